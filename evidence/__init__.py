@@ -1,0 +1,1 @@
+"""Code shared by the data plane and the control plane: receipt format and signing."""

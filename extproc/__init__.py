@@ -1,0 +1,1 @@
+"""relaygate data plane: the ext_proc policy enforcement service behind Envoy."""

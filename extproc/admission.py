@@ -1,0 +1,112 @@
+"""Admission: turn one parsed call into a decision, a reservation and a draft receipt.
+
+Pure policy plumbing with no gRPC in it, so the processor stays a thin
+translation layer and the control plane's dry run can reuse the same code.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from extproc import keys as keyfmt
+from extproc.config import ApiKey, GatewayConfig, Upstream, cost_micros
+from extproc.ledger import Hold, Ledger, now_utc, window_bounds
+from extproc.policy_engine import PolicyEngine, PolicyError
+from extproc.wire import DIALECT, CallShape
+
+POLICY_INPUT_VERSION = 1
+
+
+def new_receipt_id() -> str:
+    """Time-ordered, unguessable: 12 hex digits of ms since epoch + 64 random bits."""
+    return f"rcpt_{int(time.time() * 1000):012x}{os.urandom(8).hex()}"
+
+
+@dataclass
+class Verdict:
+    allow: bool
+    status: int
+    code: str
+    message: str
+    decision: dict
+    upstream: Upstream | None = None
+    holds: list[Hold] = field(default_factory=list)
+    retry_after: int | None = None
+
+
+class Admission:
+    def __init__(self, config: GatewayConfig, engine: PolicyEngine, ledger: Ledger) -> None:
+        self.config, self.engine, self.ledger = config, engine, ledger
+        self._candidates: dict[tuple[str, str], list[Upstream]] = {}
+        for u in config.upstreams:
+            for model in u.models:
+                self._candidates.setdefault((u.provider, model), []).append(u)
+        self._upstreams = {u.name: u for u in config.upstreams}
+
+    def authenticate(self, token: str | None) -> ApiKey | None:
+        parts = keyfmt.split_key(token) if token else None
+        if parts is None:
+            return None
+        key = self.config.keys.get(parts[0])
+        if key is None or key.revoked or not keyfmt.matches(self.config.pepper, key.salt, key.hash, parts[1]):
+            return None
+        return key
+
+    def decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
+        ws = self.config.workspaces[key.workspace]
+        provider = DIALECT[endpoint][0]
+        candidates = self._candidates.get((provider, shape.model), ())
+        now = now_utc()
+        budgets = self.config.budgets_for(key.workspace, key.id)
+        windows = {b.id: window_bounds(b.window, now) for b in budgets}
+        doc = {
+            "version": POLICY_INPUT_VERSION,
+            "endpoint": endpoint,
+            "model": shape.model,
+            "stream": shape.stream,
+            "principal": {"key_id": key.id, "workspace": key.workspace,
+                          "endpoints": key.endpoints, "models": key.models},
+            "workspace": {"id": ws.id, "allowed_jurisdictions": ws.allowed_jurisdictions,
+                          "allowed_regions": ws.allowed_regions},
+            "candidates": [{
+                "name": u.name, "provider": u.provider, "region": u.region,
+                "jurisdiction": u.jurisdiction,
+                "cost": {"tokens": shape.input_token_bound + shape.max_output_tokens,
+                         "usd_micros": cost_micros(u.models[shape.model], shape.input_token_bound,
+                                                   shape.max_output_tokens)},
+            } for u in candidates],
+            "budgets": [{"id": b.id, "unit": b.unit, "window": b.window, "limit": b.limit,
+                         "used": self.ledger.used(b.id, windows[b.id][0])} for b in budgets],
+        }
+        try:
+            d = self.engine.decide(orjson.dumps(doc).decode())
+        except PolicyError as e:
+            return Verdict(False, 500, "policy.error", f"policy evaluation failed: {e}",
+                           {"allow": False, "status": 500, "code": "policy.error", "reasons": [str(e)],
+                            "policies": []})
+        if not d["allow"]:
+            retry = None
+            if d["code"] == "budget.exceeded":
+                retry = self._retry_after(d.get("budget_ids") or [], windows, now)
+            return Verdict(False, int(d["status"]), d["code"], "; ".join(d["reasons"]) or d["code"],
+                           d, retry_after=retry)
+        upstream = self._upstreams[d["upstream"]]
+        by_id = {b.id: b for b in budgets}
+        holds = [Hold(h["budget_id"], windows[h["budget_id"]][0], int(h["amount"]), by_id[h["budget_id"]].unit)
+                 for h in d["holds"]]
+        overflow = self.ledger.reserve(holds, {b.id: b.limit for b in budgets})
+        if overflow is not None:  # lost a race with a concurrent call since the policy looked
+            d = dict(d, allow=False, status=429, code="budget.exceeded",
+                     reasons=[f"budget {overflow} would be exceeded"], budget_ids=[overflow])
+            return Verdict(False, 429, "budget.exceeded", d["reasons"][0], d,
+                           retry_after=self._retry_after([overflow], windows, now))
+        return Verdict(True, 200, "ok", "", d, upstream=upstream, holds=holds)
+
+    @staticmethod
+    def _retry_after(budget_ids: list[str], windows: dict, now) -> int:
+        ends = [windows[b][1] for b in budget_ids if b in windows]
+        return max(1, math.ceil((min(ends) - now).total_seconds())) if ends else 60

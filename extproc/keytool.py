@@ -1,0 +1,90 @@
+"""relaygate-keys: create and revoke client API keys in a config directory's keys.yaml.
+
+The full key is printed once and never stored; keys.yaml keeps only the key
+id, salt and peppered hash. Until the control plane distributes keys, restart
+relaygate-extproc (or send it SIGHUP once reloads exist) after a change.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from extproc import config as config_mod
+from extproc import keys as keyfmt
+
+
+def _pepper(config_dir: Path) -> bytes:
+    secrets = yaml.safe_load((config_dir / "secrets.yaml").read_text()) if (config_dir / "secrets.yaml").exists() else {}
+    pepper = os.environ.get("RELAYGATE_KEY_PEPPER") or (secrets or {}).get("key_pepper")
+    if not pepper:
+        raise SystemExit("no key pepper: set key_pepper in secrets.yaml or $RELAYGATE_KEY_PEPPER")
+    return str(pepper).encode()
+
+
+def _load(path: Path) -> dict:
+    doc = yaml.safe_load(path.read_text()) if path.exists() else None
+    return doc or {"keys": []}
+
+
+def _save(path: Path, doc: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def create(config_dir: Path, workspace: str, name: str, endpoints: list[str] | None,
+           models: list[str] | None) -> str:
+    workspaces = (yaml.safe_load((config_dir / "workspaces.yaml").read_text()) or {}).get("workspaces") or {}
+    if workspace not in workspaces:
+        raise SystemExit(f"unknown workspace '{workspace}' (see {config_dir / 'workspaces.yaml'})")
+    bad = set(endpoints or ()) - set(config_mod.ENDPOINTS)
+    if bad:
+        raise SystemExit(f"unknown endpoints {sorted(bad)}; choose from {config_mod.ENDPOINTS}")
+    token, record = keyfmt.new_key(_pepper(config_dir))
+    record = {"id": record["id"], "workspace": workspace, "name": name,
+              "salt": record["salt"], "hash": record["hash"],
+              "scope": {"endpoints": endpoints or list(config_mod.ENDPOINTS), "models": models or ["*"]}}
+    path = config_dir / "keys.yaml"
+    doc = _load(path)
+    doc.setdefault("keys", []).append(record)
+    _save(path, doc)
+    return token
+
+
+def revoke(config_dir: Path, key_id: str) -> None:
+    path = config_dir / "keys.yaml"
+    doc = _load(path)
+    for k in doc.get("keys") or []:
+        if k.get("id") == key_id:
+            k["revoked"] = True
+            _save(path, doc)
+            return
+    raise SystemExit(f"no key with id '{key_id}' in {path}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="relaygate-keys", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config-dir", default=os.environ.get("RELAYGATE_CONFIG_DIR", "config"))
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("create", help="create a key and print it once")
+    c.add_argument("--workspace", required=True)
+    c.add_argument("--name", default="")
+    c.add_argument("--endpoint", action="append", help="allowed endpoint (repeatable; default all)")
+    c.add_argument("--model", action="append", help="allowed model or glob such as 'gpt-4o*' (default all)")
+    r = sub.add_parser("revoke", help="mark a key revoked")
+    r.add_argument("key_id")
+    a = p.parse_args(argv)
+    d = Path(a.config_dir)
+    if a.cmd == "create":
+        print(create(d, a.workspace, a.name, a.endpoint, a.model))
+    else:
+        revoke(d, a.key_id)
+        print(f"revoked {a.key_id}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""Prometheus metrics of the data plane (served on the admin port at /metrics)."""
+from prometheus_client import Counter, Gauge, Histogram
+
+DECISIONS = Counter("relaygate_decisions_total", "Policy decisions by outcome and code",
+                    ["decision", "code"])
+RECEIPTS = Counter("relaygate_receipts_total", "Receipts finalized and signed", ["status"])
+UNRECEIPTED = Counter("relaygate_access_log_unmatched_total",
+                      "Access-log entries with no receipt of ours (e.g. policy service down)")
+TOKENS = Counter("relaygate_tokens_total", "Tokens settled", ["workspace", "direction"])
+COST = Counter("relaygate_cost_usd_micros_total", "Settled cost in USD millionths", ["workspace"])
+UPSTREAM_LATENCY = Histogram("relaygate_call_duration_seconds", "End-to-end call duration seen by Envoy",
+                             ["endpoint", "status_class"],
+                             buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120))
+PENDING = Gauge("relaygate_spool_pending", "Receipts written at decision time and not yet finalized")

@@ -1,0 +1,103 @@
+"""Policy engines: evaluate the gateway's Rego entry point for one policy input.
+
+:class:`PolicyEngine` is the small interface the processor depends on; the
+in-process :class:`RegorusEngine` is the default and a remote OPA server can
+be a second implementation. Regorus engines may only be used by the thread
+that made them, so each thread clones a template engine (~1 µs) on first use.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import regorus
+import yaml
+
+ENTRY_POINT = "data.relaygate.gateway.decision"
+
+
+class PolicyError(Exception):
+    """A policy failed to load or evaluate; the message is safe to show to an operator."""
+
+
+class PolicyEngine(Protocol):
+    def decide(self, input_json: str) -> dict: ...
+
+
+def _clean(err: BaseException) -> str:
+    """Regorus errors carry a Rust backtrace; keep the message with its line/column."""
+    return str(err).split("Stack backtrace:")[0].strip()
+
+
+def load_policy_sources(policy_dir: Path, include_tests: bool = False) -> tuple[dict[str, str], dict]:
+    """Rego modules by relative path, and the merged YAML/JSON data documents."""
+    policy_dir = Path(policy_dir)
+    if not policy_dir.is_dir():
+        raise PolicyError(f"{policy_dir}: policy directory not found")
+    modules = {
+        str(p.relative_to(policy_dir)): p.read_text()
+        for p in sorted(policy_dir.rglob("*.rego"))
+        if include_tests or not p.name.endswith("_test.rego")
+    }
+    data: dict = {}
+    for p in sorted(policy_dir.rglob("*.yaml")) + sorted(policy_dir.rglob("*.json")):
+        try:
+            doc = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise PolicyError(f"{p}: invalid YAML: {e}") from None
+        if not isinstance(doc, dict):
+            raise PolicyError(f"{p}: data document must be a mapping")
+        _merge(data, doc, str(p))
+    return modules, data
+
+
+def _merge(dst: dict, src: dict, where: str) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v, where)
+        elif k in dst:
+            raise PolicyError(f"{where}: data key '{k}' defined twice")
+        else:
+            dst[k] = v
+
+
+def build_engine(modules: dict[str, str], data: dict) -> "regorus.Engine":
+    engine = regorus.Engine()
+    try:
+        for path, text in modules.items():
+            engine.add_policy(path, text)
+        engine.add_data_json(json.dumps(data))
+    except BaseException as e:  # regorus raises RuntimeError, PanicException (BaseException)
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise PolicyError(_clean(e)) from None
+    return engine
+
+
+class RegorusEngine:
+    def __init__(self, policy_dir: Path) -> None:
+        modules, data = load_policy_sources(policy_dir)
+        self._template = build_engine(modules, data)
+        self._check_entry_point()
+        self._local = threading.local()
+
+    def _check_entry_point(self) -> None:
+        if not any(p == "data.relaygate.gateway" for p in self._template.get_packages()):
+            raise PolicyError("policies must define package relaygate.gateway with rule 'decision'")
+
+    def decide(self, input_json: str) -> dict:
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = self._local.engine = self._template.clone()
+        try:
+            engine.set_input_json(input_json)
+            result = engine.eval_rule(ENTRY_POINT)
+        except BaseException as e:
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise PolicyError(_clean(e)) from None
+        if not isinstance(result, dict) or "allow" not in result:
+            raise PolicyError(f"{ENTRY_POINT} returned no decision")
+        return result

@@ -1,0 +1,225 @@
+"""The ext_proc servicer: one processor per Envoy stream, two messages per call.
+
+Envoy sends request headers, then the buffered request body; the processor
+answers each at once (no awaits on the hot path). The body reply carries the
+whole decision: either an immediate JSON error, or the routing header, the
+rewritten path, the provider credential and the receipt id as dynamic
+metadata. Responses never come through here: usage reaches the settler via
+Envoy's access log (see settlement.py), so the client waits on two messages.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+from envoy.config.core.v3 import base_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from envoy.type.v3 import http_status_pb2
+from google.protobuf import struct_pb2
+
+from extproc import metrics
+from extproc.admission import Admission, Verdict, new_receipt_id
+from extproc.config import ApiKey
+from extproc.spool import Spool
+from extproc.wire import DIALECT, BadRequest, Route, error_body, parse_body, parse_path
+
+log = logging.getLogger("relaygate.extproc")
+
+RECEIPT_HEADER = "x-relayone-receipt-id"
+UPSTREAM_HEADER = "x-relaygate-upstream"
+NAMESPACE = "relaygate"
+_CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key")
+
+
+def _hv(key: str, value: str | bytes) -> base_pb2.HeaderValueOption:
+    raw = value if isinstance(value, bytes) else value.encode()
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=key, raw_value=raw),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
+
+
+class Call:
+    """What one stream has learned so far."""
+    __slots__ = ("receipt_id", "started", "route", "key", "path", "strip")
+
+    def __init__(self) -> None:
+        self.receipt_id = new_receipt_id()
+        self.started = time.time()
+        self.route: Route | None = None
+        self.key: ApiKey | None = None
+        self.path = ""
+        self.strip: list[str] = []
+
+
+class Processor(pb_grpc.ExternalProcessorServicer):
+    def __init__(self, admission: Admission, spool: Spool) -> None:
+        self.admission = admission
+        self.spool = spool
+
+    async def Process(self, request_iterator, context):
+        call = Call()
+        async for req in request_iterator:
+            kind = req.WhichOneof("request")
+            try:
+                if kind == "request_headers":
+                    yield self.on_headers(call, req.request_headers)
+                elif kind == "request_body":
+                    yield self.on_body(call, req.request_body)
+                else:  # not requested by our processing mode; never stall Envoy
+                    yield _continue(kind)
+            except Exception:
+                log.exception("ext_proc failure on %s (receipt %s)", kind, call.receipt_id)
+                yield self.deny(call, 500, "gateway.error", "internal error in the policy service", {})
+
+    # -- request headers -------------------------------------------------
+    def on_headers(self, call: Call, msg: pb.HttpHeaders) -> pb.ProcessingResponse:
+        h: dict[str, str] = {}
+        for hv in msg.headers.headers:
+            k = hv.key
+            h[k] = hv.raw_value.decode("latin-1") if hv.raw_value else hv.value
+            if k.startswith("x-relaygate-") or k == RECEIPT_HEADER:
+                call.strip.append(k)
+        call.path = h.get(":path", "")
+        route = parse_path(call.path)
+        if route is None:
+            return self.deny(call, 404, "route.not_found",
+                             "unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, "
+                             "/embeddings or /messages", {})
+        call.route = route
+        if h.get(":method") != "POST":
+            return self.deny(call, 405, "request.method_not_allowed", "only POST is supported", {})
+        token = None
+        auth = h.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            token = auth[7:].strip()
+        elif "x-api-key" in h:
+            token = h["x-api-key"].strip()
+        key = self.admission.authenticate(token)
+        if key is None:
+            msg_ = "missing API key" if not token else "invalid or revoked API key"
+            return self.deny(call, 401, "auth.unauthenticated", msg_, {})
+        call.key = key
+        if key.workspace != route.workspace:
+            return self.deny(call, 403, "scope.denied", "key is not valid for this workspace", {})
+        ctype = h.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return self.deny(call, 415, "request.unsupported_media_type",
+                             "content-type must be application/json", {})
+        clen = h.get("content-length")
+        if clen is not None and clen.isdigit() and int(clen) > self.admission.config.max_body_bytes:
+            return self.deny(call, 413, "request.too_large",
+                             f"request body exceeds {self.admission.config.max_body_bytes} bytes", {})
+        if msg.end_of_stream:
+            return self.deny(call, 400, "request.invalid", "request body is required", {})
+        # The receipt id rides along now so that replies Envoy makes itself
+        # (body over the buffer limit, upstream down) can name it too.
+        return pb.ProcessingResponse(request_headers=pb.HeadersResponse(),
+                                     dynamic_metadata=_metadata(receipt_id=call.receipt_id))
+
+    # -- request body ----------------------------------------------------
+    def on_body(self, call: Call, msg: pb.HttpBody) -> pb.ProcessingResponse:
+        if call.key is None or call.route is None:  # headers were denied; Envoy should not send more
+            return self.deny(call, 400, "request.invalid", "request rejected", {})
+        raw = msg.body
+        if len(raw) > self.admission.config.max_body_bytes:
+            return self.deny(call, 413, "request.too_large",
+                             f"request body exceeds {self.admission.config.max_body_bytes} bytes", {}, raw)
+        ws = self.admission.config.workspaces[call.key.workspace]
+        try:
+            shape = parse_body(call.route.endpoint, raw, ws.default_max_output_tokens)
+        except BadRequest as e:
+            return self.deny(call, e.status, e.code, e.message, {}, raw)
+        v = self.admission.decide(call.key, call.route.endpoint, shape)
+        if not v.allow:
+            return self.deny(call, v.status, v.code, v.message, v.decision, raw, shape.model, v.retry_after)
+        return self.forward(call, v, shape, raw)
+
+    def forward(self, call: Call, v: Verdict, shape, raw: bytes) -> pb.ProcessingResponse:
+        up = v.upstream
+        price = up.models[shape.model]
+        try:
+            self._spool(call, v.decision, raw, shape.model, shape.stream, up=up, holds=v.holds,
+                        price=(price.input_micros_per_1k, price.output_micros_per_1k))
+        except BaseException:
+            self.admission.ledger.settle(v.holds, {})  # nothing forwarded: give the hold back
+            raise
+        path = up.base_path + DIALECT[call.route.endpoint][1] + call.route.query
+        if up.provider == "anthropic":
+            cred = _hv("x-api-key", up.credential)
+        else:
+            cred = _hv("authorization", "Bearer " + up.credential)
+        sets = [_hv(":path", path), _hv(UPSTREAM_HEADER, up.name), cred]
+        removes = list(call.strip)
+        removes.extend(h for h in _CLIENT_CREDENTIAL_HEADERS if h != cred.header.key)
+        common = pb.CommonResponse(
+            header_mutation=pb.HeaderMutation(set_headers=sets, remove_headers=removes),
+            clear_route_cache=True,
+        )
+        if shape.rewritten:
+            common.body_mutation.body = shape.body
+            common.header_mutation.set_headers.append(_hv("content-length", str(len(shape.body))))
+        metrics.DECISIONS.labels("allow", "ok").inc()
+        return pb.ProcessingResponse(request_body=pb.BodyResponse(response=common),
+                                     dynamic_metadata=_metadata(receipt_id=call.receipt_id, upstream=up.name))
+
+    # -- denial ------------------------------------------------------------
+    def deny(self, call: Call, status: int, code: str, message: str, decision: dict,
+             raw: bytes | None = None, model: str | None = None,
+             retry_after: int | None = None) -> pb.ProcessingResponse:
+        if not decision:
+            decision = {"allow": False, "status": status, "code": code, "reasons": [message], "policies": []}
+        self._spool(call, decision, raw, model, False)
+        headers = [_hv("content-type", "application/json"), _hv(RECEIPT_HEADER, call.receipt_id)]
+        if retry_after is not None:
+            headers.append(_hv("retry-after", str(retry_after)))
+        metrics.DECISIONS.labels("deny", code).inc()
+        return pb.ProcessingResponse(immediate_response=pb.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=status),
+            headers=pb.HeaderMutation(set_headers=headers),
+            body=error_body(code, message, call.receipt_id),
+            details="relaygate_" + code.replace(".", "_"),
+        ), dynamic_metadata=_metadata(receipt_id=call.receipt_id, denied=code))
+
+    def _spool(self, call: Call, decision: dict, raw: bytes | None, model: str | None, stream: bool,
+               up=None, holds=(), price=None) -> None:
+        """Write the decision durably before Envoy acts on it."""
+        key, route = call.key, call.route
+        draft = {
+            "ts": call.started,
+            "workspace": route.workspace if route else None,
+            "key_id": key.id if key else None,
+            "endpoint": route.endpoint if route else None,
+            "path": call.path[:512],
+            "request": {"digest": "sha256:" + hashlib.sha256(raw).hexdigest() if raw is not None else None,
+                        "bytes": len(raw) if raw is not None else None},
+            "model": model,
+            "stream": stream,
+            "decision": {k: decision.get(k) for k in ("allow", "status", "code", "reasons", "policies")},
+            "upstream": None if up is None else {
+                "name": up.name, "provider": up.provider, "region": up.region,
+                "jurisdiction": up.jurisdiction},
+            "price": price,
+            "holds": [[h.budget_id, h.window_key, h.amount, h.unit] for h in holds],
+        }
+        self.spool.add_pending(call.receipt_id, draft)
+
+
+def _metadata(**values) -> struct_pb2.Struct:
+    md = struct_pb2.Struct()
+    md.update({NAMESPACE: values})
+    return md
+
+
+def _continue(kind: str | None) -> pb.ProcessingResponse:
+    if kind in ("response_headers",):
+        return pb.ProcessingResponse(response_headers=pb.HeadersResponse())
+    if kind == "response_body":
+        return pb.ProcessingResponse(response_body=pb.BodyResponse())
+    if kind == "request_trailers":
+        return pb.ProcessingResponse(request_trailers=pb.TrailersResponse())
+    if kind == "response_trailers":
+        return pb.ProcessingResponse(response_trailers=pb.TrailersResponse())
+    return pb.ProcessingResponse(request_headers=pb.HeadersResponse())

@@ -1,0 +1,136 @@
+"""relaygate-extproc: the ext_proc + access-log gRPC service and its admin port.
+
+Start-up order matters for durability: receipts left pending by a previous
+process are finalized as incomplete first, then budget windows are rebuilt
+from the spool, and only then does the service accept calls.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import grpc
+from aiohttp import web
+from envoy.service.accesslog.v3 import als_pb2_grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+
+from evidence.signing import load_or_create_signer
+from extproc import config as config_mod
+from extproc.admin import admin_app
+from extproc.admission import Admission
+from extproc.ledger import InMemoryLedger, now_utc, window_bounds
+from extproc.policy_engine import PolicyError, RegorusEngine
+from extproc.processor import Processor
+from extproc.settlement import AccessLogSink, Finalizer
+from extproc.spool import Spool
+
+log = logging.getLogger("relaygate.extproc")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="relaygate-extproc",
+        description="relaygate data plane: Envoy ext_proc policy service and access-log settler.",
+    )
+    p.add_argument("--config-dir", default=os.environ.get("RELAYGATE_CONFIG_DIR", "config"),
+                   help="directory with workspaces/keys/upstreams/budgets/secrets YAML (default: config)")
+    p.add_argument("--policy-dir", default=os.environ.get("RELAYGATE_POLICY_DIR", "policies"),
+                   help="directory with Rego modules and YAML policy data (default: policies)")
+    p.add_argument("--data-dir", default=os.environ.get("RELAYGATE_DATA_DIR", "var"),
+                   help="where the receipt spool and signing key live (default: var)")
+    p.add_argument("--listen", default=os.environ.get("RELAYGATE_EXTPROC_LISTEN", "unix:var/extproc.sock"),
+                   help="gRPC address: unix:PATH or HOST:PORT (default: unix:var/extproc.sock)")
+    p.add_argument("--admin-port", type=int, default=int(os.environ.get("RELAYGATE_ADMIN_PORT", "9464")),
+                   help="HTTP port for /healthz, /metrics, /receipts (default: 9464; 0 disables)")
+    p.add_argument("--sidecar-name", default=os.environ.get("RELAYGATE_SIDECAR", socket.gethostname()),
+                   help="name recorded in every receipt (default: host name)")
+    p.add_argument("--pending-grace", type=float, default=3600.0,
+                   help="seconds after which a call whose end was never seen gets an incomplete receipt")
+    p.add_argument("--spool-synchronous", choices=["NORMAL", "FULL"], default="NORMAL",
+                   help="SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
+    p.add_argument("--log-level", default=os.environ.get("RELAYGATE_LOG_LEVEL", "INFO"))
+    return p.parse_args(argv)
+
+
+def rebuild_ledger(cfg, spool: Spool) -> InMemoryLedger:
+    ledger = InMemoryLedger()
+    now = now_utc()
+    keys = {window_bounds(w, now)[0] for w in ("day", "month")}
+    for (budget_id, window_key), amount in spool.window_charges(keys).items():
+        ledger.charge(budget_id, window_key, amount)
+    return ledger
+
+
+async def serve(args: argparse.Namespace) -> None:
+    cfg = config_mod.load(args.config_dir)
+    engine = RegorusEngine(Path(args.policy_dir))
+    data_dir = Path(args.data_dir)
+    spool = Spool(data_dir / "receipts.db", args.spool_synchronous)
+    signer = load_or_create_signer(data_dir / "receipt-signing.pem")
+    # Recover: what a previous process left pending becomes incomplete, then budgets are rebuilt.
+    bootstrap = Finalizer(spool, InMemoryLedger(), signer, args.sidecar_name)
+    bootstrap.expire_pending(time.time() + 1, settle_ledger=False)
+    ledger = rebuild_ledger(cfg, spool)
+    finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
+    admission = Admission(cfg, engine, ledger)
+
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", cfg.max_body_bytes + (1 << 20))])
+    pb_grpc.add_ExternalProcessorServicer_to_server(Processor(admission, spool), server)
+    als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogSink(finalizer), server)
+    listen = args.listen
+    if listen.startswith("unix:"):
+        sock = Path(listen[5:])
+        sock.parent.mkdir(parents=True, exist_ok=True)
+        sock.unlink(missing_ok=True)
+    if server.add_insecure_port(listen) == 0 and not listen.startswith("unix:"):
+        raise SystemExit(f"cannot listen on {listen}")
+    await server.start()
+
+    runner = None
+    if args.admin_port:
+        runner = web.AppRunner(admin_app(spool, signer.public_pem()), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", args.admin_port).start()
+    log.info("relaygate-extproc ready: grpc %s, admin :%s, signing key %s, %d upstreams, %d keys",
+             listen, args.admin_port, signer.key_id, len(cfg.upstreams), len(cfg.keys))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def sweep():
+        while True:
+            await asyncio.sleep(min(30.0, args.pending_grace / 2))
+            try:
+                finalizer.expire_pending(time.time() - args.pending_grace)
+            except Exception:
+                log.exception("sweeping stale receipts failed")
+
+    sweeper = asyncio.create_task(sweep())
+    await stop.wait()
+    log.info("shutting down: draining streams")
+    sweeper.cancel()
+    await server.stop(grace=5)
+    if runner:
+        await runner.cleanup()
+    spool.close()
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(args))
+    except (config_mod.ConfigError, PolicyError) as e:
+        raise SystemExit(f"relaygate-extproc: {e}") from None
+
+
+if __name__ == "__main__":
+    main()

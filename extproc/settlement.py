@@ -1,0 +1,180 @@
+"""Settlement: finish each call's receipt from Envoy's access log.
+
+Envoy's gRPC access logger streams one entry per finished call, batched, off
+the client's path. Each entry carries the receipt id (a logged response
+header), the final status and response flags, timings, and the usage that
+Envoy's json_to_metadata / sse_to_metadata filters lifted out of the response
+body into the ``relaygate.usage`` metadata namespace. The settler settles the
+budget holds to the real usage, then signs the receipt into the hash chain.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+
+import orjson
+from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
+
+from evidence.receipts import GENESIS_HASH, RECEIPT_VERSION, sign_receipt
+from evidence.signing import Signer
+from extproc import metrics
+from extproc.config import ModelPrice, cost_micros
+from extproc.ledger import Hold, Ledger
+from extproc.processor import RECEIPT_HEADER
+from extproc.spool import Spool
+
+log = logging.getLogger("relaygate.settlement")
+USAGE_NAMESPACE = "relaygate.usage"
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Finalizer:
+    """Signs receipts in chain order and keeps the ledger in step with the spool."""
+
+    def __init__(self, spool: Spool, ledger: Ledger, signer: Signer, sidecar: str) -> None:
+        self.spool, self.ledger, self.signer, self.sidecar = spool, ledger, signer, sidecar
+        self.chain_seq, head = spool.chain_head()
+        self.prev_hash = head or GENESIS_HASH
+
+    def finalize(self, items: list[tuple[str, dict, dict | None]], settle_ledger: bool = True) -> None:
+        """items: (receipt id, draft, outcome or None when the call's end was never seen)."""
+        rows = []
+        for rid, draft, outcome in items:
+            receipt, charges, actual = self._receipt(rid, draft, outcome)
+            holds = [Hold(b, w, a, u) for b, w, a, u in draft["holds"]]
+            if settle_ledger and holds:
+                self.ledger.settle(holds, actual)
+            receipt["prev_hash"] = self.prev_hash
+            envelope, h = sign_receipt(receipt, self.signer)
+            self.chain_seq += 1
+            self.prev_hash = h
+            rows.append((rid, receipt["status"], self.chain_seq, h, orjson.dumps(envelope).decode(), charges))
+            metrics.RECEIPTS.labels(receipt["status"]).inc()
+            if actual:
+                ws = draft["workspace"] or ""
+                metrics.TOKENS.labels(ws, "input").inc(receipt["usage"]["input_tokens"])
+                metrics.TOKENS.labels(ws, "output").inc(receipt["usage"]["output_tokens"])
+                metrics.COST.labels(ws).inc(receipt["cost"]["usd_micros"])
+        if rows:
+            self.spool.finalize_many(rows)
+
+    def _receipt(self, rid: str, draft: dict, outcome: dict | None) -> tuple[dict, list, dict]:
+        holds = draft["holds"]
+        worst = {u: a for _, _, a, u in holds}
+        in_tok = out_tok = 0
+        served = None
+        if outcome is None:
+            source, actual = "reserved", worst          # end never seen: charge the worst case
+        elif outcome["usage"]:
+            u = outcome["usage"]
+            in_tok, out_tok, served = u["input_tokens"], u["output_tokens"], u.get("model")
+            source = "response"
+            price = draft["price"]
+            cost = cost_micros(ModelPrice(price[0], price[1], 0), in_tok, out_tok) if price else 0
+            actual = {"tokens": in_tok + out_tok, "usd": cost}
+        elif draft["upstream"] and outcome["upstream_answered"] and outcome["status"] < 400:
+            source, actual = "reserved", worst          # answered but usage unseen (e.g. aborted stream)
+        else:
+            source, actual = "none", {}                 # never reached or failed upstream: release
+        if source == "reserved" and not draft["upstream"]:
+            actual = {}
+        charges = [[b, w, actual.get(u, 0)] for b, w, _, u in holds]
+        receipt = {
+            "version": RECEIPT_VERSION,
+            "id": rid,
+            "status": "complete" if outcome is not None else "incomplete",
+            "sidecar": self.sidecar,
+            "started_at": _rfc3339(draft["ts"]),
+            "issued_at": _rfc3339(time.time()),
+            "workspace": draft["workspace"],
+            "key_id": draft["key_id"],
+            "request": {"endpoint": draft["endpoint"], "path": draft["path"], "stream": draft["stream"],
+                        "digest": draft["request"]["digest"], "bytes": draft["request"]["bytes"]},
+            "decision": draft["decision"],
+            "model": {"requested": draft["model"], "served": served},
+            "upstream": draft["upstream"],
+            "response": None if outcome is None else {
+                "status": outcome["status"], "flags": outcome["flags"], "bytes": outcome["bytes"]},
+            "usage": {"input_tokens": in_tok, "output_tokens": out_tok, "source": source},
+            "cost": {"usd_micros": actual.get("usd", 0)},
+            "latency_us": None if outcome is None else outcome["latency_us"],
+        }
+        return receipt, charges, actual
+
+    def expire_pending(self, older_than: float, settle_ledger: bool = True) -> int:
+        """Finalize calls whose end never arrived as incomplete receipts."""
+        stale = self.spool.pending(older_than)
+        if stale:
+            log.warning("finalizing %d receipts whose call end was never seen as incomplete", len(stale))
+            self.finalize([(rid, draft, None) for rid, draft in stale], settle_ledger)
+        return len(stale)
+
+
+def _flags(flags) -> str:
+    return ",".join(f.name for f, v in flags.ListFields() if v is True)
+
+
+def _number(struct, key: str) -> int | None:
+    v = struct.fields.get(key)
+    if v is None or v.WhichOneof("kind") != "number_value":
+        return None
+    return int(v.number_value)
+
+
+def outcome_of(entry) -> tuple[str | None, dict]:
+    cp, resp = entry.common_properties, entry.response
+    rid = resp.response_headers.get(RECEIPT_HEADER)
+    usage = None
+    md = cp.metadata.filter_metadata.get(USAGE_NAMESPACE)
+    if md is not None:
+        i = _number(md, "input_tokens")
+        if i is None:
+            i = _number(md, "prompt_tokens")
+        o = _number(md, "output_tokens")
+        if o is None:
+            o = _number(md, "completion_tokens")
+        if i is not None or o is not None:
+            model = md.fields.get("model")
+            usage = {"input_tokens": i or 0, "output_tokens": o or 0,
+                     "model": model.string_value if model is not None else None}
+    dur = cp.duration if cp.HasField("duration") else cp.time_to_last_downstream_tx_byte
+    return rid, {
+        "status": resp.response_code.value,
+        "flags": _flags(cp.response_flags),
+        "bytes": resp.response_body_bytes,
+        "latency_us": dur.seconds * 1_000_000 + dur.nanos // 1000,
+        "upstream_answered": cp.HasField("time_to_first_upstream_rx_byte"),
+        "usage": usage,
+    }
+
+
+class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
+    def __init__(self, finalizer: Finalizer) -> None:
+        self.finalizer = finalizer
+
+    async def StreamAccessLogs(self, request_iterator, context):
+        async for msg in request_iterator:
+            batch = []
+            for entry in msg.http_logs.log_entry:
+                rid, outcome = outcome_of(entry)
+                found = self.finalizer.spool.draft(rid) if rid else None
+                if found is None:
+                    metrics.UNRECEIPTED.inc()
+                    continue
+                state, draft = found
+                if state != "pending":
+                    continue  # already finalized (e.g. expired as incomplete)
+                secs = outcome["latency_us"] / 1e6
+                metrics.UPSTREAM_LATENCY.labels(draft["endpoint"] or "", f"{outcome['status'] // 100}xx").observe(secs)
+                batch.append((rid, draft, outcome))
+            try:
+                self.finalizer.finalize(batch)
+            except Exception:
+                log.exception("finalizing %d receipts failed; they stay pending", len(batch))
+            await asyncio.sleep(0)
+        return als_pb2.StreamAccessLogsResponse()

@@ -1,0 +1,50 @@
+# The gateway's one entry point: data.relaygate.gateway.decision.
+# Checks run in order scope -> model -> sovereignty -> budget; the first that
+# fails decides. See docs/policy.md for the input document (version 1).
+package relaygate.gateway
+
+import rego.v1
+
+import data.relaygate.budget
+import data.relaygate.scope
+import data.relaygate.sovereignty
+
+policy := {"id": "relaygate.gateway", "version": "1.0.0"}
+
+ref(p) := sprintf("%s@%s", [p.id, p.version])
+
+decision := d if {
+	count(scope.violations) > 0
+	d := deny(403, "scope.denied", sort([v | some v in scope.violations]), [scope.policy])
+} else := d if {
+	count(input.candidates) == 0
+	d := deny(404, "model.not_found", [sprintf("no upstream serves model %s on %s", [input.model, input.endpoint])], [scope.policy])
+} else := d if {
+	not sovereignty.chosen
+	d := deny(451, "sovereignty.blocked", sort([r | some r in sovereignty.reasons]), [scope.policy, sovereignty.policy])
+} else := d if {
+	over := budget.exceeded(sovereignty.chosen)
+	count(over) > 0
+	d := object.union(
+		deny(429, "budget.exceeded", [sprintf("budget %s would be exceeded", [b]) | some b in over], [scope.policy, sovereignty.policy, budget.policy]),
+		{"budget_ids": over},
+	)
+} else := {
+	"allow": true,
+	"status": 200,
+	"code": "ok",
+	"reasons": [],
+	"policies": [ref(p) | some p in [policy, scope.policy, sovereignty.policy, budget.policy]],
+	"upstream": sovereignty.chosen.name,
+	"holds": budget.holds(sovereignty.chosen),
+}
+
+deny(status, code, reasons, policies) := {
+	"allow": false,
+	"status": status,
+	"code": code,
+	"reasons": reasons,
+	"policies": [ref(p) | some p in array.concat([policy], policies)],
+	"upstream": null,
+	"holds": [],
+}

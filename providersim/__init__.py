@@ -1,0 +1,1 @@
+"""A simulated LLM provider speaking the OpenAI and Anthropic wire formats (tests and demos)."""

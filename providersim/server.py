@@ -1,0 +1,247 @@
+"""relaygate-provider-sim: OpenAI- and Anthropic-shaped upstream for tests and `make run`.
+
+Reads the whole request body before answering (as real providers do), checks
+the provider credential, answers with usage, and streams SSE with usage.
+Per-request knobs are request headers, so tests can drive them through the
+gateway: ``x-sim-delay-ms`` (before answering), ``x-sim-chunk-delay-ms``
+(between stream events), ``x-sim-output-tokens``, and ``x-sim-fail``
+(an HTTP status such as ``500``, ``reset`` to drop the connection, or ``hang``).
+``GET /_sim/requests`` lists what arrived (path, headers, body digest, port).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import time
+import uuid
+
+from aiohttp import web
+
+WORDS = "the quick brown fox jumps over the lazy dog".split()
+
+
+def _text_of(doc: dict) -> str:
+    parts: list[str] = []
+
+    def walk(v):
+        if isinstance(v, str):
+            parts.append(v)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for k in ("content", "text", "prompt", "input", "system"):
+                if k in v:
+                    walk(v[k])
+
+    for k in ("messages", "prompt", "input", "system"):
+        if k in doc:
+            walk(doc[k] if k != "messages" else [m for m in doc[k] if isinstance(m, dict)])
+    return " ".join(parts)
+
+
+def count_tokens(text: str) -> int:
+    return max(1, math.ceil(len(text.encode()) / 4))
+
+
+class Sim:
+    def __init__(self, credentials: set[str], default_output_tokens: int) -> None:
+        self.credentials = credentials
+        self.default_output_tokens = default_output_tokens
+        self.log: list[dict] = []
+
+    def app(self) -> web.Application:
+        @web.middleware
+        async def mark_done(request, handler):
+            try:
+                return await handler(request)
+            finally:
+                if "sim_entry" in request:
+                    request["sim_entry"]["done"] = True
+
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[mark_done])
+        app.add_routes([
+            web.post("/v1/chat/completions", self.openai),
+            web.post("/v1/completions", self.openai),
+            web.post("/v1/embeddings", self.openai),
+            web.post("/v1/messages", self.anthropic),
+            web.get("/_sim/requests", self.requests),
+            web.delete("/_sim/requests", self.clear),
+        ])
+        return app
+
+    async def requests(self, _):
+        return web.json_response(self.log)
+
+    async def clear(self, _):
+        self.log.clear()
+        return web.json_response({"cleared": True})
+
+    async def _prelude(self, request: web.Request, credential: str | None):
+        raw = await request.read()
+        entry = {
+            "path": request.path_qs, "port": request.transport.get_extra_info("sockname")[1],
+            "headers": dict(request.headers), "body_sha256": hashlib.sha256(raw).hexdigest(),
+            "body": raw.decode(errors="replace")[:4096], "time": time.time(), "done": False,
+        }
+        self.log.append(entry)
+        del self.log[:-2000]
+        request["sim_entry"] = entry
+        h = request.headers
+        if "x-sim-delay-ms" in h:
+            await asyncio.sleep(int(h["x-sim-delay-ms"]) / 1000)
+        fail = h.get("x-sim-fail")
+        if fail == "hang":
+            await asyncio.sleep(3600)
+        if fail == "reset":
+            request.transport.close()
+            raise web.HTTPInternalServerError()
+        if fail and fail.isdigit():
+            return None, web.json_response({"error": {"message": "simulated failure", "type": "sim"}},
+                                           status=int(fail))
+        if credential not in self.credentials:
+            return None, web.json_response({"error": {"message": "invalid provider credential",
+                                                      "type": "authentication_error"}}, status=401)
+        try:
+            doc = json.loads(raw)
+            assert isinstance(doc, dict)
+        except (ValueError, AssertionError):
+            return None, web.json_response({"error": {"message": "bad json"}}, status=400)
+        return doc, None
+
+    def _out_tokens(self, request, doc) -> int:
+        want = int(request.headers.get("x-sim-output-tokens", self.default_output_tokens))
+        cap = doc.get("max_tokens") or doc.get("max_completion_tokens") or want
+        return max(1, min(want, int(cap)))
+
+    async def openai(self, request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("authorization", "")
+        doc, err = await self._prelude(request, auth[7:] if auth.startswith("Bearer ") else None)
+        if err:
+            return err
+        model = doc.get("model", "unknown")
+        prompt_tokens = count_tokens(_text_of(doc))
+        if request.path.endswith("/embeddings"):
+            inputs = doc.get("input")
+            n = len(inputs) if isinstance(inputs, list) else 1
+            return web.json_response({
+                "object": "list", "model": model,
+                "data": [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1)] * 8} for i in range(n)],
+                "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+            })
+        out = self._out_tokens(request, doc)
+        words = [WORDS[i % len(WORDS)] for i in range(out)]
+        chat = request.path.endswith("/chat/completions")
+        cid = "chatcmpl-" + uuid.uuid4().hex[:24] if chat else "cmpl-" + uuid.uuid4().hex[:24]
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": out, "total_tokens": prompt_tokens + out}
+        created = int(time.time())
+        if not doc.get("stream"):
+            if chat:
+                choice = {"index": 0, "message": {"role": "assistant", "content": " ".join(words)},
+                          "finish_reason": "length" if out < self.default_output_tokens else "stop"}
+                obj = "chat.completion"
+            else:
+                choice = {"index": 0, "text": " ".join(words), "finish_reason": "stop", "logprobs": None}
+                obj = "text_completion"
+            return web.json_response({"id": cid, "object": obj, "created": created, "model": model,
+                                      "choices": [choice], "usage": usage})
+        resp = await self._sse_start(request)
+        delay = int(request.headers.get("x-sim-chunk-delay-ms", "0")) / 1000
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        for i, w in enumerate(words):
+            piece = (" " if i else "") + w
+            choice = ({"index": 0, "delta": {"content": piece} if i else {"role": "assistant", "content": piece},
+                       "finish_reason": None} if chat else {"index": 0, "text": piece, "finish_reason": None})
+            await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
+                                           "choices": [choice], "usage": None})
+            if delay:
+                await asyncio.sleep(delay)
+        last = ({"index": 0, "delta": {}, "finish_reason": "stop"} if chat
+                else {"index": 0, "text": "", "finish_reason": "stop"})
+        await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
+                                       "choices": [last], "usage": None})
+        if (doc.get("stream_options") or {}).get("include_usage"):
+            await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
+                                           "choices": [], "usage": usage})
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    async def anthropic(self, request: web.Request) -> web.StreamResponse:
+        doc, err = await self._prelude(request, request.headers.get("x-api-key"))
+        if err:
+            return err
+        model = doc.get("model", "unknown")
+        in_tok = count_tokens(_text_of(doc))
+        out = self._out_tokens(request, doc)
+        words = [WORDS[i % len(WORDS)] for i in range(out)]
+        mid = "msg_" + uuid.uuid4().hex[:24]
+        if not doc.get("stream"):
+            return web.json_response({
+                "id": mid, "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": " ".join(words)}],
+                "stop_reason": "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": in_tok, "output_tokens": out},
+            })
+        resp = await self._sse_start(request)
+        delay = int(request.headers.get("x-sim-chunk-delay-ms", "0")) / 1000
+        await self._event(resp, "message_start", {"type": "message_start", "message": {
+            "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": in_tok, "output_tokens": 1}}})
+        await self._event(resp, "content_block_start", {"type": "content_block_start", "index": 0,
+                                                        "content_block": {"type": "text", "text": ""}})
+        for i, w in enumerate(words):
+            await self._event(resp, "content_block_delta", {"type": "content_block_delta", "index": 0,
+                              "delta": {"type": "text_delta", "text": (" " if i else "") + w}})
+            if delay:
+                await asyncio.sleep(delay)
+        await self._event(resp, "content_block_stop", {"type": "content_block_stop", "index": 0})
+        await self._event(resp, "message_delta", {"type": "message_delta",
+                          "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                          "usage": {"output_tokens": out}})
+        await self._event(resp, "message_stop", {"type": "message_stop"})
+        await resp.write_eof()
+        return resp
+
+    @staticmethod
+    async def _sse_start(request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        return resp
+
+    @staticmethod
+    async def _event(resp, event: str | None, data: dict) -> None:
+        head = f"event: {event}\n" if event else ""
+        await resp.write((head + "data: " + json.dumps(data) + "\n\n").encode())
+
+
+async def run(ports: list[int], credentials: set[str], output_tokens: int, host: str) -> None:
+    sim = Sim(credentials, output_tokens)
+    runner = web.AppRunner(sim.app(), access_log=None)
+    await runner.setup()
+    for port in ports:
+        await web.TCPSite(runner, host, port).start()
+    print(f"provider-sim listening on {host}:{','.join(map(str, ports))}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="relaygate-provider-sim", description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, action="append", required=True,
+                   help="port to listen on; repeat to simulate several provider endpoints")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--credential", action="append", default=[],
+                   help="a provider credential the simulator accepts (repeatable)")
+    p.add_argument("--output-tokens", type=int, default=12, help="tokens in each reply (default 12)")
+    a = p.parse_args(argv)
+    try:
+        asyncio.run(run(a.port, set(a.credential), a.output_tokens, a.host))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

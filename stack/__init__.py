@@ -1,0 +1,1 @@
+"""Running the gateway: Envoy bootstrap rendering and the local process stack."""

@@ -1,0 +1,215 @@
+"""Render Envoy's bootstrap for a gateway from the relaygate config.
+
+One listener, one ext_proc filter (fail closed) that sees request headers and
+the buffered request body, json_to_metadata and sse_to_metadata filters that
+lift usage out of responses without an ext_proc round trip, a gRPC access log
+that carries each finished call to the settler, and one cluster per upstream.
+Routing: ext_proc sets ``x-relaygate-upstream``; each upstream has a route
+matching it exactly, and anything else ends in a 502 (never an upstream).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from extproc.config import GatewayConfig
+from extproc.processor import NAMESPACE, RECEIPT_HEADER, UPSTREAM_HEADER
+from extproc.settlement import USAGE_NAMESPACE
+
+T = "type.googleapis.com/"
+
+# (json path in the response, metadata key). Same selectors serve JSON bodies
+# and SSE events: OpenAI usage.{prompt,completion}_tokens (last stream chunk),
+# Anthropic usage.{input,output}_tokens and message_start's message.usage.
+USAGE_RULES = [
+    (["usage", "prompt_tokens"], "prompt_tokens", "NUMBER"),
+    (["usage", "completion_tokens"], "completion_tokens", "NUMBER"),
+    (["usage", "input_tokens"], "input_tokens", "NUMBER"),
+    (["usage", "output_tokens"], "output_tokens", "NUMBER"),
+    (["message", "usage", "input_tokens"], "input_tokens", "NUMBER"),
+    (["model"], "model", "STRING"),
+    (["message", "model"], "model", "STRING"),
+]
+
+
+def _error_body(code: str, message: str) -> dict:
+    body = ('{"error":{"code":"%s","message":"%s","receipt_id":"%%DYNAMIC_METADATA(%s:receipt_id)%%"}}'
+            % (code, message, NAMESPACE))
+    return {"text_format_source": {"inline_string": body}, "content_type": "application/json"}
+
+
+def _local_reply_config() -> dict:
+    def flags(*names):
+        return {"response_flag_filter": {"flags": list(names)}}
+
+    def status(code):
+        return {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": code,
+                                                                         "runtime_key": "relaygate_unused"}}}}
+
+    def mapper(filt, code, err, message):
+        return {"filter": filt, "status_code": code, "body_format_override": _error_body(err, message)}
+
+    return {"mappers": [
+        # Replies the policy service made itself already have our shape: leave them alone.
+        {"filter": {"metadata_filter": {"matcher": {"filter": NAMESPACE, "path": [{"key": "denied"}],
+                                                    "value": {"present_match": True}}}}},
+        mapper(flags("UT"), 504, "upstream.timeout", "the upstream provider timed out"),
+        mapper(flags("UF", "UH", "UO", "URX"), 503, "upstream.unavailable", "the upstream provider is unreachable"),
+        mapper(flags("UC", "UR", "UPE"), 502, "upstream.error", "the upstream provider failed"),
+        mapper(flags("NR"), 502, "gateway.misrouted", "no upstream was selected for this call"),
+        mapper(status(413), 413, "request.too_large", "request body too large"),
+        mapper(status(503), 503, "gateway.unavailable", "the policy service is unavailable; call not forwarded"),
+    ]}
+
+
+def _usage_rules(sse: bool) -> list[dict]:
+    rules = []
+    for path, key, typ in USAGE_RULES:
+        rule = {"selectors": [{"key": k} for k in path],
+                "on_present": {"metadata_namespace": USAGE_NAMESPACE, "key": key, "type": typ}}
+        rules.append({"rule": rule} if sse else rule)
+    return rules
+
+
+def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: str,
+           extproc_endpoints: list[str] | None = None, host: str = "127.0.0.1",
+           message_timeout_ms: int = 2000) -> dict:
+    """Return the bootstrap as a dict; ``extproc`` is ``unix:PATH`` or ``HOST:PORT``."""
+    clusters = [_extproc_cluster(extproc_endpoints or [extproc])]
+    routes = []
+    for u in cfg.upstreams:
+        clusters.append(_upstream_cluster(u))
+        routes.append({
+            "name": u.name,
+            "match": {"prefix": "/", "headers": [{"name": UPSTREAM_HEADER,
+                                                   "string_match": {"exact": u.name}}]},
+            "route": {"cluster": u.cluster, "timeout": "300s", "auto_host_rewrite": True},
+        })
+    routes.append({"name": "unrouted", "match": {"prefix": "/"},
+                   "direct_response": {"status": 502, "body": {"inline_string": ""}}})
+    buffer_limit = cfg.max_body_bytes + 64 * 1024
+    grpc_service = {"envoy_grpc": {"cluster_name": "extproc"}, "timeout": "5s"}
+    hcm = {
+        "@type": T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "gateway",
+        "codec_type": "AUTO",
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        "request_headers_timeout": "10s",
+        "stream_idle_timeout": "300s",
+        "use_remote_address": True,
+        "access_log": [{
+            "name": "envoy.access_loggers.http_grpc",
+            "typed_config": {
+                "@type": T + "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
+                "common_config": {"log_name": "relaygate", "transport_api_version": "V3",
+                                  "grpc_service": grpc_service, "buffer_flush_interval": "0.05s",
+                                  "buffer_size_bytes": 16384},
+                "additional_response_headers_to_log": [RECEIPT_HEADER],
+            },
+        }],
+        "local_reply_config": _local_reply_config(),
+        "route_config": {
+            "name": "gateway",
+            "virtual_hosts": [{
+                "name": "gateway", "domains": ["*"], "routes": routes,
+                "response_headers_to_add": [{
+                    "header": {"key": RECEIPT_HEADER, "value": "%DYNAMIC_METADATA(" + NAMESPACE + ":receipt_id)%"},
+                    "append_action": "ADD_IF_ABSENT", "keep_empty_value": False,
+                }],
+            }],
+        },
+        "http_filters": [
+            {"name": "envoy.filters.http.ext_proc", "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+                "grpc_service": grpc_service,
+                "failure_mode_allow": False,
+                "status_on_error": {"code": 503},
+                "message_timeout": f"{message_timeout_ms / 1000:.3f}s",
+                "processing_mode": {"request_header_mode": "SEND", "request_body_mode": "BUFFERED",
+                                    "response_header_mode": "SKIP", "response_body_mode": "NONE",
+                                    "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"},
+                "metadata_options": {"receiving_namespaces": {"untyped": [NAMESPACE]}},
+            }},
+            {"name": "envoy.filters.http.json_to_metadata", "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata",
+                "response_rules": {"rules": _usage_rules(False),
+                                   "allow_content_types_regex": {"regex": "application/json.*"}},
+            }},
+            {"name": "envoy.filters.http.sse_to_metadata", "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.sse_to_metadata.v3.SseToMetadata",
+                "response_rules": {"content_parser": {
+                    "name": "envoy.content_parsers.json",
+                    "typed_config": {"@type": T + "envoy.extensions.content_parsers.json.v3.JsonContentParser",
+                                     "rules": _usage_rules(True)},
+                }, "max_event_size": 1048576},
+            }},
+            {"name": "envoy.filters.http.router", "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.router.v3.Router"}},
+        ],
+    }
+    return {
+        "node": {"id": "relaygate-gateway", "cluster": "relaygate"},
+        "admin": {"address": {"socket_address": {"address": host, "port_value": admin_port}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "gateway",
+                "address": {"socket_address": {"address": host, "port_value": listen_port}},
+                "per_connection_buffer_limit_bytes": buffer_limit,
+                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                                "typed_config": hcm}]}],
+            }],
+            "clusters": clusters,
+        },
+        "overload_manager": {"resource_monitors": [{
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": {"@type": T + "envoy.extensions.resource_monitors.downstream_connections.v3."
+                                          "DownstreamConnectionsConfig", "max_active_downstream_connections": 10000},
+        }]},
+    }
+
+
+def _address(addr: str) -> dict:
+    if addr.startswith("unix:"):
+        return {"pipe": {"path": str(Path(addr[5:]).resolve())}}
+    host, _, port = addr.rpartition(":")
+    return {"socket_address": {"address": host, "port_value": int(port)}}
+
+
+def _extproc_cluster(addrs: list[str]) -> dict:
+    return {
+        "name": "extproc",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "lb_policy": "ROUND_ROBIN",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }},
+        "load_assignment": {"cluster_name": "extproc", "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": _address(a)}} for a in addrs]}]},
+    }
+
+
+def _upstream_cluster(u) -> dict:
+    c = {
+        "name": u.cluster,
+        "type": "STRICT_DNS" if not u.host.replace(".", "").isdigit() else "STATIC",
+        "connect_timeout": "2s",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {"cluster_name": u.cluster, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": u.host, "port_value": u.port}}}}]}]},
+    }
+    if u.tls:
+        c["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "sni": u.host}}
+    return c
+
+
+def write(path: Path, bootstrap: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(bootstrap, indent=2))
+    return path

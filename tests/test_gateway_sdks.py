@@ -1,0 +1,130 @@
+"""The official SDKs against the real Envoy + ext_proc stack, plain and streaming."""
+from __future__ import annotations
+
+import anthropic
+import openai
+import pytest
+
+from evidence.receipts import verify_receipt
+
+
+def _client(gw, name="acme", ws="acme", **kw) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.base(ws), api_key=gw.tokens[name], max_retries=0, **kw)
+
+
+def test_openai_chat_completion(gw):
+    raw = _client(gw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}], max_tokens=50)
+    resp = raw.parse()
+    rid = raw.headers["x-relayone-receipt-id"]
+    assert rid.startswith("rcpt_")
+    assert resp.choices[0].message.content
+    assert resp.usage.completion_tokens == 12
+
+    seen = gw.sim_requests()[-1]
+    assert seen["path"] == "/v1/chat/completions"            # workspace segment removed
+    assert seen["headers"]["Authorization"] == "Bearer sk-test-openai"   # provider credential swapped in
+    assert gw.tokens["acme"] not in str(seen["headers"])       # client key never reaches the upstream
+
+    env = gw.receipt(rid)
+    r = env["receipt"]
+    assert verify_receipt(env, gw.public_key())
+    assert r["decision"]["allow"] and r["upstream"]["name"] == "openai-us"
+    assert r["usage"] == {"input_tokens": resp.usage.prompt_tokens, "output_tokens": 12, "source": "response"}
+    assert r["model"] == {"requested": "gpt-4o-mini", "served": "gpt-4o-mini"}
+    # 0.15 $/1K in, 0.6 $/1K out, in USD millionths, rounded up
+    expected = -(-(resp.usage.prompt_tokens * 150_000 + 12 * 600_000) // 1000)
+    assert r["cost"]["usd_micros"] == expected
+    assert r["request"]["digest"].startswith("sha256:") and "Say hello" not in str(r)
+
+
+def test_openai_stream_arrives_incrementally_and_settles(gw):
+    client = _client(gw)
+    stream = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "stream please"}], stream=True,
+        extra_headers={"x-sim-chunk-delay-ms": "150"})
+    rid = stream.headers["x-relayone-receipt-id"]
+    chunks = iter(stream.parse())
+    first = next(chunks)
+    assert first.choices[0].delta.content == "the"
+    # The simulator is still producing the stream when the first chunk is already here.
+    assert gw.sim_requests()[-1]["done"] is False
+    rest = list(chunks)
+    text = first.choices[0].delta.content + "".join(
+        c.choices[0].delta.content or "" for c in rest if c.choices)
+    assert len(text.split()) == 12
+    usage = [c.usage for c in rest if c.usage]
+    assert usage, "the gateway asks OpenAI streams for their usage chunk"
+    sent = gw.sim_requests()[-1]
+    assert '"include_usage":true' in sent["body"]
+    r = gw.receipt(rid)["receipt"]
+    assert r["usage"]["source"] == "response"
+    assert r["usage"]["output_tokens"] == 12 and r["usage"]["input_tokens"] == usage[0].prompt_tokens
+    assert r["request"]["stream"] is True
+
+
+def test_openai_completions_and_embeddings(gw):
+    client = _client(gw)
+    c = client.completions.with_raw_response.create(model="gpt-3.5-turbo-instruct", prompt="Once", max_tokens=5)
+    assert c.parse().choices[0].text
+    assert gw.receipt(c.headers["x-relayone-receipt-id"])["receipt"]["usage"]["output_tokens"] == 5
+    e = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["a", "b"])
+    assert len(e.parse().data) == 2
+    r = gw.receipt(e.headers["x-relayone-receipt-id"])["receipt"]
+    assert r["request"]["endpoint"] == "embeddings" and r["usage"]["output_tokens"] == 0
+    assert r["usage"]["input_tokens"] == e.parse().usage.prompt_tokens
+
+
+def _anthropic(gw, name="acme", ws="acme") -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.base(ws), api_key=gw.tokens[name], max_retries=0)
+
+
+def test_anthropic_messages(gw):
+    raw = _anthropic(gw).messages.with_raw_response.create(
+        model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "Hello, Claude"}])
+    msg = raw.parse()
+    assert msg.content[0].text and msg.usage.output_tokens == 12
+    seen = gw.sim_requests("anthropic-us")[-1]
+    assert seen["path"] == "/v1/messages" and seen["headers"]["x-api-key"] == "sk-ant-test"
+    assert "Authorization" not in seen["headers"]
+    r = gw.receipt(raw.headers["x-relayone-receipt-id"])["receipt"]
+    assert r["usage"] == {"input_tokens": msg.usage.input_tokens, "output_tokens": 12, "source": "response"}
+    assert r["upstream"]["provider"] == "anthropic"
+
+
+def test_anthropic_stream(gw):
+    client = _anthropic(gw)
+    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=7,
+                                messages=[{"role": "user", "content": "Stream to me"}]) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+        rid = stream.response.headers["x-relayone-receipt-id"]
+    assert len(text.split()) == 7 and final.usage.output_tokens == 7
+    r = gw.receipt(rid)["receipt"]
+    assert r["usage"]["input_tokens"] == final.usage.input_tokens
+    assert r["usage"]["output_tokens"] == 7 and r["usage"]["source"] == "response"
+
+
+def test_sovereign_workspace_routes_to_allowed_region(gw):
+    raw = _client(gw, "euro", "euro").chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "eu only"}],
+        extra_headers={"x-relaygate-upstream": "openai-us"})   # a client cannot pick the route itself
+    assert raw.status_code == 200
+    assert gw.sim_requests("openai-eu")[-1]["body"].find("eu only") >= 0
+    r = gw.receipt(raw.headers["x-relayone-receipt-id"])["receipt"]
+    assert r["upstream"] == {"name": "openai-eu", "provider": "openai", "region": "eu-west-1",
+                             "jurisdiction": "eu"}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_missing_max_tokens_is_capped_by_workspace_default(gw, stream):
+    client = _client(gw)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "no cap"}], stream=stream,
+        extra_headers={"x-sim-output-tokens": "1000"})
+    if stream:
+        list(raw.parse())
+    else:
+        assert raw.parse().usage.completion_tokens == 256
+    assert '"max_tokens":256' in gw.sim_requests()[-1]["body"]
+    assert gw.receipt(raw.headers["x-relayone-receipt-id"])["receipt"]["usage"]["output_tokens"] == 256
