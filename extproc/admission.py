@@ -21,9 +21,19 @@ from extproc.wire import DIALECT, CallShape
 POLICY_INPUT_VERSION = 1
 
 
-def new_receipt_id() -> str:
-    """Time-ordered, unguessable: 12 hex digits of ms since epoch + 64 random bits."""
-    return f"rcpt_{int(time.time() * 1000):012x}{os.urandom(8).hex()}"
+RECEIPT_PREFIX = "rcpt_"
+
+
+def receipt_id_for(request_id: str | None) -> str:
+    """A call's receipt id is Envoy's x-request-id with a prefix.
+
+    Envoy generates the request id for every call (client-sent ids are not
+    trusted), so Envoy itself can name the receipt in replies it makes before
+    or without a policy decision, and the access log names it too.
+    """
+    if request_id and len(request_id) <= 64 and request_id.isascii():
+        return RECEIPT_PREFIX + request_id
+    return f"{RECEIPT_PREFIX}{int(time.time() * 1000):012x}{os.urandom(8).hex()}"
 
 
 @dataclass

@@ -20,7 +20,7 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 from extproc import metrics
-from extproc.admission import Admission, Verdict, new_receipt_id
+from extproc.admission import Admission, Verdict, receipt_id_for
 from extproc.config import ApiKey
 from extproc.spool import Spool
 from extproc.wire import DIALECT, BadRequest, Route, error_body, parse_body, parse_path
@@ -46,7 +46,7 @@ class Call:
     __slots__ = ("receipt_id", "started", "route", "key", "path", "strip")
 
     def __init__(self) -> None:
-        self.receipt_id = new_receipt_id()
+        self.receipt_id = ""
         self.started = time.time()
         self.route: Route | None = None
         self.key: ApiKey | None = None
@@ -72,6 +72,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     yield _continue(kind)
             except Exception:
                 log.exception("ext_proc failure on %s (receipt %s)", kind, call.receipt_id)
+                call.receipt_id = call.receipt_id or receipt_id_for(None)
                 yield self.deny(call, 500, "gateway.error", "internal error in the policy service", {})
 
     # -- request headers -------------------------------------------------
@@ -82,6 +83,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             h[k] = hv.raw_value.decode("latin-1") if hv.raw_value else hv.value
             if k.startswith("x-relaygate-") or k == RECEIPT_HEADER:
                 call.strip.append(k)
+        call.receipt_id = receipt_id_for(h.get("x-request-id"))
         call.path = h.get(":path", "")
         route = parse_path(call.path)
         if route is None:

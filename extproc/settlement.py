@@ -22,7 +22,8 @@ from evidence.signing import Signer
 from extproc import metrics
 from extproc.config import ModelPrice, cost_micros
 from extproc.ledger import Hold, Ledger
-from extproc.processor import RECEIPT_HEADER
+from extproc.admission import receipt_id_for
+from extproc.wire import parse_path
 from extproc.spool import Spool
 
 log = logging.getLogger("relaygate.settlement")
@@ -128,7 +129,7 @@ def _number(struct, key: str) -> int | None:
 
 def outcome_of(entry) -> tuple[str | None, dict]:
     cp, resp = entry.common_properties, entry.response
-    rid = resp.response_headers.get(RECEIPT_HEADER)
+    rid = receipt_id_for(entry.request.request_id) if entry.request.request_id else None
     usage = None
     md = cp.metadata.filter_metadata.get(USAGE_NAMESPACE)
     if md is not None:
@@ -153,6 +154,30 @@ def outcome_of(entry) -> tuple[str | None, dict]:
     }
 
 
+# Codes for replies Envoy makes itself, by HTTP status (see stack/envoy_config.py).
+ENVOY_LOCAL_CODES = {400: "request.invalid", 408: "request.timeout", 413: "request.too_large",
+                     431: "request.headers_too_large", 503: "gateway.unavailable"}
+
+
+def envoy_local_draft(entry) -> dict:
+    """The draft of a call that Envoy answered without a policy decision."""
+    cp, req, resp = entry.common_properties, entry.request, entry.response
+    path = req.path[:512]
+    route = parse_path(path)
+    status = resp.response_code.value
+    code = ENVOY_LOCAL_CODES.get(status, "gateway.rejected")
+    return {
+        "ts": cp.start_time.seconds + cp.start_time.nanos / 1e9,
+        "workspace": route.workspace if route else None, "key_id": None,
+        "endpoint": route.endpoint if route else None, "path": path,
+        "request": {"digest": None, "bytes": req.request_body_bytes},
+        "model": None, "stream": False,
+        "decision": {"allow": False, "status": status, "code": code,
+                     "reasons": [resp.response_code_details or code], "policies": []},
+        "upstream": None, "price": None, "holds": [],
+    }
+
+
 class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
     def __init__(self, finalizer: Finalizer) -> None:
         self.finalizer = finalizer
@@ -162,10 +187,13 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
             batch = []
             for entry in msg.http_logs.log_entry:
                 rid, outcome = outcome_of(entry)
-                found = self.finalizer.spool.draft(rid) if rid else None
-                if found is None:
+                if rid is None:
                     metrics.UNRECEIPTED.inc()
                     continue
+                found = self.finalizer.spool.draft(rid)
+                if found is None:  # Envoy answered before any policy decision (e.g. body over the limit)
+                    found = ("pending", envoy_local_draft(entry))
+                    self.finalizer.spool.add_pending(rid, found[1])
                 state, draft = found
                 if state != "pending":
                     continue  # already finalized (e.g. expired as incomplete)

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from extproc.config import GatewayConfig
+from extproc.admission import RECEIPT_PREFIX
 from extproc.processor import NAMESPACE, RECEIPT_HEADER, UPSTREAM_HEADER
 from extproc.settlement import USAGE_NAMESPACE
 
@@ -32,9 +33,12 @@ USAGE_RULES = [
 ]
 
 
-def _error_body(code: str, message: str) -> dict:
-    body = ('{"error":{"code":"%s","message":"%s","receipt_id":"%%DYNAMIC_METADATA(%s:receipt_id)%%"}}'
-            % (code, message, NAMESPACE))
+RECEIPT_ID = RECEIPT_PREFIX + "%REQ(x-request-id)%"
+
+
+def _error_body(code: str, message: str, receipt: bool = True) -> dict:
+    rid = '"' + RECEIPT_ID + '"' if receipt else "null"
+    body = '{"error":{"code":"%s","message":"%s","receipt_id":%s}}' % (code, message, rid)
     return {"text_format_source": {"inline_string": body}, "content_type": "application/json"}
 
 
@@ -46,19 +50,26 @@ def _local_reply_config() -> dict:
         return {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": code,
                                                                          "runtime_key": "relaygate_unused"}}}}
 
-    def mapper(filt, code, err, message):
-        return {"filter": filt, "status_code": code, "body_format_override": _error_body(err, message)}
+    def mapper(filt, code, err, message, receipt=True):
+        m = {"filter": filt, "status_code": code, "body_format_override": _error_body(err, message, receipt)}
+        if receipt:
+            m["headers_to_add"] = [{"header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID},
+                                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
+        return m
 
     return {"mappers": [
         # Replies the policy service made itself already have our shape: leave them alone.
         {"filter": {"metadata_filter": {"matcher": {"filter": NAMESPACE, "path": [{"key": "denied"}],
-                                                    "value": {"present_match": True}}}}},
+                                                    "value": {"present_match": True}},
+                                     "match_if_key_not_found": False}}},
         mapper(flags("UT"), 504, "upstream.timeout", "the upstream provider timed out"),
         mapper(flags("UF", "UH", "UO", "URX"), 503, "upstream.unavailable", "the upstream provider is unreachable"),
         mapper(flags("UC", "UR", "UPE"), 502, "upstream.error", "the upstream provider failed"),
         mapper(flags("NR"), 502, "gateway.misrouted", "no upstream was selected for this call"),
         mapper(status(413), 413, "request.too_large", "request body too large"),
-        mapper(status(503), 503, "gateway.unavailable", "the policy service is unavailable; call not forwarded"),
+        # The policy service is down (ext_proc fails closed): nothing decided, so no receipt.
+        mapper(status(503), 503, "gateway.unavailable", "the policy service is unavailable; call not forwarded",
+               receipt=False),
     ]}
 
 
@@ -99,6 +110,9 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: st
         "request_headers_timeout": "10s",
         "stream_idle_timeout": "300s",
         "use_remote_address": True,
+        # Receipt ids derive from x-request-id: never take one from a client.
+        "preserve_external_request_id": False,
+        "internal_address_config": {"cidr_ranges": [{"address_prefix": "255.255.255.255", "prefix_len": 32}]},
         "access_log": [{
             "name": "envoy.access_loggers.http_grpc",
             "typed_config": {
@@ -106,7 +120,6 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: st
                 "common_config": {"log_name": "relaygate", "transport_api_version": "V3",
                                   "grpc_service": grpc_service, "buffer_flush_interval": "0.05s",
                                   "buffer_size_bytes": 16384},
-                "additional_response_headers_to_log": [RECEIPT_HEADER],
             },
         }],
         "local_reply_config": _local_reply_config(),
@@ -115,8 +128,8 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: st
             "virtual_hosts": [{
                 "name": "gateway", "domains": ["*"], "routes": routes,
                 "response_headers_to_add": [{
-                    "header": {"key": RECEIPT_HEADER, "value": "%DYNAMIC_METADATA(" + NAMESPACE + ":receipt_id)%"},
-                    "append_action": "ADD_IF_ABSENT", "keep_empty_value": False,
+                    "header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                 }],
             }],
         },
