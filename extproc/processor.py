@@ -68,6 +68,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     yield self.on_headers(call, req.request_headers)
                 elif kind == "request_body":
                     yield self.on_body(call, req.request_body)
+                    # Nothing else of this call comes through here: close the stream so
+                    # the call no longer depends on this process (a restart of the
+                    # service does not cut streams it already admitted).
+                    return
                 else:  # not requested by our processing mode; never stall Envoy
                     yield _continue(kind)
             except Exception:
