@@ -1,0 +1,201 @@
+"""Unit tests of the pieces under the gateway: ledger, receipts, keys, wire parsing, config, Rego."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+from evidence.receipts import GENESIS_HASH, receipt_hash, sign_receipt, verify_chain, verify_receipt
+from evidence.signing import load_or_create_signer
+from extproc import config as config_mod
+from extproc import keys
+from extproc.ledger import Hold, InMemoryLedger, window_bounds
+from extproc.policy_engine import PolicyError, RegorusEngine, build_engine
+from extproc.policy_tests import run as run_policy_tests
+from extproc.wire import BadRequest, parse_body, parse_path
+from tests.conftest import POLICY_DIR, write_config
+
+
+# -- ledger -------------------------------------------------------------------
+def test_ledger_is_exact_under_thread_contention():
+    ledger = InMemoryLedger()
+    admitted = []
+
+    def worker():
+        for _ in range(500):
+            if ledger.reserve([Hold("b", "2026-11", 7, "tokens")], {"b": 7 * 1000}) is None:
+                admitted.append(1)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(admitted) == 1000 and ledger.used("b", "2026-11") == 7000
+
+
+def test_ledger_reserves_all_or_nothing_and_settles():
+    ledger = InMemoryLedger()
+    holds = [Hold("ws", "d", 60, "tokens"), Hold("key", "d", 90, "usd")]
+    assert ledger.reserve(holds, {"ws": 100, "key": 100}) is None
+    assert ledger.reserve(holds, {"ws": 100, "key": 100}) == "ws"
+    assert ledger.used("key", "d") == 90           # the failed call reserved nothing
+    ledger.settle(holds, {"tokens": 20, "usd": 5})
+    assert ledger.used("ws", "d") == 20 and ledger.used("key", "d") == 5
+
+
+def test_calendar_windows():
+    now = datetime(2026, 12, 31, 23, 59, tzinfo=timezone.utc)
+    assert window_bounds("day", now) == ("2026-12-31", datetime(2027, 1, 1, tzinfo=timezone.utc))
+    assert window_bounds("month", now) == ("2026-12", datetime(2027, 1, 1, tzinfo=timezone.utc))
+
+
+# -- receipts -----------------------------------------------------------------
+def test_receipt_signature_and_chain_detect_tampering(tmp_path):
+    signer = load_or_create_signer(tmp_path / "k.pem")
+    assert (tmp_path / "k.pem").stat().st_mode & 0o077 == 0
+    first, h1 = sign_receipt({"id": "a", "prev_hash": GENESIS_HASH, "cost": {"usd_micros": 5}}, signer)
+    second, _ = sign_receipt({"id": "b", "prev_hash": h1, "cost": {"usd_micros": 1}}, signer)
+    verify_chain([first, second], signer.public_key)
+    assert receipt_hash(first["receipt"]) == h1
+
+    forged = {**first, "receipt": {**first["receipt"], "cost": {"usd_micros": 0}}}
+    assert not verify_receipt(forged, signer.public_key)
+    with pytest.raises(ValueError, match="bad signature"):
+        verify_chain([forged, second], signer.public_key)
+    third, _ = sign_receipt({"id": "c", "prev_hash": GENESIS_HASH}, signer)
+    with pytest.raises(ValueError, match="chain broken"):
+        verify_chain([first, third], signer.public_key)
+    other = load_or_create_signer(tmp_path / "other.pem")
+    assert not verify_receipt(first, other.public_key)
+    assert load_or_create_signer(tmp_path / "k.pem").key_id == signer.key_id   # reloads, not regenerates
+
+
+# -- keys ---------------------------------------------------------------------
+def test_keys_are_stored_only_as_peppered_hashes():
+    token, record = keys.new_key(b"pepper")
+    key_id, secret = keys.split_key(token)
+    assert record["id"] == key_id and secret not in str(record)
+    assert keys.matches(b"pepper", record["salt"], record["hash"], secret)
+    assert not keys.matches(b"other-pepper", record["salt"], record["hash"], secret)
+    assert not keys.matches(b"pepper", record["salt"], record["hash"], secret + "x")
+    assert keys.split_key("ro_live_short_x") is None and keys.split_key("sk-abc") is None
+
+
+# -- wire ---------------------------------------------------------------------
+def test_paths():
+    assert parse_path("/v1/acme/chat/completions").endpoint == "chat.completions"
+    assert parse_path("/v1/acme/v1/messages").endpoint == "messages"
+    assert parse_path("/v1/acme/embeddings?x=1").query == "?x=1"
+    assert parse_path("/v1/acme/models") is None
+    assert parse_path("/v1/../etc/chat/completions") is None
+
+
+def test_body_rewrites_add_cap_and_stream_usage():
+    raw = orjson.dumps({"model": "m", "stream": True, "messages": []})
+    shape = parse_body("chat.completions", raw, 300)
+    doc = orjson.loads(shape.body)
+    assert shape.rewritten and doc["max_tokens"] == 300 and doc["stream_options"] == {"include_usage": True}
+    assert shape.max_output_tokens == 300 and shape.input_token_bound == len(raw)
+    kept = orjson.dumps({"model": "m", "max_completion_tokens": 9, "messages": []})
+    shape = parse_body("chat.completions", kept, 300)
+    assert not shape.rewritten and shape.body == kept and shape.max_output_tokens == 9
+    assert parse_body("embeddings", b'{"model": "e", "input": "x"}', 300).max_output_tokens == 0
+
+
+@pytest.mark.parametrize("raw,code", [
+    (b"{", "request.invalid_json"), (b"[]", "request.invalid"), (b'{"model": ""}', "request.invalid"),
+    (b'{"model": "m", "max_tokens": 0}', "request.invalid"),
+    (b'{"model": "m", "max_tokens": true}', "request.invalid"),
+    (b'{"model": "m", "stream": true, "stream_options": 3}', "request.invalid"),
+])
+def test_bad_bodies(raw, code):
+    with pytest.raises(BadRequest) as e:
+        parse_body("chat.completions", raw, 100)
+    assert e.value.code == code and e.value.status == 400
+
+
+# -- config -------------------------------------------------------------------
+def test_config_loads_and_hides_secrets(tmp_path):
+    write_config(tmp_path)
+    cfg = config_mod.load(tmp_path)
+    assert {u.name for u in cfg.upstreams} >= {"openai-us", "openai-eu"}
+    assert "sk-test-openai" not in repr(cfg) and "test-pepper" not in repr(cfg)
+    assert cfg.upstreams[0].models["gpt-4o-mini"].input_micros_per_1k == 150_000
+
+
+@pytest.mark.parametrize("file,content,message", [
+    ("upstreams.yaml", "upstreams: [", "invalid YAML"),
+    ("upstreams.yaml", "upstreams: []", "non-empty 'upstreams'"),
+    ("upstreams.yaml", "upstreams: [{name: x, provider: cohere, address: 'a:1'}]", "provider must be"),
+    ("upstreams.yaml", "upstreams: [{name: x, provider: openai, address: nope}]", "host:port"),
+    ("budgets.yaml", "budgets: [{id: b, workspace: w, unit: euros, window: day, limit: 1}]", "unit must be"),
+    ("keys.yaml", "keys: [{id: k, workspace: nowhere, salt: s, hash: h}]", "unknown workspace"),
+])
+def test_config_errors_name_the_problem(tmp_path, file, content, message):
+    write_config(tmp_path)
+    (tmp_path / file).write_text(content)
+    with pytest.raises(config_mod.ConfigError, match=message):
+        config_mod.load(tmp_path)
+
+
+def test_missing_credential_is_a_config_error(tmp_path):
+    write_config(tmp_path)
+    (tmp_path / "secrets.yaml").write_text(yaml.safe_dump({"key_pepper": "p"}))
+    with pytest.raises(config_mod.ConfigError, match="no credential 'openai'"):
+        config_mod.load(tmp_path)
+
+
+# -- Rego ---------------------------------------------------------------------
+def test_rego_unit_tests_pass():
+    results = run_policy_tests(POLICY_DIR)
+    assert len(results) >= 8
+    assert [name for name, ok in results.items() if not ok] == []
+
+
+def test_rego_test_runner_reports_failures(tmp_path):
+    (tmp_path / "x_test.rego").write_text("package x_test\nimport rego.v1\ntest_fails if { 1 == 2 }\n"
+                                          "test_passes if { 1 == 1 }\n")
+    assert run_policy_tests(tmp_path) == {"x_test.test_fails": False, "x_test.test_passes": True}
+
+
+def test_bad_rego_is_rejected_with_location(tmp_path):
+    (tmp_path / "bad.rego").write_text("package relaygate.gateway\n\ndecision := {\n")
+    with pytest.raises(PolicyError, match=r"bad.rego:\d+:\d+"):
+        build_engine({"bad.rego": (tmp_path / "bad.rego").read_text()}, {})
+
+
+def test_engine_requires_the_entry_point(tmp_path):
+    (tmp_path / "other.rego").write_text("package other\nimport rego.v1\nx := 1\n")
+    with pytest.raises(PolicyError, match="relaygate.gateway"):
+        RegorusEngine(tmp_path)
+
+
+def test_engine_is_usable_from_many_threads():
+    engine = RegorusEngine(POLICY_DIR)
+    doc = orjson.dumps({
+        "version": 1, "endpoint": "embeddings", "model": "e", "stream": False,
+        "principal": {"key_id": "k", "workspace": "w", "endpoints": ["embeddings"], "models": ["*"]},
+        "workspace": {"id": "w", "allowed_jurisdictions": [], "allowed_regions": []},
+        "candidates": [{"name": "u", "provider": "openai", "region": "r", "jurisdiction": "us",
+                        "cost": {"tokens": 1, "usd_micros": 1}}],
+        "budgets": []}).decode()
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(engine.decide(doc)["upstream"])) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == ["u"] * 4
+
+
+def test_policy_data_conflicts_are_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("relaygate: {x: 1}\n")
+    (tmp_path / "b.yaml").write_text("relaygate: {x: 2}\n")
+    from extproc.policy_engine import load_policy_sources
+    with pytest.raises(PolicyError, match="defined twice"):
+        load_policy_sources(Path(tmp_path))
