@@ -93,3 +93,65 @@ class InMemoryLedger:
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class SqliteLedger:
+    """A ledger shared by several worker processes on one machine (one SQLite file).
+
+    Each reservation is one ``BEGIN IMMEDIATE`` transaction, so SQLite's write
+    lock serializes competing workers and the check-then-reserve stays exact.
+    Use it when running several ext_proc workers; a Redis ledger is the
+    equivalent across machines.
+    """
+
+    def __init__(self, path) -> None:
+        import sqlite3
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS budget_usage (budget_id TEXT NOT NULL, window_key TEXT NOT NULL,"
+                        " spent INTEGER NOT NULL DEFAULT 0, reserved INTEGER NOT NULL DEFAULT 0,"
+                        " PRIMARY KEY (budget_id, window_key))")
+        self._lock = threading.Lock()
+
+    def used(self, budget_id: str, window_key: str) -> int:
+        with self._lock:
+            row = self.db.execute("SELECT spent + reserved FROM budget_usage WHERE budget_id = ? AND window_key = ?",
+                                  (budget_id, window_key)).fetchone()
+        return row[0] if row else 0
+
+    def _add(self, budget_id: str, window_key: str, spent: int, reserved: int) -> None:
+        self.db.execute(
+            "INSERT INTO budget_usage(budget_id, window_key, spent, reserved) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(budget_id, window_key) DO UPDATE SET spent = spent + excluded.spent, "
+            "reserved = reserved + excluded.reserved", (budget_id, window_key, spent, reserved))
+
+    def reserve(self, holds: list[Hold], limits: dict[str, int]) -> str | None:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for h in holds:
+                    row = self.db.execute("SELECT spent + reserved FROM budget_usage "
+                                          "WHERE budget_id = ? AND window_key = ?",
+                                          (h.budget_id, h.window_key)).fetchone()
+                    if (row[0] if row else 0) + h.amount > limits[h.budget_id]:
+                        self.db.execute("ROLLBACK")
+                        return h.budget_id
+                for h in holds:
+                    self._add(h.budget_id, h.window_key, 0, h.amount)
+                self.db.execute("COMMIT")
+                return None
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def settle(self, holds: Iterable[Hold], actual: dict[str, int]) -> None:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            for h in holds:
+                self._add(h.budget_id, h.window_key, actual.get(h.unit, 0), -h.amount)
+            self.db.execute("COMMIT")
+
+    def charge(self, budget_id: str, window_key: str, amount: int) -> None:
+        with self._lock:
+            self._add(budget_id, window_key, amount, 0)

@@ -24,7 +24,7 @@ from evidence.signing import load_or_create_signer
 from extproc import config as config_mod
 from extproc.admin import admin_app
 from extproc.admission import Admission
-from extproc.ledger import InMemoryLedger, now_utc, window_bounds
+from extproc.ledger import InMemoryLedger, SqliteLedger, now_utc, window_bounds
 from extproc.policy_engine import PolicyError, RegorusEngine
 from extproc.processor import Processor
 from extproc.settlement import AccessLogSink, Finalizer
@@ -54,6 +54,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="seconds after which a call whose end was never seen gets an incomplete receipt")
     p.add_argument("--spool-synchronous", choices=["NORMAL", "FULL"], default="NORMAL",
                    help="SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
+    p.add_argument("--ledger", choices=["memory", "sqlite"], default="memory",
+                   help="budget ledger: memory (one process) or sqlite (shared by worker processes "
+                        "using the same --data-dir)")
+    p.add_argument("--no-settle", dest="settle", action="store_false",
+                   help="do not serve the access log, sweep or recover the spool (extra workers; "
+                        "exactly one process per data dir settles)")
     p.add_argument("--log-level", default=os.environ.get("RELAYGATE_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
 
@@ -73,16 +79,24 @@ async def serve(args: argparse.Namespace) -> None:
     data_dir = Path(args.data_dir)
     spool = Spool(data_dir / "receipts.db", args.spool_synchronous)
     signer = load_or_create_signer(data_dir / "receipt-signing.pem")
-    # Recover: what a previous process left pending becomes incomplete, then budgets are rebuilt.
-    bootstrap = Finalizer(spool, InMemoryLedger(), signer, args.sidecar_name)
-    bootstrap.expire_pending(time.time() + 1, settle_ledger=False)
-    ledger = rebuild_ledger(cfg, spool)
-    finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
+    if args.ledger == "sqlite":
+        # Persistent and shared: recovery settles stale holds inside it.
+        ledger = SqliteLedger(data_dir / "ledger.db")
+        finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
+        if args.settle:
+            finalizer.expire_pending(time.time() + 1)
+    else:
+        # Recover: what a previous process left pending becomes incomplete, then budgets are rebuilt.
+        Finalizer(spool, InMemoryLedger(), signer, args.sidecar_name).expire_pending(
+            time.time() + 1, settle_ledger=False)
+        ledger = rebuild_ledger(cfg, spool)
+        finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
     admission = Admission(cfg, engine, ledger)
 
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", cfg.max_body_bytes + (1 << 20))])
     pb_grpc.add_ExternalProcessorServicer_to_server(Processor(admission, spool), server)
-    als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogSink(finalizer), server)
+    if args.settle:
+        als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogSink(finalizer), server)
     listen = args.listen
     if listen.startswith("unix:"):
         sock = Path(listen[5:])
@@ -113,7 +127,7 @@ async def serve(args: argparse.Namespace) -> None:
             except Exception:
                 log.exception("sweeping stale receipts failed")
 
-    sweeper = asyncio.create_task(sweep())
+    sweeper = asyncio.create_task(sweep()) if args.settle else asyncio.create_task(stop.wait())
     await stop.wait()
     log.info("shutting down: draining streams")
     sweeper.cancel()

@@ -35,7 +35,8 @@ class Spool:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # timeout: several worker processes may share one spool file.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a committed row survives a process crash (the WAL is written
         # before commit returns); FULL adds an fsync per commit for power loss.

@@ -82,11 +82,15 @@ def _usage_rules(sse: bool) -> list[dict]:
     return rules
 
 
-def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: str,
-           extproc_endpoints: list[str] | None = None, host: str = "127.0.0.1",
-           message_timeout_ms: int = 2000) -> dict:
-    """Return the bootstrap as a dict; ``extproc`` is ``unix:PATH`` or ``HOST:PORT``."""
-    clusters = [_extproc_cluster(extproc_endpoints or [extproc])]
+def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: list[str],
+           host: str = "127.0.0.1", message_timeout_ms: int = 2000) -> dict:
+    """Return the bootstrap as a dict.
+
+    ``extproc`` lists the policy workers (``unix:PATH`` or ``HOST:PORT``); calls
+    are balanced over all of them, and the access log goes to the first, the one
+    worker that settles and signs.
+    """
+    clusters = [_extproc_cluster("extproc", extproc), _extproc_cluster("settler", extproc[:1])]
     routes = []
     for u in cfg.upstreams:
         clusters.append(_upstream_cluster(u))
@@ -100,6 +104,7 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: st
                    "direct_response": {"status": 502, "body": {"inline_string": ""}}})
     buffer_limit = cfg.max_body_bytes + 64 * 1024
     grpc_service = {"envoy_grpc": {"cluster_name": "extproc"}, "timeout": "5s"}
+    settler_service = {"envoy_grpc": {"cluster_name": "settler"}, "timeout": "5s"}
     hcm = {
         "@type": T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "gateway",
@@ -118,7 +123,7 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: st
             "typed_config": {
                 "@type": T + "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
                 "common_config": {"log_name": "relaygate", "transport_api_version": "V3",
-                                  "grpc_service": grpc_service, "buffer_flush_interval": "0.05s",
+                                  "grpc_service": settler_service, "buffer_flush_interval": "0.05s",
                                   "buffer_size_bytes": 16384},
             },
         }],
@@ -190,9 +195,9 @@ def _address(addr: str) -> dict:
     return {"socket_address": {"address": host, "port_value": int(port)}}
 
 
-def _extproc_cluster(addrs: list[str]) -> dict:
+def _extproc_cluster(name: str, addrs: list[str]) -> dict:
     return {
-        "name": "extproc",
+        "name": name,
         "type": "STATIC",
         "connect_timeout": "1s",
         "lb_policy": "ROUND_ROBIN",
@@ -201,7 +206,7 @@ def _extproc_cluster(addrs: list[str]) -> dict:
                 "@type": T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                 "explicit_http_config": {"http2_protocol_options": {}},
             }},
-        "load_assignment": {"cluster_name": "extproc", "endpoints": [{"lb_endpoints": [
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
             {"endpoint": {"address": _address(a)}} for a in addrs]}]},
     }
 

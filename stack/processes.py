@@ -76,6 +76,7 @@ class Stack:
     sim_ports: list[int] = field(default_factory=list)
     extproc_args: list[str] = field(default_factory=list)
     unreachable: set[str] = field(default_factory=set)   # upstreams the simulator leaves unserved
+    workers: int = 1                                      # ext_proc processes behind one cluster
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,7 +86,7 @@ class Stack:
         self.envoy_admin_port = self.envoy_admin_port or free_port()
         self.extproc_admin_port = self.extproc_admin_port or free_port()
         self.cfg = config_mod.load(self.config_dir)
-        self.socket = self.run_dir / "extproc.sock"
+        self.sockets = [self.run_dir / f"extproc-{i}.sock" for i in range(self.workers)]
 
     @property
     def gateway(self) -> str:
@@ -116,18 +117,25 @@ class Stack:
         for p in ports:
             wait_until(lambda: port_open(p), 15, "provider simulator", proc, log)
 
-    def start_extproc(self) -> None:
-        argv = [sys.executable, "-m", "extproc.server", "--config-dir", str(self.config_dir),
-                "--policy-dir", str(self.policy_dir), "--data-dir", str(self.run_dir / "data"),
-                "--listen", f"unix:{self.socket}", "--admin-port", str(self.extproc_admin_port),
-                "--sidecar-name", "local-sidecar", *self.extproc_args]
-        proc, log = self._spawn("extproc", argv)
-        wait_until(lambda: http_ok(self.extproc_admin + "/healthz") and self.socket.exists(),
-                   30, "relaygate-extproc", proc, log)
+    def start_extproc(self, worker: int | None = None) -> None:
+        """Start the policy workers (or one of them). Worker 0 settles and serves the admin port."""
+        for i in range(self.workers) if worker is None else [worker]:
+            argv = [sys.executable, "-m", "extproc.server", "--config-dir", str(self.config_dir),
+                    "--policy-dir", str(self.policy_dir), "--data-dir", str(self.run_dir / "data"),
+                    "--listen", f"unix:{self.sockets[i]}", "--sidecar-name", "local-sidecar",
+                    "--admin-port", str(self.extproc_admin_port if i == 0 else 0), *self.extproc_args]
+            if self.workers > 1:
+                argv += ["--ledger", "sqlite"] + (["--no-settle"] if i else [])
+            name = "extproc" if i == 0 else f"extproc-{i}"
+            proc, log = self._spawn(name, argv)
+            sock = self.sockets[i]
+            ready = (lambda: http_ok(self.extproc_admin + "/healthz") and sock.exists()) if i == 0 \
+                else (lambda: sock.exists())
+            wait_until(ready, 30, f"relaygate-extproc worker {i}", proc, log)
 
     def start_envoy(self) -> None:
         boot = envoy_config.render(self.cfg, listen_port=self.gateway_port, admin_port=self.envoy_admin_port,
-                                   extproc=f"unix:{self.socket}")
+                                   extproc=[f"unix:{p}" for p in self.sockets])
         path = envoy_config.write(self.run_dir / "envoy.json", boot)
         argv = [envoy_binary(), "-c", str(path), "--concurrency", "1", "--log-level", "warn",
                 "--base-id", str(self.gateway_port)]
@@ -158,5 +166,5 @@ class Stack:
             pass
 
     def stop(self) -> None:
-        for name in ("envoy", "extproc", "provider-sim"):
+        for name in ["envoy", *[n for n in self.procs if n.startswith("extproc")], "provider-sim"]:
             self.stop_one(name)

@@ -1,0 +1,230 @@
+"""Benchmark: plain Envoy -> upstream against the full relaygate path, measured in one run.
+
+Both paths front the same upstream: a second Envoy that buffers the whole
+request body and answers an OpenAI-shaped chat completion with usage, so the
+upstream never shortcuts the body and settlement runs on every call. Load comes
+from wrk in its own process. Reported per path, medians over --rounds:
+requests/s at saturation, p50/p99 at one connection, p50/p99 paced
+(connections that wait between calls), and the ratios relaygate/plain.
+
+    make bench                       # or: python -m bench.run --duration 10 --rounds 3
+    python -m bench.run --workers 2  # several ext_proc processes behind one cluster
+    python -m bench.run --profile    # py-spy the policy service during a saturated run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from extproc.keytool import create as create_key
+from stack import envoy_config
+from stack.processes import ROOT, Stack, envoy_binary, free_port, http_ok, wait_until
+
+RUN = ROOT / ".run" / "bench"
+RESULTS = ROOT / "bench" / "results"
+T = "type.googleapis.com/"
+
+UPSTREAM_BODY = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 230, "completion_tokens": 1, "total_tokens": 231}})
+REQUEST_BODY = json.dumps({"model": "gpt-4o-mini", "max_tokens": 64, "messages": [
+    {"role": "system", "content": "You are a terse assistant."},
+    {"role": "user", "content": "Summarise: " + "lorem ipsum dolor sit amet " * 34}]})
+
+
+def _hcm(routes: list[dict], filters: list[dict]) -> dict:
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "bench", "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"],
+                                                                    "routes": routes}]},
+        "http_filters": filters + [{"name": "envoy.filters.http.router",
+                                    "typed_config": {"@type": T + "envoy.extensions.filters.http.router.v3.Router"}}]}}
+
+
+def _bootstrap(port: int, admin: int, hcm: dict, clusters: list[dict]) -> dict:
+    return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+            "static_resources": {"listeners": [{"name": "l", "address": {"socket_address": {
+                "address": "127.0.0.1", "port_value": port}}, "filter_chains": [{"filters": [hcm]}]}],
+                "clusters": clusters}}
+
+
+def upstream_bootstrap(port: int, admin: int) -> dict:
+    route = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": UPSTREAM_BODY}},
+             "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}]}
+    buffer = {"name": "envoy.filters.http.buffer", "typed_config": {
+        "@type": T + "envoy.extensions.filters.http.buffer.v3.Buffer", "max_request_bytes": 1048576}}
+    return _bootstrap(port, admin, _hcm([route], [buffer]), [])
+
+
+def plain_bootstrap(port: int, admin: int, upstream_port: int) -> dict:
+    route = {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}
+    cluster = {"name": "upstream", "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
+        "cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+            "socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]}}
+    return _bootstrap(port, admin, _hcm([route], []), [cluster])
+
+
+def write_bench_config(d: Path, upstream_port: int) -> str:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "gateway.yaml").write_text("max_body_bytes: 1048576\n")
+    (d / "secrets.yaml").write_text("key_pepper: bench\nopenai: sk-bench\n")
+    (d / "workspaces.yaml").write_text(yaml.safe_dump({"workspaces": {"bench": {
+        "sovereignty": {"allowed_jurisdictions": ["us", "eea"]}}}}))
+    (d / "upstreams.yaml").write_text(yaml.safe_dump({"upstreams": [{
+        "name": "bench-upstream", "provider": "openai", "address": f"127.0.0.1:{upstream_port}",
+        "region": "us-east-1", "jurisdiction": "us", "credential": "openai",
+        "models": {"gpt-4o-mini": {"input_per_1k": 0.00015, "output_per_1k": 0.0006}}}]}))
+    (d / "budgets.yaml").write_text(yaml.safe_dump({"budgets": [
+        {"id": "bench-daily", "workspace": "bench", "key": None, "unit": "usd", "window": "day", "limit": 1e6},
+        {"id": "bench-tokens", "workspace": "bench", "key": None, "unit": "tokens", "window": "month",
+         "limit": 10 ** 12}]}))
+    (d / "keys.yaml").write_text("keys: []\n")
+    return create_key(d, "bench", "bench", None, None)
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["content-type"] = "application/json"
+wrk.headers["authorization"] = "Bearer {key}"
+{delay}
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000.0, latency:percentile(99) / 1000.0))
+end
+"""
+
+
+def wrk(url: str, key: str, conns: int, duration: int, pace_ms: int = 0) -> dict:
+    script = RUN / f"wrk-{conns}-{pace_ms}.lua"
+    delay = f"function delay() return {pace_ms} end" if pace_ms else ""
+    script.write_text(WRK_SCRIPT.format(body=json.dumps(REQUEST_BODY), key=key, delay=delay))
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)", out)
+    requests, bad_status, sock_errors, p50, p99 = m.groups()
+    return {"rps": int(requests) / duration, "non2xx": int(bad_status), "socket_errors": int(sock_errors),
+            "p50_ms": float(p50), "p99_ms": float(p99)}
+
+
+def spawn(name: str, argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdout=open(RUN / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
+    p.add_argument("--connections", type=int, default=32, help="connections at saturation")
+    p.add_argument("--pace-conns", type=int, default=8)
+    p.add_argument("--pace-ms", type=int, default=20, help="each paced connection waits this long between calls")
+    p.add_argument("--workers", type=int, default=1, help="ext_proc worker processes behind one cluster")
+    p.add_argument("--profile", action="store_true", help="record the policy service with py-spy")
+    a = p.parse_args(argv)
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found: apt-get install wrk (make bench does this)")
+    shutil.rmtree(RUN, ignore_errors=True)
+    RUN.mkdir(parents=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    up_port, plain_port = free_port(), free_port()
+    procs = []
+    stack = None
+    try:
+        for name, boot in (("upstream", upstream_bootstrap(up_port, free_port())),
+                           ("plain", plain_bootstrap(plain_port, free_port(), up_port))):
+            path = envoy_config.write(RUN / f"{name}.json", boot)
+            procs.append(spawn(name, [envoy_binary(), "-c", str(path), "--concurrency", "1",
+                                      "--log-level", "error", "--base-id", str(free_port())]))
+            admin = boot["admin"]["address"]["socket_address"]["port_value"]
+            wait_until(lambda: http_ok(f"http://127.0.0.1:{admin}/ready"), 30, f"{name} envoy", procs[-1])
+        key = write_bench_config(RUN / "config", up_port)
+        stack = Stack(RUN / "stack", config_dir=RUN / "config", workers=a.workers,
+                      extproc_args=["--log-level", "WARNING"])
+        stack.start_extproc()
+        stack.start_envoy()
+        paths = {"plain": f"http://127.0.0.1:{plain_port}/v1/chat/completions",
+                 "relaygate": f"{stack.gateway}/v1/bench/chat/completions"}
+        for url in paths.values():      # warm up, and prove both paths answer 200
+            r = wrk(url, key, 4, 2)
+            if r["non2xx"] or r["rps"] == 0:
+                raise SystemExit(f"{url}: warm-up failed: {r}")
+
+        samples: dict[str, dict[str, list[dict]]] = {k: {"sat": [], "one": [], "paced": []} for k in paths}
+        profiler = None
+        for rnd in range(a.rounds):
+            for name, url in (paths.items() if rnd % 2 == 0 else reversed(paths.items())):
+                if a.profile and name == "relaygate" and rnd == 0:
+                    pids = [str(pr.pid) for n, pr in stack.procs.items() if n.startswith("extproc")]
+                    profiler = subprocess.Popen(["py-spy", "record", "--format", "raw", "-o",
+                                                 str(RESULTS / "extproc-profile.txt"), "-d", str(a.duration),
+                                                 "-p", pids[0]], stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL)
+                samples[name]["sat"].append(wrk(url, key, a.connections, a.duration))
+                if profiler:
+                    profiler.wait()
+                    profiler = None
+                samples[name]["one"].append(wrk(url, key, 1, a.duration))
+                samples[name]["paced"].append(wrk(url, key, a.pace_conns, a.duration, a.pace_ms))
+                print(f"round {rnd + 1}/{a.rounds} {name:9s} sat {samples[name]['sat'][-1]['rps']:7.0f} req/s  "
+                      f"1-conn p50 {samples[name]['one'][-1]['p50_ms']:.2f} ms", flush=True)
+
+        def med(name, kind, field):
+            return statistics.median(s[field] for s in samples[name][kind])
+
+        summary = {name: {
+            "saturated_rps": med(name, "sat", "rps"),
+            "one_conn_p50_ms": med(name, "one", "p50_ms"), "one_conn_p99_ms": med(name, "one", "p99_ms"),
+            "paced_rps": med(name, "paced", "rps"),
+            "paced_p50_ms": med(name, "paced", "p50_ms"), "paced_p99_ms": med(name, "paced", "p99_ms"),
+            "errors": sum(s["non2xx"] + s["socket_errors"] for k in samples[name].values() for s in k),
+        } for name in paths}
+        pl, rg = summary["plain"], summary["relaygate"]
+        ratios = {
+            "throughput_relaygate_over_plain": rg["saturated_rps"] / pl["saturated_rps"],
+            "one_conn_p50_relaygate_over_plain": rg["one_conn_p50_ms"] / pl["one_conn_p50_ms"],
+            "one_conn_p99_relaygate_over_plain": rg["one_conn_p99_ms"] / pl["one_conn_p99_ms"],
+            "paced_p50_relaygate_over_plain": rg["paced_p50_ms"] / pl["paced_p50_ms"],
+            "paced_p99_relaygate_over_plain": rg["paced_p99_ms"] / pl["paced_p99_ms"],
+        }
+        counts = json.load(__import__("urllib.request").request.urlopen(stack.extproc_admin + "/receipts?limit=1"))
+        print()
+        print(f"{'path':10s} {'sat req/s':>10s} {'1-conn p50':>11s} {'1-conn p99':>11s} "
+              f"{'paced req/s':>12s} {'paced p50':>10s} {'paced p99':>10s} {'errors':>7s}")
+        for name, s in summary.items():
+            print(f"{name:10s} {s['saturated_rps']:10.0f} {s['one_conn_p50_ms']:9.2f}ms {s['one_conn_p99_ms']:9.2f}ms "
+                  f"{s['paced_rps']:12.0f} {s['paced_p50_ms']:8.2f}ms {s['paced_p99_ms']:8.2f}ms {s['errors']:7d}")
+        print()
+        print(f"throughput relaygate/plain: {ratios['throughput_relaygate_over_plain']:.2f}  (target >= 0.20)")
+        print(f"1-conn p50 relaygate/plain: {ratios['one_conn_p50_relaygate_over_plain']:.2f}x (target <= 5x)")
+        print(f"1-conn p99 relaygate/plain: {ratios['one_conn_p99_relaygate_over_plain']:.2f}x")
+        print(f"paced  p50 relaygate/plain: {ratios['paced_p50_relaygate_over_plain']:.2f}x, "
+              f"p99 {ratios['paced_p99_relaygate_over_plain']:.2f}x")
+        print(f"receipts in the spool: {counts['counts']}")
+        out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "workers": a.workers,
+               "duration_s": a.duration, "rounds": a.rounds, "connections": a.connections,
+               "summary": summary, "ratios": ratios, "spool": counts["counts"]}
+        name = f"latest-w{a.workers}.json"
+        (RESULTS / name).write_text(json.dumps(out, indent=2))
+        print(f"written to bench/results/{name}")
+    finally:
+        if stack:
+            stack.stop()
+        for pr in procs:
+            pr.terminate()
+            pr.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
