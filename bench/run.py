@@ -167,7 +167,7 @@ def main(argv=None) -> None:
             for name, url in (paths.items() if rnd % 2 == 0 else reversed(paths.items())):
                 if a.profile and name == "relaygate" and rnd == 0:
                     pids = [str(pr.pid) for n, pr in stack.procs.items() if n.startswith("extproc")]
-                    profiler = subprocess.Popen(["py-spy", "record", "--format", "raw", "-o",
+                    profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "-o",
                                                  str(RESULTS / "extproc-profile.txt"), "-d", str(a.duration),
                                                  "-p", pids[0]], stdout=subprocess.DEVNULL,
                                                 stderr=subprocess.DEVNULL)

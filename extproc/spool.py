@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+
+import orjson
 import time
 from pathlib import Path
 
@@ -49,14 +51,14 @@ class Spool:
     def add_pending(self, receipt_id: str, draft: dict) -> None:
         self.db.execute(
             "INSERT INTO receipts(id, state, created, draft) VALUES (?, 'pending', ?, ?)",
-            (receipt_id, time.time(), json.dumps(draft, separators=(",", ":"))),
+            (receipt_id, time.time(), orjson.dumps(draft)),
         )
 
     def draft(self, receipt_id: str) -> tuple[str, dict] | None:
         row = self.db.execute(
             "SELECT state, draft FROM receipts WHERE id = ?", (receipt_id,)
         ).fetchone()
-        return (row[0], json.loads(row[1])) if row else None
+        return (row[0], orjson.loads(row[1])) if row else None
 
     def pending(self, older_than: float) -> list[tuple[str, dict]]:
         rows = self.db.execute(

@@ -5,12 +5,14 @@ package relaygate.budget
 
 import rego.v1
 
-policy := {"id": "relaygate.budget", "version": "1.0.0"}
+import data.relaygate.sovereignty
 
-amount(b, c) := c.cost.tokens if b.unit == "tokens"
+# id@version recorded in every decision this module takes part in
+policy := "relaygate.budget@1.0.0"
 
-amount(b, c) := c.cost.usd_micros if b.unit == "usd"
+# The worst-case cost of the call on the chosen upstream, per budget unit.
+cost := {"tokens": sovereignty.chosen.cost.tokens, "usd": sovereignty.chosen.cost.usd_micros}
 
-holds(c) := [{"budget_id": b.id, "amount": amount(b, c)} | some b in input.budgets]
+holds := [{"budget_id": b.id, "amount": cost[b.unit]} | some b in input.budgets]
 
-exceeded(c) := [b.id | some b in input.budgets; b.used + amount(b, c) > b.limit]
+exceeded := [b.id | some b in input.budgets; b.used + cost[b.unit] > b.limit]

@@ -9,9 +9,7 @@ import data.relaygate.budget
 import data.relaygate.scope
 import data.relaygate.sovereignty
 
-policy := {"id": "relaygate.gateway", "version": "1.0.0"}
-
-ref(p) := sprintf("%s@%s", [p.id, p.version])
+policy := "relaygate.gateway@1.0.0"
 
 decision := d if {
 	count(scope.violations) > 0
@@ -23,20 +21,19 @@ decision := d if {
 	not sovereignty.chosen
 	d := deny(451, "sovereignty.blocked", sort([r | some r in sovereignty.reasons]), [scope.policy, sovereignty.policy])
 } else := d if {
-	over := budget.exceeded(sovereignty.chosen)
-	count(over) > 0
+	count(budget.exceeded) > 0
 	d := object.union(
-		deny(429, "budget.exceeded", [sprintf("budget %s would be exceeded", [b]) | some b in over], [scope.policy, sovereignty.policy, budget.policy]),
-		{"budget_ids": over},
+		deny(429, "budget.exceeded", [sprintf("budget %s would be exceeded", [b]) | some b in budget.exceeded], [scope.policy, sovereignty.policy, budget.policy]),
+		{"budget_ids": budget.exceeded},
 	)
 } else := {
 	"allow": true,
 	"status": 200,
 	"code": "ok",
 	"reasons": [],
-	"policies": [ref(p) | some p in [policy, scope.policy, sovereignty.policy, budget.policy]],
+	"policies": [policy, scope.policy, sovereignty.policy, budget.policy],
 	"upstream": sovereignty.chosen.name,
-	"holds": budget.holds(sovereignty.chosen),
+	"holds": budget.holds,
 }
 
 deny(status, code, reasons, policies) := {
@@ -44,7 +41,7 @@ deny(status, code, reasons, policies) := {
 	"status": status,
 	"code": code,
 	"reasons": reasons,
-	"policies": [ref(p) | some p in array.concat([policy], policies)],
+	"policies": array.concat([policy], policies),
 	"upstream": null,
 	"holds": [],
 }

@@ -3,7 +3,8 @@ package relaygate.scope
 
 import rego.v1
 
-policy := {"id": "relaygate.scope", "version": "1.0.0"}
+# id@version recorded in every decision this module takes part in
+policy := "relaygate.scope@1.0.0"
 
 violations contains msg if {
 	not input.endpoint in input.principal.endpoints

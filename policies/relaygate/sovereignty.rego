@@ -6,7 +6,8 @@ package relaygate.sovereignty
 
 import rego.v1
 
-policy := {"id": "relaygate.sovereignty", "version": "1.0.0"}
+# id@version recorded in every decision this module takes part in
+policy := "relaygate.sovereignty@1.0.0"
 
 allowed_jurisdictions contains j if {
 	some entry in input.workspace.allowed_jurisdictions
