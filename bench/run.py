@@ -154,7 +154,16 @@ def main(argv=None) -> None:
                       extproc_args=["--log-level", "WARNING"])
         stack.start_extproc()
         stack.start_envoy()
+        # The floor: the same Envoy bootstrap in front of a do-nothing Python ext_proc server.
+        floor = Stack(RUN / "floor", config_dir=RUN / "config")
+        floor_sock = floor.sockets[0]
+        procs.append(spawn("null-extproc", [sys.executable, "-m", "bench.null_extproc",
+                                            "--listen", f"unix:{floor_sock}", "--upstream", "bench-upstream"]))
+        wait_until(floor_sock.exists, 30, "null ext_proc", procs[-1])
+        floor.start_envoy()
+        procs.append(floor.procs.pop("envoy"))
         paths = {"plain": f"http://127.0.0.1:{plain_port}/v1/chat/completions",
+                 "extproc-floor": f"{floor.gateway}/v1/bench/chat/completions",
                  "relaygate": f"{stack.gateway}/v1/bench/chat/completions"}
         for url in paths.values():      # warm up, and prove both paths answer 200
             r = wrk(url, key, 4, 2)
@@ -164,7 +173,7 @@ def main(argv=None) -> None:
         samples: dict[str, dict[str, list[dict]]] = {k: {"sat": [], "one": [], "paced": []} for k in paths}
         profiler = None
         for rnd in range(a.rounds):
-            for name, url in (paths.items() if rnd % 2 == 0 else reversed(paths.items())):
+            for name, url in (list(paths.items()) if rnd % 2 == 0 else list(reversed(paths.items()))):
                 if a.profile and name == "relaygate" and rnd == 0:
                     pids = [str(pr.pid) for n, pr in stack.procs.items() if n.startswith("extproc")]
                     profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "-o",
@@ -177,7 +186,7 @@ def main(argv=None) -> None:
                     profiler = None
                 samples[name]["one"].append(wrk(url, key, 1, a.duration))
                 samples[name]["paced"].append(wrk(url, key, a.pace_conns, a.duration, a.pace_ms))
-                print(f"round {rnd + 1}/{a.rounds} {name:9s} sat {samples[name]['sat'][-1]['rps']:7.0f} req/s  "
+                print(f"round {rnd + 1}/{a.rounds} {name:13s} sat {samples[name]['sat'][-1]['rps']:7.0f} req/s  "
                       f"1-conn p50 {samples[name]['one'][-1]['p50_ms']:.2f} ms", flush=True)
 
         def med(name, kind, field):
@@ -190,8 +199,10 @@ def main(argv=None) -> None:
             "paced_p50_ms": med(name, "paced", "p50_ms"), "paced_p99_ms": med(name, "paced", "p99_ms"),
             "errors": sum(s["non2xx"] + s["socket_errors"] for k in samples[name].values() for s in k),
         } for name in paths}
-        pl, rg = summary["plain"], summary["relaygate"]
+        pl, rg, fl = summary["plain"], summary["relaygate"], summary["extproc-floor"]
         ratios = {
+            "throughput_floor_over_plain": fl["saturated_rps"] / pl["saturated_rps"],
+            "one_conn_p50_floor_over_plain": fl["one_conn_p50_ms"] / pl["one_conn_p50_ms"],
             "throughput_relaygate_over_plain": rg["saturated_rps"] / pl["saturated_rps"],
             "one_conn_p50_relaygate_over_plain": rg["one_conn_p50_ms"] / pl["one_conn_p50_ms"],
             "one_conn_p99_relaygate_over_plain": rg["one_conn_p99_ms"] / pl["one_conn_p99_ms"],
@@ -200,12 +211,14 @@ def main(argv=None) -> None:
         }
         counts = json.load(__import__("urllib.request").request.urlopen(stack.extproc_admin + "/receipts?limit=1"))
         print()
-        print(f"{'path':10s} {'sat req/s':>10s} {'1-conn p50':>11s} {'1-conn p99':>11s} "
+        print(f"{'path':14s} {'sat req/s':>10s} {'1-conn p50':>11s} {'1-conn p99':>11s} "
               f"{'paced req/s':>12s} {'paced p50':>10s} {'paced p99':>10s} {'errors':>7s}")
         for name, s in summary.items():
-            print(f"{name:10s} {s['saturated_rps']:10.0f} {s['one_conn_p50_ms']:9.2f}ms {s['one_conn_p99_ms']:9.2f}ms "
+            print(f"{name:14s} {s['saturated_rps']:10.0f} {s['one_conn_p50_ms']:9.2f}ms {s['one_conn_p99_ms']:9.2f}ms "
                   f"{s['paced_rps']:12.0f} {s['paced_p50_ms']:8.2f}ms {s['paced_p99_ms']:8.2f}ms {s['errors']:7d}")
         print()
+        print(f"do-nothing Python ext_proc (floor)/plain: throughput {ratios['throughput_floor_over_plain']:.2f}, "
+              f"1-conn p50 {ratios['one_conn_p50_floor_over_plain']:.2f}x")
         print(f"throughput relaygate/plain: {ratios['throughput_relaygate_over_plain']:.2f}  (target >= 0.20)")
         print(f"1-conn p50 relaygate/plain: {ratios['one_conn_p50_relaygate_over_plain']:.2f}x (target <= 5x)")
         print(f"1-conn p99 relaygate/plain: {ratios['one_conn_p99_relaygate_over_plain']:.2f}x")

@@ -102,10 +102,11 @@ def main(argv=None) -> None:
     p.add_argument("--envoy-admin-port", type=int, default=9901)
     p.add_argument("--admin-port", type=int, default=9464, help="relaygate-extproc admin port")
     p.add_argument("--run-dir", default=str(ROOT / ".run"))
+    p.add_argument("--workers", type=int, default=1, help="policy worker processes behind one Envoy cluster")
     p.add_argument("--demo-only", action="store_true", help="stop after the tour instead of serving")
     a = p.parse_args(argv)
     stack = Stack(Path(a.run_dir), gateway_port=a.gateway_port, envoy_admin_port=a.envoy_admin_port,
-                  extproc_admin_port=a.admin_port)
+                  extproc_admin_port=a.admin_port, workers=a.workers)
     print(f"starting relaygate (logs in {a.run_dir}) ...", flush=True)
     try:
         stack.start()

@@ -118,10 +118,10 @@ class Gateway:
             return load_public_key(r.read())
 
 
-def start_gateway(tmp: Path, budgets=None, extproc_args=()) -> Gateway:
+def start_gateway(tmp: Path, budgets=None, extproc_args=(), workers: int = 1) -> Gateway:
     tokens = write_config(tmp / "config", budgets)
     stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR,
-                  extproc_args=list(extproc_args), unreachable={"openai-dead"})
+                  extproc_args=list(extproc_args), unreachable={"openai-dead"}, workers=workers)
     stack.start()
     return Gateway(stack, tokens)
 

@@ -17,11 +17,12 @@ PER_CALL = len(BODY) + MAX_TOKENS      # the worst case the gateway reserves (in
 LIMIT = 50 * PER_CALL
 
 
-@pytest.fixture(scope="module")
-def capped_gw(tmp_path_factory):
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-worker", "two-workers"])
+def capped_gw(request, tmp_path_factory):
+    """Two workers share the budget through the SQLite ledger: the race must stay exact across processes."""
     budgets = [{"id": "capped-daily", "workspace": "capped", "key": None, "unit": "tokens",
                 "window": "day", "limit": LIMIT}]
-    g = start_gateway(tmp_path_factory.mktemp("budget"), budgets)
+    g = start_gateway(tmp_path_factory.mktemp("budget"), budgets, workers=request.param)
     yield g
     g.stack.stop()
 

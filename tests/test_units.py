@@ -199,3 +199,33 @@ def test_policy_data_conflicts_are_errors(tmp_path):
     from extproc.policy_engine import load_policy_sources
     with pytest.raises(PolicyError, match="defined twice"):
         load_policy_sources(Path(tmp_path))
+
+
+def _policy_input(**over):
+    doc = {
+        "version": 1, "endpoint": "chat.completions", "model": "gpt-4o-mini", "stream": False,
+        "principal": {"key_id": "k", "workspace": "w", "endpoints": ["chat.completions"], "models": ["gpt-4o*"]},
+        "workspace": {"id": "w", "allowed_jurisdictions": ["eea"], "allowed_regions": []},
+        "candidates": [
+            {"name": "us", "provider": "openai", "region": "us-east-1", "jurisdiction": "us",
+             "cost": {"tokens": 100, "usd_micros": 7}},
+            {"name": "eu", "provider": "openai", "region": "eu-west-1", "jurisdiction": "eu",
+             "cost": {"tokens": 100, "usd_micros": 9}}],
+        "budgets": [{"id": "b", "unit": "usd", "window": "day", "limit": 10, "used": 0}],
+    }
+    doc.update(over)
+    return orjson.dumps(doc).decode()
+
+
+@pytest.mark.parametrize("over", [
+    {}, {"endpoint": "embeddings"}, {"model": "o1"}, {"candidates": []},
+    {"workspace": {"id": "w", "allowed_jurisdictions": ["ch"], "allowed_regions": []}},
+    {"budgets": [{"id": "b", "unit": "usd", "window": "day", "limit": 10, "used": 2}]},
+    {"budgets": [{"id": "b", "unit": "tokens", "window": "month", "limit": 100, "used": 0}]},
+])
+def test_compiled_policy_decides_like_the_interpreter(over):
+    """The RVM bytecode on the hot path must agree with the interpreter the Rego tests use."""
+    compiled, interpreted = RegorusEngine(POLICY_DIR), RegorusEngine(POLICY_DIR, compiled=False)
+    assert compiled.compiled and not interpreted.compiled
+    doc = _policy_input(**over)
+    assert compiled.decide(doc) == interpreted.decide(doc)
