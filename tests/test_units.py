@@ -229,3 +229,32 @@ def test_compiled_policy_decides_like_the_interpreter(over):
     assert compiled.compiled and not interpreted.compiled
     doc = _policy_input(**over)
     assert compiled.decide(doc) == interpreted.decide(doc)
+
+
+def test_fast_canonical_json_matches_rfc8785():
+    import random
+
+    import rfc8785
+
+    from evidence.receipts import canonical
+    rnd = random.Random(8785)
+    chars = [chr(c) for c in range(0, 0x3000)] + ["\u2028", "\ufeff", "\U0001F600", "é", '"', "\\"]
+
+    def value(depth):
+        kind = rnd.randrange(7 if depth < 3 else 4)
+        if kind == 0:
+            return "".join(rnd.choice(chars) for _ in range(rnd.randrange(6)))
+        if kind == 1:
+            return rnd.choice([0, -1, 2**53 - 1, -(2**53 - 1), rnd.randrange(-10**9, 10**9)])
+        if kind == 2:
+            return rnd.choice([True, False, None])
+        if kind == 3:
+            return rnd.choice([0.1, 1e21, -0.0, 3.0, 1 / 3])          # floats: reference path
+        if kind in (4, 5):
+            return {"".join(rnd.choice(chars) for _ in range(rnd.randrange(1, 4))): value(depth + 1)
+                    for _ in range(rnd.randrange(4))}
+        return [value(depth + 1) for _ in range(rnd.randrange(4))]
+
+    for _ in range(3000):
+        v = {"r": value(0)}
+        assert canonical(v) == rfc8785.dumps(v)
