@@ -28,6 +28,7 @@ from extproc.spool import Spool
 
 log = logging.getLogger("relaygate.settlement")
 USAGE_NAMESPACE = "relaygate.usage"
+SLICE = 8   # receipts signed per event-loop turn
 
 
 def _rfc3339(ts: float) -> str:
@@ -43,26 +44,33 @@ class Finalizer:
         self.prev_hash = head or GENESIS_HASH
 
     def finalize(self, items: list[tuple[str, dict, dict | None]], settle_ledger: bool = True) -> None:
-        """items: (receipt id, draft, outcome or None when the call's end was never seen)."""
-        rows = []
+        """items: (receipt id, draft, outcome or None when the call's end was never seen).
+
+        The chain head and the ledger move only once the batch is committed, so a
+        failed write leaves the rows pending (to be retried or expired), never a
+        gap in the chain or a double settlement.
+        """
+        rows, settlements, seq, prev = [], [], self.chain_seq, self.prev_hash
         for rid, draft, outcome in items:
             receipt, charges, actual = self._receipt(rid, draft, outcome)
-            holds = [Hold(b, w, a, u) for b, w, a, u in draft["holds"]]
-            if settle_ledger and holds:
-                self.ledger.settle(holds, actual)
-            receipt["prev_hash"] = self.prev_hash
-            envelope, h = sign_receipt(receipt, self.signer)
-            self.chain_seq += 1
-            self.prev_hash = h
-            rows.append((rid, receipt["status"], self.chain_seq, h, orjson.dumps(envelope).decode(), charges))
+            receipt["prev_hash"] = prev
+            envelope, prev = sign_receipt(receipt, self.signer)
+            seq += 1
+            rows.append((rid, receipt["status"], seq, prev, orjson.dumps(envelope).decode(), charges))
+            settlements.append((draft, receipt, actual))
+        if not rows:
+            return
+        self.spool.finalize_many(rows)
+        self.chain_seq, self.prev_hash = seq, prev
+        for draft, receipt, actual in settlements:
+            if settle_ledger and draft["holds"]:
+                self.ledger.settle([Hold(b, w, a, u) for b, w, a, u in draft["holds"]], actual)
             metrics.RECEIPTS.labels(receipt["status"]).inc()
             if actual:
                 ws = draft["workspace"] or ""
                 metrics.TOKENS.labels(ws, "input").inc(receipt["usage"]["input_tokens"])
                 metrics.TOKENS.labels(ws, "output").inc(receipt["usage"]["output_tokens"])
                 metrics.COST.labels(ws).inc(receipt["cost"]["usd_micros"])
-        if rows:
-            self.spool.finalize_many(rows)
 
     def _receipt(self, rid: str, draft: dict, outcome: dict | None) -> tuple[dict, list, dict]:
         holds = draft["holds"]
@@ -200,9 +208,12 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
                 secs = outcome["latency_us"] / 1e6
                 metrics.UPSTREAM_LATENCY.labels(draft["endpoint"] or "", f"{outcome['status'] // 100}xx").observe(secs)
                 batch.append((rid, draft, outcome))
-            try:
-                self.finalizer.finalize(batch)
-            except Exception:
-                log.exception("finalizing %d receipts failed; they stay pending", len(batch))
-            await asyncio.sleep(0)
+            # Settle in small slices and yield in between, so a large access-log batch
+            # never holds up the decisions waiting on the same event loop.
+            for i in range(0, len(batch), SLICE):
+                try:
+                    self.finalizer.finalize(batch[i:i + SLICE])
+                except Exception:
+                    log.exception("finalizing %d receipts failed; they stay pending", len(batch[i:i + SLICE]))
+                await asyncio.sleep(0)
         return als_pb2.StreamAccessLogsResponse()
