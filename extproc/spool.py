@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 
 import orjson
 import time
@@ -44,8 +45,26 @@ class Spool:
         # before commit returns); FULL adds an fsync per commit for power loss.
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.executescript(SCHEMA)
+        # Checkpoint the WAL from a background thread (sqlite releases the GIL)
+        # instead of inside whichever commit crosses the threshold: an inline
+        # checkpoint stalls the event loop for milliseconds.
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="spool-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+        try:
+            while not self._stop.wait(0.5):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join()
         self.db.close()
 
     def add_pending(self, receipt_id: str, draft: dict) -> None:
