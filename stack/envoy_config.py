@@ -190,7 +190,7 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: li
 
 def _address(addr: str) -> dict:
     if addr.startswith("unix:"):
-        return {"pipe": {"path": str(Path(addr[5:]).resolve())}}
+        return {"pipe": {"path": addr[5:]}}   # relative paths resolve against Envoy's working directory
     host, _, port = addr.rpartition(":")
     return {"socket_address": {"address": host, "port_value": int(port)}}
 
@@ -226,8 +226,33 @@ def _upstream_cluster(u) -> dict:
     return c
 
 
+def main(argv=None) -> None:
+    """Render the bootstrap for a config directory (the reference copy is envoy/gateway.json)."""
+    import argparse
+
+    from extproc import config as config_mod
+    p = argparse.ArgumentParser(prog="python -m stack.envoy_config", description=main.__doc__)
+    p.add_argument("--config-dir", default="config")
+    p.add_argument("--listen-port", type=int, default=8080)
+    p.add_argument("--admin-port", type=int, default=9901)
+    p.add_argument("--extproc", action="append", help="policy worker address (repeatable; "
+                   "default unix:var/extproc.sock)")
+    p.add_argument("--out", default="-")
+    a = p.parse_args(argv)
+    boot = render(config_mod.load(a.config_dir), listen_port=a.listen_port, admin_port=a.admin_port,
+                  extproc=a.extproc or ["unix:var/extproc.sock"])
+    if a.out == "-":
+        print(json.dumps(boot, indent=2))
+    else:
+        write(Path(a.out), boot)
+
+
 def write(path: Path, bootstrap: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(bootstrap, indent=2))
     return path
+
+
+if __name__ == "__main__":
+    main()

@@ -135,7 +135,7 @@ class Stack:
 
     def start_envoy(self) -> None:
         boot = envoy_config.render(self.cfg, listen_port=self.gateway_port, admin_port=self.envoy_admin_port,
-                                   extproc=[f"unix:{p}" for p in self.sockets])
+                                   extproc=[f"unix:{p.resolve()}" for p in self.sockets])
         path = envoy_config.write(self.run_dir / "envoy.json", boot)
         argv = [envoy_binary(), "-c", str(path), "--concurrency", "1", "--log-level", "warn",
                 "--base-id", str(self.gateway_port)]

@@ -50,10 +50,6 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
          "region": "us-east-1", "jurisdiction": "us", "credential": "openai",
          "models": {"dead-model": model(1, 1)}},
     ]}))
-    (d / "budgets.yaml").write_text(yaml.safe_dump({"budgets": budgets or [
-        {"id": "tiny-daily", "workspace": "tiny", "key": None, "unit": "tokens", "window": "day", "limit": 50},
-        {"id": "outage-daily", "workspace": "outage", "key": None, "unit": "usd", "window": "day", "limit": 1.0},
-    ]}))
     (d / "keys.yaml").write_text("keys: []\n")
     tokens = {
         "acme": create_key(d, "acme", "all", None, None),
@@ -64,8 +60,16 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
         "capped": create_key(d, "capped", "capped", None, None),
         "tiny": create_key(d, "tiny", "tiny", None, None),
         "outage": create_key(d, "outage", "outage", None, None),
+        "acme-limited": create_key(d, "acme", "limited", None, None),
         "revoked": create_key(d, "acme", "revoked", None, None),
     }
+    limited_id = tokens["acme-limited"].split("_")[2]
+    (d / "budgets.yaml").write_text(yaml.safe_dump({"budgets": budgets or [
+        {"id": "tiny-daily", "workspace": "tiny", "key": None, "unit": "tokens", "window": "day", "limit": 50},
+        {"id": "outage-daily", "workspace": "outage", "key": None, "unit": "usd", "window": "day", "limit": 1.0},
+        {"id": "limited-key-monthly", "workspace": "acme", "key": limited_id, "unit": "usd", "window": "month",
+         "limit": 0.000001},
+    ]}))
     keys = yaml.safe_load((d / "keys.yaml").read_text())
     keys["keys"][-1]["revoked"] = True
     (d / "keys.yaml").write_text(yaml.safe_dump(keys))

@@ -95,6 +95,15 @@ def test_budget_exceeded_is_429_with_retry_after(gw):
     assert 0 < int(reply.headers["retry-after"]) <= 86400
 
 
+def test_per_key_budget_limits_only_that_key(gw):
+    """A USD budget on one key of workspace acme: that key gets 429, its neighbours keep working."""
+    reply = curl(gw.base("acme") + "/chat/completions", chat_body(max_tokens=5), _auth(gw, "acme-limited"))
+    r = _assert_error(gw, reply, 429, "budget.exceeded")
+    assert "limited-key-monthly" in r["decision"]["reasons"][0]
+    assert int(reply.headers["retry-after"]) <= 31 * 86400
+    assert curl(gw.base("acme") + "/chat/completions", chat_body(max_tokens=5), _auth(gw, "acme")).status == 200
+
+
 def test_invalid_json_is_400(gw):
     _assert_error(gw, curl(gw.base("acme") + "/chat/completions", '{"model": "gpt-4o-mini",', _auth(gw, "acme")),
                   400, "request.invalid_json")
