@@ -126,17 +126,28 @@ def _secret(secrets: dict, name: str, where: str) -> str:
     return str(value)
 
 
+def _secrets(d: Path) -> dict:
+    secrets = _load_yaml(d / "secrets.yaml") or {}
+    if not isinstance(secrets, dict):
+        raise ConfigError(f"{d/'secrets.yaml'}: must be a mapping")
+    return secrets
+
+
+def load_pepper(config_dir: str | os.PathLike) -> bytes:
+    """The key pepper: $RELAYGATE_KEY_PEPPER, else key_pepper in secrets.yaml."""
+    pepper = os.environ.get("RELAYGATE_KEY_PEPPER") or _secrets(Path(config_dir)).get("key_pepper")
+    if not pepper:
+        raise ConfigError("no key pepper: set key_pepper in secrets.yaml or $RELAYGATE_KEY_PEPPER")
+    return str(pepper).encode()
+
+
 def load(config_dir: str | os.PathLike) -> GatewayConfig:
     d = Path(config_dir)
     if not d.is_dir():
         raise ConfigError(f"{d}: config directory not found")
     gw = _load_yaml(d / "gateway.yaml") or {}
-    secrets = _load_yaml(d / "secrets.yaml") or {}
-    if not isinstance(secrets, dict):
-        raise ConfigError(f"{d/'secrets.yaml'}: must be a mapping")
-    pepper = os.environ.get("RELAYGATE_KEY_PEPPER") or secrets.get("key_pepper")
-    if not pepper:
-        raise ConfigError("no key pepper: set key_pepper in secrets.yaml or $RELAYGATE_KEY_PEPPER")
+    secrets = _secrets(d)
+    pepper = load_pepper(d)
 
     upstreams = []
     raw_up = (_load_yaml(d / "upstreams.yaml") or {}).get("upstreams")
@@ -214,7 +225,7 @@ def load(config_dir: str | os.PathLike) -> GatewayConfig:
             limit=int(limit) if unit == "tokens" else _micros(limit, where),
         ))
     return GatewayConfig(
-        pepper=str(pepper).encode(),
+        pepper=pepper,
         max_body_bytes=int(gw.get("max_body_bytes", 4 * 1024 * 1024)),
         default_max_output_tokens=default_max,
         workspaces=workspaces, keys=keys, upstreams=tuple(upstreams), budgets=tuple(budgets),

@@ -17,14 +17,6 @@ from extproc import config as config_mod
 from extproc import keys as keyfmt
 
 
-def _pepper(config_dir: Path) -> bytes:
-    secrets = yaml.safe_load((config_dir / "secrets.yaml").read_text()) if (config_dir / "secrets.yaml").exists() else {}
-    pepper = os.environ.get("RELAYGATE_KEY_PEPPER") or (secrets or {}).get("key_pepper")
-    if not pepper:
-        raise SystemExit("no key pepper: set key_pepper in secrets.yaml or $RELAYGATE_KEY_PEPPER")
-    return str(pepper).encode()
-
-
 def _load(path: Path) -> dict:
     doc = yaml.safe_load(path.read_text()) if path.exists() else None
     return doc or {"keys": []}
@@ -44,7 +36,11 @@ def create(config_dir: Path, workspace: str, name: str, endpoints: list[str] | N
     bad = set(endpoints or ()) - set(config_mod.ENDPOINTS)
     if bad:
         raise SystemExit(f"unknown endpoints {sorted(bad)}; choose from {config_mod.ENDPOINTS}")
-    token, record = keyfmt.new_key(_pepper(config_dir))
+    try:
+        pepper = config_mod.load_pepper(config_dir)
+    except config_mod.ConfigError as e:
+        raise SystemExit(str(e)) from None
+    token, record = keyfmt.new_key(pepper)
     record = {"id": record["id"], "workspace": workspace, "name": name,
               "salt": record["salt"], "hash": record["hash"],
               "scope": {"endpoints": endpoints or list(config_mod.ENDPOINTS), "models": models or ["*"]}}

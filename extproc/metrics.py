@@ -8,7 +8,7 @@ UNRECEIPTED = Counter("relaygate_access_log_unmatched_total",
                       "Access-log entries with no receipt of ours (e.g. policy service down)")
 TOKENS = Counter("relaygate_tokens_total", "Tokens settled", ["workspace", "direction"])
 COST = Counter("relaygate_cost_usd_micros_total", "Settled cost in USD millionths", ["workspace"])
-UPSTREAM_LATENCY = Histogram("relaygate_call_duration_seconds", "End-to-end call duration seen by Envoy",
+CALL_DURATION = Histogram("relaygate_call_duration_seconds", "End-to-end call duration seen by Envoy",
                              ["endpoint", "status_class"],
                              buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120))
 PENDING = Gauge("relaygate_spool_pending", "Receipts written at decision time and not yet finalized")

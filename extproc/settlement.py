@@ -206,7 +206,7 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
                 if state != "pending":
                     continue  # already finalized (e.g. expired as incomplete)
                 secs = outcome["latency_us"] / 1e6
-                metrics.UPSTREAM_LATENCY.labels(draft["endpoint"] or "", f"{outcome['status'] // 100}xx").observe(secs)
+                metrics.CALL_DURATION.labels(draft["endpoint"] or "", f"{outcome['status'] // 100}xx").observe(secs)
                 batch.append((rid, draft, outcome))
             # Settle in small slices and yield in between, so a large access-log batch
             # never holds up the decisions waiting on the same event loop.
