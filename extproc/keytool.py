@@ -2,7 +2,7 @@
 
 The full key is printed once and never stored; keys.yaml keeps only the key
 id, salt and peppered hash. Until the control plane distributes keys, restart
-relaygate-extproc (or send it SIGHUP once reloads exist) after a change.
+relaygate-extproc after a change.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from datetime import datetime, timezone
 
@@ -190,24 +191,38 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
     def __init__(self, finalizer: Finalizer) -> None:
         self.finalizer = finalizer
 
+    def _pending_item(self, entry) -> tuple[str, dict, dict] | None:
+        """(receipt id, draft, outcome) for a call still pending, else None."""
+        rid, outcome = outcome_of(entry)
+        if rid is None:
+            metrics.UNRECEIPTED.inc()
+            return None
+        spool = self.finalizer.spool
+        found = spool.draft(rid)
+        if found is None:  # Envoy answered before any policy decision (e.g. body over the limit)
+            try:
+                spool.add_pending(rid, envoy_local_draft(entry))
+            except sqlite3.IntegrityError:
+                log.warning("receipt %s appeared while its access-log entry was read", rid)
+            found = spool.draft(rid)
+        state, draft = found
+        if state != "pending":
+            return None  # already finalized (e.g. expired as incomplete)
+        metrics.CALL_DURATION.labels(draft["endpoint"] or "", f"{outcome['status'] // 100}xx").observe(
+            outcome["latency_us"] / 1e6)
+        return rid, draft, outcome
+
     async def StreamAccessLogs(self, request_iterator, context):
         async for msg in request_iterator:
             batch = []
             for entry in msg.http_logs.log_entry:
-                rid, outcome = outcome_of(entry)
-                if rid is None:
-                    metrics.UNRECEIPTED.inc()
+                try:
+                    item = self._pending_item(entry)
+                except Exception:  # one odd entry must never cost the rest of the stream
+                    log.exception("access-log entry could not be matched to a receipt")
                     continue
-                found = self.finalizer.spool.draft(rid)
-                if found is None:  # Envoy answered before any policy decision (e.g. body over the limit)
-                    found = ("pending", envoy_local_draft(entry))
-                    self.finalizer.spool.add_pending(rid, found[1])
-                state, draft = found
-                if state != "pending":
-                    continue  # already finalized (e.g. expired as incomplete)
-                secs = outcome["latency_us"] / 1e6
-                metrics.CALL_DURATION.labels(draft["endpoint"] or "", f"{outcome['status'] // 100}xx").observe(secs)
-                batch.append((rid, draft, outcome))
+                if item is not None:
+                    batch.append(item)
             # Settle in small slices and yield in between, so a large access-log batch
             # never holds up the decisions waiting on the same event loop.
             for i in range(0, len(batch), SLICE):

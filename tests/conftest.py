@@ -104,7 +104,15 @@ class Gateway:
                 if e.code != 404 or time.monotonic() > deadline:
                     raise
             if time.monotonic() > deadline:
-                raise AssertionError(f"receipt {receipt_id} not finalized within {timeout}s")
+                try:
+                    with urllib.request.urlopen(f"{self.stack.extproc_admin}/receipts/{receipt_id}") as r:
+                        state = r.read().decode()[:2000]
+                except urllib.error.HTTPError as e:
+                    state = f"HTTP {e.code}"
+                logs = "".join((self.stack.run_dir / n).read_text()[-3000:]
+                               for n in ("extproc.log", "extproc-1.log") if (self.stack.run_dir / n).exists())
+                raise AssertionError(f"receipt {receipt_id} not finalized within {timeout}s; "
+                                     f"spool says {state}\n{logs}")
             time.sleep(0.05)
 
     def all_receipts(self) -> list[dict]:
