@@ -128,3 +128,16 @@ def test_missing_max_tokens_is_capped_by_workspace_default(gw, stream):
         assert raw.parse().usage.completion_tokens == 256
     assert '"max_tokens":256' in gw.sim_requests()[-1]["body"]
     assert gw.receipt(raw.headers["x-relayone-receipt-id"])["receipt"]["usage"]["output_tokens"] == 256
+
+
+def test_secrets_never_reach_clients_or_logs(gw):
+    """Provider credentials and the key pepper stay out of responses and every process log."""
+    raw = _client(gw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "secrets?"}])
+    assert "sk-test-openai" not in str(raw.headers) + raw.http_response.text
+    secrets = ("sk-test-openai", "sk-ant-test", "test-pepper", gw.tokens["acme"])
+    for log in gw.stack.run_dir.glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert not [s for s in secrets if s in text], log.name
+    r = gw.receipt(raw.headers["x-relayone-receipt-id"])
+    assert not [s for s in secrets if s in str(r)]
