@@ -148,9 +148,13 @@ class SqliteLedger:
     def settle(self, holds: Iterable[Hold], actual: dict[str, int]) -> None:
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
-            for h in holds:
-                self._add(h.budget_id, h.window_key, actual.get(h.unit, 0), -h.amount)
-            self.db.execute("COMMIT")
+            try:
+                for h in holds:
+                    self._add(h.budget_id, h.window_key, actual.get(h.unit, 0), -h.amount)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     def charge(self, budget_id: str, window_key: str, amount: int) -> None:
         with self._lock:

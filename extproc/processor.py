@@ -31,6 +31,11 @@ RECEIPT_HEADER = "x-relayone-receipt-id"
 UPSTREAM_HEADER = "x-relaygate-upstream"
 NAMESPACE = "relaygate"
 _CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key")
+_CONTINUE_HEADERS = pb.ProcessingResponse(request_headers=pb.HeadersResponse())
+# Envoy derives the receipt id from x-request-id itself; the only metadata we
+# hand back marks our own error replies, see stack/envoy_config.py.
+_DENIED = struct_pb2.Struct()
+_DENIED.update({NAMESPACE: {"denied": True}})
 
 
 def _hv(key: str, value: str | bytes) -> base_pb2.HeaderValueOption:
@@ -120,10 +125,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                              f"request body exceeds {self.admission.config.max_body_bytes} bytes", {})
         if msg.end_of_stream:
             return self.deny(call, 400, "request.invalid", "request body is required", {})
-        # The receipt id rides along now so that replies Envoy makes itself
-        # (body over the buffer limit, upstream down) can name it too.
-        return pb.ProcessingResponse(request_headers=pb.HeadersResponse(),
-                                     dynamic_metadata=_metadata(receipt_id=call.receipt_id))
+        return _CONTINUE_HEADERS
 
     # -- request body ----------------------------------------------------
     def on_body(self, call: Call, msg: pb.HttpBody) -> pb.ProcessingResponse:
@@ -148,7 +150,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         price = up.models[shape.model]
         try:
             self._spool(call, v.decision, raw, shape.model, shape.stream, up=up, holds=v.holds,
-                        price=(price.input_micros_per_1k, price.output_micros_per_1k))
+                        price=(price.input_micros_per_1k, price.output_micros_per_1k),
+                        worst=(shape.input_token_bound, shape.max_output_tokens))
         except BaseException:
             self.admission.ledger.settle(v.holds, {})  # nothing forwarded: give the hold back
             raise
@@ -168,8 +171,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             common.body_mutation.body = shape.body
             common.header_mutation.set_headers.append(_hv("content-length", str(len(shape.body))))
         metrics.DECISIONS.labels("allow", "ok").inc()
-        return pb.ProcessingResponse(request_body=pb.BodyResponse(response=common),
-                                     dynamic_metadata=_metadata(receipt_id=call.receipt_id, upstream=up.name))
+        return pb.ProcessingResponse(request_body=pb.BodyResponse(response=common))
 
     # -- denial ------------------------------------------------------------
     def deny(self, call: Call, status: int, code: str, message: str, decision: dict,
@@ -187,10 +189,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             headers=pb.HeaderMutation(set_headers=headers),
             body=error_body(code, message, call.receipt_id),
             details="relaygate_" + code.replace(".", "_"),
-        ), dynamic_metadata=_metadata(receipt_id=call.receipt_id, denied=code))
+        ), dynamic_metadata=_DENIED)  # tells Envoy's local_reply_config to leave this reply alone
 
     def _spool(self, call: Call, decision: dict, raw: bytes | None, model: str | None, stream: bool,
-               up=None, holds=(), price=None) -> None:
+               up=None, holds=(), price=None, worst=None) -> None:
         """Write the decision durably before Envoy acts on it."""
         key, route = call.key, call.route
         draft = {
@@ -208,19 +210,14 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 "name": up.name, "provider": up.provider, "region": up.region,
                 "jurisdiction": up.jurisdiction},
             "price": price,
+            "worst": worst,      # (input token bound, output cap): what the reservation assumed
             "holds": [[h.budget_id, h.window_key, h.amount, h.unit] for h in holds],
         }
         self.spool.add_pending(call.receipt_id, draft)
 
 
-def _metadata(**values) -> struct_pb2.Struct:
-    md = struct_pb2.Struct()
-    md.update({NAMESPACE: values})
-    return md
-
-
 def _continue(kind: str | None) -> pb.ProcessingResponse:
-    if kind in ("response_headers",):
+    if kind == "response_headers":
         return pb.ProcessingResponse(response_headers=pb.HeadersResponse())
     if kind == "response_body":
         return pb.ProcessingResponse(response_body=pb.BodyResponse())
@@ -228,4 +225,4 @@ def _continue(kind: str | None) -> pb.ProcessingResponse:
         return pb.ProcessingResponse(request_trailers=pb.TrailersResponse())
     if kind == "response_trailers":
         return pb.ProcessingResponse(response_trailers=pb.TrailersResponse())
-    return pb.ProcessingResponse(request_headers=pb.HeadersResponse())
+    return _CONTINUE_HEADERS

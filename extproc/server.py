@@ -28,7 +28,7 @@ from extproc.admission import Admission
 from extproc.ledger import InMemoryLedger, SqliteLedger, now_utc, window_bounds
 from extproc.policy_engine import PolicyError, RegorusEngine
 from extproc.processor import Processor
-from extproc.settlement import AccessLogSink, Finalizer
+from extproc.settlement import DENIAL_GRACE, AccessLogSink, Finalizer
 from extproc.spool import Spool
 
 log = logging.getLogger("relaygate.extproc")
@@ -85,11 +85,11 @@ async def serve(args: argparse.Namespace) -> None:
         ledger = SqliteLedger(data_dir / "ledger.db")
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
         if args.settle:
-            finalizer.expire_pending(time.time() + 1)
+            finalizer.sweep(time.time() + DENIAL_GRACE, grace=-1)
     else:
         # Recover: what a previous process left pending becomes incomplete, then budgets are rebuilt.
-        Finalizer(spool, InMemoryLedger(), signer, args.sidecar_name).expire_pending(
-            time.time() + 1, settle_ledger=False)
+        Finalizer(spool, InMemoryLedger(), signer, args.sidecar_name).sweep(
+            time.time() + DENIAL_GRACE, grace=-1, settle_ledger=False)
         ledger = rebuild_ledger(cfg, spool)
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
     admission = Admission(cfg, engine, ledger)
@@ -126,9 +126,9 @@ async def serve(args: argparse.Namespace) -> None:
 
     async def sweep():
         while True:
-            await asyncio.sleep(min(30.0, args.pending_grace / 2))
+            await asyncio.sleep(1.0)
             try:
-                finalizer.expire_pending(time.time() - args.pending_grace)
+                finalizer.sweep(time.time(), args.pending_grace)
             except Exception:
                 log.exception("sweeping stale receipts failed")
 

@@ -30,6 +30,7 @@ from extproc.spool import Spool
 log = logging.getLogger("relaygate.settlement")
 USAGE_NAMESPACE = "relaygate.usage"
 SLICE = 8   # receipts signed per event-loop turn
+DENIAL_GRACE = 2.0   # seconds the access log gets to deliver a blocked call's entry
 
 
 def _rfc3339(ts: float) -> str:
@@ -75,24 +76,26 @@ class Finalizer:
 
     def _receipt(self, rid: str, draft: dict, outcome: dict | None) -> tuple[dict, list, dict]:
         holds = draft["holds"]
-        worst = {u: a for _, _, a, u in holds}
+        price = draft["price"]
+
+        def charge(in_tok: int, out_tok: int) -> dict:
+            cost = cost_micros(ModelPrice(price[0], price[1], 0), in_tok, out_tok) if price else 0
+            return {"tokens": in_tok + out_tok, "usd": cost}
+
         in_tok = out_tok = 0
         served = None
-        if outcome is None:
-            source, actual = "reserved", worst          # end never seen: charge the worst case
+        if not draft["upstream"]:
+            source, actual = "none", {}                 # blocked: nothing was forwarded
+        elif outcome is None:
+            source, actual = "reserved", charge(*draft["worst"])   # end never seen: the worst case
         elif outcome["usage"]:
             u = outcome["usage"]
             in_tok, out_tok, served = u["input_tokens"], u["output_tokens"], u.get("model")
-            source = "response"
-            price = draft["price"]
-            cost = cost_micros(ModelPrice(price[0], price[1], 0), in_tok, out_tok) if price else 0
-            actual = {"tokens": in_tok + out_tok, "usd": cost}
-        elif draft["upstream"] and outcome["upstream_answered"] and outcome["status"] < 400:
-            source, actual = "reserved", worst          # answered but usage unseen (e.g. aborted stream)
+            source, actual = "response", charge(in_tok, out_tok)
+        elif outcome["upstream_answered"] and outcome["status"] < 400:
+            source, actual = "reserved", charge(*draft["worst"])   # answered, usage unseen (aborted stream)
         else:
             source, actual = "none", {}                 # never reached or failed upstream: release
-        if source == "reserved" and not draft["upstream"]:
-            actual = {}
         charges = [[b, w, actual.get(u, 0)] for b, w, _, u in holds]
         receipt = {
             "version": RECEIPT_VERSION,
@@ -116,13 +119,34 @@ class Finalizer:
         }
         return receipt, charges, actual
 
-    def expire_pending(self, older_than: float, settle_ledger: bool = True) -> int:
-        """Finalize calls whose end never arrived as incomplete receipts."""
-        stale = self.spool.pending(older_than)
-        if stale:
-            log.warning("finalizing %d receipts whose call end was never seen as incomplete", len(stale))
-            self.finalize([(rid, draft, None) for rid, draft in stale], settle_ledger)
-        return len(stale)
+    def sweep(self, now: float, grace: float, settle_ledger: bool = True) -> int:
+        """Finalize what the access log did not deliver.
+
+        Envoy's gRPC access log is lossy under back-pressure (its
+        ``logs_dropped`` counter), so no receipt may depend on it alone. A
+        blocked call's outcome is fully known at decision time: after
+        DENIAL_GRACE it is completed from the decision itself. An allowed call
+        may still be streaming: only after ``grace`` does it become an
+        incomplete receipt charged its reservation.
+        """
+        items = []
+        for rid, draft in self.spool.pending(now - DENIAL_GRACE):
+            if not draft["decision"]["allow"]:
+                items.append((rid, draft, outcome_of_denial(draft)))
+            elif draft["ts"] < now - grace:
+                items.append((rid, draft, None))
+        if items:
+            expired = sum(outcome is None for _, _, outcome in items)
+            if expired:
+                log.warning("%d calls ended unseen; their receipts are finalized as incomplete", expired)
+            self.finalize(items, settle_ledger)
+        return len(items)
+
+
+def outcome_of_denial(draft: dict) -> dict:
+    """The outcome of a blocked call, known from its decision alone."""
+    return {"status": draft["decision"]["status"], "flags": "", "bytes": None, "latency_us": None,
+            "upstream_answered": False, "usage": None}
 
 
 def _flags(flags) -> str:
@@ -183,7 +207,7 @@ def envoy_local_draft(entry) -> dict:
         "model": None, "stream": False,
         "decision": {"allow": False, "status": status, "code": code,
                      "reasons": [resp.response_code_details or code], "policies": []},
-        "upstream": None, "price": None, "holds": [],
+        "upstream": None, "price": None, "worst": None, "holds": [],
     }
 
 

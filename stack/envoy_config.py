@@ -124,7 +124,10 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: li
                 "@type": T + "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
                 "common_config": {"log_name": "relaygate", "transport_api_version": "V3",
                                   "grpc_service": settler_service, "buffer_flush_interval": "0.05s",
-                                  "buffer_size_bytes": 16384},
+                                  # Also the cap on what Envoy holds while the settler is
+                                  # backed up; past it entries are dropped (logs_dropped), and
+                                  # the settler's sweep has to finish those receipts.
+                                  "buffer_size_bytes": 4 * 1024 * 1024},
             },
         }],
         "local_reply_config": _local_reply_config(),

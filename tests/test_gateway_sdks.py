@@ -141,3 +141,17 @@ def test_secrets_never_reach_clients_or_logs(gw):
         assert not [s for s in secrets if s in text], log.name
     r = gw.receipt(raw.headers["x-relayone-receipt-id"])
     assert not [s for s in secrets if s in str(r)]
+
+
+def test_client_abort_mid_stream_is_charged_its_reservation(gw):
+    """Usage never arrives when the client hangs up; the provider may have billed, so the hold is kept."""
+    raw = _client(gw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", stream=True, max_tokens=40, messages=[{"role": "user", "content": "abort me"}],
+        extra_headers={"x-sim-chunk-delay-ms": "200", "x-sim-output-tokens": "40"})
+    stream = raw.parse()
+    next(iter(stream))
+    stream.close()
+    r = gw.receipt(raw.headers["x-relayone-receipt-id"])["receipt"]
+    assert r["status"] == "complete" and r["response"]["status"] == 200
+    assert r["usage"]["source"] == "reserved"
+    assert r["cost"]["usd_micros"] > 0

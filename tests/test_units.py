@@ -258,3 +258,35 @@ def test_fast_canonical_json_matches_rfc8785():
     for _ in range(3000):
         v = {"r": value(0)}
         assert canonical(v) == rfc8785.dumps(v)
+
+
+def test_sweep_finishes_what_the_access_log_dropped(tmp_path):
+    """Envoy's access log may drop entries: denials complete from their decision, allowed calls expire."""
+    from extproc.settlement import DENIAL_GRACE, Finalizer
+    from extproc.spool import Spool
+    spool = Spool(tmp_path / "r.db")
+    ledger = InMemoryLedger()
+    hold = Hold("b", "2026-11", 500, "tokens")
+    assert ledger.reserve([hold], {"b": 1000}) is None
+    base = {"workspace": "w", "key_id": "k", "endpoint": "chat.completions", "path": "/v1/w/chat/completions",
+            "request": {"digest": None, "bytes": 10}, "model": "m", "stream": False, "price": [1000, 1000]}
+    now = 1_000_000.0
+    spool.add_pending("rcpt_denied", {**base, "ts": now - 5, "upstream": None, "worst": None, "holds": [],
+                                      "decision": {"allow": False, "status": 451, "code": "sovereignty.blocked",
+                                                   "reasons": ["x"], "policies": []}})
+    spool.add_pending("rcpt_allowed", {**base, "ts": now - 5, "upstream": {"name": "u"}, "worst": [10, 490],
+                                       "holds": [["b", "2026-11", 500, "tokens"]],
+                                       "decision": {"allow": True, "status": 200, "code": "ok", "reasons": [],
+                                                    "policies": []}})
+    spool.db.execute("UPDATE receipts SET created = ?", (now - 5,))
+    fin = Finalizer(spool, ledger, load_or_create_signer(tmp_path / "k.pem"), "t")
+    assert fin.sweep(now, grace=3600) == 1                       # the allowed call may still be streaming
+    denied = spool.envelope("rcpt_denied")["receipt"]
+    assert denied["status"] == "complete" and denied["response"]["status"] == 451
+    assert spool.draft("rcpt_allowed")[0] == "pending" and ledger.used("b", "2026-11") == 500
+    assert fin.sweep(now + DENIAL_GRACE, grace=1) == 1
+    allowed = spool.envelope("rcpt_allowed")["receipt"]
+    assert allowed["status"] == "incomplete" and allowed["usage"]["source"] == "reserved"
+    assert allowed["cost"]["usd_micros"] == 500 and ledger.used("b", "2026-11") == 500   # hold became spend
+    verify_chain(spool.envelopes(), fin.signer.public_key)
+    spool.close()
