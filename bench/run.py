@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -209,7 +210,7 @@ def main(argv=None) -> None:
             "paced_p50_relaygate_over_plain": rg["paced_p50_ms"] / pl["paced_p50_ms"],
             "paced_p99_relaygate_over_plain": rg["paced_p99_ms"] / pl["paced_p99_ms"],
         }
-        counts = json.load(__import__("urllib.request").request.urlopen(stack.extproc_admin + "/receipts?limit=1"))
+        counts = json.load(urllib.request.urlopen(stack.extproc_admin + "/receipts?limit=1"))
         print()
         print(f"{'path':14s} {'sat req/s':>10s} {'1-conn p50':>11s} {'1-conn p99':>11s} "
               f"{'paced req/s':>12s} {'paced p50':>10s} {'paced p99':>10s} {'errors':>7s}")
