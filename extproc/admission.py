@@ -1,4 +1,4 @@
-"""Admission: turn one parsed call into a decision, a reservation and a draft receipt.
+"""Admission: turn one parsed call into a policy decision and a budget reservation.
 
 Pure policy plumbing with no gRPC in it, so the processor stays a thin
 translation layer and the control plane's dry run can reuse the same code.
