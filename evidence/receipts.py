@@ -63,6 +63,11 @@ def sign_receipt(receipt: dict, signer: Signer) -> tuple[dict, str]:
     return envelope, digest(body)
 
 
+def envelope_receipt(envelope: dict) -> dict:
+    """The receipt inside a signed envelope."""
+    return envelope["receipt"]
+
+
 def receipt_hash(receipt: dict) -> str:
     return digest(canonical(receipt))
 

@@ -49,8 +49,11 @@ class Verdict:
 
 
 class Admission:
-    def __init__(self, config: GatewayConfig, engine: PolicyEngine, ledger: Ledger) -> None:
-        self.config, self.engine, self.ledger = config, engine, ledger
+    """One policy snapshot: config, engine and bundle revision, plus the shared budget ledger."""
+
+    def __init__(self, config: GatewayConfig, engine: PolicyEngine, ledger: Ledger,
+                 revision: str = "local") -> None:
+        self.config, self.engine, self.ledger, self.revision = config, engine, ledger, revision
         self._candidates: dict[tuple[str, str], list[Upstream]] = {}
         for u in config.upstreams:
             for model in u.models:
@@ -64,20 +67,29 @@ class Admission:
         key = self.config.keys.get(parts[0])
         if key is None or key.revoked or not keyfmt.matches(self.config.pepper, key.salt, key.hash, parts[1]):
             return None
+        if key.expires_at is not None and key.expires_at <= time.time():
+            return None
         return key
 
-    def decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
+    def policy_input(self, key: ApiKey, endpoint: str, shape: CallShape,
+                     used=None) -> tuple[dict, list, dict]:
+        """(policy input document, budgets, their windows) for one call; see docs/policy.md.
+
+        ``used(budget_id, window_key)`` reports current use; the ledger's by default.
+        """
         ws = self.config.workspaces[key.workspace]
         provider = DIALECT[endpoint][0]
         candidates = self._candidates.get((provider, shape.model), ())
         now = now_utc()
         budgets = self.config.budgets_for(key.workspace, key.id)
         windows = {b.id: window_bounds(b.window, now) for b in budgets}
+        used = used or self.ledger.used
         doc = {
             "version": POLICY_INPUT_VERSION,
             "endpoint": endpoint,
             "model": shape.model,
             "stream": shape.stream,
+            "user": shape.user,
             "principal": {"key_id": key.id, "workspace": key.workspace,
                           "endpoints": key.endpoints, "models": key.models},
             "workspace": {"id": ws.id, "allowed_jurisdictions": ws.allowed_jurisdictions,
@@ -90,8 +102,13 @@ class Admission:
                                                    shape.max_output_tokens)},
             } for u in candidates],
             "budgets": [{"id": b.id, "unit": b.unit, "window": b.window, "limit": b.limit,
-                         "used": self.ledger.used(b.id, windows[b.id][0])} for b in budgets],
+                         "used": used(b.id, windows[b.id][0])} for b in budgets],
         }
+        return doc, budgets, windows
+
+    def decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
+        doc, budgets, windows = self.policy_input(key, endpoint, shape)
+        now = now_utc()
         try:
             d = self.engine.decide(orjson.dumps(doc).decode())
         except PolicyError as e:

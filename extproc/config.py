@@ -1,4 +1,4 @@
-"""Gateway configuration, read from YAML files in one directory.
+"""Gateway configuration: YAML files in one directory, or the same documents in a policy bundle.
 
 Files (all optional but ``upstreams.yaml``): ``gateway.yaml`` (limits and
 defaults), ``workspaces.yaml``, ``keys.yaml``, ``upstreams.yaml``,
@@ -6,6 +6,8 @@ defaults), ``workspaces.yaml``, ``keys.yaml``, ``upstreams.yaml``,
 ``RELAYGATE_KEY_PEPPER`` and ``RELAYGATE_SECRET_<NAME>`` (name upper-cased,
 ``-`` as ``_``). Every error names the file and the offending entry.
 The loaded :class:`GatewayConfig` is immutable; a reload builds a new one.
+A control plane ships the same documents inside its signed policy bundle
+(extproc/bundle.py), parsed by the same :func:`from_documents`.
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ class Upstream:
     jurisdiction: str
     credential: str = field(repr=False)
     models: dict[str, ModelPrice]
+    credential_name: str = ""
+    envoy_cluster_overrides: dict = field(default_factory=dict, compare=False)
 
     @property
     def cluster(self) -> str:
@@ -56,6 +60,8 @@ class Workspace:
     allowed_jurisdictions: tuple[str, ...]
     allowed_regions: tuple[str, ...]
     default_max_output_tokens: int
+    requests_per_second: float | None = None   # gateway tier limits (None: unlimited)
+    tokens_per_minute: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class ApiKey:
     endpoints: tuple[str, ...]
     models: tuple[str, ...]
     revoked: bool
+    expires_at: float | None = None   # epoch seconds; a rotated key's grace period ends here
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,7 @@ def _micros(v: Any, where: str) -> int:
 
 
 def _secret(secrets: dict, name: str, where: str) -> str:
+    """A credential by name: $RELAYGATE_SECRET_<NAME> wins over the secrets document."""
     env = "RELAYGATE_SECRET_" + name.upper().replace("-", "_")
     value = os.environ.get(env) or secrets.get(name)
     if not value:
@@ -141,94 +149,163 @@ def load_pepper(config_dir: str | os.PathLike) -> bytes:
     return str(pepper).encode()
 
 
-def load(config_dir: str | os.PathLike) -> GatewayConfig:
+CONFIG_FILES = ("gateway", "workspaces", "upstreams", "keys", "budgets")
+
+
+def read_documents(config_dir: str | os.PathLike) -> tuple[dict, dict]:
+    """(config documents by name, secrets) from a config directory's YAML files."""
     d = Path(config_dir)
     if not d.is_dir():
         raise ConfigError(f"{d}: config directory not found")
-    gw = _load_yaml(d / "gateway.yaml") or {}
-    secrets = _secrets(d)
-    pepper = load_pepper(d)
+    docs = {}
+    for name in CONFIG_FILES:
+        doc = _load_yaml(d / f"{name}.yaml")
+        if doc is not None and not isinstance(doc, dict):
+            raise ConfigError(f"{d / (name + '.yaml')}: must be a mapping")
+        docs[name] = doc or {}
+    secrets = dict(_secrets(d))
+    secrets["key_pepper"] = load_pepper(d).decode()
+    return docs, secrets
+
+
+def load(config_dir: str | os.PathLike) -> GatewayConfig:
+    return from_documents(*read_documents(config_dir))
+
+
+def from_documents(docs: dict, secrets: dict) -> GatewayConfig:
+    """Build the gateway config from its documents (the YAML files, or a policy bundle's copy).
+
+    ``docs`` maps ``gateway``, ``workspaces``, ``upstreams``, ``keys`` and ``budgets`` to
+    the documents of the same-named YAML files; ``secrets`` holds ``key_pepper`` and the
+    provider credentials (the environment still wins for each of them).
+    """
+    gw = docs.get("gateway") or {}
+    pepper = os.environ.get("RELAYGATE_KEY_PEPPER") or secrets.get("key_pepper")
+    if not pepper:
+        raise ConfigError("no key pepper: set key_pepper in secrets.yaml or $RELAYGATE_KEY_PEPPER")
+    pepper = str(pepper).encode()
 
     upstreams = []
-    raw_up = (_load_yaml(d / "upstreams.yaml") or {}).get("upstreams")
+    raw_up = (docs.get("upstreams") or {}).get("upstreams")
     if not isinstance(raw_up, list) or not raw_up:
-        raise ConfigError(f"{d/'upstreams.yaml'}: needs a non-empty 'upstreams' list")
+        raise ConfigError("upstreams.yaml: needs a non-empty 'upstreams' list")
     for i, u in enumerate(raw_up):
-        where = f"upstreams.yaml: upstreams[{i}]"
-        name = _req(u, "name", where)
-        where = f"upstreams.yaml: upstream '{name}'"
-        provider = _req(u, "provider", where)
-        if provider not in PROVIDERS:
-            raise ConfigError(f"{where}: provider must be one of {PROVIDERS}")
-        host, _, port = _req(u, "address", where).rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"{where}: address must be host:port")
-        models = {}
-        for m, p in (_req(u, "models", where, dict)).items():
-            mw = f"{where} model '{m}'"
-            p = p or {}
-            models[m] = ModelPrice(
-                _micros(p.get("input_per_1k", 0), mw),
-                _micros(p.get("output_per_1k", 0), mw),
-                int(p.get("max_output_tokens", 4096)),
-            )
-        upstreams.append(Upstream(
-            name=name, provider=provider, host=host, port=int(port), tls=bool(u.get("tls", False)),
-            base_path=str(u.get("base_path", "/v1")).rstrip("/"),
-            region=_req(u, "region", where), jurisdiction=_req(u, "jurisdiction", where),
-            credential=_secret(secrets, _req(u, "credential", where), where), models=models,
-        ))
+        upstreams.append(parse_upstream(u, f"upstreams.yaml: upstreams[{i}]", secrets))
     if len({u.name for u in upstreams}) != len(upstreams):
         raise ConfigError("upstreams.yaml: upstream names must be unique")
 
     default_max = int(gw.get("default_max_output_tokens", 1024))
     workspaces = {}
-    for wid, w in ((_load_yaml(d / "workspaces.yaml") or {}).get("workspaces") or {}).items():
-        w = w or {}
-        sov = w.get("sovereignty") or {}
-        workspaces[wid] = Workspace(
-            id=wid,
-            allowed_jurisdictions=tuple(sov.get("allowed_jurisdictions") or ()),
-            allowed_regions=tuple(sov.get("allowed_regions") or ()),
-            default_max_output_tokens=int(w.get("default_max_output_tokens", default_max)),
-        )
+    raw_ws = (docs.get("workspaces") or {}).get("workspaces") or {}
+    if not isinstance(raw_ws, dict):
+        raise ConfigError("workspaces.yaml: 'workspaces' must be a mapping")
+    for wid, w in raw_ws.items():
+        workspaces[wid] = parse_workspace(wid, w or {}, default_max)
 
     keys = {}
-    for i, k in enumerate((_load_yaml(d / "keys.yaml") or {}).get("keys") or []):
-        where = f"keys.yaml: keys[{i}]"
-        ws = _req(k, "workspace", where)
-        if ws not in workspaces:
-            raise ConfigError(f"{where}: unknown workspace '{ws}'")
-        scope = k.get("scope") or {}
-        endpoints = tuple(scope.get("endpoints") or ENDPOINTS)
-        bad = set(endpoints) - set(ENDPOINTS)
-        if bad:
-            raise ConfigError(f"{where}: unknown endpoints {sorted(bad)}")
-        key = ApiKey(
-            id=_req(k, "id", where), workspace=ws, name=str(k.get("name", "")),
-            salt=_req(k, "salt", where), hash=_req(k, "hash", where),
-            endpoints=endpoints, models=tuple(scope.get("models") or ("*",)),
-            revoked=bool(k.get("revoked", False)),
-        )
+    for i, k in enumerate((docs.get("keys") or {}).get("keys") or []):
+        key = parse_key(k, f"keys.yaml: keys[{i}]")
+        if key.workspace not in workspaces:
+            raise ConfigError(f"keys.yaml: keys[{i}]: unknown workspace '{key.workspace}'")
         keys[key.id] = key
 
     budgets = []
-    for i, b in enumerate((_load_yaml(d / "budgets.yaml") or {}).get("budgets") or []):
-        where = f"budgets.yaml: budgets[{i}]"
-        unit, window = _req(b, "unit", where), _req(b, "window", where)
-        if unit not in ("tokens", "usd") or window not in ("day", "month"):
-            raise ConfigError(f"{where}: unit must be tokens|usd and window day|month")
-        limit = _req(b, "limit", where, (int, float))
-        budgets.append(Budget(
-            id=_req(b, "id", where), workspace=_req(b, "workspace", where), key=b.get("key"),
-            unit=unit, window=window,
-            limit=int(limit) if unit == "tokens" else _micros(limit, where),
-        ))
+    for i, b in enumerate((docs.get("budgets") or {}).get("budgets") or []):
+        budgets.append(parse_budget(b, f"budgets.yaml: budgets[{i}]"))
     return GatewayConfig(
         pepper=pepper,
         max_body_bytes=int(gw.get("max_body_bytes", 4 * 1024 * 1024)),
         default_max_output_tokens=default_max,
         workspaces=workspaces, keys=keys, upstreams=tuple(upstreams), budgets=tuple(budgets),
+    )
+
+
+def parse_upstream(u: Any, where: str, secrets: dict | None) -> Upstream:
+    """One upstream entry; ``secrets`` None skips resolving the credential (validation only)."""
+    name = _req(u, "name", where)
+    if not name or not all(c.isalnum() or c in "-_" for c in name) or len(name) > 64:
+        raise ConfigError(f"{where}: name must be 1-64 letters, digits, '-' or '_'")
+    where = f"upstreams.yaml: upstream '{name}'"
+    provider = _req(u, "provider", where)
+    if provider not in PROVIDERS:
+        raise ConfigError(f"{where}: provider must be one of {PROVIDERS}")
+    host, _, port = _req(u, "address", where).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: address must be host:port")
+    models = {}
+    for m, p in (_req(u, "models", where, dict)).items():
+        mw = f"{where} model '{m}'"
+        p = p or {}
+        if not isinstance(p, dict):
+            raise ConfigError(f"{mw}: must be a mapping of prices")
+        models[m] = ModelPrice(
+            _micros(p.get("input_per_1k", 0), mw),
+            _micros(p.get("output_per_1k", 0), mw),
+            int(p.get("max_output_tokens", 4096)),
+        )
+    cred_name = _req(u, "credential", where)
+    overrides = u.get("envoy_cluster_overrides") or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{where}: envoy_cluster_overrides must be a mapping")
+    return Upstream(
+        name=name, provider=provider, host=host, port=int(port), tls=bool(u.get("tls", False)),
+        base_path=str(u.get("base_path", "/v1")).rstrip("/"),
+        region=_req(u, "region", where), jurisdiction=_req(u, "jurisdiction", where),
+        credential=_secret(secrets, cred_name, where) if secrets is not None else "",
+        models=models, credential_name=cred_name, envoy_cluster_overrides=overrides,
+    )
+
+
+def parse_workspace(wid: str, w: Any, default_max: int) -> Workspace:
+    where = f"workspaces.yaml: workspace '{wid}'"
+    if not isinstance(w, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    sov = w.get("sovereignty") or {}
+    limits = w.get("limits") or {}
+    if not isinstance(sov, dict) or not isinstance(limits, dict):
+        raise ConfigError(f"{where}: sovereignty and limits must be mappings")
+    rps, tpm = limits.get("requests_per_second"), limits.get("tokens_per_minute")
+    for name, v in (("requests_per_second", rps), ("tokens_per_minute", tpm)):
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
+            raise ConfigError(f"{where}: limits.{name} must be a positive number")
+    return Workspace(
+        id=wid,
+        allowed_jurisdictions=tuple(sov.get("allowed_jurisdictions") or ()),
+        allowed_regions=tuple(sov.get("allowed_regions") or ()),
+        default_max_output_tokens=int(w.get("default_max_output_tokens", default_max)),
+        requests_per_second=float(rps) if rps else None,
+        tokens_per_minute=int(tpm) if tpm else None,
+    )
+
+
+def parse_key(k: Any, where: str) -> ApiKey:
+    ws = _req(k, "workspace", where)
+    scope = k.get("scope") or {}
+    endpoints = tuple(scope.get("endpoints") or ENDPOINTS)
+    bad = set(endpoints) - set(ENDPOINTS)
+    if bad:
+        raise ConfigError(f"{where}: unknown endpoints {sorted(bad)}")
+    expires = k.get("expires_at")
+    return ApiKey(
+        id=_req(k, "id", where), workspace=ws, name=str(k.get("name", "")),
+        salt=_req(k, "salt", where), hash=_req(k, "hash", where),
+        endpoints=endpoints, models=tuple(scope.get("models") or ("*",)),
+        revoked=bool(k.get("revoked", False)),
+        expires_at=float(expires) if expires is not None else None,
+    )
+
+
+def parse_budget(b: Any, where: str) -> Budget:
+    unit, window = _req(b, "unit", where), _req(b, "window", where)
+    if unit not in ("tokens", "usd") or window not in ("day", "month"):
+        raise ConfigError(f"{where}: unit must be tokens|usd and window day|month")
+    limit = _req(b, "limit", where, (int, float))
+    if limit < 0:
+        raise ConfigError(f"{where}: limit must not be negative")
+    return Budget(
+        id=_req(b, "id", where), workspace=_req(b, "workspace", where), key=b.get("key"),
+        unit=unit, window=window,
+        limit=int(limit) if unit == "tokens" else _micros(limit, where),
     )
 
 

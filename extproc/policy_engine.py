@@ -99,8 +99,11 @@ def build_vm(modules: dict[str, str], data: dict) -> "regorus.Rvm":
 
 
 class RegorusEngine:
-    def __init__(self, policy_dir: Path, compiled: bool = True) -> None:
-        self._sources = load_policy_sources(policy_dir)
+    """Evaluates the entry point; built from a policy directory or from (modules, data)."""
+
+    def __init__(self, policy_dir: Path | None = None, compiled: bool = True,
+                 sources: tuple[dict[str, str], dict] | None = None) -> None:
+        self._sources = sources if sources is not None else load_policy_sources(policy_dir)
         self._local = threading.local()
         engine = build_engine(*self._sources)   # validates every module, with line/column errors
         if "data.relaygate.gateway" not in engine.get_packages():

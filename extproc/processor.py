@@ -48,9 +48,12 @@ def _hv(key: str, value: str | bytes) -> base_pb2.HeaderValueOption:
 
 class Call:
     """What one stream has learned so far."""
-    __slots__ = ("receipt_id", "started", "route", "key", "path", "strip")
+    __slots__ = ("receipt_id", "started", "route", "key", "path", "strip", "admission")
 
-    def __init__(self) -> None:
+    def __init__(self, admission: Admission) -> None:
+        # The policy snapshot in force when the call arrived decides the whole call, even if
+        # a new bundle is swapped in between its two messages.
+        self.admission = admission
         self.receipt_id = ""
         self.started = time.time()
         self.route: Route | None = None
@@ -60,12 +63,14 @@ class Call:
 
 
 class Processor(pb_grpc.ExternalProcessorServicer):
+    """``admission`` is replaced whole when a new policy bundle arrives (see extproc/sync.py)."""
+
     def __init__(self, admission: Admission, spool: Spool) -> None:
         self.admission = admission
         self.spool = spool
 
     async def Process(self, request_iterator, context):
-        call = Call()
+        call = Call(self.admission)
         async for req in request_iterator:
             kind = req.WhichOneof("request")
             try:
@@ -108,7 +113,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             token = auth[7:].strip()
         elif "x-api-key" in h:
             token = h["x-api-key"].strip()
-        key = self.admission.authenticate(token)
+        adm = call.admission
+        key = adm.authenticate(token)
         if key is None:
             msg_ = "missing API key" if not token else "invalid or revoked API key"
             return self.deny(call, 401, "auth.unauthenticated", msg_, {})
@@ -120,9 +126,9 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             return self.deny(call, 415, "request.unsupported_media_type",
                              "content-type must be application/json", {})
         clen = h.get("content-length")
-        if clen is not None and clen.isdigit() and int(clen) > self.admission.config.max_body_bytes:
+        if clen is not None and clen.isdigit() and int(clen) > adm.config.max_body_bytes:
             return self.deny(call, 413, "request.too_large",
-                             f"request body exceeds {self.admission.config.max_body_bytes} bytes", {})
+                             f"request body exceeds {adm.config.max_body_bytes} bytes", {})
         if msg.end_of_stream:
             return self.deny(call, 400, "request.invalid", "request body is required", {})
         return _CONTINUE_HEADERS
@@ -131,29 +137,31 @@ class Processor(pb_grpc.ExternalProcessorServicer):
     def on_body(self, call: Call, msg: pb.HttpBody) -> pb.ProcessingResponse:
         if call.key is None or call.route is None:  # headers were denied; Envoy should not send more
             return self.deny(call, 400, "request.invalid", "request rejected", {})
+        adm = call.admission
         raw = msg.body
-        if len(raw) > self.admission.config.max_body_bytes:
+        if len(raw) > adm.config.max_body_bytes:
             return self.deny(call, 413, "request.too_large",
-                             f"request body exceeds {self.admission.config.max_body_bytes} bytes", {}, raw)
-        ws = self.admission.config.workspaces[call.key.workspace]
+                             f"request body exceeds {adm.config.max_body_bytes} bytes", {}, raw)
+        ws = adm.config.workspaces[call.key.workspace]
         try:
             shape = parse_body(call.route.endpoint, raw, ws.default_max_output_tokens)
         except BadRequest as e:
             return self.deny(call, e.status, e.code, e.message, {}, raw)
-        v = self.admission.decide(call.key, call.route.endpoint, shape)
+        v = adm.decide(call.key, call.route.endpoint, shape)
         if not v.allow:
-            return self.deny(call, v.status, v.code, v.message, v.decision, raw, shape.model, v.retry_after)
+            return self.deny(call, v.status, v.code, v.message, v.decision, raw, shape.model, v.retry_after,
+                             shape.user)
         return self.forward(call, v, shape, raw)
 
     def forward(self, call: Call, v: Verdict, shape, raw: bytes) -> pb.ProcessingResponse:
         up = v.upstream
         price = up.models[shape.model]
         try:
-            self._spool(call, v.decision, raw, shape.model, shape.stream, up=up, holds=v.holds,
+            self._spool(call, v.decision, raw, shape.model, shape.stream, shape.user, up=up, holds=v.holds,
                         price=(price.input_micros_per_1k, price.output_micros_per_1k),
                         worst=(shape.input_token_bound, shape.max_output_tokens))
         except BaseException:
-            self.admission.ledger.settle(v.holds, {})  # nothing forwarded: give the hold back
+            call.admission.ledger.settle(v.holds, {})  # nothing forwarded: give the hold back
             raise
         path = up.base_path + DIALECT[call.route.endpoint][1] + call.route.query
         if up.provider == "anthropic":
@@ -176,10 +184,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
     # -- denial ------------------------------------------------------------
     def deny(self, call: Call, status: int, code: str, message: str, decision: dict,
              raw: bytes | None = None, model: str | None = None,
-             retry_after: int | None = None) -> pb.ProcessingResponse:
+             retry_after: int | None = None, user: str | None = None) -> pb.ProcessingResponse:
         if not decision:
             decision = {"allow": False, "status": status, "code": code, "reasons": [message], "policies": []}
-        self._spool(call, decision, raw, model, False)
+        self._spool(call, decision, raw, model, False, user)
         headers = [_hv("content-type", "application/json"), _hv(RECEIPT_HEADER, call.receipt_id)]
         if retry_after is not None:
             headers.append(_hv("retry-after", str(retry_after)))
@@ -192,7 +200,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         ), dynamic_metadata=_DENIED)  # tells Envoy's local_reply_config to leave this reply alone
 
     def _spool(self, call: Call, decision: dict, raw: bytes | None, model: str | None, stream: bool,
-               up=None, holds=(), price=None, worst=None) -> None:
+               user: str | None = None, up=None, holds=(), price=None, worst=None) -> None:
         """Write the decision durably before Envoy acts on it."""
         key, route = call.key, call.route
         draft = {
@@ -205,7 +213,9 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         "bytes": len(raw) if raw is not None else None},
             "model": model,
             "stream": stream,
-            "decision": {k: decision.get(k) for k in ("allow", "status", "code", "reasons", "policies")},
+            "user": user,
+            "decision": {**{k: decision.get(k) for k in ("allow", "status", "code", "reasons", "policies")},
+                         "bundle": call.admission.revision},
             "upstream": None if up is None else {
                 "name": up.name, "provider": up.provider, "region": up.region,
                 "jurisdiction": up.jurisdiction},

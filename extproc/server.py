@@ -21,7 +21,7 @@ from aiohttp import web
 from envoy.service.accesslog.v3 import als_pb2_grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 
-from evidence.signing import load_or_create_signer
+from evidence.signing import load_or_create_signer, load_public_key
 from extproc import config as config_mod
 from extproc.admin import admin_app
 from extproc.admission import Admission
@@ -30,6 +30,7 @@ from extproc.policy_engine import PolicyError, RegorusEngine
 from extproc.processor import Processor
 from extproc.settlement import DENIAL_GRACE, AccessLogSink, Finalizer
 from extproc.spool import Spool
+from extproc.sync import BundleSync, ControlPlane, FleetAgent, ReceiptShipper, local_sources
 
 log = logging.getLogger("relaygate.extproc")
 
@@ -61,11 +62,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-settle", dest="settle", action="store_false",
                    help="do not serve the access log, sweep or recover the spool (extra workers; "
                         "exactly one process per data dir settles)")
+    p.add_argument("--control-plane", default=os.environ.get("RELAYGATE_CONTROL_PLANE"),
+                   help="control-plane URL (e.g. http://127.0.0.1:8090): take policy and config from its "
+                        "signed bundles and ship receipts to it, instead of --config-dir/--policy-dir")
+    p.add_argument("--control-plane-key", default=os.environ.get("RELAYGATE_CONTROL_PLANE_KEY"),
+                   help="PEM file with the control plane's bundle-signing public key (required with "
+                        "--control-plane; bundles signed by any other key are refused)")
+    p.add_argument("--tenant", default=os.environ.get("RELAYGATE_TENANT", "default"),
+                   help="fleet tenant this gateway belongs to (selects its bundle; default: default)")
+    p.add_argument("--zone", default=os.environ.get("RELAYGATE_ZONE", "local"), help="zone, for fleet posture")
+    p.add_argument("--instance-id", default=os.environ.get("RELAYGATE_INSTANCE_ID"),
+                   help="fleet instance id (default: the sidecar name); also Envoy's node id")
     p.add_argument("--log-level", default=os.environ.get("RELAYGATE_LOG_LEVEL", "INFO"))
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    a.instance_id = a.instance_id or a.sidecar_name
+    # The fleet token is a secret: environment only, never the command line (ps shows it).
+    a.fleet_token = os.environ.get("RELAYGATE_FLEET_TOKEN")
+    if a.control_plane and not (a.fleet_token and a.control_plane_key):
+        p.error("--control-plane needs $RELAYGATE_FLEET_TOKEN and --control-plane-key")
+    return a
 
 
-def rebuild_ledger(cfg, spool: Spool) -> InMemoryLedger:
+def rebuild_ledger(spool: Spool) -> InMemoryLedger:
     ledger = InMemoryLedger()
     now = now_utc()
     keys = {window_bounds(w, now)[0] for w in ("day", "month")}
@@ -75,8 +93,6 @@ def rebuild_ledger(cfg, spool: Spool) -> InMemoryLedger:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    cfg = config_mod.load(args.config_dir)
-    engine = RegorusEngine(Path(args.policy_dir))
     data_dir = Path(args.data_dir)
     spool = Spool(data_dir / "receipts.db", args.spool_synchronous)
     signer = load_or_create_signer(data_dir / "receipt-signing.pem")
@@ -90,12 +106,24 @@ async def serve(args: argparse.Namespace) -> None:
         # Recover: what a previous process left pending becomes incomplete, then budgets are rebuilt.
         Finalizer(spool, InMemoryLedger(), signer, args.sidecar_name).sweep(
             time.time() + DENIAL_GRACE, grace=-1, settle_ledger=False)
-        ledger = rebuild_ledger(cfg, spool)
+        ledger = rebuild_ledger(spool)
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
-    admission = Admission(cfg, engine, ledger)
+
+    cp = sync = None
+    if args.control_plane:
+        cp = ControlPlane(args.control_plane, args.fleet_token, args.instance_id, args.tenant)
+        verify_key = load_public_key(Path(args.control_plane_key).read_bytes())
+        sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None)
+        admission = await sync.initial()
+    else:
+        cfg = config_mod.load(args.config_dir)
+        engine = RegorusEngine(sources=local_sources(Path(args.policy_dir)))
+        admission = Admission(cfg, engine, ledger)
+    cfg = admission.config
 
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", cfg.max_body_bytes + (1 << 20))])
-    pb_grpc.add_ExternalProcessorServicer_to_server(Processor(admission, spool), server)
+    processor = Processor(admission, spool)
+    pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     if args.settle:
         als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogSink(finalizer), server)
     listen = args.listen
@@ -116,8 +144,9 @@ async def serve(args: argparse.Namespace) -> None:
         runner = web.AppRunner(admin_app(spool, signer.public_pem()), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", args.admin_port).start()
-    log.info("relaygate-extproc ready: grpc %s, admin :%s, signing key %s, %d upstreams, %d keys",
-             listen, args.admin_port, signer.key_id, len(cfg.upstreams), len(cfg.keys))
+    log.info("relaygate-extproc ready: grpc %s, admin :%s, signing key %s, %d upstreams, %d keys, "
+             "policy %s", listen, args.admin_port, signer.key_id, len(cfg.upstreams), len(cfg.keys),
+             admission.revision if cp else f"from {args.config_dir} and {args.policy_dir}")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,13 +161,25 @@ async def serve(args: argparse.Namespace) -> None:
             except Exception:
                 log.exception("sweeping stale receipts failed")
 
-    sweeper = asyncio.create_task(sweep()) if args.settle else asyncio.create_task(stop.wait())
+    tasks = [asyncio.create_task(sweep())] if args.settle else []
+    if sync is not None:
+        def install(adm: Admission) -> None:
+            processor.admission = adm   # one assignment: each call sees the old or the new, whole
+        sync.install = install
+        tasks.append(asyncio.create_task(sync.run()))
+        if args.settle:
+            agent = FleetAgent(cp, signer, args.zone, listen, spool, sync)
+            shipper = ReceiptShipper(cp, spool)
+            tasks.append(asyncio.create_task(agent.run(shipper)))
     await stop.wait()
     log.info("shutting down: draining streams")
-    sweeper.cancel()
+    for t in tasks:
+        t.cancel()
     await server.stop(grace=5)
     if runner:
         await runner.cleanup()
+    if sync is not None:
+        await sync.close()
     spool.close()
 
 

@@ -68,6 +68,8 @@ class Finalizer:
             if settle_ledger and draft["holds"]:
                 self.ledger.settle([Hold(b, w, a, u) for b, w, a, u in draft["holds"]], actual)
             metrics.RECEIPTS.labels(receipt["status"]).inc()
+            final = (receipt["response"] or {}).get("status") or receipt["decision"]["status"]
+            metrics.OUTCOMES.labels(f"{final // 100}xx").inc()
             if actual:
                 ws = draft["workspace"] or ""
                 metrics.TOKENS.labels(ws, "input").inc(receipt["usage"]["input_tokens"])
@@ -107,7 +109,8 @@ class Finalizer:
             "workspace": draft["workspace"],
             "key_id": draft["key_id"],
             "request": {"endpoint": draft["endpoint"], "path": draft["path"], "stream": draft["stream"],
-                        "digest": draft["request"]["digest"], "bytes": draft["request"]["bytes"]},
+                        "digest": draft["request"]["digest"], "bytes": draft["request"]["bytes"],
+                        "user": draft.get("user")},
             "decision": draft["decision"],
             "model": {"requested": draft["model"], "served": served},
             "upstream": draft["upstream"],
@@ -206,7 +209,7 @@ def envoy_local_draft(entry) -> dict:
         "request": {"digest": None, "bytes": req.request_body_bytes},
         "model": None, "stream": False,
         "decision": {"allow": False, "status": status, "code": code,
-                     "reasons": [resp.response_code_details or code], "policies": []},
+                     "reasons": [resp.response_code_details or code], "policies": [], "bundle": None},
         "upstream": None, "price": None, "worst": None, "holds": [],
     }
 

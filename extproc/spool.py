@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS receipts (
 );
 CREATE INDEX IF NOT EXISTS receipts_pending ON receipts(state, created);
 """
+# Added when receipts started being shipped to a control plane: 0 = not yet,
+# 1 = the control plane has it, 2 = the control plane refused it (logged).
+MIGRATIONS = [
+    ("shipped", "ALTER TABLE receipts ADD COLUMN shipped INTEGER NOT NULL DEFAULT 0",
+     "CREATE INDEX IF NOT EXISTS receipts_unshipped ON receipts(shipped, chain_seq)"),
+]
 
 
 class Spool:
@@ -45,6 +51,11 @@ class Spool:
         # before commit returns); FULL adds an fsync per commit for power loss.
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(receipts)")}
+        for column, *statements in MIGRATIONS:
+            if column not in columns:
+                for stmt in statements:
+                    self.db.execute(stmt)
         # Checkpoint the WAL from a background thread (sqlite releases the GIL)
         # instead of inside whichever commit crosses the threshold: an inline
         # checkpoint stalls the event loop for milliseconds.
@@ -115,6 +126,22 @@ class Spool:
             "SELECT envelope FROM receipts WHERE id = ? AND envelope IS NOT NULL", (receipt_id,)
         ).fetchone()
         return json.loads(row[0]) if row else None
+
+    def unshipped(self, limit: int = 500) -> list[tuple[int, str]]:
+        """(chain_seq, envelope JSON) of finalized receipts the control plane does not have yet."""
+        return self.db.execute(
+            "SELECT chain_seq, envelope FROM receipts WHERE shipped = 0 AND chain_seq IS NOT NULL "
+            "ORDER BY chain_seq LIMIT ?", (limit,)).fetchall()
+
+    def mark_shipped(self, chain_seqs: list[int], state: int = 1) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("UPDATE receipts SET shipped = ? WHERE chain_seq = ?",
+                                [(state, s) for s in chain_seqs])
+
+    def backlog(self) -> int:
+        """Receipts not yet at the control plane, pending ones included."""
+        return self.db.execute("SELECT count(*) FROM receipts WHERE shipped = 0").fetchone()[0]
 
     def counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT state, count(*) FROM receipts GROUP BY state").fetchall())

@@ -60,6 +60,7 @@ class CallShape:
     input_token_bound: int       # never fewer than the real input tokens
     body: bytes                  # the body to forward (possibly rewritten)
     rewritten: bool
+    user: str | None = None      # the end user the app names (OpenAI 'user', Anthropic metadata.user_id)
 
 
 def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
@@ -107,7 +108,12 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
                 opts["include_usage"] = True
                 rewritten = True
     body = orjson.dumps(doc) if rewritten else raw
-    return CallShape(model, stream, max_out, len(raw), body, rewritten)
+    user = doc.get("user")
+    if user is None and isinstance(doc.get("metadata"), dict):
+        user = doc["metadata"].get("user_id")
+    if not isinstance(user, str) or not user or len(user) > 256:
+        user = None
+    return CallShape(model, stream, max_out, len(raw), body, rewritten, user)
 
 
 def error_body(code: str, message: str, receipt_id: str) -> bytes:

@@ -72,3 +72,20 @@ test_budget_exactly_full_is_allowed if {
 	d.allow
 	d.holds == [{"budget_id": "usd", "amount": 60}]
 }
+
+test_workspace_policy_denial_is_403_and_cited if {
+	wp := {"denials": {{"policy": "pol_a@2", "status": 403, "code": "policy.blocked", "reason": "no"}}, "cited": ["pol_a@2"]}
+	d := gateway.decision with input as base with data.relaygate.workspace_policies as wp
+	not d.allow
+	d.status == 403
+	d.code == "policy.blocked"
+	d.reasons == ["no"]
+	"pol_a@2" in d.policies
+}
+
+test_workspace_policies_cited_on_allow if {
+	wp := {"denials": set(), "cited": ["pol_a@2"]}
+	d := gateway.decision with input as base with data.relaygate.workspace_policies as wp
+	d.allow
+	"pol_a@2" in d.policies
+}

@@ -1,0 +1,356 @@
+"""The sidecar's link to the control plane: policy bundles in, receipts out.
+
+:class:`BundleSync` long-polls the control plane's bundle endpoint (ETag,
+``If-None-Match``, ``Prefer: wait=N``), verifies each bundle against the
+control plane's pinned public key, keeps the last good one on disk and swaps
+it in whole between requests. When the control plane is unreachable the
+sidecar starts from, and keeps enforcing, the copy on disk.
+
+:class:`ReceiptShipper` ships finalized receipts from the spool in batches,
+at least once, with exponential backoff; the control plane's ingestion is
+idempotent, so a resend never duplicates.
+
+Neither runs on a call's path: both are background tasks on the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import aiohttp
+import orjson
+
+from evidence.receipts import envelope_receipt
+from extproc import bundle as bundle_mod
+from extproc import config as config_mod
+from extproc import metrics
+from extproc.admission import Admission
+from extproc.ledger import Ledger
+from extproc.policy_engine import PolicyError, RegorusEngine, load_policy_sources
+from extproc.spool import Spool
+from extproc.workspace_policy import policy_modules
+
+log = logging.getLogger("relaygate.sync")
+
+
+def local_sources(policy_dir: Path) -> tuple[dict[str, str], dict]:
+    """A policy directory as a bundle would carry it (no workspace policies)."""
+    modules, data = load_policy_sources(policy_dir)
+    generated, _ = policy_modules([])
+    return {**generated, **modules}, data
+
+
+def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger) -> Admission:
+    """Parse a bundle into a ready policy snapshot (raises ConfigError / PolicyError)."""
+    cfg = config_mod.from_documents(b.config, b.secrets)
+    engine = RegorusEngine(sources=(b.modules, b.data))
+    return Admission(cfg, engine, ledger, b.revision)
+
+
+@dataclass
+class ControlPlane:
+    url: str                 # e.g. http://127.0.0.1:8090
+    fleet_token: str
+    instance_id: str
+    tenant: str
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.fleet_token}", "X-Relaygate-Instance": self.instance_id}
+
+
+class BundleSync:
+    """Keeps the processor on the newest good bundle for this sidecar's tenant."""
+
+    WAIT = 20          # seconds the control plane may hold a poll open
+    MAX_BACKOFF = 30.0
+
+    def __init__(self, cp: ControlPlane, verify_key, store: Path, ledger: Ledger,
+                 install: Callable[[Admission], None]) -> None:
+        self.cp, self.verify_key, self.store, self.ledger, self.install = cp, verify_key, store, ledger, install
+        self.revision: str | None = None
+        self.last_error: str | None = None
+        self.last_success = 0.0
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.cp.url.rstrip('/')}/v1/fleet/bundles/{self.cp.tenant}"
+
+    def _session_(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _load(self, blob: bytes, source: str) -> Admission:
+        b = await asyncio.to_thread(bundle_mod.read, blob, verify_key=self.verify_key,
+                                    fleet_token=self.cp.fleet_token)
+        adm = await asyncio.to_thread(admission_from_bundle, b, self.ledger)
+        # Build this thread's evaluator now, not on the first call after the swap.
+        adm.engine._evaluator()
+        log.info("policy bundle %s loaded from %s (%d modules, %d workspaces, %d keys)",
+                 b.revision, source, len(b.modules), len(adm.config.workspaces), len(adm.config.keys))
+        return adm
+
+    def _save(self, blob: bytes) -> None:
+        """Write the bundle atomically: the copy on disk is always a whole, verified bundle."""
+        self.store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.store.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.store)
+
+    async def fetch(self, wait: int = 0, timeout: float = 10.0) -> bytes | None:
+        """One poll: the new bundle's bytes, or None when unchanged (304)."""
+        headers = self.cp.headers()
+        if self.revision:
+            headers["If-None-Match"] = f'"{self.revision}"'
+            if wait:
+                headers["Prefer"] = f"wait={wait}"
+        async with self._session_().get(self.url, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=timeout + wait)) as r:
+            if r.status == 304:
+                return None
+            if r.status != 200:
+                raise RuntimeError(f"bundle endpoint answered {r.status}: {(await r.text())[:300]}")
+            return await r.read()
+
+    async def initial(self, on_wait: Callable[[str], None] | None = None) -> Admission:
+        """The first snapshot: from the control plane, else the copy on disk, else retry until one works."""
+        delay = 1.0
+        while True:
+            try:
+                blob = await self.fetch(timeout=5.0)
+                adm = await self._load(blob, self.url)
+                self._save(blob)
+                self._accepted(adm)
+                return adm
+            except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, OSError) as e:
+                self.last_error = f"control plane unreachable: {e}"
+            except (bundle_mod.BundleError, config_mod.ConfigError, PolicyError) as e:
+                self.last_error = f"bundle rejected: {e}"
+                log.error("bundle from %s rejected: %s", self.url, e)
+            if self.store.exists():
+                try:
+                    adm = await self._load(self.store.read_bytes(), str(self.store))
+                    log.warning("starting from the last good bundle on disk (%s)", self.last_error)
+                    self._accepted(adm, fresh=False)
+                    return adm
+                except (bundle_mod.BundleError, config_mod.ConfigError, PolicyError) as e:
+                    log.error("bundle on disk %s is unusable: %s", self.store, e)
+            msg = f"no policy bundle yet ({self.last_error}); retrying in {delay:.0f}s"
+            log.warning(msg)
+            if on_wait:
+                on_wait(msg)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.MAX_BACKOFF)
+
+    def _accepted(self, adm: Admission, fresh: bool = True) -> None:
+        self.revision = adm.revision
+        metrics.BUNDLE_INFO.info({"revision": adm.revision})
+        if fresh:
+            self.last_success, self.last_error = time.time(), None
+
+    async def run(self) -> None:
+        """Long-poll forever; install each new bundle that verifies and compiles."""
+        delay = 1.0
+        while True:
+            try:
+                blob = await self.fetch(wait=self.WAIT)
+                self.last_success = time.time()
+                if blob is not None:
+                    adm = await self._load(blob, self.url)
+                    self._save(blob)
+                    self.install(adm)
+                    self._accepted(adm)
+                    metrics.BUNDLE_SWAPS.inc()
+                delay = 1.0
+                continue
+            except asyncio.CancelledError:
+                raise
+            except (bundle_mod.BundleError, config_mod.ConfigError, PolicyError) as e:
+                # Keep enforcing the last good bundle; a bad one is never installed.
+                self.last_error = f"bundle rejected: {e}"
+                metrics.BUNDLE_ERRORS.labels("rejected").inc()
+                log.error("new bundle rejected, keeping %s: %s", self.revision, e)
+            except Exception as e:   # network, timeouts, control plane down
+                self.last_error = f"control plane unreachable: {e!r}"
+                metrics.BUNDLE_ERRORS.labels("unreachable").inc()
+                log.warning("bundle poll failed (%s); keeping %s, retrying in %.0fs",
+                            self.last_error, self.revision, delay)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self.MAX_BACKOFF)
+
+
+class ReceiptShipper:
+    """Ships finalized receipts to the control plane, at least once, in chain order."""
+
+    BATCH = 500
+    MAX_BACKOFF = 30.0
+
+    def __init__(self, cp: ControlPlane, spool: Spool, idle: float = 0.5) -> None:
+        self.cp, self.spool, self.idle = cp, spool, idle
+        self.shipped = 0
+        self.last_error: str | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def ship_once(self) -> int:
+        """Ship one batch; return how many receipts it held (0: nothing to do)."""
+        rows = self.spool.unshipped(self.BATCH)
+        if not rows:
+            return 0
+        body = (b'{"instance_id":' + orjson.dumps(self.cp.instance_id) + b',"receipts":['
+                + b",".join(r[1].encode() for r in rows) + b"]}")
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        async with self._session.post(f"{self.cp.url.rstrip('/')}/v1/fleet/receipts", data=body,
+                                      headers={**self.cp.headers(), "Content-Type": "application/json"},
+                                      timeout=aiohttp.ClientTimeout(total=30)) as r:
+            if r.status != 200:
+                raise RuntimeError(f"receipt ingestion answered {r.status}: {(await r.text())[:300]}")
+            result = await r.json()
+        rejected = {x["id"]: x["reason"] for x in result.get("rejected", [])}
+        seq_by_id = {envelope_receipt(orjson.loads(text))["id"]: seq for seq, text in rows}
+        if rejected:
+            for rid, reason in rejected.items():
+                log.error("control plane refused receipt %s: %s", rid, reason)
+            self.spool.mark_shipped([seq_by_id[r] for r in rejected if r in seq_by_id], state=2)
+        self.spool.mark_shipped([seq for rid, seq in seq_by_id.items() if rid not in rejected])
+        self.shipped += len(rows)
+        metrics.RECEIPTS_SHIPPED.inc(len(rows) - len(rejected))
+        return len(rows)
+
+    async def run(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                n = await self.ship_once()
+                self.last_error, delay = None, 1.0
+                if n < self.BATCH:
+                    await asyncio.sleep(self.idle)
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.last_error = repr(e)
+                log.warning("shipping receipts failed (%s); %d waiting, retrying in %.0fs",
+                            e, self.spool.backlog(), delay)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self.MAX_BACKOFF)
+
+
+def _counter_total(counter, **match) -> float:
+    total = 0.0
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and all(sample.labels.get(k) == v for k, v in match.items()):
+                total += sample.value
+    return total
+
+
+class FleetAgent:
+    """Registers this sidecar with the control plane, then heartbeats its posture.
+
+    Registration carries the receipt-signing public key, so the control plane
+    can check every receipt it ingests; the receipt shipper starts only once the
+    control plane knows the key.
+    """
+
+    INTERVAL = 2.0
+
+    def __init__(self, cp: ControlPlane, signer, zone: str, grpc_address: str, spool: Spool,
+                 sync: BundleSync, version: str = "0.1.0") -> None:
+        self.cp, self.signer, self.zone, self.grpc_address = cp, signer, zone, grpc_address
+        self.spool, self.sync, self.version = spool, sync, version
+        self.registered = False
+        self._last = (time.monotonic(), 0.0, 0.0, 0.0)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _s(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def _post(self, path: str, doc: dict) -> dict:
+        async with self._s().post(f"{self.cp.url.rstrip('/')}{path}", json=doc, headers=self.cp.headers(),
+                                  timeout=aiohttp.ClientTimeout(total=10)) as r:
+            if r.status not in (200, 201):
+                raise RuntimeError(f"{path} answered {r.status}: {(await r.text())[:300]}")
+            return await r.json()
+
+    async def register(self) -> dict:
+        return await self._post("/v1/fleet/instances", {
+            "instance_id": self.cp.instance_id, "tenant": self.cp.tenant, "zone": self.zone,
+            "version": self.version, "grpc_address": self.grpc_address,
+            "signing_key": {"key_id": self.signer.key_id, "public_key": self.signer.public_pem().decode()},
+        })
+
+    def posture(self) -> dict:
+        now = time.monotonic()
+        allowed = _counter_total(metrics.DECISIONS, decision="allow")
+        denied = _counter_total(metrics.DECISIONS, decision="deny")
+        errors = (_counter_total(metrics.DECISIONS, code="policy.error")
+                  + _counter_total(metrics.DECISIONS, code="gateway.error")
+                  + _counter_total(metrics.OUTCOMES, status_class="5xx"))
+        t0, a0, d0, e0 = self._last
+        self._last = (now, allowed, denied, errors)
+        dt = max(now - t0, 1e-3)
+        return {
+            "bundle_revision": self.sync.revision,
+            "bundle_error": self.sync.last_error,
+            "receipts_backlog": self.spool.backlog(),
+            "signing_key_id": self.signer.key_id,
+            "calls_total": allowed + denied,
+            "decisions_per_s": {"allow": round((allowed - a0) / dt, 3), "deny": round((denied - d0) / dt, 3)},
+            "errors_per_s": round((errors - e0) / dt, 3),
+            "errors_total": errors,
+        }
+
+    async def heartbeat(self) -> dict:
+        return await self._post(f"/v1/fleet/instances/{self.cp.instance_id}/heartbeat", self.posture())
+
+    async def run(self, shipper: ReceiptShipper) -> None:
+        delay = 1.0
+        while not self.registered:
+            try:
+                await self.register()
+                self.registered = True
+                log.info("registered with the control plane as %s (tenant %s)", self.cp.instance_id,
+                         self.cp.tenant)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("registering with the control plane failed (%s); retrying in %.0fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        ship = asyncio.create_task(shipper.run())
+        try:
+            while True:
+                try:
+                    await self.heartbeat()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    log.warning("heartbeat failed: %s", e)
+                await asyncio.sleep(self.INTERVAL)
+        finally:
+            ship.cancel()
+            await shipper.close()
+            if self._session is not None:
+                await self._session.close()
