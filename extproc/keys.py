@@ -16,7 +16,7 @@ PREFIX = "ro_live_"
 _ALPHABET = string.ascii_letters + string.digits
 
 
-def _random(n: int) -> str:
+def random_string(n: int) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(n))
 
 
@@ -26,7 +26,7 @@ def hash_secret(pepper: bytes, salt: str, secret: str) -> str:
 
 def new_key(pepper: bytes) -> tuple[str, dict]:
     """Return (the full key to hand out once, the record to store)."""
-    key_id, secret, salt = _random(12), _random(32), secrets.token_hex(16)
+    key_id, secret, salt = random_string(12), random_string(32), secrets.token_hex(16)
     return f"{PREFIX}{key_id}_{secret}", {
         "id": key_id,
         "salt": salt,

@@ -78,6 +78,17 @@ class Stack:
     unreachable: set[str] = field(default_factory=set)   # upstreams the simulator leaves unserved
     workers: int = 1                                      # ext_proc processes behind one cluster
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # With a control plane the sidecar takes policy and config from its bundles, seeded
+    # from config_dir on first start; without one it reads config_dir/policy_dir itself.
+    controlplane: bool = False
+    cp_port: int = 0
+    database_url: str = ""                                # default: SQLite in the run directory
+    tenant: str = "default"
+    instance_id: str = "local-sidecar"
+    admin_token: str = "rg_admin_local"
+    fleet_token: str = "rg_fleet_local"
+    cp_extra_args: list[str] = field(default_factory=list)
+    cp_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -85,6 +96,7 @@ class Stack:
         self.gateway_port = self.gateway_port or free_port()
         self.envoy_admin_port = self.envoy_admin_port or free_port()
         self.extproc_admin_port = self.extproc_admin_port or free_port()
+        self.cp_port = self.cp_port or free_port()
         self.cfg = config_mod.load(self.config_dir)
         self.sockets = [self.run_dir / f"extproc-{i}.sock" for i in range(self.workers)]
 
@@ -95,6 +107,25 @@ class Stack:
     @property
     def extproc_admin(self) -> str:
         return f"http://127.0.0.1:{self.extproc_admin_port}"
+
+    @property
+    def cp_url(self) -> str:
+        return f"http://127.0.0.1:{self.cp_port}"
+
+    @property
+    def cp_data(self) -> Path:
+        return self.run_dir / "controlplane"
+
+    def start_controlplane(self) -> None:
+        argv = [sys.executable, "-m", "controlplane.server", "--listen", f"127.0.0.1:{self.cp_port}",
+                "--data-dir", str(self.cp_data), "--seed-config-dir", str(self.config_dir),
+                "--seed-policy-dir", str(self.policy_dir), "--gateway-url", self.gateway]
+        if self.database_url:
+            argv += ["--database-url", self.database_url]
+        argv += self.cp_extra_args
+        proc, log = self._spawn("controlplane", argv, {"RELAYGATE_ADMIN_TOKEN": self.admin_token,
+                                                       "RELAYGATE_FLEET_TOKEN": self.fleet_token, **self.cp_env})
+        wait_until(lambda: http_ok(self.cp_url + "/healthz"), 60, "relaygate-controlplane", proc, log)
 
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> tuple[subprocess.Popen, Path]:
         log = self.run_dir / f"{name}.log"
@@ -126,8 +157,14 @@ class Stack:
                     "--admin-port", str(self.extproc_admin_port if i == 0 else 0), *self.extproc_args]
             if self.workers > 1:
                 argv += ["--ledger", "sqlite"] + (["--no-settle"] if i else [])
+            env = {}
+            if self.controlplane:
+                argv += ["--control-plane", self.cp_url, "--control-plane-key",
+                         str(self.cp_data / "bundle-signing.pub"), "--tenant", self.tenant,
+                         "--instance-id", self.instance_id]
+                env["RELAYGATE_FLEET_TOKEN"] = self.fleet_token
             name = "extproc" if i == 0 else f"extproc-{i}"
-            proc, log = self._spawn(name, argv)
+            proc, log = self._spawn(name, argv, env)
             sock = self.sockets[i]
             ready = (lambda: http_ok(self.extproc_admin + "/healthz") and sock.exists()) if i == 0 \
                 else (lambda: sock.exists())
@@ -145,6 +182,8 @@ class Stack:
     def start(self) -> "Stack":
         try:
             self.start_sim()
+            if self.controlplane:
+                self.start_controlplane()
             self.start_extproc()
             self.start_envoy()
         except BaseException:
@@ -166,5 +205,5 @@ class Stack:
             pass
 
     def stop(self) -> None:
-        for name in ["envoy", *[n for n in self.procs if n.startswith("extproc")], "provider-sim"]:
+        for name in ["envoy", *[n for n in self.procs if n.startswith("extproc")], "controlplane", "provider-sim"]:
             self.stop_one(name)

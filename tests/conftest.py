@@ -143,3 +143,56 @@ def gw(tmp_path_factory) -> Gateway:
     g = start_gateway(tmp_path_factory.mktemp("gw"))
     yield g
     g.stack.stop()
+
+
+# -- control plane ---------------------------------------------------------------------
+
+class ControlPlane:
+    """A relaygate-controlplane process seeded from a test config directory."""
+
+    def __init__(self, stack: Stack, tokens: dict[str, str]) -> None:
+        from tests.cpclient import CP
+        self.stack, self.tokens = stack, tokens
+        self.url = stack.cp_url
+        self.admin = CP(self.url, stack.admin_token)
+        self.fleet = CP(self.url, stack.fleet_token)
+
+    def client(self, name: str, header: str = "Authorization"):
+        from tests.cpclient import CP
+        return CP(self.url, self.tokens[name], header)
+
+    def restart(self) -> None:
+        self.stack.stop_one("controlplane")
+        self.stack.start_controlplane()
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+
+def start_controlplane(tmp: Path, database_url: str = "", extra_args=(), env=None) -> ControlPlane:
+    tokens = write_config(tmp / "config")
+    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
+                  database_url=database_url)
+    stack.cp_extra_args, stack.cp_env = list(extra_args), dict(env or {})
+    stack.start_controlplane()
+    return ControlPlane(stack, tokens)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server on loopback for the whole session (stack/postgres.py)."""
+    from stack.postgres import Postgres
+    pg = Postgres(tmp_path_factory.mktemp("pg"))
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Each storage test runs on SQLite and on PostgreSQL (a fresh database each time)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cp.db'}"
+    pg = request.getfixturevalue("postgres")
+    pg.reset_database()
+    return pg.url

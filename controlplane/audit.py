@@ -1,0 +1,145 @@
+"""The audit feed: gateway calls (from signed receipts) and control-plane actions.
+
+Receipts arrive in batches from sidecars. Ingestion is idempotent on the
+receipt id (a resend never duplicates), checks each signature against the
+keys the sending sidecar registered, and indexes the fields the feed filters
+on (user, key, model, policy, decision, time). Control-plane actions (a
+policy published, a key revoked, a deployment wave) are recorded by
+:func:`record` in the same feed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from controlplane import schema
+from controlplane.db import insert_ignore, now_ms
+from controlplane.util import iso, new_id
+from evidence.receipts import envelope_receipt, verify_receipt
+from evidence.signing import load_public_key
+
+log = logging.getLogger("relaygate.controlplane.audit")
+
+
+async def record(conn, kind: str, workspace: str | None, actor: str | None, detail: dict,
+                 policies: tuple[str, ...] = ()) -> str:
+    """Add a control-plane event to the feed (in the caller's transaction)."""
+    eid = new_id("evt_")
+    seq = (await conn.execute(schema.audit_events.insert().values(
+        id=eid, kind=kind, workspace_id=workspace, occurred_ms=now_ms(), actor=actor, detail=detail
+    ).returning(schema.audit_events.c.seq))).scalar()
+    for ref in policies:
+        pid, _, version = ref.partition("@")
+        await conn.execute(schema.audit_event_policies.insert().values(event_seq=seq, policy_id=pid,
+                                                                       version=version))
+    return eid
+
+
+def _ms(ts: str | None) -> int:
+    if not ts:
+        return now_ms()
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def receipt_row(r: dict) -> dict:
+    """The indexed columns of a gateway-call event, from its receipt."""
+    d, resp, usage, up = r.get("decision") or {}, r.get("response") or {}, r.get("usage") or {}, r.get("upstream") or {}
+    req, model = r.get("request") or {}, r.get("model") or {}
+    latency = r.get("latency_us")
+    return {
+        "id": r["id"], "kind": "gateway.call", "workspace_id": r.get("workspace"),
+        "occurred_ms": _ms(r.get("started_at")), "actor": f"key:{r['key_id']}" if r.get("key_id") else None,
+        "key_id": r.get("key_id"), "user_id": req.get("user"), "model": model.get("requested"),
+        "endpoint": req.get("endpoint"), "decision": "allow" if d.get("allow") else "deny",
+        "code": d.get("code"), "status": resp.get("status") or d.get("status"),
+        "latency_ms": latency / 1000 if isinstance(latency, (int, float)) else None,
+        "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
+        "cost_micros": (r.get("cost") or {}).get("usd_micros"), "upstream": up.get("name"),
+        "provider": up.get("provider"), "sidecar": r.get("sidecar"),
+    }
+
+
+class Ingestor:
+    """Verifies and stores receipt batches; hands each new one to ``on_new`` (the Merkle log)."""
+
+    def __init__(self, engine, on_new=None) -> None:
+        self.engine, self.on_new = engine, on_new
+        self._keys: dict[str, object] = {}
+        self._lock = asyncio.Lock()
+
+    async def _key(self, conn, key_id: str, instance: str):
+        cache_key = f"{instance}/{key_id}"
+        if cache_key not in self._keys:
+            row = (await conn.execute(sa.select(schema.signing_keys.c.public_key, schema.signing_keys.c.owner)
+                                      .where(schema.signing_keys.c.key_id == key_id))).first()
+            if row is None or row[1] != instance:
+                return None
+            self._keys[cache_key] = load_public_key(row[0].encode())
+        return self._keys[cache_key]
+
+    async def ingest(self, instance: str, envelopes: list) -> dict:
+        rejected, checked = [], []
+        async with self.engine.connect() as c:
+            for env in envelopes:
+                try:
+                    r = envelope_receipt(env)
+                    rid = r["id"]
+                    key_id = env["signature"]["key_id"] if "signature" in env else env["signatures"][0]["keyid"]
+                except (KeyError, TypeError, IndexError, ValueError):
+                    rejected.append({"id": None, "reason": "not a signed receipt envelope"})
+                    continue
+                key = await self._key(c, key_id, instance)
+                if key is None:
+                    rejected.append({"id": rid, "reason": f"signed by {key_id}, not a key instance {instance} "
+                                                          "registered"})
+                    continue
+                checked.append((env, r, key))
+        valid = await asyncio.to_thread(lambda: [verify_receipt(env, key) for env, _, key in checked])
+        good = []
+        for (env, r, _), ok in zip(checked, valid):
+            if ok:
+                good.append((env, r))
+            else:
+                rejected.append({"id": r.get("id"), "reason": "signature does not verify"})
+        accepted = duplicates = 0
+        # One writer at a time: the Merkle log appends in the order receipts are accepted.
+        async with self._lock, self.engine.begin() as c:
+            for env, r in good:
+                try:
+                    row = receipt_row(r)
+                except (KeyError, TypeError, ValueError) as e:
+                    rejected.append({"id": r.get("id"), "reason": f"receipt fields unreadable: {e}"})
+                    continue
+                seq = (await c.execute(insert_ignore(self.engine, schema.audit_events).values(
+                    **row, receipt=env).returning(schema.audit_events.c.seq))).scalar()
+                if seq is None:
+                    duplicates += 1
+                    continue
+                accepted += 1
+                for ref in dict.fromkeys((r.get("decision") or {}).get("policies") or []):
+                    pid, _, version = ref.partition("@")
+                    await c.execute(insert_ignore(self.engine, schema.audit_event_policies).values(
+                        event_seq=seq, policy_id=pid, version=version))
+                if self.on_new is not None:
+                    await self.on_new(c, seq, env)
+        if rejected:
+            log.warning("instance %s: %d receipts rejected (first: %s)", instance, len(rejected), rejected[0])
+        return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+
+
+def event_json(row, policies: list[str]) -> dict:
+    tokens = None
+    if row["input_tokens"] is not None or row["output_tokens"] is not None:
+        tokens = {"input": row["input_tokens"], "output": row["output_tokens"]}
+    return {
+        "id": row["id"], "kind": row["kind"], "workspace": row["workspace_id"], "occurred_at": iso(row["occurred_ms"]),
+        "actor": row["actor"], "key_id": row["key_id"], "user": row["user_id"], "model": row["model"],
+        "endpoint": row["endpoint"], "decision": row["decision"], "code": row["code"], "status": row["status"],
+        "latency_ms": row["latency_ms"], "tokens": tokens,
+        "cost_usd": row["cost_micros"] / 1_000_000 if row["cost_micros"] is not None else None,
+        "upstream": row["upstream"], "provider": row["provider"], "sidecar": row["sidecar"],
+        "policies": policies, "detail": row["detail"],
+    }

@@ -1,0 +1,197 @@
+"""Tables of the control plane (SQLAlchemy Core). Alembic migrations create them.
+
+Times are integer epoch milliseconds (``*_ms``) so SQLite and PostgreSQL sort and
+compare them the same way; JSON columns hold documents that are read whole.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+workspaces = sa.Table(
+    "workspaces", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("settings", JSON, nullable=False),          # sovereignty, default_max_output_tokens, limits, relay
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("deleted_ms", sa.BigInteger),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("kind", sa.String(16), nullable=False),      # standard | read_only
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(128), nullable=False),
+    sa.Column("scope", JSON, nullable=False),              # endpoints, models, permissions
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False, server_default=""),
+    sa.Column("expires_ms", sa.BigInteger),
+    sa.Column("revoked_ms", sa.BigInteger),
+    sa.Column("rotated_to", sa.String(32)),
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(128), nullable=False),
+    sa.Column("principal", JSON, nullable=False),          # subject, kind, permissions, key_id
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_ms", sa.BigInteger, nullable=False),
+    sa.Column("revoked_ms", sa.BigInteger),
+)
+
+upstreams = sa.Table(
+    "upstreams", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("spec", JSON, nullable=False),               # the upstreams.yaml entry
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("deleted_ms", sa.BigInteger),
+)
+
+budgets = sa.Table(
+    "budgets", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("key_id", sa.String(32)),
+    sa.Column("unit", sa.String(8), nullable=False),
+    sa.Column("window", sa.String(8), nullable=False),
+    sa.Column("limit_amount", sa.BigInteger, nullable=False),   # tokens, or USD millionths
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("deleted_ms", sa.BigInteger),
+)
+
+secrets = sa.Table(
+    "secrets", metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),    # AES-GCM under the master key
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+)
+
+settings = sa.Table(
+    "settings", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", JSON, nullable=False),
+)
+
+policies = sa.Table(
+    "policies", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), index=True),  # NULL: platform
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("current_version", sa.Integer, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("deleted_ms", sa.BigInteger),
+)
+
+policy_versions = sa.Table(
+    "policy_versions", metadata,
+    sa.Column("policy_id", sa.String(40), sa.ForeignKey("policies.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("label", sa.String(40), nullable=False),     # what receipts cite after '@': the version, or semver
+    sa.Column("source", sa.Text, nullable=False),          # the YAML document (platform: the Rego module)
+    sa.Column("digest", sa.String(80), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False, server_default=""),
+)
+
+audit_events = sa.Table(
+    "audit_events", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(100), nullable=False, unique=True),
+    sa.Column("kind", sa.String(40), nullable=False),      # gateway.call | policy.created | key.revoked | ...
+    sa.Column("workspace_id", sa.String(64), index=True),
+    sa.Column("occurred_ms", sa.BigInteger, nullable=False, index=True),
+    sa.Column("actor", sa.String(200)),
+    sa.Column("key_id", sa.String(32), index=True),
+    sa.Column("user_id", sa.String(256), index=True),
+    sa.Column("model", sa.String(256), index=True),
+    sa.Column("endpoint", sa.String(40)),
+    sa.Column("decision", sa.String(8), index=True),       # allow | deny (gateway calls)
+    sa.Column("code", sa.String(64)),
+    sa.Column("status", sa.Integer),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("input_tokens", sa.BigInteger),
+    sa.Column("output_tokens", sa.BigInteger),
+    sa.Column("cost_micros", sa.BigInteger),
+    sa.Column("upstream", sa.String(64)),
+    sa.Column("provider", sa.String(32)),
+    sa.Column("sidecar", sa.String(200)),
+    sa.Column("detail", JSON),                              # what happened, for control-plane events
+    sa.Column("receipt", JSON),                             # the signed receipt envelope, for gateway calls
+)
+sa.Index("audit_events_ws_seq", audit_events.c.workspace_id, audit_events.c.seq)
+
+audit_event_policies = sa.Table(
+    "audit_event_policies", metadata,
+    sa.Column("event_seq", sa.BigInteger, sa.ForeignKey("audit_events.seq"), primary_key=True),
+    sa.Column("policy_id", sa.String(100), primary_key=True),
+    sa.Column("version", sa.String(40), nullable=False),
+)
+sa.Index("audit_event_policies_policy", audit_event_policies.c.policy_id, audit_event_policies.c.event_seq)
+
+relay_calls = sa.Table(
+    "relay_calls", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("to_model", sa.String(256), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("fallback_used", sa.Boolean, nullable=False),
+    sa.Column("attempts", JSON, nullable=False),            # [{model, status_code, receipt_id, latency_ms, error}]
+    sa.Column("metadata", JSON, nullable=False),
+)
+
+relay_attempts = sa.Table(
+    "relay_attempts", metadata,
+    sa.Column("receipt_id", sa.String(100), primary_key=True),
+    sa.Column("relay_id", sa.String(64), sa.ForeignKey("relay_calls.id"), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+)
+
+agents = sa.Table(
+    "agents", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("capability", sa.String(100), nullable=False, index=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("endpoint", sa.String(2048), nullable=False),
+    sa.Column("protocol", sa.String(16), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+)
+
+instances = sa.Table(
+    "instances", metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False, index=True),
+    sa.Column("zone", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(40), nullable=False),
+    sa.Column("grpc_address", sa.String(512), nullable=False),
+    sa.Column("registered_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_seen_ms", sa.BigInteger, nullable=False),
+    sa.Column("posture", JSON, nullable=False),
+)
+
+signing_keys = sa.Table(
+    "signing_keys", metadata,
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False, index=True),   # instance id, or "control-plane"
+    sa.Column("purpose", sa.String(32), nullable=False),              # receipts | tree-head
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("valid_from_ms", sa.BigInteger, nullable=False),
+    sa.Column("retired_ms", sa.BigInteger),
+)

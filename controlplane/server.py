@@ -1,0 +1,64 @@
+"""relaygate-controlplane: start the REST API (and later the ADS server) on embedded defaults.
+
+Order: settings -> database (migrations) -> seed on first start -> platform
+policies -> keys -> HTTP. Stops cleanly on SIGTERM/SIGINT.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from controlplane import services as services_mod
+from controlplane import settings as settings_mod
+from controlplane.app import build_app
+from controlplane.handlers import audit, fleet, keys, policies, relayplane, resources, service
+
+log = logging.getLogger("relaygate.controlplane")
+
+
+def handlers() -> dict:
+    out = {}
+    for module in (service, resources, keys, policies, audit, fleet, relayplane):
+        out.update(module.HANDLERS)
+    return out
+
+
+async def serve(settings) -> None:
+    svc = await services_mod.start(settings)
+    app = build_app(svc, handlers())
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    log.info("relaygate-controlplane ready on http://%s:%d (database %s, bundle key %s)", settings.host,
+             settings.port, settings.database_url.split("@")[-1], svc.bundle_signer.key_id)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+    await services_mod.stop(svc)
+
+
+def main(argv=None) -> None:
+    try:
+        settings = settings_mod.load(argv)
+    except settings_mod.SettingsError as e:
+        raise SystemExit(f"relaygate-controlplane: {e}") from None
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(settings))
+    except Exception as e:   # configuration-level failures at start: say what, not a traceback
+        from extproc.config import ConfigError
+        if isinstance(e, (ConfigError, OSError)):
+            raise SystemExit(f"relaygate-controlplane: {e}") from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

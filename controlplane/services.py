@@ -1,0 +1,81 @@
+"""Everything a handler may reach, created once at start in dependency order."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from controlplane import keyring, policystore, seed
+from controlplane.apispec import load_spec
+from controlplane.audit import Ingestor
+from controlplane.auth import Authenticator
+from controlplane.bundles import BundleService
+from controlplane.db import create_engine, migrate
+from controlplane.sealing import Sealer
+from controlplane.secretstore import SecretStore
+from controlplane.settings import Settings
+
+log = logging.getLogger("relaygate.controlplane")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Any = None
+    secrets: SecretStore | None = None
+    auth: Authenticator | None = None
+    bundles: BundleService | None = None
+    bundle_signer: Any = None
+    ingestor: Ingestor | None = None
+    spec: dict = field(default_factory=dict)
+    http: aiohttp.ClientSession | None = None
+    started: float = field(default_factory=time.time)
+    workspace_cache: dict = field(default_factory=dict)
+    workspace_rps: dict = field(default_factory=dict)
+    # Hooks later features fill in (evidence, fleet): all optional.
+    event_extras: Any = None
+    commands_for: Any = None
+    listeners: list = field(default_factory=list)
+
+    async def config_changed(self) -> None:
+        """Workspaces, keys, upstreams, budgets, secrets or policies changed."""
+        self.workspace_cache.clear()
+        await self.bundles.changed()
+        for fn in self.listeners:
+            await fn()
+
+    async def fleet_changed(self) -> None:
+        for fn in self.listeners:
+            await fn()
+
+
+async def start(settings: Settings) -> Services:
+    s = Services(settings)
+    s.engine = create_engine(settings.database_url)
+    await migrate(s.engine)
+    s.secrets = SecretStore(s.engine, Sealer(settings.master_key))
+    await seed.seed(s.engine, s.secrets, settings.seed_config_dir)
+    if settings.seed_policy_dir:
+        added = await policystore.register_platform(s.engine, settings.seed_policy_dir)
+        if added:
+            log.info("registered %d new platform policy versions from %s", added, settings.seed_policy_dir)
+    s.auth = Authenticator(s.engine, s.secrets.pepper, settings)
+    s.bundle_signer = await keyring.load_or_create(s.secrets, keyring.BUNDLE_KEY)
+    s.bundles = BundleService(s.engine, s.secrets, s.bundle_signer, settings.fleet_token)
+    s.ingestor = Ingestor(s.engine)
+    s.spec = load_spec()
+    s.http = aiohttp.ClientSession()
+    pub = settings.data_dir / "bundle-signing.pub"
+    pub.parent.mkdir(parents=True, exist_ok=True)
+    pub.write_bytes(s.bundle_signer.public_pem())
+    return s
+
+
+async def stop(s: Services) -> None:
+    if s.http is not None:
+        await s.http.close()
+    if s.engine is not None:
+        await s.engine.dispose()
