@@ -1,0 +1,206 @@
+"""The control plane driving a real gateway: Envoy + sidecar take policy and keys from its bundles.
+
+A policy created through the API blocks a call at the gateway and the call's
+receipt reaches the audit feed; a revoked key stops working within seconds;
+during a control-plane outage the gateway keeps enforcing the last bundle it
+had (also across a sidecar restart), and the receipts it spooled arrive
+exactly once when the control plane is back.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from evidence.receipts import verify_receipt
+from evidence.signing import load_public_key
+from tests.conftest import ControlPlane, POLICY_DIR, Gateway, write_config
+from tests.cpclient import CP, eventually
+from tests.httpcall import chat_body, curl
+from stack.processes import Stack
+
+BLOCK_4O = """name: no-gpt-4o
+description: gpt-4o is not approved in acme
+effect: {status: 403, code: policy.blocked}
+rego: |
+  package anything
+  import rego.v1
+  deny contains "gpt-4o is not approved in acme" if input.model == "gpt-4o"
+"""
+
+
+class Full:
+    """Gateway + control plane of one stack."""
+
+    def __init__(self, stack: Stack, tokens: dict) -> None:
+        self.stack, self.tokens = stack, tokens
+        self.gw = Gateway(stack, tokens)
+        self.cp = ControlPlane(stack, tokens)
+
+    def call(self, key: str, model: str = "gpt-4o-mini", ws: str = "acme", **extra):
+        return curl(self.gw.base(ws) + "/chat/completions", chat_body(model, **extra),
+                    {"authorization": f"Bearer {key}", "content-type": "application/json"})
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    tokens = write_config(tmp / "config")
+    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
+                  unreachable={"openai-dead"}, instance_id="e2e-sidecar")
+    stack.start()
+    yield Full(stack, tokens)
+    stack.stop()
+
+
+def _audit(full: Full, **params):
+    return full.cp.client("acme").get("/v1/audit/events", params=params).json()["events"]
+
+
+def test_the_gateway_runs_on_the_control_planes_bundle(full):
+    reply = full.call(full.tokens["acme"])
+    assert reply.status == 200, reply.body
+    receipt = full.gw.receipt(reply.receipt_id)["receipt"]
+    bundle = full.cp.fleet.get("/v1/fleet/bundles/default")
+    assert receipt["decision"]["bundle"] == bundle.headers["etag"].strip('"')
+
+
+def test_policy_created_through_the_api_blocks_at_the_gateway_and_lands_in_the_audit_feed(full):
+    acme = full.cp.client("acme")
+    assert full.call(full.tokens["acme"], "gpt-4o").status == 200
+    created = acme.post("/v1/policies", yaml=BLOCK_4O)
+    assert created.status == 201, created.text
+    pid = created.json()["id"]
+    blocked = eventually(lambda: (r := full.call(full.tokens["acme"], "gpt-4o")).status == 403 and r, 10,
+                         "the policy reaching the gateway")
+    err = blocked.json()["error"]
+    assert err["code"] == "policy.blocked" and "not approved" in err["message"]
+    assert full.call(full.tokens["acme"], "gpt-4o-mini").status == 200       # other models unaffected
+    assert full.call(full.tokens["euro"], "gpt-4o", ws="euro").json()["error"]["code"] != "policy.blocked"
+
+    rid = err["receipt_id"]
+    events = eventually(lambda: _audit(full, policy=pid, kind="gateway.call"), 15, "the receipt in the audit feed")
+    assert rid in [e["id"] for e in events]
+    event = acme.get(f"/v1/audit/events/{rid}").json()
+    assert event["decision"] == "deny" and event["status"] == 403 and f"{pid}@1" in event["policies"]
+    key_pem = full.stack.run_dir / "data" / "receipt-signing.pub"
+    assert verify_receipt(event["receipt"], load_public_key(key_pem.read_bytes()))
+    assert event["receipt"]["receipt"]["decision"]["policies"][-1] == f"{pid}@1"
+
+
+def test_revoked_key_is_refused_by_the_gateway_within_seconds(full):
+    acme = full.cp.client("acme")
+    made = acme.post("/v1/keys", {"name": "short-lived", "scope": {"endpoints": ["chat.completions"]}}).json()
+    eventually(lambda: full.call(made["secret"]).status == 200, 10, "the new key reaching the gateway")
+    assert acme.post(f"/v1/keys/{made['key']['id']}/revoke").status == 200
+    started = time.monotonic()
+    refused = eventually(lambda: (r := full.call(made["secret"])).status == 401 and r, 10, "revocation")
+    assert time.monotonic() - started < 5
+    assert refused.json()["error"]["code"] == "auth.unauthenticated"
+
+
+@pytest.mark.slow
+def test_control_plane_outage_keeps_enforcing_and_receipts_arrive_exactly_once_after(full):
+    capped = full.cp.client("capped")
+    assert capped.post("/v1/policies", yaml=BLOCK_4O.replace("acme", "capped")).status == 201
+    key = full.tokens["capped"]
+    eventually(lambda: full.call(key, "gpt-4o", ws="capped").status == 403, 10, "the policy in force")
+    full.stack.stop_one("controlplane")
+    rids = []
+    for i in range(5):
+        r = full.call(key, "gpt-4o", ws="capped", content=f"during outage {i}")
+        assert r.status == 403 and r.json()["error"]["code"] == "policy.blocked"     # still enforced
+        ok = full.call(key, "gpt-4o-mini", ws="capped", content=f"during outage {i}")
+        assert ok.status == 200
+        rids += [r.receipt_id, ok.receipt_id]
+
+    # The sidecar restarts while the control plane is still down: it starts from its bundle on disk.
+    full.stack.stop_one("extproc")
+    full.stack.start_extproc()
+    after_restart = full.call(key, "gpt-4o", ws="capped")
+    assert after_restart.status == 403 and after_restart.json()["error"]["code"] == "policy.blocked"
+    rids.append(after_restart.receipt_id)
+    assert "starting from the last good bundle on disk" in (full.stack.run_dir / "extproc.log").read_text()
+
+    full.stack.start_controlplane()
+    for rid in rids:
+        eventually(lambda: capped.get(f"/v1/audit/events/{rid}").status == 200, 30,
+                   f"receipt {rid} shipped after the outage")
+
+    def shipped_ids():
+        events = full.cp.admin.get("/v1/audit/events", params={"kind": "gateway.call", "limit": 1000}).json()
+        return [e["id"] for e in events["events"]]
+    spooled = {e["receipt"]["id"] for e in full.gw.all_receipts()}
+    eventually(lambda: spooled <= set(shipped_ids()), 30, "every spooled receipt at the control plane")
+    ids = shipped_ids()
+    assert len(ids) == len(set(ids)), "a receipt arrived twice"
+
+
+def test_relay_goes_through_the_gateway_with_fallback_streaming_and_logs(full):
+    acme = CP(full.cp.url, full.tokens["acme"], "x-api-key")
+    plain = acme.post("/api/relay", {"to": "gpt-4o-mini", "payload": {"messages": [
+        {"role": "user", "content": "What is the capital of France?"}], "max_tokens": 20},
+        "metadata": {"user_id": "user_123", "session": "s-1"}})
+    assert plain.status == 200, plain.text
+    r = plain.json()
+    assert r["status_code"] == 200 and r["fallback_used"] is False and r["relay_id"].startswith("evt_rel_")
+    assert r["body"]["choices"][0]["message"]["content"] and r["receipt_id"].startswith("rcpt_")
+
+    # dead-model's only upstream is down (503): the chain falls back to claude, in Anthropic's shape.
+    fb = acme.post("/api/relay", {"to": "dead-model", "fallback": ["claude-sonnet-4-5"], "metadata": {"run": 7},
+                                  "payload": {"messages": [{"role": "system", "content": "Be brief."},
+                                                           {"role": "user", "content": "Hi"}]}}).json()
+    assert fb["fallback_used"] is True and fb["status_code"] == 200 and fb["model"] == "claude-sonnet-4-5"
+    assert [a["status_code"] for a in fb["attempts"]] == [503, 200]
+    assert fb["body"]["type"] == "message"
+    sent = full.gw.sim_requests("anthropic-us")[-1]
+    assert json.loads(sent["body"])["system"] == "Be brief." and sent["path"] == "/v1/messages"
+
+    # Policy refusals are final: no fallback past a 403.
+    denied = acme.post("/api/relay", {"to": "gpt-4o", "fallback": ["gpt-4o-mini"], "payload": {"messages": []}}).json()
+    assert denied["status_code"] == 403 and denied["fallback_used"] is False
+
+    import requests
+    with requests.post(full.cp.url + "/api/relay", stream=True, timeout=30,
+                       headers={"x-api-key": full.tokens["acme"], "Accept": "text/event-stream"},
+                       json={"to": "gpt-4o-mini", "payload": {"messages": [{"role": "user", "content": "s"}]}}) as s:
+        assert s.status_code == 200 and s.headers["Content-Type"].startswith("text/event-stream")
+        assert s.headers["X-Relay-Fallback-Used"] == "false"
+        events = [line for line in s.iter_lines() if line.startswith(b"data: ")]
+    assert events[-1] == b"data: [DONE]" and len(events) > 5
+
+    fb_rcpt = fb["attempts"][1]["receipt_id"]
+    logs = eventually(lambda: [x for x in acme.get("/api/logs", params={"limit": 100}).json()["logs"]
+                               if x["request_id"] == fb_rcpt], 15, "the relayed call in the logs")
+    entry = logs[0]
+    assert entry["fallback"]["relay_id"] == fb["relay_id"] and entry["fallback"]["attempt"] == 1
+    assert entry["fallback"]["failed_attempts"][0]["status_code"] == 503
+    assert entry["metadata"] == {"run": 7} and entry["tokens"]["output"] and entry["estimated_cost_usd"] > 0
+
+    csv_text = acme.get("/api/logs/export", params={"format": "csv"}).text
+    assert csv_text.splitlines()[0].startswith("request_id,timestamp,latency_ms") and fb_rcpt in csv_text
+    exported = json.loads(acme.get("/api/logs/export", params={"format": "json", "limit": 5}).text)
+    assert len(exported) == 5 and all("request_id" in e for e in exported)
+
+    usage = acme.get("/api/usage").json()
+    models = {row["model"]: row for row in usage["by_model"]}
+    assert models["gpt-4o-mini"]["requests"] >= 2 and models["gpt-4o-mini"]["avg_latency_ms"] > 0
+    assert 0 < models["gpt-4o-mini"]["success_rate"] <= 1 and usage["total"]["estimated_cost_usd"] > 0
+    assert {row["endpoint"] for row in usage["by_endpoint"]} >= {"chat.completions", "messages"}
+    health = acme.get("/api/health").json()
+    assert health["status"] == "ok" and health["services"]["database"] == "healthy"
+    assert health["services"]["gateway"] == "healthy"
+
+
+def test_agents_register_and_discover_by_capability(full):
+    acme, euro = full.cp.client("acme", "x-api-key"), full.cp.client("euro")
+    for i in range(3):
+        assert acme.post("/api/register", {"name": f"Analyzer {i}", "capability": "text-analysis",
+                                           "endpoint": f"https://a{i}.example/analyze"}).status == 201
+    acme.post("/api/register", {"name": "Translator", "capability": "translation", "endpoint": "https://t.example"})
+    page = acme.get("/api/discover", params={"capability": "text-analysis", "limit": 2, "offset": 1}).json()
+    assert page["total"] == 3 and page["limit"] == 2 and page["offset"] == 1 and len(page["agents"]) == 2
+    assert euro.get("/api/discover").json()["total"] == 0
+    bad = acme.post("/api/register", {"name": "x", "capability": "x", "endpoint": "ftp://nope"})
+    assert bad.status == 400 and bad.json()["error"]["details"]["parameter"] == "endpoint"
