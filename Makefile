@@ -10,14 +10,15 @@ APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 .PHONY: run test bench policy-test system-deps clean help
 
 help:
-	@echo "make run          start provider simulator + relaygate-extproc + Envoy and run a demo"
+	@echo "make run          start provider simulator + control plane + relaygate-extproc + Envoy and run a tour"
 	@echo "make test         run the whole test suite (real Envoy, real SDKs)"
 	@echo "make policy-test  run the Rego unit tests in policies/"
 	@echo "make bench        benchmark plain Envoy against the full relaygate path"
 
 system-deps:
-	@missing=""; for tool in curl:curl wrk:wrk; do \
+	@missing=""; for tool in curl:curl wrk:wrk runuser:util-linux; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
 	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing >/dev/null; fi
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
@@ -33,10 +34,13 @@ $(STAMP): pyproject.toml requirements/regorus.txt
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m stack.run
+	$(BIN)/python -m stack.run $(ARGS)
 
+# PostgreSQL for the storage tests runs on loopback for the length of the run.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra tests
+	@mkdir -p .run && $(BIN)/python -m stack.postgres start .run/pg-test > .run/pg-test.url
+	@RELAYGATE_TEST_POSTGRES=$$(cat .run/pg-test.url) $(BIN)/python -m pytest -q -ra tests; rc=$$?; \
+	  $(BIN)/python -m stack.postgres stop .run/pg-test; exit $$rc
 
 policy-test: $(STAMP)
 	$(BIN)/python -m extproc.policy_tests policies

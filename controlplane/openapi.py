@@ -132,15 +132,18 @@ SCHEMAS = {
     "SessionInput": obj({"ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 86400}}),
     "Session": obj({"token": {"type": "string"}, "expires_at": TIME, "workspace": {"type": "string"},
                     "role": {"type": "string"}, "permissions": STRS}, ["token", "expires_at", "workspace"]),
-    "Effect": obj({"status": {"type": "integer"}, "code": {"type": "string"}}),
+    "Effect": obj({"status": {"type": ["integer", "null"]}, "code": {"type": ["string", "null"]}},
+                  description="status and code of a denial (null for platform policies)"),
     "Policy": obj({
         "id": {"type": "string"}, "workspace": {"type": ["string", "null"]}, "name": {"type": "string"},
-        "description": {"type": "string"}, "current_version": {"type": "integer"}, "effect": ref("Effect"),
+        "description": {"type": "string"}, "current_version": {"type": "integer"}, "effect": {"anyOf": [ref("Effect"), {"type": "null"}]},
         "source": {"type": "string"}, "digest": {"type": "string"}, "created_at": TIME, "updated_at": TIME,
-        "deleted_at": NTIME, "platform": {"type": "boolean"}},
+        "deleted_at": NTIME, "platform": {"type": "boolean"},
+        "label": {"type": "string", "description": "what receipts cite after '@'"}},
         ["id", "name", "current_version", "source", "created_at", "updated_at"]),
     "PolicyList": obj({"policies": {"type": "array", "items": ref("Policy")}}, ["policies"]),
     "PolicyVersion": obj({"policy_id": {"type": "string"}, "version": {"type": "integer"},
+                          "label": {"type": "string"},
                           "source": {"type": "string"}, "digest": {"type": "string"}, "created_at": TIME,
                           "created_by": {"type": "string"}}, ["policy_id", "version", "source", "digest"]),
     "PolicyVersionList": obj({"versions": {"type": "array", "items": ref("PolicyVersion")}}, ["versions"]),
@@ -264,9 +267,9 @@ PARAMS = {
                                                             "default": 0}},
     "cursor": {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 200},
                "description": "next_cursor of the previous page"},
-    "from": {"name": "from", "in": "query", "schema": {"type": "string", "maxLength": 40},
+    "from": {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time", "maxLength": 40},
              "description": "ISO 8601 time, inclusive"},
-    "to": {"name": "to", "in": "query", "schema": {"type": "string", "maxLength": 40},
+    "to": {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time", "maxLength": 40},
            "description": "ISO 8601 time, exclusive"},
     "workspace": {"name": "X-Relaygate-Workspace", "in": "header", "schema": ID,
                   "description": "admin token only: the workspace to act in"},
@@ -465,9 +468,12 @@ def build() -> dict:
     for o in OPERATIONS:
         responses = {str(o["ok"][0]): _response(o["ok"][1])}
         responses.update(o["extra"])
-        codes = ["400", "429"] if o["auth"] == "public" else ["400", "401", "403", "429"]
-        if "{" in o["path"] or o["method"] in ("post", "put"):
+        # 404 on every authenticated call: the admin may name a workspace that does not exist.
+        codes = ["400", "429"] if o["auth"] == "public" else ["400", "401", "403", "404", "429"]
+        if "{" in o["path"]:
             codes.append("404")
+        if o["method"] == "delete" and "{" in o["path"]:
+            codes.append("409")
         if o["body"] is not None:
             codes += ["409", "413", "415"] if o["method"] == "post" else ["413", "415"]
         for c in sorted(set(codes)):

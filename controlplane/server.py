@@ -45,12 +45,24 @@ async def serve(settings) -> None:
     await services_mod.stop(svc)
 
 
+class _MalformedHttp(logging.Filter):
+    """aiohttp answers malformed HTTP with 400 itself; log one line, not a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import BadHttpMessage
+        if record.exc_info and isinstance(record.exc_info[1], BadHttpMessage):
+            record.msg, record.args, record.exc_info, record.levelno, record.levelname = \
+                f"malformed HTTP request refused: {record.exc_info[1].message}", (), None, logging.INFO, "INFO"
+        return True
+
+
 def main(argv=None) -> None:
     try:
         settings = settings_mod.load(argv)
     except settings_mod.SettingsError as e:
         raise SystemExit(f"relaygate-controlplane: {e}") from None
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.server").addFilter(_MalformedHttp())
     try:
         asyncio.run(serve(settings))
     except Exception as e:   # configuration-level failures at start: say what, not a traceback

@@ -18,7 +18,10 @@ def new_id(prefix: str, n: int = 16) -> str:
 def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    dt = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    # strftime does not zero-pad years below 1000; RFC 3339 needs four digits.
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}." \
+           f"{dt.microsecond // 1000:03d}Z"
 
 
 def parse_time(value: str | None, name: str) -> int | None:
@@ -33,7 +36,9 @@ def parse_time(value: str | None, name: str) -> int | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     try:
-        return int(dt.timestamp() * 1000)
+        ms = int(dt.timestamp() * 1000)
+        datetime.fromtimestamp(ms / 1000, timezone.utc)   # representable back as a time
+        return ms
     except (OverflowError, ValueError, OSError):
         raise ApiError(400, "invalid_request", f"'{name}' is out of range",
                        {"parameter": name, "provided": value[:100], "expected": "date-time"}) from None

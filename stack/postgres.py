@@ -54,6 +54,15 @@ class Postgres:
         self.port = port or free_port()
         self.bin = bindir()
 
+    @classmethod
+    def attach(cls, url: str) -> "Postgres":
+        """A handle on a server started elsewhere (by `make test`), for reset_database()."""
+        pg = cls.__new__(cls)
+        pg.port = int(url.rsplit(":", 1)[1].split("/")[0])
+        pg.bin = bindir()
+        pg.home = pg.base = pg.data = None
+        return pg
+
     @property
     def url(self) -> str:
         return f"postgresql://relaygate@127.0.0.1:{self.port}/relaygate"

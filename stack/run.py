@@ -95,6 +95,91 @@ def tour(stack: Stack) -> None:
     _say("7. A forged key -> 401, still with a receipt")
     _curl(stack, "ro_live_AAAAAAAAAAAA_forged", "acme", {"model": "gpt-4o-mini", "messages": []})
 
+    if stack.controlplane:
+        control_plane_tour(stack, key)
+
+
+POLICY = """name: no-gpt-4o
+description: gpt-4o is not approved for acme
+rego: |
+  package no_gpt_4o
+  import rego.v1
+  deny contains "gpt-4o is not approved for acme" if input.model == "gpt-4o"
+"""
+
+
+def _cp(stack: Stack, method: str, path: str, token: str, body: str | None = None,
+        ctype: str = "application/json", show: bool = True) -> dict:
+    cmd = ["curl", "-sS", "-X", method, stack.cp_url + path, "-H", f"Authorization: Bearer {token}"]
+    if body is not None:
+        cmd += ["-H", f"Content-Type: {ctype}", "--data-binary", body]
+    if show:
+        shown = f"-H 'Content-Type: {ctype}' --data-binary @policy.yaml" if ctype.endswith("yaml") else \
+            (f"-d '{body}'" if body else "")
+        print(f"$ curl -X {method} {stack.cp_url}{path} -H 'Authorization: Bearer ro_live_…' {shown}".rstrip())
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out) if out.strip() else {}
+
+
+def _until(check, what: str, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not happen within {timeout}s")
+
+
+def control_plane_tour(stack: Stack, key: str) -> None:
+    _say("8. The control plane: create a policy from YAML (workspace acme blocks gpt-4o)")
+    print(POLICY)
+    pol = _cp(stack, "POST", "/v1/policies", key, POLICY, "application/yaml")
+    if pol.get("error", {}).get("code") == "policy.exists":   # left over from an interrupted run
+        old = pol["error"]["message"].split("(")[1].split(")")[0]
+        _cp(stack, "DELETE", f"/v1/policies/{old}", key, show=False)
+        pol = _cp(stack, "POST", "/v1/policies", key, POLICY, "application/yaml", show=False)
+    print(f"-> {pol['id']} version {pol['current_version']}; the sidecar's long poll picks up the new bundle")
+
+    def blocked():
+        out = subprocess.run(["curl", "-sS", f"{stack.gateway}/v1/acme/chat/completions", "-H",
+                              f"Authorization: Bearer {key}", "-H", "Content-Type: application/json", "-d",
+                              json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})],
+                             capture_output=True, text=True).stdout
+        return out if '"policy.blocked"' in out else None
+    print("$ curl … /v1/acme/chat/completions -d '{\"model\": \"gpt-4o\", …}'")
+    out = _until(blocked, "the policy reaching the gateway")
+    print(out)
+    rid = json.loads(out)["error"]["receipt_id"]
+
+    _say("9. Dry run: evaluate the policy against an example, nothing enforced")
+    dry = _cp(stack, "POST", f"/v1/policies/{pol['id']}/dryrun", key,
+              json.dumps({"request": {"endpoint": "chat.completions", "body": {"model": "gpt-4o"}}}))
+    print(json.dumps(dry["decision"], indent=1))
+
+    _say("10. The blocked call's signed receipt in the audit feed")
+    ev = _until(lambda: (e := _cp(stack, "GET", f"/v1/audit/events/{rid}", key, show=False)).get("id") and e,
+                "the receipt reaching the audit feed")
+    print(f"$ curl {stack.cp_url}/v1/audit/events/{rid} -H 'Authorization: Bearer ro_live_…'")
+    print(json.dumps({k: ev[k] for k in ("id", "kind", "decision", "status", "code", "policies")}, indent=1))
+    print("signature:", json.dumps(ev["receipt"]["signature"]))
+
+    _say("11. RelayPlane: /api/relay through the gateway; gpt-5 is served nowhere (404), so it falls back")
+    out = subprocess.run(["curl", "-sS", stack.cp_url + "/api/relay", "-H", f"x-api-key: {key}", "-H",
+                          "Content-Type: application/json", "-d", json.dumps({
+                              "to": "gpt-5", "fallback": ["claude-haiku-4-5"],
+                              "payload": {"max_tokens": 20, "messages": [{"role": "user", "content": "Hi"}]},
+                              "metadata": {"user_id": "user_123"}})], capture_output=True, text=True).stdout
+    print("$ curl", stack.cp_url + "/api/relay -H 'x-api-key: ro_live_…' -d "
+          "'{\"to\": \"gpt-5\", \"fallback\": [\"claude-haiku-4-5\"], …}'")
+    relay = json.loads(out)
+    print(json.dumps({k: relay[k] for k in ("relay_id", "status_code", "model", "fallback_used", "attempts")},
+                     indent=1))
+
+    _say("12. Revoke the policy again (soft delete; its versions stay readable)")
+    _cp(stack, "DELETE", f"/v1/policies/{pol['id']}", key)
+    print("deleted")
+
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="relaygate-run", description=__doc__.split("\n\n")[0])
@@ -103,16 +188,22 @@ def main(argv=None) -> None:
     p.add_argument("--admin-port", type=int, default=9464, help="relaygate-extproc admin port")
     p.add_argument("--run-dir", default=str(ROOT / ".run"))
     p.add_argument("--workers", type=int, default=1, help="policy worker processes behind one Envoy cluster")
+    p.add_argument("--cp-port", type=int, default=8090, help="control-plane API port")
+    p.add_argument("--no-control-plane", action="store_true",
+                   help="standalone sidecar reading config/ and policies/ itself")
+    p.add_argument("--database-url", default="", help="control-plane database (default: SQLite in the run dir)")
     p.add_argument("--demo-only", action="store_true", help="stop after the tour instead of serving")
     a = p.parse_args(argv)
     stack = Stack(Path(a.run_dir), gateway_port=a.gateway_port, envoy_admin_port=a.envoy_admin_port,
-                  extproc_admin_port=a.admin_port, workers=a.workers)
+                  extproc_admin_port=a.admin_port, workers=a.workers, controlplane=not a.no_control_plane,
+                  cp_port=a.cp_port, database_url=a.database_url)
     print(f"starting relaygate (logs in {a.run_dir}) ...", flush=True)
     try:
         stack.start()
     except Exception as e:
         raise SystemExit(f"could not start the stack: {e}\n(is something else on ports "
-                         f"{a.gateway_port}/{a.envoy_admin_port}/{a.admin_port}? pass --gateway-port etc.)")
+                         f"{a.gateway_port}/{a.envoy_admin_port}/{a.admin_port}/{a.cp_port}? "
+                         "pass --gateway-port etc.)")
     try:
         tour(stack)
         print(f"""
@@ -120,8 +211,12 @@ def main(argv=None) -> None:
   gateway         {stack.gateway}/v1/<workspace>/chat/completions | /completions | /embeddings | /messages
   demo keys       config/demo-keys.txt
   receipts        {stack.extproc_admin}/receipts   (one: /receipts/<id>; public key: /signing-key)
-  metrics         {stack.extproc_admin}/metrics  and Envoy's http://127.0.0.1:{a.envoy_admin_port}/stats/prometheus
-Ctrl-C stops everything.""", flush=True)
+  metrics         {stack.extproc_admin}/metrics  and Envoy's http://127.0.0.1:{a.envoy_admin_port}/stats/prometheus""",
+              flush=True)
+        if stack.controlplane:
+            print(f"""  control plane   {stack.cp_url}/v1 (RelayOne) and {stack.cp_url}/api (RelayPlane); OpenAPI at /v1/openapi.json
+  admin token     {stack.admin_token}   (demo value; set RELAYGATE_ADMIN_TOKEN in production)""", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
         if not a.demo_only:
             signal.signal(signal.SIGTERM, signal.default_int_handler)
             signal.pause()

@@ -180,8 +180,13 @@ def start_controlplane(tmp: Path, database_url: str = "", extra_args=(), env=Non
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
-    """A real PostgreSQL server on loopback for the whole session (stack/postgres.py)."""
+    """A real PostgreSQL server on loopback: the one `make test` started, else one of our own."""
+    import os
     from stack.postgres import Postgres
+    url = os.environ.get("RELAYGATE_TEST_POSTGRES")
+    if url:
+        yield Postgres.attach(url)
+        return
     pg = Postgres(tmp_path_factory.mktemp("pg"))
     pg.start()
     yield pg

@@ -30,7 +30,7 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "stack.run", "--demo-only", "--run-dir", str(tmp_path),
          "--gateway-port", str(free_port()), "--envoy-admin-port", str(free_port()),
-         "--admin-port", str(free_port())],
+         "--admin-port", str(free_port()), "--cp-port", str(free_port())],
         cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
@@ -38,3 +38,5 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     assert "'name': 'openai-eu'" in text                      # euro routed to the EEA upstream
     assert "sovereignty.blocked" in text and "scope.denied" in text and "auth.unauthenticated" in text
     assert "relaygate is running" in text
+    # The control-plane part: a policy created through the API blocks, its receipt reaches the audit feed.
+    assert '"policy.blocked"' in text and '"kind": "gateway.call"' in text and '"fallback_used": true' in text
