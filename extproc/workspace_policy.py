@@ -9,7 +9,7 @@ A platform team writes a policy as YAML::
       package anything          # replaced by relaygate.custom.<policy id>, same line
       import rego.v1
       deny contains "gpt-4o is not approved" if input.model == "gpt-4o"
-    data: {}                    # optional; visible as data.relaygate.policy_data.<policy id>
+    data: {}                    # optional; visible to the Rego as policy_data
 
 Every reason in ``deny`` blocks the call with the effect's status and code.
 The control plane parses and checks a document here (errors carry line and
@@ -146,7 +146,11 @@ def parse_document(text: str) -> PolicyDocument:
 
 
 def module_source(policy_id: str, doc: PolicyDocument) -> str:
-    """The Rego with its package line replaced in place (so line numbers hold)."""
+    """The Rego with its package line replaced in place and ``policy_data`` appended.
+
+    Both edits leave the lines the author wrote where they were, so compiler
+    errors still point at the right line of the YAML body.
+    """
     lines = doc.rego.split("\n")
     for i, line in enumerate(lines):
         stripped = line.strip()
@@ -154,6 +158,8 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
             continue
         if _PACKAGE_LINE.match(line):
             lines[i] = f"package {CUSTOM_PACKAGE}.{policy_id}"
+            lines += ["", "# Added by relaygate: this policy's own data document.",
+                      f'policy_data := object.get(data.relaygate.policy_data, "{policy_id}", {{}})', ""]
             return "\n".join(lines)
         break
     raise PolicyDocumentError("the Rego must start with a 'package' line (it is replaced by "

@@ -1,0 +1,118 @@
+"""Unit tests of the pieces both services share: the signed bundle format and workspace policies."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+
+import pytest
+import regorus
+
+from evidence.signing import load_or_create_signer
+from extproc import bundle
+from extproc import config as config_mod
+from extproc.ledger import InMemoryLedger
+from extproc.sync import admission_from_bundle, local_sources
+from extproc.wire import parse_body
+from extproc.workspace_policy import (ActivePolicy, PolicyDocumentError, check_rego, parse_document,
+                                      policy_modules)
+from tests.conftest import POLICY_DIR, write_config
+
+DOC = """name: blocklist
+effect: {status: 451, code: policy.user_blocked}
+rego: |
+  package p
+  import rego.v1
+  deny contains msg if {
+    input.user in policy_data.blocked
+    msg := sprintf("user %s is blocked", [input.user])
+  }
+data:
+  blocked: [mallory]
+"""
+
+
+def _signers(tmp_path):
+    return load_or_create_signer(tmp_path / "a.pem"), load_or_create_signer(tmp_path / "b.pem")
+
+
+def _build(tmp_path, signer, token="fleet"):
+    if not (tmp_path / "cfg").exists():
+        write_config(tmp_path / "cfg")
+    docs, sec = config_mod.read_documents(tmp_path / "cfg")
+    modules, data = local_sources(POLICY_DIR)
+    return bundle.build(modules=modules, data=data, config=docs, secrets=sec, fleet_token=token, signer=signer), docs
+
+
+def test_bundle_round_trip_is_deterministic_and_loads_as_a_gateway_snapshot(tmp_path):
+    signer, _ = _signers(tmp_path)
+    (blob, rev), docs = _build(tmp_path, signer)
+    (blob2, rev2), _ = _build(tmp_path, signer)
+    assert rev == rev2                                   # same state, same revision (the ETag)
+    b = bundle.read(blob, verify_key=signer.public_key, fleet_token="fleet")
+    assert b.revision == rev and b.config == docs and "relaygate/gateway.rego" in b.modules
+    adm = admission_from_bundle(b, InMemoryLedger())
+    assert adm.revision == rev and "acme" in adm.config.workspaces
+    assert b"sk-test-openai" not in gzip.decompress(blob)      # secrets are sealed
+    with tarfile.open(fileobj=io.BytesIO(blob)) as t:
+        names = {m.name.lstrip("/") for m in t}
+    assert {".manifest", ".signatures.json", "data.json", bundle.CONFIG_PATH, bundle.SECRETS_PATH} <= names
+
+
+def test_bundle_refuses_other_keys_tampering_and_wrong_fleet_token(tmp_path):
+    signer, other = _signers(tmp_path)
+    (blob, _), _ = _build(tmp_path, signer)
+    with pytest.raises(bundle.BundleError, match="does not verify"):
+        bundle.read(blob, verify_key=other.public_key, fleet_token="fleet")
+    with pytest.raises(bundle.BundleError, match="fleet token"):
+        bundle.read(blob, verify_key=signer.public_key, fleet_token="not-the-token")
+    raw = io.BytesIO(gzip.decompress(blob))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=raw) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        for m in src:
+            data = src.extractfile(m).read()
+            if m.name.endswith("scope.rego"):
+                data = data.replace(b"not input.endpoint", b"false; not input.endpoint")
+                m.size = len(data)
+            dst.addfile(m, io.BytesIO(data))
+    with pytest.raises(bundle.BundleError, match="scope.rego does not match its signed digest"):
+        bundle.read(gzip.compress(out.getvalue()), verify_key=signer.public_key, fleet_token="fleet")
+    with pytest.raises(bundle.BundleError, match="not a tar.gz"):
+        bundle.read(b"garbage", verify_key=signer.public_key, fleet_token="fleet")
+
+
+def test_workspace_policy_compiles_and_only_applies_to_its_workspace():
+    doc = parse_document(DOC)
+    check_rego("pol_a", doc)
+    modules, pdata = policy_modules([ActivePolicy("acme", "pol_a", 3, doc)])
+    e = regorus.Engine()
+    for path, src in modules.items():
+        e.add_policy(path, src)
+    e.add_data_json(json.dumps({"relaygate": {"policy_data": pdata}}))
+
+    def denials(ws, user):
+        e.set_input_json(json.dumps({"user": user, "workspace": {"id": ws}}))
+        return e.eval_query("[d | some d in data.relaygate.workspace_policies.denials]")["result"][0][
+            "expressions"][0]["value"]
+    assert denials("acme", "mallory") == [{"policy": "pol_a@3", "status": 451, "code": "policy.user_blocked",
+                                            "reason": "user mallory is blocked"}]
+    assert denials("acme", "bob") == [] and denials("euro", "mallory") == []
+
+
+def test_policy_user_comes_from_openai_user_or_anthropic_metadata():
+    assert parse_body("chat.completions", b'{"model": "m", "user": "u1"}', 10).user == "u1"
+    assert parse_body("messages", b'{"model": "m", "max_tokens": 5, "metadata": {"user_id": "u2"}}', 10).user == "u2"
+    assert parse_body("chat.completions", b'{"model": "m", "user": 5}', 10).user is None
+
+
+@pytest.mark.parametrize("text,message", [
+    ("rego: x", "'name'"),
+    ("name: x\nrego: ''", "'rego'"),
+    ("name: x\ndata: [1]\nrego: |\n  package p\n", "'data' must be a mapping"),
+    ("name: x\neffect: {code: 'Not Valid'}\nrego: |\n  package p\n", "effect.code"),
+    ("- a list", "mapping"),
+])
+def test_policy_document_errors(text, message):
+    with pytest.raises(PolicyDocumentError, match=message):
+        check_rego("pol_x", parse_document(text))
