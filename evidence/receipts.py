@@ -1,9 +1,18 @@
-"""The receipt format: canonical JSON (RFC 8785), hash chain, Ed25519 signature.
+"""Receipts: an in-toto Statement in a DSSE envelope, canonical JSON inside, hash-chained.
 
-A signed receipt is ``{"receipt": {...}, "signature": {"alg", "key_id", "sig"}}``.
-The signature covers the RFC 8785 canonical bytes of ``receipt``; the receipt's
-hash (``sha256:<hex>`` of the same bytes) is what the next receipt carries as
-``prev_hash``. See docs/receipts.md.
+A signed receipt is a DSSE envelope (evidence/dsse.py) whose payload is the
+RFC 8785 canonical JSON of an in-toto Statement v1::
+
+    {"_type": "https://in-toto.io/Statement/v1",
+     "subject": [{"name": "request", "digest": {"sha256": ...}},
+                 {"name": "response", "digest": {"sha256": ...}}],
+     "predicateType": "https://relaygate.dev/receipt/v2",
+     "predicate": {...the receipt...}}
+
+The receipt's hash is ``sha256:<hex>`` of those payload bytes; the next receipt
+of the same sidecar carries it as ``prev_hash`` and its ``seq`` is one more, so
+each sidecar's receipts form a hash chain. The Merkle log's leaf for a receipt
+is the canonical JSON of its whole envelope. See docs/receipts.md.
 """
 from __future__ import annotations
 
@@ -14,11 +23,13 @@ import orjson
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from evidence.signing import Signer, key_id_for, verify
+from evidence import dsse
+from evidence.signing import Signer
 
-RECEIPT_VERSION = 1
+RECEIPT_VERSION = 2
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://relaygate.dev/receipt/v2"
 GENESIS_HASH = "sha256:" + "0" * 64
-
 
 _MAX_SAFE_INT = 2**53 - 1
 
@@ -53,39 +64,63 @@ def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def statement(receipt: dict) -> dict:
+    """The in-toto Statement for a receipt: subjects are the request and response body digests."""
+    subjects = []
+    for name in ("request", "response"):
+        d = (receipt.get(name) or {}).get("digest")
+        if isinstance(d, str) and d.startswith("sha256:"):
+            subjects.append({"name": name, "digest": {"sha256": d[7:]}})
+    if not subjects:   # in-toto needs one; a call with neither body seen is named by its id
+        subjects.append({"name": f"receipt:{receipt['id']}",
+                         "digest": {"sha256": hashlib.sha256(receipt["id"].encode()).hexdigest()}})
+    return {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE, "predicate": receipt}
+
+
 def sign_receipt(receipt: dict, signer: Signer) -> tuple[dict, str]:
-    """Return (signed envelope, receipt hash)."""
-    body = canonical(receipt)
-    envelope = {
-        "receipt": receipt,
-        "signature": {"alg": "Ed25519", "key_id": signer.key_id, "sig": signer.sign(body)},
-    }
-    return envelope, digest(body)
+    """Return (DSSE envelope, receipt hash)."""
+    body = canonical(statement(receipt))
+    return dsse.sign(dsse.INTOTO, body, signer), digest(body)
+
+
+def envelope_statement(envelope: dict) -> dict:
+    return orjson.loads(dsse.payload(envelope))
 
 
 def envelope_receipt(envelope: dict) -> dict:
     """The receipt inside a signed envelope."""
-    return envelope["receipt"]
+    return envelope_statement(envelope)["predicate"]
 
 
-def receipt_hash(receipt: dict) -> str:
-    return digest(canonical(receipt))
+def envelope_hash(envelope: dict) -> str:
+    """The receipt hash: what the next receipt's prev_hash must be."""
+    return digest(dsse.payload(envelope))
+
+
+def leaf_bytes(envelope: dict) -> bytes:
+    """The Merkle log leaf for a receipt: the canonical JSON of its whole envelope."""
+    return canonical(envelope)
 
 
 def verify_receipt(envelope: dict, public_key: Ed25519PublicKey) -> bool:
-    """True when the envelope's signature is valid for its receipt and key."""
-    sig = envelope.get("signature") or {}
-    if sig.get("alg") != "Ed25519" or sig.get("key_id") != key_id_for(public_key):
+    """True when the envelope is signed by this key and its payload is a canonical receipt statement."""
+    if not dsse.verify_envelope(envelope, public_key, dsse.INTOTO):
         return False
-    return verify(public_key, canonical(envelope["receipt"]), sig.get("sig", ""))
+    try:
+        st = envelope_statement(envelope)
+        return (st.get("_type") == STATEMENT_TYPE and st.get("predicateType") == PREDICATE_TYPE
+                and canonical(st) == dsse.payload(envelope))
+    except (ValueError, dsse.EnvelopeError):
+        return False
 
 
 def verify_chain(envelopes: list[dict], public_key: Ed25519PublicKey) -> None:
     """Check signatures and prev_hash links of consecutive receipts; raise on the first break."""
     prev = None
     for i, env in enumerate(envelopes):
+        r = envelope_receipt(env)
         if not verify_receipt(env, public_key):
-            raise ValueError(f"receipt {i} ({env['receipt'].get('id')}): bad signature")
-        if prev is not None and env["receipt"]["prev_hash"] != prev:
-            raise ValueError(f"receipt {i} ({env['receipt'].get('id')}): chain broken")
-        prev = receipt_hash(env["receipt"])
+            raise ValueError(f"receipt {i} ({r.get('id')}): bad signature")
+        if prev is not None and r["prev_hash"] != prev:
+            raise ValueError(f"receipt {i} ({r.get('id')}): chain broken")
+        prev = envelope_hash(env)

@@ -187,7 +187,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
              retry_after: int | None = None, user: str | None = None) -> pb.ProcessingResponse:
         if not decision:
             decision = {"allow": False, "status": status, "code": code, "reasons": [message], "policies": []}
-        self._spool(call, decision, raw, model, False, user)
+        body = error_body(code, message, call.receipt_id)
+        self._spool(call, decision, raw, model, False, user, response_body=body)
         headers = [_hv("content-type", "application/json"), _hv(RECEIPT_HEADER, call.receipt_id)]
         if retry_after is not None:
             headers.append(_hv("retry-after", str(retry_after)))
@@ -195,12 +196,13 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         return pb.ProcessingResponse(immediate_response=pb.ImmediateResponse(
             status=http_status_pb2.HttpStatus(code=status),
             headers=pb.HeaderMutation(set_headers=headers),
-            body=error_body(code, message, call.receipt_id),
+            body=body,
             details="relaygate_" + code.replace(".", "_"),
         ), dynamic_metadata=_DENIED)  # tells Envoy's local_reply_config to leave this reply alone
 
     def _spool(self, call: Call, decision: dict, raw: bytes | None, model: str | None, stream: bool,
-               user: str | None = None, up=None, holds=(), price=None, worst=None) -> None:
+               user: str | None = None, up=None, holds=(), price=None, worst=None,
+               response_body: bytes | None = None) -> None:
         """Write the decision durably before Envoy acts on it."""
         key, route = call.key, call.route
         draft = {
@@ -222,6 +224,9 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             "price": price,
             "worst": worst,      # (input token bound, output cap): what the reservation assumed
             "holds": [[h.budget_id, h.window_key, h.amount, h.unit] for h in holds],
+            # A denial's response is the error body sent here: its digest is known now.
+            "response_digest": ("sha256:" + hashlib.sha256(response_body).hexdigest()
+                                if response_body is not None else None),
         }
         self.spool.add_pending(call.receipt_id, draft)
 

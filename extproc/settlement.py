@@ -10,6 +10,7 @@ budget holds to the real usage, then signs the receipt into the hash chain.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sqlite3
 import time
@@ -24,7 +25,7 @@ from extproc import metrics
 from extproc.config import ModelPrice, cost_micros
 from extproc.ledger import Hold, Ledger
 from extproc.admission import receipt_id_for
-from extproc.wire import parse_path
+from extproc.wire import envoy_reply_body, parse_path
 from extproc.spool import Spool
 
 log = logging.getLogger("relaygate.settlement")
@@ -45,6 +46,10 @@ class Finalizer:
         self.chain_seq, head = spool.chain_head()
         self.prev_hash = head or GENESIS_HASH
 
+    def use_signer(self, signer: Signer) -> None:
+        """Sign every receipt finalized from now on with ``signer`` (key rotation)."""
+        self.signer = signer
+
     def finalize(self, items: list[tuple[str, dict, dict | None]], settle_ledger: bool = True) -> None:
         """items: (receipt id, draft, outcome or None when the call's end was never seen).
 
@@ -55,9 +60,9 @@ class Finalizer:
         rows, settlements, seq, prev = [], [], self.chain_seq, self.prev_hash
         for rid, draft, outcome in items:
             receipt, charges, actual = self._receipt(rid, draft, outcome)
-            receipt["prev_hash"] = prev
-            envelope, prev = sign_receipt(receipt, self.signer)
             seq += 1
+            receipt["seq"], receipt["prev_hash"] = seq, prev
+            envelope, prev = sign_receipt(receipt, self.signer)
             rows.append((rid, receipt["status"], seq, prev, orjson.dumps(envelope).decode(), charges))
             settlements.append((draft, receipt, actual))
         if not rows:
@@ -115,7 +120,8 @@ class Finalizer:
             "model": {"requested": draft["model"], "served": served},
             "upstream": draft["upstream"],
             "response": None if outcome is None else {
-                "status": outcome["status"], "flags": outcome["flags"], "bytes": outcome["bytes"]},
+                "status": outcome["status"], "flags": outcome["flags"], "bytes": outcome["bytes"],
+                "digest": outcome.get("digest") or (draft.get("response_digest") if not draft["upstream"] else None)},
             "usage": {"input_tokens": in_tok, "output_tokens": out_tok, "source": source},
             "cost": {"usd_micros": actual.get("usd", 0)},
             "latency_us": None if outcome is None else outcome["latency_us"],
@@ -149,7 +155,7 @@ class Finalizer:
 def outcome_of_denial(draft: dict) -> dict:
     """The outcome of a blocked call, known from its decision alone."""
     return {"status": draft["decision"]["status"], "flags": "", "bytes": None, "latency_us": None,
-            "upstream_answered": False, "usage": None}
+            "upstream_answered": False, "usage": None, "digest": draft.get("response_digest")}
 
 
 def _flags(flags) -> str:
@@ -166,9 +172,12 @@ def _number(struct, key: str) -> int | None:
 def outcome_of(entry) -> tuple[str | None, dict]:
     cp, resp = entry.common_properties, entry.response
     rid = receipt_id_for(entry.request.request_id) if entry.request.request_id else None
-    usage = None
+    usage = digest = None
     md = cp.metadata.filter_metadata.get(USAGE_NAMESPACE)
     if md is not None:
+        d = md.fields.get("response_digest")
+        if d is not None and d.string_value.startswith("sha256:"):
+            digest = d.string_value
         i = _number(md, "input_tokens")
         if i is None:
             i = _number(md, "prompt_tokens")
@@ -187,6 +196,7 @@ def outcome_of(entry) -> tuple[str | None, dict]:
         "latency_us": dur.seconds * 1_000_000 + dur.nanos // 1000,
         "upstream_answered": cp.HasField("time_to_first_upstream_rx_byte"),
         "usage": usage,
+        "digest": digest,
     }
 
 
@@ -202,6 +212,8 @@ def envoy_local_draft(entry) -> dict:
     route = parse_path(path)
     status = resp.response_code.value
     code = ENVOY_LOCAL_CODES.get(status, "gateway.rejected")
+    rid = receipt_id_for(req.request_id) if req.request_id else None
+    body = envoy_reply_body(status, rid) if rid else None
     return {
         "ts": cp.start_time.seconds + cp.start_time.nanos / 1e9,
         "workspace": route.workspace if route else None, "key_id": None,
@@ -211,6 +223,7 @@ def envoy_local_draft(entry) -> dict:
         "decision": {"allow": False, "status": status, "code": code,
                      "reasons": [resp.response_code_details or code], "policies": [], "bundle": None},
         "upstream": None, "price": None, "worst": None, "holds": [],
+        "response_digest": "sha256:" + hashlib.sha256(body).hexdigest() if body is not None else None,
     }
 
 

@@ -118,3 +118,33 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
 
 def error_body(code: str, message: str, receipt_id: str) -> bytes:
     return orjson.dumps({"error": {"code": code, "message": message, "receipt_id": receipt_id}})
+
+
+# Replies Envoy makes itself, in the same error shape (rendered into Envoy's
+# local_reply_config by stack/envoy_config.py): kind -> (status, code, message).
+ENVOY_REPLIES = {
+    "timeout": (504, "upstream.timeout", "the upstream provider timed out"),
+    "unavailable": (503, "upstream.unavailable", "the upstream provider is unreachable"),
+    "upstream_error": (502, "upstream.error", "the upstream provider failed"),
+    "misrouted": (502, "gateway.misrouted", "no upstream was selected for this call"),
+    "too_large": (413, "request.too_large", "request body too large"),
+    "policy_down": (503, "gateway.unavailable", "the policy service is unavailable; call not forwarded"),
+}
+
+
+def envoy_reply_template(code: str, message: str, receipt_id: str | None) -> str:
+    """The body of an Envoy-made reply; ``receipt_id`` may be an Envoy format string."""
+    rid = '"' + receipt_id + '"' if receipt_id else "null"
+    return '{"error":{"code":"%s","message":"%s","receipt_id":%s}}' % (code, message, rid)
+
+
+def envoy_reply_body(status: int, receipt_id: str) -> bytes | None:
+    """The exact body Envoy sent for a reply it made before any decision (413), else None.
+
+    Such replies never pass the response filters that digest bodies, so the
+    receipt's response digest is computed from the same template Envoy used.
+    """
+    if status == ENVOY_REPLIES["too_large"][0]:
+        _, code, message = ENVOY_REPLIES["too_large"]
+        return envoy_reply_template(code, message, receipt_id).encode()
+    return None

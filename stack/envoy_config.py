@@ -16,6 +16,7 @@ from extproc.config import GatewayConfig
 from extproc.admission import RECEIPT_PREFIX
 from extproc.processor import NAMESPACE, RECEIPT_HEADER, UPSTREAM_HEADER
 from extproc.settlement import USAGE_NAMESPACE
+from extproc.wire import ENVOY_REPLIES, envoy_reply_template
 
 T = "type.googleapis.com/"
 
@@ -34,11 +35,11 @@ USAGE_RULES = [
 
 
 RECEIPT_ID = RECEIPT_PREFIX + "%REQ(x-request-id)%"
+RESPONSE_DIGEST_LUA = (Path(__file__).resolve().parent / "response_digest.lua").read_text()
 
 
 def _error_body(code: str, message: str, receipt: bool = True) -> dict:
-    rid = '"' + RECEIPT_ID + '"' if receipt else "null"
-    body = '{"error":{"code":"%s","message":"%s","receipt_id":%s}}' % (code, message, rid)
+    body = envoy_reply_template(code, message, RECEIPT_ID if receipt else None)
     return {"text_format_source": {"inline_string": body}, "content_type": "application/json"}
 
 
@@ -50,7 +51,8 @@ def _local_reply_config() -> dict:
         return {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": code,
                                                                          "runtime_key": "relaygate_unused"}}}}
 
-    def mapper(filt, code, err, message, receipt=True):
+    def mapper(filt, kind, receipt=True):
+        code, err, message = ENVOY_REPLIES[kind]
         m = {"filter": filt, "status_code": code, "body_format_override": _error_body(err, message, receipt)}
         if receipt:
             m["headers_to_add"] = [{"header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID},
@@ -62,14 +64,13 @@ def _local_reply_config() -> dict:
         {"filter": {"metadata_filter": {"matcher": {"filter": NAMESPACE, "path": [{"key": "denied"}],
                                                     "value": {"present_match": True}},
                                      "match_if_key_not_found": False}}},
-        mapper(flags("UT"), 504, "upstream.timeout", "the upstream provider timed out"),
-        mapper(flags("UF", "UH", "UO", "URX"), 503, "upstream.unavailable", "the upstream provider is unreachable"),
-        mapper(flags("UC", "UR", "UPE"), 502, "upstream.error", "the upstream provider failed"),
-        mapper(flags("NR"), 502, "gateway.misrouted", "no upstream was selected for this call"),
-        mapper(status(413), 413, "request.too_large", "request body too large"),
+        mapper(flags("UT"), "timeout"),
+        mapper(flags("UF", "UH", "UO", "URX"), "unavailable"),
+        mapper(flags("UC", "UR", "UPE"), "upstream_error"),
+        mapper(flags("NR"), "misrouted"),
+        mapper(status(413), "too_large"),
         # The policy service is down (ext_proc fails closed): nothing decided, so no receipt.
-        mapper(status(503), 503, "gateway.unavailable", "the policy service is unavailable; call not forwarded",
-               receipt=False),
+        mapper(status(503), "policy_down", receipt=False),
     ]}
 
 
@@ -152,6 +153,11 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: li
                                     "response_header_mode": "SKIP", "response_body_mode": "NONE",
                                     "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"},
                 "metadata_options": {"receiving_namespaces": {"untyped": [NAMESPACE]}},
+            }},
+            # SHA-256 of the response body as it streams (the receipt's response subject).
+            {"name": "envoy.filters.http.lua", "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": RESPONSE_DIGEST_LUA},
             }},
             {"name": "envoy.filters.http.json_to_metadata", "typed_config": {
                 "@type": T + "envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata",

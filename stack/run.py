@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from evidence.receipts import envelope_receipt
 from stack.processes import ROOT, Stack
 
 DEMO_KEYS = {}
@@ -37,7 +38,7 @@ def _receipt(stack: Stack, rid: str) -> dict:
         try:
             with urllib.request.urlopen(f"{stack.extproc_admin}/receipts/{rid}") as r:
                 if r.status == 200:
-                    return json.load(r)["receipt"]
+                    return envelope_receipt(json.load(r))
         except urllib.error.HTTPError:
             pass
         time.sleep(0.05)
@@ -162,7 +163,7 @@ def control_plane_tour(stack: Stack, key: str) -> None:
                 "the receipt reaching the audit feed")
     print(f"$ curl {stack.cp_url}/v1/audit/events/{rid} -H 'Authorization: Bearer ro_live_…'")
     print(json.dumps({k: ev[k] for k in ("id", "kind", "decision", "status", "code", "policies")}, indent=1))
-    print("signature:", json.dumps(ev["receipt"]["signature"]))
+    print("signatures:", json.dumps(ev["receipt"]["signatures"]))
 
     _say("11. RelayPlane: /api/relay through the gateway; gpt-5 is served nowhere (404), so it falls back")
     out = subprocess.run(["curl", "-sS", stack.cp_url + "/api/relay", "-H", f"x-api-key: {key}", "-H",

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evidence.receipts import envelope_receipt
 from evidence.signing import load_public_key
 from extproc.keytool import create as create_key
 from stack.processes import Stack, free_port
@@ -114,6 +115,10 @@ class Gateway:
                 raise AssertionError(f"receipt {receipt_id} not finalized within {timeout}s; "
                                      f"spool says {state}\n{logs}")
             time.sleep(0.05)
+
+    def receipt_doc(self, receipt_id: str, timeout: float = 10) -> dict:
+        """The receipt inside the signed envelope."""
+        return envelope_receipt(self.receipt(receipt_id, timeout))
 
     def all_receipts(self) -> list[dict]:
         out, after = [], 0

@@ -7,7 +7,7 @@ import json
 import aiohttp
 import pytest
 
-from evidence.receipts import verify_chain, verify_receipt
+from evidence.receipts import envelope_receipt, verify_chain, verify_receipt
 from tests.conftest import start_gateway
 
 MAX_TOKENS = 10
@@ -53,11 +53,11 @@ def test_concurrent_calls_never_overspend(capped_gw):
 
     key = gw.public_key()
     receipts = [gw.receipt(h["x-relayone-receipt-id"]) for _, h, _ in results]
-    assert len({e["receipt"]["id"] for e in receipts}) == 200
+    docs = [envelope_receipt(e) for e in receipts]
+    assert len({r["id"] for r in docs}) == 200
     assert all(verify_receipt(e, key) for e in receipts)
-    spent = sum(e["receipt"]["usage"]["input_tokens"] + e["receipt"]["usage"]["output_tokens"]
-                for e in receipts)
-    assert all(e["receipt"]["usage"]["source"] == "response" for e in receipts if e["receipt"]["decision"]["allow"])
+    spent = sum(r["usage"]["input_tokens"] + r["usage"]["output_tokens"] for r in docs)
+    assert all(r["usage"]["source"] == "response" for r in docs if r["decision"]["allow"])
     assert 0 < spent <= LIMIT
     verify_chain(gw.all_receipts(), key)
 

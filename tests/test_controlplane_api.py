@@ -361,8 +361,10 @@ def test_receipt_ingestion_is_idempotent_verified_and_filterable(cp):
     assert post(envs).json() == {"accepted": 6, "duplicates": 0, "rejected": []}
     assert post(envs[:3]).json() == {"accepted": 0, "duplicates": 3, "rejected": []}
 
-    tampered = json.loads(json.dumps(envs[0]))
-    tampered["receipt"]["id"], tampered["receipt"]["cost"]["usd_micros"] = "rcpt_tampered", 1
+    import base64
+    statement = json.loads(base64.b64decode(envs[0]["payload"]))
+    statement["predicate"]["id"], statement["predicate"]["cost"]["usd_micros"] = "rcpt_tampered", 1
+    tampered = {**envs[0], "payload": base64.b64encode(json.dumps(statement).encode()).decode()}
     other = _register(cp, "sidecar-b")
     result = post([tampered, _receipt("rcpt_wrong_instance", other), {"garbage": True}]).json()
     assert result["accepted"] == 0

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from evidence.receipts import verify_receipt
+from evidence.receipts import envelope_receipt, verify_receipt
 from evidence.signing import load_public_key
 from tests.conftest import ControlPlane, POLICY_DIR, Gateway, write_config
 from tests.cpclient import CP, eventually
@@ -61,7 +61,7 @@ def _audit(full: Full, **params):
 def test_the_gateway_runs_on_the_control_planes_bundle(full):
     reply = full.call(full.tokens["acme"])
     assert reply.status == 200, reply.body
-    receipt = full.gw.receipt(reply.receipt_id)["receipt"]
+    receipt = full.gw.receipt_doc(reply.receipt_id)
     bundle = full.cp.fleet.get("/v1/fleet/bundles/default")
     assert receipt["decision"]["bundle"] == bundle.headers["etag"].strip('"')
 
@@ -86,7 +86,7 @@ def test_policy_created_through_the_api_blocks_at_the_gateway_and_lands_in_the_a
     assert event["decision"] == "deny" and event["status"] == 403 and f"{pid}@1" in event["policies"]
     key_pem = full.stack.run_dir / "data" / "receipt-signing.pub"
     assert verify_receipt(event["receipt"], load_public_key(key_pem.read_bytes()))
-    assert event["receipt"]["receipt"]["decision"]["policies"][-1] == f"{pid}@1"
+    assert envelope_receipt(event["receipt"])["decision"]["policies"][-1] == f"{pid}@1"
 
 
 def test_revoked_key_is_refused_by_the_gateway_within_seconds(full):
@@ -131,7 +131,7 @@ def test_control_plane_outage_keeps_enforcing_and_receipts_arrive_exactly_once_a
     def shipped_ids():
         events = full.cp.admin.get("/v1/audit/events", params={"kind": "gateway.call", "limit": 1000}).json()
         return [e["id"] for e in events["events"]]
-    spooled = {e["receipt"]["id"] for e in full.gw.all_receipts()}
+    spooled = {envelope_receipt(e)["id"] for e in full.gw.all_receipts()}
     eventually(lambda: spooled <= set(shipped_ids()), 30, "every spooled receipt at the control plane")
     ids = shipped_ids()
     assert len(ids) == len(set(ids)), "a receipt arrived twice"

@@ -25,7 +25,7 @@ def test_extproc_crash_fails_closed_and_keeps_receipts(gw):
     url = gw.base("acme") + "/chat/completions"
     before = [curl(url, chat_body(content=f"before {i}"), headers).receipt_id for i in range(5)]
     for rid in before:
-        assert gw.receipt(rid)["receipt"]["status"] == "complete"
+        assert gw.receipt_doc(rid)["status"] == "complete"
 
     # A stream in flight when the service dies.
     client = openai.OpenAI(base_url=gw.base("acme"), api_key=gw.tokens["acme"], max_retries=0)
@@ -53,10 +53,10 @@ def test_extproc_crash_fails_closed_and_keeps_receipts(gw):
     gw.stack.start_extproc()
     after = curl(url, chat_body(content="after restart"), headers)
     assert after.status == 200
-    assert gw.receipt(after.receipt_id)["receipt"]["status"] == "complete"
+    assert gw.receipt_doc(after.receipt_id)["status"] == "complete"
 
     for rid in before:
-        assert gw.receipt(rid)["receipt"]["status"] == "complete"
-    lost = gw.receipt(inflight)["receipt"]
+        assert gw.receipt_doc(rid)["status"] == "complete"
+    lost = gw.receipt_doc(inflight)
     assert lost["status"] == "incomplete" and lost["usage"]["source"] == "reserved"
     verify_chain(gw.all_receipts(), gw.public_key())

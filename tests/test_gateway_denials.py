@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from evidence.receipts import verify_receipt
+from evidence.receipts import envelope_receipt, verify_receipt
 from tests.httpcall import chat_body, curl
 
 JSON = {"content-type": "application/json"}
@@ -23,7 +23,7 @@ def _assert_error(gw, reply, status, code):
     assert err["receipt_id"] == reply.receipt_id and reply.receipt_id.startswith("rcpt_")
     env = gw.receipt(reply.receipt_id)
     assert verify_receipt(env, gw.public_key())
-    r = env["receipt"]
+    r = envelope_receipt(env)
     assert r["decision"]["allow"] is False and r["decision"]["code"] == code
     assert r["response"]["status"] == status
     return r
@@ -192,7 +192,7 @@ def test_upstream_failure_has_our_error_shape_and_releases_budget(gw, fail, stat
     err = reply.json()["error"]
     assert err["code"] in ("upstream.error", "upstream.unavailable")
     assert err["receipt_id"] == reply.receipt_id
-    r = gw.receipt(reply.receipt_id)["receipt"]
+    r = gw.receipt_doc(reply.receipt_id)
     assert r["decision"]["allow"] is True and r["cost"]["usd_micros"] == 0 and r["usage"]["source"] == "none"
 
 
@@ -201,11 +201,11 @@ def test_unreachable_upstream_is_503(gw):
     assert reply.status == 503
     err = reply.json()["error"]
     assert err["code"] == "upstream.unavailable" and err["receipt_id"] == reply.receipt_id
-    assert gw.receipt(reply.receipt_id)["receipt"]["upstream"]["name"] == "openai-dead"
+    assert gw.receipt_doc(reply.receipt_id)["upstream"]["name"] == "openai-dead"
 
 
 def test_upstream_error_status_is_passed_through_and_not_charged(gw):
     reply = curl(gw.base("outage") + "/chat/completions", chat_body(), {**_auth(gw, "outage"), "x-sim-fail": "500"})
     assert reply.status == 500 and reply.json()["error"]["message"] == "simulated failure"
-    r = gw.receipt(reply.receipt_id)["receipt"]
+    r = gw.receipt_doc(reply.receipt_id)
     assert r["response"]["status"] == 500 and r["cost"]["usd_micros"] == 0

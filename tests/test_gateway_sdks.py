@@ -5,7 +5,7 @@ import anthropic
 import openai
 import pytest
 
-from evidence.receipts import verify_receipt
+from evidence.receipts import envelope_receipt, verify_receipt
 
 
 def _client(gw, name="acme", ws="acme", **kw) -> openai.OpenAI:
@@ -27,7 +27,7 @@ def test_openai_chat_completion(gw):
     assert gw.tokens["acme"] not in str(seen["headers"])       # client key never reaches the upstream
 
     env = gw.receipt(rid)
-    r = env["receipt"]
+    r = envelope_receipt(env)
     assert verify_receipt(env, gw.public_key())
     assert r["decision"]["allow"] and r["upstream"]["name"] == "openai-us"
     assert r["usage"] == {"input_tokens": resp.usage.prompt_tokens, "output_tokens": 12, "source": "response"}
@@ -57,7 +57,7 @@ def test_openai_stream_arrives_incrementally_and_settles(gw):
     assert usage, "the gateway asks OpenAI streams for their usage chunk"
     sent = gw.sim_requests()[-1]
     assert '"include_usage":true' in sent["body"]
-    r = gw.receipt(rid)["receipt"]
+    r = gw.receipt_doc(rid)
     assert r["usage"]["source"] == "response"
     assert r["usage"]["output_tokens"] == 12 and r["usage"]["input_tokens"] == usage[0].prompt_tokens
     assert r["request"]["stream"] is True
@@ -67,10 +67,10 @@ def test_openai_completions_and_embeddings(gw):
     client = _client(gw)
     c = client.completions.with_raw_response.create(model="gpt-3.5-turbo-instruct", prompt="Once", max_tokens=5)
     assert c.parse().choices[0].text
-    assert gw.receipt(c.headers["x-relayone-receipt-id"])["receipt"]["usage"]["output_tokens"] == 5
+    assert gw.receipt_doc(c.headers["x-relayone-receipt-id"])["usage"]["output_tokens"] == 5
     e = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["a", "b"])
     assert len(e.parse().data) == 2
-    r = gw.receipt(e.headers["x-relayone-receipt-id"])["receipt"]
+    r = gw.receipt_doc(e.headers["x-relayone-receipt-id"])
     assert r["request"]["endpoint"] == "embeddings" and r["usage"]["output_tokens"] == 0
     assert r["usage"]["input_tokens"] == e.parse().usage.prompt_tokens
 
@@ -87,7 +87,7 @@ def test_anthropic_messages(gw):
     seen = gw.sim_requests("anthropic-us")[-1]
     assert seen["path"] == "/v1/messages" and seen["headers"]["x-api-key"] == "sk-ant-test"
     assert "Authorization" not in seen["headers"]
-    r = gw.receipt(raw.headers["x-relayone-receipt-id"])["receipt"]
+    r = gw.receipt_doc(raw.headers["x-relayone-receipt-id"])
     assert r["usage"] == {"input_tokens": msg.usage.input_tokens, "output_tokens": 12, "source": "response"}
     assert r["upstream"]["provider"] == "anthropic"
 
@@ -100,7 +100,7 @@ def test_anthropic_stream(gw):
         final = stream.get_final_message()
         rid = stream.response.headers["x-relayone-receipt-id"]
     assert len(text.split()) == 7 and final.usage.output_tokens == 7
-    r = gw.receipt(rid)["receipt"]
+    r = gw.receipt_doc(rid)
     assert r["usage"]["input_tokens"] == final.usage.input_tokens
     assert r["usage"]["output_tokens"] == 7 and r["usage"]["source"] == "response"
 
@@ -111,7 +111,7 @@ def test_sovereign_workspace_routes_to_allowed_region(gw):
         extra_headers={"x-relaygate-upstream": "openai-us"})   # a client cannot pick the route itself
     assert raw.status_code == 200
     assert gw.sim_requests("openai-eu")[-1]["body"].find("eu only") >= 0
-    r = gw.receipt(raw.headers["x-relayone-receipt-id"])["receipt"]
+    r = gw.receipt_doc(raw.headers["x-relayone-receipt-id"])
     assert r["upstream"] == {"name": "openai-eu", "provider": "openai", "region": "eu-west-1",
                              "jurisdiction": "eu"}
 
@@ -127,7 +127,7 @@ def test_missing_max_tokens_is_capped_by_workspace_default(gw, stream):
     else:
         assert raw.parse().usage.completion_tokens == 256
     assert '"max_tokens":256' in gw.sim_requests()[-1]["body"]
-    assert gw.receipt(raw.headers["x-relayone-receipt-id"])["receipt"]["usage"]["output_tokens"] == 256
+    assert gw.receipt_doc(raw.headers["x-relayone-receipt-id"])["usage"]["output_tokens"] == 256
 
 
 def test_secrets_never_reach_clients_or_logs(gw):
@@ -151,7 +151,7 @@ def test_client_abort_mid_stream_is_charged_its_reservation(gw):
     stream = raw.parse()
     next(iter(stream))
     stream.close()
-    r = gw.receipt(raw.headers["x-relayone-receipt-id"])["receipt"]
+    r = gw.receipt_doc(raw.headers["x-relayone-receipt-id"])
     assert r["status"] == "complete" and r["response"]["status"] == 200
     assert r["usage"]["source"] == "reserved"
     assert r["cost"]["usd_micros"] > 0

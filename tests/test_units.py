@@ -1,6 +1,7 @@
 """Unit tests of the pieces under the gateway: ledger, receipts, keys, wire parsing, config, Rego."""
 from __future__ import annotations
 
+import base64
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,7 +10,8 @@ import orjson
 import pytest
 import yaml
 
-from evidence.receipts import GENESIS_HASH, receipt_hash, sign_receipt, verify_chain, verify_receipt
+from evidence.receipts import (GENESIS_HASH, canonical, envelope_hash, envelope_receipt, envelope_statement,
+                               sign_receipt, verify_chain, verify_receipt)
 from evidence.signing import load_or_create_signer
 from extproc import config as config_mod
 from extproc import keys
@@ -61,10 +63,15 @@ def test_receipt_signature_and_chain_detect_tampering(tmp_path):
     first, h1 = sign_receipt({"id": "a", "prev_hash": GENESIS_HASH, "cost": {"usd_micros": 5}}, signer)
     second, _ = sign_receipt({"id": "b", "prev_hash": h1, "cost": {"usd_micros": 1}}, signer)
     verify_chain([first, second], signer.public_key)
-    assert receipt_hash(first["receipt"]) == h1
+    assert envelope_hash(first) == h1 and envelope_receipt(second)["prev_hash"] == h1
+    assert first["payloadType"] == "application/vnd.in-toto+json"
 
-    forged = {**first, "receipt": {**first["receipt"], "cost": {"usd_micros": 0}}}
+    statement = envelope_statement(first)
+    statement["predicate"]["cost"]["usd_micros"] = 0
+    forged = {**first, "payload": base64.b64encode(canonical(statement)).decode()}
     assert not verify_receipt(forged, signer.public_key)
+    relabelled = {**first, "payloadType": "application/json"}      # the type is signed too (PAE)
+    assert not verify_receipt(relabelled, signer.public_key)
     with pytest.raises(ValueError, match="bad signature"):
         verify_chain([forged, second], signer.public_key)
     third, _ = sign_receipt({"id": "c", "prev_hash": GENESIS_HASH}, signer)
@@ -281,11 +288,11 @@ def test_sweep_finishes_what_the_access_log_dropped(tmp_path):
     spool.db.execute("UPDATE receipts SET created = ?", (now - 5,))
     fin = Finalizer(spool, ledger, load_or_create_signer(tmp_path / "k.pem"), "t")
     assert fin.sweep(now, grace=3600) == 1                       # the allowed call may still be streaming
-    denied = spool.envelope("rcpt_denied")["receipt"]
+    denied = envelope_receipt(spool.envelope("rcpt_denied"))
     assert denied["status"] == "complete" and denied["response"]["status"] == 451
     assert spool.draft("rcpt_allowed")[0] == "pending" and ledger.used("b", "2026-11") == 500
     assert fin.sweep(now + DENIAL_GRACE, grace=1) == 1
-    allowed = spool.envelope("rcpt_allowed")["receipt"]
+    allowed = envelope_receipt(spool.envelope("rcpt_allowed"))
     assert allowed["status"] == "incomplete" and allowed["usage"]["source"] == "reserved"
     assert allowed["cost"]["usd_micros"] == 500 and ledger.used("b", "2026-11") == 500   # hold became spend
     verify_chain(spool.envelopes(), fin.signer.public_key)
