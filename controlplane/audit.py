@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from controlplane import schema
 from controlplane.db import insert_ignore, now_ms
 from controlplane.util import iso, new_id
-from evidence.receipts import envelope_receipt, verify_receipt
+from evidence import dsse
+from evidence.receipts import envelope_hash, envelope_receipt, verify_receipt
 from evidence.signing import load_public_key
 
 log = logging.getLogger("relaygate.controlplane.audit")
@@ -63,40 +64,57 @@ def receipt_row(r: dict) -> dict:
 
 
 class Ingestor:
-    """Verifies and stores receipt batches; hands each new one to ``on_new`` (the Merkle log)."""
+    """Verifies and stores receipt batches, appending each new one to the Merkle log.
 
-    def __init__(self, engine, on_new=None) -> None:
-        self.engine, self.on_new = engine, on_new
-        self._keys: dict[str, object] = {}
+    A receipt signed by a key the control plane does not know (yet) is
+    *deferred*: the sidecar keeps it and sends it again, so a registration or
+    key rotation racing with shipping never loses a receipt. One signed by a
+    retired key after its retirement, or whose signature fails, is *rejected*.
+    """
+
+    def __init__(self, engine, log=None) -> None:
+        self.engine, self.log = engine, log
+        self._keys: dict[str, tuple] = {}
         self._lock = asyncio.Lock()
 
-    async def _key(self, conn, key_id: str, instance: str):
-        cache_key = f"{instance}/{key_id}"
-        if cache_key not in self._keys:
-            row = (await conn.execute(sa.select(schema.signing_keys.c.public_key, schema.signing_keys.c.owner)
-                                      .where(schema.signing_keys.c.key_id == key_id))).first()
-            if row is None or row[1] != instance:
+    async def _key(self, conn, key_id: str):
+        if key_id not in self._keys:
+            row = (await conn.execute(sa.select(schema.signing_keys).where(
+                schema.signing_keys.c.key_id == key_id))).mappings().first()
+            if row is None:
                 return None
-            self._keys[cache_key] = load_public_key(row[0].encode())
-        return self._keys[cache_key]
+            self._keys[key_id] = (row["owner"], load_public_key(row["public_key"].encode()), row["retired_ms"])
+        return self._keys[key_id]
 
     async def ingest(self, instance: str, envelopes: list) -> dict:
-        rejected, checked = [], []
+        rejected, deferred, checked = [], [], []
         async with self.engine.connect() as c:
             for env in envelopes:
                 try:
                     r = envelope_receipt(env)
                     rid = r["id"]
-                    key_id = env["signature"]["key_id"] if "signature" in env else env["signatures"][0]["keyid"]
-                except (KeyError, TypeError, IndexError, ValueError):
+                    key_id = dsse.keyids(env)[0]
+                except (KeyError, TypeError, IndexError, ValueError, AttributeError, dsse.EnvelopeError):
                     rejected.append({"id": None, "reason": "not a signed receipt envelope"})
                     continue
-                key = await self._key(c, key_id, instance)
+                key = await self._key(c, key_id)
                 if key is None:
-                    rejected.append({"id": rid, "reason": f"signed by {key_id}, not a key instance {instance} "
-                                                          "registered"})
+                    deferred.append({"id": rid, "reason": f"signed by {key_id}, which the control plane does not "
+                                                          "know yet"})
                     continue
-                checked.append((env, r, key))
+                owner, public, retired = key
+                if owner != instance:
+                    rejected.append({"id": rid, "reason": f"signed by {key_id}, a key of {owner}, not of {instance}"})
+                    continue
+                try:
+                    issued = _ms(r.get("issued_at"))
+                except ValueError:
+                    rejected.append({"id": rid, "reason": "issued_at is not a time"})
+                    continue
+                if retired is not None and issued > retired:
+                    rejected.append({"id": rid, "reason": f"signed by {key_id} after its retirement"})
+                    continue
+                checked.append((env, r, public))
         valid = await asyncio.to_thread(lambda: [verify_receipt(env, key) for env, _, key in checked])
         good = []
         for (env, r, _), ok in zip(checked, valid):
@@ -106,28 +124,38 @@ class Ingestor:
                 rejected.append({"id": r.get("id"), "reason": "signature does not verify"})
         accepted = duplicates = 0
         # One writer at a time: the Merkle log appends in the order receipts are accepted.
-        async with self._lock, self.engine.begin() as c:
-            for env, r in good:
-                try:
-                    row = receipt_row(r)
-                except (KeyError, TypeError, ValueError) as e:
-                    rejected.append({"id": r.get("id"), "reason": f"receipt fields unreadable: {e}"})
-                    continue
-                seq = (await c.execute(insert_ignore(self.engine, schema.audit_events).values(
-                    **row, receipt=env).returning(schema.audit_events.c.seq))).scalar()
-                if seq is None:
-                    duplicates += 1
-                    continue
-                accepted += 1
-                for ref in dict.fromkeys((r.get("decision") or {}).get("policies") or []):
-                    pid, _, version = ref.partition("@")
-                    await c.execute(insert_ignore(self.engine, schema.audit_event_policies).values(
-                        event_seq=seq, policy_id=pid, version=version))
-                if self.on_new is not None:
-                    await self.on_new(c, seq, env)
+        async with self._lock:
+            try:
+                async with self.engine.begin() as c:
+                    for env, r in good:
+                        try:
+                            row = receipt_row(r)
+                        except (KeyError, TypeError, ValueError) as e:
+                            rejected.append({"id": r.get("id"), "reason": f"receipt fields unreadable: {e}"})
+                            continue
+                        row.update(chain_owner=instance, chain_seq=r.get("seq"), receipt_hash=envelope_hash(env),
+                                   prev_hash=r.get("prev_hash"))
+                        seq = (await c.execute(insert_ignore(self.engine, schema.audit_events).values(
+                            **row, receipt=env).returning(schema.audit_events.c.seq))).scalar()
+                        if seq is None:
+                            duplicates += 1
+                            continue
+                        accepted += 1
+                        for ref in dict.fromkeys((r.get("decision") or {}).get("policies") or []):
+                            pid, _, version = ref.partition("@")
+                            await c.execute(insert_ignore(self.engine, schema.audit_event_policies).values(
+                                event_seq=seq, policy_id=pid, version=version))
+                        if self.log is not None:
+                            await self.log.stage(c, seq, env)
+            except BaseException:
+                if self.log is not None:
+                    self.log.abort()
+                raise
+            if self.log is not None:
+                self.log.commit()
         if rejected:
             log.warning("instance %s: %d receipts rejected (first: %s)", instance, len(rejected), rejected[0])
-        return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+        return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "deferred": deferred}
 
 
 def event_json(row, policies: list[str]) -> dict:

@@ -168,7 +168,9 @@ SCHEMAS = {
         "upstream": {"type": ["string", "null"]}, "provider": {"type": ["string", "null"]},
         "sidecar": {"type": ["string", "null"]}, "policies": STRS, "detail": {"type": ["object", "null"]}},
         ["id", "kind", "occurred_at"], extra=True),
-    "AuditEventFull": {"allOf": [ref("AuditEvent"), obj({"receipt": {"type": ["object", "null"]}}, extra=True)]},
+    "AuditEventFull": {"allOf": [ref("AuditEvent"), obj({"receipt": {"type": ["object", "null"]},
+                                                         "inclusion_proof": {"type": ["object", "null"]}},
+                                                        extra=True)]},
     "AuditPage": obj({"events": {"type": "array", "items": ref("AuditEvent")},
                       "next_cursor": {"type": ["string", "null"]}}, ["events", "next_cursor"]),
     "ReceiptBatch": obj({"instance_id": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -176,10 +178,16 @@ SCHEMAS = {
                         ["instance_id", "receipts"]),
     "IngestResult": obj({"accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
                          "rejected": {"type": "array", "items": obj({"id": {"type": ["string", "null"]},
-                                                                     "reason": {"type": "string"}})}},
-                        ["accepted", "duplicates", "rejected"]),
+                                                                     "reason": {"type": "string"}})},
+                         "deferred": {"type": "array", "description": "signed by a key not known yet: send again",
+                                      "items": obj({"id": {"type": ["string", "null"]},
+                                                    "reason": {"type": "string"}})}},
+                        ["accepted", "duplicates", "rejected", "deferred"]),
     "SigningKeyInput": obj({"key_id": {"type": "string", "maxLength": 64},
-                            "public_key": {"type": "string", "maxLength": 4096}}, ["key_id", "public_key"]),
+                            "public_key": {"type": "string", "maxLength": 4096},
+                            "proof": {"type": "object", "description": "key.registered custody event (DSSE) signed "
+                                                                      "by this key"}},
+                           ["key_id", "public_key", "proof"]),
     "InstanceRegistration": obj({
         "instance_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"},
         "tenant": ID, "zone": {"type": "string", "maxLength": 64}, "version": {"type": "string", "maxLength": 40},
@@ -247,6 +255,50 @@ SCHEMAS = {
                   "by_month": {"type": "array", "items": ref("UsageRow")}},
                  ["total", "by_model", "by_endpoint", "by_provider"]),
     "BundleKey": obj({"key_id": {"type": "string"}, "public_key": {"type": "string"}}, ["key_id", "public_key"]),
+    "Checkpoint": obj({"size": {"type": "integer"}, "root_hash": {"type": "string"}, "key_id": {"type": "string"},
+                       "signed_at": TIME, "checkpoint": {"type": "string", "description": "C2SP signed note"}},
+                      ["size", "root_hash", "key_id", "signed_at", "checkpoint"]),
+    "CheckpointList": obj({"checkpoints": {"type": "array", "items": ref("Checkpoint")}}, ["checkpoints"]),
+    "InclusionProof": obj({"event_id": {"type": "string"}, "leaf_index": {"type": "integer"},
+                           "tree_size": {"type": "integer"}, "hashes": {"type": "array", "items": {"type": "string"}},
+                           "checkpoint": {"type": ["string", "null"]}},
+                          ["leaf_index", "tree_size", "hashes"]),
+    "ConsistencyProof": obj({"first": {"type": "integer"}, "second": {"type": "integer"},
+                             "hashes": {"type": "array", "items": {"type": "string"}}}, ["first", "second", "hashes"]),
+    "LogKeys": obj({"origin": {"type": "string"}, "root_key_id": {"type": "string"},
+                    "root_public_key": {"type": "string"}, "current_key_id": {"type": "string"},
+                    "current_public_key": {"type": "string"}}, ["root_key_id", "root_public_key"]),
+    "EvidenceRequest": obj({"from": {"type": ["string", "null"], "format": "date-time", "maxLength": 40},
+                            "to": {"type": ["string", "null"], "format": "date-time", "maxLength": 40},
+                            "components": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {
+                                "type": "string", "enum": ["receipts", "policies", "key_custody", "deployments",
+                                                           "fleet_posture"]}}}),
+    "EvidenceJob": obj({"id": {"type": "string"}, "status": {"type": "string",
+                                                             "enum": ["pending", "running", "done", "failed"]},
+                        "progress": {"type": "number"}, "stage": {"type": "string"},
+                        "workspace": {"type": ["string", "null"]}, "created_at": TIME, "created_by": {"type": "string"},
+                        "finished_at": NTIME, "error": {"type": ["string", "null"]},
+                        "sha256": {"type": ["string", "null"]}, "size_bytes": {"type": ["integer", "null"]},
+                        "stats": {"type": ["object", "null"]}, "params": {"type": "object"}},
+                       ["id", "status", "progress", "stage"]),
+    "EvidenceJobList": obj({"bundles": {"type": "array", "items": ref("EvidenceJob")}}, ["bundles"]),
+    "VerifyReport": obj({"bundle_id": {"type": "string"}, "ok": {"type": "boolean"}, "trust": {"type": "string"},
+                         "stats": {"type": "object"}, "failures": {"type": "array", "items": {"type": "object"}},
+                         "checks": {"type": "array", "items": {"type": "object"}}}, ["ok", "failures", "checks"]),
+    "CredentialRotateInput": obj({"kind": {"type": "string", "enum": ["receipt_signing", "tree_head", "provider"]},
+                        "instance_id": {"type": "string", "maxLength": 200},
+                        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$",
+                                 "description": "provider credential name"},
+                        "secret": {"type": "string", "minLength": 1, "maxLength": 8192, "writeOnly": True}},
+                       ["kind"]),
+    "RotateResult": obj({"kind": {"type": "string"}, "status": {"type": "string"}}, ["kind", "status"], extra=True),
+    "Rotation": obj({"rotation_id": {"type": "string"}, "kind": {"type": "string"}, "target": {"type": "string"},
+                     "status": {"type": "string"}, "created_at": TIME, "done_at": NTIME,
+                     "detail": {"type": "object"}}, ["rotation_id", "kind", "status"]),
+    "KeyIntroduction": obj({"rotation_id": {"type": ["string", "null"], "maxLength": 40},
+                            "event": {"type": "object", "description": "key.introduced custody event (DSSE)"}},
+                           ["event"]),
+    "CustodyList": obj({"events": {"type": "array", "items": {"type": "object"}}}, ["events"]),
 }
 
 ERRORS = {
@@ -405,6 +457,45 @@ op("get", "/v1/audit/events/{event_id}", "getAuditEvent", "One event with its si
    auth="any", permission="logs:read", params=[path_param("event_id", {"type": "string", "maxLength": 100}), *WS],
    ok=(200, "AuditEventFull"))
 
+# -- the audit log: tree heads and proofs -------------------------------------------------
+op("get", "/v1/audit/checkpoints", "listCheckpoints", "Signed tree heads, newest first", tag="audit", auth="any",
+   permission="logs:read", params=[*WS, PARAMS["limit"], q("max_size", {"type": "integer", "minimum": 0})],
+   ok=(200, "CheckpointList"))
+op("get", "/v1/audit/checkpoints/latest", "latestCheckpoint", "The newest signed tree head", tag="audit",
+   auth="any", permission="logs:read", params=WS, ok=(200, "Checkpoint"))
+op("post", "/v1/audit/checkpoints", "signCheckpoint", "Sign the current tree head now", tag="audit", auth="any",
+   permission="logs:read", params=WS, ok=(201, "Checkpoint"))
+op("get", "/v1/audit/proofs/inclusion", "inclusionProof", "Inclusion proof of one of your receipts", tag="audit",
+   auth="any", permission="logs:read",
+   params=[*WS, {"name": "event_id", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 100}},
+           q("tree_size", {"type": "integer", "minimum": 1}, "a signed size (default: the latest)")],
+   ok=(200, "InclusionProof"))
+op("get", "/v1/audit/proofs/consistency", "consistencyProof", "Consistency proof between two tree sizes",
+   tag="audit", auth="any", permission="logs:read",
+   params=[*WS, {"name": "first", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}},
+           {"name": "second", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}],
+   ok=(200, "ConsistencyProof"))
+op("get", "/v1/audit/keys", "logKeys", "The control plane's tree-head keys (pin the root one)", tag="audit",
+   auth="public", ok=(200, "LogKeys"))
+
+# -- evidence -----------------------------------------------------------------------------
+BUNDLE_ID = {"type": "string", "pattern": "^evb_[a-z0-9]{16}$"}
+op("post", "/v1/evidence/bundles", "createEvidenceBundle", "Assemble an evidence bundle (a job)", tag="evidence",
+   auth="any", permission="evidence:write", params=WS, body="EvidenceRequest", ok=(202, "EvidenceJob"))
+op("get", "/v1/evidence/bundles", "listEvidenceBundles", "Evidence bundle jobs", tag="evidence", auth="any",
+   permission="evidence:read", params=[*WS, PARAMS["limit"]], ok=(200, "EvidenceJobList"))
+op("get", "/v1/evidence/bundles/{bundle_id}", "downloadEvidenceBundle",
+   "The bundle (tar.gz) once assembled; 202 with progress until then", tag="evidence", auth="any",
+   permission="evidence:read", params=[path_param("bundle_id", BUNDLE_ID), *WS], ok=(200, "gzip"),
+   extra={"202": {"description": "still assembling", "content": {"application/json": {
+       "schema": ref("EvidenceJob")}}}})
+op("get", "/v1/evidence/bundles/{bundle_id}/status", "getEvidenceBundleStatus", "A bundle job's progress",
+   tag="evidence", auth="any", permission="evidence:read", params=[path_param("bundle_id", BUNDLE_ID), *WS],
+   ok=(200, "EvidenceJob"))
+op("get", "/v1/evidence/bundles/{bundle_id}/verify", "verifyEvidenceBundle",
+   "Verify the stored bundle on the server (the offline verifier's checks)", tag="evidence", auth="any",
+   permission="evidence:read", params=[path_param("bundle_id", BUNDLE_ID), *WS], ok=(200, "VerifyReport"))
+
 # -- fleet (sidecars) ------------------------------------------------------------------
 op("post", "/v1/fleet/receipts", "ingestReceipts", "Receipts from a sidecar's spool (idempotent)", tag="fleet",
    auth="fleet", body="ReceiptBatch", ok=(200, "IngestResult"))
@@ -421,6 +512,18 @@ op("get", "/v1/fleet/bundles/{tenant}", "getBundle",
    ok=(200, "bundle"), extra={"304": {"description": "unchanged since If-None-Match"}})
 op("get", "/v1/fleet/bundle-key", "getBundleKey", "The public key bundles are signed with", tag="fleet",
    auth="public", ok=(200, "BundleKey"))
+op("post", "/v1/fleet/keys", "introduceKey", "A sidecar's rotated receipt key, introduced by its previous key",
+   tag="fleet", auth="fleet", body="KeyIntroduction", ok=(200, {"type": "object"}))
+op("post", "/v1/fleet/credentials/rotate", "rotateCredential",
+   "Rotate a sidecar's receipt-signing key, the tree-head key, or a provider credential", tag="fleet",
+   auth="admin", body="CredentialRotateInput", ok=(200, "RotateResult"),
+   extra={"202": {"description": "started (a sidecar key rotates at its next heartbeat)",
+                  "content": {"application/json": {"schema": ref("RotateResult")}}}})
+op("get", "/v1/fleet/credentials/rotations/{rotation_id}", "getRotation", "A rotation's status", tag="fleet",
+   auth="admin", params=[path_param("rotation_id", {"type": "string", "pattern": "^rot_[a-z0-9]{12}$"})],
+   ok=(200, "Rotation"))
+op("get", "/v1/fleet/custody", "listCustodyEvents", "Every key-custody event, in order", tag="fleet", auth="admin",
+   ok=(200, "CustodyList"))
 
 # -- RelayPlane ---------------------------------------------------------------------
 op("post", "/api/relay", "relay", "Route a request to a model through the gateway, with fallback",
@@ -455,6 +558,9 @@ def _response(kind) -> dict:
         return {"description": "bundle", "headers": {"ETag": {"schema": {"type": "string"}}},
                 "content": {"application/vnd.openpolicyagent.bundles": {"schema": {"type": "string",
                                                                                      "format": "binary"}}}}
+    if kind == "gzip":
+        return {"description": "the evidence bundle", "content": {"application/gzip": {
+            "schema": {"type": "string", "format": "binary"}}}}
     if kind == "export":
         return {"description": "export", "content": {
             "application/json": {"schema": {"type": "array", "items": ref("LogEntry")}},

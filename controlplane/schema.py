@@ -195,3 +195,69 @@ signing_keys = sa.Table(
     sa.Column("valid_from_ms", sa.BigInteger, nullable=False),
     sa.Column("retired_ms", sa.BigInteger),
 )
+
+# -- evidence (migration 0002) -------------------------------------------------------------
+# Where each ingested receipt sits on its sidecar's hash chain (for evidence bundles).
+audit_events.append_column(sa.Column("chain_owner", sa.String(200)))
+audit_events.append_column(sa.Column("chain_seq", sa.BigInteger))
+audit_events.append_column(sa.Column("receipt_hash", sa.String(80)))
+audit_events.append_column(sa.Column("prev_hash", sa.String(80)))
+sa.Index("audit_events_chain", audit_events.c.chain_owner, audit_events.c.chain_seq)
+
+merkle_leaves = sa.Table(
+    "merkle_leaves", metadata,
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_seq", sa.BigInteger, sa.ForeignKey("audit_events.seq"), nullable=False, unique=True),
+    sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+)
+
+checkpoints = sa.Table(
+    "checkpoints", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("size", sa.BigInteger, nullable=False, index=True),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False, index=True),
+)
+
+custody_events = sa.Table(
+    "custody_events", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False, index=True),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("envelope", JSON, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+)
+
+evidence_bundles = sa.Table(
+    "evidence_bundles", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("workspace_id", sa.String(64), index=True),       # NULL: the admin's all-workspace bundle
+    sa.Column("status", sa.String(16), nullable=False),         # pending | running | done | failed
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("stage", sa.String(200), nullable=False, server_default=""),
+    sa.Column("params", JSON, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("finished_ms", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("path", sa.Text),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("size_bytes", sa.BigInteger),
+    sa.Column("stats", JSON),
+)
+
+key_rotations = sa.Table(
+    "key_rotations", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(200), nullable=False, index=True),   # instance id, credential name
+    sa.Column("status", sa.String(16), nullable=False),                # pending | done | failed
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("done_ms", sa.BigInteger),
+    sa.Column("detail", JSON, nullable=False),
+)

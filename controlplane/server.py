@@ -14,14 +14,14 @@ from aiohttp import web
 from controlplane import services as services_mod
 from controlplane import settings as settings_mod
 from controlplane.app import build_app
-from controlplane.handlers import audit, fleet, keys, policies, relayplane, resources, service
+from controlplane.handlers import audit, evidence, fleet, keys, policies, relayplane, resources, service
 
 log = logging.getLogger("relaygate.controlplane")
 
 
 def handlers() -> dict:
     out = {}
-    for module in (service, resources, keys, policies, audit, fleet, relayplane):
+    for module in (service, resources, keys, policies, audit, evidence, fleet, relayplane):
         out.update(module.HANDLERS)
     return out
 
@@ -33,6 +33,7 @@ async def serve(settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
     await site.start()
+    await services_mod.run_background(svc)
     log.info("relaygate-controlplane ready on http://%s:%d (database %s, bundle key %s)", settings.host,
              settings.port, settings.database_url.split("@")[-1], svc.bundle_signer.key_id)
     stop = asyncio.Event()

@@ -1,6 +1,7 @@
 """Everything a handler may reach, created once at start in dependency order."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,9 @@ from controlplane.apispec import load_spec
 from controlplane.audit import Ingestor
 from controlplane.auth import Authenticator
 from controlplane.bundles import BundleService
+from controlplane.custody import KeyService
+from controlplane.evidence_jobs import EvidenceJobs
+from controlplane.transparency import TransparencyLog
 from controlplane.db import create_engine, migrate
 from controlplane.sealing import Sealer
 from controlplane.secretstore import SecretStore
@@ -35,10 +39,14 @@ class Services:
     started: float = field(default_factory=time.time)
     workspace_cache: dict = field(default_factory=dict)
     workspace_rps: dict = field(default_factory=dict)
-    # Hooks later features fill in (evidence, fleet): all optional.
-    event_extras: Any = None
-    commands_for: Any = None
+    keys: Any = None                 # controlplane/custody.py KeyService
+    transparency: Any = None         # controlplane/transparency.py TransparencyLog
+    evidence: Any = None             # controlplane/evidence_jobs.py EvidenceJobs
+    event_extras: Any = None         # async (conn, event row) -> extra fields for GET /v1/audit/events/{id}
+    commands_for: Any = None         # async (instance id) -> commands for its next heartbeat
+    rotate_credential: Any = None    # provider-credential rotation (fleet)
     listeners: list = field(default_factory=list)
+    tasks: list = field(default_factory=list)
 
     async def config_changed(self) -> None:
         """Workspaces, keys, upstreams, budgets, secrets or policies changed."""
@@ -65,7 +73,24 @@ async def start(settings: Settings) -> Services:
     s.auth = Authenticator(s.engine, s.secrets.pepper, settings)
     s.bundle_signer = await keyring.load_or_create(s.secrets, keyring.BUNDLE_KEY)
     s.bundles = BundleService(s.engine, s.secrets, s.bundle_signer, settings.fleet_token)
-    s.ingestor = Ingestor(s.engine)
+    s.keys = KeyService(s.engine, s.secrets)
+    await s.keys.start()
+    s.transparency = TransparencyLog(s.engine, s.keys)
+    await s.transparency.load()
+    s.ingestor = Ingestor(s.engine, s.transparency)
+    s.evidence = EvidenceJobs(s.engine, s.transparency, s.keys, settings.data_dir / "evidence")
+
+    async def inclusion(conn, row):
+        if row["kind"] != "gateway.call":
+            return {"inclusion_proof": None}
+        from controlplane.handlers.evidence import inclusion_for
+        return {"inclusion_proof": await inclusion_for(s, conn, row["seq"])}
+    s.event_extras = inclusion
+
+    async def commands(instance_id):
+        from controlplane.handlers.evidence import pending_commands
+        return await pending_commands(s, instance_id)
+    s.commands_for = commands
     s.spec = load_spec()
     s.http = aiohttp.ClientSession()
     pub = settings.data_dir / "bundle-signing.pub"
@@ -74,7 +99,15 @@ async def start(settings: Settings) -> Services:
     return s
 
 
+async def run_background(s: Services) -> None:
+    """Periodic tree heads and unfinished evidence jobs."""
+    s.tasks.append(asyncio.create_task(s.transparency.run(s.settings.checkpoint_interval)))
+    await s.evidence.resume()
+
+
 async def stop(s: Services) -> None:
+    for t in s.tasks:
+        t.cancel()
     if s.http is not None:
         await s.http.close()
     if s.engine is not None:

@@ -47,6 +47,7 @@ class Settings:
     session_max_ttl: int = 86400
     relay_timeout: float = 120.0
     long_poll_max: int = 60
+    checkpoint_interval: float = 5.0             # seconds between signed tree heads (when the log grew)
     jwt_issuers: list[JwtIssuer] = field(default_factory=list)
     xds_listen: str = ""                         # host:port of the ADS server; empty disables
     log_level: str = "INFO"
@@ -104,6 +105,7 @@ def load(argv=None) -> Settings:
     p.add_argument("--jwks-url", help="JWKS URL for workspace JWTs (with --jwt-issuer)")
     p.add_argument("--jwt-issuer", help="accepted JWT issuer (iss)")
     p.add_argument("--jwt-audience", help="required JWT audience (default relaygate)")
+    p.add_argument("--checkpoint-interval", type=float, help="seconds between signed tree heads (default 5)")
     p.add_argument("--xds-listen", help="ADS gRPC address host:port (default: disabled)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     a = p.parse_args(argv)
@@ -119,7 +121,8 @@ def load(argv=None) -> Settings:
 
     s = Settings()
     simple = ["listen", "database_url", "data_dir", "gateway_url", "seed_config_dir", "seed_policy_dir",
-              "rate_limit_rps", "rate_limit_burst", "session_ttl", "relay_timeout", "xds_listen", "log_level"]
+              "rate_limit_rps", "rate_limit_burst", "session_ttl", "relay_timeout", "xds_listen", "log_level",
+              "checkpoint_interval"]
     for name in simple:
         value = doc.get(name)
         env = os.environ.get(ENV_PREFIX + name.upper())

@@ -28,6 +28,7 @@ def key_id_for(public_key: Ed25519PublicKey) -> str:
 class Signer:
     private_key: Ed25519PrivateKey
     key_id: str
+    created_at: float = 0.0      # when the key was made (file mtime): its validity starts here
 
     def sign(self, message: bytes) -> str:
         return base64.b64encode(self.private_key.sign(message)).decode()
@@ -42,6 +43,30 @@ class Signer:
         )
 
 
+def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
+    """Write a private key atomically, mode 0600, fsynced (file and directory)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def signer_for(key: Ed25519PrivateKey, created_at: float = 0.0) -> Signer:
+    return Signer(key, key_id_for(key.public_key()), created_at)
+
+
 def load_or_create_signer(path: Path) -> Signer:
     """Load the PEM private key at *path*, creating it (mode 0600) if absent.
 
@@ -54,23 +79,11 @@ def load_or_create_signer(path: Path) -> Signer:
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError(f"{path}: not an Ed25519 private key")
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    signer = Signer(key, key_id_for(key.public_key()))
+        write_private_key(path, key)
+    signer = signer_for(key, path.stat().st_mtime)
     pub_path = path.with_suffix(".pub")
-    if not pub_path.exists():
+    if not pub_path.exists() or pub_path.read_bytes() != signer.public_pem():
         pub_path.write_bytes(signer.public_pem())
     return signer
 

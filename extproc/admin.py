@@ -8,7 +8,8 @@ from extproc import metrics
 from extproc.spool import Spool
 
 
-def admin_app(spool: Spool, public_pem: bytes) -> web.Application:
+def admin_app(spool: Spool, public_pem) -> web.Application:
+    """``public_pem()`` returns the current receipt-signing public key (it changes on rotation)."""
     async def healthz(_):
         return web.json_response({"status": "ok"})
 
@@ -36,7 +37,7 @@ def admin_app(spool: Spool, public_pem: bytes) -> web.Application:
         return web.json_response({"receipts": spool.envelopes(after, limit), "counts": spool.counts()})
 
     async def key(_):
-        return web.Response(body=public_pem, content_type="application/x-pem-file")
+        return web.Response(body=public_pem(), content_type="application/x-pem-file")
 
     app = web.Application()
     app.add_routes([web.get("/healthz", healthz), web.get("/metrics", prom),

@@ -141,7 +141,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     runner = None
     if args.admin_port:
-        runner = web.AppRunner(admin_app(spool, signer.public_pem()), access_log=None)
+        runner = web.AppRunner(admin_app(spool, lambda: finalizer.signer.public_pem()), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", args.admin_port).start()
     log.info("relaygate-extproc ready: grpc %s, admin :%s, signing key %s, %d upstreams, %d keys, "
@@ -168,7 +168,7 @@ async def serve(args: argparse.Namespace) -> None:
         sync.install = install
         tasks.append(asyncio.create_task(sync.run()))
         if args.settle:
-            agent = FleetAgent(cp, signer, args.zone, listen, spool, sync)
+            agent = FleetAgent(cp, finalizer, data_dir / "receipt-signing.pem", args.zone, listen, spool, sync)
             shipper = ReceiptShipper(cp, spool)
             tasks.append(asyncio.create_task(agent.run(shipper)))
     await stop.wait()

@@ -15,6 +15,7 @@ Neither runs on a call's path: both are background tasks on the event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -26,7 +27,11 @@ from typing import Callable
 import aiohttp
 import orjson
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from evidence import custody
 from evidence.receipts import envelope_receipt
+from evidence.signing import signer_for, write_private_key
 from extproc import bundle as bundle_mod
 from extproc import config as config_mod
 from extproc import metrics
@@ -194,6 +199,10 @@ class BundleSync:
             delay = min(delay * 2, self.MAX_BACKOFF)
 
 
+class Deferred(Exception):
+    """The control plane asked to resend some receipts later (their key is not registered yet)."""
+
+
 class ReceiptShipper:
     """Ships finalized receipts to the control plane, at least once, in chain order."""
 
@@ -226,14 +235,17 @@ class ReceiptShipper:
                 raise RuntimeError(f"receipt ingestion answered {r.status}: {(await r.text())[:300]}")
             result = await r.json()
         rejected = {x["id"]: x["reason"] for x in result.get("rejected", [])}
+        deferred = {x["id"] for x in result.get("deferred", [])}
         seq_by_id = {envelope_receipt(orjson.loads(text))["id"]: seq for seq, text in rows}
         if rejected:
             for rid, reason in rejected.items():
                 log.error("control plane refused receipt %s: %s", rid, reason)
             self.spool.mark_shipped([seq_by_id[r] for r in rejected if r in seq_by_id], state=2)
-        self.spool.mark_shipped([seq for rid, seq in seq_by_id.items() if rid not in rejected])
-        self.shipped += len(rows)
-        metrics.RECEIPTS_SHIPPED.inc(len(rows) - len(rejected))
+        self.spool.mark_shipped([seq for rid, seq in seq_by_id.items() if rid not in rejected and rid not in deferred])
+        self.shipped += len(rows) - len(deferred)
+        metrics.RECEIPTS_SHIPPED.inc(len(rows) - len(rejected) - len(deferred))
+        if deferred:
+            raise Deferred(f"{len(deferred)} receipts signed by a key the control plane does not know yet")
         return len(rows)
 
     async def run(self) -> None:
@@ -247,6 +259,9 @@ class ReceiptShipper:
                 continue
             except asyncio.CancelledError:
                 raise
+            except Deferred as e:
+                self.last_error = str(e)
+                log.info("%s; retrying in %.0fs", e, delay)
             except Exception as e:
                 self.last_error = repr(e)
                 log.warning("shipping receipts failed (%s); %d waiting, retrying in %.0fs",
@@ -274,11 +289,15 @@ class FleetAgent:
 
     INTERVAL = 2.0
 
-    def __init__(self, cp: ControlPlane, signer, zone: str, grpc_address: str, spool: Spool,
+    def __init__(self, cp: ControlPlane, finalizer, key_path: Path, zone: str, grpc_address: str, spool: Spool,
                  sync: BundleSync, version: str = "0.1.0") -> None:
-        self.cp, self.signer, self.zone, self.grpc_address = cp, signer, zone, grpc_address
+        self.cp, self.finalizer, self.key_path = cp, finalizer, Path(key_path)
+        self.zone, self.grpc_address = zone, grpc_address
         self.spool, self.sync, self.version = spool, sync, version
+        self.intro_path = self.key_path.with_name("key-introduction.json")
         self.registered = False
+        self.shipper: ReceiptShipper | None = None
+        self._ship_task: asyncio.Task | None = None
         self._last = (time.monotonic(), 0.0, 0.0, 0.0)
         self._session: aiohttp.ClientSession | None = None
 
@@ -294,12 +313,76 @@ class FleetAgent:
                 raise RuntimeError(f"{path} answered {r.status}: {(await r.text())[:300]}")
             return await r.json()
 
+    @property
+    def signer(self):
+        return self.finalizer.signer
+
     async def register(self) -> dict:
+        s = self.signer
+        proof = custody.sign_event(custody.event("key.registered", self.cp.instance_id, "receipts", s, s.created_at,
+                                                 event_id="cust_" + os.urandom(8).hex()), s)
         return await self._post("/v1/fleet/instances", {
             "instance_id": self.cp.instance_id, "tenant": self.cp.tenant, "zone": self.zone,
             "version": self.version, "grpc_address": self.grpc_address,
-            "signing_key": {"key_id": self.signer.key_id, "public_key": self.signer.public_pem().decode()},
+            "signing_key": {"key_id": s.key_id, "public_key": s.public_pem().decode(), "proof": proof},
         })
+
+    # -- key rotation ----------------------------------------------------------------------
+    def _start_shipping(self) -> None:
+        if self.shipper is not None and (self._ship_task is None or self._ship_task.done()):
+            self._ship_task = asyncio.create_task(self.shipper.run())
+
+    async def _stop_shipping(self) -> None:
+        if self._ship_task is not None:
+            self._ship_task.cancel()
+            try:
+                await self._ship_task
+            except asyncio.CancelledError:
+                pass
+            self._ship_task = None
+
+    async def _post_introduction(self) -> None:
+        """Hand the control plane the saved introduction until it accepts it."""
+        pending = json.loads(self.intro_path.read_text())
+        delay = 1.0
+        while True:
+            try:
+                await self._post("/v1/fleet/keys", pending)
+                self.intro_path.unlink(missing_ok=True)
+                log.info("the control plane accepted signing key %s", custody.event_of(pending["event"])["key_id"])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("introducing the new signing key failed (%s); retrying in %.0fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def rotate(self, rotation_id: str | None) -> None:
+        """Replace the receipt-signing key; the old key signs the introduction of the new one.
+
+        Crash-safe order, with no await in between, so no receipt is signed by a key
+        outside its validity: save the signed introduction, replace the key file
+        (the old private key is gone), then switch the finalizer. Shipping pauses
+        until the control plane knows the new key.
+        """
+        await self._stop_shipping()
+        old = self.signer
+        key = Ed25519PrivateKey.generate()
+        now = time.time()
+        new = signer_for(key, now)
+        doc = custody.event("key.introduced", self.cp.instance_id, "receipts", new, now,
+                            event_id="cust_" + os.urandom(8).hex(), previous_key_id=old.key_id)
+        env = custody.sign_event(doc, old, new)
+        tmp = self.intro_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"rotation_id": rotation_id, "event": env}))
+        os.replace(tmp, self.intro_path)
+        write_private_key(self.key_path, key)
+        self.key_path.with_suffix(".pub").write_bytes(new.public_pem())
+        self.finalizer.use_signer(new)
+        log.info("receipt-signing key rotated: %s -> %s", old.key_id, new.key_id)
+        await self._post_introduction()
+        self._start_shipping()
 
     def posture(self) -> dict:
         now = time.monotonic()
@@ -323,7 +406,11 @@ class FleetAgent:
         }
 
     async def heartbeat(self) -> dict:
-        return await self._post(f"/v1/fleet/instances/{self.cp.instance_id}/heartbeat", self.posture())
+        reply = await self._post(f"/v1/fleet/instances/{self.cp.instance_id}/heartbeat", self.posture())
+        for command in reply.get("commands") or []:
+            if command.get("type") == "rotate_signing_key":
+                await self.rotate(command.get("rotation_id"))
+        return reply
 
     async def run(self, shipper: ReceiptShipper) -> None:
         delay = 1.0
@@ -339,7 +426,10 @@ class FleetAgent:
                 log.warning("registering with the control plane failed (%s); retrying in %.0fs", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-        ship = asyncio.create_task(shipper.run())
+        if self.intro_path.exists():    # a rotation the previous process did not finish telling
+            await self._post_introduction()
+        self.shipper = shipper
+        self._start_shipping()
         try:
             while True:
                 try:
@@ -350,7 +440,7 @@ class FleetAgent:
                     log.warning("heartbeat failed: %s", e)
                 await asyncio.sleep(self.INTERVAL)
         finally:
-            ship.cancel()
+            await self._stop_shipping()
             await shipper.close()
             if self._session is not None:
                 await self._session.close()

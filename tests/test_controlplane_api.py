@@ -341,12 +341,17 @@ def _receipt(rid: str, signer: Signer, **over) -> dict:
 
 def _register(cp, instance: str) -> Signer:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from evidence import custody
     k = Ed25519PrivateKey.generate()
     signer = Signer(k, key_id_for(k.public_key()))
-    reply = cp.fleet.post("/v1/fleet/instances", {"instance_id": instance, "tenant": "default", "zone": "z1",
-                                                 "version": "test", "grpc_address": "unix:/dev/null",
-                                                 "signing_key": {"key_id": signer.key_id,
-                                                                 "public_key": signer.public_pem().decode()}})
+    proof = custody.sign_event(custody.event("key.registered", instance, "receipts", signer, time.time() - 86400 * 365,
+                                             event_id=f"cust_{instance}"), signer)
+    body = {"instance_id": instance, "tenant": "default", "zone": "z1", "version": "test",
+            "grpc_address": "unix:/dev/null", "signing_key": {"key_id": signer.key_id,
+                                                              "public_key": signer.public_pem().decode()}}
+    assert cp.fleet.post("/v1/fleet/instances", body).status == 400          # no proof of possession
+    body["signing_key"]["proof"] = proof
+    reply = cp.fleet.post("/v1/fleet/instances", body, headers={"X-Relaygate-Instance": instance})
     assert reply.status == 200, reply.text
     return signer
 
@@ -358,8 +363,8 @@ def test_receipt_ingestion_is_idempotent_verified_and_filterable(cp):
         "allow": False, "status": 451, "code": "sovereignty.blocked", "reasons": ["no"], "bundle": "r1",
         "policies": ["relaygate.sovereignty@1.0.0"]}, upstream=None, response=None))
     post = lambda batch: cp.fleet.post("/v1/fleet/receipts", {"instance_id": "sidecar-a", "receipts": batch})  # noqa
-    assert post(envs).json() == {"accepted": 6, "duplicates": 0, "rejected": []}
-    assert post(envs[:3]).json() == {"accepted": 0, "duplicates": 3, "rejected": []}
+    assert post(envs).json() == {"accepted": 6, "duplicates": 0, "rejected": [], "deferred": []}
+    assert post(envs[:3]).json() == {"accepted": 0, "duplicates": 3, "rejected": [], "deferred": []}
 
     import base64
     statement = json.loads(base64.b64decode(envs[0]["payload"]))

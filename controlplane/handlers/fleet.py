@@ -17,7 +17,6 @@ from controlplane.audit import record
 from controlplane.db import now_ms
 from controlplane.errors import ApiError, not_found
 from controlplane.util import iso
-from evidence.signing import key_id_for, load_public_key
 from extproc.bundle import CONTENT_TYPE
 
 STALE_AFTER_S = 10.0
@@ -33,43 +32,27 @@ def instance_json(row, now: int | None = None) -> dict:
 
 
 async def register(ctx: Ctx):
+    """A sidecar (re)registers: where it listens, its tenant, and its receipt key with proof of possession."""
     b, now = ctx.body, now_ms()
-    try:
-        public = load_public_key(b["signing_key"]["public_key"].encode())
-    except (ValueError, TypeError):
-        raise ApiError(400, "invalid_request", "signing_key.public_key must be an Ed25519 public key in PEM",
-                       {"parameter": "signing_key.public_key", "provided": None, "expected": "PEM"}) from None
-    key_id = key_id_for(public)
-    if key_id != b["signing_key"]["key_id"]:
-        raise ApiError(400, "invalid_request", f"signing_key.key_id must be {key_id} for this key")
     iid = b["instance_id"]
+    if ctx.principal.subject not in ("unknown", iid):
+        raise ApiError(403, "auth.forbidden", "X-Relaygate-Instance and instance_id differ")
     async with ctx.db.begin() as c:
-        known = (await c.execute(sa.select(schema.signing_keys).where(
-            schema.signing_keys.c.key_id == key_id))).mappings().first()
-        if known is not None and known["owner"] != iid:
-            raise ApiError(409, "key.conflict", f"signing key {key_id} belongs to another instance")
+        doc, replaced = await ctx.services.keys.register_sidecar(c, iid, b["signing_key"]["proof"])
+        if doc["key_id"] != b["signing_key"]["key_id"]:
+            raise ApiError(400, "invalid_request", "signing_key.key_id differs from the proof's key")
         existing = (await c.execute(sa.select(schema.instances).where(schema.instances.c.id == iid))).mappings().first()
         values = dict(tenant=b["tenant"], zone=b.get("zone", ""), version=b.get("version", ""),
                       grpc_address=b["grpc_address"], last_seen_ms=now)
         if existing is None:
             await c.execute(schema.instances.insert().values(id=iid, registered_ms=now, posture={}, **values))
-        else:
-            await c.execute(schema.instances.update().where(schema.instances.c.id == iid).values(**values))
-        if known is None:
-            # A new key for this sidecar: any key it used before is retired now (custody event).
-            retired = [r[0] for r in (await c.execute(sa.select(schema.signing_keys.c.key_id).where(
-                schema.signing_keys.c.owner == iid, schema.signing_keys.c.retired_ms.is_(None)))).all()]
-            if retired:
-                await c.execute(schema.signing_keys.update().where(schema.signing_keys.c.key_id.in_(retired))
-                                .values(retired_ms=now))
-            await c.execute(schema.signing_keys.insert().values(
-                key_id=key_id, owner=iid, purpose="receipts", public_key=b["signing_key"]["public_key"],
-                valid_from_ms=now))
-            await record(c, "key.registered", None, ctx.principal.actor,
-                         {"instance_id": iid, "key_id": key_id, "retired": retired, "attested_by": None})
-        if existing is None:
             await record(c, "instance.registered", None, ctx.principal.actor,
                          {"instance_id": iid, "tenant": b["tenant"], "zone": b.get("zone", "")})
+        else:
+            await c.execute(schema.instances.update().where(schema.instances.c.id == iid).values(**values))
+        if replaced:
+            await record(c, "key.replaced", None, ctx.principal.actor,
+                         {"instance_id": iid, "key_id": doc["key_id"], "retired": replaced})
         row = (await c.execute(sa.select(schema.instances).where(schema.instances.c.id == iid))).mappings().first()
     ctx.services.ingestor._keys.clear()
     await ctx.services.fleet_changed()
