@@ -148,8 +148,15 @@ class EvidenceJobs:
             if "policies" in components or "receipts" in components:
                 await self._progress(jid, 0.8, "policy versions")
                 files.update(await self._policies(c, ws, [r["seq"] for r in rows]))
-            if self.extra_sections is not None:
-                files.update(await self.extra_sections(c, job, components))
+            if "fleet_posture" in components:
+                instances = (await c.execute(sa.select(schema.instances).order_by(schema.instances.c.id))).mappings()
+                files[eb.POSTURE] = canonical([{
+                    "id": i["id"], "tenant": i["tenant"], "zone": i["zone"], "version": i["version"],
+                    "registered_at": iso(i["registered_ms"]), "last_seen_at": iso(i["last_seen_ms"]),
+                    "posture": i["posture"]} for i in instances])
+            if "deployments" in components:
+                rows_d = await self.extra_sections(c, job) if self.extra_sections is not None else []
+                files[eb.DEPLOYMENTS] = canonical(rows_d)
         manifest = {"bundle_id": jid, "created_at": iso(now_ms()), "workspace": ws,
                     "range": {"from": iso(start), "to": iso(end)}, "components": components,
                     "log": {"origin": self.log.origin, "tree_size": size, "root_hash": bytes(head["root"]).hex()}}
@@ -208,6 +215,7 @@ class EvidenceJobs:
 
 
 def job_json(row) -> dict:
+    row = {"finished_ms": None, "error": None, "sha256": None, "size_bytes": None, "stats": None, **row}
     out = {"id": row["id"], "status": row["status"], "progress": row["progress"], "stage": row["stage"],
            "workspace": row["workspace_id"], "created_at": iso(row["created_ms"]), "created_by": row["created_by"],
            "finished_at": iso(row["finished_ms"]), "error": row["error"], "sha256": row["sha256"],
