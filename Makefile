@@ -7,13 +7,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: run test bench policy-test system-deps clean help
+.PHONY: run test bench policy-test verifier system-deps clean help
 
 help:
 	@echo "make run          start provider simulator + control plane + relaygate-extproc + Envoy and run a tour"
 	@echo "make test         run the whole test suite (real Envoy, real SDKs)"
 	@echo "make policy-test  run the Rego unit tests in policies/"
 	@echo "make bench        benchmark plain Envoy against the full relaygate path"
+	@echo "make verifier     build dist/relaygate-verify.pyz, the single-file offline evidence verifier"
 
 system-deps:
 	@missing=""; for tool in curl:curl wrk:wrk runuser:util-linux; do \
@@ -48,5 +49,15 @@ policy-test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+# The offline verifier as one file: the evidence package and its three dependencies,
+# zipped by shiv (native wheels are unpacked to ~/.shiv on first run). Needs only python3.
+verifier: $(STAMP)
+	rm -rf build/verifier && mkdir -p build/verifier dist
+	$(BIN)/pip install -q --target build/verifier cryptography==50.0.2 rfc8785==0.1.4 orjson==3.13.0
+	cp -r evidence build/verifier/ && rm -rf build/verifier/evidence/__pycache__
+	$(BIN)/shiv --site-packages build/verifier -e evidence.cli:main -p '/usr/bin/env python3' \
+	  --reproducible -o dist/relaygate-verify.pyz
+	@echo "built dist/relaygate-verify.pyz: python3 dist/relaygate-verify.pyz verify BUNDLE [--trusted-key PEM]"
+
 clean:
-	rm -rf $(VENV) var .run *.egg-info
+	rm -rf $(VENV) var .run *.egg-info build dist

@@ -11,6 +11,7 @@ import argparse
 import json
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -123,6 +124,7 @@ def _cp(stack: Stack, method: str, path: str, token: str, body: str | None = Non
 
 
 def _until(check, what: str, timeout: float = 15.0):
+    """Poll until ``check`` returns something truthy (a condition, never a fixed wait)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = check()
@@ -180,6 +182,23 @@ def control_plane_tour(stack: Stack, key: str) -> None:
     _say("12. Revoke the policy again (soft delete; its versions stay readable)")
     _cp(stack, "DELETE", f"/v1/policies/{pol['id']}", key)
     print("deleted")
+
+    _say("13. Evidence: a bundle of this workspace's receipts, assembled as a job, verified offline")
+    job = _cp(stack, "POST", "/v1/evidence/bundles", key, json.dumps({"components": [
+        "receipts", "policies", "key_custody", "deployments", "fleet_posture"]}))
+    print(f"-> job {job['id']}: {job['status']}")
+    done = _until(lambda: (j := _cp(stack, "GET", f"/v1/evidence/bundles/{job['id']}/status", key,
+                                    show=False))["status"] in ("done", "failed") and j, "the evidence bundle", 60)
+    print(f"   {done['status']}: {done['stats']} ({done['size_bytes']} bytes, sha256 {done['sha256'][:16]}…)")
+    out = stack.run_dir / "evidence.tar.gz"
+    subprocess.run(["curl", "-sS", "-o", str(out), "-H", f"Authorization: Bearer {key}",
+                    f"{stack.cp_url}/v1/evidence/bundles/{job['id']}"], check=True)
+    root = stack.run_dir / "control-plane-root.pub"
+    root.write_text(_cp(stack, "GET", "/v1/audit/keys", key, show=False)["root_public_key"])
+    print(f"$ relaygate verify {out} --trusted-key {root}")
+    verify = subprocess.run([sys.executable, "-m", "evidence.cli", "verify", str(out), "--trusted-key", str(root)],
+                            capture_output=True, text=True)
+    print(verify.stdout.strip())
 
 
 def main(argv=None) -> None:

@@ -320,3 +320,26 @@ def test_dsse_signatures_cover_the_payload_type(ev, bundle):
     env = dict(rows[0]["envelope"], payloadType="application/json")
     key = load_public_key((ev["stack"].run_dir / "data" / "receipt-signing.pub").read_bytes())
     assert not dsse.verify_envelope(env, key)
+
+
+@pytest.mark.slow
+def test_single_file_verifier_from_make_runs_without_the_project(ev, bundle, tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    build = subprocess.run(["make", "-C", str(root), "verifier"], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    pyz = root / "dist" / "relaygate-verify.pyz"
+    path = tmp_path / "bundle.tar.gz"
+    path.write_bytes(bundle)
+    base_python = Path(sys.base_prefix) / "bin" / "python3"     # no venv, none of the project's packages
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv")}
+    out = subprocess.run([str(base_python), "-I", str(pyz), "verify", str(path), "--trusted-key", str(_trusted(ev))],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "VERIFIED" in out.stdout
+    files = eb.read(bundle)
+    files[eb.POSTURE] = b"[]"
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(_repack(files))
+    out = subprocess.run([str(base_python), "-I", str(pyz), "verify", str(bad)], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 1 and "manifest signature does not verify" in out.stdout

@@ -3,7 +3,9 @@
 schemathesis runs against a live control plane three times, as a workspace key,
 as the admin token (acting in a workspace) and as the fleet token, in positive
 and negative modes, with these checks: no server error, every status code
-documented, content types and response bodies as documented.
+documented, content types and response bodies as documented. One worker:
+hypothesis parses lambdas with ast.parse, which is not thread-safe on
+CPython 3.11 (it fails with "AST constructor recursion depth mismatch").
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def test_schemathesis_finds_no_server_error_or_undocumented_status(cp, who, tmp_
     token = {"workspace-key": cp.tokens["acme"], "admin": cp.stack.admin_token, "fleet": cp.stack.fleet_token}[who]
     argv = [str(Path(sys.executable).parent / "schemathesis"), "run", f"{cp.url}/v1/openapi.json",
             "-H", f"Authorization: Bearer {token}", "--checks", CHECKS, "--max-examples", "25",
-            "--seed", "20261122", "--mode", "all", "--workers", "2", "--no-color",
+            "--seed", "20261122", "--mode", "all", "--workers", "1", "--no-color",
             "--generation-database", "none", "--report-dir", str(tmp_path)]
     if who == "admin":
         argv += ["-H", "X-Relaygate-Workspace: acme"]

@@ -40,3 +40,4 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     assert "relaygate is running" in text
     # The control-plane part: a policy created through the API blocks, its receipt reaches the audit feed.
     assert '"policy.blocked"' in text and '"kind": "gateway.call"' in text and '"fallback_used": true' in text
+    assert "relaygate evidence bundle: VERIFIED" in text and "(pinned)" in text
