@@ -134,7 +134,7 @@ class Ingestor:
                             rejected.append({"id": r.get("id"), "reason": f"receipt fields unreadable: {e}"})
                             continue
                         row.update(chain_owner=instance, chain_seq=r.get("seq"), receipt_hash=envelope_hash(env),
-                                   prev_hash=r.get("prev_hash"))
+                                   prev_hash=r.get("prev_hash"), ingested_ms=now_ms())
                         seq = (await c.execute(insert_ignore(self.engine, schema.audit_events).values(
                             **row, receipt=env).returning(schema.audit_events.c.seq))).scalar()
                         if seq is None:

@@ -30,9 +30,8 @@ E = schema.audit_events
 
 
 class EvidenceJobs:
-    def __init__(self, engine, transparency, keys, out_dir: Path, extra_sections=None) -> None:
+    def __init__(self, engine, transparency, keys, out_dir: Path) -> None:
         self.engine, self.log, self.keys, self.out_dir = engine, transparency, keys, Path(out_dir)
-        self.extra_sections = extra_sections    # async (conn, job) -> {path: bytes}: deployments, posture
         self._tasks: dict[str, asyncio.Task] = {}
 
     async def create(self, workspace: str | None, params: dict, actor: str) -> dict:
@@ -155,8 +154,17 @@ class EvidenceJobs:
                     "registered_at": iso(i["registered_ms"]), "last_seen_at": iso(i["last_seen_ms"]),
                     "posture": i["posture"]} for i in instances])
             if "deployments" in components:
-                rows_d = await self.extra_sections(c, job) if self.extra_sections is not None else []
-                files[eb.DEPLOYMENTS] = canonical(rows_d)
+                from controlplane.deployments import deployment_json
+                dq = sa.select(schema.deployments).order_by(schema.deployments.c.created_ms)
+                if ws is not None:
+                    dq = dq.where(schema.deployments.c.workspace_id == ws)
+                if start is not None:
+                    dq = dq.where(sa.or_(schema.deployments.c.finished_ms.is_(None),
+                                         schema.deployments.c.finished_ms >= start))
+                if end is not None:
+                    dq = dq.where(schema.deployments.c.created_ms < end)
+                files[eb.DEPLOYMENTS] = canonical([deployment_json(d) for d in
+                                                   (await c.execute(dq)).mappings().all()])
         manifest = {"bundle_id": jid, "created_at": iso(now_ms()), "workspace": ws,
                     "range": {"from": iso(start), "to": iso(end)}, "components": components,
                     "log": {"origin": self.log.origin, "tree_size": size, "root_hash": bytes(head["root"]).hex()}}

@@ -299,6 +299,39 @@ SCHEMAS = {
                             "event": {"type": "object", "description": "key.introduced custody event (DSSE)"}},
                            ["event"]),
     "CustodyList": obj({"events": {"type": "array", "items": {"type": "object"}}}, ["events"]),
+    "InstanceList": obj({"instances": {"type": "array", "items": ref("Instance")}}, ["instances"]),
+    "FleetHealth": obj({"tenants": {"type": "array", "items": obj({
+        "tenant": {"type": "string"}, "status": {"type": "string", "enum": ["healthy", "degraded", "down"]},
+        "instances": {"type": "integer"}, "live": {"type": "integer"}, "stale": STRS,
+        "bundle_revisions": STRS, "calls_per_s": {"type": "number"}, "errors_per_s": {"type": "number"},
+        "error_rate": {"type": ["number", "null"]}, "receipts_per_s": {"type": "number"},
+        "evidence_emission": {"type": ["number", "null"]}, "receipts_backlog": {"type": "integer"},
+        "nacking": {**STRS, "description": "gateways whose last xDS NACK is not yet superseded by an accepted "
+                                              "version"}}, ["tenant", "status", "instances", "live"], extra=True)},
+        "generated_at": TIME}, ["tenants"]),
+    "Gates": obj({"max_error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+                  "min_evidence_ratio": {"type": "number", "minimum": 0, "maximum": 1},
+                  "max_nacks": {"type": "integer", "minimum": 0, "maximum": 1000},
+                  "adoption_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+                  "stale_grace": {"type": "number", "minimum": 0, "maximum": 3600},
+                  "evidence_grace": {"type": "number", "minimum": 0, "maximum": 60}}),
+    "DeploymentInput": obj({
+        "policy_id": {"type": "string", "pattern": "^pol_[a-z0-9]{1,40}$"},
+        "version": {"type": "integer", "minimum": 1},
+        "tenants": {"type": "array", "minItems": 1, "maxItems": 500,
+                    "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}},
+        "wave_size": {"type": "integer", "minimum": 1, "maximum": 500, "default": 1},
+        "pause_seconds": {"type": "number", "minimum": 0, "maximum": 86400, "default": 30},
+        "gates": ref("Gates")}, ["policy_id", "version", "tenants"]),
+    "Deployment": obj({"id": {"type": "string"}, "policy_id": {"type": "string"}, "version": {"type": "integer"},
+                       "tenants": STRS, "wave_size": {"type": "integer"}, "pause_seconds": {"type": "number"},
+                       "gates": {"type": "object"}, "status": {"type": "string", "enum": [
+                           "running", "succeeded", "rolling_back", "rolled_back", "failed"]},
+                       "current_wave": {"type": "integer"}, "stage": {"type": "string"},
+                       "waves": {"type": "array", "items": {"type": "object"}}, "reason": {"type": ["string", "null"]},
+                       "created_by": {"type": "string"}, "created_at": TIME, "updated_at": TIME,
+                       "finished_at": NTIME}, ["id", "policy_id", "version", "status", "waves"]),
+    "DeploymentList": obj({"deployments": {"type": "array", "items": ref("Deployment")}}, ["deployments"]),
 }
 
 ERRORS = {
@@ -451,7 +484,7 @@ op("get", "/v1/audit/events", "listAuditEvents", "The audit feed, newest first, 
            q("model", {"type": "string", "maxLength": 256}), q("policy", {"type": "string", "maxLength": 100},
                                                                "policy id, or id@version"),
            q("decision", {"type": "string", "enum": ["allow", "deny"]}),
-           q("kind", {"type": "string", "maxLength": 40})],
+           q("kind", {"type": "string", "maxLength": 40}, "gateway.call, policy.created, …; 'deployment.*' for a prefix")],
    ok=(200, "AuditPage"))
 op("get", "/v1/audit/events/{event_id}", "getAuditEvent", "One event with its signed receipt", tag="audit",
    auth="any", permission="logs:read", params=[path_param("event_id", {"type": "string", "maxLength": 100}), *WS],
@@ -522,6 +555,23 @@ op("post", "/v1/fleet/credentials/rotate", "rotateCredential",
 op("get", "/v1/fleet/credentials/rotations/{rotation_id}", "getRotation", "A rotation's status", tag="fleet",
    auth="admin", params=[path_param("rotation_id", {"type": "string", "pattern": "^rot_[a-z0-9]{12}$"})],
    ok=(200, "Rotation"))
+DEP_ID = {"type": "string", "pattern": "^dep_[a-z0-9]{12}$"}
+op("get", "/v1/fleet/instances", "listInstances", "Gateway instances with posture and staleness", tag="fleet",
+   auth="admin", params=[q("tenant", ID)], ok=(200, "InstanceList"))
+op("get", "/v1/fleet/health", "fleetHealth", "Per-tenant health and evidence-emission rate", tag="fleet",
+   auth="admin", ok=(200, "FleetHealth"))
+op("post", "/v1/fleet/deployments", "createDeployment",
+   "Roll a policy version across tenants in waves, gated on health; rolls back on a failing gate", tag="fleet",
+   auth="any", permission="policies:write", params=WS, body="DeploymentInput", ok=(202, "Deployment"))
+op("get", "/v1/fleet/deployments", "listDeployments", "Deployments and their history", tag="fleet", auth="any",
+   permission="policies:read", params=[*WS, PARAMS["limit"], q("status", {"type": "string", "enum": [
+       "running", "succeeded", "rolling_back", "rolled_back", "failed"]})], ok=(200, "DeploymentList"))
+op("get", "/v1/fleet/deployments/{deployment_id}", "getDeployment", "One deployment: waves, gates, state",
+   tag="fleet", auth="any", permission="policies:read", params=[path_param("deployment_id", DEP_ID), *WS],
+   ok=(200, "Deployment"))
+op("post", "/v1/fleet/deployments/{deployment_id}/rollback", "rollbackDeployment",
+   "Stop a deployment and restore the tenants it changed", tag="fleet", auth="any", permission="policies:write",
+   params=[path_param("deployment_id", DEP_ID), *WS], ok=(202, "Deployment"))
 op("get", "/v1/fleet/custody", "listCustodyEvents", "Every key-custody event, in order", tag="fleet", auth="admin",
    ok=(200, "CustodyList"))
 

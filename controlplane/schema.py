@@ -261,3 +261,39 @@ key_rotations = sa.Table(
     sa.Column("done_ms", sa.BigInteger),
     sa.Column("detail", JSON, nullable=False),
 )
+
+# -- fleet (migration 0003) --------------------------------------------------------------------
+audit_events.append_column(sa.Column("ingested_ms", sa.BigInteger))       # for receipts/s per gateway
+sa.Index("audit_events_owner_ingested", audit_events.c.chain_owner, audit_events.c.ingested_ms)
+instances.append_column(sa.Column("xds", JSON))                           # last xDS state seen (ACKs, NACK)
+
+deployments = sa.Table(
+    "deployments", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("policy_id", sa.String(40), sa.ForeignKey("policies.id"), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("workspace_id", sa.String(64)),
+    sa.Column("tenants", JSON, nullable=False),
+    sa.Column("wave_size", sa.Integer, nullable=False),
+    sa.Column("pause_seconds", sa.Float, nullable=False),
+    sa.Column("gates", JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),      # running | succeeded | rolling_back | rolled_back | failed
+    sa.Column("current_wave", sa.Integer, nullable=False),
+    sa.Column("stage", sa.String(32), nullable=False),        # applying | adopting | observing | done
+    sa.Column("waves", JSON, nullable=False),                 # [{tenants, status, started_at, ...}]
+    sa.Column("previous", JSON, nullable=False),              # tenant -> pinned version before (null: none)
+    sa.Column("reason", sa.Text),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("finished_ms", sa.BigInteger),
+)
+
+tenant_pins = sa.Table(
+    "tenant_pins", metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("policy_id", sa.String(40), sa.ForeignKey("policies.id"), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("deployment_id", sa.String(40)),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+)

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from controlplane import services as services_mod
 from controlplane import settings as settings_mod
+from controlplane import xds as xds_mod
 from controlplane.app import build_app
 from controlplane.handlers import audit, evidence, fleet, keys, policies, relayplane, resources, service
 
@@ -34,6 +35,9 @@ async def serve(settings) -> None:
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
     await site.start()
     await services_mod.run_background(svc)
+    xds_server = None
+    if settings.xds_listen:
+        xds_server = await xds_mod.serve(svc.xds, settings.xds_listen)
     log.info("relaygate-controlplane ready on http://%s:%d (database %s, bundle key %s)", settings.host,
              settings.port, settings.database_url.split("@")[-1], svc.bundle_signer.key_id)
     stop = asyncio.Event()
@@ -42,6 +46,8 @@ async def serve(settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    if xds_server is not None:
+        await xds_server.stop(grace=1)
     await runner.cleanup()
     await services_mod.stop(svc)
 

@@ -17,6 +17,9 @@ from controlplane.bundles import BundleService
 from controlplane.custody import KeyService
 from controlplane.evidence_jobs import EvidenceJobs
 from controlplane.transparency import TransparencyLog
+from controlplane.xds import XdsServer
+from controlplane.deployments import Deployments, pins_for
+from controlplane.fleet import Fleet
 from controlplane.db import create_engine, migrate
 from controlplane.sealing import Sealer
 from controlplane.secretstore import SecretStore
@@ -47,6 +50,9 @@ class Services:
     rotate_credential: Any = None    # provider-credential rotation (fleet)
     listeners: list = field(default_factory=list)
     tasks: list = field(default_factory=list)
+    xds: Any = None                  # controlplane/xds.py XdsServer
+    fleet: Any = None                # controlplane/fleet.py Fleet
+    deployments: Any = None          # controlplane/deployments.py Deployments
 
     async def config_changed(self) -> None:
         """Workspaces, keys, upstreams, budgets, secrets or policies changed."""
@@ -93,6 +99,13 @@ async def start(settings: Settings) -> Services:
     s.commands_for = commands
     s.spec = load_spec()
     s.http = aiohttp.ClientSession()
+    s.xds = XdsServer(s.engine)
+    s.listeners.append(s.xds.changed)
+    s.fleet = Fleet(s.engine, s.xds)
+    s.bundles.pins = pins_for
+    s.deployments = Deployments(s)
+    from controlplane.handlers.fleet import rotate_provider_credential
+    s.rotate_credential = rotate_provider_credential
     pub = settings.data_dir / "bundle-signing.pub"
     pub.parent.mkdir(parents=True, exist_ok=True)
     pub.write_bytes(s.bundle_signer.public_pem())
@@ -103,6 +116,7 @@ async def run_background(s: Services) -> None:
     """Periodic tree heads and unfinished evidence jobs."""
     s.tasks.append(asyncio.create_task(s.transparency.run(s.settings.checkpoint_interval)))
     await s.evidence.resume()
+    await s.deployments.resume()
 
 
 async def stop(s: Services) -> None:

@@ -15,6 +15,7 @@ import orjson
 from extproc import keys as keyfmt
 from extproc.config import ApiKey, GatewayConfig, Upstream, cost_micros
 from extproc.ledger import Hold, Ledger, now_utc, window_bounds
+from extproc.limits import TierLimits
 from extproc.policy_engine import PolicyEngine, PolicyError
 from extproc.wire import DIALECT, CallShape
 
@@ -52,8 +53,9 @@ class Admission:
     """One policy snapshot: config, engine and bundle revision, plus the shared budget ledger."""
 
     def __init__(self, config: GatewayConfig, engine: PolicyEngine, ledger: Ledger,
-                 revision: str = "local") -> None:
+                 revision: str = "local", limits: TierLimits | None = None) -> None:
         self.config, self.engine, self.ledger, self.revision = config, engine, ledger, revision
+        self.limits = limits or TierLimits()
         self._candidates: dict[tuple[str, str], list[Upstream]] = {}
         for u in config.upstreams:
             for model in u.models:
@@ -107,6 +109,14 @@ class Admission:
         return doc, budgets, windows
 
     def decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
+        ws = self.config.workspaces[key.workspace]
+        limited = self.limits.check(ws.id, ws.requests_per_second, ws.tokens_per_minute,
+                                    shape.input_token_bound + shape.max_output_tokens)
+        if limited is not None:
+            retry, which = limited
+            msg = f"workspace {ws.id} is over its gateway tier limit ({which}); retry in {retry}s"
+            return Verdict(False, 429, "rate.limited", msg, {"allow": False, "status": 429, "code": "rate.limited",
+                                                              "reasons": [msg], "policies": []}, retry_after=retry)
         doc, budgets, windows = self.policy_input(key, endpoint, shape)
         now = now_utc()
         try:

@@ -25,6 +25,7 @@ from evidence.signing import load_or_create_signer, load_public_key
 from extproc import config as config_mod
 from extproc.admin import admin_app
 from extproc.admission import Admission
+from extproc.limits import TierLimits
 from extproc.ledger import InMemoryLedger, SqliteLedger, now_utc, window_bounds
 from extproc.policy_engine import PolicyError, RegorusEngine
 from extproc.processor import Processor
@@ -113,7 +114,7 @@ async def serve(args: argparse.Namespace) -> None:
     if args.control_plane:
         cp = ControlPlane(args.control_plane, args.fleet_token, args.instance_id, args.tenant)
         verify_key = load_public_key(Path(args.control_plane_key).read_bytes())
-        sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None)
+        sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, TierLimits())
         admission = await sync.initial()
     else:
         cfg = config_mod.load(args.config_dir)

@@ -39,7 +39,7 @@ from extproc.admission import Admission
 from extproc.ledger import Ledger
 from extproc.policy_engine import PolicyError, RegorusEngine, load_policy_sources
 from extproc.spool import Spool
-from extproc.workspace_policy import policy_modules
+from extproc.workspace_policy import CUSTOM_MODULE_DIR, policy_modules
 
 log = logging.getLogger("relaygate.sync")
 
@@ -51,11 +51,19 @@ def local_sources(policy_dir: Path) -> tuple[dict[str, str], dict]:
     return {**generated, **modules}, data
 
 
-def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger) -> Admission:
-    """Parse a bundle into a ready policy snapshot (raises ConfigError / PolicyError)."""
+def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger, limits=None) -> Admission:
+    """Parse a bundle into a ready policy snapshot (raises ConfigError / PolicyError).
+
+    Bundles with workspace policies are evaluated by regorus' interpreter, not its
+    RVM bytecode: the RVM silently picks a value where two rule bodies conflict
+    (OPA's eval_conflict_error), and a workspace policy written with such a
+    conflict must fail closed, not decide. Platform-only bundles (our modules,
+    checked equal on both engines) keep the faster RVM.
+    """
     cfg = config_mod.from_documents(b.config, b.secrets)
-    engine = RegorusEngine(sources=(b.modules, b.data))
-    return Admission(cfg, engine, ledger, b.revision)
+    custom = any(path.startswith(CUSTOM_MODULE_DIR) for path in b.modules)
+    engine = RegorusEngine(sources=(b.modules, b.data), compiled=not custom)
+    return Admission(cfg, engine, ledger, b.revision, limits)
 
 
 @dataclass
@@ -76,8 +84,9 @@ class BundleSync:
     MAX_BACKOFF = 30.0
 
     def __init__(self, cp: ControlPlane, verify_key, store: Path, ledger: Ledger,
-                 install: Callable[[Admission], None]) -> None:
+                 install: Callable[[Admission], None], limits=None) -> None:
         self.cp, self.verify_key, self.store, self.ledger, self.install = cp, verify_key, store, ledger, install
+        self.limits = limits
         self.revision: str | None = None
         self.last_error: str | None = None
         self.last_success = 0.0
@@ -99,7 +108,7 @@ class BundleSync:
     async def _load(self, blob: bytes, source: str) -> Admission:
         b = await asyncio.to_thread(bundle_mod.read, blob, verify_key=self.verify_key,
                                     fleet_token=self.cp.fleet_token)
-        adm = await asyncio.to_thread(admission_from_bundle, b, self.ledger)
+        adm = await asyncio.to_thread(admission_from_bundle, b, self.ledger, self.limits)
         # Build this thread's evaluator now, not on the first call after the swap.
         adm.engine._evaluator()
         log.info("policy bundle %s loaded from %s (%d modules, %d workspaces, %d keys)",
@@ -388,9 +397,8 @@ class FleetAgent:
         now = time.monotonic()
         allowed = _counter_total(metrics.DECISIONS, decision="allow")
         denied = _counter_total(metrics.DECISIONS, decision="deny")
-        errors = (_counter_total(metrics.DECISIONS, code="policy.error")
-                  + _counter_total(metrics.DECISIONS, code="gateway.error")
-                  + _counter_total(metrics.OUTCOMES, status_class="5xx"))
+        # Every call that ended in a 5xx: policy errors, the policy service's own, upstream failures.
+        errors = _counter_total(metrics.OUTCOMES, status_class="5xx")
         t0, a0, d0, e0 = self._last
         self._last = (now, allowed, denied, errors)
         dt = max(now - t0, 1e-3)

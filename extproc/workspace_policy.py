@@ -28,6 +28,7 @@ import yaml
 from extproc.policy_engine import PolicyError, build_engine
 
 CUSTOM_PACKAGE = "relaygate.custom"
+CUSTOM_MODULE_DIR = "relaygate/custom/"
 AGGREGATOR_PATH = "relaygate/workspace_policies.rego"
 _CODE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 _PACKAGE_LINE = re.compile(r"^\s*package\s+\S+.*$")
@@ -76,7 +77,7 @@ class ActivePolicy:
 
     @property
     def module_path(self) -> str:
-        return f"relaygate/custom/{self.policy_id}.rego"
+        return f"{CUSTOM_MODULE_DIR}{self.policy_id}.rego"
 
 
 def parse_document(text: str) -> PolicyDocument:

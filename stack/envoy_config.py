@@ -1,4 +1,4 @@
-"""Render Envoy's bootstrap for a gateway from the relaygate config.
+"""Envoy configuration for a gateway: resources (for the ADS server) and bootstraps.
 
 One listener, one ext_proc filter (fail closed) that sees request headers and
 the buffered request body, json_to_metadata and sse_to_metadata filters that
@@ -35,6 +35,7 @@ USAGE_RULES = [
 
 
 RECEIPT_ID = RECEIPT_PREFIX + "%REQ(x-request-id)%"
+LISTENER_NAME = ROUTE_NAME = "gateway"
 RESPONSE_DIGEST_LUA = (Path(__file__).resolve().parent / "response_digest.lua").read_text()
 
 
@@ -83,27 +84,29 @@ def _usage_rules(sse: bool) -> list[dict]:
     return rules
 
 
-def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: list[str],
-           host: str = "127.0.0.1", message_timeout_ms: int = 2000) -> dict:
-    """Return the bootstrap as a dict.
-
-    ``extproc`` lists the policy workers (``unix:PATH`` or ``HOST:PORT``); calls
-    are balanced over all of them, and the access log goes to the first, the one
-    worker that settles and signs.
-    """
-    clusters = [_extproc_cluster("extproc", extproc), _extproc_cluster("settler", extproc[:1])]
-    routes = []
-    for u in cfg.upstreams:
-        clusters.append(_upstream_cluster(u))
-        routes.append({
-            "name": u.name,
-            "match": {"prefix": "/", "headers": [{"name": UPSTREAM_HEADER,
-                                                   "string_match": {"exact": u.name}}]},
-            "route": {"cluster": u.cluster, "timeout": "300s", "auto_host_rewrite": True},
-        })
+def route_config(cfg: GatewayConfig) -> dict:
+    """One route per upstream, matched on the header the policy service sets; else a 502."""
+    routes = [{
+        "name": u.name,
+        "match": {"prefix": "/", "headers": [{"name": UPSTREAM_HEADER, "string_match": {"exact": u.name}}]},
+        "route": {"cluster": u.cluster, "timeout": "300s", "auto_host_rewrite": True},
+    } for u in cfg.upstreams]
     routes.append({"name": "unrouted", "match": {"prefix": "/"},
                    "direct_response": {"status": 502, "body": {"inline_string": ""}}})
-    buffer_limit = cfg.max_body_bytes + 64 * 1024
+    return {
+        "name": ROUTE_NAME,
+        "virtual_hosts": [{
+            "name": "gateway", "domains": ["*"], "routes": routes,
+            "response_headers_to_add": [{
+                "header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }],
+        }],
+    }
+
+
+def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, message_timeout_ms: int = 2000) -> dict:
+    """The gateway listener; with ``rds`` its routes come over xDS instead of inline."""
     grpc_service = {"envoy_grpc": {"cluster_name": "extproc"}, "timeout": "5s"}
     settler_service = {"envoy_grpc": {"cluster_name": "settler"}, "timeout": "5s"}
     hcm = {
@@ -132,69 +135,115 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: li
             },
         }],
         "local_reply_config": _local_reply_config(),
-        "route_config": {
-            "name": "gateway",
-            "virtual_hosts": [{
-                "name": "gateway", "domains": ["*"], "routes": routes,
-                "response_headers_to_add": [{
-                    "header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID},
-                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                }],
-            }],
-        },
-        "http_filters": [
-            {"name": "envoy.filters.http.ext_proc", "typed_config": {
-                "@type": T + "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-                "grpc_service": grpc_service,
-                "failure_mode_allow": False,
-                "status_on_error": {"code": 503},
-                "message_timeout": f"{message_timeout_ms / 1000:.3f}s",
-                "processing_mode": {"request_header_mode": "SEND", "request_body_mode": "BUFFERED",
-                                    "response_header_mode": "SKIP", "response_body_mode": "NONE",
-                                    "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"},
-                "metadata_options": {"receiving_namespaces": {"untyped": [NAMESPACE]}},
-            }},
-            # SHA-256 of the response body as it streams (the receipt's response subject).
-            {"name": "envoy.filters.http.lua", "typed_config": {
-                "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
-                "default_source_code": {"inline_string": RESPONSE_DIGEST_LUA},
-            }},
-            {"name": "envoy.filters.http.json_to_metadata", "typed_config": {
-                "@type": T + "envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata",
-                "response_rules": {"rules": _usage_rules(False),
-                                   "allow_content_types_regex": {"regex": "application/json.*"}},
-            }},
-            {"name": "envoy.filters.http.sse_to_metadata", "typed_config": {
-                "@type": T + "envoy.extensions.filters.http.sse_to_metadata.v3.SseToMetadata",
-                "response_rules": {"content_parser": {
-                    "name": "envoy.content_parsers.json",
-                    "typed_config": {"@type": T + "envoy.extensions.content_parsers.json.v3.JsonContentParser",
-                                     "rules": _usage_rules(True)},
-                }, "max_event_size": 1048576},
-            }},
-            {"name": "envoy.filters.http.router", "typed_config": {
-                "@type": T + "envoy.extensions.filters.http.router.v3.Router"}},
-        ],
     }
+    if rds:
+        hcm["rds"] = {"config_source": {"ads": {}, "resource_api_version": "V3"}, "route_config_name": ROUTE_NAME}
+    else:
+        hcm["route_config"] = route_config(cfg)
+    hcm["http_filters"] = [
+        {"name": "envoy.filters.http.ext_proc", "typed_config": {
+            "@type": T + "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+            "grpc_service": grpc_service,
+            "failure_mode_allow": False,
+            "status_on_error": {"code": 503},
+            "message_timeout": f"{message_timeout_ms / 1000:.3f}s",
+            "processing_mode": {"request_header_mode": "SEND", "request_body_mode": "BUFFERED",
+                                "response_header_mode": "SKIP", "response_body_mode": "NONE",
+                                "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"},
+            "metadata_options": {"receiving_namespaces": {"untyped": [NAMESPACE]}},
+        }},
+        # SHA-256 of the response body as it streams (the receipt's response subject).
+        {"name": "envoy.filters.http.lua", "typed_config": {
+            "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": RESPONSE_DIGEST_LUA},
+        }},
+        {"name": "envoy.filters.http.json_to_metadata", "typed_config": {
+            "@type": T + "envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata",
+            "response_rules": {"rules": _usage_rules(False),
+                               "allow_content_types_regex": {"regex": "application/json.*"}},
+        }},
+        {"name": "envoy.filters.http.sse_to_metadata", "typed_config": {
+            "@type": T + "envoy.extensions.filters.http.sse_to_metadata.v3.SseToMetadata",
+            "response_rules": {"content_parser": {
+                "name": "envoy.content_parsers.json",
+                "typed_config": {"@type": T + "envoy.extensions.content_parsers.json.v3.JsonContentParser",
+                                 "rules": _usage_rules(True)},
+            }, "max_event_size": 1048576},
+        }},
+        {"name": "envoy.filters.http.router", "typed_config": {
+            "@type": T + "envoy.extensions.filters.http.router.v3.Router"}},
+    ]
+    return {
+        "name": LISTENER_NAME,
+        "address": {"socket_address": {"address": host, "port_value": port}},
+        "per_connection_buffer_limit_bytes": cfg.max_body_bytes + 64 * 1024,
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                        "typed_config": hcm}]}],
+    }
+
+
+def clusters(cfg: GatewayConfig, extproc: list[str], *, eds: bool = False) -> list[dict]:
+    """The policy workers (all for decisions, the first for the access log) and one cluster per upstream."""
+    return [_extproc_cluster("extproc", extproc), _extproc_cluster("settler", extproc[:1]),
+            *(_upstream_cluster(u, eds) for u in cfg.upstreams)]
+
+
+def endpoints(cfg: GatewayConfig) -> list[dict]:
+    """ClusterLoadAssignments of the upstreams that take their endpoints over EDS."""
+    return [load_assignment(u) for u in cfg.upstreams if _is_ip(u.host)]
+
+
+def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: list[str],
+           host: str = "127.0.0.1", message_timeout_ms: int = 2000) -> dict:
+    """A static bootstrap (standalone sidecars and the benchmark); see render_xds_bootstrap.
+
+    ``extproc`` lists the policy workers (``unix:PATH`` or ``HOST:PORT``); calls
+    are balanced over all of them, and the access log goes to the first, the one
+    worker that settles and signs.
+    """
     return {
         "node": {"id": "relaygate-gateway", "cluster": "relaygate"},
         "admin": {"address": {"socket_address": {"address": host, "port_value": admin_port}}},
         "static_resources": {
-            "listeners": [{
-                "name": "gateway",
-                "address": {"socket_address": {"address": host, "port_value": listen_port}},
-                "per_connection_buffer_limit_bytes": buffer_limit,
-                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                                "typed_config": hcm}]}],
-            }],
-            "clusters": clusters,
+            "listeners": [listener(cfg, host, listen_port, message_timeout_ms=message_timeout_ms)],
+            "clusters": clusters(cfg, extproc),
         },
-        "overload_manager": {"resource_monitors": [{
-            "name": "envoy.resource_monitors.global_downstream_max_connections",
-            "typed_config": {"@type": T + "envoy.extensions.resource_monitors.downstream_connections.v3."
-                                          "DownstreamConnectionsConfig", "max_active_downstream_connections": 10000},
-        }]},
+        "overload_manager": _overload_manager(),
     }
+
+
+def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, admin_port: int,
+                         ads_address: str, host: str = "127.0.0.1") -> dict:
+    """The small bootstrap of an xDS-driven gateway: its identity and where the ADS server is.
+
+    Everything else (listener, routes, clusters, endpoints) arrives over ADS.
+    ``listen`` (host:port) is part of the node's identity: where this gateway serves.
+    """
+    return {
+        "node": {"id": node_id, "cluster": tenant, "locality": {"zone": zone},
+                 "metadata": {"tenant": tenant, "zone": zone, "listen": listen}},
+        "admin": {"address": {"socket_address": {"address": host, "port_value": admin_port}}},
+        "dynamic_resources": {
+            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3", "set_node_on_first_message_only": True,
+                           "grpc_services": [{"envoy_grpc": {"cluster_name": "xds"}}]},
+            "lds_config": {"ads": {}, "resource_api_version": "V3"},
+            "cds_config": {"ads": {}, "resource_api_version": "V3"},
+        },
+        "static_resources": {"clusters": [_extproc_cluster("xds", [ads_address])]},
+        "overload_manager": _overload_manager(),
+    }
+
+
+def _overload_manager() -> dict:
+    return {"resource_monitors": [{
+        "name": "envoy.resource_monitors.global_downstream_max_connections",
+        "typed_config": {"@type": T + "envoy.extensions.resource_monitors.downstream_connections.v3."
+                                      "DownstreamConnectionsConfig", "max_active_downstream_connections": 10000},
+    }]}
+
+
+def _is_ip(host: str) -> bool:
+    return host.replace(".", "").isdigit()
 
 
 def _address(addr: str) -> dict:
@@ -220,18 +269,25 @@ def _extproc_cluster(name: str, addrs: list[str]) -> dict:
     }
 
 
-def _upstream_cluster(u) -> dict:
-    c = {
-        "name": u.cluster,
-        "type": "STRICT_DNS" if not u.host.replace(".", "").isdigit() else "STATIC",
-        "connect_timeout": "2s",
-        "lb_policy": "ROUND_ROBIN",
-        "load_assignment": {"cluster_name": u.cluster, "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": u.host, "port_value": u.port}}}}]}]},
-    }
+def load_assignment(u) -> dict:
+    return {"cluster_name": u.cluster, "endpoints": [{"lb_endpoints": [
+        {"endpoint": {"address": {"socket_address": {"address": u.host, "port_value": u.port}}}}]}]}
+
+
+def _upstream_cluster(u, eds: bool = False) -> dict:
+    """IP upstreams are STATIC (or EDS over xDS); host names are resolved by Envoy (STRICT_DNS)."""
+    c = {"name": u.cluster, "connect_timeout": "2s", "lb_policy": "ROUND_ROBIN"}
+    if not _is_ip(u.host):
+        c.update(type="STRICT_DNS", load_assignment=load_assignment(u))
+    elif eds:
+        c.update(type="EDS", eds_cluster_config={"eds_config": {"ads": {}, "resource_api_version": "V3"}})
+    else:
+        c.update(type="STATIC", load_assignment=load_assignment(u))
     if u.tls:
         c["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
             "@type": T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "sni": u.host}}
+    # Advanced settings an operator passes through to Envoy (Envoy validates them; a bad one is NACKed).
+    c.update(u.envoy_cluster_overrides or {})
     return c
 
 

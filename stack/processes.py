@@ -89,6 +89,11 @@ class Stack:
     fleet_token: str = "rg_fleet_local"
     cp_extra_args: list[str] = field(default_factory=list)
     cp_env: dict[str, str] = field(default_factory=dict)
+    xds: bool = True                                      # with a control plane: Envoy configured over ADS
+    xds_port: int = 0
+    zone: str = "local"
+    cp_data_dir: Path | None = None                       # another stack's control plane (fleets)
+    extra_credentials: list[str] = field(default_factory=list)   # more the simulator accepts
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -97,6 +102,7 @@ class Stack:
         self.envoy_admin_port = self.envoy_admin_port or free_port()
         self.extproc_admin_port = self.extproc_admin_port or free_port()
         self.cp_port = self.cp_port or free_port()
+        self.xds_port = self.xds_port or free_port()
         self.cfg = config_mod.load(self.config_dir)
         self.sockets = [self.run_dir / f"extproc-{i}.sock" for i in range(self.workers)]
 
@@ -114,12 +120,14 @@ class Stack:
 
     @property
     def cp_data(self) -> Path:
-        return self.run_dir / "controlplane"
+        return self.cp_data_dir or self.run_dir / "controlplane"
 
     def start_controlplane(self) -> None:
         argv = [sys.executable, "-m", "controlplane.server", "--listen", f"127.0.0.1:{self.cp_port}",
                 "--data-dir", str(self.cp_data), "--seed-config-dir", str(self.config_dir),
                 "--seed-policy-dir", str(self.policy_dir), "--gateway-url", self.gateway]
+        if self.xds:
+            argv += ["--xds-listen", f"127.0.0.1:{self.xds_port}"]
         if self.database_url:
             argv += ["--database-url", self.database_url]
         argv += self.cp_extra_args
@@ -142,7 +150,7 @@ class Stack:
         argv = [sys.executable, "-m", "providersim.server"]
         for p in ports:
             argv += ["--port", str(p)]
-        for cred in {u.credential for u in self.cfg.upstreams}:
+        for cred in {u.credential for u in self.cfg.upstreams} | set(self.extra_credentials):
             argv += ["--credential", cred]
         proc, log = self._spawn("provider-sim", argv)
         for p in ports:
@@ -153,7 +161,7 @@ class Stack:
         for i in range(self.workers) if worker is None else [worker]:
             argv = [sys.executable, "-m", "extproc.server", "--config-dir", str(self.config_dir),
                     "--policy-dir", str(self.policy_dir), "--data-dir", str(self.run_dir / "data"),
-                    "--listen", f"unix:{self.sockets[i]}", "--sidecar-name", "local-sidecar",
+                    "--listen", f"unix:{self.sockets[i].resolve()}", "--sidecar-name", self.instance_id,
                     "--admin-port", str(self.extproc_admin_port if i == 0 else 0), *self.extproc_args]
             if self.workers > 1:
                 argv += ["--ledger", "sqlite"] + (["--no-settle"] if i else [])
@@ -161,7 +169,7 @@ class Stack:
             if self.controlplane:
                 argv += ["--control-plane", self.cp_url, "--control-plane-key",
                          str(self.cp_data / "bundle-signing.pub"), "--tenant", self.tenant,
-                         "--instance-id", self.instance_id]
+                         "--instance-id", self.instance_id, "--zone", self.zone]
                 env["RELAYGATE_FLEET_TOKEN"] = self.fleet_token
             name = "extproc" if i == 0 else f"extproc-{i}"
             proc, log = self._spawn(name, argv, env)
@@ -171,8 +179,14 @@ class Stack:
             wait_until(ready, 30, f"relaygate-extproc worker {i}", proc, log)
 
     def start_envoy(self) -> None:
-        boot = envoy_config.render(self.cfg, listen_port=self.gateway_port, admin_port=self.envoy_admin_port,
-                                   extproc=[f"unix:{p.resolve()}" for p in self.sockets])
+        if self.controlplane and self.xds:
+            boot = envoy_config.render_xds_bootstrap(
+                node_id=self.instance_id, tenant=self.tenant, zone=self.zone,
+                listen=f"127.0.0.1:{self.gateway_port}", admin_port=self.envoy_admin_port,
+                ads_address=f"127.0.0.1:{self.xds_port}")
+        else:
+            boot = envoy_config.render(self.cfg, listen_port=self.gateway_port, admin_port=self.envoy_admin_port,
+                                       extproc=[f"unix:{p.resolve()}" for p in self.sockets])
         path = envoy_config.write(self.run_dir / "envoy.json", boot)
         argv = [envoy_binary(), "-c", str(path), "--concurrency", "1", "--log-level", "warn",
                 "--base-id", str(self.gateway_port)]
@@ -207,3 +221,51 @@ class Stack:
     def stop(self) -> None:
         for name in ["envoy", *[n for n in self.procs if n.startswith("extproc")], "controlplane", "provider-sim"]:
             self.stop_one(name)
+
+
+@dataclass
+class Fleet:
+    """One control plane and provider simulator, and several gateways (Envoy + sidecar) on loopback.
+
+    Gateway i runs in ``run_dir/gw-i`` as instance ``gw-i`` of tenant ``tenants[i]``; all
+    take their configuration over xDS and their policy from the same control plane.
+    """
+    run_dir: Path
+    config_dir: Path
+    policy_dir: Path
+    tenants: list[str]
+    cp_extra_args: list[str] = field(default_factory=list)
+    unreachable: set[str] = field(default_factory=set)
+    extra_credentials: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        first = Stack(self.run_dir / "gw-0", config_dir=self.config_dir, policy_dir=self.policy_dir,
+                      controlplane=True, tenant=self.tenants[0], instance_id="gw-0", zone="zone-0",
+                      cp_extra_args=self.cp_extra_args, unreachable=self.unreachable,
+                      extra_credentials=self.extra_credentials)
+        self.gateways = [first] + [
+            Stack(self.run_dir / f"gw-{i}", config_dir=self.config_dir, policy_dir=self.policy_dir,
+                  controlplane=True, tenant=t, instance_id=f"gw-{i}", zone=f"zone-{i % 2}",
+                  cp_port=first.cp_port, xds_port=first.xds_port, cp_data_dir=first.cp_data)
+            for i, t in enumerate(self.tenants[1:], start=1)]
+
+    @property
+    def cp(self) -> Stack:
+        """The stack that runs the control plane (and the simulator)."""
+        return self.gateways[0]
+
+    def start(self) -> "Fleet":
+        try:
+            self.cp.start()
+            for gw in self.gateways[1:]:
+                gw.start_extproc()
+                gw.start_envoy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for gw in reversed(self.gateways):
+            gw.stop()

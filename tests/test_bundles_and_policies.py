@@ -116,3 +116,30 @@ def test_policy_user_comes_from_openai_user_or_anthropic_metadata():
 def test_policy_document_errors(text, message):
     with pytest.raises(PolicyDocumentError, match=message):
         check_rego("pol_x", parse_document(text))
+
+
+CONFLICT = """name: conflicting
+rego: |
+  package p
+  import rego.v1
+  level := 1 if input.model != ""
+  level := 2 if input.model != ""
+  deny contains "never" if level == 3
+"""
+
+
+def test_a_workspace_policy_with_a_runtime_conflict_fails_closed(tmp_path):
+    """regorus' RVM would pick a value; bundles with workspace policies use the interpreter, which errors."""
+    signer, _ = _signers(tmp_path)
+    write_config(tmp_path / "cfg")
+    docs, sec = config_mod.read_documents(tmp_path / "cfg")
+    modules, data = local_sources(POLICY_DIR)
+    extra, pdata = policy_modules([ActivePolicy("acme", "pol_c", 1, parse_document(CONFLICT))])
+    data["relaygate"]["policy_data"] = pdata
+    blob, _ = bundle.build(modules={**modules, **extra}, data=data, config=docs, secrets=sec, fleet_token="t",
+                           signer=signer)
+    adm = admission_from_bundle(bundle.read(blob, verify_key=signer.public_key, fleet_token="t"), InMemoryLedger())
+    key = next(k for k in adm.config.keys.values() if k.workspace == "acme" and not k.revoked)
+    shape = parse_body("chat.completions", b'{"model": "gpt-4o-mini", "messages": []}', 16)
+    v = adm.decide(key, "chat.completions", shape)
+    assert not v.allow and v.status == 500 and v.code == "policy.error" and "conflicts" in v.message

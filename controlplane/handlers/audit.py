@@ -33,9 +33,12 @@ async def list_events(ctx: Ctx):
     if ctx.workspace is not None:
         q = q.where(E.c.workspace_id == ctx.workspace)
     for param, column in (("user", E.c.user_id), ("key_id", E.c.key_id), ("model", E.c.model),
-                          ("decision", E.c.decision), ("kind", E.c.kind)):
+                          ("decision", E.c.decision)):
         if p.get(param) is not None:
             q = q.where(column == p[param])
+    kind = p.get("kind")
+    if kind is not None:     # "deployment.*": every kind under that prefix
+        q = q.where(E.c.kind.startswith(kind[:-1], autoescape=True) if kind.endswith(".*") else E.c.kind == kind)
     start, end = parse_time(p.get("from"), "from"), parse_time(p.get("to"), "to")
     if start is not None:
         q = q.where(E.c.occurred_ms >= start)

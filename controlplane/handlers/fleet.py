@@ -16,20 +16,8 @@ from controlplane.app import Ctx, json
 from controlplane.audit import record
 from controlplane.db import now_ms
 from controlplane.errors import ApiError, not_found
-from controlplane.util import iso
+from controlplane.util import iso, new_id
 from extproc.bundle import CONTENT_TYPE
-
-STALE_AFTER_S = 10.0
-
-
-def instance_json(row, now: int | None = None) -> dict:
-    now = now or now_ms()
-    staleness = (now - row["last_seen_ms"]) / 1000
-    return {"id": row["id"], "tenant": row["tenant"], "zone": row["zone"], "version": row["version"],
-            "grpc_address": row["grpc_address"], "registered_at": iso(row["registered_ms"]),
-            "last_seen_at": iso(row["last_seen_ms"]), "staleness_seconds": round(staleness, 3),
-            "stale": staleness > STALE_AFTER_S, "posture": row["posture"] or {}}
-
 
 async def register(ctx: Ctx):
     """A sidecar (re)registers: where it listens, its tenant, and its receipt key with proof of possession."""
@@ -56,7 +44,7 @@ async def register(ctx: Ctx):
         row = (await c.execute(sa.select(schema.instances).where(schema.instances.c.id == iid))).mappings().first()
     ctx.services.ingestor._keys.clear()
     await ctx.services.fleet_changed()
-    return json(instance_json(row))
+    return json(ctx.services.fleet.instance_json(row))
 
 
 async def heartbeat(ctx: Ctx):
@@ -104,3 +92,80 @@ async def bundle_key(ctx: Ctx):
 
 HANDLERS = {"registerInstance": register, "heartbeat": heartbeat, "ingestReceipts": ingest, "getBundle": bundle,
             "getBundleKey": bundle_key}
+
+
+# -- operators: the fleet at a glance, deployments --------------------------------------------
+
+async def list_instances(ctx: Ctx):
+    return json({"instances": await ctx.services.fleet.instances(ctx.params.get("tenant"))})
+
+
+async def fleet_health(ctx: Ctx):
+    return json(await ctx.services.fleet.health())
+
+
+async def create_deployment(ctx: Ctx):
+    from controlplane.deployments import deployment_json
+    row = await ctx.services.deployments.create(ctx.workspace, ctx.body, ctx.principal.actor)
+    return json(deployment_json(row), 202, {"Location": f"/v1/fleet/deployments/{row['id']}"})
+
+
+async def list_deployments(ctx: Ctx):
+    from controlplane.deployments import deployment_json
+    q = sa.select(schema.deployments).order_by(schema.deployments.c.created_ms.desc()).limit(ctx.params["limit"])
+    if ctx.workspace is not None:
+        q = q.where(schema.deployments.c.workspace_id == ctx.workspace)
+    if ctx.params.get("status"):
+        q = q.where(schema.deployments.c.status == ctx.params["status"])
+    async with ctx.db.connect() as c:
+        rows = (await c.execute(q)).mappings().all()
+    return json({"deployments": [deployment_json(r) for r in rows]})
+
+
+async def get_deployment(ctx: Ctx):
+    from controlplane.deployments import deployment_json
+    return json(deployment_json(await ctx.services.deployments.get(ctx.params["deployment_id"], ctx.workspace)))
+
+
+async def rollback_deployment(ctx: Ctx):
+    from controlplane.deployments import deployment_json
+    d = ctx.services.deployments
+    row = await d.get(ctx.params["deployment_id"], ctx.workspace)
+    if row["status"] not in ("running", "succeeded"):
+        raise ApiError(409, "deployment.finished", f"deployment is {row['status']}")
+    task = d._tasks.get(row["id"])
+    if task is not None:
+        task.cancel()
+    await d._save(row["id"], "rollback_requested", {"by": ctx.principal.actor}, status="rolling_back",
+                  reason=f"rollback requested by {ctx.principal.actor}")
+    d._start(row["id"])
+    return json(deployment_json(await d.get(row["id"], ctx.workspace)), 202)
+
+
+async def rotate_provider_credential(ctx: Ctx):
+    """A new provider secret: sealed at rest, in every sidecar's next bundle, and a custody event (no secret)."""
+    from evidence import custody as ev
+    b, svc = ctx.body, ctx.services
+    name, secret = b.get("name"), b.get("secret")
+    if not name or not secret:
+        raise ApiError(400, "invalid_request", "provider rotation needs name and secret",
+                       {"parameter": "name" if not name else "secret", "provided": None, "expected": "string"})
+    if name.startswith("_") or name == "key_pepper" or name not in await svc.secrets.versions():
+        raise not_found("credential", name)
+    async with ctx.db.begin() as c:
+        version = await svc.secrets.put(name, secret, c)
+        doc = {"id": new_id("cust_"), "type": "credential.rotated",
+               "owner": ev.CONTROL_PLANE, "purpose": "provider-credential", "credential": name,
+               "version": version, "at": ev.iso_ms(now_ms() / 1000), "actor": ctx.principal.actor,
+               "previous_key_id": None}
+        env = ev.sign_event(doc, svc.keys.tree)
+        await c.execute(schema.custody_events.insert().values(
+            id=doc["id"], type=doc["type"], owner=doc["owner"], key_id=None, envelope=env, created_ms=now_ms()))
+        await record(c, "credential.rotated", None, ctx.principal.actor, {"credential": name, "version": version})
+    await svc.config_changed()
+    return json({"kind": "provider", "name": name, "version": version, "status": "done", "custody_event": doc})
+
+
+HANDLERS.update({"listInstances": list_instances, "fleetHealth": fleet_health, "createDeployment": create_deployment,
+                 "listDeployments": list_deployments, "getDeployment": get_deployment,
+                 "rollbackDeployment": rollback_deployment})
