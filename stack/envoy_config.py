@@ -219,6 +219,9 @@ def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, a
     Everything else (listener, routes, clusters, endpoints) arrives over ADS.
     ``listen`` (host:port) is part of the node's identity: where this gateway serves.
     """
+    ads = _extproc_cluster("xds", [ads_address])
+    if not _is_ip(ads_address.rpartition(":")[0]):
+        ads["type"] = "STRICT_DNS"        # a control plane named by DNS (compose, Kubernetes service)
     return {
         "node": {"id": node_id, "cluster": tenant, "locality": {"zone": zone},
                  "metadata": {"tenant": tenant, "zone": zone, "listen": listen}},
@@ -229,7 +232,7 @@ def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, a
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
         },
-        "static_resources": {"clusters": [_extproc_cluster("xds", [ads_address])]},
+        "static_resources": {"clusters": [ads]},
         "overload_manager": _overload_manager(),
     }
 
@@ -292,20 +295,31 @@ def _upstream_cluster(u, eds: bool = False) -> dict:
 
 
 def main(argv=None) -> None:
-    """Render the bootstrap for a config directory (the reference copy is envoy/gateway.json)."""
+    """Render a gateway bootstrap: the xDS one (envoy/bootstrap-xds.json) or the static one
+    for a config directory (envoy/gateway.json)."""
     import argparse
 
     from extproc import config as config_mod
     p = argparse.ArgumentParser(prog="python -m stack.envoy_config", description=main.__doc__)
-    p.add_argument("--config-dir", default="config")
+    p.add_argument("--xds", action="store_true", help="render the small ADS bootstrap (identity + ADS "
+                   "server) instead of the static one")
+    p.add_argument("--config-dir", default="config", help="static: the config directory to render")
     p.add_argument("--listen-port", type=int, default=8080)
     p.add_argument("--admin-port", type=int, default=9901)
-    p.add_argument("--extproc", action="append", help="policy worker address (repeatable; "
+    p.add_argument("--extproc", action="append", help="static: policy worker address (repeatable; "
                    "default unix:var/extproc.sock)")
+    p.add_argument("--node-id", default="gw-1", help="xds: this gateway's instance id")
+    p.add_argument("--tenant", default="default", help="xds: the tenant this gateway serves")
+    p.add_argument("--zone", default="local", help="xds: locality zone")
+    p.add_argument("--ads", default="127.0.0.1:18000", help="xds: the control plane's ADS address host:port")
     p.add_argument("--out", default="-")
     a = p.parse_args(argv)
-    boot = render(config_mod.load(a.config_dir), listen_port=a.listen_port, admin_port=a.admin_port,
-                  extproc=a.extproc or ["unix:var/extproc.sock"])
+    if a.xds:
+        boot = render_xds_bootstrap(node_id=a.node_id, tenant=a.tenant, zone=a.zone,
+                                    listen=f"0.0.0.0:{a.listen_port}", admin_port=a.admin_port, ads_address=a.ads)
+    else:
+        boot = render(config_mod.load(a.config_dir), listen_port=a.listen_port, admin_port=a.admin_port,
+                      extproc=a.extproc or ["unix:var/extproc.sock"])
     if a.out == "-":
         print(json.dumps(boot, indent=2))
     else:

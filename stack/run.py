@@ -200,6 +200,20 @@ def control_plane_tour(stack: Stack, key: str) -> None:
                             capture_output=True, text=True)
     print(verify.stdout.strip())
 
+    _say("14. The fleet: this gateway's Envoy took its listener, routes and clusters over xDS")
+    print(f"$ curl {stack.cp_url}/v1/fleet/instances -H 'Authorization: Bearer $RELAYGATE_ADMIN_TOKEN'")
+    inst = _until(lambda: next((i for i in _cp(stack, "GET", "/v1/fleet/instances", stack.admin_token,
+                                               show=False)["instances"]
+                                if i["id"] == stack.instance_id and i["xds"].get("applied")), None),
+                  "the gateway's xDS posture")
+    print(json.dumps({"id": inst["id"], "tenant": inst["tenant"], "stale": inst["stale"],
+                      "bundle_revision": inst["posture"].get("bundle_revision"),
+                      "xds": {k: inst["xds"].get(k) for k in ("connected", "applied", "last_nack")}}, indent=1))
+    print(f"$ curl {stack.cp_url}/v1/fleet/health -H 'Authorization: Bearer $RELAYGATE_ADMIN_TOKEN'")
+    health = _cp(stack, "GET", "/v1/fleet/health", stack.admin_token, show=False)
+    print(json.dumps([{k: t.get(k) for k in ("tenant", "status", "instances", "live", "evidence_emission")}
+                      for t in health["tenants"]], indent=1))
+
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="relaygate-run", description=__doc__.split("\n\n")[0])
@@ -209,6 +223,7 @@ def main(argv=None) -> None:
     p.add_argument("--run-dir", default=str(ROOT / ".run"))
     p.add_argument("--workers", type=int, default=1, help="policy worker processes behind one Envoy cluster")
     p.add_argument("--cp-port", type=int, default=8090, help="control-plane API port")
+    p.add_argument("--xds-port", type=int, default=18000, help="control-plane ADS (xDS) port Envoy connects to")
     p.add_argument("--no-control-plane", action="store_true",
                    help="standalone sidecar reading config/ and policies/ itself")
     p.add_argument("--database-url", default="", help="control-plane database (default: SQLite in the run dir)")
@@ -216,13 +231,14 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     stack = Stack(Path(a.run_dir), gateway_port=a.gateway_port, envoy_admin_port=a.envoy_admin_port,
                   extproc_admin_port=a.admin_port, workers=a.workers, controlplane=not a.no_control_plane,
-                  cp_port=a.cp_port, database_url=a.database_url)
+                  cp_port=a.cp_port, xds_port=a.xds_port,
+                  database_url=a.database_url)
     print(f"starting relaygate (logs in {a.run_dir}) ...", flush=True)
     try:
         stack.start()
     except Exception as e:
         raise SystemExit(f"could not start the stack: {e}\n(is something else on ports "
-                         f"{a.gateway_port}/{a.envoy_admin_port}/{a.admin_port}/{a.cp_port}? "
+                         f"{a.gateway_port}/{a.envoy_admin_port}/{a.admin_port}/{a.cp_port}/{a.xds_port}? "
                          "pass --gateway-port etc.)")
     try:
         tour(stack)
@@ -235,6 +251,7 @@ def main(argv=None) -> None:
               flush=True)
         if stack.controlplane:
             print(f"""  control plane   {stack.cp_url}/v1 (RelayOne) and {stack.cp_url}/api (RelayPlane); OpenAPI at /v1/openapi.json
+  xDS (ADS)       127.0.0.1:{stack.xds_port}   (Envoy's bootstrap names only this and its identity: {stack.run_dir}/envoy.json)
   admin token     {stack.admin_token}   (demo value; set RELAYGATE_ADMIN_TOKEN in production)""", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         if not a.demo_only:

@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from extproc import config as config_mod
 from stack import envoy_config
 from stack.processes import ROOT, free_port
@@ -17,12 +19,30 @@ def test_committed_bootstrap_matches_rendering():
     assert committed == rendered, "regenerate: python -m stack.envoy_config --out envoy/gateway.json"
 
 
-def test_bootstrap_is_valid_for_envoy(tmp_path):
+def test_committed_xds_bootstrap_matches_rendering():
+    rendered = envoy_config.render_xds_bootstrap(node_id="gw-1", tenant="default", zone="local",
+                                                 listen="0.0.0.0:8080", admin_port=9901,
+                                                 ads_address="127.0.0.1:18000")
+    committed = json.loads((ROOT / "envoy" / "bootstrap-xds.json").read_text())
+    assert committed == rendered, "regenerate: python -m stack.envoy_config --xds --out envoy/bootstrap-xds.json"
+    # It names only its identity and the ADS server: no listener, route or provider in it.
+    assert [c["name"] for c in committed["static_resources"]["clusters"]] == ["xds"]
+    assert "listeners" not in committed["static_resources"]
+
+
+@pytest.mark.parametrize("name", ["gateway.json", "bootstrap-xds.json"])
+def test_bootstrap_is_valid_for_envoy(tmp_path, name):
     from stack.processes import envoy_binary
-    path = tmp_path / "gateway.json"
-    path.write_text((ROOT / "envoy" / "gateway.json").read_text())
+    path = tmp_path / name
+    path.write_text((ROOT / "envoy" / name).read_text())
     out = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_xds_bootstrap_resolves_a_control_plane_by_name():
+    boot = envoy_config.render_xds_bootstrap(node_id="gw", tenant="t", zone="z", listen="0.0.0.0:8080",
+                                             admin_port=9901, ads_address="controlplane:18000")
+    assert boot["static_resources"]["clusters"][0]["type"] == "STRICT_DNS"
 
 
 def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
@@ -30,7 +50,8 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "stack.run", "--demo-only", "--run-dir", str(tmp_path),
          "--gateway-port", str(free_port()), "--envoy-admin-port", str(free_port()),
-         "--admin-port", str(free_port()), "--cp-port", str(free_port())],
+         "--admin-port", str(free_port()), "--cp-port", str(free_port()),
+         "--xds-port", str(free_port())],
         cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
@@ -41,3 +62,9 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     # The control-plane part: a policy created through the API blocks, its receipt reaches the audit feed.
     assert '"policy.blocked"' in text and '"kind": "gateway.call"' in text and '"fallback_used": true' in text
     assert "relaygate evidence bundle: VERIFIED" in text and "(pinned)" in text
+    # The gateway ran from the xDS bootstrap: no listener in its file, everything ACKed over ADS.
+    boot = json.loads((tmp_path / "envoy.json").read_text())
+    assert "dynamic_resources" in boot and "listeners" not in boot["static_resources"]
+    fleet = text[text.index("14. The fleet"):]
+    assert '"connected": true' in fleet and '"lds": "' in fleet and '"cds": "' in fleet
+    assert '"last_nack": null' in fleet and '"status": "healthy"' in fleet
