@@ -24,6 +24,23 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
 
+def test_readme_has_a_curl_example_for_every_operation():
+    """Each (method, path) of the API appears in a README curl line (`-X METHOD`, GET by default)."""
+    import re
+    doc = openapi.build()
+    calls = []
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if "$CP/" in line:
+            m = re.search(r"-X (\w+)", line)
+            calls += [((m.group(1) if m else "GET").lower(), u) for u in re.findall(r"\$CP(/[^\s\"'?]*)", line)]
+    missing = []
+    for path, ops in doc["paths"].items():
+        rx = "^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$"
+        missing += [f"{m.upper()} {path}" for m in ops if m in ("get", "post", "put", "patch", "delete")
+                    and not any(cm == m and re.match(rx, u) for cm, u in calls)]
+    assert not missing, missing
+
+
 def test_committed_openapi_matches_the_declaration():
     committed = yaml.safe_load((ROOT / "controlplane" / "openapi.yaml").read_text())
     assert committed == openapi.build(), "regenerate: python -m controlplane.openapi > controlplane/openapi.yaml"
