@@ -46,6 +46,11 @@ async def pins_for(conn, tenant: str) -> dict[str, int]:
     return dict(rows)
 
 
+def _past_stale_grace(inst: dict, gates: dict) -> bool:
+    """A wave member that went stale and stayed away longer than the gates' ``stale_grace``."""
+    return inst["stale"] and inst["staleness_seconds"] > STALE_AFTER_S + gates["stale_grace"]
+
+
 def deployment_json(row) -> dict:
     return {"id": row["id"], "policy_id": row["policy_id"], "version": row["version"], "tenants": row["tenants"],
             "wave_size": row["wave_size"], "pause_seconds": row["pause_seconds"], "gates": row["gates"],
@@ -259,7 +264,7 @@ class Deployments:
                 elif not await self._adopted(inst["id"]):
                     waiting.append(inst["id"])
             for inst in stale:
-                if inst["staleness_seconds"] > STALE_AFTER_S + gates["stale_grace"]:
+                if _past_stale_grace(inst, gates):
                     return False, f"gateway {inst['id']} is stale (no heartbeat for " \
                                   f"{inst['staleness_seconds']:.0f}s) and did not return within stale_grace", members
             if not waiting and not stale:
@@ -271,8 +276,7 @@ class Deployments:
 
     async def _stale_members(self, wave: dict, gates: dict) -> str | None:
         for inst in await self._instances(wave["tenants"]):
-            if inst["id"] in wave.get("members", []) and inst["stale"] and \
-                    inst["staleness_seconds"] > STALE_AFTER_S + gates["stale_grace"]:
+            if inst["id"] in wave.get("members", []) and _past_stale_grace(inst, gates):
                 return f"gateway {inst['id']} went stale during the wave (no heartbeat for " \
                        f"{inst['staleness_seconds']:.0f}s)"
         return None

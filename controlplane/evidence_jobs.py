@@ -12,7 +12,6 @@ tree-head key. Jobs survive a restart: unfinished ones start over.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -74,7 +73,7 @@ class EvidenceJobs:
             tmp.write_bytes(blob)
             os.replace(tmp, path)
             await self._progress(job_id, 1.0, "done", status="done", finished_ms=now_ms(), path=str(path),
-                                 sha256=hashlib.sha256(blob).hexdigest(), size_bytes=len(blob), stats=stats)
+                                 sha256=eb.sha256_hex(blob), size_bytes=len(blob), stats=stats)
             log.info("evidence bundle %s: %d receipts, %d bytes", job_id, stats["receipts"], len(blob))
         except asyncio.CancelledError:
             raise

@@ -1,7 +1,7 @@
-"""relaygate-controlplane: start the REST API (and later the ADS server) on embedded defaults.
+"""relaygate-controlplane: start the REST API and the ADS server on embedded defaults.
 
 Order: settings -> database (migrations) -> seed on first start -> platform
-policies -> keys -> HTTP. Stops cleanly on SIGTERM/SIGINT.
+policies -> keys -> resumed background work -> ADS -> HTTP. Stops cleanly on SIGTERM/SIGINT.
 """
 from __future__ import annotations
 
@@ -32,12 +32,14 @@ async def serve(settings) -> None:
     app = build_app(svc, handlers())
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-    await site.start()
+    # Unfinished deployments and evidence jobs are picked up before the API answers, so a
+    # healthy /healthz means the work a previous process left is running again.
     await services_mod.run_background(svc)
     xds_server = None
     if settings.xds_listen:
         xds_server = await xds_mod.serve(svc.xds, settings.xds_listen)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
     log.info("relaygate-controlplane ready on http://%s:%d (database %s, bundle key %s)", settings.host,
              settings.port, settings.database_url.split("@")[-1], svc.bundle_signer.key_id)
     stop = asyncio.Event()

@@ -7,6 +7,7 @@ import string
 from datetime import datetime, timezone
 
 from controlplane.errors import ApiError
+from evidence.custody import iso_ms
 
 _ALNUM = string.ascii_lowercase + string.digits
 
@@ -16,12 +17,7 @@ def new_id(prefix: str, n: int = 16) -> str:
 
 
 def iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    dt = datetime.fromtimestamp(ms / 1000, timezone.utc)
-    # strftime does not zero-pad years below 1000; RFC 3339 needs four digits.
-    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}." \
-           f"{dt.microsecond // 1000:03d}Z"
+    return None if ms is None else iso_ms(ms / 1000)
 
 
 def parse_time(value: str | None, name: str) -> int | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -86,10 +87,8 @@ def to_any(type_url: str, resource: dict) -> any_pb2.Any:
     return out
 
 
-
 def _readable(message: str) -> str:
     """Envoy's NACK text with protobuf's debug-string markers and layout whitespace removed."""
-    import re
     return re.sub(r"\s+", " ", re.sub(r"goo\.gle/debug\w+", "", message)).strip()
 
 
@@ -128,6 +127,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._streams: set[Stream] = set()
         self._view = None
         self._view_gen = -1
+        self._built: dict[str, tuple] = {}   # node id -> ((generation, listen), resources)
         self.generation = 0
         self._lock = asyncio.Lock()
 
@@ -139,7 +139,8 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             await self._push(st)
 
     async def _load_view(self):
-        if self._view is not None and self._view_gen == self.generation:
+        gen = self.generation     # a change during the reads below must not be marked as seen
+        if self._view is not None and self._view_gen == gen:
             return self._view
         async with self.engine.connect() as c:
             specs = [r[0] for r in (await c.execute(sa.select(schema.upstreams.c.spec).where(
@@ -156,11 +157,19 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 log.error("upstream left out of xDS: %s", e)
         self._view = SimpleNamespace(upstreams=tuple(ups), max_body_bytes=int(gw.get("max_body_bytes", 4 << 20)),
                                      addresses=addrs)
-        self._view_gen = self.generation
+        self._view_gen = gen
         return self._view
 
     async def resources(self, node_id: str, listen: str) -> dict[str, list[tuple[str, any_pb2.Any]]] | None:
-        """Every resource a node should have, by type; None until its sidecar registered."""
+        """Every resource a node should have, by type; None until its sidecar registered.
+
+        Built once per configuration generation and node: Envoy's ACKs and warming
+        requests between two changes reuse it instead of re-encoding every resource.
+        """
+        key = (self.generation, listen)
+        built = self._built.get(node_id)
+        if built is not None and built[0] == key:
+            return built[1]
         view = await self._load_view()
         addr = view.addresses.get(node_id)
         if not addr:
@@ -172,8 +181,10 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             CDS: envoy_config.clusters(view, [addr], eds=True),
             EDS: envoy_config.endpoints(view),
         }
-        key = {LDS: "name", RDS: "name", CDS: "name", EDS: "cluster_name"}
-        return {t: sorted(((r[key[t]], to_any(t, r)) for r in rs), key=lambda x: x[0]) for t, rs in res.items()}
+        name = {LDS: "name", RDS: "name", CDS: "name", EDS: "cluster_name"}
+        out = {t: sorted(((r[name[t]], to_any(t, r)) for r in rs), key=lambda x: x[0]) for t, rs in res.items()}
+        self._built[node_id] = (key, out)
+        return out
 
     @staticmethod
     def _version(items: list[tuple[str, any_pb2.Any]]) -> str:

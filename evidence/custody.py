@@ -38,6 +38,7 @@ class CustodyError(ValueError):
 
 
 def iso_ms(ts: float) -> str:
+    """RFC 3339 UTC with milliseconds; four-digit years (strftime does not zero-pad below 1000)."""
     dt = datetime.fromtimestamp(ts, timezone.utc)
     return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}." \
            f"{dt.microsecond // 1000:03d}Z"

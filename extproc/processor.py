@@ -9,7 +9,6 @@ Envoy's access log (see settlement.py), so the client waits on two messages.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
@@ -19,6 +18,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
+from evidence.receipts import digest
 from extproc import metrics
 from extproc.admission import Admission, Verdict, receipt_id_for
 from extproc.config import ApiKey
@@ -211,7 +211,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             "key_id": key.id if key else None,
             "endpoint": route.endpoint if route else None,
             "path": call.path[:512],
-            "request": {"digest": "sha256:" + hashlib.sha256(raw).hexdigest() if raw is not None else None,
+            "request": {"digest": digest(raw) if raw is not None else None,
                         "bytes": len(raw) if raw is not None else None},
             "model": model,
             "stream": stream,
@@ -225,8 +225,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             "worst": worst,      # (input token bound, output cap): what the reservation assumed
             "holds": [[h.budget_id, h.window_key, h.amount, h.unit] for h in holds],
             # A denial's response is the error body sent here: its digest is known now.
-            "response_digest": ("sha256:" + hashlib.sha256(response_body).hexdigest()
-                                if response_body is not None else None),
+            "response_digest": digest(response_body) if response_body is not None else None,
         }
         self.spool.add_pending(call.receipt_id, draft)
 

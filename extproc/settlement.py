@@ -10,7 +10,6 @@ budget holds to the real usage, then signs the receipt into the hash chain.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import sqlite3
 import time
@@ -19,7 +18,7 @@ from datetime import datetime, timezone
 import orjson
 from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 
-from evidence.receipts import GENESIS_HASH, RECEIPT_VERSION, sign_receipt
+from evidence.receipts import GENESIS_HASH, RECEIPT_VERSION, digest, sign_receipt
 from evidence.signing import Signer
 from extproc import metrics
 from extproc.config import ModelPrice, cost_micros
@@ -223,7 +222,7 @@ def envoy_local_draft(entry) -> dict:
         "decision": {"allow": False, "status": status, "code": code,
                      "reasons": [resp.response_code_details or code], "policies": [], "bundle": None},
         "upstream": None, "price": None, "worst": None, "holds": [],
-        "response_digest": "sha256:" + hashlib.sha256(body).hexdigest() if body is not None else None,
+        "response_digest": digest(body) if body is not None else None,
     }
 
 
