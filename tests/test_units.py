@@ -297,3 +297,24 @@ def test_sweep_finishes_what_the_access_log_dropped(tmp_path):
     assert allowed["cost"]["usd_micros"] == 500 and ledger.used("b", "2026-11") == 500   # hold became spend
     verify_chain(spool.envelopes(), fin.signer.public_key)
     spool.close()
+
+
+# -- fleet health windows ---------------------------------------------------------
+def test_fleet_health_window_spans_the_last_heartbeats_and_restarts_with_the_sidecar():
+    from types import SimpleNamespace
+
+    from controlplane.fleet import RATE_WINDOW_S, Fleet
+    fleet = Fleet(engine=None, xds=SimpleNamespace())
+    assert fleet._window("gw") is None
+    fleet.observe("gw", {"calls_total": 10, "errors_total": 0}, 1_000)
+    assert fleet._window("gw") is None                      # one heartbeat: no span yet
+    for i in range(1, 40):                                  # 2 s apart, 5 calls and 1 error each
+        fleet.observe("gw", {"calls_total": 10 + 5 * i, "errors_total": i}, 1_000 + 2_000 * i)
+    t0, t1, calls, errors = fleet._window("gw")
+    assert t1 == 1_000 + 2_000 * 39 and t0 <= t1 - RATE_WINDOW_S * 1000 < t0 + 2_000
+    assert calls == 5 * (t1 - t0) / 2_000 and errors == (t1 - t0) / 2_000
+    fleet.observe("gw", {"calls_total": 3, "errors_total": 0}, t1 + 2_000)   # counters went back: restarted
+    assert fleet._window("gw") is None
+    fleet.observe("gw", {"calls_total": "many", "errors_total": 0}, t1 + 4_000)  # not a number: ignored
+    fleet.observe("gw", {"calls_total": 9, "errors_total": 1}, t1 + 6_000)
+    assert fleet._window("gw") == (t1 + 2_000, t1 + 6_000, 6, 1)

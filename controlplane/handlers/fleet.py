@@ -48,12 +48,13 @@ async def register(ctx: Ctx):
 
 
 async def heartbeat(ctx: Ctx):
-    iid = ctx.params["instance_id"]
+    iid, now = ctx.params["instance_id"], now_ms()
     async with ctx.db.begin() as c:
         n = (await c.execute(schema.instances.update().where(schema.instances.c.id == iid).values(
-            last_seen_ms=now_ms(), posture=ctx.body))).rowcount
+            last_seen_ms=now, posture=ctx.body))).rowcount
     if not n:
         raise not_found("instance", iid)
+    ctx.services.fleet.observe(iid, ctx.body, now)
     commands = await ctx.services.commands_for(iid) if ctx.services.commands_for else []
     return json({"ok": True, "commands": commands})
 
