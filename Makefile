@@ -17,7 +17,7 @@ help:
 	@echo "make verifier     build dist/relaygate-verify.pyz, the single-file offline evidence verifier"
 
 system-deps:
-	@missing=""; for tool in curl:curl wrk:wrk runuser:util-linux; do \
+	@missing=""; for tool in curl:curl wrk:wrk runuser:util-linux redis-server:redis-server; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
@@ -37,10 +37,14 @@ $(STAMP): pyproject.toml requirements/regorus.txt
 run: $(STAMP)
 	$(BIN)/python -m stack.run $(ARGS)
 
-# PostgreSQL for the storage tests runs on loopback for the length of the run.
+# PostgreSQL (storage tests) and Redis (budgets shared by gateways) run on loopback for the
+# length of the run.
 test: $(STAMP)
 	@mkdir -p .run && $(BIN)/python -m stack.postgres start .run/pg-test > .run/pg-test.url
-	@RELAYGATE_TEST_POSTGRES=$$(cat .run/pg-test.url) $(BIN)/python -m pytest -q -ra tests; rc=$$?; \
+	@$(BIN)/python -m stack.redis_server start .run/redis-test > .run/redis-test.url
+	@RELAYGATE_TEST_POSTGRES=$$(cat .run/pg-test.url) RELAYGATE_TEST_REDIS=$$(cat .run/redis-test.url) \
+	  $(BIN)/python -m pytest -q -ra tests; rc=$$?; \
+	  $(BIN)/python -m stack.redis_server stop .run/redis-test; \
 	  $(BIN)/python -m stack.postgres stop .run/pg-test; exit $$rc
 
 policy-test: $(STAMP)

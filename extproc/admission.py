@@ -5,6 +5,7 @@ translation layer and the control plane's dry run can reuse the same code.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -14,10 +15,12 @@ import orjson
 
 from extproc import keys as keyfmt
 from extproc.config import ApiKey, GatewayConfig, Upstream, cost_micros
-from extproc.ledger import Hold, Ledger, now_utc, window_bounds
+from extproc.ledger import Hold, Ledger, LedgerUnavailable, now_utc, window_bounds
 from extproc.limits import TierLimits
 from extproc.policy_engine import PolicyEngine, PolicyError
 from extproc.wire import DIALECT, CallShape
+
+log = logging.getLogger("relaygate.admission")
 
 POLICY_INPUT_VERSION = 1
 
@@ -117,6 +120,16 @@ class Admission:
             msg = f"workspace {ws.id} is over its gateway tier limit ({which}); retry in {retry}s"
             return Verdict(False, 429, "rate.limited", msg, {"allow": False, "status": 429, "code": "rate.limited",
                                                               "reasons": [msg], "policies": []}, retry_after=retry)
+        try:
+            return self._decide(key, endpoint, shape)
+        except LedgerUnavailable as e:
+            log.error("call refused: %s", e)
+            msg = "the budget ledger is unreachable; the call was not made"
+            return Verdict(False, 503, "budget.unavailable", msg,
+                           {"allow": False, "status": 503, "code": "budget.unavailable", "reasons": [msg],
+                            "policies": []}, retry_after=1)
+
+    def _decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
         doc, budgets, windows = self.policy_input(key, endpoint, shape)
         now = now_utc()
         try:

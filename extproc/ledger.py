@@ -3,8 +3,10 @@
 A budget is checked and reserved atomically across all budgets that apply to a
 call (all or nothing), so concurrent calls can never overspend a cap. The
 :class:`Ledger` protocol is what the processor uses; :class:`InMemoryLedger`
-is the single-process implementation (a lock around plain integers). A shared
-implementation (Redis) plugs in behind the same protocol.
+is the single-process implementation (a lock around plain integers),
+:class:`SqliteLedger` is shared by worker processes on one machine, and
+:class:`RedisLedger` by every gateway of a fleet (one Lua script per
+reservation, so the check-then-reserve is atomic in the Redis server).
 """
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ def window_bounds(window: str, now: datetime) -> tuple[str, datetime]:
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     nxt = (start + timedelta(days=32)).replace(day=1)
     return start.strftime("%Y-%m"), nxt
+
+
+class LedgerUnavailable(RuntimeError):
+    """The shared ledger cannot be reached: the call is refused (503), never let through unbudgeted."""
 
 
 @dataclass(frozen=True)
@@ -159,3 +165,105 @@ class SqliteLedger:
     def charge(self, budget_id: str, window_key: str, amount: int) -> None:
         with self._lock:
             self._add(budget_id, window_key, amount, 0)
+
+
+def window_expiry(window_key: str) -> int:
+    """Unix time after which a window's usage can go: its end plus two days for late settlements."""
+    if len(window_key) == 10:       # YYYY-MM-DD
+        end = datetime.strptime(window_key, "%Y-%m-%d").replace(tzinfo=timezone.utc) + timedelta(days=1)
+    else:                           # YYYY-MM
+        end = window_bounds("month", datetime.strptime(window_key, "%Y-%m").replace(tzinfo=timezone.utc))[1]
+    return int((end + timedelta(days=2)).timestamp())
+
+
+# KEYS: one usage hash per hold. ARGV: amount, limit, expire-at for each hold, in KEYS order.
+# Returns 0 when every hold was reserved, else the 1-based index of the hold that would overflow.
+_RESERVE = """
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
+  if (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) + tonumber(ARGV[3 * i - 2]) > tonumber(ARGV[3 * i - 1]) then
+    return i
+  end
+end
+for i = 1, #KEYS do
+  redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[3 * i - 2])
+  redis.call('EXPIREAT', KEYS[i], ARGV[3 * i])
+end
+return 0
+"""
+# KEYS: one usage hash per hold. ARGV: change of reserved (minus the hold), amount spent, expire-at, per hold.
+_SETTLE = """
+for i = 1, #KEYS do
+  redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[3 * i - 2])
+  redis.call('HINCRBY', KEYS[i], 'spent', ARGV[3 * i - 1])
+  redis.call('EXPIREAT', KEYS[i], ARGV[3 * i])
+end
+return 0
+"""
+
+
+class RedisLedger:
+    """Budgets shared by every gateway that points at the same Redis (``--ledger-url redis://...``).
+
+    Each budget window is a hash ``{prefix}{budget_id}:{window_key}`` with
+    ``spent`` and ``reserved``; it expires two days after its window ends.
+    Reserve and settle are Lua scripts, so concurrent gateways can never
+    overspend a cap between the check and the reservation. Redis unreachable
+    or slower than ``timeout`` means the reservation raises, and the call is
+    refused (fail closed); a script that timed out may still have run, which
+    can only leave a hold reserved (the budget under-used, never overspent).
+    Give Redis persistence (AOF) in production: its data is the budgets' state.
+    """
+
+    def __init__(self, url: str, prefix: str = "relaygate:budget:", timeout: float = 0.5) -> None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+        # One immediate retry on a broken connection (Redis restarted); none on a timeout, where
+        # the script may still run: a second try could reserve twice.
+        self.redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                          health_check_interval=30, retry_on_timeout=False,
+                                          retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+        self.redis.ping()               # a wrong URL or a Redis that is down fails at start, clearly
+        self.prefix = prefix
+        self._errors = (redis.RedisError, OSError)
+        self._reserve = self.redis.register_script(_RESERVE)
+        self._settle = self.redis.register_script(_SETTLE)
+
+    def _key(self, budget_id: str, window_key: str) -> str:
+        return f"{self.prefix}{budget_id}:{window_key}"
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except self._errors as e:
+            raise LedgerUnavailable(f"Redis budget ledger: {e}") from None
+
+    def used(self, budget_id: str, window_key: str) -> int:
+        spent, reserved = self._call(self.redis.hmget, self._key(budget_id, window_key), "spent", "reserved")
+        return int(spent or 0) + int(reserved or 0)
+
+    def reserve(self, holds: list[Hold], limits: dict[str, int]) -> str | None:
+        if not holds:
+            return None
+        args: list[int] = []
+        for h in holds:
+            args += [int(h.amount), int(limits[h.budget_id]), window_expiry(h.window_key)]
+        over = self._call(self._reserve, keys=[self._key(h.budget_id, h.window_key) for h in holds], args=args)
+        return holds[int(over) - 1].budget_id if over else None
+
+    def settle(self, holds: Iterable[Hold], actual: dict[str, int]) -> None:
+        holds = list(holds)
+        if not holds:
+            return
+        args: list[int] = []
+        for h in holds:
+            args += [-int(h.amount), int(actual.get(h.unit, 0)), window_expiry(h.window_key)]
+        self._call(self._settle, keys=[self._key(h.budget_id, h.window_key) for h in holds], args=args)
+
+    def charge(self, budget_id: str, window_key: str, amount: int) -> None:
+        self._call(self._settle, keys=[self._key(budget_id, window_key)],
+                   args=[0, int(amount), window_expiry(window_key)])
+
+    def close(self) -> None:
+        self.redis.close()

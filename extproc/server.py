@@ -26,7 +26,7 @@ from extproc import config as config_mod
 from extproc.admin import admin_app
 from extproc.admission import Admission
 from extproc.limits import TierLimits
-from extproc.ledger import InMemoryLedger, SqliteLedger, now_utc, window_bounds
+from extproc.ledger import InMemoryLedger, RedisLedger, SqliteLedger, now_utc, window_bounds
 from extproc.policy_engine import PolicyError, RegorusEngine
 from extproc.processor import Processor
 from extproc.settlement import DENIAL_GRACE, AccessLogSink, Finalizer
@@ -57,9 +57,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="seconds after which a call whose end was never seen gets an incomplete receipt")
     p.add_argument("--spool-synchronous", choices=["NORMAL", "FULL"], default="NORMAL",
                    help="SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
-    p.add_argument("--ledger", choices=["memory", "sqlite"], default="memory",
-                   help="budget ledger: memory (one process) or sqlite (shared by worker processes "
-                        "using the same --data-dir)")
+    p.add_argument("--ledger", choices=["memory", "sqlite", "redis"], default="memory",
+                   help="budget ledger: memory (one process), sqlite (shared by worker processes "
+                        "using the same --data-dir) or redis (shared by every gateway using the same "
+                        "Redis; see --ledger-url)")
+    p.add_argument("--ledger-url", default=os.environ.get("RELAYGATE_LEDGER_URL"),
+                   help="with --ledger redis: redis://[:PASSWORD@]HOST:PORT/DB (or $RELAYGATE_LEDGER_URL, "
+                        "which keeps a password off the command line)")
     p.add_argument("--no-settle", dest="settle", action="store_false",
                    help="do not serve the access log, sweep or recover the spool (extra workers; "
                         "exactly one process per data dir settles)")
@@ -79,6 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     a.instance_id = a.instance_id or a.sidecar_name
     # The fleet token is a secret: environment only, never the command line (ps shows it).
     a.fleet_token = os.environ.get("RELAYGATE_FLEET_TOKEN")
+    if a.ledger == "redis" and not a.ledger_url:
+        p.error("--ledger redis needs --ledger-url or $RELAYGATE_LEDGER_URL")
     if a.control_plane and not (a.fleet_token and a.control_plane_key):
         p.error("--control-plane needs $RELAYGATE_FLEET_TOKEN and --control-plane-key")
     return a
@@ -93,13 +99,22 @@ def rebuild_ledger(spool: Spool) -> InMemoryLedger:
     return ledger
 
 
+def _redis_ledger(url: str) -> RedisLedger:
+    import redis
+    try:
+        return RedisLedger(url)
+    except (redis.RedisError, ValueError) as e:
+        where = url.rsplit("@", 1)[-1]          # never print a password from the URL
+        raise config_mod.ConfigError(f"budget ledger: Redis at {where} is not usable: {e}") from None
+
+
 async def serve(args: argparse.Namespace) -> None:
     data_dir = Path(args.data_dir)
     spool = Spool(data_dir / "receipts.db", args.spool_synchronous)
     signer = load_or_create_signer(data_dir / "receipt-signing.pem")
-    if args.ledger == "sqlite":
-        # Persistent and shared: recovery settles stale holds inside it.
-        ledger = SqliteLedger(data_dir / "ledger.db")
+    if args.ledger in ("sqlite", "redis"):
+        # Persistent and shared: recovery settles this data dir's stale holds inside it.
+        ledger = SqliteLedger(data_dir / "ledger.db") if args.ledger == "sqlite" else _redis_ledger(args.ledger_url)
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
         if args.settle:
             finalizer.sweep(time.time() + DENIAL_GRACE, grace=-1)

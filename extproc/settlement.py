@@ -70,7 +70,12 @@ class Finalizer:
         self.chain_seq, self.prev_hash = seq, prev
         for draft, receipt, actual in settlements:
             if settle_ledger and draft["holds"]:
-                self.ledger.settle([Hold(b, w, a, u) for b, w, a, u in draft["holds"]], actual)
+                try:
+                    self.ledger.settle([Hold(b, w, a, u) for b, w, a, u in draft["holds"]], actual)
+                except Exception as e:
+                    # The receipt is signed and kept; the hold stays reserved (the budget can
+                    # only be under-used, never overspent) until its window ends.
+                    log.error("budget settlement of %s failed, its hold stays reserved: %s", receipt["id"], e)
             metrics.RECEIPTS.labels(receipt["status"]).inc()
             final = (receipt["response"] or {}).get("status") or receipt["decision"]["status"]
             metrics.OUTCOMES.labels(f"{final // 100}xx").inc()

@@ -77,6 +77,7 @@ class Stack:
     extproc_args: list[str] = field(default_factory=list)
     unreachable: set[str] = field(default_factory=set)   # upstreams the simulator leaves unserved
     workers: int = 1                                      # ext_proc processes behind one cluster
+    ledger_url: str = ""                                  # a Redis budget ledger shared with other stacks
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     # With a control plane the sidecar takes policy and config from its bundles, seeded
     # from config_dir on first start; without one it reads config_dir/policy_dir itself.
@@ -163,9 +164,14 @@ class Stack:
                     "--policy-dir", str(self.policy_dir), "--data-dir", str(self.run_dir / "data"),
                     "--listen", f"unix:{self.sockets[i].resolve()}", "--sidecar-name", self.instance_id,
                     "--admin-port", str(self.extproc_admin_port if i == 0 else 0), *self.extproc_args]
-            if self.workers > 1:
-                argv += ["--ledger", "sqlite"] + (["--no-settle"] if i else [])
             env = {}
+            if self.ledger_url:
+                argv += ["--ledger", "redis"]
+                env["RELAYGATE_LEDGER_URL"] = self.ledger_url
+            elif self.workers > 1:
+                argv += ["--ledger", "sqlite"]
+            if i:
+                argv += ["--no-settle"]
             if self.controlplane:
                 argv += ["--control-plane", self.cp_url, "--control-plane-key",
                          str(self.cp_data / "bundle-signing.pub"), "--tenant", self.tenant,

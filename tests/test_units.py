@@ -318,3 +318,11 @@ def test_fleet_health_window_spans_the_last_heartbeats_and_restarts_with_the_sid
     fleet.observe("gw", {"calls_total": "many", "errors_total": 0}, t1 + 4_000)  # not a number: ignored
     fleet.observe("gw", {"calls_total": 9, "errors_total": 1}, t1 + 6_000)
     assert fleet._window("gw") == (t1 + 2_000, t1 + 6_000, 6, 1)
+
+
+def test_shared_ledger_windows_expire_two_days_after_they_end():
+    from extproc.ledger import window_expiry
+    day = datetime(2026, 12, 3, tzinfo=timezone.utc).timestamp() + 2 * 86400
+    assert window_expiry("2026-12-02") == day
+    assert window_expiry("2026-12") == datetime(2027, 1, 3, tzinfo=timezone.utc).timestamp()
+    assert window_expiry("2026-02") == datetime(2026, 3, 3, tzinfo=timezone.utc).timestamp()
