@@ -9,6 +9,7 @@ requests/s at saturation, p50/p99 at one connection, p50/p99 paced
 
     make bench                       # or: python -m bench.run --duration 10 --rounds 3
     python -m bench.run --workers 2  # several ext_proc processes behind one cluster
+    python -m bench.run --ledger redis  # budgets in a (loopback) Redis shared by a fleet
     python -m bench.run --profile    # py-spy the policy service during a saturated run
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ import yaml
 
 from extproc.keytool import create as create_key
 from stack import envoy_config
+from stack.redis_server import RedisServer
 from stack.processes import ROOT, Stack, envoy_binary, free_port, http_ok, wait_until
 
 RUN = ROOT / ".run" / "bench"
@@ -132,6 +134,8 @@ def main(argv=None) -> None:
     p.add_argument("--pace-ms", type=int, default=20, help="each paced connection waits this long between calls")
     p.add_argument("--workers", type=int, default=1, help="ext_proc worker processes behind one cluster")
     p.add_argument("--profile", action="store_true", help="record the policy service with py-spy")
+    p.add_argument("--ledger", choices=["memory", "redis"], default="memory",
+                   help="budget ledger of the relaygate path: memory, or redis (a loopback Redis is started)")
     a = p.parse_args(argv)
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk (make bench does this)")
@@ -141,7 +145,7 @@ def main(argv=None) -> None:
 
     up_port, plain_port = free_port(), free_port()
     procs = []
-    stack = None
+    stack = redis_server = None
     try:
         for name, boot in (("upstream", upstream_bootstrap(up_port, free_port())),
                            ("plain", plain_bootstrap(plain_port, free_port(), up_port))):
@@ -151,8 +155,12 @@ def main(argv=None) -> None:
             admin = boot["admin"]["address"]["socket_address"]["port_value"]
             wait_until(lambda: http_ok(f"http://127.0.0.1:{admin}/ready"), 30, f"{name} envoy", procs[-1])
         key = write_bench_config(RUN / "config", up_port)
+        ledger_url = ""
+        if a.ledger == "redis":
+            redis_server = RedisServer(RUN / "redis")
+            ledger_url = redis_server.start()
         stack = Stack(RUN / "stack", config_dir=RUN / "config", workers=a.workers,
-                      extproc_args=["--log-level", "WARNING"])
+                      extproc_args=["--log-level", "WARNING"], ledger_url=ledger_url)
         stack.start_extproc()
         stack.start_envoy()
         # The floor: the same Envoy bootstrap in front of a do-nothing Python ext_proc server.
@@ -226,15 +234,17 @@ def main(argv=None) -> None:
         print(f"paced  p50 relaygate/plain: {ratios['paced_p50_relaygate_over_plain']:.2f}x, "
               f"p99 {ratios['paced_p99_relaygate_over_plain']:.2f}x")
         print(f"receipts in the spool: {counts['counts']}")
-        out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "workers": a.workers,
+        out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "workers": a.workers, "ledger": a.ledger,
                "duration_s": a.duration, "rounds": a.rounds, "connections": a.connections,
                "summary": summary, "ratios": ratios, "spool": counts["counts"]}
-        name = f"latest-w{a.workers}.json"
+        name = f"latest-w{a.workers}{'-redis' if a.ledger == 'redis' else ''}.json"
         (RESULTS / name).write_text(json.dumps(out, indent=2))
         print(f"written to bench/results/{name}")
     finally:
         if stack:
             stack.stop()
+        if redis_server:
+            redis_server.stop()
         for pr in procs:
             pr.terminate()
             pr.wait()
