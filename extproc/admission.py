@@ -88,7 +88,10 @@ class Admission:
         now = now_utc()
         budgets = self.config.budgets_for(key.workspace, key.id)
         windows = {b.id: window_bounds(b.window, now) for b in budgets}
-        used = used or self.ledger.used
+        if used is None:     # one read of the ledger for all the call's budgets (one round trip to Redis)
+            pairs = [(b.id, windows[b.id][0]) for b in budgets]
+            current = dict(zip(pairs, self.ledger.used_many(pairs))) if pairs else {}
+            used = lambda budget_id, window_key: current[(budget_id, window_key)]  # noqa: E731
         doc = {
             "version": POLICY_INPUT_VERSION,
             "endpoint": endpoint,

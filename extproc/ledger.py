@@ -47,15 +47,30 @@ class Usage:
 
 class Ledger(Protocol):
     def used(self, budget_id: str, window_key: str) -> int: ...
+    def used_many(self, pairs: list[tuple[str, str]]) -> list[int]:
+        """``used`` for several (budget id, window key) pairs at once."""
     def reserve(self, holds: list[Hold], limits: dict[str, int]) -> str | None:
         """Reserve all holds or none. Returns the budget id that would overflow, or None."""
     def settle(self, holds: Iterable[Hold], actual: dict[str, int]) -> None:
         """Release holds and charge the actual amount per unit ('tokens'/'usd')."""
+    def settle_many(self, items: list[tuple[list[Hold], dict[str, int]]]) -> None:
+        """``settle`` for a batch of calls (the settler's), at once where the ledger can."""
     def charge(self, budget_id: str, window_key: str, amount: int) -> None:
         """Charge spend recorded elsewhere (rebuilding state from the spool)."""
 
 
-class InMemoryLedger:
+class _OneByOne:
+    """Batch operations as loops, for ledgers where a call costs no round trip."""
+
+    def used_many(self, pairs: list[tuple[str, str]]) -> list[int]:
+        return [self.used(b, w) for b, w in pairs]
+
+    def settle_many(self, items: list[tuple[list[Hold], dict[str, int]]]) -> None:
+        for holds, actual in items:
+            self.settle(holds, actual)
+
+
+class InMemoryLedger(_OneByOne):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._usage: dict[tuple[str, str], Usage] = {}
@@ -101,7 +116,7 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class SqliteLedger:
+class SqliteLedger(_OneByOne):
     """A ledger shared by several worker processes on one machine (one SQLite file).
 
     Each reservation is one ``BEGIN IMMEDIATE`` transaction, so SQLite's write
@@ -240,8 +255,14 @@ class RedisLedger:
             raise LedgerUnavailable(f"Redis budget ledger: {e}") from None
 
     def used(self, budget_id: str, window_key: str) -> int:
-        spent, reserved = self._call(self.redis.hmget, self._key(budget_id, window_key), "spent", "reserved")
-        return int(spent or 0) + int(reserved or 0)
+        return self.used_many([(budget_id, window_key)])[0]
+
+    def used_many(self, pairs: list[tuple[str, str]]) -> list[int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for budget_id, window_key in pairs:
+            pipe.hmget(self._key(budget_id, window_key), "spent", "reserved")
+        rows = self._call(pipe.execute)
+        return [int(spent or 0) + int(reserved or 0) for spent, reserved in rows]
 
     def reserve(self, holds: list[Hold], limits: dict[str, int]) -> str | None:
         if not holds:
@@ -252,14 +273,25 @@ class RedisLedger:
         over = self._call(self._reserve, keys=[self._key(h.budget_id, h.window_key) for h in holds], args=args)
         return holds[int(over) - 1].budget_id if over else None
 
-    def settle(self, holds: Iterable[Hold], actual: dict[str, int]) -> None:
-        holds = list(holds)
-        if not holds:
-            return
+    def _settle_args(self, holds: list[Hold], actual: dict[str, int]) -> tuple[list[str], list[int]]:
         args: list[int] = []
         for h in holds:
             args += [-int(h.amount), int(actual.get(h.unit, 0)), window_expiry(h.window_key)]
-        self._call(self._settle, keys=[self._key(h.budget_id, h.window_key) for h in holds], args=args)
+        return [self._key(h.budget_id, h.window_key) for h in holds], args
+
+    def settle(self, holds: Iterable[Hold], actual: dict[str, int]) -> None:
+        self.settle_many([(list(holds), actual)])
+
+    def settle_many(self, items: list[tuple[list[Hold], dict[str, int]]]) -> None:
+        """One round trip for the whole batch; each call's settlement is still its own script."""
+        items = [(holds, actual) for holds, actual in items if holds]
+        if not items:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for holds, actual in items:
+            keys, args = self._settle_args(holds, actual)
+            self._settle(keys=keys, args=args, client=pipe)
+        self._call(pipe.execute)
 
     def charge(self, budget_id: str, window_key: str, amount: int) -> None:
         self._call(self._settle, keys=[self._key(budget_id, window_key)],

@@ -68,14 +68,16 @@ class Finalizer:
             return
         self.spool.finalize_many(rows)
         self.chain_seq, self.prev_hash = seq, prev
+        if settle_ledger:
+            batch = [([Hold(b, w, a, u) for b, w, a, u in draft["holds"]], actual)
+                     for draft, _, actual in settlements if draft["holds"]]
+            try:
+                self.ledger.settle_many(batch)
+            except Exception as e:
+                # The receipts are signed and kept; the holds stay reserved (the budget can
+                # only be under-used, never overspent) until their window ends.
+                log.error("budget settlement of %d calls failed, their holds stay reserved: %s", len(batch), e)
         for draft, receipt, actual in settlements:
-            if settle_ledger and draft["holds"]:
-                try:
-                    self.ledger.settle([Hold(b, w, a, u) for b, w, a, u in draft["holds"]], actual)
-                except Exception as e:
-                    # The receipt is signed and kept; the hold stays reserved (the budget can
-                    # only be under-used, never overspent) until its window ends.
-                    log.error("budget settlement of %s failed, its hold stays reserved: %s", receipt["id"], e)
             metrics.RECEIPTS.labels(receipt["status"]).inc()
             final = (receipt["response"] or {}).get("status") or receipt["decision"]["status"]
             metrics.OUTCOMES.labels(f"{final // 100}xx").inc()

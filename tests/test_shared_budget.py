@@ -126,3 +126,21 @@ def test_redis_unavailable_fails_closed_with_a_receipt(pair):
     assert ok.status == 200, ok.body
     body = ok.json()
     assert body["choices"]
+
+
+def test_redis_ledger_reserves_all_or_none_and_settles_in_batches(redis_url):
+    from extproc.ledger import Hold, RedisLedger, now_utc, window_bounds
+    ledger = RedisLedger(redis_url, prefix="relaygate:test-ledger:")
+    for key in ledger.redis.scan_iter("relaygate:test-ledger:*"):
+        ledger.redis.delete(key)
+    day, month = window_bounds("day", now_utc())[0], window_bounds("month", now_utc())[0]
+    a, b = Hold("a", day, 60, "tokens"), Hold("b", month, 60, "usd")
+    limits = {"a": 100, "b": 100}
+    assert ledger.reserve([a, b], limits) is None
+    assert ledger.reserve([Hold("a", day, 10, "tokens"), Hold("b", month, 50, "usd")], limits) == "b"
+    assert ledger.used_many([("a", day), ("b", month)]) == [60, 60]        # the refused call held nothing
+    ledger.settle_many([([a, b], {"tokens": 7, "usd": 3}), ([], {"tokens": 99})])
+    assert ledger.used_many([("a", day), ("b", month)]) == [7, 3]
+    ledger.charge("a", day, 5)
+    assert ledger.used("a", day) == 12 and ledger.used("never", month) == 0
+    assert 2 * 86400 < ledger.redis.ttl(f"relaygate:test-ledger:a:{day}") <= 3 * 86400
