@@ -160,9 +160,10 @@ async def serve(args: argparse.Namespace) -> None:
         runner = web.AppRunner(admin_app(spool, lambda: finalizer.signer.public_pem()), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", args.admin_port).start()
+    ledger_desc = args.ledger if args.ledger != "redis" else f"redis at {args.ledger_url.rsplit('@', 1)[-1]}"
     log.info("relaygate-extproc ready: grpc %s, admin :%s, signing key %s, %d upstreams, %d keys, "
-             "policy %s", listen, args.admin_port, signer.key_id, len(cfg.upstreams), len(cfg.keys),
-             admission.revision if cp else f"from {args.config_dir} and {args.policy_dir}")
+             "policy %s, ledger %s", listen, args.admin_port, signer.key_id, len(cfg.upstreams), len(cfg.keys),
+             admission.revision if cp else f"from {args.config_dir} and {args.policy_dir}", ledger_desc)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
