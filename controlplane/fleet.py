@@ -12,6 +12,7 @@ as missing evidence because the two rates were measured over different spans.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import sqlalchemy as sa
@@ -25,7 +26,7 @@ RATE_WINDOW_S = 30.0
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _number(v) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Iterable, Protocol
 
 
@@ -182,13 +183,15 @@ class SqliteLedger(_OneByOne):
             self._add(budget_id, window_key, amount, 0)
 
 
+@lru_cache(maxsize=64)
 def window_expiry(window_key: str) -> int:
-    """Unix time after which a window's usage can go: its end plus two days for late settlements."""
-    if len(window_key) == 10:       # YYYY-MM-DD
-        end = datetime.strptime(window_key, "%Y-%m-%d").replace(tzinfo=timezone.utc) + timedelta(days=1)
-    else:                           # YYYY-MM
-        end = window_bounds("month", datetime.strptime(window_key, "%Y-%m").replace(tzinfo=timezone.utc))[1]
-    return int((end + timedelta(days=2)).timestamp())
+    """Unix time after which a window's usage can go: its end plus two days for late settlements.
+
+    Cached: every reservation and settlement asks, and a process sees a handful of windows.
+    """
+    window, fmt = ("day", "%Y-%m-%d") if len(window_key) == 10 else ("month", "%Y-%m")
+    start = datetime.strptime(window_key, fmt).replace(tzinfo=timezone.utc)
+    return int((window_bounds(window, start)[1] + timedelta(days=2)).timestamp())
 
 
 # KEYS: one usage hash per hold. ARGV: amount, limit, expire-at for each hold, in KEYS order.
@@ -296,6 +299,3 @@ class RedisLedger:
     def charge(self, budget_id: str, window_key: str, amount: int) -> None:
         self._call(self._settle, keys=[self._key(budget_id, window_key)],
                    args=[0, int(amount), window_expiry(window_key)])
-
-    def close(self) -> None:
-        self.redis.close()

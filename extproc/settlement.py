@@ -76,7 +76,8 @@ class Finalizer:
             except Exception as e:
                 # The receipts are signed and kept; the holds stay reserved (the budget can
                 # only be under-used, never overspent) until their window ends.
-                log.error("budget settlement of %d calls failed, their holds stay reserved: %s", len(batch), e)
+                log.error("budget settlement of a batch of %d calls failed; holds not settled stay "
+                          "reserved: %s", len(batch), e)
         for draft, receipt, actual in settlements:
             metrics.RECEIPTS.labels(receipt["status"]).inc()
             final = (receipt["response"] or {}).get("status") or receipt["decision"]["status"]
