@@ -73,7 +73,10 @@ def parse(note: str) -> tuple[Checkpoint, str, list[tuple[str, bytes, bytes]]]:
     ts = 0
     for ext in lines[3:]:
         if ext.startswith("timestamp "):
-            ts = int(ext.split(" ", 1)[1])
+            try:
+                ts = int(ext.split(" ", 1)[1])
+            except ValueError:
+                raise CheckpointError("checkpoint timestamp is malformed") from None
     out = []
     for line in sigs.split("\n"):
         if not line:
@@ -81,7 +84,10 @@ def parse(note: str) -> tuple[Checkpoint, str, list[tuple[str, bytes, bytes]]]:
         parts = line.split(" ")
         if len(parts) != 3 or parts[0] != _DASH:
             raise CheckpointError(f"malformed signature line: {line[:80]}")
-        raw = base64.b64decode(parts[2])
+        try:
+            raw = base64.b64decode(parts[2], validate=True)
+        except (ValueError, binascii.Error):
+            raise CheckpointError(f"malformed signature line: {line[:80]}") from None
         out.append((parts[1], raw[:4], raw[4:]))
     return Checkpoint(lines[0], size, root, ts, note), body, out
 

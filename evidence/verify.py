@@ -2,13 +2,17 @@
 
 Checks, each reported with the file and receipt it concerns:
 
-1. the manifest's signature, by a control-plane key (pinned with ``trusted_key``,
-   else the bundle's own root key, reported as unpinned);
+1. the manifest's signature, by a control-plane key that chains back to the root:
+   the pinned ``trusted_key``, else the bundle's own root, reported as unpinned
+   (self-asserted: anyone can build a bundle whose chain roots in a key of theirs);
 2. every file's SHA-256 against the manifest, and no file the manifest does not list;
 3. key custody: every event's signatures (previous key, proof of possession,
-   control-plane countersignature), replayed into a timeline of valid keys;
+   control-plane countersignature), replayed into a timeline of valid keys that
+   admits a key only when a key already trusted vouches for it (KeyRing);
 4. every checkpoint's signature by a tree-head key valid when it was signed,
-   and consistency between consecutive checkpoints;
+   consistency between consecutive checkpoints, the manifest's tree head being
+   the newest checkpoint, and (``after_checkpoint``) that the bundle's tree
+   extends a checkpoint the auditor already holds (no stale replay, no fork);
 5. every receipt: its DSSE signature, by a key that was valid when the receipt
    was issued (a retired key after its retirement fails), its canonical in-toto
    statement, and its inclusion proof against the signed tree head;
@@ -25,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from evidence import dsse
 from evidence import evidence_bundle as eb
-from evidence.checkpoint import CheckpointError, parse, verify_checkpoint
-from evidence.custody import CONTROL_PLANE, CustodyError, KeyRing, to_ms
+from evidence.checkpoint import KEY_NAME, CheckpointError, note_key_hash, parse, verify_checkpoint
+from evidence.custody import CONTROL_PLANE, CustodyError, KeyInfo, KeyRing, to_ms
 from evidence.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
 from evidence.receipts import (PREDICATE_TYPE, STATEMENT_TYPE, canonical, envelope_hash, envelope_statement,
                                leaf_bytes)
@@ -50,6 +54,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     trust: str = ""
+    pinned: bool = False
 
     @property
     def ok(self) -> bool:
@@ -66,12 +71,14 @@ class Report:
         self.add(check, False, message, file, receipt)
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "trust": self.trust, "stats": self.stats,
+        return {"ok": self.ok, "pinned": self.pinned, "trust": self.trust, "stats": self.stats,
                 "failures": [f.as_dict() for f in self.failures],
                 "checks": [f.as_dict() for f in self.findings if f.ok]}
 
     def render(self) -> str:
-        lines = [f"relaygate evidence bundle: {'VERIFIED' if self.ok else 'FAILED'}", f"trust: {self.trust}"]
+        verdict = "FAILED" if not self.ok else "VERIFIED" if self.pinned else \
+            "CHECKS PASS, BUT TRUST IS ONLY SELF-ASSERTED (no pinned key)"
+        lines = [f"relaygate evidence bundle: {verdict}", f"trust: {self.trust}"]
         for k, v in self.stats.items():
             lines.append(f"  {k.replace('_', ' ')}: {v}")
         lines.append("")
@@ -105,8 +112,126 @@ def _jsonl(files: dict, name: str, report: Report) -> list:
     return out
 
 
-def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None) -> Report:
-    report = Report()
+def _tree_head_key(note: str, cp_keys: dict) -> KeyInfo | None:
+    """The control-plane tree-head key of the ring whose signature on ``note`` verifies, if any."""
+    for k in cp_keys.values():
+        if k.purpose != "tree-head":
+            continue
+        try:
+            verify_checkpoint(note, k.public_key)
+            return k
+        except CheckpointError:
+            continue
+    return None
+
+
+def _outside(sigs: list, cp_keys: dict, root_words: str) -> str:
+    """Why no tree-head key matched: the note is signed by a key outside the chain, or the signature is bad."""
+    ours = {note_key_hash(KEY_NAME, k.public_key) for k in cp_keys.values()}
+    if not any(khash in ours for _, khash, _ in sigs):
+        return f" (it is signed by a key that does not chain to {root_words})"
+    return ""
+
+
+def _check_fresh(report: Report, note: str, ordered: list, trees: dict, proofs: dict, cp_keys: dict,
+                 ring: KeyRing, root_words: str) -> None:
+    """The bundle's tree must extend the checkpoint the auditor holds: not older, same log, consistent.
+
+    A bundle replayed from before that checkpoint (stale), or cut from a different log (a fork, a
+    split view shown to this auditor), fails here. The held note is trusted only when a tree-head
+    key of the ring (chained to the root) signed it, while that key was valid.
+    """
+    try:
+        held, _, sigs = parse(note)
+    except CheckpointError as e:
+        report.fail("consistency", f"the checkpoint you hold is unreadable: {e}")
+        return
+    key = _tree_head_key(note, cp_keys)
+    if key is None:
+        report.fail("consistency", f"the checkpoint you hold is not signed by a tree-head key that chains to "
+                                   f"{root_words}")
+        return
+    try:
+        ring.check(key.key_id, held.timestamp_ms, "tree-head")
+    except CustodyError as e:
+        report.fail("consistency", f"the checkpoint you hold is {e}")
+        return
+    m = held.size
+    if not ordered:
+        report.fail("consistency", f"the bundle has no signed tree head to compare with the checkpoint you hold "
+                                   f"(size {m})", eb.CHECKPOINTS)
+        return
+    newest = ordered[-1]
+    if held.origin != newest.origin:
+        report.fail("consistency", f"the checkpoint you hold is of log {held.origin}, the bundle's of "
+                                   f"{newest.origin}", eb.CHECKPOINTS)
+        return
+    if m > newest.size:
+        report.fail("consistency", f"stale: the bundle's newest tree head has size {newest.size}, older than the "
+                                   f"checkpoint you hold (size {m}): a replayed or withheld bundle", eb.CHECKPOINTS)
+        return
+    if m in trees:
+        if trees[m] != held.root:
+            report.fail("consistency", f"fork: the bundle's checkpoint of size {m} has a different root than the "
+                                       "checkpoint you hold (the log was rewritten, or you were shown another "
+                                       "view)", eb.CHECKPOINTS)
+            return
+        how = "the same root at that size"
+    else:
+        proof = next((proofs[(m, c.size)] for c in reversed(ordered) if (m, c.size) in proofs), None)
+        if proof is None:
+            report.fail("consistency", f"no consistency proof from the checkpoint you hold (size {m}) to the "
+                                       f"bundle's tree (size {newest.size}): request the bundle with "
+                                       f'"consistency_from": [{m}]', eb.CONSISTENCY)
+            return
+        try:
+            verify_consistency(m, proof["second"], held.root, trees[proof["second"]],
+                               [bytes.fromhex(h) for h in proof["hashes"]])
+        except (ProofError, ValueError, KeyError, TypeError) as e:
+            report.fail("consistency", f"the bundle's tree is not consistent with the checkpoint you hold (size "
+                                       f"{m}): {e}", eb.CONSISTENCY)
+            return
+        how = f"a consistency proof {m} -> {proof['second']}"
+    report.add("consistency", True, f"the bundle's tree (size {newest.size}) is consistent with the checkpoint you "
+                                    f"hold (size {m}): {how}", eb.CONSISTENCY)
+
+
+def held_checkpoint(text: str) -> str:
+    """The signed note of a checkpoint file the auditor holds; ValueError when it is neither form.
+
+    Either the JSON ``GET /v1/audit/checkpoints/latest`` serves (``{"size", "root_hash", "key_id",
+    "signed_at", "checkpoint": <signed note>}``; only the signed note is trusted, the other fields
+    must agree with it) or the signed note itself.
+    """
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise ValueError(f"checkpoint file is not valid JSON: {e}") from None
+        note = doc.get("checkpoint") if isinstance(doc, dict) else None
+        if not isinstance(note, str):
+            raise ValueError('checkpoint file has no "checkpoint" (the signed note)')
+        try:
+            cp, _, _ = parse(note)
+        except CheckpointError as e:
+            raise ValueError(f"checkpoint file: {e}") from None
+        if doc.get("size") not in (None, cp.size) or doc.get("root_hash") not in (None, cp.root.hex()):
+            raise ValueError("checkpoint file: size or root_hash disagree with its signed note")
+        return note
+    note = text + "\n"
+    try:
+        parse(note)
+    except CheckpointError as e:
+        raise ValueError(f"checkpoint file: {e}") from None
+    return note
+
+
+def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
+                  after_checkpoint: str | None = None) -> Report:
+    """Check a bundle; ``trusted_key`` pins the control plane's root, ``after_checkpoint`` is a
+    signed note the auditor already holds (the bundle's tree must extend it)."""
+    report = Report(pinned=trusted_key is not None)
     try:
         files = eb.read(blob)
     except eb.BundleFormatError as e:
@@ -118,29 +243,36 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None) -> R
         return report
 
     # -- key custody first: it says which control-plane keys exist -------------------------
+    # Only keys that chain back to the root enter the ring (see KeyRing): the pinned key when
+    # there is one. Anything signed by another key fails below, each with its own message.
     trusted_id = key_id_for(trusted_key) if trusted_key is not None else None
-    ring = KeyRing()
+    ring = KeyRing(trusted_root=trusted_id)
     custody = _jsonl(files, eb.CUSTODY, report)
     custody_ok = True
     for env in custody:
         try:
             ring.apply(env)
-        except (CustodyError, KeyError, ValueError, TypeError) as e:
+        except (CustodyError, KeyError, ValueError, TypeError, AttributeError, dsse.EnvelopeError) as e:
             custody_ok = False
             report.fail("custody", str(e), eb.CUSTODY)
     for w in ring.warnings:
         report.add("custody", True, f"warning: {w}", eb.CUSTODY)
     if custody and custody_ok:
-        report.add("custody", True, f"{len(custody)} custody events verified ({len(ring.keys)} keys)", eb.CUSTODY)
-    cp_keys = {k.key_id: k for k in ring.keys.values() if k.owner == CONTROL_PLANE}
+        report.add("custody", True, f"{len(custody)} custody events verified ({len(ring.keys)} keys, all chained "
+                                    f"to root {ring.anchor})", eb.CUSTODY)
     if trusted_id:
         report.trust = f"control-plane key {trusted_id} (pinned)"
-        if cp_keys and trusted_id not in cp_keys:
+        if not custody:     # a bundle without custody (no receipts): the pinned key itself signs
+            ring.keys[trusted_id] = KeyInfo(trusted_id, CONTROL_PLANE, "tree-head", trusted_key, 0)
+        elif ring.root != trusted_id:
             report.fail("trust", f"the pinned key {trusted_id} is not a control-plane key of this bundle's custody "
-                                 "chain", eb.CUSTODY)
+                                 "chain (it is not the chain's root)", eb.CUSTODY)
     else:
-        report.trust = (f"control-plane root key {ring.root} taken from the bundle (NOT pinned: compare it with "
-                        "the key you trust, or pass --trusted-key)") if ring.root else "no control-plane key"
+        report.trust = (f"control-plane root key {ring.root} taken from the bundle (NOT pinned: trust is only "
+                        "self-asserted; compare it with the key you trust, or pass --trusted-key)") if ring.root \
+            else "no control-plane key (NOT pinned: trust is only self-asserted)"
+    cp_keys = {k.key_id: k for k in ring.keys.values() if k.owner == CONTROL_PLANE}
+    root_words = f"the pinned root {trusted_id}" if trusted_id else f"the bundle's own root {ring.anchor}"
 
     # -- manifest signature and file digests ------------------------------------------------
     sig_env = _json(files, eb.MANIFEST_SIG, report)
@@ -150,11 +282,16 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None) -> R
             payload_ok = dsse.payload(sig_env) == files[eb.MANIFEST]
         except dsse.EnvelopeError:
             payload_ok = False
-        created = to_ms(manifest["created_at"]) if manifest.get("created_at") else 0
-        candidates = list(cp_keys.values())
-        if trusted_key is not None and trusted_id not in cp_keys:
-            candidates = []
-        for k in candidates:
+        try:
+            created = to_ms(manifest["created_at"]) if manifest.get("created_at") else 0
+        except (TypeError, ValueError):
+            created = 0
+        kids = [k for k in dsse.keyids(sig_env) if isinstance(k, str)]
+        chained = [cp_keys[k] for k in kids if k in cp_keys]
+        if not chained:
+            report.fail("manifest", f"manifest is signed by {', '.join(kids) or 'no key'}, which does not chain to "
+                                    f"{root_words} (forged manifest?)", eb.MANIFEST_SIG)
+        for k in chained:
             if dsse.verify_envelope(sig_env, k.public_key, eb.MANIFEST_TYPE) and payload_ok:
                 try:
                     ring.check(k.key_id, created)
@@ -162,10 +299,12 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None) -> R
                     report.fail("manifest", f"manifest {e}", eb.MANIFEST_SIG)
                 signed = True
                 break
-        if trusted_key is not None and not candidates and payload_ok:
-            signed = dsse.verify_envelope(sig_env, trusted_key, eb.MANIFEST_TYPE)
-    report.add("manifest", signed, "manifest signature verifies with a control-plane key" if signed else
-               "manifest signature does not verify with any control-plane key", eb.MANIFEST_SIG)
+        if chained or signed:
+            report.add("manifest", signed, "manifest signature verifies with a control-plane key" if signed else
+                       "manifest signature does not verify with any control-plane key", eb.MANIFEST_SIG)
+    else:
+        report.fail("manifest", "manifest signature does not verify with any control-plane key (no signature)",
+                    eb.MANIFEST_SIG)
     listed = {f["path"]: f for f in manifest.get("files") or []}
     for path, f in sorted(listed.items()):
         if path not in files:
@@ -188,19 +327,11 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None) -> R
         except CheckpointError as e:
             report.fail("checkpoints", f"checkpoint {i}: {e}", eb.CHECKPOINTS)
             continue
-        good = None
-        for k in cp_keys.values():
-            if k.purpose != "tree-head":
-                continue
-            try:
-                verify_checkpoint(note, k.public_key)
-                good = k
-                break
-            except CheckpointError:
-                continue
+        good = _tree_head_key(note, cp_keys)
         if good is None:
             report.fail("checkpoints", f"checkpoint of size {cp.size}: signature does not verify with any "
-                                       "control-plane tree-head key (forged tree head?)", eb.CHECKPOINTS)
+                                       f"control-plane tree-head key{_outside(sigs, cp_keys, root_words)} "
+                                       "(forged tree head?)", eb.CHECKPOINTS)
             continue
         try:
             ring.check(good.key_id, cp.timestamp_ms, "tree-head")
@@ -234,6 +365,16 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None) -> R
     if len(ordered) > 1 and consistent:
         report.add("consistency", True, f"checkpoints {ordered[0].size} -> {ordered[-1].size} are consistent "
                                         "(append-only)", eb.CONSISTENCY)
+    head = manifest.get("log")
+    if ordered and isinstance(head, dict) and "tree_size" in head:
+        # The signed manifest names the tree head the bundle was cut at: it must be the newest one here.
+        newest = ordered[-1]
+        if head.get("tree_size") != newest.size or head.get("root_hash") != newest.root.hex():
+            report.fail("checkpoints", f"the manifest names tree size {head.get('tree_size')}, but the newest "
+                                       f"signed checkpoint has size {newest.size} (root {newest.root.hex()[:16]}…)",
+                        eb.CHECKPOINTS)
+    if after_checkpoint is not None:
+        _check_fresh(report, after_checkpoint, ordered, trees, proofs, cp_keys, ring, root_words)
 
     # -- receipts -----------------------------------------------------------------------------
     rows = _jsonl(files, eb.RECEIPTS, report)

@@ -120,8 +120,8 @@ def test_bundle_verifies_offline_with_the_cli(ev, bundle, tmp_path):
     out = _cli(path, "--trusted-key", _trusted(ev))
     assert out.returncode == 0, out.stdout
     assert "VERIFIED" in out.stdout and "(pinned)" in out.stdout
-    report = json.loads(_cli(path, "--json").stdout)
-    assert report["ok"] and report["stats"]["receipts"] >= 15
+    report = json.loads(_cli(path, "--trusted-key", _trusted(ev), "--json").stdout)
+    assert report["ok"] and report["pinned"] and report["stats"]["receipts"] >= 15
     checks = {c["check"] for c in report["checks"]}
     assert {"manifest", "digests", "custody", "checkpoints", "consistency", "receipts", "chain", "policies"} <= checks
     files = eb.read(bundle)
@@ -304,7 +304,8 @@ def test_the_verifier_reports_an_unpinned_root_and_refuses_a_foreign_pin(ev, bun
     path = tmp_path / "b.tar.gz"
     path.write_bytes(bundle)
     out = _cli(path)
-    assert out.returncode == 0 and "NOT pinned" in out.stdout
+    assert out.returncode == 3 and "NOT pinned" in out.stdout and "trust is only self-asserted" in out.stderr
+    assert _cli(path, "--allow-unpinned").returncode == 0
     foreign = tmp_path / "foreign.pub"
     foreign.write_bytes(signer_for(Ed25519PrivateKey.generate()).public_pem())
     out = _cli(path, "--trusted-key", foreign)
@@ -340,6 +341,6 @@ def test_single_file_verifier_from_make_runs_without_the_project(ev, bundle, tmp
     files[eb.POSTURE] = b"[]"
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(_repack(files))
-    out = subprocess.run([str(base_python), "-I", str(pyz), "verify", str(bad)], capture_output=True, text=True,
-                         timeout=120, env=env, cwd=tmp_path)
+    out = subprocess.run([str(base_python), "-I", str(pyz), "verify", str(bad), "--trusted-key", str(_trusted(ev))],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert out.returncode == 1 and "manifest signature does not verify" in out.stdout
