@@ -132,9 +132,14 @@ class EvidenceJobs:
                         sizes.add(cp["size"])
                         dedup.append(cp)
                 files[eb.CHECKPOINTS] = canonical([cp["note"] for cp in dedup])
+                # Plus a proof from each checkpoint the requester already holds ("consistency_from")
+                # to this tree head, so an auditor can check the bundle extends it (verify
+                # --after-checkpoint) even when that checkpoint is older than the bundle's first.
+                pairs = [(a["size"], b["size"]) for a, b in zip(dedup, dedup[1:])]
+                pairs += [(m, size) for m in sorted(set(params.get("consistency_from") or []))
+                          if m <= size and m not in sizes]
                 files[eb.CONSISTENCY] = canonical([
-                    {"first": a["size"], "second": b["size"], "hashes": self.log.consistency(a["size"], b["size"])}
-                    for a, b in zip(dedup, dedup[1:])])
+                    {"first": a, "second": b, "hashes": self.log.consistency(a, b)} for a, b in pairs])
                 stats["checkpoints"] = len(dedup)
                 await self._progress(jid, 0.7, "hash chains")
                 files[eb.CHAINS] = eb.jsonl(await self._chains(c, rows))
@@ -227,6 +232,7 @@ def job_json(row) -> dict:
            "workspace": row["workspace_id"], "created_at": iso(row["created_ms"]), "created_by": row["created_by"],
            "finished_at": iso(row["finished_ms"]), "error": row["error"], "sha256": row["sha256"],
            "size_bytes": row["size_bytes"], "stats": row["stats"], "params": {
-               k: v for k, v in (row["params"] or {}).items() if k in ("from", "to", "components")}}
+               k: v for k, v in (row["params"] or {}).items()
+               if k in ("from", "to", "components", "consistency_from")}}
     return out
 

@@ -272,7 +272,13 @@ SCHEMAS = {
                             "to": {"type": ["string", "null"], "format": "date-time", "maxLength": 40},
                             "components": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {
                                 "type": "string", "enum": ["receipts", "policies", "key_custody", "deployments",
-                                                           "fleet_posture"]}}}),
+                                                           "fleet_posture"]}},
+                            "consistency_from": {
+                                "type": "array", "maxItems": 16, "uniqueItems": True,
+                                "items": {"type": "integer", "minimum": 0, "maximum": 2**53 - 1},
+                                "description": "tree sizes of checkpoints you already hold: the bundle carries a "
+                                               "consistency proof from each to its tree head (relaygate verify "
+                                               "--after-checkpoint)"}}),
     "EvidenceJob": obj({"id": {"type": "string"}, "status": {"type": "string",
                                                              "enum": ["pending", "running", "done", "failed"]},
                         "progress": {"type": "number"}, "stage": {"type": "string"},

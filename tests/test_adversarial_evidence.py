@@ -212,6 +212,31 @@ def test_stale_replay_fails_against_a_held_checkpoint(ev, bundle, tmp_path):
     assert again.returncode == 0, again.stdout
 
 
+def test_a_held_checkpoint_older_than_the_bundle_is_checked_with_a_requested_proof(ev, tmp_path):
+    """The auditor's checkpoint predates the bundle's first tree head: the bundle must carry a
+    consistency proof from it (requested with consistency_from), or the check fails saying so."""
+    held, latest = _held_checkpoint(ev, tmp_path)
+    for i in range(2):      # two tree heads after the held one, so the bundle's first is not it
+        between = _one_call(ev, f"between the held checkpoint and the range {i}")
+        eventually(lambda: ev["cp"].get(f"/v1/audit/events/{between}").status == 200, 20, "the receipt ingested")
+        assert ev["cp"].post("/v1/audit/checkpoints").json()["size"] > latest["size"] + i
+    since = iso_ms(time.time())
+    time.sleep(0.01)   # the next call starts strictly after `since` (ms resolution)
+    rid = _one_call(ev, "inside the range")
+    eventually(lambda: ev["cp"].get(f"/v1/audit/events/{rid}").status == 200, 20, "the receipt ingested")
+    body = {"from": since, "components": ["receipts"]}
+    plain = _bundle(ev, body)
+    assert latest["size"] not in {parse(n)[0].size for n in json.loads(eb.read(plain)[eb.CHECKPOINTS])}
+    out = _pinned(ev, tmp_path, plain, "--after-checkpoint", held)
+    assert f"no consistency proof from the checkpoint you hold (size {latest['size']})" in out.stdout, out.stdout
+    proved = _bundle(ev, {**body, "consistency_from": [latest["size"]]})
+    out = _verify(tmp_path, proved, "--trusted-key", _trusted(ev), "--after-checkpoint", held)
+    assert out.returncode == 0, out.stdout
+    assert f"consistent with the checkpoint you hold (size {latest['size']}): a consistency proof" in out.stdout
+    bad = ev["cp"].post("/v1/evidence/bundles", {"consistency_from": [-1]})
+    assert bad.status == 400, bad.text
+
+
 def test_a_held_checkpoint_from_a_split_view_is_inconsistent(tmp_path):
     """A control plane that shows this auditor a different log (a fork) than the one it held before.
 

@@ -4,7 +4,9 @@ Checkpoints and proofs are global (they reveal no workspace data, only
 hashes); inclusion proofs are served for the caller's own receipts. Evidence
 bundles are jobs: POST starts one (202), GET on it answers 202 with progress
 until the tar.gz is ready, then the file; /verify runs the offline verifier
-on the server, trusting the control plane's own root key.
+(evidence/verify.py, the same code as `relaygate verify`) on the server, pinned
+to the control plane's own root key: every key that signed anything in the
+stored bundle must chain back to it.
 """
 from __future__ import annotations
 
@@ -117,6 +119,8 @@ async def create_bundle(ctx: Ctx):
         raise ApiError(400, "invalid_request", "'to' must be after 'from'",
                        {"parameter": "to", "provided": b.get("to"), "expected": "a time after 'from'"})
     params = {"from": b.get("from"), "to": b.get("to"), "from_ms": start, "to_ms": end, "components": components}
+    if b.get("consistency_from"):
+        params["consistency_from"] = sorted(set(b["consistency_from"]))
     row = await ctx.services.evidence.create(ctx.workspace, params, ctx.principal.actor)
     async with ctx.db.begin() as c:
         await record(c, "evidence.requested", ctx.workspace, ctx.principal.actor,
