@@ -14,7 +14,7 @@ help:
 	@echo "make test         run the whole test suite (real Envoy, real SDKs)"
 	@echo "make policy-test  run the Rego unit tests in policies/"
 	@echo "make bench        benchmark plain Envoy against the full relaygate path"
-	@echo "make verifier     build dist/relaygate-verify.pyz, the single-file offline evidence verifier"
+	@echo "make verifier     build dist/relaygate-verify.pyz, the single-file offline evidence verifier (pin the root: --trusted-key)"
 
 system-deps:
 	@missing=""; for tool in curl:curl wrk:wrk runuser:util-linux redis-server:redis-server; do \
@@ -61,7 +61,8 @@ verifier: $(STAMP)
 	cp -r evidence build/verifier/ && rm -rf build/verifier/evidence/__pycache__
 	$(BIN)/shiv --site-packages build/verifier -e evidence.cli:main -p '/usr/bin/env python3' \
 	  --reproducible -o dist/relaygate-verify.pyz
-	@echo "built dist/relaygate-verify.pyz: python3 dist/relaygate-verify.pyz verify BUNDLE [--trusted-key PEM]"
+	@echo "built dist/relaygate-verify.pyz: python3 dist/relaygate-verify.pyz verify BUNDLE --trusted-key ROOT.pem [--after-checkpoint FILE]"
+	@echo "  (without --trusted-key trust is only self-asserted: exit 3 unless --allow-unpinned)"
 
 clean:
 	rm -rf $(VENV) var .run *.egg-info build dist
