@@ -23,8 +23,8 @@ from controlplane import schema
 from controlplane.policystore import active_workspace_policies, platform_sources
 from extproc import bundle as bundle_mod
 from extproc import config as config_mod
-from extproc.policy_engine import PolicyError, RegorusEngine
-from extproc.workspace_policy import policy_modules
+from extproc.policy_engine import PolicyError, RegorusEngine, build_engine
+from extproc.workspace_policy import WORKSPACE_POLICY_DATA, policy_modules, split_bundle
 
 log = logging.getLogger("relaygate.controlplane.bundles")
 
@@ -115,7 +115,9 @@ class BundleService:
         if override is not None:
             active = [p for p in active if p.policy_id != override.policy_id] + [override]
         generated, policy_data = policy_modules(active)
-        data = _merge(_merge({}, pdata), {"relaygate": {"policy_data": policy_data}})
+        # Workspace policies' data stays out of the gateway's data tree: the sidecar hands each
+        # policy only its own, in its own engine (extproc/policy_sandbox.py).
+        data = {**_merge({}, pdata), WORKSPACE_POLICY_DATA: policy_data}
         secrets = await self.secrets.all()
         return {**platform, **generated}, data, docs, secrets
 
@@ -123,8 +125,13 @@ class BundleService:
     def check(modules: dict, data: dict, docs: dict, secrets: dict) -> None:
         """Load the would-be bundle exactly as a sidecar will; raise if it would not."""
         config_mod.from_documents(docs, secrets)
-        # Compiles every module and the entry point; its regorus objects live and die in this thread.
-        RegorusEngine(sources=(modules, data))
+        # Compiles the platform modules and the entry point; its regorus objects live and die in this
+        # thread. Workspace modules are parsed one by one, alone (evaluating them is the sandbox's job).
+        platform, pdata, wp = split_bundle(modules, data)
+        RegorusEngine(sources=(platform, pdata))
+        for entries in wp.by_workspace.values():
+            for p in entries:
+                build_engine({f"{p.pid}.rego": p.source}, {})
 
     async def get(self, tenant: str) -> tuple[bytes, str]:
         """(bundle bytes, revision) for the tenant, built if anything changed."""

@@ -18,6 +18,9 @@ from extproc.config import ApiKey, GatewayConfig, Upstream, cost_micros
 from extproc.ledger import Hold, Ledger, LedgerUnavailable, now_utc, window_bounds
 from extproc.limits import TierLimits
 from extproc.policy_engine import PolicyEngine, PolicyError
+from extproc.policy_sandbox import EMPTY as EMPTY_POLICIES
+from extproc.policy_sandbox import (PolicyBusy, PolicyEvalError, PolicySandbox, PolicyTimeout, WorkspacePolicies,
+                                    default_sandbox)
 from extproc.wire import DIALECT, CallShape
 
 log = logging.getLogger("relaygate.admission")
@@ -56,9 +59,13 @@ class Admission:
     """One policy snapshot: config, engine and bundle revision, plus the shared budget ledger."""
 
     def __init__(self, config: GatewayConfig, engine: PolicyEngine, ledger: Ledger,
-                 revision: str = "local", limits: TierLimits | None = None) -> None:
+                 revision: str = "local", limits: TierLimits | None = None,
+                 workspace_policies: WorkspacePolicies = EMPTY_POLICIES, sandbox: PolicySandbox | None = None) -> None:
         self.config, self.engine, self.ledger, self.revision = config, engine, ledger, revision
         self.limits = limits or TierLimits()
+        # Workspace policies never run in ``engine``: each runs alone in the sandbox's workers.
+        self.workspace_policies = workspace_policies
+        self.sandbox = sandbox
         self._candidates: dict[tuple[str, str], list[Upstream]] = {}
         for u in config.upstreams:
             for model in u.models:
@@ -114,7 +121,34 @@ class Admission:
         }
         return doc, budgets, windows
 
-    def decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
+    def has_workspace_policies(self, workspace: str) -> bool:
+        return bool(self.workspace_policies.of(workspace))
+
+    async def workspace_outcome(self, workspace: str, doc: dict) -> dict | Verdict:
+        """The calling workspace's own policies, run in the sandbox: their outcome, or a policy.error Verdict.
+
+        Limit exceeded (the policy's fault, retrying will not help): 500. No worker
+        free within the queue limit (transient): 503 with Retry-After. Both ``policy.error``.
+        """
+        entries = self.workspace_policies.of(workspace)
+        if not entries:
+            return {"denials": [], "cited": []}
+        refs = [p.ref for p in entries]
+        sandbox = self.sandbox or default_sandbox()
+        try:
+            return await sandbox.evaluate(self.workspace_policies, workspace, orjson.dumps(doc).decode())
+        except PolicyTimeout as e:
+            status, msg, retry = 500, f"this workspace's policies {e}; the call was not made", None
+        except PolicyBusy as e:
+            status, msg, retry = 503, f"{e}; the call was not made", 1
+        except PolicyEvalError as e:
+            status, msg, retry = 500, f"policy evaluation failed: {e}", None
+        log.warning("workspace %s: %s (%s)", workspace, msg, ", ".join(refs))
+        return Verdict(False, status, "policy.error", msg,
+                       {"allow": False, "status": status, "code": "policy.error", "reasons": [msg],
+                        "policies": refs}, retry_after=retry)
+
+    def _limited(self, key: ApiKey, shape: CallShape) -> Verdict | None:
         ws = self.config.workspaces[key.workspace]
         limited = self.limits.check(ws.id, ws.requests_per_second, ws.tokens_per_minute,
                                     shape.input_token_bound + shape.max_output_tokens)
@@ -123,20 +157,51 @@ class Admission:
             msg = f"workspace {ws.id} is over its gateway tier limit ({which}); retry in {retry}s"
             return Verdict(False, 429, "rate.limited", msg, {"allow": False, "status": 429, "code": "rate.limited",
                                                               "reasons": [msg], "policies": []}, retry_after=retry)
+        return None
+
+    @staticmethod
+    def _ledger_down(e: LedgerUnavailable) -> Verdict:
+        log.error("call refused: %s", e)
+        msg = "the budget ledger is unreachable; the call was not made"
+        return Verdict(False, 503, "budget.unavailable", msg,
+                       {"allow": False, "status": 503, "code": "budget.unavailable", "reasons": [msg],
+                        "policies": []}, retry_after=1)
+
+    def decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
+        """Synchronous decision for a workspace without policies of its own (see :meth:`decide_async`)."""
+        if self.has_workspace_policies(key.workspace):
+            raise RuntimeError("this workspace has policies of its own: use decide_async")
+        limited = self._limited(key, shape)
+        if limited is not None:
+            return limited
         try:
             return self._decide(key, endpoint, shape)
         except LedgerUnavailable as e:
-            log.error("call refused: %s", e)
-            msg = "the budget ledger is unreachable; the call was not made"
-            return Verdict(False, 503, "budget.unavailable", msg,
-                           {"allow": False, "status": 503, "code": "budget.unavailable", "reasons": [msg],
-                            "policies": []}, retry_after=1)
+            return self._ledger_down(e)
 
-    def _decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
-        doc, budgets, windows = self.policy_input(key, endpoint, shape)
+    async def decide_async(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
+        """The decision, with the workspace's own policies evaluated in the sandbox (off this thread)."""
+        if not self.has_workspace_policies(key.workspace):
+            return self.decide(key, endpoint, shape)
+        limited = self._limited(key, shape)
+        if limited is not None:
+            return limited
+        try:
+            doc, budgets, windows = self.policy_input(key, endpoint, shape)
+            outcome = await self.workspace_outcome(key.workspace, doc)
+            if isinstance(outcome, Verdict):
+                return outcome
+            return self._decide(key, endpoint, shape, (doc, budgets, windows), outcome)
+        except LedgerUnavailable as e:
+            return self._ledger_down(e)
+
+    def _decide(self, key: ApiKey, endpoint: str, shape: CallShape, prepared=None, outcome=None) -> Verdict:
+        doc, budgets, windows = prepared or self.policy_input(key, endpoint, shape)
         now = now_utc()
         try:
-            d = self.engine.decide(orjson.dumps(doc).decode())
+            # The outcome of the workspace's own policies (empty without any); never taken from a caller.
+            full = dict(doc, workspace_policies=outcome or {"denials": [], "cited": []})
+            d = self.engine.decide(orjson.dumps(full).decode())
         except PolicyError as e:
             return Verdict(False, 500, "policy.error", f"policy evaluation failed: {e}",
                            {"allow": False, "status": 500, "code": "policy.error", "reasons": [str(e)],

@@ -30,7 +30,9 @@ log = logging.getLogger("relaygate.extproc")
 RECEIPT_HEADER = "x-relayone-receipt-id"
 UPSTREAM_HEADER = "x-relaygate-upstream"
 NAMESPACE = "relaygate"
-_CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key")
+# Envoy's route lookup needs x-forwarded-proto: removing it here makes the call unroutable
+# (envoyproxy/envoy#30358). The route removes these after matching (stack/envoy_config.py).
+ROUTE_STRIPPED = ("x-forwarded-",)
 _CONTINUE_HEADERS = pb.ProcessingResponse(request_headers=pb.HeadersResponse())
 # Envoy derives the receipt id from x-request-id itself; the only metadata we
 # hand back marks our own error replies, see stack/envoy_config.py.
@@ -48,7 +50,7 @@ def _hv(key: str, value: str | bytes) -> base_pb2.HeaderValueOption:
 
 class Call:
     """What one stream has learned so far."""
-    __slots__ = ("receipt_id", "started", "route", "key", "path", "strip", "admission")
+    __slots__ = ("receipt_id", "started", "route", "key", "path", "header_names", "admission")
 
     def __init__(self, admission: Admission) -> None:
         # The policy snapshot in force when the call arrived decides the whole call, even if
@@ -59,7 +61,7 @@ class Call:
         self.route: Route | None = None
         self.key: ApiKey | None = None
         self.path = ""
-        self.strip: list[str] = []
+        self.header_names: list[str] = []   # every request header the client sent (lower case)
 
 
 class Processor(pb_grpc.ExternalProcessorServicer):
@@ -77,7 +79,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 if kind == "request_headers":
                     yield self.on_headers(call, req.request_headers)
                 elif kind == "request_body":
-                    yield self.on_body(call, req.request_body)
+                    resp = self.on_body(call, req.request_body)
+                    if not isinstance(resp, pb.ProcessingResponse):
+                        resp = await resp    # the workspace's own policies run in the policy sandbox
+                    yield resp
                     # Nothing else of this call comes through here: close the stream so
                     # the call no longer depends on this process (a restart of the
                     # service does not cut streams it already admitted).
@@ -95,8 +100,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         for hv in msg.headers.headers:
             k = hv.key
             h[k] = hv.raw_value.decode("latin-1") if hv.raw_value else hv.value
-            if k.startswith("x-relaygate-") or k == RECEIPT_HEADER:
-                call.strip.append(k)
+            call.header_names.append(k)
         call.receipt_id = receipt_id_for(h.get("x-request-id"))
         call.path = h.get(":path", "")
         route = parse_path(call.path)
@@ -147,7 +151,16 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             shape = parse_body(call.route.endpoint, raw, ws.default_max_output_tokens)
         except BadRequest as e:
             return self.deny(call, e.status, e.code, e.message, {}, raw)
-        v = adm.decide(call.key, call.route.endpoint, shape)
+        if adm.has_workspace_policies(call.key.workspace):
+            return self._decide_in_sandbox(call, shape, raw)
+        return self._verdict(call, adm.decide(call.key, call.route.endpoint, shape), shape, raw)
+
+    async def _decide_in_sandbox(self, call: Call, shape, raw: bytes) -> pb.ProcessingResponse:
+        """Waits for the sandbox without blocking the event loop: other calls go on meanwhile."""
+        v = await call.admission.decide_async(call.key, call.route.endpoint, shape)
+        return self._verdict(call, v, shape, raw)
+
+    def _verdict(self, call: Call, v: Verdict, shape, raw: bytes) -> pb.ProcessingResponse:
         if not v.allow:
             return self.deny(call, v.status, v.code, v.message, v.decision, raw, shape.model, v.retry_after,
                              shape.user)
@@ -169,8 +182,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         else:
             cred = _hv("authorization", "Bearer " + up.credential)
         sets = [_hv(":path", path), _hv(UPSTREAM_HEADER, up.name), cred]
-        removes = list(call.strip)
-        removes.extend(h for h in _CLIENT_CREDENTIAL_HEADERS if h != cred.header.key)
+        # Only the upstream's allow-list of client headers goes on (extproc/config.py
+        # Upstream.forwards): the rest could act on the platform's provider account. The
+        # routing header set here is removed again by the route, after it has been matched.
+        own = {":path", UPSTREAM_HEADER, cred.header.key}
+        removes = [h for h in call.header_names
+                   if h not in own and not up.forwards(h) and not h.startswith(ROUTE_STRIPPED)]
         common = pb.CommonResponse(
             header_mutation=pb.HeaderMutation(set_headers=sets, remove_headers=removes),
             clear_route_cache=True,

@@ -39,7 +39,7 @@ from extproc.admission import Admission
 from extproc.ledger import Ledger
 from extproc.policy_engine import PolicyError, RegorusEngine, load_policy_sources
 from extproc.spool import Spool
-from extproc.workspace_policy import CUSTOM_MODULE_DIR, policy_modules
+from extproc.workspace_policy import policy_modules, split_bundle
 
 log = logging.getLogger("relaygate.sync")
 
@@ -51,19 +51,20 @@ def local_sources(policy_dir: Path) -> tuple[dict[str, str], dict]:
     return {**generated, **modules}, data
 
 
-def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger, limits=None) -> Admission:
+def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger, limits=None, sandbox=None) -> Admission:
     """Parse a bundle into a ready policy snapshot (raises ConfigError / PolicyError).
 
-    Bundles with workspace policies are evaluated by regorus' interpreter, not its
-    RVM bytecode: the RVM silently picks a value where two rule bodies conflict
-    (OPA's eval_conflict_error), and a workspace policy written with such a
-    conflict must fail closed, not decide. Platform-only bundles (our modules,
-    checked equal on both engines) keep the faster RVM.
+    The gateway's engine gets the platform modules and data only (always the
+    fast RVM); the workspace policies are split off and run one by one in the
+    policy sandbox, each with only its own data and under a deadline
+    (extproc/policy_sandbox.py), where a rule conflict errors (fails closed)
+    instead of the RVM silently picking a value.
     """
     cfg = config_mod.from_documents(b.config, b.secrets)
-    custom = any(path.startswith(CUSTOM_MODULE_DIR) for path in b.modules)
-    engine = RegorusEngine(sources=(b.modules, b.data), compiled=not custom)
-    return Admission(cfg, engine, ledger, b.revision, limits)
+    platform, pdata, workspace_policies = split_bundle(b.modules, b.data)
+    engine = RegorusEngine(sources=(platform, pdata))
+    return Admission(cfg, engine, ledger, b.revision, limits, workspace_policies=workspace_policies,
+                     sandbox=sandbox)
 
 
 @dataclass

@@ -16,6 +16,14 @@ The control plane parses and checks a document here (errors carry line and
 column within the YAML body), and the bundle builder turns the active
 versions into modules plus one generated package,
 ``relaygate.workspace_policies``, that ``gateway.rego`` consults.
+
+Isolation: a workspace policy never runs in the gateway's engine. Each one is
+evaluated alone, with only its own ``policy_data``, in a worker process under
+a deadline (extproc/policy_sandbox.py); the sidecar puts the outcome for the
+calling workspace into the platform decision's input
+(``input.workspace_policies``), which the generated package reads. The Rego
+may not reference ``data`` at all (:func:`compile_policy` refuses it with a
+line and column), so it reads its data only through ``policy_data``.
 """
 from __future__ import annotations
 
@@ -167,6 +175,73 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
                               f"package {CUSTOM_PACKAGE}.{policy_id})", doc.rego_line, 1, "rego")
 
 
+_ALLOWED_IMPORTS = ("rego.v1", "future.keywords")
+
+
+def _ref_text(node) -> str | None:
+    """``a.b.c`` for a Var/RefDot chain in regorus' AST, else None."""
+    parts = []
+    while isinstance(node, dict):
+        if "Var" in node:
+            parts.append(node["Var"]["value"])
+            return ".".join(reversed(parts))
+        if "RefDot" in node:
+            parts.append(node["RefDot"]["field"][1])
+            node = node["RefDot"]["refr"]
+            continue
+        return None
+    return None
+
+
+def _data_refs(node, found: list) -> None:
+    """Collect the span of every ``data`` variable (data, data.x, data[x], walk(data), imports...)."""
+    if isinstance(node, dict):
+        var = node.get("Var")
+        if isinstance(var, dict) and var.get("value") == "data":
+            found.append(var.get("span") or {})
+        for v in node.values():
+            _data_refs(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _data_refs(v, found)
+
+
+def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
+    """Refuse any reference to ``data`` and any import but rego.v1 / future.keywords.
+
+    A workspace policy's engine holds nothing but its own module and data, so
+    this is not what isolates workspaces; it makes an attempt fail loudly at
+    compile time, with its line, instead of silently reading nothing.
+    """
+    try:
+        engine = build_engine({f"{policy_id}.rego": source}, {})
+        ast = json.loads(engine.get_ast_as_json())
+    except PolicyError as e:
+        raise _rego_error(doc, str(e)) from None
+    for module in ast:
+        tree = module.get("ast") or {}
+        for imp in tree.get("imports") or []:
+            name = _ref_text(imp.get("refr"))
+            if name is None or not (name in _ALLOWED_IMPORTS or name.startswith("future.keywords.")
+                                    or name == "input" or name.startswith("input.")):
+                span = imp.get("span") or {}
+                raise _at(doc, span, f"import {name or '...'} is not allowed: a workspace policy sees only "
+                          "'input' and its own 'policy_data'")
+        found: list = []
+        _data_refs(tree.get("rules") or [], found)
+        if found:
+            raise _at(doc, found[0], "a workspace policy may not reference 'data': it sees only 'input' "
+                      "and its own data as 'policy_data'")
+
+
+def _at(doc: PolicyDocument, span: dict, msg: str) -> PolicyDocumentError:
+    line, col = span.get("line"), span.get("col")
+    if line is None:
+        return PolicyDocumentError(msg, doc.rego_line, None, "rego")
+    yaml_line, yaml_col = doc.rego_line + line - 1, (col or 1) + doc.rego_indent
+    return PolicyDocumentError(f"{msg} (line {yaml_line}, column {yaml_col})", yaml_line, yaml_col, "rego")
+
+
 def _rego_error(doc: PolicyDocument, err: str) -> PolicyDocumentError:
     m = _REGO_ERROR.search(err)
     if not m:
@@ -177,9 +252,51 @@ def _rego_error(doc: PolicyDocument, err: str) -> PolicyDocumentError:
                                yaml_line, yaml_col, "rego")
 
 
-def check_rego(policy_id: str, doc: PolicyDocument) -> str:
-    """Compile the policy's module alone; return its final source or raise with line/column."""
+def compile_policy(policy_id: str, doc: PolicyDocument) -> str:
+    """Parse the policy's module and check its references; return its final source or raise.
+
+    Nothing is evaluated here: evaluation of author Rego happens only in the
+    policy sandbox, under its deadline (see :func:`check_rego_sandboxed`).
+    """
     source = module_source(policy_id, doc)
+    _check_references(policy_id, doc, _author_source(policy_id, doc))
+    return source
+
+
+def _author_source(policy_id: str, doc: PolicyDocument) -> str:
+    """The module as the author wrote it (package replaced, without relaygate's ``policy_data`` rule)."""
+    full = module_source(policy_id, doc)
+    return full.split("\n# Added by relaygate: this policy's own data document.\n")[0] + "\n"
+
+
+async def check_rego_sandboxed(policy_id: str, doc: PolicyDocument, sandbox) -> str:
+    """:func:`compile_policy`, then evaluate ``deny`` with an empty input in the sandbox, under its limit."""
+    from extproc.policy_sandbox import PolicyBusy, PolicyEvalError, PolicyTimeout
+    source = compile_policy(policy_id, doc)
+    try:
+        is_set = await sandbox.check(policy_id, source, doc.data)
+    except PolicyTimeout as e:
+        raise PolicyDocumentError(f"the policy {e} with an empty input", doc.rego_line, None, "rego") from None
+    except PolicyBusy as e:
+        raise PolicyDocumentError(f"the policy could not be checked now: {e}", doc.rego_line, None,
+                                  "rego") from None
+    except PolicyEvalError as e:
+        raise _rego_error(doc, str(e)) from None
+    if not is_set and not re.search(r"^\s*deny\b", source, re.M):
+        raise PolicyDocumentError("the policy defines no 'deny' rule", doc.rego_line, 1, "rego")
+    if not is_set and re.search(r"^\s*deny\s*(:=|=)", source, re.M):
+        raise PolicyDocumentError("'deny' must be a set of reasons (deny contains reason if ...)",
+                                  doc.rego_line, 1, "rego")
+    return source
+
+
+def check_rego(policy_id: str, doc: PolicyDocument) -> str:
+    """Compile check plus ``deny`` with an empty input, evaluated in this process.
+
+    Only for trusted callers (tests, tools): the control plane uses
+    :func:`check_rego_sandboxed`, because evaluating author Rego in-process has no time limit.
+    """
+    source = compile_policy(policy_id, doc)
     try:
         engine = build_engine({f"{policy_id}.rego": source},
                               {"relaygate": {"policy_data": {policy_id: doc.data}}})
@@ -195,29 +312,49 @@ def check_rego(policy_id: str, doc: PolicyDocument) -> str:
     return source
 
 
-def aggregator(policies: list[ActivePolicy]) -> str:
-    """The generated package that gathers every active workspace policy's denials."""
-    active: dict[str, list[str]] = {}
-    rules = []
-    for p in sorted(policies, key=lambda p: (p.workspace, p.policy_id)):
-        active.setdefault(p.workspace, []).append(p.ref)
-        head = json.dumps({"policy": p.ref, "status": p.doc.status, "code": p.doc.code})[:-1]
-        rules.append(
-            f"denials contains {head}, \"reason\": r}} if {{\n"
-            f"\tinput.workspace.id == {json.dumps(p.workspace)}\n"
-            f"\tsome r in data.{p.package}.deny\n"
-            f"\tis_string(r)\n}}\n")
-    out = ["# Generated by relaygate from the active workspace policies; do not edit.",
-           "package relaygate.workspace_policies", "", "import rego.v1", "",
-           f"active := {json.dumps(active, sort_keys=True)}", "",
-           "cited := object.get(active, input.workspace.id, [])", ""]
-    out += rules if rules else ["denials := set()", ""]
-    return "\n".join(out)
+WORKSPACE_POLICY_DATA = "workspace_policies"   # bundle data key (top level) holding the workspace policies
+
+
+def aggregator(policies: list[ActivePolicy] | None = None) -> str:
+    """The generated package gateway.rego consults: the sandbox's outcome for the calling workspace.
+
+    The sidecar evaluates the calling workspace's policies in the sandbox and
+    passes ``{"denials": [...], "cited": [...]}`` as ``input.workspace_policies``
+    (extproc/admission.py); no workspace Rego runs in the gateway's engine.
+    """
+    return "\n".join([
+        "# Generated by relaygate; do not edit. Workspace policies run in the policy sandbox",
+        "# (extproc/policy_sandbox.py), one engine per policy; this package reads their outcome.",
+        "package relaygate.workspace_policies", "", "import rego.v1", "",
+        "denials := {d | some d in input.workspace_policies.denials}", "",
+        "cited := input.workspace_policies.cited if is_array(input.workspace_policies.cited)", ""])
 
 
 def policy_modules(policies: list[ActivePolicy]) -> tuple[dict[str, str], dict]:
-    """Modules (path -> source) and data for the bundle, aggregator included."""
+    """Modules (path -> source) and data for the bundle, aggregator included.
+
+    Each workspace policy's module goes under relaygate/custom/ and its data,
+    with its workspace and effect, under the top-level data key
+    ``workspace_policies``; the sidecar splits both off the gateway's engine
+    (:func:`split_bundle`).
+    """
     modules = {p.module_path: module_source(p.policy_id, p.doc) for p in policies}
-    modules[AGGREGATOR_PATH] = aggregator(policies)
-    data = {p.policy_id: p.doc.data for p in policies if p.doc.data}
+    modules[AGGREGATOR_PATH] = aggregator()
+    data = {p.policy_id: {"workspace": p.workspace, "ref": p.ref, "status": p.doc.status, "code": p.doc.code,
+                          "data": p.doc.data} for p in policies}
     return modules, data
+
+
+def split_bundle(modules: dict[str, str], data: dict):
+    """(platform modules, platform data, WorkspacePolicies) of a bundle's policy content."""
+    from extproc.policy_sandbox import PolicyEntry, WorkspacePolicies
+    platform = {path: src for path, src in modules.items() if not path.startswith(CUSTOM_MODULE_DIR)}
+    pdata = {k: v for k, v in data.items() if k != WORKSPACE_POLICY_DATA}
+    by_ws: dict[str, list] = {}
+    for pid, meta in (data.get(WORKSPACE_POLICY_DATA) or {}).items():
+        source = modules.get(f"{CUSTOM_MODULE_DIR}{pid}.rego")
+        if source is None:
+            raise PolicyError(f"workspace policy {pid} has data but no module in the bundle")
+        by_ws.setdefault(meta["workspace"], []).append(PolicyEntry(
+            pid, meta["ref"], int(meta["status"]), meta["code"], source, meta.get("data") or {}))
+    return platform, pdata, WorkspacePolicies(by_ws)

@@ -1,18 +1,19 @@
 """Unit tests of the pieces both services share: the signed bundle format and workspace policies."""
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import json
 import tarfile
 
 import pytest
-import regorus
 
 from evidence.signing import load_or_create_signer
 from extproc import bundle
 from extproc import config as config_mod
 from extproc.ledger import InMemoryLedger
+from extproc.policy_sandbox import PolicySandbox, WorkspacePolicies
 from extproc.sync import admission_from_bundle, local_sources
 from extproc.wire import parse_body
 from extproc.workspace_policy import (ActivePolicy, PolicyDocumentError, check_rego, parse_document,
@@ -83,21 +84,22 @@ def test_bundle_refuses_other_keys_tampering_and_wrong_fleet_token(tmp_path):
 
 
 def test_workspace_policy_compiles_and_only_applies_to_its_workspace():
+    """Workspace policies run in the policy sandbox, each alone with its own data (extproc/policy_sandbox.py)."""
     doc = parse_document(DOC)
     check_rego("pol_a", doc)
-    modules, pdata = policy_modules([ActivePolicy("acme", "pol_a", 3, doc)])
-    e = regorus.Engine()
-    for path, src in modules.items():
-        e.add_policy(path, src)
-    e.add_data_json(json.dumps({"relaygate": {"policy_data": pdata}}))
+    wp = WorkspacePolicies.from_active([ActivePolicy("acme", "pol_a", 3, doc)])
+    sandbox = PolicySandbox(workers=1, timeout=5.0)
 
-    def denials(ws, user):
-        e.set_input_json(json.dumps({"user": user, "workspace": {"id": ws}}))
-        return e.eval_query("[d | some d in data.relaygate.workspace_policies.denials]")["result"][0][
-            "expressions"][0]["value"]
-    assert denials("acme", "mallory") == [{"policy": "pol_a@3", "status": 451, "code": "policy.user_blocked",
-                                            "reason": "user mallory is blocked"}]
-    assert denials("acme", "bob") == [] and denials("euro", "mallory") == []
+    async def denials(pairs):
+        try:
+            return [(await sandbox.evaluate(wp, ws, json.dumps({"user": user, "workspace": {"id": ws}})))["denials"]
+                    for ws, user in pairs]
+        finally:
+            await sandbox.close()
+    got = asyncio.run(denials([("acme", "mallory"), ("acme", "bob"), ("euro", "mallory")]))
+    assert got[0] == [{"policy": "pol_a@3", "status": 451, "code": "policy.user_blocked",
+                       "reason": "user mallory is blocked"}]
+    assert got[1] == [] and got[2] == []
 
 
 def test_policy_user_comes_from_openai_user_or_anthropic_metadata():
@@ -129,17 +131,25 @@ rego: |
 
 
 def test_a_workspace_policy_with_a_runtime_conflict_fails_closed(tmp_path):
-    """regorus' RVM would pick a value; bundles with workspace policies use the interpreter, which errors."""
+    """regorus' RVM would pick a value; workspace policies run in the sandbox's interpreter, which errors."""
     signer, _ = _signers(tmp_path)
     write_config(tmp_path / "cfg")
     docs, sec = config_mod.read_documents(tmp_path / "cfg")
     modules, data = local_sources(POLICY_DIR)
     extra, pdata = policy_modules([ActivePolicy("acme", "pol_c", 1, parse_document(CONFLICT))])
-    data["relaygate"]["policy_data"] = pdata
+    data["workspace_policies"] = pdata
     blob, _ = bundle.build(modules={**modules, **extra}, data=data, config=docs, secrets=sec, fleet_token="t",
                            signer=signer)
-    adm = admission_from_bundle(bundle.read(blob, verify_key=signer.public_key, fleet_token="t"), InMemoryLedger())
+    sandbox = PolicySandbox(workers=1, timeout=5.0)
+    adm = admission_from_bundle(bundle.read(blob, verify_key=signer.public_key, fleet_token="t"), InMemoryLedger(),
+                                sandbox=sandbox)
     key = next(k for k in adm.config.keys.values() if k.workspace == "acme" and not k.revoked)
     shape = parse_body("chat.completions", b'{"model": "gpt-4o-mini", "messages": []}', 16)
-    v = adm.decide(key, "chat.completions", shape)
+
+    async def decide():
+        try:
+            return await adm.decide_async(key, "chat.completions", shape)
+        finally:
+            await sandbox.close()
+    v = asyncio.run(decide())
     assert not v.allow and v.status == 500 and v.code == "policy.error" and "conflicts" in v.message

@@ -21,13 +21,14 @@ from controlplane.errors import ApiError, not_found
 from controlplane.policystore import digest
 from controlplane.util import iso, new_id
 from extproc import config as config_mod
-from extproc.admission import POLICY_INPUT_VERSION
+from extproc.admission import POLICY_INPUT_VERSION, Verdict
 from extproc.ledger import InMemoryLedger
 from extproc.policy_engine import PolicyError
 from extproc.sync import admission_from_bundle
 from extproc.bundle import Bundle
 from extproc.wire import BadRequest, parse_body
-from extproc.workspace_policy import ActivePolicy, PolicyDocumentError, check_rego, parse_document
+from extproc.policy_sandbox import default_sandbox
+from extproc.workspace_policy import ActivePolicy, PolicyDocumentError, check_rego_sandboxed, parse_document
 
 def _invalid(e: PolicyDocumentError) -> ApiError:
     return ApiError(400, "policy.invalid", e.message, e.details())
@@ -78,7 +79,8 @@ async def _check(ctx: Ctx, pid: str, text: str, version: int) -> None:
     """Shape, Rego alone, then the whole bundle it would join; raises 400 with line/column."""
     try:
         doc = parse_document(text)
-        check_rego(pid, doc)
+        # Evaluated in the policy sandbox under its deadline: author Rego never runs in this process.
+        await check_rego_sandboxed(pid, doc, default_sandbox())
     except PolicyDocumentError as e:
         raise _invalid(e) from None
     sources = await ctx.services.bundles.sources("default", ActivePolicy(ctx.workspace, pid, version, doc))
@@ -192,9 +194,10 @@ async def get_version(ctx: Ctx):
         return json(version_json(await _version(c, pid, ctx.params["version"])))
 
 
-def _evaluate(modules, data, docs, secrets, workspace: str, body: dict) -> tuple[dict, dict]:
-    """Build the snapshot a sidecar would and evaluate one input; runs on the policy thread."""
-    adm = admission_from_bundle(Bundle("dryrun", modules, data, docs, secrets, {}), InMemoryLedger())
+def _prepare(modules, data, docs, secrets, workspace: str, body: dict):
+    """Build the snapshot a sidecar would and the input of one call; runs on the policy thread."""
+    adm = admission_from_bundle(Bundle("dryrun", modules, data, docs, secrets, {}), InMemoryLedger(),
+                                sandbox=default_sandbox())
     if workspace not in adm.config.workspaces:
         raise ApiError(404, "workspace.not_found", f"no workspace '{workspace}'")
     if body.get("input") is not None:
@@ -206,6 +209,7 @@ def _evaluate(modules, data, docs, secrets, workspace: str, body: dict) -> tuple
         doc["workspace"].setdefault("allowed_regions", list(ws.allowed_regions))
         doc["principal"] = {**(doc.get("principal") or {}), "workspace": workspace}
         doc.setdefault("version", POLICY_INPUT_VERSION)
+        doc.pop("workspace_policies", None)      # computed by the sandbox, never taken from the caller
     else:
         req = body["request"]
         key_id = req.get("key_id")
@@ -221,11 +225,23 @@ def _evaluate(modules, data, docs, secrets, workspace: str, body: dict) -> tuple
         except BadRequest as e:
             raise ApiError(400, e.code, e.message) from None
         doc, _, _ = adm.policy_input(key, req["endpoint"], shape, used=lambda *_: 0)
+    return adm, doc
+
+
+def _platform_decision(adm, doc: dict, outcome: dict) -> dict:
     try:
-        decision = adm.engine.decide(orjson.dumps(doc).decode())
+        return adm.engine.decide(orjson.dumps(dict(doc, workspace_policies=outcome)).decode())
     except PolicyError as e:
-        decision = {"allow": False, "status": 500, "code": "policy.error", "reasons": [str(e)], "policies": []}
-    return decision, doc
+        return {"allow": False, "status": 500, "code": "policy.error", "reasons": [str(e)], "policies": []}
+
+
+async def _evaluate(sources, workspace: str, body: dict) -> tuple[dict, dict]:
+    """As a sidecar decides: the workspace's policies in the sandbox, then the platform engine."""
+    adm, doc = await on_policy_thread(_prepare, *sources, workspace, body)
+    outcome = await adm.workspace_outcome(workspace, doc)
+    if isinstance(outcome, Verdict):
+        return outcome.decision, doc
+    return await on_policy_thread(_platform_decision, adm, doc, outcome), doc
 
 
 async def dry_run(ctx: Ctx):
@@ -242,7 +258,7 @@ async def dry_run(ctx: Ctx):
     if row["workspace_id"] is not None:
         override = ActivePolicy(ctx.workspace, pid, version, parse_document(v["source"]))
     sources = await ctx.services.bundles.sources("default", override)
-    decision, doc = await on_policy_thread(_evaluate, *sources, ctx.workspace, body)
+    decision, doc = await _evaluate(sources, ctx.workspace, body)
     return json({"policy": {"id": pid, "version": version, "label": v["label"]}, "decision": decision,
                  "input": doc, "enforced": False})
 
