@@ -184,6 +184,8 @@ def control_plane_tour(stack: Stack, key: str) -> None:
     print("deleted")
 
     _say("13. Evidence: a bundle of this workspace's receipts, assembled as a job, verified offline")
+    held = stack.run_dir / "held-checkpoint.json"     # a tree head the auditor keeps: the bundle must extend it
+    held.write_text(json.dumps(_cp(stack, "GET", "/v1/audit/checkpoints/latest", key, show=False)))
     job = _cp(stack, "POST", "/v1/evidence/bundles", key, json.dumps({"components": [
         "receipts", "policies", "key_custody", "deployments", "fleet_posture"]}))
     print(f"-> job {job['id']}: {job['status']}")
@@ -195,9 +197,9 @@ def control_plane_tour(stack: Stack, key: str) -> None:
                     f"{stack.cp_url}/v1/evidence/bundles/{job['id']}"], check=True)
     root = stack.run_dir / "control-plane-root.pub"
     root.write_text(_cp(stack, "GET", "/v1/audit/keys", key, show=False)["root_public_key"])
-    print(f"$ relaygate verify {out} --trusted-key {root}")
-    verify = subprocess.run([sys.executable, "-m", "evidence.cli", "verify", str(out), "--trusted-key", str(root)],
-                            capture_output=True, text=True)
+    print(f"$ relaygate verify {out} --trusted-key {root} --after-checkpoint {held}")
+    verify = subprocess.run([sys.executable, "-m", "evidence.cli", "verify", str(out), "--trusted-key", str(root),
+                             "--after-checkpoint", str(held)], capture_output=True, text=True)
     print(verify.stdout.strip())
 
     _say("14. The fleet: this gateway's Envoy took its listener, routes and clusters over xDS")

@@ -62,6 +62,7 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     # The control-plane part: a policy created through the API blocks, its receipt reaches the audit feed.
     assert '"policy.blocked"' in text and '"kind": "gateway.call"' in text and '"fallback_used": true' in text
     assert "relaygate evidence bundle: VERIFIED" in text and "(pinned)" in text
+    assert "is consistent with the checkpoint you hold" in text     # the tour's --after-checkpoint
     # The gateway ran from the xDS bootstrap: no listener in its file, everything ACKed over ADS.
     boot = json.loads((tmp_path / "envoy.json").read_text())
     assert "dynamic_resources" in boot and "listeners" not in boot["static_resources"]
