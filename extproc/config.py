@@ -38,6 +38,27 @@ class ModelPrice:
 class Upstream:
     name: str
     provider: str
+# Client request headers each provider gets by default (lower case; a trailing '*' is a prefix).
+# Everything else a client sends is removed before the call leaves the gateway: headers such as
+# OpenAI-Organization, OpenAI-Project, anthropic-beta or Cookie would act on the platform's
+# provider account next to its credential. accept-encoding is left out on purpose: Envoy reads
+# usage out of the response body, which a compressed reply would hide. An upstream's
+# ``forward_headers`` replaces its provider's list.
+DEFAULT_FORWARD_HEADERS = {
+    "openai": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key"),
+    "anthropic": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key",
+                  "anthropic-version"),
+}
+# Forwarded whatever the list says: pseudo-headers, what Envoy needs to frame and trace the call.
+ALWAYS_FORWARDED = frozenset({"content-type", "content-length", "host", "x-request-id"})
+# Never forwarded, whatever the list says: client credentials (the gateway sets the provider's
+# own), the gateway's internal headers, and headers Envoy adds about the client (removed by the
+# route, see stack/envoy_config.py).
+NEVER_FORWARDED = frozenset({"authorization", "x-api-key", "proxy-authorization", "x-relayone-receipt-id"})
+NEVER_FORWARDED_PREFIXES = ("x-relaygate-", "x-envoy-", "x-forwarded-")
+_HEADER_TOKEN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'+-.^_`|~")
+
+
     host: str
     port: int
     tls: bool
@@ -52,11 +73,27 @@ class Upstream:
     @property
     def cluster(self) -> str:
         return f"upstream_{self.name}"
+    forward_headers: tuple[str, ...] | None = None   # None: DEFAULT_FORWARD_HEADERS[provider]
 
 
 @dataclass(frozen=True)
 class Workspace:
     id: str
+    def __post_init__(self) -> None:
+        names = self.forward_headers
+        if names is None:
+            names = DEFAULT_FORWARD_HEADERS.get(self.provider, ())
+        object.__setattr__(self, "_fwd_exact", frozenset(n for n in names if not n.endswith("*")))
+        object.__setattr__(self, "_fwd_prefixes", tuple(n[:-1] for n in names if n.endswith("*")))
+
+    def forwards(self, header: str) -> bool:
+        """Whether a client request header (lower case, as Envoy hands them over) may reach this upstream."""
+        if header in NEVER_FORWARDED or header.startswith(NEVER_FORWARDED_PREFIXES):
+            return False
+        if header in ALWAYS_FORWARDED or header.startswith(":") or header in self._fwd_exact:
+            return True
+        return header.startswith(self._fwd_prefixes) if self._fwd_prefixes else False
+
     allowed_jurisdictions: tuple[str, ...]
     allowed_regions: tuple[str, ...]
     default_max_output_tokens: int
@@ -256,6 +293,7 @@ def parse_upstream(u: Any, where: str, secrets: dict | None) -> Upstream:
     )
 
 
+    forward = _forward_headers(u.get("forward_headers"), where)
 def parse_workspace(wid: str, w: Any, default_max: int) -> Workspace:
     where = f"workspaces.yaml: workspace '{wid}'"
     if not isinstance(w, dict):
@@ -265,9 +303,30 @@ def parse_workspace(wid: str, w: Any, default_max: int) -> Workspace:
     if not isinstance(sov, dict) or not isinstance(limits, dict):
         raise ConfigError(f"{where}: sovereignty and limits must be mappings")
     rps, tpm = limits.get("requests_per_second"), limits.get("tokens_per_minute")
+        forward_headers=forward,
     for name, v in (("requests_per_second", rps), ("tokens_per_minute", tpm)):
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
             raise ConfigError(f"{where}: limits.{name} must be a positive number")
+def _forward_headers(v: Any, where: str) -> tuple[str, ...] | None:
+    """An upstream's ``forward_headers``: header names (a trailing '*' matches a prefix), or None."""
+    if v is None:
+        return None
+    if not isinstance(v, list) or len(v) > 100 or not all(isinstance(h, str) for h in v):
+        raise ConfigError(f"{where}: forward_headers must be a list of at most 100 header names")
+    out = []
+    for h in v:
+        name = h.strip().lower()
+        bare = name[:-1] if name.endswith("*") else name
+        if not bare or len(name) > 100 or not set(bare) <= _HEADER_TOKEN:
+            raise ConfigError(f"{where}: forward_headers: '{h}' is not a header name (a trailing '*' "
+                              "matches a prefix)")
+        if name in NEVER_FORWARDED or name.startswith(NEVER_FORWARDED_PREFIXES):
+            raise ConfigError(f"{where}: forward_headers: '{h}' is never forwarded (a client credential, "
+                              "or a header of the gateway or Envoy)")
+        out.append(name)
+    return tuple(out)
+
+
     return Workspace(
         id=wid,
         allowed_jurisdictions=tuple(sov.get("allowed_jurisdictions") or ()),

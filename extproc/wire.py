@@ -1,9 +1,9 @@
 """Wire formats of the gateway surface: paths, request bodies, error bodies.
 
 Knows what OpenAI- and Anthropic-shaped requests look like, enough to pull out
-model, stream flag and output cap, to bound the input tokens from above, and
-to rewrite the body when the gateway must add ``max_tokens`` or ask an OpenAI
-stream for its usage chunk.
+model, stream flag and worst-case output, to bound the input tokens from above,
+and to rewrite the body so the provider honours exactly the output limit that was
+reserved (adding ``max_tokens`` when absent) and OpenAI streams end with usage.
 """
 from __future__ import annotations
 
@@ -52,15 +52,96 @@ def parse_path(path: str) -> Route | None:
     return Route(m["ws"], _ENDPOINTS[m["ep"]], m["q"] or "")
 
 
+# Output-limit fields each dialect's provider honours. When a body names none, the
+# gateway adds the first one (max_tokens: every model of the dialect accepts it).
+LIMIT_FIELDS = {
+    "chat.completions": ("max_tokens", "max_completion_tokens"),
+    "completions": ("max_tokens",),
+    "messages": ("max_tokens",),
+}
+# Every output-limit name some provider honours (OpenAI, the Responses API, TGI, Anthropic's
+# legacy completions). A body naming one its dialect does not use is refused: an
+# OpenAI-compatible provider might honour it, and the gateway would not have reserved it.
+ALL_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "max_new_tokens",
+                    "max_tokens_to_sample")
+MAX_OUTPUT_TOKENS = 1_000_000   # per output; above every model's limit, so a larger value is an attack or a bug
+MAX_N = 128                     # OpenAI's own cap on n
+MAX_BEST_OF = 20                # OpenAI's own cap on best_of (legacy completions)
+# Top-level fields whose value decides the reservation, the route or the receipt. If one of
+# them is duplicated (or a key may be spelled with a \u escape) the body is re-serialized, so a
+# provider whose JSON parser keeps the first duplicate sees the value the gateway parsed.
+_DECISIVE = tuple(f'"{k}"'.encode() for k in (
+    *ALL_LIMIT_FIELDS, "model", "stream", "stream_options", "n", "best_of", "prompt", "prediction", "user",
+    "metadata"))
+
+
 @dataclass
 class CallShape:
     model: str
     stream: bool
-    max_output_tokens: int       # worst case the call can produce
+    max_output_tokens: int       # worst case the call can produce (every output, every prompt)
     input_token_bound: int       # never fewer than the real input tokens
     body: bytes                  # the body to forward (possibly rewritten)
     rewritten: bool
     user: str | None = None      # the end user the app names (OpenAI 'user', Anthropic metadata.user_id)
+
+
+def _bounded_int(doc: dict, name: str, top: int, what: str) -> int | None:
+    v = doc.get(name)
+    if v is None:
+        return None
+    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= top:
+        raise BadRequest(400, "request.invalid", f"'{name}' must be an integer from 1 to {top} ({what})")
+    return v
+
+
+def _output_limit(endpoint: str, doc: dict, default_max_output: int) -> tuple[int, bool]:
+    """(per-output cap, body changed): exactly one limit field is left in ``doc``, the one reserved.
+
+    A body may name at most one of its dialect's limit fields (OpenAI chat takes both
+    ``max_tokens`` and ``max_completion_tokens``; a provider given both may honour
+    either, so the gateway cannot know which to reserve). Limit fields set to null
+    are dropped, so the provider sees only the field the reservation used.
+    """
+    allowed = LIMIT_FIELDS[endpoint]
+    changed = False
+    for f in ALL_LIMIT_FIELDS:
+        if f in doc and doc[f] is None:
+            del doc[f]
+            changed = True
+    foreign = [f for f in ALL_LIMIT_FIELDS if f in doc and f not in allowed]
+    if foreign:
+        raise BadRequest(400, "request.invalid", f"'{foreign[0]}' is not an output limit of {endpoint}; "
+                         f"use {' or '.join(repr(a) for a in allowed)}")
+    present = [f for f in allowed if f in doc]
+    if len(present) > 1:
+        raise BadRequest(400, "request.invalid", "set only one output limit: " + " and ".join(
+            f"'{f}'" for f in present) + " were both given, and the provider could honour either")
+    if not present:
+        doc[allowed[0]] = default_max_output
+        return default_max_output, True
+    cap = _bounded_int(doc, present[0], MAX_OUTPUT_TOKENS, "the output token limit")
+    return cap, changed
+
+
+def _outputs(endpoint: str, doc: dict) -> int:
+    """How many outputs the provider generates, and bills, for one request.
+
+    OpenAI chat returns ``n`` choices; legacy completions generate ``best_of`` per
+    prompt server-side (billed, even though only ``n`` are returned) and answer each
+    prompt of a ``prompt`` list separately. Anthropic messages have no multiplier.
+    """
+    if endpoint == "messages":
+        return 1
+    n = _bounded_int(doc, "n", MAX_N, "choices per prompt") or 1
+    if endpoint == "chat.completions":
+        return n
+    best_of = _bounded_int(doc, "best_of", MAX_BEST_OF, "completions generated per prompt") or 1
+    prompt = doc.get("prompt")
+    # A list of strings or of token lists is several prompts; a list of ints is one tokenized prompt.
+    prompts = len(prompt) if isinstance(prompt, list) and prompt and not all(
+        isinstance(p, int) and not isinstance(p, bool) for p in prompt) else 1
+    return max(n, best_of) * prompts
 
 
 def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
@@ -68,9 +149,12 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
 
     The input bound is the body's byte length: a BPE token spans at least one
     byte of text and the JSON framing covers per-message overhead, so the
-    bound cannot undershoot. When the client sets no output cap the gateway
-    adds ``max_tokens`` (the workspace default) so the reservation is a real
-    ceiling, and asks OpenAI streams to end with a usage chunk.
+    bound cannot undershoot. The output bound is every output the request can
+    produce: the one output limit the body names (the gateway adds ``max_tokens``,
+    the workspace default, when it names none) times the outputs generated
+    (``n``, ``best_of``, several prompts), plus a chat ``prediction`` (rejected
+    prediction tokens are billed as output). OpenAI streams are asked to end
+    with a usage chunk.
     """
     try:
         doc = orjson.loads(raw)
@@ -90,14 +174,10 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
     if endpoint == "embeddings":
         max_out = 0
     else:
-        cap_field = "max_completion_tokens" if "max_completion_tokens" in doc else "max_tokens"
-        cap = doc.get(cap_field)
-        if cap is None:
-            doc["max_tokens"] = cap = default_max_output
-            rewritten = True
-        elif not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
-            raise BadRequest(400, "request.invalid", f"'{cap_field}' must be a positive integer")
-        max_out = cap
+        cap, rewritten = _output_limit(endpoint, doc, default_max_output)
+        max_out = cap * _outputs(endpoint, doc)
+        if endpoint == "chat.completions" and doc.get("prediction") is not None:
+            max_out += len(orjson.dumps(doc["prediction"]))   # bytes >= tokens
         if stream and endpoint in ("chat.completions", "completions"):
             opts = doc.get("stream_options")
             if opts is None:
@@ -107,6 +187,8 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
             if opts.get("include_usage") is not True:
                 opts["include_usage"] = True
                 rewritten = True
+        if not rewritten and (b"\\u" in raw or any(raw.count(k) > 1 for k in _DECISIVE)):
+            rewritten = True    # possibly duplicated keys: forward what was parsed, see _DECISIVE
     body = orjson.dumps(doc) if rewritten else raw
     user = doc.get("user")
     if user is None and isinstance(doc.get("metadata"), dict):

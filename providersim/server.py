@@ -5,7 +5,10 @@ the provider credential, answers with usage, and streams SSE with usage.
 Per-request knobs are request headers, so tests can drive them through the
 gateway: ``x-sim-delay-ms`` (before answering), ``x-sim-chunk-delay-ms``
 (between stream events), ``x-sim-output-tokens``, and ``x-sim-fail``
-(an HTTP status such as ``500``, ``reset`` to drop the connection, or ``hang``).
+(an HTTP status such as ``500``, ``reset`` to drop the connection, or ``hang``);
+they reach it through the gateway only where an upstream's ``forward_headers`` lets
+``x-sim-*`` through (the test config does). Output-limit fields, ``n``, ``best_of`` and
+lists of prompts are honoured as a lenient provider would (see ``_out_tokens``).
 ``GET /_sim/requests`` lists what arrived (path, headers, body digest, port).
 """
 from __future__ import annotations
@@ -21,6 +24,9 @@ import uuid
 from aiohttp import web
 
 WORDS = "the quick brown fox jumps over the lazy dog".split()
+# Output-limit fields some provider honours (OpenAI, Anthropic, Responses API, TGI, Anthropic legacy).
+LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "max_new_tokens",
+                "max_tokens_to_sample")
 
 
 def _text_of(doc: dict) -> str:
@@ -113,9 +119,36 @@ class Sim:
         return doc, None
 
     def _out_tokens(self, request, doc) -> int:
+        """Tokens in each output: the largest output limit the body names, as a lenient provider honours it.
+
+        A provider that accepts several limit fields (or another dialect's alias) may honour
+        any of them; the simulator takes the largest so a gateway that reserved a smaller
+        one shows up as an overspend in tests.
+        """
         want = int(request.headers.get("x-sim-output-tokens", self.default_output_tokens))
-        cap = doc.get("max_tokens") or doc.get("max_completion_tokens") or want
+        caps = [v for f in LIMIT_FIELDS if isinstance(v := doc.get(f), (int, float)) and not isinstance(v, bool)]
+        cap = max(caps) if caps else want
         return max(1, min(want, int(cap)))
+
+    @staticmethod
+    def _multipliers(doc, completions: bool) -> tuple[int, int]:
+        """(outputs returned, outputs generated and billed) per request.
+
+        OpenAI returns ``n`` choices per prompt; legacy completions generate ``best_of``
+        per prompt server-side (billed) and return the best ``n``; a completions
+        ``prompt`` may be a list of prompts, each answered separately.
+        """
+        def count(name, default=1):
+            v = doc.get(name)
+            return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
+        n = count("n")
+        prompts = 1
+        if completions:
+            p = doc.get("prompt")
+            if isinstance(p, list) and p and not all(isinstance(x, int) for x in p):
+                prompts = len(p)
+            return n * prompts, max(n, count("best_of", n)) * prompts
+        return n, n
 
     async def openai(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("authorization", "")
@@ -135,34 +168,40 @@ class Sim:
         out = self._out_tokens(request, doc)
         words = [WORDS[i % len(WORDS)] for i in range(out)]
         chat = request.path.endswith("/chat/completions")
+        returned, billed = self._multipliers(doc, not chat)
         cid = "chatcmpl-" + uuid.uuid4().hex[:24] if chat else "cmpl-" + uuid.uuid4().hex[:24]
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": out, "total_tokens": prompt_tokens + out}
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": out * billed,
+                 "total_tokens": prompt_tokens + out * billed}
         created = int(time.time())
         if not doc.get("stream"):
             if chat:
-                choice = {"index": 0, "message": {"role": "assistant", "content": " ".join(words)},
-                          "finish_reason": "length" if out < self.default_output_tokens else "stop"}
+                choices = [{"index": c, "message": {"role": "assistant", "content": " ".join(words)},
+                            "finish_reason": "length" if out < self.default_output_tokens else "stop"}
+                           for c in range(returned)]
                 obj = "chat.completion"
             else:
-                choice = {"index": 0, "text": " ".join(words), "finish_reason": "stop", "logprobs": None}
+                choices = [{"index": c, "text": " ".join(words), "finish_reason": "stop", "logprobs": None}
+                           for c in range(returned)]
                 obj = "text_completion"
             return web.json_response({"id": cid, "object": obj, "created": created, "model": model,
-                                      "choices": [choice], "usage": usage})
+                                      "choices": choices, "usage": usage})
         resp = await self._sse_start(request)
         delay = int(request.headers.get("x-sim-chunk-delay-ms", "0")) / 1000
         obj = "chat.completion.chunk" if chat else "text_completion"
         for i, w in enumerate(words):
             piece = (" " if i else "") + w
-            choice = ({"index": 0, "delta": {"content": piece} if i else {"role": "assistant", "content": piece},
-                       "finish_reason": None} if chat else {"index": 0, "text": piece, "finish_reason": None})
-            await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
-                                           "choices": [choice], "usage": None})
+            for c in range(returned):
+                choice = ({"index": c, "delta": {"content": piece} if i else {"role": "assistant", "content": piece},
+                           "finish_reason": None} if chat else {"index": c, "text": piece, "finish_reason": None})
+                await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
+                                               "choices": [choice], "usage": None})
             if delay:
                 await asyncio.sleep(delay)
-        last = ({"index": 0, "delta": {}, "finish_reason": "stop"} if chat
-                else {"index": 0, "text": "", "finish_reason": "stop"})
-        await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
-                                       "choices": [last], "usage": None})
+        for c in range(returned):
+            last = ({"index": c, "delta": {}, "finish_reason": "stop"} if chat
+                    else {"index": c, "text": "", "finish_reason": "stop"})
+            await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
+                                           "choices": [last], "usage": None})
         if (doc.get("stream_options") or {}).get("include_usage"):
             await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
                                            "choices": [], "usage": usage})

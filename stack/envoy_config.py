@@ -37,6 +37,11 @@ USAGE_RULES = [
 RECEIPT_ID = RECEIPT_PREFIX + "%REQ(x-request-id)%"
 LISTENER_NAME = ROUTE_NAME = "gateway"
 RESPONSE_DIGEST_LUA = (Path(__file__).resolve().parent / "response_digest.lua").read_text()
+# Request headers removed by the route on the way to a provider: the routing header, and those
+# the connection manager added about the client (its address, scheme, internal/external mark).
+FORWARD_STRIP = [UPSTREAM_HEADER, "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+                 "x-forwarded-prefix", "x-forwarded-client-cert", "x-envoy-external-address", "x-envoy-internal",
+                 "x-envoy-original-path"]
 
 
 def _error_body(code: str, message: str, receipt: bool = True) -> dict:
@@ -156,6 +161,10 @@ def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, mes
         {"name": "envoy.filters.http.lua", "typed_config": {
             "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
             "default_source_code": {"inline_string": RESPONSE_DIGEST_LUA},
+            # Applied by the router after the route matched: the routing header and what Envoy
+            # itself added about the client never reach a provider (ext_proc strips the
+            # client's own headers to the upstream's allow-list, extproc/config.py).
+            "request_headers_to_remove": FORWARD_STRIP,
         }},
         {"name": "envoy.filters.http.json_to_metadata", "typed_config": {
             "@type": T + "envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata",
@@ -171,7 +180,8 @@ def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, mes
             }, "max_event_size": 1048576},
         }},
         {"name": "envoy.filters.http.router", "typed_config": {
-            "@type": T + "envoy.extensions.filters.http.router.v3.Router"}},
+            "@type": T + "envoy.extensions.filters.http.router.v3.Router",
+            "suppress_envoy_headers": True}},   # no x-envoy-* headers towards providers
     ]
     return {
         "name": LISTENER_NAME,
@@ -216,6 +226,8 @@ def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, a
                          ads_address: str, host: str = "127.0.0.1") -> dict:
     """The small bootstrap of an xDS-driven gateway: its identity and where the ADS server is.
 
+            # The policy service may remove client-sent x-envoy-* headers too (header allow-list).
+            "mutation_rules": {"allow_envoy": True},
     Everything else (listener, routes, clusters, endpoints) arrives over ADS.
     ``listen`` (host:port) is part of the node's identity: where this gateway serves.
     """

@@ -22,6 +22,12 @@ from stack.processes import Stack, free_port
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 
+def _with_sim_knobs(upstreams: list[dict]) -> list[dict]:
+    """The provider's default header allow-list plus the simulator's x-sim-* knobs (tests drive them)."""
+    from extproc.config import DEFAULT_FORWARD_HEADERS
+    return [{**u, "forward_headers": [*DEFAULT_FORWARD_HEADERS[u["provider"]], "x-sim-*"]} for u in upstreams]
+
+
 def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
     """Write a test config directory; return key tokens by name."""
     d.mkdir(parents=True, exist_ok=True)
@@ -36,7 +42,7 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
         "capped": {}, "tiny": {}, "outage": {},
     }}))
     model = lambda i, o: {"input_per_1k": i, "output_per_1k": o}  # noqa: E731
-    (d / "upstreams.yaml").write_text(yaml.safe_dump({"upstreams": [
+    (d / "upstreams.yaml").write_text(yaml.safe_dump({"upstreams": _with_sim_knobs([
         {"name": "openai-us", "provider": "openai", "address": f"127.0.0.1:{ports['us']}",
          "region": "us-east-1", "jurisdiction": "us", "credential": "openai",
          "models": {"gpt-4o-mini": model(0.15, 0.6), "gpt-4o": model(2.5, 10),
@@ -50,7 +56,7 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
         {"name": "openai-dead", "provider": "openai", "address": f"127.0.0.1:{ports['dead']}",
          "region": "us-east-1", "jurisdiction": "us", "credential": "openai",
          "models": {"dead-model": model(1, 1)}},
-    ]}))
+    ])}))
     (d / "keys.yaml").write_text("keys: []\n")
     tokens = {
         "acme": create_key(d, "acme", "all", None, None),
