@@ -143,11 +143,11 @@ class EvidenceJobs:
                 stats["checkpoints"] = len(dedup)
                 await self._progress(jid, 0.7, "hash chains")
                 files[eb.CHAINS] = eb.jsonl(await self._chains(c, rows))
-            if "receipts" in components or "key_custody" in components:
-                # Receipts cannot be checked without the keys: custody comes with them.
-                envs = (await c.execute(sa.select(schema.custody_events.c.envelope)
-                                        .order_by(schema.custody_events.c.seq))).all()
-                files[eb.CUSTODY] = eb.jsonl([e[0] for e in envs])
+            # Always: receipts cannot be checked without the keys, and the manifest's signer (the
+            # current tree-head key) chains to the root the auditor pins only through custody.
+            envs = (await c.execute(sa.select(schema.custody_events.c.envelope)
+                                    .order_by(schema.custody_events.c.seq))).all()
+            files[eb.CUSTODY] = eb.jsonl([e[0] for e in envs])
             if "policies" in components or "receipts" in components:
                 await self._progress(jid, 0.8, "policy versions")
                 files.update(await self._policies(c, ws, [r["seq"] for r in rows]))

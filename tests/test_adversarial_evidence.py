@@ -333,3 +333,11 @@ def test_genuine_bundle_still_verifies_pinned(ev, bundle, tmp_path):
     assert out.returncode == 0 and "VERIFIED" in out.stdout and "(pinned)" in out.stdout, out.stdout
     keys = CP(ev["stack"].cp_url).get("/v1/audit/keys").json()
     assert keys["root_key_id"] in out.stdout                 # the pinned key is named
+
+
+def test_a_bundle_without_receipts_still_chains_its_signer_to_the_root(ev, tmp_path):
+    """After a tree-head rotation the manifest's signer is not the root: the bundle must carry the
+    custody chain that links the two, whatever components were asked for."""
+    blob = _bundle(ev, {"components": ["deployments"]})
+    out = _verify(tmp_path, blob, "--trusted-key", _trusted(ev))
+    assert out.returncode == 0, out.stdout
