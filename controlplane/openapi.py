@@ -17,6 +17,18 @@ VERSION = "1.0.0"
 
 ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 / RFC 3339, UTC"}
+
+
+def forward_headers_schema() -> dict:
+    """A fresh copy each use (a shared dict would become a YAML anchor in openapi.yaml)."""
+    return {"type": ["array", "null"], "maxItems": 100,
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9!#$%&'+.^_`|~-]{1,99}\\*?$"},
+            "description": "client request headers forwarded to this upstream (a trailing '*' matches a "
+                           "prefix); every other client header is removed. Absent or null: the provider's "
+                           "default list. Credentials and the gateway's and Envoy's own headers are never "
+                           "forwarded."}
+
+
 NTIME = {"type": ["string", "null"], "format": "date-time"}
 STRS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 256}, "maxItems": 200}
 ENDPOINTS = ["chat.completions", "completions", "embeddings", "messages"]
@@ -85,14 +97,16 @@ SCHEMAS = {
                    "additionalProperties": ref("ModelPrice"),
                    "propertyNames": {"minLength": 1, "maxLength": 256}},
         "envoy_cluster_overrides": {"type": "object", "description":
-                                    "advanced: fields merged into the Envoy cluster (Envoy validates them)"}},
+                                    "advanced: fields merged into the Envoy cluster (Envoy validates them)"},
+        "forward_headers": forward_headers_schema()},
         ["name", "provider", "address", "region", "jurisdiction", "credential", "models"]),
     "Upstream": obj({
         "name": {"type": "string"}, "provider": {"type": "string"}, "address": {"type": "string"},
         "tls": {"type": "boolean"}, "base_path": {"type": "string"}, "region": {"type": "string"},
         "jurisdiction": {"type": "string"}, "credential": {"type": "string"},
         "models": {"type": "object", "additionalProperties": ref("ModelPrice")},
-        "envoy_cluster_overrides": {"type": "object"}, "created_at": TIME, "updated_at": TIME},
+        "envoy_cluster_overrides": {"type": "object"}, "forward_headers": forward_headers_schema(),
+        "created_at": TIME, "updated_at": TIME},
         ["name", "provider", "address", "region", "jurisdiction", "credential", "models"]),
     "UpstreamList": obj({"upstreams": {"type": "array", "items": ref("Upstream")}}, ["upstreams"]),
     "BudgetInput": obj({

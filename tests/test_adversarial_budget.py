@@ -22,6 +22,7 @@ import yaml
 from evidence.receipts import envelope_receipt
 from stack.processes import Stack
 from tests.conftest import POLICY_DIR, Gateway, write_config
+from tests.cpclient import eventually
 from tests.httpcall import curl
 
 RACE_CAP = 3000          # tokens a day for workspace 'capped': the issue's 3,000-token cap
@@ -310,3 +311,46 @@ def test_forward_headers_is_configurable_per_upstream(agw):
         seen = _lower(_sent(agw, "hdr cfg " + ws, upstream)[-1]["headers"])
         assert ("openai-organization" in seen) == (upstream == "openai-eu"), seen
         assert "cookie" not in seen and "openai-project" not in seen and "x-relaygate-upstream" not in seen
+
+
+# -- forward_headers through the control plane's upstream API and bundles ----------------------
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """A gateway that takes its upstreams from the control plane (policy bundles + xDS)."""
+    from tests.conftest import ControlPlane
+    tmp = tmp_path_factory.mktemp("adv-budget-cp")
+    tokens = write_config(tmp / "config")
+    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
+                  unreachable={"openai-dead"}, instance_id="adv-budget-sidecar")
+    stack.start()
+    yield Gateway(stack, tokens), ControlPlane(stack, tokens)
+    stack.stop()
+
+
+def test_forward_headers_through_the_upstream_api(full):
+    gw, cp = full
+    spec = cp.admin.get("/v1/upstreams/openai-us").json()
+    spec = {k: v for k, v in spec.items() if k not in ("created_at", "updated_at")}
+    assert "x-sim-*" in spec["forward_headers"]          # seeded from the config documents as written
+    for bad in (["Authorization"], ["x-api-key"], ["X-Forwarded-For"], ["x-relaygate-upstream"], ["bad header"],
+                ["*"], "cookie"):
+        r = cp.admin.put("/v1/upstreams/openai-us", {**spec, "forward_headers": bad})
+        assert r.status == 400, (bad, r.text)
+    assert cp.admin.get("/v1/upstreams/openai-us").json()["forward_headers"] == spec["forward_headers"]
+
+    def org_seen(tag):
+        r = curl(gw.base("acme") + "/chat/completions", json.dumps(
+            {"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": tag}]}),
+            {"authorization": f"Bearer {gw.tokens['acme']}", "content-type": "application/json", **SMUGGLED})
+        assert r.status == 200, r.body
+        seen = _lower(_sent(gw, tag)[-1]["headers"])
+        assert "cookie" not in seen and "x-relaygate-upstream" not in seen
+        return "openai-organization" in seen
+
+    assert not org_seen("cp before")
+    wider = [*spec["forward_headers"], "OpenAI-Organization"]
+    r = cp.admin.put("/v1/upstreams/openai-us", {**spec, "forward_headers": wider})
+    assert r.status == 200 and r.json()["forward_headers"] == wider, r.text
+    n = iter(range(10_000))
+    eventually(lambda: org_seen(f"cp after {next(n)}"), 20, "the new forward_headers at the gateway")
