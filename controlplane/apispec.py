@@ -6,6 +6,12 @@ the permission it needs (``x-relaygate-permission``). Query, path and header
 parameters are coerced and validated with their JSON Schemas, JSON bodies
 with theirs (jsonschema, draft 2020-12, as OpenAPI 3.1 uses), before a handler
 runs; so what the document says and what the server accepts cannot drift.
+
+Every JSON body is also refused (400) when nested deeper than
+:data:`MAX_JSON_DEPTH` levels, whatever its schema: documents are stored and
+later served (relay metadata, upstream overrides, audit details), and a deep
+one would fail to encode on every read. A schema may cap a free-form value's
+encoded size with ``x-relaygate-max-bytes`` (relay metadata does).
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from typing import Any, Callable
 
 import orjson
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -24,6 +30,40 @@ from controlplane.errors import ApiError
 
 SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 _URI = "urn:relaygate:openapi"
+MAX_JSON_DEPTH = 64      # well inside orjson's encoder limit (254) once a stored value is wrapped in a reply
+
+
+def json_depth_over(doc: Any, limit: int = MAX_JSON_DEPTH) -> list | None:
+    """The path to the first value nested deeper than ``limit`` levels, or None (iterative: no recursion)."""
+    stack: list[tuple[Any, int, list]] = [(doc, 1, [])]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        if depth > limit:
+            return path
+        for k, v in items:
+            if isinstance(v, (dict, list)):
+                stack.append((v, depth + 1, path + [k] if len(path) < 8 else path))
+    return None
+
+
+def _max_bytes(validator, limit, instance, schema):
+    """``x-relaygate-max-bytes``: the value's size encoded as JSON."""
+    try:
+        size = len(orjson.dumps(instance))
+    except orjson.JSONEncodeError:
+        yield ValidationError("cannot be encoded as JSON")
+        return
+    if size > limit:
+        yield ValidationError(f"is {size} bytes as JSON; the limit is {limit} bytes")
+
+
+_Validator = validators.extend(Draft202012Validator, {"x-relaygate-max-bytes": _max_bytes})
 
 
 def load_spec(path: Path = SPEC_PATH) -> dict:
@@ -126,7 +166,7 @@ class Router:
         return node
 
     def _validator(self, schema: dict) -> Draft202012Validator:
-        return Draft202012Validator(schema, registry=self._registry)
+        return _Validator(schema, registry=self._registry)
 
     @staticmethod
     def params(op: Operation, request) -> dict:
@@ -185,6 +225,12 @@ class Router:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
             raise ApiError(400, "invalid_json", f"request body is not valid JSON: {e}") from None
+        deep = json_depth_over(doc)
+        if deep is not None:
+            where = "/".join(str(x) for x in deep) or "body"
+            raise ApiError(400, "invalid_request", f"{where}: the body is nested too deep (more than "
+                           f"{MAX_JSON_DEPTH} levels)", {"parameter": where, "provided": None,
+                                                         "expected": f"at most {MAX_JSON_DEPTH} levels of nesting"})
         if op.body_validator is not None:
             err = _first_error(op.body_validator, doc)
             if err is not None:

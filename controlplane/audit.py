@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from controlplane import schema
 from controlplane.db import insert_ignore, now_ms
-from controlplane.util import iso, new_id
+from controlplane.util import bounded_json, iso, new_id
 from evidence import dsse
 from evidence.receipts import envelope_hash, envelope_receipt, verify_receipt
 from evidence.signing import load_public_key
@@ -169,5 +169,5 @@ def event_json(row, policies: list[str]) -> dict:
         "latency_ms": row["latency_ms"], "tokens": tokens,
         "cost_usd": row["cost_micros"] / 1_000_000 if row["cost_micros"] is not None else None,
         "upstream": row["upstream"], "provider": row["provider"], "sidecar": row["sidecar"],
-        "policies": policies, "detail": row["detail"],
+        "policies": policies, "detail": bounded_json(row["detail"]),
     }

@@ -77,7 +77,7 @@ async def gateway_documents(conn) -> dict:
     budgets = []
     for b in (await conn.execute(sa.select(schema.budgets).where(
             schema.budgets.c.deleted_ms.is_(None), schema.budgets.c.workspace_id.in_(list(workspaces)))
-            .order_by(schema.budgets.c.id))).mappings():
+            .order_by(schema.budgets.c.workspace_id, schema.budgets.c.id))).mappings():
         budgets.append({"id": b["id"], "workspace": b["workspace_id"], "key": b["key_id"], "unit": b["unit"],
                         "window": b["window"],
                         "limit": b["limit_amount"] if b["unit"] == "tokens" else b["limit_amount"] / 1_000_000})

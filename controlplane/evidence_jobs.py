@@ -23,6 +23,7 @@ from controlplane.db import now_ms
 from controlplane.util import iso, new_id
 from evidence import evidence_bundle as eb
 from evidence.receipts import canonical
+from extproc.private_files import private_dir
 
 log = logging.getLogger("relaygate.controlplane.evidence")
 E = schema.audit_events
@@ -67,7 +68,7 @@ class EvidenceJobs:
                     schema.evidence_bundles.c.id == job_id))).mappings().first()
             await self._progress(job_id, 0.01, "signing a tree head", status="running")
             blob, stats = await self.assemble(job)
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.out_dir)
             path = self.out_dir / f"{job_id}.tar.gz"
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(blob)

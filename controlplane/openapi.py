@@ -217,7 +217,8 @@ SCHEMAS = {
     "RelayInput": obj({
         "to": {"type": "string", "minLength": 1, "maxLength": 256, "description": "target model"},
         "payload": {"type": "object", "description": "the provider-shaped request body"},
-        "metadata": {"type": "object", "maxProperties": 50, "description": "custom tracking data, kept in logs"},
+        "metadata": {"type": "object", "maxProperties": 50, "x-relaygate-max-bytes": 16384,
+                     "description": "custom tracking data, kept in logs (at most 16 KiB as JSON)"},
         "fallback": {**STRS, "maxItems": 10, "description": "models to try next (default: the workspace's chain)"}},
         ["to", "payload"]),
     "RelayAttempt": obj({"model": {"type": "string"}, "status_code": {"type": ["integer", "null"]},

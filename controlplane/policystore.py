@@ -8,6 +8,8 @@ each update appends a version and moves ``current_version`` in one transaction.
 """
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import logging
 import re
@@ -18,11 +20,35 @@ import sqlalchemy as sa
 from controlplane import schema
 from controlplane.db import now_ms
 from extproc.policy_engine import load_policy_sources
-from extproc.workspace_policy import ActivePolicy, parse_document
+from extproc.workspace_policy import ActivePolicy, PolicyDocument, PolicyDocumentError, parse_document
 
 log = logging.getLogger("relaygate.controlplane.policies")
 _DECLARED = re.compile(r'^policy\s*:=\s*"([A-Za-z0-9_.-]+)@([A-Za-z0-9_.+-]+)"', re.M)
 _PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.M)
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_cached(source: str) -> PolicyDocument:
+    """parse_document, remembered by source text: stored versions never change, and every bundle
+    build and policy listing reads them again. A document that does not parse is not cached."""
+    return parse_document(source)
+
+
+async def parse_off_loop(source: str) -> PolicyDocument:
+    """Parse a (user-sent) policy document on a worker thread: YAML parsing costs milliseconds per
+    kilobyte, which must not stall every other request on the event loop."""
+    return await asyncio.to_thread(parse_cached, source)
+
+
+async def warm(sources) -> None:
+    """Parse the documents not cached yet, off the event loop (errors are left to the caller's own parse)."""
+    def run():
+        for s in sources:
+            try:
+                parse_cached(s)
+            except PolicyDocumentError:
+                pass
+    await asyncio.to_thread(run)
 
 
 def digest(text: str) -> str:
@@ -91,12 +117,14 @@ async def active_workspace_policies(conn, pins: dict[str, int] | None = None) ->
         sa.select(schema.policies.c.id, schema.policies.c.workspace_id, schema.policies.c.current_version)
         .join(schema.workspaces, schema.workspaces.c.id == schema.policies.c.workspace_id)
         .where(schema.policies.c.deleted_ms.is_(None), schema.workspaces.c.deleted_ms.is_(None)))).all()
-    out = []
+    found = []
     for pid, ws, current in rows:
         version = pins.get(pid, current)
         source = (await conn.execute(sa.select(schema.policy_versions.c.source).where(
             schema.policy_versions.c.policy_id == pid, schema.policy_versions.c.version == version))).scalar()
         if source is None:
             continue
-        out.append(ActivePolicy(ws, pid, version, parse_document(source)))
-    return out
+        found.append((ws, pid, version, source))
+    # Off the event loop (and cached): a bundle build must not parse YAML where requests are served.
+    docs = await asyncio.to_thread(lambda: [parse_cached(f[3]) for f in found])
+    return [ActivePolicy(ws, pid, version, doc) for (ws, pid, version, _), doc in zip(found, docs)]

@@ -58,10 +58,10 @@ upstreams = sa.Table(
     sa.Column("deleted_ms", sa.BigInteger),
 )
 
-budgets = sa.Table(
+budgets = sa.Table(   # ids are unique per workspace (migration 0004): one tenant's names never clash with another's
     "budgets", metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), primary_key=True, index=True),
     sa.Column("key_id", sa.String(32)),
     sa.Column("unit", sa.String(8), nullable=False),
     sa.Column("window", sa.String(8), nullable=False),

@@ -15,6 +15,7 @@ from controlplane import services as services_mod
 from controlplane import settings as settings_mod
 from controlplane import xds as xds_mod
 from controlplane.app import build_app
+from extproc.private_files import restrict_umask
 from controlplane.handlers import audit, evidence, fleet, keys, policies, relayplane, resources, service
 
 log = logging.getLogger("relaygate.controlplane")
@@ -66,6 +67,8 @@ class _MalformedHttp(logging.Filter):
 
 
 def main(argv=None) -> None:
+    # Before anything touches the data dir (settings generate token files): owner-only files.
+    restrict_umask()
     try:
         settings = settings_mod.load(argv)
     except settings_mod.SettingsError as e:

@@ -24,6 +24,7 @@ from controlplane.db import create_engine, migrate
 from controlplane.sealing import Sealer
 from controlplane.secretstore import SecretStore
 from controlplane.settings import Settings
+from extproc.private_files import private_dir
 
 log = logging.getLogger("relaygate.controlplane")
 
@@ -68,6 +69,7 @@ class Services:
 
 async def start(settings: Settings) -> Services:
     s = Services(settings)
+    private_dir(settings.data_dir)       # keys, tokens, evidence bundles, the default SQLite file
     s.engine = create_engine(settings.database_url)
     await migrate(s.engine)
     s.secrets = SecretStore(s.engine, Sealer(settings.master_key))

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import re
 import secrets
 import string
 from datetime import datetime, timezone
+from typing import Any
 
 from controlplane.errors import ApiError
 from evidence.custody import iso_ms
@@ -40,6 +43,14 @@ def parse_time(value: str | None, name: str) -> int | None:
                        {"parameter": name, "provided": value[:100], "expected": "date-time"}) from None
 
 
+# A cursor is base64url (unpadded) of "s" and a sequence number: decimal, no sign, no leading
+# zeros, within a signed 64-bit integer (the column is BIGINT on PostgreSQL, INTEGER on SQLite,
+# both 64-bit). Anything else is a 400 here, before a number the database cannot bind reaches it.
+_CURSOR = re.compile(r"s(0|[1-9][0-9]{0,18})")
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]{1,40}")
+MAX_SEQ = 2**63 - 1
+
+
 def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
 
@@ -48,10 +59,28 @@ def decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw[0] != "s":
+        if not _CURSOR_TEXT.fullmatch(cursor):
             raise ValueError
-        return int(raw[1:])
-    except (ValueError, IndexError, UnicodeDecodeError):
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        m = _CURSOR.fullmatch(raw)
+        if m is None or int(m[1]) > MAX_SEQ:
+            raise ValueError
+        return int(m[1])
+    except (ValueError, UnicodeDecodeError, binascii.Error):
         raise ApiError(400, "invalid_request", "invalid cursor; pass next_cursor from the previous page",
                        {"parameter": "cursor", "provided": cursor[:100], "expected": "next_cursor"}) from None
+
+
+MAX_STORED_DEPTH = 64
+
+
+def bounded_json(value: Any, max_depth: int = MAX_STORED_DEPTH) -> Any:
+    """A stored free-form document as it may be served: itself, or a marker if it is nested too deep.
+
+    Ingestion refuses such documents (controlplane/apispec.py); this keeps rows written before
+    that (or by another path) from making every read of a feed fail to encode (a 500 forever).
+    """
+    from controlplane.apispec import json_depth_over
+    if json_depth_over(value, max_depth) is None:
+        return value
+    return {"truncated": f"stored document nested deeper than {max_depth} levels; not shown"}

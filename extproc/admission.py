@@ -96,7 +96,7 @@ class Admission:
         budgets = self.config.budgets_for(key.workspace, key.id)
         windows = {b.id: window_bounds(b.window, now) for b in budgets}
         if used is None:     # one read of the ledger for all the call's budgets (one round trip to Redis)
-            pairs = [(b.id, windows[b.id][0]) for b in budgets]
+            pairs = [(b.ledger_id, windows[b.id][0]) for b in budgets]
             current = dict(zip(pairs, self.ledger.used_many(pairs))) if pairs else {}
             used = lambda budget_id, window_key: current[(budget_id, window_key)]  # noqa: E731
         doc = {
@@ -117,7 +117,7 @@ class Admission:
                                                    shape.max_output_tokens)},
             } for u in candidates],
             "budgets": [{"id": b.id, "unit": b.unit, "window": b.window, "limit": b.limit,
-                         "used": used(b.id, windows[b.id][0])} for b in budgets],
+                         "used": used(b.ledger_id, windows[b.id][0])} for b in budgets],
         }
         return doc, budgets, windows
 
@@ -213,11 +213,13 @@ class Admission:
             return Verdict(False, int(d["status"]), d["code"], "; ".join(d["reasons"]) or d["code"],
                            d, retry_after=retry)
         upstream = self._upstreams[d["upstream"]]
+        # The policy names budgets by id (unique within the workspace); the ledger by ledger_id.
         by_id = {b.id: b for b in budgets}
-        holds = [Hold(h["budget_id"], windows[h["budget_id"]][0], int(h["amount"]), by_id[h["budget_id"]].unit)
-                 for h in d["holds"]]
-        overflow = self.ledger.reserve(holds, {b.id: b.limit for b in budgets})
-        if overflow is not None:  # lost a race with a concurrent call since the policy looked
+        holds = [Hold(by_id[h["budget_id"]].ledger_id, windows[h["budget_id"]][0], int(h["amount"]),
+                      by_id[h["budget_id"]].unit) for h in d["holds"]]
+        overflow = self.ledger.reserve(holds, {b.ledger_id: b.limit for b in budgets})
+        if overflow is not None:
+            overflow = next((b.id for b in budgets if b.ledger_id == overflow), overflow)  # lost a race with a concurrent call since the policy looked
             d = dict(d, allow=False, status=429, code="budget.exceeded",
                      reasons=[f"budget {overflow} would be exceeded"], budget_ids=[overflow])
             return Verdict(False, 429, "budget.exceeded", d["reasons"][0], d,

@@ -123,6 +123,12 @@ class Budget:
     window: str    # "day" or "month"
     limit: int     # tokens, or USD millionths
 
+    @property
+    def ledger_id(self) -> str:
+        """The budget's name in the ledger: ids are unique per workspace only, so two workspaces'
+        "daily" budgets must never share a counter (memory, SQLite or a fleet's Redis)."""
+        return f"{self.workspace}/{self.id}"
+
 
 @dataclass(frozen=True)
 class GatewayConfig:

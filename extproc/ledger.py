@@ -128,6 +128,8 @@ class SqliteLedger(_OneByOne):
 
     def __init__(self, path) -> None:
         import sqlite3
+        from extproc.private_files import private_sqlite
+        private_sqlite(path)        # 0600 in a 0700 directory
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

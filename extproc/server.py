@@ -30,6 +30,7 @@ from extproc.ledger import InMemoryLedger, RedisLedger, SqliteLedger, now_utc, w
 from extproc.policy_engine import PolicyError, RegorusEngine
 from extproc.processor import Processor
 from extproc.settlement import DENIAL_GRACE, AccessLogSink, Finalizer
+from extproc.private_files import private_dir, restrict_umask
 from extproc.spool import Spool
 from extproc.sync import BundleSync, ControlPlane, FleetAgent, ReceiptShipper, local_sources
 
@@ -109,7 +110,7 @@ def _redis_ledger(url: str) -> RedisLedger:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    data_dir = Path(args.data_dir)
+    data_dir = private_dir(Path(args.data_dir))
     spool = Spool(data_dir / "receipts.db", args.spool_synchronous)
     signer = load_or_create_signer(data_dir / "receipt-signing.pem")
     if args.ledger in ("sqlite", "redis"):
@@ -201,6 +202,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> None:
+    restrict_umask()        # spool, keys, bundle cache, ledger: owner-only (extproc/private_files.py)
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

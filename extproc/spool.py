@@ -17,6 +17,8 @@ import orjson
 import time
 from pathlib import Path
 
+from extproc.private_files import private_sqlite
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -42,7 +44,7 @@ MIGRATIONS = [
 class Spool:
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(path)        # receipts are evidence: 0600 in a 0700 directory
         self.path = path
         # timeout: several worker processes may share one spool file.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from extproc.policy_engine import PolicyError, build_engine
+from extproc.safeyaml import MAX_DATA_BYTES, MAX_SOURCE_BYTES, compose_and_load
 
 CUSTOM_PACKAGE = "relaygate.custom"
 CUSTOM_MODULE_DIR = "relaygate/custom/"
@@ -90,9 +91,12 @@ class ActivePolicy:
 
 def parse_document(text: str) -> PolicyDocument:
     """Parse and check the shape of a policy document (Rego is compiled by :func:`check_rego`)."""
+    if len(text.encode()) > MAX_SOURCE_BYTES:
+        raise PolicyDocumentError(f"the policy document is {len(text.encode())} bytes; the limit is "
+                                  f"{MAX_SOURCE_BYTES} bytes (256 KiB)", 1, 1)
     try:
-        node = yaml.compose(text)
-        doc = yaml.safe_load(text)
+        # Bounded: no alias bombs, recursive aliases or deep nesting (extproc/safeyaml.py).
+        node, doc = compose_and_load(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise PolicyDocumentError(f"invalid YAML: {e.problem or e}",
@@ -137,9 +141,12 @@ def parse_document(text: str) -> PolicyDocument:
     if not isinstance(data, dict):
         raise PolicyDocumentError("'data' must be a mapping", *where("data"))
     try:
-        json.dumps(data)
+        encoded = json.dumps(data)
     except (TypeError, ValueError):
         raise PolicyDocumentError("'data' must hold JSON values only", *where("data")) from None
+    if len(encoded) > MAX_DATA_BYTES:
+        raise PolicyDocumentError(f"'data' is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES} bytes",
+                                  *where("data"))
     line, _ = where("rego")
     # A block scalar (| or >) starts on the line after its indicator.
     first = text.splitlines()[line - 1] if line and line <= len(text.splitlines()) else ""

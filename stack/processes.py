@@ -98,7 +98,8 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.run_dir, 0o700)      # logs, sockets, spool and keys live here
         self.gateway_port = self.gateway_port or free_port()
         self.envoy_admin_port = self.envoy_admin_port or free_port()
         self.extproc_admin_port = self.extproc_admin_port or free_port()
@@ -138,9 +139,10 @@ class Stack:
 
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> tuple[subprocess.Popen, Path]:
         log = self.run_dir / f"{name}.log"
-        fh = open(log, "ab")
+        fh = os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")   # owner-only
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
+                                env={**os.environ, **(env or {})}, start_new_session=True,
+                                umask=0o077)   # what the processes create in the run dir stays private
         self.procs[name] = proc
         return proc, log
 
@@ -194,6 +196,7 @@ class Stack:
             boot = envoy_config.render(self.cfg, listen_port=self.gateway_port, admin_port=self.envoy_admin_port,
                                        extproc=[f"unix:{p.resolve()}" for p in self.sockets])
         path = envoy_config.write(self.run_dir / "envoy.json", boot)
+        os.chmod(path, 0o600)
         argv = [envoy_binary(), "-c", str(path), "--concurrency", "1", "--log-level", "warn",
                 "--base-id", str(self.gateway_port)]
         proc, log = self._spawn("envoy", argv)

@@ -8,6 +8,7 @@ call's signed receipt, then keeps serving until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import signal
 import subprocess
@@ -231,6 +232,7 @@ def main(argv=None) -> None:
     p.add_argument("--database-url", default="", help="control-plane database (default: SQLite in the run dir)")
     p.add_argument("--demo-only", action="store_true", help="stop after the tour instead of serving")
     a = p.parse_args(argv)
+    os.umask(0o077)     # the run dir holds keys, databases and logs: owner-only (extproc/private_files.py)
     stack = Stack(Path(a.run_dir), gateway_port=a.gateway_port, envoy_admin_port=a.envoy_admin_port,
                   extproc_admin_port=a.admin_port, workers=a.workers, controlplane=not a.no_control_plane,
                   cp_port=a.cp_port, xds_port=a.xds_port,

@@ -58,7 +58,7 @@ def pair(tmp_path_factory, redis_url):
 def _usage(client) -> tuple[int, int]:
     """(spent, reserved) of the budget over its windows in Redis."""
     spent = reserved = 0
-    for key in client.scan_iter(f"relaygate:budget:{BUDGET}:*"):
+    for key in client.scan_iter(f"relaygate:budget:capped/{BUDGET}:*"):   # ledger ids are workspace/id
         s, r = client.hmget(key, "spent", "reserved")
         spent, reserved = spent + int(s or 0), reserved + int(r or 0)
     return spent, reserved

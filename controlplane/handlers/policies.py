@@ -18,7 +18,7 @@ from controlplane.audit import record
 from controlplane.bundles import on_policy_thread
 from controlplane.db import now_ms
 from controlplane.errors import ApiError, not_found
-from controlplane.policystore import digest
+from controlplane.policystore import digest, parse_cached, parse_off_loop, warm
 from controlplane.util import iso, new_id
 from extproc import config as config_mod
 from extproc.admission import POLICY_INPUT_VERSION, Verdict
@@ -26,6 +26,7 @@ from extproc.ledger import InMemoryLedger
 from extproc.policy_engine import PolicyError
 from extproc.sync import admission_from_bundle
 from extproc.bundle import Bundle
+from extproc.safeyaml import MAX_SOURCE_BYTES
 from extproc.wire import BadRequest, parse_body
 from extproc.policy_sandbox import default_sandbox
 from extproc.workspace_policy import ActivePolicy, PolicyDocumentError, check_rego_sandboxed, parse_document
@@ -42,7 +43,7 @@ def policy_json(row, version_row) -> dict:
            "updated_at": iso(row["updated_ms"]), "deleted_at": iso(row["deleted_ms"]), "platform": platform}
     if not platform:
         try:
-            doc = parse_document(version_row["source"])
+            doc = parse_cached(version_row["source"])      # warmed off the event loop by the caller
             out.update(name=doc.name, description=doc.description,
                        effect={"status": doc.status, "code": doc.code})
         except PolicyDocumentError:
@@ -75,10 +76,19 @@ async def _version(c, pid: str, version: int):
     return v
 
 
+def _size_check(text: str) -> None:
+    """413 for a document over the cap, before any parsing (the cap bounds YAML parse time)."""
+    size = len(text.encode())
+    if size > MAX_SOURCE_BYTES:
+        raise ApiError(413, "policy.too_large", f"the policy document is {size} bytes; the limit is "
+                       f"{MAX_SOURCE_BYTES} bytes (256 KiB)", {"parameter": "body", "provided": size,
+                                                                "expected": f"at most {MAX_SOURCE_BYTES} bytes"})
+
+
 async def _check(ctx: Ctx, pid: str, text: str, version: int) -> None:
     """Shape, Rego alone, then the whole bundle it would join; raises 400 with line/column."""
     try:
-        doc = parse_document(text)
+        doc = await parse_off_loop(text)
         # Evaluated in the policy sandbox under its deadline: author Rego never runs in this process.
         await check_rego_sandboxed(pid, doc, default_sandbox())
     except PolicyDocumentError as e:
@@ -100,21 +110,26 @@ async def list_policies(ctx: Ctx):
     async with ctx.db.connect() as c:
         rows = (await c.execute(q.order_by(schema.policies.c.workspace_id.is_(None).desc(),
                                            schema.policies.c.created_ms, schema.policies.c.id))).mappings().all()
-        out = [policy_json(r, await _version(c, r["id"], r["current_version"])) for r in rows]
+        versions = [await _version(c, r["id"], r["current_version"]) for r in rows]
+    await warm([v["source"] for r, v in zip(rows, versions) if r["workspace_id"] is not None])
+    out = [policy_json(r, v) for r, v in zip(rows, versions)]
     return json({"policies": out})
 
 
 async def get_policy(ctx: Ctx):
     async with ctx.db.connect() as c:
         row = await _policy(c, ctx, ctx.params["policy_id"])
-        return json(policy_json(row, await _version(c, row["id"], row["current_version"])))
+        version = await _version(c, row["id"], row["current_version"])
+    await warm([version["source"]] if row["workspace_id"] is not None else [])
+    return json(policy_json(row, version))
 
 
 async def create_policy(ctx: Ctx):
     text = ctx.body
     pid = new_id("pol_", 12)
+    _size_check(text)
     await _check(ctx, pid, text, 1)
-    doc = parse_document(text)
+    doc = parse_cached(text)
     now = now_ms()
     async with ctx.db.begin() as c:
         dup = (await c.execute(sa.select(schema.policies.c.id).where(
@@ -139,12 +154,13 @@ async def create_policy(ctx: Ctx):
 async def update_policy(ctx: Ctx):
     pid, text = ctx.params["policy_id"], ctx.body
     activate = ctx.params.get("activate", True)
+    _size_check(text)
     async with ctx.db.connect() as c:
         row = await _policy(c, ctx, pid, writable=True)
         latest = (await c.execute(sa.select(sa.func.max(schema.policy_versions.c.version)).where(
             schema.policy_versions.c.policy_id == pid))).scalar()
     await _check(ctx, pid, text, latest + 1)
-    doc = parse_document(text)
+    doc = parse_cached(text)
     async with ctx.db.begin() as c:
         # Re-read under the write transaction: two concurrent updates get two distinct versions.
         latest = (await c.execute(sa.select(sa.func.max(schema.policy_versions.c.version)).where(
@@ -256,7 +272,7 @@ async def dry_run(ctx: Ctx):
         v = await _version(c, pid, version)
     override = None
     if row["workspace_id"] is not None:
-        override = ActivePolicy(ctx.workspace, pid, version, parse_document(v["source"]))
+        override = ActivePolicy(ctx.workspace, pid, version, await parse_off_loop(v["source"]))
     sources = await ctx.services.bundles.sources("default", override)
     decision, doc = await _evaluate(sources, ctx.workspace, body)
     return json({"policy": {"id": pid, "version": version, "label": v["label"]}, "decision": decision,

@@ -27,7 +27,7 @@ from controlplane import schema
 from controlplane.app import Ctx, json
 from controlplane.db import is_postgres, now_ms
 from controlplane.errors import ApiError
-from controlplane.util import decode_cursor, encode_cursor, iso, new_id, parse_time
+from controlplane.util import bounded_json, decode_cursor, encode_cursor, iso, new_id, parse_time
 
 VERSION = "1.0.0"
 RETRYABLE = {404, 408, 429, 500, 502, 503, 504}
@@ -284,7 +284,7 @@ def log_json(r) -> dict:
             "code": r["code"], "provider": r["provider"], "upstream": r["upstream"], "user": r["user_id"],
             "tokens": {"input": r["input_tokens"], "output": r["output_tokens"]},
             "estimated_cost_usd": r["cost_micros"] / 1_000_000 if r["cost_micros"] is not None else None,
-            "fallback": fallback, "metadata": r["metadata"] if r["relay_id"] else None}
+            "fallback": fallback, "metadata": bounded_json(r["metadata"]) if r["relay_id"] else None}
 
 
 async def logs(ctx: Ctx):
@@ -303,6 +303,17 @@ async def logs(ctx: Ctx):
 CSV_FIELDS = ["request_id", "timestamp", "latency_ms", "model", "endpoint", "status", "decision", "code", "provider",
               "upstream", "user", "input_tokens", "output_tokens", "estimated_cost_usd", "relay_id", "attempt",
               "fallback_used", "metadata"]
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ TAB or CR (OWASP's list
+    of formula triggers) gets a leading single quote. Callers choose user ids, models and more."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 async def export(ctx: Ctx):
@@ -335,12 +346,13 @@ async def export(ctx: Ctx):
                 first = False
             else:
                 fb = entry["fallback"] or {}
-                writer.writerow([entry["request_id"], entry["timestamp"], entry["latency_ms"], entry["model"],
+                writer.writerow([csv_cell(v) for v in (
+                                 entry["request_id"], entry["timestamp"], entry["latency_ms"], entry["model"],
                                  entry["endpoint"], entry["status"], entry["decision"], entry["code"],
                                  entry["provider"], entry["upstream"], entry["user"], entry["tokens"]["input"],
                                  entry["tokens"]["output"], entry["estimated_cost_usd"], fb.get("relay_id"),
                                  fb.get("attempt"), fb.get("fallback_used"),
-                                 orjson.dumps(entry["metadata"]).decode() if entry["metadata"] else ""])
+                                 orjson.dumps(entry["metadata"]).decode() if entry["metadata"] else "")])
         await out.write(chunk.getvalue().encode())
         sent += len(rows)
         after = rows[-1]["seq"]

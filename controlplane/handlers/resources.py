@@ -231,6 +231,10 @@ def _amount(unit: str, limit: float) -> int:
     return int(limit) if unit == "tokens" else int(round(limit * 1_000_000))
 
 
+def _budget_key(ws: str, bid: str) -> tuple:
+    return schema.budgets.c.workspace_id == ws, schema.budgets.c.id == bid
+
+
 async def _budget(c, ws: str, bid: str):
     row = (await c.execute(sa.select(schema.budgets).where(
         schema.budgets.c.id == bid, schema.budgets.c.workspace_id == ws,
@@ -262,11 +266,18 @@ async def create_budget(ctx: Ctx):
             if owner != ctx.workspace:
                 raise ApiError(400, "invalid_request", f"no key '{b['key_id']}' in this workspace",
                                {"parameter": "key_id", "provided": b["key_id"], "expected": "a key of the workspace"})
-        if (await c.execute(sa.select(schema.budgets.c.id).where(schema.budgets.c.id == b["id"]))).first():
-            raise ApiError(409, "budget.exists", f"budget id '{b['id']}' is taken")
-        await c.execute(schema.budgets.insert().values(
-            id=b["id"], workspace_id=ctx.workspace, key_id=b.get("key_id"), unit=b["unit"], window=b["window"],
-            limit_amount=_amount(b["unit"], b["limit"]), created_ms=now, updated_ms=now))
+        # Ids are per workspace (migration 0004): only this workspace's own budgets can clash, so a
+        # 409 never tells one tenant what another has named its budgets.
+        existing = (await c.execute(sa.select(schema.budgets.c.deleted_ms).where(
+            schema.budgets.c.id == b["id"], schema.budgets.c.workspace_id == ctx.workspace))).first()
+        if existing is not None and existing[0] is None:
+            raise ApiError(409, "budget.exists", f"budget id '{b['id']}' exists in this workspace")
+        values = dict(key_id=b.get("key_id"), unit=b["unit"], window=b["window"],
+                      limit_amount=_amount(b["unit"], b["limit"]), created_ms=now, updated_ms=now, deleted_ms=None)
+        if existing is not None:     # re-create one this workspace deleted
+            await c.execute(schema.budgets.update().where(*_budget_key(ctx.workspace, b["id"])).values(**values))
+        else:
+            await c.execute(schema.budgets.insert().values(id=b["id"], workspace_id=ctx.workspace, **values))
         await record(c, "budget.created", ctx.workspace, ctx.principal.actor, {"budget": b})
         row = await _budget(c, ctx.workspace, b["id"])
     await _changed(ctx)
@@ -277,7 +288,7 @@ async def update_budget(ctx: Ctx):
     bid = ctx.params["budget_id"]
     async with ctx.db.begin() as c:
         row = await _budget(c, ctx.workspace, bid)
-        await c.execute(schema.budgets.update().where(schema.budgets.c.id == bid).values(
+        await c.execute(schema.budgets.update().where(*_budget_key(ctx.workspace, bid)).values(
             limit_amount=_amount(row["unit"], ctx.body["limit"]), updated_ms=now_ms()))
         await record(c, "budget.updated", ctx.workspace, ctx.principal.actor, {"budget": bid, **ctx.body})
         row = await _budget(c, ctx.workspace, bid)
@@ -289,7 +300,7 @@ async def delete_budget(ctx: Ctx):
     bid = ctx.params["budget_id"]
     async with ctx.db.begin() as c:
         await _budget(c, ctx.workspace, bid)
-        await c.execute(schema.budgets.update().where(schema.budgets.c.id == bid).values(deleted_ms=now_ms()))
+        await c.execute(schema.budgets.update().where(*_budget_key(ctx.workspace, bid)).values(deleted_ms=now_ms()))
         await record(c, "budget.deleted", ctx.workspace, ctx.principal.actor, {"budget": bid})
     await _changed(ctx)
     return no_content()

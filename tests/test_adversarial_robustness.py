@@ -1,0 +1,352 @@
+"""Robustness against a key holder who sends hostile input (ISSUE-11 items 10, 11, 13, 14, 15, 17).
+
+Each test plays an attacker holding a valid key of one workspace (or another
+tenant) against a real control plane (and, where the data plane matters, a
+real gateway: Envoy + sidecar + provider simulator). Nothing of relaygate's
+own is mocked.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import sqlite3
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import POLICY_DIR, ControlPlane, Gateway, start_controlplane, write_config
+from tests.cpclient import CP, eventually
+from tests.httpcall import chat_body, curl
+from stack.processes import Stack
+
+BILLION_LAUGHS = """name: laughs
+rego: |
+  package anything
+  import rego.v1
+  deny contains "no" if input.model == "nope"
+data:
+  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+GOOD_POLICY = """name: {name}
+rego: |
+  package anything
+  import rego.v1
+  deny contains "no" if input.model == "nope"
+data:
+{data}
+"""
+
+
+def _err(reply, status, code=None):
+    assert reply.status == status, (reply.status, reply.text[:500])
+    body = reply.json()
+    assert body["request_id"].startswith("req_")
+    if code:
+        assert body["error"]["code"] == code, body
+    return body
+
+
+def _deep(n: int):
+    doc: dict = {"leaf": 1}
+    for _ in range(n):
+        doc = {"d": doc}
+    return doc
+
+
+# -- control plane only (SQLite and PostgreSQL) -----------------------------------------------
+
+@pytest.fixture
+def cp(database_url, tmp_path):
+    c = start_controlplane(tmp_path, database_url, ["--rate-limit-rps", "100000"])
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def cp_sqlite(tmp_path_factory):
+    c = start_controlplane(tmp_path_factory.mktemp("cp-robust"), "", ["--rate-limit-rps", "100000"])
+    yield c
+    c.stop()
+
+
+def test_yaml_alias_bomb_is_refused_fast_and_never_stalls_the_control_plane(cp_sqlite):
+    """Item 10: a 418-byte billion-laughs document is a 400 naming the limit; other calls keep answering."""
+    acme, euro = cp_sqlite.client("acme"), cp_sqlite.client("euro")
+    assert len(BILLION_LAUGHS.encode()) < 1024
+    stalls: list[float] = []
+    done = threading.Event()
+
+    def probe():   # another tenant's reads while the bomb is handled: the event loop must stay free
+        while not done.is_set():
+            t0 = time.perf_counter()
+            assert euro.get("/v1/policies").status == 200
+            stalls.append(time.perf_counter() - t0)
+            time.sleep(0.02)
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    started = time.perf_counter()
+    try:
+        for path, method in (("/v1/policies", "POST"), ):
+            reply = acme.call(method, path, yaml=BILLION_LAUGHS)
+            body = _err(reply, 400, "policy.invalid")
+            assert "alias" in body["error"]["message"], body
+    finally:
+        done.set()
+        t.join(10)
+    assert time.perf_counter() - started < 5, "the bomb was expanded"
+    assert stalls and max(stalls) < 2.0, max(stalls)
+    # Nothing stored, and the bundle the sidecars fetch stays small.
+    assert all(p["name"] != "laughs" for p in acme.get("/v1/policies").json()["policies"])
+    bundle = cp_sqlite.fleet.get("/v1/fleet/bundles/default")
+    assert bundle.status == 200 and len(bundle.text) < 5_000_000
+
+    # Recursive anchors and deep nesting are refused as well (no RecursionError, no 500).
+    recursive = GOOD_POLICY.format(name="loop", data="  a: &a [*a]")
+    _err(acme.post("/v1/policies", yaml=recursive), 400, "policy.invalid")
+    nested = GOOD_POLICY.format(name="deep", data="  a: " + "[" * 5000 + "]" * 5000)
+    _err(acme.post("/v1/policies", yaml=nested), 400, "policy.invalid")
+
+    # A modest, legitimate use of anchors (a merge key) still works.
+    merge = GOOD_POLICY.format(name="anchors", data="  base: &base {tier: gold, region: eu}\n"
+                                                    "  team: {<<: *base, name: core}")
+    created = acme.post("/v1/policies", yaml=merge)
+    assert created.status == 201, created.text
+    assert acme.delete(f"/v1/policies/{created.json()['id']}").status == 204
+
+
+def test_policy_source_and_data_sizes_are_capped_with_the_limit_named(cp_sqlite):
+    """Item 10: an oversized document is a 413 naming the limit; oversized data (after expansion) a 400."""
+    acme = cp_sqlite.client("acme")
+    big = GOOD_POLICY.format(name="big", data="  blob: " + "x" * (300 * 1024))
+    body = _err(acme.post("/v1/policies", yaml=big), 413, "policy.too_large")
+    assert "262144" in body["error"]["message"] or "256 KiB" in body["error"]["message"], body
+    small = acme.post("/v1/policies", yaml=GOOD_POLICY.format(name="small", data="  a: 1"))
+    assert small.status == 201, small.text
+    _err(acme.put(f"/v1/policies/{small.json()['id']}", yaml=big), 413, "policy.too_large")
+    # Within the source cap but each alias expands a 100 KiB string: data after expansion is capped.
+    fan = GOOD_POLICY.format(name="fan", data="  s: &s " + "y" * (100 * 1024) + "\n  l: [" +
+                             ",".join(["*s"] * 40) + "]")
+    body = _err(acme.post("/v1/policies", yaml=fan), 400, "policy.invalid")
+    assert "alias" in body["error"]["message"] or "data" in body["error"]["message"], body
+
+
+def test_deep_json_bodies_are_refused_at_ingestion(cp_sqlite):
+    """Item 11: every JSON body is depth-checked before a handler stores any of it."""
+    acme = cp_sqlite.client("acme")
+    body = _err(acme.post("/api/relay", {"to": "gpt-4o-mini", "payload": {}, "metadata": _deep(300)}), 400,
+                "invalid_request")
+    assert "deep" in body["error"]["message"] and "64" in body["error"]["message"], body
+    # Below orjson's own recursion limit too (200 levels parse; the cap is ours).
+    _err(acme.post("/api/relay", {"to": "gpt-4o-mini", "payload": {}, "metadata": _deep(100)}), 400)
+    # Relay metadata is also capped in size.
+    body = _err(acme.post("/api/relay", {"to": "gpt-4o-mini", "payload": {},
+                                         "metadata": {"k": "v" * 40_000}}), 400, "invalid_request")
+    assert "metadata" in body["error"]["message"], body
+    # Admin-only documents (upstream overrides) and sidecar receipt batches go through the same check.
+    spec = {"name": "deep-up", "provider": "openai", "address": "127.0.0.1:9", "region": "r", "jurisdiction": "us",
+            "credential": "openai", "models": {"m": {"input_per_1k": 0.1}}, "envoy_cluster_overrides": _deep(200)}
+    _err(cp_sqlite.admin.post("/v1/upstreams", spec), 400)
+    _err(cp_sqlite.fleet.post("/v1/fleet/receipts", {"instance_id": "x", "receipts": [_deep(200)]}), 400)
+    # The API keeps answering normally.
+    assert acme.get("/api/logs").status == 200
+
+
+def test_every_malformed_cursor_is_a_400(cp):
+    """Item 13, on SQLite and PostgreSQL: the cursor is base64url of 's<seq>'; anything else is a 400."""
+    acme = cp.client("acme")
+    for i in range(3):
+        assert acme.post("/v1/keys", {"name": f"cursor-{i}"}).status == 201
+    first = acme.get("/v1/audit/events", params={"limit": 1}).json()
+    good = first["next_cursor"]
+    assert good and acme.get("/v1/audit/events", params={"limit": 1, "cursor": good}).status == 200
+
+    def enc(raw: str) -> str:
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    bad = [enc("s" + "9" * 30), enc(f"s{2**63}"), enc(f"s{2**64 + 5}"), enc("s-5"), enc("s-" + "9" * 25),
+           enc("s 12"), enc("s1_000"), enc("s+7"), enc("sabc"), enc("s"), enc("x12"), enc("s12\n"),
+           enc("s\u0661\u0662"), "!!!", "====", "s12", base64.urlsafe_b64encode(b"\xff\xfe\x00s").decode(),
+           enc("s" + "1" * 150)]
+    for cursor in bad:
+        for path in ("/v1/audit/events", "/api/logs"):
+            reply = acme.get(path, params={"cursor": cursor})
+            body = _err(reply, 400, "invalid_request")
+            assert body["error"]["details"]["parameter"] == "cursor", (cursor, body)
+    # The largest 64-bit sequence is a valid cursor (an empty page, not an error).
+    assert acme.get("/v1/audit/events", params={"cursor": enc(f"s{2**63 - 1}")}).status == 200
+    assert acme.get("/api/logs", params={"cursor": enc("s0")}).json()["logs"] == []
+
+
+def test_budget_ids_are_per_workspace(cp):
+    """Item 14, on SQLite and PostgreSQL: another workspace's budget names neither collide nor leak."""
+    acme, capped = cp.client("acme"), cp.client("capped")
+    a = acme.post("/v1/budgets", {"id": "daily", "unit": "tokens", "window": "day", "limit": 1000})
+    assert a.status == 201, a.text
+    b = capped.post("/v1/budgets", {"id": "daily", "unit": "usd", "window": "month", "limit": 2.5})
+    assert b.status == 201, b.text
+    assert acme.get("/v1/budgets/daily").json()["limit"] == 1000
+    assert capped.get("/v1/budgets/daily").json()["limit"] == 2.5
+    assert [x["id"] for x in capped.get("/v1/budgets").json()["budgets"]] == ["daily"]
+    assert capped.put("/v1/budgets/daily", {"limit": 3}).json()["limit"] == 3
+    assert acme.get("/v1/budgets/daily").json()["limit"] == 1000
+    assert capped.delete("/v1/budgets/daily").status == 204
+    assert acme.get("/v1/budgets/daily").status == 200
+    _err(acme.post("/v1/budgets", {"id": "daily", "unit": "tokens", "window": "day", "limit": 1}), 409)
+    # A deleted id can be taken again by its workspace (it was never another's).
+    assert capped.post("/v1/budgets", {"id": "daily", "unit": "tokens", "window": "day", "limit": 7}).status == 201
+    # Both reach the bundle the sidecars load, each under its own workspace.
+    docs = cp.fleet.get("/v1/fleet/bundles/default")
+    assert docs.status == 200
+
+
+# -- control plane + gateway ------------------------------------------------------------------
+
+class Full:
+    def __init__(self, stack: Stack, tokens: dict) -> None:
+        self.stack, self.tokens = stack, tokens
+        self.gw = Gateway(stack, tokens)
+        self.cp = ControlPlane(stack, tokens)
+
+    def call(self, token: str, ws: str, content: str = "hi", **extra):
+        return curl(self.gw.base(ws) + "/chat/completions", chat_body("gpt-4o-mini", content, **extra),
+                    {"authorization": f"Bearer {token}", "content-type": "application/json"})
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("robust-e2e")
+    tokens = write_config(tmp / "config")
+    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
+                  unreachable={"openai-dead"}, instance_id="robust-sidecar")
+    stack.start()
+    yield Full(stack, tokens)
+    stack.stop()
+
+
+def test_deep_relay_metadata_never_breaks_the_request_log(full):
+    """Item 11: 900-deep metadata is refused; a deep document stored before the fix does not 500 the feed."""
+    acme = CP(full.cp.url, full.tokens["acme"], "x-api-key")
+    _err(acme.post("/api/relay", {"to": "gpt-4o-mini", "metadata": _deep(900),
+                                  "payload": {"messages": [{"role": "user", "content": "hi"}]}}), 400)
+    ok = acme.post("/api/relay", {"to": "gpt-4o-mini", "metadata": {"run": 1},
+                                  "payload": {"messages": [{"role": "user", "content": "hi"}]}})
+    assert ok.status == 200, ok.text
+    rid, relay_id = ok.json()["receipt_id"], ok.json()["relay_id"]
+    eventually(lambda: any(x["request_id"] == rid for x in acme.get("/api/logs").json()["logs"]), 20,
+               "the relayed call in the logs")
+    # A row written by an older version (before ingestion was capped): reading must stay robust.
+    db = sqlite3.connect(full.stack.cp_data / "controlplane.db", timeout=30)
+    with db:
+        db.execute("UPDATE relay_calls SET metadata = ? WHERE id = ?", (json.dumps(_deep(900)), relay_id))
+    db.close()
+    for _ in range(2):
+        logs = acme.get("/api/logs")
+        assert logs.status == 200, logs.text[:300]
+        entry = next(x for x in logs.json()["logs"] if x["request_id"] == rid)
+        assert entry["metadata"] != _deep(900) and "truncated" in json.dumps(entry["metadata"])
+    exported = acme.get("/api/logs/export", params={"format": "json"})
+    assert exported.status == 200 and rid in exported.text
+    json.loads(exported.text)
+
+
+def test_csv_export_neutralises_formula_cells(full):
+    """Item 15: a caller-chosen user id (and model) starting with = + - @ TAB CR is exported inert."""
+    token = full.tokens["acme"]
+    payloads = ["=HYPERLINK(\"http://evil.test\",\"x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)",
+                "\tcmd", "\r=1+1"]
+    rids = []
+    for user in payloads:
+        r = full.call(token, "acme", user=user)
+        assert r.status == 200, r.body
+        rids.append(r.receipt_id)
+        full.gw.receipt(rids[-1])
+    acme = full.cp.client("acme")
+    eventually(lambda: set(rids) <= {x["request_id"] for x in acme.get("/api/logs", params={"limit": 200})
+                                     .json()["logs"]}, 20, "the calls in the logs")
+    text = acme.get("/api/logs/export", params={"format": "csv", "limit": 1000}).text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    by_id = {r["request_id"]: r for r in rows}
+    for rid, user in zip(rids, payloads):
+        cell = by_id[rid]["user"]
+        assert cell == "'" + user, (user, cell)
+    for row in rows:
+        for value in row.values():
+            assert not (value or "").startswith(("=", "+", "-", "@", "\t", "\r")), row
+    # JSON export is data, not a spreadsheet: values are exact.
+    exported = json.loads(acme.get("/api/logs/export", params={"format": "json", "limit": 1000}).text)
+    assert {e["user"] for e in exported if e["request_id"] in rids} == set(payloads)
+
+
+def test_budget_ids_do_not_collide_in_the_data_plane(full):
+    """Item 14: acme's spend on its 'daily' never counts against capped's 'daily' at the gateway."""
+    acme, capped = full.cp.client("acme"), full.cp.client("capped")
+    assert acme.post("/v1/budgets", {"id": "daily", "unit": "tokens", "window": "day", "limit": 10**7}).status == 201
+    made = capped.post("/v1/budgets", {"id": "daily", "unit": "tokens", "window": "day", "limit": 1500})
+    assert made.status == 201, made.text
+    assert capped.post("/v1/budgets", {"id": "probe", "unit": "tokens", "window": "day", "limit": 0}).status == 201
+    capped_token = full.tokens["capped"]
+    eventually(lambda: full.call(capped_token, "capped", max_tokens=5).status == 429, 20,
+               "the sidecar loaded the new budgets")
+    # acme spends well over capped's limit on its own 'daily'.
+    spent = full.call(full.tokens["acme"], "acme", content="word " * 3000, max_tokens=5)
+    assert spent.status == 200, spent.body
+    receipt = full.gw.receipt_doc(spent.receipt_id)
+    assert receipt["usage"]["input_tokens"] > 2000
+    assert capped.delete("/v1/budgets/probe").status == 204
+    last = {}
+
+    def capped_allowed():
+        r = full.call(capped_token, "capped", max_tokens=5)
+        last["r"] = (r.status, r.body[:300])
+        return r.status == 200
+    try:
+        eventually(capped_allowed, 20, "capped's call within its own budget")
+    except AssertionError:
+        raise AssertionError(f"capped is charged for acme's spend: {last['r']}") from None
+
+
+def _private(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if path.is_dir():
+        assert mode == 0o700, f"{path} is {oct(mode)}"
+    else:
+        assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+
+
+def test_data_files_are_private(full):
+    """Item 17: every file and directory the services create under their data dirs is owner-only."""
+    run = full.stack.run_dir
+    cp_data, sidecar_data = full.stack.cp_data, run / "data"
+    # The calls above made both services write (receipts, WAL); make sure at least one call happened.
+    r = full.call(full.tokens["acme"], "acme")
+    full.gw.receipt(r.receipt_id)
+    expected = [cp_data / "controlplane.db", cp_data / "controlplane.db-wal", cp_data / "controlplane.db-shm",
+                sidecar_data / "receipts.db", sidecar_data / "receipts.db-wal", sidecar_data / "receipts.db-shm",
+                sidecar_data / "receipt-signing.pem", sidecar_data / "bundle.tar.gz"]
+    for p in expected:
+        assert p.exists(), p
+        _private(p)
+    for root in (cp_data, sidecar_data, run):
+        _private(root)
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                p = Path(dirpath) / name
+                if p.is_socket():
+                    continue
+                _private(p)
