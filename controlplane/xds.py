@@ -35,6 +35,7 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.access_loggers.grpc.v3 import als_pb2  # noqa: F401
 from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2  # noqa: F401
 from envoy.extensions.filters.http.json_to_metadata.v3 import json_to_metadata_pb2  # noqa: F401
+from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2  # noqa: F401
 from envoy.extensions.filters.http.lua.v3 import lua_pb2  # noqa: F401
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2  # noqa: F401
@@ -46,6 +47,7 @@ from xds.type.v3 import typed_struct_pb2  # noqa: F401  (TypedStruct)
 from controlplane import schema
 from controlplane.db import now_ms
 from extproc import config as config_mod
+from extproc.preauth import parse as parse_preauth
 from stack import envoy_config
 
 log = logging.getLogger("relaygate.controlplane.xds")
@@ -155,8 +157,13 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 ups.append(config_mod.parse_upstream(spec, f"upstream '{spec.get('name')}'", None))
             except config_mod.ConfigError as e:
                 log.error("upstream left out of xDS: %s", e)
+        try:
+            preauth = parse_preauth(gw.get("unauthenticated"))
+        except config_mod.ConfigError as e:
+            log.error("gateway settings: %s; the pre-auth throttle keeps its defaults", e)
+            preauth = parse_preauth(None)
         self._view = SimpleNamespace(upstreams=tuple(ups), max_body_bytes=int(gw.get("max_body_bytes", 4 << 20)),
-                                     addresses=addrs)
+                                     addresses=addrs, preauth=preauth)
         self._view_gen = gen
         return self._view
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from extproc.preauth import PreAuthLimits, parse as parse_preauth
+
 ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages")
 PROVIDERS = ("openai", "anthropic")
 
@@ -139,6 +141,8 @@ class GatewayConfig:
     keys: dict[str, ApiKey]
     upstreams: tuple[Upstream, ...]
     budgets: tuple[Budget, ...]
+    # Calls denied before authentication: per-address throttle and receipt sampling (extproc/preauth.py).
+    preauth: PreAuthLimits = field(default_factory=PreAuthLimits)
 
     def budgets_for(self, workspace: str, key_id: str) -> list[Budget]:
         return [b for b in self.budgets if b.workspace == workspace and b.key in (None, key_id)]
@@ -260,6 +264,7 @@ def from_documents(docs: dict, secrets: dict) -> GatewayConfig:
         max_body_bytes=int(gw.get("max_body_bytes", 4 * 1024 * 1024)),
         default_max_output_tokens=default_max,
         workspaces=workspaces, keys=keys, upstreams=tuple(upstreams), budgets=tuple(budgets),
+        preauth=parse_preauth(gw.get("unauthenticated")),
     )
 
 

@@ -23,6 +23,7 @@ from extproc import metrics
 from extproc.admission import Admission, Verdict, receipt_id_for
 from extproc.config import ApiKey
 from extproc.spool import Spool
+from extproc.preauth import PREAUTH_HEADER, SAMPLED, SAMPLED_DETAILS, ReceiptSampler
 from extproc.wire import DIALECT, BadRequest, Route, error_body, parse_body, parse_path
 
 log = logging.getLogger("relaygate.extproc")
@@ -38,6 +39,7 @@ _CONTINUE_HEADERS = pb.ProcessingResponse(request_headers=pb.HeadersResponse())
 # hand back marks our own error replies, see stack/envoy_config.py.
 _DENIED = struct_pb2.Struct()
 _DENIED.update({NAMESPACE: {"denied": True}})
+PREAUTH_STATUSES = (401, 404, 405)
 
 
 def _hv(key: str, value: str | bytes) -> base_pb2.HeaderValueOption:
@@ -48,9 +50,12 @@ def _hv(key: str, value: str | bytes) -> base_pb2.HeaderValueOption:
     )
 
 
+_PREAUTH_MARK = _hv(PREAUTH_HEADER, "1")
+
+
 class Call:
     """What one stream has learned so far."""
-    __slots__ = ("receipt_id", "started", "route", "key", "path", "header_names", "admission")
+    __slots__ = ("receipt_id", "started", "route", "key", "path", "header_names", "admission", "client")
 
     def __init__(self, admission: Admission) -> None:
         # The policy snapshot in force when the call arrived decides the whole call, even if
@@ -62,6 +67,7 @@ class Call:
         self.key: ApiKey | None = None
         self.path = ""
         self.header_names: list[str] = []   # every request header the client sent (lower case)
+        self.client = ""    # x-forwarded-for as Envoy set it: its last entry is the peer address
 
 
 class Processor(pb_grpc.ExternalProcessorServicer):
@@ -70,6 +76,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
     def __init__(self, admission: Admission, spool: Spool) -> None:
         self.admission = admission
         self.spool = spool
+        self._sampler: ReceiptSampler | None = None
 
     async def Process(self, request_iterator, context):
         call = Call(self.admission)
@@ -102,6 +109,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             h[k] = hv.raw_value.decode("latin-1") if hv.raw_value else hv.value
             call.header_names.append(k)
         call.receipt_id = receipt_id_for(h.get("x-request-id"))
+        call.client = h.get("x-forwarded-for", "")
         call.path = h.get(":path", "")
         route = parse_path(call.path)
         if route is None:
@@ -204,9 +212,17 @@ class Processor(pb_grpc.ExternalProcessorServicer):
              retry_after: int | None = None, user: str | None = None) -> pb.ProcessingResponse:
         if not decision:
             decision = {"allow": False, "status": status, "code": code, "reasons": [message], "policies": []}
-        body = error_body(code, message, call.receipt_id)
-        self._spool(call, decision, raw, model, False, user, response_body=body)
-        headers = [_hv("content-type", "application/json"), _hv(RECEIPT_HEADER, call.receipt_id)]
+        # Decided before any key was authenticated: Envoy counts these per client address
+        # (PREAUTH_HEADER, removed before the client sees it) and their receipts are sampled.
+        preauth = call.key is None and status in PREAUTH_STATUSES
+        summary = self._sample(call, code, status) if preauth else None
+        rid = summary or call.receipt_id
+        body = error_body(code, message, rid)
+        if summary is None:
+            self._spool(call, decision, raw, model, False, user, response_body=body)
+        headers = [_hv("content-type", "application/json"), _hv(RECEIPT_HEADER, rid)]
+        if preauth:
+            headers.append(_PREAUTH_MARK)
         if retry_after is not None:
             headers.append(_hv("retry-after", str(retry_after)))
         metrics.DECISIONS.labels("deny", code).inc()
@@ -214,8 +230,21 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             status=http_status_pb2.HttpStatus(code=status),
             headers=pb.HeaderMutation(set_headers=headers),
             body=body,
-            details="relaygate_" + code.replace(".", "_"),
+            # The settler skips access-log entries of sampled calls by this prefix (no draft, on purpose).
+            details=(SAMPLED_DETAILS if summary else "relaygate_") + code.replace(".", "_"),
         ), dynamic_metadata=_DENIED)  # tells Envoy's local_reply_config to leave this reply alone
+
+    def _sample(self, call: Call, code: str, status: int) -> str | None:
+        """None: the denial gets its own receipt; else its window's summary receipt id (extproc/preauth.py)."""
+        limits = call.admission.config.preauth
+        sampler = self._sampler
+        if sampler is None or sampler.limits is not limits:
+            if sampler is not None:
+                sampler.flush()
+            sampler = self._sampler = ReceiptSampler(limits, self.spool.add_pending, self.spool.update_pending,
+                                                     SAMPLED, call.admission.revision)
+        addr = call.client.rpartition(",")[2].strip() or "unknown"
+        return sampler.admit(addr, code, status, "unauthenticated")
 
     def _spool(self, call: Call, decision: dict, raw: bytes | None, model: str | None, stream: bool,
                user: str | None = None, up=None, holds=(), price=None, worst=None,

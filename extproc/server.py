@@ -142,7 +142,8 @@ async def serve(args: argparse.Namespace) -> None:
     processor = Processor(admission, spool)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     if args.settle:
-        als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogSink(finalizer), server)
+        als_pb2_grpc.add_AccessLogServiceServicer_to_server(
+            AccessLogSink(finalizer, lambda: processor.admission.config.preauth), server)
     listen = args.listen
     if listen.startswith("unix:"):
         sock = Path(listen[5:])

@@ -24,7 +24,8 @@ from extproc import metrics
 from extproc.config import ModelPrice, cost_micros
 from extproc.ledger import Hold, Ledger
 from extproc.admission import receipt_id_for
-from extproc.wire import envoy_reply_body, parse_path
+from extproc.wire import ENVOY_PRE_DECISION, envoy_reply_body, parse_path
+from extproc.preauth import SAMPLED, SAMPLED_DETAILS, PreAuthLimits, ReceiptSampler
 from extproc.spool import Spool
 
 log = logging.getLogger("relaygate.settlement")
@@ -207,9 +208,9 @@ def outcome_of(entry) -> tuple[str | None, dict]:
     }
 
 
-# Codes for replies Envoy makes itself, by HTTP status (see stack/envoy_config.py).
-ENVOY_LOCAL_CODES = {400: "request.invalid", 408: "request.timeout", 413: "request.too_large",
-                     431: "request.headers_too_large", 503: "gateway.unavailable"}
+# Codes for replies Envoy makes itself before any decision, by HTTP status: the same codes
+# its local_reply_config puts in their bodies (extproc/wire.py, stack/envoy_config.py).
+ENVOY_LOCAL_CODES = {status: code for status, code, _ in ENVOY_PRE_DECISION.values()}
 
 
 def envoy_local_draft(entry) -> dict:
@@ -234,9 +235,29 @@ def envoy_local_draft(entry) -> dict:
     }
 
 
+_DEFAULT_LIMITS = PreAuthLimits()
+
+
 class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
-    def __init__(self, finalizer: Finalizer) -> None:
+    """``limits`` returns the gateway's PreAuthLimits in force (receipt sampling of Envoy's replies)."""
+
+    def __init__(self, finalizer: Finalizer, limits=lambda: _DEFAULT_LIMITS) -> None:
         self.finalizer = finalizer
+        self.limits = limits
+        self._sampler: ReceiptSampler | None = None
+
+    def _sample(self, entry, draft: dict) -> bool:
+        """True: this Envoy-made reply gets no receipt of its own (see extproc/preauth.py)."""
+        limits = self.limits()
+        sampler = self._sampler
+        if sampler is None or sampler.limits is not limits:
+            if sampler is not None:
+                sampler.flush()
+            spool = self.finalizer.spool
+            sampler = self._sampler = ReceiptSampler(limits, spool.add_pending, spool.update_pending, SAMPLED)
+        sa = entry.common_properties.downstream_remote_address.socket_address
+        d = draft["decision"]
+        return sampler.admit(sa.address or "unknown", d["code"], d["status"], "envoy_reply") is not None
 
     def _pending_item(self, entry) -> tuple[str, dict, dict] | None:
         """(receipt id, draft, outcome) for a call still pending, else None."""
@@ -247,8 +268,13 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
         spool = self.finalizer.spool
         found = spool.draft(rid)
         if found is None:  # Envoy answered before any policy decision (e.g. body over the limit)
+            if entry.response.response_code_details.startswith(SAMPLED_DETAILS):
+                return None   # a pre-auth denial the policy service counted in a summary receipt
+            draft = envoy_local_draft(entry)
+            if self._sample(entry, draft):
+                return None
             try:
-                spool.add_pending(rid, envoy_local_draft(entry))
+                spool.add_pending(rid, draft)
             except sqlite3.IntegrityError:
                 log.warning("receipt %s appeared while its access-log entry was read", rid)
             found = spool.draft(rid)

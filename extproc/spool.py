@@ -86,6 +86,12 @@ class Spool:
             (receipt_id, time.time(), orjson.dumps(draft)),
         )
 
+    def update_pending(self, receipt_id: str, draft: dict) -> bool:
+        """Replace a still-pending draft (a sampling summary completed at the end of its window)."""
+        cur = self.db.execute("UPDATE receipts SET draft = ? WHERE id = ? AND state = 'pending'",
+                              (orjson.dumps(draft), receipt_id))
+        return cur.rowcount == 1
+
     def draft(self, receipt_id: str) -> tuple[str, dict] | None:
         row = self.db.execute(
             "SELECT state, draft FROM receipts WHERE id = ?", (receipt_id,)

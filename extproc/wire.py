@@ -211,7 +211,18 @@ ENVOY_REPLIES = {
     "misrouted": (502, "gateway.misrouted", "no upstream was selected for this call"),
     "too_large": (413, "request.too_large", "request body too large"),
     "policy_down": (503, "gateway.unavailable", "the policy service is unavailable; call not forwarded"),
+    "policy_timeout": (504, "gateway.timeout", "the policy service did not answer in time; call not forwarded"),
+    "rate_limited": (429, "rate.limited", "too many calls from this client address; slow down"),
+    "bad_request": (400, "request.invalid", "malformed HTTP request"),
+    "request_timeout": (408, "request.timeout", "the request was not received in time"),
+    "headers_too_large": (431, "request.headers_too_large", "request headers too large"),
+    "gateway_error": (500, "gateway.error", "the gateway could not complete this call"),
 }
+# Envoy's replies made before any policy decision, by status (one kind per status): the
+# settler drafts their receipts from the access log with these codes and bodies.
+ENVOY_PRE_DECISION = {ENVOY_REPLIES[k][0]: ENVOY_REPLIES[k] for k in (
+    "too_large", "policy_down", "policy_timeout", "rate_limited", "bad_request", "request_timeout",
+    "headers_too_large", "gateway_error")}
 
 
 def envoy_reply_template(code: str, message: str, receipt_id: str | None) -> str:
@@ -221,12 +232,12 @@ def envoy_reply_template(code: str, message: str, receipt_id: str | None) -> str
 
 
 def envoy_reply_body(status: int, receipt_id: str) -> bytes | None:
-    """The exact body Envoy sent for a reply it made before any decision (413), else None.
+    """The exact body Envoy sent for a reply it made before any decision (413, 429, 504...), else None.
 
     Such replies never pass the response filters that digest bodies, so the
     receipt's response digest is computed from the same template Envoy used.
     """
-    if status == ENVOY_REPLIES["too_large"][0]:
-        _, code, message = ENVOY_REPLIES["too_large"]
+    if status in ENVOY_PRE_DECISION:
+        _, code, message = ENVOY_PRE_DECISION[status]
         return envoy_reply_template(code, message, receipt_id).encode()
     return None

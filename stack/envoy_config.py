@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from extproc.config import GatewayConfig
+from extproc.preauth import PreAuthLimits
 from extproc.admission import RECEIPT_PREFIX
 from extproc.processor import NAMESPACE, RECEIPT_HEADER, UPSTREAM_HEADER
 from extproc.settlement import USAGE_NAMESPACE
@@ -42,6 +43,8 @@ RESPONSE_DIGEST_LUA = (Path(__file__).resolve().parent / "response_digest.lua").
 FORWARD_STRIP = [UPSTREAM_HEADER, "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
                  "x-forwarded-prefix", "x-forwarded-client-cert", "x-envoy-external-address", "x-envoy-internal",
                  "x-envoy-original-path"]
+PREAUTH_GUARD_LUA = (Path(__file__).resolve().parent / "preauth_guard.lua").read_text()
+SUSPECT_HEADER = "x-relaygate-suspect"   # set by the guard only (it removes a client's)
 
 
 def _error_body(code: str, message: str, receipt: bool = True) -> dict:
@@ -53,18 +56,25 @@ def _local_reply_config() -> dict:
     def flags(*names):
         return {"response_flag_filter": {"flags": list(names)}}
 
-    def status(code):
-        return {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": code,
+    def status(code, op="EQ"):
+        return {"status_code_filter": {"comparison": {"op": op, "value": {"default_value": code,
                                                                          "runtime_key": "relaygate_unused"}}}}
 
-    def mapper(filt, kind, receipt=True):
+    def mapper(filt, kind, receipt=True, keep_status=False):
         code, err, message = ENVOY_REPLIES[kind]
-        m = {"filter": filt, "status_code": code, "body_format_override": _error_body(err, message, receipt)}
+        m = {"filter": filt, "body_format_override": _error_body(err, message, receipt)}
+        if not keep_status:
+            m["status_code"] = code
         if receipt:
             m["headers_to_add"] = [{"header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID},
                                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
         return m
 
+    # Every reply Envoy makes itself (local replies only: upstream responses never reach these
+    # mappers) gets the JSON error shape and the receipt id; the first matching mapper wins.
+    # Flags name upstream failures of a forwarded call; a reply made before any decision is
+    # told apart by its status alone (ext_proc's message timeout sets no flag, only 504), and
+    # the settler drafts its receipt from the access log with the same code (ENVOY_PRE_DECISION).
     return {"mappers": [
         # Replies the policy service made itself already have our shape: leave them alone.
         {"filter": {"metadata_filter": {"matcher": {"filter": NAMESPACE, "path": [{"key": "denied"}],
@@ -74,9 +84,18 @@ def _local_reply_config() -> dict:
         mapper(flags("UF", "UH", "UO", "URX"), "unavailable"),
         mapper(flags("UC", "UR", "UPE"), "upstream_error"),
         mapper(flags("NR"), "misrouted"),
+        mapper(status(502), "misrouted"),        # the unrouted direct_response
         mapper(status(413), "too_large"),
-        # The policy service is down (ext_proc fails closed): nothing decided, so no receipt.
-        mapper(status(503), "policy_down", receipt=False),
+        mapper(status(429), "rate_limited"),     # the pre-auth local rate limit (RL is set after the reply)
+        mapper(status(504), "policy_timeout"),   # ext_proc message timeout: the policy service stalled
+        # The policy service is down (ext_proc fails closed): nothing decided; the receipt is
+        # drafted from the access log if the settler gets the entry.
+        mapper(status(503), "policy_down"),
+        mapper(status(400), "bad_request"),
+        mapper(status(408), "request_timeout"),
+        mapper(status(431), "headers_too_large"),
+        # Anything else Envoy answers itself (resets, overflow, ...): keep its status.
+        mapper(status(0, "GE"), "gateway_error", keep_status=True),
     ]}
 
 
@@ -87,6 +106,45 @@ def _usage_rules(sse: bool) -> list[dict]:
                 "on_present": {"metadata_namespace": USAGE_NAMESPACE, "key": key, "type": typ}}
         rules.append({"rule": rule} if sse else rule)
     return rules
+
+
+def _preauth_filters(lim: PreAuthLimits) -> list[dict]:
+    """Before ext_proc: mark addresses that send junk, and throttle only those (extproc/preauth.py).
+
+    A local rate limit on every call per address would throttle a busy authenticated caller
+    too, and Envoy cannot know before the policy service whether a key is good. So the Lua
+    guard remembers which addresses recently got many pre-auth denials and tags their calls;
+    the local rate limit's per-address buckets (dynamic descriptors on remote_address) apply
+    to tagged calls only; untagged calls match no descriptor and pass.
+    """
+    if not lim.enabled:
+        return []
+    lua = (f"local STRIKES, PENALTY, MAX_ADDRS = {lim.strikes_per_second}, {lim.penalty_seconds}, "
+           f"{lim.max_tracked_addresses}\n") + PREAUTH_GUARD_LUA
+    bucket = {"max_tokens": lim.burst, "tokens_per_fill": lim.requests_per_second, "fill_interval": "1s"}
+    always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "relaygate.preauth"}
+    return [
+        {"name": "relaygate.preauth_guard", "typed_config": {
+            "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": lua},
+        }},
+        {"name": "envoy.filters.http.local_ratelimit", "typed_config": {
+            "@type": T + "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "preauth",
+            # Untagged calls fall to this default bucket, never consumed when a descriptor
+            # matches and far too large to run out: they are not limited.
+            "token_bucket": {"max_tokens": 1_000_000_000, "tokens_per_fill": 1_000_000_000, "fill_interval": "1s"},
+            "always_consume_default_token_bucket": False,
+            "filter_enabled": always, "filter_enforced": always,
+            "max_dynamic_descriptors": lim.max_tracked_addresses,
+            "rate_limits": [{"actions": [
+                {"request_headers": {"header_name": SUSPECT_HEADER, "descriptor_key": "suspect"}},
+                {"remote_address": {}},
+            ]}],
+            "descriptors": [{"entries": [{"key": "suspect", "value": "1"}, {"key": "remote_address"}],
+                             "token_bucket": bucket}],
+        }},
+    ]
 
 
 def route_config(cfg: GatewayConfig) -> dict:
@@ -146,6 +204,7 @@ def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, mes
     else:
         hcm["route_config"] = route_config(cfg)
     hcm["http_filters"] = [
+        *_preauth_filters(getattr(cfg, "preauth", None) or PreAuthLimits()),
         {"name": "envoy.filters.http.ext_proc", "typed_config": {
             "@type": T + "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
             "grpc_service": grpc_service,
