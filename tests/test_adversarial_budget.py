@@ -156,7 +156,32 @@ def test_duplicated_limit_key_is_forwarded_as_parsed(agw):
     assert sent.count("max_tokens") == 1 and json.loads(sent)["max_tokens"] == 7
 
 
+def test_escaped_duplicate_key_is_forwarded_as_parsed():
+    """A key spelled with a \\u escape duplicates a limit without a second literal "max_tokens"."""
+    from extproc.wire import parse_body
+    raw = b'{"model": "m", "max\\u005ftokens": 4000, "max_tokens": 5, "messages": []}'
+    shape = parse_body("chat.completions", raw, 100)
+    assert shape.max_output_tokens == 5 and shape.rewritten
+    assert shape.body.count(b"max") == 1 and json.loads(shape.body)["max_tokens"] == 5
+    shape = parse_body("chat.completions", b'{"model": "m", "max_tokens": 5, "max_completion_tokens": null}', 100)
+    assert json.loads(shape.body) == {"model": "m", "max_tokens": 5}   # only the reserved field goes on
+
+
 # -- item 8: n, best_of and several prompts are in the worst case ------------------------------
+
+@pytest.mark.parametrize("endpoint,doc,worst", [
+    ("completions", {"prompt": [[1, 2], [3]], "n": 2, "best_of": 3, "max_tokens": 10}, 60),   # 2 token prompts
+    ("completions", {"prompt": [1, 2, 3], "n": 2, "max_tokens": 10}, 20),                      # one token prompt
+    ("completions", {"prompt": ["a", "b", "c"], "best_of": 4, "max_tokens": 10}, 120),
+    ("chat.completions", {"n": 128, "max_completion_tokens": 7, "messages": []}, 896),
+    ("chat.completions", {"max_tokens": 10, "prediction": {"type": "content", "content": "x" * 50}}, 10 + 81),  # + its JSON bytes
+    ("messages", {"max_tokens": 10, "n": 5}, 10),     # Anthropic has no n; its provider refuses the field
+])
+def test_worst_case_counts_every_output(endpoint, doc, worst):
+    from extproc.wire import parse_body
+    shape = parse_body(endpoint, json.dumps({"model": "m", **doc}).encode(), 100)
+    assert shape.max_output_tokens == worst
+
 
 def test_chat_n_multiplies_the_reservation(agw):
     url = agw.base("tiny") + "/chat/completions"
