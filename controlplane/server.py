@@ -6,6 +6,7 @@ policies -> keys -> resumed background work -> ADS -> HTTP. Stops cleanly on SIG
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import signal
 
@@ -28,9 +29,38 @@ def handlers() -> dict:
     return out
 
 
+def fleet_needs_client_cert(settings):
+    """With mTLS configured the fleet credential is the token *and* a client certificate: the
+    token on a connection that presented no verified certificate (the public API port) is
+    refused, so a leaked fleet token alone cannot pull bundles or push receipts."""
+    from controlplane.errors import ApiError
+
+    token = settings.fleet_token.encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler):
+        auth = request.headers.get("Authorization", "")
+        given = (auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "")).strip()
+        if given and hmac.compare_digest(given.encode(), token) \
+                and not (request.transport and request.transport.get_extra_info("peercert")):
+            raise ApiError(403, "auth.client_certificate_required",
+                           "the fleet token is accepted only with a fleet client certificate "
+                           "(the control plane's mTLS fleet port)")
+        return await handler(request)
+    return check
+
+
 async def serve(settings) -> None:
     svc = await services_mod.start(settings)
     app = build_app(svc, handlers())
+    if settings.tls_client_ca:
+        app.middlewares.append(fleet_needs_client_cert(settings))
+    ssl_ctx = fleet_ctx = None
+    if settings.tls_cert:
+        from extproc.tls import server_context
+        ssl_ctx = server_context(settings.tls_cert, settings.tls_key)
+        if settings.fleet_listen:
+            fleet_ctx = server_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     # Unfinished deployments and evidence jobs are picked up before the API answers, so a
@@ -38,10 +68,17 @@ async def serve(settings) -> None:
     await services_mod.run_background(svc)
     xds_server = None
     if settings.xds_listen:
-        xds_server = await xds_mod.serve(svc.xds, settings.xds_listen)
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        xds_server = await xds_mod.serve(svc.xds, settings.xds_listen, cert=settings.tls_cert or None,
+                                         key=settings.tls_key or None, client_ca=settings.tls_client_ca or None)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, ssl_context=ssl_ctx)
     await site.start()
-    log.info("relaygate-controlplane ready on http://%s:%d (database %s, bundle key %s)", settings.host,
+    if fleet_ctx is not None:
+        fhost, _, fport = settings.fleet_listen.rpartition(":")
+        await web.TCPSite(runner, fhost or "127.0.0.1", int(fport), reuse_address=True, ssl_context=fleet_ctx).start()
+        log.info("fleet port (mTLS, client certificates from %s) on https://%s", settings.tls_client_ca,
+                 settings.fleet_listen)
+    log.info("relaygate-controlplane ready on %s://%s:%d (database %s, bundle key %s)",
+             "https" if ssl_ctx else "http", settings.host,
              settings.port, settings.database_url.split("@")[-1], svc.bundle_signer.key_id)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -50,6 +50,14 @@ class Settings:
     checkpoint_interval: float = 5.0             # seconds between signed tree heads (when the log grew)
     jwt_issuers: list[JwtIssuer] = field(default_factory=list)
     xds_listen: str = ""                         # host:port of the ADS server; empty disables
+    # TLS. With tls_cert/tls_key the API, the fleet port and xDS serve TLS. With tls_client_ca
+    # the fleet port and xDS require a client certificate that CA issued (mTLS), and the fleet
+    # token is refused on any connection that did not present one.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    fleet_listen: str = ""                       # host:port of the mTLS fleet port; empty: none
+    gateway_ca: str = ""                         # CA file that must have issued an https gateway's cert
     log_level: str = "INFO"
     admin_token: str = field(default="", repr=False)
     fleet_token: str = field(default="", repr=False)
@@ -62,6 +70,16 @@ class Settings:
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    def gateway_ssl(self):
+        """What /api/relay's client passes as aiohttp's ``ssl``: the pinned gateway CA, else
+        the system store (True); verification is never turned off."""
+        if not self.gateway_ca:
+            return True
+        if getattr(self, "_gateway_ssl", None) is None:
+            from extproc.tls import client_context
+            self._gateway_ssl = client_context(self.gateway_ca)
+        return self._gateway_ssl
 
 
 def _secret_file(path: Path, make) -> str:
@@ -107,6 +125,13 @@ def load(argv=None) -> Settings:
     p.add_argument("--jwt-audience", help="required JWT audience (default relaygate)")
     p.add_argument("--checkpoint-interval", type=float, help="seconds between signed tree heads (default 5)")
     p.add_argument("--xds-listen", help="ADS gRPC address host:port (default: disabled)")
+    p.add_argument("--tls-cert", help="PEM certificate (chain): serve the API, the fleet port and xDS over TLS")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument("--tls-client-ca", help="CA file for client certificates: the fleet port and xDS then "
+                                           "require one it issued (mTLS), and the fleet token alone is refused")
+    p.add_argument("--fleet-listen", help="host:port of a second, mTLS-only port for sidecars (needs "
+                                          "--tls-client-ca)")
+    p.add_argument("--gateway-ca", help="CA file that issued the gateway's certificate (an https --gateway-url)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     a = p.parse_args(argv)
 
@@ -122,7 +147,7 @@ def load(argv=None) -> Settings:
     s = Settings()
     simple = ["listen", "database_url", "data_dir", "gateway_url", "seed_config_dir", "seed_policy_dir",
               "rate_limit_rps", "rate_limit_burst", "session_ttl", "relay_timeout", "xds_listen", "log_level",
-              "checkpoint_interval"]
+              "checkpoint_interval", "tls_cert", "tls_key", "tls_client_ca", "fleet_listen", "gateway_ca"]
     for name in simple:
         value = doc.get(name)
         env = os.environ.get(ENV_PREFIX + name.upper())
@@ -165,6 +190,17 @@ def load(argv=None) -> Settings:
         raise SettingsError(f"listen must be host:port, got {s.listen!r}")
     if s.rate_limit_rps <= 0:
         raise SettingsError("rate_limit_rps must be positive")
+    if bool(s.tls_cert) != bool(s.tls_key):
+        raise SettingsError("tls_cert and tls_key go together")
+    if s.tls_client_ca and not s.tls_cert:
+        raise SettingsError("tls_client_ca needs tls_cert and tls_key (mTLS is TLS first)")
+    if s.fleet_listen and not s.tls_client_ca:
+        raise SettingsError("fleet_listen needs tls_client_ca: the fleet port exists to require client certificates")
+    if s.fleet_listen and (":" not in s.fleet_listen or not s.fleet_listen.rpartition(":")[2].isdigit()):
+        raise SettingsError(f"fleet_listen must be host:port, got {s.fleet_listen!r}")
+    for name in ("tls_cert", "tls_key", "tls_client_ca", "gateway_ca"):
+        if getattr(s, name) and not Path(getattr(s, name)).is_file():
+            raise SettingsError(f"{name}: no such file {getattr(s, name)}")
     s.data_dir = Path(s.data_dir)
     if not s.database_url:
         s.database_url = f"sqlite:///{(s.data_dir / 'controlplane.db').resolve()}"

@@ -115,6 +115,7 @@ class Stream:
     node: NodeState
     listen: str
     queue: asyncio.Queue
+    tls: str = ""                                    # listener TLS mode the node's bootstrap holds secrets for
     subscribed: dict = field(default_factory=dict)   # type -> resource names asked for ([] = all)
     sent: dict = field(default_factory=dict)         # type -> (version, nonce)
     rejected: dict = field(default_factory=dict)     # type -> version Envoy NACKed
@@ -167,13 +168,13 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._view_gen = gen
         return self._view
 
-    async def resources(self, node_id: str, listen: str) -> dict[str, list[tuple[str, any_pb2.Any]]] | None:
+    async def resources(self, node_id: str, listen: str, tls: str = "") -> dict[str, list[tuple[str, any_pb2.Any]]] | None:
         """Every resource a node should have, by type; None until its sidecar registered.
 
         Built once per configuration generation and node: Envoy's ACKs and warming
         requests between two changes reuse it instead of re-encoding every resource.
         """
-        key = (self.generation, listen)
+        key = (self.generation, listen, tls)
         built = self._built.get(node_id)
         if built is not None and built[0] == key:
             return built[1]
@@ -183,7 +184,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             return None
         host, _, port = listen.rpartition(":")
         res = {
-            LDS: [envoy_config.listener(view, host or "127.0.0.1", int(port), rds=True)],
+            LDS: [envoy_config.listener(view, host or "127.0.0.1", int(port), rds=True, tls=tls)],
             RDS: [envoy_config.route_config(view)],
             CDS: envoy_config.clusters(view, [addr], eds=True),
             EDS: envoy_config.endpoints(view),
@@ -210,7 +211,11 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         node = self.nodes.setdefault(node_id, NodeState(node_id))
         node.tenant = meta.get("tenant") or first.node.cluster or node.tenant
         node.connected = True
-        st = Stream(node, meta.get("listen", "127.0.0.1:8080"), asyncio.Queue())
+        tls = meta.get("tls") or ""
+        if tls not in envoy_config.TLS_MODES:
+            log.warning("xds: gateway %s asked for unknown listener tls %r; refused", node_id, tls)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown listener tls mode {tls!r}")
+        st = Stream(node, meta.get("listen", "127.0.0.1:8080"), asyncio.Queue(), tls)
         self._streams.add(st)
         log.info("xds: gateway %s (tenant %s, listen %s) connected", node_id, node.tenant, st.listen)
         sender = asyncio.create_task(self._send(st, context))
@@ -263,7 +268,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
     async def _push(self, st: Stream, only: str | None = None, force: bool = False) -> None:
         async with self._lock:
-            res = await self.resources(st.node.node_id, st.listen)
+            res = await self.resources(st.node.node_id, st.listen, st.tls)
         if res is None:
             return
         for t in ([only] if only else [CDS, EDS, LDS, RDS]):   # clusters before what uses them
@@ -295,12 +300,24 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         return n.posture() if n else None
 
 
-async def serve(xds: XdsServer, address: str) -> grpc.aio.Server:
+async def serve(xds: XdsServer, address: str, *, cert: str | None = None, key: str | None = None,
+                client_ca: str | None = None) -> grpc.aio.Server:
+    """The ADS server; with ``cert``/``key`` over TLS, and with ``client_ca`` a gateway must
+    present a certificate that CA issued (mTLS) before it is told anything."""
     server = grpc.aio.server()
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(xds, server)
-    if server.add_insecure_port(address) == 0:
+    if cert:
+        with open(cert, "rb") as c, open(key, "rb") as k:
+            pair = (k.read(), c.read())
+        roots = open(client_ca, "rb").read() if client_ca else None
+        creds = grpc.ssl_server_credentials([pair], root_certificates=roots, require_client_auth=bool(client_ca))
+        bound = server.add_secure_port(address, creds)
+    else:
+        bound = server.add_insecure_port(address)
+    if bound == 0:
         raise OSError(f"cannot listen for xDS on {address}")
     await server.start()
-    log.info("xDS (ADS) server on %s", address)
+    log.info("xDS (ADS) server on %s (%s)", address,
+             "mTLS" if client_ca else "TLS" if cert else "plaintext")
     return server
 

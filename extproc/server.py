@@ -74,6 +74,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--control-plane-key", default=os.environ.get("RELAYGATE_CONTROL_PLANE_KEY"),
                    help="PEM file with the control plane's bundle-signing public key (required with "
                         "--control-plane; bundles signed by any other key are refused)")
+    p.add_argument("--control-plane-ca", default=os.environ.get("RELAYGATE_CONTROL_PLANE_CA"),
+                   help="CA file that issued the control plane's certificate (an https --control-plane): "
+                        "pinned, so a server holding a certificate from any other CA is refused and "
+                        "the sidecar keeps its last good bundle (default: the system trust store)")
+    p.add_argument("--control-plane-cert", default=os.environ.get("RELAYGATE_CONTROL_PLANE_CERT"),
+                   help="client certificate (PEM) presented to the control plane's mTLS fleet port")
+    p.add_argument("--control-plane-client-key", default=os.environ.get("RELAYGATE_CONTROL_PLANE_CLIENT_KEY"),
+                   help="private key (PEM file) of --control-plane-cert")
     p.add_argument("--tenant", default=os.environ.get("RELAYGATE_TENANT", "default"),
                    help="fleet tenant this gateway belongs to (selects its bundle; default: default)")
     p.add_argument("--zone", default=os.environ.get("RELAYGATE_ZONE", "local"), help="zone, for fleet posture")
@@ -88,6 +96,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--ledger redis needs --ledger-url or $RELAYGATE_LEDGER_URL")
     if a.control_plane and not (a.fleet_token and a.control_plane_key):
         p.error("--control-plane needs $RELAYGATE_FLEET_TOKEN and --control-plane-key")
+    if bool(a.control_plane_cert) != bool(a.control_plane_client_key):
+        p.error("--control-plane-cert and --control-plane-client-key go together")
+    if (a.control_plane_ca or a.control_plane_cert) and not (a.control_plane or "").startswith("https://"):
+        p.error("--control-plane-ca/--control-plane-cert need an https:// --control-plane")
     return a
 
 
@@ -128,7 +140,17 @@ async def serve(args: argparse.Namespace) -> None:
 
     cp = sync = None
     if args.control_plane:
-        cp = ControlPlane(args.control_plane, args.fleet_token, args.instance_id, args.tenant)
+        tls_ctx = None
+        if args.control_plane.startswith("https://"):
+            from extproc.tls import client_context
+            try:
+                tls_ctx = client_context(args.control_plane_ca, args.control_plane_cert, args.control_plane_client_key)
+            except (OSError, ValueError) as e:
+                raise config_mod.ConfigError(f"control-plane TLS files: {e}") from None
+        else:
+            log.warning("the control plane is reached over plaintext HTTP (%s): bundles are still verified "
+                        "by signature, but the fleet token and receipts travel unencrypted", args.control_plane)
+        cp = ControlPlane(args.control_plane, args.fleet_token, args.instance_id, args.tenant, tls_ctx)
         verify_key = load_public_key(Path(args.control_plane_key).read_bytes())
         sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, TierLimits())
         admission = await sync.initial()

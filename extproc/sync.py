@@ -69,13 +69,26 @@ def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger, limits=None, san
 
 @dataclass
 class ControlPlane:
-    url: str                 # e.g. http://127.0.0.1:8090
+    url: str                 # e.g. https://127.0.0.1:8090
     fleet_token: str
     instance_id: str
     tenant: str
+    # https: the context every request to the control plane uses (the pinned CA, and the
+    # fleet client certificate for mTLS); extproc.tls.client_context. None: the system store.
+    ssl: object = None
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.fleet_token}", "X-Relaygate-Instance": self.instance_id}
+
+    def session(self) -> aiohttp.ClientSession:
+        """A client session bound to this control plane's TLS context (verification never off)."""
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else True))
+
+
+def _tls_failure(e: BaseException) -> bool:
+    """The control plane's certificate (or our client certificate) was refused in the handshake."""
+    import ssl
+    return isinstance(e, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError))
 
 
 class BundleSync:
@@ -99,7 +112,7 @@ class BundleSync:
 
     def _session_(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = self.cp.session()
         return self._session
 
     async def close(self) -> None:
@@ -153,7 +166,8 @@ class BundleSync:
                 self._accepted(adm)
                 return adm
             except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, OSError) as e:
-                self.last_error = f"control plane unreachable: {e}"
+                self.last_error = (f"control plane certificate refused: {e}" if _tls_failure(e)
+                                   else f"control plane unreachable: {e}")
             except (bundle_mod.BundleError, config_mod.ConfigError, PolicyError) as e:
                 self.last_error = f"bundle rejected: {e}"
                 log.error("bundle from %s rejected: %s", self.url, e)
@@ -200,11 +214,19 @@ class BundleSync:
                 self.last_error = f"bundle rejected: {e}"
                 metrics.BUNDLE_ERRORS.labels("rejected").inc()
                 log.error("new bundle rejected, keeping %s: %s", self.revision, e)
-            except Exception as e:   # network, timeouts, control plane down
-                self.last_error = f"control plane unreachable: {e!r}"
-                metrics.BUNDLE_ERRORS.labels("unreachable").inc()
-                log.warning("bundle poll failed (%s); keeping %s, retrying in %.0fs",
-                            self.last_error, self.revision, delay)
+            except Exception as e:   # network, timeouts, control plane down, its certificate refused
+                if _tls_failure(e):
+                    # Someone other than our control plane answered (or ours has a certificate our
+                    # CA did not issue): nothing it sends is read; keep enforcing what we have.
+                    self.last_error = f"control plane certificate refused: {e}"
+                    metrics.BUNDLE_ERRORS.labels("tls").inc()
+                    log.error("bundle poll refused the control plane's TLS (%s); keeping %s, retrying in %.0fs",
+                              e, self.revision, delay)
+                else:
+                    self.last_error = f"control plane unreachable: {e!r}"
+                    metrics.BUNDLE_ERRORS.labels("unreachable").inc()
+                    log.warning("bundle poll failed (%s); keeping %s, retrying in %.0fs",
+                                self.last_error, self.revision, delay)
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, self.MAX_BACKOFF)
 
@@ -237,7 +259,7 @@ class ReceiptShipper:
         body = (b'{"instance_id":' + orjson.dumps(self.cp.instance_id) + b',"receipts":['
                 + b",".join(r[1].encode() for r in rows) + b"]}")
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = self.cp.session()
         async with self._session.post(f"{self.cp.url.rstrip('/')}/v1/fleet/receipts", data=body,
                                       headers={**self.cp.headers(), "Content-Type": "application/json"},
                                       timeout=aiohttp.ClientTimeout(total=30)) as r:
@@ -313,7 +335,7 @@ class FleetAgent:
 
     def _s(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = self.cp.session()
         return self._session
 
     async def _post(self, path: str, doc: dict) -> dict:

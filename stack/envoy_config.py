@@ -10,6 +10,7 @@ matching it exactly, and anything else ends in a 502 (never an upstream).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from extproc.config import GatewayConfig
@@ -168,8 +169,13 @@ def route_config(cfg: GatewayConfig) -> dict:
     }
 
 
-def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, message_timeout_ms: int = 2000) -> dict:
-    """The gateway listener; with ``rds`` its routes come over xDS instead of inline."""
+def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, message_timeout_ms: int = 2000,
+             tls: str = "") -> dict:
+    """The gateway listener; with ``rds`` its routes come over xDS instead of inline.
+
+    ``tls``: "" (plaintext), "server" (HTTPS) or "mutual" (HTTPS that requires a client
+    certificate); see downstream_tls.
+    """
     grpc_service = {"envoy_grpc": {"cluster_name": "extproc"}, "timeout": "5s"}
     settler_service = {"envoy_grpc": {"cluster_name": "settler"}, "timeout": "5s"}
     hcm = {
@@ -247,8 +253,80 @@ def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, mes
         "address": {"socket_address": {"address": host, "port_value": port}},
         "per_connection_buffer_limit_bytes": cfg.max_body_bytes + 64 * 1024,
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                        "typed_config": hcm}]}],
+                                        "typed_config": hcm}],
+                           **({"transport_socket": downstream_tls(tls)} if tls else {})}],
     }
+
+
+# Names of the bootstrap's static secrets (tls_secrets): listeners (static or from the control
+# plane over LDS) refer to them by name, so a gateway's private key never leaves its host.
+SERVER_CERT_SECRET = "relaygate_gateway_cert"
+CLIENT_CA_SECRET = "relaygate_client_ca"
+TLS_MODES = ("", "server", "mutual")
+
+
+def downstream_tls(mode: str) -> dict:
+    """The listener's DownstreamTlsContext: HTTPS with the bootstrap's certificate; "mutual" also
+    requires a client certificate issued by the bootstrap's client CA. HTTP/1.1 by ALPN (what
+    the SDKs speak; h2 prior knowledge still works through the AUTO codec)."""
+    if mode not in TLS_MODES[1:]:
+        raise ValueError(f"listener tls must be one of {TLS_MODES[1:]}, got {mode!r}")
+    common = {"tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+              "alpn_protocols": ["http/1.1"],
+              "tls_certificate_sds_secret_configs": [{"name": SERVER_CERT_SECRET}]}
+    ctx = {"@type": T + "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+           "common_tls_context": common}
+    if mode == "mutual":
+        common["validation_context_sds_secret_config"] = {"name": CLIENT_CA_SECRET}
+        ctx["require_client_certificate"] = True
+    return {"name": "envoy.transport_sockets.tls", "typed_config": ctx}
+
+
+@dataclass(frozen=True)
+class ListenerTls:
+    """Files (on the gateway's host) of the gateway listener's certificate; ``client_ca`` turns on mTLS."""
+    cert: str
+    key: str
+    client_ca: str | None = None
+
+    @property
+    def mode(self) -> str:
+        return "mutual" if self.client_ca else "server"
+
+
+@dataclass(frozen=True)
+class AdsTls:
+    """How a gateway's Envoy reaches the control plane's xDS server: the CA that must have
+    issued its certificate (pinned) and, for mTLS, the client certificate Envoy presents."""
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+
+
+def tls_secrets(t: ListenerTls | None) -> list[dict]:
+    if t is None:
+        return []
+    out = [{"name": SERVER_CERT_SECRET, "tls_certificate": {"certificate_chain": {"filename": t.cert},
+                                                            "private_key": {"filename": t.key}}}]
+    if t.client_ca:
+        out.append({"name": CLIENT_CA_SECRET, "validation_context": {"trusted_ca": {"filename": t.client_ca}}})
+    return out
+
+
+def upstream_tls_to(host: str, t: AdsTls, alpn: list[str]) -> dict:
+    """An UpstreamTlsContext that verifies the peer's chain against ``t.ca`` *and* its name:
+    Envoy checks no SAN unless told to, so a certificate the CA issued to anyone else passes
+    chain validation alone."""
+    san = {"san_type": "IP_ADDRESS" if _is_ip(host) else "DNS", "matcher": {"exact": host}}
+    common = {"tls_params": {"tls_minimum_protocol_version": "TLSv1_2"}, "alpn_protocols": alpn,
+              "validation_context": {"trusted_ca": {"filename": t.ca}, "match_typed_subject_alt_names": [san]}}
+    if t.cert:
+        common["tls_certificates"] = [{"certificate_chain": {"filename": t.cert},
+                                       "private_key": {"filename": t.key}}]
+    ctx = {"@type": T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "common_tls_context": common}
+    if not _is_ip(host):
+        ctx["sni"] = host
+    return {"name": "envoy.transport_sockets.tls", "typed_config": ctx}
 
 
 def clusters(cfg: GatewayConfig, extproc: list[str], *, eds: bool = False) -> list[dict]:
@@ -263,39 +341,56 @@ def endpoints(cfg: GatewayConfig) -> list[dict]:
 
 
 def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: list[str],
-           host: str = "127.0.0.1", message_timeout_ms: int = 2000) -> dict:
+           host: str = "127.0.0.1", message_timeout_ms: int = 2000, tls: ListenerTls | None = None) -> dict:
     """A static bootstrap (standalone sidecars and the benchmark); see render_xds_bootstrap.
 
     ``extproc`` lists the policy workers (``unix:PATH`` or ``HOST:PORT``); calls
     are balanced over all of them, and the access log goes to the first, the one
-    worker that settles and signs.
+    worker that settles and signs. With ``tls`` the listener serves HTTPS (mTLS with a client CA).
     """
+    static = {
+        "listeners": [listener(cfg, host, listen_port, message_timeout_ms=message_timeout_ms,
+                               tls=tls.mode if tls else "")],
+        "clusters": clusters(cfg, extproc),
+    }
+    if tls:
+        static["secrets"] = tls_secrets(tls)
     return {
         "node": {"id": "relaygate-gateway", "cluster": "relaygate"},
         "admin": {"address": {"socket_address": {"address": host, "port_value": admin_port}}},
-        "static_resources": {
-            "listeners": [listener(cfg, host, listen_port, message_timeout_ms=message_timeout_ms)],
-            "clusters": clusters(cfg, extproc),
-        },
+        "static_resources": static,
         "overload_manager": _overload_manager(),
     }
 
 
 def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, admin_port: int,
-                         ads_address: str, host: str = "127.0.0.1") -> dict:
+                         ads_address: str, host: str = "127.0.0.1", tls: ListenerTls | None = None,
+                         ads_tls: AdsTls | None = None) -> dict:
     """The small bootstrap of an xDS-driven gateway: its identity and where the ADS server is.
 
             # The policy service may remove client-sent x-envoy-* headers too (header allow-list).
             "mutation_rules": {"allow_envoy": True},
     Everything else (listener, routes, clusters, endpoints) arrives over ADS.
     ``listen`` (host:port) is part of the node's identity: where this gateway serves.
+    ``tls``: the listener's certificate, kept here as static secrets; the node metadata
+    says only which mode the control plane's listener must ask for. ``ads_tls``: the
+    ADS connection verifies the control plane's certificate (CA and name) and, with a
+    client certificate, authenticates this gateway to it.
     """
     ads = _extproc_cluster("xds", [ads_address])
-    if not _is_ip(ads_address.rpartition(":")[0]):
+    ads_host = ads_address.rpartition(":")[0]
+    if not _is_ip(ads_host):
         ads["type"] = "STRICT_DNS"        # a control plane named by DNS (compose, Kubernetes service)
+    if ads_tls:
+        ads["transport_socket"] = upstream_tls_to(ads_host, ads_tls, ["h2"])   # gRPC needs ALPN h2
+    meta = {"tenant": tenant, "zone": zone, "listen": listen}
+    if tls:
+        meta["tls"] = tls.mode
+    static = {"clusters": [ads]}
+    if tls:
+        static["secrets"] = tls_secrets(tls)
     return {
-        "node": {"id": node_id, "cluster": tenant, "locality": {"zone": zone},
-                 "metadata": {"tenant": tenant, "zone": zone, "listen": listen}},
+        "node": {"id": node_id, "cluster": tenant, "locality": {"zone": zone}, "metadata": meta},
         "admin": {"address": {"socket_address": {"address": host, "port_value": admin_port}}},
         "dynamic_resources": {
             "ads_config": {"api_type": "GRPC", "transport_api_version": "V3", "set_node_on_first_message_only": True,
@@ -303,7 +398,7 @@ def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, a
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
         },
-        "static_resources": {"clusters": [ads]},
+        "static_resources": static,
         "overload_manager": _overload_manager(),
     }
 
@@ -365,6 +460,16 @@ def _upstream_cluster(u, eds: bool = False) -> dict:
     return c
 
 
+REFERENCE_TLS_DIR = "var/tls"
+
+
+def reference_tls(directory: str = REFERENCE_TLS_DIR) -> tuple[ListenerTls, AdsTls]:
+    """The listener and ADS TLS of envoy/bootstrap-xds.json: files named as stack.tls makes them."""
+    d = directory.rstrip("/")
+    return (ListenerTls(f"{d}/server.pem", f"{d}/server-key.pem"),
+            AdsTls(f"{d}/ca.pem", f"{d}/client.pem", f"{d}/client-key.pem"))
+
+
 def main(argv=None) -> None:
     """Render a gateway bootstrap: the xDS one (envoy/bootstrap-xds.json) or the static one
     for a config directory (envoy/gateway.json)."""
@@ -383,11 +488,19 @@ def main(argv=None) -> None:
     p.add_argument("--tenant", default="default", help="xds: the tenant this gateway serves")
     p.add_argument("--zone", default="local", help="xds: locality zone")
     p.add_argument("--ads", default="127.0.0.1:18000", help="xds: the control plane's ADS address host:port")
+    p.add_argument("--tls-dir", default=REFERENCE_TLS_DIR,
+                   help="xds: certificate files as `python -m stack.tls` names them (ca.pem, server.pem, "
+                        "server-key.pem, client.pem, client-key.pem; relative paths resolve against Envoy's "
+                        f"working directory; default {REFERENCE_TLS_DIR}): the listener serves HTTPS and the "
+                        "ADS connection pins ca.pem and presents client.pem")
+    p.add_argument("--plaintext", action="store_true", help="xds: no TLS on the listener or the ADS connection")
     p.add_argument("--out", default="-")
     a = p.parse_args(argv)
     if a.xds:
+        tls, ads_tls = (None, None) if a.plaintext else reference_tls(a.tls_dir)
         boot = render_xds_bootstrap(node_id=a.node_id, tenant=a.tenant, zone=a.zone,
-                                    listen=f"0.0.0.0:{a.listen_port}", admin_port=a.admin_port, ads_address=a.ads)
+                                    listen=f"0.0.0.0:{a.listen_port}", admin_port=a.admin_port, ads_address=a.ads,
+                                    tls=tls, ads_tls=ads_tls)
     else:
         boot = render(config_mod.load(a.config_dir), listen_port=a.listen_port, admin_port=a.admin_port,
                       extproc=a.extproc or ["unix:var/extproc.sock"])

@@ -16,9 +16,11 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from extproc import config as config_mod
 from stack import envoy_config
+from stack import tls as tls_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,9 +57,14 @@ def wait_until(check, timeout: float, what: str, proc: subprocess.Popen | None =
     raise RuntimeError(f"{what} not ready after {timeout}s\n{tail}")
 
 
-def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as r:
+def http_ok(url: str, context=None) -> bool:
+    with urllib.request.urlopen(url, timeout=1, context=context) as r:
         return r.status == 200
+
+
+# Trust-store variables a test process may set for its own clients; relaygate's processes must
+# trust only the CA files they are given, so these never reach them.
+_TRUST_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 def port_open(port: int) -> bool:
@@ -95,6 +102,18 @@ class Stack:
     zone: str = "local"
     cp_data_dir: Path | None = None                       # another stack's control plane (fleets)
     extra_credentials: list[str] = field(default_factory=list)   # more the simulator accepts
+    # TLS: the gateway listener, the control plane and xDS serve TLS with certificates from
+    # ``pki`` (default: shared_pki, else a local CA made in run_dir/tls); tls=False is plaintext
+    # for local development. fleet_mtls: the control plane also opens an mTLS-only fleet port
+    # (cp_fleet_port) and xDS requires client certificates; sidecars and Envoy present the
+    # pki's client certificate. gateway_mtls: the gateway listener requires client certificates.
+    tls: bool = True
+    pki: tls_mod.Pki | None = None
+    fleet_mtls: bool = False
+    gateway_mtls: bool = False
+    cp_fleet_port: int = 0
+    cp_pki: tls_mod.Pki | None = None                     # what the control plane serves (default: pki)
+    shared_pki: ClassVar[tls_mod.Pki | None] = None       # one CA for every stack of a test session
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -105,12 +124,29 @@ class Stack:
         self.extproc_admin_port = self.extproc_admin_port or free_port()
         self.cp_port = self.cp_port or free_port()
         self.xds_port = self.xds_port or free_port()
+        self.cp_fleet_port = self.cp_fleet_port or free_port()
+        if self.tls and self.pki is None:
+            self.pki = Stack.shared_pki or tls_mod.ensure(self.run_dir / "tls")
         self.cfg = config_mod.load(self.config_dir)
         self.sockets = [self.run_dir / f"extproc-{i}.sock" for i in range(self.workers)]
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def ca(self) -> Path | None:
+        """The CA file clients of this stack's gateway and control plane verify against."""
+        return self.pki.ca if self.tls else None
+
+    def client_ssl(self):
+        """An SSL context trusting this stack's CA (None without TLS)."""
+        from extproc.tls import client_context
+        return client_context(str(self.pki.ca)) if self.tls else None
+
+    @property
     def gateway(self) -> str:
-        return f"http://127.0.0.1:{self.gateway_port}"
+        return f"{self.scheme}://127.0.0.1:{self.gateway_port}"
 
     @property
     def extproc_admin(self) -> str:
@@ -118,7 +154,12 @@ class Stack:
 
     @property
     def cp_url(self) -> str:
-        return f"http://127.0.0.1:{self.cp_port}"
+        return f"{self.scheme}://127.0.0.1:{self.cp_port}"
+
+    @property
+    def fleet_url(self) -> str:
+        """Where sidecars reach the control plane: the mTLS fleet port, else the API port."""
+        return f"https://127.0.0.1:{self.cp_fleet_port}" if self.tls and self.fleet_mtls else self.cp_url
 
     @property
     def cp_data(self) -> Path:
@@ -132,16 +173,26 @@ class Stack:
             argv += ["--xds-listen", f"127.0.0.1:{self.xds_port}"]
         if self.database_url:
             argv += ["--database-url", self.database_url]
+        ready_ctx = None
+        if self.tls:
+            served = self.cp_pki or self.pki
+            argv += ["--tls-cert", str(served.server_cert), "--tls-key", str(served.server_key),
+                     "--gateway-ca", str(self.pki.ca)]
+            if self.fleet_mtls:
+                argv += ["--tls-client-ca", str(self.pki.ca), "--fleet-listen", f"127.0.0.1:{self.cp_fleet_port}"]
+            from extproc.tls import client_context
+            ready_ctx = client_context(str(served.ca))
         argv += self.cp_extra_args
         proc, log = self._spawn("controlplane", argv, {"RELAYGATE_ADMIN_TOKEN": self.admin_token,
                                                        "RELAYGATE_FLEET_TOKEN": self.fleet_token, **self.cp_env})
-        wait_until(lambda: http_ok(self.cp_url + "/healthz"), 60, "relaygate-controlplane", proc, log)
+        wait_until(lambda: http_ok(self.cp_url + "/healthz", ready_ctx), 60, "relaygate-controlplane", proc, log)
 
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> tuple[subprocess.Popen, Path]:
         log = self.run_dir / f"{name}.log"
         fh = os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")   # owner-only
+        base = {k: v for k, v in os.environ.items() if k not in _TRUST_ENV}
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**os.environ, **(env or {})}, start_new_session=True,
+                                env={**base, **(env or {})}, start_new_session=True,
                                 umask=0o077)   # what the processes create in the run dir stays private
         self.procs[name] = proc
         return proc, log
@@ -175,9 +226,14 @@ class Stack:
             if i:
                 argv += ["--no-settle"]
             if self.controlplane:
-                argv += ["--control-plane", self.cp_url, "--control-plane-key",
+                argv += ["--control-plane", self.fleet_url, "--control-plane-key",
                          str(self.cp_data / "bundle-signing.pub"), "--tenant", self.tenant,
                          "--instance-id", self.instance_id, "--zone", self.zone]
+                if self.tls:
+                    argv += ["--control-plane-ca", str(self.pki.ca)]
+                    if self.fleet_mtls:
+                        argv += ["--control-plane-cert", str(self.pki.client_cert),
+                                 "--control-plane-client-key", str(self.pki.client_key)]
                 env["RELAYGATE_FLEET_TOKEN"] = self.fleet_token
             name = "extproc" if i == 0 else f"extproc-{i}"
             proc, log = self._spawn(name, argv, env)
@@ -186,15 +242,28 @@ class Stack:
                 else (lambda: sock.exists())
             wait_until(ready, 30, f"relaygate-extproc worker {i}", proc, log)
 
+    def listener_tls(self) -> envoy_config.ListenerTls | None:
+        if not self.tls:
+            return None
+        pki = self.pki
+        return envoy_config.ListenerTls(str(pki.server_cert.resolve()), str(pki.server_key.resolve()),
+                                        str(pki.ca.resolve()) if self.gateway_mtls else None)
+
     def start_envoy(self) -> None:
         if self.controlplane and self.xds:
+            ads_tls = None
+            if self.tls:
+                pki = self.pki
+                ads_tls = envoy_config.AdsTls(str(pki.ca.resolve()),
+                                              str(pki.client_cert.resolve()) if self.fleet_mtls else None,
+                                              str(pki.client_key.resolve()) if self.fleet_mtls else None)
             boot = envoy_config.render_xds_bootstrap(
                 node_id=self.instance_id, tenant=self.tenant, zone=self.zone,
                 listen=f"127.0.0.1:{self.gateway_port}", admin_port=self.envoy_admin_port,
-                ads_address=f"127.0.0.1:{self.xds_port}")
+                ads_address=f"127.0.0.1:{self.xds_port}", tls=self.listener_tls(), ads_tls=ads_tls)
         else:
             boot = envoy_config.render(self.cfg, listen_port=self.gateway_port, admin_port=self.envoy_admin_port,
-                                       extproc=[f"unix:{p.resolve()}" for p in self.sockets])
+                                       extproc=[f"unix:{p.resolve()}" for p in self.sockets], tls=self.listener_tls())
         path = envoy_config.write(self.run_dir / "envoy.json", boot)
         os.chmod(path, 0o600)
         argv = [envoy_binary(), "-c", str(path), "--concurrency", "1", "--log-level", "warn",
@@ -246,17 +315,20 @@ class Fleet:
     cp_extra_args: list[str] = field(default_factory=list)
     unreachable: set[str] = field(default_factory=set)
     extra_credentials: list[str] = field(default_factory=list)
+    tls: bool = True
+    fleet_mtls: bool = False
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         first = Stack(self.run_dir / "gw-0", config_dir=self.config_dir, policy_dir=self.policy_dir,
                       controlplane=True, tenant=self.tenants[0], instance_id="gw-0", zone="zone-0",
                       cp_extra_args=self.cp_extra_args, unreachable=self.unreachable,
-                      extra_credentials=self.extra_credentials)
+                      extra_credentials=self.extra_credentials, tls=self.tls, fleet_mtls=self.fleet_mtls)
         self.gateways = [first] + [
             Stack(self.run_dir / f"gw-{i}", config_dir=self.config_dir, policy_dir=self.policy_dir,
                   controlplane=True, tenant=t, instance_id=f"gw-{i}", zone=f"zone-{i % 2}",
-                  cp_port=first.cp_port, xds_port=first.xds_port, cp_data_dir=first.cp_data)
+                  cp_port=first.cp_port, xds_port=first.xds_port, cp_data_dir=first.cp_data,
+                  tls=self.tls, pki=first.pki, fleet_mtls=self.fleet_mtls, cp_fleet_port=first.cp_fleet_port)
             for i, t in enumerate(self.tenants[1:], start=1)]
 
     @property

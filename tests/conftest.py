@@ -18,8 +18,21 @@ from evidence.receipts import envelope_receipt
 from evidence.signing import load_public_key
 from extproc.keytool import create as create_key
 from stack.processes import Stack, free_port
+from stack import tls as tls_mod
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+# Every stack of the session serves TLS with certificates from one local CA (what `make run`
+# does too), so the tested path is the shipped one. This process's clients (curl, requests,
+# urllib, aiohttp, the SDKs) trust that CA through the usual trust-store variables, as an
+# operator's clients would; relaygate's own processes never see these variables
+# (stack.processes strips them) and trust only the CA files they are given.
+import atexit as _atexit, os as _os, shutil as _shutil, tempfile as _tempfile  # noqa: E401,E402
+_TLS_DIR = Path(_tempfile.mkdtemp(prefix="relaygate-test-tls-"))
+TEST_PKI = Stack.shared_pki = tls_mod.ensure(_TLS_DIR)
+_atexit.register(_shutil.rmtree, _TLS_DIR, True)
+for _var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    _os.environ[_var] = str(TEST_PKI.ca)
 
 
 def _with_sim_knobs(upstreams: list[dict]) -> list[dict]:
@@ -93,6 +106,13 @@ class Gateway:
 
     def base(self, workspace: str) -> str:
         return f"{self.url}/v1/{workspace}"
+
+    def connect(self, timeout: float = 5):
+        """A raw connection to the gateway listener (TLS-wrapped when it serves TLS), for exact bytes."""
+        import socket
+        raw = socket.create_connection(("127.0.0.1", self.stack.gateway_port), timeout=timeout)
+        ctx = self.stack.client_ssl()
+        return ctx.wrap_socket(raw, server_hostname="127.0.0.1") if ctx else raw
 
     def sim_requests(self, upstream: str = "openai-us") -> list[dict]:
         port = self.sim_ports[upstream]

@@ -1,7 +1,6 @@
 """Every denial and bad input: a clean 4xx JSON error with a receipt, and the gateway keeps serving."""
 from __future__ import annotations
 
-import socket
 
 import pytest
 
@@ -168,7 +167,7 @@ def test_header_injection_is_rejected(gw, smuggle):
     req = (f"POST /v1/acme/chat/completions HTTP/1.1\r\nHost: x\r\n"
            f"Authorization: Bearer {gw.tokens['acme']}{smuggle}X-Relaygate-Upstream: openai-us\r\n"
            f"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}").encode()
-    with socket.create_connection(("127.0.0.1", gw.stack.gateway_port), timeout=5) as s:
+    with gw.connect() as s:          # TLS-wrapped: the listener serves HTTPS
         s.sendall(req)
         data = b""
         while chunk := s.recv(65536):

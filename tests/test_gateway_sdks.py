@@ -8,8 +8,25 @@ import pytest
 from evidence.receipts import envelope_receipt, verify_receipt
 
 
+def _verify(gw):
+    """The SDKs' HTTP client trusts exactly the stack's CA (not the process-wide trust variables)."""
+    return {"verify": gw.stack.client_ssl(), "trust_env": False}
+
+
 def _client(gw, name="acme", ws="acme", **kw) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base(ws), api_key=gw.tokens[name], max_retries=0, **kw)
+    return openai.OpenAI(base_url=gw.base(ws), api_key=gw.tokens[name], max_retries=0,
+                         http_client=openai.DefaultHttpxClient(**_verify(gw)), **kw)
+
+
+def test_sdks_reach_the_gateway_over_verified_tls(gw):
+    """The tested path is the shipped one: HTTPS, the certificate checked against the CA."""
+    assert gw.base("acme").startswith("https://")
+    raw = _client(gw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "tls"}], max_tokens=5)
+    assert str(raw.http_request.url).startswith("https://") and raw.parse().choices
+    msg = _anthropic(gw).messages.with_raw_response.create(
+        model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "tls"}])
+    assert str(msg.http_request.url).startswith("https://") and msg.parse().content
 
 
 def test_openai_chat_completion(gw):
@@ -76,7 +93,8 @@ def test_openai_completions_and_embeddings(gw):
 
 
 def _anthropic(gw, name="acme", ws="acme") -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gw.base(ws), api_key=gw.tokens[name], max_retries=0)
+    return anthropic.Anthropic(base_url=gw.base(ws), api_key=gw.tokens[name], max_retries=0,
+                               http_client=anthropic.DefaultHttpxClient(**_verify(gw)))
 
 
 def test_anthropic_messages(gw):

@@ -20,22 +20,35 @@ def test_committed_bootstrap_matches_rendering():
 
 
 def test_committed_xds_bootstrap_matches_rendering():
+    tls, ads_tls = envoy_config.reference_tls()
     rendered = envoy_config.render_xds_bootstrap(node_id="gw-1", tenant="default", zone="local",
                                                  listen="0.0.0.0:8080", admin_port=9901,
-                                                 ads_address="127.0.0.1:18000")
+                                                 ads_address="127.0.0.1:18000", tls=tls, ads_tls=ads_tls)
     committed = json.loads((ROOT / "envoy" / "bootstrap-xds.json").read_text())
     assert committed == rendered, "regenerate: python -m stack.envoy_config --xds --out envoy/bootstrap-xds.json"
     # It names only its identity and the ADS server: no listener, route or provider in it.
     assert [c["name"] for c in committed["static_resources"]["clusters"]] == ["xds"]
     assert "listeners" not in committed["static_resources"]
+    # xDS over TLS: the control plane's certificate is checked against the pinned CA *and* its
+    # name, and the gateway presents its fleet client certificate; the listener's key stays here.
+    tls_ctx = committed["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]["common_tls_context"]
+    assert tls_ctx["validation_context"]["trusted_ca"] == {"filename": "var/tls/ca.pem"}
+    assert tls_ctx["validation_context"]["match_typed_subject_alt_names"] == [
+        {"san_type": "IP_ADDRESS", "matcher": {"exact": "127.0.0.1"}}]
+    assert tls_ctx["tls_certificates"][0]["certificate_chain"] == {"filename": "var/tls/client.pem"}
+    assert committed["node"]["metadata"]["tls"] == "server"
+    assert [s["name"] for s in committed["static_resources"]["secrets"]] == [envoy_config.SERVER_CERT_SECRET]
 
 
 @pytest.mark.parametrize("name", ["gateway.json", "bootstrap-xds.json"])
 def test_bootstrap_is_valid_for_envoy(tmp_path, name):
     from stack.processes import envoy_binary
+    from stack import tls as tls_mod
     path = tmp_path / name
     path.write_text((ROOT / "envoy" / name).read_text())
-    out = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True)
+    tls_mod.ensure(tmp_path / "var" / "tls")        # the reference bootstrap names var/tls/*.pem
+    out = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True,
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -59,6 +72,10 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     assert "'name': 'openai-eu'" in text                      # euro routed to the EEA upstream
     assert "sovereignty.blocked" in text and "scope.denied" in text and "auth.unauthenticated" in text
     assert "relaygate is running" in text
+    # Served over TLS by default: a local CA in the run dir, the tour's curl commands trust it.
+    assert f"CA certificate  {tmp_path / 'tls' / 'ca.pem'}" in text
+    assert f"$ curl --cacert {tmp_path / 'tls' / 'ca.pem'} https://127.0.0.1:" in text
+    assert oct((tmp_path / "tls" / "server-key.pem").stat().st_mode & 0o777) == "0o600"
     # The control-plane part: a policy created through the API blocks, its receipt reaches the audit feed.
     assert '"policy.blocked"' in text and '"kind": "gateway.call"' in text and '"fallback_used": true' in text
     assert "relaygate evidence bundle: VERIFIED" in text and "(pinned)" in text

@@ -116,6 +116,7 @@ async def relay(ctx: Ctx):
         try:
             resp = await ctx.services.http.post(
                 base + _gateway_path(provider), data=orjson.dumps(payload), timeout=timeout,
+                ssl=ctx.services.settings.gateway_ssl(),
                 headers={"Authorization": f"Bearer {p.token}", "Content-Type": "application/json",
                          "Accept": "text/event-stream" if streaming else "application/json"})
         except (aiohttp.ClientError, TimeoutError) as e:
@@ -227,7 +228,8 @@ async def health(ctx: Ctx):
         services["database"] = "unhealthy"
     services["cache"] = "healthy"   # in-process: bundles, rate limits
     try:
-        async with ctx.services.http.get(ctx.services.settings.gateway_url, timeout=aiohttp.ClientTimeout(total=2)):
+        async with ctx.services.http.get(ctx.services.settings.gateway_url, timeout=aiohttp.ClientTimeout(total=2),
+                                         ssl=ctx.services.settings.gateway_ssl()):
             services["gateway"] = "healthy"
     except (aiohttp.ClientError, TimeoutError):
         services["gateway"] = "unreachable"
