@@ -6,7 +6,9 @@ Credentials arrive as ``Authorization: Bearer <token>`` or ``x-api-key: <token>`
   ``standard`` (every permission its scope grants) or ``read_only`` (health,
   usage and logs only). The same keys call the gateway.
 - ``ro_session_<id>_<secret>``: a short-lived session made from a key or JWT,
-  never with more rights than its maker; expires after ``session_ttl``.
+  never with more rights than its maker; expires after ``session_ttl``, and
+  ends as soon as the key that made it is revoked, rotated or expires (checked
+  each time the session is used, not only when it was made).
 - a JWT signed by a configured issuer (JWKS file or URL), naming its
   workspace in a claim (``workspace`` by default) and optionally a ``role``.
 - the admin token (platform operators: workspaces, upstreams, fleet) and the
@@ -27,18 +29,18 @@ import sqlalchemy as sa
 from controlplane import schema
 from controlplane.errors import ApiError
 from extproc import keys as keyfmt
+from extproc import scope as scopes
+from extproc.scope import Scope
 
 log = logging.getLogger("relaygate.controlplane.auth")
 
 SESSION_PREFIX = "ro_session_"
 
 # Permissions a workspace principal can hold; a standard key holds those its scope lists.
-WORKSPACE_PERMISSIONS = (
-    "policies:read", "policies:write", "keys:read", "keys:write", "budgets:read", "budgets:write",
-    "logs:read", "usage:read", "health:read", "relay", "agents:read", "agents:write",
-    "evidence:read", "evidence:write", "workspace:read", "sessions:write",
-)
-READ_ONLY_PERMISSIONS = ("health:read", "usage:read", "logs:read")
+# One definition (extproc/scope.py) for the control plane and the gateway: gateway:call is
+# what the sidecar demands of every call and what /api/relay demands here.
+WORKSPACE_PERMISSIONS = scopes.WORKSPACE_PERMISSIONS
+READ_ONLY_PERMISSIONS = scopes.READ_ONLY_PERMISSIONS
 KEY_KINDS = ("standard", "read_only")
 
 
@@ -51,6 +53,11 @@ class Principal:
     permissions: frozenset = field(default_factory=frozenset)
     key_id: str | None = None
     token: str | None = field(default=None, repr=False)   # the ro_live key itself, for /api/relay
+    # What this principal may hand on (keys it mints, sessions it starts): for a key or a
+    # session, the key's grant (a session's permissions narrowed to the session's); None for
+    # the admin and fleet tokens.
+    scope: Scope | None = None
+    expires_ms: int | None = None      # when this credential itself stops working (None: never)
 
     @property
     def actor(self) -> str:
@@ -61,12 +68,8 @@ class Principal:
 
 
 def permissions_for(kind: str, scope_permissions) -> frozenset:
-    if kind == "read_only":
-        return frozenset(READ_ONLY_PERMISSIONS)
-    granted = scope_permissions or ["*"]
-    if "*" in granted:
-        return frozenset(WORKSPACE_PERMISSIONS)
-    return frozenset(p for p in granted if p in WORKSPACE_PERMISSIONS)
+    """The effective permissions (extproc/scope.py; the gateway uses the same function)."""
+    return scopes.effective_permissions(kind, scope_permissions)
 
 
 def unauthenticated(message: str) -> ApiError:
@@ -132,9 +135,9 @@ class Authenticator:
             raise unauthenticated("API key expired")
         if row["ws_deleted"] is not None:
             raise unauthenticated("workspace deleted")
-        return Principal("key", row["id"], row["workspace_id"], row["kind"],
-                         permissions_for(row["kind"], (row["scope"] or {}).get("permissions")),
-                         key_id=row["id"], token=token)
+        scope = Scope.of(row["kind"], row["scope"], row["expires_ms"])
+        return Principal("key", row["id"], row["workspace_id"], row["kind"], scope.permissions,
+                         key_id=row["id"], token=token, scope=scope, expires_ms=row["expires_ms"])
 
     async def _session(self, token: str) -> Principal:
         parts = _split(token, SESSION_PREFIX)
@@ -148,11 +151,42 @@ class Authenticator:
             raise unauthenticated("invalid session token")
         if row["revoked_ms"] is not None:
             raise unauthenticated("session ended")
-        if row["expires_ms"] <= time.time() * 1000:
+        now = time.time() * 1000
+        if row["expires_ms"] <= now:
             raise unauthenticated("session token expired")
         p = row["principal"]
-        return Principal("session", row["id"], row["workspace_id"], p["role"], frozenset(p["permissions"]),
-                         key_id=p.get("key_id"))
+        permissions = frozenset(p["permissions"])
+        scope = Scope(kind=p["role"] if p["role"] in scopes.KINDS else "read_only", permissions=permissions)
+        async with self.engine.connect() as c:
+            # A session is only as alive as what made it: its key (revoked, rotated, expired,
+            # workspace deleted) and the sessions it was made from are checked on every use.
+            parents = list(p.get("sessions") or [])
+            if parents:
+                alive = (await c.execute(sa.select(sa.func.count()).select_from(schema.sessions).where(
+                    schema.sessions.c.id.in_(parents), schema.sessions.c.revoked_ms.is_(None),
+                    schema.sessions.c.expires_ms > now))).scalar()
+                if alive != len(set(parents)):
+                    raise unauthenticated("session ended: the session that started it has ended")
+            ws_deleted = (await c.execute(sa.select(schema.workspaces.c.deleted_ms).where(
+                schema.workspaces.c.id == row["workspace_id"]))).scalar()
+            key = None
+            if p.get("key_id"):
+                key = (await c.execute(sa.select(schema.api_keys).where(
+                    schema.api_keys.c.id == p["key_id"]))).mappings().first()
+        if ws_deleted is not None:
+            raise unauthenticated("workspace deleted")
+        if p.get("key_id"):
+            if key is None or key["revoked_ms"] is not None:
+                raise unauthenticated("session ended: its key was revoked")
+            if key["rotated_to"]:
+                raise unauthenticated("session ended: its key was rotated")
+            if key["expires_ms"] is not None and key["expires_ms"] <= now:
+                raise unauthenticated("session ended: its key expired")
+            key_scope = Scope.of(key["kind"], key["scope"], key["expires_ms"])
+            scope = Scope(kind=key_scope.kind, permissions=permissions & key_scope.permissions,
+                          endpoints=key_scope.endpoints, models=key_scope.models, expires_ms=key_scope.expires_ms)
+        return Principal("session", row["id"], row["workspace_id"], p["role"], scope.permissions,
+                         key_id=p.get("key_id"), scope=scope, expires_ms=row["expires_ms"])
 
     def _jwks_for(self, issuer) -> object:
         cached = self._jwks.get(issuer.issuer)
@@ -200,5 +234,6 @@ class Authenticator:
         if role not in KEY_KINDS:
             raise unauthenticated(f"token role must be one of {KEY_KINDS}")
         perms = claims.get("permissions")
-        return Principal("jwt", str(claims["sub"])[:200], workspace, role,
-                         permissions_for(role, perms if isinstance(perms, list) else None))
+        granted = permissions_for(role, perms if isinstance(perms, list) else None)
+        return Principal("jwt", str(claims["sub"])[:200], workspace, role, granted,
+                         scope=Scope(kind=role, permissions=granted), expires_ms=int(claims["exp"]) * 1000)

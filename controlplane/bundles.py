@@ -24,6 +24,7 @@ from controlplane.policystore import active_workspace_policies, platform_sources
 from extproc import bundle as bundle_mod
 from extproc import config as config_mod
 from extproc.policy_engine import PolicyError, RegorusEngine, build_engine
+from extproc.scope import effective_permissions
 from extproc.workspace_policy import WORKSPACE_POLICY_DATA, policy_modules, split_bundle
 
 log = logging.getLogger("relaygate.controlplane.bundles")
@@ -70,8 +71,11 @@ async def gateway_documents(conn) -> dict:
         scope = k["scope"] or {}
         keys.append({"id": k["id"], "workspace": k["workspace_id"], "name": k["name"], "kind": k["kind"],
                      "salt": k["salt"], "hash": k["hash"],
+                     # kind and permissions travel too: the sidecar refuses keys that may not
+                     # call the gateway (read-only ones, those without gateway:call).
                      "scope": {"endpoints": scope.get("endpoints") or list(config_mod.ENDPOINTS),
-                               "models": scope.get("models") or ["*"]},
+                               "models": scope.get("models") or ["*"],
+                               "permissions": sorted(effective_permissions(k["kind"], scope.get("permissions")))},
                      "revoked": k["revoked_ms"] is not None,
                      "expires_at": k["expires_ms"] / 1000 if k["expires_ms"] is not None else None})
     budgets = []

@@ -46,7 +46,7 @@ def obj(props: dict, required=(), extra=False, **kw) -> dict:
 
 
 PERMISSIONS = ["policies:read", "policies:write", "keys:read", "keys:write", "budgets:read", "budgets:write",
-               "logs:read", "usage:read", "health:read", "relay", "agents:read", "agents:write",
+               "logs:read", "usage:read", "health:read", "gateway:call", "relay", "agents:read", "agents:write",
                "evidence:read", "evidence:write", "workspace:read", "sessions:write", "*"]
 
 SCHEMAS = {
@@ -122,15 +122,25 @@ SCHEMAS = {
                    "updated_at": TIME}, ["id", "workspace", "key_id", "unit", "window", "limit"]),
     "BudgetList": obj({"budgets": {"type": "array", "items": ref("Budget")}}, ["budgets"]),
     "KeyScope": obj({
-        "endpoints": {"type": "array", "items": {"type": "string", "enum": ENDPOINTS}, "maxItems": 4},
-        "models": STRS,
-        "permissions": {"type": "array", "items": {"type": "string", "enum": PERMISSIONS}, "maxItems": 20}}),
+        "endpoints": {"type": "array", "items": {"type": "string", "enum": ENDPOINTS}, "minItems": 1,
+                      "maxItems": 4},
+        "models": {**STRS, "minItems": 1,
+                   "description": "model names, or globs such as 'gpt-4o*' ('*' never matches a '.')"},
+        "permissions": {"type": "array", "items": {"type": "string", "enum": PERMISSIONS}, "minItems": 1,
+                        "maxItems": 20,
+                        "description": "gateway:call is needed to call the gateway or /api/relay; "
+                                       "'relay' is its old name"}}),
     "KeyInput": obj({
         "name": {"type": "string", "maxLength": 200},
-        "kind": {"type": "string", "enum": ["standard", "read_only"], "default": "standard"},
+        "kind": {"type": "string", "enum": ["standard", "read_only"],
+                 "description": "default: the caller's kind; read_only keys cannot call the gateway"},
         "scope": ref("KeyScope"),
         "expires_in": {"type": ["integer", "null"], "minimum": 60, "maximum": 10 * 365 * 86400,
-                       "description": "seconds until the key stops working"}}),
+                       "description": "seconds until the key stops working; default (or null): when the "
+                                      "caller's key expires (never, if it does not)"}},
+        description="A new key is within the caller on every dimension (kind, permissions, endpoints, "
+                    "models, expiry), else 403; each omitted field is the caller's own, never '*'. "
+                    "The admin token may mint any key; its default is a full standard key."),
     "Key": obj({"id": {"type": "string"}, "workspace": {"type": "string"}, "name": {"type": "string"},
                 "kind": {"type": "string"}, "scope": ref("KeyScope"), "created_at": TIME,
                 "created_by": {"type": "string"}, "expires_at": NTIME, "revoked_at": NTIME,
@@ -142,8 +152,13 @@ SCHEMAS = {
     "KeyList": obj({"keys": {"type": "array", "items": ref("Key")}}, ["keys"]),
     "RotateInput": obj({"grace_seconds": {"type": "integer", "minimum": 0, "maximum": 30 * 86400,
                                           "default": 0,
-                                          "description": "how long the old key keeps working"}}),
-    "SessionInput": obj({"ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 86400}}),
+                                          "description": "how long the old key keeps working (its "
+                                                         "sessions end at once)"}}),
+    "SessionInput": obj({"ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 86400,
+                                         "description": "capped by the session_max_ttl setting and by the "
+                                                        "expiry of the key (or session, JWT) making it"}},
+                        description="A session holds its maker's permissions and ends as soon as its key is "
+                                    "revoked, rotated (grace or not) or expires."),
     "Session": obj({"token": {"type": "string"}, "expires_at": TIME, "workspace": {"type": "string"},
                     "role": {"type": "string"}, "permissions": STRS}, ["token", "expires_at", "workspace"]),
     "Effect": obj({"status": {"type": ["integer", "null"]}, "code": {"type": ["string", "null"]}},
@@ -598,7 +613,7 @@ op("get", "/v1/fleet/custody", "listCustodyEvents", "Every key-custody event, in
 
 # -- RelayPlane ---------------------------------------------------------------------
 op("post", "/api/relay", "relay", "Route a request to a model through the gateway, with fallback",
-   tag="relayplane", permission="relay", params=WS, body="RelayInput", ok=(200, "RelayResult"))
+   tag="relayplane", permission="gateway:call", params=WS, body="RelayInput", ok=(200, "RelayResult"))
 op("get", "/api/discover", "discoverAgents", "Agents by capability", tag="relayplane", permission="agents:read",
    params=[*WS, q("capability", {"type": "string", "maxLength": 100}), PARAMS["limit"], PARAMS["offset"]],
    ok=(200, "AgentList"))

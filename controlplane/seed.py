@@ -68,9 +68,13 @@ async def seed(engine, store: SecretStore, config_dir: Path | None) -> None:
             await c.execute(schema.api_keys.insert().values(
                 id=k["id"], workspace_id=k["workspace"], name=k.get("name", ""), kind=k.get("kind", "standard"),
                 salt=k["salt"], hash=k["hash"],
+                # permissions as the gateway reads them (extproc/scope.py): absent means all,
+                # a listed one (even empty) means exactly those; expiry kept, not dropped.
                 scope={"endpoints": scope.get("endpoints") or list(config_mod.ENDPOINTS),
-                       "models": scope.get("models") or ["*"], "permissions": scope.get("permissions") or ["*"]},
-                created_ms=now, created_by="seed", revoked_ms=now if k.get("revoked") else None))
+                       "models": scope.get("models") or ["*"],
+                       "permissions": ["*"] if scope.get("permissions") is None else list(scope["permissions"])},
+                created_ms=now, created_by="seed", revoked_ms=now if k.get("revoked") else None,
+                expires_ms=int(cfg.keys[k["id"]].expires_at * 1000) if cfg.keys[k["id"]].expires_at else None))
         for b in cfg.budgets:
             await c.execute(schema.budgets.insert().values(
                 id=b.id, workspace_id=b.workspace, key_id=b.key, unit=b.unit, window=b.window,

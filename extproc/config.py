@@ -21,6 +21,8 @@ import yaml
 
 from extproc.preauth import PreAuthLimits, parse as parse_preauth
 
+from extproc import scope as key_scope
+
 ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages")
 PROVIDERS = ("openai", "anthropic")
 
@@ -36,10 +38,6 @@ class ModelPrice:
     max_output_tokens: int
 
 
-@dataclass(frozen=True)
-class Upstream:
-    name: str
-    provider: str
 # Client request headers each provider gets by default (lower case; a trailing '*' is a prefix).
 # Everything else a client sends is removed before the call leaves the gateway: headers such as
 # OpenAI-Organization, OpenAI-Project, anthropic-beta or Cookie would act on the platform's
@@ -61,6 +59,10 @@ NEVER_FORWARDED_PREFIXES = ("x-relaygate-", "x-envoy-", "x-forwarded-")
 _HEADER_TOKEN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'+-.^_`|~")
 
 
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    provider: str
     host: str
     port: int
     tls: bool
@@ -71,16 +73,12 @@ _HEADER_TOKEN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'+-.^_`|~")
     models: dict[str, ModelPrice]
     credential_name: str = ""
     envoy_cluster_overrides: dict = field(default_factory=dict, compare=False)
+    forward_headers: tuple[str, ...] | None = None   # None: DEFAULT_FORWARD_HEADERS[provider]
 
     @property
     def cluster(self) -> str:
         return f"upstream_{self.name}"
-    forward_headers: tuple[str, ...] | None = None   # None: DEFAULT_FORWARD_HEADERS[provider]
 
-
-@dataclass(frozen=True)
-class Workspace:
-    id: str
     def __post_init__(self) -> None:
         names = self.forward_headers
         if names is None:
@@ -96,6 +94,10 @@ class Workspace:
             return True
         return header.startswith(self._fwd_prefixes) if self._fwd_prefixes else False
 
+
+@dataclass(frozen=True)
+class Workspace:
+    id: str
     allowed_jurisdictions: tuple[str, ...]
     allowed_regions: tuple[str, ...]
     default_max_output_tokens: int
@@ -114,6 +116,11 @@ class ApiKey:
     models: tuple[str, ...]
     revoked: bool
     expires_at: float | None = None   # epoch seconds; a rotated key's grace period ends here
+    # kind and permissions decide whether the key may call the gateway at all (extproc/scope.py,
+    # the definition the control plane uses too); a key document without them is a standard key
+    # with every permission, as keys.yaml files written before they existed expect.
+    kind: str = "standard"
+    may_call: bool = True
 
 
 @dataclass(frozen=True)
@@ -292,6 +299,7 @@ def parse_upstream(u: Any, where: str, secrets: dict | None) -> Upstream:
             int(p.get("max_output_tokens", 4096)),
         )
     cred_name = _req(u, "credential", where)
+    forward = _forward_headers(u.get("forward_headers"), where)
     overrides = u.get("envoy_cluster_overrides") or {}
     if not isinstance(overrides, dict):
         raise ConfigError(f"{where}: envoy_cluster_overrides must be a mapping")
@@ -301,23 +309,10 @@ def parse_upstream(u: Any, where: str, secrets: dict | None) -> Upstream:
         region=_req(u, "region", where), jurisdiction=_req(u, "jurisdiction", where),
         credential=_secret(secrets, cred_name, where) if secrets is not None else "",
         models=models, credential_name=cred_name, envoy_cluster_overrides=overrides,
+        forward_headers=forward,
     )
 
 
-    forward = _forward_headers(u.get("forward_headers"), where)
-def parse_workspace(wid: str, w: Any, default_max: int) -> Workspace:
-    where = f"workspaces.yaml: workspace '{wid}'"
-    if not isinstance(w, dict):
-        raise ConfigError(f"{where}: must be a mapping")
-    sov = w.get("sovereignty") or {}
-    limits = w.get("limits") or {}
-    if not isinstance(sov, dict) or not isinstance(limits, dict):
-        raise ConfigError(f"{where}: sovereignty and limits must be mappings")
-    rps, tpm = limits.get("requests_per_second"), limits.get("tokens_per_minute")
-        forward_headers=forward,
-    for name, v in (("requests_per_second", rps), ("tokens_per_minute", tpm)):
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
-            raise ConfigError(f"{where}: limits.{name} must be a positive number")
 def _forward_headers(v: Any, where: str) -> tuple[str, ...] | None:
     """An upstream's ``forward_headers``: header names (a trailing '*' matches a prefix), or None."""
     if v is None:
@@ -338,6 +333,18 @@ def _forward_headers(v: Any, where: str) -> tuple[str, ...] | None:
     return tuple(out)
 
 
+def parse_workspace(wid: str, w: Any, default_max: int) -> Workspace:
+    where = f"workspaces.yaml: workspace '{wid}'"
+    if not isinstance(w, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    sov = w.get("sovereignty") or {}
+    limits = w.get("limits") or {}
+    if not isinstance(sov, dict) or not isinstance(limits, dict):
+        raise ConfigError(f"{where}: sovereignty and limits must be mappings")
+    rps, tpm = limits.get("requests_per_second"), limits.get("tokens_per_minute")
+    for name, v in (("requests_per_second", rps), ("tokens_per_minute", tpm)):
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
+            raise ConfigError(f"{where}: limits.{name} must be a positive number")
     return Workspace(
         id=wid,
         allowed_jurisdictions=tuple(sov.get("allowed_jurisdictions") or ()),
@@ -356,12 +363,20 @@ def parse_key(k: Any, where: str) -> ApiKey:
     if bad:
         raise ConfigError(f"{where}: unknown endpoints {sorted(bad)}")
     expires = k.get("expires_at")
+    kind = k.get("kind", "standard")
+    if kind not in key_scope.KINDS:
+        raise ConfigError(f"{where}: kind must be one of {key_scope.KINDS}")
+    permissions = scope.get("permissions")
+    if permissions is not None and (not isinstance(permissions, list)
+                                    or not all(isinstance(p, str) for p in permissions)):
+        raise ConfigError(f"{where}: scope.permissions must be a list of names")
     return ApiKey(
         id=_req(k, "id", where), workspace=ws, name=str(k.get("name", "")),
         salt=_req(k, "salt", where), hash=_req(k, "hash", where),
         endpoints=endpoints, models=tuple(scope.get("models") or ("*",)),
         revoked=bool(k.get("revoked", False)),
         expires_at=float(expires) if expires is not None else None,
+        kind=kind, may_call=key_scope.may_call_gateway(kind, permissions),
     )
 
 

@@ -133,6 +133,9 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         call.key = key
         if key.workspace != route.workspace:
             return self.deny(call, 403, "scope.denied", "key is not valid for this workspace", {})
+        if not key.may_call:   # read-only (dashboard) keys, keys without gateway:call: never spend money
+            why = "a read_only key" if key.kind == "read_only" else "a key without the gateway:call permission"
+            return self.deny(call, 403, "scope.denied", f"{why} may not call the gateway", {})
         ctype = h.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return self.deny(call, 415, "request.unsupported_media_type",

@@ -81,6 +81,7 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
         "tiny": create_key(d, "tiny", "tiny", None, None),
         "outage": create_key(d, "outage", "outage", None, None),
         "acme-limited": create_key(d, "acme", "limited", None, None),
+        "acme-ro": create_key(d, "acme", "dashboard", None, None, kind="read_only"),   # refused by the gateway
         "revoked": create_key(d, "acme", "revoked", None, None),
     }
     limited_id = tokens["acme-limited"].split("_")[2]

@@ -265,7 +265,10 @@ def test_keys_create_once_list_rotate_revoke_and_no_escalation(cp):
     limited = CP(cp.url, secret)
     assert limited.get("/v1/policies").status == 200
     _err(limited.post("/v1/policies", yaml=POLICY), 403)
-    _err(limited.post("/v1/keys", {"name": "wider"}), 403)          # cannot grant more than it holds
+    _err(limited.post("/v1/keys", {"name": "wider", "scope": {"permissions": ["*"]}}), 403)   # more than it holds
+    inherited = limited.post("/v1/keys", {"name": "inherits"}).json()["key"]["scope"]   # omitted: the caller's own
+    assert inherited == {"endpoints": ["embeddings"], "models": ["gpt-4o*"], "permissions": ["keys:write",
+                                                                                           "policies:read"]}
     assert limited.post("/v1/keys", {"name": "same", "scope": {"permissions": ["policies:read"]}}).status == 201
 
     rotated = acme.post(f"/v1/keys/{key['id']}/rotate", {}).json()

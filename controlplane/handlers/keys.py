@@ -3,6 +3,13 @@
 A key's secret is returned once, at creation; the database keeps a salted,
 peppered HMAC. Revoking or rotating a key changes the next bundle, which the
 sidecars' long polls pick up within seconds.
+
+Every credential made here is checked against its maker's grant with one
+function, :func:`extproc.scope.is_subset`: a key minted by a key or session,
+a key rotated by one, and a session all stay within the caller on kind,
+permissions, endpoints, models and expiry. What the body leaves out is
+inherited from the caller (never widened to ``*``); only the admin token,
+which has no grant to inherit, mints full keys by default.
 """
 from __future__ import annotations
 
@@ -19,13 +26,18 @@ from controlplane.errors import ApiError, not_found
 from controlplane.util import iso
 from extproc import config as config_mod
 from extproc import keys as keyfmt
+from extproc import scope as scopes
+from extproc.scope import Scope
 
 
 def key_json(row) -> dict:
     scope = row["scope"] or {}
+    perms = scope.get("permissions")
+    shown = (list(scopes.READ_ONLY_PERMISSIONS) if row["kind"] == "read_only"
+             else ["*"] if perms is None or "*" in perms else list(perms))
     return {"id": row["id"], "workspace": row["workspace_id"], "name": row["name"], "kind": row["kind"],
             "scope": {"endpoints": scope.get("endpoints") or list(config_mod.ENDPOINTS),
-                      "models": scope.get("models") or ["*"], "permissions": scope.get("permissions") or ["*"]},
+                      "models": scope.get("models") or ["*"], "permissions": shown},
             "created_at": iso(row["created_ms"]), "created_by": row["created_by"],
             "expires_at": iso(row["expires_ms"]), "revoked_at": iso(row["revoked_ms"]),
             "rotated_to": row["rotated_to"]}
@@ -48,17 +60,27 @@ async def _insert_key(ctx: Ctx, c, name: str, kind: str, scope: dict, expires_ms
     return token, rec["id"]
 
 
-def _grantable(ctx: Ctx, permissions: list[str]) -> None:
-    """A caller cannot mint a key with rights it does not hold itself."""
-    if ctx.principal.role == "admin":
+def _within_caller(ctx: Ctx, child: Scope, what: str) -> None:
+    """403 unless ``child`` is within the caller's own grant (the admin token may grant anything)."""
+    p = ctx.principal
+    if p.role == "admin":
         return
-    wanted = set(permissions)
-    if "*" in wanted:
-        from controlplane.auth import WORKSPACE_PERMISSIONS
-        wanted = set(WORKSPACE_PERMISSIONS)
-    missing = sorted(p for p in wanted if not ctx.principal.can(p))
-    if missing:
-        raise ApiError(403, "auth.forbidden", f"cannot grant permissions the caller lacks: {', '.join(missing)}")
+    parent = p.scope or Scope(kind="read_only", permissions=frozenset(), endpoints=frozenset(), models=())
+    over = scopes.excess(child, parent)
+    if over:
+        raise ApiError(403, "auth.forbidden", f"cannot {what} wider than the caller: " + "; ".join(over),
+                       details={"exceeds": over})
+
+
+def _stored_scope(kind: str, endpoints, models, permissions) -> dict:
+    if kind == "read_only":
+        permissions = list(scopes.READ_ONLY_PERMISSIONS)
+    elif "*" in permissions:
+        permissions = ["*"]
+    else:    # stored under today's names (the legacy "relay" is gateway:call)
+        permissions = sorted({scopes.LEGACY_ALIASES.get(x, x) for x in permissions})
+    return {"endpoints": sorted(set(endpoints), key=scopes.ENDPOINTS.index), "models": list(dict.fromkeys(models)),
+            "permissions": permissions}
 
 
 async def list_keys(ctx: Ctx):
@@ -74,14 +96,36 @@ async def get_key(ctx: Ctx):
 
 
 async def create_key(ctx: Ctx):
+    """Mint a key within the caller's grant; what the body omits is the caller's own."""
     b = ctx.body or {}
-    kind = b.get("kind", "standard")
+    p = ctx.principal
+    admin = p.role == "admin"
+    parent = None if admin else p.scope
     scope_in = b.get("scope") or {}
-    scope = {"endpoints": scope_in.get("endpoints") or list(config_mod.ENDPOINTS),
-             "models": scope_in.get("models") or ["*"],
-             "permissions": scope_in.get("permissions") or (["*"] if kind == "standard" else [])}
-    _grantable(ctx, scope["permissions"] if kind == "standard" else [])
-    expires = now_ms() + b["expires_in"] * 1000 if b.get("expires_in") else None
+    kind = b.get("kind") or (parent.kind if parent else "standard")
+
+    def given(name, inherited):
+        return scope_in[name] if scope_in.get(name) is not None else inherited
+
+    if parent is None:
+        endpoints, models, perms = given("endpoints", config_mod.ENDPOINTS), given("models", ["*"]), \
+            given("permissions", ["*"])
+    else:
+        all_perms = frozenset(scopes.WORKSPACE_PERMISSIONS)
+        endpoints = given("endpoints", sorted(parent.endpoints, key=scopes.ENDPOINTS.index))
+        models = given("models", list(parent.models))
+        perms = given("permissions", ["*"] if parent.permissions >= all_perms else sorted(parent.permissions))
+    bad = [m for m in models if not scopes.valid_pattern(m)]
+    if bad:
+        raise ApiError(400, "invalid_request", f"scope.models: {bad[0]!r} is not a model name or a glob "
+                       "whose only wildcard is '*'", {"parameter": "scope/models"})
+    scope = _stored_scope(kind, endpoints, models, perms)
+    now = now_ms()
+    if b.get("expires_in"):
+        expires = now + b["expires_in"] * 1000
+    else:          # omitted or null: the caller's own expiry (a key that expires cannot mint one that does not)
+        expires = parent.expires_ms if parent else None
+    _within_caller(ctx, Scope.of(kind, scope, expires), "mint a key")
     async with ctx.db.begin() as c:
         token, key_id = await _insert_key(ctx, c, b.get("name", ""), kind, scope, expires)
         await record(c, "key.created", ctx.workspace, ctx.principal.actor,
@@ -113,7 +157,9 @@ async def rotate_key(ctx: Ctx):
         old = await _key(c, ctx.workspace, key_id)
         if old["revoked_ms"] is not None or old["rotated_to"]:
             raise ApiError(409, "key.inactive", f"key '{key_id}' is already revoked or rotated")
-        _grantable(ctx, (old["scope"] or {}).get("permissions") or ["*"] if old["kind"] == "standard" else [])
+        # The new key has the old one's scope: the caller must hold all of it (a narrow key
+        # cannot rotate a wide one into a secret it then knows).
+        _within_caller(ctx, Scope.of(old["kind"], old["scope"], old["expires_ms"]), "rotate a key")
         token, new_id = await _insert_key(ctx, c, old["name"], old["kind"], old["scope"], old["expires_ms"])
         now = now_ms()
         values = {"rotated_to": new_id}
@@ -122,6 +168,10 @@ async def rotate_key(ctx: Ctx):
         else:
             values["revoked_ms"] = now
         await c.execute(schema.api_keys.update().where(schema.api_keys.c.id == key_id).values(**values))
+        # Sessions of the old key end now, grace or not (the auth check refuses them anyway).
+        await c.execute(schema.sessions.update().where(
+            schema.sessions.c.revoked_ms.is_(None),
+            schema.sessions.c.principal["key_id"].as_string() == key_id).values(revoked_ms=now))
         await record(c, "key.rotated", ctx.workspace, ctx.principal.actor,
                      {"key_id": key_id, "new_key_id": new_id, "grace_seconds": grace})
         row = await _key(c, ctx.workspace, new_id)
@@ -130,25 +180,39 @@ async def rotate_key(ctx: Ctx):
 
 
 async def create_session(ctx: Ctx):
+    """A session holds what its maker holds, and lives no longer than its maker's credential.
+
+    Its TTL is capped by the key's (or parent session's, or JWT's) expiry; the principal
+    stored with it names the key and the sessions it descends from, which the authenticator
+    checks on every use, so the session ends when any of them does.
+    """
     p = ctx.principal
     if p.role == "admin":
         raise ApiError(403, "auth.forbidden", "sessions are for workspace principals; the admin token is not one")
     s = ctx.services.settings
     ttl = min((ctx.body or {}).get("ttl_seconds") or s.session_ttl, s.session_max_ttl)
-    if p.kind == "session":   # a session cannot outlive the one that made it
+    now = now_ms()
+    expires = now + ttl * 1000
+    if p.expires_ms is not None:
+        expires = min(expires, p.expires_ms)
+    if p.scope is not None and p.scope.expires_ms is not None:
+        expires = min(expires, p.scope.expires_ms)
+    parents = []
+    if p.kind == "session":
         async with ctx.db.connect() as c:
-            parent_exp = (await c.execute(sa.select(schema.sessions.c.expires_ms).where(
-                schema.sessions.c.id == p.subject))).scalar()
-        ttl = min(ttl, max(0, (parent_exp - now_ms()) // 1000))
+            prow = (await c.execute(sa.select(schema.sessions.c.principal).where(
+                schema.sessions.c.id == p.subject))).scalar() or {}
+        parents = [*(prow.get("sessions") or []), p.subject]
     pepper = await ctx.services.secrets.pepper()
     sid, secret, salt = keyfmt.random_string(12), keyfmt.random_string(32), pysecrets.token_hex(16)
-    expires = now_ms() + ttl * 1000
-    principal = {"role": p.role, "permissions": sorted(p.permissions), "key_id": p.key_id, "origin": p.actor}
+    principal = {"role": p.role, "permissions": sorted(p.permissions), "key_id": p.key_id, "origin": p.actor,
+                 "sessions": parents}
     async with ctx.db.begin() as c:
         await c.execute(schema.sessions.insert().values(
             id=sid, workspace_id=ctx.workspace, salt=salt, hash=keyfmt.hash_secret(pepper, salt, secret),
-            principal=principal, created_ms=now_ms(), expires_ms=expires))
-        await record(c, "session.created", ctx.workspace, p.actor, {"session_id": sid, "ttl_seconds": ttl})
+            principal=principal, created_ms=now, expires_ms=expires))
+        await record(c, "session.created", ctx.workspace, p.actor,
+                     {"session_id": sid, "ttl_seconds": max(0, (expires - now) // 1000)})
     return json({"token": f"{SESSION_PREFIX}{sid}_{secret}", "expires_at": iso(expires), "workspace": ctx.workspace,
                  "role": p.role, "permissions": sorted(p.permissions)}, 201)
 

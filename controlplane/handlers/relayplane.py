@@ -1,7 +1,9 @@
 """The RelayPlane surface (/api): relay, agents, health, request logs and usage.
 
 ``POST /api/relay`` sends the payload through the gateway (Envoy), as the
-calling key, so every policy applies and every attempt gets a receipt. When an
+calling key, so every policy applies and every attempt gets a receipt. It
+needs the permission the gateway itself demands, ``gateway:call``
+(extproc/scope.py), so a key the gateway refuses is refused here too. When an
 attempt fails in a way another model could fix (429, 5xx, unknown model, the
 gateway unreachable) it moves along the fallback chain: the request's
 ``fallback`` list, else the workspace's ``relay.fallbacks[to]``. Policy
