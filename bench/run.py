@@ -159,12 +159,13 @@ def main(argv=None) -> None:
         if a.ledger == "redis":
             redis_server = RedisServer(RUN / "redis")
             ledger_url = redis_server.start()
+        # Plaintext like the "plain" Envoy it is compared with (TLS would add the same cost to both).
         stack = Stack(RUN / "stack", config_dir=RUN / "config", workers=a.workers,
-                      extproc_args=["--log-level", "WARNING"], ledger_url=ledger_url)
+                      extproc_args=["--log-level", "WARNING"], ledger_url=ledger_url, tls=False)
         stack.start_extproc()
         stack.start_envoy()
         # The floor: the same Envoy bootstrap in front of a do-nothing Python ext_proc server.
-        floor = Stack(RUN / "floor", config_dir=RUN / "config")
+        floor = Stack(RUN / "floor", config_dir=RUN / "config", tls=False)
         floor_sock = floor.sockets[0]
         procs.append(spawn("null-extproc", [sys.executable, "-m", "bench.null_extproc",
                                             "--listen", f"unix:{floor_sock}", "--upstream", "bench-upstream"]))
