@@ -37,13 +37,13 @@ USAGE_RULES = [
 
 
 RECEIPT_ID = RECEIPT_PREFIX + "%REQ(x-request-id)%"
-LISTENER_NAME = ROUTE_NAME = "gateway"
-RESPONSE_DIGEST_LUA = (Path(__file__).resolve().parent / "response_digest.lua").read_text()
 # Request headers removed by the route on the way to a provider: the routing header, and those
 # the connection manager added about the client (its address, scheme, internal/external mark).
 FORWARD_STRIP = [UPSTREAM_HEADER, "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
                  "x-forwarded-prefix", "x-forwarded-client-cert", "x-envoy-external-address", "x-envoy-internal",
                  "x-envoy-original-path"]
+LISTENER_NAME = ROUTE_NAME = "gateway"
+RESPONSE_DIGEST_LUA = (Path(__file__).resolve().parent / "response_digest.lua").read_text()
 PREAUTH_GUARD_LUA = (Path(__file__).resolve().parent / "preauth_guard.lua").read_text()
 SUSPECT_HEADER = "x-relaygate-suspect"   # set by the guard only (it removes a client's)
 
@@ -161,6 +161,10 @@ def route_config(cfg: GatewayConfig) -> dict:
         "name": ROUTE_NAME,
         "virtual_hosts": [{
             "name": "gateway", "domains": ["*"], "routes": routes,
+            # Applied by the router after the route matched: the routing header and what Envoy
+            # itself added about the client never reach a provider (ext_proc strips the
+            # client's own headers to the upstream's allow-list, extproc/config.py).
+            "request_headers_to_remove": FORWARD_STRIP,
             "response_headers_to_add": [{
                 "header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID},
                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
@@ -221,15 +225,13 @@ def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, mes
                                 "response_header_mode": "SKIP", "response_body_mode": "NONE",
                                 "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"},
             "metadata_options": {"receiving_namespaces": {"untyped": [NAMESPACE]}},
+            # The policy service may remove client-sent x-envoy-* headers too (header allow-list).
+            "mutation_rules": {"allow_envoy": True},
         }},
         # SHA-256 of the response body as it streams (the receipt's response subject).
         {"name": "envoy.filters.http.lua", "typed_config": {
             "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
             "default_source_code": {"inline_string": RESPONSE_DIGEST_LUA},
-            # Applied by the router after the route matched: the routing header and what Envoy
-            # itself added about the client never reach a provider (ext_proc strips the
-            # client's own headers to the upstream's allow-list, extproc/config.py).
-            "request_headers_to_remove": FORWARD_STRIP,
         }},
         {"name": "envoy.filters.http.json_to_metadata", "typed_config": {
             "@type": T + "envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata",
@@ -368,8 +370,6 @@ def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, a
                          ads_tls: AdsTls | None = None) -> dict:
     """The small bootstrap of an xDS-driven gateway: its identity and where the ADS server is.
 
-            # The policy service may remove client-sent x-envoy-* headers too (header allow-list).
-            "mutation_rules": {"allow_envoy": True},
     Everything else (listener, routes, clusters, endpoints) arrives over ADS.
     ``listen`` (host:port) is part of the node's identity: where this gateway serves.
     ``tls``: the listener's certificate, kept here as static secrets; the node metadata
