@@ -75,7 +75,9 @@ async def gateway_documents(conn) -> dict:
                      # call the gateway (read-only ones, those without gateway:call).
                      "scope": {"endpoints": scope.get("endpoints") or list(config_mod.ENDPOINTS),
                                "models": scope.get("models") or ["*"],
-                               "permissions": sorted(effective_permissions(k["kind"], scope.get("permissions")))},
+                               "permissions": sorted(effective_permissions(k["kind"], scope.get("permissions"))),
+                               # the keys it was minted or rotated from: their per-key budgets apply
+                               "lineage": list(scope.get("lineage") or [])},
                      "revoked": k["revoked_ms"] is not None,
                      "expires_at": k["expires_ms"] / 1000 if k["expires_ms"] is not None else None})
     budgets = []

@@ -93,7 +93,7 @@ class Admission:
         provider = DIALECT[endpoint][0]
         candidates = self._candidates.get((provider, shape.model), ())
         now = now_utc()
-        budgets = self.config.budgets_for(key.workspace, key.id)
+        budgets = self.config.budgets_for(key.workspace, key)
         windows = {b.id: window_bounds(b.window, now) for b in budgets}
         if used is None:     # one read of the ledger for all the call's budgets (one round trip to Redis)
             pairs = [(b.ledger_id, windows[b.id][0]) for b in budgets]

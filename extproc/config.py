@@ -121,6 +121,9 @@ class ApiKey:
     # with every permission, as keys.yaml files written before they existed expect.
     kind: str = "standard"
     may_call: bool = True
+    # Ids of the keys this one was minted or rotated from, nearest first: their per-key budgets
+    # charge this key too (budgets_for).
+    lineage: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,14 @@ class GatewayConfig:
     # Calls denied before authentication: per-address throttle and receipt sampling (extproc/preauth.py).
     preauth: PreAuthLimits = field(default_factory=PreAuthLimits)
 
-    def budgets_for(self, workspace: str, key_id: str) -> list[Budget]:
-        return [b for b in self.budgets if b.workspace == workspace and b.key in (None, key_id)]
+    def budgets_for(self, workspace: str, key: "ApiKey") -> list[Budget]:
+        """The workspace's budgets, the key's own, and those of every key it descends from.
+
+        A key minted by a key (or rotated from one) is charged to its ancestors' per-key
+        budgets too, so minting a child cannot escape a parent's cap.
+        """
+        charged = (key.id, *key.lineage)
+        return [b for b in self.budgets if b.workspace == workspace and (b.key is None or b.key in charged)]
 
 
 def _load_yaml(path: Path) -> Any:
@@ -377,7 +386,16 @@ def parse_key(k: Any, where: str) -> ApiKey:
         revoked=bool(k.get("revoked", False)),
         expires_at=float(expires) if expires is not None else None,
         kind=kind, may_call=key_scope.may_call_gateway(kind, permissions),
+        lineage=_lineage(scope.get("lineage"), where),
     )
+
+
+def _lineage(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ConfigError(f"{where}: scope.lineage must be a list of key ids")
+    return tuple(value)
 
 
 def parse_budget(b: Any, where: str) -> Budget:

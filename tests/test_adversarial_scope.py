@@ -410,3 +410,31 @@ def test_session_ttl_is_capped_by_the_keys_expiry_and_ends_with_it(cp):
     wait = key_exp - time.time()
     eventually(lambda: session.get("/v1/keys").status == 401, wait + 15, "the session ending with its key")
     assert time.time() >= key_exp - 1
+
+
+def test_a_child_or_rotated_key_cannot_escape_its_makers_per_key_budget(full):
+    """Item 2, budgets: a key capped by a per-key budget mints (or gets rotated into) a key without
+    one. The new key is charged to every budget of the keys it descends from, at the gateway."""
+    acme = full.cp.client("acme")
+    parent = _mint(acme, {"name": "capped-parent", "scope": {
+        "permissions": ["keys:read", "keys:write", "gateway:call"]}})
+    pid = parent["key"]["id"]
+    r = acme.post("/v1/budgets", {"id": "parent-cap-" + pid.lower(), "unit": "tokens", "window": "day",
+                                  "limit": 1, "key_id": pid})
+    assert r.status == 201, r.text
+    marker = "cap-" + uuid.uuid4().hex
+    refused = eventually(lambda: (r := full.call(parent["secret"], marker)).status == 429 and r, 15,
+                         "the per-key budget reaching the gateway")
+    assert refused.json()["error"]["code"] == "budget.exceeded"
+
+    child = _mint(CP(full.cp.url, parent["secret"]), {"name": "escape-hatch"})
+    grandchild = _mint(CP(full.cp.url, child["secret"]), {"name": "escape-hatch-2"})
+    rotated = acme.post(f"/v1/keys/{pid}/rotate", {})
+    assert rotated.status == 201, rotated.text
+    for made in (child["secret"], grandchild["secret"], rotated.json()["secret"]):
+        got = eventually(lambda: (r := full.call(made, marker)).status != 401 and r, 15, "the new key at the gateway")
+        assert got.status == 429 and got.json()["error"]["code"] == "budget.exceeded", got.body
+    # a key the admin mints is nobody's child: the parent's cap does not follow it
+    free = full.cp.admin.post("/v1/keys", {"name": "admin-made"}, headers={"X-Relaygate-Workspace": "acme"})
+    got = eventually(lambda: (r := full.call(free.json()["secret"], marker)).status != 401 and r, 15, "admin key")
+    assert got.status == 200, got.body

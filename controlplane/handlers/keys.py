@@ -72,6 +72,11 @@ def _within_caller(ctx: Ctx, child: Scope, what: str) -> None:
                        details={"exceeds": over})
 
 
+def _lineage_of(maker) -> list[str]:
+    """A child's lineage: its maker, then the maker's own lineage (per-key budgets follow it)."""
+    return [maker["id"], *((maker["scope"] or {}).get("lineage") or [])]
+
+
 def _stored_scope(kind: str, endpoints, models, permissions) -> dict:
     if kind == "read_only":
         permissions = list(scopes.READ_ONLY_PERMISSIONS)
@@ -127,6 +132,9 @@ async def create_key(ctx: Ctx):
         expires = parent.expires_ms if parent else None
     _within_caller(ctx, Scope.of(kind, scope, expires), "mint a key")
     async with ctx.db.begin() as c:
+        if not admin and p.key_id:   # minted by a key (or a session of one): charged to its budgets too
+            maker = await _key(c, ctx.workspace, p.key_id)
+            scope["lineage"] = _lineage_of(maker)
         token, key_id = await _insert_key(ctx, c, b.get("name", ""), kind, scope, expires)
         await record(c, "key.created", ctx.workspace, ctx.principal.actor,
                      {"key_id": key_id, "kind": kind, "scope": scope})
@@ -160,7 +168,9 @@ async def rotate_key(ctx: Ctx):
         # The new key has the old one's scope: the caller must hold all of it (a narrow key
         # cannot rotate a wide one into a secret it then knows).
         _within_caller(ctx, Scope.of(old["kind"], old["scope"], old["expires_ms"]), "rotate a key")
-        token, new_id = await _insert_key(ctx, c, old["name"], old["kind"], old["scope"], old["expires_ms"])
+        # The successor inherits the old key's per-key budgets (and its ancestors').
+        new_scope = {**(old["scope"] or {}), "lineage": _lineage_of(old)}
+        token, new_id = await _insert_key(ctx, c, old["name"], old["kind"], new_scope, old["expires_ms"])
         now = now_ms()
         values = {"rotated_to": new_id}
         if grace:
