@@ -18,6 +18,9 @@ from controlplane.secretstore import PEPPER, SecretStore
 from extproc import config as config_mod
 
 log = logging.getLogger("relaygate.controlplane.seed")
+# Every setting of gateway.yaml that gateways read (extproc/config.py): a key left out here would
+# be dropped silently at the first start, and every gateway would run on its default.
+GATEWAY_SETTINGS = ("max_body_bytes", "default_max_output_tokens", "unauthenticated")
 
 
 async def is_empty(engine) -> bool:
@@ -55,7 +58,7 @@ async def seed(engine, store: SecretStore, config_dir: Path | None) -> None:
     async with engine.begin() as c:
         await c.execute(schema.settings.insert().values(name="gateway", value={
             k: v for k, v in (docs.get("gateway") or {}).items()
-            if k in ("max_body_bytes", "default_max_output_tokens")}))
+            if k in GATEWAY_SETTINGS}))
         for wid, w in cfg.workspaces.items():
             await c.execute(schema.workspaces.insert().values(
                 id=wid, display_name=wid, settings=workspace_settings(w, raw_ws.get(wid) or {}),

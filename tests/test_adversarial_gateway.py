@@ -189,3 +189,33 @@ def test_sidecar_stall_504_has_json_shape_and_receipt(agw):
     assert len(agw.sim_requests()) == sim_before, "a call reached the upstream without a decision"
     # The service is back: calls flow again.
     assert curl(url, chat_body(content="after the stall"), headers).status == 200
+
+
+def test_pre_auth_limits_in_gateway_yaml_survive_seeding_into_the_control_plane(tmp_path):
+    """A fleet seeded from a config directory runs with the operator's pre-auth limits, not the
+    defaults: the seed keeps every gateway.yaml setting that gateways read, and the bundle's
+    gateway document carries them (it used to copy only the body and output-token limits)."""
+    from controlplane import bundles, db, seed as seeding
+    from controlplane.sealing import Sealer
+    from controlplane.secretstore import SecretStore
+    from extproc import config as config_mod
+
+    write_config(tmp_path / "config")
+    with open(tmp_path / "config" / "gateway.yaml", "a") as f:
+        f.write("unauthenticated: {strikes_per_second: 3, requests_per_second: 2, burst: 4, "
+                "penalty_seconds: 30}\n")
+
+    async def documents():
+        engine = db.create_engine(f"sqlite:///{tmp_path / 'cp' / 'cp.db'}")
+        try:
+            await db.migrate(engine)
+            await seeding.seed(engine, SecretStore(engine, Sealer(os.urandom(32))), tmp_path / "config")
+            async with engine.connect() as c:
+                return await bundles.gateway_documents(c)
+        finally:
+            await engine.dispose()
+
+    gw_doc = asyncio.run(documents())["gateway"]
+    limits = config_mod.parse_preauth(gw_doc.get("unauthenticated"))
+    assert (limits.strikes_per_second, limits.requests_per_second, limits.burst, limits.penalty_seconds) == \
+        (3, 2, 4, 30), gw_doc

@@ -29,7 +29,7 @@ from extproc.bundle import Bundle
 from extproc.safeyaml import MAX_SOURCE_BYTES
 from extproc.wire import BadRequest, parse_body
 from extproc.policy_sandbox import default_sandbox
-from extproc.workspace_policy import ActivePolicy, PolicyDocumentError, check_rego_sandboxed, parse_document
+from extproc.workspace_policy import ActivePolicy, PolicyDocumentError, check_rego_sandboxed
 
 def _invalid(e: PolicyDocumentError) -> ApiError:
     return ApiError(400, "policy.invalid", e.message, e.details())
