@@ -98,7 +98,11 @@ SCHEMAS = {
                    "propertyNames": {"minLength": 1, "maxLength": 256}},
         "envoy_cluster_overrides": {"type": "object", "description":
                                     "advanced: fields merged into the Envoy cluster (Envoy validates them)"},
-        "forward_headers": forward_headers_schema()},
+        "forward_headers": forward_headers_schema(),
+        "ca_file": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\r\\n]+$",
+                    "description": "with tls: the CA file (PEM, a path on the gateways' hosts) the provider's "
+                                   "certificate must chain to; default the system CA bundle. The certificate "
+                                   "must name the address's host either way."}},
         ["name", "provider", "address", "region", "jurisdiction", "credential", "models"]),
     "Upstream": obj({
         "name": {"type": "string"}, "provider": {"type": "string"}, "address": {"type": "string"},
@@ -106,7 +110,7 @@ SCHEMAS = {
         "jurisdiction": {"type": "string"}, "credential": {"type": "string"},
         "models": {"type": "object", "additionalProperties": ref("ModelPrice")},
         "envoy_cluster_overrides": {"type": "object"}, "forward_headers": forward_headers_schema(),
-        "created_at": TIME, "updated_at": TIME},
+        "ca_file": {"type": "string"}, "created_at": TIME, "updated_at": TIME},
         ["name", "provider", "address", "region", "jurisdiction", "credential", "models"]),
     "UpstreamList": obj({"upstreams": {"type": "array", "items": ref("Upstream")}}, ["upstreams"]),
     "BudgetInput": obj({

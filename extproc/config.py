@@ -74,6 +74,10 @@ class Upstream:
     credential_name: str = ""
     envoy_cluster_overrides: dict = field(default_factory=dict, compare=False)
     forward_headers: tuple[str, ...] | None = None   # None: DEFAULT_FORWARD_HEADERS[provider]
+    # TLS upstreams: the CA file (on the gateway's host) the provider's certificate must chain
+    # to; None is the system bundle (stack/envoy_config.py SYSTEM_CA_BUNDLE). The host name is
+    # always checked against the certificate too.
+    ca_file: str | None = None
 
     @property
     def cluster(self) -> str:
@@ -312,13 +316,19 @@ def parse_upstream(u: Any, where: str, secrets: dict | None) -> Upstream:
     overrides = u.get("envoy_cluster_overrides") or {}
     if not isinstance(overrides, dict):
         raise ConfigError(f"{where}: envoy_cluster_overrides must be a mapping")
+    ca_file = u.get("ca_file")
+    if ca_file is not None:
+        if not isinstance(ca_file, str) or not 0 < len(ca_file) <= 1024 or any(c in ca_file for c in "\0\r\n"):
+            raise ConfigError(f"{where}: ca_file must be the path of a PEM CA file on the gateway's host")
+        if not u.get("tls", False):
+            raise ConfigError(f"{where}: ca_file needs tls: true (it verifies the provider's certificate)")
     return Upstream(
         name=name, provider=provider, host=host, port=int(port), tls=bool(u.get("tls", False)),
         base_path=str(u.get("base_path", "/v1")).rstrip("/"),
         region=_req(u, "region", where), jurisdiction=_req(u, "jurisdiction", where),
         credential=_secret(secrets, cred_name, where) if secrets is not None else "",
         models=models, credential_name=cred_name, envoy_cluster_overrides=overrides,
-        forward_headers=forward,
+        forward_headers=forward, ca_file=ca_file,
     )
 
 

@@ -10,6 +10,8 @@ they reach it through the gateway only where an upstream's ``forward_headers`` l
 ``x-sim-*`` through (the test config does). Output-limit fields, ``n``, ``best_of`` and
 lists of prompts are honoured as a lenient provider would (see ``_out_tokens``).
 ``GET /_sim/requests`` lists what arrived (path, headers, body digest, port).
+With ``--tls-cert/--tls-key`` every port speaks HTTPS with that certificate, so tests can
+stand a provider (or an impostor of one) behind a certificate of their choosing.
 """
 from __future__ import annotations
 
@@ -257,12 +259,18 @@ class Sim:
         await resp.write((head + "data: " + json.dumps(data) + "\n\n").encode())
 
 
-async def run(ports: list[int], credentials: set[str], output_tokens: int, host: str) -> None:
+async def run(ports: list[int], credentials: set[str], output_tokens: int, host: str,
+              tls: tuple[str, str] | None = None) -> None:
     sim = Sim(credentials, output_tokens)
     runner = web.AppRunner(sim.app(), access_log=None)
     await runner.setup()
+    ctx = None
+    if tls:
+        import ssl
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*tls)
     for port in ports:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=ctx).start()
     print(f"provider-sim listening on {host}:{','.join(map(str, ports))}", flush=True)
     await asyncio.Event().wait()
 
@@ -275,9 +283,14 @@ def main(argv=None) -> None:
     p.add_argument("--credential", action="append", default=[],
                    help="a provider credential the simulator accepts (repeatable)")
     p.add_argument("--output-tokens", type=int, default=12, help="tokens in each reply (default 12)")
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM; needs --tls-key)")
+    p.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
     a = p.parse_args(argv)
+    if bool(a.tls_cert) != bool(a.tls_key):
+        p.error("--tls-cert and --tls-key go together")
     try:
-        asyncio.run(run(a.port, set(a.credential), a.output_tokens, a.host))
+        asyncio.run(run(a.port, set(a.credential), a.output_tokens, a.host,
+                        (a.tls_cert, a.tls_key) if a.tls_cert else None))
     except KeyboardInterrupt:
         pass
 

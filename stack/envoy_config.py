@@ -315,13 +315,21 @@ def tls_secrets(t: ListenerTls | None) -> list[dict]:
     return out
 
 
+# The CAs a TLS upstream (a provider) is verified against unless it names its own ``ca_file``:
+# the system bundle on the gateway's host (Debian/Ubuntu path, as in the Envoy images).
+# Envoy verifies nothing without a trusted CA, so there is no "no CA" case.
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
 def upstream_tls_to(host: str, t: AdsTls, alpn: list[str]) -> dict:
     """An UpstreamTlsContext that verifies the peer's chain against ``t.ca`` *and* its name:
     Envoy checks no SAN unless told to, so a certificate the CA issued to anyone else passes
     chain validation alone."""
     san = {"san_type": "IP_ADDRESS" if _is_ip(host) else "DNS", "matcher": {"exact": host}}
-    common = {"tls_params": {"tls_minimum_protocol_version": "TLSv1_2"}, "alpn_protocols": alpn,
+    common = {"tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
               "validation_context": {"trusted_ca": {"filename": t.ca}, "match_typed_subject_alt_names": [san]}}
+    if alpn:
+        common["alpn_protocols"] = alpn
     if t.cert:
         common["tls_certificates"] = [{"certificate_chain": {"filename": t.cert},
                                        "private_key": {"filename": t.key}}]
@@ -453,8 +461,11 @@ def _upstream_cluster(u, eds: bool = False) -> dict:
     else:
         c.update(type="STATIC", load_assignment=load_assignment(u))
     if u.tls:
-        c["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
-            "@type": T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "sni": u.host}}
+        # The provider's certificate must chain to a trusted CA (the system bundle, or the
+        # upstream's ca_file for a private provider) *and* name the upstream's host: without
+        # both, anyone on the path could answer the handshake and receive the platform's
+        # provider credential, which the policy service adds to every forwarded request.
+        c["transport_socket"] = upstream_tls_to(u.host, AdsTls(u.ca_file or SYSTEM_CA_BUNDLE), [])
     # Advanced settings an operator passes through to Envoy (Envoy validates them; a bad one is NACKed).
     c.update(u.envoy_cluster_overrides or {})
     return c

@@ -266,3 +266,181 @@ def test_local_certificates_are_private_and_reused(tmp_path):
     out = subprocess.run(["openssl", "verify", "-CAfile", str(pki.ca), str(pki.server_cert), str(pki.client_cert)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# --- Gateway → provider: Envoy verifies the provider's certificate (chain and name) ---------------
+#
+# A network peer between the gateway and a provider answers the TLS handshake with a certificate of
+# its own. If Envoy took it, the policy sidecar's platform credential (Authorization) would be in
+# the impostor's hands. Each provider below is a providersim over HTTPS with a certificate we choose.
+
+def _tls_sim(tmp: Path, name: str, pki: tls_mod.Pki, port: int) -> subprocess.Popen:
+    import sys
+    log = open(tmp / f"sim-{name}.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "providersim.server", "--port", str(port),
+                             "--credential", "sk-test-openai", "--tls-cert", str(pki.server_cert),
+                             "--tls-key", str(pki.server_key)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
+                            start_new_session=True)
+    from stack.processes import port_open, wait_until
+    wait_until(lambda: port_open(port), 15, f"provider simulator {name}", proc, tmp / f"sim-{name}.log")
+    return proc
+
+
+def _tls_sim_requests(port: int, pki: tls_mod.Pki) -> list[dict]:
+    """What a TLS simulator received (read over its own TLS; its certificate may name another host)."""
+    import urllib.request
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    ctx.check_hostname = False
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/_sim/requests", timeout=5, context=ctx) as r:
+        return json.load(r)
+
+
+@pytest.fixture(scope="module")
+def provider_tls(tmp_path_factory):
+    """A static gateway with four HTTPS upstreams, each served by its own simulator:
+
+    - ``impostor-public``: no ca_file (the system CAs), served with a certificate from a private CA
+      the system does not trust: a network peer answering for a public provider;
+    - ``impostor-private``: ca_file is the provider's CA, served with a certificate another CA
+      issued for the same address (127.0.0.1);
+    - ``private``: ca_file is the provider's CA and the certificate names 127.0.0.1: accepted;
+    - ``misnamed``: ca_file is a CA that issued the certificate, but for another host name.
+    """
+    import yaml
+
+    from stack.processes import free_port
+    tmp = tmp_path_factory.mktemp("provider-tls")
+    tokens = write_config(tmp / "config")
+    provider = tls_mod.ensure(tmp / "provider", name="private provider CA")
+    rogue = tls_mod.ensure(tmp / "rogue", name="someone else's CA")
+    other = tls_mod.ensure(tmp / "other-name", hosts=("provider.other.example",), name="other name CA")
+    served = {"impostor-public": rogue, "impostor-private": rogue, "private": provider, "misnamed": other}
+    trusted = {"impostor-private": provider.ca, "private": provider.ca, "misnamed": other.ca}
+    ports = {n: free_port() for n in served}
+    ups = yaml.safe_load((tmp / "config" / "upstreams.yaml").read_text())
+    for n in served:
+        u = {"name": n, "provider": "openai", "address": f"127.0.0.1:{ports[n]}", "tls": True,
+             "region": "us-east-1", "jurisdiction": "us", "credential": "openai",
+             "models": {f"{n}-model": {"input_per_1k": 1, "output_per_1k": 1}}}
+        if n in trusted:
+            u["ca_file"] = str(trusted[n])
+        ups["upstreams"].append(u)
+    (tmp / "config" / "upstreams.yaml").write_text(yaml.safe_dump(ups))
+    sims = {}
+    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR,
+                  unreachable={"openai-dead", *served})
+    try:
+        for n, pki in served.items():
+            sims[n] = _tls_sim(tmp, n, pki, ports[n])
+        stack.start()
+        yield stack, tokens, ports, served
+    finally:
+        stack.stop()
+        for p in sims.values():
+            os.killpg(p.pid, 9)
+            p.wait()
+
+
+def _provider_call(stack: Stack, tokens, model: str):
+    from tests.httpcall import chat_body, curl
+    return curl(stack.gateway + "/v1/acme/chat/completions", chat_body(model, max_tokens=4),
+                {"Authorization": f"Bearer {tokens['acme']}", "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("name", ["impostor-public", "impostor-private", "misnamed"])
+def test_gateway_refuses_a_provider_certificate_it_cannot_verify(provider_tls, name):
+    """A certificate from a CA the upstream does not trust, or one our CA issued to another name:
+    the handshake fails, the call ends in our JSON error with a receipt, and the peer never sees
+    a request (so never the platform's provider credential)."""
+    stack, tokens, ports, served = provider_tls
+    before = _envoy_stat(stack, f"cluster.upstream_{name}.ssl.fail_verify_error") + \
+        _envoy_stat(stack, f"cluster.upstream_{name}.ssl.fail_verify_san")
+    reply = _provider_call(stack, tokens, f"{name}-model")
+    assert reply.status in (502, 503), (reply.status, reply.body)
+    err = reply.json()["error"]
+    assert reply.receipt_id and err["receipt_id"] == reply.receipt_id
+    assert b"sk-test-openai" not in reply.body
+    assert _tls_sim_requests(ports[name], served[name]) == []       # nothing reached the impostor
+    after = _envoy_stat(stack, f"cluster.upstream_{name}.ssl.fail_verify_error") + \
+        _envoy_stat(stack, f"cluster.upstream_{name}.ssl.fail_verify_san")
+    assert after > before                                            # refused by verification, not by chance
+
+
+def test_gateway_reaches_a_private_provider_through_its_ca_file(provider_tls):
+    """The same mechanism accepts the genuine provider: its CA (ca_file) and its name."""
+    stack, tokens, ports, served = provider_tls
+    reply = _provider_call(stack, tokens, "private-model")
+    assert reply.status == 200, reply.body
+    got = _tls_sim_requests(ports["private"], served["private"])
+    assert len(got) == 1 and got[0]["headers"]["Authorization"] == "Bearer sk-test-openai"
+
+
+def test_every_tls_upstream_cluster_validates_ca_and_name():
+    """Rendering, for the static bootstrap and xDS alike (both use _upstream_cluster): a TLS
+    upstream always carries a trusted CA (the system bundle unless ca_file) and a SAN match on
+    its host; an IP address is matched as an IP SAN and sent no SNI."""
+    from extproc import config as config_mod
+    from stack import envoy_config
+    base = {"provider": "openai", "region": "r", "jurisdiction": "us", "credential": "c",
+            "models": {"m": {}}, "tls": True}
+    for addr, ca, san_type in (("api.openai.example:443", None, "DNS"), ("10.0.0.7:8443", "/etc/p/ca.pem", "IP_ADDRESS")):
+        spec = {**base, "name": "u", "address": addr, **({"ca_file": ca} if ca else {})}
+        u = config_mod.parse_upstream(spec, "test", None)
+        for eds in (False, True):
+            ctx = envoy_config._upstream_cluster(u, eds)["transport_socket"]["typed_config"]
+            vc = ctx["common_tls_context"]["validation_context"]
+            assert vc["trusted_ca"] == {"filename": ca or envoy_config.SYSTEM_CA_BUNDLE}
+            assert vc["match_typed_subject_alt_names"] == [{"san_type": san_type,
+                                                             "matcher": {"exact": addr.rsplit(":", 1)[0]}}]
+            assert ctx.get("sni") == (None if san_type == "IP_ADDRESS" else "api.openai.example")
+    with pytest.raises(config_mod.ConfigError, match="ca_file"):
+        config_mod.parse_upstream({**base, "name": "u", "address": "h:443", "ca_file": 7}, "test", None)
+    with pytest.raises(config_mod.ConfigError, match="ca_file"):
+        config_mod.parse_upstream({**base, "name": "u", "address": "h:443", "tls": False, "ca_file": "/x.pem"},
+                                  "test", None)
+
+
+def test_upstreams_from_the_control_plane_verify_the_provider_too(env, tmp_path):
+    """The same verification for an upstream added through the API and delivered over xDS: an
+    impostor with a certificate the system CAs do not trust is refused (and sees nothing), the
+    private provider named by ca_file is reached; ca_file without tls is a 400."""
+    from stack.processes import free_port
+    stack, tokens, rogue = env
+    admin = CP(stack.cp_url, stack.admin_token)
+    admin.session.verify, admin.session.trust_env = str(stack.pki.ca), False
+    ports = {"cp-impostor": free_port(), "cp-private": free_port()}
+    served = {"cp-impostor": rogue, "cp-private": stack.pki}
+    sims = {n: _tls_sim(tmp_path, n, served[n], ports[n]) for n in ports}
+    base = {"provider": "openai", "tls": True, "region": "us-east-1", "jurisdiction": "us", "credential": "openai"}
+    try:
+        bad = admin.post("/v1/upstreams", {**base, "name": "cp-bad", "address": "127.0.0.1:9", "tls": False,
+                                           "ca_file": str(stack.pki.ca), "models": {"x": {}}})
+        assert bad.status == 400 and "ca_file" in bad.text, bad.text
+        for n in ports:
+            spec = {**base, "name": n, "address": f"127.0.0.1:{ports[n]}", "models": {f"{n}-model": {}}}
+            if n == "cp-private":
+                spec["ca_file"] = str(stack.pki.ca.resolve())
+            made = admin.post("/v1/upstreams", spec)
+            assert made.status == 201, made.text
+            assert made.json().get("ca_file") == spec.get("ca_file")
+        from tests.httpcall import chat_body, curl
+        call = lambda model: curl(stack.gateway + "/v1/acme/chat/completions", chat_body(model, max_tokens=4),  # noqa: E731
+                                  {"Authorization": f"Bearer {tokens['acme']}", "Content-Type": "application/json"})
+        eventually(lambda: call("cp-private-model").status == 200, 45, "the private upstream arriving over xDS")
+        got = _tls_sim_requests(ports["cp-private"], stack.pki)
+        assert got and got[-1]["headers"]["Authorization"] == "Bearer sk-test-openai"
+
+        def refused() -> bool:   # until Envoy has the cluster a call is misrouted (502) without a handshake
+            call("cp-impostor-model")
+            return _envoy_stat(stack, "cluster.upstream_cp-impostor.ssl.fail_verify_error") > 0
+        eventually(refused, 45, "Envoy refusing the impostor's certificate")
+        reply = call("cp-impostor-model")
+        assert reply.status in (502, 503) and reply.json()["error"]["receipt_id"] == reply.receipt_id, reply.body
+        assert _tls_sim_requests(ports["cp-impostor"], rogue) == []
+    finally:
+        for n in ports:
+            admin.delete(f"/v1/upstreams/{n}")
+        for p in sims.values():
+            os.killpg(p.pid, 9)
+            p.wait()
