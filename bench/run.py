@@ -109,12 +109,21 @@ end
 """
 
 
-def wrk(url: str, key: str, conns: int, duration: int, pace_ms: int = 0) -> dict:
-    script = RUN / f"wrk-{conns}-{pace_ms}.lua"
+def wrk_argv(url: str, key: str, conns: int, duration: int, pace_ms: int = 0, body: str = REQUEST_BODY,
+             tag: str = "") -> list[str]:
+    script = RUN / f"wrk-{conns}-{pace_ms}{tag}.lua"
     delay = f"function delay() return {pace_ms} end" if pace_ms else ""
-    script.write_text(WRK_SCRIPT.format(body=json.dumps(REQUEST_BODY), key=key, delay=delay))
-    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "-s", str(script), url],
+    script.write_text(WRK_SCRIPT.format(body=json.dumps(body), key=key, delay=delay))
+    return ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "-s", str(script), url]
+
+
+def wrk(url: str, key: str, conns: int, duration: int, pace_ms: int = 0, **kw) -> dict:
+    out = subprocess.run(wrk_argv(url, key, conns, duration, pace_ms, **kw),
                          capture_output=True, text=True, check=True).stdout
+    return wrk_result(out, duration)
+
+
+def wrk_result(out: str, duration: int) -> dict:
     m = re.search(r"RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)", out)
     requests, bad_status, sock_errors, p50, p99 = m.groups()
     return {"rps": int(requests) / duration, "non2xx": int(bad_status), "socket_errors": int(sock_errors),
@@ -136,12 +145,19 @@ def main(argv=None) -> None:
     p.add_argument("--profile", action="store_true", help="record the policy service with py-spy")
     p.add_argument("--ledger", choices=["memory", "redis"], default="memory",
                    help="budget ledger of the relaygate path: memory, or redis (a loopback Redis is started)")
+    p.add_argument("--abusive-neighbour", action="store_true",
+                   help="instead: workspace B's latency through the full path (control plane, xDS, policy "
+                        "sandbox) alone, next to workspace A hammered with normal calls, and next to A "
+                        "hammered with calls that trip A's stalling policy (issue 11 item 5)")
+    p.add_argument("--hammer-conns", type=int, default=8, help="--abusive-neighbour: A's connections")
     a = p.parse_args(argv)
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk (make bench does this)")
     shutil.rmtree(RUN, ignore_errors=True)
     RUN.mkdir(parents=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if a.abusive_neighbour:
+        return abusive_neighbour(a)
 
     up_port, plain_port = free_port(), free_port()
     procs = []
@@ -246,6 +262,120 @@ def main(argv=None) -> None:
             stack.stop()
         if redis_server:
             redis_server.stop()
+        for pr in procs:
+            pr.terminate()
+            pr.wait()
+
+
+# Workspace A's policy: harmless unless a call says user "boom", then a loop far beyond the
+# sandbox's evaluation deadline (the same shape as tests/test_adversarial_policy.py's ABUSIVE).
+ABUSIVE_POLICY = """name: slow-when-asked
+rego: |
+  package slow
+  import rego.v1
+  deny contains "never" if {
+    input.user == "boom"
+    some i in numbers.range(1, 1500000)
+    i == -1
+  }
+"""
+
+
+def abusive_neighbour(a) -> None:
+    """B's p50/p99 (one connection, and paced) in three phases per round, all in one run:
+    ``alone``; ``a_normal`` (A hammered with ordinary calls: the cost of load alone); ``a_abusive``
+    (A hammered with calls its policy stalls on, each killed at the sandbox deadline). The
+    issue's goal: B's p99 next to the abuse within 2x of its p99 alone."""
+    import requests
+
+    from tests.cpclient import eventually
+    up_port = free_port()
+    procs = []
+    stack = None
+    try:
+        boot = upstream_bootstrap(up_port, free_port())
+        path = envoy_config.write(RUN / "upstream.json", boot)
+        procs.append(spawn("upstream", [envoy_binary(), "-c", str(path), "--concurrency", "1",
+                                        "--log-level", "error", "--base-id", str(free_port())]))
+        admin = boot["admin"]["address"]["socket_address"]["port_value"]
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{admin}/ready"), 30, "upstream envoy", procs[-1])
+        cfg = RUN / "config"
+        key_b = write_bench_config(cfg, up_port)
+        ws = yaml.safe_load((cfg / "workspaces.yaml").read_text())
+        ws["workspaces"]["abuser"] = {"sovereignty": {"allowed_jurisdictions": ["us"]}}
+        (cfg / "workspaces.yaml").write_text(yaml.safe_dump(ws))
+        key_a = create_key(cfg, "abuser", "abuser", None, None)
+        stack = Stack(RUN / "stack", config_dir=cfg, controlplane=True, tls=False, unreachable={"bench-upstream"},
+                      extproc_args=["--log-level", "WARNING"])
+        stack.start()
+        made = requests.post(stack.cp_url + "/v1/policies", data=ABUSIVE_POLICY, timeout=30, headers={
+            "Authorization": f"Bearer {key_a}", "Content-Type": "application/yaml"})
+        if made.status_code != 201:
+            raise SystemExit(f"creating A's policy failed: {made.status_code} {made.text}")
+        url_a = f"{stack.gateway}/v1/abuser/chat/completions"
+        url_b = f"{stack.gateway}/v1/bench/chat/completions"
+        boom = json.dumps({**json.loads(REQUEST_BODY), "user": "boom"})
+
+        def a_stalls() -> bool:
+            r = requests.post(url_a, data=boom, timeout=30, headers={
+                "Authorization": f"Bearer {key_a}", "Content-Type": "application/json"})
+            return r.status_code >= 500 and "policy" in r.text
+        eventually(a_stalls, 60, "A's stalling policy reaching the gateway")
+        for url, k in ((url_b, key_b), (url_a, key_a)):      # warm up; both answer 200 on ordinary calls
+            r = wrk(url, k, 2, 2)
+            if r["non2xx"] or r["rps"] == 0:
+                raise SystemExit(f"{url}: warm-up failed: {r}")
+
+        phases = ("alone", "a_normal", "a_abusive")
+        samples = {ph: {"one": [], "paced": []} for ph in phases}
+        hammer_stats = {ph: [] for ph in phases[1:]}
+        for rnd in range(a.rounds):
+            for ph in (phases if rnd % 2 == 0 else tuple(reversed(phases))):
+                hammer = None
+                if ph != "alone":
+                    argv = wrk_argv(url_a, key_a, a.hammer_conns, 2 * a.duration + 4,
+                                    body=boom if ph == "a_abusive" else REQUEST_BODY, tag=f"-{ph}")
+                    hammer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    time.sleep(1)       # let the hammer reach steady state before measuring B
+                samples[ph]["one"].append(wrk(url_b, key_b, 1, a.duration))
+                samples[ph]["paced"].append(wrk(url_b, key_b, a.pace_conns, a.duration, a.pace_ms))
+                if hammer:
+                    hammer_stats[ph].append(wrk_result(hammer.communicate()[0], 2 * a.duration + 4))
+                one = samples[ph]["one"][-1]
+                print(f"round {rnd + 1}/{a.rounds} {ph:10s} B 1-conn p50 {one['p50_ms']:.2f} ms "
+                      f"p99 {one['p99_ms']:.2f} ms", flush=True)
+
+        def med(ph, kind, f):
+            return statistics.median(x[f] for x in samples[ph][kind])
+        summary = {ph: {"one_conn_p50_ms": med(ph, "one", "p50_ms"), "one_conn_p99_ms": med(ph, "one", "p99_ms"),
+                        "paced_p50_ms": med(ph, "paced", "p50_ms"), "paced_p99_ms": med(ph, "paced", "p99_ms"),
+                        "b_errors": sum(x["non2xx"] + x["socket_errors"] for k in samples[ph].values() for x in k)}
+                   for ph in phases}
+        for ph, hs in hammer_stats.items():
+            summary[ph]["a_rps"] = statistics.median(h["rps"] for h in hs)
+            summary[ph]["a_non2xx"] = sum(h["non2xx"] for h in hs)
+        base = summary["alone"]
+        ratios = {f"{ph}_{m}_over_alone": summary[ph][m] / base[m] for ph in phases[1:]
+                  for m in ("one_conn_p50_ms", "one_conn_p99_ms", "paced_p50_ms", "paced_p99_ms")}
+        print()
+        print(f"{'phase':10s} {'1-conn p50':>11s} {'1-conn p99':>11s} {'paced p50':>10s} {'paced p99':>10s} "
+              f"{'B errors':>8s} {'A req/s':>8s} {'A non-2xx':>9s}")
+        for ph, x in summary.items():
+            print(f"{ph:10s} {x['one_conn_p50_ms']:9.2f}ms {x['one_conn_p99_ms']:9.2f}ms {x['paced_p50_ms']:8.2f}ms "
+                  f"{x['paced_p99_ms']:8.2f}ms {x['b_errors']:8d} {x.get('a_rps', 0):8.0f} {x.get('a_non2xx', 0):9d}")
+        print()
+        for k, v in ratios.items():
+            print(f"{k}: {v:.2f}x")
+        ok = ratios["a_abusive_one_conn_p99_ms_over_alone"] <= 2 and ratios["a_abusive_paced_p99_ms_over_alone"] <= 2
+        print(f"goal (B's p99 next to the abuse within 2x of alone): {'met' if ok else 'NOT met'}")
+        out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "duration_s": a.duration,
+               "rounds": a.rounds, "hammer_conns": a.hammer_conns, "pace_conns": a.pace_conns,
+               "pace_ms": a.pace_ms, "summary": summary, "ratios": ratios, "goal_met": ok}
+        (RESULTS / "latest-abusive-neighbour.json").write_text(json.dumps(out, indent=2))
+        print("written to bench/results/latest-abusive-neighbour.json")
+    finally:
+        if stack:
+            stack.stop()
         for pr in procs:
             pr.terminate()
             pr.wait()
