@@ -144,6 +144,9 @@ def _preauth_filters(lim: PreAuthLimits) -> list[dict]:
             ]}],
             "descriptors": [{"entries": [{"key": "suspect", "value": "1"}, {"key": "remote_address"}],
                              "token_bucket": bucket}],
+            # The bucket refills every second: a well-behaved client retries after that.
+            "response_headers_to_add": [{"header": {"key": "retry-after", "value": "1"},
+                                         "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
         }},
     ]
 

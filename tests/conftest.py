@@ -201,6 +201,16 @@ class ControlPlane:
         self.stack.stop()
 
 
+def start_full_stack(tmp_path_factory, name: str, cp_args=()) -> tuple[Stack, dict[str, str]]:
+    """A gateway driven by a control plane (bundles + xDS), as production runs it; one per module."""
+    tmp = tmp_path_factory.mktemp(name)
+    tokens = write_config(tmp / "config")
+    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
+                  unreachable={"openai-dead"}, instance_id=f"{name}-sidecar", cp_extra_args=list(cp_args))
+    stack.start()
+    return stack, tokens
+
+
 def start_controlplane(tmp: Path, database_url: str = "", extra_args=(), env=None) -> ControlPlane:
     tokens = write_config(tmp / "config")
     stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,

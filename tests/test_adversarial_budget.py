@@ -19,9 +19,8 @@ import openai
 import pytest
 import yaml
 
-from evidence.receipts import envelope_receipt
 from stack.processes import Stack
-from tests.conftest import POLICY_DIR, Gateway, write_config
+from tests.conftest import POLICY_DIR, Gateway, write_config, start_full_stack
 from tests.cpclient import eventually
 from tests.httpcall import curl
 
@@ -344,11 +343,7 @@ def test_forward_headers_is_configurable_per_upstream(agw):
 def full(tmp_path_factory):
     """A gateway that takes its upstreams from the control plane (policy bundles + xDS)."""
     from tests.conftest import ControlPlane
-    tmp = tmp_path_factory.mktemp("adv-budget-cp")
-    tokens = write_config(tmp / "config")
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
-                  unreachable={"openai-dead"}, instance_id="adv-budget-sidecar")
-    stack.start()
+    stack, tokens = start_full_stack(tmp_path_factory, "adv-budget")
     yield Gateway(stack, tokens), ControlPlane(stack, tokens)
     stack.stop()
 

@@ -120,6 +120,8 @@ def test_bad_key_flood_is_throttled_per_address_before_auth(agw):
         assert doc["error"]["receipt_id"] == rid
         assert doc["error"]["code"] == ("rate.limited" if status == 429 else "auth.unauthenticated")
         assert doc["error"]["message"]
+        if status == 429:   # a well-behaved client learns when to come back
+            assert {k.lower(): v for k, v in headers.items()}.get("retry-after") == "1", headers
     # The real caller on another address was never throttled.
     assert good and all(s == 200 for s, _ in good), [s for s, _ in good if s != 200][:5]
 

@@ -21,7 +21,7 @@ import pytest
 
 from extproc.workspace_policy import ActivePolicy, parse_document
 from stack.processes import Stack
-from tests.conftest import POLICY_DIR, ControlPlane, Gateway, start_controlplane, write_config
+from tests.conftest import ControlPlane, Gateway, start_controlplane, start_full_stack
 from tests.cpclient import eventually
 from tests.httpcall import chat_body, curl
 
@@ -152,11 +152,7 @@ class Full:
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("advpol-e2e")
-    tokens = write_config(tmp / "config")
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
-                  unreachable={"openai-dead"}, instance_id="advpol-sidecar")
-    stack.start()
+    stack, tokens = start_full_stack(tmp_path_factory, "advpol")
     yield Full(stack, tokens)
     stack.stop()
 
@@ -198,7 +194,7 @@ def test_gateway_an_abusive_policy_stalls_only_its_own_offending_calls(full):
                "acme's abusive policy reaching the gateway")
 
     stop = threading.Event()
-    abusive, neighbour, errors = [], [], []
+    abusive, neighbour = [], []
 
     def attacker():
         while not stop.is_set():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POLICY_DIR, ControlPlane, Gateway, start_controlplane, write_config
+from tests.conftest import ControlPlane, Gateway, start_controlplane, start_full_stack
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl
 from stack.processes import Stack
@@ -230,11 +230,7 @@ class Full:
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("robust-e2e")
-    tokens = write_config(tmp / "config")
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
-                  unreachable={"openai-dead"}, instance_id="robust-sidecar")
-    stack.start()
+    stack, tokens = start_full_stack(tmp_path_factory, "robust")
     yield Full(stack, tokens)
     stack.stop()
 

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from extproc import scope as sc
 from extproc.scope import Scope, is_subset
-from tests.conftest import POLICY_DIR, Gateway, ControlPlane, start_controlplane, write_config
+from tests.conftest import POLICY_DIR, Gateway, ControlPlane, start_controlplane, start_full_stack
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl
 from stack.processes import Stack
@@ -192,12 +192,7 @@ class Full:
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("scope")
-    tokens = write_config(tmp / "config")
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
-                  unreachable={"openai-dead"}, instance_id="scope-sidecar")
-    stack.cp_extra_args = ["--rate-limit-rps", "100000"]
-    stack.start()
+    stack, tokens = start_full_stack(tmp_path_factory, "scope", cp_args=["--rate-limit-rps", "100000"])
     yield Full(stack, tokens)
     stack.stop()
 

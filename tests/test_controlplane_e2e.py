@@ -15,7 +15,7 @@ import pytest
 
 from evidence.receipts import envelope_receipt, verify_receipt
 from evidence.signing import load_public_key
-from tests.conftest import ControlPlane, POLICY_DIR, Gateway, write_config
+from tests.conftest import ControlPlane, Gateway, start_full_stack
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl
 from stack.processes import Stack
@@ -45,11 +45,7 @@ class Full:
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    tokens = write_config(tmp / "config")
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
-                  unreachable={"openai-dead"}, instance_id="e2e-sidecar")
-    stack.start()
+    stack, tokens = start_full_stack(tmp_path_factory, "e2e")
     yield Full(stack, tokens)
     stack.stop()
 
