@@ -433,3 +433,26 @@ def test_a_child_or_rotated_key_cannot_escape_its_makers_per_key_budget(full):
     free = full.cp.admin.post("/v1/keys", {"name": "admin-made"}, headers={"X-Relaygate-Workspace": "acme"})
     got = eventually(lambda: (r := full.call(free.json()["secret"], marker)).status != 401 and r, 15, "admin key")
     assert got.status == 200, got.body
+
+
+def test_narrow_key_cannot_revoke_a_wider_key(cp):
+    """A narrow key with ``keys:write`` (say a CI key limited to embeddings) tries to revoke the
+    workspace's wide production key, by POST .../revoke and by DELETE: 403, and the wide key keeps
+    working. It may still revoke itself and keys within its own grant."""
+    acme = cp.client("acme")
+    wide = _mint(acme, {"name": "prod-wide"})
+    narrow_made = _mint(acme, {"name": "ci-narrow", "scope": {"endpoints": ["embeddings"],
+                                                              "permissions": ["keys:write", "sessions:write"]}})
+    narrow = CP(cp.url, narrow_made["secret"])
+    session = CP(cp.url, narrow.post("/v1/sessions", {}).json()["token"])
+    for attacker in (narrow, session):
+        for r in (attacker.post(f"/v1/keys/{wide['key']['id']}/revoke"),
+                  attacker.delete(f"/v1/keys/{wide['key']['id']}")):
+            assert r.status == 403 and r.error["code"] == "auth.forbidden", r.text
+            assert "endpoints" in r.error["message"]
+    assert acme.get(f"/v1/keys/{wide['key']['id']}").json()["revoked_at"] is None
+    assert CP(cp.url, wide["secret"]).get("/v1/keys").status == 200
+    inside = _mint(narrow, {"name": "inside"})
+    assert narrow.post(f"/v1/keys/{inside['key']['id']}/revoke").status == 200
+    assert narrow.post(f"/v1/keys/{narrow_made['key']['id']}/revoke").status == 200     # itself
+    assert narrow.post("/v1/keys", {"name": "after"}).status == 401

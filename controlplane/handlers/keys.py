@@ -7,7 +7,8 @@ sidecars' long polls pick up within seconds.
 Every credential made here is checked against its maker's grant with one
 function, :func:`extproc.scope.is_subset`: a key minted by a key or session,
 a key rotated by one, and a session all stay within the caller on kind,
-permissions, endpoints, models and expiry. What the body leaves out is
+permissions, endpoints, models and expiry; a key may rotate or revoke only keys
+within its own grant (itself included). What the body leaves out is
 inherited from the caller (never widened to ``*``); only the admin token,
 which has no grant to inherit, mints full keys by default.
 """
@@ -147,6 +148,9 @@ async def revoke_key(ctx: Ctx):
     key_id = ctx.params["key_id"]
     async with ctx.db.begin() as c:
         row = await _key(c, ctx.workspace, key_id)
+        # Only a key within the caller's grant (itself included): a narrow key with keys:write
+        # must not be able to switch off the workspace's wider keys.
+        _within_caller(ctx, Scope.of(row["kind"], row["scope"], row["expires_ms"]), "revoke a key")
         if row["revoked_ms"] is None:
             await c.execute(schema.api_keys.update().where(schema.api_keys.c.id == key_id).values(revoked_ms=now_ms()))
             await c.execute(schema.sessions.update().where(
