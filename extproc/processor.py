@@ -32,8 +32,10 @@ RECEIPT_HEADER = "x-relayone-receipt-id"
 UPSTREAM_HEADER = "x-relaygate-upstream"
 NAMESPACE = "relaygate"
 # Envoy's route lookup needs x-forwarded-proto: removing it here makes the call unroutable
-# (envoyproxy/envoy#30358). The route removes these after matching (stack/envoy_config.py).
-ROUTE_STRIPPED = ("x-forwarded-",)
+# (envoyproxy/envoy#30358). The route removes exactly these after matching (stack/envoy_config.py
+# FORWARD_STRIP); every other x-forwarded-* name a client sends is removed here like any header
+# off the allow-list (a prefix exemption let X-Forwarded-User and the like reach the provider).
+ROUTE_STRIPPED = frozenset({"x-forwarded-for", "x-forwarded-proto"})
 _CONTINUE_HEADERS = pb.ProcessingResponse(request_headers=pb.HeadersResponse())
 # Envoy derives the receipt id from x-request-id itself; the only metadata we
 # hand back marks our own error replies, see stack/envoy_config.py.
@@ -198,7 +200,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         # routing header set here is removed again by the route, after it has been matched.
         own = {":path", UPSTREAM_HEADER, cred.header.key}
         removes = [h for h in call.header_names
-                   if h not in own and not up.forwards(h) and not h.startswith(ROUTE_STRIPPED)]
+                   if h not in own and not up.forwards(h) and h not in ROUTE_STRIPPED]
         common = pb.CommonResponse(
             header_mutation=pb.HeaderMutation(set_headers=sets, remove_headers=removes),
             clear_route_cache=True,

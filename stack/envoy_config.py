@@ -156,7 +156,9 @@ def route_config(cfg: GatewayConfig) -> dict:
     routes = [{
         "name": u.name,
         "match": {"prefix": "/", "headers": [{"name": UPSTREAM_HEADER, "string_match": {"exact": u.name}}]},
-        "route": {"cluster": u.cluster, "timeout": "300s", "auto_host_rewrite": True},
+        # The provider's own name, always: auto_host_rewrite leaves an IP-addressed upstream
+        # the client's Host, so a virtual host in front of such a provider was the client's pick.
+        "route": {"cluster": u.cluster, "timeout": "300s", "host_rewrite_literal": _host_header(u)},
     } for u in cfg.upstreams]
     routes.append({"name": "unrouted", "match": {"prefix": "/"},
                    "direct_response": {"status": 502, "body": {"inline_string": ""}}})
@@ -420,6 +422,11 @@ def _overload_manager() -> dict:
         "typed_config": {"@type": T + "envoy.extensions.resource_monitors.downstream_connections.v3."
                                       "DownstreamConnectionsConfig", "max_active_downstream_connections": 10000},
     }]}
+
+
+def _host_header(u) -> str:
+    """The Host a provider gets: its address, with the port unless it is the scheme's default."""
+    return u.host if u.port == (443 if u.tls else 80) else f"{u.host}:{u.port}"
 
 
 def _is_ip(host: str) -> bool:

@@ -337,6 +337,22 @@ def test_forward_headers_is_configurable_per_upstream(agw):
         assert "cookie" not in seen and "openai-project" not in seen and "x-relaygate-upstream" not in seen
 
 
+
+def test_no_x_forwarded_header_or_client_host_reaches_the_provider(agw):
+    """Red team: the sidecar let every x-forwarded-* name through for the route to strip, but the
+    route strips only the ones Envoy sets, so X-Forwarded-User / -Authorization / anything else
+    reached the provider; and an upstream addressed by IP got the client's own Host header
+    (a name-based virtual host in front of the provider would be the client's choice)."""
+    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hdr xfwd"}]})
+    r = curl(agw.base("acme") + "/chat/completions", body, {
+        **_auth(agw, "acme"), "Host": "internal-admin.example", "X-Forwarded-User": "admin",
+        "X-Forwarded-Authorization": "Bearer stolen", "X-Forwarded-Server": "evil", "x-forwarded-anything": "1",
+        "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example"})
+    assert r.status == 200, r.body
+    seen = _lower(_sent(agw, "hdr xfwd")[-1]["headers"])
+    assert not [k for k in seen if k.startswith("x-forwarded")], seen
+    assert seen["host"] == f"127.0.0.1:{agw.sim_ports['openai-us']}", seen
+
 # -- forward_headers through the control plane's upstream API and bundles ----------------------
 
 @pytest.fixture(scope="module")
