@@ -30,6 +30,10 @@ def forward_headers_schema() -> dict:
 
 
 NTIME = {"type": ["string", "null"], "format": "date-time"}
+# Integers are bounded by the columns that hold them, so a value the database cannot bind is a
+# 400 from validation, never a driver error (policy versions are INTEGER, 32-bit on PostgreSQL).
+POLICY_VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+INT64_MAX = 2**63 - 1
 STRS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 256}, "maxItems": 200}
 ENDPOINTS = ["chat.completions", "completions", "embeddings", "messages"]
 
@@ -181,7 +185,7 @@ SCHEMAS = {
                           "created_by": {"type": "string"}}, ["policy_id", "version", "source", "digest"]),
     "PolicyVersionList": obj({"versions": {"type": "array", "items": ref("PolicyVersion")}}, ["versions"]),
     "DryRunInput": obj({
-        "version": {"type": "integer", "minimum": 1},
+        "version": POLICY_VERSION,
         "input": {"type": "object", "description": "a complete policy input document (docs/policy.md)"},
         "request": obj({"endpoint": {"type": "string", "enum": ENDPOINTS},
                         "body": {"type": "object"},
@@ -357,7 +361,7 @@ SCHEMAS = {
                   "evidence_grace": {"type": "number", "minimum": 0, "maximum": 60}}),
     "DeploymentInput": obj({
         "policy_id": {"type": "string", "pattern": "^pol_[a-z0-9]{1,40}$"},
-        "version": {"type": "integer", "minimum": 1},
+        "version": POLICY_VERSION,
         "tenants": {"type": "array", "minItems": 1, "maxItems": 500,
                     "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}},
         "wave_size": {"type": "integer", "minimum": 1, "maximum": 500, "default": 1},
@@ -509,7 +513,7 @@ op("get", "/v1/policies/{policy_id}/versions", "listPolicyVersions", "Every vers
    permission="policies:read", params=[path_param("policy_id", POLICY_ID), *WS], ok=(200, "PolicyVersionList"))
 op("get", "/v1/policies/{policy_id}/versions/{version}", "getPolicyVersion", "One version", tag="policies",
    permission="policies:read", params=[path_param("policy_id", POLICY_ID),
-                                       path_param("version", {"type": "integer", "minimum": 1}), *WS],
+                                       path_param("version", POLICY_VERSION), *WS],
    ok=(200, "PolicyVersion"))
 op("post", "/v1/policies/{policy_id}/dryrun", "dryRunPolicy",
    "Evaluate against an example with the data plane's engine; nothing is enforced", tag="policies",
@@ -532,7 +536,8 @@ op("get", "/v1/audit/events/{event_id}", "getAuditEvent", "One event with its si
 
 # -- the audit log: tree heads and proofs -------------------------------------------------
 op("get", "/v1/audit/checkpoints", "listCheckpoints", "Signed tree heads, newest first", tag="audit", auth="any",
-   permission="logs:read", params=[*WS, PARAMS["limit"], q("max_size", {"type": "integer", "minimum": 0})],
+   permission="logs:read",
+   params=[*WS, PARAMS["limit"], q("max_size", {"type": "integer", "minimum": 0, "maximum": INT64_MAX})],
    ok=(200, "CheckpointList"))
 op("get", "/v1/audit/checkpoints/latest", "latestCheckpoint", "The newest signed tree head", tag="audit",
    auth="any", permission="logs:read", params=WS, ok=(200, "Checkpoint"))
@@ -541,12 +546,15 @@ op("post", "/v1/audit/checkpoints", "signCheckpoint", "Sign the current tree hea
 op("get", "/v1/audit/proofs/inclusion", "inclusionProof", "Inclusion proof of one of your receipts", tag="audit",
    auth="any", permission="logs:read",
    params=[*WS, {"name": "event_id", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 100}},
-           q("tree_size", {"type": "integer", "minimum": 1}, "a signed size (default: the latest)")],
+           q("tree_size", {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+             "a signed size (default: the latest)")],
    ok=(200, "InclusionProof"))
 op("get", "/v1/audit/proofs/consistency", "consistencyProof", "Consistency proof between two tree sizes",
    tag="audit", auth="any", permission="logs:read",
-   params=[*WS, {"name": "first", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}},
-           {"name": "second", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}],
+   params=[*WS, {"name": "first", "in": "query", "required": True,
+            "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX}},
+           {"name": "second", "in": "query", "required": True,
+            "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX}}],
    ok=(200, "ConsistencyProof"))
 op("get", "/v1/audit/keys", "logKeys", "The control plane's tree-head keys (pin the root one)", tag="audit",
    auth="public", ok=(200, "LogKeys"))

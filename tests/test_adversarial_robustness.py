@@ -346,3 +346,84 @@ def test_data_files_are_private(full):
                 if p.is_socket():
                     continue
                 _private(p)
+
+
+_SMALL_POLICY = """name: small
+rego: |
+  package small
+  import rego.v1
+  deny contains "no gpt-4o" if input.model == "gpt-4o"
+"""
+
+
+def test_integers_the_database_cannot_bind_are_a_400(cp):
+    """On SQLite and PostgreSQL: an integer parameter or body field past what its column holds
+    (a policy version is a 32-bit INTEGER on PostgreSQL; tree sizes 64-bit) is a 400 naming it, never
+    a 500 from the driver."""
+    acme = cp.client("acme")
+    made = acme.call("POST", "/v1/policies", yaml=_SMALL_POLICY)
+    assert made.status == 201, made.text
+    pid = made.json()["id"]
+    huge = ("2147483648", str(2**40), str(2**63), "9" * 20, "9" * 400)
+    for n in huge:
+        body = _err(acme.get(f"/v1/policies/{pid}/versions/{n}"), 400, "invalid_request")
+        assert body["error"]["details"]["parameter"] == "version", body
+        body = _err(acme.get("/v1/audit/checkpoints", params={"max_size": n if len(n) > 18 else "9" * 19}),
+                    400, "invalid_request")
+        assert body["error"]["details"]["parameter"] == "max_size", body
+        for q in ({"event_id": "x", "tree_size": "9" * 19}, {"first": "0", "second": "9" * 19}):
+            _err(acme.get("/v1/audit/proofs/" + ("inclusion" if "event_id" in q else "consistency"), params=q),
+                 400, "invalid_request")
+    for v in (2**31, 2**40, 2**63, 2**64 - 1, 1e23):
+        body = _err(acme.post(f"/v1/policies/{pid}/dryrun", {"version": v, "input": {}}), 400, "invalid_request")
+        assert body["error"]["details"]["parameter"] == "version", body
+    # the largest version a column holds is an ordinary "not found"
+    _err(acme.get(f"/v1/policies/{pid}/versions/{2**31 - 1}"), 404)
+    assert acme.get(f"/v1/policies/{pid}/versions/1").status == 200
+    # and no integer the API takes (parameter or body field) is left without a bound
+    from controlplane import openapi
+    spec = openapi.build()
+    unbounded = []
+
+    def walk(node, where, seen=frozenset()):
+        if isinstance(node, list):
+            for x in node:
+                walk(x, where, seen)
+        if not isinstance(node, dict):
+            return
+        if "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            if name not in seen:
+                walk(spec["components"]["schemas"][name], name, seen | {name})
+            return
+        t = node.get("type")
+        if (t == "integer" or isinstance(t, list) and "integer" in t) and "maximum" not in node:
+            unbounded.append(where)
+        for k, v in node.items():
+            walk(v, f"{where}.{k}", seen)
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for prm in op.get("parameters", []):
+                walk(prm.get("schema"), f"{method} {path} {prm.get('name')}")
+            walk(op.get("requestBody"), f"{method} {path} body")
+    assert not unbounded, unbounded
+
+
+def test_dry_run_input_of_the_wrong_shape_is_a_400(cp_sqlite):
+    """The dry run's caller-supplied ``input`` is merged with the workspace and principal the server
+    sets; a ``workspace`` or ``principal`` that is not an object is a 400, never a 500, and the caller
+    still cannot name another workspace or supply ``workspace_policies``."""
+    acme = cp_sqlite.client("acme")
+    pid = acme.call("POST", "/v1/policies", yaml=_SMALL_POLICY).json()["id"]
+    for field in ("workspace", "principal"):
+        for value in ("euro", [["id", "euro"]], [1], 7, True):
+            r = acme.post(f"/v1/policies/{pid}/dryrun", {"input": {field: value, "model": "gpt-4o"}})
+            body = _err(r, 400, "invalid_request")
+            assert body["error"]["details"]["parameter"] == f"input/{field}", body
+    r = acme.post(f"/v1/policies/{pid}/dryrun", {"input": {
+        "workspace": {"id": "euro"}, "principal": {"workspace": "euro"}, "model": "gpt-4o",
+        "workspace_policies": {"allow": True, "deny": []}}})
+    assert r.status == 200, r.text
+    doc = r.json()["input"]
+    assert doc["workspace"]["id"] == "acme" and doc["principal"]["workspace"] == "acme"
+    assert "workspace_policies" not in doc

@@ -218,6 +218,10 @@ def _prepare(modules, data, docs, secrets, workspace: str, body: dict):
         raise ApiError(404, "workspace.not_found", f"no workspace '{workspace}'")
     if body.get("input") is not None:
         doc = dict(body["input"])
+        for name in ("workspace", "principal"):     # merged with what the server sets below: objects only
+            if not isinstance(doc.get(name) or {}, dict):
+                raise ApiError(400, "invalid_request", f"input/{name}: must be an object",
+                               {"parameter": f"input/{name}", "provided": None, "expected": "object"})
         # A dry run sees only its own workspace's policies, whatever the example says.
         ws = adm.config.workspaces[workspace]
         doc["workspace"] = {**(doc.get("workspace") or {}), "id": workspace}
