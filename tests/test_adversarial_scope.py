@@ -456,3 +456,33 @@ def test_narrow_key_cannot_revoke_a_wider_key(cp):
     assert narrow.post(f"/v1/keys/{inside['key']['id']}/revoke").status == 200
     assert narrow.post(f"/v1/keys/{narrow_made['key']['id']}/revoke").status == 200     # itself
     assert narrow.post("/v1/keys", {"name": "after"}).status == 401
+
+
+def test_revoking_a_key_revokes_the_keys_it_minted_but_not_its_successor(cp):
+    """A thief with a stolen key mints a child (and a grandchild) as a back door; the owner revokes
+    the stolen key. Everything minted from it, and those keys' sessions, stop working with it: a
+    minted key is within its maker, expiry included, and a revoked maker holds nothing. A key's
+    rotation successor (and what the successor mints) is the owner's and keeps working."""
+    acme = cp.client("acme")
+    stolen = _mint(acme, {"name": "stolen", "scope": {"permissions": ["keys:read", "keys:write", "sessions:write"]}})
+    thief = CP(cp.url, stolen["secret"])
+    child = _mint(thief, {"name": "back-door"})
+    grandchild = _mint(CP(cp.url, child["secret"]), {"name": "back-door-2"})
+    child_session = CP(cp.url, CP(cp.url, child["secret"]).post("/v1/sessions", {}).json()["token"])
+    assert child_session.get("/v1/keys").status == 200
+    # a rotated key whose successor must survive the revocation of the old one during its grace
+    owned = _mint(acme, {"name": "owned", "scope": {"permissions": ["keys:read", "keys:write"]}})
+    successor = acme.post(f"/v1/keys/{owned['key']['id']}/rotate", {"grace_seconds": 3600}).json()
+    succ_child = _mint(CP(cp.url, successor["secret"]), {"name": "succ-child"})
+    owned_child = _mint(CP(cp.url, owned["secret"]), {"name": "owned-child"})   # minted by the old key in grace
+
+    assert acme.post(f"/v1/keys/{stolen['key']['id']}/revoke").status == 200
+    for made in (child, grandchild):
+        assert CP(cp.url, made["secret"]).get("/v1/keys").status == 401, made["key"]["name"]
+        assert acme.get(f"/v1/keys/{made['key']['id']}").json()["revoked_at"] is not None
+    assert child_session.get("/v1/keys").status == 401
+
+    assert acme.post(f"/v1/keys/{owned['key']['id']}/revoke").status == 200      # ends the grace early
+    assert CP(cp.url, owned_child["secret"]).get("/v1/keys").status == 401
+    for made in (successor, succ_child):
+        assert CP(cp.url, made["secret"]).get("/v1/keys").status == 200, made["key"]["name"]

@@ -8,7 +8,8 @@ Every credential made here is checked against its maker's grant with one
 function, :func:`extproc.scope.is_subset`: a key minted by a key or session,
 a key rotated by one, and a session all stay within the caller on kind,
 permissions, endpoints, models and expiry; a key may rotate or revoke only keys
-within its own grant (itself included). What the body leaves out is
+within its own grant (itself included), and revoking a key revokes the keys
+minted from it (not its rotation successor). What the body leaves out is
 inherited from the caller (never widened to ``*``); only the admin token,
 which has no grant to inherit, mints full keys by default.
 """
@@ -89,6 +90,27 @@ def _stored_scope(kind: str, endpoints, models, permissions) -> dict:
             "permissions": permissions}
 
 
+async def _minted_from(c, ws: str, key) -> list[str]:
+    """Live keys descended from ``key`` by minting (children, theirs, ...), not by rotation.
+
+    A minted key is within its maker, expiry included; a revoked maker holds nothing, so what it
+    minted (a thief's back door made with a stolen key) is revoked with it. Its rotation successor
+    (``rotated_to``) carries the owner's grant on, so that successor and whatever descends through
+    it are kept: in a descendant's lineage, the entry just before ``key`` is then the successor.
+    """
+    successor = key["rotated_to"]
+    rows = (await c.execute(sa.select(schema.api_keys.c.id, schema.api_keys.c.scope).where(
+        schema.api_keys.c.workspace_id == ws, schema.api_keys.c.revoked_ms.is_(None)))).all()
+    out = []
+    for kid, scope in rows:
+        path = [kid, *((scope or {}).get("lineage") or [])]
+        if key["id"] in path[1:]:
+            via = path[path.index(key["id"], 1) - 1]
+            if via != successor:
+                out.append(kid)
+    return out
+
+
 async def list_keys(ctx: Ctx):
     async with ctx.db.connect() as c:
         rows = (await c.execute(sa.select(schema.api_keys).where(schema.api_keys.c.workspace_id == ctx.workspace)
@@ -152,11 +174,16 @@ async def revoke_key(ctx: Ctx):
         # must not be able to switch off the workspace's wider keys.
         _within_caller(ctx, Scope.of(row["kind"], row["scope"], row["expires_ms"]), "revoke a key")
         if row["revoked_ms"] is None:
-            await c.execute(schema.api_keys.update().where(schema.api_keys.c.id == key_id).values(revoked_ms=now_ms()))
-            await c.execute(schema.sessions.update().where(
-                schema.sessions.c.revoked_ms.is_(None),
-                schema.sessions.c.principal["key_id"].as_string() == key_id).values(revoked_ms=now_ms()))
-            await record(c, "key.revoked", ctx.workspace, ctx.principal.actor, {"key_id": key_id})
+            now = now_ms()
+            minted = await _minted_from(c, ctx.workspace, row)
+            for kid in [key_id, *minted]:
+                await c.execute(schema.api_keys.update().where(
+                    schema.api_keys.c.id == kid, schema.api_keys.c.revoked_ms.is_(None)).values(revoked_ms=now))
+                await c.execute(schema.sessions.update().where(
+                    schema.sessions.c.revoked_ms.is_(None),
+                    schema.sessions.c.principal["key_id"].as_string() == kid).values(revoked_ms=now))
+            await record(c, "key.revoked", ctx.workspace, ctx.principal.actor,
+                         {"key_id": key_id, **({"minted_keys_revoked": minted} if minted else {})})
         row = await _key(c, ctx.workspace, key_id)
     await ctx.services.config_changed()
     return json(key_json(row))
