@@ -71,6 +71,7 @@ class Sim:
                     request["sim_entry"]["done"] = True
 
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[mark_done])
+        app.on_response_prepare.append(_account_headers)
         app.add_routes([
             web.post("/v1/chat/completions", self.openai),
             web.post("/v1/completions", self.openai),
@@ -257,6 +258,28 @@ class Sim:
     async def _event(resp, event: str | None, data: dict) -> None:
         head = f"event: {event}\n" if event else ""
         await resp.write((head + "data: " + json.dumps(data) + "\n\n").encode())
+
+
+# What real providers put on every API response about the account the call was billed to (the
+# platform's, behind a gateway): its organization and project, its shared rate-limit state, and
+# edge cookies. A gateway must not hand these to its tenants (stack/envoy_config.py RESPONSE_HEADERS).
+ACCOUNT_HEADERS = {
+    "openai": {"openai-organization": "org-platform-account", "openai-project": "proj_platform",
+               "openai-processing-ms": "12", "x-ratelimit-limit-tokens": "150000000",
+               "x-ratelimit-remaining-tokens": "149990123", "x-ratelimit-remaining-requests": "29999",
+               "set-cookie": "__cf_bm=platform-edge-cookie; path=/; domain=.api.openai.com; HttpOnly"},
+    "anthropic": {"anthropic-organization-id": "0b6e8f0c-platform-org", "request-id": "req_sim",
+                  "anthropic-ratelimit-tokens-remaining": "3999000",
+                  "anthropic-ratelimit-requests-remaining": "3999",
+                  "set-cookie": "__cf_bm=platform-edge-cookie; path=/; domain=.api.anthropic.com; HttpOnly"},
+}
+
+
+async def _account_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/_sim/"):
+        return
+    for k, v in ACCOUNT_HEADERS["anthropic" if request.path.endswith("/messages") else "openai"].items():
+        response.headers.setdefault(k, v)
 
 
 async def run(ports: list[int], credentials: set[str], output_tokens: int, host: str,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from extproc.config import GatewayConfig
-from extproc.preauth import PreAuthLimits
+from extproc.preauth import PREAUTH_HEADER, PreAuthLimits
 from extproc.admission import RECEIPT_PREFIX
 from extproc.processor import NAMESPACE, RECEIPT_HEADER, UPSTREAM_HEADER
 from extproc.settlement import USAGE_NAMESPACE
@@ -46,6 +46,34 @@ LISTENER_NAME = ROUTE_NAME = "gateway"
 RESPONSE_DIGEST_LUA = (Path(__file__).resolve().parent / "response_digest.lua").read_text()
 PREAUTH_GUARD_LUA = (Path(__file__).resolve().parent / "preauth_guard.lua").read_text()
 SUSPECT_HEADER = "x-relaygate-suspect"   # set by the guard only (it removes a client's)
+# Provider response headers a client may see; everything else is removed. Providers describe the
+# account a call was billed to on every response (OpenAI-Organization/-Project, account-wide
+# x-ratelimit-* / anthropic-ratelimit-*, anthropic-organization-id, edge cookies): behind a
+# gateway that account is the platform's, shared by every tenant. retry-after and the SDKs'
+# retry hints stay so clients back off as the provider asks.
+RESPONSE_HEADERS = ("content-type", "content-length", "content-encoding", "transfer-encoding", "date",
+                    "cache-control", "vary", "server", "connection", "retry-after", "retry-after-ms",
+                    "x-should-retry", RECEIPT_HEADER,
+                    # the policy service's pre-auth mark: Envoy's local replies pass every encoder
+                    # filter, and the guard (last on the way out) counts and removes it
+                    PREAUTH_HEADER)
+
+
+def _response_allow_list_filter() -> dict:
+    """A Lua filter that keeps only RESPONSE_HEADERS (and pseudo-headers) of what goes back to a
+    client. It sits before the usage and digest filters in the chain, so on the way out they
+    still read the provider's headers before this one strips them."""
+    allowed = ", ".join(f'["{h}"] = true' for h in RESPONSE_HEADERS)
+    lua = ("local ALLOWED = {" + allowed + "}\n"
+           "function envoy_on_response(handle)\n"
+           "  local h, drop = handle:headers(), {}\n"
+           "  for k, _ in pairs(h) do\n"
+           "    if string.sub(k, 1, 1) ~= ':' and not ALLOWED[k] then drop[#drop + 1] = k end\n"
+           "  end\n"
+           "  for _, k in ipairs(drop) do h:remove(k) end\n"
+           "end\n")
+    return {"name": "relaygate.response_headers", "typed_config": {
+        "@type": T + "envoy.extensions.filters.http.lua.v3.Lua", "default_source_code": {"inline_string": lua}}}
 
 
 def _error_body(code: str, message: str, receipt: bool = True) -> dict:
@@ -233,6 +261,7 @@ def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, mes
             # The policy service may remove client-sent x-envoy-* headers too (header allow-list).
             "mutation_rules": {"allow_envoy": True},
         }},
+        _response_allow_list_filter(),
         # SHA-256 of the response body as it streams (the receipt's response subject).
         {"name": "envoy.filters.http.lua", "typed_config": {
             "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",

@@ -353,6 +353,26 @@ def test_no_x_forwarded_header_or_client_host_reaches_the_provider(agw):
     assert not [k for k in seen if k.startswith("x-forwarded")], seen
     assert seen["host"] == f"127.0.0.1:{agw.sim_ports['openai-us']}", seen
 
+
+def test_provider_account_headers_never_reach_the_client(agw):
+    """Red team: every provider response header went back to the caller, so any key holder
+    learned the platform's provider organization and project, its account-wide rate-limit state
+    (how much every other tenant is spending right now) and the provider's edge cookies. Only
+    the gateway's response allow-list reaches a client; usage and receipts still work."""
+    from providersim.server import ACCOUNT_HEADERS
+    calls = [("/chat/completions", {"model": "gpt-4o-mini", "max_tokens": 5}, "openai"),
+             ("/chat/completions", {"model": "gpt-4o-mini", "max_tokens": 5, "stream": True}, "openai"),
+             ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5}, "anthropic"),
+             ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5, "stream": True}, "anthropic")]
+    for path, doc, provider in calls:
+        body = json.dumps({**doc, "messages": [{"role": "user", "content": "resp hdr"}]})
+        r = curl(agw.base("acme") + path, body, {**_auth(agw, "acme"), "anthropic-version": "2023-06-01"})
+        assert r.status == 200, r.body
+        leaked = sorted(k for k in r.headers if k in ACCOUNT_HEADERS[provider])
+        assert not leaked, (path, doc, r.headers)
+        assert r.headers["content-type"].startswith("text/event-stream" if doc.get("stream") else "application/json")
+        assert agw.receipt_doc(r.receipt_id)["usage"]["output_tokens"] > 0
+
 # -- forward_headers through the control plane's upstream API and bundles ----------------------
 
 @pytest.fixture(scope="module")
