@@ -52,6 +52,33 @@ def json_depth_over(doc: Any, limit: int = MAX_JSON_DEPTH) -> list | None:
     return None
 
 
+def nul_path(doc: Any) -> list | None:
+    """The path to the first string (a key or a value) holding U+0000, or None.
+
+    PostgreSQL's text and JSONB columns cannot store it (the driver raises: a 500), and no
+    name, model, user or metadata needs it, so every input refuses it with a 400 up front.
+    """
+    stack: list[tuple[Any, list]] = [(doc, [])]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(k, str) and "\x00" in k:
+                    return path + [k]
+                stack.append((v, path + [k]))
+        elif isinstance(value, list):
+            stack.extend((v, path + [i]) for i, v in enumerate(value))
+    return None
+
+
+def _nul_error(where: str) -> ApiError:
+    return ApiError(400, "invalid_request", f"{where}: NUL characters (U+0000) are not accepted",
+                    {"parameter": where, "provided": None, "expected": "text without U+0000"})
+
+
 def _max_bytes(validator, limit, instance, schema):
     """``x-relaygate-max-bytes``: the value's size encoded as JSON."""
     try:
@@ -181,6 +208,8 @@ class Router:
                 raw = request.headers.get(p.name)
             else:
                 continue
+            if raw is not None and "\x00" in raw:
+                raise _nul_error(p.name)
             if raw is None:
                 if p.required:
                     raise ApiError(400, "invalid_request", f"missing required {p.location} parameter '{p.name}'",
@@ -218,9 +247,12 @@ class Router:
                            f"content type must be {' or '.join(op.body_types)}, not '{ctype or 'none'}'")
         if ctype != "application/json":
             try:
-                return raw.decode("utf-8")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise ApiError(400, "invalid_request", "request body must be UTF-8 text") from None
+            if "\x00" in text:
+                raise _nul_error("body")
+            return text
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
@@ -231,6 +263,9 @@ class Router:
             raise ApiError(400, "invalid_request", f"{where}: the body is nested too deep (more than "
                            f"{MAX_JSON_DEPTH} levels)", {"parameter": where, "provided": None,
                                                          "expected": f"at most {MAX_JSON_DEPTH} levels of nesting"})
+        nul = nul_path(doc)
+        if nul is not None:
+            raise _nul_error("/".join(str(x) for x in nul) or "body")
         if op.body_validator is not None:
             err = _first_error(op.body_validator, doc)
             if err is not None:

@@ -348,7 +348,7 @@ def test_data_files_are_private(full):
                 _private(p)
 
 
-_SMALL_POLICY = """name: small
+_SMALL_POLICY = """name: dry-run-shape
 rego: |
   package small
   import rego.v1
@@ -427,3 +427,26 @@ def test_dry_run_input_of_the_wrong_shape_is_a_400(cp_sqlite):
     doc = r.json()["input"]
     assert doc["workspace"]["id"] == "acme" and doc["principal"]["workspace"] == "acme"
     assert "workspace_policies" not in doc
+
+
+def test_nul_characters_are_a_400_everywhere(cp):
+    """On SQLite and PostgreSQL (whose text and JSONB columns cannot hold U+0000): a NUL in any
+    string of a JSON body (a key name, a model glob, relay metadata keys or values), in a query
+    parameter, or in a policy YAML's name (written as the escape "\\0") is a 400 naming where it
+    is, never a 500 from the driver."""
+    acme = cp.client("acme")
+    for body, where in (({"name": "a\u0000b"}, "name"), ({"scope": {"models": ["gpt\u0000"]}}, "scope/models/0")):
+        err = _err(acme.post("/v1/keys", body), 400, "invalid_request")["error"]
+        assert err["details"]["parameter"] == where, err
+    relay = {"to": "gpt-4o-mini", "payload": {"messages": [{"role": "user", "content": "hi"}]}}
+    for meta in ({"k": "v\u0000"}, {"k\u0000": "v"}, {"k": [{"deep": "\u0000"}]}):
+        _err(acme.post("/api/relay", {**relay, "metadata": meta}), 400, "invalid_request")
+    for path, params in (("/v1/audit/events", {"user": "a\u0000"}), ("/api/logs", {"model": "a\u0000"}),
+                         ("/v1/audit/events", {"model": "\u0000"})):
+        err = _err(acme.get(path, params=params), 400, "invalid_request")["error"]
+        assert err["details"]["parameter"] == next(iter(params)), err
+    policy = 'name: "a\\0b"\nrego: |\n  package z\n  import rego.v1\n  deny contains "x" if input.model == "q"\n'
+    _err(acme.call("POST", "/v1/policies", yaml=policy), 400)
+    # the service is fine afterwards, and ordinary text still works
+    assert acme.post("/v1/keys", {"name": "ordinary ✓"}).status == 201
+    assert acme.get("/v1/audit/events", params={"user": "u"}).status == 200

@@ -89,6 +89,12 @@ async def _check(ctx: Ctx, pid: str, text: str, version: int) -> None:
     """Shape, Rego alone, then the whole bundle it would join; raises 400 with line/column."""
     try:
         doc = await parse_off_loop(text)
+        # YAML escapes ("\0") make a NUL the raw text never held; the name is stored in a text
+        # column PostgreSQL refuses it in (a 500), so it is a 400 here.
+        for field_name in ("name", "description"):
+            if "\x00" in getattr(doc, field_name):
+                raise ApiError(400, "policy.invalid", f"'{field_name}' holds a NUL character (U+0000)",
+                               {"source": "yaml", "line": None, "column": None})
         # Evaluated in the policy sandbox under its deadline: author Rego never runs in this process.
         await check_rego_sandboxed(pid, doc, default_sandbox())
     except PolicyDocumentError as e:
