@@ -189,10 +189,17 @@ def outcome_of(entry) -> tuple[str | None, dict]:
         i = _number(md, "input_tokens")
         if i is None:
             i = _number(md, "prompt_tokens")
+        else:   # Anthropic: tokens read from or written to the prompt cache are not in input_tokens
+            i += (_number(md, "cache_creation_input_tokens") or 0) + (_number(md, "cache_read_input_tokens") or 0)
         o = _number(md, "output_tokens")
         if o is None:
             o = _number(md, "completion_tokens")
-        if i is not None or o is not None:
+        # An Anthropic stream names its input at message_start and its output only in the final
+        # message_delta: input without output is a stream cut short (the caller hung up after
+        # reading the text), not a usage of zero output tokens, so the reservation stands.
+        # (OpenAI embeddings name prompt_tokens only: that is their whole usage.)
+        anthropic_cut_short = o is None and _number(md, "input_tokens") is not None
+        if (i is not None or o is not None) and not anthropic_cut_short:
             model = md.fields.get("model")
             usage = {"input_tokens": i or 0, "output_tokens": o or 0,
                      "model": model.string_value if model is not None else None}

@@ -133,6 +133,22 @@ class Sim:
         cap = max(caps) if caps else want
         return max(1, min(want, int(cap)))
 
+    def _prompt_cache(self, doc: dict, total: int) -> tuple[int, dict]:
+        """(input_tokens, cache usage) as Anthropic reports prompt caching: a request with a
+        ``cache_control`` block has its prefix written to the cache the first time and read from
+        it afterwards, and those tokens are reported apart from ``input_tokens`` (billed at 1.25x
+        or 2x for writes, 0.1x for reads). Here the prefix is everything but one token."""
+        if b'"cache_control"' not in json.dumps(doc).replace(" ", "").encode() or total < 2:
+            return total, {}
+        prefix = hashlib.sha256(json.dumps(doc.get("system")).encode()).hexdigest()
+        seen = getattr(self, "_cached", None)
+        if seen is None:
+            seen = self._cached = set()
+        kind = "cache_read_input_tokens" if prefix in seen else "cache_creation_input_tokens"
+        seen.add(prefix)
+        other = "cache_creation_input_tokens" if kind == "cache_read_input_tokens" else "cache_read_input_tokens"
+        return 1, {kind: total - 1, other: 0}
+
     @staticmethod
     def _multipliers(doc, completions: bool) -> tuple[int, int]:
         """(outputs returned, outputs generated and billed) per request.
@@ -217,7 +233,7 @@ class Sim:
         if err:
             return err
         model = doc.get("model", "unknown")
-        in_tok = count_tokens(_text_of(doc))
+        in_tok, cache = self._prompt_cache(doc, count_tokens(_text_of(doc)))
         out = self._out_tokens(request, doc)
         words = [WORDS[i % len(WORDS)] for i in range(out)]
         mid = "msg_" + uuid.uuid4().hex[:24]
@@ -226,13 +242,14 @@ class Sim:
                 "id": mid, "type": "message", "role": "assistant", "model": model,
                 "content": [{"type": "text", "text": " ".join(words)}],
                 "stop_reason": "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": in_tok, "output_tokens": out},
+                "usage": {"input_tokens": in_tok, "output_tokens": out, **cache},
             })
         resp = await self._sse_start(request)
         delay = int(request.headers.get("x-sim-chunk-delay-ms", "0")) / 1000
         await self._event(resp, "message_start", {"type": "message_start", "message": {
             "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": in_tok, "output_tokens": 1}}})
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": in_tok, "output_tokens": 1,
+                                                                  **cache}}})
         await self._event(resp, "content_block_start", {"type": "content_block_start", "index": 0,
                                                         "content_block": {"type": "text", "text": ""}})
         for i, w in enumerate(words):

@@ -31,6 +31,12 @@ USAGE_RULES = [
     (["usage", "input_tokens"], "input_tokens", "NUMBER"),
     (["usage", "output_tokens"], "output_tokens", "NUMBER"),
     (["message", "usage", "input_tokens"], "input_tokens", "NUMBER"),
+    # Anthropic prompt caching: cached prompt tokens are reported apart from input_tokens, and
+    # billed too; the settler adds them (a cache_control'd prompt otherwise settled as ~0 input).
+    (["usage", "cache_creation_input_tokens"], "cache_creation_input_tokens", "NUMBER"),
+    (["usage", "cache_read_input_tokens"], "cache_read_input_tokens", "NUMBER"),
+    (["message", "usage", "cache_creation_input_tokens"], "cache_creation_input_tokens", "NUMBER"),
+    (["message", "usage", "cache_read_input_tokens"], "cache_read_input_tokens", "NUMBER"),
     (["model"], "model", "STRING"),
     (["message", "model"], "model", "STRING"),
 ]

@@ -373,6 +373,51 @@ def test_provider_account_headers_never_reach_the_client(agw):
         assert r.headers["content-type"].startswith("text/event-stream" if doc.get("stream") else "application/json")
         assert agw.receipt_doc(r.receipt_id)["usage"]["output_tokens"] > 0
 
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_prompt_cache_tokens_are_charged(agw, stream):
+    """Red team: Anthropic reports cached prompt tokens apart from input_tokens
+    (cache_creation_input_tokens, cache_read_input_tokens), and the gateway read only
+    input_tokens, so marking a large system prompt with cache_control made every call settle as
+    a one-token input: a cap stopped capping. Every input token the provider bills is charged."""
+    system = [{"type": "text", "text": "policy manual " * 2000 + str(stream), "cache_control": {"type": "ephemeral"}}]
+    body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 5, "stream": stream, "system": system,
+                       "messages": [{"role": "user", "content": "cache probe"}]})
+    for attempt in ("write", "read"):
+        r = curl(agw.base("acme") + "/v1/messages", body, {**_auth(agw, "acme"), "anthropic-version": "2023-06-01"})
+        assert r.status == 200, r.body
+        billed = 1 + (len(system[0]["text"]) + len(" cache probe")) // 4      # what providersim bills, at least
+        usage = agw.receipt_doc(r.receipt_id)["usage"]
+        assert usage["source"] == "response" and usage["input_tokens"] >= billed - 2, (attempt, usage)
+
+
+def test_an_aborted_anthropic_stream_is_charged_what_it_may_have_cost(agw):
+    """Red team: an Anthropic stream reports input tokens at message_start and output tokens only
+    at the final message_delta; a caller that read the text and hung up before the end left the
+    settler an input-only usage, settled as zero output tokens, while the provider bills every
+    token it generated. Usage without its output count is not a usage: the reservation stands."""
+    async def read_some_and_hang_up() -> tuple[str, int]:
+        body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 400, "stream": True,
+                           "messages": [{"role": "user", "content": "abort probe"}]})
+        headers = {**_auth(agw, "acme"), "anthropic-version": "2023-06-01", "x-sim-output-tokens": "400",
+                   "x-sim-chunk-delay-ms": "20"}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(agw.base("acme") + "/v1/messages", data=body, headers=headers) as r:
+                assert r.status == 200
+                rid, deltas = r.headers["x-relayone-receipt-id"], 0
+                async for line in r.content:
+                    deltas += line.startswith(b"event: content_block_delta")
+                    if deltas >= 20:
+                        r.close()      # got 20 tokens of text; never wait for the usage event
+                        return rid, deltas
+        raise AssertionError("stream ended early")
+
+    rid, deltas = asyncio.run(read_some_and_hang_up())
+    doc = agw.receipt_doc(rid)
+    assert doc["response"]["status"] == 200 and doc["usage"]["source"] == "reserved", doc["usage"]
+    # claude-sonnet-4-5 costs $15 per 1k output tokens here: all 400 reserved ones are charged.
+    assert doc["cost"]["usd_micros"] >= 400 * 15_000 // 1000, (doc["usage"], doc["cost"])
+
 # -- forward_headers through the control plane's upstream API and bundles ----------------------
 
 @pytest.fixture(scope="module")
