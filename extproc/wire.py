@@ -72,7 +72,11 @@ MAX_BEST_OF = 20                # OpenAI's own cap on best_of (legacy completion
 # provider whose JSON parser keeps the first duplicate sees the value the gateway parsed.
 _DECISIVE = tuple(f'"{k}"'.encode() for k in (
     *ALL_LIMIT_FIELDS, "model", "stream", "stream_options", "n", "best_of", "prompt", "prediction", "user",
-    "metadata"))
+    "metadata", "service_tier"))
+# Processing tiers a body may ask for, per dialect: those billed at most at the standard price the
+# upstream's prices describe. OpenAI's "priority" (and any tier the gateway does not know) bills
+# the platform's account more than every reservation and receipt assumes, so it is refused.
+SERVICE_TIERS = {"openai": ("auto", "default", "flex"), "anthropic": ("auto", "standard_only")}
 
 
 @dataclass
@@ -170,6 +174,11 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
         raise BadRequest(400, "request.invalid", "'stream' must be a boolean")
     if stream and endpoint == "embeddings":
         raise BadRequest(400, "request.invalid", "embeddings cannot be streamed")
+    tier = doc.get("service_tier")
+    tiers = SERVICE_TIERS[DIALECT[endpoint][0]]
+    if tier is not None and tier not in tiers:
+        raise BadRequest(400, "request.invalid", "'service_tier' must be one of " + ", ".join(
+            repr(t) for t in tiers) + " (a tier priced above the standard rate is not offered)")
     rewritten = False
     if endpoint == "embeddings":
         max_out = 0
@@ -187,8 +196,9 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
             if opts.get("include_usage") is not True:
                 opts["include_usage"] = True
                 rewritten = True
-        if not rewritten and (b"\\u" in raw or any(raw.count(k) > 1 for k in _DECISIVE)):
-            rewritten = True    # possibly duplicated keys: forward what was parsed, see _DECISIVE
+    # Every endpoint, embeddings too (their model decides scope and price just the same).
+    if not rewritten and (b"\\u" in raw or any(raw.count(k) > 1 for k in _DECISIVE)):
+        rewritten = True    # possibly duplicated keys: forward what was parsed, see _DECISIVE
     body = orjson.dumps(doc) if rewritten else raw
     user = doc.get("user")
     if user is None and isinstance(doc.get("metadata"), dict):

@@ -155,6 +155,20 @@ def test_duplicated_limit_key_is_forwarded_as_parsed(agw):
     assert sent.count("max_tokens") == 1 and json.loads(sent)["max_tokens"] == 7
 
 
+def test_embeddings_with_a_duplicated_model_are_forwarded_as_parsed(agw):
+    """Red team: the re-serialization of duplicated decisive keys skipped embeddings, so a key
+    limited to gpt-4o sent {"model": "text-embedding-3-small", ..., "model": "gpt-4o"}: the
+    gateway checked (and priced) gpt-4o, and a provider that keeps the first copy would serve a
+    model the key may not use. Escaped keys likewise."""
+    for raw in ('{"model": "text-embedding-3-small", "input": "dup emb", "model": "gpt-4o"}',
+                '{"m\\u006fdel": "text-embedding-3-small", "input": "esc emb", "model": "gpt-4o"}'):
+        r = curl(agw.base("acme") + "/embeddings", raw, _auth(agw, "acme-4o"))
+        marker = "dup emb" if "dup emb" in raw else "esc emb"
+        sent = [e["body"] for e in agw.sim_requests() if marker in e["body"]]
+        assert r.status == 200 and sent, r.body
+        assert "text-embedding-3-small" not in sent[-1] and json.loads(sent[-1])["model"] == "gpt-4o", sent[-1]
+
+
 def test_escaped_duplicate_key_is_forwarded_as_parsed():
     """A key spelled with a \\u escape duplicates a limit without a second literal "max_tokens"."""
     from extproc.wire import parse_body
@@ -260,6 +274,30 @@ def test_completions_best_of_and_prompts_multiply_the_reservation(agw):
     assert len(r.json()["choices"]) == 2
     assert agw.receipt_doc(r.receipt_id)["usage"]["output_tokens"] == 300
 
+
+
+def test_a_pricier_service_tier_is_refused(agw):
+    """Red team: OpenAI's body field service_tier="priority" bills the platform's account at a
+    higher rate than the one every reservation and receipt is priced at (like a header acting on
+    the account, but in the body). Only tiers at or below the standard price pass; a duplicated
+    key is forwarded as parsed, so a provider keeping the first copy sees the tier that was checked."""
+    url = agw.base("acme") + "/chat/completions"
+    for tier in ("priority", "scale", "", 1, None):
+        doc = {"model": "gpt-4o-mini", "max_tokens": 5, "service_tier": tier,
+               "messages": [{"role": "user", "content": f"tier {tier!r}"}]}
+        r = curl(url, json.dumps(doc), _auth(agw, "acme"))
+        if tier is None:     # null is the provider's default
+            assert r.status == 200, r.body
+            continue
+        assert r.status == 400 and r.json()["error"]["code"] == "request.invalid", (tier, r.body)
+        assert "service_tier" in r.json()["error"]["message"]
+        assert not _sent(agw, f"tier {tier!r}")
+    raw = ('{"model":"gpt-4o-mini","max_tokens":5,"service_tier":"priority","service_tier":"flex",'
+           '"messages":[{"role":"user","content":"tier dup"}]}')
+    r = curl(url, raw, _auth(agw, "acme"))
+    assert r.status == 200, r.body
+    assert json.loads(_sent(agw, "tier dup")[-1]["body"])["service_tier"] == "flex"
+    assert '"priority"' not in _sent(agw, "tier dup")[-1]["body"]
 
 # -- item 9: only an allow-list of client headers reaches the provider -------------------------
 
