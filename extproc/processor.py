@@ -189,7 +189,9 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         except BaseException:
             call.admission.ledger.settle(v.holds, {})  # nothing forwarded: give the hold back
             raise
-        path = up.base_path + DIALECT[call.route.endpoint][1] + call.route.query
+        # No client query string: the provider's endpoints take none, and one could act on the
+        # platform's account next to its credential like a header off the allow-list.
+        path = up.base_path + DIALECT[call.route.endpoint][1]
         if up.provider == "anthropic":
             cred = _hv("x-api-key", up.credential)
         else:

@@ -392,6 +392,17 @@ def test_no_x_forwarded_header_or_client_host_reaches_the_provider(agw):
     assert seen["host"] == f"127.0.0.1:{agw.sim_ports['openai-us']}", seen
 
 
+def test_client_query_string_never_reaches_the_provider(agw):
+    """Red team: the query of the gateway URL was appended to the provider's path, an input next
+    to the platform's credential that no allow-list vetted (e.g. Azure's api-version picks
+    preview APIs). The provider's endpoints take no query: the gateway sends none."""
+    r = curl(agw.base("acme") + "/chat/completions?api-version=2099-01-01-preview&organization=org-evil",
+             json.dumps({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "qs probe"}]}),
+             _auth(agw, "acme"))
+    assert r.status == 200, r.body
+    assert _sent(agw, "qs probe")[-1]["path"] == "/v1/chat/completions"
+
+
 def test_provider_account_headers_never_reach_the_client(agw):
     """Red team: every provider response header went back to the caller, so any key holder
     learned the platform's provider organization and project, its account-wide rate-limit state
