@@ -45,8 +45,32 @@ def _ms(ts: str | None) -> int:
     return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
 
 
+def storable(table: sa.Table, row: dict) -> dict:
+    """``row`` as the database can hold it: strings without NUL (U+FFFD instead) and cut to their
+    column's length.
+
+    A receipt's fields come from callers (``user``, the requested model); PostgreSQL refuses a NUL
+    or an over-long VARCHAR, and one refused receipt failed its whole batch again and again,
+    stalling every later receipt of the sidecar. These columns are only an index: the signed
+    envelope stored with them keeps exactly what was sent.
+    """
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, str):
+            v = v.replace("\x00", "\ufffd")
+            length = getattr(table.c[k].type, "length", None) if k in table.c else None
+            if length:
+                v = v[:length]
+        out[k] = v
+    return out
+
+
 def receipt_row(r: dict) -> dict:
-    """The indexed columns of a gateway-call event, from its receipt."""
+    """The indexed columns of a gateway-call event, from its receipt (made storable)."""
+    return storable(schema.audit_events, _receipt_columns(r))
+
+
+def _receipt_columns(r: dict) -> dict:
     d, resp, usage, up = r.get("decision") or {}, r.get("response") or {}, r.get("usage") or {}, r.get("upstream") or {}
     req, model = r.get("request") or {}, r.get("model") or {}
     latency = r.get("latency_us")
@@ -144,7 +168,8 @@ class Ingestor:
                         for ref in dict.fromkeys((r.get("decision") or {}).get("policies") or []):
                             pid, _, version = ref.partition("@")
                             await c.execute(insert_ignore(self.engine, schema.audit_event_policies).values(
-                                event_seq=seq, policy_id=pid, version=version))
+                                **storable(schema.audit_event_policies,
+                                           {"event_seq": seq, "policy_id": pid, "version": version})))
                         if self.log is not None:
                             await self.log.stage(c, seq, env)
             except BaseException:

@@ -450,3 +450,35 @@ def test_nul_characters_are_a_400_everywhere(cp):
     # the service is fine afterwards, and ordinary text still works
     assert acme.post("/v1/keys", {"name": "ordinary ✓"}).status == 201
     assert acme.get("/v1/audit/events", params={"user": "u"}).status == 200
+
+
+def test_a_gateway_call_with_nul_or_overlong_fields_cannot_stop_receipt_ingestion(postgres, tmp_path):
+    """A key holder of one workspace sends a call whose ``user`` holds a NUL and is over the
+    column's length, and one whose model name holds a NUL. On PostgreSQL the indexed columns
+    refused those receipts with a 500, and since the sidecar resends its spool in order, every
+    later receipt of every workspace stayed stuck (no audit feed, no evidence). Now the indexed
+    copy is made storable (NUL replaced, cut to the column's size; the signed envelope is kept as
+    sent), and later receipts arrive."""
+    from tests.conftest import POLICY_DIR, write_config
+    postgres.reset_database()
+    tokens = write_config(tmp_path / "config")
+    stack = Stack(tmp_path / "run", config_dir=tmp_path / "config", policy_dir=POLICY_DIR, controlplane=True,
+                  instance_id="nul-sidecar", database_url=postgres.url,
+                  cp_extra_args=["--rate-limit-rps", "100000"])
+    stack.start()
+    try:
+        gw, cp = Gateway(stack, tokens), ControlPlane(stack, tokens)
+        h = {"authorization": f"Bearer {tokens['acme']}", "content-type": "application/json"}
+        evil_user = "evil\u0000user-" + "x" * 400
+        assert curl(gw.base("acme") + "/chat/completions", chat_body(content="a", user=evil_user), h).status == 200
+        curl(gw.base("acme") + "/chat/completions", chat_body("gpt-4o-mini\u0000x", content="b"), h)
+        assert curl(gw.base("acme") + "/chat/completions", chat_body(content="c", user="after-marker"), h).status == 200
+        acme = cp.client("acme")
+        eventually(lambda: acme.get("/v1/audit/events", params={"user": "after-marker"}).json()["events"], 30,
+                   "the receipt sent after the hostile ones reaching the audit feed")
+        events = acme.get("/v1/audit/events", params={"limit": 20}).json()["events"]
+        assert not any("\u0000" in (e["user"] or "") for e in events)
+        models = [e["model"] for e in events]
+        assert "gpt-4o-mini\ufffdx" in models, models
+    finally:
+        stack.stop()
