@@ -109,6 +109,12 @@ class Finalizer:
             source, actual = "response", charge(in_tok, out_tok)
         elif outcome["upstream_answered"] and outcome["status"] < 400:
             source, actual = "reserved", charge(*draft["worst"])   # answered, usage unseen (aborted stream)
+        elif (outcome.get("upstream_sent") and not outcome["upstream_answered"]
+              and "downstream_connection_termination" in outcome["flags"]):
+            # The provider has the whole request and the caller hung up before its answer: it
+            # generates (and bills) the answer anyway, so releasing the hold would make hanging
+            # up a way to spend without being charged.
+            source, actual = "reserved", charge(*draft["worst"])
         else:
             source, actual = "none", {}                 # never reached or failed upstream: release
         charges = [[b, w, actual.get(u, 0)] for b, w, _, u in holds]
@@ -210,6 +216,7 @@ def outcome_of(entry) -> tuple[str | None, dict]:
         "bytes": resp.response_body_bytes,
         "latency_us": dur.seconds * 1_000_000 + dur.nanos // 1000,
         "upstream_answered": cp.HasField("time_to_first_upstream_rx_byte"),
+        "upstream_sent": cp.HasField("time_to_last_upstream_tx_byte"),
         "usage": usage,
         "digest": digest,
     }

@@ -299,6 +299,30 @@ def test_a_pricier_service_tier_is_refused(agw):
     assert json.loads(_sent(agw, "tier dup")[-1]["body"])["service_tier"] == "flex"
     assert '"priority"' not in _sent(agw, "tier dup")[-1]["body"]
 
+def test_hanging_up_before_the_provider_answers_still_charges_the_reservation(agw):
+    """Red team: a caller that sent its request and hung up before the provider's answer left a
+    call with no upstream response, which the settler released in full, although the request had
+    reached the provider, which generates (and bills) the answer anyway. Repeated, that is
+    unlimited spend on the platform's account with nothing charged to any budget."""
+    import time as _time
+    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 300,
+                       "messages": [{"role": "user", "content": "hangup probe"}]}).encode()
+    head = (f"POST /v1/acme/chat/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
+            f"authorization: Bearer {agw.tokens['acme']}\r\nx-sim-delay-ms: 1500\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode()
+    conn = agw.connect()
+    conn.sendall(head + body)
+    deadline = _time.monotonic() + 10
+    while not _sent(agw, "hangup probe"):       # the provider has the request...
+        assert _time.monotonic() < deadline
+        _time.sleep(0.02)
+    conn.close()                                 # ...and the caller hangs up before its answer
+    request_id = _sent(agw, "hangup probe")[-1]["headers"]["X-Request-ID"]
+    doc = agw.receipt_doc("rcpt_" + request_id)
+    assert doc["upstream"] is not None and doc["usage"]["source"] == "reserved", (doc["usage"], doc["response"])
+    assert doc["cost"]["usd_micros"] >= 300 * 600 // 1000, doc["cost"]    # 300 output tokens at $0.6/1k
+
+
 # -- item 9: only an allow-list of client headers reaches the provider -------------------------
 
 SMUGGLED = {"OpenAI-Organization": "org-attacker", "OpenAI-Project": "proj-attacker", "Cookie": "session=stolen",
