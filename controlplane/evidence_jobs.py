@@ -29,16 +29,35 @@ log = logging.getLogger("relaygate.controlplane.evidence")
 E = schema.audit_events
 
 
+MAX_ACTIVE_PER_WORKSPACE = 2
+
+
 class EvidenceJobs:
     def __init__(self, engine, transparency, keys, out_dir: Path) -> None:
         self.engine, self.log, self.keys, self.out_dir = engine, transparency, keys, Path(out_dir)
         self._tasks: dict[str, asyncio.Task] = {}
+        self._admit = asyncio.Lock()
 
     async def create(self, workspace: str | None, params: dict, actor: str) -> dict:
+        """Queue a job; 429 if the workspace already has MAX_ACTIVE_PER_WORKSPACE pending or running.
+
+        Each job reads the workspace's receipts, signs, and writes a file kept on disk: without a
+        bound one key holder could queue them as fast as the API rate limit allows and take the
+        control plane's CPU and disk from every other workspace.
+        """
+        from controlplane.errors import ApiError
         row = {"id": new_id("evb_", 16), "workspace_id": workspace, "status": "pending", "progress": 0.0,
                "stage": "queued", "params": params, "created_by": actor, "created_ms": now_ms()}
-        async with self.engine.begin() as c:
-            await c.execute(schema.evidence_bundles.insert().values(**row))
+        B = schema.evidence_bundles
+        owner = B.c.workspace_id.is_(None) if workspace is None else B.c.workspace_id == workspace
+        async with self._admit, self.engine.begin() as c:
+            active = (await c.execute(sa.select(sa.func.count()).select_from(B).where(
+                owner, B.c.status.in_(["pending", "running"])))).scalar()
+            if active >= MAX_ACTIVE_PER_WORKSPACE:
+                raise ApiError(429, "evidence.busy", f"{active} evidence bundles of this workspace are still "
+                               "being assembled; retry when one finishes", {"retry_after": 2},
+                               headers={"Retry-After": "2"})
+            await c.execute(B.insert().values(**row))
         self._start(row["id"])
         return row
 

@@ -482,3 +482,26 @@ def test_a_gateway_call_with_nul_or_overlong_fields_cannot_stop_receipt_ingestio
         assert "gpt-4o-mini\ufffdx" in models, models
     finally:
         stack.stop()
+
+
+def test_one_workspace_cannot_queue_unbounded_evidence_jobs(cp_sqlite):
+    """A key holder with ``evidence:write`` fires bundle requests in parallel: each is a job that
+    reads the workspace's receipts, signs and writes a file kept on disk. Only a few may be pending
+    or running per workspace at once; the rest get 429 with Retry-After, another workspace is not
+    affected, and once the jobs finish the workspace may ask again."""
+    acme, capped = cp_sqlite.client("acme"), cp_sqlite.client("capped")
+    replies: list = []
+    threads = [threading.Thread(target=lambda: replies.append(acme.post("/v1/evidence/bundles", {})))
+               for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accepted = [r for r in replies if r.status == 202]
+    refused = [r for r in replies if r.status != 202]
+    assert 1 <= len(accepted) < 12 and refused, [r.status for r in replies]
+    for r in refused:
+        _err(r, 429, "evidence.busy")
+        assert r.headers.get("retry-after")
+    assert capped.post("/v1/evidence/bundles", {}).status == 202
+    eventually(lambda: acme.post("/v1/evidence/bundles", {}).status == 202, 30, "a new job once the others finished")
