@@ -486,3 +486,28 @@ def test_revoking_a_key_revokes_the_keys_it_minted_but_not_its_successor(cp):
     assert CP(cp.url, owned_child["secret"]).get("/v1/keys").status == 401
     for made in (successor, succ_child):
         assert CP(cp.url, made["secret"]).get("/v1/keys").status == 200, made["key"]["name"]
+
+
+def test_a_key_cannot_lift_a_per_key_budget_that_caps_it_or_its_maker(cp):
+    """Red team, item 4: budgets:write (held by every standard key by default, and inherited by the
+    keys it mints) let a capped key raise or delete the per-key budget on itself, and its child
+    the one on its maker, so the cap bound only keys that did not hold budgets:write. A key (or
+    a session of one) may lower such a budget but not raise or remove it; the workspace's other
+    keys and the admin still may."""
+    acme = cp.client("acme")
+    parent = _mint(acme, {"name": "capped-writer"})
+    pid = parent["key"]["id"]
+    bid = "cap-of-" + pid.lower()
+    assert acme.post("/v1/budgets", {"id": bid, "unit": "tokens", "window": "day", "limit": 100,
+                                     "key_id": pid}).status == 201
+    me = CP(cp.url, parent["secret"])
+    child = CP(cp.url, _mint(me, {"name": "child-writer"})["secret"])
+    session = CP(cp.url, me.post("/v1/sessions", {}).json()["token"])
+    for attacker in (me, child, session):
+        r = attacker.put(f"/v1/budgets/{bid}", {"limit": 10_000_000})
+        assert r.status == 403 and r.error["code"] == "auth.forbidden", r.text
+        r = attacker.delete(f"/v1/budgets/{bid}")
+        assert r.status == 403 and r.error["code"] == "auth.forbidden", r.text
+    assert acme.get(f"/v1/budgets/{bid}").json()["limit"] == 100
+    assert me.put(f"/v1/budgets/{bid}", {"limit": 50}).status == 200          # tightening is fine
+    assert acme.put(f"/v1/budgets/{bid}", {"limit": 200}).status == 200       # the workspace's own key

@@ -284,10 +284,28 @@ async def create_budget(ctx: Ctx):
     return json(budget_json(row), 201)
 
 
+async def _refuse_lifting_own_cap(ctx: Ctx, c, row, new_amount: int | None) -> None:
+    """403 when a key (or a session of one) would raise or remove a per-key budget that charges it:
+    its own, or one of a key it was minted or rotated from (the lineage the gateway charges).
+    budgets:write comes with every standard key and its children, so otherwise a per-key cap
+    bound only keys that lacked it. Lowering is allowed; other keys and the admin are not limited."""
+    p = ctx.principal
+    if p.role == "admin" or not p.key_id or not row["key_id"]:
+        return
+    if new_amount is not None and new_amount <= row["limit_amount"]:
+        return
+    scope = (await c.execute(sa.select(schema.api_keys.c.scope).where(
+        schema.api_keys.c.id == p.key_id))).scalar() or {}
+    if row["key_id"] in (p.key_id, *(scope.get("lineage") or [])):
+        raise ApiError(403, "auth.forbidden", "a key cannot raise or remove a per-key budget that caps it "
+                       "(its own or a key it descends from); ask another key of the workspace or an admin")
+
+
 async def update_budget(ctx: Ctx):
     bid = ctx.params["budget_id"]
     async with ctx.db.begin() as c:
         row = await _budget(c, ctx.workspace, bid)
+        await _refuse_lifting_own_cap(ctx, c, row, _amount(row["unit"], ctx.body["limit"]))
         await c.execute(schema.budgets.update().where(*_budget_key(ctx.workspace, bid)).values(
             limit_amount=_amount(row["unit"], ctx.body["limit"]), updated_ms=now_ms()))
         await record(c, "budget.updated", ctx.workspace, ctx.principal.actor, {"budget": bid, **ctx.body})
@@ -299,7 +317,7 @@ async def update_budget(ctx: Ctx):
 async def delete_budget(ctx: Ctx):
     bid = ctx.params["budget_id"]
     async with ctx.db.begin() as c:
-        await _budget(c, ctx.workspace, bid)
+        await _refuse_lifting_own_cap(ctx, c, await _budget(c, ctx.workspace, bid), None)
         await c.execute(schema.budgets.update().where(*_budget_key(ctx.workspace, bid)).values(deleted_ms=now_ms()))
         await record(c, "budget.deleted", ctx.workspace, ctx.principal.actor, {"budget": bid})
     await _changed(ctx)
