@@ -267,20 +267,6 @@ def main(argv=None) -> None:
             pr.wait()
 
 
-# Workspace A's policy: harmless unless a call says user "boom", then a loop far beyond the
-# sandbox's evaluation deadline (the same shape as tests/test_adversarial_policy.py's ABUSIVE).
-ABUSIVE_POLICY = """name: slow-when-asked
-rego: |
-  package slow
-  import rego.v1
-  deny contains "never" if {
-    input.user == "boom"
-    some i in numbers.range(1, 1500000)
-    i == -1
-  }
-"""
-
-
 def abusive_neighbour(a) -> None:
     """B's p50/p99 (one connection, and paced) in three phases per round, all in one run:
     ``alone``; ``a_normal`` (A hammered with ordinary calls: the cost of load alone); ``a_abusive``
@@ -289,6 +275,8 @@ def abusive_neighbour(a) -> None:
     import requests
 
     from tests.cpclient import eventually
+    # A's policy: harmless unless a call says user "boom", then a loop far past the sandbox deadline.
+    from tests.test_adversarial_policy import ABUSIVE as ABUSIVE_POLICY
     up_port = free_port()
     procs = []
     stack = None

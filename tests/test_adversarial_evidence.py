@@ -26,7 +26,7 @@ from evidence.merkle import MerkleLog, leaf_hash
 from evidence.receipts import canonical, envelope_receipt, leaf_bytes
 from evidence.signing import signer_for
 from tests.cpclient import CP, eventually
-from tests.test_evidence import _bundle, _cli, _trusted, bundle, ev  # noqa: F401  (module fixtures)
+from tests.test_evidence import _bundle, _cli, _repack, _trusted, bundle, ev  # noqa: F401  (module fixtures)
 
 
 # -- the forger's toolkit ---------------------------------------------------------------------------
@@ -295,7 +295,7 @@ def _one_call(ev, tag: str) -> str:
 def test_unpinned_run_exits_non_zero_without_allow_unpinned(ev, files, tmp_path):
     # The genuine bundle, no pin: every check passes but the trust is self-asserted.
     blob_path = tmp_path / "b.tar.gz"
-    blob_path.write_bytes(_genuine(files))
+    blob_path.write_bytes(_repack(files, fix=False))
     out = _cli(blob_path)
     assert out.returncode == 3, out.stdout + out.stderr
     assert "trust is only self-asserted" in out.stderr and "NOT pinned" in out.stdout
@@ -312,19 +312,6 @@ def test_unpinned_run_exits_non_zero_without_allow_unpinned(ev, files, tmp_path)
     assert out.returncode != 0 and "trust is only self-asserted" in out.stderr
     js = _cli(blob_path, "--json")
     assert js.returncode == 3 and json.loads(js.stdout)["pinned"] is False
-
-
-def _genuine(files) -> bytes:
-    import gzip
-    import io
-    import tarfile
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue())
 
 
 def test_genuine_bundle_still_verifies_pinned(ev, bundle, tmp_path):
