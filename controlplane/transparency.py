@@ -45,12 +45,13 @@ class TransparencyLog:
         log.info("audit log: %d leaves", len(self.tree))
 
     # -- appending (called by the ingestor under its lock) --------------------------------
-    async def stage(self, conn, event_seq: int, envelope: dict) -> int:
-        h = leaf_hash(leaf_bytes(envelope))
-        idx = len(self.tree) + len(self._pending)
-        await conn.execute(schema.merkle_leaves.insert().values(idx=idx, event_seq=event_seq, leaf_hash=h))
-        self._pending.append(h)
-        return idx
+    async def stage(self, conn, items: list[tuple[int, dict]]) -> None:
+        """Append the leaves of ``(event_seq, envelope)`` pairs in order, one statement for all."""
+        base = len(self.tree) + len(self._pending)
+        hashes = [leaf_hash(leaf_bytes(env)) for _, env in items]
+        await conn.execute(schema.merkle_leaves.insert(), [
+            {"idx": base + i, "event_seq": seq, "leaf_hash": h} for i, ((seq, _), h) in enumerate(zip(items, hashes))])
+        self._pending.extend(hashes)
 
     def commit(self) -> None:
         for h in self._pending:

@@ -368,6 +368,16 @@ def test_receipt_ingestion_is_idempotent_verified_and_filterable(cp):
     post = lambda batch: cp.fleet.post("/v1/fleet/receipts", {"instance_id": "sidecar-a", "receipts": batch})  # noqa
     assert post(envs).json() == {"accepted": 6, "duplicates": 0, "rejected": [], "deferred": []}
     assert post(envs[:3]).json() == {"accepted": 0, "duplicates": 3, "rejected": [], "deferred": []}
+    # One batch: a stored receipt, a new one sent twice, one citing a policy id at two versions.
+    twice = _receipt("rcpt_ingest_twice", signer)
+    cites = _receipt("rcpt_ingest_cites", signer, decision={
+        "allow": True, "status": 200, "code": "ok", "reasons": [], "bundle": "r1",
+        "policies": ["pol_twoversions@2", "pol_twoversions@3", "relaygate.scope@1.0.0"]})
+    assert post([envs[4], twice, twice, cites]).json() == {"accepted": 2, "duplicates": 2, "rejected": [],
+                                                           "deferred": []}
+    events = cp.client("acme").get("/v1/audit/events", params={"policy": "pol_twoversions"}).json()["events"]
+    assert [(e["id"], e["policies"]) for e in events] == [
+        ("rcpt_ingest_cites", ["pol_twoversions@2", "relaygate.scope@1.0.0"])]
 
     import base64
     statement = json.loads(base64.b64decode(envs[0]["payload"]))
@@ -379,7 +389,7 @@ def test_receipt_ingestion_is_idempotent_verified_and_filterable(cp):
     assert sorted(r["reason"].split(" ")[0] for r in result["rejected"]) == ["not", "signature", "signed"]
 
     acme = cp.client("acme")
-    assert len(acme.get("/v1/audit/events", params={"kind": "gateway.call", "user": "alice"}).json()["events"]) == 6
+    assert len(acme.get("/v1/audit/events", params={"kind": "gateway.call", "user": "alice"}).json()["events"]) == 8
     denied = acme.get("/v1/audit/events", params={"decision": "deny", "kind": "gateway.call"}).json()["events"]
     assert [e["id"] for e in denied] == ["rcpt_ingest_deny"] and denied[0]["status"] == 451
     by_policy = acme.get("/v1/audit/events", params={"policy": "relaygate.sovereignty@1.0.0"}).json()["events"]
