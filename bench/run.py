@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -267,6 +268,34 @@ def main(argv=None) -> None:
             pr.wait()
 
 
+def stack_cpu(stack) -> dict[str, float]:
+    """CPU seconds used so far by the stack's processes (control plane, sidecars, Envoy) and by the
+    policy sandbox (its zygote, which reaps the workers it forked, and the live workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int) -> float:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            # utime + stime, plus cutime + cstime: reaped children (the sandbox's killed workers)
+            return sum(int(x) for x in fields[11:15]) / tick
+        except (OSError, IndexError, ValueError):
+            return 0.0
+    out = {"controlplane": 0.0, "sidecar": 0.0, "envoy": 0.0, "policy_sandbox": 0.0}
+    for name, proc in stack.procs.items():
+        group = "sidecar" if name.startswith("extproc") else name
+        if group in out:
+            out[group] += used(proc.pid)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"extproc.policy_sandbox" in f.read():
+                    out["policy_sandbox"] += used(int(pid))
+        except OSError:
+            pass
+    return out
+
+
 def abusive_neighbour(a) -> None:
     """B's p50/p99 (one connection, and paced) in three phases per round, all in one run:
     ``alone``; ``a_normal`` (A hammered with ordinary calls: the cost of load alone); ``a_abusive``
@@ -317,6 +346,7 @@ def abusive_neighbour(a) -> None:
         phases = ("alone", "a_normal", "a_abusive")
         samples = {ph: {"one": [], "paced": []} for ph in phases}
         hammer_stats = {ph: [] for ph in phases[1:]}
+        cpu = {ph: [] for ph in phases}
         for rnd in range(a.rounds):
             for ph in (phases if rnd % 2 == 0 else tuple(reversed(phases))):
                 hammer = None
@@ -325,8 +355,11 @@ def abusive_neighbour(a) -> None:
                                     body=boom if ph == "a_abusive" else REQUEST_BODY, tag=f"-{ph}")
                     hammer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                     time.sleep(1)       # let the hammer reach steady state before measuring B
+                cpu0, t0 = stack_cpu(stack), time.monotonic()
                 samples[ph]["one"].append(wrk(url_b, key_b, 1, a.duration))
                 samples[ph]["paced"].append(wrk(url_b, key_b, a.pace_conns, a.duration, a.pace_ms))
+                cpu1, elapsed = stack_cpu(stack), time.monotonic() - t0
+                cpu[ph].append({k: (cpu1[k] - cpu0.get(k, 0.0)) / elapsed for k in cpu1})
                 if hammer:
                     hammer_stats[ph].append(wrk_result(hammer.communicate()[0], 2 * a.duration + 4))
                 one = samples[ph]["one"][-1]
@@ -339,6 +372,9 @@ def abusive_neighbour(a) -> None:
                         "paced_p50_ms": med(ph, "paced", "p50_ms"), "paced_p99_ms": med(ph, "paced", "p99_ms"),
                         "b_errors": sum(x["non2xx"] + x["socket_errors"] for k in samples[ph].values() for x in k)}
                    for ph in phases}
+        for ph in phases:
+            summary[ph]["cpu_cores"] = {k: round(statistics.median(x.get(k, 0.0) for x in cpu[ph]), 3)
+                                        for k in cpu[ph][0]}
         for ph, hs in hammer_stats.items():
             summary[ph]["a_rps"] = statistics.median(h["rps"] for h in hs)
             summary[ph]["a_non2xx"] = sum(h["non2xx"] for h in hs)
@@ -351,6 +387,10 @@ def abusive_neighbour(a) -> None:
         for ph, x in summary.items():
             print(f"{ph:10s} {x['one_conn_p50_ms']:9.2f}ms {x['one_conn_p99_ms']:9.2f}ms {x['paced_p50_ms']:8.2f}ms "
                   f"{x['paced_p99_ms']:8.2f}ms {x['b_errors']:8d} {x.get('a_rps', 0):8.0f} {x.get('a_non2xx', 0):9d}")
+        print()
+        print("CPU (cores) while B was measured:")
+        for ph in phases:
+            print(f"  {ph:10s} " + "  ".join(f"{k} {v:.2f}" for k, v in summary[ph]["cpu_cores"].items()))
         print()
         for k, v in ratios.items():
             print(f"{k}: {v:.2f}x")

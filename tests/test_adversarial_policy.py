@@ -111,7 +111,7 @@ def test_each_policy_is_evaluated_with_only_its_own_data():
     async def go():
         try:
             out = await sandbox.evaluate(wp, "euro", json.dumps({"model": "gpt-4o", "workspace": {"id": "euro"}}))
-            niceness.extend(os.getpriority(os.PRIO_PROCESS, w.proc.pid) for w in sandbox._all)
+            niceness.extend(os.getpriority(os.PRIO_PROCESS, w.pid) for w in sandbox._all)
             return out
         finally:
             await sandbox.close()
@@ -122,6 +122,155 @@ def test_each_policy_is_evaluated_with_only_its_own_data():
     assert reasons and all("mine" in r for r in reasons), reasons
     assert not any(_leaks(r) or "blocked_models" in r or "pol_victim" in r for r in reasons), reasons
     assert outcome["cited"] == ["pol_thief@1"]
+
+
+def test_a_runaway_evaluation_only_gets_cpu_nobody_else_wants_and_its_replacement_is_a_fork():
+    """Item 5's mechanism: past a few ms an evaluation's worker is SCHED_IDLE (it burns only spare CPU
+    until its deadline); the worker killed at the deadline is replaced by a fork of the zygote that
+    imported regorus once (not a new interpreter per runaway call); a benign policy keeps a
+    normal-priority worker, and a demoted worker that answered in time is not reused."""
+    from extproc.policy_sandbox import DEMOTE_AFTER, PolicySandbox, PolicyTimeout, WorkspacePolicies
+    slow = lambda n: ActivePolicy("acme", "pol_slow", 1, parse_document(ABUSIVE.replace("1500000", str(n))))  # noqa: E731
+    sandbox = PolicySandbox(workers=2, timeout=1.5)
+    seen: dict = {}
+
+    def ppid(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    async def watch(stop):
+        while not stop.is_set():
+            for w in list(sandbox._all):
+                try:
+                    if os.sched_getscheduler(w.pid) == os.SCHED_IDLE:
+                        seen.setdefault("idle", w.pid)
+                except ProcessLookupError:
+                    pass
+            await asyncio.sleep(0.005)
+
+    async def go():
+        try:
+            wp = WorkspacePolicies.from_active([slow(50000000)])     # ~15 s of CPU
+            fast = json.dumps({"user": "ok"})
+            assert (await sandbox.evaluate(wp, "acme", fast))["denials"] == []
+            first = {w.pid for w in sandbox._all}
+            zygote = sandbox._zygote.proc.pid
+            assert all(ppid(pid) == zygote for pid in first)
+            assert all(os.sched_getscheduler(pid) == os.SCHED_OTHER for pid in first)
+            stop = asyncio.Event()
+            watcher = asyncio.ensure_future(watch(stop))
+            with pytest.raises(PolicyTimeout):
+                await sandbox.evaluate(wp, "acme", json.dumps({"user": "boom"}))
+            stop.set()
+            await watcher
+            assert seen.get("idle") in first, "the runaway evaluation's worker was never lowered to SCHED_IDLE"
+            for _ in range(200):                        # the replacement comes up
+                if len(sandbox._all) == 2 and seen["idle"] not in {w.pid for w in sandbox._all}:
+                    break
+                await asyncio.sleep(0.01)
+            now = {w.pid for w in sandbox._all}
+            assert seen["idle"] not in now and len(now) == 2
+            assert all(ppid(pid) == zygote for pid in now), "the replacement is not a fork of the zygote"
+            assert all(os.sched_getscheduler(pid) == os.SCHED_OTHER for pid in now)
+            # Slow but within the deadline: answered, then the demoted worker is retired.
+            seen.clear()
+            wp2 = WorkspacePolicies.from_active([slow(150000)])       # ~50 ms of CPU
+            stop = asyncio.Event()
+            watcher = asyncio.ensure_future(watch(stop))
+            before = {w.pid for w in sandbox._all}
+            t0 = time.monotonic()
+            out = await sandbox.evaluate(wp2, "acme", json.dumps({"user": "boom"}))
+            stop.set()
+            await watcher
+            assert out["denials"] == [] and time.monotonic() - t0 > DEMOTE_AFTER
+            assert seen.get("idle") in before
+            for _ in range(200):
+                if len(sandbox._all) == 2 and seen["idle"] not in {w.pid for w in sandbox._all}:
+                    break
+                await asyncio.sleep(0.01)
+            assert seen["idle"] not in {w.pid for w in sandbox._all}, "a demoted worker went back to the pool"
+        finally:
+            await sandbox.close()
+    asyncio.run(go())
+
+
+def test_a_workspace_whose_evaluations_keep_running_long_waits_for_its_share_and_others_do_not():
+    """Each workspace's evaluations may use a share of one worker's time (burst 1 s): once acme's
+    runaway calls used it, acme's next evaluation waits for the time to refill (it is not refused:
+    refusing at once invites a flood of cheap retries) while euro's runs at once."""
+    from extproc.policy_sandbox import PolicySandbox, PolicyTimeout, WorkspacePolicies
+    slow = ActivePolicy("acme", "pol_slow", 1, parse_document(ABUSIVE.replace("1500000", "500000000")))
+    other = ActivePolicy("euro", "pol_benign", 1, parse_document(BENIGN))
+    wp = WorkspacePolicies.from_active([slow, other])
+    sandbox = PolicySandbox(workers=3, timeout=0.3, queue_timeout=5.0, share=0.25)
+
+    async def go():
+        try:
+            timeouts = 0
+            while sandbox._time_left("acme", time.monotonic()) >= 0:
+                with pytest.raises(PolicyTimeout):
+                    await sandbox.evaluate(wp, "acme", json.dumps({"user": "boom"}))
+                timeouts += 1
+            assert 3 <= timeouts <= 5, timeouts          # 1 s of burst at 0.3 s per runaway call
+            owed = -sandbox._time_left("acme", time.monotonic()) / sandbox.share
+            t = time.monotonic()
+            euro = await sandbox.evaluate(wp, "euro", json.dumps({"model": "gpt-4o"}))
+            euro_took = time.monotonic() - t
+            t = time.monotonic()
+            acme = await sandbox.evaluate(wp, "acme", json.dumps({"user": "ok"}))
+            acme_took = time.monotonic() - t
+            return owed, euro, euro_took, acme, acme_took
+        finally:
+            await sandbox.close()
+    owed, euro, euro_took, acme, acme_took = asyncio.run(go())
+    assert [d["reason"] for d in euro["denials"]] == ["gpt-4o is not approved here"]
+    assert euro_took < 0.25, f"euro waited {euro_took:.2f}s for acme's share"
+    assert acme["denials"] == [] and acme_took >= owed - euro_took - 0.05, (acme_took, owed)
+
+
+def test_the_sandbox_processes_end_with_the_sidecar_even_on_sigkill(tmp_path):
+    """The zygote holds only a socket to the sidecar: when the sidecar dies uncleanly it sees
+    end-of-file and exits, and its workers die with it, one in the middle of a runaway evaluation
+    included (nothing keeps running tenant Rego or holding memory after a crash)."""
+    import signal
+    import subprocess
+    import sys
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import asyncio, json, sys\n"
+        "from extproc.policy_sandbox import PolicySandbox, WorkspacePolicies\n"
+        "from extproc.workspace_policy import ActivePolicy, parse_document\n"
+        f"doc = parse_document({ABUSIVE.replace('1500000', '500000000')!r})\n"     # minutes of CPU
+        "wp = WorkspacePolicies.from_active([ActivePolicy('acme', 'pol_x', 1, doc)])\n"
+        "async def go():\n"
+        "    s = PolicySandbox(workers=2, timeout=30)\n"
+        "    await s.evaluate(wp, 'acme', json.dumps({'user': 'ok'}))\n"
+        "    while len(s._all) < 2:\n"
+        "        await asyncio.sleep(0.01)\n"
+        "    print(json.dumps([s._zygote.proc.pid] + [w.pid for w in s._all]), flush=True)\n"
+        "    await s.evaluate(wp, 'acme', json.dumps({'user': 'boom'}))\n"
+        "asyncio.run(go())\n")
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    pids = json.loads(owner.stdout.readline())
+    assert len(pids) == 3
+    time.sleep(0.2)                 # a worker is inside the runaway evaluation now
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [p for p in pids if alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"sandbox processes outlived their sidecar: {left}"
 
 
 # -- items 4 and 5 through a real gateway ------------------------------------------------------
