@@ -10,6 +10,15 @@ hashes, budgets, limits; the documents of extproc/config.py) and
 under a key derived from the fleet token, so a bundle at rest or in a proxy
 log reveals no secret).
 
+Every bundle names the version of the control-plane/data-plane contract it
+speaks (``metadata.relaygate_contract`` in the signed ``.manifest``): what its
+config documents, key formats and sealed secrets mean. A sidecar refuses a
+bundle of a contract it does not implement, newer or too old, instead of
+silently dropping fields it does not know (Envoy AI Gateway's filterapi
+refuses the same case); it keeps serving its last good bundle and reports the
+refusal in its posture. A bundle without the field predates versioning and is
+contract 1.
+
 Builds are deterministic (sorted entries, zero mtimes, a nonce derived from
 the plaintext), so the revision, a digest of the contents, is the same for
 the same state on every control-plane replica and after restarts; it is the
@@ -41,6 +50,12 @@ SIGNATURES_PATH = ".signatures.json"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 MAX_FILES = 10_000
 _SEAL_AAD = b"relaygate-bundle-secrets-v1"
+# The contract this code implements, and the oldest one it still reads. Raise CONTRACT_VERSION
+# when a bundle gains meaning an older sidecar would misread or drop; raise MIN_CONTRACT_VERSION
+# when this code stops reading an older shape.
+CONTRACT_VERSION = 1
+MIN_CONTRACT_VERSION = 1
+CONTRACT_KEY = "relaygate_contract"
 
 
 class BundleError(ValueError):
@@ -101,15 +116,16 @@ def _tar(files: dict[str, bytes]) -> bytes:
 
 
 def build(*, modules: dict[str, str], data: dict, config: dict, secrets: dict, fleet_token: str,
-          signer: Signer, metadata: dict | None = None) -> tuple[bytes, str]:
-    """Return (tar.gz bytes, revision)."""
+          signer: Signer, metadata: dict | None = None, contract: int | None = None) -> tuple[bytes, str]:
+    """Return (tar.gz bytes, revision); the bundle declares ``contract`` (default: this code's)."""
+    contract = CONTRACT_VERSION if contract is None else contract
     files = {path: src.encode() for path, src in modules.items()}
     files["data.json"] = _json(data)
     files[CONFIG_PATH] = _json(config)
     files[SECRETS_PATH] = seal(secrets, seal_key(fleet_token))
     revision = _revision(files)
     files[MANIFEST_PATH] = _json({"revision": revision, "roots": ["relaygate"],
-                                  "metadata": metadata or {}})
+                                  "metadata": {**(metadata or {}), CONTRACT_KEY: contract}})
     listed = [{"name": name, "hash": hashlib.sha256(files[name]).hexdigest(), "algorithm": "SHA-256"}
               for name in sorted(files)]
     token = jwt.encode({"files": listed, "keyid": signer.key_id, "scope": "relaygate"},
@@ -139,6 +155,25 @@ def _untar(blob: bytes) -> dict[str, bytes]:
         raise BundleError(f"not a tar.gz bundle: {e}") from None
 
 
+def contract_of(manifest) -> int:
+    """The contract version a (signed) manifest declares; 1 when it predates versioning."""
+    meta = manifest.get("metadata") if isinstance(manifest, dict) else None
+    version = meta.get(CONTRACT_KEY, 1) if isinstance(meta, dict) else 1
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BundleError(f"bundle declares contract version {version!r}, not an integer")
+    return version
+
+
+def check_contract(manifest) -> None:
+    version = contract_of(manifest)
+    if version > CONTRACT_VERSION:
+        raise BundleError(f"bundle speaks contract version {version}; this sidecar implements "
+                          f"{MIN_CONTRACT_VERSION}..{CONTRACT_VERSION}: upgrade the sidecar (it keeps its last good bundle)")
+    if version < MIN_CONTRACT_VERSION:
+        raise BundleError(f"bundle speaks contract version {version}; this sidecar implements "
+                          f"{MIN_CONTRACT_VERSION}..{CONTRACT_VERSION}: upgrade the control plane")
+
+
 def read(blob: bytes, *, verify_key: Ed25519PublicKey, fleet_token: str) -> Bundle:
     """Verify the signature and every file digest, then unpack. Raises BundleError."""
     files = _untar(blob)
@@ -159,6 +194,7 @@ def read(blob: bytes, *, verify_key: Ed25519PublicKey, fleet_token: str) -> Bund
             raise BundleError(f"bundle file {name} does not match its signed digest")
     try:
         manifest = json.loads(files.pop(MANIFEST_PATH))
+        check_contract(manifest)
         data = json.loads(files.pop("data.json", b"{}"))
         config = json.loads(files.pop(CONFIG_PATH))
         sealed = files.pop(SECRETS_PATH)

@@ -428,6 +428,7 @@ class FleetAgent:
         return {
             "bundle_revision": self.sync.revision,
             "bundle_error": self.sync.last_error,
+            "contract_versions": [bundle_mod.MIN_CONTRACT_VERSION, bundle_mod.CONTRACT_VERSION],
             "receipts_backlog": self.spool.backlog(),
             "signing_key_id": self.signer.key_id,
             "calls_total": allowed + denied,
