@@ -110,6 +110,10 @@ class Ingestor:
             self._keys[key_id] = (row["owner"], load_public_key(row["public_key"].encode()), row["retired_ms"])
         return self._keys[key_id]
 
+    def forget_keys(self) -> None:
+        """Drop the cached signing keys (after a registration, rotation or retirement changed them)."""
+        self._keys.clear()
+
     async def ingest(self, instance: str, envelopes: list) -> dict:
         rejected, deferred, checked = [], [], []
         async with self.engine.connect() as c:

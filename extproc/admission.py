@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -28,19 +27,7 @@ log = logging.getLogger("relaygate.admission")
 POLICY_INPUT_VERSION = 1
 
 
-RECEIPT_PREFIX = "rcpt_"
-
-
-def receipt_id_for(request_id: str | None) -> str:
-    """A call's receipt id is Envoy's x-request-id with a prefix.
-
-    Envoy generates the request id for every call (client-sent ids are not
-    trusted), so Envoy itself can name the receipt in replies it makes before
-    or without a policy decision, and the access log names it too.
-    """
-    if request_id and len(request_id) <= 64 and request_id.isascii():
-        return RECEIPT_PREFIX + request_id
-    return f"{RECEIPT_PREFIX}{int(time.time() * 1000):012x}{os.urandom(8).hex()}"
+from relaygate.contract.envoy import RECEIPT_PREFIX, receipt_id_for  # noqa: E402,F401 - the rule lives in the contract
 
 
 @dataclass

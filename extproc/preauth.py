@@ -33,7 +33,7 @@ from prometheus_client import Counter as PromCounter
 
 # Response header the policy service puts on a pre-auth denial; Envoy's guard counts it per
 # client address and removes it (stack/preauth_guard.lua).
-PREAUTH_HEADER = "x-relaygate-preauth"
+from relaygate.contract.envoy import PREAUTH_HEADER  # noqa: E402,F401
 # ImmediateResponse details prefix of a denial whose receipt is its window's summary.
 SAMPLED_DETAILS = "relaygate_sampled_"
 SAMPLED = PromCounter("relaygate_receipts_sampled_total",

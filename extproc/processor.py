@@ -28,9 +28,7 @@ from extproc.wire import DIALECT, BadRequest, Route, error_body, parse_body, par
 
 log = logging.getLogger("relaygate.extproc")
 
-RECEIPT_HEADER = "x-relayone-receipt-id"
-UPSTREAM_HEADER = "x-relaygate-upstream"
-NAMESPACE = "relaygate"
+from relaygate.contract.envoy import NAMESPACE, RECEIPT_HEADER, UPSTREAM_HEADER  # noqa: E402,F401
 # Envoy's route lookup needs x-forwarded-proto: removing it here makes the call unroutable
 # (envoyproxy/envoy#30358). The route removes exactly these after matching (stack/envoy_config.py
 # FORWARD_STRIP); every other x-forwarded-* name a client sends is removed here like any header

@@ -29,7 +29,7 @@ from extproc.preauth import SAMPLED, SAMPLED_DETAILS, PreAuthLimits, ReceiptSamp
 from extproc.spool import Spool
 
 log = logging.getLogger("relaygate.settlement")
-USAGE_NAMESPACE = "relaygate.usage"
+from relaygate.contract.envoy import USAGE_NAMESPACE  # noqa: E402,F401
 SLICE = 8   # receipts signed per event-loop turn
 DENIAL_GRACE = 2.0   # seconds the access log gets to deliver a blocked call's entry
 

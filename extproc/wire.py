@@ -212,33 +212,8 @@ def error_body(code: str, message: str, receipt_id: str) -> bytes:
     return orjson.dumps({"error": {"code": code, "message": message, "receipt_id": receipt_id}})
 
 
-# Replies Envoy makes itself, in the same error shape (rendered into Envoy's
-# local_reply_config by stack/envoy_config.py): kind -> (status, code, message).
-ENVOY_REPLIES = {
-    "timeout": (504, "upstream.timeout", "the upstream provider timed out"),
-    "unavailable": (503, "upstream.unavailable", "the upstream provider is unreachable"),
-    "upstream_error": (502, "upstream.error", "the upstream provider failed"),
-    "misrouted": (502, "gateway.misrouted", "no upstream was selected for this call"),
-    "too_large": (413, "request.too_large", "request body too large"),
-    "policy_down": (503, "gateway.unavailable", "the policy service is unavailable; call not forwarded"),
-    "policy_timeout": (504, "gateway.timeout", "the policy service did not answer in time; call not forwarded"),
-    "rate_limited": (429, "rate.limited", "too many calls from this client address; slow down"),
-    "bad_request": (400, "request.invalid", "malformed HTTP request"),
-    "request_timeout": (408, "request.timeout", "the request was not received in time"),
-    "headers_too_large": (431, "request.headers_too_large", "request headers too large"),
-    "gateway_error": (500, "gateway.error", "the gateway could not complete this call"),
-}
-# Envoy's replies made before any policy decision, by status (one kind per status): the
-# settler drafts their receipts from the access log with these codes and bodies.
-ENVOY_PRE_DECISION = {ENVOY_REPLIES[k][0]: ENVOY_REPLIES[k] for k in (
-    "too_large", "policy_down", "policy_timeout", "rate_limited", "bad_request", "request_timeout",
-    "headers_too_large", "gateway_error")}
-
-
-def envoy_reply_template(code: str, message: str, receipt_id: str | None) -> str:
-    """The body of an Envoy-made reply; ``receipt_id`` may be an Envoy format string."""
-    rid = '"' + receipt_id + '"' if receipt_id else "null"
-    return '{"error":{"code":"%s","message":"%s","receipt_id":%s}}' % (code, message, rid)
+# Replies Envoy makes itself: defined by the contract (relaygate/contract/envoy.py).
+from relaygate.contract.envoy import ENVOY_PRE_DECISION, ENVOY_REPLIES, envoy_reply_template  # noqa: E402,F401
 
 
 def envoy_reply_body(status: int, receipt_id: str) -> bytes | None:

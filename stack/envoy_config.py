@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from extproc.config import GatewayConfig
-from extproc.preauth import PREAUTH_HEADER, PreAuthLimits
-from extproc.admission import RECEIPT_PREFIX
-from extproc.processor import NAMESPACE, RECEIPT_HEADER, UPSTREAM_HEADER
-from extproc.settlement import USAGE_NAMESPACE
-from extproc.wire import ENVOY_REPLIES, envoy_reply_template
+from extproc.preauth import PreAuthLimits
+from relaygate.contract.envoy import (ENVOY_REPLIES, NAMESPACE, PREAUTH_HEADER, RECEIPT_HEADER,
+                                      RECEIPT_ID_ENVOY_FORMAT, UPSTREAM_HEADER, USAGE_NAMESPACE,
+                                      envoy_reply_template)
 
 T = "type.googleapis.com/"
 
@@ -42,7 +41,7 @@ USAGE_RULES = [
 ]
 
 
-RECEIPT_ID = RECEIPT_PREFIX + "%REQ(x-request-id)%"
+RECEIPT_ID = RECEIPT_ID_ENVOY_FORMAT
 # Request headers removed by the route on the way to a provider: the routing header, and those
 # the connection manager added about the client (its address, scheme, internal/external mark).
 FORWARD_STRIP = [UPSTREAM_HEADER, "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",

@@ -232,7 +232,7 @@ async def introduce_key(ctx: Ctx):
         await record(c, "key.rotated", None, f"fleet:{iid}", {"kind": "receipt_signing", "instance_id": iid,
                                                              "key_id": doc["key_id"],
                                                              "previous_key_id": doc["previous_key_id"]})
-    ctx.services.ingestor._keys.clear()
+    ctx.services.ingestor.forget_keys()
     return json({"ok": True, "key_id": doc["key_id"]})
 
 

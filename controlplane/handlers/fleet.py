@@ -42,7 +42,7 @@ async def register(ctx: Ctx):
             await record(c, "key.replaced", None, ctx.principal.actor,
                          {"instance_id": iid, "key_id": doc["key_id"], "retired": replaced})
         row = (await c.execute(sa.select(schema.instances).where(schema.instances.c.id == iid))).mappings().first()
-    ctx.services.ingestor._keys.clear()
+    ctx.services.ingestor.forget_keys()
     await ctx.services.fleet_changed()
     return json(ctx.services.fleet.instance_json(row))
 

@@ -1,0 +1,47 @@
+"""The contract's seams (issue 12): what the control plane needs to render Envoy resources comes
+from ``relaygate.contract``, not from the sidecar's servicer, settler or admission code."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from relaygate.contract import envoy as contract
+
+ROOT = Path(__file__).resolve().parent.parent
+SIDECAR_INTERNALS = {"extproc.processor", "extproc.settlement", "extproc.admission", "extproc.wire",
+                     "extproc.sync", "extproc.server", "extproc.ledger", "extproc.policy_sandbox"}
+
+
+def _imported_by(module: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    return set(json.loads(out.stdout))
+
+
+def test_the_envoy_resource_builders_do_not_import_the_sidecars_internals():
+    loaded = _imported_by("stack.envoy_config") & SIDECAR_INTERNALS
+    assert not loaded, f"stack.envoy_config pulls in the sidecar's {sorted(loaded)}"
+    assert not {m for m in _imported_by("relaygate.contract.envoy") if m.startswith(("extproc", "controlplane"))}
+
+
+def test_envoy_and_the_sidecar_name_a_receipt_by_one_rule():
+    from stack import envoy_config
+    assert envoy_config.RECEIPT_ID == contract.RECEIPT_ID_ENVOY_FORMAT
+    rid = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    # What Envoy renders from its format string for x-request-id=rid is what the sidecar computes.
+    assert contract.RECEIPT_ID_ENVOY_FORMAT.replace("%REQ(x-request-id)%", rid) == contract.receipt_id_for(rid)
+    # An id Envoy would not have made (too long, not ASCII) is replaced, never trusted.
+    for bad in ("x" * 65, "é", None, ""):
+        made = contract.receipt_id_for(bad)
+        assert made.startswith(contract.RECEIPT_PREFIX) and (bad is None or bad == "" or bad not in made)
+
+
+def test_the_sidecars_names_are_the_contracts():
+    from extproc import admission, processor, settlement, wire
+    assert (processor.RECEIPT_HEADER, processor.UPSTREAM_HEADER, processor.NAMESPACE) == \
+        (contract.RECEIPT_HEADER, contract.UPSTREAM_HEADER, contract.NAMESPACE)
+    assert settlement.USAGE_NAMESPACE == contract.USAGE_NAMESPACE
+    assert admission.receipt_id_for is contract.receipt_id_for
+    assert wire.ENVOY_REPLIES is contract.ENVOY_REPLIES
