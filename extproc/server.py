@@ -32,7 +32,8 @@ from extproc.processor import Processor
 from extproc.settlement import DENIAL_GRACE, AccessLogSink, Finalizer
 from extproc.private_files import private_dir, restrict_umask
 from extproc.spool import Spool
-from extproc.sync import BundleSync, ControlPlane, FleetAgent, ReceiptShipper, local_sources
+from extproc.snapshot import local_sources
+from extproc.sync import BundleSync, ControlPlane, FleetAgent, ReceiptShipper
 
 log = logging.getLogger("relaygate.extproc")
 

@@ -37,34 +37,11 @@ from extproc import config as config_mod
 from extproc import metrics
 from extproc.admission import Admission
 from extproc.ledger import Ledger
-from extproc.policy_engine import PolicyError, RegorusEngine, load_policy_sources
+from extproc.policy_engine import PolicyError
+from extproc.snapshot import admission_from_bundle
 from extproc.spool import Spool
-from extproc.workspace_policy import policy_modules, split_bundle
 
 log = logging.getLogger("relaygate.sync")
-
-
-def local_sources(policy_dir: Path) -> tuple[dict[str, str], dict]:
-    """A policy directory as a bundle would carry it (no workspace policies)."""
-    modules, data = load_policy_sources(policy_dir)
-    generated, _ = policy_modules([])
-    return {**generated, **modules}, data
-
-
-def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger, limits=None, sandbox=None) -> Admission:
-    """Parse a bundle into a ready policy snapshot (raises ConfigError / PolicyError).
-
-    The gateway's engine gets the platform modules and data only (always the
-    fast RVM); the workspace policies are split off and run one by one in the
-    policy sandbox, each with only its own data and under a deadline
-    (extproc/policy_sandbox.py), where a rule conflict errors (fails closed)
-    instead of the RVM silently picking a value.
-    """
-    cfg = config_mod.from_documents(b.config, b.secrets)
-    platform, pdata, workspace_policies = split_bundle(b.modules, b.data)
-    engine = RegorusEngine(sources=(platform, pdata))
-    return Admission(cfg, engine, ledger, b.revision, limits, workspace_policies=workspace_policies,
-                     sandbox=sandbox)
 
 
 @dataclass

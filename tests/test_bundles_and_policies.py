@@ -14,7 +14,7 @@ from extproc import bundle
 from extproc import config as config_mod
 from extproc.ledger import InMemoryLedger
 from extproc.policy_sandbox import PolicySandbox, WorkspacePolicies
-from extproc.sync import admission_from_bundle, local_sources
+from extproc.snapshot import admission_from_bundle, local_sources
 from extproc.wire import parse_body
 from extproc.workspace_policy import (ActivePolicy, PolicyDocumentError, check_rego, parse_document,
                                       policy_modules)

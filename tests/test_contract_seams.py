@@ -45,3 +45,12 @@ def test_the_sidecars_names_are_the_contracts():
     assert settlement.USAGE_NAMESPACE == contract.USAGE_NAMESPACE
     assert admission.receipt_id_for is contract.receipt_id_for
     assert wire.ENVOY_REPLIES is contract.ENVOY_REPLIES
+
+
+def test_the_control_plane_does_not_load_the_sidecars_transport_settler_or_client():
+    """The control plane builds bundles, dry runs and Envoy resources from the contract, the
+    config documents and the decision code; the sidecar's gRPC servicer, settler, spool, HTTP
+    client and server stay out of it (the dry run builds its snapshot with extproc/snapshot.py)."""
+    loaded = _imported_by("controlplane.server") & {
+        "extproc.processor", "extproc.settlement", "extproc.spool", "extproc.sync", "extproc.server"}
+    assert not loaded, f"the control plane loads the sidecar's {sorted(loaded)}"

@@ -24,7 +24,7 @@ from extproc import config as config_mod
 from extproc.admission import POLICY_INPUT_VERSION, Verdict
 from extproc.ledger import InMemoryLedger
 from extproc.policy_engine import PolicyError
-from extproc.sync import admission_from_bundle
+from extproc.snapshot import admission_from_bundle
 from extproc.bundle import Bundle
 from extproc.safeyaml import MAX_SOURCE_BYTES
 from extproc.wire import BadRequest, parse_body
