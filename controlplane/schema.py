@@ -60,8 +60,8 @@ upstreams = sa.Table(
 
 budgets = sa.Table(   # ids are unique per workspace (migration 0004): one tenant's names never clash with another's
     "budgets", metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), primary_key=True, index=True),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
     sa.Column("key_id", sa.String(32)),
     sa.Column("unit", sa.String(8), nullable=False),
     sa.Column("window", sa.String(8), nullable=False),
@@ -69,6 +69,8 @@ budgets = sa.Table(   # ids are unique per workspace (migration 0004): one tenan
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
     sa.Column("deleted_ms", sa.BigInteger),
+    # Key order as migration 0004 builds it (workspace first: every lookup is per workspace).
+    sa.PrimaryKeyConstraint("workspace_id", "id", name="budgets_workspace_id_pkey"),
 )
 
 secrets = sa.Table(
