@@ -120,6 +120,16 @@ class Gateway:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/requests", timeout=5) as r:
             return [e for e in json.load(r) if e["port"] == port]
 
+    def sim_request(self, marker: str, upstream: str = "openai-us") -> dict:
+        """The one request the simulator got whose body carries ``marker`` (unique to the calling test).
+
+        The session's gateway is shared, so "the simulator's last request" may be another test's;
+        a test sends a marker of its own and reads back exactly the request its call made.
+        """
+        mine = [e for e in self.sim_requests(upstream) if marker in e["body"]]
+        assert len(mine) == 1, f"{len(mine)} requests on {upstream} carry {marker!r}"
+        return mine[0]
+
     def receipt(self, receipt_id: str, timeout: float = 10) -> dict:
         """The signed receipt, once the call's access-log entry has been settled."""
         deadline = time.monotonic() + timeout

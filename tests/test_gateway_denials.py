@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+import uuid
+
 import pytest
 
 from evidence.receipts import envelope_receipt, verify_receipt
@@ -32,15 +34,16 @@ def _sim_count(gw, upstream="openai-us"):
     return len(gw.sim_requests(upstream))
 
 
-@pytest.mark.parametrize("headers,code", [
-    (JSON, "auth.unauthenticated"),
-    ({**JSON, "authorization": "Bearer ro_live_AAAAAAAAAAAA_forgedsecretforgedsecret"}, "auth.unauthenticated"),
-    ({**JSON, "authorization": "Bearer sk-not-ours"}, "auth.unauthenticated"),
-    ({**JSON, "x-api-key": "ro_live_AAAAAAAAAAAA_x"}, "auth.unauthenticated"),
-])
-def test_missing_or_forged_key_is_401(gw, headers, code):
+@pytest.mark.parametrize("headers", [
+    JSON,
+    {**JSON, "authorization": "Bearer ro_live_AAAAAAAAAAAA_forgedsecretforgedsecret"},
+    {**JSON, "authorization": "Bearer sk-not-ours"},
+    {**JSON, "x-api-key": "ro_live_AAAAAAAAAAAA_x"},
+], ids=["no-key", "forged-bearer", "foreign-bearer", "forged-x-api-key"])
+def test_missing_or_forged_key_is_401(gw, headers):
     before = _sim_count(gw)
-    r = _assert_error(gw, curl(gw.base("acme") + "/chat/completions", chat_body(), headers), 401, code)
+    r = _assert_error(gw, curl(gw.base("acme") + "/chat/completions", chat_body(), headers),
+                      401, "auth.unauthenticated")
     assert r["key_id"] is None
     assert _sim_count(gw) == before
 
@@ -151,10 +154,11 @@ def test_client_cannot_choose_the_upstream_or_spoof_headers(gw):
     reply = curl(gw.base("swiss") + "/chat/completions", chat_body(), headers)
     _assert_error(gw, reply, 451, "sovereignty.blocked")
     assert _sim_count(gw, "anthropic-us") == before
-    ok = curl(gw.base("acme") + "/chat/completions", chat_body(),
+    marker = f"route me {uuid.uuid4().hex}"      # this call's own request, not another test's
+    ok = curl(gw.base("acme") + "/chat/completions", chat_body(content=marker),
               {**_auth(gw, "acme"), "x-relaygate-upstream": "anthropic-us", "x-relaygate-debug": "1"})
     assert ok.status == 200 and ok.receipt_id != "rcpt_spoofed"
-    seen = gw.sim_requests("openai-us")[-1]["headers"]
+    seen = gw.sim_request(marker, "openai-us")["headers"]
     # routed to openai-us (its simulator port), and the routing header itself never reaches a provider
     names = {k.lower() for k in seen}
     assert "x-relaygate-upstream" not in names and "x-relaygate-debug" not in names
@@ -184,14 +188,12 @@ def test_gateway_keeps_serving_after_bad_input(gw):
     assert ok.status == 200 and ok.json()["usage"]["completion_tokens"] == 12
 
 
-@pytest.mark.parametrize("fail,status,code", [
-    ("reset", 502, "upstream.error"),
-])
-def test_upstream_failure_has_our_error_shape_and_releases_budget(gw, fail, status, code):
-    reply = curl(gw.base("outage") + "/chat/completions", chat_body(), {**_auth(gw, "outage"), "x-sim-fail": fail})
-    assert reply.status in (502, 503), reply.body
+def test_upstream_failure_has_our_error_shape_and_releases_budget(gw):
+    """The provider drops the connection mid-call: Envoy's 502 in our shape, nothing charged."""
+    reply = curl(gw.base("outage") + "/chat/completions", chat_body(), {**_auth(gw, "outage"), "x-sim-fail": "reset"})
+    assert reply.status == 502, reply.body
     err = reply.json()["error"]
-    assert err["code"] in ("upstream.error", "upstream.unavailable")
+    assert err["code"] == "upstream.error"
     assert err["receipt_id"] == reply.receipt_id
     r = gw.receipt_doc(reply.receipt_id)
     assert r["decision"]["allow"] is True and r["cost"]["usd_micros"] == 0 and r["usage"]["source"] == "none"

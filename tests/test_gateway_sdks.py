@@ -1,11 +1,18 @@
 """The official SDKs against the real Envoy + ext_proc stack, plain and streaming."""
 from __future__ import annotations
 
+import uuid
+
 import anthropic
 import openai
 import pytest
 
 from evidence.receipts import envelope_receipt, verify_receipt
+
+
+def _marker(what: str) -> str:
+    """Text unique to this call, so the test reads back its own request from the shared simulator."""
+    return f"{what} {uuid.uuid4().hex}"
 
 
 def _verify(gw):
@@ -30,15 +37,16 @@ def test_sdks_reach_the_gateway_over_verified_tls(gw):
 
 
 def test_openai_chat_completion(gw):
+    marker = _marker("Say hello")
     raw = _client(gw).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}], max_tokens=50)
+        model="gpt-4o-mini", messages=[{"role": "user", "content": marker}], max_tokens=50)
     resp = raw.parse()
     rid = raw.headers["x-relayone-receipt-id"]
     assert rid.startswith("rcpt_")
     assert resp.choices[0].message.content
     assert resp.usage.completion_tokens == 12
 
-    seen = gw.sim_requests()[-1]
+    seen = gw.sim_request(marker)
     assert seen["path"] == "/v1/chat/completions"            # workspace segment removed
     assert seen["headers"]["Authorization"] == "Bearer sk-test-openai"   # provider credential swapped in
     assert gw.tokens["acme"] not in str(seen["headers"])       # client key never reaches the upstream
@@ -52,27 +60,28 @@ def test_openai_chat_completion(gw):
     # 0.15 $/1K in, 0.6 $/1K out, in USD millionths, rounded up
     expected = -(-(resp.usage.prompt_tokens * 150_000 + 12 * 600_000) // 1000)
     assert r["cost"]["usd_micros"] == expected
-    assert r["request"]["digest"].startswith("sha256:") and "Say hello" not in str(r)
+    assert r["request"]["digest"].startswith("sha256:") and marker not in str(r)
 
 
 def test_openai_stream_arrives_incrementally_and_settles(gw):
     client = _client(gw)
+    marker = _marker("stream please")
     stream = client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "stream please"}], stream=True,
+        model="gpt-4o-mini", messages=[{"role": "user", "content": marker}], stream=True,
         extra_headers={"x-sim-chunk-delay-ms": "150"})
     rid = stream.headers["x-relayone-receipt-id"]
     chunks = iter(stream.parse())
     first = next(chunks)
     assert first.choices[0].delta.content == "the"
     # The simulator is still producing the stream when the first chunk is already here.
-    assert gw.sim_requests()[-1]["done"] is False
+    assert gw.sim_request(marker)["done"] is False
     rest = list(chunks)
     text = first.choices[0].delta.content + "".join(
         c.choices[0].delta.content or "" for c in rest if c.choices)
     assert len(text.split()) == 12
     usage = [c.usage for c in rest if c.usage]
     assert usage, "the gateway asks OpenAI streams for their usage chunk"
-    sent = gw.sim_requests()[-1]
+    sent = gw.sim_request(marker)
     assert '"include_usage":true' in sent["body"]
     r = gw.receipt_doc(rid)
     assert r["usage"]["source"] == "response"
@@ -98,11 +107,12 @@ def _anthropic(gw, name="acme", ws="acme") -> anthropic.Anthropic:
 
 
 def test_anthropic_messages(gw):
+    marker = _marker("Hello, Claude")
     raw = _anthropic(gw).messages.with_raw_response.create(
-        model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "Hello, Claude"}])
+        model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": marker}])
     msg = raw.parse()
     assert msg.content[0].text and msg.usage.output_tokens == 12
-    seen = gw.sim_requests("anthropic-us")[-1]
+    seen = gw.sim_request(marker, "anthropic-us")
     assert seen["path"] == "/v1/messages" and seen["headers"]["x-api-key"] == "sk-ant-test"
     assert "Authorization" not in seen["headers"]
     r = gw.receipt_doc(raw.headers["x-relayone-receipt-id"])
@@ -124,11 +134,13 @@ def test_anthropic_stream(gw):
 
 
 def test_sovereign_workspace_routes_to_allowed_region(gw):
+    marker = _marker("eu only")
     raw = _client(gw, "euro", "euro").chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "eu only"}],
+        model="gpt-4o-mini", messages=[{"role": "user", "content": marker}],
         extra_headers={"x-relaygate-upstream": "openai-us"})   # a client cannot pick the route itself
     assert raw.status_code == 200
-    assert gw.sim_requests("openai-eu")[-1]["body"].find("eu only") >= 0
+    assert gw.sim_request(marker, "openai-eu")["path"] == "/v1/chat/completions"
+    assert not [e for e in gw.sim_requests("openai-us") if marker in e["body"]]
     r = gw.receipt_doc(raw.headers["x-relayone-receipt-id"])
     assert r["upstream"] == {"name": "openai-eu", "provider": "openai", "region": "eu-west-1",
                              "jurisdiction": "eu"}
@@ -137,14 +149,15 @@ def test_sovereign_workspace_routes_to_allowed_region(gw):
 @pytest.mark.parametrize("stream", [False, True])
 def test_missing_max_tokens_is_capped_by_workspace_default(gw, stream):
     client = _client(gw)
+    marker = _marker("no cap")
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "no cap"}], stream=stream,
+        model="gpt-4o-mini", messages=[{"role": "user", "content": marker}], stream=stream,
         extra_headers={"x-sim-output-tokens": "1000"})
     if stream:
         list(raw.parse())
     else:
         assert raw.parse().usage.completion_tokens == 256
-    assert '"max_tokens":256' in gw.sim_requests()[-1]["body"]
+    assert '"max_tokens":256' in gw.sim_request(marker)["body"]
     assert gw.receipt_doc(raw.headers["x-relayone-receipt-id"])["usage"]["output_tokens"] == 256
 
 
