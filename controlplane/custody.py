@@ -26,6 +26,15 @@ from evidence import custody as ev
 from evidence import dsse
 from evidence.signing import Signer, key_id_for, load_public_key
 
+
+async def pending_commands(engine, instance_id: str) -> list[dict]:
+    """What a sidecar's next heartbeat tells it to do: the signing-key rotations pending for it."""
+    async with engine.connect() as c:
+        rows = (await c.execute(sa.select(schema.key_rotations.c.id).where(
+            schema.key_rotations.c.target == instance_id, schema.key_rotations.c.kind == "receipt_signing",
+            schema.key_rotations.c.status == "pending"))).all()
+    return [{"type": "rotate_signing_key", "rotation_id": r[0]} for r in rows]
+
 TREE_SETTING = "tree_head_key"
 
 

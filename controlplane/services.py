@@ -46,9 +46,6 @@ class Services:
     keys: Any = None                 # controlplane/custody.py KeyService
     transparency: Any = None         # controlplane/transparency.py TransparencyLog
     evidence: Any = None             # controlplane/evidence_jobs.py EvidenceJobs
-    event_extras: Any = None         # async (conn, event row) -> extra fields for GET /v1/audit/events/{id}
-    commands_for: Any = None         # async (instance id) -> commands for its next heartbeat
-    rotate_credential: Any = None    # provider-credential rotation (fleet)
     listeners: list = field(default_factory=list)
     tasks: list = field(default_factory=list)
     xds: Any = None                  # controlplane/xds.py XdsServer
@@ -88,17 +85,6 @@ async def start(settings: Settings) -> Services:
     s.ingestor = Ingestor(s.engine, s.transparency)
     s.evidence = EvidenceJobs(s.engine, s.transparency, s.keys, settings.data_dir / "evidence")
 
-    async def inclusion(conn, row):
-        if row["kind"] != "gateway.call":
-            return {"inclusion_proof": None}
-        from controlplane.handlers.evidence import inclusion_for
-        return {"inclusion_proof": await inclusion_for(s, conn, row["seq"])}
-    s.event_extras = inclusion
-
-    async def commands(instance_id):
-        from controlplane.handlers.evidence import pending_commands
-        return await pending_commands(s, instance_id)
-    s.commands_for = commands
     s.spec = load_spec()
     s.http = aiohttp.ClientSession()
     s.xds = XdsServer(s.engine)
@@ -106,8 +92,6 @@ async def start(settings: Settings) -> Services:
     s.fleet = Fleet(s.engine, s.xds)
     s.bundles.pins = pins_for
     s.deployments = Deployments(s)
-    from controlplane.handlers.fleet import rotate_provider_credential
-    s.rotate_credential = rotate_provider_credential
     pub = settings.data_dir / "bundle-signing.pub"
     pub.parent.mkdir(parents=True, exist_ok=True)
     pub.write_bytes(s.bundle_signer.public_pem())

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from controlplane import schema
 from controlplane.db import now_ms
+from controlplane.errors import ApiError
 from evidence.checkpoint import sign_checkpoint
 from evidence.merkle import MerkleLog, leaf_hash
 from evidence.receipts import leaf_bytes
@@ -101,6 +102,26 @@ class TransparencyLog:
     async def leaf_index(self, conn, event_seq: int) -> int | None:
         return (await conn.execute(sa.select(schema.merkle_leaves.c.idx).where(
             schema.merkle_leaves.c.event_seq == event_seq))).scalar()
+
+    async def inclusion_for(self, conn, event_seq: int, tree_size: int | None = None) -> dict | None:
+        """The inclusion proof of an event's leaf against ``tree_size`` (default: the latest
+        checkpoint, signed now if none covers the leaf yet); None while the event is not a leaf."""
+        idx = await self.leaf_index(conn, event_seq)
+        if idx is None:
+            return None
+        if tree_size is None:
+            head = await self.latest(conn)
+            if head is None or head["size"] <= idx:
+                head = await self.checkpoint()
+            tree_size, note = head["size"], head["note"]
+        else:
+            note = (await conn.execute(sa.select(schema.checkpoints.c.note).where(
+                schema.checkpoints.c.size == tree_size).limit(1))).scalar()
+        if not idx < tree_size <= len(self.tree):
+            raise ApiError(400, "invalid_request", f"leaf {idx} is not in a tree of size {tree_size}",
+                           {"parameter": "tree_size", "provided": tree_size, "expected": f"> {idx}"})
+        return {"leaf_index": idx, "tree_size": tree_size, "hashes": self.inclusion(idx, tree_size),
+                "checkpoint": note}
 
     def inclusion(self, index: int, size: int) -> list[str]:
         return [h.hex() for h in self.tree.inclusion_proof(index, size)]

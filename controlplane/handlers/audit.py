@@ -73,9 +73,8 @@ async def get_event(ctx: Ctx):
             raise not_found("event", eid)
         pols = await policies_of(c, [row["seq"]])
         out = {**event_json(row, pols[row["seq"]]), "receipt": row["receipt"]}
-        extra = ctx.services.event_extras
-        if extra is not None:
-            out.update(await extra(c, row))
+        if row["kind"] == "gateway.call":
+            out["inclusion_proof"] = await ctx.services.transparency.inclusion_for(c, row["seq"])
     return json(out)
 
 

@@ -22,6 +22,7 @@ from controlplane.audit import record
 from controlplane.db import now_ms
 from controlplane.errors import ApiError, not_found
 from controlplane.evidence_jobs import job_json
+from controlplane.handlers.fleet import rotate_provider_credential
 from controlplane.transparency import checkpoint_json
 from controlplane.util import iso, new_id, parse_time
 from evidence.custody import event_of
@@ -60,30 +61,10 @@ async def _event(c, ctx: Ctx, event_id: str):
     return row
 
 
-async def inclusion_for(services, c, seq: int, tree_size: int | None = None) -> dict | None:
-    log = services.transparency
-    idx = await log.leaf_index(c, seq)
-    if idx is None:
-        return None
-    if tree_size is None:
-        head = await log.latest(c)
-        if head is None or head["size"] <= idx:
-            head = await log.checkpoint()
-        tree_size, note = head["size"], head["note"]
-    else:
-        note = (await c.execute(sa.select(schema.checkpoints.c.note).where(
-            schema.checkpoints.c.size == tree_size).limit(1))).scalar()
-    if not idx < tree_size <= len(log.tree):
-        raise ApiError(400, "invalid_request", f"leaf {idx} is not in a tree of size {tree_size}",
-                       {"parameter": "tree_size", "provided": tree_size, "expected": f"> {idx}"})
-    return {"leaf_index": idx, "tree_size": tree_size, "hashes": log.inclusion(idx, tree_size),
-            "checkpoint": note}
-
-
 async def inclusion_proof(ctx: Ctx):
     async with ctx.db.connect() as c:
         seq, _ = await _event(c, ctx, ctx.params["event_id"])
-        proof = await inclusion_for(ctx.services, c, seq, ctx.params.get("tree_size"))
+        proof = await ctx.services.transparency.inclusion_for(c, seq, ctx.params.get("tree_size"))
     if proof is None:
         raise ApiError(404, "proof.not_found", "the receipt is not in the log yet")
     return json({"event_id": ctx.params["event_id"], **proof})
@@ -203,9 +184,9 @@ async def rotate(ctx: Ctx):
                 created_ms=now_ms(), detail={}))
             await record(c, "key.rotation_requested", None, ctx.principal.actor, {"rotation_id": rid, "instance_id": iid})
         return json({"rotation_id": rid, "kind": kind, "status": "pending", "instance_id": iid}, 202)
-    if svc.rotate_credential is None:
+    if kind != "provider":
         raise ApiError(400, "invalid_request", f"unknown rotation kind '{kind}'")
-    return await svc.rotate_credential(ctx)
+    return await rotate_provider_credential(ctx)
 
 
 async def rotation_status(ctx: Ctx):
@@ -240,14 +221,6 @@ async def custody_events(ctx: Ctx):
     async with ctx.db.connect() as c:
         envs = await ctx.services.keys.events(c)
     return json({"events": [{"event": event_of(e), "envelope": e} for e in envs]})
-
-
-async def pending_commands(services, instance_id: str) -> list[dict]:
-    async with services.engine.connect() as c:
-        rows = (await c.execute(sa.select(schema.key_rotations.c.id).where(
-            schema.key_rotations.c.target == instance_id, schema.key_rotations.c.kind == "receipt_signing",
-            schema.key_rotations.c.status == "pending"))).all()
-    return [{"type": "rotate_signing_key", "rotation_id": r[0]} for r in rows]
 
 
 HANDLERS = {"listCheckpoints": checkpoints, "latestCheckpoint": latest_checkpoint, "signCheckpoint": sign_checkpoint,

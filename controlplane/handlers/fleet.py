@@ -14,6 +14,7 @@ from aiohttp import web
 from controlplane import schema
 from controlplane.app import Ctx, json
 from controlplane.audit import record
+from controlplane.custody import pending_commands
 from controlplane.db import now_ms
 from controlplane.errors import ApiError, not_found
 from controlplane.util import iso, new_id
@@ -55,7 +56,7 @@ async def heartbeat(ctx: Ctx):
     if not n:
         raise not_found("instance", iid)
     ctx.services.fleet.observe(iid, ctx.body, now)
-    commands = await ctx.services.commands_for(iid) if ctx.services.commands_for else []
+    commands = await pending_commands(ctx.db, iid)
     return json({"ok": True, "commands": commands})
 
 
