@@ -54,3 +54,21 @@ def test_the_control_plane_does_not_load_the_sidecars_transport_settler_or_clien
     loaded = _imported_by("controlplane.server") & {
         "extproc.processor", "extproc.settlement", "extproc.spool", "extproc.sync", "extproc.server"}
     assert not loaded, f"the control plane loads the sidecar's {sorted(loaded)}"
+
+
+def test_control_plane_domain_modules_do_not_import_request_handlers():
+    """Handlers call the domain (services, audit, custody, transparency...), never the reverse; only
+    the server wires handlers to routes."""
+    import ast
+    offenders = []
+    for path in sorted((ROOT / "controlplane").glob("*.py")):
+        if path.name == "server.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.startswith("controlplane.handlers") for n in names) or (
+                    isinstance(node, ast.ImportFrom) and node.module == "controlplane"
+                    and any(a.name == "handlers" for a in node.names)):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert not offenders, f"domain modules importing handlers: {offenders}"
