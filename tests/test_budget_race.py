@@ -32,6 +32,7 @@ def _marker() -> str:
 PER_CALL = len(_body(_marker())) + MAX_TOKENS   # the worst case the gateway reserves (input bound + output cap)
 LIMIT = 50 * PER_CALL
 SETTLE_FITS = 5                                  # the settlement test's budget holds this many reservations
+BODY = _body("0" * 32)                           # a fixed body, for test_shared_budget
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["one-worker", "two-workers"])
@@ -46,7 +47,7 @@ def capped_gw(request, tmp_path_factory):
     g.stack.stop()
 
 
-async def _fire(url: str, key: str, n: int, body: bytes) -> list[tuple[int, dict, dict]]:
+async def _fire(url: str, key: str, n: int, body: bytes = BODY) -> list[tuple[int, dict, dict]]:
     headers = {"authorization": f"Bearer {key}", "content-type": "application/json",
                # hold every admitted call at the upstream until all 200 have been decided
                "x-sim-delay-ms": "3000"}
