@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 
@@ -144,18 +145,23 @@ def test_relay_goes_through_the_gateway_with_fallback_streaming_and_logs(full):
     assert r["body"]["choices"][0]["message"]["content"] and r["receipt_id"].startswith("rcpt_")
 
     # dead-model's only upstream is down (503): the chain falls back to claude, in Anthropic's shape.
+    marker = uuid.uuid4().hex            # finds this call's request among the module's others
     fb = acme.post("/api/relay", {"to": "dead-model", "fallback": ["claude-sonnet-4-5"], "metadata": {"run": 7},
                                   "payload": {"messages": [{"role": "system", "content": "Be brief."},
-                                                           {"role": "user", "content": "Hi"}]}}).json()
+                                                           {"role": "user", "content": f"Hi {marker}"}]}}).json()
     assert fb["fallback_used"] is True and fb["status_code"] == 200 and fb["model"] == "claude-sonnet-4-5"
     assert [a["status_code"] for a in fb["attempts"]] == [503, 200]
     assert fb["body"]["type"] == "message"
-    sent = full.gw.sim_requests("anthropic-us")[-1]
+    sent = full.gw.sim_request(marker, "anthropic-us")
     assert json.loads(sent["body"])["system"] == "Be brief." and sent["path"] == "/v1/messages"
 
-    # Policy refusals are final: no fallback past a 403.
-    denied = acme.post("/api/relay", {"to": "gpt-4o", "fallback": ["gpt-4o-mini"], "payload": {"messages": []}}).json()
-    assert denied["status_code"] == 403 and denied["fallback_used"] is False
+    # Policy refusals are final: no fallback past a 403. The key may call only gpt-4o, so the
+    # fallback would succeed if tried (and this does not lean on another test's policy).
+    only_4o = CP(full.cp.url, full.tokens["acme-4o"], "x-api-key")
+    denied = only_4o.post("/api/relay", {"to": "gpt-4o-mini", "fallback": ["gpt-4o"], "payload": {"messages": [
+        {"role": "user", "content": "refused"}]}}).json()
+    assert denied["status_code"] == 403 and denied["fallback_used"] is False, denied
+    assert [a["status_code"] for a in denied["attempts"]] == [403]
 
     import requests
     with requests.post(full.cp.url + "/api/relay", stream=True, timeout=30,
