@@ -16,7 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from controlplane import schema
-from controlplane.db import insert_ignore, now_ms
+from controlplane.db import now_ms
 from controlplane.util import bounded_json, iso, new_id
 from evidence import dsse
 from evidence.receipts import envelope_hash, envelope_receipt, verify_receipt

@@ -27,7 +27,6 @@ log = logging.getLogger("relaygate.admission")
 POLICY_INPUT_VERSION = 1
 
 
-from relaygate.contract.envoy import RECEIPT_PREFIX, receipt_id_for  # noqa: E402,F401 - the rule lives in the contract
 
 
 @dataclass

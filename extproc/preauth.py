@@ -31,9 +31,8 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter as PromCounter
 
-# Response header the policy service puts on a pre-auth denial; Envoy's guard counts it per
-# client address and removes it (stack/preauth_guard.lua).
-from relaygate.contract.envoy import PREAUTH_HEADER  # noqa: E402,F401
+# The response header the policy service puts on a pre-auth denial (Envoy's guard counts it per
+# client address and removes it, stack/preauth_guard.lua) is relaygate.contract.envoy.PREAUTH_HEADER.
 # ImmediateResponse details prefix of a denial whose receipt is its window's summary.
 SAMPLED_DETAILS = "relaygate_sampled_"
 SAMPLED = PromCounter("relaygate_receipts_sampled_total",
@@ -111,7 +110,7 @@ class ReceiptSampler:
         self.metric.labels(reason).inc()
         s = self.summaries.get((code, status))
         if s is None:
-            from extproc.admission import receipt_id_for   # admission imports config, which imports this
+            from relaygate.contract.envoy import receipt_id_for
             s = {"rid": receipt_id_for(None), "count": 0, "addrs": Counter(), "window": window,
                  "code": code, "status": status, "reason": reason}
             self.summaries[(code, status)] = s

@@ -20,10 +20,12 @@ from google.protobuf import struct_pb2
 
 from evidence.receipts import digest
 from extproc import metrics
-from extproc.admission import Admission, Verdict, receipt_id_for
+from extproc.admission import Admission, Verdict
+from relaygate.contract.envoy import receipt_id_for
 from extproc.config import ApiKey
 from extproc.spool import Spool
-from extproc.preauth import PREAUTH_HEADER, SAMPLED, SAMPLED_DETAILS, ReceiptSampler
+from extproc.preauth import SAMPLED, SAMPLED_DETAILS, ReceiptSampler
+from relaygate.contract.envoy import PREAUTH_HEADER
 from extproc.wire import DIALECT, BadRequest, Route, error_body, parse_body, parse_path
 
 log = logging.getLogger("relaygate.extproc")
@@ -71,7 +73,7 @@ class Call:
 
 
 class Processor(pb_grpc.ExternalProcessorServicer):
-    """``admission`` is replaced whole when a new policy bundle arrives (see extproc/sync.py)."""
+    """``admission`` is replaced whole when a new policy bundle arrives (see extproc/bundle_sync.py)."""
 
     def __init__(self, admission: Admission, spool: Spool) -> None:
         self.admission = admission

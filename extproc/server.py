@@ -33,7 +33,10 @@ from extproc.settlement import DENIAL_GRACE, AccessLogSink, Finalizer
 from extproc.private_files import private_dir, restrict_umask
 from extproc.spool import Spool
 from extproc.snapshot import local_sources
-from extproc.sync import BundleSync, ControlPlane, FleetAgent, ReceiptShipper
+from extproc.bundle_sync import BundleSync
+from extproc.cpclient import ControlPlane
+from extproc.fleet_agent import FleetAgent
+from extproc.receipt_shipper import ReceiptShipper
 
 log = logging.getLogger("relaygate.extproc")
 
@@ -221,7 +224,7 @@ async def serve(args: argparse.Namespace) -> None:
     if runner:
         await runner.cleanup()
     if sync is not None:
-        await sync.close()
+        await sync.cp.close()
     spool.close()
 
 

@@ -23,8 +23,9 @@ from evidence.signing import Signer
 from extproc import metrics
 from extproc.config import ModelPrice, cost_micros
 from extproc.ledger import Hold, Ledger
-from extproc.admission import receipt_id_for
-from extproc.wire import ENVOY_PRE_DECISION, envoy_reply_body, parse_path
+from relaygate.contract.envoy import receipt_id_for
+from extproc.wire import envoy_reply_body, parse_path
+from relaygate.contract.envoy import ENVOY_PRE_DECISION
 from extproc.preauth import SAMPLED, SAMPLED_DETAILS, PreAuthLimits, ReceiptSampler
 from extproc.spool import Spool
 

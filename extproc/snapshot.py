@@ -2,8 +2,8 @@
 
 What the sidecar installs when a bundle arrives and what the control plane's
 dry run evaluates: one function for both, so a dry run decides exactly as the
-gateway would. Kept apart from extproc/sync.py (the sidecar's HTTP client) so
-the control plane needs no client code to build one.
+gateway would. Kept apart from the sidecar's control-plane client
+(extproc/bundle_sync.py, cpclient.py) so the control plane needs no client code to build one.
 """
 from __future__ import annotations
 

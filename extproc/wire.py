@@ -213,7 +213,7 @@ def error_body(code: str, message: str, receipt_id: str) -> bytes:
 
 
 # Replies Envoy makes itself: defined by the contract (relaygate/contract/envoy.py).
-from relaygate.contract.envoy import ENVOY_PRE_DECISION, ENVOY_REPLIES, envoy_reply_template  # noqa: E402,F401
+from relaygate.contract.envoy import ENVOY_PRE_DECISION, envoy_reply_template  # noqa: E402
 
 
 def envoy_reply_body(status: int, receipt_id: str) -> bytes | None:

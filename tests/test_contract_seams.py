@@ -11,7 +11,8 @@ from relaygate.contract import envoy as contract
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDECAR_INTERNALS = {"extproc.processor", "extproc.settlement", "extproc.admission", "extproc.wire",
-                     "extproc.sync", "extproc.server", "extproc.ledger", "extproc.policy_sandbox"}
+                     "extproc.bundle_sync", "extproc.receipt_shipper", "extproc.fleet_agent", "extproc.cpclient",
+                     "extproc.server", "extproc.ledger", "extproc.policy_sandbox"}
 
 
 def _imported_by(module: str) -> set[str]:
@@ -43,8 +44,8 @@ def test_the_sidecars_names_are_the_contracts():
     assert (processor.RECEIPT_HEADER, processor.UPSTREAM_HEADER, processor.NAMESPACE) == \
         (contract.RECEIPT_HEADER, contract.UPSTREAM_HEADER, contract.NAMESPACE)
     assert settlement.USAGE_NAMESPACE == contract.USAGE_NAMESPACE
-    assert admission.receipt_id_for is contract.receipt_id_for
-    assert wire.ENVOY_REPLIES is contract.ENVOY_REPLIES
+    assert processor.receipt_id_for is contract.receipt_id_for
+    assert wire.ENVOY_PRE_DECISION is contract.ENVOY_PRE_DECISION
 
 
 def test_the_control_plane_does_not_load_the_sidecars_transport_settler_or_client():
@@ -52,7 +53,8 @@ def test_the_control_plane_does_not_load_the_sidecars_transport_settler_or_clien
     config documents and the decision code; the sidecar's gRPC servicer, settler, spool, HTTP
     client and server stay out of it (the dry run builds its snapshot with extproc/snapshot.py)."""
     loaded = _imported_by("controlplane.server") & {
-        "extproc.processor", "extproc.settlement", "extproc.spool", "extproc.sync", "extproc.server"}
+        "extproc.processor", "extproc.settlement", "extproc.spool", "extproc.bundle_sync", "extproc.receipt_shipper",
+        "extproc.fleet_agent", "extproc.cpclient", "extproc.server"}
     assert not loaded, f"the control plane loads the sidecar's {sorted(loaded)}"
 
 

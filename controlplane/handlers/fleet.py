@@ -17,7 +17,7 @@ from controlplane.audit import record
 from controlplane.custody import pending_commands
 from controlplane.db import now_ms
 from controlplane.errors import ApiError, not_found
-from controlplane.util import iso, new_id
+from controlplane.util import new_id
 from extproc.bundle import CONTENT_TYPE
 
 async def register(ctx: Ctx):

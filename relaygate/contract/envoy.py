@@ -14,7 +14,7 @@ RECEIPT_HEADER = "x-relayone-receipt-id"     # every reply names its receipt
 UPSTREAM_HEADER = "x-relaygate-upstream"     # the sidecar's routing choice; Envoy's route matches it
 NAMESPACE = "relaygate"                      # the sidecar's dynamic metadata (decision, hold)
 USAGE_NAMESPACE = "relaygate.usage"          # usage the Lua filter reads from the response
-PREAUTH_HEADER = "x-relaygate-preauth"       # set by the pre-authentication guard (Lua)
+PREAUTH_HEADER = "x-relaygate-preauth"       # on a pre-auth denial; Envoy's guard counts it per address, removes it
 
 # -- the receipt-id rule -----------------------------------------------------------------------------
 RECEIPT_PREFIX = "rcpt_"
