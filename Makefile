@@ -7,11 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: run test bench policy-test verifier system-deps clean help
+.PHONY: run test lint bench policy-test verifier system-deps clean help
 
 help:
 	@echo "make run          start provider simulator + control plane + relaygate-extproc + Envoy and run a tour"
-	@echo "make test         run the whole test suite (real Envoy, real SDKs)"
+	@echo "make test         run the whole test suite (real Envoy, real SDKs), after make lint"
+	@echo "make lint         ruff on the tree, mypy --strict on relaygate/contract"
 	@echo "make policy-test  run the Rego unit tests in policies/"
 	@echo "make bench        benchmark plain Envoy against the full relaygate path"
 	@echo "make verifier     build dist/relaygate-verify.pyz, the single-file offline evidence verifier (pin the root: --trusted-key)"
@@ -39,13 +40,18 @@ run: $(STAMP)
 
 # PostgreSQL (storage tests) and Redis (budgets shared by gateways) run on loopback for the
 # length of the run.
-test: $(STAMP)
+test: $(STAMP) lint
 	@mkdir -p .run && $(BIN)/python -m stack.postgres start .run/pg-test > .run/pg-test.url
 	@$(BIN)/python -m stack.redis_server start .run/redis-test > .run/redis-test.url
 	@RELAYGATE_TEST_POSTGRES=$$(cat .run/pg-test.url) RELAYGATE_TEST_REDIS=$$(cat .run/redis-test.url) \
 	  $(BIN)/python -m pytest -q -ra tests; rc=$$?; \
 	  $(BIN)/python -m stack.redis_server stop .run/redis-test; \
 	  $(BIN)/python -m stack.postgres stop .run/pg-test; exit $$rc
+
+# ruff (errors pyflakes would catch) on the whole tree; mypy --strict on the contract package.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 policy-test: $(STAMP)
 	$(BIN)/python -m extproc.policy_tests policies

@@ -12,7 +12,6 @@ import json
 import os
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import grpc

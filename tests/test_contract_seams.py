@@ -40,7 +40,7 @@ def test_envoy_and_the_sidecar_name_a_receipt_by_one_rule():
 
 
 def test_the_sidecars_names_are_the_contracts():
-    from extproc import admission, processor, settlement, wire
+    from extproc import processor, settlement, wire
     assert (processor.RECEIPT_HEADER, processor.UPSTREAM_HEADER, processor.NAMESPACE) == \
         (contract.RECEIPT_HEADER, contract.UPSTREAM_HEADER, contract.NAMESPACE)
     assert settlement.USAGE_NAMESPACE == contract.USAGE_NAMESPACE

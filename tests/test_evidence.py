@@ -218,7 +218,7 @@ def test_one_byte_of_a_receipt_changed(ev, bundle):
     rows[2]["envelope"]["payload"] = base64.b64encode(bytes(payload)).decode()
     _set_rows(files, rows)
     msgs = _messages(_repack(files), ev)
-    assert f"signature does not verify with" in msgs and "(receipt altered)" in msgs and rows[2]["event_id"] in msgs
+    assert "signature does not verify with" in msgs and "(receipt altered)" in msgs and rows[2]["event_id"] in msgs
     assert "manifest signature does not verify" in msgs
 
 
