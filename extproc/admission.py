@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from relaygate.contract.decision import denial
 from extproc import keys as keyfmt
 from extproc.config import ApiKey, GatewayConfig, Upstream, cost_micros
 from extproc.ledger import Hold, Ledger, LedgerUnavailable, now_utc, window_bounds
@@ -39,6 +40,10 @@ class Verdict:
     upstream: Upstream | None = None
     holds: list[Hold] = field(default_factory=list)
     retry_after: int | None = None
+
+    @classmethod
+    def deny(cls, status: int, code: str, message: str, policies=(), retry_after: int | None = None) -> "Verdict":
+        return cls(False, status, code, message, denial(status, code, [message], policies), retry_after=retry_after)
 
 
 class Admission:
@@ -130,9 +135,7 @@ class Admission:
         except PolicyEvalError as e:
             status, msg, retry = 500, f"policy evaluation failed: {e}", None
         log.warning("workspace %s: %s (%s)", workspace, msg, ", ".join(refs))
-        return Verdict(False, status, "policy.error", msg,
-                       {"allow": False, "status": status, "code": "policy.error", "reasons": [msg],
-                        "policies": refs}, retry_after=retry)
+        return Verdict.deny(status, "policy.error", msg, refs, retry_after=retry)
 
     def _limited(self, key: ApiKey, shape: CallShape) -> Verdict | None:
         ws = self.config.workspaces[key.workspace]
@@ -141,17 +144,14 @@ class Admission:
         if limited is not None:
             retry, which = limited
             msg = f"workspace {ws.id} is over its gateway tier limit ({which}); retry in {retry}s"
-            return Verdict(False, 429, "rate.limited", msg, {"allow": False, "status": 429, "code": "rate.limited",
-                                                              "reasons": [msg], "policies": []}, retry_after=retry)
+            return Verdict.deny(429, "rate.limited", msg, retry_after=retry)
         return None
 
     @staticmethod
     def _ledger_down(e: LedgerUnavailable) -> Verdict:
         log.error("call refused: %s", e)
         msg = "the budget ledger is unreachable; the call was not made"
-        return Verdict(False, 503, "budget.unavailable", msg,
-                       {"allow": False, "status": 503, "code": "budget.unavailable", "reasons": [msg],
-                        "policies": []}, retry_after=1)
+        return Verdict.deny(503, "budget.unavailable", msg, retry_after=1)
 
     def decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
         """Synchronous decision for a workspace without policies of its own (see :meth:`decide_async`)."""
@@ -190,8 +190,7 @@ class Admission:
             d = self.engine.decide(orjson.dumps(full).decode())
         except PolicyError as e:
             return Verdict(False, 500, "policy.error", f"policy evaluation failed: {e}",
-                           {"allow": False, "status": 500, "code": "policy.error", "reasons": [str(e)],
-                            "policies": []})
+                           denial(500, "policy.error", [str(e)]))
         if not d["allow"]:
             retry = None
             if d["code"] == "budget.exceeded":

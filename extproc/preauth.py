@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter as PromCounter
 
+from relaygate.contract.decision import denial
+
 # The response header the policy service puts on a pre-auth denial (Envoy's guard counts it per
 # client address and removes it, stack/preauth_guard.lua) is relaygate.contract.envoy.PREAUTH_HEADER.
 # ImmediateResponse details prefix of a denial whose receipt is its window's summary.
@@ -144,8 +146,7 @@ class ReceiptSampler:
         return {
             "ts": float(s["window"]), "workspace": None, "key_id": None, "endpoint": None, "path": "",
             "request": {"digest": None, "bytes": None}, "model": None, "stream": False, "user": None,
-            "decision": {"allow": False, "status": s["status"], "code": s["code"], "reasons": [msg],
-                         "policies": [], "bundle": self.revision},
+            "decision": denial(s["status"], s["code"], [msg], bundle=self.revision),
             "upstream": None, "price": None, "worst": None, "holds": [], "response_digest": None,
             "sampled": {"count": s["count"], "addresses": len(s["addrs"]), "window": s["window"]},
         }

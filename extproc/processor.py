@@ -21,6 +21,7 @@ from google.protobuf import struct_pb2
 from evidence.receipts import digest
 from extproc import metrics
 from extproc.admission import Admission, Verdict
+from relaygate.contract.decision import denial
 from relaygate.contract.envoy import receipt_id_for
 from extproc.config import ApiKey
 from extproc.spool import Spool
@@ -218,7 +219,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
              raw: bytes | None = None, model: str | None = None,
              retry_after: int | None = None, user: str | None = None) -> pb.ProcessingResponse:
         if not decision:
-            decision = {"allow": False, "status": status, "code": code, "reasons": [message], "policies": []}
+            decision = denial(status, code, [message])
         # Decided before any key was authenticated: Envoy counts these per client address
         # (PREAUTH_HEADER, removed before the client sees it) and their receipts are sampled.
         preauth = call.key is None and status in PREAUTH_STATUSES

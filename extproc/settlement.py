@@ -27,6 +27,7 @@ from relaygate.contract.envoy import receipt_id_for
 from extproc.wire import envoy_reply_body, parse_path
 from relaygate.contract.envoy import ENVOY_PRE_DECISION
 from extproc.preauth import SAMPLED, SAMPLED_DETAILS, PreAuthLimits, ReceiptSampler
+from relaygate.contract.decision import denial
 from extproc.spool import Spool
 
 log = logging.getLogger("relaygate.settlement")
@@ -243,8 +244,7 @@ def envoy_local_draft(entry) -> dict:
         "endpoint": route.endpoint if route else None, "path": path,
         "request": {"digest": None, "bytes": req.request_body_bytes},
         "model": None, "stream": False,
-        "decision": {"allow": False, "status": status, "code": code,
-                     "reasons": [resp.response_code_details or code], "policies": [], "bundle": None},
+        "decision": denial(status, code, [resp.response_code_details or code], bundle=None),
         "upstream": None, "price": None, "worst": None, "holds": [],
         "response_digest": digest(body) if body is not None else None,
     }

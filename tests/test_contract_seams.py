@@ -74,3 +74,16 @@ def test_control_plane_domain_modules_do_not_import_request_handlers():
                     and any(a.name == "handlers" for a in node.names)):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert not offenders, f"domain modules importing handlers: {offenders}"
+
+
+def test_denials_made_outside_rego_have_one_shape_and_it_is_the_receipts():
+    """Every denial the sidecar, settler, pre-auth sampler and dry run make outside Rego comes from
+    relaygate.contract.decision.denial: none spells the dict out itself."""
+    import re
+    from relaygate.contract.decision import denial
+    assert denial(429, "rate.limited", ["slow down"], retry=None) == {
+        "allow": False, "status": 429, "code": "rate.limited", "reasons": ["slow down"], "policies": [], "retry": None}
+    spelled = [f"{p.relative_to(ROOT)}:{i}" for d in ("extproc", "controlplane", "stack")
+               for p in (ROOT / d).rglob("*.py")
+               for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r'"allow":\s*False', line)]
+    assert not spelled, f"denials written out by hand: {spelled}"

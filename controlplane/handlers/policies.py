@@ -30,6 +30,7 @@ from extproc.safeyaml import MAX_SOURCE_BYTES
 from extproc.wire import BadRequest, parse_body
 from extproc.policy_sandbox import default_sandbox
 from extproc.workspace_policy import ActivePolicy, PolicyDocumentError, check_rego_sandboxed
+from relaygate.contract.decision import denial
 
 def _invalid(e: PolicyDocumentError) -> ApiError:
     return ApiError(400, "policy.invalid", e.message, e.details())
@@ -258,7 +259,7 @@ def _platform_decision(adm, doc: dict, outcome: dict) -> dict:
     try:
         return adm.engine.decide(orjson.dumps(dict(doc, workspace_policies=outcome)).decode())
     except PolicyError as e:
-        return {"allow": False, "status": 500, "code": "policy.error", "reasons": [str(e)], "policies": []}
+        return denial(500, "policy.error", [str(e)])
 
 
 async def _evaluate(sources, workspace: str, body: dict) -> tuple[dict, dict]:
