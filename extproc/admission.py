@@ -28,8 +28,6 @@ log = logging.getLogger("relaygate.admission")
 POLICY_INPUT_VERSION = 1
 
 
-
-
 @dataclass
 class Verdict:
     allow: bool
