@@ -36,17 +36,17 @@ $(STAMP): pyproject.toml requirements/regorus.txt
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m stack.run $(ARGS)
+	$(BIN)/python -m devstack.run $(ARGS)
 
 # PostgreSQL (storage tests) and Redis (budgets shared by gateways) run on loopback for the
 # length of the run.
 test: $(STAMP) lint
-	@mkdir -p .run && $(BIN)/python -m stack.postgres start .run/pg-test > .run/pg-test.url
-	@$(BIN)/python -m stack.redis_server start .run/redis-test > .run/redis-test.url
+	@mkdir -p .run && $(BIN)/python -m devstack.postgres start .run/pg-test > .run/pg-test.url
+	@$(BIN)/python -m devstack.redis_server start .run/redis-test > .run/redis-test.url
 	@RELAYGATE_TEST_POSTGRES=$$(cat .run/pg-test.url) RELAYGATE_TEST_REDIS=$$(cat .run/redis-test.url) \
 	  $(BIN)/python -m pytest -q -ra tests; rc=$$?; \
-	  $(BIN)/python -m stack.redis_server stop .run/redis-test; \
-	  $(BIN)/python -m stack.postgres stop .run/pg-test; exit $$rc
+	  $(BIN)/python -m devstack.redis_server stop .run/redis-test; \
+	  $(BIN)/python -m devstack.postgres stop .run/pg-test; exit $$rc
 
 # ruff (errors pyflakes would catch) on the whole tree; mypy --strict on the contract package.
 lint: $(STAMP)
@@ -54,7 +54,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 policy-test: $(STAMP)
-	$(BIN)/python -m extproc.policy_tests policies
+	$(BIN)/python -m relaygate.decision.policy_tests policies
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
@@ -64,8 +64,9 @@ bench: $(STAMP)
 verifier: $(STAMP)
 	rm -rf build/verifier && mkdir -p build/verifier dist
 	$(BIN)/pip install -q --target build/verifier cryptography==50.0.2 rfc8785==0.1.4 orjson==3.13.0
-	cp -r evidence build/verifier/ && rm -rf build/verifier/evidence/__pycache__
-	$(BIN)/shiv --site-packages build/verifier -e evidence.cli:main -p '/usr/bin/env python3' \
+	mkdir -p build/verifier/relaygate && cp relaygate/__init__.py build/verifier/relaygate/
+	cp -r relaygate/evidence build/verifier/relaygate/ && rm -rf build/verifier/relaygate/evidence/__pycache__
+	$(BIN)/shiv --site-packages build/verifier -e relaygate.evidence.cli:main -p '/usr/bin/env python3' \
 	  --reproducible -o dist/relaygate-verify.pyz
 	@echo "built dist/relaygate-verify.pyz: python3 dist/relaygate-verify.pyz verify BUNDLE --trusted-key ROOT.pem [--after-checkpoint FILE]"
 	@echo "  (without --trusted-key trust is only self-asserted: exit 3 unless --allow-unpinned)"

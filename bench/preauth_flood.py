@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
-from stack.processes import Stack
+from devstack.processes import Stack
 from tests.conftest import POLICY_DIR, Gateway, write_config
 from tests.httpcall import chat_body
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import yaml
 
-from extproc.keytool import create as create_key
-from stack import envoy_config
-from stack.redis_server import RedisServer
-from stack.processes import ROOT, Stack, envoy_binary, free_port, http_ok, wait_until
+from relaygate.extproc.keytool import create as create_key
+from relaygate.envoy import config as envoy_config
+from devstack.redis_server import RedisServer
+from devstack.processes import ROOT, Stack, envoy_binary, free_port, http_ok, wait_until
 
 RUN = ROOT / ".run" / "bench"
 RESULTS = ROOT / "bench" / "results"
@@ -289,7 +289,7 @@ def stack_cpu(stack) -> dict[str, float]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"extproc.policy_sandbox" in f.read():
+                if b"relaygate.decision.policy_sandbox" in f.read():
                     out["policy_sandbox"] += used(int(pid))
         except OSError:
             pass

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evidence.receipts import envelope_receipt
-from evidence.signing import load_public_key
-from extproc.keytool import create as create_key
-from stack.processes import Stack, free_port
-from stack import tls as tls_mod
+from relaygate.evidence.receipts import envelope_receipt
+from relaygate.evidence.signing import load_public_key
+from relaygate.extproc.keytool import create as create_key
+from devstack.processes import Stack, free_port
+from devstack import tls as tls_mod
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
@@ -26,7 +26,7 @@ POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 # does too), so the tested path is the shipped one. This process's clients (curl, requests,
 # urllib, aiohttp, the SDKs) trust that CA through the usual trust-store variables, as an
 # operator's clients would; relaygate's own processes never see these variables
-# (stack.processes strips them) and trust only the CA files they are given.
+# (devstack.processes strips them) and trust only the CA files they are given.
 import atexit as _atexit, os as _os, shutil as _shutil, tempfile as _tempfile  # noqa: E401,E402
 _TLS_DIR = Path(_tempfile.mkdtemp(prefix="relaygate-test-tls-"))
 TEST_PKI = Stack.shared_pki = tls_mod.ensure(_TLS_DIR)
@@ -37,7 +37,7 @@ for _var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
 
 def _with_sim_knobs(upstreams: list[dict]) -> list[dict]:
     """The provider's default header allow-list plus the simulator's x-sim-* knobs (tests drive them)."""
-    from extproc.config import DEFAULT_FORWARD_HEADERS
+    from relaygate.contract.config import DEFAULT_FORWARD_HEADERS
     return [{**u, "forward_headers": [*DEFAULT_FORWARD_HEADERS[u["provider"]], "x-sim-*"]} for u in upstreams]
 
 
@@ -234,7 +234,7 @@ def start_controlplane(tmp: Path, database_url: str = "", extra_args=(), env=Non
 def postgres(tmp_path_factory):
     """A real PostgreSQL server on loopback: the one `make test` started, else one of our own."""
     import os
-    from stack.postgres import Postgres
+    from devstack.postgres import Postgres
     url = os.environ.get("RELAYGATE_TEST_POSTGRES")
     if url:
         yield Postgres.attach(url)

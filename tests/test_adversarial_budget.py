@@ -19,7 +19,7 @@ import openai
 import pytest
 import yaml
 
-from stack.processes import Stack
+from devstack.processes import Stack
 from tests.conftest import POLICY_DIR, Gateway, write_config, start_full_stack
 from tests.cpclient import eventually
 from tests.httpcall import curl
@@ -171,7 +171,7 @@ def test_embeddings_with_a_duplicated_model_are_forwarded_as_parsed(agw):
 
 def test_escaped_duplicate_key_is_forwarded_as_parsed():
     """A key spelled with a \\u escape duplicates a limit without a second literal "max_tokens"."""
-    from extproc.wire import parse_body
+    from relaygate.decision.wire import parse_body
     raw = b'{"model": "m", "max\\u005ftokens": 4000, "max_tokens": 5, "messages": []}'
     shape = parse_body("chat.completions", raw, 100)
     assert shape.max_output_tokens == 5 and shape.rewritten
@@ -191,7 +191,7 @@ def test_escaped_duplicate_key_is_forwarded_as_parsed():
     ("messages", {"max_tokens": 10, "n": 5}, 10),     # Anthropic has no n; its provider refuses the field
 ])
 def test_worst_case_counts_every_output(endpoint, doc, worst):
-    from extproc.wire import parse_body
+    from relaygate.decision.wire import parse_body
     shape = parse_body(endpoint, json.dumps({"model": "m", **doc}).encode(), 100)
     assert shape.max_output_tokens == worst
 
@@ -432,7 +432,7 @@ def test_provider_account_headers_never_reach_the_client(agw):
     learned the platform's provider organization and project, its account-wide rate-limit state
     (how much every other tenant is spending right now) and the provider's edge cookies. Only
     the gateway's response allow-list reaches a client; usage and receipts still work."""
-    from providersim.server import ACCOUNT_HEADERS
+    from relaygate.providersim.server import ACCOUNT_HEADERS
     calls = [("/chat/completions", {"model": "gpt-4o-mini", "max_tokens": 5}, "openai"),
              ("/chat/completions", {"model": "gpt-4o-mini", "max_tokens": 5, "stream": True}, "openai"),
              ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5}, "anthropic"),

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence import dsse
-from evidence import evidence_bundle as eb
-from evidence.checkpoint import parse, sign_checkpoint
-from evidence.custody import CONTROL_PLANE, event, event_of, iso_ms, sign_event, to_ms
-from evidence.merkle import MerkleLog, leaf_hash
-from evidence.receipts import canonical, envelope_receipt, leaf_bytes
-from evidence.signing import signer_for
+from relaygate.evidence import dsse
+from relaygate.evidence import evidence_bundle as eb
+from relaygate.evidence.checkpoint import parse, sign_checkpoint
+from relaygate.evidence.custody import CONTROL_PLANE, event, event_of, iso_ms, sign_event, to_ms
+from relaygate.evidence.merkle import MerkleLog, leaf_hash
+from relaygate.evidence.receipts import canonical, envelope_receipt, leaf_bytes
+from relaygate.evidence.signing import signer_for
 from tests.cpclient import CP, eventually
 from tests.test_evidence import _bundle, _cli, _repack, _trusted, bundle, ev  # noqa: F401  (module fixtures)
 

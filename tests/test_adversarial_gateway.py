@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import POLICY_DIR, Gateway, write_config
 from tests.httpcall import chat_body, curl
-from stack.processes import Stack
+from devstack.processes import Stack
 
 JSON = {"content-type": "application/json"}
 ATTACKER, CALLER = "127.0.0.3", "127.0.0.2"
@@ -197,10 +197,10 @@ def test_pre_auth_limits_in_gateway_yaml_survive_seeding_into_the_control_plane(
     """A fleet seeded from a config directory runs with the operator's pre-auth limits, not the
     defaults: the seed keeps every gateway.yaml setting that gateways read, and the bundle's
     gateway document carries them (it used to copy only the body and output-token limits)."""
-    from controlplane import bundles, db, seed as seeding
-    from controlplane.sealing import Sealer
-    from controlplane.secretstore import SecretStore
-    from extproc import config as config_mod
+    from relaygate.controlplane import bundles, db, seed as seeding
+    from relaygate.controlplane.sealing import Sealer
+    from relaygate.controlplane.secretstore import SecretStore
+    from relaygate.contract import config as config_mod
 
     write_config(tmp_path / "config")
     with open(tmp_path / "config" / "gateway.yaml", "a") as f:

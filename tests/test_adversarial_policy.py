@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from extproc.workspace_policy import ActivePolicy, parse_document
-from stack.processes import Stack
+from relaygate.decision.workspace_policy import ActivePolicy, parse_document
+from devstack.processes import Stack
 from tests.conftest import ControlPlane, Gateway, start_controlplane, start_full_stack
 from tests.cpclient import eventually
 from tests.httpcall import chat_body, curl
@@ -96,7 +96,7 @@ def test_dry_run_a_workspace_policy_cannot_read_another_workspaces_data(cp, way)
 
 def test_each_policy_is_evaluated_with_only_its_own_data():
     """The mechanism under the compile check: even Rego that names ``data`` sees only its own policy's data."""
-    from extproc.policy_sandbox import PolicySandbox, WorkspacePolicies
+    from relaygate.decision.policy_sandbox import PolicySandbox, WorkspacePolicies
     victim = ActivePolicy("acme", "pol_victim", 1, parse_document(VICTIM))
     thief_doc = parse_document("name: t\nrego: |\n  package t\n  import rego.v1\n"
                                "  deny contains sprintf(\"%v\", [data]) if true\n"
@@ -129,7 +129,7 @@ def test_a_runaway_evaluation_only_gets_cpu_nobody_else_wants_and_its_replacemen
     until its deadline); the worker killed at the deadline is replaced by a fork of the zygote that
     imported regorus once (not a new interpreter per runaway call); a benign policy keeps a
     normal-priority worker, and a demoted worker that answered in time is not reused."""
-    from extproc.policy_sandbox import DEMOTE_AFTER, PolicySandbox, PolicyTimeout, WorkspacePolicies
+    from relaygate.decision.policy_sandbox import DEMOTE_AFTER, PolicySandbox, PolicyTimeout, WorkspacePolicies
     slow = lambda n: ActivePolicy("acme", "pol_slow", 1, parse_document(ABUSIVE.replace("1500000", str(n))))  # noqa: E731
     sandbox = PolicySandbox(workers=2, timeout=1.5)
     seen: dict = {}
@@ -198,7 +198,7 @@ def test_a_workspace_whose_evaluations_keep_running_long_waits_for_its_share_and
     """Each workspace's evaluations may use a share of one worker's time (burst 1 s): once acme's
     runaway calls used it, acme's next evaluation waits for the time to refill (it is not refused:
     refusing at once invites a flood of cheap retries) while euro's runs at once."""
-    from extproc.policy_sandbox import PolicySandbox, PolicyTimeout, WorkspacePolicies
+    from relaygate.decision.policy_sandbox import PolicySandbox, PolicyTimeout, WorkspacePolicies
     slow = ActivePolicy("acme", "pol_slow", 1, parse_document(ABUSIVE.replace("1500000", "500000000")))
     other = ActivePolicy("euro", "pol_benign", 1, parse_document(BENIGN))
     wp = WorkspacePolicies.from_active([slow, other])
@@ -238,8 +238,8 @@ def test_the_sandbox_processes_end_with_the_sidecar_even_on_sigkill(tmp_path):
     script = tmp_path / "owner.py"
     script.write_text(
         "import asyncio, json, sys\n"
-        "from extproc.policy_sandbox import PolicySandbox, WorkspacePolicies\n"
-        "from extproc.workspace_policy import ActivePolicy, parse_document\n"
+        "from relaygate.decision.policy_sandbox import PolicySandbox, WorkspacePolicies\n"
+        "from relaygate.decision.workspace_policy import ActivePolicy, parse_document\n"
         f"doc = parse_document({ABUSIVE.replace('1500000', '500000000')!r})\n"     # minutes of CPU
         "wp = WorkspacePolicies.from_active([ActivePolicy('acme', 'pol_x', 1, doc)])\n"
         "async def go():\n"

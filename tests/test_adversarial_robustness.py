@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import ControlPlane, Gateway, start_controlplane, start_full_stack
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl
-from stack.processes import Stack
+from devstack.processes import Stack
 
 BILLION_LAUGHS = """name: laughs
 rego: |
@@ -381,7 +381,7 @@ def test_integers_the_database_cannot_bind_are_a_400(cp):
     _err(acme.get(f"/v1/policies/{pid}/versions/{2**31 - 1}"), 404)
     assert acme.get(f"/v1/policies/{pid}/versions/1").status == 200
     # and no integer the API takes (parameter or body field) is left without a bound
-    from controlplane import openapi
+    from relaygate.controlplane import openapi
     spec = openapi.build()
     unbounded = []
 

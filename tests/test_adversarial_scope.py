@@ -2,7 +2,7 @@
 
 - Minting: a key with ``keys:write`` (or a session of one) tries to mint or rotate a key wider than
   itself on some dimension (endpoints, models, permissions, kind, expiry). The lattice behind the
-  check (extproc/scope.py) is property-tested, with the model dimension judged by the gateway's own
+  check (relaygate/contract/scope.py) is property-tested, with the model dimension judged by the gateway's own
   Rego module (policies/relaygate/scope.rego) through regorus.
 - Gateway: a read-only (dashboard) key, or a standard key without ``gateway:call``, tries to spend
   provider money through Envoy directly and through ``/api/relay``; both refuse, and no request
@@ -21,12 +21,12 @@ import pytest
 import regorus
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from extproc import scope as sc
-from extproc.scope import Scope, is_subset
+from relaygate.contract import scope as sc
+from relaygate.contract.scope import Scope, is_subset
 from tests.conftest import POLICY_DIR, Gateway, ControlPlane, start_controlplane, start_full_stack
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl
-from stack.processes import Stack
+from devstack.processes import Stack
 
 # -- the lattice --------------------------------------------------------------------------------
 
@@ -159,7 +159,7 @@ def test_narrowed_models_only_reach_models_the_parent_reaches(data, model):
 
 def test_keys_without_kind_or_permissions_in_yaml_may_call_and_read_only_ones_may_not():
     """Compatibility of key documents: absent kind/permissions = a standard key with every permission."""
-    from extproc.config import parse_key
+    from relaygate.contract.config import parse_key
     base = {"id": "AAAAAAAAAAAA", "workspace": "acme", "salt": "s", "hash": "h"}
     assert parse_key(base, "k").may_call
     assert parse_key({**base, "scope": {"permissions": ["*"]}}, "k").may_call

@@ -18,8 +18,8 @@ import grpc
 import openai
 import pytest
 
-from stack import tls as tls_mod
-from stack.processes import Stack
+from devstack import tls as tls_mod
+from devstack.processes import Stack
 from tests.conftest import POLICY_DIR, write_config
 from tests.cpclient import CP, eventually
 
@@ -276,12 +276,12 @@ def test_local_certificates_are_private_and_reused(tmp_path):
 def _tls_sim(tmp: Path, name: str, pki: tls_mod.Pki, port: int) -> subprocess.Popen:
     import sys
     log = open(tmp / f"sim-{name}.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "providersim.server", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "relaygate.providersim.server", "--port", str(port),
                              "--credential", "sk-test-openai", "--tls-cert", str(pki.server_cert),
                              "--tls-key", str(pki.server_key)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
                             start_new_session=True)
-    from stack.processes import port_open, wait_until
+    from devstack.processes import port_open, wait_until
     wait_until(lambda: port_open(port), 15, f"provider simulator {name}", proc, tmp / f"sim-{name}.log")
     return proc
 
@@ -308,7 +308,7 @@ def provider_tls(tmp_path_factory):
     """
     import yaml
 
-    from stack.processes import free_port
+    from devstack.processes import free_port
     tmp = tmp_path_factory.mktemp("provider-tls")
     tokens = write_config(tmp / "config")
     provider = tls_mod.ensure(tmp / "provider", name="private provider CA")
@@ -379,8 +379,8 @@ def test_every_tls_upstream_cluster_validates_ca_and_name():
     """Rendering, for the static bootstrap and xDS alike (both use _upstream_cluster): a TLS
     upstream always carries a trusted CA (the system bundle unless ca_file) and a SAN match on
     its host; an IP address is matched as an IP SAN and sent no SNI."""
-    from extproc import config as config_mod
-    from stack import envoy_config
+    from relaygate.contract import config as config_mod
+    from relaygate.envoy import config as envoy_config
     base = {"provider": "openai", "region": "r", "jurisdiction": "us", "credential": "c",
             "models": {"m": {}}, "tls": True}
     for addr, ca, san_type in (("api.openai.example:443", None, "DNS"), ("10.0.0.7:8443", "/etc/p/ca.pem", "IP_ADDRESS")):
@@ -404,7 +404,7 @@ def test_upstreams_from_the_control_plane_verify_the_provider_too(env, tmp_path)
     """The same verification for an upstream added through the API and delivered over xDS: an
     impostor with a certificate the system CAs do not trust is refused (and sees nothing), the
     private provider named by ca_file is reached; ca_file without tls is a 400."""
-    from stack.processes import free_port
+    from devstack.processes import free_port
     stack, tokens, rogue = env
     admin = CP(stack.cp_url, stack.admin_token)
     admin.session.verify, admin.session.trust_env = str(stack.pki.ca), False

@@ -13,7 +13,7 @@ import uuid
 import aiohttp
 import pytest
 
-from evidence.receipts import envelope_receipt, verify_chain, verify_receipt
+from relaygate.evidence.receipts import envelope_receipt, verify_chain, verify_receipt
 from tests.conftest import start_gateway
 
 MAX_TOKENS = 10

@@ -9,14 +9,14 @@ import tarfile
 
 import pytest
 
-from evidence.signing import load_or_create_signer
-from extproc import bundle
-from extproc import config as config_mod
-from extproc.ledger import InMemoryLedger
-from extproc.policy_sandbox import PolicySandbox, WorkspacePolicies
-from extproc.snapshot import admission_from_bundle, local_sources
-from extproc.wire import parse_body
-from extproc.workspace_policy import (ActivePolicy, PolicyDocumentError, check_rego, parse_document,
+from relaygate.evidence.signing import load_or_create_signer
+from relaygate.contract import bundle
+from relaygate.contract import config as config_mod
+from relaygate.decision.ledger import InMemoryLedger
+from relaygate.decision.policy_sandbox import PolicySandbox, WorkspacePolicies
+from relaygate.decision.snapshot import admission_from_bundle, local_sources
+from relaygate.decision.wire import parse_body
+from relaygate.decision.workspace_policy import (ActivePolicy, PolicyDocumentError, check_rego, parse_document,
                                       policy_modules)
 from tests.conftest import POLICY_DIR, write_config
 
@@ -84,7 +84,7 @@ def test_bundle_refuses_other_keys_tampering_and_wrong_fleet_token(tmp_path):
 
 
 def test_workspace_policy_compiles_and_only_applies_to_its_workspace():
-    """Workspace policies run in the policy sandbox, each alone with its own data (extproc/policy_sandbox.py)."""
+    """Workspace policies run in the policy sandbox, each alone with its own data (relaygate/decision/policy_sandbox.py)."""
     doc = parse_document(DOC)
     check_rego("pol_a", doc)
     wp = WorkspacePolicies.from_active([ActivePolicy("acme", "pol_a", 3, doc)])

@@ -10,9 +10,9 @@ from pathlib import Path
 from relaygate.contract import envoy as contract
 
 ROOT = Path(__file__).resolve().parent.parent
-SIDECAR_INTERNALS = {"extproc.processor", "extproc.settlement", "extproc.admission", "extproc.wire",
-                     "extproc.bundle_sync", "extproc.receipt_shipper", "extproc.fleet_agent", "extproc.cpclient",
-                     "extproc.server", "extproc.ledger", "extproc.policy_sandbox"}
+SIDECAR_INTERNALS = {"relaygate.extproc.processor", "relaygate.extproc.settlement", "relaygate.decision.admission", "relaygate.decision.wire",
+                     "relaygate.extproc.bundle_sync", "relaygate.extproc.receipt_shipper", "relaygate.extproc.fleet_agent", "relaygate.extproc.cpclient",
+                     "relaygate.extproc.server", "relaygate.decision.ledger", "relaygate.decision.policy_sandbox"}
 
 
 def _imported_by(module: str) -> set[str]:
@@ -22,13 +22,13 @@ def _imported_by(module: str) -> set[str]:
 
 
 def test_the_envoy_resource_builders_do_not_import_the_sidecars_internals():
-    loaded = _imported_by("stack.envoy_config") & SIDECAR_INTERNALS
-    assert not loaded, f"stack.envoy_config pulls in the sidecar's {sorted(loaded)}"
+    loaded = _imported_by("relaygate.envoy.config") & SIDECAR_INTERNALS
+    assert not loaded, f"relaygate.envoy.config pulls in the sidecar's {sorted(loaded)}"
     assert not {m for m in _imported_by("relaygate.contract.envoy") if m.startswith(("extproc", "controlplane"))}
 
 
 def test_envoy_and_the_sidecar_name_a_receipt_by_one_rule():
-    from stack import envoy_config
+    from relaygate.envoy import config as envoy_config
     assert envoy_config.RECEIPT_ID == contract.RECEIPT_ID_ENVOY_FORMAT
     rid = "0f8fad5b-d9cb-469f-a165-70867728950e"
     # What Envoy renders from its format string for x-request-id=rid is what the sidecar computes.
@@ -40,7 +40,8 @@ def test_envoy_and_the_sidecar_name_a_receipt_by_one_rule():
 
 
 def test_the_sidecars_names_are_the_contracts():
-    from extproc import processor, settlement, wire
+    from relaygate.extproc import processor, settlement
+    from relaygate.decision import wire
     assert (processor.RECEIPT_HEADER, processor.UPSTREAM_HEADER, processor.NAMESPACE) == \
         (contract.RECEIPT_HEADER, contract.UPSTREAM_HEADER, contract.NAMESPACE)
     assert settlement.USAGE_NAMESPACE == contract.USAGE_NAMESPACE
@@ -51,11 +52,76 @@ def test_the_sidecars_names_are_the_contracts():
 def test_the_control_plane_does_not_load_the_sidecars_transport_settler_or_client():
     """The control plane builds bundles, dry runs and Envoy resources from the contract, the
     config documents and the decision code; the sidecar's gRPC servicer, settler, spool, HTTP
-    client and server stay out of it (the dry run builds its snapshot with extproc/snapshot.py)."""
-    loaded = _imported_by("controlplane.server") & {
-        "extproc.processor", "extproc.settlement", "extproc.spool", "extproc.bundle_sync", "extproc.receipt_shipper",
-        "extproc.fleet_agent", "extproc.cpclient", "extproc.server"}
+    client and server stay out of it (the dry run builds its snapshot with relaygate/decision/snapshot.py)."""
+    loaded = _imported_by("relaygate.controlplane.server") & {
+        "relaygate.extproc.processor", "relaygate.extproc.settlement", "relaygate.extproc.spool", "relaygate.extproc.bundle_sync", "relaygate.extproc.receipt_shipper",
+        "relaygate.extproc.fleet_agent", "relaygate.extproc.cpclient", "relaygate.extproc.server"}
     assert not loaded, f"the control plane loads the sidecar's {sorted(loaded)}"
+
+
+CONTROL_PLANE_MAY_IMPORT = ("relaygate.contract", "relaygate.decision", "relaygate.envoy", "relaygate.evidence",
+                           "relaygate.controlplane")
+
+
+def _relaygate_imports(package: Path) -> dict[str, set[str]]:
+    """Every ``relaygate.*`` / first-party module each file of a package names in an import."""
+    import ast
+    first_party = {"relaygate", "devstack", "bench", "tests"}
+    out: dict[str, set[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        out[str(path.relative_to(ROOT))] = {n for n in names if n.split(".")[0] in first_party}
+    return out
+
+
+def test_the_control_plane_imports_only_contract_decision_envoy_and_evidence():
+    """The acceptance of issue 12: the control plane depends on the contract, the decision library,
+    the Envoy resource builders and evidence, never on the sidecar (relaygate.extproc), the
+    development runner or the tests. Checked on the source (every import, lazy ones included) and
+    on what a started control plane actually loads."""
+    offenders = {f: sorted(n for n in names if not n.startswith(CONTROL_PLANE_MAY_IMPORT))
+                 for f, names in _relaygate_imports(ROOT / "relaygate" / "controlplane").items()}
+    offenders = {f: n for f, n in offenders.items() if n}
+    assert not offenders, f"control-plane modules importing outside its allowed packages: {offenders}"
+    loaded = {m for m in _imported_by("relaygate.controlplane.server") | _imported_by("relaygate.controlplane.app")
+              if m.split(".")[0] in ("relaygate", "devstack", "bench", "tests")}
+    assert loaded and all(m == "relaygate" or m.startswith(CONTROL_PLANE_MAY_IMPORT) for m in loaded), \
+        sorted(m for m in loaded if m != "relaygate" and not m.startswith(CONTROL_PLANE_MAY_IMPORT))
+
+
+# The layers of relaygate/, lowest first: what each package may import of relaygate besides
+# itself. docs/architecture.md draws the same picture.
+LAYERS = {
+    "evidence": set(),                                   # the offline verifier ships it alone
+    "contract": {"evidence"},                            # bundle signatures are evidence's Ed25519
+    "decision": {"contract", "evidence"},
+    "envoy": {"contract"},
+    "extproc": {"contract", "decision", "evidence", "envoy"},
+    "controlplane": {"contract", "decision", "envoy", "evidence"},
+    "providersim": set(),
+}
+
+
+def test_each_package_imports_only_the_layers_below_it():
+    """devstack/ (make run's process runner), bench/ and tests/ are not in the wheel, so nothing in
+    relaygate/ may import them; and no package reaches up or sideways (the sidecar never imports
+    the control plane, the decision library never imports a transport)."""
+    assert {d.name for d in (ROOT / "relaygate").iterdir() if (d / "__init__.py").exists()} == set(LAYERS)
+    bad = []
+    for f, names in _relaygate_imports(ROOT / "relaygate").items():
+        parts = Path(f).parts
+        own = parts[1] if len(parts) > 2 else None
+        allowed = ({own} | LAYERS[own]) if own else set()
+        for n in names:
+            segs = n.split(".")
+            if segs[0] != "relaygate" or (len(segs) > 1 and segs[1] not in allowed and segs[1] in LAYERS):
+                bad.append(f"{f}: {n}")
+    assert not bad, bad
 
 
 def test_control_plane_domain_modules_do_not_import_request_handlers():
@@ -63,14 +129,14 @@ def test_control_plane_domain_modules_do_not_import_request_handlers():
     the server wires handlers to routes."""
     import ast
     offenders = []
-    for path in sorted((ROOT / "controlplane").glob("*.py")):
+    for path in sorted((ROOT / "relaygate" / "controlplane").glob("*.py")):
         if path.name == "server.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            if any(n.startswith("controlplane.handlers") for n in names) or (
-                    isinstance(node, ast.ImportFrom) and node.module == "controlplane"
+            if any(n.startswith("relaygate.controlplane.handlers") for n in names) or (
+                    isinstance(node, ast.ImportFrom) and node.module == "relaygate.controlplane"
                     and any(a.name == "handlers" for a in node.names)):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert not offenders, f"domain modules importing handlers: {offenders}"

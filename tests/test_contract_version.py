@@ -14,8 +14,8 @@ import pytest
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence.signing import signer_for
-from extproc import bundle
+from relaygate.evidence.signing import signer_for
+from relaygate.contract import bundle
 from tests.conftest import ControlPlane, start_full_stack
 from tests.cpclient import eventually
 from tests.httpcall import chat_body, curl
@@ -71,7 +71,7 @@ def test_a_sidecar_keeps_its_last_good_bundle_when_the_control_plane_speaks_a_ne
         # The next release's control plane: the same code, its contract version raised by one.
         hook = tmp_path / "next"
         hook.mkdir()
-        (hook / "sitecustomize.py").write_text("import extproc.bundle as b\nb.CONTRACT_VERSION += 1\n")
+        (hook / "sitecustomize.py").write_text("import relaygate.contract.bundle as b\nb.CONTRACT_VERSION += 1\n")
         stack.stop_one("controlplane")
         stack.cp_env = {"PYTHONPATH": str(hook)}
         stack.start_controlplane()

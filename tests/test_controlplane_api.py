@@ -15,8 +15,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from evidence.receipts import sign_receipt, verify_receipt
-from evidence.signing import Signer, key_id_for, load_public_key
+from relaygate.evidence.receipts import sign_receipt, verify_receipt
+from relaygate.evidence.signing import Signer, key_id_for, load_public_key
 from tests.conftest import start_controlplane
 from tests.cpclient import CP, eventually
 
@@ -344,7 +344,7 @@ def _receipt(rid: str, signer: Signer, **over) -> dict:
 
 def _register(cp, instance: str) -> Signer:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from evidence import custody
+    from relaygate.evidence import custody
     k = Ed25519PrivateKey.generate()
     signer = Signer(k, key_id_for(k.public_key()))
     proof = custody.sign_event(custody.event("key.registered", instance, "receipts", signer, time.time() - 86400 * 365,

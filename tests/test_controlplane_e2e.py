@@ -14,12 +14,12 @@ import uuid
 
 import pytest
 
-from evidence.receipts import envelope_receipt, verify_receipt
-from evidence.signing import load_public_key
+from relaygate.evidence.receipts import envelope_receipt, verify_receipt
+from relaygate.evidence.signing import load_public_key
 from tests.conftest import ControlPlane, Gateway, start_full_stack
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl
-from stack.processes import Stack
+from devstack.processes import Stack
 
 BLOCK_4O = """name: no-gpt-4o
 description: gpt-4o is not approved in acme

@@ -1,10 +1,10 @@
-"""The one backoff every sidecar → control plane retry loop uses (extproc/cpclient.py)."""
+"""The one backoff every sidecar → control plane retry loop uses (relaygate/extproc/cpclient.py)."""
 from __future__ import annotations
 
 import asyncio
 import time
 
-from extproc.cpclient import Backoff
+from relaygate.extproc.cpclient import Backoff
 
 
 def test_backoff_doubles_to_its_cap_with_jitter_and_resets():

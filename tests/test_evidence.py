@@ -20,15 +20,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence import dsse
-from evidence import evidence_bundle as eb
-from evidence.checkpoint import sign_checkpoint, verify_checkpoint
-from evidence.custody import iso_ms
-from evidence.merkle import leaf_hash, verify_consistency, verify_inclusion
-from evidence.receipts import canonical, envelope_statement, leaf_bytes, sign_receipt
-from evidence.signing import load_public_key, signer_for
-from evidence.verify import verify_bundle
-from stack.processes import Stack
+from relaygate.evidence import dsse
+from relaygate.evidence import evidence_bundle as eb
+from relaygate.evidence.checkpoint import sign_checkpoint, verify_checkpoint
+from relaygate.evidence.custody import iso_ms
+from relaygate.evidence.merkle import leaf_hash, verify_consistency, verify_inclusion
+from relaygate.evidence.receipts import canonical, envelope_statement, leaf_bytes, sign_receipt
+from relaygate.evidence.signing import load_public_key, signer_for
+from relaygate.evidence.verify import verify_bundle
+from devstack.processes import Stack
 from tests.conftest import POLICY_DIR, Gateway, write_config
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl
@@ -110,7 +110,7 @@ def _trusted(ev) -> Path:
 
 
 def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evidence.cli", "verify", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "relaygate.evidence.cli", "verify", *map(str, args)], capture_output=True,
                           text=True, timeout=120)
 
 
@@ -258,7 +258,7 @@ def test_a_tree_head_forged(ev, bundle):
     files = eb.read(bundle)
     notes = json.loads(files[eb.CHECKPOINTS])
     forger = signer_for(Ed25519PrivateKey.generate())
-    from evidence.checkpoint import parse
+    from relaygate.evidence.checkpoint import parse
     cp, _, _ = parse(notes[-1])
     notes[-1] = sign_checkpoint(cp.origin, cp.size, bytes(32), cp.timestamp_ms, forger)
     files[eb.CHECKPOINTS] = canonical(notes)

@@ -7,7 +7,7 @@ import threading
 import openai
 import pytest
 
-from evidence.receipts import verify_chain
+from relaygate.evidence.receipts import verify_chain
 from tests.conftest import start_gateway
 from tests.httpcall import chat_body, curl
 

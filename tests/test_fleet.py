@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from stack.processes import Fleet, free_port, port_open, wait_until
+from devstack.processes import Fleet, free_port, port_open, wait_until
 from tests.conftest import POLICY_DIR, write_config
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl
@@ -68,7 +68,7 @@ def call(gw, key: str, model: str = "gpt-4o-mini", ws: str = "acme", **extra):
 
 
 def sim(fleet, port: int):
-    proc = subprocess.Popen([sys.executable, "-m", "providersim.server", "--port", str(port), "--credential",
+    proc = subprocess.Popen([sys.executable, "-m", "relaygate.providersim.server", "--port", str(port), "--credential",
                              "sk-test-openai", "--credential", NEW_SECRET], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     fleet.extra.append(proc)

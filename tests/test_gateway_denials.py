@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from evidence.receipts import envelope_receipt, verify_receipt
+from relaygate.evidence.receipts import envelope_receipt, verify_receipt
 from tests.httpcall import chat_body, curl
 
 JSON = {"content-type": "application/json"}

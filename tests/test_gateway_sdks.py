@@ -7,7 +7,7 @@ import anthropic
 import openai
 import pytest
 
-from evidence.receipts import envelope_receipt, verify_receipt
+from relaygate.evidence.receipts import envelope_receipt, verify_receipt
 
 
 def _marker(what: str) -> str:

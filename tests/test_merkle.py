@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evidence.merkle import (MerkleLog, ProofError, leaf_hash, root_from_inclusion, verify_consistency,
+from relaygate.evidence.merkle import (MerkleLog, ProofError, leaf_hash, root_from_inclusion, verify_consistency,
                              verify_inclusion)
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "rfc6962_merkle.json").read_text())

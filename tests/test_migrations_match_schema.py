@@ -1,7 +1,7 @@
-"""The Alembic migrations build exactly the tables `controlplane.schema` declares.
+"""The Alembic migrations build exactly the tables `relaygate.controlplane.schema` declares.
 
-Tables are declared twice: `controlplane/schema.py` (what every query is written against) and
-`controlplane/migrations/` (what a deployment's database actually holds). A column, index or
+Tables are declared twice: `relaygate/controlplane/schema.py` (what every query is written against) and
+`relaygate/controlplane/migrations/` (what a deployment's database actually holds). A column, index or
 unique constraint added to one and not the other works on a test database made one way and
 fails on a customer's database made the other. These tests migrate an empty database with the
 control plane's own runner (`controlplane.db.migrate`, what `relaygate-controlplane` runs on
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from controlplane import db
-from controlplane.schema import metadata
+from relaygate.controlplane import db
+from relaygate.controlplane.schema import metadata
 
 
 def _diffs(sync_conn, target: sa.MetaData) -> list:
@@ -61,7 +61,7 @@ def _migrated_vs(url: str, target: sa.MetaData) -> tuple[list, list, str]:
 def test_migrations_build_the_declared_schema(database_url):
     diffs, pks, dialect = _migrated_vs(database_url, metadata)
     assert dialect in ("sqlite", "postgresql")
-    assert diffs == [], f"migrations and controlplane/schema.py disagree on {dialect}: {diffs}"
+    assert diffs == [], f"migrations and relaygate/controlplane/schema.py disagree on {dialect}: {diffs}"
     assert pks == [], f"primary keys differ on {dialect} (table, migrated, declared): {pks}"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controlplane import openapi
+from relaygate.controlplane import openapi
 from tests.conftest import start_controlplane
 from tests.cpclient import CP
 
@@ -42,8 +42,8 @@ def test_readme_has_a_curl_example_for_every_operation():
 
 
 def test_committed_openapi_matches_the_declaration():
-    committed = yaml.safe_load((ROOT / "controlplane" / "openapi.yaml").read_text())
-    assert committed == openapi.build(), "regenerate: python -m controlplane.openapi > controlplane/openapi.yaml"
+    committed = yaml.safe_load((ROOT / "relaygate" / "controlplane" / "openapi.yaml").read_text())
+    assert committed == openapi.build(), "regenerate: python -m relaygate.controlplane.openapi > relaygate/controlplane/openapi.yaml"
     assert committed["openapi"] == "3.1.0"
 
 
@@ -57,7 +57,7 @@ def cp(tmp_path_factory):
 
 def test_served_document_is_the_committed_one(cp):
     served = CP(cp.url).get("/v1/openapi.json").json()
-    assert served == yaml.safe_load((ROOT / "controlplane" / "openapi.yaml").read_text())
+    assert served == yaml.safe_load((ROOT / "relaygate" / "controlplane" / "openapi.yaml").read_text())
 
 
 @pytest.mark.slow

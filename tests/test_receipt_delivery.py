@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from evidence import evidence_bundle as eb
-from evidence.receipts import envelope_receipt
-from evidence.verify import verify_bundle
-from stack.processes import Stack
+from relaygate.evidence import evidence_bundle as eb
+from relaygate.evidence.receipts import envelope_receipt
+from relaygate.evidence.verify import verify_bundle
+from devstack.processes import Stack
 from tests.conftest import POLICY_DIR, Gateway, write_config
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl

@@ -11,7 +11,7 @@ import hashlib
 import json
 import subprocess
 
-from evidence.receipts import envelope_statement, verify_receipt
+from relaygate.evidence.receipts import envelope_statement, verify_receipt
 from tests.httpcall import chat_body, curl
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence import dsse
-from evidence.merkle import leaf_hash
-from evidence.receipts import leaf_bytes, sign_receipt, verify_receipt
-from evidence.signing import signer_for
+from relaygate.evidence import dsse
+from relaygate.evidence.merkle import leaf_hash
+from relaygate.evidence.receipts import leaf_bytes, sign_receipt, verify_receipt
+from relaygate.evidence.signing import signer_for
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "receipts.md").read_text()
 

@@ -11,9 +11,9 @@ import os
 import pytest
 import redis
 
-from evidence.receipts import envelope_receipt, verify_receipt
-from stack.processes import Stack
-from stack.redis_server import RedisServer
+from relaygate.evidence.receipts import envelope_receipt, verify_receipt
+from devstack.processes import Stack
+from devstack.redis_server import RedisServer
 from tests.conftest import POLICY_DIR, Gateway, write_config
 from tests.cpclient import eventually
 from tests.httpcall import chat_body, curl
@@ -129,7 +129,7 @@ def test_redis_unavailable_fails_closed_with_a_receipt(pair):
 
 
 def test_redis_ledger_reserves_all_or_none_and_settles_in_batches(redis_url):
-    from extproc.ledger import Hold, RedisLedger, now_utc, window_bounds
+    from relaygate.decision.ledger import Hold, RedisLedger, now_utc, window_bounds
     ledger = RedisLedger(redis_url, prefix="relaygate:test-ledger:")
     for key in ledger.redis.scan_iter("relaygate:test-ledger:*"):
         ledger.redis.delete(key)

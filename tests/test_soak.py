@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from stack.processes import Fleet
+from devstack.processes import Fleet
 from tests.conftest import POLICY_DIR, write_config
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl

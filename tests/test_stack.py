@@ -7,16 +7,16 @@ import sys
 
 import pytest
 
-from extproc import config as config_mod
-from stack import envoy_config
-from stack.processes import ROOT, free_port
+from relaygate.contract import config as config_mod
+from relaygate.envoy import config as envoy_config
+from devstack.processes import ROOT, free_port
 
 
 def test_committed_bootstrap_matches_rendering():
     rendered = envoy_config.render(config_mod.load(ROOT / "config"), listen_port=8080, admin_port=9901,
                                    extproc=["unix:var/extproc.sock"])
     committed = json.loads((ROOT / "envoy" / "gateway.json").read_text())
-    assert committed == rendered, "regenerate: python -m stack.envoy_config --out envoy/gateway.json"
+    assert committed == rendered, "regenerate: python -m relaygate.envoy.config --out envoy/gateway.json"
 
 
 def test_committed_xds_bootstrap_matches_rendering():
@@ -25,7 +25,7 @@ def test_committed_xds_bootstrap_matches_rendering():
                                                  listen="0.0.0.0:8080", admin_port=9901,
                                                  ads_address="127.0.0.1:18000", tls=tls, ads_tls=ads_tls)
     committed = json.loads((ROOT / "envoy" / "bootstrap-xds.json").read_text())
-    assert committed == rendered, "regenerate: python -m stack.envoy_config --xds --out envoy/bootstrap-xds.json"
+    assert committed == rendered, "regenerate: python -m relaygate.envoy.config --xds --out envoy/bootstrap-xds.json"
     # It names only its identity and the ADS server: no listener, route or provider in it.
     assert [c["name"] for c in committed["static_resources"]["clusters"]] == ["xds"]
     assert "listeners" not in committed["static_resources"]
@@ -42,8 +42,8 @@ def test_committed_xds_bootstrap_matches_rendering():
 
 @pytest.mark.parametrize("name", ["gateway.json", "bootstrap-xds.json"])
 def test_bootstrap_is_valid_for_envoy(tmp_path, name):
-    from stack.processes import envoy_binary
-    from stack import tls as tls_mod
+    from devstack.processes import envoy_binary
+    from devstack import tls as tls_mod
     path = tmp_path / name
     path.write_text((ROOT / "envoy" / name).read_text())
     tls_mod.ensure(tmp_path / "var" / "tls")        # the reference bootstrap names var/tls/*.pem
@@ -61,7 +61,7 @@ def test_xds_bootstrap_resolves_a_control_plane_by_name():
 def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     """What `make run` shows a newcomer: demo keys, routing, sovereignty, scope, receipts."""
     out = subprocess.run(
-        [sys.executable, "-m", "stack.run", "--demo-only", "--run-dir", str(tmp_path),
+        [sys.executable, "-m", "devstack.run", "--demo-only", "--run-dir", str(tmp_path),
          "--gateway-port", str(free_port()), "--envoy-admin-port", str(free_port()),
          "--admin-port", str(free_port()), "--cp-port", str(free_port()),
          "--xds-port", str(free_port())],

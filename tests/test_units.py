@@ -10,15 +10,15 @@ import orjson
 import pytest
 import yaml
 
-from evidence.receipts import (GENESIS_HASH, canonical, envelope_hash, envelope_receipt, envelope_statement,
+from relaygate.evidence.receipts import (GENESIS_HASH, canonical, envelope_hash, envelope_receipt, envelope_statement,
                                sign_receipt, verify_chain, verify_receipt)
-from evidence.signing import load_or_create_signer
-from extproc import config as config_mod
-from extproc import keys
-from extproc.ledger import Hold, InMemoryLedger, window_bounds
-from extproc.policy_engine import PolicyError, RegorusEngine, build_engine
-from extproc.policy_tests import run as run_policy_tests
-from extproc.wire import BadRequest, parse_body, parse_path
+from relaygate.evidence.signing import load_or_create_signer
+from relaygate.contract import config as config_mod
+from relaygate.contract import keys
+from relaygate.decision.ledger import Hold, InMemoryLedger, window_bounds
+from relaygate.decision.policy_engine import PolicyError, RegorusEngine, build_engine
+from relaygate.decision.policy_tests import run as run_policy_tests
+from relaygate.decision.wire import BadRequest, parse_body, parse_path
 from tests.conftest import POLICY_DIR, write_config
 
 
@@ -203,7 +203,7 @@ def test_engine_is_usable_from_many_threads():
 def test_policy_data_conflicts_are_errors(tmp_path):
     (tmp_path / "a.yaml").write_text("relaygate: {x: 1}\n")
     (tmp_path / "b.yaml").write_text("relaygate: {x: 2}\n")
-    from extproc.policy_engine import load_policy_sources
+    from relaygate.decision.policy_engine import load_policy_sources
     with pytest.raises(PolicyError, match="defined twice"):
         load_policy_sources(Path(tmp_path))
 
@@ -243,7 +243,7 @@ def test_fast_canonical_json_matches_rfc8785():
 
     import rfc8785
 
-    from evidence.receipts import canonical
+    from relaygate.evidence.receipts import canonical
     rnd = random.Random(8785)
     chars = [chr(c) for c in range(0, 0x3000)] + ["\u2028", "\ufeff", "\U0001F600", "é", '"', "\\"]
 
@@ -269,8 +269,8 @@ def test_fast_canonical_json_matches_rfc8785():
 
 def test_sweep_finishes_what_the_access_log_dropped(tmp_path):
     """Envoy's access log may drop entries: denials complete from their decision, allowed calls expire."""
-    from extproc.settlement import DENIAL_GRACE, Finalizer
-    from extproc.spool import Spool
+    from relaygate.extproc.settlement import DENIAL_GRACE, Finalizer
+    from relaygate.extproc.spool import Spool
     spool = Spool(tmp_path / "r.db")
     ledger = InMemoryLedger()
     hold = Hold("b", "2026-11", 500, "tokens")
@@ -303,7 +303,7 @@ def test_sweep_finishes_what_the_access_log_dropped(tmp_path):
 def test_fleet_health_window_spans_the_last_heartbeats_and_restarts_with_the_sidecar():
     from types import SimpleNamespace
 
-    from controlplane.fleet import RATE_WINDOW_S, Fleet
+    from relaygate.controlplane.fleet import RATE_WINDOW_S, Fleet
     fleet = Fleet(engine=None, xds=SimpleNamespace())
     assert fleet._window("gw") is None
     fleet.observe("gw", {"calls_total": 10, "errors_total": 0}, 1_000)
@@ -321,7 +321,7 @@ def test_fleet_health_window_spans_the_last_heartbeats_and_restarts_with_the_sid
 
 
 def test_shared_ledger_windows_expire_two_days_after_they_end():
-    from extproc.ledger import window_expiry
+    from relaygate.decision.ledger import window_expiry
     day = datetime(2026, 12, 3, tzinfo=timezone.utc).timestamp() + 2 * 86400
     assert window_expiry("2026-12-02") == day
     assert window_expiry("2026-12") == datetime(2027, 1, 3, tzinfo=timezone.utc).timestamp()

@@ -5,5 +5,5 @@ control plane can render Envoy resources and read receipts without importing
 the sidecar's servicer: header names, metadata namespaces, the receipt-id
 rule, and the replies Envoy makes itself. Nothing in this package reads the
 environment or does I/O. (Bundle format and its ``CONTRACT_VERSION``:
-``extproc/bundle.py``, moving here with the config documents.)
+``relaygate/contract/bundle.py``, moving here with the config documents.)
 """

@@ -1,1 +1,0 @@
-"""Request handlers by operationId (see controlplane/openapi.py)."""

@@ -1,0 +1,190 @@
+"""Builds and serves each tenant's signed policy bundle (relaygate/contract/bundle.py is the format).
+
+A bundle holds the platform modules, every live workspace policy (at its
+current version, or the version a deployment pinned for the tenant), the
+gateway config documents and the sealed secrets. Each build is compiled with
+the data plane's own engine and config parser before it is signed, so a
+policy or config that would not load never reaches a sidecar; if a build
+fails, the tenant keeps its last good bundle.
+
+Any change to what bundles hold calls :meth:`BundleService.changed`, which
+wakes the sidecars' long polls.
+"""
+from __future__ import annotations
+
+import os
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import sqlalchemy as sa
+
+from relaygate.controlplane import schema
+from relaygate.controlplane.policystore import active_workspace_policies, platform_sources
+from relaygate.contract import bundle as bundle_mod
+from relaygate.contract import config as config_mod
+from relaygate.decision.policy_engine import PolicyError, RegorusEngine, build_engine
+from relaygate.contract.scope import effective_permissions
+from relaygate.decision.workspace_policy import WORKSPACE_POLICY_DATA, policy_modules, split_bundle
+
+log = logging.getLogger("relaygate.controlplane.bundles")
+
+# regorus objects belong to the thread that made them: every compile and
+# evaluation in the control plane happens on this one thread.
+POLICY_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
+
+
+async def on_policy_thread(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(POLICY_THREAD, fn, *args)
+
+
+def _merge(dst: dict, src: dict) -> dict:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v)
+        else:
+            dst[k] = v
+    return dst
+
+
+async def gateway_documents(conn) -> dict:
+    """The config documents a gateway needs (relaygate/contract/config.py's from_documents), without secrets."""
+    gateway = (await conn.execute(sa.select(schema.settings.c.value).where(
+        schema.settings.c.name == "gateway"))).scalar() or {}
+    ws_rows = (await conn.execute(sa.select(schema.workspaces).where(
+        schema.workspaces.c.deleted_ms.is_(None)).order_by(schema.workspaces.c.id))).mappings().all()
+    workspaces = {}
+    for w in ws_rows:
+        s = w["settings"] or {}
+        doc = {"sovereignty": s.get("sovereignty") or {}, "limits": {
+            k: v for k, v in (s.get("limits") or {}).items()
+            if k in ("requests_per_second", "tokens_per_minute") and v is not None}}
+        if s.get("default_max_output_tokens"):
+            doc["default_max_output_tokens"] = s["default_max_output_tokens"]
+        workspaces[w["id"]] = doc
+    upstreams = [r[0] for r in (await conn.execute(sa.select(schema.upstreams.c.spec).where(
+        schema.upstreams.c.deleted_ms.is_(None)).order_by(schema.upstreams.c.created_ms,
+                                                          schema.upstreams.c.name))).all()]
+    keys = []
+    for k in (await conn.execute(sa.select(schema.api_keys).where(
+            schema.api_keys.c.workspace_id.in_(list(workspaces))).order_by(schema.api_keys.c.id))).mappings():
+        scope = k["scope"] or {}
+        keys.append({"id": k["id"], "workspace": k["workspace_id"], "name": k["name"], "kind": k["kind"],
+                     "salt": k["salt"], "hash": k["hash"],
+                     # kind and permissions travel too: the sidecar refuses keys that may not
+                     # call the gateway (read-only ones, those without gateway:call).
+                     "scope": {"endpoints": scope.get("endpoints") or list(config_mod.ENDPOINTS),
+                               "models": scope.get("models") or ["*"],
+                               "permissions": sorted(effective_permissions(k["kind"], scope.get("permissions"))),
+                               # the keys it was minted or rotated from: their per-key budgets apply
+                               "lineage": list(scope.get("lineage") or [])},
+                     "revoked": k["revoked_ms"] is not None,
+                     "expires_at": k["expires_ms"] / 1000 if k["expires_ms"] is not None else None})
+    budgets = []
+    for b in (await conn.execute(sa.select(schema.budgets).where(
+            schema.budgets.c.deleted_ms.is_(None), schema.budgets.c.workspace_id.in_(list(workspaces)))
+            .order_by(schema.budgets.c.workspace_id, schema.budgets.c.id))).mappings():
+        budgets.append({"id": b["id"], "workspace": b["workspace_id"], "key": b["key_id"], "unit": b["unit"],
+                        "window": b["window"],
+                        "limit": b["limit_amount"] if b["unit"] == "tokens" else b["limit_amount"] / 1_000_000})
+    return {"gateway": gateway, "workspaces": {"workspaces": workspaces}, "upstreams": {"upstreams": upstreams},
+            "keys": {"keys": keys}, "budgets": {"budgets": budgets}}
+
+
+class BundleService:
+    def __init__(self, engine, secrets, signer, fleet_token: str, pins=None) -> None:
+        self.engine, self.secrets, self.signer, self.fleet_token = engine, secrets, signer, fleet_token
+        self.pins = pins                     # async (conn, tenant) -> {policy_id: version}; deployments
+        self.generation = 0
+        self._cond = asyncio.Condition()
+        self._cache: dict[str, tuple[int, bytes, str]] = {}
+        self._lock = asyncio.Lock()
+        self.last_error: dict[str, str] = {}
+
+    async def changed(self) -> None:
+        """Something a bundle holds changed: rebuild on next request and wake long polls."""
+        async with self._cond:
+            self.generation += 1
+            self._cond.notify_all()
+
+    async def sources(self, tenant: str, override=None) -> tuple[dict, dict, dict, dict]:
+        """(modules, data, config documents, secrets) for a tenant's bundle.
+
+        ``override`` (an ActivePolicy) replaces or adds one workspace policy: the dry run
+        evaluates a version exactly as a bundle would carry it.
+        """
+        async with self.engine.connect() as c:
+            docs = await gateway_documents(c)
+            platform, pdata = await platform_sources(c)
+            pins = await self.pins(c, tenant) if self.pins else {}
+            active = await active_workspace_policies(c, pins)
+        if override is not None:
+            active = [p for p in active if p.policy_id != override.policy_id] + [override]
+        generated, policy_data = policy_modules(active)
+        # Workspace policies' data stays out of the gateway's data tree: the sidecar hands each
+        # policy only its own, in its own engine (relaygate/decision/policy_sandbox.py).
+        data = {**_merge({}, pdata), WORKSPACE_POLICY_DATA: policy_data}
+        secrets = await self.secrets.all()
+        return {**platform, **generated}, data, docs, secrets
+
+    @staticmethod
+    def check(modules: dict, data: dict, docs: dict, secrets: dict) -> None:
+        """Load the would-be bundle exactly as a sidecar will; raise if it would not."""
+        config_mod.from_documents(docs, secrets, environ=os.environ)
+        # Compiles the platform modules and the entry point; its regorus objects live and die in this
+        # thread. Workspace modules are parsed one by one, alone (evaluating them is the sandbox's job).
+        platform, pdata, wp = split_bundle(modules, data)
+        RegorusEngine(sources=(platform, pdata))
+        for entries in wp.by_workspace.values():
+            for p in entries:
+                build_engine({f"{p.pid}.rego": p.source}, {})
+
+    async def get(self, tenant: str) -> tuple[bytes, str]:
+        """(bundle bytes, revision) for the tenant, built if anything changed."""
+        cached = self._cache.get(tenant)
+        gen = self.generation
+        if cached and cached[0] == gen:
+            return cached[1], cached[2]
+        async with self._lock:
+            cached = self._cache.get(tenant)
+            if cached and cached[0] == gen:
+                return cached[1], cached[2]
+            started = time.perf_counter()
+            try:
+                modules, data, docs, secrets = await self.sources(tenant)
+                await on_policy_thread(self.check, modules, data, docs, secrets)
+                blob, revision = await asyncio.to_thread(
+                    bundle_mod.build, modules=modules, data=data, config=docs, secrets=secrets,
+                    fleet_token=self.fleet_token, signer=self.signer, metadata={"tenant": tenant})
+            except (config_mod.ConfigError, PolicyError, ValueError) as e:
+                self.last_error[tenant] = str(e)
+                log.error("bundle for tenant %s does not build (%s); serving the last good one", tenant, e)
+                if cached:
+                    self._cache[tenant] = (gen, cached[1], cached[2])
+                    return cached[1], cached[2]
+                raise
+            self.last_error.pop(tenant, None)
+            if not cached or cached[2] != revision:
+                log.info("bundle for tenant %s: revision %s (%d modules, %.0f ms)", tenant, revision,
+                         len(modules), (time.perf_counter() - started) * 1000)
+            self._cache[tenant] = (gen, blob, revision)
+            return blob, revision
+
+    async def wait(self, tenant: str, known: str, timeout: float) -> tuple[bytes, str] | None:
+        """Long poll: the bundle once its revision differs from ``known``, or None at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            blob, revision = await self.get(tenant)
+            if revision != known:
+                return blob, revision
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            gen = self.generation
+            async with self._cond:
+                try:
+                    await asyncio.wait_for(self._cond.wait_for(lambda: self.generation != gen), remaining)
+                except asyncio.TimeoutError:
+                    return None

@@ -1,0 +1,1 @@
+"""Request handlers by operationId (see relaygate/controlplane/openapi.py)."""

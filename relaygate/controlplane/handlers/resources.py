@@ -1,0 +1,334 @@
+"""Workspaces, upstreams and budgets: what the gateways enforce besides policies and keys.
+
+Every change is recorded in the audit feed and wakes the sidecars' bundle
+polls (and, for upstreams, the xDS server), so it reaches gateways in seconds.
+"""
+from __future__ import annotations
+
+import copy
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from relaygate.controlplane import schema
+from relaygate.controlplane.app import Ctx, json, no_content
+from relaygate.controlplane.audit import record
+from relaygate.controlplane.db import now_ms
+from relaygate.controlplane.errors import ApiError, not_found
+from relaygate.controlplane.util import iso
+from relaygate.contract import config as config_mod
+
+DEFAULT_LIMITS = {"requests_per_second": None, "tokens_per_minute": None, "control_plane_rps": None}
+
+
+def workspace_json(row) -> dict:
+    s = row["settings"] or {}
+    return {"id": row["id"], "display_name": row["display_name"],
+            "sovereignty": {"allowed_jurisdictions": [], "allowed_regions": [], **(s.get("sovereignty") or {})},
+            "default_max_output_tokens": s.get("default_max_output_tokens"),
+            "limits": {**DEFAULT_LIMITS, **(s.get("limits") or {})},
+            "relay": {"fallbacks": {}, **(s.get("relay") or {})},
+            "created_at": iso(row["created_ms"]), "updated_at": iso(row["updated_ms"])}
+
+
+def _settings_from(body: dict, base: dict | None = None) -> dict:
+    s = copy.deepcopy(base or {"sovereignty": {"allowed_jurisdictions": [], "allowed_regions": []},
+                               "default_max_output_tokens": None, "limits": dict(DEFAULT_LIMITS),
+                               "relay": {"fallbacks": {}}})
+    if "sovereignty" in body:
+        s["sovereignty"] = {"allowed_jurisdictions": [], "allowed_regions": [], **body["sovereignty"]}
+    if "default_max_output_tokens" in body:
+        s["default_max_output_tokens"] = body["default_max_output_tokens"]
+    if "limits" in body:
+        s["limits"] = {**DEFAULT_LIMITS, **(s.get("limits") or {}), **body["limits"]}
+    if "relay" in body:
+        s["relay"] = {"fallbacks": {}, **body["relay"]}
+    return s
+
+
+async def _changed(ctx: Ctx) -> None:
+    await ctx.services.config_changed()
+
+
+async def list_workspaces(ctx: Ctx):
+    q = sa.select(schema.workspaces).where(schema.workspaces.c.deleted_ms.is_(None)).order_by(schema.workspaces.c.id)
+    if ctx.principal.role != "admin":
+        q = q.where(schema.workspaces.c.id == ctx.principal.workspace)
+    async with ctx.db.connect() as c:
+        rows = (await c.execute(q)).mappings().all()
+    return json({"workspaces": [workspace_json(r) for r in rows]})
+
+
+async def _workspace(c, wid: str):
+    row = (await c.execute(sa.select(schema.workspaces).where(
+        schema.workspaces.c.id == wid, schema.workspaces.c.deleted_ms.is_(None)))).mappings().first()
+    if row is None:
+        raise not_found("workspace", wid)
+    return row
+
+
+async def get_workspace(ctx: Ctx):
+    wid = ctx.params["workspace_id"]
+    if ctx.principal.role != "admin" and wid != ctx.principal.workspace:
+        raise not_found("workspace", wid)
+    async with ctx.db.connect() as c:
+        return json(workspace_json(await _workspace(c, wid)))
+
+
+async def create_workspace(ctx: Ctx):
+    b, now = ctx.body, now_ms()
+    settings = _settings_from(b)
+    try:
+        async with ctx.db.begin() as c:
+            existing = (await c.execute(sa.select(schema.workspaces.c.deleted_ms).where(
+                schema.workspaces.c.id == b["id"]))).first()
+            if existing is not None:
+                raise ApiError(409, "workspace.exists", f"workspace '{b['id']}' exists"
+                               + (" (deleted; ids are never reused)" if existing[0] else ""))
+            await c.execute(schema.workspaces.insert().values(
+                id=b["id"], display_name=b.get("display_name") or b["id"], settings=settings,
+                created_ms=now, updated_ms=now))
+            await record(c, "workspace.created", b["id"], ctx.principal.actor, {"settings": settings})
+            row = await _workspace(c, b["id"])
+    except IntegrityError:
+        raise ApiError(409, "workspace.exists", f"workspace '{b['id']}' exists") from None
+    await _changed(ctx)
+    return json(workspace_json(row), 201)
+
+
+async def update_workspace(ctx: Ctx):
+    wid = ctx.params["workspace_id"]
+    async with ctx.db.begin() as c:
+        row = await _workspace(c, wid)
+        settings = _settings_from(ctx.body, row["settings"])
+        values = {"settings": settings, "updated_ms": now_ms()}
+        if "display_name" in ctx.body:
+            values["display_name"] = ctx.body["display_name"]
+        await c.execute(schema.workspaces.update().where(schema.workspaces.c.id == wid).values(**values))
+        await record(c, "workspace.updated", wid, ctx.principal.actor, {"settings": settings})
+        row = await _workspace(c, wid)
+    await _changed(ctx)
+    return json(workspace_json(row))
+
+
+async def delete_workspace(ctx: Ctx):
+    wid = ctx.params["workspace_id"]
+    async with ctx.db.begin() as c:
+        await _workspace(c, wid)
+        await c.execute(schema.workspaces.update().where(schema.workspaces.c.id == wid).values(deleted_ms=now_ms()))
+        await record(c, "workspace.deleted", wid, ctx.principal.actor, {})
+    ctx.services.workspace_cache.pop(wid, None)
+    await _changed(ctx)
+    return no_content()
+
+
+# -- upstreams -------------------------------------------------------------------------
+
+def upstream_json(row) -> dict:
+    spec = dict(row["spec"])
+    spec.setdefault("tls", False)
+    spec.setdefault("base_path", "/v1")
+    return {**spec, "created_at": iso(row["created_ms"]), "updated_at": iso(row["updated_ms"])}
+
+
+def _check_upstream(spec: dict) -> None:
+    try:
+        config_mod.parse_upstream(spec, f"upstream '{spec.get('name')}'", None)
+    except config_mod.ConfigError as e:
+        raise ApiError(400, "invalid_request", str(e)) from None
+
+
+async def _credential_known(ctx: Ctx, name: str) -> None:
+    if name not in await ctx.services.secrets.versions():
+        raise ApiError(400, "invalid_request", f"no provider credential named '{name}'; add it with "
+                       "POST /v1/fleet/credentials/rotate first",
+                       {"parameter": "credential", "provided": name, "expected": "a stored credential name"})
+
+
+async def list_upstreams(ctx: Ctx):
+    async with ctx.db.connect() as c:
+        rows = (await c.execute(sa.select(schema.upstreams).where(schema.upstreams.c.deleted_ms.is_(None))
+                                .order_by(schema.upstreams.c.created_ms, schema.upstreams.c.name))).mappings().all()
+    return json({"upstreams": [upstream_json(r) for r in rows]})
+
+
+async def _upstream(c, name: str):
+    row = (await c.execute(sa.select(schema.upstreams).where(
+        schema.upstreams.c.name == name, schema.upstreams.c.deleted_ms.is_(None)))).mappings().first()
+    if row is None:
+        raise not_found("upstream", name)
+    return row
+
+
+async def get_upstream(ctx: Ctx):
+    async with ctx.db.connect() as c:
+        return json(upstream_json(await _upstream(c, ctx.params["name"])))
+
+
+async def create_upstream(ctx: Ctx):
+    spec = ctx.body
+    _check_upstream(spec)
+    await _credential_known(ctx, spec["credential"])
+    now = now_ms()
+    async with ctx.db.begin() as c:
+        existing = (await c.execute(sa.select(schema.upstreams.c.deleted_ms).where(
+            schema.upstreams.c.name == spec["name"]))).first()
+        if existing is not None and existing[0] is None:
+            raise ApiError(409, "upstream.exists", f"upstream '{spec['name']}' exists")
+        if existing is not None:   # re-create a deleted one
+            await c.execute(schema.upstreams.update().where(schema.upstreams.c.name == spec["name"]).values(
+                spec=spec, created_ms=now, updated_ms=now, deleted_ms=None))
+        else:
+            await c.execute(schema.upstreams.insert().values(name=spec["name"], spec=spec, created_ms=now,
+                                                             updated_ms=now))
+        await record(c, "upstream.created", None, ctx.principal.actor, {"upstream": spec})
+        row = await _upstream(c, spec["name"])
+    await _changed(ctx)
+    return json(upstream_json(row), 201)
+
+
+async def update_upstream(ctx: Ctx):
+    name, spec = ctx.params["name"], ctx.body
+    if spec["name"] != name:
+        raise ApiError(400, "invalid_request", "the body's name must match the path",
+                       {"parameter": "name", "provided": spec["name"], "expected": name})
+    _check_upstream(spec)
+    await _credential_known(ctx, spec["credential"])
+    async with ctx.db.begin() as c:
+        await _upstream(c, name)
+        await c.execute(schema.upstreams.update().where(schema.upstreams.c.name == name).values(
+            spec=spec, updated_ms=now_ms()))
+        await record(c, "upstream.updated", None, ctx.principal.actor, {"upstream": spec})
+        row = await _upstream(c, name)
+    await _changed(ctx)
+    return json(upstream_json(row))
+
+
+async def delete_upstream(ctx: Ctx):
+    name = ctx.params["name"]
+    async with ctx.db.begin() as c:
+        await _upstream(c, name)
+        left = (await c.execute(sa.select(sa.func.count()).select_from(schema.upstreams).where(
+            schema.upstreams.c.deleted_ms.is_(None), schema.upstreams.c.name != name))).scalar()
+        if left == 0:
+            raise ApiError(409, "upstream.last", "a gateway needs at least one upstream; add another first")
+        await c.execute(schema.upstreams.update().where(schema.upstreams.c.name == name).values(deleted_ms=now_ms()))
+        await record(c, "upstream.deleted", None, ctx.principal.actor, {"upstream": name})
+    await _changed(ctx)
+    return no_content()
+
+
+# -- budgets ---------------------------------------------------------------------------
+
+def budget_json(row) -> dict:
+    amount = row["limit_amount"]
+    return {"id": row["id"], "workspace": row["workspace_id"], "key_id": row["key_id"], "unit": row["unit"],
+            "window": row["window"], "limit": amount if row["unit"] == "tokens" else amount / 1_000_000,
+            "created_at": iso(row["created_ms"]), "updated_at": iso(row["updated_ms"])}
+
+
+def _amount(unit: str, limit: float) -> int:
+    return int(limit) if unit == "tokens" else int(round(limit * 1_000_000))
+
+
+def _budget_key(ws: str, bid: str) -> tuple:
+    return schema.budgets.c.workspace_id == ws, schema.budgets.c.id == bid
+
+
+async def _budget(c, ws: str, bid: str):
+    row = (await c.execute(sa.select(schema.budgets).where(
+        schema.budgets.c.id == bid, schema.budgets.c.workspace_id == ws,
+        schema.budgets.c.deleted_ms.is_(None)))).mappings().first()
+    if row is None:
+        raise not_found("budget", bid)
+    return row
+
+
+async def list_budgets(ctx: Ctx):
+    async with ctx.db.connect() as c:
+        rows = (await c.execute(sa.select(schema.budgets).where(
+            schema.budgets.c.workspace_id == ctx.workspace, schema.budgets.c.deleted_ms.is_(None))
+            .order_by(schema.budgets.c.id))).mappings().all()
+    return json({"budgets": [budget_json(r) for r in rows]})
+
+
+async def get_budget(ctx: Ctx):
+    async with ctx.db.connect() as c:
+        return json(budget_json(await _budget(c, ctx.workspace, ctx.params["budget_id"])))
+
+
+async def create_budget(ctx: Ctx):
+    b, now = ctx.body, now_ms()
+    async with ctx.db.begin() as c:
+        if b.get("key_id"):
+            owner = (await c.execute(sa.select(schema.api_keys.c.workspace_id).where(
+                schema.api_keys.c.id == b["key_id"]))).scalar()
+            if owner != ctx.workspace:
+                raise ApiError(400, "invalid_request", f"no key '{b['key_id']}' in this workspace",
+                               {"parameter": "key_id", "provided": b["key_id"], "expected": "a key of the workspace"})
+        # Ids are per workspace (migration 0004): only this workspace's own budgets can clash, so a
+        # 409 never tells one tenant what another has named its budgets.
+        existing = (await c.execute(sa.select(schema.budgets.c.deleted_ms).where(
+            schema.budgets.c.id == b["id"], schema.budgets.c.workspace_id == ctx.workspace))).first()
+        if existing is not None and existing[0] is None:
+            raise ApiError(409, "budget.exists", f"budget id '{b['id']}' exists in this workspace")
+        values = dict(key_id=b.get("key_id"), unit=b["unit"], window=b["window"],
+                      limit_amount=_amount(b["unit"], b["limit"]), created_ms=now, updated_ms=now, deleted_ms=None)
+        if existing is not None:     # re-create one this workspace deleted
+            await c.execute(schema.budgets.update().where(*_budget_key(ctx.workspace, b["id"])).values(**values))
+        else:
+            await c.execute(schema.budgets.insert().values(id=b["id"], workspace_id=ctx.workspace, **values))
+        await record(c, "budget.created", ctx.workspace, ctx.principal.actor, {"budget": b})
+        row = await _budget(c, ctx.workspace, b["id"])
+    await _changed(ctx)
+    return json(budget_json(row), 201)
+
+
+async def _refuse_lifting_own_cap(ctx: Ctx, c, row, new_amount: int | None) -> None:
+    """403 when a key (or a session of one) would raise or remove a per-key budget that charges it:
+    its own, or one of a key it was minted or rotated from (the lineage the gateway charges).
+    budgets:write comes with every standard key and its children, so otherwise a per-key cap
+    bound only keys that lacked it. Lowering is allowed; other keys and the admin are not limited."""
+    p = ctx.principal
+    if p.role == "admin" or not p.key_id or not row["key_id"]:
+        return
+    if new_amount is not None and new_amount <= row["limit_amount"]:
+        return
+    scope = (await c.execute(sa.select(schema.api_keys.c.scope).where(
+        schema.api_keys.c.id == p.key_id))).scalar() or {}
+    if row["key_id"] in (p.key_id, *(scope.get("lineage") or [])):
+        raise ApiError(403, "auth.forbidden", "a key cannot raise or remove a per-key budget that caps it "
+                       "(its own or a key it descends from); ask another key of the workspace or an admin")
+
+
+async def update_budget(ctx: Ctx):
+    bid = ctx.params["budget_id"]
+    async with ctx.db.begin() as c:
+        row = await _budget(c, ctx.workspace, bid)
+        await _refuse_lifting_own_cap(ctx, c, row, _amount(row["unit"], ctx.body["limit"]))
+        await c.execute(schema.budgets.update().where(*_budget_key(ctx.workspace, bid)).values(
+            limit_amount=_amount(row["unit"], ctx.body["limit"]), updated_ms=now_ms()))
+        await record(c, "budget.updated", ctx.workspace, ctx.principal.actor, {"budget": bid, **ctx.body})
+        row = await _budget(c, ctx.workspace, bid)
+    await _changed(ctx)
+    return json(budget_json(row))
+
+
+async def delete_budget(ctx: Ctx):
+    bid = ctx.params["budget_id"]
+    async with ctx.db.begin() as c:
+        await _refuse_lifting_own_cap(ctx, c, await _budget(c, ctx.workspace, bid), None)
+        await c.execute(schema.budgets.update().where(*_budget_key(ctx.workspace, bid)).values(deleted_ms=now_ms()))
+        await record(c, "budget.deleted", ctx.workspace, ctx.principal.actor, {"budget": bid})
+    await _changed(ctx)
+    return no_content()
+
+
+HANDLERS = {
+    "listWorkspaces": list_workspaces, "createWorkspace": create_workspace, "getWorkspace": get_workspace,
+    "updateWorkspace": update_workspace, "deleteWorkspace": delete_workspace,
+    "listUpstreams": list_upstreams, "createUpstream": create_upstream, "getUpstream": get_upstream,
+    "updateUpstream": update_upstream, "deleteUpstream": delete_upstream,
+    "listBudgets": list_budgets, "createBudget": create_budget, "getBudget": get_budget,
+    "updateBudget": update_budget, "deleteBudget": delete_budget,
+}

@@ -1,0 +1,114 @@
+"""Everything a handler may reach, created once at start in dependency order."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from relaygate.controlplane import keyring, policystore, seed
+from relaygate.controlplane.apispec import load_spec
+from relaygate.controlplane.audit import Ingestor
+from relaygate.controlplane.auth import Authenticator
+from relaygate.controlplane.bundles import BundleService
+from relaygate.controlplane.custody import KeyService
+from relaygate.controlplane.evidence_jobs import EvidenceJobs
+from relaygate.controlplane.transparency import TransparencyLog
+from relaygate.controlplane.xds import XdsServer
+from relaygate.controlplane.deployments import Deployments, pins_for
+from relaygate.controlplane.fleet import Fleet
+from relaygate.controlplane.db import create_engine, migrate
+from relaygate.controlplane.sealing import Sealer
+from relaygate.controlplane.secretstore import SecretStore
+from relaygate.controlplane.settings import Settings
+from relaygate.contract.private_files import private_dir
+
+log = logging.getLogger("relaygate.controlplane")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Any = None
+    secrets: SecretStore | None = None
+    auth: Authenticator | None = None
+    bundles: BundleService | None = None
+    bundle_signer: Any = None
+    ingestor: Ingestor | None = None
+    spec: dict = field(default_factory=dict)
+    http: aiohttp.ClientSession | None = None
+    started: float = field(default_factory=time.time)
+    workspace_cache: dict = field(default_factory=dict)
+    workspace_rps: dict = field(default_factory=dict)
+    keys: Any = None                 # relaygate/controlplane/custody.py KeyService
+    transparency: Any = None         # relaygate/controlplane/transparency.py TransparencyLog
+    evidence: Any = None             # relaygate/controlplane/evidence_jobs.py EvidenceJobs
+    listeners: list = field(default_factory=list)
+    tasks: list = field(default_factory=list)
+    xds: Any = None                  # relaygate/controlplane/xds.py XdsServer
+    fleet: Any = None                # relaygate/controlplane/fleet.py Fleet
+    deployments: Any = None          # relaygate/controlplane/deployments.py Deployments
+
+    async def config_changed(self) -> None:
+        """Workspaces, keys, upstreams, budgets, secrets or policies changed."""
+        self.workspace_cache.clear()
+        await self.bundles.changed()
+        for fn in self.listeners:
+            await fn()
+
+    async def fleet_changed(self) -> None:
+        for fn in self.listeners:
+            await fn()
+
+
+async def start(settings: Settings) -> Services:
+    s = Services(settings)
+    private_dir(settings.data_dir)       # keys, tokens, evidence bundles, the default SQLite file
+    s.engine = create_engine(settings.database_url)
+    await migrate(s.engine)
+    s.secrets = SecretStore(s.engine, Sealer(settings.master_key))
+    await seed.seed(s.engine, s.secrets, settings.seed_config_dir)
+    if settings.seed_policy_dir:
+        added = await policystore.register_platform(s.engine, settings.seed_policy_dir)
+        if added:
+            log.info("registered %d new platform policy versions from %s", added, settings.seed_policy_dir)
+    s.auth = Authenticator(s.engine, s.secrets.pepper, settings)
+    s.bundle_signer = await keyring.load_or_create(s.secrets, keyring.BUNDLE_KEY)
+    s.bundles = BundleService(s.engine, s.secrets, s.bundle_signer, settings.fleet_token)
+    s.keys = KeyService(s.engine, s.secrets)
+    await s.keys.start()
+    s.transparency = TransparencyLog(s.engine, s.keys)
+    await s.transparency.load()
+    s.ingestor = Ingestor(s.engine, s.transparency)
+    s.evidence = EvidenceJobs(s.engine, s.transparency, s.keys, settings.data_dir / "evidence")
+
+    s.spec = load_spec()
+    s.http = aiohttp.ClientSession()
+    s.xds = XdsServer(s.engine)
+    s.listeners.append(s.xds.changed)
+    s.fleet = Fleet(s.engine, s.xds)
+    s.bundles.pins = pins_for
+    s.deployments = Deployments(s)
+    pub = settings.data_dir / "bundle-signing.pub"
+    pub.parent.mkdir(parents=True, exist_ok=True)
+    pub.write_bytes(s.bundle_signer.public_pem())
+    return s
+
+
+async def run_background(s: Services) -> None:
+    """Periodic tree heads and unfinished evidence jobs."""
+    s.tasks.append(asyncio.create_task(s.transparency.run(s.settings.checkpoint_interval)))
+    await s.evidence.resume()
+    await s.deployments.resume()
+
+
+async def stop(s: Services) -> None:
+    for t in s.tasks:
+        t.cancel()
+    if s.http is not None:
+        await s.http.close()
+    if s.engine is not None:
+        await s.engine.dispose()

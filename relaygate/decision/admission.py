@@ -1,0 +1,215 @@
+"""Admission: turn one parsed call into a policy decision and a budget reservation.
+
+Pure policy plumbing with no gRPC in it, so the processor stays a thin
+translation layer and the control plane's dry run can reuse the same code.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from relaygate.contract.decision import denial
+from relaygate.contract import keys as keyfmt
+from relaygate.contract.config import ApiKey, GatewayConfig, Upstream, cost_micros
+from relaygate.decision.ledger import Hold, Ledger, LedgerUnavailable, now_utc, window_bounds
+from relaygate.decision.limits import TierLimits
+from relaygate.decision.policy_engine import PolicyEngine, PolicyError
+from relaygate.decision.policy_sandbox import EMPTY as EMPTY_POLICIES
+from relaygate.decision.policy_sandbox import (PolicyBusy, PolicyEvalError, PolicySandbox, PolicyTimeout, WorkspacePolicies,
+                                    default_sandbox)
+from relaygate.decision.wire import DIALECT, CallShape
+
+log = logging.getLogger("relaygate.admission")
+
+POLICY_INPUT_VERSION = 1
+
+
+@dataclass
+class Verdict:
+    allow: bool
+    status: int
+    code: str
+    message: str
+    decision: dict
+    upstream: Upstream | None = None
+    holds: list[Hold] = field(default_factory=list)
+    retry_after: int | None = None
+
+    @classmethod
+    def deny(cls, status: int, code: str, message: str, policies=(), retry_after: int | None = None) -> "Verdict":
+        return cls(False, status, code, message, denial(status, code, [message], policies), retry_after=retry_after)
+
+
+class Admission:
+    """One policy snapshot: config, engine and bundle revision, plus the shared budget ledger."""
+
+    def __init__(self, config: GatewayConfig, engine: PolicyEngine, ledger: Ledger,
+                 revision: str = "local", limits: TierLimits | None = None,
+                 workspace_policies: WorkspacePolicies = EMPTY_POLICIES, sandbox: PolicySandbox | None = None) -> None:
+        self.config, self.engine, self.ledger, self.revision = config, engine, ledger, revision
+        self.limits = limits or TierLimits()
+        # Workspace policies never run in ``engine``: each runs alone in the sandbox's workers.
+        self.workspace_policies = workspace_policies
+        self.sandbox = sandbox
+        self._candidates: dict[tuple[str, str], list[Upstream]] = {}
+        for u in config.upstreams:
+            for model in u.models:
+                self._candidates.setdefault((u.provider, model), []).append(u)
+        self._upstreams = {u.name: u for u in config.upstreams}
+
+    def authenticate(self, token: str | None) -> ApiKey | None:
+        parts = keyfmt.split_key(token) if token else None
+        if parts is None:
+            return None
+        key = self.config.keys.get(parts[0])
+        if key is None or key.revoked or not keyfmt.matches(self.config.pepper, key.salt, key.hash, parts[1]):
+            return None
+        if key.expires_at is not None and key.expires_at <= time.time():
+            return None
+        return key
+
+    def policy_input(self, key: ApiKey, endpoint: str, shape: CallShape,
+                     used=None) -> tuple[dict, list, dict]:
+        """(policy input document, budgets, their windows) for one call; see docs/policy.md.
+
+        ``used(budget_id, window_key)`` reports current use; the ledger's by default.
+        """
+        ws = self.config.workspaces[key.workspace]
+        provider = DIALECT[endpoint][0]
+        candidates = self._candidates.get((provider, shape.model), ())
+        now = now_utc()
+        budgets = self.config.budgets_for(key.workspace, key)
+        windows = {b.id: window_bounds(b.window, now) for b in budgets}
+        if used is None:     # one read of the ledger for all the call's budgets (one round trip to Redis)
+            pairs = [(b.ledger_id, windows[b.id][0]) for b in budgets]
+            current = dict(zip(pairs, self.ledger.used_many(pairs))) if pairs else {}
+            used = lambda budget_id, window_key: current[(budget_id, window_key)]  # noqa: E731
+        doc = {
+            "version": POLICY_INPUT_VERSION,
+            "endpoint": endpoint,
+            "model": shape.model,
+            "stream": shape.stream,
+            "user": shape.user,
+            "principal": {"key_id": key.id, "workspace": key.workspace,
+                          "endpoints": key.endpoints, "models": key.models},
+            "workspace": {"id": ws.id, "allowed_jurisdictions": ws.allowed_jurisdictions,
+                          "allowed_regions": ws.allowed_regions},
+            "candidates": [{
+                "name": u.name, "provider": u.provider, "region": u.region,
+                "jurisdiction": u.jurisdiction,
+                "cost": {"tokens": shape.input_token_bound + shape.max_output_tokens,
+                         "usd_micros": cost_micros(u.models[shape.model], shape.input_token_bound,
+                                                   shape.max_output_tokens)},
+            } for u in candidates],
+            "budgets": [{"id": b.id, "unit": b.unit, "window": b.window, "limit": b.limit,
+                         "used": used(b.ledger_id, windows[b.id][0])} for b in budgets],
+        }
+        return doc, budgets, windows
+
+    def has_workspace_policies(self, workspace: str) -> bool:
+        return bool(self.workspace_policies.of(workspace))
+
+    async def workspace_outcome(self, workspace: str, doc: dict) -> dict | Verdict:
+        """The calling workspace's own policies, run in the sandbox: their outcome, or a policy.error Verdict.
+
+        Limit exceeded (the policy's fault, retrying will not help): 500. No worker
+        free within the queue limit (transient): 503 with Retry-After. Both ``policy.error``.
+        """
+        entries = self.workspace_policies.of(workspace)
+        if not entries:
+            return {"denials": [], "cited": []}
+        refs = [p.ref for p in entries]
+        sandbox = self.sandbox or default_sandbox()
+        try:
+            return await sandbox.evaluate(self.workspace_policies, workspace, orjson.dumps(doc).decode())
+        except PolicyTimeout as e:
+            status, msg, retry = 500, f"this workspace's policies {e}; the call was not made", None
+        except PolicyBusy as e:
+            status, msg, retry = 503, f"{e}; the call was not made", 1
+        except PolicyEvalError as e:
+            status, msg, retry = 500, f"policy evaluation failed: {e}", None
+        log.warning("workspace %s: %s (%s)", workspace, msg, ", ".join(refs))
+        return Verdict.deny(status, "policy.error", msg, refs, retry_after=retry)
+
+    def _limited(self, key: ApiKey, shape: CallShape) -> Verdict | None:
+        ws = self.config.workspaces[key.workspace]
+        limited = self.limits.check(ws.id, ws.requests_per_second, ws.tokens_per_minute,
+                                    shape.input_token_bound + shape.max_output_tokens)
+        if limited is not None:
+            retry, which = limited
+            msg = f"workspace {ws.id} is over its gateway tier limit ({which}); retry in {retry}s"
+            return Verdict.deny(429, "rate.limited", msg, retry_after=retry)
+        return None
+
+    @staticmethod
+    def _ledger_down(e: LedgerUnavailable) -> Verdict:
+        log.error("call refused: %s", e)
+        msg = "the budget ledger is unreachable; the call was not made"
+        return Verdict.deny(503, "budget.unavailable", msg, retry_after=1)
+
+    def decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
+        """Synchronous decision for a workspace without policies of its own (see :meth:`decide_async`)."""
+        if self.has_workspace_policies(key.workspace):
+            raise RuntimeError("this workspace has policies of its own: use decide_async")
+        limited = self._limited(key, shape)
+        if limited is not None:
+            return limited
+        try:
+            return self._decide(key, endpoint, shape)
+        except LedgerUnavailable as e:
+            return self._ledger_down(e)
+
+    async def decide_async(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
+        """The decision, with the workspace's own policies evaluated in the sandbox (off this thread)."""
+        if not self.has_workspace_policies(key.workspace):
+            return self.decide(key, endpoint, shape)
+        limited = self._limited(key, shape)
+        if limited is not None:
+            return limited
+        try:
+            doc, budgets, windows = self.policy_input(key, endpoint, shape)
+            outcome = await self.workspace_outcome(key.workspace, doc)
+            if isinstance(outcome, Verdict):
+                return outcome
+            return self._decide(key, endpoint, shape, (doc, budgets, windows), outcome)
+        except LedgerUnavailable as e:
+            return self._ledger_down(e)
+
+    def _decide(self, key: ApiKey, endpoint: str, shape: CallShape, prepared=None, outcome=None) -> Verdict:
+        doc, budgets, windows = prepared or self.policy_input(key, endpoint, shape)
+        now = now_utc()
+        try:
+            # The outcome of the workspace's own policies (empty without any); never taken from a caller.
+            full = dict(doc, workspace_policies=outcome or {"denials": [], "cited": []})
+            d = self.engine.decide(orjson.dumps(full).decode())
+        except PolicyError as e:
+            return Verdict(False, 500, "policy.error", f"policy evaluation failed: {e}",
+                           denial(500, "policy.error", [str(e)]))
+        if not d["allow"]:
+            retry = None
+            if d["code"] == "budget.exceeded":
+                retry = self._retry_after(d.get("budget_ids") or [], windows, now)
+            return Verdict(False, int(d["status"]), d["code"], "; ".join(d["reasons"]) or d["code"],
+                           d, retry_after=retry)
+        upstream = self._upstreams[d["upstream"]]
+        # The policy names budgets by id (unique within the workspace); the ledger by ledger_id.
+        by_id = {b.id: b for b in budgets}
+        holds = [Hold(by_id[h["budget_id"]].ledger_id, windows[h["budget_id"]][0], int(h["amount"]),
+                      by_id[h["budget_id"]].unit) for h in d["holds"]]
+        overflow = self.ledger.reserve(holds, {b.ledger_id: b.limit for b in budgets})
+        if overflow is not None:
+            overflow = next((b.id for b in budgets if b.ledger_id == overflow), overflow)  # lost a race with a concurrent call since the policy looked
+            d = dict(d, allow=False, status=429, code="budget.exceeded",
+                     reasons=[f"budget {overflow} would be exceeded"], budget_ids=[overflow])
+            return Verdict(False, 429, "budget.exceeded", d["reasons"][0], d,
+                           retry_after=self._retry_after([overflow], windows, now))
+        return Verdict(True, 200, "ok", "", d, upstream=upstream, holds=holds)
+
+    @staticmethod
+    def _retry_after(budget_ids: list[str], windows: dict, now) -> int:
+        ends = [windows[b][1] for b in budget_ids if b in windows]
+        return max(1, math.ceil((min(ends) - now).total_seconds())) if ends else 60

@@ -1,0 +1,367 @@
+"""Workspace policies: YAML documents carrying Rego, compiled into the gateway's policy set.
+
+A platform team writes a policy as YAML::
+
+    name: no-gpt-4o
+    description: gpt-4o is not approved here
+    effect: {status: 403, code: policy.blocked}    # optional; these are the defaults
+    rego: |
+      package anything          # replaced by relaygate.custom.<policy id>, same line
+      import rego.v1
+      deny contains "gpt-4o is not approved" if input.model == "gpt-4o"
+    data: {}                    # optional; visible to the Rego as policy_data
+
+Every reason in ``deny`` blocks the call with the effect's status and code.
+The control plane parses and checks a document here (errors carry line and
+column within the YAML body), and the bundle builder turns the active
+versions into modules plus one generated package,
+``relaygate.workspace_policies``, that ``gateway.rego`` consults.
+
+Isolation: a workspace policy never runs in the gateway's engine. Each one is
+evaluated alone, with only its own ``policy_data``, in a worker process under
+a deadline (relaygate/decision/policy_sandbox.py); the sidecar puts the outcome for the
+calling workspace into the platform decision's input
+(``input.workspace_policies``), which the generated package reads. The Rego
+may not reference ``data`` at all (:func:`compile_policy` refuses it with a
+line and column), so it reads its data only through ``policy_data``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from relaygate.decision.policy_engine import PolicyError, build_engine
+from relaygate.contract.safeyaml import MAX_DATA_BYTES, MAX_SOURCE_BYTES, compose_and_load
+
+CUSTOM_PACKAGE = "relaygate.custom"
+CUSTOM_MODULE_DIR = "relaygate/custom/"
+AGGREGATOR_PATH = "relaygate/workspace_policies.rego"
+_CODE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+_PACKAGE_LINE = re.compile(r"^\s*package\s+\S+.*$")
+_REGO_ERROR = re.compile(r"--> [^:\n]+:(\d+):(\d+).*?\nerror: ([^\n]+)", re.S)
+
+
+class PolicyDocumentError(ValueError):
+    """A policy document is invalid; ``line``/``column`` are 1-based within the YAML body."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None,
+                 source: str = "yaml") -> None:
+        super().__init__(message)
+        self.message, self.line, self.column, self.source = message, line, column, source
+
+    def details(self) -> dict:
+        return {"source": self.source, "line": self.line, "column": self.column}
+
+
+@dataclass(frozen=True)
+class PolicyDocument:
+    name: str
+    description: str
+    status: int
+    code: str
+    rego: str
+    data: dict = field(default_factory=dict)
+    rego_line: int = 1      # line of the YAML body where the Rego text starts
+    rego_indent: int = 0    # columns the Rego text is indented by in the YAML body
+
+
+@dataclass(frozen=True)
+class ActivePolicy:
+    """One workspace policy version as it goes into a bundle."""
+    workspace: str
+    policy_id: str
+    version: int
+    doc: PolicyDocument
+
+    @property
+    def ref(self) -> str:
+        return f"{self.policy_id}@{self.version}"
+
+    @property
+    def package(self) -> str:
+        return f"{CUSTOM_PACKAGE}.{self.policy_id}"
+
+    @property
+    def module_path(self) -> str:
+        return f"{CUSTOM_MODULE_DIR}{self.policy_id}.rego"
+
+
+def parse_document(text: str) -> PolicyDocument:
+    """Parse and check the shape of a policy document (Rego is compiled by :func:`check_rego`)."""
+    if len(text.encode()) > MAX_SOURCE_BYTES:
+        raise PolicyDocumentError(f"the policy document is {len(text.encode())} bytes; the limit is "
+                                  f"{MAX_SOURCE_BYTES} bytes (256 KiB)", 1, 1)
+    try:
+        # Bounded: no alias bombs, recursive aliases or deep nesting (relaygate/contract/safeyaml.py).
+        node, doc = compose_and_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        raise PolicyDocumentError(f"invalid YAML: {e.problem or e}",
+                                  mark.line + 1 if mark else None, mark.column + 1 if mark else None) from None
+    except yaml.YAMLError as e:
+        raise PolicyDocumentError(f"invalid YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise PolicyDocumentError("a policy document must be a YAML mapping", 1, 1)
+
+    def where(key: str) -> tuple[int | None, int | None]:
+        if node is not None and hasattr(node, "value") and isinstance(node.value, list):
+            for k, v in node.value:
+                if getattr(k, "value", None) == key:
+                    return v.start_mark.line + 1, v.start_mark.column + 1
+        return 1, 1
+
+    allowed = {"name", "description", "effect", "rego", "data"}
+    unknown = sorted(set(map(str, doc)) - allowed)
+    if unknown:
+        raise PolicyDocumentError(f"unknown field '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})",
+                                  *where(unknown[0]))
+    name = doc.get("name")
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+        raise PolicyDocumentError("'name' must be a string of 1-100 characters", *where("name"))
+    description = doc.get("description", "") or ""
+    if not isinstance(description, str) or len(description) > 2000:
+        raise PolicyDocumentError("'description' must be a string of at most 2000 characters",
+                                  *where("description"))
+    effect = doc.get("effect") or {}
+    if not isinstance(effect, dict) or set(effect) - {"status", "code"}:
+        raise PolicyDocumentError("'effect' may only set 'status' and 'code'", *where("effect"))
+    status = effect.get("status", 403)
+    if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 499:
+        raise PolicyDocumentError("'effect.status' must be an HTTP status from 400 to 499", *where("effect"))
+    code = effect.get("code", "policy.blocked")
+    if not isinstance(code, str) or not _CODE.match(code) or len(code) > 64:
+        raise PolicyDocumentError("'effect.code' must look like policy.blocked", *where("effect"))
+    rego = doc.get("rego")
+    if not isinstance(rego, str) or not rego.strip():
+        raise PolicyDocumentError("'rego' must hold the policy's Rego source", *where("rego"))
+    data = doc.get("data") or {}
+    if not isinstance(data, dict):
+        raise PolicyDocumentError("'data' must be a mapping", *where("data"))
+    try:
+        encoded = json.dumps(data)
+    except (TypeError, ValueError):
+        raise PolicyDocumentError("'data' must hold JSON values only", *where("data")) from None
+    if len(encoded) > MAX_DATA_BYTES:
+        raise PolicyDocumentError(f"'data' is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES} bytes",
+                                  *where("data"))
+    line, _ = where("rego")
+    # A block scalar (| or >) starts on the line after its indicator.
+    first = text.splitlines()[line - 1] if line and line <= len(text.splitlines()) else ""
+    block = re.search(r"rego:\s*[|>][-+0-9]*\s*(#.*)?$", first) is not None
+    rego_line = line + 1 if block else line
+    indent = 0
+    if block:
+        for body_line in text.splitlines()[rego_line - 1:]:
+            if body_line.strip():
+                indent = len(body_line) - len(body_line.lstrip(" "))
+                break
+    return PolicyDocument(name.strip(), description, status, code, rego, data, rego_line, indent)
+
+
+def module_source(policy_id: str, doc: PolicyDocument) -> str:
+    """The Rego with its package line replaced in place and ``policy_data`` appended.
+
+    Both edits leave the lines the author wrote where they were, so compiler
+    errors still point at the right line of the YAML body.
+    """
+    lines = doc.rego.split("\n")
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if _PACKAGE_LINE.match(line):
+            lines[i] = f"package {CUSTOM_PACKAGE}.{policy_id}"
+            lines += ["", "# Added by relaygate: this policy's own data document.",
+                      f'policy_data := object.get(data.relaygate.policy_data, "{policy_id}", {{}})', ""]
+            return "\n".join(lines)
+        break
+    raise PolicyDocumentError("the Rego must start with a 'package' line (it is replaced by "
+                              f"package {CUSTOM_PACKAGE}.{policy_id})", doc.rego_line, 1, "rego")
+
+
+_ALLOWED_IMPORTS = ("rego.v1", "future.keywords")
+
+
+def _ref_text(node) -> str | None:
+    """``a.b.c`` for a Var/RefDot chain in regorus' AST, else None."""
+    parts = []
+    while isinstance(node, dict):
+        if "Var" in node:
+            parts.append(node["Var"]["value"])
+            return ".".join(reversed(parts))
+        if "RefDot" in node:
+            parts.append(node["RefDot"]["field"][1])
+            node = node["RefDot"]["refr"]
+            continue
+        return None
+    return None
+
+
+def _data_refs(node, found: list) -> None:
+    """Collect the span of every ``data`` variable (data, data.x, data[x], walk(data), imports...)."""
+    if isinstance(node, dict):
+        var = node.get("Var")
+        if isinstance(var, dict) and var.get("value") == "data":
+            found.append(var.get("span") or {})
+        for v in node.values():
+            _data_refs(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _data_refs(v, found)
+
+
+def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
+    """Refuse any reference to ``data`` and any import but rego.v1 / future.keywords.
+
+    A workspace policy's engine holds nothing but its own module and data, so
+    this is not what isolates workspaces; it makes an attempt fail loudly at
+    compile time, with its line, instead of silently reading nothing.
+    """
+    try:
+        engine = build_engine({f"{policy_id}.rego": source}, {})
+        ast = json.loads(engine.get_ast_as_json())
+    except PolicyError as e:
+        raise _rego_error(doc, str(e)) from None
+    for module in ast:
+        tree = module.get("ast") or {}
+        for imp in tree.get("imports") or []:
+            name = _ref_text(imp.get("refr"))
+            if name is None or not (name in _ALLOWED_IMPORTS or name.startswith("future.keywords.")
+                                    or name == "input" or name.startswith("input.")):
+                span = imp.get("span") or {}
+                raise _at(doc, span, f"import {name or '...'} is not allowed: a workspace policy sees only "
+                          "'input' and its own 'policy_data'")
+        found: list = []
+        _data_refs(tree.get("rules") or [], found)
+        if found:
+            raise _at(doc, found[0], "a workspace policy may not reference 'data': it sees only 'input' "
+                      "and its own data as 'policy_data'")
+
+
+def _at(doc: PolicyDocument, span: dict, msg: str) -> PolicyDocumentError:
+    line, col = span.get("line"), span.get("col")
+    if line is None:
+        return PolicyDocumentError(msg, doc.rego_line, None, "rego")
+    yaml_line, yaml_col = doc.rego_line + line - 1, (col or 1) + doc.rego_indent
+    return PolicyDocumentError(f"{msg} (line {yaml_line}, column {yaml_col})", yaml_line, yaml_col, "rego")
+
+
+def _rego_error(doc: PolicyDocument, err: str) -> PolicyDocumentError:
+    m = _REGO_ERROR.search(err)
+    if not m:
+        return PolicyDocumentError(f"invalid Rego: {err.strip()}", doc.rego_line, None, "rego")
+    line, col, msg = int(m[1]), int(m[2]), m[3]
+    yaml_line, yaml_col = doc.rego_line + line - 1, col + doc.rego_indent
+    return PolicyDocumentError(f"invalid Rego at line {yaml_line}, column {yaml_col}: {msg}",
+                               yaml_line, yaml_col, "rego")
+
+
+def compile_policy(policy_id: str, doc: PolicyDocument) -> str:
+    """Parse the policy's module and check its references; return its final source or raise.
+
+    Nothing is evaluated here: evaluation of author Rego happens only in the
+    policy sandbox, under its deadline (see :func:`check_rego_sandboxed`).
+    """
+    source = module_source(policy_id, doc)
+    _check_references(policy_id, doc, _author_source(policy_id, doc))
+    return source
+
+
+def _author_source(policy_id: str, doc: PolicyDocument) -> str:
+    """The module as the author wrote it (package replaced, without relaygate's ``policy_data`` rule)."""
+    full = module_source(policy_id, doc)
+    return full.split("\n# Added by relaygate: this policy's own data document.\n")[0] + "\n"
+
+
+async def check_rego_sandboxed(policy_id: str, doc: PolicyDocument, sandbox) -> str:
+    """:func:`compile_policy`, then evaluate ``deny`` with an empty input in the sandbox, under its limit."""
+    from relaygate.decision.policy_sandbox import PolicyBusy, PolicyEvalError, PolicyTimeout
+    source = compile_policy(policy_id, doc)
+    try:
+        is_set = await sandbox.check(policy_id, source, doc.data)
+    except PolicyTimeout as e:
+        raise PolicyDocumentError(f"the policy {e} with an empty input", doc.rego_line, None, "rego") from None
+    except PolicyBusy as e:
+        raise PolicyDocumentError(f"the policy could not be checked now: {e}", doc.rego_line, None,
+                                  "rego") from None
+    except PolicyEvalError as e:
+        raise _rego_error(doc, str(e)) from None
+    if not is_set and not re.search(r"^\s*deny\b", source, re.M):
+        raise PolicyDocumentError("the policy defines no 'deny' rule", doc.rego_line, 1, "rego")
+    if not is_set and re.search(r"^\s*deny\s*(:=|=)", source, re.M):
+        raise PolicyDocumentError("'deny' must be a set of reasons (deny contains reason if ...)",
+                                  doc.rego_line, 1, "rego")
+    return source
+
+
+def check_rego(policy_id: str, doc: PolicyDocument) -> str:
+    """Compile check plus ``deny`` with an empty input, evaluated in this process.
+
+    Only for trusted callers (tests, tools): the control plane uses
+    :func:`check_rego_sandboxed`, because evaluating author Rego in-process has no time limit.
+    """
+    source = compile_policy(policy_id, doc)
+    try:
+        engine = build_engine({f"{policy_id}.rego": source},
+                              {"relaygate": {"policy_data": {policy_id: doc.data}}})
+        value = engine.eval_query(f"is_set(data.{CUSTOM_PACKAGE}.{policy_id}.deny)")
+    except PolicyError as e:
+        raise _rego_error(doc, str(e)) from None
+    result = value.get("result") or []
+    if result and result[0]["expressions"][0]["value"] is not True:
+        raise PolicyDocumentError("'deny' must be a set of reasons (deny contains reason if ...)",
+                                  doc.rego_line, 1, "rego")
+    if not result and not re.search(r"^\s*deny\b", source, re.M):
+        raise PolicyDocumentError("the policy defines no 'deny' rule", doc.rego_line, 1, "rego")
+    return source
+
+
+WORKSPACE_POLICY_DATA = "workspace_policies"   # bundle data key (top level) holding the workspace policies
+
+
+def aggregator(policies: list[ActivePolicy] | None = None) -> str:
+    """The generated package gateway.rego consults: the sandbox's outcome for the calling workspace.
+
+    The sidecar evaluates the calling workspace's policies in the sandbox and
+    passes ``{"denials": [...], "cited": [...]}`` as ``input.workspace_policies``
+    (relaygate/decision/admission.py); no workspace Rego runs in the gateway's engine.
+    """
+    return "\n".join([
+        "# Generated by relaygate; do not edit. Workspace policies run in the policy sandbox",
+        "# (relaygate/decision/policy_sandbox.py), one engine per policy; this package reads their outcome.",
+        "package relaygate.workspace_policies", "", "import rego.v1", "",
+        "denials := {d | some d in input.workspace_policies.denials}", "",
+        "cited := input.workspace_policies.cited if is_array(input.workspace_policies.cited)", ""])
+
+
+def policy_modules(policies: list[ActivePolicy]) -> tuple[dict[str, str], dict]:
+    """Modules (path -> source) and data for the bundle, aggregator included.
+
+    Each workspace policy's module goes under relaygate/custom/ and its data,
+    with its workspace and effect, under the top-level data key
+    ``workspace_policies``; the sidecar splits both off the gateway's engine
+    (:func:`split_bundle`).
+    """
+    modules = {p.module_path: module_source(p.policy_id, p.doc) for p in policies}
+    modules[AGGREGATOR_PATH] = aggregator()
+    data = {p.policy_id: {"workspace": p.workspace, "ref": p.ref, "status": p.doc.status, "code": p.doc.code,
+                          "data": p.doc.data} for p in policies}
+    return modules, data
+
+
+def split_bundle(modules: dict[str, str], data: dict):
+    """(platform modules, platform data, WorkspacePolicies) of a bundle's policy content."""
+    from relaygate.decision.policy_sandbox import PolicyEntry, WorkspacePolicies
+    platform = {path: src for path, src in modules.items() if not path.startswith(CUSTOM_MODULE_DIR)}
+    pdata = {k: v for k, v in data.items() if k != WORKSPACE_POLICY_DATA}
+    by_ws: dict[str, list] = {}
+    for pid, meta in (data.get(WORKSPACE_POLICY_DATA) or {}).items():
+        source = modules.get(f"{CUSTOM_MODULE_DIR}{pid}.rego")
+        if source is None:
+            raise PolicyError(f"workspace policy {pid} has data but no module in the bundle")
+        by_ws.setdefault(meta["workspace"], []).append(PolicyEntry(
+            pid, meta["ref"], int(meta["status"]), meta["code"], source, meta.get("data") or {}))
+    return platform, pdata, WorkspacePolicies(by_ws)

@@ -1,0 +1,242 @@
+"""relaygate-extproc: the ext_proc + access-log gRPC service and its admin port.
+
+Start-up order matters for durability: receipts left pending by a previous
+process are finalized as incomplete first, then budget windows are rebuilt
+from the spool, and only then does the service accept calls.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import grpc
+from aiohttp import web
+from envoy.service.accesslog.v3 import als_pb2_grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+
+from relaygate.evidence.signing import load_or_create_signer, load_public_key
+from relaygate.contract import config as config_mod
+from relaygate.extproc.admin import admin_app
+from relaygate.decision.admission import Admission
+from relaygate.decision.limits import TierLimits
+from relaygate.decision.ledger import InMemoryLedger, RedisLedger, SqliteLedger, now_utc, window_bounds
+from relaygate.decision.policy_engine import PolicyError, RegorusEngine
+from relaygate.extproc.processor import Processor
+from relaygate.extproc.settlement import DENIAL_GRACE, AccessLogSink, Finalizer
+from relaygate.contract.private_files import private_dir, restrict_umask
+from relaygate.extproc.spool import Spool
+from relaygate.decision.snapshot import local_sources
+from relaygate.extproc.bundle_sync import BundleSync
+from relaygate.extproc.cpclient import ControlPlane
+from relaygate.extproc.fleet_agent import FleetAgent
+from relaygate.extproc.receipt_shipper import ReceiptShipper
+
+log = logging.getLogger("relaygate.extproc")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="relaygate-extproc",
+        description="relaygate data plane: Envoy ext_proc policy service and access-log settler.",
+    )
+    p.add_argument("--config-dir", default=os.environ.get("RELAYGATE_CONFIG_DIR", "config"),
+                   help="directory with workspaces/keys/upstreams/budgets/secrets YAML (default: config)")
+    p.add_argument("--policy-dir", default=os.environ.get("RELAYGATE_POLICY_DIR", "policies"),
+                   help="directory with Rego modules and YAML policy data (default: policies)")
+    p.add_argument("--data-dir", default=os.environ.get("RELAYGATE_DATA_DIR", "var"),
+                   help="where the receipt spool and signing key live (default: var)")
+    p.add_argument("--listen", default=os.environ.get("RELAYGATE_EXTPROC_LISTEN", "unix:var/extproc.sock"),
+                   help="gRPC address: unix:PATH or HOST:PORT (default: unix:var/extproc.sock)")
+    p.add_argument("--admin-port", type=int, default=int(os.environ.get("RELAYGATE_ADMIN_PORT", "9464")),
+                   help="HTTP port for /healthz, /metrics, /receipts (default: 9464; 0 disables)")
+    p.add_argument("--sidecar-name", default=os.environ.get("RELAYGATE_SIDECAR", socket.gethostname()),
+                   help="name recorded in every receipt (default: host name)")
+    p.add_argument("--pending-grace", type=float, default=3600.0,
+                   help="seconds after which a call whose end was never seen gets an incomplete receipt")
+    p.add_argument("--spool-synchronous", choices=["NORMAL", "FULL"], default="NORMAL",
+                   help="SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
+    p.add_argument("--ledger", choices=["memory", "sqlite", "redis"], default="memory",
+                   help="budget ledger: memory (one process), sqlite (shared by worker processes "
+                        "using the same --data-dir) or redis (shared by every gateway using the same "
+                        "Redis; see --ledger-url)")
+    p.add_argument("--ledger-url", default=os.environ.get("RELAYGATE_LEDGER_URL"),
+                   help="with --ledger redis: redis://[:PASSWORD@]HOST:PORT/DB (or $RELAYGATE_LEDGER_URL, "
+                        "which keeps a password off the command line)")
+    p.add_argument("--no-settle", dest="settle", action="store_false",
+                   help="do not serve the access log, sweep or recover the spool (extra workers; "
+                        "exactly one process per data dir settles)")
+    p.add_argument("--control-plane", default=os.environ.get("RELAYGATE_CONTROL_PLANE"),
+                   help="control-plane URL (e.g. http://127.0.0.1:8090): take policy and config from its "
+                        "signed bundles and ship receipts to it, instead of --config-dir/--policy-dir")
+    p.add_argument("--control-plane-key", default=os.environ.get("RELAYGATE_CONTROL_PLANE_KEY"),
+                   help="PEM file with the control plane's bundle-signing public key (required with "
+                        "--control-plane; bundles signed by any other key are refused)")
+    p.add_argument("--control-plane-ca", default=os.environ.get("RELAYGATE_CONTROL_PLANE_CA"),
+                   help="CA file that issued the control plane's certificate (an https --control-plane): "
+                        "pinned, so a server holding a certificate from any other CA is refused and "
+                        "the sidecar keeps its last good bundle (default: the system trust store)")
+    p.add_argument("--control-plane-cert", default=os.environ.get("RELAYGATE_CONTROL_PLANE_CERT"),
+                   help="client certificate (PEM) presented to the control plane's mTLS fleet port")
+    p.add_argument("--control-plane-client-key", default=os.environ.get("RELAYGATE_CONTROL_PLANE_CLIENT_KEY"),
+                   help="private key (PEM file) of --control-plane-cert")
+    p.add_argument("--tenant", default=os.environ.get("RELAYGATE_TENANT", "default"),
+                   help="fleet tenant this gateway belongs to (selects its bundle; default: default)")
+    p.add_argument("--zone", default=os.environ.get("RELAYGATE_ZONE", "local"), help="zone, for fleet posture")
+    p.add_argument("--instance-id", default=os.environ.get("RELAYGATE_INSTANCE_ID"),
+                   help="fleet instance id (default: the sidecar name); also Envoy's node id")
+    p.add_argument("--log-level", default=os.environ.get("RELAYGATE_LOG_LEVEL", "INFO"))
+    a = p.parse_args(argv)
+    a.instance_id = a.instance_id or a.sidecar_name
+    # The fleet token is a secret: environment only, never the command line (ps shows it).
+    a.fleet_token = os.environ.get("RELAYGATE_FLEET_TOKEN")
+    if a.ledger == "redis" and not a.ledger_url:
+        p.error("--ledger redis needs --ledger-url or $RELAYGATE_LEDGER_URL")
+    if a.control_plane and not (a.fleet_token and a.control_plane_key):
+        p.error("--control-plane needs $RELAYGATE_FLEET_TOKEN and --control-plane-key")
+    if bool(a.control_plane_cert) != bool(a.control_plane_client_key):
+        p.error("--control-plane-cert and --control-plane-client-key go together")
+    if (a.control_plane_ca or a.control_plane_cert) and not (a.control_plane or "").startswith("https://"):
+        p.error("--control-plane-ca/--control-plane-cert need an https:// --control-plane")
+    return a
+
+
+def rebuild_ledger(spool: Spool) -> InMemoryLedger:
+    ledger = InMemoryLedger()
+    now = now_utc()
+    keys = {window_bounds(w, now)[0] for w in ("day", "month")}
+    for (budget_id, window_key), amount in spool.window_charges(keys).items():
+        ledger.charge(budget_id, window_key, amount)
+    return ledger
+
+
+def _redis_ledger(url: str) -> RedisLedger:
+    import redis
+    try:
+        return RedisLedger(url)
+    except (redis.RedisError, ValueError) as e:
+        where = url.rsplit("@", 1)[-1]          # never print a password from the URL
+        raise config_mod.ConfigError(f"budget ledger: Redis at {where} is not usable: {e}") from None
+
+
+async def serve(args: argparse.Namespace) -> None:
+    data_dir = private_dir(Path(args.data_dir))
+    spool = Spool(data_dir / "receipts.db", args.spool_synchronous)
+    signer = load_or_create_signer(data_dir / "receipt-signing.pem")
+    if args.ledger in ("sqlite", "redis"):
+        # Persistent and shared: recovery settles this data dir's stale holds inside it.
+        ledger = SqliteLedger(data_dir / "ledger.db") if args.ledger == "sqlite" else _redis_ledger(args.ledger_url)
+        finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
+        if args.settle:
+            finalizer.sweep(time.time() + DENIAL_GRACE, grace=-1)
+    else:
+        # Recover: what a previous process left pending becomes incomplete, then budgets are rebuilt.
+        Finalizer(spool, InMemoryLedger(), signer, args.sidecar_name).sweep(
+            time.time() + DENIAL_GRACE, grace=-1, settle_ledger=False)
+        ledger = rebuild_ledger(spool)
+        finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
+
+    cp = sync = None
+    if args.control_plane:
+        tls_ctx = None
+        if args.control_plane.startswith("https://"):
+            from relaygate.contract.tls import client_context
+            try:
+                tls_ctx = client_context(args.control_plane_ca, args.control_plane_cert, args.control_plane_client_key)
+            except (OSError, ValueError) as e:
+                raise config_mod.ConfigError(f"control-plane TLS files: {e}") from None
+        else:
+            log.warning("the control plane is reached over plaintext HTTP (%s): bundles are still verified "
+                        "by signature, but the fleet token and receipts travel unencrypted", args.control_plane)
+        cp = ControlPlane(args.control_plane, args.fleet_token, args.instance_id, args.tenant, tls_ctx)
+        verify_key = load_public_key(Path(args.control_plane_key).read_bytes())
+        sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, TierLimits())
+        admission = await sync.initial()
+    else:
+        cfg = config_mod.load(args.config_dir)
+        engine = RegorusEngine(sources=local_sources(Path(args.policy_dir)))
+        admission = Admission(cfg, engine, ledger)
+    cfg = admission.config
+
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", cfg.max_body_bytes + (1 << 20))])
+    processor = Processor(admission, spool)
+    pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
+    if args.settle:
+        als_pb2_grpc.add_AccessLogServiceServicer_to_server(
+            AccessLogSink(finalizer, lambda: processor.admission.config.preauth), server)
+    listen = args.listen
+    if listen.startswith("unix:"):
+        sock = Path(listen[5:])
+        sock.parent.mkdir(parents=True, exist_ok=True)
+        sock.unlink(missing_ok=True)
+    if server.add_insecure_port(listen) == 0 and not listen.startswith("unix:"):
+        raise SystemExit(f"cannot listen on {listen}")
+    await server.start()
+    # Everything loaded so far lives for the whole run: keep it out of the
+    # collector's generations so full collections stay short on the hot path.
+    gc.collect()
+    gc.freeze()
+
+    runner = None
+    if args.admin_port:
+        runner = web.AppRunner(admin_app(spool, lambda: finalizer.signer.public_pem()), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", args.admin_port).start()
+    ledger_desc = args.ledger if args.ledger != "redis" else f"redis at {args.ledger_url.rsplit('@', 1)[-1]}"
+    log.info("relaygate-extproc ready: grpc %s, admin :%s, signing key %s, %d upstreams, %d keys, "
+             "policy %s, ledger %s", listen, args.admin_port, signer.key_id, len(cfg.upstreams), len(cfg.keys),
+             admission.revision if cp else f"from {args.config_dir} and {args.policy_dir}", ledger_desc)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def sweep():
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                finalizer.sweep(time.time(), args.pending_grace)
+            except Exception:
+                log.exception("sweeping stale receipts failed")
+
+    tasks = [asyncio.create_task(sweep())] if args.settle else []
+    if sync is not None:
+        def install(adm: Admission) -> None:
+            processor.admission = adm   # one assignment: each call sees the old or the new, whole
+        sync.install = install
+        tasks.append(asyncio.create_task(sync.run()))
+        if args.settle:
+            agent = FleetAgent(cp, finalizer, data_dir / "receipt-signing.pem", args.zone, listen, spool, sync)
+            shipper = ReceiptShipper(cp, spool)
+            tasks.append(asyncio.create_task(agent.run(shipper)))
+    await stop.wait()
+    log.info("shutting down: draining streams")
+    for t in tasks:
+        t.cancel()
+    await server.stop(grace=5)
+    if runner:
+        await runner.cleanup()
+    if sync is not None:
+        await sync.cp.close()
+    spool.close()
+
+
+def main(argv=None) -> None:
+    restrict_umask()        # spool, keys, bundle cache, ledger: owner-only (relaygate/contract/private_files.py)
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(args))
+    except (config_mod.ConfigError, PolicyError) as e:
+        raise SystemExit(f"relaygate-extproc: {e}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""Settlement: finish each call's receipt from Envoy's access log.
+
+Envoy's gRPC access logger streams one entry per finished call, batched, off
+the client's path. Each entry carries the receipt id (a logged response
+header), the final status and response flags, timings, and the usage that
+Envoy's json_to_metadata / sse_to_metadata filters lifted out of the response
+body into the ``relaygate.usage`` metadata namespace. The settler settles the
+budget holds to the real usage, then signs the receipt into the hash chain.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from datetime import datetime, timezone
+
+import orjson
+from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
+
+from relaygate.evidence.receipts import GENESIS_HASH, RECEIPT_VERSION, digest, sign_receipt
+from relaygate.evidence.signing import Signer
+from relaygate.extproc import metrics
+from relaygate.contract.config import ModelPrice, cost_micros
+from relaygate.decision.ledger import Hold, Ledger
+from relaygate.contract.envoy import receipt_id_for
+from relaygate.decision.wire import envoy_reply_body, parse_path
+from relaygate.contract.envoy import ENVOY_PRE_DECISION
+from relaygate.contract.preauth import PreAuthLimits
+from relaygate.extproc.preauth_sampler import SAMPLED, SAMPLED_DETAILS, ReceiptSampler
+from relaygate.contract.decision import denial
+from relaygate.extproc.spool import Spool
+
+log = logging.getLogger("relaygate.settlement")
+from relaygate.contract.envoy import USAGE_NAMESPACE  # noqa: E402,F401
+SLICE = 8   # receipts signed per event-loop turn
+DENIAL_GRACE = 2.0   # seconds the access log gets to deliver a blocked call's entry
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Finalizer:
+    """Signs receipts in chain order and keeps the ledger in step with the spool."""
+
+    def __init__(self, spool: Spool, ledger: Ledger, signer: Signer, sidecar: str) -> None:
+        self.spool, self.ledger, self.signer, self.sidecar = spool, ledger, signer, sidecar
+        self.chain_seq, head = spool.chain_head()
+        self.prev_hash = head or GENESIS_HASH
+
+    def use_signer(self, signer: Signer) -> None:
+        """Sign every receipt finalized from now on with ``signer`` (key rotation)."""
+        self.signer = signer
+
+    def finalize(self, items: list[tuple[str, dict, dict | None]], settle_ledger: bool = True) -> None:
+        """items: (receipt id, draft, outcome or None when the call's end was never seen).
+
+        The chain head and the ledger move only once the batch is committed, so a
+        failed write leaves the rows pending (to be retried or expired), never a
+        gap in the chain or a double settlement.
+        """
+        rows, settlements, seq, prev = [], [], self.chain_seq, self.prev_hash
+        for rid, draft, outcome in items:
+            receipt, charges, actual = self._receipt(rid, draft, outcome)
+            seq += 1
+            receipt["seq"], receipt["prev_hash"] = seq, prev
+            envelope, prev = sign_receipt(receipt, self.signer)
+            rows.append((rid, receipt["status"], seq, prev, orjson.dumps(envelope).decode(), charges))
+            settlements.append((draft, receipt, actual))
+        if not rows:
+            return
+        self.spool.finalize_many(rows)
+        self.chain_seq, self.prev_hash = seq, prev
+        if settle_ledger:
+            batch = [([Hold(b, w, a, u) for b, w, a, u in draft["holds"]], actual)
+                     for draft, _, actual in settlements if draft["holds"]]
+            try:
+                self.ledger.settle_many(batch)
+            except Exception as e:
+                # The receipts are signed and kept; the holds stay reserved (the budget can
+                # only be under-used, never overspent) until their window ends.
+                log.error("budget settlement of a batch of %d calls failed; holds not settled stay "
+                          "reserved: %s", len(batch), e)
+        for draft, receipt, actual in settlements:
+            metrics.RECEIPTS.labels(receipt["status"]).inc()
+            final = (receipt["response"] or {}).get("status") or receipt["decision"]["status"]
+            metrics.OUTCOMES.labels(f"{final // 100}xx").inc()
+            if actual:
+                ws = draft["workspace"] or ""
+                metrics.TOKENS.labels(ws, "input").inc(receipt["usage"]["input_tokens"])
+                metrics.TOKENS.labels(ws, "output").inc(receipt["usage"]["output_tokens"])
+                metrics.COST.labels(ws).inc(receipt["cost"]["usd_micros"])
+
+    def _receipt(self, rid: str, draft: dict, outcome: dict | None) -> tuple[dict, list, dict]:
+        holds = draft["holds"]
+        price = draft["price"]
+
+        def charge(in_tok: int, out_tok: int) -> dict:
+            cost = cost_micros(ModelPrice(price[0], price[1], 0), in_tok, out_tok) if price else 0
+            return {"tokens": in_tok + out_tok, "usd": cost}
+
+        in_tok = out_tok = 0
+        served = None
+        if not draft["upstream"]:
+            source, actual = "none", {}                 # blocked: nothing was forwarded
+        elif outcome is None:
+            source, actual = "reserved", charge(*draft["worst"])   # end never seen: the worst case
+        elif outcome["usage"]:
+            u = outcome["usage"]
+            in_tok, out_tok, served = u["input_tokens"], u["output_tokens"], u.get("model")
+            source, actual = "response", charge(in_tok, out_tok)
+        elif outcome["upstream_answered"] and outcome["status"] < 400:
+            source, actual = "reserved", charge(*draft["worst"])   # answered, usage unseen (aborted stream)
+        elif (outcome.get("upstream_sent") and not outcome["upstream_answered"]
+              and "downstream_connection_termination" in outcome["flags"]):
+            # The provider has the whole request and the caller hung up before its answer: it
+            # generates (and bills) the answer anyway, so releasing the hold would make hanging
+            # up a way to spend without being charged.
+            source, actual = "reserved", charge(*draft["worst"])
+        else:
+            source, actual = "none", {}                 # never reached or failed upstream: release
+        charges = [[b, w, actual.get(u, 0)] for b, w, _, u in holds]
+        receipt = {
+            "version": RECEIPT_VERSION,
+            "id": rid,
+            "status": "complete" if outcome is not None else "incomplete",
+            "sidecar": self.sidecar,
+            "started_at": _rfc3339(draft["ts"]),
+            "issued_at": _rfc3339(time.time()),
+            "workspace": draft["workspace"],
+            "key_id": draft["key_id"],
+            "request": {"endpoint": draft["endpoint"], "path": draft["path"], "stream": draft["stream"],
+                        "digest": draft["request"]["digest"], "bytes": draft["request"]["bytes"],
+                        "user": draft.get("user")},
+            "decision": draft["decision"],
+            "model": {"requested": draft["model"], "served": served},
+            "upstream": draft["upstream"],
+            "response": None if outcome is None else {
+                "status": outcome["status"], "flags": outcome["flags"], "bytes": outcome["bytes"],
+                "digest": outcome.get("digest") or (draft.get("response_digest") if not draft["upstream"] else None)},
+            "usage": {"input_tokens": in_tok, "output_tokens": out_tok, "source": source},
+            "cost": {"usd_micros": actual.get("usd", 0)},
+            "latency_us": None if outcome is None else outcome["latency_us"],
+        }
+        return receipt, charges, actual
+
+    def sweep(self, now: float, grace: float, settle_ledger: bool = True) -> int:
+        """Finalize what the access log did not deliver.
+
+        Envoy's gRPC access log is lossy under back-pressure (its
+        ``logs_dropped`` counter), so no receipt may depend on it alone. A
+        blocked call's outcome is fully known at decision time: after
+        DENIAL_GRACE it is completed from the decision itself. An allowed call
+        may still be streaming: only after ``grace`` does it become an
+        incomplete receipt charged its reservation.
+        """
+        items = []
+        for rid, draft in self.spool.pending(now - DENIAL_GRACE):
+            if not draft["decision"]["allow"]:
+                items.append((rid, draft, outcome_of_denial(draft)))
+            elif draft["ts"] < now - grace:
+                items.append((rid, draft, None))
+        if items:
+            expired = sum(outcome is None for _, _, outcome in items)
+            if expired:
+                log.warning("%d calls ended unseen; their receipts are finalized as incomplete", expired)
+            self.finalize(items, settle_ledger)
+        return len(items)
+
+
+def outcome_of_denial(draft: dict) -> dict:
+    """The outcome of a blocked call, known from its decision alone."""
+    return {"status": draft["decision"]["status"], "flags": "", "bytes": None, "latency_us": None,
+            "upstream_answered": False, "usage": None, "digest": draft.get("response_digest")}
+
+
+def _flags(flags) -> str:
+    return ",".join(f.name for f, v in flags.ListFields() if v is True)
+
+
+def _number(struct, key: str) -> int | None:
+    v = struct.fields.get(key)
+    if v is None or v.WhichOneof("kind") != "number_value":
+        return None
+    return int(v.number_value)
+
+
+def outcome_of(entry) -> tuple[str | None, dict]:
+    cp, resp = entry.common_properties, entry.response
+    rid = receipt_id_for(entry.request.request_id) if entry.request.request_id else None
+    usage = digest = None
+    md = cp.metadata.filter_metadata.get(USAGE_NAMESPACE)
+    if md is not None:
+        d = md.fields.get("response_digest")
+        if d is not None and d.string_value.startswith("sha256:"):
+            digest = d.string_value
+        i = _number(md, "input_tokens")
+        if i is None:
+            i = _number(md, "prompt_tokens")
+        else:   # Anthropic: tokens read from or written to the prompt cache are not in input_tokens
+            i += (_number(md, "cache_creation_input_tokens") or 0) + (_number(md, "cache_read_input_tokens") or 0)
+        o = _number(md, "output_tokens")
+        if o is None:
+            o = _number(md, "completion_tokens")
+        # An Anthropic stream names its input at message_start and its output only in the final
+        # message_delta: input without output is a stream cut short (the caller hung up after
+        # reading the text), not a usage of zero output tokens, so the reservation stands.
+        # (OpenAI embeddings name prompt_tokens only: that is their whole usage.)
+        anthropic_cut_short = o is None and _number(md, "input_tokens") is not None
+        if (i is not None or o is not None) and not anthropic_cut_short:
+            model = md.fields.get("model")
+            usage = {"input_tokens": i or 0, "output_tokens": o or 0,
+                     "model": model.string_value if model is not None else None}
+    dur = cp.duration if cp.HasField("duration") else cp.time_to_last_downstream_tx_byte
+    return rid, {
+        "status": resp.response_code.value,
+        "flags": _flags(cp.response_flags),
+        "bytes": resp.response_body_bytes,
+        "latency_us": dur.seconds * 1_000_000 + dur.nanos // 1000,
+        "upstream_answered": cp.HasField("time_to_first_upstream_rx_byte"),
+        "upstream_sent": cp.HasField("time_to_last_upstream_tx_byte"),
+        "usage": usage,
+        "digest": digest,
+    }
+
+
+# Codes for replies Envoy makes itself before any decision, by HTTP status: the same codes
+# its local_reply_config puts in their bodies (relaygate/decision/wire.py, relaygate/envoy/config.py).
+ENVOY_LOCAL_CODES = {status: code for status, code, _ in ENVOY_PRE_DECISION.values()}
+
+
+def envoy_local_draft(entry) -> dict:
+    """The draft of a call that Envoy answered without a policy decision."""
+    cp, req, resp = entry.common_properties, entry.request, entry.response
+    path = req.path[:512]
+    route = parse_path(path)
+    status = resp.response_code.value
+    code = ENVOY_LOCAL_CODES.get(status, "gateway.rejected")
+    rid = receipt_id_for(req.request_id) if req.request_id else None
+    body = envoy_reply_body(status, rid) if rid else None
+    return {
+        "ts": cp.start_time.seconds + cp.start_time.nanos / 1e9,
+        "workspace": route.workspace if route else None, "key_id": None,
+        "endpoint": route.endpoint if route else None, "path": path,
+        "request": {"digest": None, "bytes": req.request_body_bytes},
+        "model": None, "stream": False,
+        "decision": denial(status, code, [resp.response_code_details or code], bundle=None),
+        "upstream": None, "price": None, "worst": None, "holds": [],
+        "response_digest": digest(body) if body is not None else None,
+    }
+
+
+_DEFAULT_LIMITS = PreAuthLimits()
+
+
+class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
+    """``limits`` returns the gateway's PreAuthLimits in force (receipt sampling of Envoy's replies)."""
+
+    def __init__(self, finalizer: Finalizer, limits=lambda: _DEFAULT_LIMITS) -> None:
+        self.finalizer = finalizer
+        self.limits = limits
+        self._sampler: ReceiptSampler | None = None
+
+    def _sample(self, entry, draft: dict) -> bool:
+        """True: this Envoy-made reply gets no receipt of its own (see relaygate/contract/preauth.py)."""
+        limits = self.limits()
+        sampler = self._sampler
+        if sampler is None or sampler.limits is not limits:
+            if sampler is not None:
+                sampler.flush()
+            spool = self.finalizer.spool
+            sampler = self._sampler = ReceiptSampler(limits, spool.add_pending, spool.update_pending, SAMPLED)
+        sa = entry.common_properties.downstream_remote_address.socket_address
+        d = draft["decision"]
+        return sampler.admit(sa.address or "unknown", d["code"], d["status"], "envoy_reply") is not None
+
+    def _pending_item(self, entry) -> tuple[str, dict, dict] | None:
+        """(receipt id, draft, outcome) for a call still pending, else None."""
+        rid, outcome = outcome_of(entry)
+        if rid is None:
+            metrics.UNRECEIPTED.inc()
+            return None
+        spool = self.finalizer.spool
+        found = spool.draft(rid)
+        if found is None:  # Envoy answered before any policy decision (e.g. body over the limit)
+            if entry.response.response_code_details.startswith(SAMPLED_DETAILS):
+                return None   # a pre-auth denial the policy service counted in a summary receipt
+            draft = envoy_local_draft(entry)
+            if self._sample(entry, draft):
+                return None
+            try:
+                spool.add_pending(rid, draft)
+            except sqlite3.IntegrityError:
+                log.warning("receipt %s appeared while its access-log entry was read", rid)
+            found = spool.draft(rid)
+        state, draft = found
+        if state != "pending":
+            return None  # already finalized (e.g. expired as incomplete)
+        metrics.CALL_DURATION.labels(draft["endpoint"] or "", f"{outcome['status'] // 100}xx").observe(
+            outcome["latency_us"] / 1e6)
+        return rid, draft, outcome
+
+    async def StreamAccessLogs(self, request_iterator, context):
+        async for msg in request_iterator:
+            batch = []
+            for entry in msg.http_logs.log_entry:
+                try:
+                    item = self._pending_item(entry)
+                except Exception:  # one odd entry must never cost the rest of the stream
+                    log.exception("access-log entry could not be matched to a receipt")
+                    continue
+                if item is not None:
+                    batch.append(item)
+            # Settle in small slices and yield in between, so a large access-log batch
+            # never holds up the decisions waiting on the same event loop.
+            for i in range(0, len(batch), SLICE):
+                try:
+                    self.finalizer.finalize(batch[i:i + SLICE])
+                except Exception:
+                    log.exception("finalizing %d receipts failed; they stay pending", len(batch[i:i + SLICE]))
+                await asyncio.sleep(0)
+        return als_pb2.StreamAccessLogsResponse()

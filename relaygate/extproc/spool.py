@@ -1,0 +1,167 @@
+"""Durable local receipt spool (SQLite in WAL mode).
+
+A call's decision is written here (state ``pending``) before Envoy is told to
+forward or block it, and completed with usage, signature and chain position
+when the access-log entry for the call arrives. Rows still pending from a
+previous process are finalized as ``incomplete`` on start, so a crash leaves
+an incomplete receipt, never a missing one. The spool also answers how much of
+each budget window is spent, so budgets survive restarts.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+
+import orjson
+import time
+from pathlib import Path
+
+from relaygate.contract.private_files import private_sqlite
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS receipts (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id        TEXT NOT NULL UNIQUE,
+    state     TEXT NOT NULL CHECK (state IN ('pending', 'complete', 'incomplete')),
+    created   REAL NOT NULL,
+    draft     TEXT NOT NULL,
+    chain_seq INTEGER UNIQUE,
+    hash      TEXT,
+    envelope  TEXT,
+    charges   TEXT
+);
+CREATE INDEX IF NOT EXISTS receipts_pending ON receipts(state, created);
+"""
+# Added when receipts started being shipped to a control plane: 0 = not yet,
+# 1 = the control plane has it, 2 = the control plane refused it (logged).
+MIGRATIONS = [
+    ("shipped", "ALTER TABLE receipts ADD COLUMN shipped INTEGER NOT NULL DEFAULT 0",
+     "CREATE INDEX IF NOT EXISTS receipts_unshipped ON receipts(shipped, chain_seq)"),
+]
+
+
+class Spool:
+    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+        path = Path(path)
+        private_sqlite(path)        # receipts are evidence: 0600 in a 0700 directory
+        self.path = path
+        # timeout: several worker processes may share one spool file.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a committed row survives a process crash (the WAL is written
+        # before commit returns); FULL adds an fsync per commit for power loss.
+        self.db.execute(f"PRAGMA synchronous={synchronous}")
+        self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(receipts)")}
+        for column, *statements in MIGRATIONS:
+            if column not in columns:
+                for stmt in statements:
+                    self.db.execute(stmt)
+        # Checkpoint the WAL from a background thread (sqlite releases the GIL)
+        # instead of inside whichever commit crosses the threshold: an inline
+        # checkpoint stalls the event loop for milliseconds.
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="spool-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+        try:
+            while not self._stop.wait(0.5):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join()
+        self.db.close()
+
+    def add_pending(self, receipt_id: str, draft: dict) -> None:
+        self.db.execute(
+            "INSERT INTO receipts(id, state, created, draft) VALUES (?, 'pending', ?, ?)",
+            (receipt_id, time.time(), orjson.dumps(draft)),
+        )
+
+    def update_pending(self, receipt_id: str, draft: dict) -> bool:
+        """Replace a still-pending draft (a sampling summary completed at the end of its window)."""
+        cur = self.db.execute("UPDATE receipts SET draft = ? WHERE id = ? AND state = 'pending'",
+                              (orjson.dumps(draft), receipt_id))
+        return cur.rowcount == 1
+
+    def draft(self, receipt_id: str) -> tuple[str, dict] | None:
+        row = self.db.execute(
+            "SELECT state, draft FROM receipts WHERE id = ?", (receipt_id,)
+        ).fetchone()
+        return (row[0], orjson.loads(row[1])) if row else None
+
+    def pending(self, older_than: float) -> list[tuple[str, dict]]:
+        rows = self.db.execute(
+            "SELECT id, draft FROM receipts WHERE state = 'pending' AND created < ? ORDER BY seq",
+            (older_than,),
+        ).fetchall()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def chain_head(self) -> tuple[int, str | None]:
+        row = self.db.execute(
+            "SELECT chain_seq, hash FROM receipts WHERE chain_seq IS NOT NULL "
+            "ORDER BY chain_seq DESC LIMIT 1"
+        ).fetchone()
+        return (row[0], row[1]) if row else (0, None)
+
+    def finalize_many(self, rows: list[tuple[str, str, int, str, str, list]]) -> None:
+        """rows: (receipt id, state, chain_seq, hash, envelope json, charges) in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "UPDATE receipts SET state = ?, chain_seq = ?, hash = ?, envelope = ?, charges = ? "
+                "WHERE id = ? AND state = 'pending'",
+                [(st, cs, h, env, json.dumps(ch), rid) for rid, st, cs, h, env, ch in rows],
+            )
+
+    def envelopes(self, after_chain_seq: int = 0, limit: int = 1000) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT envelope FROM receipts WHERE chain_seq > ? ORDER BY chain_seq LIMIT ?",
+            (after_chain_seq, limit),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def envelope(self, receipt_id: str) -> dict | None:
+        row = self.db.execute(
+            "SELECT envelope FROM receipts WHERE id = ? AND envelope IS NOT NULL", (receipt_id,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def unshipped(self, limit: int = 500) -> list[tuple[int, str]]:
+        """(chain_seq, envelope JSON) of finalized receipts the control plane does not have yet."""
+        return self.db.execute(
+            "SELECT chain_seq, envelope FROM receipts WHERE shipped = 0 AND chain_seq IS NOT NULL "
+            "ORDER BY chain_seq LIMIT ?", (limit,)).fetchall()
+
+    def mark_shipped(self, chain_seqs: list[int], state: int = 1) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("UPDATE receipts SET shipped = ? WHERE chain_seq = ?",
+                                [(state, s) for s in chain_seqs])
+
+    def backlog(self) -> int:
+        """Receipts not yet at the control plane, pending ones included."""
+        return self.db.execute("SELECT count(*) FROM receipts WHERE shipped = 0").fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT state, count(*) FROM receipts GROUP BY state").fetchall())
+
+    def window_charges(self, window_keys: set[str]) -> dict[tuple[str, str], int]:
+        """Spend per (budget, window) from finalized receipts plus pending holds."""
+        out: dict[tuple[str, str], int] = {}
+        for charges, draft, state in self.db.execute(
+            "SELECT charges, draft, state FROM receipts WHERE state = 'pending' OR charges IS NOT NULL"
+        ):
+            items = json.loads(draft).get("holds", []) if state == "pending" else json.loads(charges)
+            for budget_id, window_key, amount, *_ in items:
+                if window_key in window_keys:
+                    out[(budget_id, window_key)] = out.get((budget_id, window_key), 0) + amount
+        return out

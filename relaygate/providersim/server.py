@@ -1,0 +1,339 @@
+"""relaygate-provider-sim: OpenAI- and Anthropic-shaped upstream for tests and `make run`.
+
+Reads the whole request body before answering (as real providers do), checks
+the provider credential, answers with usage, and streams SSE with usage.
+Per-request knobs are request headers, so tests can drive them through the
+gateway: ``x-sim-delay-ms`` (before answering), ``x-sim-chunk-delay-ms``
+(between stream events), ``x-sim-output-tokens``, and ``x-sim-fail``
+(an HTTP status such as ``500``, ``reset`` to drop the connection, or ``hang``);
+they reach it through the gateway only where an upstream's ``forward_headers`` lets
+``x-sim-*`` through (the test config does). Output-limit fields, ``n``, ``best_of`` and
+lists of prompts are honoured as a lenient provider would (see ``_out_tokens``).
+``GET /_sim/requests`` lists what arrived (path, headers, body digest, port).
+With ``--tls-cert/--tls-key`` every port speaks HTTPS with that certificate, so tests can
+stand a provider (or an impostor of one) behind a certificate of their choosing.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import time
+import uuid
+
+from aiohttp import web
+
+WORDS = "the quick brown fox jumps over the lazy dog".split()
+# Output-limit fields some provider honours (OpenAI, Anthropic, Responses API, TGI, Anthropic legacy).
+LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "max_new_tokens",
+                "max_tokens_to_sample")
+
+
+def _text_of(doc: dict) -> str:
+    parts: list[str] = []
+
+    def walk(v):
+        if isinstance(v, str):
+            parts.append(v)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for k in ("content", "text", "prompt", "input", "system"):
+                if k in v:
+                    walk(v[k])
+
+    for k in ("messages", "prompt", "input", "system"):
+        if k in doc:
+            walk(doc[k] if k != "messages" else [m for m in doc[k] if isinstance(m, dict)])
+    return " ".join(parts)
+
+
+def count_tokens(text: str) -> int:
+    return max(1, math.ceil(len(text.encode()) / 4))
+
+
+class Sim:
+    def __init__(self, credentials: set[str], default_output_tokens: int) -> None:
+        self.credentials = credentials
+        self.default_output_tokens = default_output_tokens
+        self.log: list[dict] = []
+
+    def app(self) -> web.Application:
+        @web.middleware
+        async def mark_done(request, handler):
+            try:
+                return await handler(request)
+            finally:
+                if "sim_entry" in request:
+                    request["sim_entry"]["done"] = True
+
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[mark_done])
+        app.on_response_prepare.append(_account_headers)
+        app.add_routes([
+            web.post("/v1/chat/completions", self.openai),
+            web.post("/v1/completions", self.openai),
+            web.post("/v1/embeddings", self.openai),
+            web.post("/v1/messages", self.anthropic),
+            web.get("/_sim/requests", self.requests),
+            web.delete("/_sim/requests", self.clear),
+        ])
+        return app
+
+    async def requests(self, _):
+        return web.json_response(self.log)
+
+    async def clear(self, _):
+        self.log.clear()
+        return web.json_response({"cleared": True})
+
+    async def _prelude(self, request: web.Request, credential: str | None):
+        raw = await request.read()
+        entry = {
+            "path": request.path_qs, "port": request.transport.get_extra_info("sockname")[1],
+            "headers": dict(request.headers), "body_sha256": hashlib.sha256(raw).hexdigest(),
+            "body": raw.decode(errors="replace")[:4096], "time": time.time(), "done": False,
+        }
+        self.log.append(entry)
+        del self.log[:-2000]
+        request["sim_entry"] = entry
+        h = request.headers
+        if "x-sim-delay-ms" in h:
+            await asyncio.sleep(int(h["x-sim-delay-ms"]) / 1000)
+        fail = h.get("x-sim-fail")
+        if fail == "hang":
+            await asyncio.sleep(3600)
+        if fail == "reset":
+            request.transport.close()
+            raise web.HTTPInternalServerError()
+        if fail and fail.isdigit():
+            return None, web.json_response({"error": {"message": "simulated failure", "type": "sim"}},
+                                           status=int(fail))
+        if credential not in self.credentials:
+            return None, web.json_response({"error": {"message": "invalid provider credential",
+                                                      "type": "authentication_error"}}, status=401)
+        try:
+            doc = json.loads(raw)
+            assert isinstance(doc, dict)
+        except (ValueError, AssertionError):
+            return None, web.json_response({"error": {"message": "bad json"}}, status=400)
+        return doc, None
+
+    def _out_tokens(self, request, doc) -> int:
+        """Tokens in each output: the largest output limit the body names, as a lenient provider honours it.
+
+        A provider that accepts several limit fields (or another dialect's alias) may honour
+        any of them; the simulator takes the largest so a gateway that reserved a smaller
+        one shows up as an overspend in tests.
+        """
+        want = int(request.headers.get("x-sim-output-tokens", self.default_output_tokens))
+        caps = [v for f in LIMIT_FIELDS if isinstance(v := doc.get(f), (int, float)) and not isinstance(v, bool)]
+        cap = max(caps) if caps else want
+        return max(1, min(want, int(cap)))
+
+    def _prompt_cache(self, doc: dict, total: int) -> tuple[int, dict]:
+        """(input_tokens, cache usage) as Anthropic reports prompt caching: a request with a
+        ``cache_control`` block has its prefix written to the cache the first time and read from
+        it afterwards, and those tokens are reported apart from ``input_tokens`` (billed at 1.25x
+        or 2x for writes, 0.1x for reads). Here the prefix is everything but one token."""
+        if b'"cache_control"' not in json.dumps(doc).replace(" ", "").encode() or total < 2:
+            return total, {}
+        prefix = hashlib.sha256(json.dumps(doc.get("system")).encode()).hexdigest()
+        seen = getattr(self, "_cached", None)
+        if seen is None:
+            seen = self._cached = set()
+        kind = "cache_read_input_tokens" if prefix in seen else "cache_creation_input_tokens"
+        seen.add(prefix)
+        other = "cache_creation_input_tokens" if kind == "cache_read_input_tokens" else "cache_read_input_tokens"
+        return 1, {kind: total - 1, other: 0}
+
+    @staticmethod
+    def _multipliers(doc, completions: bool) -> tuple[int, int]:
+        """(outputs returned, outputs generated and billed) per request.
+
+        OpenAI returns ``n`` choices per prompt; legacy completions generate ``best_of``
+        per prompt server-side (billed) and return the best ``n``; a completions
+        ``prompt`` may be a list of prompts, each answered separately.
+        """
+        def count(name, default=1):
+            v = doc.get(name)
+            return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
+        n = count("n")
+        prompts = 1
+        if completions:
+            p = doc.get("prompt")
+            if isinstance(p, list) and p and not all(isinstance(x, int) for x in p):
+                prompts = len(p)
+            return n * prompts, max(n, count("best_of", n)) * prompts
+        return n, n
+
+    async def openai(self, request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("authorization", "")
+        doc, err = await self._prelude(request, auth[7:] if auth.startswith("Bearer ") else None)
+        if err:
+            return err
+        model = doc.get("model", "unknown")
+        prompt_tokens = count_tokens(_text_of(doc))
+        if request.path.endswith("/embeddings"):
+            inputs = doc.get("input")
+            n = len(inputs) if isinstance(inputs, list) else 1
+            return web.json_response({
+                "object": "list", "model": model,
+                "data": [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1)] * 8} for i in range(n)],
+                "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+            })
+        out = self._out_tokens(request, doc)
+        words = [WORDS[i % len(WORDS)] for i in range(out)]
+        chat = request.path.endswith("/chat/completions")
+        returned, billed = self._multipliers(doc, not chat)
+        cid = "chatcmpl-" + uuid.uuid4().hex[:24] if chat else "cmpl-" + uuid.uuid4().hex[:24]
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": out * billed,
+                 "total_tokens": prompt_tokens + out * billed}
+        created = int(time.time())
+        if not doc.get("stream"):
+            if chat:
+                choices = [{"index": c, "message": {"role": "assistant", "content": " ".join(words)},
+                            "finish_reason": "length" if out < self.default_output_tokens else "stop"}
+                           for c in range(returned)]
+                obj = "chat.completion"
+            else:
+                choices = [{"index": c, "text": " ".join(words), "finish_reason": "stop", "logprobs": None}
+                           for c in range(returned)]
+                obj = "text_completion"
+            return web.json_response({"id": cid, "object": obj, "created": created, "model": model,
+                                      "choices": choices, "usage": usage})
+        resp = await self._sse_start(request)
+        delay = int(request.headers.get("x-sim-chunk-delay-ms", "0")) / 1000
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        for i, w in enumerate(words):
+            piece = (" " if i else "") + w
+            for c in range(returned):
+                choice = ({"index": c, "delta": {"content": piece} if i else {"role": "assistant", "content": piece},
+                           "finish_reason": None} if chat else {"index": c, "text": piece, "finish_reason": None})
+                await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
+                                               "choices": [choice], "usage": None})
+            if delay:
+                await asyncio.sleep(delay)
+        for c in range(returned):
+            last = ({"index": c, "delta": {}, "finish_reason": "stop"} if chat
+                    else {"index": c, "text": "", "finish_reason": "stop"})
+            await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
+                                           "choices": [last], "usage": None})
+        if (doc.get("stream_options") or {}).get("include_usage"):
+            await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
+                                           "choices": [], "usage": usage})
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    async def anthropic(self, request: web.Request) -> web.StreamResponse:
+        doc, err = await self._prelude(request, request.headers.get("x-api-key"))
+        if err:
+            return err
+        model = doc.get("model", "unknown")
+        in_tok, cache = self._prompt_cache(doc, count_tokens(_text_of(doc)))
+        out = self._out_tokens(request, doc)
+        words = [WORDS[i % len(WORDS)] for i in range(out)]
+        mid = "msg_" + uuid.uuid4().hex[:24]
+        if not doc.get("stream"):
+            return web.json_response({
+                "id": mid, "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": " ".join(words)}],
+                "stop_reason": "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": in_tok, "output_tokens": out, **cache},
+            })
+        resp = await self._sse_start(request)
+        delay = int(request.headers.get("x-sim-chunk-delay-ms", "0")) / 1000
+        await self._event(resp, "message_start", {"type": "message_start", "message": {
+            "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": in_tok, "output_tokens": 1,
+                                                                  **cache}}})
+        await self._event(resp, "content_block_start", {"type": "content_block_start", "index": 0,
+                                                        "content_block": {"type": "text", "text": ""}})
+        for i, w in enumerate(words):
+            await self._event(resp, "content_block_delta", {"type": "content_block_delta", "index": 0,
+                              "delta": {"type": "text_delta", "text": (" " if i else "") + w}})
+            if delay:
+                await asyncio.sleep(delay)
+        await self._event(resp, "content_block_stop", {"type": "content_block_stop", "index": 0})
+        await self._event(resp, "message_delta", {"type": "message_delta",
+                          "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                          "usage": {"output_tokens": out}})
+        await self._event(resp, "message_stop", {"type": "message_stop"})
+        await resp.write_eof()
+        return resp
+
+    @staticmethod
+    async def _sse_start(request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        return resp
+
+    @staticmethod
+    async def _event(resp, event: str | None, data: dict) -> None:
+        head = f"event: {event}\n" if event else ""
+        await resp.write((head + "data: " + json.dumps(data) + "\n\n").encode())
+
+
+# What real providers put on every API response about the account the call was billed to (the
+# platform's, behind a gateway): its organization and project, its shared rate-limit state, and
+# edge cookies. A gateway must not hand these to its tenants (relaygate/envoy/config.py RESPONSE_HEADERS).
+ACCOUNT_HEADERS = {
+    "openai": {"openai-organization": "org-platform-account", "openai-project": "proj_platform",
+               "openai-processing-ms": "12", "x-ratelimit-limit-tokens": "150000000",
+               "x-ratelimit-remaining-tokens": "149990123", "x-ratelimit-remaining-requests": "29999",
+               "set-cookie": "__cf_bm=platform-edge-cookie; path=/; domain=.api.openai.com; HttpOnly"},
+    "anthropic": {"anthropic-organization-id": "0b6e8f0c-platform-org", "request-id": "req_sim",
+                  "anthropic-ratelimit-tokens-remaining": "3999000",
+                  "anthropic-ratelimit-requests-remaining": "3999",
+                  "set-cookie": "__cf_bm=platform-edge-cookie; path=/; domain=.api.anthropic.com; HttpOnly"},
+}
+
+
+async def _account_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/_sim/"):
+        return
+    for k, v in ACCOUNT_HEADERS["anthropic" if request.path.endswith("/messages") else "openai"].items():
+        response.headers.setdefault(k, v)
+
+
+async def run(ports: list[int], credentials: set[str], output_tokens: int, host: str,
+              tls: tuple[str, str] | None = None) -> None:
+    sim = Sim(credentials, output_tokens)
+    runner = web.AppRunner(sim.app(), access_log=None)
+    await runner.setup()
+    ctx = None
+    if tls:
+        import ssl
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*tls)
+    for port in ports:
+        await web.TCPSite(runner, host, port, ssl_context=ctx).start()
+    print(f"provider-sim listening on {host}:{','.join(map(str, ports))}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="relaygate-provider-sim", description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, action="append", required=True,
+                   help="port to listen on; repeat to simulate several provider endpoints")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--credential", action="append", default=[],
+                   help="a provider credential the simulator accepts (repeatable)")
+    p.add_argument("--output-tokens", type=int, default=12, help="tokens in each reply (default 12)")
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM; needs --tls-key)")
+    p.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
+    a = p.parse_args(argv)
+    if bool(a.tls_cert) != bool(a.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    try:
+        asyncio.run(run(a.port, set(a.credential), a.output_tokens, a.host,
+                        (a.tls_cert, a.tls_key) if a.tls_cert else None))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
