@@ -33,6 +33,7 @@ import io
 import json
 import tarfile
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -66,10 +67,10 @@ class BundleError(ValueError):
 class Bundle:
     revision: str
     modules: dict[str, str]     # path -> Rego source
-    data: dict                  # the data document (data.json)
-    config: dict                # config documents by name (relaygate/contract/config.py)
-    secrets: dict               # key_pepper and provider credentials, unsealed
-    manifest: dict
+    data: dict[str, Any]        # the data document (data.json)
+    config: dict[str, Any]      # config documents by name (relaygate/contract/config.py)
+    secrets: dict[str, Any]     # key_pepper and provider credentials, unsealed
+    manifest: dict[str, Any]
 
 
 def seal_key(fleet_token: str) -> bytes:
@@ -78,20 +79,22 @@ def seal_key(fleet_token: str) -> bytes:
         fleet_token.encode())
 
 
-def seal(secrets: dict, key: bytes) -> bytes:
+def seal(secrets: dict[str, Any], key: bytes) -> bytes:
     plain = json.dumps(secrets, sort_keys=True, separators=(",", ":")).encode()
     nonce = hmac.new(key, plain, hashlib.sha256).digest()[:12]   # deterministic: same secrets, same bytes
     return nonce + AESGCM(key).encrypt(nonce, plain, _SEAL_AAD)
 
 
-def unseal(blob: bytes, key: bytes) -> dict:
+def unseal(blob: bytes, key: bytes) -> dict[str, Any]:
     try:
-        return json.loads(AESGCM(key).decrypt(blob[:12], blob[12:], _SEAL_AAD))
+        # What seal() wrote (a mapping): AES-GCM authenticates it under the fleet token's key.
+        secrets: dict[str, Any] = json.loads(AESGCM(key).decrypt(blob[:12], blob[12:], _SEAL_AAD))
     except Exception:
         raise BundleError("bundle secrets do not open with this fleet token") from None
+    return secrets
 
 
-def _json(obj) -> bytes:
+def _json(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -115,8 +118,8 @@ def _tar(files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def build(*, modules: dict[str, str], data: dict, config: dict, secrets: dict, fleet_token: str,
-          signer: Signer, metadata: dict | None = None, contract: int | None = None) -> tuple[bytes, str]:
+def build(*, modules: dict[str, str], data: dict[str, Any], config: dict[str, Any], secrets: dict[str, Any],
+          fleet_token: str, signer: Signer, metadata: dict[str, Any] | None = None, contract: int | None = None) -> tuple[bytes, str]:
     """Return (tar.gz bytes, revision); the bundle declares ``contract`` (default: this code's)."""
     contract = CONTRACT_VERSION if contract is None else contract
     files = {path: src.encode() for path, src in modules.items()}
@@ -149,13 +152,15 @@ def _untar(blob: bytes) -> dict[str, bytes]:
                 name = info.name.lstrip("/")
                 if ".." in name.split("/") or len(files) >= MAX_FILES:
                     raise BundleError(f"bundle entry not allowed: {info.name}")
-                files[name] = tar.extractfile(info).read()
+                f = tar.extractfile(info)
+                assert f is not None   # extractfile is None only for entries that are not files
+                files[name] = f.read()
         return files
     except (OSError, EOFError, tarfile.TarError) as e:
         raise BundleError(f"not a tar.gz bundle: {e}") from None
 
 
-def contract_of(manifest) -> int:
+def contract_of(manifest: object) -> int:
     """The contract version a (signed) manifest declares; 1 when it predates versioning."""
     meta = manifest.get("metadata") if isinstance(manifest, dict) else None
     version = meta.get(CONTRACT_KEY, 1) if isinstance(meta, dict) else 1
@@ -164,7 +169,7 @@ def contract_of(manifest) -> int:
     return version
 
 
-def check_contract(manifest) -> None:
+def check_contract(manifest: object) -> None:
     version = contract_of(manifest)
     if version > CONTRACT_VERSION:
         raise BundleError(f"bundle speaks contract version {version}; this sidecar implements "

@@ -72,12 +72,17 @@ class Upstream:
     credential: str = field(repr=False)
     models: dict[str, ModelPrice]
     credential_name: str = ""
-    envoy_cluster_overrides: dict = field(default_factory=dict, compare=False)
+    envoy_cluster_overrides: dict[str, Any] = field(default_factory=dict, compare=False)
     forward_headers: tuple[str, ...] | None = None   # None: DEFAULT_FORWARD_HEADERS[provider]
     # TLS upstreams: the CA file (on the gateway's host) the provider's certificate must chain
     # to; None is the system bundle (relaygate/envoy/config.py SYSTEM_CA_BUNDLE). The host name is
     # always checked against the certificate too.
     ca_file: str | None = None
+
+    # Set by __post_init__ from forward_headers: the exact names, and the prefixes (names that
+    # ended in '*'); derived, so out of __init__, repr, equality and hash.
+    _fwd_exact: frozenset[str] = field(init=False, repr=False, compare=False)
+    _fwd_prefixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     @property
     def cluster(self) -> str:
@@ -177,7 +182,7 @@ def _load_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: invalid YAML: {e}") from None
 
 
-def _req(d: dict, key: str, where: str, kind: type | tuple = str) -> Any:
+def _req(d: object, key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
     if not isinstance(d, dict) or key not in d:
         raise ConfigError(f"{where}: missing '{key}'")
     v = d[key]
@@ -192,7 +197,7 @@ def _micros(v: Any, where: str) -> int:
     return int(round(v * 1_000_000))
 
 
-def _secret(secrets: dict, name: str, where: str, environ: Mapping[str, str]) -> str:
+def _secret(secrets: dict[str, Any], name: str, where: str, environ: Mapping[str, str]) -> str:
     """A credential by name: $RELAYGATE_SECRET_<NAME> (in ``environ``) wins over the secrets document."""
     env = "RELAYGATE_SECRET_" + name.upper().replace("-", "_")
     value = environ.get(env) or secrets.get(name)
@@ -201,14 +206,14 @@ def _secret(secrets: dict, name: str, where: str, environ: Mapping[str, str]) ->
     return str(value)
 
 
-def _secrets(d: Path) -> dict:
+def _secrets(d: Path) -> dict[str, Any]:
     secrets = _load_yaml(d / "secrets.yaml") or {}
     if not isinstance(secrets, dict):
         raise ConfigError(f"{d/'secrets.yaml'}: must be a mapping")
     return secrets
 
 
-def load_pepper(config_dir: str | os.PathLike) -> bytes:
+def load_pepper(config_dir: str | os.PathLike[str]) -> bytes:
     """The key pepper: $RELAYGATE_KEY_PEPPER, else key_pepper in secrets.yaml."""
     pepper = os.environ.get("RELAYGATE_KEY_PEPPER") or _secrets(Path(config_dir)).get("key_pepper")
     if not pepper:
@@ -219,12 +224,12 @@ def load_pepper(config_dir: str | os.PathLike) -> bytes:
 CONFIG_FILES = ("gateway", "workspaces", "upstreams", "keys", "budgets")
 
 
-def read_documents(config_dir: str | os.PathLike) -> tuple[dict, dict]:
+def read_documents(config_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config documents by name, secrets) from a config directory's YAML files."""
     d = Path(config_dir)
     if not d.is_dir():
         raise ConfigError(f"{d}: config directory not found")
-    docs = {}
+    docs: dict[str, Any] = {}
     for name in CONFIG_FILES:
         doc = _load_yaml(d / f"{name}.yaml")
         if doc is not None and not isinstance(doc, dict):
@@ -235,12 +240,12 @@ def read_documents(config_dir: str | os.PathLike) -> tuple[dict, dict]:
     return docs, secrets
 
 
-def load(config_dir: str | os.PathLike) -> GatewayConfig:
+def load(config_dir: str | os.PathLike[str]) -> GatewayConfig:
     """A config directory's documents, with the process environment's overrides."""
     return from_documents(*read_documents(config_dir), environ=os.environ)
 
 
-def from_documents(docs: dict, secrets: dict, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+def from_documents(docs: dict[str, Any], secrets: dict[str, Any], environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """Build the gateway config from its documents (the YAML files, or a policy bundle's copy).
 
     ``docs`` maps ``gateway``, ``workspaces``, ``upstreams``, ``keys`` and ``budgets`` to
@@ -293,7 +298,7 @@ def from_documents(docs: dict, secrets: dict, environ: Mapping[str, str] | None 
     )
 
 
-def parse_upstream(u: Any, where: str, secrets: dict | None, environ: Mapping[str, str] | None = None) -> Upstream:
+def parse_upstream(u: Any, where: str, secrets: dict[str, Any] | None, environ: Mapping[str, str] | None = None) -> Upstream:
     """One upstream entry; ``secrets`` None skips resolving the credential (validation only)."""
     name = _req(u, "name", where)
     if not name or not all(c.isalnum() or c in "-_" for c in name) or len(name) > 64:

@@ -24,7 +24,7 @@ def hash_secret(pepper: bytes, salt: str, secret: str) -> str:
     return hmac.new(pepper, (salt + ":" + secret).encode(), hashlib.sha256).hexdigest()
 
 
-def new_key(pepper: bytes) -> tuple[str, dict]:
+def new_key(pepper: bytes) -> tuple[str, dict[str, str]]:
     """Return (the full key to hand out once, the record to store)."""
     key_id, secret, salt = random_string(12), random_string(32), secrets.token_hex(16)
     return f"{PREFIX}{key_id}_{secret}", {

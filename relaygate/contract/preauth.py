@@ -28,6 +28,7 @@ and the Envoy resources; the sampler is relaygate/extproc/preauth_sampler.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 DEFAULTS = {"enabled": True, "strikes_per_second": 20, "requests_per_second": 5, "burst": 10,
@@ -47,7 +48,7 @@ class PreAuthLimits:
     max_tracked_addresses: int = 100_000
 
 
-def parse(doc, where: str = "gateway.yaml: unauthenticated") -> PreAuthLimits:
+def parse(doc: object, where: str = "gateway.yaml: unauthenticated") -> PreAuthLimits:
     """The ``unauthenticated`` mapping of the gateway document; every number a positive integer."""
     from relaygate.contract.config import ConfigError   # config imports this module
     if doc is None:
@@ -57,7 +58,7 @@ def parse(doc, where: str = "gateway.yaml: unauthenticated") -> PreAuthLimits:
     unknown = set(doc) - set(DEFAULTS)
     if unknown:
         raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
-    out = dict(DEFAULTS)
+    out: dict[str, Any] = dict(DEFAULTS)   # checked below: enabled a bool, the rest ints
     for k, v in doc.items():
         if k == "enabled":
             if not isinstance(v, bool):

@@ -24,13 +24,17 @@ Operator files (config directory, platform policy data) are trusted and keep
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.composer import Composer, ComposerError
 from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from yaml.events import Event
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
+
+if TYPE_CHECKING:
+    from builtins import _ClassInfo   # isinstance's second argument, as Parser.check_event takes it
 
 MAX_SOURCE_BYTES = 256 * 1024     # a policy document (YAML text) as sent to the API
 MAX_DATA_BYTES = 256 * 1024       # a policy's data, encoded as JSON (what the bundle carries)
@@ -38,10 +42,19 @@ MAX_DEPTH = 64                    # nesting of collections
 MAX_EXPANDED = 1024 * 1024        # expanded weight (≈ characters + nodes) after aliases
 
 
-class _Bounds:
-    """The bounded compose_node; mixed into a loader whose events come from either parser."""
+class _Bounds(Composer):
+    """The bounded compose_node; mixed into a loader whose events come from either parser.
+
+    A Composer (its compose_node is the one overridden); the event methods below come from
+    the parser the loader mixes in after it (yaml.parser.Parser or libyaml's CParser).
+    """
 
     max_depth, max_expanded = MAX_DEPTH, MAX_EXPANDED
+
+    if TYPE_CHECKING:
+        # compose_node runs only while an event is pending, so peek_event has one to return.
+        def check_event(self, *choices: _ClassInfo) -> bool: ...
+        def peek_event(self) -> Event: ...
 
     def _init_bounds(self, max_depth: int, max_expanded: int) -> None:
         self.max_depth, self.max_expanded = max_depth, max_expanded
@@ -49,7 +62,10 @@ class _Bounds:
         self._aliases = 0
         self._weights: dict[int, int] = {}
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        # Any: a pure-Python or a libyaml Mark; ComposerError takes either at run time (PyYAML's
+        # own C parser raises its errors with libyaml marks), its stub names only the former.
+        mark: Any
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             node = super().compose_node(parent, index)
@@ -84,44 +100,45 @@ class _Bounds:
 class BoundedLoader(_Bounds, yaml.SafeLoader):
     """Pure-Python SafeLoader that refuses deep nesting, recursive aliases and alias expansion past a budget."""
 
-    def __init__(self, stream, max_depth: int = MAX_DEPTH, max_expanded: int = MAX_EXPANDED) -> None:
+    def __init__(self, stream: str | bytes, max_depth: int = MAX_DEPTH, max_expanded: int = MAX_EXPANDED) -> None:
         yaml.SafeLoader.__init__(self, stream)
         self._init_bounds(max_depth, max_expanded)
 
 
+# The loader tried first: libyaml's events when PyYAML has them, else the pure-Python one.
+_FAST_LOADER: type[BoundedLoader] | type[CBoundedLoader]
 try:
     from yaml._yaml import CParser
 except ImportError:   # PyYAML without libyaml
-    CParser = None
-
-if CParser is not None:
+    _FAST_LOADER = BoundedLoader
+else:
     class CBoundedLoader(_Bounds, Composer, CParser, SafeConstructor, Resolver):
         """The same, on libyaml's events: Composer (Python) comes before CParser so its
         get_single_node/compose_node, and so the bounds, are the ones used."""
 
-        def __init__(self, stream, max_depth: int = MAX_DEPTH, max_expanded: int = MAX_EXPANDED) -> None:
+        def __init__(self, stream: str | bytes, max_depth: int = MAX_DEPTH, max_expanded: int = MAX_EXPANDED) -> None:
             CParser.__init__(self, stream)
             Composer.__init__(self)
             SafeConstructor.__init__(self)
             Resolver.__init__(self)
             self._init_bounds(max_depth, max_expanded)
-else:
-    CBoundedLoader = BoundedLoader
+
+    _FAST_LOADER = CBoundedLoader
 
 
 def compose_and_load(text: str, max_depth: int = MAX_DEPTH, max_expanded: int = MAX_EXPANDED) -> tuple[Any, Any]:
     """(root node, Python value) of one YAML document, within the bounds; raises yaml.YAMLError."""
     try:
-        return _load(CBoundedLoader, text, max_depth, max_expanded)
+        return _load(_FAST_LOADER, text, max_depth, max_expanded)
     except yaml.YAMLError:
-        if CBoundedLoader is BoundedLoader:
+        if _FAST_LOADER is BoundedLoader:
             raise
         # libyaml words and places some errors differently: report what the pure-Python
         # parser says (the line and column authors have always been shown).
         return _load(BoundedLoader, text, max_depth, max_expanded)
 
 
-def _load(cls, text: str, max_depth: int, max_expanded: int) -> tuple[Any, Any]:
+def _load(cls: type[BoundedLoader] | type[CBoundedLoader], text: str, max_depth: int, max_expanded: int) -> tuple[Any, Any]:
     loader = cls(text, max_depth, max_expanded)
     try:
         node = loader.get_single_node()

@@ -23,8 +23,10 @@ glob syntax (``?``, ``[...]``, ``{a,b}``, ``**``, escapes).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages")
 KINDS = ("read_only", "standard")              # ordered: a kind is below every kind after it
@@ -52,7 +54,7 @@ def valid_pattern(pattern: str) -> bool:
     return "*" not in pattern or bool(_SIMPLE.fullmatch(pattern))
 
 
-def effective_permissions(kind: str, listed) -> frozenset:
+def effective_permissions(kind: str, listed: Collection[object] | None) -> frozenset[str]:
     """The permissions a credential really holds.
 
     ``read_only`` holds exactly :data:`READ_ONLY_PERMISSIONS` whatever it lists. A standard
@@ -70,18 +72,18 @@ def effective_permissions(kind: str, listed) -> frozenset:
     return frozenset(p for p in names if p in WORKSPACE_PERMISSIONS)
 
 
-def may_call_gateway(kind: str, listed) -> bool:
+def may_call_gateway(kind: str, listed: Collection[object] | None) -> bool:
     """Whether a key of this kind listing these permissions may send calls through the gateway."""
     return GATEWAY_CALL in effective_permissions(kind, listed)
 
 
 @lru_cache(maxsize=4096)
-def _glob(pattern: str):
+def _glob(pattern: str) -> re.Pattern[str]:
     """The regex of a Rego glob with '.' as its only delimiter (simple globs only)."""
     return re.compile("[^.]*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
 
 
-def model_allowed(patterns, model: str) -> bool:
+def model_allowed(patterns: Iterable[str], model: str) -> bool:
     """Mirror of scope.rego's model_allowed, exact for ``*``, literals and simple globs."""
     for p in patterns:
         if p == "*" or p == model:
@@ -126,13 +128,13 @@ def pattern_covers(parent: str, child: str) -> bool:
 class Scope:
     """A credential's grant. ``expires_ms`` None means it never expires."""
     kind: str = "standard"
-    permissions: frozenset = field(default_factory=lambda: frozenset(WORKSPACE_PERMISSIONS))
-    endpoints: frozenset = field(default_factory=lambda: frozenset(ENDPOINTS))
-    models: tuple = ("*",)
+    permissions: frozenset[str] = field(default_factory=lambda: frozenset(WORKSPACE_PERMISSIONS))
+    endpoints: frozenset[str] = field(default_factory=lambda: frozenset(ENDPOINTS))
+    models: tuple[str, ...] = ("*",)
     expires_ms: int | None = None
 
     @classmethod
-    def of(cls, kind: str, scope: dict | None, expires_ms: int | None) -> "Scope":
+    def of(cls, kind: str, scope: dict[str, Any] | None, expires_ms: int | None) -> "Scope":
         """The scope of a stored key (its kind, scope document and expiry)."""
         scope = scope or {}
         return cls(kind=kind, permissions=effective_permissions(kind, scope.get("permissions")),
@@ -156,7 +158,7 @@ class Scope:
 
 def excess(child: Scope, parent: Scope) -> list[str]:
     """How ``child`` exceeds ``parent``, one phrase per dimension (empty: it is a subset)."""
-    out = []
+    out: list[str] = []
     if KINDS.index(child.kind) > KINDS.index(parent.kind):
         out.append(f"kind {child.kind} above {parent.kind}")
     if extra := sorted(child.permissions - parent.permissions):
