@@ -7,11 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: run test lint bench policy-test verifier system-deps clean help
+.PHONY: run test test-fast lint bench policy-test verifier system-deps clean help
 
 help:
 	@echo "make run          start provider simulator + control plane + relaygate-extproc + Envoy and run a tour"
 	@echo "make test         run the whole test suite (real Envoy, real SDKs), after make lint"
+	@echo "make test-fast    run the unit tier only (tests/unit: no servers, seconds)"
 	@echo "make lint         ruff on the tree, mypy --strict on relaygate/contract"
 	@echo "make policy-test  run the Rego unit tests in policies/"
 	@echo "make bench        benchmark plain Envoy against the full relaygate path"
@@ -44,9 +45,14 @@ test: $(STAMP) lint
 	@mkdir -p .run && $(BIN)/python -m devstack.postgres start .run/pg-test > .run/pg-test.url
 	@$(BIN)/python -m devstack.redis_server start .run/redis-test > .run/redis-test.url
 	@RELAYGATE_TEST_POSTGRES=$$(cat .run/pg-test.url) RELAYGATE_TEST_REDIS=$$(cat .run/redis-test.url) \
-	  $(BIN)/python -m pytest -q -ra tests; rc=$$?; \
+	  $(BIN)/python -m pytest -q -ra tests/unit tests/system; rc=$$?; \
 	  $(BIN)/python -m devstack.redis_server stop .run/redis-test; \
 	  $(BIN)/python -m devstack.postgres stop .run/pg-test; exit $$rc
+
+# The unit tier: the decision library, the servicer and the access-log sink driven in-process with
+# constructed protobufs, parsers, the Merkle log, the contract's seams. No servers; seconds.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -ra tests/unit
 
 # ruff (errors pyflakes would catch) on the whole tree; mypy --strict on the contract package.
 lint: $(STAMP)

@@ -305,7 +305,7 @@ def abusive_neighbour(a) -> None:
 
     from tests.cpclient import eventually
     # A's policy: harmless unless a call says user "boom", then a loop far past the sandbox deadline.
-    from tests.test_adversarial_policy import ABUSIVE as ABUSIVE_POLICY
+    from tests.system.test_adversarial_policy import ABUSIVE as ABUSIVE_POLICY
     up_port = free_port()
     procs = []
     stack = None

@@ -135,6 +135,19 @@ class Admission:
         log.warning("workspace %s: %s (%s)", workspace, msg, ", ".join(refs))
         return Verdict.deny(status, "policy.error", msg, refs, retry_after=retry)
 
+    def platform_decision(self, doc: dict, outcome: dict | None) -> dict:
+        """The platform policy's decision record for a policy input and the workspace policies' outcome.
+
+        A policy that fails to evaluate is a 500 ``policy.error`` denial (fails closed). Shared by
+        the gateway and the dry run (relaygate/decision/gate.py evaluate).
+        """
+        try:
+            # The outcome of the workspace's own policies (empty without any); never taken from a caller.
+            full = dict(doc, workspace_policies=outcome or {"denials": [], "cited": []})
+            return self.engine.decide(orjson.dumps(full).decode())
+        except PolicyError as e:
+            return denial(500, "policy.error", [f"policy evaluation failed: {e}"])
+
     def _limited(self, key: ApiKey, shape: CallShape) -> Verdict | None:
         ws = self.config.workspaces[key.workspace]
         limited = self.limits.check(ws.id, ws.requests_per_second, ws.tokens_per_minute,
@@ -182,13 +195,7 @@ class Admission:
     def _decide(self, key: ApiKey, endpoint: str, shape: CallShape, prepared=None, outcome=None) -> Verdict:
         doc, budgets, windows = prepared or self.policy_input(key, endpoint, shape)
         now = now_utc()
-        try:
-            # The outcome of the workspace's own policies (empty without any); never taken from a caller.
-            full = dict(doc, workspace_policies=outcome or {"denials": [], "cited": []})
-            d = self.engine.decide(orjson.dumps(full).decode())
-        except PolicyError as e:
-            return Verdict(False, 500, "policy.error", f"policy evaluation failed: {e}",
-                           denial(500, "policy.error", [str(e)]))
+        d = self.platform_decision(doc, outcome)
         if not d["allow"]:
             retry = None
             if d["code"] == "budget.exceeded":

@@ -12,6 +12,7 @@ from prometheus_client import Counter as PromCounter
 
 from relaygate.contract.decision import denial
 from relaygate.contract.preauth import PreAuthLimits
+from relaygate.decision.draft import CallDraft, call_draft
 
 # The response header the policy service puts on a pre-auth denial (Envoy's guard counts it per
 # client address and removes it, relaygate/envoy/preauth_guard.lua) is relaygate.contract.envoy.PREAUTH_HEADER.
@@ -79,15 +80,11 @@ class ReceiptSampler:
             if s["count"] > 1:
                 self.update(s["rid"], self._draft(s))
 
-    def _draft(self, s: dict) -> dict:
+    def _draft(self, s: dict) -> CallDraft:
         top = ", ".join(f"{a} x{n}" for a, n in s["addrs"].most_common(10))
         msg = (f"sampled: this receipt stands for {s['count']} {s['reason'].replace('_', ' ')} calls "
                f"({s['code']}, HTTP {s['status']}) from {len(s['addrs'])} client addresses in the second "
                f"starting {s['window']} (unix time) that got no receipt of their own; busiest: {top}")
-        return {
-            "ts": float(s["window"]), "workspace": None, "key_id": None, "endpoint": None, "path": "",
-            "request": {"digest": None, "bytes": None}, "model": None, "stream": False, "user": None,
-            "decision": denial(s["status"], s["code"], [msg], bundle=self.revision),
-            "upstream": None, "price": None, "worst": None, "holds": [], "response_digest": None,
-            "sampled": {"count": s["count"], "addresses": len(s["addrs"]), "window": s["window"]},
-        }
+        draft = call_draft(ts=float(s["window"]), decision=denial(s["status"], s["code"], [msg], bundle=self.revision))
+        draft["sampled"] = {"count": s["count"], "addresses": len(s["addrs"]), "window": s["window"]}
+        return draft

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 import orjson
 from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 
-from relaygate.evidence.receipts import GENESIS_HASH, RECEIPT_VERSION, digest, sign_receipt
+from relaygate.evidence.receipts import GENESIS_HASH, RECEIPT_VERSION, sign_receipt
 from relaygate.evidence.signing import Signer
 from relaygate.extproc import metrics
 from relaygate.contract.config import ModelPrice, cost_micros
@@ -29,6 +29,7 @@ from relaygate.contract.envoy import ENVOY_PRE_DECISION
 from relaygate.contract.preauth import PreAuthLimits
 from relaygate.extproc.preauth_sampler import SAMPLED, SAMPLED_DETAILS, ReceiptSampler
 from relaygate.contract.decision import denial
+from relaygate.decision.draft import CallDraft, call_draft
 from relaygate.extproc.spool import Spool
 
 log = logging.getLogger("relaygate.settlement")
@@ -230,7 +231,7 @@ def outcome_of(entry) -> tuple[str | None, dict]:
 ENVOY_LOCAL_CODES = {status: code for status, code, _ in ENVOY_PRE_DECISION.values()}
 
 
-def envoy_local_draft(entry) -> dict:
+def envoy_local_draft(entry) -> CallDraft:
     """The draft of a call that Envoy answered without a policy decision."""
     cp, req, resp = entry.common_properties, entry.request, entry.response
     path = req.path[:512]
@@ -239,16 +240,12 @@ def envoy_local_draft(entry) -> dict:
     code = ENVOY_LOCAL_CODES.get(status, "gateway.rejected")
     rid = receipt_id_for(req.request_id) if req.request_id else None
     body = envoy_reply_body(status, rid) if rid else None
-    return {
-        "ts": cp.start_time.seconds + cp.start_time.nanos / 1e9,
-        "workspace": route.workspace if route else None, "key_id": None,
-        "endpoint": route.endpoint if route else None, "path": path,
-        "request": {"digest": None, "bytes": req.request_body_bytes},
-        "model": None, "stream": False,
-        "decision": denial(status, code, [resp.response_code_details or code], bundle=None),
-        "upstream": None, "price": None, "worst": None, "holds": [],
-        "response_digest": digest(body) if body is not None else None,
-    }
+    return call_draft(
+        ts=cp.start_time.seconds + cp.start_time.nanos / 1e9, path=path,
+        workspace=route.workspace if route else None, endpoint=route.endpoint if route else None,
+        body_bytes=req.request_body_bytes,
+        decision=denial(status, code, [resp.response_code_details or code], bundle=None),
+        response_body=body)
 
 
 _DEFAULT_LIMITS = PreAuthLimits()

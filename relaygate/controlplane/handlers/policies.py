@@ -27,10 +27,10 @@ from relaygate.decision.policy_engine import PolicyError
 from relaygate.decision.snapshot import admission_from_bundle
 from relaygate.contract.bundle import Bundle
 from relaygate.contract.safeyaml import MAX_SOURCE_BYTES
-from relaygate.decision.wire import BadRequest, parse_body
+from relaygate.decision import gate
+from relaygate.decision.wire import Route
 from relaygate.decision.policy_sandbox import default_sandbox
 from relaygate.decision.workspace_policy import ActivePolicy, PolicyDocumentError, check_rego_sandboxed
-from relaygate.contract.decision import denial
 
 def _invalid(e: PolicyDocumentError) -> ApiError:
     return ApiError(400, "policy.invalid", e.message, e.details())
@@ -246,29 +246,21 @@ def _prepare(modules, data, docs, secrets, workspace: str, body: dict):
                 raise ApiError(404, "key.not_found", f"no key '{key_id}'")
         else:
             key = config_mod.ApiKey("dryrun000000", workspace, "dry run", "", "", config_mod.ENDPOINTS, ("*",), False)
-        try:
-            shape = parse_body(req["endpoint"], orjson.dumps(req["body"]),
-                               adm.config.workspaces[workspace].default_max_output_tokens)
-        except BadRequest as e:
-            raise ApiError(400, e.code, e.message) from None
+        # The call as the gateway would see it once its headers passed (key and workspace known):
+        # the body goes through the gateway's own checks (size, JSON, the endpoint's shape).
+        call = gate.Call(adm, route=Route(workspace, req["endpoint"], ""), key=key)
+        shape = gate.check_body(call, orjson.dumps(req["body"]))
+        if isinstance(shape, Verdict):
+            raise ApiError(400, shape.code, shape.message) from None
         doc, _, _ = adm.policy_input(key, req["endpoint"], shape, used=lambda *_: 0)
     return adm, doc
 
 
-def _platform_decision(adm, doc: dict, outcome: dict) -> dict:
-    try:
-        return adm.engine.decide(orjson.dumps(dict(doc, workspace_policies=outcome)).decode())
-    except PolicyError as e:
-        return denial(500, "policy.error", [str(e)])
-
-
 async def _evaluate(sources, workspace: str, body: dict) -> tuple[dict, dict]:
-    """As a sidecar decides: the workspace's policies in the sandbox, then the platform engine."""
+    """As a sidecar decides (relaygate/decision/gate.py evaluate): the workspace's policies in the
+    sandbox, then the platform engine, on the policy thread."""
     adm, doc = await on_policy_thread(_prepare, *sources, workspace, body)
-    outcome = await adm.workspace_outcome(workspace, doc)
-    if isinstance(outcome, Verdict):
-        return outcome.decision, doc
-    return await on_policy_thread(_platform_decision, adm, doc, outcome), doc
+    return await gate.evaluate(adm, workspace, doc, offload=on_policy_thread), doc
 
 
 async def dry_run(ctx: Ctx):

@@ -279,7 +279,7 @@ def _tls_sim(tmp: Path, name: str, pki: tls_mod.Pki, port: int) -> subprocess.Po
     proc = subprocess.Popen([sys.executable, "-m", "relaygate.providersim.server", "--port", str(port),
                              "--credential", "sk-test-openai", "--tls-cert", str(pki.server_cert),
                              "--tls-key", str(pki.server_key)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
+                            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
                             start_new_session=True)
     from devstack.processes import port_open, wait_until
     wait_until(lambda: port_open(port), 15, f"provider simulator {name}", proc, tmp / f"sim-{name}.log")

@@ -26,7 +26,7 @@ from relaygate.evidence.merkle import MerkleLog, leaf_hash
 from relaygate.evidence.receipts import canonical, envelope_receipt, leaf_bytes
 from relaygate.evidence.signing import signer_for
 from tests.cpclient import CP, eventually
-from tests.test_evidence import _bundle, _cli, _repack, _trusted, bundle, ev  # noqa: F401  (module fixtures)
+from tests.system.test_evidence import _bundle, _cli, _repack, _trusted, bundle, ev  # noqa: F401  (module fixtures)
 
 
 # -- the forger's toolkit ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from relaygate.evidence.merkle import leaf_hash
 from relaygate.evidence.receipts import leaf_bytes, sign_receipt, verify_receipt
 from relaygate.evidence.signing import signer_for
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "receipts.md").read_text()
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "receipts.md").read_text()
 
 
 def _block(name: str) -> str:

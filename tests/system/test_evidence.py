@@ -325,7 +325,7 @@ def test_dsse_signatures_cover_the_payload_type(ev, bundle):
 
 @pytest.mark.slow
 def test_single_file_verifier_from_make_runs_without_the_project(ev, bundle, tmp_path):
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     build = subprocess.run(["make", "-C", str(root), "verifier"], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     pyz = root / "dist" / "relaygate-verify.pyz"

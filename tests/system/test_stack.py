@@ -92,9 +92,9 @@ def test_security_doc_names_only_tests_that_exist():
     """docs/security.md maps each promise to the tests that attack it: every name must be real."""
     import re
     doc = (ROOT / "docs" / "security.md").read_text()
-    defined = {m for f in (ROOT / "tests").glob("test_*.py")
+    defined = {m for f in (ROOT / "tests").rglob("test_*.py")
                for m in re.findall(r"^def (test_\w+)", f.read_text(), re.M)}
-    named = set(re.findall(r"`(?:\w+\.py::)?(test_\w+)", doc)) - {p.stem for p in (ROOT / "tests").glob("test_*.py")}
+    named = set(re.findall(r"`(?:\w+\.py::)?(test_\w+)", doc)) - {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
     assert len(named) > 50
     assert named <= defined, sorted(named - defined)
     for path in re.findall(r"`((?:extproc|controlplane|stack|evidence)/[\w/]+\.(?:py|lua))", doc):

@@ -17,7 +17,7 @@ from devstack.redis_server import RedisServer
 from tests.conftest import POLICY_DIR, Gateway, write_config
 from tests.cpclient import eventually
 from tests.httpcall import chat_body, curl
-from tests.test_budget_race import BODY, LIMIT, _fire
+from tests.system.test_budget_race import BODY, LIMIT, _fire
 
 BUDGET = "capped-daily"
 

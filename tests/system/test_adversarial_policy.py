@@ -251,7 +251,7 @@ def test_the_sandbox_processes_end_with_the_sidecar_even_on_sigkill(tmp_path):
         "    await s.evaluate(wp, 'acme', json.dumps({'user': 'boom'}))\n"
         "asyncio.run(go())\n")
     owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     pids = json.loads(owner.stdout.readline())
     assert len(pids) == 3
     time.sleep(0.2)                 # a worker is inside the runaway evaluation now

@@ -20,7 +20,7 @@ from relaygate.controlplane import openapi
 from tests.conftest import start_controlplane
 from tests.cpclient import CP
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
 

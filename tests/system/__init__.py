@@ -1,0 +1,1 @@
+"""System tier: real Envoy, real gRPC, the control plane, PostgreSQL and Redis on loopback."""
