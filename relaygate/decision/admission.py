@@ -8,13 +8,16 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import orjson
 
 from relaygate.contract.decision import denial
 from relaygate.contract import keys as keyfmt
-from relaygate.contract.config import ApiKey, GatewayConfig, Upstream, cost_micros
+from relaygate.contract.config import ApiKey, Budget, GatewayConfig, Upstream, cost_micros
 from relaygate.decision.ledger import Hold, Ledger, LedgerUnavailable, now_utc, window_bounds
 from relaygate.decision.limits import TierLimits
 from relaygate.decision.policy_engine import PolicyEngine, PolicyError
@@ -27,6 +30,11 @@ log = logging.getLogger("relaygate.admission")
 
 POLICY_INPUT_VERSION = 1
 
+# budget id -> (window key, window end) of the window the call falls in
+Windows = dict[str, tuple[str, datetime]]
+# (policy input document, the call's budgets, their windows): what Admission.policy_input returns
+PolicyInput = tuple[dict[str, Any], list[Budget], Windows]
+
 
 @dataclass
 class Verdict:
@@ -34,13 +42,13 @@ class Verdict:
     status: int
     code: str
     message: str
-    decision: dict
+    decision: dict[str, Any]
     upstream: Upstream | None = None
     holds: list[Hold] = field(default_factory=list)
     retry_after: int | None = None
 
     @classmethod
-    def deny(cls, status: int, code: str, message: str, policies=(), retry_after: int | None = None) -> "Verdict":
+    def deny(cls, status: int, code: str, message: str, policies: Iterable[str] = (), retry_after: int | None = None) -> "Verdict":
         return cls(False, status, code, message, denial(status, code, [message], policies), retry_after=retry_after)
 
 
@@ -73,7 +81,7 @@ class Admission:
         return key
 
     def policy_input(self, key: ApiKey, endpoint: str, shape: CallShape,
-                     used=None) -> tuple[dict, list, dict]:
+                     used: Callable[[str, str], int] | None = None) -> PolicyInput:
         """(policy input document, budgets, their windows) for one call; see docs/policy.md.
 
         ``used(budget_id, window_key)`` reports current use; the ledger's by default.
@@ -113,7 +121,7 @@ class Admission:
     def has_workspace_policies(self, workspace: str) -> bool:
         return bool(self.workspace_policies.of(workspace))
 
-    async def workspace_outcome(self, workspace: str, doc: dict) -> dict | Verdict:
+    async def workspace_outcome(self, workspace: str, doc: dict[str, Any]) -> dict[str, Any] | Verdict:
         """The calling workspace's own policies, run in the sandbox: their outcome, or a policy.error Verdict.
 
         Limit exceeded (the policy's fault, retrying will not help): 500. No worker
@@ -135,7 +143,7 @@ class Admission:
         log.warning("workspace %s: %s (%s)", workspace, msg, ", ".join(refs))
         return Verdict.deny(status, "policy.error", msg, refs, retry_after=retry)
 
-    def platform_decision(self, doc: dict, outcome: dict | None) -> dict:
+    def platform_decision(self, doc: dict[str, Any], outcome: dict[str, Any] | None) -> dict[str, Any]:
         """The platform policy's decision record for a policy input and the workspace policies' outcome.
 
         A policy that fails to evaluate is a 500 ``policy.error`` denial (fails closed). Shared by
@@ -192,7 +200,8 @@ class Admission:
         except LedgerUnavailable as e:
             return self._ledger_down(e)
 
-    def _decide(self, key: ApiKey, endpoint: str, shape: CallShape, prepared=None, outcome=None) -> Verdict:
+    def _decide(self, key: ApiKey, endpoint: str, shape: CallShape, prepared: PolicyInput | None = None,
+                outcome: dict[str, Any] | None = None) -> Verdict:
         doc, budgets, windows = prepared or self.policy_input(key, endpoint, shape)
         now = now_utc()
         d = self.platform_decision(doc, outcome)
@@ -217,6 +226,6 @@ class Admission:
         return Verdict(True, 200, "ok", "", d, upstream=upstream, holds=holds)
 
     @staticmethod
-    def _retry_after(budget_ids: list[str], windows: dict, now) -> int:
+    def _retry_after(budget_ids: list[str], windows: Windows, now: datetime) -> int:
         ends = [windows[b][1] for b in budget_ids if b in windows]
         return max(1, math.ceil((min(ends) - now).total_seconds())) if ends else 60

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from relaygate.contract.config import ApiKey
 from relaygate.contract.envoy import receipt_id_for
@@ -28,7 +29,7 @@ from relaygate.decision.wire import BadRequest, CallShape, Route, parse_body, pa
 # Statuses that, with no key authenticated yet, make a denial "pre-auth": Envoy throttles the
 # client address that collects them and their receipts are sampled (relaygate/contract/preauth.py).
 PREAUTH_STATUSES = (401, 404, 405)
-Offload = Callable[..., Awaitable[dict]]
+Offload = Callable[..., Awaitable[dict[str, Any]]]
 UNKNOWN_ENDPOINT = ("unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, "
                     "/embeddings or /messages")
 
@@ -137,7 +138,8 @@ def decide(call: Call, shape: CallShape) -> Verdict | Awaitable[Verdict]:
     return adm.decide(call.key, call.route.endpoint, shape)
 
 
-async def evaluate(adm: Admission, workspace: str, doc: dict, offload: Offload | None = None) -> dict:
+async def evaluate(adm: Admission, workspace: str, doc: dict[str, Any],
+                   offload: Offload | None = None) -> dict[str, Any]:
     """The decision record for a policy input, as the gateway would decide it, reserving nothing.
 
     The dry run's entry point (it builds ``doc`` with :meth:`Admission.policy_input` from a call

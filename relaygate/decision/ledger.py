@@ -11,10 +11,15 @@ reservation, so the check-then-reserve is atomic in the Redis server).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Iterable, Protocol
+from pathlib import Path
+from typing import Iterable, ParamSpec, Protocol, TypeVar
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def window_bounds(window: str, now: datetime) -> tuple[str, datetime]:
@@ -60,13 +65,19 @@ class Ledger(Protocol):
         """Charge spend recorded elsewhere (rebuilding state from the spool)."""
 
 
+class _Single(Protocol):
+    """The one-at-a-time operations :class:`_OneByOne` loops over (its subclasses define them)."""
+    def used(self, budget_id: str, window_key: str) -> int: ...
+    def settle(self, holds: Iterable[Hold], actual: dict[str, int]) -> None: ...
+
+
 class _OneByOne:
     """Batch operations as loops, for ledgers where a call costs no round trip."""
 
-    def used_many(self, pairs: list[tuple[str, str]]) -> list[int]:
+    def used_many(self: _Single, pairs: list[tuple[str, str]]) -> list[int]:
         return [self.used(b, w) for b, w in pairs]
 
-    def settle_many(self, items: list[tuple[list[Hold], dict[str, int]]]) -> None:
+    def settle_many(self: _Single, items: list[tuple[list[Hold], dict[str, int]]]) -> None:
         for holds, actual in items:
             self.settle(holds, actual)
 
@@ -126,7 +137,7 @@ class SqliteLedger(_OneByOne):
     equivalent across machines.
     """
 
-    def __init__(self, path) -> None:
+    def __init__(self, path: Path) -> None:
         import sqlite3
         from relaygate.contract.private_files import private_sqlite
         private_sqlite(path)        # 0600 in a 0700 directory
@@ -253,7 +264,7 @@ class RedisLedger:
     def _key(self, budget_id: str, window_key: str) -> str:
         return f"{self.prefix}{budget_id}:{window_key}"
 
-    def _call(self, fn, *args, **kwargs):
+    def _call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return fn(*args, **kwargs)
         except self._errors as e:

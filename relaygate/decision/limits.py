@@ -20,7 +20,7 @@ class TierLimits:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
 
-    def _level(self, key, capacity: float, rate: float, now: float) -> float:
+    def _level(self, key: tuple[str, str], capacity: float, rate: float, now: float) -> float:
         level, at = self._buckets.get(key, (capacity, now))
         return min(capacity, level + (now - at) * rate)
 

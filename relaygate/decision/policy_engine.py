@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 import regorus
@@ -31,7 +31,7 @@ class PolicyError(Exception):
 
 
 class PolicyEngine(Protocol):
-    def decide(self, input_json: str) -> dict: ...
+    def decide(self, input_json: str) -> dict[str, Any]: ...
 
 
 def _clean(err: BaseException) -> str:
@@ -39,7 +39,7 @@ def _clean(err: BaseException) -> str:
     return str(err).split("Stack backtrace:")[0].strip()
 
 
-def load_policy_sources(policy_dir: Path, include_tests: bool = False) -> tuple[dict[str, str], dict]:
+def load_policy_sources(policy_dir: Path, include_tests: bool = False) -> tuple[dict[str, str], dict[str, Any]]:
     """Rego modules by relative path, and the merged YAML/JSON data documents."""
     policy_dir = Path(policy_dir)
     if not policy_dir.is_dir():
@@ -49,7 +49,7 @@ def load_policy_sources(policy_dir: Path, include_tests: bool = False) -> tuple[
         for p in sorted(policy_dir.rglob("*.rego"))
         if include_tests or not p.name.endswith("_test.rego")
     }
-    data: dict = {}
+    data: dict[str, Any] = {}
     for p in sorted(policy_dir.rglob("*.yaml")) + sorted(policy_dir.rglob("*.json")):
         try:
             doc = yaml.safe_load(p.read_text())
@@ -61,7 +61,7 @@ def load_policy_sources(policy_dir: Path, include_tests: bool = False) -> tuple[
     return modules, data
 
 
-def _merge(dst: dict, src: dict, where: str) -> None:
+def _merge(dst: dict[str, Any], src: dict[str, Any], where: str) -> None:
     for k, v in src.items():
         if isinstance(v, dict) and isinstance(dst.get(k), dict):
             _merge(dst[k], v, where)
@@ -71,7 +71,7 @@ def _merge(dst: dict, src: dict, where: str) -> None:
             dst[k] = v
 
 
-def build_engine(modules: dict[str, str], data: dict) -> "regorus.Engine":
+def build_engine(modules: dict[str, str], data: dict[str, Any]) -> "regorus.Engine":
     engine = regorus.Engine()
     try:
         for path, text in modules.items():
@@ -84,7 +84,7 @@ def build_engine(modules: dict[str, str], data: dict) -> "regorus.Engine":
     return engine
 
 
-def build_vm(modules: dict[str, str], data: dict) -> "regorus.Rvm":
+def build_vm(modules: dict[str, str], data: dict[str, Any]) -> "regorus.Rvm":
     data_json = json.dumps(data)
     try:
         program = regorus.Program.compile_from_modules(data_json, list(modules.items()), [ENTRY_POINT])
@@ -102,8 +102,12 @@ class RegorusEngine:
     """Evaluates the entry point; built from a policy directory or from (modules, data)."""
 
     def __init__(self, policy_dir: Path | None = None, compiled: bool = True,
-                 sources: tuple[dict[str, str], dict] | None = None) -> None:
-        self._sources = sources if sources is not None else load_policy_sources(policy_dir)
+                 sources: tuple[dict[str, str], dict[str, Any]] | None = None) -> None:
+        if sources is None:
+            if policy_dir is None:
+                raise TypeError("RegorusEngine needs a policy_dir or sources")
+            sources = load_policy_sources(policy_dir)
+        self._sources = sources
         self._local = threading.local()
         engine = build_engine(*self._sources)   # validates every module, with line/column errors
         if "data.relaygate.gateway" not in engine.get_packages():
@@ -116,13 +120,14 @@ class RegorusEngine:
                 log.warning("policy does not compile to RVM bytecode (%s); using the interpreter", e)
                 self.compiled = False
 
-    def _evaluator(self):
+    def _evaluator(self) -> Any:
+        """This thread's regorus.Rvm (compiled) or regorus.Engine (interpreter); regorus has no types."""
         ev = getattr(self._local, "evaluator", None)
         if ev is None:
             ev = self._local.evaluator = (build_vm if self.compiled else build_engine)(*self._sources)
         return ev
 
-    def decide(self, input_json: str) -> dict:
+    def decide(self, input_json: str) -> dict[str, Any]:
         ev = self._evaluator()
         try:
             ev.set_input_json(input_json)

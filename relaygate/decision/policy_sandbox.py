@@ -47,9 +47,14 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:     # workspace_policy imports this module (at run time, inside functions)
+    from relaygate.decision.workspace_policy import ActivePolicy
 
 log = logging.getLogger("relaygate.policy_sandbox")
 
@@ -79,7 +84,7 @@ class PolicyEntry:
     status: int
     code: str
     source: str        # the module as the bundle carries it
-    data: dict
+    data: dict[str, Any]
 
 
 class WorkspacePolicies:
@@ -94,7 +99,7 @@ class WorkspacePolicies:
         self.id = h.hexdigest()[:24]
 
     @classmethod
-    def from_active(cls, policies) -> "WorkspacePolicies":
+    def from_active(cls, policies: Iterable[ActivePolicy]) -> "WorkspacePolicies":
         from relaygate.decision.workspace_policy import module_source
         out: dict[str, list[PolicyEntry]] = {}
         for p in policies:
@@ -113,7 +118,7 @@ EMPTY = WorkspacePolicies({})
 
 
 def _settings() -> tuple[int, float, float, float]:
-    def num(name, default):
+    def num(name: str, default: int) -> int:
         try:
             return max(1, int(os.environ.get(name, default)))
         except ValueError:
@@ -130,14 +135,15 @@ class _Worker:
         self.loaded: set[str] = set()      # policy set ids this worker holds engines for
         self.demoted = False
 
-    async def send(self, msg: dict) -> None:
+    async def send(self, msg: dict[str, Any]) -> None:
         raw = orjson.dumps(msg)
         self.writer.write(struct.pack(">I", len(raw)) + raw)
         await self.writer.drain()
 
-    async def recv(self) -> dict:
+    async def recv(self) -> dict[str, Any]:
         n = struct.unpack(">I", await self.reader.readexactly(4))[0]
-        return orjson.loads(await self.reader.readexactly(n))
+        msg: dict[str, Any] = orjson.loads(await self.reader.readexactly(n))
+        return msg
 
     def demote(self) -> None:
         """Move the worker to SCHED_IDLE: it runs only when no other task on the host wants the CPU."""
@@ -171,7 +177,8 @@ class _Zygote:
         self.ctrl: socket.socket | None = None
         self.lock = asyncio.Lock()
 
-    async def _start(self) -> None:
+    async def _start(self) -> socket.socket:
+        """A fresh zygote; returns its control socket (also ``self.ctrl``)."""
         self.stop()
         ours, theirs = socket.socketpair()
         try:
@@ -181,13 +188,15 @@ class _Zygote:
             theirs.close()
         ours.setblocking(False)
         self.ctrl = ours
-        if await asyncio.wait_for(self._read(1), 30) != b"R":
+        if await asyncio.wait_for(self._read(ours, 1), 30) != b"R":
             raise RuntimeError("policy zygote did not start")
+        return ours
 
-    async def _read(self, n: int) -> bytes:
+    @staticmethod
+    async def _read(ctrl: socket.socket, n: int) -> bytes:
         loop, buf = asyncio.get_running_loop(), b""
         while len(buf) < n:
-            chunk = await loop.sock_recv(self.ctrl, n - len(buf))
+            chunk = await loop.sock_recv(ctrl, n - len(buf))
             if not chunk:
                 raise ConnectionError("policy zygote exited")
             buf += chunk
@@ -195,13 +204,15 @@ class _Zygote:
 
     async def fork(self) -> _Worker:
         async with self.lock:
-            if self.proc is None or self.proc.returncode is not None:
-                await self._start()
+            ctrl = self.ctrl
+            # (ctrl is None exactly when proc is: _start sets both, stop clears both)
+            if self.proc is None or self.proc.returncode is not None or ctrl is None:
+                ctrl = await self._start()
             ours, theirs = socket.socketpair()
             try:
                 try:
-                    socket.send_fds(self.ctrl, [b"F"], [theirs.fileno()])
-                    pid = struct.unpack(">I", await asyncio.wait_for(self._read(4), 10))[0]
+                    socket.send_fds(ctrl, [b"F"], [theirs.fileno()])
+                    pid = struct.unpack(">I", await asyncio.wait_for(self._read(ctrl, 4), 10))[0]
                 except BaseException:
                     self.stop()        # a zygote that does not answer is started afresh next time
                     raise
@@ -240,18 +251,20 @@ class PolicySandbox:
         self._time: dict[str, tuple[float, float]] = {}
         self.demote_after = min(DEMOTE_AFTER, self.timeout / 2)
         self.per_workspace = max(1, self.workers - 1)
-        self._loop = None
-        self._idle: asyncio.Queue | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Made by _bind, on the loop that first uses the sandbox; nothing reads them before.
+        self._idle: asyncio.Queue[_Worker]
+        self._cond: asyncio.Condition
         self._all: set[_Worker] = set()
         self._held: dict[str, int] = {}
-        self._cond: asyncio.Condition | None = None
         self._zygote: _Zygote | None = None
 
     # -- pool ----------------------------------------------------------------------------
-    def _bind(self) -> None:
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """Bind the pool to the running loop (a fresh pool if it was bound to another); the loop."""
         loop = asyncio.get_running_loop()
         if self._loop is loop:
-            return
+            return loop
         for w in self._all:          # a pool from another (finished) loop cannot be awaited here
             w.kill()
         if self._zygote is not None:
@@ -261,18 +274,23 @@ class PolicySandbox:
         self._all, self._held = set(), {}
         for _ in range(self.workers):
             loop.create_task(self._spawn())
+        return loop
 
     async def _spawn(self) -> None:
         try:
-            w = await self._zygote.fork()
+            zygote = self._zygote
+            if zygote is None:
+                raise RuntimeError("the policy sandbox is closed")
+            w = await zygote.fork()
             ready = await asyncio.wait_for(w.recv(), 30)
             if not ready.get("ready"):
                 raise RuntimeError(f"unexpected greeting {ready!r}")
         except Exception as e:  # noqa: BLE001 - a worker that cannot start is retried later
             log.error("policy worker failed to start: %s", e)
             await asyncio.sleep(1)
-            if self._loop is asyncio.get_running_loop():
-                self._loop.create_task(self._spawn())
+            loop = asyncio.get_running_loop()
+            if self._loop is loop:
+                loop.create_task(self._spawn())
             return
         self._all.add(w)
         self._idle.put_nowait(w)
@@ -328,8 +346,9 @@ class PolicySandbox:
             self._held[workspace] = max(0, self._held.get(workspace, 0) - 1)
             self._cond.notify_all()
 
-    async def _run(self, workspace: str, load: tuple[str, dict] | None, request: dict) -> dict:
-        self._bind()
+    async def _run(self, workspace: str, load: tuple[str, dict[str, Any]] | None,
+                   request: dict[str, Any]) -> dict[str, Any]:
+        loop = self._bind()
         w = await self._acquire(workspace, time.monotonic() + self.queue_timeout)
         try:
             if load is not None and load[0] not in w.loaded:
@@ -349,17 +368,17 @@ class PolicySandbox:
             reply = await asyncio.wait_for(pending, max(self.timeout - self.demote_after, 0.001))
         except asyncio.TimeoutError:
             self._charge(workspace, self.timeout)
-            self._loop.create_task(self._replace(w, workspace))
+            loop.create_task(self._replace(w, workspace))
             raise PolicyTimeout(f"exceeded the evaluation limit ({self.timeout * 1000:.0f} ms)") from None
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as e:
-            self._loop.create_task(self._replace(w, workspace))
+            loop.create_task(self._replace(w, workspace))
             raise PolicyEvalError(f"policy worker failed ({type(e).__name__})") from None
         except BaseException:
-            self._loop.create_task(self._replace(w, workspace))
+            loop.create_task(self._replace(w, workspace))
             raise
         self._charge(workspace, time.monotonic() - started)
         if w.demoted:       # an idle-class process cannot be raised back without privilege: retire it
-            self._loop.create_task(self._replace(w, workspace))
+            loop.create_task(self._replace(w, workspace))
         else:
             self._idle.put_nowait(w)
             await self._release(workspace)
@@ -383,7 +402,7 @@ class PolicySandbox:
         self._loop = None
 
     # -- requests ------------------------------------------------------------------------
-    async def evaluate(self, wp: WorkspacePolicies, workspace: str, input_json: str) -> dict:
+    async def evaluate(self, wp: WorkspacePolicies, workspace: str, input_json: str) -> dict[str, Any]:
         """``{"denials": [{policy, status, code, reason}], "cited": [refs]}`` for one call of ``workspace``.
 
         Raises PolicyTimeout, PolicyBusy or PolicyEvalError; the caller denies with policy.error.
@@ -397,17 +416,18 @@ class PolicySandbox:
         reply = await self._run(workspace, (set_id, policies),
                                 {"op": "eval", "set": set_id, "pids": sorted(policies), "input": input_json})
         by_pid = {p.pid: p for p in entries}
-        denials = []
+        denials: list[dict[str, Any]] = []
         for pid, reasons in reply["results"].items():
             p = by_pid[pid]
             denials += [{"policy": p.ref, "status": p.status, "code": p.code, "reason": r} for r in reasons]
         return {"denials": denials, "cited": cited}
 
-    async def check(self, pid: str, source: str, data: dict) -> bool:
+    async def check(self, pid: str, source: str, data: dict[str, Any]) -> bool:
         """Evaluate one policy's ``deny`` with an empty input, under the limit; True when it is a set."""
         reply = await self._run(f"check:{pid}", None,
                                 {"op": "check", "pid": pid, "source": source, "data": data})
-        return reply["is_set"]
+        is_set: bool = reply["is_set"]
+        return is_set
 
 
 _default: PolicySandbox | None = None
@@ -426,7 +446,8 @@ def default_sandbox() -> PolicySandbox:
 
 # -- the worker process ----------------------------------------------------------------------
 
-def _engine(pid: str, source: str, data: dict):
+def _engine(pid: str, source: str, data: dict[str, Any]) -> Any:
+    """A regorus.Engine holding one policy and its data (regorus has no types)."""
     import regorus
     e = regorus.Engine()
     e.add_policy(f"{pid}.rego", source)
@@ -439,7 +460,7 @@ def _clean(err: BaseException) -> str:
     return str(err).split("Stack backtrace:")[0].strip()
 
 
-def _reasons(value) -> list[str]:
+def _reasons(value: Any) -> list[str]:
     if not isinstance(value, (set, frozenset, list)):
         return []
     out = sorted(r for r in value if isinstance(r, str))
@@ -450,12 +471,12 @@ def _serve(sock: socket.socket) -> None:
     """A worker's loop: answer requests on ``sock`` until our side closes it."""
     rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
 
-    def send(msg: dict) -> None:
+    def send(msg: dict[str, Any]) -> None:
         raw = orjson.dumps(msg)
         wfile.write(struct.pack(">I", len(raw)) + raw)
         wfile.flush()
 
-    sets: dict[str, dict] = {}
+    sets: dict[str, dict[str, Any]] = {}
     send({"ready": True})
     while True:
         head = rfile.read(4)
@@ -472,7 +493,7 @@ def _serve(sock: socket.socket) -> None:
                 send({"ok": True})
             elif op == "eval":
                 engines = sets[msg["set"]]
-                results = {}
+                results: dict[str, list[str]] = {}
                 for pid in msg["pids"]:
                     e = engines[pid]
                     e.set_input_json(msg["input"])
@@ -515,7 +536,7 @@ def _zygote() -> None:
     except OSError:
         pass
     import regorus  # noqa: F401 - imported once here, inherited by every worker
-    def reap(*_):      # workers' CPU time then adds up in the zygote's (ps, /proc/<pid>/stat)
+    def reap(*_: object) -> None:      # workers' CPU time then adds up in the zygote's (ps, /proc/<pid>/stat)
         try:
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass

@@ -29,7 +29,7 @@ def run(policy_dir: Path) -> dict[str, bool]:
     return results
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     policy_dir = Path(args[0] if args else "policies")
     try:

@@ -10,23 +10,27 @@ from __future__ import annotations
 import os
 
 from pathlib import Path
+from typing import Any
 
 from relaygate.contract import bundle as bundle_mod
 from relaygate.contract import config as config_mod
 from relaygate.decision.admission import Admission
 from relaygate.decision.ledger import Ledger
+from relaygate.decision.limits import TierLimits
 from relaygate.decision.policy_engine import RegorusEngine, load_policy_sources
+from relaygate.decision.policy_sandbox import PolicySandbox
 from relaygate.decision.workspace_policy import policy_modules, split_bundle
 
 
-def local_sources(policy_dir: Path) -> tuple[dict[str, str], dict]:
+def local_sources(policy_dir: Path) -> tuple[dict[str, str], dict[str, Any]]:
     """A policy directory as a bundle would carry it (no workspace policies)."""
     modules, data = load_policy_sources(policy_dir)
     generated, _ = policy_modules([])
     return {**generated, **modules}, data
 
 
-def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger, limits=None, sandbox=None) -> Admission:
+def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger, limits: TierLimits | None = None,
+                          sandbox: PolicySandbox | None = None) -> Admission:
     """Parse a bundle into a ready policy snapshot (raises ConfigError / PolicyError).
 
     The gateway's engine gets the platform modules and data only (always the

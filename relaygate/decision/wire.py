@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, cast
 
 import orjson
 
@@ -90,7 +91,7 @@ class CallShape:
     user: str | None = None      # the end user the app names (OpenAI 'user', Anthropic metadata.user_id)
 
 
-def _bounded_int(doc: dict, name: str, top: int, what: str) -> int | None:
+def _bounded_int(doc: dict[str, Any], name: str, top: int, what: str) -> int | None:
     v = doc.get(name)
     if v is None:
         return None
@@ -99,7 +100,7 @@ def _bounded_int(doc: dict, name: str, top: int, what: str) -> int | None:
     return v
 
 
-def _output_limit(endpoint: str, doc: dict, default_max_output: int) -> tuple[int, bool]:
+def _output_limit(endpoint: str, doc: dict[str, Any], default_max_output: int) -> tuple[int, bool]:
     """(per-output cap, body changed): exactly one limit field is left in ``doc``, the one reserved.
 
     A body may name at most one of its dialect's limit fields (OpenAI chat takes both
@@ -124,11 +125,12 @@ def _output_limit(endpoint: str, doc: dict, default_max_output: int) -> tuple[in
     if not present:
         doc[allowed[0]] = default_max_output
         return default_max_output, True
-    cap = _bounded_int(doc, present[0], MAX_OUTPUT_TOKENS, "the output token limit")
+    # Never None: the field is present and null limit fields were dropped above.
+    cap = cast(int, _bounded_int(doc, present[0], MAX_OUTPUT_TOKENS, "the output token limit"))
     return cap, changed
 
 
-def _outputs(endpoint: str, doc: dict) -> int:
+def _outputs(endpoint: str, doc: dict[str, Any]) -> int:
     """How many outputs the provider generates, and bills, for one request.
 
     OpenAI chat returns ``n`` choices; legacy completions generate ``best_of`` per

@@ -30,11 +30,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from relaygate.decision.policy_engine import PolicyError, build_engine
 from relaygate.contract.safeyaml import MAX_DATA_BYTES, MAX_SOURCE_BYTES, compose_and_load
+
+if TYPE_CHECKING:     # imported where used at run time: policy_sandbox imports this module
+    from relaygate.decision.policy_sandbox import PolicySandbox, WorkspacePolicies
 
 CUSTOM_PACKAGE = "relaygate.custom"
 CUSTOM_MODULE_DIR = "relaygate/custom/"
@@ -52,7 +56,7 @@ class PolicyDocumentError(ValueError):
         super().__init__(message)
         self.message, self.line, self.column, self.source = message, line, column, source
 
-    def details(self) -> dict:
+    def details(self) -> dict[str, Any]:
         return {"source": self.source, "line": self.line, "column": self.column}
 
 
@@ -63,7 +67,7 @@ class PolicyDocument:
     status: int
     code: str
     rego: str
-    data: dict = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
     rego_line: int = 1      # line of the YAML body where the Rego text starts
     rego_indent: int = 0    # columns the Rego text is indented by in the YAML body
 
@@ -106,7 +110,7 @@ def parse_document(text: str) -> PolicyDocument:
     if not isinstance(doc, dict):
         raise PolicyDocumentError("a policy document must be a YAML mapping", 1, 1)
 
-    def where(key: str) -> tuple[int | None, int | None]:
+    def where(key: str) -> tuple[int, int]:
         if node is not None and hasattr(node, "value") and isinstance(node.value, list):
             for k, v in node.value:
                 if getattr(k, "value", None) == key:
@@ -185,9 +189,9 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
 _ALLOWED_IMPORTS = ("rego.v1", "future.keywords")
 
 
-def _ref_text(node) -> str | None:
+def _ref_text(node: Any) -> str | None:
     """``a.b.c`` for a Var/RefDot chain in regorus' AST, else None."""
-    parts = []
+    parts: list[str] = []
     while isinstance(node, dict):
         if "Var" in node:
             parts.append(node["Var"]["value"])
@@ -200,7 +204,7 @@ def _ref_text(node) -> str | None:
     return None
 
 
-def _data_refs(node, found: list) -> None:
+def _data_refs(node: Any, found: list[dict[str, Any]]) -> None:
     """Collect the span of every ``data`` variable (data, data.x, data[x], walk(data), imports...)."""
     if isinstance(node, dict):
         var = node.get("Var")
@@ -234,14 +238,14 @@ def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
                 span = imp.get("span") or {}
                 raise _at(doc, span, f"import {name or '...'} is not allowed: a workspace policy sees only "
                           "'input' and its own 'policy_data'")
-        found: list = []
+        found: list[dict[str, Any]] = []
         _data_refs(tree.get("rules") or [], found)
         if found:
             raise _at(doc, found[0], "a workspace policy may not reference 'data': it sees only 'input' "
                       "and its own data as 'policy_data'")
 
 
-def _at(doc: PolicyDocument, span: dict, msg: str) -> PolicyDocumentError:
+def _at(doc: PolicyDocument, span: dict[str, Any], msg: str) -> PolicyDocumentError:
     line, col = span.get("line"), span.get("col")
     if line is None:
         return PolicyDocumentError(msg, doc.rego_line, None, "rego")
@@ -276,7 +280,7 @@ def _author_source(policy_id: str, doc: PolicyDocument) -> str:
     return full.split("\n# Added by relaygate: this policy's own data document.\n")[0] + "\n"
 
 
-async def check_rego_sandboxed(policy_id: str, doc: PolicyDocument, sandbox) -> str:
+async def check_rego_sandboxed(policy_id: str, doc: PolicyDocument, sandbox: PolicySandbox) -> str:
     """:func:`compile_policy`, then evaluate ``deny`` with an empty input in the sandbox, under its limit."""
     from relaygate.decision.policy_sandbox import PolicyBusy, PolicyEvalError, PolicyTimeout
     source = compile_policy(policy_id, doc)
@@ -337,7 +341,7 @@ def aggregator(policies: list[ActivePolicy] | None = None) -> str:
         "cited := input.workspace_policies.cited if is_array(input.workspace_policies.cited)", ""])
 
 
-def policy_modules(policies: list[ActivePolicy]) -> tuple[dict[str, str], dict]:
+def policy_modules(policies: list[ActivePolicy]) -> tuple[dict[str, str], dict[str, Any]]:
     """Modules (path -> source) and data for the bundle, aggregator included.
 
     Each workspace policy's module goes under relaygate/custom/ and its data,
@@ -352,12 +356,13 @@ def policy_modules(policies: list[ActivePolicy]) -> tuple[dict[str, str], dict]:
     return modules, data
 
 
-def split_bundle(modules: dict[str, str], data: dict):
+def split_bundle(modules: dict[str, str],
+                 data: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any], WorkspacePolicies]:
     """(platform modules, platform data, WorkspacePolicies) of a bundle's policy content."""
     from relaygate.decision.policy_sandbox import PolicyEntry, WorkspacePolicies
     platform = {path: src for path, src in modules.items() if not path.startswith(CUSTOM_MODULE_DIR)}
     pdata = {k: v for k, v in data.items() if k != WORKSPACE_POLICY_DATA}
-    by_ws: dict[str, list] = {}
+    by_ws: dict[str, list[PolicyEntry]] = {}
     for pid, meta in (data.get(WORKSPACE_POLICY_DATA) or {}).items():
         source = modules.get(f"{CUSTOM_MODULE_DIR}{pid}.rego")
         if source is None:
