@@ -123,6 +123,21 @@ class Deployments:
             log.info("resuming deployment %s", did)
             self._start(did)
 
+    async def rollback(self, did: str, workspace: str | None, actor: str):
+        """Stop a running or finished deployment's waves and roll every touched tenant back.
+
+        409 ``deployment.finished`` when it already failed or was rolled back."""
+        row = await self.get(did, workspace)
+        if row["status"] not in ("running", "succeeded"):
+            raise ApiError(409, "deployment.finished", f"deployment is {row['status']}")
+        task = self._tasks.get(did)
+        if task is not None:
+            task.cancel()
+        await self._save(did, "rollback_requested", {"by": actor}, status="rolling_back",
+                         reason=f"rollback requested by {actor}")
+        self._start(did)
+        return await self.get(did, workspace)
+
     async def get(self, did: str, workspace: str | None):
         async with self.engine.connect() as c:
             row = (await c.execute(sa.select(D).where(D.c.id == did))).mappings().first()

@@ -5,9 +5,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relaygate.controlplane import keyring, policystore, seed
 from relaygate.controlplane.apispec import load_spec
@@ -25,32 +27,39 @@ from relaygate.controlplane.sealing import Sealer
 from relaygate.controlplane.secretstore import SecretStore
 from relaygate.controlplane.settings import Settings
 from relaygate.contract.private_files import private_dir
+from relaygate.evidence.signing import Signer
 
 log = logging.getLogger("relaygate.controlplane")
 
 
+Listener = Callable[[], Awaitable[None]]
+
+
 @dataclass
 class Services:
+    """The control plane's domain services, typed. Built by :func:`start` in dependency order; a
+    field without a default exists once ``start`` has made it (the two ``stop`` must close are
+    Optional, since a failed start may not have reached them)."""
     settings: Settings
-    engine: Any = None
-    secrets: SecretStore | None = None
-    auth: Authenticator | None = None
-    bundles: BundleService | None = None
-    bundle_signer: Any = None
-    ingestor: Ingestor | None = None
-    spec: dict = field(default_factory=dict)
+    engine: AsyncEngine | None = None
     http: aiohttp.ClientSession | None = None
+    secrets: SecretStore = field(init=False)
+    auth: Authenticator = field(init=False)
+    bundles: BundleService = field(init=False)
+    bundle_signer: Signer = field(init=False)
+    keys: KeyService = field(init=False)
+    transparency: TransparencyLog = field(init=False)
+    ingestor: Ingestor = field(init=False)
+    evidence: EvidenceJobs = field(init=False)
+    xds: XdsServer = field(init=False)
+    fleet: Fleet = field(init=False)
+    deployments: Deployments = field(init=False)
+    spec: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
-    workspace_cache: dict = field(default_factory=dict)
-    workspace_rps: dict = field(default_factory=dict)
-    keys: Any = None                 # relaygate/controlplane/custody.py KeyService
-    transparency: Any = None         # relaygate/controlplane/transparency.py TransparencyLog
-    evidence: Any = None             # relaygate/controlplane/evidence_jobs.py EvidenceJobs
-    listeners: list = field(default_factory=list)
-    tasks: list = field(default_factory=list)
-    xds: Any = None                  # relaygate/controlplane/xds.py XdsServer
-    fleet: Any = None                # relaygate/controlplane/fleet.py Fleet
-    deployments: Any = None          # relaygate/controlplane/deployments.py Deployments
+    workspace_cache: dict[str, Any] = field(default_factory=dict)
+    workspace_rps: dict[str, Any] = field(default_factory=dict)
+    listeners: list[Listener] = field(default_factory=list)      # called on every config/fleet change
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def config_changed(self) -> None:
         """Workspaces, keys, upstreams, budgets, secrets or policies changed."""

@@ -306,6 +306,28 @@ def test_the_control_plane_restarted_mid_rollout_resumes_it(fleet):
         assert _blocks_4o(gw, fleet)
 
 
+def test_a_rollback_requested_mid_rollout_restores_every_tenant_and_only_once(fleet):
+    """POST .../rollback: the running waves stop, the tenants already moved go back (v4 blocks gpt-4o
+    again on gw-0), a second request is refused (409), and another workspace's key cannot touch it."""
+    dep = _deploy(fleet, 1, pause_seconds=60)      # v1 does not block gpt-4o; v4 (live) does
+    eventually(lambda: _dep(fleet, dep["id"])["waves"][0]["status"] == "observing", 60, "wave 0 adopted")
+    eventually(lambda: not _blocks_4o(fleet.gateways[0], fleet), 15, "v1 on the first tenant")
+    assert CP(fleet.cp.cp_url, fleet.tokens["euro"]).post(
+        f"/v1/fleet/deployments/{dep['id']}/rollback").status == 404
+    r = fleet.acme.post(f"/v1/fleet/deployments/{dep['id']}/rollback")
+    assert r.status == 202 and r.json()["status"] == "rolling_back", r.text
+    done = eventually(lambda: (d := _dep(fleet, dep["id"]))["status"] == "rolled_back" and d, 60, "rolled back")
+    assert "rollback requested by" in done["reason"]
+    assert done["waves"][2]["status"] == "pending"                 # the last tenant was never touched
+    eventually(lambda: all(_blocks_4o(gw, fleet) for gw in fleet.gateways), 15, "every tenant on v4 again")
+    again = fleet.acme.post(f"/v1/fleet/deployments/{dep['id']}/rollback")
+    assert again.status == 409 and again.json()["error"]["code"] == "deployment.finished"
+    kinds = [e["kind"] for e in fleet.acme.get("/v1/audit/events", params={"kind": "deployment.*",
+                                                                          "limit": 500}).json()["events"]
+             if e["detail"].get("deployment_id") == dep["id"]]
+    assert kinds.count("deployment.rollback_requested") == 1 and kinds[0] == "deployment.rolled_back"
+
+
 # -- credentials and limits ------------------------------------------------------------------------------
 
 def test_provider_credential_rotation_reaches_every_sidecar_without_a_failed_call(fleet):

@@ -156,3 +156,25 @@ def test_denials_made_outside_rego_have_one_shape_and_it_is_the_receipts():
                for p in (ROOT / d).rglob("*.py")
                for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r'"allow":\s*False', line)]
     assert not spelled, f"denials written out by hand: {spelled}"
+
+
+def test_handlers_use_the_domain_services_public_api_only():
+    """Handlers call what a domain object offers, never its private state (the kind of reach-in
+    that cleared an ingestor's key cache from a request handler)."""
+    import ast
+    offenders = []
+    for path in sorted((ROOT / "relaygate" / "controlplane" / "handlers").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                offenders.append(f"{path.name}:{node.lineno} .{node.attr}")
+    assert not offenders, offenders
+
+
+def test_services_are_typed():
+    """Every domain service a handler reaches has a concrete type, not Any."""
+    import typing
+    from relaygate.controlplane.services import Services
+    hints = typing.get_type_hints(Services)
+    untyped = [name for name, hint in hints.items() if hint is typing.Any]
+    assert not untyped, untyped

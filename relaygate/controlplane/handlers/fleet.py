@@ -131,17 +131,8 @@ async def get_deployment(ctx: Ctx):
 
 async def rollback_deployment(ctx: Ctx):
     from relaygate.controlplane.deployments import deployment_json
-    d = ctx.services.deployments
-    row = await d.get(ctx.params["deployment_id"], ctx.workspace)
-    if row["status"] not in ("running", "succeeded"):
-        raise ApiError(409, "deployment.finished", f"deployment is {row['status']}")
-    task = d._tasks.get(row["id"])
-    if task is not None:
-        task.cancel()
-    await d._save(row["id"], "rollback_requested", {"by": ctx.principal.actor}, status="rolling_back",
-                  reason=f"rollback requested by {ctx.principal.actor}")
-    d._start(row["id"])
-    return json(deployment_json(await d.get(row["id"], ctx.workspace)), 202)
+    row = await ctx.services.deployments.rollback(ctx.params["deployment_id"], ctx.workspace, ctx.principal.actor)
+    return json(deployment_json(row), 202)
 
 
 async def rotate_provider_credential(ctx: Ctx):
