@@ -13,7 +13,7 @@ help:
 	@echo "make run          start provider simulator + control plane + relaygate-extproc + Envoy and run a tour"
 	@echo "make test         run the whole test suite (real Envoy, real SDKs), after make lint"
 	@echo "make test-fast    run the unit tier only (tests/unit: no servers, seconds)"
-	@echo "make lint         ruff on the tree, mypy --strict on relaygate/contract"
+	@echo "make lint         ruff check + ruff format --check on the tree, mypy --strict on relaygate/contract and relaygate/decision"
 	@echo "make policy-test  run the Rego unit tests in policies/"
 	@echo "make bench        benchmark plain Envoy against the full relaygate path"
 	@echo "make verifier     build dist/relaygate-verify.pyz, the single-file offline evidence verifier (pin the root: --trusted-key)"
@@ -54,9 +54,11 @@ test: $(STAMP) lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests/unit
 
-# ruff (errors pyflakes would catch) on the whole tree; mypy --strict on the contract package.
+# ruff (errors pyflakes would catch, and the formatting) on the whole tree; mypy --strict on the
+# contract and decision packages.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 policy-test: $(STAMP)

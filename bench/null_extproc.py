@@ -5,6 +5,7 @@ relaygate's processor would set, so it runs behind the very same Envoy
 bootstrap. The gap between this path and plain Envoy is what Python gRPC
 costs; the gap between it and relaygate is what our policy work costs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,17 @@ HEADERS = pb.ProcessingResponse(request_headers=pb.HeadersResponse())
 
 
 def body_reply(upstream: str) -> pb.ProcessingResponse:
-    hv = base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key="x-relaygate-upstream",
-                                                                raw_value=upstream.encode()))
+    hv = base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key="x-relaygate-upstream", raw_value=upstream.encode())
+    )
     path = base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=":path", raw_value=b"/v1/chat/completions"))
-    return pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
-        header_mutation=pb.HeaderMutation(set_headers=[hv, path]), clear_route_cache=True)))
+    return pb.ProcessingResponse(
+        request_body=pb.BodyResponse(
+            response=pb.CommonResponse(
+                header_mutation=pb.HeaderMutation(set_headers=[hv, path]), clear_route_cache=True
+            )
+        )
+    )
 
 
 class Null(pb_grpc.ExternalProcessorServicer):

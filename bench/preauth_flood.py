@@ -8,6 +8,7 @@ and the receipts the flood added.
 
     .venv/bin/python -m bench.preauth_flood [--flood 3000] [--conns 16]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,7 @@ from devstack.processes import Stack
 from tests.conftest import POLICY_DIR, Gateway, write_config
 from tests.httpcall import chat_body
 
-OFF = ("unauthenticated: {enabled: false, receipts_per_address_per_second: 10000000, "
-       "receipts_per_second: 10000000}\n")
+OFF = "unauthenticated: {enabled: false, receipts_per_address_per_second: 10000000, receipts_per_second: 10000000}\n"
 
 
 async def caller(gw: Gateway, stop: asyncio.Event, out: list[float], addr: str = "127.0.0.2") -> None:
@@ -73,15 +73,18 @@ def _caller_proc(gw: Gateway, stop, q) -> None:
             while not stop.is_set():
                 await asyncio.sleep(0.05)
             ev.set()
+
         w = asyncio.create_task(watch())
         await caller(gw, ev, out)
         await w
+
     asyncio.run(go())
     q.put(out)
 
 
 def _timed_caller(gw: Gateway, during):
     import multiprocessing as mp
+
     ctx = mp.get_context("fork")
     stop, q = ctx.Event(), ctx.Queue()
     p = ctx.Process(target=_caller_proc, args=(gw, stop, q))
@@ -96,10 +99,16 @@ def _timed_caller(gw: Gateway, during):
 def measure(gw: Gateway, n: int, conns: int) -> dict:
     base, _ = _timed_caller(gw, lambda: time.sleep(5))
     under, f = _timed_caller(gw, lambda: asyncio.run(flood(gw, n, conns)))
-    return {"caller_alone_ms": {"p50": pct(base, .5), "p99": pct(base, .99), "n": len(base)},
-            "caller_during_flood_ms": {"p50": pct(under, .5), "p99": pct(under, .99), "n": len(under),
-                                       "mean": round(statistics.mean(under) * 1000, 2)},
-            "flood": f}
+    return {
+        "caller_alone_ms": {"p50": pct(base, 0.5), "p99": pct(base, 0.99), "n": len(base)},
+        "caller_during_flood_ms": {
+            "p50": pct(under, 0.5),
+            "p99": pct(under, 0.99),
+            "n": len(under),
+            "mean": round(statistics.mean(under) * 1000, 2),
+        },
+        "flood": f,
+    }
 
 
 def run(extra_yaml: str, n: int, conns: int) -> dict:
@@ -113,7 +122,7 @@ def run(extra_yaml: str, n: int, conns: int) -> dict:
     try:
         before = len(gw.all_receipts())
         out = measure(gw, n, conns)
-        time.sleep(4)   # denials settle after ~2 s
+        time.sleep(4)  # denials settle after ~2 s
         out["receipts_added"] = len(gw.all_receipts()) - before
         return out
     finally:
@@ -125,8 +134,7 @@ def main() -> None:
     p.add_argument("--flood", type=int, default=3000)
     p.add_argument("--conns", type=int, default=16)
     a = p.parse_args()
-    print(json.dumps({"throttle_off": run(OFF, a.flood, a.conns),
-                      "defaults": run("", a.flood, a.conns)}, indent=2))
+    print(json.dumps({"throttle_off": run(OFF, a.flood, a.conns), "defaults": run("", a.flood, a.conns)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Summarise a py-spy raw profile (collapsed stacks): where the policy service spends its CPU."""
+
 import collections
 import sys
 

@@ -12,6 +12,7 @@ requests/s at saturation, p50/p99 at one connection, p50/p99 paced
     python -m bench.run --ledger redis  # budgets in a (loopback) Redis shared by a fleet
     python -m bench.run --profile    # py-spy the policy service during a saturated run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,44 +38,96 @@ RUN = ROOT / ".run" / "bench"
 RESULTS = ROOT / "bench" / "results"
 T = "type.googleapis.com/"
 
-UPSTREAM_BODY = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 230, "completion_tokens": 1, "total_tokens": 231}})
-REQUEST_BODY = json.dumps({"model": "gpt-4o-mini", "max_tokens": 64, "messages": [
-    {"role": "system", "content": "You are a terse assistant."},
-    {"role": "user", "content": "Summarise: " + "lorem ipsum dolor sit amet " * 34}]})
+UPSTREAM_BODY = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 230, "completion_tokens": 1, "total_tokens": 231},
+    }
+)
+REQUEST_BODY = json.dumps(
+    {
+        "model": "gpt-4o-mini",
+        "max_tokens": 64,
+        "messages": [
+            {"role": "system", "content": "You are a terse assistant."},
+            {"role": "user", "content": "Summarise: " + "lorem ipsum dolor sit amet " * 34},
+        ],
+    }
+)
 
 
 def _hcm(routes: list[dict], filters: list[dict]) -> dict:
-    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-        "@type": T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": "bench", "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"],
-                                                                    "routes": routes}]},
-        "http_filters": filters + [{"name": "envoy.filters.http.router",
-                                    "typed_config": {"@type": T + "envoy.extensions.filters.http.router.v3.Router"}}]}}
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "bench",
+            "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]},
+            "http_filters": filters
+            + [
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {"@type": T + "envoy.extensions.filters.http.router.v3.Router"},
+                }
+            ],
+        },
+    }
 
 
 def _bootstrap(port: int, admin: int, hcm: dict, clusters: list[dict]) -> dict:
-    return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
-            "static_resources": {"listeners": [{"name": "l", "address": {"socket_address": {
-                "address": "127.0.0.1", "port_value": port}}, "filter_chains": [{"filters": [hcm]}]}],
-                "clusters": clusters}}
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "l",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                    "filter_chains": [{"filters": [hcm]}],
+                }
+            ],
+            "clusters": clusters,
+        },
+    }
 
 
 def upstream_bootstrap(port: int, admin: int) -> dict:
-    route = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": UPSTREAM_BODY}},
-             "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}]}
-    buffer = {"name": "envoy.filters.http.buffer", "typed_config": {
-        "@type": T + "envoy.extensions.filters.http.buffer.v3.Buffer", "max_request_bytes": 1048576}}
+    route = {
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 200, "body": {"inline_string": UPSTREAM_BODY}},
+        "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
+    }
+    buffer = {
+        "name": "envoy.filters.http.buffer",
+        "typed_config": {"@type": T + "envoy.extensions.filters.http.buffer.v3.Buffer", "max_request_bytes": 1048576},
+    }
     return _bootstrap(port, admin, _hcm([route], [buffer]), [])
 
 
 def plain_bootstrap(port: int, admin: int, upstream_port: int) -> dict:
     route = {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}
-    cluster = {"name": "upstream", "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
-        "cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-            "socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]}}
+    cluster = {
+        "name": "upstream",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": "upstream",
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
     return _bootstrap(port, admin, _hcm([route], []), [cluster])
 
 
@@ -82,16 +135,50 @@ def write_bench_config(d: Path, upstream_port: int) -> str:
     d.mkdir(parents=True, exist_ok=True)
     (d / "gateway.yaml").write_text("max_body_bytes: 1048576\n")
     (d / "secrets.yaml").write_text("key_pepper: bench\nopenai: sk-bench\n")
-    (d / "workspaces.yaml").write_text(yaml.safe_dump({"workspaces": {"bench": {
-        "sovereignty": {"allowed_jurisdictions": ["us", "eea"]}}}}))
-    (d / "upstreams.yaml").write_text(yaml.safe_dump({"upstreams": [{
-        "name": "bench-upstream", "provider": "openai", "address": f"127.0.0.1:{upstream_port}",
-        "region": "us-east-1", "jurisdiction": "us", "credential": "openai",
-        "models": {"gpt-4o-mini": {"input_per_1k": 0.00015, "output_per_1k": 0.0006}}}]}))
-    (d / "budgets.yaml").write_text(yaml.safe_dump({"budgets": [
-        {"id": "bench-daily", "workspace": "bench", "key": None, "unit": "usd", "window": "day", "limit": 1e6},
-        {"id": "bench-tokens", "workspace": "bench", "key": None, "unit": "tokens", "window": "month",
-         "limit": 10 ** 12}]}))
+    (d / "workspaces.yaml").write_text(
+        yaml.safe_dump({"workspaces": {"bench": {"sovereignty": {"allowed_jurisdictions": ["us", "eea"]}}}})
+    )
+    (d / "upstreams.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "upstreams": [
+                    {
+                        "name": "bench-upstream",
+                        "provider": "openai",
+                        "address": f"127.0.0.1:{upstream_port}",
+                        "region": "us-east-1",
+                        "jurisdiction": "us",
+                        "credential": "openai",
+                        "models": {"gpt-4o-mini": {"input_per_1k": 0.00015, "output_per_1k": 0.0006}},
+                    }
+                ]
+            }
+        )
+    )
+    (d / "budgets.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "budgets": [
+                    {
+                        "id": "bench-daily",
+                        "workspace": "bench",
+                        "key": None,
+                        "unit": "usd",
+                        "window": "day",
+                        "limit": 1e6,
+                    },
+                    {
+                        "id": "bench-tokens",
+                        "workspace": "bench",
+                        "key": None,
+                        "unit": "tokens",
+                        "window": "month",
+                        "limit": 10**12,
+                    },
+                ]
+            }
+        )
+    )
     (d / "keys.yaml").write_text("keys: []\n")
     return create_key(d, "bench", "bench", None, None)
 
@@ -110,8 +197,9 @@ end
 """
 
 
-def wrk_argv(url: str, key: str, conns: int, duration: int, pace_ms: int = 0, body: str = REQUEST_BODY,
-             tag: str = "") -> list[str]:
+def wrk_argv(
+    url: str, key: str, conns: int, duration: int, pace_ms: int = 0, body: str = REQUEST_BODY, tag: str = ""
+) -> list[str]:
     script = RUN / f"wrk-{conns}-{pace_ms}{tag}.lua"
     delay = f"function delay() return {pace_ms} end" if pace_ms else ""
     script.write_text(WRK_SCRIPT.format(body=json.dumps(body), key=key, delay=delay))
@@ -119,16 +207,22 @@ def wrk_argv(url: str, key: str, conns: int, duration: int, pace_ms: int = 0, bo
 
 
 def wrk(url: str, key: str, conns: int, duration: int, pace_ms: int = 0, **kw) -> dict:
-    out = subprocess.run(wrk_argv(url, key, conns, duration, pace_ms, **kw),
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        wrk_argv(url, key, conns, duration, pace_ms, **kw), capture_output=True, text=True, check=True
+    ).stdout
     return wrk_result(out, duration)
 
 
 def wrk_result(out: str, duration: int) -> dict:
     m = re.search(r"RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)", out)
     requests, bad_status, sock_errors, p50, p99 = m.groups()
-    return {"rps": int(requests) / duration, "non2xx": int(bad_status), "socket_errors": int(sock_errors),
-            "p50_ms": float(p50), "p99_ms": float(p99)}
+    return {
+        "rps": int(requests) / duration,
+        "non2xx": int(bad_status),
+        "socket_errors": int(sock_errors),
+        "p50_ms": float(p50),
+        "p99_ms": float(p99),
+    }
 
 
 def spawn(name: str, argv: list[str]) -> subprocess.Popen:
@@ -144,12 +238,19 @@ def main(argv=None) -> None:
     p.add_argument("--pace-ms", type=int, default=20, help="each paced connection waits this long between calls")
     p.add_argument("--workers", type=int, default=1, help="ext_proc worker processes behind one cluster")
     p.add_argument("--profile", action="store_true", help="record the policy service with py-spy")
-    p.add_argument("--ledger", choices=["memory", "redis"], default="memory",
-                   help="budget ledger of the relaygate path: memory, or redis (a loopback Redis is started)")
-    p.add_argument("--abusive-neighbour", action="store_true",
-                   help="instead: workspace B's latency through the full path (control plane, xDS, policy "
-                        "sandbox) alone, next to workspace A hammered with normal calls, and next to A "
-                        "hammered with calls that trip A's stalling policy (issue 11 item 5)")
+    p.add_argument(
+        "--ledger",
+        choices=["memory", "redis"],
+        default="memory",
+        help="budget ledger of the relaygate path: memory, or redis (a loopback Redis is started)",
+    )
+    p.add_argument(
+        "--abusive-neighbour",
+        action="store_true",
+        help="instead: workspace B's latency through the full path (control plane, xDS, policy "
+        "sandbox) alone, next to workspace A hammered with normal calls, and next to A "
+        "hammered with calls that trip A's stalling policy (issue 11 item 5)",
+    )
     p.add_argument("--hammer-conns", type=int, default=8, help="--abusive-neighbour: A's connections")
     a = p.parse_args(argv)
     if not shutil.which("wrk"):
@@ -164,11 +265,27 @@ def main(argv=None) -> None:
     procs = []
     stack = redis_server = None
     try:
-        for name, boot in (("upstream", upstream_bootstrap(up_port, free_port())),
-                           ("plain", plain_bootstrap(plain_port, free_port(), up_port))):
+        for name, boot in (
+            ("upstream", upstream_bootstrap(up_port, free_port())),
+            ("plain", plain_bootstrap(plain_port, free_port(), up_port)),
+        ):
             path = envoy_config.write(RUN / f"{name}.json", boot)
-            procs.append(spawn(name, [envoy_binary(), "-c", str(path), "--concurrency", "1",
-                                      "--log-level", "error", "--base-id", str(free_port())]))
+            procs.append(
+                spawn(
+                    name,
+                    [
+                        envoy_binary(),
+                        "-c",
+                        str(path),
+                        "--concurrency",
+                        "1",
+                        "--log-level",
+                        "error",
+                        "--base-id",
+                        str(free_port()),
+                    ],
+                )
+            )
             admin = boot["admin"]["address"]["socket_address"]["port_value"]
             wait_until(lambda: http_ok(f"http://127.0.0.1:{admin}/ready"), 30, f"{name} envoy", procs[-1])
         key = write_bench_config(RUN / "config", up_port)
@@ -177,22 +294,42 @@ def main(argv=None) -> None:
             redis_server = RedisServer(RUN / "redis")
             ledger_url = redis_server.start()
         # Plaintext like the "plain" Envoy it is compared with (TLS would add the same cost to both).
-        stack = Stack(RUN / "stack", config_dir=RUN / "config", workers=a.workers,
-                      extproc_args=["--log-level", "WARNING"], ledger_url=ledger_url, tls=False)
+        stack = Stack(
+            RUN / "stack",
+            config_dir=RUN / "config",
+            workers=a.workers,
+            extproc_args=["--log-level", "WARNING"],
+            ledger_url=ledger_url,
+            tls=False,
+        )
         stack.start_extproc()
         stack.start_envoy()
         # The floor: the same Envoy bootstrap in front of a do-nothing Python ext_proc server.
         floor = Stack(RUN / "floor", config_dir=RUN / "config", tls=False)
         floor_sock = floor.sockets[0]
-        procs.append(spawn("null-extproc", [sys.executable, "-m", "bench.null_extproc",
-                                            "--listen", f"unix:{floor_sock}", "--upstream", "bench-upstream"]))
+        procs.append(
+            spawn(
+                "null-extproc",
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.null_extproc",
+                    "--listen",
+                    f"unix:{floor_sock}",
+                    "--upstream",
+                    "bench-upstream",
+                ],
+            )
+        )
         wait_until(floor_sock.exists, 30, "null ext_proc", procs[-1])
         floor.start_envoy()
         procs.append(floor.procs.pop("envoy"))
-        paths = {"plain": f"http://127.0.0.1:{plain_port}/v1/chat/completions",
-                 "extproc-floor": f"{floor.gateway}/v1/bench/chat/completions",
-                 "relaygate": f"{stack.gateway}/v1/bench/chat/completions"}
-        for url in paths.values():      # warm up, and prove both paths answer 200
+        paths = {
+            "plain": f"http://127.0.0.1:{plain_port}/v1/chat/completions",
+            "extproc-floor": f"{floor.gateway}/v1/bench/chat/completions",
+            "relaygate": f"{stack.gateway}/v1/bench/chat/completions",
+        }
+        for url in paths.values():  # warm up, and prove both paths answer 200
             r = wrk(url, key, 4, 2)
             if r["non2xx"] or r["rps"] == 0:
                 raise SystemExit(f"{url}: warm-up failed: {r}")
@@ -200,32 +337,52 @@ def main(argv=None) -> None:
         samples: dict[str, dict[str, list[dict]]] = {k: {"sat": [], "one": [], "paced": []} for k in paths}
         profiler = None
         for rnd in range(a.rounds):
-            for name, url in (list(paths.items()) if rnd % 2 == 0 else list(reversed(paths.items()))):
+            for name, url in list(paths.items()) if rnd % 2 == 0 else list(reversed(paths.items())):
                 if a.profile and name == "relaygate" and rnd == 0:
                     pids = [str(pr.pid) for n, pr in stack.procs.items() if n.startswith("extproc")]
-                    profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "-o",
-                                                 str(RESULTS / "extproc-profile.txt"), "-d", str(a.duration),
-                                                 "-p", pids[0]], stdout=subprocess.DEVNULL,
-                                                stderr=subprocess.DEVNULL)
+                    profiler = subprocess.Popen(
+                        [
+                            str(Path(sys.executable).parent / "py-spy"),
+                            "record",
+                            "--format",
+                            "raw",
+                            "-o",
+                            str(RESULTS / "extproc-profile.txt"),
+                            "-d",
+                            str(a.duration),
+                            "-p",
+                            pids[0],
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 samples[name]["sat"].append(wrk(url, key, a.connections, a.duration))
                 if profiler:
                     profiler.wait()
                     profiler = None
                 samples[name]["one"].append(wrk(url, key, 1, a.duration))
                 samples[name]["paced"].append(wrk(url, key, a.pace_conns, a.duration, a.pace_ms))
-                print(f"round {rnd + 1}/{a.rounds} {name:13s} sat {samples[name]['sat'][-1]['rps']:7.0f} req/s  "
-                      f"1-conn p50 {samples[name]['one'][-1]['p50_ms']:.2f} ms", flush=True)
+                print(
+                    f"round {rnd + 1}/{a.rounds} {name:13s} sat {samples[name]['sat'][-1]['rps']:7.0f} req/s  "
+                    f"1-conn p50 {samples[name]['one'][-1]['p50_ms']:.2f} ms",
+                    flush=True,
+                )
 
         def med(name, kind, field):
             return statistics.median(s[field] for s in samples[name][kind])
 
-        summary = {name: {
-            "saturated_rps": med(name, "sat", "rps"),
-            "one_conn_p50_ms": med(name, "one", "p50_ms"), "one_conn_p99_ms": med(name, "one", "p99_ms"),
-            "paced_rps": med(name, "paced", "rps"),
-            "paced_p50_ms": med(name, "paced", "p50_ms"), "paced_p99_ms": med(name, "paced", "p99_ms"),
-            "errors": sum(s["non2xx"] + s["socket_errors"] for k in samples[name].values() for s in k),
-        } for name in paths}
+        summary = {
+            name: {
+                "saturated_rps": med(name, "sat", "rps"),
+                "one_conn_p50_ms": med(name, "one", "p50_ms"),
+                "one_conn_p99_ms": med(name, "one", "p99_ms"),
+                "paced_rps": med(name, "paced", "rps"),
+                "paced_p50_ms": med(name, "paced", "p50_ms"),
+                "paced_p99_ms": med(name, "paced", "p99_ms"),
+                "errors": sum(s["non2xx"] + s["socket_errors"] for k in samples[name].values() for s in k),
+            }
+            for name in paths
+        }
         pl, rg, fl = summary["plain"], summary["relaygate"], summary["extproc-floor"]
         ratios = {
             "throughput_floor_over_plain": fl["saturated_rps"] / pl["saturated_rps"],
@@ -238,23 +395,39 @@ def main(argv=None) -> None:
         }
         counts = json.load(urllib.request.urlopen(stack.extproc_admin + "/receipts?limit=1"))
         print()
-        print(f"{'path':14s} {'sat req/s':>10s} {'1-conn p50':>11s} {'1-conn p99':>11s} "
-              f"{'paced req/s':>12s} {'paced p50':>10s} {'paced p99':>10s} {'errors':>7s}")
+        print(
+            f"{'path':14s} {'sat req/s':>10s} {'1-conn p50':>11s} {'1-conn p99':>11s} "
+            f"{'paced req/s':>12s} {'paced p50':>10s} {'paced p99':>10s} {'errors':>7s}"
+        )
         for name, s in summary.items():
-            print(f"{name:14s} {s['saturated_rps']:10.0f} {s['one_conn_p50_ms']:9.2f}ms {s['one_conn_p99_ms']:9.2f}ms "
-                  f"{s['paced_rps']:12.0f} {s['paced_p50_ms']:8.2f}ms {s['paced_p99_ms']:8.2f}ms {s['errors']:7d}")
+            print(
+                f"{name:14s} {s['saturated_rps']:10.0f} {s['one_conn_p50_ms']:9.2f}ms {s['one_conn_p99_ms']:9.2f}ms "
+                f"{s['paced_rps']:12.0f} {s['paced_p50_ms']:8.2f}ms {s['paced_p99_ms']:8.2f}ms {s['errors']:7d}"
+            )
         print()
-        print(f"do-nothing Python ext_proc (floor)/plain: throughput {ratios['throughput_floor_over_plain']:.2f}, "
-              f"1-conn p50 {ratios['one_conn_p50_floor_over_plain']:.2f}x")
+        print(
+            f"do-nothing Python ext_proc (floor)/plain: throughput {ratios['throughput_floor_over_plain']:.2f}, "
+            f"1-conn p50 {ratios['one_conn_p50_floor_over_plain']:.2f}x"
+        )
         print(f"throughput relaygate/plain: {ratios['throughput_relaygate_over_plain']:.2f}  (target >= 0.20)")
         print(f"1-conn p50 relaygate/plain: {ratios['one_conn_p50_relaygate_over_plain']:.2f}x (target <= 5x)")
         print(f"1-conn p99 relaygate/plain: {ratios['one_conn_p99_relaygate_over_plain']:.2f}x")
-        print(f"paced  p50 relaygate/plain: {ratios['paced_p50_relaygate_over_plain']:.2f}x, "
-              f"p99 {ratios['paced_p99_relaygate_over_plain']:.2f}x")
+        print(
+            f"paced  p50 relaygate/plain: {ratios['paced_p50_relaygate_over_plain']:.2f}x, "
+            f"p99 {ratios['paced_p99_relaygate_over_plain']:.2f}x"
+        )
         print(f"receipts in the spool: {counts['counts']}")
-        out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "workers": a.workers, "ledger": a.ledger,
-               "duration_s": a.duration, "rounds": a.rounds, "connections": a.connections,
-               "summary": summary, "ratios": ratios, "spool": counts["counts"]}
+        out = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "workers": a.workers,
+            "ledger": a.ledger,
+            "duration_s": a.duration,
+            "rounds": a.rounds,
+            "connections": a.connections,
+            "summary": summary,
+            "ratios": ratios,
+            "spool": counts["counts"],
+        }
         name = f"latest-w{a.workers}{'-redis' if a.ledger == 'redis' else ''}.json"
         (RESULTS / name).write_text(json.dumps(out, indent=2))
         print(f"written to bench/results/{name}")
@@ -281,6 +454,7 @@ def stack_cpu(stack) -> dict[str, float]:
             return sum(int(x) for x in fields[11:15]) / tick
         except (OSError, IndexError, ValueError):
             return 0.0
+
     out = {"controlplane": 0.0, "sidecar": 0.0, "envoy": 0.0, "policy_sandbox": 0.0}
     for name, proc in stack.procs.items():
         group = "sidecar" if name.startswith("extproc") else name
@@ -304,16 +478,32 @@ def abusive_neighbour(a) -> None:
     import requests
 
     from tests.cpclient import eventually
+
     # A's policy: harmless unless a call says user "boom", then a loop far past the sandbox deadline.
     from tests.system.test_adversarial_policy import ABUSIVE as ABUSIVE_POLICY
+
     up_port = free_port()
     procs = []
     stack = None
     try:
         boot = upstream_bootstrap(up_port, free_port())
         path = envoy_config.write(RUN / "upstream.json", boot)
-        procs.append(spawn("upstream", [envoy_binary(), "-c", str(path), "--concurrency", "1",
-                                        "--log-level", "error", "--base-id", str(free_port())]))
+        procs.append(
+            spawn(
+                "upstream",
+                [
+                    envoy_binary(),
+                    "-c",
+                    str(path),
+                    "--concurrency",
+                    "1",
+                    "--log-level",
+                    "error",
+                    "--base-id",
+                    str(free_port()),
+                ],
+            )
+        )
         admin = boot["admin"]["address"]["socket_address"]["port_value"]
         wait_until(lambda: http_ok(f"http://127.0.0.1:{admin}/ready"), 30, "upstream envoy", procs[-1])
         cfg = RUN / "config"
@@ -322,11 +512,21 @@ def abusive_neighbour(a) -> None:
         ws["workspaces"]["abuser"] = {"sovereignty": {"allowed_jurisdictions": ["us"]}}
         (cfg / "workspaces.yaml").write_text(yaml.safe_dump(ws))
         key_a = create_key(cfg, "abuser", "abuser", None, None)
-        stack = Stack(RUN / "stack", config_dir=cfg, controlplane=True, tls=False, unreachable={"bench-upstream"},
-                      extproc_args=["--log-level", "WARNING"])
+        stack = Stack(
+            RUN / "stack",
+            config_dir=cfg,
+            controlplane=True,
+            tls=False,
+            unreachable={"bench-upstream"},
+            extproc_args=["--log-level", "WARNING"],
+        )
         stack.start()
-        made = requests.post(stack.cp_url + "/v1/policies", data=ABUSIVE_POLICY, timeout=30, headers={
-            "Authorization": f"Bearer {key_a}", "Content-Type": "application/yaml"})
+        made = requests.post(
+            stack.cp_url + "/v1/policies",
+            data=ABUSIVE_POLICY,
+            timeout=30,
+            headers={"Authorization": f"Bearer {key_a}", "Content-Type": "application/yaml"},
+        )
         if made.status_code != 201:
             raise SystemExit(f"creating A's policy failed: {made.status_code} {made.text}")
         url_a = f"{stack.gateway}/v1/abuser/chat/completions"
@@ -334,11 +534,16 @@ def abusive_neighbour(a) -> None:
         boom = json.dumps({**json.loads(REQUEST_BODY), "user": "boom"})
 
         def a_stalls() -> bool:
-            r = requests.post(url_a, data=boom, timeout=30, headers={
-                "Authorization": f"Bearer {key_a}", "Content-Type": "application/json"})
+            r = requests.post(
+                url_a,
+                data=boom,
+                timeout=30,
+                headers={"Authorization": f"Bearer {key_a}", "Content-Type": "application/json"},
+            )
             return r.status_code >= 500 and "policy" in r.text
+
         eventually(a_stalls, 60, "A's stalling policy reaching the gateway")
-        for url, k in ((url_b, key_b), (url_a, key_a)):      # warm up; both answer 200 on ordinary calls
+        for url, k in ((url_b, key_b), (url_a, key_a)):  # warm up; both answer 200 on ordinary calls
             r = wrk(url, k, 2, 2)
             if r["non2xx"] or r["rps"] == 0:
                 raise SystemExit(f"{url}: warm-up failed: {r}")
@@ -348,13 +553,19 @@ def abusive_neighbour(a) -> None:
         hammer_stats = {ph: [] for ph in phases[1:]}
         cpu = {ph: [] for ph in phases}
         for rnd in range(a.rounds):
-            for ph in (phases if rnd % 2 == 0 else tuple(reversed(phases))):
+            for ph in phases if rnd % 2 == 0 else tuple(reversed(phases)):
                 hammer = None
                 if ph != "alone":
-                    argv = wrk_argv(url_a, key_a, a.hammer_conns, 2 * a.duration + 4,
-                                    body=boom if ph == "a_abusive" else REQUEST_BODY, tag=f"-{ph}")
+                    argv = wrk_argv(
+                        url_a,
+                        key_a,
+                        a.hammer_conns,
+                        2 * a.duration + 4,
+                        body=boom if ph == "a_abusive" else REQUEST_BODY,
+                        tag=f"-{ph}",
+                    )
                     hammer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                    time.sleep(1)       # let the hammer reach steady state before measuring B
+                    time.sleep(1)  # let the hammer reach steady state before measuring B
                 cpu0, t0 = stack_cpu(stack), time.monotonic()
                 samples[ph]["one"].append(wrk(url_b, key_b, 1, a.duration))
                 samples[ph]["paced"].append(wrk(url_b, key_b, a.pace_conns, a.duration, a.pace_ms))
@@ -363,30 +574,48 @@ def abusive_neighbour(a) -> None:
                 if hammer:
                     hammer_stats[ph].append(wrk_result(hammer.communicate()[0], 2 * a.duration + 4))
                 one = samples[ph]["one"][-1]
-                print(f"round {rnd + 1}/{a.rounds} {ph:10s} B 1-conn p50 {one['p50_ms']:.2f} ms "
-                      f"p99 {one['p99_ms']:.2f} ms", flush=True)
+                print(
+                    f"round {rnd + 1}/{a.rounds} {ph:10s} B 1-conn p50 {one['p50_ms']:.2f} ms "
+                    f"p99 {one['p99_ms']:.2f} ms",
+                    flush=True,
+                )
 
         def med(ph, kind, f):
             return statistics.median(x[f] for x in samples[ph][kind])
-        summary = {ph: {"one_conn_p50_ms": med(ph, "one", "p50_ms"), "one_conn_p99_ms": med(ph, "one", "p99_ms"),
-                        "paced_p50_ms": med(ph, "paced", "p50_ms"), "paced_p99_ms": med(ph, "paced", "p99_ms"),
-                        "b_errors": sum(x["non2xx"] + x["socket_errors"] for k in samples[ph].values() for x in k)}
-                   for ph in phases}
+
+        summary = {
+            ph: {
+                "one_conn_p50_ms": med(ph, "one", "p50_ms"),
+                "one_conn_p99_ms": med(ph, "one", "p99_ms"),
+                "paced_p50_ms": med(ph, "paced", "p50_ms"),
+                "paced_p99_ms": med(ph, "paced", "p99_ms"),
+                "b_errors": sum(x["non2xx"] + x["socket_errors"] for k in samples[ph].values() for x in k),
+            }
+            for ph in phases
+        }
         for ph in phases:
-            summary[ph]["cpu_cores"] = {k: round(statistics.median(x.get(k, 0.0) for x in cpu[ph]), 3)
-                                        for k in cpu[ph][0]}
+            summary[ph]["cpu_cores"] = {
+                k: round(statistics.median(x.get(k, 0.0) for x in cpu[ph]), 3) for k in cpu[ph][0]
+            }
         for ph, hs in hammer_stats.items():
             summary[ph]["a_rps"] = statistics.median(h["rps"] for h in hs)
             summary[ph]["a_non2xx"] = sum(h["non2xx"] for h in hs)
         base = summary["alone"]
-        ratios = {f"{ph}_{m}_over_alone": summary[ph][m] / base[m] for ph in phases[1:]
-                  for m in ("one_conn_p50_ms", "one_conn_p99_ms", "paced_p50_ms", "paced_p99_ms")}
+        ratios = {
+            f"{ph}_{m}_over_alone": summary[ph][m] / base[m]
+            for ph in phases[1:]
+            for m in ("one_conn_p50_ms", "one_conn_p99_ms", "paced_p50_ms", "paced_p99_ms")
+        }
         print()
-        print(f"{'phase':10s} {'1-conn p50':>11s} {'1-conn p99':>11s} {'paced p50':>10s} {'paced p99':>10s} "
-              f"{'B errors':>8s} {'A req/s':>8s} {'A non-2xx':>9s}")
+        print(
+            f"{'phase':10s} {'1-conn p50':>11s} {'1-conn p99':>11s} {'paced p50':>10s} {'paced p99':>10s} "
+            f"{'B errors':>8s} {'A req/s':>8s} {'A non-2xx':>9s}"
+        )
         for ph, x in summary.items():
-            print(f"{ph:10s} {x['one_conn_p50_ms']:9.2f}ms {x['one_conn_p99_ms']:9.2f}ms {x['paced_p50_ms']:8.2f}ms "
-                  f"{x['paced_p99_ms']:8.2f}ms {x['b_errors']:8d} {x.get('a_rps', 0):8.0f} {x.get('a_non2xx', 0):9d}")
+            print(
+                f"{ph:10s} {x['one_conn_p50_ms']:9.2f}ms {x['one_conn_p99_ms']:9.2f}ms {x['paced_p50_ms']:8.2f}ms "
+                f"{x['paced_p99_ms']:8.2f}ms {x['b_errors']:8d} {x.get('a_rps', 0):8.0f} {x.get('a_non2xx', 0):9d}"
+            )
         print()
         print("CPU (cores) while B was measured:")
         for ph in phases:
@@ -396,9 +625,17 @@ def abusive_neighbour(a) -> None:
             print(f"{k}: {v:.2f}x")
         ok = ratios["a_abusive_one_conn_p99_ms_over_alone"] <= 2 and ratios["a_abusive_paced_p99_ms_over_alone"] <= 2
         print(f"goal (B's p99 next to the abuse within 2x of alone): {'met' if ok else 'NOT met'}")
-        out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "duration_s": a.duration,
-               "rounds": a.rounds, "hammer_conns": a.hammer_conns, "pace_conns": a.pace_conns,
-               "pace_ms": a.pace_ms, "summary": summary, "ratios": ratios, "goal_met": ok}
+        out = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "duration_s": a.duration,
+            "rounds": a.rounds,
+            "hammer_conns": a.hammer_conns,
+            "pace_conns": a.pace_conns,
+            "pace_ms": a.pace_ms,
+            "summary": summary,
+            "ratios": ratios,
+            "goal_met": ok,
+        }
         (RESULTS / "latest-abusive-neighbour.json").write_text(json.dumps(out, indent=2))
         print("written to bench/results/latest-abusive-neighbour.json")
     finally:

@@ -7,6 +7,7 @@ root the cluster is created and run as the ``postgres`` system user.
     python -m devstack.postgres start .run/pg     # prints the database URL
     python -m devstack.postgres stop .run/pg
 """
+
 from __future__ import annotations
 
 import glob
@@ -38,7 +39,7 @@ def _as_owner(argv: list[str]) -> list[str]:
 
 class Postgres:
     def __init__(self, base: Path, port: int | None = None) -> None:
-        self.home = Path(base).resolve()     # where `port` (and, under root, `location`) are kept
+        self.home = Path(base).resolve()  # where `port` (and, under root, `location`) are kept
         self.base = self.home
         if os.geteuid() == 0:
             # The postgres user must reach the data directory, and a root-owned 0700
@@ -77,19 +78,56 @@ class Postgres:
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres", "postgres")
         if not (self.data / "PG_VERSION").exists():
-            self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "relaygate",
-                       "--auth=trust", "-E", "UTF8", "--no-sync"])
-        self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "postgres.log"),
-                   "-w", "-t", "60", "start",
-                   "-o", f"-h 127.0.0.1 -p {self.port} -k {self.base} -F -c fsync=off"])
+            self._run(
+                [
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "relaygate",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            )
+        self._run(
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.base / "postgres.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k {self.base} -F -c fsync=off",
+            ]
+        )
         (self.home / "port").write_text(str(self.port))
-        out = subprocess.run([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                              "relaygate", "-d", "postgres", "-tAc",
-                              "SELECT 1 FROM pg_database WHERE datname = 'relaygate'"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                str(self.bin / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "relaygate",
+                "-d",
+                "postgres",
+                "-tAc",
+                "SELECT 1 FROM pg_database WHERE datname = 'relaygate'",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if out.stdout.strip() != "1":
-            self._run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                       "-U", "relaygate", "relaygate"])
+            self._run(
+                [str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "relaygate", "relaygate"]
+            )
         return self.url
 
     def stop(self) -> None:
@@ -100,10 +138,19 @@ class Postgres:
 
     def reset_database(self) -> None:
         """Drop and recreate the database (a clean schema for a test)."""
-        psql = [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "relaygate",
-                "-d", "postgres", "-c"]
-        subprocess.run(psql + ["DROP DATABASE IF EXISTS relaygate WITH (FORCE)"], check=True,
-                       capture_output=True)
+        psql = [
+            str(self.bin / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "relaygate",
+            "-d",
+            "postgres",
+            "-c",
+        ]
+        subprocess.run(psql + ["DROP DATABASE IF EXISTS relaygate WITH (FORCE)"], check=True, capture_output=True)
         subprocess.run(psql + ["CREATE DATABASE relaygate"], check=True, capture_output=True)
 
 

@@ -4,6 +4,7 @@ Used by `make run` and by the test suite, so what the tests exercise is what a
 newcomer runs. Each process logs to a file under the run directory; readiness
 is polled on real endpoints, never assumed after a sleep.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,26 +83,26 @@ class Stack:
     extproc_admin_port: int = 0
     sim_ports: list[int] = field(default_factory=list)
     extproc_args: list[str] = field(default_factory=list)
-    unreachable: set[str] = field(default_factory=set)   # upstreams the simulator leaves unserved
-    workers: int = 1                                      # ext_proc processes behind one cluster
-    ledger_url: str = ""                                  # a Redis budget ledger shared with other stacks
+    unreachable: set[str] = field(default_factory=set)  # upstreams the simulator leaves unserved
+    workers: int = 1  # ext_proc processes behind one cluster
+    ledger_url: str = ""  # a Redis budget ledger shared with other stacks
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     # With a control plane the sidecar takes policy and config from its bundles, seeded
     # from config_dir on first start; without one it reads config_dir/policy_dir itself.
     controlplane: bool = False
     cp_port: int = 0
-    database_url: str = ""                                # default: SQLite in the run directory
+    database_url: str = ""  # default: SQLite in the run directory
     tenant: str = "default"
     instance_id: str = "local-sidecar"
     admin_token: str = "rg_admin_local"
     fleet_token: str = "rg_fleet_local"
     cp_extra_args: list[str] = field(default_factory=list)
     cp_env: dict[str, str] = field(default_factory=dict)
-    xds: bool = True                                      # with a control plane: Envoy configured over ADS
+    xds: bool = True  # with a control plane: Envoy configured over ADS
     xds_port: int = 0
     zone: str = "local"
-    cp_data_dir: Path | None = None                       # another stack's control plane (fleets)
-    extra_credentials: list[str] = field(default_factory=list)   # more the simulator accepts
+    cp_data_dir: Path | None = None  # another stack's control plane (fleets)
+    extra_credentials: list[str] = field(default_factory=list)  # more the simulator accepts
     # TLS: the gateway listener, the control plane and xDS serve TLS with certificates from
     # ``pki`` (default: shared_pki, else a local CA made in run_dir/tls); tls=False is plaintext
     # for local development. fleet_mtls: the control plane also opens an mTLS-only fleet port
@@ -112,13 +113,13 @@ class Stack:
     fleet_mtls: bool = False
     gateway_mtls: bool = False
     cp_fleet_port: int = 0
-    cp_pki: tls_mod.Pki | None = None                     # what the control plane serves (default: pki)
-    shared_pki: ClassVar[tls_mod.Pki | None] = None       # one CA for every stack of a test session
+    cp_pki: tls_mod.Pki | None = None  # what the control plane serves (default: pki)
+    shared_pki: ClassVar[tls_mod.Pki | None] = None  # one CA for every stack of a test session
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.run_dir, 0o700)      # logs, sockets, spool and keys live here
+        os.chmod(self.run_dir, 0o700)  # logs, sockets, spool and keys live here
         self.gateway_port = self.gateway_port or free_port()
         self.envoy_admin_port = self.envoy_admin_port or free_port()
         self.extproc_admin_port = self.extproc_admin_port or free_port()
@@ -142,6 +143,7 @@ class Stack:
     def client_ssl(self):
         """An SSL context trusting this stack's CA (None without TLS)."""
         from relaygate.contract.tls import client_context
+
         return client_context(str(self.pki.ca)) if self.tls else None
 
     @property
@@ -166,9 +168,21 @@ class Stack:
         return self.cp_data_dir or self.run_dir / "controlplane"
 
     def start_controlplane(self) -> None:
-        argv = [sys.executable, "-m", "relaygate.controlplane.server", "--listen", f"127.0.0.1:{self.cp_port}",
-                "--data-dir", str(self.cp_data), "--seed-config-dir", str(self.config_dir),
-                "--seed-policy-dir", str(self.policy_dir), "--gateway-url", self.gateway]
+        argv = [
+            sys.executable,
+            "-m",
+            "relaygate.controlplane.server",
+            "--listen",
+            f"127.0.0.1:{self.cp_port}",
+            "--data-dir",
+            str(self.cp_data),
+            "--seed-config-dir",
+            str(self.config_dir),
+            "--seed-policy-dir",
+            str(self.policy_dir),
+            "--gateway-url",
+            self.gateway,
+        ]
         if self.xds:
             argv += ["--xds-listen", f"127.0.0.1:{self.xds_port}"]
         if self.database_url:
@@ -176,30 +190,51 @@ class Stack:
         ready_ctx = None
         if self.tls:
             served = self.cp_pki or self.pki
-            argv += ["--tls-cert", str(served.server_cert), "--tls-key", str(served.server_key),
-                     "--gateway-ca", str(self.pki.ca)]
+            argv += [
+                "--tls-cert",
+                str(served.server_cert),
+                "--tls-key",
+                str(served.server_key),
+                "--gateway-ca",
+                str(self.pki.ca),
+            ]
             if self.fleet_mtls:
                 argv += ["--tls-client-ca", str(self.pki.ca), "--fleet-listen", f"127.0.0.1:{self.cp_fleet_port}"]
             from relaygate.contract.tls import client_context
+
             ready_ctx = client_context(str(served.ca))
         argv += self.cp_extra_args
-        proc, log = self._spawn("controlplane", argv, {"RELAYGATE_ADMIN_TOKEN": self.admin_token,
-                                                       "RELAYGATE_FLEET_TOKEN": self.fleet_token, **self.cp_env})
+        proc, log = self._spawn(
+            "controlplane",
+            argv,
+            {"RELAYGATE_ADMIN_TOKEN": self.admin_token, "RELAYGATE_FLEET_TOKEN": self.fleet_token, **self.cp_env},
+        )
         wait_until(lambda: http_ok(self.cp_url + "/healthz", ready_ctx), 60, "relaygate-controlplane", proc, log)
 
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> tuple[subprocess.Popen, Path]:
         log = self.run_dir / f"{name}.log"
-        fh = os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")   # owner-only
+        fh = os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")  # owner-only
         base = {k: v for k, v in os.environ.items() if k not in _TRUST_ENV}
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**base, **(env or {})}, start_new_session=True,
-                                umask=0o077)   # what the processes create in the run dir stays private
+        proc = subprocess.Popen(
+            argv,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**base, **(env or {})},
+            start_new_session=True,
+            umask=0o077,
+        )  # what the processes create in the run dir stays private
         self.procs[name] = proc
         return proc, log
 
     def start_sim(self) -> None:
-        ports = sorted({u.port for u in self.cfg.upstreams
-                        if u.host in ("127.0.0.1", "localhost") and u.name not in self.unreachable})
+        ports = sorted(
+            {
+                u.port
+                for u in self.cfg.upstreams
+                if u.host in ("127.0.0.1", "localhost") and u.name not in self.unreachable
+            }
+        )
         self.sim_ports = ports
         argv = [sys.executable, "-m", "relaygate.providersim.server"]
         for p in ports:
@@ -213,10 +248,24 @@ class Stack:
     def start_extproc(self, worker: int | None = None) -> None:
         """Start the policy workers (or one of them). Worker 0 settles and serves the admin port."""
         for i in range(self.workers) if worker is None else [worker]:
-            argv = [sys.executable, "-m", "relaygate.extproc.server", "--config-dir", str(self.config_dir),
-                    "--policy-dir", str(self.policy_dir), "--data-dir", str(self.run_dir / "data"),
-                    "--listen", f"unix:{self.sockets[i].resolve()}", "--sidecar-name", self.instance_id,
-                    "--admin-port", str(self.extproc_admin_port if i == 0 else 0), *self.extproc_args]
+            argv = [
+                sys.executable,
+                "-m",
+                "relaygate.extproc.server",
+                "--config-dir",
+                str(self.config_dir),
+                "--policy-dir",
+                str(self.policy_dir),
+                "--data-dir",
+                str(self.run_dir / "data"),
+                "--listen",
+                f"unix:{self.sockets[i].resolve()}",
+                "--sidecar-name",
+                self.instance_id,
+                "--admin-port",
+                str(self.extproc_admin_port if i == 0 else 0),
+                *self.extproc_args,
+            ]
             env = {}
             if self.ledger_url:
                 argv += ["--ledger", "redis"]
@@ -226,48 +275,89 @@ class Stack:
             if i:
                 argv += ["--no-settle"]
             if self.controlplane:
-                argv += ["--control-plane", self.fleet_url, "--control-plane-key",
-                         str(self.cp_data / "bundle-signing.pub"), "--tenant", self.tenant,
-                         "--instance-id", self.instance_id, "--zone", self.zone]
+                argv += [
+                    "--control-plane",
+                    self.fleet_url,
+                    "--control-plane-key",
+                    str(self.cp_data / "bundle-signing.pub"),
+                    "--tenant",
+                    self.tenant,
+                    "--instance-id",
+                    self.instance_id,
+                    "--zone",
+                    self.zone,
+                ]
                 if self.tls:
                     argv += ["--control-plane-ca", str(self.pki.ca)]
                     if self.fleet_mtls:
-                        argv += ["--control-plane-cert", str(self.pki.client_cert),
-                                 "--control-plane-client-key", str(self.pki.client_key)]
+                        argv += [
+                            "--control-plane-cert",
+                            str(self.pki.client_cert),
+                            "--control-plane-client-key",
+                            str(self.pki.client_key),
+                        ]
                 env["RELAYGATE_FLEET_TOKEN"] = self.fleet_token
             name = "extproc" if i == 0 else f"extproc-{i}"
             proc, log = self._spawn(name, argv, env)
             sock = self.sockets[i]
-            ready = (lambda: http_ok(self.extproc_admin + "/healthz") and sock.exists()) if i == 0 \
+            ready = (
+                (lambda: http_ok(self.extproc_admin + "/healthz") and sock.exists())
+                if i == 0
                 else (lambda: sock.exists())
+            )
             wait_until(ready, 30, f"relaygate-extproc worker {i}", proc, log)
 
     def listener_tls(self) -> envoy_config.ListenerTls | None:
         if not self.tls:
             return None
         pki = self.pki
-        return envoy_config.ListenerTls(str(pki.server_cert.resolve()), str(pki.server_key.resolve()),
-                                        str(pki.ca.resolve()) if self.gateway_mtls else None)
+        return envoy_config.ListenerTls(
+            str(pki.server_cert.resolve()),
+            str(pki.server_key.resolve()),
+            str(pki.ca.resolve()) if self.gateway_mtls else None,
+        )
 
     def start_envoy(self) -> None:
         if self.controlplane and self.xds:
             ads_tls = None
             if self.tls:
                 pki = self.pki
-                ads_tls = envoy_config.AdsTls(str(pki.ca.resolve()),
-                                              str(pki.client_cert.resolve()) if self.fleet_mtls else None,
-                                              str(pki.client_key.resolve()) if self.fleet_mtls else None)
+                ads_tls = envoy_config.AdsTls(
+                    str(pki.ca.resolve()),
+                    str(pki.client_cert.resolve()) if self.fleet_mtls else None,
+                    str(pki.client_key.resolve()) if self.fleet_mtls else None,
+                )
             boot = envoy_config.render_xds_bootstrap(
-                node_id=self.instance_id, tenant=self.tenant, zone=self.zone,
-                listen=f"127.0.0.1:{self.gateway_port}", admin_port=self.envoy_admin_port,
-                ads_address=f"127.0.0.1:{self.xds_port}", tls=self.listener_tls(), ads_tls=ads_tls)
+                node_id=self.instance_id,
+                tenant=self.tenant,
+                zone=self.zone,
+                listen=f"127.0.0.1:{self.gateway_port}",
+                admin_port=self.envoy_admin_port,
+                ads_address=f"127.0.0.1:{self.xds_port}",
+                tls=self.listener_tls(),
+                ads_tls=ads_tls,
+            )
         else:
-            boot = envoy_config.render(self.cfg, listen_port=self.gateway_port, admin_port=self.envoy_admin_port,
-                                       extproc=[f"unix:{p.resolve()}" for p in self.sockets], tls=self.listener_tls())
+            boot = envoy_config.render(
+                self.cfg,
+                listen_port=self.gateway_port,
+                admin_port=self.envoy_admin_port,
+                extproc=[f"unix:{p.resolve()}" for p in self.sockets],
+                tls=self.listener_tls(),
+            )
         path = envoy_config.write(self.run_dir / "envoy.json", boot)
         os.chmod(path, 0o600)
-        argv = [envoy_binary(), "-c", str(path), "--concurrency", "1", "--log-level", "warn",
-                "--base-id", str(self.gateway_port)]
+        argv = [
+            envoy_binary(),
+            "-c",
+            str(path),
+            "--concurrency",
+            "1",
+            "--log-level",
+            "warn",
+            "--base-id",
+            str(self.gateway_port),
+        ]
         proc, log = self._spawn("envoy", argv)
         wait_until(lambda: http_ok(f"http://127.0.0.1:{self.envoy_admin_port}/ready"), 30, "envoy", proc, log)
 
@@ -308,6 +398,7 @@ class Fleet:
     Gateway i runs in ``run_dir/gw-i`` as instance ``gw-i`` of tenant ``tenants[i]``; all
     take their configuration over xDS and their policy from the same control plane.
     """
+
     run_dir: Path
     config_dir: Path
     policy_dir: Path
@@ -320,16 +411,39 @@ class Fleet:
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
-        first = Stack(self.run_dir / "gw-0", config_dir=self.config_dir, policy_dir=self.policy_dir,
-                      controlplane=True, tenant=self.tenants[0], instance_id="gw-0", zone="zone-0",
-                      cp_extra_args=self.cp_extra_args, unreachable=self.unreachable,
-                      extra_credentials=self.extra_credentials, tls=self.tls, fleet_mtls=self.fleet_mtls)
+        first = Stack(
+            self.run_dir / "gw-0",
+            config_dir=self.config_dir,
+            policy_dir=self.policy_dir,
+            controlplane=True,
+            tenant=self.tenants[0],
+            instance_id="gw-0",
+            zone="zone-0",
+            cp_extra_args=self.cp_extra_args,
+            unreachable=self.unreachable,
+            extra_credentials=self.extra_credentials,
+            tls=self.tls,
+            fleet_mtls=self.fleet_mtls,
+        )
         self.gateways = [first] + [
-            Stack(self.run_dir / f"gw-{i}", config_dir=self.config_dir, policy_dir=self.policy_dir,
-                  controlplane=True, tenant=t, instance_id=f"gw-{i}", zone=f"zone-{i % 2}",
-                  cp_port=first.cp_port, xds_port=first.xds_port, cp_data_dir=first.cp_data,
-                  tls=self.tls, pki=first.pki, fleet_mtls=self.fleet_mtls, cp_fleet_port=first.cp_fleet_port)
-            for i, t in enumerate(self.tenants[1:], start=1)]
+            Stack(
+                self.run_dir / f"gw-{i}",
+                config_dir=self.config_dir,
+                policy_dir=self.policy_dir,
+                controlplane=True,
+                tenant=t,
+                instance_id=f"gw-{i}",
+                zone=f"zone-{i % 2}",
+                cp_port=first.cp_port,
+                xds_port=first.xds_port,
+                cp_data_dir=first.cp_data,
+                tls=self.tls,
+                pki=first.pki,
+                fleet_mtls=self.fleet_mtls,
+                cp_fleet_port=first.cp_fleet_port,
+            )
+            for i, t in enumerate(self.tenants[1:], start=1)
+        ]
 
     @property
     def cp(self) -> Stack:

@@ -6,6 +6,7 @@ persistence: the tests start it empty and throw it away.
     python -m devstack.redis_server start .run/redis     # prints the redis:// URL
     python -m devstack.redis_server stop .run/redis
 """
+
 from __future__ import annotations
 
 import os
@@ -31,6 +32,7 @@ class RedisServer:
 
     def _ping(self) -> bool:
         import redis
+
         try:
             return bool(redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5).ping())
         except redis.RedisError:
@@ -43,10 +45,29 @@ class RedisServer:
         self.base.mkdir(parents=True, exist_ok=True)
         if self._ping():
             return self.url
-        subprocess.run([binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.base),
-                        "--daemonize", "yes", "--pidfile", str(self.base / "redis.pid"),
-                        "--logfile", str(self.base / "redis.log"), "--save", "", "--appendonly", "no"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.base),
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(self.base / "redis.pid"),
+                "--logfile",
+                str(self.base / "redis.log"),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            check=True,
+            capture_output=True,
+        )
         (self.base / "port").write_text(str(self.port))
         wait_until(self._ping, 15, f"redis-server (log: {self.base / 'redis.log'})")
         return self.url

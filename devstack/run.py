@@ -5,6 +5,7 @@ policies/, sends a short tour of calls (curl, the openai and anthropic SDKs,
 an allowed call, a stream and denials), prints what came back with each
 call's signed receipt, then keeps serving until Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,15 +58,31 @@ def _receipt(stack: Stack, rid: str) -> dict:
 
 
 def _curl(stack: Stack, key: str, ws: str, body: dict, extra: list[str] = ()) -> str:
-    cmd = ["curl", "-sS", "-i", *_cacert(stack), f"{stack.gateway}/v1/{ws}/chat/completions",
-           "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: application/json",
-           "-d", json.dumps(body), *extra]
-    print(f"$ curl{_shown_cacert(stack)}", f"{stack.gateway}/v1/{ws}/chat/completions",
-          "-H 'Authorization: Bearer ro_live_…'", f"-d '{json.dumps(body)}'")
+    cmd = [
+        "curl",
+        "-sS",
+        "-i",
+        *_cacert(stack),
+        f"{stack.gateway}/v1/{ws}/chat/completions",
+        "-H",
+        f"Authorization: Bearer {key}",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        json.dumps(body),
+        *extra,
+    ]
+    print(
+        f"$ curl{_shown_cacert(stack)}",
+        f"{stack.gateway}/v1/{ws}/chat/completions",
+        "-H 'Authorization: Bearer ro_live_…'",
+        f"-d '{json.dumps(body)}'",
+    )
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     print(out.strip())
-    rid = [line.split(":", 1)[1].strip() for line in out.splitlines()
-           if line.lower().startswith("x-relayone-receipt-id:")]
+    rid = [
+        line.split(":", 1)[1].strip() for line in out.splitlines() if line.lower().startswith("x-relayone-receipt-id:")
+    ]
     return rid[0] if rid else ""
 
 
@@ -75,8 +92,12 @@ def tour(stack: Stack) -> None:
 
     key = DEMO_KEYS["acme"]
     _say("1. An allowed call with curl (routed to openai-us, credential swapped, receipt returned)")
-    rid = _curl(stack, key, "acme", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}],
-                                     "max_tokens": 20})
+    rid = _curl(
+        stack,
+        key,
+        "acme",
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 20},
+    )
     r = _receipt(stack, rid)
     print("receipt:", json.dumps({k: r[k] for k in ("id", "decision", "upstream", "usage", "cost")}, indent=1))
 
@@ -85,29 +106,36 @@ def tour(stack: Stack) -> None:
     http = {"http_client": openai.DefaultHttpxClient(verify=stack.client_ssl())} if stack.tls else {}
     _say("2. The openai SDK, streaming (base_url is the only change)")
     client = openai.OpenAI(base_url=f"{stack.gateway}/v1/acme", api_key=key, max_retries=0, **http)
-    stream = client.chat.completions.create(model="gpt-4o-mini", stream=True,
-                                            messages=[{"role": "user", "content": "Stream a sentence"}])
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "Stream a sentence"}]
+    )
     print("".join(c.choices[0].delta.content or "" for c in stream if c.choices))
 
     _say("3. The anthropic SDK")
-    claude = anthropic.Anthropic(base_url=f"{stack.gateway}/v1/acme", api_key=key, max_retries=0,
-                                 **({"http_client": anthropic.DefaultHttpxClient(verify=stack.client_ssl())}
-                                    if stack.tls else {}))
-    msg = claude.messages.create(model="claude-haiku-4-5", max_tokens=32,
-                                 messages=[{"role": "user", "content": "Hi Claude"}])
+    claude = anthropic.Anthropic(
+        base_url=f"{stack.gateway}/v1/acme",
+        api_key=key,
+        max_retries=0,
+        **({"http_client": anthropic.DefaultHttpxClient(verify=stack.client_ssl())} if stack.tls else {}),
+    )
+    msg = claude.messages.create(
+        model="claude-haiku-4-5", max_tokens=32, messages=[{"role": "user", "content": "Hi Claude"}]
+    )
     print(msg.content[0].text, "| usage:", msg.usage.input_tokens, "in,", msg.usage.output_tokens, "out")
 
     _say("4. Sovereignty: workspace 'euro' may only reach EEA upstreams, so it is routed to openai-eu")
-    rid = _curl(stack, DEMO_KEYS["euro"], "euro",
-                {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Bonjour"}]})
+    rid = _curl(
+        stack, DEMO_KEYS["euro"], "euro", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Bonjour"}]}
+    )
     print("served by:", _receipt(stack, rid)["upstream"])
 
     _say("5. Sovereignty block: 'euro' asks for a model only a US upstream serves -> 451")
     _curl(stack, DEMO_KEYS["euro"], "euro", {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})
 
     _say("6. Scope: an embeddings-only key calls chat -> 403")
-    _curl(stack, DEMO_KEYS["acme-embed"], "acme",
-          {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+    _curl(
+        stack, DEMO_KEYS["acme-embed"], "acme", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
+    )
 
     _say("7. A forged key -> 401, still with a receipt")
     _curl(stack, "ro_live_AAAAAAAAAAAA_forged", "acme", {"model": "gpt-4o-mini", "messages": []})
@@ -125,16 +153,28 @@ rego: |
 """
 
 
-def _cp(stack: Stack, method: str, path: str, token: str, body: str | None = None,
-        ctype: str = "application/json", show: bool = True) -> dict:
+def _cp(
+    stack: Stack,
+    method: str,
+    path: str,
+    token: str,
+    body: str | None = None,
+    ctype: str = "application/json",
+    show: bool = True,
+) -> dict:
     cmd = ["curl", "-sS", *_cacert(stack), "-X", method, stack.cp_url + path, "-H", f"Authorization: Bearer {token}"]
     if body is not None:
         cmd += ["-H", f"Content-Type: {ctype}", "--data-binary", body]
     if show:
-        shown = f"-H 'Content-Type: {ctype}' --data-binary @policy.yaml" if ctype.endswith("yaml") else \
-            (f"-d '{body}'" if body else "")
-        print(f"$ curl{_shown_cacert(stack)} -X {method} {stack.cp_url}{path} -H 'Authorization: Bearer ro_live_…' "
-              f"{shown}".rstrip())
+        shown = (
+            f"-H 'Content-Type: {ctype}' --data-binary @policy.yaml"
+            if ctype.endswith("yaml")
+            else (f"-d '{body}'" if body else "")
+        )
+        print(
+            f"$ curl{_shown_cacert(stack)} -X {method} {stack.cp_url}{path} -H 'Authorization: Bearer ro_live_…' "
+            f"{shown}".rstrip()
+        )
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out) if out.strip() else {}
 
@@ -154,83 +194,186 @@ def control_plane_tour(stack: Stack, key: str) -> None:
     _say("8. The control plane: create a policy from YAML (workspace acme blocks gpt-4o)")
     print(POLICY)
     pol = _cp(stack, "POST", "/v1/policies", key, POLICY, "application/yaml")
-    if pol.get("error", {}).get("code") == "policy.exists":   # left over from an interrupted run
+    if pol.get("error", {}).get("code") == "policy.exists":  # left over from an interrupted run
         old = pol["error"]["message"].split("(")[1].split(")")[0]
         _cp(stack, "DELETE", f"/v1/policies/{old}", key, show=False)
         pol = _cp(stack, "POST", "/v1/policies", key, POLICY, "application/yaml", show=False)
     print(f"-> {pol['id']} version {pol['current_version']}; the sidecar's long poll picks up the new bundle")
 
     def blocked():
-        out = subprocess.run(["curl", "-sS", *_cacert(stack), f"{stack.gateway}/v1/acme/chat/completions", "-H",
-                              f"Authorization: Bearer {key}", "-H", "Content-Type: application/json", "-d",
-                              json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                *_cacert(stack),
+                f"{stack.gateway}/v1/acme/chat/completions",
+                "-H",
+                f"Authorization: Bearer {key}",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}),
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout
         return out if '"policy.blocked"' in out else None
-    print(f"$ curl{_shown_cacert(stack)} … /v1/acme/chat/completions -d '{{\"model\": \"gpt-4o\", …}}'")
+
+    print(f'$ curl{_shown_cacert(stack)} … /v1/acme/chat/completions -d \'{{"model": "gpt-4o", …}}\'')
     out = _until(blocked, "the policy reaching the gateway")
     print(out)
     rid = json.loads(out)["error"]["receipt_id"]
 
     _say("9. Dry run: evaluate the policy against an example, nothing enforced")
-    dry = _cp(stack, "POST", f"/v1/policies/{pol['id']}/dryrun", key,
-              json.dumps({"request": {"endpoint": "chat.completions", "body": {"model": "gpt-4o"}}}))
+    dry = _cp(
+        stack,
+        "POST",
+        f"/v1/policies/{pol['id']}/dryrun",
+        key,
+        json.dumps({"request": {"endpoint": "chat.completions", "body": {"model": "gpt-4o"}}}),
+    )
     print(json.dumps(dry["decision"], indent=1))
 
     _say("10. The blocked call's signed receipt in the audit feed")
-    ev = _until(lambda: (e := _cp(stack, "GET", f"/v1/audit/events/{rid}", key, show=False)).get("id") and e,
-                "the receipt reaching the audit feed")
+    ev = _until(
+        lambda: (e := _cp(stack, "GET", f"/v1/audit/events/{rid}", key, show=False)).get("id") and e,
+        "the receipt reaching the audit feed",
+    )
     print(f"$ curl{_shown_cacert(stack)} {stack.cp_url}/v1/audit/events/{rid} -H 'Authorization: Bearer ro_live_…'")
     print(json.dumps({k: ev[k] for k in ("id", "kind", "decision", "status", "code", "policies")}, indent=1))
     print("signatures:", json.dumps(ev["receipt"]["signatures"]))
 
     _say("11. RelayPlane: /api/relay through the gateway; gpt-5 is served nowhere (404), so it falls back")
-    out = subprocess.run(["curl", "-sS", *_cacert(stack), stack.cp_url + "/api/relay", "-H", f"x-api-key: {key}", "-H",
-                          "Content-Type: application/json", "-d", json.dumps({
-                              "to": "gpt-5", "fallback": ["claude-haiku-4-5"],
-                              "payload": {"max_tokens": 20, "messages": [{"role": "user", "content": "Hi"}]},
-                              "metadata": {"user_id": "user_123"}})], capture_output=True, text=True).stdout
-    print(f"$ curl{_shown_cacert(stack)}", stack.cp_url + "/api/relay -H 'x-api-key: ro_live_…' -d "
-          "'{\"to\": \"gpt-5\", \"fallback\": [\"claude-haiku-4-5\"], …}'")
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            *_cacert(stack),
+            stack.cp_url + "/api/relay",
+            "-H",
+            f"x-api-key: {key}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps(
+                {
+                    "to": "gpt-5",
+                    "fallback": ["claude-haiku-4-5"],
+                    "payload": {"max_tokens": 20, "messages": [{"role": "user", "content": "Hi"}]},
+                    "metadata": {"user_id": "user_123"},
+                }
+            ),
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
+    print(
+        f"$ curl{_shown_cacert(stack)}",
+        stack.cp_url + "/api/relay -H 'x-api-key: ro_live_…' -d "
+        '\'{"to": "gpt-5", "fallback": ["claude-haiku-4-5"], …}\'',
+    )
     relay = json.loads(out)
-    print(json.dumps({k: relay[k] for k in ("relay_id", "status_code", "model", "fallback_used", "attempts")},
-                     indent=1))
+    print(
+        json.dumps({k: relay[k] for k in ("relay_id", "status_code", "model", "fallback_used", "attempts")}, indent=1)
+    )
 
     _say("12. Revoke the policy again (soft delete; its versions stay readable)")
     _cp(stack, "DELETE", f"/v1/policies/{pol['id']}", key)
     print("deleted")
 
     _say("13. Evidence: a bundle of this workspace's receipts, assembled as a job, verified offline")
-    held = stack.run_dir / "held-checkpoint.json"     # a tree head the auditor keeps: the bundle must extend it
+    held = stack.run_dir / "held-checkpoint.json"  # a tree head the auditor keeps: the bundle must extend it
     held.write_text(json.dumps(_cp(stack, "GET", "/v1/audit/checkpoints/latest", key, show=False)))
-    job = _cp(stack, "POST", "/v1/evidence/bundles", key, json.dumps({"components": [
-        "receipts", "policies", "key_custody", "deployments", "fleet_posture"]}))
+    job = _cp(
+        stack,
+        "POST",
+        "/v1/evidence/bundles",
+        key,
+        json.dumps({"components": ["receipts", "policies", "key_custody", "deployments", "fleet_posture"]}),
+    )
     print(f"-> job {job['id']}: {job['status']}")
-    done = _until(lambda: (j := _cp(stack, "GET", f"/v1/evidence/bundles/{job['id']}/status", key,
-                                    show=False))["status"] in ("done", "failed") and j, "the evidence bundle", 60)
+    done = _until(
+        lambda: (j := _cp(stack, "GET", f"/v1/evidence/bundles/{job['id']}/status", key, show=False))["status"]
+        in ("done", "failed")
+        and j,
+        "the evidence bundle",
+        60,
+    )
     print(f"   {done['status']}: {done['stats']} ({done['size_bytes']} bytes, sha256 {done['sha256'][:16]}…)")
     out = stack.run_dir / "evidence.tar.gz"
-    subprocess.run(["curl", "-sS", *_cacert(stack), "-o", str(out), "-H", f"Authorization: Bearer {key}",
-                    f"{stack.cp_url}/v1/evidence/bundles/{job['id']}"], check=True)
+    subprocess.run(
+        [
+            "curl",
+            "-sS",
+            *_cacert(stack),
+            "-o",
+            str(out),
+            "-H",
+            f"Authorization: Bearer {key}",
+            f"{stack.cp_url}/v1/evidence/bundles/{job['id']}",
+        ],
+        check=True,
+    )
     root = stack.run_dir / "control-plane-root.pub"
     root.write_text(_cp(stack, "GET", "/v1/audit/keys", key, show=False)["root_public_key"])
     print(f"$ relaygate verify {out} --trusted-key {root} --after-checkpoint {held}")
-    verify = subprocess.run([sys.executable, "-m", "relaygate.evidence.cli", "verify", str(out), "--trusted-key", str(root),
-                             "--after-checkpoint", str(held)], capture_output=True, text=True)
+    verify = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "relaygate.evidence.cli",
+            "verify",
+            str(out),
+            "--trusted-key",
+            str(root),
+            "--after-checkpoint",
+            str(held),
+        ],
+        capture_output=True,
+        text=True,
+    )
     print(verify.stdout.strip())
 
     _say("14. The fleet: this gateway's Envoy took its listener, routes and clusters over xDS")
-    print(f"$ curl{_shown_cacert(stack)} {stack.cp_url}/v1/fleet/instances -H 'Authorization: Bearer $RELAYGATE_ADMIN_TOKEN'")
-    inst = _until(lambda: next((i for i in _cp(stack, "GET", "/v1/fleet/instances", stack.admin_token,
-                                               show=False)["instances"]
-                                if i["id"] == stack.instance_id and i["xds"].get("applied")), None),
-                  "the gateway's xDS posture")
-    print(json.dumps({"id": inst["id"], "tenant": inst["tenant"], "stale": inst["stale"],
-                      "bundle_revision": inst["posture"].get("bundle_revision"),
-                      "xds": {k: inst["xds"].get(k) for k in ("connected", "applied", "last_nack")}}, indent=1))
-    print(f"$ curl{_shown_cacert(stack)} {stack.cp_url}/v1/fleet/health -H 'Authorization: Bearer $RELAYGATE_ADMIN_TOKEN'")
+    print(
+        f"$ curl{_shown_cacert(stack)} {stack.cp_url}/v1/fleet/instances -H 'Authorization: Bearer $RELAYGATE_ADMIN_TOKEN'"
+    )
+    inst = _until(
+        lambda: next(
+            (
+                i
+                for i in _cp(stack, "GET", "/v1/fleet/instances", stack.admin_token, show=False)["instances"]
+                if i["id"] == stack.instance_id and i["xds"].get("applied")
+            ),
+            None,
+        ),
+        "the gateway's xDS posture",
+    )
+    print(
+        json.dumps(
+            {
+                "id": inst["id"],
+                "tenant": inst["tenant"],
+                "stale": inst["stale"],
+                "bundle_revision": inst["posture"].get("bundle_revision"),
+                "xds": {k: inst["xds"].get(k) for k in ("connected", "applied", "last_nack")},
+            },
+            indent=1,
+        )
+    )
+    print(
+        f"$ curl{_shown_cacert(stack)} {stack.cp_url}/v1/fleet/health -H 'Authorization: Bearer $RELAYGATE_ADMIN_TOKEN'"
+    )
     health = _cp(stack, "GET", "/v1/fleet/health", stack.admin_token, show=False)
-    print(json.dumps([{k: t.get(k) for k in ("tenant", "status", "instances", "live", "evidence_emission")}
-                      for t in health["tenants"]], indent=1))
+    print(
+        json.dumps(
+            [
+                {k: t.get(k) for k in ("tenant", "status", "instances", "live", "evidence_emission")}
+                for t in health["tenants"]
+            ],
+            indent=1,
+        )
+    )
 
 
 def main(argv=None) -> None:
@@ -242,53 +385,78 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=1, help="policy worker processes behind one Envoy cluster")
     p.add_argument("--cp-port", type=int, default=8090, help="control-plane API port")
     p.add_argument("--xds-port", type=int, default=18000, help="control-plane ADS (xDS) port Envoy connects to")
-    p.add_argument("--no-control-plane", action="store_true",
-                   help="standalone sidecar reading config/ and policies/ itself")
+    p.add_argument(
+        "--no-control-plane", action="store_true", help="standalone sidecar reading config/ and policies/ itself"
+    )
     p.add_argument("--database-url", default="", help="control-plane database (default: SQLite in the run dir)")
     p.add_argument("--demo-only", action="store_true", help="stop after the tour instead of serving")
-    p.add_argument("--plaintext", action="store_true",
-                   help="local development only: serve the gateway, control plane and xDS without TLS")
-    p.add_argument("--fleet-mtls", action="store_true",
-                   help="the control plane also opens an mTLS-only fleet port (--fleet-port) for the sidecar, "
-                        "xDS requires client certificates, and the fleet token alone is refused")
+    p.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="local development only: serve the gateway, control plane and xDS without TLS",
+    )
+    p.add_argument(
+        "--fleet-mtls",
+        action="store_true",
+        help="the control plane also opens an mTLS-only fleet port (--fleet-port) for the sidecar, "
+        "xDS requires client certificates, and the fleet token alone is refused",
+    )
     p.add_argument("--fleet-port", type=int, default=8091, help="with --fleet-mtls: the fleet port")
     a = p.parse_args(argv)
-    os.umask(0o077)     # the run dir holds keys, databases and logs: owner-only (relaygate/contract/private_files.py)
+    os.umask(0o077)  # the run dir holds keys, databases and logs: owner-only (relaygate/contract/private_files.py)
     if a.plaintext and a.fleet_mtls:
         p.error("--fleet-mtls needs TLS (drop --plaintext)")
-    stack = Stack(Path(a.run_dir), gateway_port=a.gateway_port, envoy_admin_port=a.envoy_admin_port,
-                  extproc_admin_port=a.admin_port, workers=a.workers, controlplane=not a.no_control_plane,
-                  cp_port=a.cp_port, xds_port=a.xds_port,
-                  database_url=a.database_url, tls=not a.plaintext, fleet_mtls=a.fleet_mtls,
-                  cp_fleet_port=a.fleet_port)
+    stack = Stack(
+        Path(a.run_dir),
+        gateway_port=a.gateway_port,
+        envoy_admin_port=a.envoy_admin_port,
+        extproc_admin_port=a.admin_port,
+        workers=a.workers,
+        controlplane=not a.no_control_plane,
+        cp_port=a.cp_port,
+        xds_port=a.xds_port,
+        database_url=a.database_url,
+        tls=not a.plaintext,
+        fleet_mtls=a.fleet_mtls,
+        cp_fleet_port=a.fleet_port,
+    )
     print(f"starting relaygate (logs in {a.run_dir}) ...", flush=True)
     if stack.tls:
-        print(f"TLS: a local CA and certificates in {stack.pki.dir} (made with `cryptography`; reused while "
-              f"valid)\n  CA certificate  {stack.ca}   (curl --cacert {stack.ca}; SDKs: verify=that file)",
-              flush=True)
+        print(
+            f"TLS: a local CA and certificates in {stack.pki.dir} (made with `cryptography`; reused while "
+            f"valid)\n  CA certificate  {stack.ca}   (curl --cacert {stack.ca}; SDKs: verify=that file)",
+            flush=True,
+        )
     else:
         print("TLS is off (--plaintext): keys and tokens travel unencrypted; local development only", flush=True)
     try:
         stack.start()
     except Exception as e:
-        raise SystemExit(f"could not start the stack: {e}\n(is something else on ports "
-                         f"{a.gateway_port}/{a.envoy_admin_port}/{a.admin_port}/{a.cp_port}/{a.xds_port}? "
-                         "pass --gateway-port etc.)")
+        raise SystemExit(
+            f"could not start the stack: {e}\n(is something else on ports "
+            f"{a.gateway_port}/{a.envoy_admin_port}/{a.admin_port}/{a.cp_port}/{a.xds_port}? "
+            "pass --gateway-port etc.)"
+        )
     try:
         tour(stack)
-        print(f"""
+        print(
+            f"""
 \033[1mrelaygate is running.\033[0m
   gateway         {stack.gateway}/v1/<workspace>/chat/completions | /completions | /embeddings | /messages
   demo keys       config/demo-keys.txt
   receipts        {stack.extproc_admin}/receipts   (one: /receipts/<id>; public key: /signing-key)
   metrics         {stack.extproc_admin}/metrics  and Envoy's http://127.0.0.1:{a.envoy_admin_port}/stats/prometheus
   TLS             {f"CA {stack.ca} (gateway, control plane and xDS)" if stack.tls else "off (--plaintext)"}""",
-              flush=True)
+            flush=True,
+        )
         if stack.controlplane:
-            print(f"""  control plane   {stack.cp_url}/v1 (RelayOne) and {stack.cp_url}/api (RelayPlane); OpenAPI at /v1/openapi.json
+            print(
+                f"""  control plane   {stack.cp_url}/v1 (RelayOne) and {stack.cp_url}/api (RelayPlane); OpenAPI at /v1/openapi.json
   xDS (ADS)       127.0.0.1:{stack.xds_port}   (Envoy's bootstrap names only this and its identity: {stack.run_dir}/envoy.json)
   fleet port      {stack.fleet_url if stack.fleet_mtls else "none (the sidecar uses the API port; --fleet-mtls adds an mTLS port)"}
-  admin token     {stack.admin_token}   (demo value; set RELAYGATE_ADMIN_TOKEN in production)""", flush=True)
+  admin token     {stack.admin_token}   (demo value; set RELAYGATE_ADMIN_TOKEN in production)""",
+                flush=True,
+            )
         print("Ctrl-C stops everything.", flush=True)
         if not a.demo_only:
             signal.signal(signal.SIGTERM, signal.default_int_handler)

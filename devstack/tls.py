@@ -13,6 +13,7 @@ not expiring within a day; anything else is replaced as a whole.
 
     python -m stack.tls --dir .run/tls          # make (or reuse) a set; prints the paths
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,6 +37,7 @@ FLEET_CLIENT_CN = "relaygate-fleet"
 @dataclass(frozen=True)
 class Pki:
     """Paths of one CA and the certificates it issued (PEM)."""
+
     dir: Path
 
     @property
@@ -73,8 +75,9 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _key_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _san(hosts) -> x509.SubjectAlternativeName:
@@ -89,21 +92,39 @@ def _san(hosts) -> x509.SubjectAlternativeName:
 
 def _builder(subject: str, issuer: x509.Name, public_key, days: int) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.timezone.utc)
-    return (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(issuer).public_key(public_key).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days)))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+    )
 
 
 def _issue(ca_cert, ca_key, cn: str, *, hosts=(), client: bool = False):
     key = ec.generate_private_key(ec.SECP256R1())
     b = _builder(cn, ca_cert.subject, key.public_key(), LEAF_DAYS)
     b = b.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-    b = b.add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, content_commitment=False,
-                                      data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-    b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client
-                                               else ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    b = b.add_extension(
+        x509.KeyUsage(
+            digital_signature=True,
+            key_encipherment=False,
+            content_commitment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+        critical=True,
+    )
+    b = b.add_extension(
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+        critical=False,
+    )
     b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     if hosts:
         b = b.add_extension(_san(hosts), critical=False)
@@ -147,13 +168,26 @@ def ensure(directory: Path, hosts=HOSTS, name: str = "relaygate local CA") -> Pk
         return pki
     ca_key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    ca = (_builder(name, subject, ca_key.public_key(), CA_DAYS)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, content_commitment=False,
-                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        _builder(name, subject, ca_key.public_key(), CA_DAYS)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     server, server_key = _issue(ca, ca_key, hosts[0], hosts=hosts)
     client, client_key = _issue(ca, ca_key, FLEET_CLIENT_CN, client=True)
     pem = serialization.Encoding.PEM
@@ -162,7 +196,7 @@ def ensure(directory: Path, hosts=HOSTS, name: str = "relaygate local CA") -> Pk
     _write(pki.client_key, _key_pem(client_key))
     _write(pki.server_cert, server.public_bytes(pem))
     _write(pki.client_cert, client.public_bytes(pem))
-    _write(pki.ca, ca.public_bytes(pem))            # last: its presence marks a complete set
+    _write(pki.ca, ca.public_bytes(pem))  # last: its presence marks a complete set
     return pki
 
 

@@ -3,6 +3,7 @@
 The config is generated per session with fresh keys, so tests know every
 key's plaintext while the config holds only hashes, exactly as in production.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,6 +29,7 @@ POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 # operator's clients would; relaygate's own processes never see these variables
 # (devstack.processes strips them) and trust only the CA files they are given.
 import atexit as _atexit, os as _os, shutil as _shutil, tempfile as _tempfile  # noqa: E401,E402
+
 _TLS_DIR = Path(_tempfile.mkdtemp(prefix="relaygate-test-tls-"))
 TEST_PKI = Stack.shared_pki = tls_mod.ensure(_TLS_DIR)
 _atexit.register(_shutil.rmtree, _TLS_DIR, True)
@@ -38,6 +40,7 @@ for _var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
 def _with_sim_knobs(upstreams: list[dict]) -> list[dict]:
     """The provider's default header allow-list plus the simulator's x-sim-* knobs (tests drive them)."""
     from relaygate.contract.config import DEFAULT_FORWARD_HEADERS
+
     return [{**u, "forward_headers": [*DEFAULT_FORWARD_HEADERS[u["provider"]], "x-sim-*"]} for u in upstreams]
 
 
@@ -46,30 +49,75 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
     d.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in ("us", "eu", "ant", "dead")}
     (d / "gateway.yaml").write_text("max_body_bytes: 1048576\ndefault_max_output_tokens: 256\n")
-    (d / "secrets.yaml").write_text(yaml.safe_dump({
-        "key_pepper": "test-pepper", "openai": "sk-test-openai", "anthropic": "sk-ant-test"}))
-    (d / "workspaces.yaml").write_text(yaml.safe_dump({"workspaces": {
-        "acme": {"sovereignty": {"allowed_jurisdictions": ["us", "eea"]}},
-        "euro": {"sovereignty": {"allowed_jurisdictions": ["eea"]}},
-        "swiss": {"sovereignty": {"allowed_jurisdictions": ["ch"]}},
-        "capped": {}, "tiny": {}, "outage": {},
-    }}))
+    (d / "secrets.yaml").write_text(
+        yaml.safe_dump({"key_pepper": "test-pepper", "openai": "sk-test-openai", "anthropic": "sk-ant-test"})
+    )
+    (d / "workspaces.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "workspaces": {
+                    "acme": {"sovereignty": {"allowed_jurisdictions": ["us", "eea"]}},
+                    "euro": {"sovereignty": {"allowed_jurisdictions": ["eea"]}},
+                    "swiss": {"sovereignty": {"allowed_jurisdictions": ["ch"]}},
+                    "capped": {},
+                    "tiny": {},
+                    "outage": {},
+                }
+            }
+        )
+    )
     model = lambda i, o: {"input_per_1k": i, "output_per_1k": o}  # noqa: E731
-    (d / "upstreams.yaml").write_text(yaml.safe_dump({"upstreams": _with_sim_knobs([
-        {"name": "openai-us", "provider": "openai", "address": f"127.0.0.1:{ports['us']}",
-         "region": "us-east-1", "jurisdiction": "us", "credential": "openai",
-         "models": {"gpt-4o-mini": model(0.15, 0.6), "gpt-4o": model(2.5, 10),
-                    "gpt-3.5-turbo-instruct": model(1.5, 2), "text-embedding-3-small": model(0.02, 0)}},
-        {"name": "openai-eu", "provider": "openai", "address": f"127.0.0.1:{ports['eu']}",
-         "region": "eu-west-1", "jurisdiction": "eu", "credential": "openai",
-         "models": {"gpt-4o-mini": model(0.2, 0.8)}},
-        {"name": "anthropic-us", "provider": "anthropic", "address": f"127.0.0.1:{ports['ant']}",
-         "region": "us-east-1", "jurisdiction": "us", "credential": "anthropic",
-         "models": {"claude-sonnet-4-5": model(3, 15)}},
-        {"name": "openai-dead", "provider": "openai", "address": f"127.0.0.1:{ports['dead']}",
-         "region": "us-east-1", "jurisdiction": "us", "credential": "openai",
-         "models": {"dead-model": model(1, 1)}},
-    ])}))
+    (d / "upstreams.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "upstreams": _with_sim_knobs(
+                    [
+                        {
+                            "name": "openai-us",
+                            "provider": "openai",
+                            "address": f"127.0.0.1:{ports['us']}",
+                            "region": "us-east-1",
+                            "jurisdiction": "us",
+                            "credential": "openai",
+                            "models": {
+                                "gpt-4o-mini": model(0.15, 0.6),
+                                "gpt-4o": model(2.5, 10),
+                                "gpt-3.5-turbo-instruct": model(1.5, 2),
+                                "text-embedding-3-small": model(0.02, 0),
+                            },
+                        },
+                        {
+                            "name": "openai-eu",
+                            "provider": "openai",
+                            "address": f"127.0.0.1:{ports['eu']}",
+                            "region": "eu-west-1",
+                            "jurisdiction": "eu",
+                            "credential": "openai",
+                            "models": {"gpt-4o-mini": model(0.2, 0.8)},
+                        },
+                        {
+                            "name": "anthropic-us",
+                            "provider": "anthropic",
+                            "address": f"127.0.0.1:{ports['ant']}",
+                            "region": "us-east-1",
+                            "jurisdiction": "us",
+                            "credential": "anthropic",
+                            "models": {"claude-sonnet-4-5": model(3, 15)},
+                        },
+                        {
+                            "name": "openai-dead",
+                            "provider": "openai",
+                            "address": f"127.0.0.1:{ports['dead']}",
+                            "region": "us-east-1",
+                            "jurisdiction": "us",
+                            "credential": "openai",
+                            "models": {"dead-model": model(1, 1)},
+                        },
+                    ]
+                )
+            }
+        )
+    )
     (d / "keys.yaml").write_text("keys: []\n")
     tokens = {
         "acme": create_key(d, "acme", "all", None, None),
@@ -81,16 +129,43 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
         "tiny": create_key(d, "tiny", "tiny", None, None),
         "outage": create_key(d, "outage", "outage", None, None),
         "acme-limited": create_key(d, "acme", "limited", None, None),
-        "acme-ro": create_key(d, "acme", "dashboard", None, None, kind="read_only"),   # refused by the gateway
+        "acme-ro": create_key(d, "acme", "dashboard", None, None, kind="read_only"),  # refused by the gateway
         "revoked": create_key(d, "acme", "revoked", None, None),
     }
     limited_id = tokens["acme-limited"].split("_")[2]
-    (d / "budgets.yaml").write_text(yaml.safe_dump({"budgets": budgets or [
-        {"id": "tiny-daily", "workspace": "tiny", "key": None, "unit": "tokens", "window": "day", "limit": 50},
-        {"id": "outage-daily", "workspace": "outage", "key": None, "unit": "usd", "window": "day", "limit": 1.0},
-        {"id": "limited-key-monthly", "workspace": "acme", "key": limited_id, "unit": "usd", "window": "month",
-         "limit": 0.000001},
-    ]}))
+    (d / "budgets.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "budgets": budgets
+                or [
+                    {
+                        "id": "tiny-daily",
+                        "workspace": "tiny",
+                        "key": None,
+                        "unit": "tokens",
+                        "window": "day",
+                        "limit": 50,
+                    },
+                    {
+                        "id": "outage-daily",
+                        "workspace": "outage",
+                        "key": None,
+                        "unit": "usd",
+                        "window": "day",
+                        "limit": 1.0,
+                    },
+                    {
+                        "id": "limited-key-monthly",
+                        "workspace": "acme",
+                        "key": limited_id,
+                        "unit": "usd",
+                        "window": "month",
+                        "limit": 0.000001,
+                    },
+                ]
+            }
+        )
+    )
     keys = yaml.safe_load((d / "keys.yaml").read_text())
     keys["keys"][-1]["revoked"] = True
     (d / "keys.yaml").write_text(yaml.safe_dump(keys))
@@ -111,6 +186,7 @@ class Gateway:
     def connect(self, timeout: float = 5):
         """A raw connection to the gateway listener (TLS-wrapped when it serves TLS), for exact bytes."""
         import socket
+
         raw = socket.create_connection(("127.0.0.1", self.stack.gateway_port), timeout=timeout)
         ctx = self.stack.client_ssl()
         return ctx.wrap_socket(raw, server_hostname="127.0.0.1") if ctx else raw
@@ -147,10 +223,14 @@ class Gateway:
                         state = r.read().decode()[:2000]
                 except urllib.error.HTTPError as e:
                     state = f"HTTP {e.code}"
-                logs = "".join((self.stack.run_dir / n).read_text()[-3000:]
-                               for n in ("extproc.log", "extproc-1.log") if (self.stack.run_dir / n).exists())
-                raise AssertionError(f"receipt {receipt_id} not finalized within {timeout}s; "
-                                     f"spool says {state}\n{logs}")
+                logs = "".join(
+                    (self.stack.run_dir / n).read_text()[-3000:]
+                    for n in ("extproc.log", "extproc-1.log")
+                    if (self.stack.run_dir / n).exists()
+                )
+                raise AssertionError(
+                    f"receipt {receipt_id} not finalized within {timeout}s; spool says {state}\n{logs}"
+                )
             time.sleep(0.05)
 
     def receipt_doc(self, receipt_id: str, timeout: float = 10) -> dict:
@@ -174,8 +254,14 @@ class Gateway:
 
 def start_gateway(tmp: Path, budgets=None, extproc_args=(), workers: int = 1) -> Gateway:
     tokens = write_config(tmp / "config", budgets)
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR,
-                  extproc_args=list(extproc_args), unreachable={"openai-dead"}, workers=workers)
+    stack = Stack(
+        tmp / "run",
+        config_dir=tmp / "config",
+        policy_dir=POLICY_DIR,
+        extproc_args=list(extproc_args),
+        unreachable={"openai-dead"},
+        workers=workers,
+    )
     stack.start()
     return Gateway(stack, tokens)
 
@@ -189,11 +275,13 @@ def gw(tmp_path_factory) -> Gateway:
 
 # -- control plane ---------------------------------------------------------------------
 
+
 class ControlPlane:
     """A relaygate-controlplane process seeded from a test config directory."""
 
     def __init__(self, stack: Stack, tokens: dict[str, str]) -> None:
         from tests.cpclient import CP
+
         self.stack, self.tokens = stack, tokens
         self.url = stack.cp_url
         self.admin = CP(self.url, stack.admin_token)
@@ -201,6 +289,7 @@ class ControlPlane:
 
     def client(self, name: str, header: str = "Authorization"):
         from tests.cpclient import CP
+
         return CP(self.url, self.tokens[name], header)
 
     def restart(self) -> None:
@@ -215,16 +304,24 @@ def start_full_stack(tmp_path_factory, name: str, cp_args=()) -> tuple[Stack, di
     """A gateway driven by a control plane (bundles + xDS), as production runs it; one per module."""
     tmp = tmp_path_factory.mktemp(name)
     tokens = write_config(tmp / "config")
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
-                  unreachable={"openai-dead"}, instance_id=f"{name}-sidecar", cp_extra_args=list(cp_args))
+    stack = Stack(
+        tmp / "run",
+        config_dir=tmp / "config",
+        policy_dir=POLICY_DIR,
+        controlplane=True,
+        unreachable={"openai-dead"},
+        instance_id=f"{name}-sidecar",
+        cp_extra_args=list(cp_args),
+    )
     stack.start()
     return stack, tokens
 
 
 def start_controlplane(tmp: Path, database_url: str = "", extra_args=(), env=None) -> ControlPlane:
     tokens = write_config(tmp / "config")
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
-                  database_url=database_url)
+    stack = Stack(
+        tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True, database_url=database_url
+    )
     stack.cp_extra_args, stack.cp_env = list(extra_args), dict(env or {})
     stack.start_controlplane()
     return ControlPlane(stack, tokens)
@@ -235,6 +332,7 @@ def postgres(tmp_path_factory):
     """A real PostgreSQL server on loopback: the one `make test` started, else one of our own."""
     import os
     from devstack.postgres import Postgres
+
     url = os.environ.get("RELAYGATE_TEST_POSTGRES")
     if url:
         yield Postgres.attach(url)

@@ -1,4 +1,5 @@
 """A small client for the control-plane API in tests (requests, a real HTTP client)."""
+
 from __future__ import annotations
 
 import time
@@ -15,6 +16,7 @@ class Reply:
 
     def json(self):
         import json
+
         return json.loads(self.text)
 
     @property
@@ -30,8 +32,18 @@ class CP:
     def as_(self, token: str | None, header: str = "Authorization") -> "CP":
         return CP(self.url, token, header)
 
-    def call(self, method: str, path: str, body=None, *, yaml: str | None = None, headers: dict | None = None,
-             params: dict | None = None, raw: bytes | None = None, content_type: str | None = None) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        *,
+        yaml: str | None = None,
+        headers: dict | None = None,
+        params: dict | None = None,
+        raw: bytes | None = None,
+        content_type: str | None = None,
+    ) -> Reply:
         h = dict(headers or {})
         if self.token is not None:
             h[self.header] = f"Bearer {self.token}" if self.header == "Authorization" else self.token
@@ -40,6 +52,7 @@ class CP:
             data, h["Content-Type"] = yaml.encode(), "application/yaml"
         elif body is not None:
             import json
+
             data, h["Content-Type"] = json.dumps(body).encode(), "application/json"
         if content_type:
             h["Content-Type"] = content_type

@@ -1,4 +1,5 @@
 """curl as the client for tests that need exact bytes, odd headers or huge bodies."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ class Reply:
         return self.headers.get("x-relayone-receipt-id")
 
 
-def curl(url: str, body: bytes | str | None = None, headers: dict[str, str] | None = None,
-         method: str = "POST") -> Reply:
+def curl(
+    url: str, body: bytes | str | None = None, headers: dict[str, str] | None = None, method: str = "POST"
+) -> Reply:
     with tempfile.NamedTemporaryFile() as hdr, tempfile.NamedTemporaryFile() as data:
         cmd = ["curl", "-sS", "-X", method, url, "-D", hdr.name, "-o", "-", "--max-time", "30"]
         for k, v in (headers or {}).items():
@@ -37,7 +39,7 @@ def curl(url: str, body: bytes | str | None = None, headers: dict[str, str] | No
     last = status_lines[-1]
     status = int(lines[last].split()[1])
     hdrs = {}
-    for line in lines[last + 1:]:
+    for line in lines[last + 1 :]:
         if ":" in line:
             k, v = line.split(":", 1)
             hdrs[k.strip().lower()] = v.strip()

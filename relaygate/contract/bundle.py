@@ -24,6 +24,7 @@ the plaintext), so the revision, a digest of the contents, is the same for
 the same state on every control-plane replica and after restarts; it is the
 bundle's ETag.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -66,22 +67,21 @@ class BundleError(ValueError):
 @dataclass(frozen=True)
 class Bundle:
     revision: str
-    modules: dict[str, str]     # path -> Rego source
-    data: dict[str, Any]        # the data document (data.json)
-    config: dict[str, Any]      # config documents by name (relaygate/contract/config.py)
-    secrets: dict[str, Any]     # key_pepper and provider credentials, unsealed
+    modules: dict[str, str]  # path -> Rego source
+    data: dict[str, Any]  # the data document (data.json)
+    config: dict[str, Any]  # config documents by name (relaygate/contract/config.py)
+    secrets: dict[str, Any]  # key_pepper and provider credentials, unsealed
     manifest: dict[str, Any]
 
 
 def seal_key(fleet_token: str) -> bytes:
     """The AES key for a bundle's secrets, derived from the fleet token both sides hold."""
-    return HKDF(algorithm=SHA256(), length=32, salt=b"relaygate", info=b"bundle secrets").derive(
-        fleet_token.encode())
+    return HKDF(algorithm=SHA256(), length=32, salt=b"relaygate", info=b"bundle secrets").derive(fleet_token.encode())
 
 
 def seal(secrets: dict[str, Any], key: bytes) -> bytes:
     plain = json.dumps(secrets, sort_keys=True, separators=(",", ":")).encode()
-    nonce = hmac.new(key, plain, hashlib.sha256).digest()[:12]   # deterministic: same secrets, same bytes
+    nonce = hmac.new(key, plain, hashlib.sha256).digest()[:12]  # deterministic: same secrets, same bytes
     return nonce + AESGCM(key).encrypt(nonce, plain, _SEAL_AAD)
 
 
@@ -118,8 +118,17 @@ def _tar(files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def build(*, modules: dict[str, str], data: dict[str, Any], config: dict[str, Any], secrets: dict[str, Any],
-          fleet_token: str, signer: Signer, metadata: dict[str, Any] | None = None, contract: int | None = None) -> tuple[bytes, str]:
+def build(
+    *,
+    modules: dict[str, str],
+    data: dict[str, Any],
+    config: dict[str, Any],
+    secrets: dict[str, Any],
+    fleet_token: str,
+    signer: Signer,
+    metadata: dict[str, Any] | None = None,
+    contract: int | None = None,
+) -> tuple[bytes, str]:
     """Return (tar.gz bytes, revision); the bundle declares ``contract`` (default: this code's)."""
     contract = CONTRACT_VERSION if contract is None else contract
     files = {path: src.encode() for path, src in modules.items()}
@@ -127,12 +136,19 @@ def build(*, modules: dict[str, str], data: dict[str, Any], config: dict[str, An
     files[CONFIG_PATH] = _json(config)
     files[SECRETS_PATH] = seal(secrets, seal_key(fleet_token))
     revision = _revision(files)
-    files[MANIFEST_PATH] = _json({"revision": revision, "roots": ["relaygate"],
-                                  "metadata": {**(metadata or {}), CONTRACT_KEY: contract}})
-    listed = [{"name": name, "hash": hashlib.sha256(files[name]).hexdigest(), "algorithm": "SHA-256"}
-              for name in sorted(files)]
-    token = jwt.encode({"files": listed, "keyid": signer.key_id, "scope": "relaygate"},
-                       signer.private_key, algorithm="EdDSA", headers={"kid": signer.key_id})
+    files[MANIFEST_PATH] = _json(
+        {"revision": revision, "roots": ["relaygate"], "metadata": {**(metadata or {}), CONTRACT_KEY: contract}}
+    )
+    listed = [
+        {"name": name, "hash": hashlib.sha256(files[name]).hexdigest(), "algorithm": "SHA-256"}
+        for name in sorted(files)
+    ]
+    token = jwt.encode(
+        {"files": listed, "keyid": signer.key_id, "scope": "relaygate"},
+        signer.private_key,
+        algorithm="EdDSA",
+        headers={"kid": signer.key_id},
+    )
     files[SIGNATURES_PATH] = _json({"signatures": [token]})
     return _tar(files), revision
 
@@ -153,7 +169,7 @@ def _untar(blob: bytes) -> dict[str, bytes]:
                 if ".." in name.split("/") or len(files) >= MAX_FILES:
                     raise BundleError(f"bundle entry not allowed: {info.name}")
                 f = tar.extractfile(info)
-                assert f is not None   # extractfile is None only for entries that are not files
+                assert f is not None  # extractfile is None only for entries that are not files
                 files[name] = f.read()
         return files
     except (OSError, EOFError, tarfile.TarError) as e:
@@ -172,11 +188,15 @@ def contract_of(manifest: object) -> int:
 def check_contract(manifest: object) -> None:
     version = contract_of(manifest)
     if version > CONTRACT_VERSION:
-        raise BundleError(f"bundle speaks contract version {version}; this sidecar implements "
-                          f"{MIN_CONTRACT_VERSION}..{CONTRACT_VERSION}: upgrade the sidecar (it keeps its last good bundle)")
+        raise BundleError(
+            f"bundle speaks contract version {version}; this sidecar implements "
+            f"{MIN_CONTRACT_VERSION}..{CONTRACT_VERSION}: upgrade the sidecar (it keeps its last good bundle)"
+        )
     if version < MIN_CONTRACT_VERSION:
-        raise BundleError(f"bundle speaks contract version {version}; this sidecar implements "
-                          f"{MIN_CONTRACT_VERSION}..{CONTRACT_VERSION}: upgrade the control plane")
+        raise BundleError(
+            f"bundle speaks contract version {version}; this sidecar implements "
+            f"{MIN_CONTRACT_VERSION}..{CONTRACT_VERSION}: upgrade the control plane"
+        )
 
 
 def read(blob: bytes, *, verify_key: Ed25519PublicKey, fleet_token: str) -> Bundle:
@@ -188,8 +208,9 @@ def read(blob: bytes, *, verify_key: Ed25519PublicKey, fleet_token: str) -> Bund
     except KeyError:
         raise BundleError("bundle is not signed (.signatures.json missing)") from None
     except (jwt.PyJWTError, ValueError, IndexError, TypeError) as e:
-        raise BundleError(f"bundle signature does not verify with the control plane's key "
-                          f"{key_id_for(verify_key)}: {e}") from None
+        raise BundleError(
+            f"bundle signature does not verify with the control plane's key {key_id_for(verify_key)}: {e}"
+        ) from None
     listed = {f["name"]: f["hash"] for f in claims.get("files", [])}
     if set(listed) != set(files):
         extra = sorted(set(files) ^ set(listed))

@@ -9,6 +9,7 @@ The loaded :class:`GatewayConfig` is immutable; a reload builds a new one.
 A control plane ships the same documents inside its signed policy bundle
 (relaygate/contract/bundle.py), parsed by the same :func:`from_documents`.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelPrice:
-    input_micros_per_1k: int   # USD millionths per 1,000 input tokens
+    input_micros_per_1k: int  # USD millionths per 1,000 input tokens
     output_micros_per_1k: int
     max_output_tokens: int
 
@@ -46,8 +47,7 @@ class ModelPrice:
 # ``forward_headers`` replaces its provider's list.
 DEFAULT_FORWARD_HEADERS = {
     "openai": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key"),
-    "anthropic": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key",
-                  "anthropic-version"),
+    "anthropic": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key", "anthropic-version"),
 }
 # Forwarded whatever the list says: pseudo-headers, what Envoy needs to frame and trace the call.
 ALWAYS_FORWARDED = frozenset({"content-type", "content-length", "host", "x-request-id"})
@@ -73,7 +73,7 @@ class Upstream:
     models: dict[str, ModelPrice]
     credential_name: str = ""
     envoy_cluster_overrides: dict[str, Any] = field(default_factory=dict, compare=False)
-    forward_headers: tuple[str, ...] | None = None   # None: DEFAULT_FORWARD_HEADERS[provider]
+    forward_headers: tuple[str, ...] | None = None  # None: DEFAULT_FORWARD_HEADERS[provider]
     # TLS upstreams: the CA file (on the gateway's host) the provider's certificate must chain
     # to; None is the system bundle (relaygate/envoy/config.py SYSTEM_CA_BUNDLE). The host name is
     # always checked against the certificate too.
@@ -110,7 +110,7 @@ class Workspace:
     allowed_jurisdictions: tuple[str, ...]
     allowed_regions: tuple[str, ...]
     default_max_output_tokens: int
-    requests_per_second: float | None = None   # gateway tier limits (None: unlimited)
+    requests_per_second: float | None = None  # gateway tier limits (None: unlimited)
     tokens_per_minute: int | None = None
 
 
@@ -124,7 +124,7 @@ class ApiKey:
     endpoints: tuple[str, ...]
     models: tuple[str, ...]
     revoked: bool
-    expires_at: float | None = None   # epoch seconds; a rotated key's grace period ends here
+    expires_at: float | None = None  # epoch seconds; a rotated key's grace period ends here
     # kind and permissions decide whether the key may call the gateway at all (relaygate/contract/scope.py,
     # the definition the control plane uses too); a key document without them is a standard key
     # with every permission, as keys.yaml files written before they existed expect.
@@ -140,9 +140,9 @@ class Budget:
     id: str
     workspace: str
     key: str | None
-    unit: str      # "tokens" or "usd"
-    window: str    # "day" or "month"
-    limit: int     # tokens, or USD millionths
+    unit: str  # "tokens" or "usd"
+    window: str  # "day" or "month"
+    limit: int  # tokens, or USD millionths
 
     @property
     def ledger_id(self) -> str:
@@ -209,7 +209,7 @@ def _secret(secrets: dict[str, Any], name: str, where: str, environ: Mapping[str
 def _secrets(d: Path) -> dict[str, Any]:
     secrets = _load_yaml(d / "secrets.yaml") or {}
     if not isinstance(secrets, dict):
-        raise ConfigError(f"{d/'secrets.yaml'}: must be a mapping")
+        raise ConfigError(f"{d / 'secrets.yaml'}: must be a mapping")
     return secrets
 
 
@@ -245,7 +245,9 @@ def load(config_dir: str | os.PathLike[str]) -> GatewayConfig:
     return from_documents(*read_documents(config_dir), environ=os.environ)
 
 
-def from_documents(docs: dict[str, Any], secrets: dict[str, Any], environ: Mapping[str, str] | None = None) -> GatewayConfig:
+def from_documents(
+    docs: dict[str, Any], secrets: dict[str, Any], environ: Mapping[str, str] | None = None
+) -> GatewayConfig:
     """Build the gateway config from its documents (the YAML files, or a policy bundle's copy).
 
     ``docs`` maps ``gateway``, ``workspaces``, ``upstreams``, ``keys`` and ``budgets`` to
@@ -293,12 +295,17 @@ def from_documents(docs: dict[str, Any], secrets: dict[str, Any], environ: Mappi
         pepper=pepper,
         max_body_bytes=int(gw.get("max_body_bytes", 4 * 1024 * 1024)),
         default_max_output_tokens=default_max,
-        workspaces=workspaces, keys=keys, upstreams=tuple(upstreams), budgets=tuple(budgets),
+        workspaces=workspaces,
+        keys=keys,
+        upstreams=tuple(upstreams),
+        budgets=tuple(budgets),
         preauth=parse_preauth(gw.get("unauthenticated")),
     )
 
 
-def parse_upstream(u: Any, where: str, secrets: dict[str, Any] | None, environ: Mapping[str, str] | None = None) -> Upstream:
+def parse_upstream(
+    u: Any, where: str, secrets: dict[str, Any] | None, environ: Mapping[str, str] | None = None
+) -> Upstream:
     """One upstream entry; ``secrets`` None skips resolving the credential (validation only)."""
     name = _req(u, "name", where)
     if not name or not all(c.isalnum() or c in "-_" for c in name) or len(name) > 64:
@@ -333,12 +340,20 @@ def parse_upstream(u: Any, where: str, secrets: dict[str, Any] | None, environ: 
         if not u.get("tls", False):
             raise ConfigError(f"{where}: ca_file needs tls: true (it verifies the provider's certificate)")
     return Upstream(
-        name=name, provider=provider, host=host, port=int(port), tls=bool(u.get("tls", False)),
+        name=name,
+        provider=provider,
+        host=host,
+        port=int(port),
+        tls=bool(u.get("tls", False)),
         base_path=str(u.get("base_path", "/v1")).rstrip("/"),
-        region=_req(u, "region", where), jurisdiction=_req(u, "jurisdiction", where),
+        region=_req(u, "region", where),
+        jurisdiction=_req(u, "jurisdiction", where),
         credential=_secret(secrets, cred_name, where, environ or {}) if secrets is not None else "",
-        models=models, credential_name=cred_name, envoy_cluster_overrides=overrides,
-        forward_headers=forward, ca_file=ca_file,
+        models=models,
+        credential_name=cred_name,
+        envoy_cluster_overrides=overrides,
+        forward_headers=forward,
+        ca_file=ca_file,
     )
 
 
@@ -353,11 +368,12 @@ def _forward_headers(v: Any, where: str) -> tuple[str, ...] | None:
         name = h.strip().lower()
         bare = name[:-1] if name.endswith("*") else name
         if not bare or len(name) > 100 or not set(bare) <= _HEADER_TOKEN:
-            raise ConfigError(f"{where}: forward_headers: '{h}' is not a header name (a trailing '*' "
-                              "matches a prefix)")
+            raise ConfigError(f"{where}: forward_headers: '{h}' is not a header name (a trailing '*' matches a prefix)")
         if name in NEVER_FORWARDED or name.startswith(NEVER_FORWARDED_PREFIXES):
-            raise ConfigError(f"{where}: forward_headers: '{h}' is never forwarded (a client credential, "
-                              "or a header of the gateway or Envoy)")
+            raise ConfigError(
+                f"{where}: forward_headers: '{h}' is never forwarded (a client credential, "
+                "or a header of the gateway or Envoy)"
+            )
         out.append(name)
     return tuple(out)
 
@@ -396,16 +412,22 @@ def parse_key(k: Any, where: str) -> ApiKey:
     if kind not in key_scope.KINDS:
         raise ConfigError(f"{where}: kind must be one of {key_scope.KINDS}")
     permissions = scope.get("permissions")
-    if permissions is not None and (not isinstance(permissions, list)
-                                    or not all(isinstance(p, str) for p in permissions)):
+    if permissions is not None and (
+        not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions)
+    ):
         raise ConfigError(f"{where}: scope.permissions must be a list of names")
     return ApiKey(
-        id=_req(k, "id", where), workspace=ws, name=str(k.get("name", "")),
-        salt=_req(k, "salt", where), hash=_req(k, "hash", where),
-        endpoints=endpoints, models=tuple(scope.get("models") or ("*",)),
+        id=_req(k, "id", where),
+        workspace=ws,
+        name=str(k.get("name", "")),
+        salt=_req(k, "salt", where),
+        hash=_req(k, "hash", where),
+        endpoints=endpoints,
+        models=tuple(scope.get("models") or ("*",)),
         revoked=bool(k.get("revoked", False)),
         expires_at=float(expires) if expires is not None else None,
-        kind=kind, may_call=key_scope.may_call_gateway(kind, permissions),
+        kind=kind,
+        may_call=key_scope.may_call_gateway(kind, permissions),
         lineage=_lineage(scope.get("lineage"), where),
     )
 
@@ -426,14 +448,15 @@ def parse_budget(b: Any, where: str) -> Budget:
     if limit < 0:
         raise ConfigError(f"{where}: limit must not be negative")
     return Budget(
-        id=_req(b, "id", where), workspace=_req(b, "workspace", where), key=b.get("key"),
-        unit=unit, window=window,
+        id=_req(b, "id", where),
+        workspace=_req(b, "workspace", where),
+        key=b.get("key"),
+        unit=unit,
+        window=window,
         limit=int(limit) if unit == "tokens" else _micros(limit, where),
     )
 
 
 def cost_micros(price: ModelPrice, input_tokens: int, output_tokens: int) -> int:
     """Cost of a call in USD millionths, rounded up so estimates never undershoot."""
-    return math.ceil(
-        (input_tokens * price.input_micros_per_1k + output_tokens * price.output_micros_per_1k) / 1000
-    )
+    return math.ceil((input_tokens * price.input_micros_per_1k + output_tokens * price.output_micros_per_1k) / 1000)

@@ -4,17 +4,18 @@ The sidecar sets these headers and metadata; the Envoy resources the control
 plane (xDS) and the static bootstrap render route on them, log them and strip
 them; the settler reads them back from the access log.
 """
+
 from __future__ import annotations
 
 import os
 import time
 
 # -- headers and dynamic-metadata namespaces ------------------------------------------------------
-RECEIPT_HEADER = "x-relayone-receipt-id"     # every reply names its receipt
-UPSTREAM_HEADER = "x-relaygate-upstream"     # the sidecar's routing choice; Envoy's route matches it
-NAMESPACE = "relaygate"                      # the sidecar's dynamic metadata (decision, hold)
-USAGE_NAMESPACE = "relaygate.usage"          # usage the Lua filter reads from the response
-PREAUTH_HEADER = "x-relaygate-preauth"       # on a pre-auth denial; Envoy's guard counts it per address, removes it
+RECEIPT_HEADER = "x-relayone-receipt-id"  # every reply names its receipt
+UPSTREAM_HEADER = "x-relaygate-upstream"  # the sidecar's routing choice; Envoy's route matches it
+NAMESPACE = "relaygate"  # the sidecar's dynamic metadata (decision, hold)
+USAGE_NAMESPACE = "relaygate.usage"  # usage the Lua filter reads from the response
+PREAUTH_HEADER = "x-relaygate-preauth"  # on a pre-auth denial; Envoy's guard counts it per address, removes it
 
 # -- the receipt-id rule -----------------------------------------------------------------------------
 RECEIPT_PREFIX = "rcpt_"
@@ -53,9 +54,19 @@ ENVOY_REPLIES = {
 }
 # Envoy's replies made before any policy decision, by status (one kind per status): the
 # settler drafts their receipts from the access log with these codes and bodies.
-ENVOY_PRE_DECISION = {ENVOY_REPLIES[k][0]: ENVOY_REPLIES[k] for k in (
-    "too_large", "policy_down", "policy_timeout", "rate_limited", "bad_request", "request_timeout",
-    "headers_too_large", "gateway_error")}
+ENVOY_PRE_DECISION = {
+    ENVOY_REPLIES[k][0]: ENVOY_REPLIES[k]
+    for k in (
+        "too_large",
+        "policy_down",
+        "policy_timeout",
+        "rate_limited",
+        "bad_request",
+        "request_timeout",
+        "headers_too_large",
+        "gateway_error",
+    )
+}
 
 
 def envoy_reply_template(code: str, message: str, receipt_id: str | None) -> str:

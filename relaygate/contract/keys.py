@@ -5,6 +5,7 @@ never leaves the client. Keys are high-entropy random strings, so a keyed HMAC
 (pepper held outside the key file) is the right cost: a slow password hash
 would only add latency to every call.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,7 @@ def split_key(token: str) -> tuple[str, str] | None:
     """(key id, secret) for a well-formed key, else None."""
     if not token.startswith(PREFIX):
         return None
-    rest = token[len(PREFIX):]
+    rest = token[len(PREFIX) :]
     key_id, sep, secret = rest.partition("_")
     if not sep or len(key_id) != 12 or not secret or len(secret) > 128:
         return None

@@ -25,15 +25,23 @@ costing real callers latency and the spool unbounded space:
 This module holds the settings (``unauthenticated`` in gateway.yaml), shared by the sidecar
 and the Envoy resources; the sampler is relaygate/extproc/preauth_sampler.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
 
-DEFAULTS = {"enabled": True, "strikes_per_second": 20, "requests_per_second": 5, "burst": 10,
-            "penalty_seconds": 10, "receipts_per_address_per_second": 10, "receipts_per_second": 100,
-            "max_tracked_addresses": 100_000}
+DEFAULTS = {
+    "enabled": True,
+    "strikes_per_second": 20,
+    "requests_per_second": 5,
+    "burst": 10,
+    "penalty_seconds": 10,
+    "receipts_per_address_per_second": 10,
+    "receipts_per_second": 100,
+    "max_tracked_addresses": 100_000,
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ class PreAuthLimits:
 
 def parse(doc: object, where: str = "gateway.yaml: unauthenticated") -> PreAuthLimits:
     """The ``unauthenticated`` mapping of the gateway document; every number a positive integer."""
-    from relaygate.contract.config import ConfigError   # config imports this module
+    from relaygate.contract.config import ConfigError  # config imports this module
+
     if doc is None:
         return PreAuthLimits()
     if not isinstance(doc, dict):
@@ -58,7 +67,7 @@ def parse(doc: object, where: str = "gateway.yaml: unauthenticated") -> PreAuthL
     unknown = set(doc) - set(DEFAULTS)
     if unknown:
         raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
-    out: dict[str, Any] = dict(DEFAULTS)   # checked below: enabled a bool, the rest ints
+    out: dict[str, Any] = dict(DEFAULTS)  # checked below: enabled a bool, the rest ints
     for k, v in doc.items():
         if k == "enabled":
             if not isinstance(v, bool):

@@ -9,6 +9,7 @@ paths below are also created and tightened explicitly, so a file left 0644
 by an older version (or created under another umask) is made private on the
 next start.
 """
+
 from __future__ import annotations
 
 import os

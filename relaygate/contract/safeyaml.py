@@ -22,6 +22,7 @@ off its event loop and caps the source at :data:`MAX_SOURCE_BYTES`.
 Operator files (config directory, platform policy data) are trusted and keep
 ``yaml.safe_load``.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -34,12 +35,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 if TYPE_CHECKING:
-    from builtins import _ClassInfo   # isinstance's second argument, as Parser.check_event takes it
+    from builtins import _ClassInfo  # isinstance's second argument, as Parser.check_event takes it
 
-MAX_SOURCE_BYTES = 256 * 1024     # a policy document (YAML text) as sent to the API
-MAX_DATA_BYTES = 256 * 1024       # a policy's data, encoded as JSON (what the bundle carries)
-MAX_DEPTH = 64                    # nesting of collections
-MAX_EXPANDED = 1024 * 1024        # expanded weight (≈ characters + nodes) after aliases
+MAX_SOURCE_BYTES = 256 * 1024  # a policy document (YAML text) as sent to the API
+MAX_DATA_BYTES = 256 * 1024  # a policy's data, encoded as JSON (what the bundle carries)
+MAX_DEPTH = 64  # nesting of collections
+MAX_EXPANDED = 1024 * 1024  # expanded weight (≈ characters + nodes) after aliases
 
 
 class _Bounds(Composer):
@@ -69,9 +70,10 @@ class _Bounds(Composer):
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             node = super().compose_node(parent, index)
-            if id(node) not in self._weights:      # the anchor's node is still being composed
-                raise ComposerError(None, None, "an alias refers to a node that contains it "
-                                    "(recursive aliases are not allowed)", mark)
+            if id(node) not in self._weights:  # the anchor's node is still being composed
+                raise ComposerError(
+                    None, None, "an alias refers to a node that contains it (recursive aliases are not allowed)", mark
+                )
             self._aliases += 1
             return node
         mark = self.peek_event().start_mark
@@ -87,13 +89,14 @@ class _Bounds(Composer):
             weight = 1 + sum(w[id(c)] for c in node.value)
         elif isinstance(node, MappingNode):
             weight = 1 + sum(w[id(k)] + w[id(v)] for k, v in node.value)
-        else:   # pragma: no cover - PyYAML has no other node kinds
+        else:  # pragma: no cover - PyYAML has no other node kinds
             weight = 1
         w[id(node)] = weight
         if weight > self.max_expanded:
-            what = ("aliases expand the document" if self._aliases else "the document expands")
-            raise ComposerError(None, None, f"{what} beyond {self.max_expanded} characters "
-                                "(alias expansion budget)", mark)
+            what = "aliases expand the document" if self._aliases else "the document expands"
+            raise ComposerError(
+                None, None, f"{what} beyond {self.max_expanded} characters (alias expansion budget)", mark
+            )
         return node
 
 
@@ -109,9 +112,10 @@ class BoundedLoader(_Bounds, yaml.SafeLoader):
 _FAST_LOADER: type[BoundedLoader] | type[CBoundedLoader]
 try:
     from yaml._yaml import CParser
-except ImportError:   # PyYAML without libyaml
+except ImportError:  # PyYAML without libyaml
     _FAST_LOADER = BoundedLoader
 else:
+
     class CBoundedLoader(_Bounds, Composer, CParser, SafeConstructor, Resolver):
         """The same, on libyaml's events: Composer (Python) comes before CParser so its
         get_single_node/compose_node, and so the bounds, are the ones used."""
@@ -138,7 +142,9 @@ def compose_and_load(text: str, max_depth: int = MAX_DEPTH, max_expanded: int = 
         return _load(BoundedLoader, text, max_depth, max_expanded)
 
 
-def _load(cls: type[BoundedLoader] | type[CBoundedLoader], text: str, max_depth: int, max_expanded: int) -> tuple[Any, Any]:
+def _load(
+    cls: type[BoundedLoader] | type[CBoundedLoader], text: str, max_depth: int, max_expanded: int
+) -> tuple[Any, Any]:
     loader = cls(text, max_depth, max_expanded)
     try:
         node = loader.get_single_node()

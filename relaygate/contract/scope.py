@@ -20,6 +20,7 @@ decided exactly for simple globs (literal characters and single ``*``) and
 conservatively (only by an equal pattern, or by ``*``) for anything with other
 glob syntax (``?``, ``[...]``, ``{a,b}``, ``**``, escapes).
 """
+
 from __future__ import annotations
 
 import re
@@ -29,12 +30,25 @@ from functools import lru_cache
 from typing import Any
 
 ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages")
-KINDS = ("read_only", "standard")              # ordered: a kind is below every kind after it
-GATEWAY_CALL = "gateway:call"                  # may send calls through the gateway (spends money)
+KINDS = ("read_only", "standard")  # ordered: a kind is below every kind after it
+GATEWAY_CALL = "gateway:call"  # may send calls through the gateway (spends money)
 WORKSPACE_PERMISSIONS = (
-    "policies:read", "policies:write", "keys:read", "keys:write", "budgets:read", "budgets:write",
-    "logs:read", "usage:read", "health:read", GATEWAY_CALL, "agents:read", "agents:write",
-    "evidence:read", "evidence:write", "workspace:read", "sessions:write",
+    "policies:read",
+    "policies:write",
+    "keys:read",
+    "keys:write",
+    "budgets:read",
+    "budgets:write",
+    "logs:read",
+    "usage:read",
+    "health:read",
+    GATEWAY_CALL,
+    "agents:read",
+    "agents:write",
+    "evidence:read",
+    "evidence:write",
+    "workspace:read",
+    "sessions:write",
 )
 READ_ONLY_PERMISSIONS = ("health:read", "usage:read", "logs:read")
 # Permission names kept for keys stored before gateway:call existed: "relay" meant /api/relay,
@@ -104,9 +118,9 @@ def pattern_covers(parent: str, child: str) -> bool:
     if parent == "*" or parent == child:
         return True
     if "*" not in parent or not _SIMPLE.fullmatch(parent):
-        return False        # a literal covers only itself; complex globs only their equal
+        return False  # a literal covers only itself; complex globs only their equal
     if "*" in child and not _SIMPLE.fullmatch(child):
-        return False        # a complex child glob: only "*" or its equal covers it
+        return False  # a complex child glob: only "*" or its equal covers it
     # Symbolic match: parent tokens against child tokens, where the child's '*' is a token
     # only a parent '*' can consume, and no parent '*' consumes a '.'.
     p, c = parent, child
@@ -127,6 +141,7 @@ def pattern_covers(parent: str, child: str) -> bool:
 @dataclass(frozen=True)
 class Scope:
     """A credential's grant. ``expires_ms`` None means it never expires."""
+
     kind: str = "standard"
     permissions: frozenset[str] = field(default_factory=lambda: frozenset(WORKSPACE_PERMISSIONS))
     endpoints: frozenset[str] = field(default_factory=lambda: frozenset(ENDPOINTS))
@@ -137,13 +152,22 @@ class Scope:
     def of(cls, kind: str, scope: dict[str, Any] | None, expires_ms: int | None) -> "Scope":
         """The scope of a stored key (its kind, scope document and expiry)."""
         scope = scope or {}
-        return cls(kind=kind, permissions=effective_permissions(kind, scope.get("permissions")),
-                   endpoints=frozenset(scope["endpoints"] if scope.get("endpoints") is not None else ENDPOINTS),
-                   models=tuple(scope["models"] if scope.get("models") is not None else ("*",)),
-                   expires_ms=expires_ms)
+        return cls(
+            kind=kind,
+            permissions=effective_permissions(kind, scope.get("permissions")),
+            endpoints=frozenset(scope["endpoints"] if scope.get("endpoints") is not None else ENDPOINTS),
+            models=tuple(scope["models"] if scope.get("models") is not None else ("*",)),
+            expires_ms=expires_ms,
+        )
 
-    def allows(self, *, permission: str | None = None, endpoint: str | None = None, model: str | None = None,
-               at_ms: int | None = None) -> bool:
+    def allows(
+        self,
+        *,
+        permission: str | None = None,
+        endpoint: str | None = None,
+        model: str | None = None,
+        at_ms: int | None = None,
+    ) -> bool:
         """Whether a call with these attributes is within this scope (None: not asked)."""
         if permission is not None and permission not in self.permissions:
             return False

@@ -6,6 +6,7 @@ a certificate some public CA issued must not pass as a fleet credential).
 Client side: verification against a pinned CA file when one is given (else the
 system store); never disabled.
 """
+
 from __future__ import annotations
 
 import ssl

@@ -13,6 +13,7 @@ later served (relay metadata, upstream overrides, audit details), and a deep
 one would fail to encode on every read. A schema may cap a free-form value's
 encoded size with ``x-relaygate-max-bytes`` (relay metadata does).
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,7 +31,7 @@ from relaygate.controlplane.errors import ApiError
 
 SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 _URI = "urn:relaygate:openapi"
-MAX_JSON_DEPTH = 64      # well inside orjson's encoder limit (254) once a stored value is wrapped in a reply
+MAX_JSON_DEPTH = 64  # well inside orjson's encoder limit (254) once a stored value is wrapped in a reply
 
 
 def json_depth_over(doc: Any, limit: int = MAX_JSON_DEPTH) -> list | None:
@@ -75,8 +76,12 @@ def nul_path(doc: Any) -> list | None:
 
 
 def _nul_error(where: str) -> ApiError:
-    return ApiError(400, "invalid_request", f"{where}: NUL characters (U+0000) are not accepted",
-                    {"parameter": where, "provided": None, "expected": "text without U+0000"})
+    return ApiError(
+        400,
+        "invalid_request",
+        f"{where}: NUL characters (U+0000) are not accepted",
+        {"parameter": where, "provided": None, "expected": "text without U+0000"},
+    )
 
 
 def _max_bytes(validator, limit, instance, schema):
@@ -99,8 +104,10 @@ def load_spec(path: Path = SPEC_PATH) -> dict:
 
 def _absolute_refs(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: (_URI + v if k == "$ref" and isinstance(v, str) and v.startswith("#/") else _absolute_refs(v))
-                for k, v in node.items()}
+        return {
+            k: (_URI + v if k == "$ref" and isinstance(v, str) and v.startswith("#/") else _absolute_refs(v))
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_absolute_refs(v) for v in node]
     return node
@@ -172,8 +179,15 @@ class Router:
                 params = []
                 for p in shared + op.get("parameters", []):
                     p = self._deref(p)
-                    params.append(Param(p["name"], p["in"], p.get("required", False), p.get("schema", {}),
-                                        self._validator(p.get("schema", {}))))
+                    params.append(
+                        Param(
+                            p["name"],
+                            p["in"],
+                            p.get("required", False),
+                            p.get("schema", {}),
+                            self._validator(p.get("schema", {})),
+                        )
+                    )
                 body = op.get("requestBody")
                 types, validator, required = (), None, False
                 if body:
@@ -182,10 +196,19 @@ class Router:
                     required = body.get("required", False)
                     js = body.get("content", {}).get("application/json", {}).get("schema")
                     validator = self._validator(js) if js else None
-                self.operations.append(Operation(method.upper(), path, op["operationId"],
-                                                 op.get("x-relaygate-auth", "workspace"),
-                                                 op.get("x-relaygate-permission"), params, types, required,
-                                                 validator))
+                self.operations.append(
+                    Operation(
+                        method.upper(),
+                        path,
+                        op["operationId"],
+                        op.get("x-relaygate-auth", "workspace"),
+                        op.get("x-relaygate-permission"),
+                        params,
+                        types,
+                        required,
+                        validator,
+                    )
+                )
 
     def _deref(self, node: dict) -> dict:
         while "$ref" in node:
@@ -212,21 +235,32 @@ class Router:
                 raise _nul_error(p.name)
             if raw is None:
                 if p.required:
-                    raise ApiError(400, "invalid_request", f"missing required {p.location} parameter '{p.name}'",
-                                   {"parameter": p.name, "provided": None, "expected": _type_of(p.schema)})
+                    raise ApiError(
+                        400,
+                        "invalid_request",
+                        f"missing required {p.location} parameter '{p.name}'",
+                        {"parameter": p.name, "provided": None, "expected": _type_of(p.schema)},
+                    )
                 if "default" in p.schema:
                     out[p.name] = p.schema["default"]
                 continue
             try:
                 value = _coerce(raw, p.schema)
             except ValueError:
-                raise ApiError(400, "invalid_request", f"{p.location} parameter '{p.name}' must be "
-                               f"{_type_of(p.schema)}", {"parameter": p.name, "provided": raw[:200],
-                                                         "expected": _type_of(p.schema)}) from None
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    f"{p.location} parameter '{p.name}' must be {_type_of(p.schema)}",
+                    {"parameter": p.name, "provided": raw[:200], "expected": _type_of(p.schema)},
+                ) from None
             err = _first_error(p.validator, value)
             if err is not None:
-                raise ApiError(400, "invalid_request", f"{p.location} parameter '{p.name}': {err.message[:300]}",
-                               {"parameter": p.name, "provided": raw[:200], "expected": _type_of(p.schema)})
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    f"{p.location} parameter '{p.name}': {err.message[:300]}",
+                    {"parameter": p.name, "provided": raw[:200], "expected": _type_of(p.schema)},
+                )
             out[p.name] = value
         return out
 
@@ -238,13 +272,20 @@ class Router:
         raw = await request.read()
         if not raw:
             if op.body_required:
-                raise ApiError(400, "invalid_request", "request body is required",
-                               {"parameter": "body", "provided": None, "expected": " or ".join(op.body_types)})
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    "request body is required",
+                    {"parameter": "body", "provided": None, "expected": " or ".join(op.body_types)},
+                )
             return None
         ctype = (request.content_type or "").lower()
         if ctype not in op.body_types:
-            raise ApiError(415, "unsupported_media_type",
-                           f"content type must be {' or '.join(op.body_types)}, not '{ctype or 'none'}'")
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"content type must be {' or '.join(op.body_types)}, not '{ctype or 'none'}'",
+            )
         if ctype != "application/json":
             try:
                 text = raw.decode("utf-8")
@@ -260,9 +301,12 @@ class Router:
         deep = json_depth_over(doc)
         if deep is not None:
             where = "/".join(str(x) for x in deep) or "body"
-            raise ApiError(400, "invalid_request", f"{where}: the body is nested too deep (more than "
-                           f"{MAX_JSON_DEPTH} levels)", {"parameter": where, "provided": None,
-                                                         "expected": f"at most {MAX_JSON_DEPTH} levels of nesting"})
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"{where}: the body is nested too deep (more than {MAX_JSON_DEPTH} levels)",
+                {"parameter": where, "provided": None, "expected": f"at most {MAX_JSON_DEPTH} levels of nesting"},
+            )
         nul = nul_path(doc)
         if nul is not None:
             raise _nul_error("/".join(str(x) for x in nul) or "body")
@@ -271,9 +315,16 @@ class Router:
             if err is not None:
                 where = "/".join(str(x) for x in err.path) or "body"
                 provided = err.instance if isinstance(err.instance, (str, int, float, bool)) else None
-                raise ApiError(400, "invalid_request", f"{where}: {err.message[:300]}",
-                               {"parameter": where, "provided": provided,
-                                "expected": err.schema.get("type") if isinstance(err.schema, dict) else None})
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    f"{where}: {err.message[:300]}",
+                    {
+                        "parameter": where,
+                        "provided": provided,
+                        "expected": err.schema.get("type") if isinstance(err.schema, dict) else None,
+                    },
+                )
         return doc
 
 

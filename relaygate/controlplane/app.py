@@ -4,6 +4,7 @@ Every call goes: request id -> authentication -> who may call the operation
 (``x-relaygate-auth``) -> workspace selection -> permission -> rate limit ->
 parameter and body validation (from the OpenAPI document) -> handler.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,13 +27,18 @@ log = logging.getLogger("relaygate.controlplane")
 MAX_BODY = 8 * 1024 * 1024
 
 REQUESTS = Counter("relaygate_cp_requests_total", "Control-plane API requests", ["operation", "status"])
-LATENCY = Histogram("relaygate_cp_request_seconds", "Control-plane API latency", ["operation"],
-                    buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10))
+LATENCY = Histogram(
+    "relaygate_cp_request_seconds",
+    "Control-plane API latency",
+    ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
 
 
 @dataclass
 class Ctx:
     """What a handler gets: the request, who called, for which workspace, validated input."""
+
     request: web.Request
     services: Any
     principal: Principal | None
@@ -57,6 +63,7 @@ def json(doc: Any, status: int = 200, headers: dict | None = None) -> web.Respon
 
 def _dumps(obj) -> str:
     import orjson
+
     return orjson.dumps(obj).decode()
 
 
@@ -78,8 +85,13 @@ async def request_id_and_errors(request: web.Request, handler):
     except web.HTTPNotFound:
         resp = error_response(rid, 404, "route.not_found", f"no endpoint {request.path}")
     except web.HTTPMethodNotAllowed as e:
-        resp = error_response(rid, 405, "method_not_allowed", f"{request.method} is not allowed here",
-                              headers={"Allow": ",".join(sorted(e.allowed_methods))})
+        resp = error_response(
+            rid,
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed here",
+            headers={"Allow": ",".join(sorted(e.allowed_methods))},
+        )
     except web.HTTPException as e:
         resp = error_response(rid, e.status, "http_error", e.reason or "error")
     except Exception:
@@ -111,6 +123,7 @@ class Dispatcher:
             params = self.router.params(op, request)
             body = await self.router.body(op, request)
             return await handler(Ctx(request, self.services, principal, workspace, params, body, op))
+
         return handle
 
     async def _authorize(self, op: Operation, p: Principal, request) -> str | None:
@@ -131,9 +144,12 @@ class Dispatcher:
                     await self._existing_workspace(asked, not_found=True)
                 return asked
             if not asked:
-                raise ApiError(400, "invalid_request", "the admin token acts in a workspace named by the "
-                               "X-Relaygate-Workspace header", {"parameter": "X-Relaygate-Workspace",
-                                                                "provided": None, "expected": "workspace id"})
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    "the admin token acts in a workspace named by the X-Relaygate-Workspace header",
+                    {"parameter": "X-Relaygate-Workspace", "provided": None, "expected": "workspace id"},
+                )
             await self._existing_workspace(asked, not_found=True)
             return asked
         if asked and asked != p.workspace:
@@ -151,8 +167,13 @@ class Dispatcher:
         if hit is not None and hit > time.monotonic():
             return
         async with self.services.engine.connect() as c:
-            row = (await c.execute(sa.select(schema.workspaces.c.settings).where(
-                schema.workspaces.c.id == ws, schema.workspaces.c.deleted_ms.is_(None)))).first()
+            row = (
+                await c.execute(
+                    sa.select(schema.workspaces.c.settings).where(
+                        schema.workspaces.c.id == ws, schema.workspaces.c.deleted_ms.is_(None)
+                    )
+                )
+            ).first()
         if row is None:
             if not_found:
                 raise ApiError(404, "workspace.not_found", f"no workspace '{ws}'")
@@ -171,8 +192,13 @@ class Dispatcher:
         wait = self.limits.take(key, rate)
         if wait:
             ra = self.limits.retry_after(wait)
-            raise ApiError(429, "rate_limited", f"too many control-plane requests for {key.split(':', 1)[1]}; "
-                           f"retry in {ra}s", {"retry_after": ra}, headers={"Retry-After": str(ra)})
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many control-plane requests for {key.split(':', 1)[1]}; retry in {ra}s",
+                {"retry_after": ra},
+                headers={"Retry-After": str(ra)},
+            )
 
 
 def build_app(services, handlers: dict) -> web.Application:

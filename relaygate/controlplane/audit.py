@@ -7,6 +7,7 @@ on (user, key, model, policy, decision, time). Control-plane actions (a
 policy published, a key revoked, a deployment wave) are recorded by
 :func:`record` in the same feed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,17 +26,21 @@ from relaygate.evidence.signing import load_public_key
 log = logging.getLogger("relaygate.controlplane.audit")
 
 
-async def record(conn, kind: str, workspace: str | None, actor: str | None, detail: dict,
-                 policies: tuple[str, ...] = ()) -> str:
+async def record(
+    conn, kind: str, workspace: str | None, actor: str | None, detail: dict, policies: tuple[str, ...] = ()
+) -> str:
     """Add a control-plane event to the feed (in the caller's transaction)."""
     eid = new_id("evt_")
-    seq = (await conn.execute(schema.audit_events.insert().values(
-        id=eid, kind=kind, workspace_id=workspace, occurred_ms=now_ms(), actor=actor, detail=detail
-    ).returning(schema.audit_events.c.seq))).scalar()
+    seq = (
+        await conn.execute(
+            schema.audit_events.insert()
+            .values(id=eid, kind=kind, workspace_id=workspace, occurred_ms=now_ms(), actor=actor, detail=detail)
+            .returning(schema.audit_events.c.seq)
+        )
+    ).scalar()
     for ref in policies:
         pid, _, version = ref.partition("@")
-        await conn.execute(schema.audit_event_policies.insert().values(event_seq=seq, policy_id=pid,
-                                                                       version=version))
+        await conn.execute(schema.audit_event_policies.insert().values(event_seq=seq, policy_id=pid, version=version))
     return eid
 
 
@@ -75,15 +80,25 @@ def _receipt_columns(r: dict) -> dict:
     req, model = r.get("request") or {}, r.get("model") or {}
     latency = r.get("latency_us")
     return {
-        "id": r["id"], "kind": "gateway.call", "workspace_id": r.get("workspace"),
-        "occurred_ms": _ms(r.get("started_at")), "actor": f"key:{r['key_id']}" if r.get("key_id") else None,
-        "key_id": r.get("key_id"), "user_id": req.get("user"), "model": model.get("requested"),
-        "endpoint": req.get("endpoint"), "decision": "allow" if d.get("allow") else "deny",
-        "code": d.get("code"), "status": resp.get("status") or d.get("status"),
+        "id": r["id"],
+        "kind": "gateway.call",
+        "workspace_id": r.get("workspace"),
+        "occurred_ms": _ms(r.get("started_at")),
+        "actor": f"key:{r['key_id']}" if r.get("key_id") else None,
+        "key_id": r.get("key_id"),
+        "user_id": req.get("user"),
+        "model": model.get("requested"),
+        "endpoint": req.get("endpoint"),
+        "decision": "allow" if d.get("allow") else "deny",
+        "code": d.get("code"),
+        "status": resp.get("status") or d.get("status"),
         "latency_ms": latency / 1000 if isinstance(latency, (int, float)) else None,
-        "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
-        "cost_micros": (r.get("cost") or {}).get("usd_micros"), "upstream": up.get("name"),
-        "provider": up.get("provider"), "sidecar": r.get("sidecar"),
+        "input_tokens": usage.get("input_tokens"),
+        "output_tokens": usage.get("output_tokens"),
+        "cost_micros": (r.get("cost") or {}).get("usd_micros"),
+        "upstream": up.get("name"),
+        "provider": up.get("provider"),
+        "sidecar": r.get("sidecar"),
     }
 
 
@@ -103,8 +118,11 @@ class Ingestor:
 
     async def _key(self, conn, key_id: str):
         if key_id not in self._keys:
-            row = (await conn.execute(sa.select(schema.signing_keys).where(
-                schema.signing_keys.c.key_id == key_id))).mappings().first()
+            row = (
+                (await conn.execute(sa.select(schema.signing_keys).where(schema.signing_keys.c.key_id == key_id)))
+                .mappings()
+                .first()
+            )
             if row is None:
                 return None
             self._keys[key_id] = (row["owner"], load_public_key(row["public_key"].encode()), row["retired_ms"])
@@ -127,8 +145,9 @@ class Ingestor:
                     continue
                 key = await self._key(c, key_id)
                 if key is None:
-                    deferred.append({"id": rid, "reason": f"signed by {key_id}, which the control plane does not "
-                                                          "know yet"})
+                    deferred.append(
+                        {"id": rid, "reason": f"signed by {key_id}, which the control plane does not know yet"}
+                    )
                     continue
                 owner, public, retired = key
                 if owner != instance:
@@ -157,8 +176,14 @@ class Ingestor:
             except (KeyError, TypeError, ValueError) as e:
                 rejected.append({"id": r.get("id"), "reason": f"receipt fields unreadable: {e}"})
                 continue
-            row.update(chain_owner=instance, chain_seq=r.get("seq"), receipt_hash=envelope_hash(env),
-                       prev_hash=r.get("prev_hash"), ingested_ms=now_ms(), receipt=env)
+            row.update(
+                chain_owner=instance,
+                chain_seq=r.get("seq"),
+                receipt_hash=envelope_hash(env),
+                prev_hash=r.get("prev_hash"),
+                ingested_ms=now_ms(),
+                receipt=env,
+            )
             rows.append((row, env, r))
         # One writer at a time: the Merkle log appends in the order receipts are accepted.
         async with self._lock:
@@ -175,7 +200,6 @@ class Ingestor:
             log.warning("instance %s: %d receipts rejected (first: %s)", instance, len(rejected), rejected[0])
         return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "deferred": deferred}
 
-
     async def _store(self, c, rows: list) -> tuple[int, int]:
         """Insert the receipts not stored yet, their policy citations and Merkle leaves, a statement
         per table for the whole batch (a statement per receipt cost ~2 ms of control-plane CPU each
@@ -185,7 +209,7 @@ class Ingestor:
         ids = [row["id"] for row, _, _ in rows]
         known: set[str] = set()
         for i in range(0, len(ids), 500):
-            known.update((await c.execute(sa.select(events.c.id).where(events.c.id.in_(ids[i:i + 500])))).scalars())
+            known.update((await c.execute(sa.select(events.c.id).where(events.c.id.in_(ids[i : i + 500])))).scalars())
         fresh = []
         for row, env, r in rows:
             if row["id"] not in known:
@@ -193,13 +217,23 @@ class Ingestor:
                 fresh.append((row, env, r))
         if not fresh:
             return 0, len(rows)
-        seqs = (await c.execute(events.insert().returning(events.c.seq, sort_by_parameter_order=True),
-                                [row for row, _, _ in fresh])).scalars().all()
-        cited = [storable(schema.audit_event_policies, {"event_seq": seq, "policy_id": pid, "version": version})
-                 for seq, (_, _, r) in zip(seqs, fresh)
-                 for pid, _, version in (ref.partition("@") for ref in
-                                         dict.fromkeys((r.get("decision") or {}).get("policies") or []))]
-        first: dict = {}       # a receipt citing one policy id twice (two versions) keeps the first
+        seqs = (
+            (
+                await c.execute(
+                    events.insert().returning(events.c.seq, sort_by_parameter_order=True), [row for row, _, _ in fresh]
+                )
+            )
+            .scalars()
+            .all()
+        )
+        cited = [
+            storable(schema.audit_event_policies, {"event_seq": seq, "policy_id": pid, "version": version})
+            for seq, (_, _, r) in zip(seqs, fresh)
+            for pid, _, version in (
+                ref.partition("@") for ref in dict.fromkeys((r.get("decision") or {}).get("policies") or [])
+            )
+        ]
+        first: dict = {}  # a receipt citing one policy id twice (two versions) keeps the first
         for x in cited:
             first.setdefault((x["event_seq"], x["policy_id"]), x)
         cited = list(first.values())
@@ -215,11 +249,24 @@ def event_json(row, policies: list[str]) -> dict:
     if row["input_tokens"] is not None or row["output_tokens"] is not None:
         tokens = {"input": row["input_tokens"], "output": row["output_tokens"]}
     return {
-        "id": row["id"], "kind": row["kind"], "workspace": row["workspace_id"], "occurred_at": iso(row["occurred_ms"]),
-        "actor": row["actor"], "key_id": row["key_id"], "user": row["user_id"], "model": row["model"],
-        "endpoint": row["endpoint"], "decision": row["decision"], "code": row["code"], "status": row["status"],
-        "latency_ms": row["latency_ms"], "tokens": tokens,
+        "id": row["id"],
+        "kind": row["kind"],
+        "workspace": row["workspace_id"],
+        "occurred_at": iso(row["occurred_ms"]),
+        "actor": row["actor"],
+        "key_id": row["key_id"],
+        "user": row["user_id"],
+        "model": row["model"],
+        "endpoint": row["endpoint"],
+        "decision": row["decision"],
+        "code": row["code"],
+        "status": row["status"],
+        "latency_ms": row["latency_ms"],
+        "tokens": tokens,
         "cost_usd": row["cost_micros"] / 1_000_000 if row["cost_micros"] is not None else None,
-        "upstream": row["upstream"], "provider": row["provider"], "sidecar": row["sidecar"],
-        "policies": policies, "detail": bounded_json(row["detail"]),
+        "upstream": row["upstream"],
+        "provider": row["provider"],
+        "sidecar": row["sidecar"],
+        "policies": policies,
+        "detail": bounded_json(row["detail"]),
     }

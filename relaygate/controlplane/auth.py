@@ -16,6 +16,7 @@ Credentials arrive as ``Authorization: Bearer <token>`` or ``x-api-key: <token>`
 
 Secrets are compared in constant time and stored only as peppered HMACs.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -46,18 +47,18 @@ KEY_KINDS = ("standard", "read_only")
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str                          # key | session | jwt | admin | fleet
-    subject: str                       # key id, session id, JWT sub, "admin", instance id
+    kind: str  # key | session | jwt | admin | fleet
+    subject: str  # key id, session id, JWT sub, "admin", instance id
     workspace: str | None
-    role: str                          # standard | read_only | admin | fleet
+    role: str  # standard | read_only | admin | fleet
     permissions: frozenset = field(default_factory=frozenset)
     key_id: str | None = None
-    token: str | None = field(default=None, repr=False)   # the ro_live key itself, for /api/relay
+    token: str | None = field(default=None, repr=False)  # the ro_live key itself, for /api/relay
     # What this principal may hand on (keys it mints, sessions it starts): for a key or a
     # session, the key's grant (a session's permissions narrowed to the session's); None for
     # the admin and fleet tokens.
     scope: Scope | None = None
-    expires_ms: int | None = None      # when this credential itself stops working (None: never)
+    expires_ms: int | None = None  # when this credential itself stops working (None: never)
 
     @property
     def actor(self) -> str:
@@ -79,7 +80,7 @@ def unauthenticated(message: str) -> ApiError:
 def _split(token: str, prefix: str) -> tuple[str, str] | None:
     if not token.startswith(prefix):
         return None
-    key_id, sep, secret = token[len(prefix):].partition("_")
+    key_id, sep, secret = token[len(prefix) :].partition("_")
     if not sep or len(key_id) != 12 or not secret or len(secret) > 128:
         return None
     return key_id, secret
@@ -121,10 +122,17 @@ class Authenticator:
         if parts is None:
             raise unauthenticated("malformed API key")
         async with self.engine.connect() as c:
-            row = (await c.execute(
-                sa.select(schema.api_keys, schema.workspaces.c.deleted_ms.label("ws_deleted"))
-                .join(schema.workspaces, schema.workspaces.c.id == schema.api_keys.c.workspace_id)
-                .where(schema.api_keys.c.id == parts[0]))).mappings().first()
+            row = (
+                (
+                    await c.execute(
+                        sa.select(schema.api_keys, schema.workspaces.c.deleted_ms.label("ws_deleted"))
+                        .join(schema.workspaces, schema.workspaces.c.id == schema.api_keys.c.workspace_id)
+                        .where(schema.api_keys.c.id == parts[0])
+                    )
+                )
+                .mappings()
+                .first()
+            )
         pepper = await self.pepper_source()
         if row is None or not keyfmt.matches(pepper, row["salt"], row["hash"], parts[1]):
             raise unauthenticated("invalid API key")
@@ -136,16 +144,26 @@ class Authenticator:
         if row["ws_deleted"] is not None:
             raise unauthenticated("workspace deleted")
         scope = Scope.of(row["kind"], row["scope"], row["expires_ms"])
-        return Principal("key", row["id"], row["workspace_id"], row["kind"], scope.permissions,
-                         key_id=row["id"], token=token, scope=scope, expires_ms=row["expires_ms"])
+        return Principal(
+            "key",
+            row["id"],
+            row["workspace_id"],
+            row["kind"],
+            scope.permissions,
+            key_id=row["id"],
+            token=token,
+            scope=scope,
+            expires_ms=row["expires_ms"],
+        )
 
     async def _session(self, token: str) -> Principal:
         parts = _split(token, SESSION_PREFIX)
         if parts is None:
             raise unauthenticated("malformed session token")
         async with self.engine.connect() as c:
-            row = (await c.execute(sa.select(schema.sessions).where(schema.sessions.c.id == parts[0]))
-                   ).mappings().first()
+            row = (
+                (await c.execute(sa.select(schema.sessions).where(schema.sessions.c.id == parts[0]))).mappings().first()
+            )
         pepper = await self.pepper_source()
         if row is None or not keyfmt.matches(pepper, row["salt"], row["hash"], parts[1]):
             raise unauthenticated("invalid session token")
@@ -162,17 +180,31 @@ class Authenticator:
             # workspace deleted) and the sessions it was made from are checked on every use.
             parents = list(p.get("sessions") or [])
             if parents:
-                alive = (await c.execute(sa.select(sa.func.count()).select_from(schema.sessions).where(
-                    schema.sessions.c.id.in_(parents), schema.sessions.c.revoked_ms.is_(None),
-                    schema.sessions.c.expires_ms > now))).scalar()
+                alive = (
+                    await c.execute(
+                        sa.select(sa.func.count())
+                        .select_from(schema.sessions)
+                        .where(
+                            schema.sessions.c.id.in_(parents),
+                            schema.sessions.c.revoked_ms.is_(None),
+                            schema.sessions.c.expires_ms > now,
+                        )
+                    )
+                ).scalar()
                 if alive != len(set(parents)):
                     raise unauthenticated("session ended: the session that started it has ended")
-            ws_deleted = (await c.execute(sa.select(schema.workspaces.c.deleted_ms).where(
-                schema.workspaces.c.id == row["workspace_id"]))).scalar()
+            ws_deleted = (
+                await c.execute(
+                    sa.select(schema.workspaces.c.deleted_ms).where(schema.workspaces.c.id == row["workspace_id"])
+                )
+            ).scalar()
             key = None
             if p.get("key_id"):
-                key = (await c.execute(sa.select(schema.api_keys).where(
-                    schema.api_keys.c.id == p["key_id"]))).mappings().first()
+                key = (
+                    (await c.execute(sa.select(schema.api_keys).where(schema.api_keys.c.id == p["key_id"])))
+                    .mappings()
+                    .first()
+                )
         if ws_deleted is not None:
             raise unauthenticated("workspace deleted")
         if p.get("key_id"):
@@ -183,10 +215,23 @@ class Authenticator:
             if key["expires_ms"] is not None and key["expires_ms"] <= now:
                 raise unauthenticated("session ended: its key expired")
             key_scope = Scope.of(key["kind"], key["scope"], key["expires_ms"])
-            scope = Scope(kind=key_scope.kind, permissions=permissions & key_scope.permissions,
-                          endpoints=key_scope.endpoints, models=key_scope.models, expires_ms=key_scope.expires_ms)
-        return Principal("session", row["id"], row["workspace_id"], p["role"], scope.permissions,
-                         key_id=p.get("key_id"), scope=scope, expires_ms=row["expires_ms"])
+            scope = Scope(
+                kind=key_scope.kind,
+                permissions=permissions & key_scope.permissions,
+                endpoints=key_scope.endpoints,
+                models=key_scope.models,
+                expires_ms=key_scope.expires_ms,
+            )
+        return Principal(
+            "session",
+            row["id"],
+            row["workspace_id"],
+            p["role"],
+            scope.permissions,
+            key_id=p.get("key_id"),
+            scope=scope,
+            expires_ms=row["expires_ms"],
+        )
 
     def _jwks_for(self, issuer) -> object:
         cached = self._jwks.get(issuer.issuer)
@@ -218,9 +263,15 @@ class Authenticator:
                 if not matching:
                     raise unauthenticated("token signed by an unknown key")
                 key = matching[0].key
-            claims = jwt.decode(token, key, algorithms=list(issuer.algorithms), audience=issuer.audience,
-                                issuer=issuer.issuer, options={"require": ["exp", "iss", "sub", "aud"]},
-                                leeway=30)
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=list(issuer.algorithms),
+                audience=issuer.audience,
+                issuer=issuer.issuer,
+                options={"require": ["exp", "iss", "sub", "aud"]},
+                leeway=30,
+            )
         except jwt.ExpiredSignatureError:
             raise unauthenticated("token expired") from None
         except ApiError:
@@ -235,5 +286,12 @@ class Authenticator:
             raise unauthenticated(f"token role must be one of {KEY_KINDS}")
         perms = claims.get("permissions")
         granted = permissions_for(role, perms if isinstance(perms, list) else None)
-        return Principal("jwt", str(claims["sub"])[:200], workspace, role, granted,
-                         scope=Scope(kind=role, permissions=granted), expires_ms=int(claims["exp"]) * 1000)
+        return Principal(
+            "jwt",
+            str(claims["sub"])[:200],
+            workspace,
+            role,
+            granted,
+            scope=Scope(kind=role, permissions=granted),
+            expires_ms=int(claims["exp"]) * 1000,
+        )

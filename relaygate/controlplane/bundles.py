@@ -10,6 +10,7 @@ fails, the tenant keeps its last good bundle.
 Any change to what bundles hold calls :meth:`BundleService.changed`, which
 wakes the sidecars' long polls.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,52 +52,105 @@ def _merge(dst: dict, src: dict) -> dict:
 
 async def gateway_documents(conn) -> dict:
     """The config documents a gateway needs (relaygate/contract/config.py's from_documents), without secrets."""
-    gateway = (await conn.execute(sa.select(schema.settings.c.value).where(
-        schema.settings.c.name == "gateway"))).scalar() or {}
-    ws_rows = (await conn.execute(sa.select(schema.workspaces).where(
-        schema.workspaces.c.deleted_ms.is_(None)).order_by(schema.workspaces.c.id))).mappings().all()
+    gateway = (
+        await conn.execute(sa.select(schema.settings.c.value).where(schema.settings.c.name == "gateway"))
+    ).scalar() or {}
+    ws_rows = (
+        (
+            await conn.execute(
+                sa.select(schema.workspaces)
+                .where(schema.workspaces.c.deleted_ms.is_(None))
+                .order_by(schema.workspaces.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
     workspaces = {}
     for w in ws_rows:
         s = w["settings"] or {}
-        doc = {"sovereignty": s.get("sovereignty") or {}, "limits": {
-            k: v for k, v in (s.get("limits") or {}).items()
-            if k in ("requests_per_second", "tokens_per_minute") and v is not None}}
+        doc = {
+            "sovereignty": s.get("sovereignty") or {},
+            "limits": {
+                k: v
+                for k, v in (s.get("limits") or {}).items()
+                if k in ("requests_per_second", "tokens_per_minute") and v is not None
+            },
+        }
         if s.get("default_max_output_tokens"):
             doc["default_max_output_tokens"] = s["default_max_output_tokens"]
         workspaces[w["id"]] = doc
-    upstreams = [r[0] for r in (await conn.execute(sa.select(schema.upstreams.c.spec).where(
-        schema.upstreams.c.deleted_ms.is_(None)).order_by(schema.upstreams.c.created_ms,
-                                                          schema.upstreams.c.name))).all()]
+    upstreams = [
+        r[0]
+        for r in (
+            await conn.execute(
+                sa.select(schema.upstreams.c.spec)
+                .where(schema.upstreams.c.deleted_ms.is_(None))
+                .order_by(schema.upstreams.c.created_ms, schema.upstreams.c.name)
+            )
+        ).all()
+    ]
     keys = []
-    for k in (await conn.execute(sa.select(schema.api_keys).where(
-            schema.api_keys.c.workspace_id.in_(list(workspaces))).order_by(schema.api_keys.c.id))).mappings():
+    for k in (
+        await conn.execute(
+            sa.select(schema.api_keys)
+            .where(schema.api_keys.c.workspace_id.in_(list(workspaces)))
+            .order_by(schema.api_keys.c.id)
+        )
+    ).mappings():
         scope = k["scope"] or {}
-        keys.append({"id": k["id"], "workspace": k["workspace_id"], "name": k["name"], "kind": k["kind"],
-                     "salt": k["salt"], "hash": k["hash"],
-                     # kind and permissions travel too: the sidecar refuses keys that may not
-                     # call the gateway (read-only ones, those without gateway:call).
-                     "scope": {"endpoints": scope.get("endpoints") or list(config_mod.ENDPOINTS),
-                               "models": scope.get("models") or ["*"],
-                               "permissions": sorted(effective_permissions(k["kind"], scope.get("permissions"))),
-                               # the keys it was minted or rotated from: their per-key budgets apply
-                               "lineage": list(scope.get("lineage") or [])},
-                     "revoked": k["revoked_ms"] is not None,
-                     "expires_at": k["expires_ms"] / 1000 if k["expires_ms"] is not None else None})
+        keys.append(
+            {
+                "id": k["id"],
+                "workspace": k["workspace_id"],
+                "name": k["name"],
+                "kind": k["kind"],
+                "salt": k["salt"],
+                "hash": k["hash"],
+                # kind and permissions travel too: the sidecar refuses keys that may not
+                # call the gateway (read-only ones, those without gateway:call).
+                "scope": {
+                    "endpoints": scope.get("endpoints") or list(config_mod.ENDPOINTS),
+                    "models": scope.get("models") or ["*"],
+                    "permissions": sorted(effective_permissions(k["kind"], scope.get("permissions"))),
+                    # the keys it was minted or rotated from: their per-key budgets apply
+                    "lineage": list(scope.get("lineage") or []),
+                },
+                "revoked": k["revoked_ms"] is not None,
+                "expires_at": k["expires_ms"] / 1000 if k["expires_ms"] is not None else None,
+            }
+        )
     budgets = []
-    for b in (await conn.execute(sa.select(schema.budgets).where(
-            schema.budgets.c.deleted_ms.is_(None), schema.budgets.c.workspace_id.in_(list(workspaces)))
-            .order_by(schema.budgets.c.workspace_id, schema.budgets.c.id))).mappings():
-        budgets.append({"id": b["id"], "workspace": b["workspace_id"], "key": b["key_id"], "unit": b["unit"],
-                        "window": b["window"],
-                        "limit": b["limit_amount"] if b["unit"] == "tokens" else b["limit_amount"] / 1_000_000})
-    return {"gateway": gateway, "workspaces": {"workspaces": workspaces}, "upstreams": {"upstreams": upstreams},
-            "keys": {"keys": keys}, "budgets": {"budgets": budgets}}
+    for b in (
+        await conn.execute(
+            sa.select(schema.budgets)
+            .where(schema.budgets.c.deleted_ms.is_(None), schema.budgets.c.workspace_id.in_(list(workspaces)))
+            .order_by(schema.budgets.c.workspace_id, schema.budgets.c.id)
+        )
+    ).mappings():
+        budgets.append(
+            {
+                "id": b["id"],
+                "workspace": b["workspace_id"],
+                "key": b["key_id"],
+                "unit": b["unit"],
+                "window": b["window"],
+                "limit": b["limit_amount"] if b["unit"] == "tokens" else b["limit_amount"] / 1_000_000,
+            }
+        )
+    return {
+        "gateway": gateway,
+        "workspaces": {"workspaces": workspaces},
+        "upstreams": {"upstreams": upstreams},
+        "keys": {"keys": keys},
+        "budgets": {"budgets": budgets},
+    }
 
 
 class BundleService:
     def __init__(self, engine, secrets, signer, fleet_token: str, pins=None) -> None:
         self.engine, self.secrets, self.signer, self.fleet_token = engine, secrets, signer, fleet_token
-        self.pins = pins                     # async (conn, tenant) -> {policy_id: version}; deployments
+        self.pins = pins  # async (conn, tenant) -> {policy_id: version}; deployments
         self.generation = 0
         self._cond = asyncio.Condition()
         self._cache: dict[str, tuple[int, bytes, str]] = {}
@@ -156,8 +210,15 @@ class BundleService:
                 modules, data, docs, secrets = await self.sources(tenant)
                 await on_policy_thread(self.check, modules, data, docs, secrets)
                 blob, revision = await asyncio.to_thread(
-                    bundle_mod.build, modules=modules, data=data, config=docs, secrets=secrets,
-                    fleet_token=self.fleet_token, signer=self.signer, metadata={"tenant": tenant})
+                    bundle_mod.build,
+                    modules=modules,
+                    data=data,
+                    config=docs,
+                    secrets=secrets,
+                    fleet_token=self.fleet_token,
+                    signer=self.signer,
+                    metadata={"tenant": tenant},
+                )
             except (config_mod.ConfigError, PolicyError, ValueError) as e:
                 self.last_error[tenant] = str(e)
                 log.error("bundle for tenant %s does not build (%s); serving the last good one", tenant, e)
@@ -167,8 +228,13 @@ class BundleService:
                 raise
             self.last_error.pop(tenant, None)
             if not cached or cached[2] != revision:
-                log.info("bundle for tenant %s: revision %s (%d modules, %.0f ms)", tenant, revision,
-                         len(modules), (time.perf_counter() - started) * 1000)
+                log.info(
+                    "bundle for tenant %s: revision %s (%d modules, %.0f ms)",
+                    tenant,
+                    revision,
+                    len(modules),
+                    (time.perf_counter() - started) * 1000,
+                )
             self._cache[tenant] = (gen, blob, revision)
             return blob, revision
 

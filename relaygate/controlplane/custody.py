@@ -13,6 +13,7 @@ valid from/retired at) for fast lookups during ingestion:
 Private tree-head keys are sealed in the database (keyring.py); sidecars keep
 theirs in 0600 files and never send them.
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -30,10 +31,17 @@ from relaygate.evidence.signing import Signer, key_id_for, load_public_key
 async def pending_commands(engine, instance_id: str) -> list[dict]:
     """What a sidecar's next heartbeat tells it to do: the signing-key rotations pending for it."""
     async with engine.connect() as c:
-        rows = (await c.execute(sa.select(schema.key_rotations.c.id).where(
-            schema.key_rotations.c.target == instance_id, schema.key_rotations.c.kind == "receipt_signing",
-            schema.key_rotations.c.status == "pending"))).all()
+        rows = (
+            await c.execute(
+                sa.select(schema.key_rotations.c.id).where(
+                    schema.key_rotations.c.target == instance_id,
+                    schema.key_rotations.c.kind == "receipt_signing",
+                    schema.key_rotations.c.status == "pending",
+                )
+            )
+        ).all()
     return [{"type": "rotate_signing_key", "rotation_id": r[0]} for r in rows]
+
 
 TREE_SETTING = "tree_head_key"
 
@@ -48,9 +56,16 @@ class KeyService:
         self.tree: Signer | None = None
 
     async def _store_event(self, c, env: dict, doc: dict) -> None:
-        await c.execute(schema.custody_events.insert().values(
-            id=doc["id"], type=doc["type"], owner=doc["owner"], key_id=doc.get("key_id"), envelope=env,
-            created_ms=now_ms()))
+        await c.execute(
+            schema.custody_events.insert().values(
+                id=doc["id"],
+                type=doc["type"],
+                owner=doc["owner"],
+                key_id=doc.get("key_id"),
+                envelope=env,
+                created_ms=now_ms(),
+            )
+        )
 
     async def _load_tree(self, key_id: str) -> Signer:
         pem = await self.secrets.get(_secret_name(key_id))
@@ -60,8 +75,9 @@ class KeyService:
     async def start(self) -> Signer:
         """Load the current tree-head key, creating (and registering) the first one."""
         async with self.engine.connect() as c:
-            current = (await c.execute(sa.select(schema.settings.c.value).where(
-                schema.settings.c.name == TREE_SETTING))).scalar()
+            current = (
+                await c.execute(sa.select(schema.settings.c.value).where(schema.settings.c.name == TREE_SETTING))
+            ).scalar()
         if current:
             self.tree = await self._load_tree(current["key_id"])
             return self.tree
@@ -71,9 +87,15 @@ class KeyService:
         env = ev.sign_event(doc, signer)
         async with self.engine.begin() as c:
             await self.secrets.put(_secret_name(signer.key_id), pem, c)
-            await c.execute(schema.signing_keys.insert().values(
-                key_id=signer.key_id, owner=ev.CONTROL_PLANE, purpose="tree-head",
-                public_key=signer.public_pem().decode(), valid_from_ms=ev.to_ms(doc["at"])))
+            await c.execute(
+                schema.signing_keys.insert().values(
+                    key_id=signer.key_id,
+                    owner=ev.CONTROL_PLANE,
+                    purpose="tree-head",
+                    public_key=signer.public_pem().decode(),
+                    valid_from_ms=ev.to_ms(doc["at"]),
+                )
+            )
             await self._store_event(c, env, doc)
             await c.execute(schema.settings.insert().values(name=TREE_SETTING, value={"key_id": signer.key_id}))
         self.tree = signer
@@ -81,29 +103,52 @@ class KeyService:
 
     async def root_key(self):
         async with self.engine.connect() as c:
-            pem = (await c.execute(sa.select(schema.signing_keys.c.public_key).where(
-                schema.signing_keys.c.owner == ev.CONTROL_PLANE).order_by(schema.signing_keys.c.valid_from_ms)
-                .limit(1))).scalar()
+            pem = (
+                await c.execute(
+                    sa.select(schema.signing_keys.c.public_key)
+                    .where(schema.signing_keys.c.owner == ev.CONTROL_PLANE)
+                    .order_by(schema.signing_keys.c.valid_from_ms)
+                    .limit(1)
+                )
+            ).scalar()
         return load_public_key(pem.encode())
 
     async def rotate_tree(self, actor: str) -> dict:
         old = self.tree
         signer, pem = keyring.new_signer()
         at = now_ms() / 1000
-        doc = ev.event("key.introduced", ev.CONTROL_PLANE, "tree-head", signer, at, event_id=new_id("cust_"),
-                       previous_key_id=old.key_id, actor=actor)
+        doc = ev.event(
+            "key.introduced",
+            ev.CONTROL_PLANE,
+            "tree-head",
+            signer,
+            at,
+            event_id=new_id("cust_"),
+            previous_key_id=old.key_id,
+            actor=actor,
+        )
         env = ev.sign_event(doc, old, signer)
         at_ms = ev.to_ms(doc["at"])
         async with self.engine.begin() as c:
             await self.secrets.put(_secret_name(signer.key_id), pem, c)
-            await c.execute(schema.signing_keys.update().where(schema.signing_keys.c.key_id == old.key_id)
-                            .values(retired_ms=at_ms))
-            await c.execute(schema.signing_keys.insert().values(
-                key_id=signer.key_id, owner=ev.CONTROL_PLANE, purpose="tree-head",
-                public_key=signer.public_pem().decode(), valid_from_ms=at_ms))
+            await c.execute(
+                schema.signing_keys.update().where(schema.signing_keys.c.key_id == old.key_id).values(retired_ms=at_ms)
+            )
+            await c.execute(
+                schema.signing_keys.insert().values(
+                    key_id=signer.key_id,
+                    owner=ev.CONTROL_PLANE,
+                    purpose="tree-head",
+                    public_key=signer.public_pem().decode(),
+                    valid_from_ms=at_ms,
+                )
+            )
             await self._store_event(c, env, doc)
-            await c.execute(schema.settings.update().where(schema.settings.c.name == TREE_SETTING)
-                            .values(value={"key_id": signer.key_id}))
+            await c.execute(
+                schema.settings.update()
+                .where(schema.settings.c.name == TREE_SETTING)
+                .values(value={"key_id": signer.key_id})
+            )
         self.tree = signer
         return doc
 
@@ -124,47 +169,79 @@ class KeyService:
     async def register_sidecar(self, c, instance: str, env: dict) -> tuple[dict, list[str]]:
         """Record a sidecar's key from its self-signed registration; returns (event, keys it replaced)."""
         doc = self._check_event(env, instance, "key.registered")
-        known = (await c.execute(sa.select(schema.signing_keys).where(
-            schema.signing_keys.c.key_id == doc["key_id"]))).mappings().first()
+        known = (
+            (await c.execute(sa.select(schema.signing_keys).where(schema.signing_keys.c.key_id == doc["key_id"])))
+            .mappings()
+            .first()
+        )
         if known is not None:
             if known["owner"] != instance:
                 raise ApiError(409, "key.conflict", f"signing key {doc['key_id']} belongs to another instance")
             return doc, []
         at = ev.to_ms(doc["at"])
-        replaced = [r[0] for r in (await c.execute(sa.select(schema.signing_keys.c.key_id).where(
-            schema.signing_keys.c.owner == instance, schema.signing_keys.c.retired_ms.is_(None)))).all()]
+        replaced = [
+            r[0]
+            for r in (
+                await c.execute(
+                    sa.select(schema.signing_keys.c.key_id).where(
+                        schema.signing_keys.c.owner == instance, schema.signing_keys.c.retired_ms.is_(None)
+                    )
+                )
+            ).all()
+        ]
         if replaced:
-            await c.execute(schema.signing_keys.update().where(schema.signing_keys.c.key_id.in_(replaced))
-                            .values(retired_ms=at))
-        await c.execute(schema.signing_keys.insert().values(
-            key_id=doc["key_id"], owner=instance, purpose="receipts", public_key=doc["public_key"], valid_from_ms=at))
+            await c.execute(
+                schema.signing_keys.update().where(schema.signing_keys.c.key_id.in_(replaced)).values(retired_ms=at)
+            )
+        await c.execute(
+            schema.signing_keys.insert().values(
+                key_id=doc["key_id"], owner=instance, purpose="receipts", public_key=doc["public_key"], valid_from_ms=at
+            )
+        )
         await self._store_event(c, dsse.add_signature(env, self.tree), doc)
         return doc, replaced
 
     async def introduce_sidecar(self, c, instance: str, env: dict) -> dict:
         """A rotation: the new key introduced by the sidecar's current key."""
         doc = self._check_event(env, instance, "key.introduced")
-        known = (await c.execute(sa.select(schema.signing_keys.c.owner).where(
-            schema.signing_keys.c.key_id == doc["key_id"]))).first()
+        known = (
+            await c.execute(sa.select(schema.signing_keys.c.owner).where(schema.signing_keys.c.key_id == doc["key_id"]))
+        ).first()
         if known is not None:
             if known[0] != instance:
                 raise ApiError(409, "key.conflict", f"signing key {doc['key_id']} belongs to another instance")
-            return doc   # a resend of an introduction already recorded
-        prev = (await c.execute(sa.select(schema.signing_keys).where(
-            schema.signing_keys.c.key_id == (doc.get("previous_key_id") or "")))).mappings().first()
+            return doc  # a resend of an introduction already recorded
+        prev = (
+            (
+                await c.execute(
+                    sa.select(schema.signing_keys).where(
+                        schema.signing_keys.c.key_id == (doc.get("previous_key_id") or "")
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
         if prev is None or prev["owner"] != instance or prev["retired_ms"] is not None:
-            raise ApiError(409, "key.conflict", f"{doc.get('previous_key_id')} is not instance {instance}'s current key")
+            raise ApiError(
+                409, "key.conflict", f"{doc.get('previous_key_id')} is not instance {instance}'s current key"
+            )
         if not dsse.verify_envelope(env, load_public_key(prev["public_key"].encode()), ev.PAYLOAD_TYPE):
             raise ApiError(400, "invalid_request", "the introduction is not signed by the previous key")
         at = ev.to_ms(doc["at"])
-        await c.execute(schema.signing_keys.update().where(schema.signing_keys.c.key_id == prev["key_id"])
-                        .values(retired_ms=at))
-        await c.execute(schema.signing_keys.insert().values(
-            key_id=doc["key_id"], owner=instance, purpose="receipts", public_key=doc["public_key"], valid_from_ms=at))
+        await c.execute(
+            schema.signing_keys.update().where(schema.signing_keys.c.key_id == prev["key_id"]).values(retired_ms=at)
+        )
+        await c.execute(
+            schema.signing_keys.insert().values(
+                key_id=doc["key_id"], owner=instance, purpose="receipts", public_key=doc["public_key"], valid_from_ms=at
+            )
+        )
         await self._store_event(c, dsse.add_signature(env, self.tree), doc)
         return doc
 
     async def events(self, c) -> list[dict]:
-        rows = (await c.execute(sa.select(schema.custody_events.c.envelope)
-                                .order_by(schema.custody_events.c.seq))).all()
+        rows = (
+            await c.execute(sa.select(schema.custody_events.c.envelope).order_by(schema.custody_events.c.seq))
+        ).all()
         return [r[0] for r in rows]

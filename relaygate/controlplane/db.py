@@ -4,6 +4,7 @@
 and mapped to their async drivers (aiosqlite, asyncpg). Migrations (Alembic,
 relaygate/controlplane/migrations) run on start, before the API serves a request.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,7 @@ log = logging.getLogger("relaygate.controlplane.db")
 def async_url(url: str) -> str:
     """Map a plain database URL to its async driver."""
     if url.startswith("sqlite:"):
-        return "sqlite+aiosqlite:" + url[len("sqlite:"):]
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
     if url.startswith(("postgresql:", "postgres:")):
         return "postgresql+asyncpg:" + url.split(":", 1)[1]
     return url
@@ -37,17 +38,18 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
-            private_sqlite(Path(path))      # 0600 in a 0700 directory, before SQLite creates it
+            private_sqlite(Path(path))  # 0600 in a 0700 directory, before SQLite creates it
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _):
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")      # readers never block the writer
+            cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
@@ -81,6 +83,7 @@ def is_postgres(engine: AsyncEngine) -> bool:
 
 def now_ms() -> int:
     import time
+
     return int(time.time() * 1000)
 
 

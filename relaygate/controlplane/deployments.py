@@ -20,6 +20,7 @@ A failing wave stops the rollout and rolls back every tenant deployed so far
 to the pin it had before. Every step is an audit event; the deployment's
 waves, timings and gate readings are kept in its record.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,14 @@ from relaygate.controlplane.fleet import STALE_AFTER_S
 from relaygate.controlplane.util import iso, new_id
 
 log = logging.getLogger("relaygate.controlplane.deployments")
-DEFAULT_GATES = {"max_error_rate": 0.05, "min_evidence_ratio": 0.5, "max_nacks": 0,
-                 "adoption_timeout": 60.0, "stale_grace": 30.0, "evidence_grace": 3.0}
+DEFAULT_GATES = {
+    "max_error_rate": 0.05,
+    "min_evidence_ratio": 0.5,
+    "max_nacks": 0,
+    "adoption_timeout": 60.0,
+    "stale_grace": 30.0,
+    "evidence_grace": 3.0,
+}
 D, PINS = schema.deployments, schema.tenant_pins
 
 
@@ -52,12 +59,24 @@ def _past_stale_grace(inst: dict, gates: dict) -> bool:
 
 
 def deployment_json(row) -> dict:
-    return {"id": row["id"], "policy_id": row["policy_id"], "version": row["version"], "tenants": row["tenants"],
-            "wave_size": row["wave_size"], "pause_seconds": row["pause_seconds"], "gates": row["gates"],
-            "status": row["status"], "current_wave": row["current_wave"], "stage": row["stage"],
-            "waves": row["waves"], "reason": row["reason"], "created_by": row["created_by"],
-            "created_at": iso(row["created_ms"]), "updated_at": iso(row["updated_ms"]),
-            "finished_at": iso(row["finished_ms"])}
+    return {
+        "id": row["id"],
+        "policy_id": row["policy_id"],
+        "version": row["version"],
+        "tenants": row["tenants"],
+        "wave_size": row["wave_size"],
+        "pause_seconds": row["pause_seconds"],
+        "gates": row["gates"],
+        "status": row["status"],
+        "current_wave": row["current_wave"],
+        "stage": row["stage"],
+        "waves": row["waves"],
+        "reason": row["reason"],
+        "created_by": row["created_by"],
+        "created_at": iso(row["created_ms"]),
+        "updated_at": iso(row["updated_ms"]),
+        "finished_at": iso(row["finished_ms"]),
+    }
 
 
 class Deployments:
@@ -82,28 +101,56 @@ class Deployments:
                 raise not_found("policy", pid)
             if pol["workspace_id"] is None:
                 raise ApiError(400, "invalid_request", "platform policies roll out with the repository, not here")
-            if (await c.execute(sa.select(schema.policy_versions.c.version).where(
-                    schema.policy_versions.c.policy_id == pid, schema.policy_versions.c.version == version))).first() \
-                    is None:
+            if (
+                await c.execute(
+                    sa.select(schema.policy_versions.c.version).where(
+                        schema.policy_versions.c.policy_id == pid, schema.policy_versions.c.version == version
+                    )
+                )
+            ).first() is None:
                 raise not_found("policy version", f"{pid}@{version}")
-            busy = (await c.execute(sa.select(D.c.id).where(D.c.policy_id == pid,
-                                                            D.c.status.in_(["running", "rolling_back"])))).first()
+            busy = (
+                await c.execute(
+                    sa.select(D.c.id).where(D.c.policy_id == pid, D.c.status.in_(["running", "rolling_back"]))
+                )
+            ).first()
             if busy:
                 raise ApiError(409, "deployment.in_progress", f"deployment {busy[0]} of this policy is still running")
             previous = {}
             for t in tenants:
                 previous[t] = (await pins_for(c, t)).get(pid)
-            waves = [{"tenants": tenants[i:i + wave_size], "status": "pending"}
-                     for i in range(0, len(tenants), wave_size)]
+            waves = [
+                {"tenants": tenants[i : i + wave_size], "status": "pending"} for i in range(0, len(tenants), wave_size)
+            ]
             did, now = new_id("dep_", 12), now_ms()
-            await c.execute(D.insert().values(
-                id=did, policy_id=pid, version=version, workspace_id=pol["workspace_id"], tenants=tenants,
-                wave_size=wave_size, pause_seconds=body.get("pause_seconds", 30.0), gates=gates, status="running",
-                current_wave=0, stage="applying", waves=waves, previous=previous, created_by=actor,
-                created_ms=now, updated_ms=now))
-            await record(c, "deployment.started", pol["workspace_id"], actor,
-                         {"deployment_id": did, "policy": f"{pid}@{version}", "tenants": tenants,
-                          "waves": len(waves)}, policies=(f"{pid}@{version}",))
+            await c.execute(
+                D.insert().values(
+                    id=did,
+                    policy_id=pid,
+                    version=version,
+                    workspace_id=pol["workspace_id"],
+                    tenants=tenants,
+                    wave_size=wave_size,
+                    pause_seconds=body.get("pause_seconds", 30.0),
+                    gates=gates,
+                    status="running",
+                    current_wave=0,
+                    stage="applying",
+                    waves=waves,
+                    previous=previous,
+                    created_by=actor,
+                    created_ms=now,
+                    updated_ms=now,
+                )
+            )
+            await record(
+                c,
+                "deployment.started",
+                pol["workspace_id"],
+                actor,
+                {"deployment_id": did, "policy": f"{pid}@{version}", "tenants": tenants, "waves": len(waves)},
+                policies=(f"{pid}@{version}",),
+            )
             row = (await c.execute(sa.select(D).where(D.c.id == did))).mappings().first()
         self._start(did)
         return dict(row)
@@ -117,8 +164,10 @@ class Deployments:
 
     async def resume(self) -> None:
         async with self.engine.connect() as c:
-            ids = [r[0] for r in (await c.execute(sa.select(D.c.id).where(
-                D.c.status.in_(["running", "rolling_back"])))).all()]
+            ids = [
+                r[0]
+                for r in (await c.execute(sa.select(D.c.id).where(D.c.status.in_(["running", "rolling_back"])))).all()
+            ]
         for did in ids:
             log.info("resuming deployment %s", did)
             self._start(did)
@@ -133,8 +182,9 @@ class Deployments:
         task = self._tasks.get(did)
         if task is not None:
             task.cancel()
-        await self._save(did, "rollback_requested", {"by": actor}, status="rolling_back",
-                         reason=f"rollback requested by {actor}")
+        await self._save(
+            did, "rollback_requested", {"by": actor}, status="rolling_back", reason=f"rollback requested by {actor}"
+        )
         self._start(did)
         return await self.get(did, workspace)
 
@@ -170,8 +220,9 @@ class Deployments:
             raise
         except Exception as e:
             log.exception("deployment %s failed", did)
-            await self._save(did, "failed", {"error": str(e)}, status="failed", reason=str(e)[:2000],
-                             finished_ms=now_ms())
+            await self._save(
+                did, "failed", {"error": str(e)}, status="failed", reason=str(e)[:2000], finished_ms=now_ms()
+            )
 
     async def _set_pins(self, pid: str, tenants: list[str], version_of, did: str) -> None:
         async with self.engine.begin() as c:
@@ -179,31 +230,44 @@ class Deployments:
                 await c.execute(PINS.delete().where(PINS.c.tenant == t, PINS.c.policy_id == pid))
                 v = version_of(t)
                 if v is not None:
-                    await c.execute(PINS.insert().values(tenant=t, policy_id=pid, version=v, deployment_id=did,
-                                                         updated_ms=now_ms()))
+                    await c.execute(
+                        PINS.insert().values(tenant=t, policy_id=pid, version=v, deployment_id=did, updated_ms=now_ms())
+                    )
         await self.s.config_changed()
 
     async def _step(self, row: dict) -> bool:
         """Advance one stage; False when the deployment is over."""
         did, i, waves = row["id"], row["current_wave"], row["waves"]
         if i >= len(waves):
-            await self._save(did, "succeeded", {"policy": f"{row['policy_id']}@{row['version']}"},
-                             status="succeeded", stage="done", finished_ms=now_ms())
+            await self._save(
+                did,
+                "succeeded",
+                {"policy": f"{row['policy_id']}@{row['version']}"},
+                status="succeeded",
+                stage="done",
+                finished_ms=now_ms(),
+            )
             log.info("deployment %s succeeded", did)
             return False
         wave = waves[i]
         if row["stage"] == "applying":
             await self._set_pins(row["policy_id"], wave["tenants"], lambda _t: row["version"], did)
             wave.update(status="adopting", started_at=iso(now_ms()), started_ms=now_ms())
-            await self._save(did, "wave_applied", {"wave": i, "tenants": wave["tenants"]}, waves=waves,
-                             stage="adopting")
+            await self._save(
+                did, "wave_applied", {"wave": i, "tenants": wave["tenants"]}, waves=waves, stage="adopting"
+            )
             return True
         if row["stage"] == "adopting":
             ok, why, members = await self._adopt(row, wave)
             if not ok:
                 return await self._fail(row, i, why)
-            wave.update(status="observing", adopted_at=iso(now_ms()), members=members,
-                        baseline=await self._readings(members), observe_from_ms=now_ms())
+            wave.update(
+                status="observing",
+                adopted_at=iso(now_ms()),
+                members=members,
+                baseline=await self._readings(members),
+                observe_from_ms=now_ms(),
+            )
             await self._save(did, "wave_adopted", {"wave": i, "instances": members}, waves=waves, stage="observing")
             return True
         if row["stage"] == "observing":
@@ -220,8 +284,9 @@ class Deployments:
             if not ok:
                 return await self._fail(row, i, why)
             wave.update(status="passed", passed_at=iso(now_ms()))
-            await self._save(did, "wave_passed", {"wave": i, "gates": readings}, waves=waves, stage="applying",
-                             current_wave=i + 1)
+            await self._save(
+                did, "wave_passed", {"wave": i, "gates": readings}, waves=waves, stage="applying", current_wave=i + 1
+            )
             return True
         return False
 
@@ -229,8 +294,9 @@ class Deployments:
         waves = row["waves"]
         waves[i].update(status="failed", failed_at=iso(now_ms()), reason=why)
         log.warning("deployment %s: wave %d failed (%s); rolling back", row["id"], i, why)
-        await self._save(row["id"], "gate_failed", {"wave": i, "reason": why}, waves=waves, status="rolling_back",
-                         reason=why)
+        await self._save(
+            row["id"], "gate_failed", {"wave": i, "reason": why}, waves=waves, status="rolling_back", reason=why
+        )
         return True
 
     async def _rollback(self, row: dict) -> None:
@@ -239,7 +305,7 @@ class Deployments:
         await self._set_pins(row["policy_id"], touched, lambda t: prev.get(t), row["id"])
         members = [m for w in row["waves"] for m in w.get("members", [])]
         deadline = time.monotonic() + row["gates"]["adoption_timeout"]
-        while time.monotonic() < deadline:                       # best effort: report, do not hang
+        while time.monotonic() < deadline:  # best effort: report, do not hang
             adopted = [await self._adopted(m) for m in members]
             if all(adopted):
                 break
@@ -247,8 +313,15 @@ class Deployments:
         for w in row["waves"]:
             if w["status"] in ("adopting", "observing", "passed", "failed"):
                 w["rolled_back_at"] = iso(now_ms())
-        await self._save(row["id"], "rolled_back", {"tenants": touched, "reason": row["reason"]}, waves=row["waves"],
-                         status="rolled_back", stage="done", finished_ms=now_ms())
+        await self._save(
+            row["id"],
+            "rolled_back",
+            {"tenants": touched, "reason": row["reason"]},
+            waves=row["waves"],
+            status="rolled_back",
+            stage="done",
+            finished_ms=now_ms(),
+        )
         log.info("deployment %s rolled back (%s)", row["id"], row["reason"])
 
     # -- observations --------------------------------------------------------------------------
@@ -257,8 +330,13 @@ class Deployments:
 
     async def _adopted(self, instance_id: str) -> bool:
         async with self.engine.connect() as c:
-            row = (await c.execute(sa.select(schema.instances.c.tenant, schema.instances.c.posture).where(
-                schema.instances.c.id == instance_id))).first()
+            row = (
+                await c.execute(
+                    sa.select(schema.instances.c.tenant, schema.instances.c.posture).where(
+                        schema.instances.c.id == instance_id
+                    )
+                )
+            ).first()
         if row is None:
             return False
         _, rev = await self.s.bundles.get(row[0])
@@ -266,8 +344,11 @@ class Deployments:
 
     async def _adopt(self, row: dict, wave: dict) -> tuple[bool, str, list[str]]:
         gates, started = row["gates"], wave["started_ms"] / 1000
-        members = [i["id"] for i in await self._instances(wave["tenants"])
-                   if i["last_seen_at"] and (time.time() - i["staleness_seconds"]) > started - STALE_AFTER_S]
+        members = [
+            i["id"]
+            for i in await self._instances(wave["tenants"])
+            if i["last_seen_at"] and (time.time() - i["staleness_seconds"]) > started - STALE_AFTER_S
+        ]
         deadline = time.monotonic() + gates["adoption_timeout"]
         while True:
             waiting, stale = [], []
@@ -280,28 +361,45 @@ class Deployments:
                     waiting.append(inst["id"])
             for inst in stale:
                 if _past_stale_grace(inst, gates):
-                    return False, f"gateway {inst['id']} is stale (no heartbeat for " \
-                                  f"{inst['staleness_seconds']:.0f}s) and did not return within stale_grace", members
+                    return (
+                        False,
+                        f"gateway {inst['id']} is stale (no heartbeat for "
+                        f"{inst['staleness_seconds']:.0f}s) and did not return within stale_grace",
+                        members,
+                    )
             if not waiting and not stale:
                 return True, "", members
             if time.monotonic() > deadline:
-                return False, f"gateways {sorted(waiting + [i['id'] for i in stale])} did not adopt the new bundle " \
-                              f"within {gates['adoption_timeout']:.0f}s", members
+                return (
+                    False,
+                    f"gateways {sorted(waiting + [i['id'] for i in stale])} did not adopt the new bundle "
+                    f"within {gates['adoption_timeout']:.0f}s",
+                    members,
+                )
             await asyncio.sleep(self.poll)
 
     async def _stale_members(self, wave: dict, gates: dict) -> str | None:
         for inst in await self._instances(wave["tenants"]):
             if inst["id"] in wave.get("members", []) and _past_stale_grace(inst, gates):
-                return f"gateway {inst['id']} went stale during the wave (no heartbeat for " \
-                       f"{inst['staleness_seconds']:.0f}s)"
+                return (
+                    f"gateway {inst['id']} went stale during the wave (no heartbeat for "
+                    f"{inst['staleness_seconds']:.0f}s)"
+                )
         return None
 
     async def _readings(self, members: list[str]) -> dict:
         async with self.engine.connect() as c:
-            rows = (await c.execute(sa.select(schema.instances.c.id, schema.instances.c.posture).where(
-                schema.instances.c.id.in_(members)))).all()
-        return {iid: {"calls": (p or {}).get("calls_total", 0), "errors": (p or {}).get("errors_total", 0)}
-                for iid, p in rows}
+            rows = (
+                await c.execute(
+                    sa.select(schema.instances.c.id, schema.instances.c.posture).where(
+                        schema.instances.c.id.in_(members)
+                    )
+                )
+            ).all()
+        return {
+            iid: {"calls": (p or {}).get("calls_total", 0), "errors": (p or {}).get("errors_total", 0)}
+            for iid, p in rows
+        }
 
     async def _gates(self, row: dict, wave: dict) -> tuple[bool, str, dict]:
         gates, members = row["gates"], wave.get("members", [])
@@ -309,22 +407,46 @@ class Deployments:
         calls = sum(max(now[m]["calls"] - base.get(m, {}).get("calls", 0), 0) for m in now)
         errors = sum(max(now[m]["errors"] - base.get(m, {}).get("errors", 0), 0) for m in now)
         async with self.engine.connect() as c:
-            receipts = (await c.execute(sa.select(sa.func.count()).select_from(schema.audit_events).where(
-                schema.audit_events.c.chain_owner.in_(members or [""]),
-                schema.audit_events.c.ingested_ms >= wave["observe_from_ms"]))).scalar() if members else 0
-        nacks = [i["id"] for i in await self._instances(wave["tenants"])
-                 if (i["xds"].get("last_nack") or {}).get("at", 0) >= wave["started_ms"]]
+            receipts = (
+                (
+                    await c.execute(
+                        sa.select(sa.func.count())
+                        .select_from(schema.audit_events)
+                        .where(
+                            schema.audit_events.c.chain_owner.in_(members or [""]),
+                            schema.audit_events.c.ingested_ms >= wave["observe_from_ms"],
+                        )
+                    )
+                ).scalar()
+                if members
+                else 0
+            )
+        nacks = [
+            i["id"]
+            for i in await self._instances(wave["tenants"])
+            if (i["xds"].get("last_nack") or {}).get("at", 0) >= wave["started_ms"]
+        ]
         # Errors are counted when a call settles, calls when it is decided: cap the ratio at 1.
-        readings = {"calls": calls, "errors": errors,
-                    "error_rate": round(min(errors / calls, 1.0), 4) if calls else None,
-                    "receipts": receipts, "evidence_ratio": round(min(receipts / calls, 1.0), 4) if calls else None,
-                    "nacks": nacks}
+        readings = {
+            "calls": calls,
+            "errors": errors,
+            "error_rate": round(min(errors / calls, 1.0), 4) if calls else None,
+            "receipts": receipts,
+            "evidence_ratio": round(min(receipts / calls, 1.0), 4) if calls else None,
+            "nacks": nacks,
+        }
         if calls and readings["error_rate"] > gates["max_error_rate"]:
-            return False, f"error rate {readings['error_rate']:.1%} over {calls:.0f} calls exceeds " \
-                          f"{gates['max_error_rate']:.1%}", readings
+            return (
+                False,
+                f"error rate {readings['error_rate']:.1%} over {calls:.0f} calls exceeds {gates['max_error_rate']:.1%}",
+                readings,
+            )
         if calls and receipts / calls < gates["min_evidence_ratio"]:
-            return False, f"evidence emission {receipts}/{calls} receipts per call is below " \
-                          f"{gates['min_evidence_ratio']}", readings
+            return (
+                False,
+                f"evidence emission {receipts}/{calls} receipts per call is below {gates['min_evidence_ratio']}",
+                readings,
+            )
         if len(nacks) > gates["max_nacks"]:
             return False, f"gateways {nacks} rejected their xDS config", readings
         return True, "", readings

@@ -9,6 +9,7 @@ policy version the receipts cite (and the workspace's current ones),
 deployments and fleet posture. The manifest is signed with the current
 tree-head key. Jobs survive a restart: unfinished ones start over.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -46,17 +47,33 @@ class EvidenceJobs:
         control plane's CPU and disk from every other workspace.
         """
         from relaygate.controlplane.errors import ApiError
-        row = {"id": new_id("evb_", 16), "workspace_id": workspace, "status": "pending", "progress": 0.0,
-               "stage": "queued", "params": params, "created_by": actor, "created_ms": now_ms()}
+
+        row = {
+            "id": new_id("evb_", 16),
+            "workspace_id": workspace,
+            "status": "pending",
+            "progress": 0.0,
+            "stage": "queued",
+            "params": params,
+            "created_by": actor,
+            "created_ms": now_ms(),
+        }
         B = schema.evidence_bundles
         owner = B.c.workspace_id.is_(None) if workspace is None else B.c.workspace_id == workspace
         async with self._admit, self.engine.begin() as c:
-            active = (await c.execute(sa.select(sa.func.count()).select_from(B).where(
-                owner, B.c.status.in_(["pending", "running"])))).scalar()
+            active = (
+                await c.execute(
+                    sa.select(sa.func.count()).select_from(B).where(owner, B.c.status.in_(["pending", "running"]))
+                )
+            ).scalar()
             if active >= MAX_ACTIVE_PER_WORKSPACE:
-                raise ApiError(429, "evidence.busy", f"{active} evidence bundles of this workspace are still "
-                               "being assembled; retry when one finishes", {"retry_after": 2},
-                               headers={"Retry-After": "2"})
+                raise ApiError(
+                    429,
+                    "evidence.busy",
+                    f"{active} evidence bundles of this workspace are still being assembled; retry when one finishes",
+                    {"retry_after": 2},
+                    headers={"Retry-After": "2"},
+                )
             await c.execute(B.insert().values(**row))
         self._start(row["id"])
         return row
@@ -69,22 +86,36 @@ class EvidenceJobs:
     async def resume(self) -> None:
         """Restart jobs a previous process left unfinished."""
         async with self.engine.connect() as c:
-            ids = [r[0] for r in (await c.execute(sa.select(schema.evidence_bundles.c.id).where(
-                schema.evidence_bundles.c.status.in_(["pending", "running"])))).all()]
+            ids = [
+                r[0]
+                for r in (
+                    await c.execute(
+                        sa.select(schema.evidence_bundles.c.id).where(
+                            schema.evidence_bundles.c.status.in_(["pending", "running"])
+                        )
+                    )
+                ).all()
+            ]
         for job_id in ids:
             log.info("resuming evidence bundle %s", job_id)
             self._start(job_id)
 
     async def _progress(self, job_id: str, progress: float, stage: str, **extra) -> None:
         async with self.engine.begin() as c:
-            await c.execute(schema.evidence_bundles.update().where(schema.evidence_bundles.c.id == job_id).values(
-                progress=round(progress, 3), stage=stage, **extra))
+            await c.execute(
+                schema.evidence_bundles.update()
+                .where(schema.evidence_bundles.c.id == job_id)
+                .values(progress=round(progress, 3), stage=stage, **extra)
+            )
 
     async def _run(self, job_id: str) -> None:
         try:
             async with self.engine.connect() as c:
-                job = (await c.execute(sa.select(schema.evidence_bundles).where(
-                    schema.evidence_bundles.c.id == job_id))).mappings().first()
+                job = (
+                    (await c.execute(sa.select(schema.evidence_bundles).where(schema.evidence_bundles.c.id == job_id)))
+                    .mappings()
+                    .first()
+                )
             await self._progress(job_id, 0.01, "signing a tree head", status="running")
             blob, stats = await self.assemble(job)
             private_dir(self.out_dir)
@@ -92,8 +123,17 @@ class EvidenceJobs:
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(blob)
             os.replace(tmp, path)
-            await self._progress(job_id, 1.0, "done", status="done", finished_ms=now_ms(), path=str(path),
-                                 sha256=eb.sha256_hex(blob), size_bytes=len(blob), stats=stats)
+            await self._progress(
+                job_id,
+                1.0,
+                "done",
+                status="done",
+                finished_ms=now_ms(),
+                path=str(path),
+                sha256=eb.sha256_hex(blob),
+                size_bytes=len(blob),
+                stats=stats,
+            )
             log.info("evidence bundle %s: %d receipts, %d bytes", job_id, stats["receipts"], len(blob))
         except asyncio.CancelledError:
             raise
@@ -119,18 +159,32 @@ class EvidenceJobs:
                 where.append(E.c.occurred_ms < end)
             rows = []
             if "receipts" in components:
-                rows = (await c.execute(
-                    sa.select(E.c.seq, E.c.id, E.c.receipt, E.c.chain_owner, E.c.chain_seq,
-                              schema.merkle_leaves.c.idx)
-                    .join(schema.merkle_leaves, schema.merkle_leaves.c.event_seq == E.c.seq)
-                    .where(*where, schema.merkle_leaves.c.idx < size)
-                    .order_by(schema.merkle_leaves.c.idx))).mappings().all()
+                rows = (
+                    (
+                        await c.execute(
+                            sa.select(
+                                E.c.seq, E.c.id, E.c.receipt, E.c.chain_owner, E.c.chain_seq, schema.merkle_leaves.c.idx
+                            )
+                            .join(schema.merkle_leaves, schema.merkle_leaves.c.event_seq == E.c.seq)
+                            .where(*where, schema.merkle_leaves.c.idx < size)
+                            .order_by(schema.merkle_leaves.c.idx)
+                        )
+                    )
+                    .mappings()
+                    .all()
+                )
             await self._progress(jid, 0.1, f"{len(rows)} receipts selected")
             receipts, proofs = [], []
             for i, r in enumerate(rows):
                 receipts.append({"event_id": r["id"], "leaf_index": r["idx"], "envelope": r["receipt"]})
-                proofs.append({"event_id": r["id"], "leaf_index": r["idx"], "tree_size": size,
-                               "hashes": self.log.inclusion(r["idx"], size)})
+                proofs.append(
+                    {
+                        "event_id": r["id"],
+                        "leaf_index": r["idx"],
+                        "tree_size": size,
+                        "hashes": self.log.inclusion(r["idx"], size),
+                    }
+                )
                 if i % 200 == 199:
                     await self._progress(jid, 0.1 + 0.5 * i / len(rows), f"inclusion proofs {i + 1}/{len(rows)}")
             stats["receipts"] = len(receipts)
@@ -139,12 +193,29 @@ class EvidenceJobs:
                 files[eb.INCLUSION] = eb.jsonl(proofs)
                 # Tree heads from the one before the earliest receipt to the one just signed.
                 first_leaf = rows[0]["idx"] if rows else size
-                cps = (await c.execute(sa.select(schema.checkpoints).where(
-                    schema.checkpoints.c.size >= first_leaf).order_by(schema.checkpoints.c.size,
-                                                                      schema.checkpoints.c.id))).mappings().all()
-                before = (await c.execute(sa.select(schema.checkpoints).where(
-                    schema.checkpoints.c.size < first_leaf).order_by(schema.checkpoints.c.size.desc())
-                    .limit(1))).mappings().first()
+                cps = (
+                    (
+                        await c.execute(
+                            sa.select(schema.checkpoints)
+                            .where(schema.checkpoints.c.size >= first_leaf)
+                            .order_by(schema.checkpoints.c.size, schema.checkpoints.c.id)
+                        )
+                    )
+                    .mappings()
+                    .all()
+                )
+                before = (
+                    (
+                        await c.execute(
+                            sa.select(schema.checkpoints)
+                            .where(schema.checkpoints.c.size < first_leaf)
+                            .order_by(schema.checkpoints.c.size.desc())
+                            .limit(1)
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
                 chosen = ([before] if before else []) + [x for x in cps if x["size"] <= size]
                 dedup, sizes = [], set()
                 for cp in chosen:
@@ -156,42 +227,61 @@ class EvidenceJobs:
                 # to this tree head, so an auditor can check the bundle extends it (verify
                 # --after-checkpoint) even when that checkpoint is older than the bundle's first.
                 pairs = [(a["size"], b["size"]) for a, b in zip(dedup, dedup[1:])]
-                pairs += [(m, size) for m in sorted(set(params.get("consistency_from") or []))
-                          if m <= size and m not in sizes]
-                files[eb.CONSISTENCY] = canonical([
-                    {"first": a, "second": b, "hashes": self.log.consistency(a, b)} for a, b in pairs])
+                pairs += [
+                    (m, size) for m in sorted(set(params.get("consistency_from") or [])) if m <= size and m not in sizes
+                ]
+                files[eb.CONSISTENCY] = canonical(
+                    [{"first": a, "second": b, "hashes": self.log.consistency(a, b)} for a, b in pairs]
+                )
                 stats["checkpoints"] = len(dedup)
                 await self._progress(jid, 0.7, "hash chains")
                 files[eb.CHAINS] = eb.jsonl(await self._chains(c, rows))
             # Always: receipts cannot be checked without the keys, and the manifest's signer (the
             # current tree-head key) chains to the root the auditor pins only through custody.
-            envs = (await c.execute(sa.select(schema.custody_events.c.envelope)
-                                    .order_by(schema.custody_events.c.seq))).all()
+            envs = (
+                await c.execute(sa.select(schema.custody_events.c.envelope).order_by(schema.custody_events.c.seq))
+            ).all()
             files[eb.CUSTODY] = eb.jsonl([e[0] for e in envs])
             if "policies" in components or "receipts" in components:
                 await self._progress(jid, 0.8, "policy versions")
                 files.update(await self._policies(c, ws, [r["seq"] for r in rows]))
             if "fleet_posture" in components:
                 instances = (await c.execute(sa.select(schema.instances).order_by(schema.instances.c.id))).mappings()
-                files[eb.POSTURE] = canonical([{
-                    "id": i["id"], "tenant": i["tenant"], "zone": i["zone"], "version": i["version"],
-                    "registered_at": iso(i["registered_ms"]), "last_seen_at": iso(i["last_seen_ms"]),
-                    "posture": i["posture"]} for i in instances])
+                files[eb.POSTURE] = canonical(
+                    [
+                        {
+                            "id": i["id"],
+                            "tenant": i["tenant"],
+                            "zone": i["zone"],
+                            "version": i["version"],
+                            "registered_at": iso(i["registered_ms"]),
+                            "last_seen_at": iso(i["last_seen_ms"]),
+                            "posture": i["posture"],
+                        }
+                        for i in instances
+                    ]
+                )
             if "deployments" in components:
                 from relaygate.controlplane.deployments import deployment_json
+
                 dq = sa.select(schema.deployments).order_by(schema.deployments.c.created_ms)
                 if ws is not None:
                     dq = dq.where(schema.deployments.c.workspace_id == ws)
                 if start is not None:
-                    dq = dq.where(sa.or_(schema.deployments.c.finished_ms.is_(None),
-                                         schema.deployments.c.finished_ms >= start))
+                    dq = dq.where(
+                        sa.or_(schema.deployments.c.finished_ms.is_(None), schema.deployments.c.finished_ms >= start)
+                    )
                 if end is not None:
                     dq = dq.where(schema.deployments.c.created_ms < end)
-                files[eb.DEPLOYMENTS] = canonical([deployment_json(d) for d in
-                                                   (await c.execute(dq)).mappings().all()])
-        manifest = {"bundle_id": jid, "created_at": iso(now_ms()), "workspace": ws,
-                    "range": {"from": iso(start), "to": iso(end)}, "components": components,
-                    "log": {"origin": self.log.origin, "tree_size": size, "root_hash": bytes(head["root"]).hex()}}
+                files[eb.DEPLOYMENTS] = canonical([deployment_json(d) for d in (await c.execute(dq)).mappings().all()])
+        manifest = {
+            "bundle_id": jid,
+            "created_at": iso(now_ms()),
+            "workspace": ws,
+            "range": {"from": iso(start), "to": iso(end)},
+            "components": components,
+            "log": {"origin": self.log.origin, "tree_size": size, "root_hash": bytes(head["root"]).hex()},
+        }
         await self._progress(jid, 0.95, "signing the manifest")
         blob = await asyncio.to_thread(eb.write, files, manifest, self.keys.tree)
         return blob, stats
@@ -207,52 +297,79 @@ class EvidenceJobs:
             included.add((r["chain_owner"], r["chain_seq"]))
         out = []
         for owner, seqs in spans.items():
-            links = (await c.execute(sa.select(E.c.chain_seq, E.c.receipt_hash, E.c.prev_hash).where(
-                E.c.chain_owner == owner, E.c.chain_seq >= min(seqs), E.c.chain_seq <= max(seqs))
-                .order_by(E.c.chain_seq))).all()
+            links = (
+                await c.execute(
+                    sa.select(E.c.chain_seq, E.c.receipt_hash, E.c.prev_hash)
+                    .where(E.c.chain_owner == owner, E.c.chain_seq >= min(seqs), E.c.chain_seq <= max(seqs))
+                    .order_by(E.c.chain_seq)
+                )
+            ).all()
             for seq, h, prev in links:
-                out.append({"owner": owner, "seq": seq, "hash": h, "prev_hash": prev,
-                            "included": (owner, seq) in included})
+                out.append(
+                    {"owner": owner, "seq": seq, "hash": h, "prev_hash": prev, "included": (owner, seq) in included}
+                )
         return out
 
     async def _policies(self, c, ws: str | None, seqs: list[int]) -> dict[str, bytes]:
         P, V, AP = schema.policies, schema.policy_versions, schema.audit_event_policies
         wanted: set[tuple[str, str]] = set()
         for i in range(0, len(seqs), 500):
-            chunk = seqs[i:i + 500]
-            wanted |= set((await c.execute(sa.select(AP.c.policy_id, AP.c.version).where(
-                AP.c.event_seq.in_(chunk)))).all())
-        current = sa.select(P.c.id, V.c.label).join(V, sa.and_(V.c.policy_id == P.c.id,
-                                                               V.c.version == P.c.current_version))
+            chunk = seqs[i : i + 500]
+            wanted |= set(
+                (await c.execute(sa.select(AP.c.policy_id, AP.c.version).where(AP.c.event_seq.in_(chunk)))).all()
+            )
+        current = sa.select(P.c.id, V.c.label).join(
+            V, sa.and_(V.c.policy_id == P.c.id, V.c.version == P.c.current_version)
+        )
         if ws is not None:
             current = current.where(sa.or_(P.c.workspace_id == ws, P.c.workspace_id.is_(None)))
         wanted |= set((await c.execute(current.where(P.c.deleted_ms.is_(None)))).all())
         files, index = {}, {}
         for pid, label in sorted(wanted):
-            row = (await c.execute(sa.select(V.c.source, P.c.workspace_id, P.c.name).join(P, P.c.id == V.c.policy_id)
-                                   .where(V.c.policy_id == pid, V.c.label == label)
-                                   .order_by(V.c.version.desc()).limit(1))).first()
+            row = (
+                await c.execute(
+                    sa.select(V.c.source, P.c.workspace_id, P.c.name)
+                    .join(P, P.c.id == V.c.policy_id)
+                    .where(V.c.policy_id == pid, V.c.label == label)
+                    .order_by(V.c.version.desc())
+                    .limit(1)
+                )
+            ).first()
             if row is None:
-                continue     # cited but unknown here: the verifier will say so
+                continue  # cited but unknown here: the verifier will say so
             source, owner_ws, name = row
             if ws is not None and owner_ws not in (None, ws):
                 continue
             ext = "rego" if owner_ws is None else "yaml"
             path = f"policies/{pid}@{label}.{ext}"
             files[path] = source.encode()
-            index[f"{pid}@{label}"] = {"path": path, "sha256": eb.sha256_hex(files[path]), "workspace": owner_ws,
-                                       "name": name}
+            index[f"{pid}@{label}"] = {
+                "path": path,
+                "sha256": eb.sha256_hex(files[path]),
+                "workspace": owner_ws,
+                "name": name,
+            }
         files[eb.POLICIES] = canonical(index)
         return files
 
 
 def job_json(row) -> dict:
     row = {"finished_ms": None, "error": None, "sha256": None, "size_bytes": None, "stats": None, **row}
-    out = {"id": row["id"], "status": row["status"], "progress": row["progress"], "stage": row["stage"],
-           "workspace": row["workspace_id"], "created_at": iso(row["created_ms"]), "created_by": row["created_by"],
-           "finished_at": iso(row["finished_ms"]), "error": row["error"], "sha256": row["sha256"],
-           "size_bytes": row["size_bytes"], "stats": row["stats"], "params": {
-               k: v for k, v in (row["params"] or {}).items()
-               if k in ("from", "to", "components", "consistency_from")}}
+    out = {
+        "id": row["id"],
+        "status": row["status"],
+        "progress": row["progress"],
+        "stage": row["stage"],
+        "workspace": row["workspace_id"],
+        "created_at": iso(row["created_ms"]),
+        "created_by": row["created_by"],
+        "finished_at": iso(row["finished_ms"]),
+        "error": row["error"],
+        "sha256": row["sha256"],
+        "size_bytes": row["size_bytes"],
+        "stats": row["stats"],
+        "params": {
+            k: v for k, v in (row["params"] or {}).items() if k in ("from", "to", "components", "consistency_from")
+        },
+    }
     return out
-

@@ -10,6 +10,7 @@ served. Both are counted over the same window (from the counters in the
 heartbeats of the last RATE_WINDOW_S seconds), so a burst of calls does not read
 as missing evidence because the two rates were measured over different spans.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,7 @@ class Fleet:
         # Heartbeats sent while this process was not running could not arrive: staleness
         # counts from whichever is later, the last heartbeat or this process's start.
         self.started_ms = now_ms()
-        self._samples: dict[str, deque] = {}     # instance id -> (ms, calls_total, errors_total)
+        self._samples: dict[str, deque] = {}  # instance id -> (ms, calls_total, errors_total)
         xds.on_nack = self._record_xds
 
     def observe(self, instance_id: str, posture: dict, at_ms: int) -> None:
@@ -50,7 +51,7 @@ class Fleet:
             return
         q = self._samples.setdefault(instance_id, deque())
         if q and (calls < q[-1][1] or errors < q[-1][2]):
-            q.clear()                            # the sidecar restarted: its counters did too
+            q.clear()  # the sidecar restarted: its counters did too
         q.append((at_ms, calls, errors))
         while len(q) > 2 and q[1][0] <= at_ms - RATE_WINDOW_S * 1000:
             q.popleft()
@@ -65,18 +66,27 @@ class Fleet:
 
     async def _record_xds(self, node) -> None:
         async with self.engine.begin() as c:
-            await c.execute(schema.instances.update().where(schema.instances.c.id == node.node_id)
-                            .values(xds=node.posture()))
+            await c.execute(
+                schema.instances.update().where(schema.instances.c.id == node.node_id).values(xds=node.posture())
+            )
 
     def instance_json(self, row, now: int | None = None) -> dict:
         now = now or now_ms()
         staleness = (now - max(row["last_seen_ms"], self.started_ms)) / 1000
         xds = self.xds.posture(row["id"]) if self.xds is not None else None
-        return {"id": row["id"], "tenant": row["tenant"], "zone": row["zone"], "version": row["version"],
-                "grpc_address": row["grpc_address"], "registered_at": iso(row["registered_ms"]),
-                "last_seen_at": iso(row["last_seen_ms"]), "staleness_seconds": round(staleness, 3),
-                "stale": staleness > STALE_AFTER_S, "posture": row["posture"] or {},
-                "xds": xds or row.get("xds") or {"connected": False, "applied": {}, "last_nack": None, "nacks": 0}}
+        return {
+            "id": row["id"],
+            "tenant": row["tenant"],
+            "zone": row["zone"],
+            "version": row["version"],
+            "grpc_address": row["grpc_address"],
+            "registered_at": iso(row["registered_ms"]),
+            "last_seen_at": iso(row["last_seen_ms"]),
+            "staleness_seconds": round(staleness, 3),
+            "stale": staleness > STALE_AFTER_S,
+            "posture": row["posture"] or {},
+            "xds": xds or row.get("xds") or {"connected": False, "applied": {}, "last_nack": None, "nacks": 0},
+        }
 
     async def instances(self, tenant: str | None = None) -> list[dict]:
         q = sa.select(schema.instances).order_by(schema.instances.c.tenant, schema.instances.c.id)
@@ -89,8 +99,13 @@ class Fleet:
 
     async def _receipts(self, c, instance_id: str, since_ms: int, until_ms: int) -> int:
         E = schema.audit_events.c
-        return (await c.execute(sa.select(sa.func.count()).select_from(schema.audit_events).where(
-            E.chain_owner == instance_id, E.ingested_ms >= since_ms, E.ingested_ms <= until_ms))).scalar()
+        return (
+            await c.execute(
+                sa.select(sa.func.count())
+                .select_from(schema.audit_events)
+                .where(E.chain_owner == instance_id, E.ingested_ms >= since_ms, E.ingested_ms <= until_ms)
+            )
+        ).scalar()
 
     async def _tenant_rates(self, live: list[dict], now: int) -> dict:
         """Calls, errors and receipts of the live gateways over each one's heartbeat window.
@@ -117,13 +132,19 @@ class Fleet:
                 n_receipts = await self._receipts(c, inst["id"], t0, t1)
                 span = (t1 - t0) / 1000
                 calls, errors, receipts = calls + n_calls, errors + n_errors, receipts + n_receipts
-                calls_s, errors_s, receipts_s = calls_s + n_calls / span, errors_s + n_errors / span, \
-                    receipts_s + n_receipts / span
+                calls_s, errors_s, receipts_s = (
+                    calls_s + n_calls / span,
+                    errors_s + n_errors / span,
+                    receipts_s + n_receipts / span,
+                )
         # Errors are counted when a call settles, calls when it is decided: cap the ratios at 1.
-        return {"calls_per_s": round(calls_s, 3), "errors_per_s": round(errors_s, 3),
-                "error_rate": round(min(errors / calls, 1.0), 4) if calls else None,
-                "receipts_per_s": round(receipts_s, 3),
-                "evidence_emission": round(min(receipts / calls, 1.0), 4) if calls else None}
+        return {
+            "calls_per_s": round(calls_s, 3),
+            "errors_per_s": round(errors_s, 3),
+            "error_rate": round(min(errors / calls, 1.0), 4) if calls else None,
+            "receipts_per_s": round(receipts_s, 3),
+            "evidence_emission": round(min(receipts / calls, 1.0), 4) if calls else None,
+        }
 
     async def health(self) -> dict:
         now = now_ms()
@@ -134,19 +155,27 @@ class Fleet:
         for tenant, insts in sorted(tenants.items()):
             live = [i for i in insts if not i["stale"]]
             rates = await self._tenant_rates(live, now)
-            nacking = [i["id"] for i in insts
-                       if i["xds"].get("last_nack") and not i["xds"]["last_nack"].get("resolved_at")]
+            nacking = [
+                i["id"] for i in insts if i["xds"].get("last_nack") and not i["xds"]["last_nack"].get("resolved_at")
+            ]
             status = "healthy"
             if not live:
                 status = "down"
             elif len(live) < len(insts) or nacking or (rates["error_rate"] or 0) > 0.05:
                 status = "degraded"
-            out.append({
-                "tenant": tenant, "status": status, "instances": len(insts), "live": len(live),
-                "stale": [i["id"] for i in insts if i["stale"]],
-                "bundle_revisions": sorted({i["posture"].get("bundle_revision") for i in live
-                                            if i["posture"].get("bundle_revision")}),
-                **rates,
-                "receipts_backlog": sum(i["posture"].get("receipts_backlog") or 0 for i in live),
-                "nacking": nacking})
+            out.append(
+                {
+                    "tenant": tenant,
+                    "status": status,
+                    "instances": len(insts),
+                    "live": len(live),
+                    "stale": [i["id"] for i in insts if i["stale"]],
+                    "bundle_revisions": sorted(
+                        {i["posture"].get("bundle_revision") for i in live if i["posture"].get("bundle_revision")}
+                    ),
+                    **rates,
+                    "receipts_backlog": sum(i["posture"].get("receipts_backlog") or 0 for i in live),
+                    "nacking": nacking,
+                }
+            )
         return {"tenants": out, "generated_at": iso(now)}

@@ -3,6 +3,7 @@
 Kept in the database rather than in files so every replica signs with the same
 key; the PEM is sealed under the master key (see sealing.py).
 """
+
 from __future__ import annotations
 
 from cryptography.hazmat.primitives import serialization
@@ -15,8 +16,9 @@ BUNDLE_KEY = "_signing:bundle"
 
 
 def _pem(key: Ed25519PrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 async def load_or_create(store: SecretStore, name: str) -> Signer:
@@ -24,7 +26,7 @@ async def load_or_create(store: SecretStore, name: str) -> Signer:
     if pem is None:
         key = Ed25519PrivateKey.generate()
         await store.put(name, _pem(key))
-        pem = await store.get(name)   # whichever replica won the race
+        pem = await store.get(name)  # whichever replica won the race
     key = serialization.load_pem_private_key(pem.encode(), password=None)
     return Signer(key, key_id_for(key.public_key()))
 

@@ -6,6 +6,7 @@ declares (``policy := "relaygate.scope@1.0.0"``), so receipts citing it resolve
 to exact source. Workspace policies are YAML documents with integer versions;
 each update appends a version and moves ``current_version`` in one transaction.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,12 +43,14 @@ async def parse_off_loop(source: str) -> PolicyDocument:
 
 async def warm(sources) -> None:
     """Parse the documents not cached yet, off the event loop (errors are left to the caller's own parse)."""
+
     def run():
         for s in sources:
             try:
                 parse_cached(s)
             except PolicyDocumentError:
                 pass
+
     await asyncio.to_thread(run)
 
 
@@ -76,52 +79,96 @@ async def register_platform(engine, policy_dir: Path) -> int:
             row = (await c.execute(sa.select(schema.policies).where(schema.policies.c.id == pid))).mappings().first()
             d = digest(source)
             if row is None:
-                await c.execute(schema.policies.insert().values(id=pid, workspace_id=None, name=path,
-                                                                current_version=1, created_ms=now, updated_ms=now))
+                await c.execute(
+                    schema.policies.insert().values(
+                        id=pid, workspace_id=None, name=path, current_version=1, created_ms=now, updated_ms=now
+                    )
+                )
                 version = 1
             else:
-                cur = (await c.execute(sa.select(schema.policy_versions).where(
-                    schema.policy_versions.c.policy_id == pid,
-                    schema.policy_versions.c.version == row["current_version"]))).mappings().first()
+                cur = (
+                    (
+                        await c.execute(
+                            sa.select(schema.policy_versions).where(
+                                schema.policy_versions.c.policy_id == pid,
+                                schema.policy_versions.c.version == row["current_version"],
+                            )
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
                 if cur["digest"] == d:
                     continue
                 if cur["label"] == label:
-                    log.warning("platform policy %s changed but still declares version %s; bump it so "
-                                "receipts can tell the two apart", pid, label)
+                    log.warning(
+                        "platform policy %s changed but still declares version %s; bump it so "
+                        "receipts can tell the two apart",
+                        pid,
+                        label,
+                    )
                 version = row["current_version"] + 1
-                await c.execute(schema.policies.update().where(schema.policies.c.id == pid).values(
-                    current_version=version, updated_ms=now, name=path))
-            await c.execute(schema.policy_versions.insert().values(
-                policy_id=pid, version=version, label=label, source=source, digest=d, created_ms=now,
-                created_by="platform"))
+                await c.execute(
+                    schema.policies.update()
+                    .where(schema.policies.c.id == pid)
+                    .values(current_version=version, updated_ms=now, name=path)
+                )
+            await c.execute(
+                schema.policy_versions.insert().values(
+                    policy_id=pid,
+                    version=version,
+                    label=label,
+                    source=source,
+                    digest=d,
+                    created_ms=now,
+                    created_by="platform",
+                )
+            )
             added += 1
     return added
 
 
 async def platform_sources(conn) -> tuple[dict[str, str], dict]:
     """Current platform modules (by their file path) and the platform data document."""
-    rows = (await conn.execute(
-        sa.select(schema.policies.c.name, schema.policy_versions.c.source)
-        .join(schema.policy_versions, sa.and_(schema.policy_versions.c.policy_id == schema.policies.c.id,
-                                              schema.policy_versions.c.version == schema.policies.c.current_version))
-        .where(schema.policies.c.workspace_id.is_(None), schema.policies.c.deleted_ms.is_(None)))).all()
-    data = (await conn.execute(sa.select(schema.settings.c.value).where(
-        schema.settings.c.name == "platform_data"))).scalar()
+    rows = (
+        await conn.execute(
+            sa.select(schema.policies.c.name, schema.policy_versions.c.source)
+            .join(
+                schema.policy_versions,
+                sa.and_(
+                    schema.policy_versions.c.policy_id == schema.policies.c.id,
+                    schema.policy_versions.c.version == schema.policies.c.current_version,
+                ),
+            )
+            .where(schema.policies.c.workspace_id.is_(None), schema.policies.c.deleted_ms.is_(None))
+        )
+    ).all()
+    data = (
+        await conn.execute(sa.select(schema.settings.c.value).where(schema.settings.c.name == "platform_data"))
+    ).scalar()
     return {name: source for name, source in rows}, data or {}
 
 
 async def active_workspace_policies(conn, pins: dict[str, int] | None = None) -> list[ActivePolicy]:
     """Every live workspace policy at its current version (or the version ``pins`` names)."""
     pins = pins or {}
-    rows = (await conn.execute(
-        sa.select(schema.policies.c.id, schema.policies.c.workspace_id, schema.policies.c.current_version)
-        .join(schema.workspaces, schema.workspaces.c.id == schema.policies.c.workspace_id)
-        .where(schema.policies.c.deleted_ms.is_(None), schema.workspaces.c.deleted_ms.is_(None)))).all()
+    rows = (
+        await conn.execute(
+            sa.select(schema.policies.c.id, schema.policies.c.workspace_id, schema.policies.c.current_version)
+            .join(schema.workspaces, schema.workspaces.c.id == schema.policies.c.workspace_id)
+            .where(schema.policies.c.deleted_ms.is_(None), schema.workspaces.c.deleted_ms.is_(None))
+        )
+    ).all()
     found = []
     for pid, ws, current in rows:
         version = pins.get(pid, current)
-        source = (await conn.execute(sa.select(schema.policy_versions.c.source).where(
-            schema.policy_versions.c.policy_id == pid, schema.policy_versions.c.version == version))).scalar()
+        source = (
+            await conn.execute(
+                sa.select(schema.policy_versions.c.source).where(
+                    schema.policy_versions.c.policy_id == pid, schema.policy_versions.c.version == version
+                )
+            )
+        ).scalar()
         if source is None:
             continue
         found.append((ws, pid, version, source))

@@ -3,6 +3,7 @@
 In-process, so one control-plane replica enforces its own share; behind
 several replicas divide the rate or front them with a shared limiter.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,7 @@ class TokenBuckets:
             self._buckets[key] = (tokens - cost, now)
             return 0.0
         self._buckets[key] = (tokens, now)
-        if len(self._buckets) > self.max_keys:   # forget idle buckets (they would be full anyway)
+        if len(self._buckets) > self.max_keys:  # forget idle buckets (they would be full anyway)
             for k in list(self._buckets)[: len(self._buckets) // 2]:
                 del self._buckets[k]
         return (cost - tokens) / rate

@@ -3,6 +3,7 @@
 Times are integer epoch milliseconds (``*_ms``) so SQLite and PostgreSQL sort and
 compare them the same way; JSON columns hold documents that are read whole.
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -12,24 +13,26 @@ metadata = sa.MetaData()
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 workspaces = sa.Table(
-    "workspaces", metadata,
+    "workspaces",
+    metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("display_name", sa.String(200), nullable=False, server_default=""),
-    sa.Column("settings", JSON, nullable=False),          # sovereignty, default_max_output_tokens, limits, relay
+    sa.Column("settings", JSON, nullable=False),  # sovereignty, default_max_output_tokens, limits, relay
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
     sa.Column("deleted_ms", sa.BigInteger),
 )
 
 api_keys = sa.Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
     sa.Column("name", sa.String(200), nullable=False, server_default=""),
-    sa.Column("kind", sa.String(16), nullable=False),      # standard | read_only
+    sa.Column("kind", sa.String(16), nullable=False),  # standard | read_only
     sa.Column("salt", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(128), nullable=False),
-    sa.Column("scope", JSON, nullable=False),              # endpoints, models, permissions
+    sa.Column("scope", JSON, nullable=False),  # endpoints, models, permissions
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False, server_default=""),
     sa.Column("expires_ms", sa.BigInteger),
@@ -38,34 +41,37 @@ api_keys = sa.Table(
 )
 
 sessions = sa.Table(
-    "sessions", metadata,
+    "sessions",
+    metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
     sa.Column("salt", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(128), nullable=False),
-    sa.Column("principal", JSON, nullable=False),          # subject, kind, permissions, key_id
+    sa.Column("principal", JSON, nullable=False),  # subject, kind, permissions, key_id
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("expires_ms", sa.BigInteger, nullable=False),
     sa.Column("revoked_ms", sa.BigInteger),
 )
 
 upstreams = sa.Table(
-    "upstreams", metadata,
+    "upstreams",
+    metadata,
     sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("spec", JSON, nullable=False),               # the upstreams.yaml entry
+    sa.Column("spec", JSON, nullable=False),  # the upstreams.yaml entry
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
     sa.Column("deleted_ms", sa.BigInteger),
 )
 
-budgets = sa.Table(   # ids are unique per workspace (migration 0004): one tenant's names never clash with another's
-    "budgets", metadata,
+budgets = sa.Table(  # ids are unique per workspace (migration 0004): one tenant's names never clash with another's
+    "budgets",
+    metadata,
     sa.Column("id", sa.String(64), nullable=False),
     sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
     sa.Column("key_id", sa.String(32)),
     sa.Column("unit", sa.String(8), nullable=False),
     sa.Column("window", sa.String(8), nullable=False),
-    sa.Column("limit_amount", sa.BigInteger, nullable=False),   # tokens, or USD millionths
+    sa.Column("limit_amount", sa.BigInteger, nullable=False),  # tokens, or USD millionths
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
     sa.Column("deleted_ms", sa.BigInteger),
@@ -74,21 +80,24 @@ budgets = sa.Table(   # ids are unique per workspace (migration 0004): one tenan
 )
 
 secrets = sa.Table(
-    "secrets", metadata,
+    "secrets",
+    metadata,
     sa.Column("name", sa.String(128), primary_key=True),
-    sa.Column("ciphertext", sa.LargeBinary, nullable=False),    # AES-GCM under the master key
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),  # AES-GCM under the master key
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
 )
 
 settings = sa.Table(
-    "settings", metadata,
+    "settings",
+    metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", JSON, nullable=False),
 )
 
 policies = sa.Table(
-    "policies", metadata,
+    "policies",
+    metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), index=True),  # NULL: platform
     sa.Column("name", sa.String(200), nullable=False),
@@ -99,21 +108,23 @@ policies = sa.Table(
 )
 
 policy_versions = sa.Table(
-    "policy_versions", metadata,
+    "policy_versions",
+    metadata,
     sa.Column("policy_id", sa.String(40), sa.ForeignKey("policies.id"), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("label", sa.String(40), nullable=False),     # what receipts cite after '@': the version, or semver
-    sa.Column("source", sa.Text, nullable=False),          # the YAML document (platform: the Rego module)
+    sa.Column("label", sa.String(40), nullable=False),  # what receipts cite after '@': the version, or semver
+    sa.Column("source", sa.Text, nullable=False),  # the YAML document (platform: the Rego module)
     sa.Column("digest", sa.String(80), nullable=False),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False, server_default=""),
 )
 
 audit_events = sa.Table(
-    "audit_events", metadata,
+    "audit_events",
+    metadata,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("id", sa.String(100), nullable=False, unique=True),
-    sa.Column("kind", sa.String(40), nullable=False),      # gateway.call | policy.created | key.revoked | ...
+    sa.Column("kind", sa.String(40), nullable=False),  # gateway.call | policy.created | key.revoked | ...
     sa.Column("workspace_id", sa.String(64), index=True),
     sa.Column("occurred_ms", sa.BigInteger, nullable=False, index=True),
     sa.Column("actor", sa.String(200)),
@@ -121,7 +132,7 @@ audit_events = sa.Table(
     sa.Column("user_id", sa.String(256), index=True),
     sa.Column("model", sa.String(256), index=True),
     sa.Column("endpoint", sa.String(40)),
-    sa.Column("decision", sa.String(8), index=True),       # allow | deny (gateway calls)
+    sa.Column("decision", sa.String(8), index=True),  # allow | deny (gateway calls)
     sa.Column("code", sa.String(64)),
     sa.Column("status", sa.Integer),
     sa.Column("latency_ms", sa.Float),
@@ -131,13 +142,14 @@ audit_events = sa.Table(
     sa.Column("upstream", sa.String(64)),
     sa.Column("provider", sa.String(32)),
     sa.Column("sidecar", sa.String(200)),
-    sa.Column("detail", JSON),                              # what happened, for control-plane events
-    sa.Column("receipt", JSON),                             # the signed receipt envelope, for gateway calls
+    sa.Column("detail", JSON),  # what happened, for control-plane events
+    sa.Column("receipt", JSON),  # the signed receipt envelope, for gateway calls
 )
 sa.Index("audit_events_ws_seq", audit_events.c.workspace_id, audit_events.c.seq)
 
 audit_event_policies = sa.Table(
-    "audit_event_policies", metadata,
+    "audit_event_policies",
+    metadata,
     sa.Column("event_seq", sa.BigInteger, sa.ForeignKey("audit_events.seq"), primary_key=True),
     sa.Column("policy_id", sa.String(100), primary_key=True),
     sa.Column("version", sa.String(40), nullable=False),
@@ -145,7 +157,8 @@ audit_event_policies = sa.Table(
 sa.Index("audit_event_policies_policy", audit_event_policies.c.policy_id, audit_event_policies.c.event_seq)
 
 relay_calls = sa.Table(
-    "relay_calls", metadata,
+    "relay_calls",
+    metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
@@ -153,19 +166,21 @@ relay_calls = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("fallback_used", sa.Boolean, nullable=False),
-    sa.Column("attempts", JSON, nullable=False),            # [{model, status_code, receipt_id, latency_ms, error}]
+    sa.Column("attempts", JSON, nullable=False),  # [{model, status_code, receipt_id, latency_ms, error}]
     sa.Column("metadata", JSON, nullable=False),
 )
 
 relay_attempts = sa.Table(
-    "relay_attempts", metadata,
+    "relay_attempts",
+    metadata,
     sa.Column("receipt_id", sa.String(100), primary_key=True),
     sa.Column("relay_id", sa.String(64), sa.ForeignKey("relay_calls.id"), nullable=False, index=True),
     sa.Column("attempt", sa.Integer, nullable=False),
 )
 
 agents = sa.Table(
-    "agents", metadata,
+    "agents",
+    metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
     sa.Column("name", sa.String(200), nullable=False),
@@ -177,7 +192,8 @@ agents = sa.Table(
 )
 
 instances = sa.Table(
-    "instances", metadata,
+    "instances",
+    metadata,
     sa.Column("id", sa.String(200), primary_key=True),
     sa.Column("tenant", sa.String(64), nullable=False, index=True),
     sa.Column("zone", sa.String(64), nullable=False),
@@ -189,10 +205,11 @@ instances = sa.Table(
 )
 
 signing_keys = sa.Table(
-    "signing_keys", metadata,
+    "signing_keys",
+    metadata,
     sa.Column("key_id", sa.String(64), primary_key=True),
-    sa.Column("owner", sa.String(200), nullable=False, index=True),   # instance id, or "control-plane"
-    sa.Column("purpose", sa.String(32), nullable=False),              # receipts | tree-head
+    sa.Column("owner", sa.String(200), nullable=False, index=True),  # instance id, or "control-plane"
+    sa.Column("purpose", sa.String(32), nullable=False),  # receipts | tree-head
     sa.Column("public_key", sa.Text, nullable=False),
     sa.Column("valid_from_ms", sa.BigInteger, nullable=False),
     sa.Column("retired_ms", sa.BigInteger),
@@ -207,14 +224,16 @@ audit_events.append_column(sa.Column("prev_hash", sa.String(80)))
 sa.Index("audit_events_chain", audit_events.c.chain_owner, audit_events.c.chain_seq)
 
 merkle_leaves = sa.Table(
-    "merkle_leaves", metadata,
+    "merkle_leaves",
+    metadata,
     sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("event_seq", sa.BigInteger, sa.ForeignKey("audit_events.seq"), nullable=False, unique=True),
     sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
 )
 
 checkpoints = sa.Table(
-    "checkpoints", metadata,
+    "checkpoints",
+    metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("size", sa.BigInteger, nullable=False, index=True),
     sa.Column("root", sa.LargeBinary(32), nullable=False),
@@ -224,7 +243,8 @@ checkpoints = sa.Table(
 )
 
 custody_events = sa.Table(
-    "custody_events", metadata,
+    "custody_events",
+    metadata,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("id", sa.String(64), nullable=False, unique=True),
     sa.Column("type", sa.String(40), nullable=False),
@@ -235,10 +255,11 @@ custody_events = sa.Table(
 )
 
 evidence_bundles = sa.Table(
-    "evidence_bundles", metadata,
+    "evidence_bundles",
+    metadata,
     sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("workspace_id", sa.String(64), index=True),       # NULL: the admin's all-workspace bundle
-    sa.Column("status", sa.String(16), nullable=False),         # pending | running | done | failed
+    sa.Column("workspace_id", sa.String(64), index=True),  # NULL: the admin's all-workspace bundle
+    sa.Column("status", sa.String(16), nullable=False),  # pending | running | done | failed
     sa.Column("progress", sa.Float, nullable=False),
     sa.Column("stage", sa.String(200), nullable=False, server_default=""),
     sa.Column("params", JSON, nullable=False),
@@ -253,11 +274,12 @@ evidence_bundles = sa.Table(
 )
 
 key_rotations = sa.Table(
-    "key_rotations", metadata,
+    "key_rotations",
+    metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("target", sa.String(200), nullable=False, index=True),   # instance id, credential name
-    sa.Column("status", sa.String(16), nullable=False),                # pending | done | failed
+    sa.Column("target", sa.String(200), nullable=False, index=True),  # instance id, credential name
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done | failed
     sa.Column("created_by", sa.String(200), nullable=False),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("done_ms", sa.BigInteger),
@@ -265,12 +287,13 @@ key_rotations = sa.Table(
 )
 
 # -- fleet (migration 0003) --------------------------------------------------------------------
-audit_events.append_column(sa.Column("ingested_ms", sa.BigInteger))       # for receipts/s per gateway
+audit_events.append_column(sa.Column("ingested_ms", sa.BigInteger))  # for receipts/s per gateway
 sa.Index("audit_events_owner_ingested", audit_events.c.chain_owner, audit_events.c.ingested_ms)
-instances.append_column(sa.Column("xds", JSON))                           # last xDS state seen (ACKs, NACK)
+instances.append_column(sa.Column("xds", JSON))  # last xDS state seen (ACKs, NACK)
 
 deployments = sa.Table(
-    "deployments", metadata,
+    "deployments",
+    metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("policy_id", sa.String(40), sa.ForeignKey("policies.id"), nullable=False, index=True),
     sa.Column("version", sa.Integer, nullable=False),
@@ -279,11 +302,11 @@ deployments = sa.Table(
     sa.Column("wave_size", sa.Integer, nullable=False),
     sa.Column("pause_seconds", sa.Float, nullable=False),
     sa.Column("gates", JSON, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),      # running | succeeded | rolling_back | rolled_back | failed
+    sa.Column("status", sa.String(16), nullable=False),  # running | succeeded | rolling_back | rolled_back | failed
     sa.Column("current_wave", sa.Integer, nullable=False),
-    sa.Column("stage", sa.String(32), nullable=False),        # applying | adopting | observing | done
-    sa.Column("waves", JSON, nullable=False),                 # [{tenants, status, started_at, ...}]
-    sa.Column("previous", JSON, nullable=False),              # tenant -> pinned version before (null: none)
+    sa.Column("stage", sa.String(32), nullable=False),  # applying | adopting | observing | done
+    sa.Column("waves", JSON, nullable=False),  # [{tenants, status, started_at, ...}]
+    sa.Column("previous", JSON, nullable=False),  # tenant -> pinned version before (null: none)
     sa.Column("reason", sa.Text),
     sa.Column("created_by", sa.String(200), nullable=False),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
@@ -292,7 +315,8 @@ deployments = sa.Table(
 )
 
 tenant_pins = sa.Table(
-    "tenant_pins", metadata,
+    "tenant_pins",
+    metadata,
     sa.Column("tenant", sa.String(64), primary_key=True),
     sa.Column("policy_id", sa.String(40), sa.ForeignKey("policies.id"), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),

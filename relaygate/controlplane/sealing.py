@@ -4,6 +4,7 @@ Provider credentials, the key pepper and the control plane's private keys are
 stored in the database only in this sealed form; the name is bound in as
 associated data, so a ciphertext cannot be moved to another name.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Values are never logged and never returned by the API; sidecars receive them
 only inside a bundle's sealed section.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,17 +24,23 @@ class SecretStore:
 
     async def put(self, name: str, value: str, conn=None) -> int:
         """Store (or replace) a secret; returns its new version."""
+
         async def run(c):
             row = (await c.execute(sa.select(schema.secrets.c.version).where(schema.secrets.c.name == name))).first()
             version = (row[0] + 1) if row else 1
             blob = self.sealer.seal(name, value.encode())
             if row:
-                await c.execute(schema.secrets.update().where(schema.secrets.c.name == name).values(
-                    ciphertext=blob, version=version, updated_ms=now_ms()))
+                await c.execute(
+                    schema.secrets.update()
+                    .where(schema.secrets.c.name == name)
+                    .values(ciphertext=blob, version=version, updated_ms=now_ms())
+                )
             else:
-                await c.execute(schema.secrets.insert().values(name=name, ciphertext=blob, version=version,
-                                                               updated_ms=now_ms()))
+                await c.execute(
+                    schema.secrets.insert().values(name=name, ciphertext=blob, version=version, updated_ms=now_ms())
+                )
             return version
+
         if conn is not None:
             return await run(conn)
         async with self.engine.begin() as c:
@@ -63,8 +70,9 @@ class SecretStore:
                 self._pepper = env.encode()
             else:
                 async with self.engine.connect() as c:
-                    row = (await c.execute(sa.select(schema.secrets.c.ciphertext).where(
-                        schema.secrets.c.name == PEPPER))).first()
+                    row = (
+                        await c.execute(sa.select(schema.secrets.c.ciphertext).where(schema.secrets.c.name == PEPPER))
+                    ).first()
                 if row is None:
                     raise RuntimeError("no key pepper stored; seed the control plane or set $RELAYGATE_KEY_PEPPER")
                 self._pepper = self.sealer.open(PEPPER, row[0])

@@ -3,6 +3,7 @@
 Order: settings -> database (migrations) -> seed on first start -> platform
 policies -> keys -> resumed background work -> ADS -> HTTP. Stops cleanly on SIGTERM/SIGINT.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,12 +42,19 @@ def fleet_needs_client_cert(settings):
     async def check(request: web.Request, handler):
         auth = request.headers.get("Authorization", "")
         given = (auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "")).strip()
-        if given and hmac.compare_digest(given.encode(), token) \
-                and not (request.transport and request.transport.get_extra_info("peercert")):
-            raise ApiError(403, "auth.client_certificate_required",
-                           "the fleet token is accepted only with a fleet client certificate "
-                           "(the control plane's mTLS fleet port)")
+        if (
+            given
+            and hmac.compare_digest(given.encode(), token)
+            and not (request.transport and request.transport.get_extra_info("peercert"))
+        ):
+            raise ApiError(
+                403,
+                "auth.client_certificate_required",
+                "the fleet token is accepted only with a fleet client certificate "
+                "(the control plane's mTLS fleet port)",
+            )
         return await handler(request)
+
     return check
 
 
@@ -58,6 +66,7 @@ async def serve(settings) -> None:
     ssl_ctx = fleet_ctx = None
     if settings.tls_cert:
         from relaygate.contract.tls import server_context
+
         ssl_ctx = server_context(settings.tls_cert, settings.tls_key)
         if settings.fleet_listen:
             fleet_ctx = server_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
@@ -68,18 +77,31 @@ async def serve(settings) -> None:
     await services_mod.run_background(svc)
     xds_server = None
     if settings.xds_listen:
-        xds_server = await xds_mod.serve(svc.xds, settings.xds_listen, cert=settings.tls_cert or None,
-                                         key=settings.tls_key or None, client_ca=settings.tls_client_ca or None)
+        xds_server = await xds_mod.serve(
+            svc.xds,
+            settings.xds_listen,
+            cert=settings.tls_cert or None,
+            key=settings.tls_key or None,
+            client_ca=settings.tls_client_ca or None,
+        )
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, ssl_context=ssl_ctx)
     await site.start()
     if fleet_ctx is not None:
         fhost, _, fport = settings.fleet_listen.rpartition(":")
         await web.TCPSite(runner, fhost or "127.0.0.1", int(fport), reuse_address=True, ssl_context=fleet_ctx).start()
-        log.info("fleet port (mTLS, client certificates from %s) on https://%s", settings.tls_client_ca,
-                 settings.fleet_listen)
-    log.info("relaygate-controlplane ready on %s://%s:%d (database %s, bundle key %s)",
-             "https" if ssl_ctx else "http", settings.host,
-             settings.port, settings.database_url.split("@")[-1], svc.bundle_signer.key_id)
+        log.info(
+            "fleet port (mTLS, client certificates from %s) on https://%s",
+            settings.tls_client_ca,
+            settings.fleet_listen,
+        )
+    log.info(
+        "relaygate-controlplane ready on %s://%s:%d (database %s, bundle key %s)",
+        "https" if ssl_ctx else "http",
+        settings.host,
+        settings.port,
+        settings.database_url.split("@")[-1],
+        svc.bundle_signer.key_id,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -97,9 +119,15 @@ class _MalformedHttp(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         from aiohttp.http_exceptions import BadHttpMessage
+
         if record.exc_info and isinstance(record.exc_info[1], BadHttpMessage):
-            record.msg, record.args, record.exc_info, record.levelno, record.levelname = \
-                f"malformed HTTP request refused: {record.exc_info[1].message}", (), None, logging.INFO, "INFO"
+            record.msg, record.args, record.exc_info, record.levelno, record.levelname = (
+                f"malformed HTTP request refused: {record.exc_info[1].message}",
+                (),
+                None,
+                logging.INFO,
+                "INFO",
+            )
         return True
 
 
@@ -114,8 +142,9 @@ def main(argv=None) -> None:
     logging.getLogger("aiohttp.server").addFilter(_MalformedHttp())
     try:
         asyncio.run(serve(settings))
-    except Exception as e:   # configuration-level failures at start: say what, not a traceback
+    except Exception as e:  # configuration-level failures at start: say what, not a traceback
         from relaygate.contract.config import ConfigError
+
         if isinstance(e, (ConfigError, OSError)):
             raise SystemExit(f"relaygate-controlplane: {e}") from None
         raise

@@ -1,4 +1,5 @@
 """Everything a handler may reach, created once at start in dependency order."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,6 +41,7 @@ class Services:
     """The control plane's domain services, typed. Built by :func:`start` in dependency order; a
     field without a default exists once ``start`` has made it (the two ``stop`` must close are
     Optional, since a failed start may not have reached them)."""
+
     settings: Settings
     engine: AsyncEngine | None = None
     http: aiohttp.ClientSession | None = None
@@ -58,7 +60,7 @@ class Services:
     started: float = field(default_factory=time.time)
     workspace_cache: dict[str, Any] = field(default_factory=dict)
     workspace_rps: dict[str, Any] = field(default_factory=dict)
-    listeners: list[Listener] = field(default_factory=list)      # called on every config/fleet change
+    listeners: list[Listener] = field(default_factory=list)  # called on every config/fleet change
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def config_changed(self) -> None:
@@ -75,7 +77,7 @@ class Services:
 
 async def start(settings: Settings) -> Services:
     s = Services(settings)
-    private_dir(settings.data_dir)       # keys, tokens, evidence bundles, the default SQLite file
+    private_dir(settings.data_dir)  # keys, tokens, evidence bundles, the default SQLite file
     s.engine = create_engine(settings.database_url)
     await migrate(s.engine)
     s.secrets = SecretStore(s.engine, Sealer(settings.master_key))

@@ -4,6 +4,7 @@ Secrets never come from the command line (``ps`` shows it): the admin token,
 the fleet token and the master key are read from the environment, or, when
 unset, generated once into files under the data directory (mode 0600).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,28 +37,28 @@ class JwtIssuer:
 @dataclass
 class Settings:
     listen: str = "127.0.0.1:8090"
-    database_url: str = ""                       # default: sqlite:///<data_dir>/controlplane.db
+    database_url: str = ""  # default: sqlite:///<data_dir>/controlplane.db
     data_dir: Path = Path("var/controlplane")
-    gateway_url: str = "http://127.0.0.1:8080"   # where /api/relay sends calls (the Envoy listener)
-    seed_config_dir: Path | None = None          # imported into an empty database on first start
+    gateway_url: str = "http://127.0.0.1:8080"  # where /api/relay sends calls (the Envoy listener)
+    seed_config_dir: Path | None = None  # imported into an empty database on first start
     seed_policy_dir: Path | None = Path("policies")
-    rate_limit_rps: float = 60.0                 # control-plane calls per second per workspace
-    rate_limit_burst: float = 0.0                # 0: same as rate_limit_rps
+    rate_limit_rps: float = 60.0  # control-plane calls per second per workspace
+    rate_limit_burst: float = 0.0  # 0: same as rate_limit_rps
     session_ttl: int = 900
     session_max_ttl: int = 86400
     relay_timeout: float = 120.0
     long_poll_max: int = 60
-    checkpoint_interval: float = 5.0             # seconds between signed tree heads (when the log grew)
+    checkpoint_interval: float = 5.0  # seconds between signed tree heads (when the log grew)
     jwt_issuers: list[JwtIssuer] = field(default_factory=list)
-    xds_listen: str = ""                         # host:port of the ADS server; empty disables
+    xds_listen: str = ""  # host:port of the ADS server; empty disables
     # TLS. With tls_cert/tls_key the API, the fleet port and xDS serve TLS. With tls_client_ca
     # the fleet port and xDS require a client certificate that CA issued (mTLS), and the fleet
     # token is refused on any connection that did not present one.
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
-    fleet_listen: str = ""                       # host:port of the mTLS fleet port; empty: none
-    gateway_ca: str = ""                         # CA file that must have issued an https gateway's cert
+    fleet_listen: str = ""  # host:port of the mTLS fleet port; empty: none
+    gateway_ca: str = ""  # CA file that must have issued an https gateway's cert
     log_level: str = "INFO"
     admin_token: str = field(default="", repr=False)
     fleet_token: str = field(default="", repr=False)
@@ -78,6 +79,7 @@ class Settings:
             return True
         if getattr(self, "_gateway_ssl", None) is None:
             from relaygate.contract.tls import client_context
+
             self._gateway_ssl = client_context(self.gateway_ca)
         return self._gateway_ssl
 
@@ -97,23 +99,30 @@ def load(argv=None) -> Settings:
     p = argparse.ArgumentParser(
         prog="relaygate-controlplane",
         description="relaygate control plane: the RelayOne (/v1) and RelayPlane (/api) REST API, "
-                    "policy bundles for sidecars, receipt ingestion and the audit log.",
+        "policy bundles for sidecars, receipt ingestion and the audit log.",
         epilog="Secrets come from the environment: RELAYGATE_ADMIN_TOKEN (platform operator), "
-               "RELAYGATE_FLEET_TOKEN (sidecars), RELAYGATE_MASTER_KEY (base64, 32 bytes: encrypts "
-               "secrets at rest). Unset, each is generated once into a 0600 file in --data-dir. "
-               "Every option may also be set as RELAYGATE_CP_<OPTION> (e.g. RELAYGATE_CP_DATABASE_URL) "
-               "or in the --config file.")
-    p.add_argument("--config", default=os.environ.get(ENV_PREFIX + "CONFIG"),
-                   help="YAML settings file (keys as the long options, with _ for -)")
+        "RELAYGATE_FLEET_TOKEN (sidecars), RELAYGATE_MASTER_KEY (base64, 32 bytes: encrypts "
+        "secrets at rest). Unset, each is generated once into a 0600 file in --data-dir. "
+        "Every option may also be set as RELAYGATE_CP_<OPTION> (e.g. RELAYGATE_CP_DATABASE_URL) "
+        "or in the --config file.",
+    )
+    p.add_argument(
+        "--config",
+        default=os.environ.get(ENV_PREFIX + "CONFIG"),
+        help="YAML settings file (keys as the long options, with _ for -)",
+    )
     p.add_argument("--listen", help="HTTP address host:port (default 127.0.0.1:8090)")
-    p.add_argument("--database-url", help="sqlite:///PATH (default <data-dir>/controlplane.db) or "
-                                          "postgresql://USER:PASS@HOST:PORT/DB")
-    p.add_argument("--data-dir", help="keys, generated secrets and the default SQLite file (default "
-                                      "var/controlplane)")
-    p.add_argument("--gateway-url", help="the gateway /api/relay calls go through (default "
-                                         "http://127.0.0.1:8080)")
-    p.add_argument("--seed-config-dir", help="config directory (YAML) imported when the database is "
-                                             "empty: workspaces, keys, upstreams, budgets, secrets")
+    p.add_argument(
+        "--database-url",
+        help="sqlite:///PATH (default <data-dir>/controlplane.db) or postgresql://USER:PASS@HOST:PORT/DB",
+    )
+    p.add_argument("--data-dir", help="keys, generated secrets and the default SQLite file (default var/controlplane)")
+    p.add_argument("--gateway-url", help="the gateway /api/relay calls go through (default http://127.0.0.1:8080)")
+    p.add_argument(
+        "--seed-config-dir",
+        help="config directory (YAML) imported when the database is "
+        "empty: workspaces, keys, upstreams, budgets, secrets",
+    )
     p.add_argument("--seed-policy-dir", help="platform Rego modules and data (default policies)")
     p.add_argument("--rate-limit-rps", type=float, help="control-plane requests/s per workspace (default 60)")
     p.add_argument("--rate-limit-burst", type=float, help="bucket size (default: the rate)")
@@ -127,10 +136,12 @@ def load(argv=None) -> Settings:
     p.add_argument("--xds-listen", help="ADS gRPC address host:port (default: disabled)")
     p.add_argument("--tls-cert", help="PEM certificate (chain): serve the API, the fleet port and xDS over TLS")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
-    p.add_argument("--tls-client-ca", help="CA file for client certificates: the fleet port and xDS then "
-                                           "require one it issued (mTLS), and the fleet token alone is refused")
-    p.add_argument("--fleet-listen", help="host:port of a second, mTLS-only port for sidecars (needs "
-                                          "--tls-client-ca)")
+    p.add_argument(
+        "--tls-client-ca",
+        help="CA file for client certificates: the fleet port and xDS then "
+        "require one it issued (mTLS), and the fleet token alone is refused",
+    )
+    p.add_argument("--fleet-listen", help="host:port of a second, mTLS-only port for sidecars (needs --tls-client-ca)")
     p.add_argument("--gateway-ca", help="CA file that issued the gateway's certificate (an https --gateway-url)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     a = p.parse_args(argv)
@@ -145,9 +156,26 @@ def load(argv=None) -> Settings:
             raise SettingsError(f"{a.config}: must be a mapping")
 
     s = Settings()
-    simple = ["listen", "database_url", "data_dir", "gateway_url", "seed_config_dir", "seed_policy_dir",
-              "rate_limit_rps", "rate_limit_burst", "session_ttl", "relay_timeout", "xds_listen", "log_level",
-              "checkpoint_interval", "tls_cert", "tls_key", "tls_client_ca", "fleet_listen", "gateway_ca"]
+    simple = [
+        "listen",
+        "database_url",
+        "data_dir",
+        "gateway_url",
+        "seed_config_dir",
+        "seed_policy_dir",
+        "rate_limit_rps",
+        "rate_limit_burst",
+        "session_ttl",
+        "relay_timeout",
+        "xds_listen",
+        "log_level",
+        "checkpoint_interval",
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "fleet_listen",
+        "gateway_ca",
+    ]
     for name in simple:
         value = doc.get(name)
         env = os.environ.get(ENV_PREFIX + name.upper())
@@ -183,8 +211,11 @@ def load(argv=None) -> Settings:
         jwks_url = a.jwks_url or os.environ.get(ENV_PREFIX + "JWKS_URL")
         if not (jwks_file or jwks_url):
             raise SettingsError("--jwt-issuer needs --jwks-file or --jwks-url")
-        s.jwt_issuers.append(JwtIssuer(iss, a.jwt_audience or os.environ.get(ENV_PREFIX + "JWT_AUDIENCE")
-                                       or "relaygate", jwks_file, jwks_url))
+        s.jwt_issuers.append(
+            JwtIssuer(
+                iss, a.jwt_audience or os.environ.get(ENV_PREFIX + "JWT_AUDIENCE") or "relaygate", jwks_file, jwks_url
+            )
+        )
 
     if ":" not in s.listen or not s.listen.rpartition(":")[2].isdigit():
         raise SettingsError(f"listen must be host:port, got {s.listen!r}")
@@ -205,11 +236,14 @@ def load(argv=None) -> Settings:
     if not s.database_url:
         s.database_url = f"sqlite:///{(s.data_dir / 'controlplane.db').resolve()}"
     s.admin_token = os.environ.get("RELAYGATE_ADMIN_TOKEN") or _secret_file(
-        s.data_dir / "admin-token", lambda: "rg_admin_" + secrets.token_urlsafe(32))
+        s.data_dir / "admin-token", lambda: "rg_admin_" + secrets.token_urlsafe(32)
+    )
     s.fleet_token = os.environ.get("RELAYGATE_FLEET_TOKEN") or _secret_file(
-        s.data_dir / "fleet-token", lambda: "rg_fleet_" + secrets.token_urlsafe(32))
+        s.data_dir / "fleet-token", lambda: "rg_fleet_" + secrets.token_urlsafe(32)
+    )
     mk = os.environ.get("RELAYGATE_MASTER_KEY") or _secret_file(
-        s.data_dir / "master.key", lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+        s.data_dir / "master.key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+    )
     try:
         s.master_key = base64.b64decode(mk)
         assert len(s.master_key) == 32

@@ -10,6 +10,7 @@ that contains it; consistency proofs between any two sizes.
 One writer per database: several control-plane replicas would need to elect
 the one that appends.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,13 @@ class TransparencyLog:
 
     async def load(self) -> None:
         async with self.engine.connect() as c:
-            rows = (await c.execute(sa.select(schema.merkle_leaves.c.idx, schema.merkle_leaves.c.leaf_hash)
-                                    .order_by(schema.merkle_leaves.c.idx))).all()
+            rows = (
+                await c.execute(
+                    sa.select(schema.merkle_leaves.c.idx, schema.merkle_leaves.c.leaf_hash).order_by(
+                        schema.merkle_leaves.c.idx
+                    )
+                )
+            ).all()
         for i, (idx, h) in enumerate(rows):
             if idx != i:
                 raise RuntimeError(f"merkle_leaves has a gap at index {i}")
@@ -50,8 +56,10 @@ class TransparencyLog:
         """Append the leaves of ``(event_seq, envelope)`` pairs in order, one statement for all."""
         base = len(self.tree) + len(self._pending)
         hashes = [leaf_hash(leaf_bytes(env)) for _, env in items]
-        await conn.execute(schema.merkle_leaves.insert(), [
-            {"idx": base + i, "event_seq": seq, "leaf_hash": h} for i, ((seq, _), h) in enumerate(zip(items, hashes))])
+        await conn.execute(
+            schema.merkle_leaves.insert(),
+            [{"idx": base + i, "event_seq": seq, "leaf_hash": h} for i, ((seq, _), h) in enumerate(zip(items, hashes))],
+        )
         self._pending.extend(hashes)
 
     def commit(self) -> None:
@@ -65,8 +73,18 @@ class TransparencyLog:
     # -- tree heads --------------------------------------------------------------------------
     async def latest(self, conn=None) -> dict | None:
         async def q(c):
-            return (await c.execute(sa.select(schema.checkpoints).order_by(
-                schema.checkpoints.c.size.desc(), schema.checkpoints.c.id.desc()).limit(1))).mappings().first()
+            return (
+                (
+                    await c.execute(
+                        sa.select(schema.checkpoints)
+                        .order_by(schema.checkpoints.c.size.desc(), schema.checkpoints.c.id.desc())
+                        .limit(1)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+
         if conn is not None:
             return await q(conn)
         async with self.engine.connect() as c:
@@ -84,9 +102,13 @@ class TransparencyLog:
             ts = now_ms()
             note = sign_checkpoint(self.origin, size, root, ts, signer)
             async with self.engine.begin() as c:
-                cid = (await c.execute(schema.checkpoints.insert().values(
-                    size=size, root=root, note=note, key_id=signer.key_id, created_ms=ts
-                ).returning(schema.checkpoints.c.id))).scalar()
+                cid = (
+                    await c.execute(
+                        schema.checkpoints.insert()
+                        .values(size=size, root=root, note=note, key_id=signer.key_id, created_ms=ts)
+                        .returning(schema.checkpoints.c.id)
+                    )
+                ).scalar()
             return {"id": cid, "size": size, "root": root, "note": note, "key_id": signer.key_id, "created_ms": ts}
 
     async def run(self, interval: float) -> None:
@@ -100,8 +122,11 @@ class TransparencyLog:
 
     # -- proofs ------------------------------------------------------------------------------
     async def leaf_index(self, conn, event_seq: int) -> int | None:
-        return (await conn.execute(sa.select(schema.merkle_leaves.c.idx).where(
-            schema.merkle_leaves.c.event_seq == event_seq))).scalar()
+        return (
+            await conn.execute(
+                sa.select(schema.merkle_leaves.c.idx).where(schema.merkle_leaves.c.event_seq == event_seq)
+            )
+        ).scalar()
 
     async def inclusion_for(self, conn, event_seq: int, tree_size: int | None = None) -> dict | None:
         """The inclusion proof of an event's leaf against ``tree_size`` (default: the latest
@@ -115,13 +140,19 @@ class TransparencyLog:
                 head = await self.checkpoint()
             tree_size, note = head["size"], head["note"]
         else:
-            note = (await conn.execute(sa.select(schema.checkpoints.c.note).where(
-                schema.checkpoints.c.size == tree_size).limit(1))).scalar()
+            note = (
+                await conn.execute(
+                    sa.select(schema.checkpoints.c.note).where(schema.checkpoints.c.size == tree_size).limit(1)
+                )
+            ).scalar()
         if not idx < tree_size <= len(self.tree):
-            raise ApiError(400, "invalid_request", f"leaf {idx} is not in a tree of size {tree_size}",
-                           {"parameter": "tree_size", "provided": tree_size, "expected": f"> {idx}"})
-        return {"leaf_index": idx, "tree_size": tree_size, "hashes": self.inclusion(idx, tree_size),
-                "checkpoint": note}
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"leaf {idx} is not in a tree of size {tree_size}",
+                {"parameter": "tree_size", "provided": tree_size, "expected": f"> {idx}"},
+            )
+        return {"leaf_index": idx, "tree_size": tree_size, "hashes": self.inclusion(idx, tree_size), "checkpoint": note}
 
     def inclusion(self, index: int, size: int) -> list[str]:
         return [h.hex() for h in self.tree.inclusion_proof(index, size)]
@@ -132,5 +163,11 @@ class TransparencyLog:
 
 def checkpoint_json(row) -> dict:
     from relaygate.controlplane.util import iso
-    return {"size": row["size"], "root_hash": bytes(row["root"]).hex(), "key_id": row["key_id"],
-            "signed_at": iso(row["created_ms"]), "checkpoint": row["note"]}
+
+    return {
+        "size": row["size"],
+        "root_hash": bytes(row["root"]).hex(),
+        "key_id": row["key_id"],
+        "signed_at": iso(row["created_ms"]),
+        "checkpoint": row["note"],
+    }

@@ -1,4 +1,5 @@
 """Small helpers shared by the handlers: ids, times, cursors."""
+
 from __future__ import annotations
 
 import base64
@@ -30,17 +31,25 @@ def parse_time(value: str | None, name: str) -> int | None:
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ApiError(400, "invalid_request", f"'{name}' must be an ISO 8601 time such as 2026-01-31T12:00:00Z",
-                       {"parameter": name, "provided": value[:100], "expected": "date-time"}) from None
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"'{name}' must be an ISO 8601 time such as 2026-01-31T12:00:00Z",
+            {"parameter": name, "provided": value[:100], "expected": "date-time"},
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     try:
         ms = int(dt.timestamp() * 1000)
-        datetime.fromtimestamp(ms / 1000, timezone.utc)   # representable back as a time
+        datetime.fromtimestamp(ms / 1000, timezone.utc)  # representable back as a time
         return ms
     except (OverflowError, ValueError, OSError):
-        raise ApiError(400, "invalid_request", f"'{name}' is out of range",
-                       {"parameter": name, "provided": value[:100], "expected": "date-time"}) from None
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"'{name}' is out of range",
+            {"parameter": name, "provided": value[:100], "expected": "date-time"},
+        ) from None
 
 
 # A cursor is base64url (unpadded) of "s" and a sequence number: decimal, no sign, no leading
@@ -67,8 +76,12 @@ def decode_cursor(cursor: str | None) -> int | None:
             raise ValueError
         return int(m[1])
     except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise ApiError(400, "invalid_request", "invalid cursor; pass next_cursor from the previous page",
-                       {"parameter": "cursor", "provided": cursor[:100], "expected": "next_cursor"}) from None
+        raise ApiError(
+            400,
+            "invalid_request",
+            "invalid cursor; pass next_cursor from the previous page",
+            {"parameter": "cursor", "provided": cursor[:100], "expected": "next_cursor"},
+        ) from None
 
 
 MAX_STORED_DEPTH = 64
@@ -81,6 +94,7 @@ def bounded_json(value: Any, max_depth: int = MAX_STORED_DEPTH) -> Any:
     that (or by another path) from making every read of a feed fail to encode (a 500 forever).
     """
     from relaygate.controlplane.apispec import json_depth_over
+
     if json_depth_over(value, max_depth) is None:
         return value
     return {"truncated": f"stored document nested deeper than {max_depth} levels; not shown"}

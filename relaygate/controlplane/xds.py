@@ -14,6 +14,7 @@ address in its bootstrap's node metadata, and the gRPC address its sidecar
 registered under the same instance id. Until that sidecar has registered, the
 node is told nothing (Envoy waits rather than run without its policy service).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,8 +57,12 @@ LDS = T + "envoy.config.listener.v3.Listener"
 RDS = T + "envoy.config.route.v3.RouteConfiguration"
 CDS = T + "envoy.config.cluster.v3.Cluster"
 EDS = T + "envoy.config.endpoint.v3.ClusterLoadAssignment"
-MESSAGES = {LDS: listener_pb2.Listener, RDS: route_pb2.RouteConfiguration, CDS: cluster_pb2.Cluster,
-            EDS: endpoint_pb2.ClusterLoadAssignment}
+MESSAGES = {
+    LDS: listener_pb2.Listener,
+    RDS: route_pb2.RouteConfiguration,
+    CDS: cluster_pb2.Cluster,
+    EDS: endpoint_pb2.ClusterLoadAssignment,
+}
 SHORT = {LDS: "lds", RDS: "rds", CDS: "cds", EDS: "eds"}
 _POOL = descriptor_pool.Default()
 
@@ -97,17 +102,22 @@ def _readable(message: str) -> str:
 @dataclass
 class NodeState:
     """What the control plane knows of one gateway's xDS session."""
+
     node_id: str
     tenant: str = ""
     connected: bool = False
-    applied: dict = field(default_factory=dict)     # type -> version Envoy ACKed
-    last_nack: dict | None = None                   # {type, version, message, at}
+    applied: dict = field(default_factory=dict)  # type -> version Envoy ACKed
+    last_nack: dict | None = None  # {type, version, message, at}
     nacks: int = 0
 
     def posture(self) -> dict:
-        return {"connected": self.connected, "applied": {SHORT[t]: v for t, v in self.applied.items()},
-                "config_version": self.applied.get(LDS, "") + "/" + self.applied.get(CDS, ""),
-                "last_nack": self.last_nack, "nacks": self.nacks}
+        return {
+            "connected": self.connected,
+            "applied": {SHORT[t]: v for t, v in self.applied.items()},
+            "config_version": self.applied.get(LDS, "") + "/" + self.applied.get(CDS, ""),
+            "last_nack": self.last_nack,
+            "nacks": self.nacks,
+        }
 
 
 @dataclass(eq=False)
@@ -115,11 +125,11 @@ class Stream:
     node: NodeState
     listen: str
     queue: asyncio.Queue
-    tls: str = ""                                    # listener TLS mode the node's bootstrap holds secrets for
-    subscribed: dict = field(default_factory=dict)   # type -> resource names asked for ([] = all)
-    sent: dict = field(default_factory=dict)         # type -> (version, nonce)
-    rejected: dict = field(default_factory=dict)     # type -> version Envoy NACKed
-    resend: set = field(default_factory=set)         # types to answer on the next request even if unchanged
+    tls: str = ""  # listener TLS mode the node's bootstrap holds secrets for
+    subscribed: dict = field(default_factory=dict)  # type -> resource names asked for ([] = all)
+    sent: dict = field(default_factory=dict)  # type -> (version, nonce)
+    rejected: dict = field(default_factory=dict)  # type -> version Envoy NACKed
+    resend: set = field(default_factory=set)  # types to answer on the next request even if unchanged
     nonce: int = 0
 
 
@@ -130,7 +140,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._streams: set[Stream] = set()
         self._view = None
         self._view_gen = -1
-        self._built: dict[str, tuple] = {}   # node id -> ((generation, listen), resources)
+        self._built: dict[str, tuple] = {}  # node id -> ((generation, listen), resources)
         self.generation = 0
         self._lock = asyncio.Lock()
 
@@ -142,15 +152,23 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             await self._push(st)
 
     async def _load_view(self):
-        gen = self.generation     # a change during the reads below must not be marked as seen
+        gen = self.generation  # a change during the reads below must not be marked as seen
         if self._view is not None and self._view_gen == gen:
             return self._view
         async with self.engine.connect() as c:
-            specs = [r[0] for r in (await c.execute(sa.select(schema.upstreams.c.spec).where(
-                schema.upstreams.c.deleted_ms.is_(None)).order_by(schema.upstreams.c.created_ms,
-                                                                  schema.upstreams.c.name))).all()]
-            gw = (await c.execute(sa.select(schema.settings.c.value).where(
-                schema.settings.c.name == "gateway"))).scalar() or {}
+            specs = [
+                r[0]
+                for r in (
+                    await c.execute(
+                        sa.select(schema.upstreams.c.spec)
+                        .where(schema.upstreams.c.deleted_ms.is_(None))
+                        .order_by(schema.upstreams.c.created_ms, schema.upstreams.c.name)
+                    )
+                ).all()
+            ]
+            gw = (
+                await c.execute(sa.select(schema.settings.c.value).where(schema.settings.c.name == "gateway"))
+            ).scalar() or {}
             addrs = dict((await c.execute(sa.select(schema.instances.c.id, schema.instances.c.grpc_address))).all())
         ups = []
         for spec in specs:
@@ -163,12 +181,18 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         except config_mod.ConfigError as e:
             log.error("gateway settings: %s; the pre-auth throttle keeps its defaults", e)
             preauth = parse_preauth(None)
-        self._view = SimpleNamespace(upstreams=tuple(ups), max_body_bytes=int(gw.get("max_body_bytes", 4 << 20)),
-                                     addresses=addrs, preauth=preauth)
+        self._view = SimpleNamespace(
+            upstreams=tuple(ups),
+            max_body_bytes=int(gw.get("max_body_bytes", 4 << 20)),
+            addresses=addrs,
+            preauth=preauth,
+        )
         self._view_gen = gen
         return self._view
 
-    async def resources(self, node_id: str, listen: str, tls: str = "") -> dict[str, list[tuple[str, any_pb2.Any]]] | None:
+    async def resources(
+        self, node_id: str, listen: str, tls: str = ""
+    ) -> dict[str, list[tuple[str, any_pb2.Any]]] | None:
         """Every resource a node should have, by type; None until its sidecar registered.
 
         Built once per configuration generation and node: Envoy's ACKs and warming
@@ -242,20 +266,21 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         sent = st.sent.get(t)
         if req.response_nonce:
             if sent is None or req.response_nonce != sent[1]:
-                return                                   # stale: answers an older response
+                return  # stale: answers an older response
             if req.HasField("error_detail") and (req.error_detail.code or req.error_detail.message):
                 st.rejected[t] = sent[0]
                 st.node.nacks += 1
                 message = _readable(req.error_detail.message)
                 st.node.last_nack = {"type": SHORT[t], "version": sent[0], "message": message[:2000], "at": now_ms()}
-                log.warning("xds: gateway %s rejected %s version %s: %s", st.node.node_id, SHORT[t], sent[0],
-                            message[:500])
+                log.warning(
+                    "xds: gateway %s rejected %s version %s: %s", st.node.node_id, SHORT[t], sent[0], message[:500]
+                )
                 await self.on_nack(st.node)
             else:
                 st.node.applied[t] = req.version_info
                 nack = st.node.last_nack
                 if nack and nack["type"] == SHORT[t] and not nack.get("resolved_at"):
-                    nack["resolved_at"] = now_ms()        # a newer version of that type was accepted
+                    nack["resolved_at"] = now_ms()  # a newer version of that type was accepted
                     await self.on_nack(st.node)
         names = list(req.resource_names)
         changed = st.subscribed.get(t) != names
@@ -271,7 +296,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             res = await self.resources(st.node.node_id, st.listen, st.tls)
         if res is None:
             return
-        for t in ([only] if only else [CDS, EDS, LDS, RDS]):   # clusters before what uses them
+        for t in [only] if only else [CDS, EDS, LDS, RDS]:  # clusters before what uses them
             if t not in st.subscribed:
                 continue
             items = res[t]
@@ -289,8 +314,11 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 st.resend.add(EDS)
             elif t == LDS:
                 st.resend.add(RDS)
-            st.queue.put_nowait(discovery_pb2.DiscoveryResponse(
-                version_info=version, type_url=t, nonce=nonce, resources=[a for _, a in items]))
+            st.queue.put_nowait(
+                discovery_pb2.DiscoveryResponse(
+                    version_info=version, type_url=t, nonce=nonce, resources=[a for _, a in items]
+                )
+            )
 
     async def on_nack(self, node: NodeState) -> None:
         """Overridden by the fleet service to record NACKs in posture."""
@@ -300,8 +328,9 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         return n.posture() if n else None
 
 
-async def serve(xds: XdsServer, address: str, *, cert: str | None = None, key: str | None = None,
-                client_ca: str | None = None) -> grpc.aio.Server:
+async def serve(
+    xds: XdsServer, address: str, *, cert: str | None = None, key: str | None = None, client_ca: str | None = None
+) -> grpc.aio.Server:
     """The ADS server; with ``cert``/``key`` over TLS, and with ``client_ca`` a gateway must
     present a certificate that CA issued (mTLS) before it is told anything."""
     server = grpc.aio.server()
@@ -317,7 +346,5 @@ async def serve(xds: XdsServer, address: str, *, cert: str | None = None, key: s
     if bound == 0:
         raise OSError(f"cannot listen for xDS on {address}")
     await server.start()
-    log.info("xDS (ADS) server on %s (%s)", address,
-             "mTLS" if client_ca else "TLS" if cert else "plaintext")
+    log.info("xDS (ADS) server on %s (%s)", address, "mTLS" if client_ca else "TLS" if cert else "plaintext")
     return server
-

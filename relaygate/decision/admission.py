@@ -3,6 +3,7 @@
 Pure policy plumbing with no gRPC in it, so the processor stays a thin
 translation layer and the control plane's dry run can reuse the same code.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,14 @@ from relaygate.decision.ledger import Hold, Ledger, LedgerUnavailable, now_utc, 
 from relaygate.decision.limits import TierLimits
 from relaygate.decision.policy_engine import PolicyEngine, PolicyError
 from relaygate.decision.policy_sandbox import EMPTY as EMPTY_POLICIES
-from relaygate.decision.policy_sandbox import (PolicyBusy, PolicyEvalError, PolicySandbox, PolicyTimeout, WorkspacePolicies,
-                                    default_sandbox)
+from relaygate.decision.policy_sandbox import (
+    PolicyBusy,
+    PolicyEvalError,
+    PolicySandbox,
+    PolicyTimeout,
+    WorkspacePolicies,
+    default_sandbox,
+)
 from relaygate.decision.wire import DIALECT, CallShape
 
 log = logging.getLogger("relaygate.admission")
@@ -48,16 +55,25 @@ class Verdict:
     retry_after: int | None = None
 
     @classmethod
-    def deny(cls, status: int, code: str, message: str, policies: Iterable[str] = (), retry_after: int | None = None) -> "Verdict":
+    def deny(
+        cls, status: int, code: str, message: str, policies: Iterable[str] = (), retry_after: int | None = None
+    ) -> "Verdict":
         return cls(False, status, code, message, denial(status, code, [message], policies), retry_after=retry_after)
 
 
 class Admission:
     """One policy snapshot: config, engine and bundle revision, plus the shared budget ledger."""
 
-    def __init__(self, config: GatewayConfig, engine: PolicyEngine, ledger: Ledger,
-                 revision: str = "local", limits: TierLimits | None = None,
-                 workspace_policies: WorkspacePolicies = EMPTY_POLICIES, sandbox: PolicySandbox | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        engine: PolicyEngine,
+        ledger: Ledger,
+        revision: str = "local",
+        limits: TierLimits | None = None,
+        workspace_policies: WorkspacePolicies = EMPTY_POLICIES,
+        sandbox: PolicySandbox | None = None,
+    ) -> None:
         self.config, self.engine, self.ledger, self.revision = config, engine, ledger, revision
         self.limits = limits or TierLimits()
         # Workspace policies never run in ``engine``: each runs alone in the sandbox's workers.
@@ -80,8 +96,9 @@ class Admission:
             return None
         return key
 
-    def policy_input(self, key: ApiKey, endpoint: str, shape: CallShape,
-                     used: Callable[[str, str], int] | None = None) -> PolicyInput:
+    def policy_input(
+        self, key: ApiKey, endpoint: str, shape: CallShape, used: Callable[[str, str], int] | None = None
+    ) -> PolicyInput:
         """(policy input document, budgets, their windows) for one call; see docs/policy.md.
 
         ``used(budget_id, window_key)`` reports current use; the ledger's by default.
@@ -92,7 +109,7 @@ class Admission:
         now = now_utc()
         budgets = self.config.budgets_for(key.workspace, key)
         windows = {b.id: window_bounds(b.window, now) for b in budgets}
-        if used is None:     # one read of the ledger for all the call's budgets (one round trip to Redis)
+        if used is None:  # one read of the ledger for all the call's budgets (one round trip to Redis)
             pairs = [(b.ledger_id, windows[b.id][0]) for b in budgets]
             current = dict(zip(pairs, self.ledger.used_many(pairs))) if pairs else {}
             used = lambda budget_id, window_key: current[(budget_id, window_key)]  # noqa: E731
@@ -102,19 +119,42 @@ class Admission:
             "model": shape.model,
             "stream": shape.stream,
             "user": shape.user,
-            "principal": {"key_id": key.id, "workspace": key.workspace,
-                          "endpoints": key.endpoints, "models": key.models},
-            "workspace": {"id": ws.id, "allowed_jurisdictions": ws.allowed_jurisdictions,
-                          "allowed_regions": ws.allowed_regions},
-            "candidates": [{
-                "name": u.name, "provider": u.provider, "region": u.region,
-                "jurisdiction": u.jurisdiction,
-                "cost": {"tokens": shape.input_token_bound + shape.max_output_tokens,
-                         "usd_micros": cost_micros(u.models[shape.model], shape.input_token_bound,
-                                                   shape.max_output_tokens)},
-            } for u in candidates],
-            "budgets": [{"id": b.id, "unit": b.unit, "window": b.window, "limit": b.limit,
-                         "used": used(b.ledger_id, windows[b.id][0])} for b in budgets],
+            "principal": {
+                "key_id": key.id,
+                "workspace": key.workspace,
+                "endpoints": key.endpoints,
+                "models": key.models,
+            },
+            "workspace": {
+                "id": ws.id,
+                "allowed_jurisdictions": ws.allowed_jurisdictions,
+                "allowed_regions": ws.allowed_regions,
+            },
+            "candidates": [
+                {
+                    "name": u.name,
+                    "provider": u.provider,
+                    "region": u.region,
+                    "jurisdiction": u.jurisdiction,
+                    "cost": {
+                        "tokens": shape.input_token_bound + shape.max_output_tokens,
+                        "usd_micros": cost_micros(
+                            u.models[shape.model], shape.input_token_bound, shape.max_output_tokens
+                        ),
+                    },
+                }
+                for u in candidates
+            ],
+            "budgets": [
+                {
+                    "id": b.id,
+                    "unit": b.unit,
+                    "window": b.window,
+                    "limit": b.limit,
+                    "used": used(b.ledger_id, windows[b.id][0]),
+                }
+                for b in budgets
+            ],
         }
         return doc, budgets, windows
 
@@ -158,8 +198,9 @@ class Admission:
 
     def _limited(self, key: ApiKey, shape: CallShape) -> Verdict | None:
         ws = self.config.workspaces[key.workspace]
-        limited = self.limits.check(ws.id, ws.requests_per_second, ws.tokens_per_minute,
-                                    shape.input_token_bound + shape.max_output_tokens)
+        limited = self.limits.check(
+            ws.id, ws.requests_per_second, ws.tokens_per_minute, shape.input_token_bound + shape.max_output_tokens
+        )
         if limited is not None:
             retry, which = limited
             msg = f"workspace {ws.id} is over its gateway tier limit ({which}); retry in {retry}s"
@@ -200,8 +241,14 @@ class Admission:
         except LedgerUnavailable as e:
             return self._ledger_down(e)
 
-    def _decide(self, key: ApiKey, endpoint: str, shape: CallShape, prepared: PolicyInput | None = None,
-                outcome: dict[str, Any] | None = None) -> Verdict:
+    def _decide(
+        self,
+        key: ApiKey,
+        endpoint: str,
+        shape: CallShape,
+        prepared: PolicyInput | None = None,
+        outcome: dict[str, Any] | None = None,
+    ) -> Verdict:
         doc, budgets, windows = prepared or self.policy_input(key, endpoint, shape)
         now = now_utc()
         d = self.platform_decision(doc, outcome)
@@ -209,20 +256,42 @@ class Admission:
             retry = None
             if d["code"] == "budget.exceeded":
                 retry = self._retry_after(d.get("budget_ids") or [], windows, now)
-            return Verdict(False, int(d["status"]), d["code"], "; ".join(d["reasons"]) or d["code"],
-                           d, retry_after=retry)
+            return Verdict(
+                False, int(d["status"]), d["code"], "; ".join(d["reasons"]) or d["code"], d, retry_after=retry
+            )
         upstream = self._upstreams[d["upstream"]]
         # The policy names budgets by id (unique within the workspace); the ledger by ledger_id.
         by_id = {b.id: b for b in budgets}
-        holds = [Hold(by_id[h["budget_id"]].ledger_id, windows[h["budget_id"]][0], int(h["amount"]),
-                      by_id[h["budget_id"]].unit) for h in d["holds"]]
+        holds = [
+            Hold(
+                by_id[h["budget_id"]].ledger_id,
+                windows[h["budget_id"]][0],
+                int(h["amount"]),
+                by_id[h["budget_id"]].unit,
+            )
+            for h in d["holds"]
+        ]
         overflow = self.ledger.reserve(holds, {b.ledger_id: b.limit for b in budgets})
         if overflow is not None:
-            overflow = next((b.id for b in budgets if b.ledger_id == overflow), overflow)  # lost a race with a concurrent call since the policy looked
-            d = dict(d, allow=False, status=429, code="budget.exceeded",
-                     reasons=[f"budget {overflow} would be exceeded"], budget_ids=[overflow])
-            return Verdict(False, 429, "budget.exceeded", d["reasons"][0], d,
-                           retry_after=self._retry_after([overflow], windows, now))
+            overflow = next(
+                (b.id for b in budgets if b.ledger_id == overflow), overflow
+            )  # lost a race with a concurrent call since the policy looked
+            d = dict(
+                d,
+                allow=False,
+                status=429,
+                code="budget.exceeded",
+                reasons=[f"budget {overflow} would be exceeded"],
+                budget_ids=[overflow],
+            )
+            return Verdict(
+                False,
+                429,
+                "budget.exceeded",
+                d["reasons"][0],
+                d,
+                retry_after=self._retry_after([overflow], windows, now),
+            )
         return Verdict(True, 200, "ok", "", d, upstream=upstream, holds=holds)
 
     @staticmethod

@@ -14,6 +14,7 @@ Content-Length, then by the body), 400 no body or a body the wire parser refuses
 (429), the workspace's own policies and the platform policy (docs/policy.md), and the budget
 reservation. Nothing here does I/O except through the Admission's ledger and policy sandbox.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,8 +31,7 @@ from relaygate.decision.wire import BadRequest, CallShape, Route, parse_body, pa
 # client address that collects them and their receipts are sampled (relaygate/contract/preauth.py).
 PREAUTH_STATUSES = (401, 404, 405)
 Offload = Callable[..., Awaitable[dict[str, Any]]]
-UNKNOWN_ENDPOINT = ("unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, "
-                    "/embeddings or /messages")
+UNKNOWN_ENDPOINT = "unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, /embeddings or /messages"
 
 
 @dataclass(slots=True)
@@ -41,14 +41,15 @@ class Call:
     ``admission`` is the policy snapshot in force when the call arrived: it decides the whole
     call, even if a new bundle is swapped in between the call's two messages.
     """
+
     admission: Admission
     receipt_id: str = ""
     started: float = field(default_factory=time.time)
     route: Route | None = None
     key: ApiKey | None = None
     path: str = ""
-    header_names: list[str] = field(default_factory=list)   # every request header sent (lower case)
-    client: str = ""       # x-forwarded-for as Envoy set it: its last entry is the peer address
+    header_names: list[str] = field(default_factory=list)  # every request header sent (lower case)
+    client: str = ""  # x-forwarded-for as Envoy set it: its last entry is the peer address
 
     def is_preauth(self, status: int) -> bool:
         """Decided before any key was authenticated (see PREAUTH_STATUSES)."""
@@ -88,11 +89,13 @@ def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Ver
     adm = call.admission
     key = adm.authenticate(token)
     if key is None:
-        return Verdict.deny(401, "auth.unauthenticated", "missing API key" if not token else "invalid or revoked API key")
+        return Verdict.deny(
+            401, "auth.unauthenticated", "missing API key" if not token else "invalid or revoked API key"
+        )
     call.key = key
     if key.workspace != route.workspace:
         return Verdict.deny(403, "scope.denied", "key is not valid for this workspace")
-    if not key.may_call:   # read-only (dashboard) keys, keys without gateway:call: never spend money
+    if not key.may_call:  # read-only (dashboard) keys, keys without gateway:call: never spend money
         why = "a read_only key" if key.kind == "read_only" else "a key without the gateway:call permission"
         return Verdict.deny(403, "scope.denied", f"{why} may not call the gateway")
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -112,7 +115,7 @@ def too_large(adm: Admission) -> Verdict:
 
 def check_body(call: Call, raw: bytes) -> CallShape | Verdict:
     """The request body's checks (size, JSON, the endpoint's shape): what the policy will be asked about."""
-    if call.key is None or call.route is None:   # headers were denied; Envoy should not send more
+    if call.key is None or call.route is None:  # headers were denied; Envoy should not send more
         return Verdict.deny(400, "request.invalid", "request rejected")
     adm = call.admission
     if len(raw) > adm.config.max_body_bytes:
@@ -138,8 +141,9 @@ def decide(call: Call, shape: CallShape) -> Verdict | Awaitable[Verdict]:
     return adm.decide(call.key, call.route.endpoint, shape)
 
 
-async def evaluate(adm: Admission, workspace: str, doc: dict[str, Any],
-                   offload: Offload | None = None) -> dict[str, Any]:
+async def evaluate(
+    adm: Admission, workspace: str, doc: dict[str, Any], offload: Offload | None = None
+) -> dict[str, Any]:
     """The decision record for a policy input, as the gateway would decide it, reserving nothing.
 
     The dry run's entry point (it builds ``doc`` with :meth:`Admission.policy_input` from a call

@@ -8,6 +8,7 @@ is the single-process implementation (a lock around plain integers),
 :class:`RedisLedger` by every gateway of a fleet (one Lua script per
 reservation, so the check-then-reserve is atomic in the Redis server).
 """
+
 from __future__ import annotations
 
 import threading
@@ -39,6 +40,7 @@ class LedgerUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Hold:
     """One budget's share of a reservation."""
+
     budget_id: str
     window_key: str
     amount: int
@@ -55,18 +57,23 @@ class Ledger(Protocol):
     def used(self, budget_id: str, window_key: str) -> int: ...
     def used_many(self, pairs: list[tuple[str, str]]) -> list[int]:
         """``used`` for several (budget id, window key) pairs at once."""
+
     def reserve(self, holds: list[Hold], limits: dict[str, int]) -> str | None:
         """Reserve all holds or none. Returns the budget id that would overflow, or None."""
+
     def settle(self, holds: Iterable[Hold], actual: dict[str, int]) -> None:
         """Release holds and charge the actual amount per unit ('tokens'/'usd')."""
+
     def settle_many(self, items: list[tuple[list[Hold], dict[str, int]]]) -> None:
         """``settle`` for a batch of calls (the settler's), at once where the ledger can."""
+
     def charge(self, budget_id: str, window_key: str, amount: int) -> None:
         """Charge spend recorded elsewhere (rebuilding state from the spool)."""
 
 
 class _Single(Protocol):
     """The one-at-a-time operations :class:`_OneByOne` loops over (its subclasses define them)."""
+
     def used(self, budget_id: str, window_key: str) -> int: ...
     def settle(self, holds: Iterable[Hold], actual: dict[str, int]) -> None: ...
 
@@ -140,35 +147,43 @@ class SqliteLedger(_OneByOne):
     def __init__(self, path: Path) -> None:
         import sqlite3
         from relaygate.contract.private_files import private_sqlite
-        private_sqlite(path)        # 0600 in a 0700 directory
+
+        private_sqlite(path)  # 0600 in a 0700 directory
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS budget_usage (budget_id TEXT NOT NULL, window_key TEXT NOT NULL,"
-                        " spent INTEGER NOT NULL DEFAULT 0, reserved INTEGER NOT NULL DEFAULT 0,"
-                        " PRIMARY KEY (budget_id, window_key))")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS budget_usage (budget_id TEXT NOT NULL, window_key TEXT NOT NULL,"
+            " spent INTEGER NOT NULL DEFAULT 0, reserved INTEGER NOT NULL DEFAULT 0,"
+            " PRIMARY KEY (budget_id, window_key))"
+        )
         self._lock = threading.Lock()
 
     def used(self, budget_id: str, window_key: str) -> int:
         with self._lock:
-            row = self.db.execute("SELECT spent + reserved FROM budget_usage WHERE budget_id = ? AND window_key = ?",
-                                  (budget_id, window_key)).fetchone()
+            row = self.db.execute(
+                "SELECT spent + reserved FROM budget_usage WHERE budget_id = ? AND window_key = ?",
+                (budget_id, window_key),
+            ).fetchone()
         return row[0] if row else 0
 
     def _add(self, budget_id: str, window_key: str, spent: int, reserved: int) -> None:
         self.db.execute(
             "INSERT INTO budget_usage(budget_id, window_key, spent, reserved) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(budget_id, window_key) DO UPDATE SET spent = spent + excluded.spent, "
-            "reserved = reserved + excluded.reserved", (budget_id, window_key, spent, reserved))
+            "reserved = reserved + excluded.reserved",
+            (budget_id, window_key, spent, reserved),
+        )
 
     def reserve(self, holds: list[Hold], limits: dict[str, int]) -> str | None:
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 for h in holds:
-                    row = self.db.execute("SELECT spent + reserved FROM budget_usage "
-                                          "WHERE budget_id = ? AND window_key = ?",
-                                          (h.budget_id, h.window_key)).fetchone()
+                    row = self.db.execute(
+                        "SELECT spent + reserved FROM budget_usage WHERE budget_id = ? AND window_key = ?",
+                        (h.budget_id, h.window_key),
+                    ).fetchone()
                     if (row[0] if row else 0) + h.amount > limits[h.budget_id]:
                         self.db.execute("ROLLBACK")
                         return h.budget_id
@@ -250,12 +265,18 @@ class RedisLedger:
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
+
         # One immediate retry on a broken connection (Redis restarted); none on a timeout, where
         # the script may still run: a second try could reserve twice.
-        self.redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                          health_check_interval=30, retry_on_timeout=False,
-                                          retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
-        self.redis.ping()               # a wrong URL or a Redis that is down fails at start, clearly
+        self.redis = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+            retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        )
+        self.redis.ping()  # a wrong URL or a Redis that is down fails at start, clearly
         self.prefix = prefix
         self._errors = (redis.RedisError, OSError)
         self._reserve = self.redis.register_script(_RESERVE)
@@ -310,5 +331,6 @@ class RedisLedger:
         self._call(pipe.execute)
 
     def charge(self, budget_id: str, window_key: str, amount: int) -> None:
-        self._call(self._settle, keys=[self._key(budget_id, window_key)],
-                   args=[0, int(amount), window_expiry(window_key)])
+        self._call(
+            self._settle, keys=[self._key(budget_id, window_key)], args=[0, int(amount), window_expiry(window_key)]
+        )

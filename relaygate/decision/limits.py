@@ -8,6 +8,7 @@ limits come from the workspace's settings in the control plane's bundle;
 the buckets outlive bundle swaps. They are per sidecar process: a fleet-wide
 limit is the sum over the gateways serving the workspace.
 """
+
 from __future__ import annotations
 
 import math

@@ -10,6 +10,7 @@ that made them (even ``clone()`` of a template panics elsewhere), so each
 thread builds its own from the same sources on first use (once per thread);
 the server runs all decisions on its event-loop thread.
 """
+
 from __future__ import annotations
 
 import json
@@ -101,15 +102,19 @@ def build_vm(modules: dict[str, str], data: dict[str, Any]) -> "regorus.Rvm":
 class RegorusEngine:
     """Evaluates the entry point; built from a policy directory or from (modules, data)."""
 
-    def __init__(self, policy_dir: Path | None = None, compiled: bool = True,
-                 sources: tuple[dict[str, str], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        policy_dir: Path | None = None,
+        compiled: bool = True,
+        sources: tuple[dict[str, str], dict[str, Any]] | None = None,
+    ) -> None:
         if sources is None:
             if policy_dir is None:
                 raise TypeError("RegorusEngine needs a policy_dir or sources")
             sources = load_policy_sources(policy_dir)
         self._sources = sources
         self._local = threading.local()
-        engine = build_engine(*self._sources)   # validates every module, with line/column errors
+        engine = build_engine(*self._sources)  # validates every module, with line/column errors
         if "data.relaygate.gateway" not in engine.get_packages():
             raise PolicyError("policies must define package relaygate.gateway with rule 'decision'")
         self.compiled = compiled

@@ -35,6 +35,7 @@ a call may wait for a worker; with the deadline it stays under Envoy's 2 s messa
 share of one worker's time a workspace's evaluations may take on average, with a burst of 1 s;
 past it the workspace's next evaluations wait for it to refill, within the queue limit).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,14 +54,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-if TYPE_CHECKING:     # workspace_policy imports this module (at run time, inside functions)
+if TYPE_CHECKING:  # workspace_policy imports this module (at run time, inside functions)
     from relaygate.decision.workspace_policy import ActivePolicy
 
 log = logging.getLogger("relaygate.policy_sandbox")
 
 DENY_QUERY = "data.relaygate.custom.{pid}.deny"
 WORKER_NICE = 10
-DEMOTE_AFTER = 0.01     # seconds of one evaluation after which its worker drops to SCHED_IDLE
+DEMOTE_AFTER = 0.01  # seconds of one evaluation after which its worker drops to SCHED_IDLE
 MAX_REASON = 1000
 MAX_REASONS = 50
 
@@ -80,10 +81,10 @@ class PolicyEvalError(Exception):
 @dataclass(frozen=True)
 class PolicyEntry:
     pid: str
-    ref: str           # id@version, as receipts cite it
+    ref: str  # id@version, as receipts cite it
     status: int
     code: str
-    source: str        # the module as the bundle carries it
+    source: str  # the module as the bundle carries it
     data: dict[str, Any]
 
 
@@ -101,10 +102,12 @@ class WorkspacePolicies:
     @classmethod
     def from_active(cls, policies: Iterable[ActivePolicy]) -> "WorkspacePolicies":
         from relaygate.decision.workspace_policy import module_source
+
         out: dict[str, list[PolicyEntry]] = {}
         for p in policies:
-            out.setdefault(p.workspace, []).append(PolicyEntry(
-                p.policy_id, p.ref, p.doc.status, p.doc.code, module_source(p.policy_id, p.doc), p.doc.data))
+            out.setdefault(p.workspace, []).append(
+                PolicyEntry(p.policy_id, p.ref, p.doc.status, p.doc.code, module_source(p.policy_id, p.doc), p.doc.data)
+            )
         return cls(out)
 
     def of(self, workspace: str) -> tuple[PolicyEntry, ...]:
@@ -123,8 +126,13 @@ def _settings() -> tuple[int, float, float, float]:
             return max(1, int(os.environ.get(name, default)))
         except ValueError:
             return default
-    return (num("RELAYGATE_POLICY_WORKERS", 2), num("RELAYGATE_POLICY_TIMEOUT_MS", 200) / 1000,
-            num("RELAYGATE_POLICY_QUEUE_MS", 1500) / 1000, min(num("RELAYGATE_POLICY_SHARE_PCT", 25), 100) / 100)
+
+    return (
+        num("RELAYGATE_POLICY_WORKERS", 2),
+        num("RELAYGATE_POLICY_TIMEOUT_MS", 200) / 1000,
+        num("RELAYGATE_POLICY_QUEUE_MS", 1500) / 1000,
+        min(num("RELAYGATE_POLICY_SHARE_PCT", 25), 100) / 100,
+    )
 
 
 class _Worker:
@@ -132,7 +140,7 @@ class _Worker:
 
     def __init__(self, pid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.pid, self.reader, self.writer = pid, reader, writer
-        self.loaded: set[str] = set()      # policy set ids this worker holds engines for
+        self.loaded: set[str] = set()  # policy set ids this worker holds engines for
         self.demoted = False
 
     async def send(self, msg: dict[str, Any]) -> None:
@@ -183,7 +191,8 @@ class _Zygote:
         ours, theirs = socket.socketpair()
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *_NICE, sys.executable, "-m", "relaygate.decision.policy_sandbox", "--zygote", stdin=theirs.fileno())
+                *_NICE, sys.executable, "-m", "relaygate.decision.policy_sandbox", "--zygote", stdin=theirs.fileno()
+            )
         finally:
             theirs.close()
         ours.setblocking(False)
@@ -214,7 +223,7 @@ class _Zygote:
                     socket.send_fds(ctrl, [b"F"], [theirs.fileno()])
                     pid = struct.unpack(">I", await asyncio.wait_for(self._read(ctrl, 4), 10))[0]
                 except BaseException:
-                    self.stop()        # a zygote that does not answer is started afresh next time
+                    self.stop()  # a zygote that does not answer is started afresh next time
                     raise
             finally:
                 theirs.close()
@@ -228,7 +237,7 @@ class _Zygote:
         if self.proc is not None and self.proc.returncode is None:
             try:
                 self.proc.kill()
-            except (ProcessLookupError, RuntimeError):     # RuntimeError: its event loop is gone
+            except (ProcessLookupError, RuntimeError):  # RuntimeError: its event loop is gone
                 pass
         self.proc = None
 
@@ -236,8 +245,13 @@ class _Zygote:
 class PolicySandbox:
     """A pool of policy worker processes bound to the event loop that first uses it."""
 
-    def __init__(self, workers: int | None = None, timeout: float | None = None,
-                 queue_timeout: float | None = None, share: float | None = None) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        timeout: float | None = None,
+        queue_timeout: float | None = None,
+        share: float | None = None,
+    ) -> None:
         w, t, q, sh = _settings()
         self.workers = workers or w
         self.timeout = timeout or t
@@ -265,7 +279,7 @@ class PolicySandbox:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return loop
-        for w in self._all:          # a pool from another (finished) loop cannot be awaited here
+        for w in self._all:  # a pool from another (finished) loop cannot be awaited here
             w.kill()
         if self._zygote is not None:
             self._zygote.stop()
@@ -338,7 +352,7 @@ class PolicySandbox:
     def _charge(self, workspace: str, seconds: float) -> None:
         now = time.monotonic()
         self._time[workspace] = (self._time_left(workspace, now) - seconds, now)
-        if len(self._time) > 4096:      # forget full buckets (the control plane's checks are keyed per policy)
+        if len(self._time) > 4096:  # forget full buckets (the control plane's checks are keyed per policy)
             self._time = {k: v for k, v in self._time.items() if self._time_left(k, now) < self.burst}
 
     async def _release(self, workspace: str) -> None:
@@ -346,8 +360,9 @@ class PolicySandbox:
             self._held[workspace] = max(0, self._held.get(workspace, 0) - 1)
             self._cond.notify_all()
 
-    async def _run(self, workspace: str, load: tuple[str, dict[str, Any]] | None,
-                   request: dict[str, Any]) -> dict[str, Any]:
+    async def _run(
+        self, workspace: str, load: tuple[str, dict[str, Any]] | None, request: dict[str, Any]
+    ) -> dict[str, Any]:
         loop = self._bind()
         w = await self._acquire(workspace, time.monotonic() + self.queue_timeout)
         try:
@@ -357,7 +372,7 @@ class PolicySandbox:
                 reply = await asyncio.wait_for(w.recv(), 10)
                 if not reply.get("ok"):
                     raise PolicyEvalError(reply.get("error") or "policy set does not load")
-                w.loaded = {load[0]} | set(list(w.loaded)[-1:])   # the worker keeps the newest two sets
+                w.loaded = {load[0]} | set(list(w.loaded)[-1:])  # the worker keeps the newest two sets
             await w.send(request)
             started = time.monotonic()
             pending = asyncio.ensure_future(w.recv())
@@ -377,7 +392,7 @@ class PolicySandbox:
             loop.create_task(self._replace(w, workspace))
             raise
         self._charge(workspace, time.monotonic() - started)
-        if w.demoted:       # an idle-class process cannot be raised back without privilege: retire it
+        if w.demoted:  # an idle-class process cannot be raised back without privilege: retire it
             loop.create_task(self._replace(w, workspace))
         else:
             self._idle.put_nowait(w)
@@ -413,8 +428,9 @@ class PolicySandbox:
             return {"denials": [], "cited": []}
         policies = {p.pid: {"source": p.source, "data": p.data} for p in entries}
         set_id = f"{wp.id}:{workspace}"
-        reply = await self._run(workspace, (set_id, policies),
-                                {"op": "eval", "set": set_id, "pids": sorted(policies), "input": input_json})
+        reply = await self._run(
+            workspace, (set_id, policies), {"op": "eval", "set": set_id, "pids": sorted(policies), "input": input_json}
+        )
         by_pid = {p.pid: p for p in entries}
         denials: list[dict[str, Any]] = []
         for pid, reasons in reply["results"].items():
@@ -424,8 +440,7 @@ class PolicySandbox:
 
     async def check(self, pid: str, source: str, data: dict[str, Any]) -> bool:
         """Evaluate one policy's ``deny`` with an empty input, under the limit; True when it is a set."""
-        reply = await self._run(f"check:{pid}", None,
-                                {"op": "check", "pid": pid, "source": source, "data": data})
+        reply = await self._run(f"check:{pid}", None, {"op": "check", "pid": pid, "source": source, "data": data})
         is_set: bool = reply["is_set"]
         return is_set
 
@@ -446,9 +461,11 @@ def default_sandbox() -> PolicySandbox:
 
 # -- the worker process ----------------------------------------------------------------------
 
+
 def _engine(pid: str, source: str, data: dict[str, Any]) -> Any:
     """A regorus.Engine holding one policy and its data (regorus has no types)."""
     import regorus
+
     e = regorus.Engine()
     e.add_policy(f"{pid}.rego", source)
     # Only this policy's data, at the path its generated policy_data rule binds.
@@ -504,8 +521,13 @@ def _serve(sock: socket.socket) -> None:
                 e.set_input_json("{}")
                 value = e.eval_query(f"is_set({DENY_QUERY.format(pid=msg['pid'])})")
                 result = value.get("result") or []
-                send({"ok": True, "is_set": bool(result) and result[0]["expressions"][0]["value"] is True,
-                      "defined": bool(result)})
+                send(
+                    {
+                        "ok": True,
+                        "is_set": bool(result) and result[0]["expressions"][0]["value"] is True,
+                        "defined": bool(result),
+                    }
+                )
             else:
                 send({"ok": False, "error": f"unknown op {op!r}"})
         except BaseException as e:  # noqa: BLE001 - regorus panics are BaseException
@@ -518,13 +540,14 @@ def _die_with_parent(zygote: int) -> None:
     """SIGKILL this worker when the zygote exits (it exits when the sidecar's end of its control
     socket closes): a worker inside a runaway evaluation reads no end-of-file until it finishes."""
     import ctypes
+
     PR_SET_PDEATHSIG = 1
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass
-    if os.getppid() != zygote:      # the zygote died before prctl took effect
+    if os.getppid() != zygote:  # the zygote died before prctl took effect
         os._exit(0)
 
 
@@ -536,17 +559,19 @@ def _zygote() -> None:
     except OSError:
         pass
     import regorus  # noqa: F401 - imported once here, inherited by every worker
-    def reap(*_: object) -> None:      # workers' CPU time then adds up in the zygote's (ps, /proc/<pid>/stat)
+
+    def reap(*_: object) -> None:  # workers' CPU time then adds up in the zygote's (ps, /proc/<pid>/stat)
         try:
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass
         except ChildProcessError:
             pass
+
     signal.signal(signal.SIGCHLD, reap)
     ctrl = socket.socket(fileno=0)
     try:
         ctrl.sendall(b"R")
-    except OSError:         # the sidecar closed the sandbox while we started
+    except OSError:  # the sidecar closed the sandbox while we started
         return
     while True:
         try:

@@ -3,6 +3,7 @@
 Every package whose name ends in ``_test`` is evaluated; each ``test_*`` rule
 must be true. Exit status 1 when any test fails or a module does not compile.
 """
+
 from __future__ import annotations
 
 import sys
@@ -22,10 +23,10 @@ def run(policy_dir: Path) -> dict[str, bool]:
         out = engine.eval_query(pkg)["result"][0]["expressions"][0]["value"]
         declared = set()
         for text in modules.values():
-            if f"package {pkg[len('data.'):]}" in text:
+            if f"package {pkg[len('data.') :]}" in text:
                 declared |= {line.split()[0] for line in text.splitlines() if line.startswith("test_")}
         for name in sorted(declared):
-            results[f"{pkg[len('data.'):]}.{name}"] = out.get(name) is True
+            results[f"{pkg[len('data.') :]}.{name}"] = out.get(name) is True
     return results
 
 

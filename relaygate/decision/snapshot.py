@@ -5,6 +5,7 @@ dry run evaluates: one function for both, so a dry run decides exactly as the
 gateway would. Kept apart from the sidecar's control-plane client
 (relaygate/extproc/bundle_sync.py, cpclient.py) so the control plane needs no client code to build one.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,9 @@ def local_sources(policy_dir: Path) -> tuple[dict[str, str], dict[str, Any]]:
     return {**generated, **modules}, data
 
 
-def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger, limits: TierLimits | None = None,
-                          sandbox: PolicySandbox | None = None) -> Admission:
+def admission_from_bundle(
+    b: bundle_mod.Bundle, ledger: Ledger, limits: TierLimits | None = None, sandbox: PolicySandbox | None = None
+) -> Admission:
     """Parse a bundle into a ready policy snapshot (raises ConfigError / PolicyError).
 
     The gateway's engine gets the platform modules and data only (always the
@@ -42,5 +44,4 @@ def admission_from_bundle(b: bundle_mod.Bundle, ledger: Ledger, limits: TierLimi
     cfg = config_mod.from_documents(b.config, b.secrets, environ=os.environ)
     platform, pdata, workspace_policies = split_bundle(b.modules, b.data)
     engine = RegorusEngine(sources=(platform, pdata))
-    return Admission(cfg, engine, ledger, b.revision, limits, workspace_policies=workspace_policies,
-                     sandbox=sandbox)
+    return Admission(cfg, engine, ledger, b.revision, limits, workspace_policies=workspace_policies, sandbox=sandbox)

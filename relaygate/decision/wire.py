@@ -5,6 +5,7 @@ model, stream flag and worst-case output, to bound the input tokens from above,
 and to rewrite the body so the provider honours exactly the output limit that was
 reserved (adding ``max_tokens`` when absent) and OpenAI streams end with usage.
 """
+
 from __future__ import annotations
 
 import re
@@ -63,17 +64,35 @@ LIMIT_FIELDS = {
 # Every output-limit name some provider honours (OpenAI, the Responses API, TGI, Anthropic's
 # legacy completions). A body naming one its dialect does not use is refused: an
 # OpenAI-compatible provider might honour it, and the gateway would not have reserved it.
-ALL_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "max_new_tokens",
-                    "max_tokens_to_sample")
-MAX_OUTPUT_TOKENS = 1_000_000   # per output; above every model's limit, so a larger value is an attack or a bug
-MAX_N = 128                     # OpenAI's own cap on n
-MAX_BEST_OF = 20                # OpenAI's own cap on best_of (legacy completions)
+ALL_LIMIT_FIELDS = (
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "max_new_tokens",
+    "max_tokens_to_sample",
+)
+MAX_OUTPUT_TOKENS = 1_000_000  # per output; above every model's limit, so a larger value is an attack or a bug
+MAX_N = 128  # OpenAI's own cap on n
+MAX_BEST_OF = 20  # OpenAI's own cap on best_of (legacy completions)
 # Top-level fields whose value decides the reservation, the route or the receipt. If one of
 # them is duplicated (or a key may be spelled with a \u escape) the body is re-serialized, so a
 # provider whose JSON parser keeps the first duplicate sees the value the gateway parsed.
-_DECISIVE = tuple(f'"{k}"'.encode() for k in (
-    *ALL_LIMIT_FIELDS, "model", "stream", "stream_options", "n", "best_of", "prompt", "prediction", "user",
-    "metadata", "service_tier"))
+_DECISIVE = tuple(
+    f'"{k}"'.encode()
+    for k in (
+        *ALL_LIMIT_FIELDS,
+        "model",
+        "stream",
+        "stream_options",
+        "n",
+        "best_of",
+        "prompt",
+        "prediction",
+        "user",
+        "metadata",
+        "service_tier",
+    )
+)
 # Processing tiers a body may ask for, per dialect: those billed at most at the standard price the
 # upstream's prices describe. OpenAI's "priority" (and any tier the gateway does not know) bills
 # the platform's account more than every reservation and receipt assumes, so it is refused.
@@ -84,11 +103,11 @@ SERVICE_TIERS = {"openai": ("auto", "default", "flex"), "anthropic": ("auto", "s
 class CallShape:
     model: str
     stream: bool
-    max_output_tokens: int       # worst case the call can produce (every output, every prompt)
-    input_token_bound: int       # never fewer than the real input tokens
-    body: bytes                  # the body to forward (possibly rewritten)
+    max_output_tokens: int  # worst case the call can produce (every output, every prompt)
+    input_token_bound: int  # never fewer than the real input tokens
+    body: bytes  # the body to forward (possibly rewritten)
     rewritten: bool
-    user: str | None = None      # the end user the app names (OpenAI 'user', Anthropic metadata.user_id)
+    user: str | None = None  # the end user the app names (OpenAI 'user', Anthropic metadata.user_id)
 
 
 def _bounded_int(doc: dict[str, Any], name: str, top: int, what: str) -> int | None:
@@ -116,12 +135,20 @@ def _output_limit(endpoint: str, doc: dict[str, Any], default_max_output: int) -
             changed = True
     foreign = [f for f in ALL_LIMIT_FIELDS if f in doc and f not in allowed]
     if foreign:
-        raise BadRequest(400, "request.invalid", f"'{foreign[0]}' is not an output limit of {endpoint}; "
-                         f"use {' or '.join(repr(a) for a in allowed)}")
+        raise BadRequest(
+            400,
+            "request.invalid",
+            f"'{foreign[0]}' is not an output limit of {endpoint}; use {' or '.join(repr(a) for a in allowed)}",
+        )
     present = [f for f in allowed if f in doc]
     if len(present) > 1:
-        raise BadRequest(400, "request.invalid", "set only one output limit: " + " and ".join(
-            f"'{f}'" for f in present) + " were both given, and the provider could honour either")
+        raise BadRequest(
+            400,
+            "request.invalid",
+            "set only one output limit: "
+            + " and ".join(f"'{f}'" for f in present)
+            + " were both given, and the provider could honour either",
+        )
     if not present:
         doc[allowed[0]] = default_max_output
         return default_max_output, True
@@ -145,8 +172,13 @@ def _outputs(endpoint: str, doc: dict[str, Any]) -> int:
     best_of = _bounded_int(doc, "best_of", MAX_BEST_OF, "completions generated per prompt") or 1
     prompt = doc.get("prompt")
     # A list of strings or of token lists is several prompts; a list of ints is one tokenized prompt.
-    prompts = len(prompt) if isinstance(prompt, list) and prompt and not all(
-        isinstance(p, int) and not isinstance(p, bool) for p in prompt) else 1
+    prompts = (
+        len(prompt)
+        if isinstance(prompt, list)
+        and prompt
+        and not all(isinstance(p, int) and not isinstance(p, bool) for p in prompt)
+        else 1
+    )
     return max(n, best_of) * prompts
 
 
@@ -179,8 +211,13 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
     tier = doc.get("service_tier")
     tiers = SERVICE_TIERS[DIALECT[endpoint][0]]
     if tier is not None and tier not in tiers:
-        raise BadRequest(400, "request.invalid", "'service_tier' must be one of " + ", ".join(
-            repr(t) for t in tiers) + " (a tier priced above the standard rate is not offered)")
+        raise BadRequest(
+            400,
+            "request.invalid",
+            "'service_tier' must be one of "
+            + ", ".join(repr(t) for t in tiers)
+            + " (a tier priced above the standard rate is not offered)",
+        )
     rewritten = False
     if endpoint == "embeddings":
         max_out = 0
@@ -188,7 +225,7 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
         cap, rewritten = _output_limit(endpoint, doc, default_max_output)
         max_out = cap * _outputs(endpoint, doc)
         if endpoint == "chat.completions" and doc.get("prediction") is not None:
-            max_out += len(orjson.dumps(doc["prediction"]))   # bytes >= tokens
+            max_out += len(orjson.dumps(doc["prediction"]))  # bytes >= tokens
         if stream and endpoint in ("chat.completions", "completions"):
             opts = doc.get("stream_options")
             if opts is None:
@@ -200,7 +237,7 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
                 rewritten = True
     # Every endpoint, embeddings too (their model decides scope and price just the same).
     if not rewritten and (b"\\u" in raw or any(raw.count(k) > 1 for k in _DECISIVE)):
-        rewritten = True    # possibly duplicated keys: forward what was parsed, see _DECISIVE
+        rewritten = True  # possibly duplicated keys: forward what was parsed, see _DECISIVE
     body = orjson.dumps(doc) if rewritten else raw
     user = doc.get("user")
     if user is None and isinstance(doc.get("metadata"), dict):

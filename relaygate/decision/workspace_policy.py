@@ -25,6 +25,7 @@ calling workspace into the platform decision's input
 may not reference ``data`` at all (:func:`compile_policy` refuses it with a
 line and column), so it reads its data only through ``policy_data``.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,7 @@ import yaml
 from relaygate.decision.policy_engine import PolicyError, build_engine
 from relaygate.contract.safeyaml import MAX_DATA_BYTES, MAX_SOURCE_BYTES, compose_and_load
 
-if TYPE_CHECKING:     # imported where used at run time: policy_sandbox imports this module
+if TYPE_CHECKING:  # imported where used at run time: policy_sandbox imports this module
     from relaygate.decision.policy_sandbox import PolicySandbox, WorkspacePolicies
 
 CUSTOM_PACKAGE = "relaygate.custom"
@@ -51,8 +52,7 @@ _REGO_ERROR = re.compile(r"--> [^:\n]+:(\d+):(\d+).*?\nerror: ([^\n]+)", re.S)
 class PolicyDocumentError(ValueError):
     """A policy document is invalid; ``line``/``column`` are 1-based within the YAML body."""
 
-    def __init__(self, message: str, line: int | None = None, column: int | None = None,
-                 source: str = "yaml") -> None:
+    def __init__(self, message: str, line: int | None = None, column: int | None = None, source: str = "yaml") -> None:
         super().__init__(message)
         self.message, self.line, self.column, self.source = message, line, column, source
 
@@ -68,13 +68,14 @@ class PolicyDocument:
     code: str
     rego: str
     data: dict[str, Any] = field(default_factory=dict)
-    rego_line: int = 1      # line of the YAML body where the Rego text starts
-    rego_indent: int = 0    # columns the Rego text is indented by in the YAML body
+    rego_line: int = 1  # line of the YAML body where the Rego text starts
+    rego_indent: int = 0  # columns the Rego text is indented by in the YAML body
 
 
 @dataclass(frozen=True)
 class ActivePolicy:
     """One workspace policy version as it goes into a bundle."""
+
     workspace: str
     policy_id: str
     version: int
@@ -96,15 +97,17 @@ class ActivePolicy:
 def parse_document(text: str) -> PolicyDocument:
     """Parse and check the shape of a policy document (Rego is compiled by :func:`check_rego`)."""
     if len(text.encode()) > MAX_SOURCE_BYTES:
-        raise PolicyDocumentError(f"the policy document is {len(text.encode())} bytes; the limit is "
-                                  f"{MAX_SOURCE_BYTES} bytes (256 KiB)", 1, 1)
+        raise PolicyDocumentError(
+            f"the policy document is {len(text.encode())} bytes; the limit is {MAX_SOURCE_BYTES} bytes (256 KiB)", 1, 1
+        )
     try:
         # Bounded: no alias bombs, recursive aliases or deep nesting (relaygate/contract/safeyaml.py).
         node, doc = compose_and_load(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise PolicyDocumentError(f"invalid YAML: {e.problem or e}",
-                                  mark.line + 1 if mark else None, mark.column + 1 if mark else None) from None
+        raise PolicyDocumentError(
+            f"invalid YAML: {e.problem or e}", mark.line + 1 if mark else None, mark.column + 1 if mark else None
+        ) from None
     except yaml.YAMLError as e:
         raise PolicyDocumentError(f"invalid YAML: {e}") from None
     if not isinstance(doc, dict):
@@ -120,15 +123,15 @@ def parse_document(text: str) -> PolicyDocument:
     allowed = {"name", "description", "effect", "rego", "data"}
     unknown = sorted(set(map(str, doc)) - allowed)
     if unknown:
-        raise PolicyDocumentError(f"unknown field '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})",
-                                  *where(unknown[0]))
+        raise PolicyDocumentError(
+            f"unknown field '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})", *where(unknown[0])
+        )
     name = doc.get("name")
     if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
         raise PolicyDocumentError("'name' must be a string of 1-100 characters", *where("name"))
     description = doc.get("description", "") or ""
     if not isinstance(description, str) or len(description) > 2000:
-        raise PolicyDocumentError("'description' must be a string of at most 2000 characters",
-                                  *where("description"))
+        raise PolicyDocumentError("'description' must be a string of at most 2000 characters", *where("description"))
     effect = doc.get("effect") or {}
     if not isinstance(effect, dict) or set(effect) - {"status", "code"}:
         raise PolicyDocumentError("'effect' may only set 'status' and 'code'", *where("effect"))
@@ -149,8 +152,9 @@ def parse_document(text: str) -> PolicyDocument:
     except (TypeError, ValueError):
         raise PolicyDocumentError("'data' must hold JSON values only", *where("data")) from None
     if len(encoded) > MAX_DATA_BYTES:
-        raise PolicyDocumentError(f"'data' is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES} bytes",
-                                  *where("data"))
+        raise PolicyDocumentError(
+            f"'data' is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES} bytes", *where("data")
+        )
     line, _ = where("rego")
     # A block scalar (| or >) starts on the line after its indicator.
     first = text.splitlines()[line - 1] if line and line <= len(text.splitlines()) else ""
@@ -158,7 +162,7 @@ def parse_document(text: str) -> PolicyDocument:
     rego_line = line + 1 if block else line
     indent = 0
     if block:
-        for body_line in text.splitlines()[rego_line - 1:]:
+        for body_line in text.splitlines()[rego_line - 1 :]:
             if body_line.strip():
                 indent = len(body_line) - len(body_line.lstrip(" "))
                 break
@@ -178,12 +182,20 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
             continue
         if _PACKAGE_LINE.match(line):
             lines[i] = f"package {CUSTOM_PACKAGE}.{policy_id}"
-            lines += ["", "# Added by relaygate: this policy's own data document.",
-                      f'policy_data := object.get(data.relaygate.policy_data, "{policy_id}", {{}})', ""]
+            lines += [
+                "",
+                "# Added by relaygate: this policy's own data document.",
+                f'policy_data := object.get(data.relaygate.policy_data, "{policy_id}", {{}})',
+                "",
+            ]
             return "\n".join(lines)
         break
-    raise PolicyDocumentError("the Rego must start with a 'package' line (it is replaced by "
-                              f"package {CUSTOM_PACKAGE}.{policy_id})", doc.rego_line, 1, "rego")
+    raise PolicyDocumentError(
+        f"the Rego must start with a 'package' line (it is replaced by package {CUSTOM_PACKAGE}.{policy_id})",
+        doc.rego_line,
+        1,
+        "rego",
+    )
 
 
 _ALLOWED_IMPORTS = ("rego.v1", "future.keywords")
@@ -233,16 +245,27 @@ def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
         tree = module.get("ast") or {}
         for imp in tree.get("imports") or []:
             name = _ref_text(imp.get("refr"))
-            if name is None or not (name in _ALLOWED_IMPORTS or name.startswith("future.keywords.")
-                                    or name == "input" or name.startswith("input.")):
+            if name is None or not (
+                name in _ALLOWED_IMPORTS
+                or name.startswith("future.keywords.")
+                or name == "input"
+                or name.startswith("input.")
+            ):
                 span = imp.get("span") or {}
-                raise _at(doc, span, f"import {name or '...'} is not allowed: a workspace policy sees only "
-                          "'input' and its own 'policy_data'")
+                raise _at(
+                    doc,
+                    span,
+                    f"import {name or '...'} is not allowed: a workspace policy sees only "
+                    "'input' and its own 'policy_data'",
+                )
         found: list[dict[str, Any]] = []
         _data_refs(tree.get("rules") or [], found)
         if found:
-            raise _at(doc, found[0], "a workspace policy may not reference 'data': it sees only 'input' "
-                      "and its own data as 'policy_data'")
+            raise _at(
+                doc,
+                found[0],
+                "a workspace policy may not reference 'data': it sees only 'input' and its own data as 'policy_data'",
+            )
 
 
 def _at(doc: PolicyDocument, span: dict[str, Any], msg: str) -> PolicyDocumentError:
@@ -259,8 +282,9 @@ def _rego_error(doc: PolicyDocument, err: str) -> PolicyDocumentError:
         return PolicyDocumentError(f"invalid Rego: {err.strip()}", doc.rego_line, None, "rego")
     line, col, msg = int(m[1]), int(m[2]), m[3]
     yaml_line, yaml_col = doc.rego_line + line - 1, col + doc.rego_indent
-    return PolicyDocumentError(f"invalid Rego at line {yaml_line}, column {yaml_col}: {msg}",
-                               yaml_line, yaml_col, "rego")
+    return PolicyDocumentError(
+        f"invalid Rego at line {yaml_line}, column {yaml_col}: {msg}", yaml_line, yaml_col, "rego"
+    )
 
 
 def compile_policy(policy_id: str, doc: PolicyDocument) -> str:
@@ -283,21 +307,22 @@ def _author_source(policy_id: str, doc: PolicyDocument) -> str:
 async def check_rego_sandboxed(policy_id: str, doc: PolicyDocument, sandbox: PolicySandbox) -> str:
     """:func:`compile_policy`, then evaluate ``deny`` with an empty input in the sandbox, under its limit."""
     from relaygate.decision.policy_sandbox import PolicyBusy, PolicyEvalError, PolicyTimeout
+
     source = compile_policy(policy_id, doc)
     try:
         is_set = await sandbox.check(policy_id, source, doc.data)
     except PolicyTimeout as e:
         raise PolicyDocumentError(f"the policy {e} with an empty input", doc.rego_line, None, "rego") from None
     except PolicyBusy as e:
-        raise PolicyDocumentError(f"the policy could not be checked now: {e}", doc.rego_line, None,
-                                  "rego") from None
+        raise PolicyDocumentError(f"the policy could not be checked now: {e}", doc.rego_line, None, "rego") from None
     except PolicyEvalError as e:
         raise _rego_error(doc, str(e)) from None
     if not is_set and not re.search(r"^\s*deny\b", source, re.M):
         raise PolicyDocumentError("the policy defines no 'deny' rule", doc.rego_line, 1, "rego")
     if not is_set and re.search(r"^\s*deny\s*(:=|=)", source, re.M):
-        raise PolicyDocumentError("'deny' must be a set of reasons (deny contains reason if ...)",
-                                  doc.rego_line, 1, "rego")
+        raise PolicyDocumentError(
+            "'deny' must be a set of reasons (deny contains reason if ...)", doc.rego_line, 1, "rego"
+        )
     return source
 
 
@@ -309,21 +334,21 @@ def check_rego(policy_id: str, doc: PolicyDocument) -> str:
     """
     source = compile_policy(policy_id, doc)
     try:
-        engine = build_engine({f"{policy_id}.rego": source},
-                              {"relaygate": {"policy_data": {policy_id: doc.data}}})
+        engine = build_engine({f"{policy_id}.rego": source}, {"relaygate": {"policy_data": {policy_id: doc.data}}})
         value = engine.eval_query(f"is_set(data.{CUSTOM_PACKAGE}.{policy_id}.deny)")
     except PolicyError as e:
         raise _rego_error(doc, str(e)) from None
     result = value.get("result") or []
     if result and result[0]["expressions"][0]["value"] is not True:
-        raise PolicyDocumentError("'deny' must be a set of reasons (deny contains reason if ...)",
-                                  doc.rego_line, 1, "rego")
+        raise PolicyDocumentError(
+            "'deny' must be a set of reasons (deny contains reason if ...)", doc.rego_line, 1, "rego"
+        )
     if not result and not re.search(r"^\s*deny\b", source, re.M):
         raise PolicyDocumentError("the policy defines no 'deny' rule", doc.rego_line, 1, "rego")
     return source
 
 
-WORKSPACE_POLICY_DATA = "workspace_policies"   # bundle data key (top level) holding the workspace policies
+WORKSPACE_POLICY_DATA = "workspace_policies"  # bundle data key (top level) holding the workspace policies
 
 
 def aggregator(policies: list[ActivePolicy] | None = None) -> str:
@@ -333,12 +358,20 @@ def aggregator(policies: list[ActivePolicy] | None = None) -> str:
     passes ``{"denials": [...], "cited": [...]}`` as ``input.workspace_policies``
     (relaygate/decision/admission.py); no workspace Rego runs in the gateway's engine.
     """
-    return "\n".join([
-        "# Generated by relaygate; do not edit. Workspace policies run in the policy sandbox",
-        "# (relaygate/decision/policy_sandbox.py), one engine per policy; this package reads their outcome.",
-        "package relaygate.workspace_policies", "", "import rego.v1", "",
-        "denials := {d | some d in input.workspace_policies.denials}", "",
-        "cited := input.workspace_policies.cited if is_array(input.workspace_policies.cited)", ""])
+    return "\n".join(
+        [
+            "# Generated by relaygate; do not edit. Workspace policies run in the policy sandbox",
+            "# (relaygate/decision/policy_sandbox.py), one engine per policy; this package reads their outcome.",
+            "package relaygate.workspace_policies",
+            "",
+            "import rego.v1",
+            "",
+            "denials := {d | some d in input.workspace_policies.denials}",
+            "",
+            "cited := input.workspace_policies.cited if is_array(input.workspace_policies.cited)",
+            "",
+        ]
+    )
 
 
 def policy_modules(policies: list[ActivePolicy]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -351,15 +384,25 @@ def policy_modules(policies: list[ActivePolicy]) -> tuple[dict[str, str], dict[s
     """
     modules = {p.module_path: module_source(p.policy_id, p.doc) for p in policies}
     modules[AGGREGATOR_PATH] = aggregator()
-    data = {p.policy_id: {"workspace": p.workspace, "ref": p.ref, "status": p.doc.status, "code": p.doc.code,
-                          "data": p.doc.data} for p in policies}
+    data = {
+        p.policy_id: {
+            "workspace": p.workspace,
+            "ref": p.ref,
+            "status": p.doc.status,
+            "code": p.doc.code,
+            "data": p.doc.data,
+        }
+        for p in policies
+    }
     return modules, data
 
 
-def split_bundle(modules: dict[str, str],
-                 data: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any], WorkspacePolicies]:
+def split_bundle(
+    modules: dict[str, str], data: dict[str, Any]
+) -> tuple[dict[str, str], dict[str, Any], WorkspacePolicies]:
     """(platform modules, platform data, WorkspacePolicies) of a bundle's policy content."""
     from relaygate.decision.policy_sandbox import PolicyEntry, WorkspacePolicies
+
     platform = {path: src for path, src in modules.items() if not path.startswith(CUSTOM_MODULE_DIR)}
     pdata = {k: v for k, v in data.items() if k != WORKSPACE_POLICY_DATA}
     by_ws: dict[str, list[PolicyEntry]] = {}
@@ -367,6 +410,7 @@ def split_bundle(modules: dict[str, str],
         source = modules.get(f"{CUSTOM_MODULE_DIR}{pid}.rego")
         if source is None:
             raise PolicyError(f"workspace policy {pid} has data but no module in the bundle")
-        by_ws.setdefault(meta["workspace"], []).append(PolicyEntry(
-            pid, meta["ref"], int(meta["status"]), meta["code"], source, meta.get("data") or {}))
+        by_ws.setdefault(meta["workspace"], []).append(
+            PolicyEntry(pid, meta["ref"], int(meta["status"]), meta["code"], source, meta.get("data") or {})
+        )
     return platform, pdata, WorkspacePolicies(by_ws)

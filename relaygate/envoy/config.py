@@ -7,6 +7,7 @@ that carries each finished call to the settler, and one cluster per upstream.
 Routing: ext_proc sets ``x-relaygate-upstream``; each upstream has a route
 matching it exactly, and anything else ends in a 502 (never an upstream).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,16 @@ from pathlib import Path
 
 from relaygate.contract.config import GatewayConfig
 from relaygate.contract.preauth import PreAuthLimits
-from relaygate.contract.envoy import (ENVOY_REPLIES, NAMESPACE, PREAUTH_HEADER, RECEIPT_HEADER,
-                                      RECEIPT_ID_ENVOY_FORMAT, UPSTREAM_HEADER, USAGE_NAMESPACE,
-                                      envoy_reply_template)
+from relaygate.contract.envoy import (
+    ENVOY_REPLIES,
+    NAMESPACE,
+    PREAUTH_HEADER,
+    RECEIPT_HEADER,
+    RECEIPT_ID_ENVOY_FORMAT,
+    UPSTREAM_HEADER,
+    USAGE_NAMESPACE,
+    envoy_reply_template,
+)
 
 T = "type.googleapis.com/"
 
@@ -44,24 +52,45 @@ USAGE_RULES = [
 RECEIPT_ID = RECEIPT_ID_ENVOY_FORMAT
 # Request headers removed by the route on the way to a provider: the routing header, and those
 # the connection manager added about the client (its address, scheme, internal/external mark).
-FORWARD_STRIP = [UPSTREAM_HEADER, "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
-                 "x-forwarded-prefix", "x-forwarded-client-cert", "x-envoy-external-address", "x-envoy-internal",
-                 "x-envoy-original-path"]
+FORWARD_STRIP = [
+    UPSTREAM_HEADER,
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-client-cert",
+    "x-envoy-external-address",
+    "x-envoy-internal",
+    "x-envoy-original-path",
+]
 LISTENER_NAME = ROUTE_NAME = "gateway"
 RESPONSE_DIGEST_LUA = (Path(__file__).resolve().parent / "response_digest.lua").read_text()
 PREAUTH_GUARD_LUA = (Path(__file__).resolve().parent / "preauth_guard.lua").read_text()
-SUSPECT_HEADER = "x-relaygate-suspect"   # set by the guard only (it removes a client's)
+SUSPECT_HEADER = "x-relaygate-suspect"  # set by the guard only (it removes a client's)
 # Provider response headers a client may see; everything else is removed. Providers describe the
 # account a call was billed to on every response (OpenAI-Organization/-Project, account-wide
 # x-ratelimit-* / anthropic-ratelimit-*, anthropic-organization-id, edge cookies): behind a
 # gateway that account is the platform's, shared by every tenant. retry-after and the SDKs'
 # retry hints stay so clients back off as the provider asks.
-RESPONSE_HEADERS = ("content-type", "content-length", "content-encoding", "transfer-encoding", "date",
-                    "cache-control", "vary", "server", "connection", "retry-after", "retry-after-ms",
-                    "x-should-retry", RECEIPT_HEADER,
-                    # the policy service's pre-auth mark: Envoy's local replies pass every encoder
-                    # filter, and the guard (last on the way out) counts and removes it
-                    PREAUTH_HEADER)
+RESPONSE_HEADERS = (
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "date",
+    "cache-control",
+    "vary",
+    "server",
+    "connection",
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+    RECEIPT_HEADER,
+    # the policy service's pre-auth mark: Envoy's local replies pass every encoder
+    # filter, and the guard (last on the way out) counts and removes it
+    PREAUTH_HEADER,
+)
 
 
 def _response_allow_list_filter() -> dict:
@@ -69,16 +98,23 @@ def _response_allow_list_filter() -> dict:
     client. It sits before the usage and digest filters in the chain, so on the way out they
     still read the provider's headers before this one strips them."""
     allowed = ", ".join(f'["{h}"] = true' for h in RESPONSE_HEADERS)
-    lua = ("local ALLOWED = {" + allowed + "}\n"
-           "function envoy_on_response(handle)\n"
-           "  local h, drop = handle:headers(), {}\n"
-           "  for k, _ in pairs(h) do\n"
-           "    if string.sub(k, 1, 1) ~= ':' and not ALLOWED[k] then drop[#drop + 1] = k end\n"
-           "  end\n"
-           "  for _, k in ipairs(drop) do h:remove(k) end\n"
-           "end\n")
-    return {"name": "relaygate.response_headers", "typed_config": {
-        "@type": T + "envoy.extensions.filters.http.lua.v3.Lua", "default_source_code": {"inline_string": lua}}}
+    lua = (
+        "local ALLOWED = {" + allowed + "}\n"
+        "function envoy_on_response(handle)\n"
+        "  local h, drop = handle:headers(), {}\n"
+        "  for k, _ in pairs(h) do\n"
+        "    if string.sub(k, 1, 1) ~= ':' and not ALLOWED[k] then drop[#drop + 1] = k end\n"
+        "  end\n"
+        "  for _, k in ipairs(drop) do h:remove(k) end\n"
+        "end\n"
+    )
+    return {
+        "name": "relaygate.response_headers",
+        "typed_config": {
+            "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": lua},
+        },
+    }
 
 
 def _error_body(code: str, message: str, receipt: bool = True) -> dict:
@@ -91,8 +127,11 @@ def _local_reply_config() -> dict:
         return {"response_flag_filter": {"flags": list(names)}}
 
     def status(code, op="EQ"):
-        return {"status_code_filter": {"comparison": {"op": op, "value": {"default_value": code,
-                                                                         "runtime_key": "relaygate_unused"}}}}
+        return {
+            "status_code_filter": {
+                "comparison": {"op": op, "value": {"default_value": code, "runtime_key": "relaygate_unused"}}
+            }
+        }
 
     def mapper(filt, kind, receipt=True, keep_status=False):
         code, err, message = ENVOY_REPLIES[kind]
@@ -100,8 +139,9 @@ def _local_reply_config() -> dict:
         if not keep_status:
             m["status_code"] = code
         if receipt:
-            m["headers_to_add"] = [{"header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID},
-                                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
+            m["headers_to_add"] = [
+                {"header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            ]
         return m
 
     # Every reply Envoy makes itself (local replies only: upstream responses never reach these
@@ -109,35 +149,44 @@ def _local_reply_config() -> dict:
     # Flags name upstream failures of a forwarded call; a reply made before any decision is
     # told apart by its status alone (ext_proc's message timeout sets no flag, only 504), and
     # the settler drafts its receipt from the access log with the same code (ENVOY_PRE_DECISION).
-    return {"mappers": [
-        # Replies the policy service made itself already have our shape: leave them alone.
-        {"filter": {"metadata_filter": {"matcher": {"filter": NAMESPACE, "path": [{"key": "denied"}],
-                                                    "value": {"present_match": True}},
-                                     "match_if_key_not_found": False}}},
-        mapper(flags("UT"), "timeout"),
-        mapper(flags("UF", "UH", "UO", "URX"), "unavailable"),
-        mapper(flags("UC", "UR", "UPE"), "upstream_error"),
-        mapper(flags("NR"), "misrouted"),
-        mapper(status(502), "misrouted"),        # the unrouted direct_response
-        mapper(status(413), "too_large"),
-        mapper(status(429), "rate_limited"),     # the pre-auth local rate limit (RL is set after the reply)
-        mapper(status(504), "policy_timeout"),   # ext_proc message timeout: the policy service stalled
-        # The policy service is down (ext_proc fails closed): nothing decided; the receipt is
-        # drafted from the access log if the settler gets the entry.
-        mapper(status(503), "policy_down"),
-        mapper(status(400), "bad_request"),
-        mapper(status(408), "request_timeout"),
-        mapper(status(431), "headers_too_large"),
-        # Anything else Envoy answers itself (resets, overflow, ...): keep its status.
-        mapper(status(0, "GE"), "gateway_error", keep_status=True),
-    ]}
+    return {
+        "mappers": [
+            # Replies the policy service made itself already have our shape: leave them alone.
+            {
+                "filter": {
+                    "metadata_filter": {
+                        "matcher": {"filter": NAMESPACE, "path": [{"key": "denied"}], "value": {"present_match": True}},
+                        "match_if_key_not_found": False,
+                    }
+                }
+            },
+            mapper(flags("UT"), "timeout"),
+            mapper(flags("UF", "UH", "UO", "URX"), "unavailable"),
+            mapper(flags("UC", "UR", "UPE"), "upstream_error"),
+            mapper(flags("NR"), "misrouted"),
+            mapper(status(502), "misrouted"),  # the unrouted direct_response
+            mapper(status(413), "too_large"),
+            mapper(status(429), "rate_limited"),  # the pre-auth local rate limit (RL is set after the reply)
+            mapper(status(504), "policy_timeout"),  # ext_proc message timeout: the policy service stalled
+            # The policy service is down (ext_proc fails closed): nothing decided; the receipt is
+            # drafted from the access log if the settler gets the entry.
+            mapper(status(503), "policy_down"),
+            mapper(status(400), "bad_request"),
+            mapper(status(408), "request_timeout"),
+            mapper(status(431), "headers_too_large"),
+            # Anything else Envoy answers itself (resets, overflow, ...): keep its status.
+            mapper(status(0, "GE"), "gateway_error", keep_status=True),
+        ]
+    }
 
 
 def _usage_rules(sse: bool) -> list[dict]:
     rules = []
     for path, key, typ in USAGE_RULES:
-        rule = {"selectors": [{"key": k} for k in path],
-                "on_present": {"metadata_namespace": USAGE_NAMESPACE, "key": key, "type": typ}}
+        rule = {
+            "selectors": [{"key": k} for k in path],
+            "on_present": {"metadata_namespace": USAGE_NAMESPACE, "key": key, "type": typ},
+        }
         rules.append({"rule": rule} if sse else rule)
     return rules
 
@@ -153,66 +202,96 @@ def _preauth_filters(lim: PreAuthLimits) -> list[dict]:
     """
     if not lim.enabled:
         return []
-    lua = (f"local STRIKES, PENALTY, MAX_ADDRS = {lim.strikes_per_second}, {lim.penalty_seconds}, "
-           f"{lim.max_tracked_addresses}\n") + PREAUTH_GUARD_LUA
+    lua = (
+        f"local STRIKES, PENALTY, MAX_ADDRS = {lim.strikes_per_second}, {lim.penalty_seconds}, "
+        f"{lim.max_tracked_addresses}\n"
+    ) + PREAUTH_GUARD_LUA
     bucket = {"max_tokens": lim.burst, "tokens_per_fill": lim.requests_per_second, "fill_interval": "1s"}
     always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "relaygate.preauth"}
     return [
-        {"name": "relaygate.preauth_guard", "typed_config": {
-            "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
-            "default_source_code": {"inline_string": lua},
-        }},
-        {"name": "envoy.filters.http.local_ratelimit", "typed_config": {
-            "@type": T + "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
-            "stat_prefix": "preauth",
-            # Untagged calls fall to this default bucket, never consumed when a descriptor
-            # matches and far too large to run out: they are not limited.
-            "token_bucket": {"max_tokens": 1_000_000_000, "tokens_per_fill": 1_000_000_000, "fill_interval": "1s"},
-            "always_consume_default_token_bucket": False,
-            "filter_enabled": always, "filter_enforced": always,
-            "max_dynamic_descriptors": lim.max_tracked_addresses,
-            "rate_limits": [{"actions": [
-                {"request_headers": {"header_name": SUSPECT_HEADER, "descriptor_key": "suspect"}},
-                {"remote_address": {}},
-            ]}],
-            "descriptors": [{"entries": [{"key": "suspect", "value": "1"}, {"key": "remote_address"}],
-                             "token_bucket": bucket}],
-            # The bucket refills every second: a well-behaved client retries after that.
-            "response_headers_to_add": [{"header": {"key": "retry-after", "value": "1"},
-                                         "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
-        }},
+        {
+            "name": "relaygate.preauth_guard",
+            "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": lua},
+            },
+        },
+        {
+            "name": "envoy.filters.http.local_ratelimit",
+            "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                "stat_prefix": "preauth",
+                # Untagged calls fall to this default bucket, never consumed when a descriptor
+                # matches and far too large to run out: they are not limited.
+                "token_bucket": {"max_tokens": 1_000_000_000, "tokens_per_fill": 1_000_000_000, "fill_interval": "1s"},
+                "always_consume_default_token_bucket": False,
+                "filter_enabled": always,
+                "filter_enforced": always,
+                "max_dynamic_descriptors": lim.max_tracked_addresses,
+                "rate_limits": [
+                    {
+                        "actions": [
+                            {"request_headers": {"header_name": SUSPECT_HEADER, "descriptor_key": "suspect"}},
+                            {"remote_address": {}},
+                        ]
+                    }
+                ],
+                "descriptors": [
+                    {"entries": [{"key": "suspect", "value": "1"}, {"key": "remote_address"}], "token_bucket": bucket}
+                ],
+                # The bucket refills every second: a well-behaved client retries after that.
+                "response_headers_to_add": [
+                    {"header": {"key": "retry-after", "value": "1"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+                ],
+            },
+        },
     ]
 
 
 def route_config(cfg: GatewayConfig) -> dict:
     """One route per upstream, matched on the header the policy service sets; else a 502."""
-    routes = [{
-        "name": u.name,
-        "match": {"prefix": "/", "headers": [{"name": UPSTREAM_HEADER, "string_match": {"exact": u.name}}]},
-        # The provider's own name, always: auto_host_rewrite leaves an IP-addressed upstream
-        # the client's Host, so a virtual host in front of such a provider was the client's pick.
-        "route": {"cluster": u.cluster, "timeout": "300s", "host_rewrite_literal": _host_header(u)},
-    } for u in cfg.upstreams]
-    routes.append({"name": "unrouted", "match": {"prefix": "/"},
-                   "direct_response": {"status": 502, "body": {"inline_string": ""}}})
+    routes = [
+        {
+            "name": u.name,
+            "match": {"prefix": "/", "headers": [{"name": UPSTREAM_HEADER, "string_match": {"exact": u.name}}]},
+            # The provider's own name, always: auto_host_rewrite leaves an IP-addressed upstream
+            # the client's Host, so a virtual host in front of such a provider was the client's pick.
+            "route": {"cluster": u.cluster, "timeout": "300s", "host_rewrite_literal": _host_header(u)},
+        }
+        for u in cfg.upstreams
+    ]
+    routes.append(
+        {
+            "name": "unrouted",
+            "match": {"prefix": "/"},
+            "direct_response": {"status": 502, "body": {"inline_string": ""}},
+        }
+    )
     return {
         "name": ROUTE_NAME,
-        "virtual_hosts": [{
-            "name": "gateway", "domains": ["*"], "routes": routes,
-            # Applied by the router after the route matched: the routing header and what Envoy
-            # itself added about the client never reach a provider (ext_proc strips the
-            # client's own headers to the upstream's allow-list, relaygate/contract/config.py).
-            "request_headers_to_remove": FORWARD_STRIP,
-            "response_headers_to_add": [{
-                "header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID},
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            }],
-        }],
+        "virtual_hosts": [
+            {
+                "name": "gateway",
+                "domains": ["*"],
+                "routes": routes,
+                # Applied by the router after the route matched: the routing header and what Envoy
+                # itself added about the client never reach a provider (ext_proc strips the
+                # client's own headers to the upstream's allow-list, relaygate/contract/config.py).
+                "request_headers_to_remove": FORWARD_STRIP,
+                "response_headers_to_add": [
+                    {
+                        "header": {"key": RECEIPT_HEADER, "value": RECEIPT_ID},
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    }
+                ],
+            }
+        ],
     }
 
 
-def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, message_timeout_ms: int = 2000,
-             tls: str = "") -> dict:
+def listener(
+    cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, message_timeout_ms: int = 2000, tls: str = ""
+) -> dict:
     """The gateway listener; with ``rds`` its routes come over xDS instead of inline.
 
     ``tls``: "" (plaintext), "server" (HTTPS) or "mutual" (HTTPS that requires a client
@@ -233,18 +312,24 @@ def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, mes
         # Receipt ids derive from x-request-id: never take one from a client.
         "preserve_external_request_id": False,
         "internal_address_config": {"cidr_ranges": [{"address_prefix": "255.255.255.255", "prefix_len": 32}]},
-        "access_log": [{
-            "name": "envoy.access_loggers.http_grpc",
-            "typed_config": {
-                "@type": T + "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
-                "common_config": {"log_name": "relaygate", "transport_api_version": "V3",
-                                  "grpc_service": settler_service, "buffer_flush_interval": "0.05s",
-                                  # Also the cap on what Envoy holds while the settler is
-                                  # backed up; past it entries are dropped (logs_dropped), and
-                                  # the settler's sweep has to finish those receipts.
-                                  "buffer_size_bytes": 4 * 1024 * 1024},
-            },
-        }],
+        "access_log": [
+            {
+                "name": "envoy.access_loggers.http_grpc",
+                "typed_config": {
+                    "@type": T + "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
+                    "common_config": {
+                        "log_name": "relaygate",
+                        "transport_api_version": "V3",
+                        "grpc_service": settler_service,
+                        "buffer_flush_interval": "0.05s",
+                        # Also the cap on what Envoy holds while the settler is
+                        # backed up; past it entries are dropped (logs_dropped), and
+                        # the settler's sweep has to finish those receipts.
+                        "buffer_size_bytes": 4 * 1024 * 1024,
+                    },
+                },
+            }
+        ],
         "local_reply_config": _local_reply_config(),
     }
     if rds:
@@ -253,49 +338,80 @@ def listener(cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, mes
         hcm["route_config"] = route_config(cfg)
     hcm["http_filters"] = [
         *_preauth_filters(getattr(cfg, "preauth", None) or PreAuthLimits()),
-        {"name": "envoy.filters.http.ext_proc", "typed_config": {
-            "@type": T + "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-            "grpc_service": grpc_service,
-            "failure_mode_allow": False,
-            "status_on_error": {"code": 503},
-            "message_timeout": f"{message_timeout_ms / 1000:.3f}s",
-            "processing_mode": {"request_header_mode": "SEND", "request_body_mode": "BUFFERED",
-                                "response_header_mode": "SKIP", "response_body_mode": "NONE",
-                                "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"},
-            "metadata_options": {"receiving_namespaces": {"untyped": [NAMESPACE]}},
-            # The policy service may remove client-sent x-envoy-* headers too (header allow-list).
-            "mutation_rules": {"allow_envoy": True},
-        }},
+        {
+            "name": "envoy.filters.http.ext_proc",
+            "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+                "grpc_service": grpc_service,
+                "failure_mode_allow": False,
+                "status_on_error": {"code": 503},
+                "message_timeout": f"{message_timeout_ms / 1000:.3f}s",
+                "processing_mode": {
+                    "request_header_mode": "SEND",
+                    "request_body_mode": "BUFFERED",
+                    "response_header_mode": "SKIP",
+                    "response_body_mode": "NONE",
+                    "request_trailer_mode": "SKIP",
+                    "response_trailer_mode": "SKIP",
+                },
+                "metadata_options": {"receiving_namespaces": {"untyped": [NAMESPACE]}},
+                # The policy service may remove client-sent x-envoy-* headers too (header allow-list).
+                "mutation_rules": {"allow_envoy": True},
+            },
+        },
         _response_allow_list_filter(),
         # SHA-256 of the response body as it streams (the receipt's response subject).
-        {"name": "envoy.filters.http.lua", "typed_config": {
-            "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
-            "default_source_code": {"inline_string": RESPONSE_DIGEST_LUA},
-        }},
-        {"name": "envoy.filters.http.json_to_metadata", "typed_config": {
-            "@type": T + "envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata",
-            "response_rules": {"rules": _usage_rules(False),
-                               "allow_content_types_regex": {"regex": "application/json.*"}},
-        }},
-        {"name": "envoy.filters.http.sse_to_metadata", "typed_config": {
-            "@type": T + "envoy.extensions.filters.http.sse_to_metadata.v3.SseToMetadata",
-            "response_rules": {"content_parser": {
-                "name": "envoy.content_parsers.json",
-                "typed_config": {"@type": T + "envoy.extensions.content_parsers.json.v3.JsonContentParser",
-                                 "rules": _usage_rules(True)},
-            }, "max_event_size": 1048576},
-        }},
-        {"name": "envoy.filters.http.router", "typed_config": {
-            "@type": T + "envoy.extensions.filters.http.router.v3.Router",
-            "suppress_envoy_headers": True}},   # no x-envoy-* headers towards providers
+        {
+            "name": "envoy.filters.http.lua",
+            "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": RESPONSE_DIGEST_LUA},
+            },
+        },
+        {
+            "name": "envoy.filters.http.json_to_metadata",
+            "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata",
+                "response_rules": {
+                    "rules": _usage_rules(False),
+                    "allow_content_types_regex": {"regex": "application/json.*"},
+                },
+            },
+        },
+        {
+            "name": "envoy.filters.http.sse_to_metadata",
+            "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.sse_to_metadata.v3.SseToMetadata",
+                "response_rules": {
+                    "content_parser": {
+                        "name": "envoy.content_parsers.json",
+                        "typed_config": {
+                            "@type": T + "envoy.extensions.content_parsers.json.v3.JsonContentParser",
+                            "rules": _usage_rules(True),
+                        },
+                    },
+                    "max_event_size": 1048576,
+                },
+            },
+        },
+        {
+            "name": "envoy.filters.http.router",
+            "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.router.v3.Router",
+                "suppress_envoy_headers": True,
+            },
+        },  # no x-envoy-* headers towards providers
     ]
     return {
         "name": LISTENER_NAME,
         "address": {"socket_address": {"address": host, "port_value": port}},
         "per_connection_buffer_limit_bytes": cfg.max_body_bytes + 64 * 1024,
-        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                        "typed_config": hcm}],
-                           **({"transport_socket": downstream_tls(tls)} if tls else {})}],
+        "filter_chains": [
+            {
+                "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}],
+                **({"transport_socket": downstream_tls(tls)} if tls else {}),
+            }
+        ],
     }
 
 
@@ -312,11 +428,12 @@ def downstream_tls(mode: str) -> dict:
     the SDKs speak; h2 prior knowledge still works through the AUTO codec)."""
     if mode not in TLS_MODES[1:]:
         raise ValueError(f"listener tls must be one of {TLS_MODES[1:]}, got {mode!r}")
-    common = {"tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
-              "alpn_protocols": ["http/1.1"],
-              "tls_certificate_sds_secret_configs": [{"name": SERVER_CERT_SECRET}]}
-    ctx = {"@type": T + "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-           "common_tls_context": common}
+    common = {
+        "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+        "alpn_protocols": ["http/1.1"],
+        "tls_certificate_sds_secret_configs": [{"name": SERVER_CERT_SECRET}],
+    }
+    ctx = {"@type": T + "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "common_tls_context": common}
     if mode == "mutual":
         common["validation_context_sds_secret_config"] = {"name": CLIENT_CA_SECRET}
         ctx["require_client_certificate"] = True
@@ -326,6 +443,7 @@ def downstream_tls(mode: str) -> dict:
 @dataclass(frozen=True)
 class ListenerTls:
     """Files (on the gateway's host) of the gateway listener's certificate; ``client_ca`` turns on mTLS."""
+
     cert: str
     key: str
     client_ca: str | None = None
@@ -339,6 +457,7 @@ class ListenerTls:
 class AdsTls:
     """How a gateway's Envoy reaches the control plane's xDS server: the CA that must have
     issued its certificate (pinned) and, for mTLS, the client certificate Envoy presents."""
+
     ca: str
     cert: str | None = None
     key: str | None = None
@@ -347,8 +466,12 @@ class AdsTls:
 def tls_secrets(t: ListenerTls | None) -> list[dict]:
     if t is None:
         return []
-    out = [{"name": SERVER_CERT_SECRET, "tls_certificate": {"certificate_chain": {"filename": t.cert},
-                                                            "private_key": {"filename": t.key}}}]
+    out = [
+        {
+            "name": SERVER_CERT_SECRET,
+            "tls_certificate": {"certificate_chain": {"filename": t.cert}, "private_key": {"filename": t.key}},
+        }
+    ]
     if t.client_ca:
         out.append({"name": CLIENT_CA_SECRET, "validation_context": {"trusted_ca": {"filename": t.client_ca}}})
     return out
@@ -365,13 +488,14 @@ def upstream_tls_to(host: str, t: AdsTls, alpn: list[str]) -> dict:
     Envoy checks no SAN unless told to, so a certificate the CA issued to anyone else passes
     chain validation alone."""
     san = {"san_type": "IP_ADDRESS" if _is_ip(host) else "DNS", "matcher": {"exact": host}}
-    common = {"tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
-              "validation_context": {"trusted_ca": {"filename": t.ca}, "match_typed_subject_alt_names": [san]}}
+    common = {
+        "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+        "validation_context": {"trusted_ca": {"filename": t.ca}, "match_typed_subject_alt_names": [san]},
+    }
     if alpn:
         common["alpn_protocols"] = alpn
     if t.cert:
-        common["tls_certificates"] = [{"certificate_chain": {"filename": t.cert},
-                                       "private_key": {"filename": t.key}}]
+        common["tls_certificates"] = [{"certificate_chain": {"filename": t.cert}, "private_key": {"filename": t.key}}]
     ctx = {"@type": T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "common_tls_context": common}
     if not _is_ip(host):
         ctx["sni"] = host
@@ -380,8 +504,11 @@ def upstream_tls_to(host: str, t: AdsTls, alpn: list[str]) -> dict:
 
 def clusters(cfg: GatewayConfig, extproc: list[str], *, eds: bool = False) -> list[dict]:
     """The policy workers (all for decisions, the first for the access log) and one cluster per upstream."""
-    return [_extproc_cluster("extproc", extproc), _extproc_cluster("settler", extproc[:1]),
-            *(_upstream_cluster(u, eds) for u in cfg.upstreams)]
+    return [
+        _extproc_cluster("extproc", extproc),
+        _extproc_cluster("settler", extproc[:1]),
+        *(_upstream_cluster(u, eds) for u in cfg.upstreams),
+    ]
 
 
 def endpoints(cfg: GatewayConfig) -> list[dict]:
@@ -389,8 +516,16 @@ def endpoints(cfg: GatewayConfig) -> list[dict]:
     return [load_assignment(u) for u in cfg.upstreams if _is_ip(u.host)]
 
 
-def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: list[str],
-           host: str = "127.0.0.1", message_timeout_ms: int = 2000, tls: ListenerTls | None = None) -> dict:
+def render(
+    cfg: GatewayConfig,
+    *,
+    listen_port: int,
+    admin_port: int,
+    extproc: list[str],
+    host: str = "127.0.0.1",
+    message_timeout_ms: int = 2000,
+    tls: ListenerTls | None = None,
+) -> dict:
     """A static bootstrap (standalone sidecars and the benchmark); see render_xds_bootstrap.
 
     ``extproc`` lists the policy workers (``unix:PATH`` or ``HOST:PORT``); calls
@@ -398,8 +533,9 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: li
     worker that settles and signs. With ``tls`` the listener serves HTTPS (mTLS with a client CA).
     """
     static = {
-        "listeners": [listener(cfg, host, listen_port, message_timeout_ms=message_timeout_ms,
-                               tls=tls.mode if tls else "")],
+        "listeners": [
+            listener(cfg, host, listen_port, message_timeout_ms=message_timeout_ms, tls=tls.mode if tls else "")
+        ],
         "clusters": clusters(cfg, extproc),
     }
     if tls:
@@ -412,9 +548,18 @@ def render(cfg: GatewayConfig, *, listen_port: int, admin_port: int, extproc: li
     }
 
 
-def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, admin_port: int,
-                         ads_address: str, host: str = "127.0.0.1", tls: ListenerTls | None = None,
-                         ads_tls: AdsTls | None = None) -> dict:
+def render_xds_bootstrap(
+    *,
+    node_id: str,
+    tenant: str,
+    zone: str,
+    listen: str,
+    admin_port: int,
+    ads_address: str,
+    host: str = "127.0.0.1",
+    tls: ListenerTls | None = None,
+    ads_tls: AdsTls | None = None,
+) -> dict:
     """The small bootstrap of an xDS-driven gateway: its identity and where the ADS server is.
 
     Everything else (listener, routes, clusters, endpoints) arrives over ADS.
@@ -427,9 +572,9 @@ def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, a
     ads = _extproc_cluster("xds", [ads_address])
     ads_host = ads_address.rpartition(":")[0]
     if not _is_ip(ads_host):
-        ads["type"] = "STRICT_DNS"        # a control plane named by DNS (compose, Kubernetes service)
+        ads["type"] = "STRICT_DNS"  # a control plane named by DNS (compose, Kubernetes service)
     if ads_tls:
-        ads["transport_socket"] = upstream_tls_to(ads_host, ads_tls, ["h2"])   # gRPC needs ALPN h2
+        ads["transport_socket"] = upstream_tls_to(ads_host, ads_tls, ["h2"])  # gRPC needs ALPN h2
     meta = {"tenant": tenant, "zone": zone, "listen": listen}
     if tls:
         meta["tls"] = tls.mode
@@ -440,8 +585,12 @@ def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, a
         "node": {"id": node_id, "cluster": tenant, "locality": {"zone": zone}, "metadata": meta},
         "admin": {"address": {"socket_address": {"address": host, "port_value": admin_port}}},
         "dynamic_resources": {
-            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3", "set_node_on_first_message_only": True,
-                           "grpc_services": [{"envoy_grpc": {"cluster_name": "xds"}}]},
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [{"envoy_grpc": {"cluster_name": "xds"}}],
+            },
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
         },
@@ -451,11 +600,18 @@ def render_xds_bootstrap(*, node_id: str, tenant: str, zone: str, listen: str, a
 
 
 def _overload_manager() -> dict:
-    return {"resource_monitors": [{
-        "name": "envoy.resource_monitors.global_downstream_max_connections",
-        "typed_config": {"@type": T + "envoy.extensions.resource_monitors.downstream_connections.v3."
-                                      "DownstreamConnectionsConfig", "max_active_downstream_connections": 10000},
-    }]}
+    return {
+        "resource_monitors": [
+            {
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": {
+                    "@type": T + "envoy.extensions.resource_monitors.downstream_connections.v3."
+                    "DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": 10000,
+                },
+            }
+        ]
+    }
 
 
 def _host_header(u) -> str:
@@ -469,7 +625,7 @@ def _is_ip(host: str) -> bool:
 
 def _address(addr: str) -> dict:
     if addr.startswith("unix:"):
-        return {"pipe": {"path": addr[5:]}}   # relative paths resolve against Envoy's working directory
+        return {"pipe": {"path": addr[5:]}}  # relative paths resolve against Envoy's working directory
     host, _, port = addr.rpartition(":")
     return {"socket_address": {"address": host, "port_value": int(port)}}
 
@@ -484,15 +640,22 @@ def _extproc_cluster(name: str, addrs: list[str]) -> dict:
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                 "explicit_http_config": {"http2_protocol_options": {}},
-            }},
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": _address(a)}} for a in addrs]}]},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(a)}} for a in addrs]}],
+        },
     }
 
 
 def load_assignment(u) -> dict:
-    return {"cluster_name": u.cluster, "endpoints": [{"lb_endpoints": [
-        {"endpoint": {"address": {"socket_address": {"address": u.host, "port_value": u.port}}}}]}]}
+    return {
+        "cluster_name": u.cluster,
+        "endpoints": [
+            {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": u.host, "port_value": u.port}}}}]}
+        ],
+    }
 
 
 def _upstream_cluster(u, eds: bool = False) -> dict:
@@ -521,8 +684,10 @@ REFERENCE_TLS_DIR = "var/tls"
 def reference_tls(directory: str = REFERENCE_TLS_DIR) -> tuple[ListenerTls, AdsTls]:
     """The listener and ADS TLS of envoy/bootstrap-xds.json: files named as stack.tls makes them."""
     d = directory.rstrip("/")
-    return (ListenerTls(f"{d}/server.pem", f"{d}/server-key.pem"),
-            AdsTls(f"{d}/ca.pem", f"{d}/client.pem", f"{d}/client-key.pem"))
+    return (
+        ListenerTls(f"{d}/server.pem", f"{d}/server-key.pem"),
+        AdsTls(f"{d}/ca.pem", f"{d}/client.pem", f"{d}/client-key.pem"),
+    )
 
 
 def main(argv=None) -> None:
@@ -531,34 +696,53 @@ def main(argv=None) -> None:
     import argparse
 
     from relaygate.contract import config as config_mod
+
     p = argparse.ArgumentParser(prog="python -m relaygate.envoy.config", description=main.__doc__)
-    p.add_argument("--xds", action="store_true", help="render the small ADS bootstrap (identity + ADS "
-                   "server) instead of the static one")
+    p.add_argument(
+        "--xds",
+        action="store_true",
+        help="render the small ADS bootstrap (identity + ADS server) instead of the static one",
+    )
     p.add_argument("--config-dir", default="config", help="static: the config directory to render")
     p.add_argument("--listen-port", type=int, default=8080)
     p.add_argument("--admin-port", type=int, default=9901)
-    p.add_argument("--extproc", action="append", help="static: policy worker address (repeatable; "
-                   "default unix:var/extproc.sock)")
+    p.add_argument(
+        "--extproc", action="append", help="static: policy worker address (repeatable; default unix:var/extproc.sock)"
+    )
     p.add_argument("--node-id", default="gw-1", help="xds: this gateway's instance id")
     p.add_argument("--tenant", default="default", help="xds: the tenant this gateway serves")
     p.add_argument("--zone", default="local", help="xds: locality zone")
     p.add_argument("--ads", default="127.0.0.1:18000", help="xds: the control plane's ADS address host:port")
-    p.add_argument("--tls-dir", default=REFERENCE_TLS_DIR,
-                   help="xds: certificate files as `python -m stack.tls` names them (ca.pem, server.pem, "
-                        "server-key.pem, client.pem, client-key.pem; relative paths resolve against Envoy's "
-                        f"working directory; default {REFERENCE_TLS_DIR}): the listener serves HTTPS and the "
-                        "ADS connection pins ca.pem and presents client.pem")
+    p.add_argument(
+        "--tls-dir",
+        default=REFERENCE_TLS_DIR,
+        help="xds: certificate files as `python -m stack.tls` names them (ca.pem, server.pem, "
+        "server-key.pem, client.pem, client-key.pem; relative paths resolve against Envoy's "
+        f"working directory; default {REFERENCE_TLS_DIR}): the listener serves HTTPS and the "
+        "ADS connection pins ca.pem and presents client.pem",
+    )
     p.add_argument("--plaintext", action="store_true", help="xds: no TLS on the listener or the ADS connection")
     p.add_argument("--out", default="-")
     a = p.parse_args(argv)
     if a.xds:
         tls, ads_tls = (None, None) if a.plaintext else reference_tls(a.tls_dir)
-        boot = render_xds_bootstrap(node_id=a.node_id, tenant=a.tenant, zone=a.zone,
-                                    listen=f"0.0.0.0:{a.listen_port}", admin_port=a.admin_port, ads_address=a.ads,
-                                    tls=tls, ads_tls=ads_tls)
+        boot = render_xds_bootstrap(
+            node_id=a.node_id,
+            tenant=a.tenant,
+            zone=a.zone,
+            listen=f"0.0.0.0:{a.listen_port}",
+            admin_port=a.admin_port,
+            ads_address=a.ads,
+            tls=tls,
+            ads_tls=ads_tls,
+        )
     else:
-        boot = render(config_mod.load(a.config_dir), listen_port=a.listen_port, admin_port=a.admin_port,
-                      extproc=a.extproc or ["unix:var/extproc.sock"])
+        boot = render(
+            config_mod.load(a.config_dir),
+            listen_port=a.listen_port,
+            admin_port=a.admin_port,
+            extproc=a.extproc or ["unix:var/extproc.sock"],
+        )
     if a.out == "-":
         print(json.dumps(boot, indent=2))
     else:

@@ -11,6 +11,7 @@ The signature covers the note text up to and including the last body line's
 newline; the key hash is the first 4 bytes of SHA-256(name || "\\n" || 0x01 ||
 public key), as in the signed-note spec, so standard tooling can read it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,9 @@ def note_key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + b"\x01" + raw).digest()[:4]
 
 
-def sign_checkpoint(origin: str, size: int, root: bytes, timestamp_ms: int, signer: Signer,
-                    name: str = KEY_NAME) -> str:
+def sign_checkpoint(
+    origin: str, size: int, root: bytes, timestamp_ms: int, signer: Signer, name: str = KEY_NAME
+) -> str:
     body = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntimestamp {timestamp_ms}\n"
     sig = signer.private_key.sign(body.encode())
     blob = base64.b64encode(note_key_hash(name, signer.public_key) + sig).decode()

@@ -8,6 +8,7 @@ extend it (a stale replay or a fork fails).
 Exit status: 0 verified, 1 a check failed, 2 the bundle, key or checkpoint could not be read,
 3 every check passed but no key was pinned (and --allow-unpinned was not given).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,18 +28,28 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("verify", help="verify an evidence bundle (tar.gz) offline")
     v.add_argument("bundle", help="path to the evidence bundle")
-    v.add_argument("--trusted-key", help="PEM file with the control plane's root public key you trust; every key "
-                                         "that signed anything in the bundle must chain back to it")
-    v.add_argument("--allow-unpinned", action="store_true",
-                   help="without --trusted-key, exit 0 when the checks pass (trust is only self-asserted)")
-    v.add_argument("--after-checkpoint", metavar="FILE",
-                   help="a signed checkpoint you already hold (the JSON of GET /v1/audit/checkpoints/latest, or "
-                        "its signed note): the bundle's tree must be consistent with it and not older")
+    v.add_argument(
+        "--trusted-key",
+        help="PEM file with the control plane's root public key you trust; every key "
+        "that signed anything in the bundle must chain back to it",
+    )
+    v.add_argument(
+        "--allow-unpinned",
+        action="store_true",
+        help="without --trusted-key, exit 0 when the checks pass (trust is only self-asserted)",
+    )
+    v.add_argument(
+        "--after-checkpoint",
+        metavar="FILE",
+        help="a signed checkpoint you already hold (the JSON of GET /v1/audit/checkpoints/latest, or "
+        "its signed note): the bundle's tree must be consistent with it and not older",
+    )
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     a = p.parse_args(argv)
 
     from relaygate.evidence.signing import load_public_key
     from relaygate.evidence.verify import held_checkpoint, verify_bundle
+
     try:
         blob = Path(a.bundle).read_bytes()
         key = load_public_key(Path(a.trusted_key).read_bytes()) if a.trusted_key else None

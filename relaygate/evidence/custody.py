@@ -19,6 +19,7 @@ over canonical JSON such as::
 :class:`KeyRing` replays events and answers whether a key was valid at a time:
 a receipt signed by a retired key after its retirement is refused.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,18 +42,37 @@ class CustodyError(ValueError):
 def iso_ms(ts: float) -> str:
     """RFC 3339 UTC with milliseconds; four-digit years (strftime does not zero-pad below 1000)."""
     dt = datetime.fromtimestamp(ts, timezone.utc)
-    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}." \
-           f"{dt.microsecond // 1000:03d}Z"
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}."
+        f"{dt.microsecond // 1000:03d}Z"
+    )
 
 
 def to_ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000 + 0.5)
 
 
-def event(type_: str, owner: str, purpose: str, key: Signer | None, at: float, *, event_id: str,
-          previous_key_id: str | None = None, public_key_pem: str | None = None, **extra) -> dict:
-    doc = {"id": event_id, "type": type_, "owner": owner, "purpose": purpose, "at": iso_ms(at),
-           "previous_key_id": previous_key_id, **extra}
+def event(
+    type_: str,
+    owner: str,
+    purpose: str,
+    key: Signer | None,
+    at: float,
+    *,
+    event_id: str,
+    previous_key_id: str | None = None,
+    public_key_pem: str | None = None,
+    **extra,
+) -> dict:
+    doc = {
+        "id": event_id,
+        "type": type_,
+        "owner": owner,
+        "purpose": purpose,
+        "at": iso_ms(at),
+        "previous_key_id": previous_key_id,
+        **extra,
+    }
     if key is not None or public_key_pem is not None:
         doc["key_id"] = key.key_id if key is not None else key_id_for(load_public_key(public_key_pem.encode()))
         doc["public_key"] = public_key_pem or key.public_pem().decode()
@@ -123,12 +143,14 @@ class KeyRing:
 
     def _countersigned(self, env: dict, at: int) -> bool:
         """Signed by a control-plane key of the ring that was not retired before ``at``."""
-        return any(self._signed_by(env, k) for k in self._cp_keys()
-                   if k.retired_ms is None or k.retired_ms >= at)
+        return any(self._signed_by(env, k) for k in self._cp_keys() if k.retired_ms is None or k.retired_ms >= at)
 
     def _outside(self) -> str:
-        return f"a control-plane key of the custody chain anchored at root {self.anchor}" if self.anchor else \
-            "a control-plane key (the chain has no root yet)"
+        return (
+            f"a control-plane key of the custody chain anchored at root {self.anchor}"
+            if self.anchor
+            else "a control-plane key (the chain has no root yet)"
+        )
 
     def apply(self, env: dict) -> dict:
         doc = event_of(env)
@@ -149,24 +171,30 @@ class KeyRing:
         if doc["type"] == "key.registered":
             if owner == CONTROL_PLANE:
                 if self.root is not None:
-                    raise CustodyError(f"{what}: a second control-plane root next to {self.root}; a "
-                                       "control-plane key registered after the root is not vouched for "
-                                       "(its successors are key.introduced by their predecessor)")
+                    raise CustodyError(
+                        f"{what}: a second control-plane root next to {self.root}; a "
+                        "control-plane key registered after the root is not vouched for "
+                        "(its successors are key.introduced by their predecessor)"
+                    )
                 if self.trusted_root and self.trusted_root != doc["key_id"]:
-                    raise CustodyError(f"{what}: the custody chain starts with root {doc['key_id']}, not the "
-                                       f"pinned root {self.trusted_root}")
+                    raise CustodyError(
+                        f"{what}: the custody chain starts with root {doc['key_id']}, not the "
+                        f"pinned root {self.trusted_root}"
+                    )
                 self.root = doc["key_id"]
             elif not self._countersigned(env, at):
                 raise CustodyError(f"{what}: not countersigned by {self._outside()}")
-            for k in self.keys.values():   # a re-registration replaces the owner's active key
+            for k in self.keys.values():  # a re-registration replaces the owner's active key
                 if k.owner == owner and k.purpose == purpose and k.retired_ms is None:
                     k.retired_ms = at
                     self.warnings.append(f"{what}: replaced {k.key_id} without an introduction signed by it")
         elif doc["type"] == "key.introduced":
             prev = self.keys.get(doc.get("previous_key_id") or "")
             if prev is None:
-                raise CustodyError(f"{what}: previous key {doc.get('previous_key_id')} is unknown (not in the "
-                                   f"custody chain anchored at root {self.anchor})")
+                raise CustodyError(
+                    f"{what}: previous key {doc.get('previous_key_id')} is unknown (not in the "
+                    f"custody chain anchored at root {self.anchor})"
+                )
             if prev.owner != owner or prev.purpose != purpose:
                 raise CustodyError(f"{what}: previous key {prev.key_id} belongs to {prev.owner}/{prev.purpose}")
             if prev.retired_ms is not None and prev.retired_ms < at:
@@ -185,10 +213,13 @@ class KeyRing:
         """The key, when it was valid at ``at_ms``; else CustodyError saying why not."""
         k = self.keys.get(key_id)
         if k is None or (purpose and k.purpose != purpose):
-            raise CustodyError(f"signed by unknown key {key_id} (not in the custody chain anchored at root "
-                               f"{self.anchor})")
+            raise CustodyError(
+                f"signed by unknown key {key_id} (not in the custody chain anchored at root {self.anchor})"
+            )
         if at_ms < k.valid_from_ms:
-            raise CustodyError(f"signed by {key_id} before the key existed (valid from {iso_ms(k.valid_from_ms / 1000)})")
+            raise CustodyError(
+                f"signed by {key_id} before the key existed (valid from {iso_ms(k.valid_from_ms / 1000)})"
+            )
         if k.retired_ms is not None and at_ms > k.retired_ms:
             raise CustodyError(f"signed by {key_id} after its retirement at {iso_ms(k.retired_ms / 1000)}")
         return k

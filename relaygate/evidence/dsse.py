@@ -5,6 +5,7 @@ each signature covers the pre-authentication encoding
 ``PAE(type, body) = "DSSEv1" SP len(type) SP type SP len(body) SP body``
 (lengths in ASCII decimal bytes), so the payload type is signed too.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,8 +28,11 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def sign(payload_type: str, payload: bytes, signer: Signer) -> dict:
-    return {"payloadType": payload_type, "payload": base64.b64encode(payload).decode(),
-            "signatures": [{"keyid": signer.key_id, "sig": signer.sign(pae(payload_type, payload))}]}
+    return {
+        "payloadType": payload_type,
+        "payload": base64.b64encode(payload).decode(),
+        "signatures": [{"keyid": signer.key_id, "sig": signer.sign(pae(payload_type, payload))}],
+    }
 
 
 def add_signature(envelope: dict, signer: Signer) -> dict:
@@ -57,5 +61,7 @@ def verify_envelope(envelope: dict, public_key: Ed25519PublicKey, payload_type: 
     except (EnvelopeError, KeyError, TypeError, AttributeError):
         return False
     kid = key_id_for(public_key)
-    return any(isinstance(s, dict) and s.get("keyid") == kid and verify(public_key, body, s.get("sig", ""))
-               for s in envelope.get("signatures") or [])
+    return any(
+        isinstance(s, dict) and s.get("keyid") == kid and verify(public_key, body, s.get("sig", ""))
+        for s in envelope.get("signatures") or []
+    )

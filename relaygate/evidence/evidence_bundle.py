@@ -19,6 +19,7 @@ Layout (every file listed with its SHA-256 in the signed manifest):
 
 Hashes in JSON are hex; proof hashes are hex too.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -61,11 +62,13 @@ def jsonl(rows) -> bytes:
 
 def write(files: dict[str, bytes], manifest: dict, signer: Signer) -> bytes:
     """Pack files with a manifest listing their digests, signed by ``signer``; return tar.gz bytes."""
-    manifest = {**manifest, "format": FORMAT, "files": [
-        {"path": p, "sha256": sha256_hex(files[p]), "bytes": len(files[p])} for p in sorted(files)]}
+    manifest = {
+        **manifest,
+        "format": FORMAT,
+        "files": [{"path": p, "sha256": sha256_hex(files[p]), "bytes": len(files[p])} for p in sorted(files)],
+    }
     body = canonical(manifest)
-    all_files = {**files, MANIFEST: body,
-                 MANIFEST_SIG: canonical(dsse.sign(MANIFEST_TYPE, body, signer))}
+    all_files = {**files, MANIFEST: body, MANIFEST_SIG: canonical(dsse.sign(MANIFEST_TYPE, body, signer))}
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in [MANIFEST, MANIFEST_SIG, *sorted(files)]:

@@ -10,6 +10,7 @@ definitions (2.1.3.1, 2.1.4.1); verification follows the algorithms of
 the hashes of complete subtrees (they never change once complete), so roots
 and proofs over large logs cost O(log n) subtree lookups.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,7 +61,7 @@ class _LeafHashes:
             i += n
         if not 0 <= i < n:
             raise IndexError(i)
-        return bytes(self._buf[i * 32:(i + 1) * 32])
+        return bytes(self._buf[i * 32 : (i + 1) * 32])
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -69,7 +70,7 @@ class _LeafHashes:
 class MerkleLog:
     """An append-only list of leaf hashes with cached complete subtrees."""
 
-    MEMO_MIN = 64   # subtrees smaller than this are recomputed (cheap) rather than stored
+    MEMO_MIN = 64  # subtrees smaller than this are recomputed (cheap) rather than stored
 
     def __init__(self, leaf_hashes=None) -> None:
         self.leaves = _LeafHashes(leaf_hashes or ())
@@ -168,8 +169,7 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes], roo
         raise ProofError(f"inclusion proof for leaf {index} does not lead to the root of tree size {size}")
 
 
-def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes,
-                       proof: list[bytes]) -> None:
+def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes, proof: list[bytes]) -> None:
     """RFC 9162 2.1.4.2 (raises ProofError)."""
     if first > second:
         raise ProofError(f"tree size went backwards ({first} -> {second})")
@@ -188,7 +188,7 @@ def verify_consistency(first: int, second: int, first_root: bytes, second_root: 
     if not proof:
         raise ProofError("consistency proof is empty")
     path = list(proof)
-    if first & (first - 1) == 0:          # first is a power of two: its root starts the path
+    if first & (first - 1) == 0:  # first is a power of two: its root starts the path
         path.insert(0, first_root)
     fn, sn = first - 1, second - 1
     while fn & 1:

@@ -14,6 +14,7 @@ of the same sidecar carries it as ``prev_hash`` and its ``seq`` is one more, so
 each sidecar's receipts form a hash chain. The Merkle log's leaf for a receipt
 is the canonical JSON of its whole envelope. See docs/receipts.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -71,9 +72,13 @@ def statement(receipt: dict) -> dict:
         d = (receipt.get(name) or {}).get("digest")
         if isinstance(d, str) and d.startswith("sha256:"):
             subjects.append({"name": name, "digest": {"sha256": d[7:]}})
-    if not subjects:   # in-toto needs one; a call with neither body seen is named by its id
-        subjects.append({"name": f"receipt:{receipt['id']}",
-                         "digest": {"sha256": hashlib.sha256(receipt["id"].encode()).hexdigest()}})
+    if not subjects:  # in-toto needs one; a call with neither body seen is named by its id
+        subjects.append(
+            {
+                "name": f"receipt:{receipt['id']}",
+                "digest": {"sha256": hashlib.sha256(receipt["id"].encode()).hexdigest()},
+            }
+        )
     return {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE, "predicate": receipt}
 
 
@@ -108,8 +113,11 @@ def verify_receipt(envelope: dict, public_key: Ed25519PublicKey) -> bool:
         return False
     try:
         st = envelope_statement(envelope)
-        return (st.get("_type") == STATEMENT_TYPE and st.get("predicateType") == PREDICATE_TYPE
-                and canonical(st) == dsse.payload(envelope))
+        return (
+            st.get("_type") == STATEMENT_TYPE
+            and st.get("predicateType") == PREDICATE_TYPE
+            and canonical(st) == dsse.payload(envelope)
+        )
     except (ValueError, dsse.EnvelopeError):
         return False
 

@@ -3,6 +3,7 @@
 Keys live in PEM files (private 0600). The key id is derived from the public
 key so a verifier needs nothing but the public key to match a signature.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,7 +29,7 @@ def key_id_for(public_key: Ed25519PublicKey) -> str:
 class Signer:
     private_key: Ed25519PrivateKey
     key_id: str
-    created_at: float = 0.0      # when the key was made (file mtime): its validity starts here
+    created_at: float = 0.0  # when the key was made (file mtime): its validity starts here
 
     def sign(self, message: bytes) -> str:
         return base64.b64encode(self.private_key.sign(message)).decode()
@@ -38,17 +39,14 @@ class Signer:
         return self.private_key.public_key()
 
     def public_pem(self) -> bytes:
-        return self.public_key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return self.public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
     """Write a private key atomically, mode 0600, fsynced (file and directory)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:

@@ -20,6 +20,7 @@ Checks, each reported with the file and receipt it concerns:
    receipt missing that the chain says is included;
 7. that every policy version a receipt cites is in the bundle with its source.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,14 @@ from relaygate.evidence import evidence_bundle as eb
 from relaygate.evidence.checkpoint import KEY_NAME, CheckpointError, note_key_hash, parse, verify_checkpoint
 from relaygate.evidence.custody import CONTROL_PLANE, CustodyError, KeyInfo, KeyRing, to_ms
 from relaygate.evidence.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
-from relaygate.evidence.receipts import (PREDICATE_TYPE, STATEMENT_TYPE, canonical, envelope_hash, envelope_statement,
-                               leaf_bytes)
+from relaygate.evidence.receipts import (
+    PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    canonical,
+    envelope_hash,
+    envelope_statement,
+    leaf_bytes,
+)
 from relaygate.evidence.signing import key_id_for
 
 
@@ -71,13 +78,23 @@ class Report:
         self.add(check, False, message, file, receipt)
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "pinned": self.pinned, "trust": self.trust, "stats": self.stats,
-                "failures": [f.as_dict() for f in self.failures],
-                "checks": [f.as_dict() for f in self.findings if f.ok]}
+        return {
+            "ok": self.ok,
+            "pinned": self.pinned,
+            "trust": self.trust,
+            "stats": self.stats,
+            "failures": [f.as_dict() for f in self.failures],
+            "checks": [f.as_dict() for f in self.findings if f.ok],
+        }
 
     def render(self) -> str:
-        verdict = "FAILED" if not self.ok else "VERIFIED" if self.pinned else \
-            "CHECKS PASS, BUT TRUST IS ONLY SELF-ASSERTED (no pinned key)"
+        verdict = (
+            "FAILED"
+            if not self.ok
+            else "VERIFIED"
+            if self.pinned
+            else "CHECKS PASS, BUT TRUST IS ONLY SELF-ASSERTED (no pinned key)"
+        )
         lines = [f"relaygate evidence bundle: {verdict}", f"trust: {self.trust}"]
         for k, v in self.stats.items():
             lines.append(f"  {k.replace('_', ' ')}: {v}")
@@ -133,8 +150,9 @@ def _outside(sigs: list, cp_keys: dict, root_words: str) -> str:
     return ""
 
 
-def _check_fresh(report: Report, note: str, ordered: list, trees: dict, proofs: dict, cp_keys: dict,
-                 ring: KeyRing, root_words: str) -> None:
+def _check_fresh(
+    report: Report, note: str, ordered: list, trees: dict, proofs: dict, cp_keys: dict, ring: KeyRing, root_words: str
+) -> None:
     """The bundle's tree must extend the checkpoint the auditor holds: not older, same log, consistent.
 
     A bundle replayed from before that checkpoint (stale), or cut from a different log (a fork, a
@@ -148,8 +166,9 @@ def _check_fresh(report: Report, note: str, ordered: list, trees: dict, proofs: 
         return
     key = _tree_head_key(note, cp_keys)
     if key is None:
-        report.fail("consistency", f"the checkpoint you hold is not signed by a tree-head key that chains to "
-                                   f"{root_words}")
+        report.fail(
+            "consistency", f"the checkpoint you hold is not signed by a tree-head key that chains to {root_words}"
+        )
         return
     try:
         ring.check(key.key_id, held.timestamp_ms, "tree-head")
@@ -158,42 +177,68 @@ def _check_fresh(report: Report, note: str, ordered: list, trees: dict, proofs: 
         return
     m = held.size
     if not ordered:
-        report.fail("consistency", f"the bundle has no signed tree head to compare with the checkpoint you hold "
-                                   f"(size {m})", eb.CHECKPOINTS)
+        report.fail(
+            "consistency",
+            f"the bundle has no signed tree head to compare with the checkpoint you hold (size {m})",
+            eb.CHECKPOINTS,
+        )
         return
     newest = ordered[-1]
     if held.origin != newest.origin:
-        report.fail("consistency", f"the checkpoint you hold is of log {held.origin}, the bundle's of "
-                                   f"{newest.origin}", eb.CHECKPOINTS)
+        report.fail(
+            "consistency",
+            f"the checkpoint you hold is of log {held.origin}, the bundle's of {newest.origin}",
+            eb.CHECKPOINTS,
+        )
         return
     if m > newest.size:
-        report.fail("consistency", f"stale: the bundle's newest tree head has size {newest.size}, older than the "
-                                   f"checkpoint you hold (size {m}): a replayed or withheld bundle", eb.CHECKPOINTS)
+        report.fail(
+            "consistency",
+            f"stale: the bundle's newest tree head has size {newest.size}, older than the "
+            f"checkpoint you hold (size {m}): a replayed or withheld bundle",
+            eb.CHECKPOINTS,
+        )
         return
     if m in trees:
         if trees[m] != held.root:
-            report.fail("consistency", f"fork: the bundle's checkpoint of size {m} has a different root than the "
-                                       "checkpoint you hold (the log was rewritten, or you were shown another "
-                                       "view)", eb.CHECKPOINTS)
+            report.fail(
+                "consistency",
+                f"fork: the bundle's checkpoint of size {m} has a different root than the "
+                "checkpoint you hold (the log was rewritten, or you were shown another "
+                "view)",
+                eb.CHECKPOINTS,
+            )
             return
         how = "the same root at that size"
     else:
         proof = next((proofs[(m, c.size)] for c in reversed(ordered) if (m, c.size) in proofs), None)
         if proof is None:
-            report.fail("consistency", f"no consistency proof from the checkpoint you hold (size {m}) to the "
-                                       f"bundle's tree (size {newest.size}): request the bundle with "
-                                       f'"consistency_from": [{m}]', eb.CONSISTENCY)
+            report.fail(
+                "consistency",
+                f"no consistency proof from the checkpoint you hold (size {m}) to the "
+                f"bundle's tree (size {newest.size}): request the bundle with "
+                f'"consistency_from": [{m}]',
+                eb.CONSISTENCY,
+            )
             return
         try:
-            verify_consistency(m, proof["second"], held.root, trees[proof["second"]],
-                               [bytes.fromhex(h) for h in proof["hashes"]])
+            verify_consistency(
+                m, proof["second"], held.root, trees[proof["second"]], [bytes.fromhex(h) for h in proof["hashes"]]
+            )
         except (ProofError, ValueError, KeyError, TypeError) as e:
-            report.fail("consistency", f"the bundle's tree is not consistent with the checkpoint you hold (size "
-                                       f"{m}): {e}", eb.CONSISTENCY)
+            report.fail(
+                "consistency",
+                f"the bundle's tree is not consistent with the checkpoint you hold (size {m}): {e}",
+                eb.CONSISTENCY,
+            )
             return
         how = f"a consistency proof {m} -> {proof['second']}"
-    report.add("consistency", True, f"the bundle's tree (size {newest.size}) is consistent with the checkpoint you "
-                                    f"hold (size {m}): {how}", eb.CONSISTENCY)
+    report.add(
+        "consistency",
+        True,
+        f"the bundle's tree (size {newest.size}) is consistent with the checkpoint you hold (size {m}): {how}",
+        eb.CONSISTENCY,
+    )
 
 
 def held_checkpoint(text: str) -> str:
@@ -227,8 +272,9 @@ def held_checkpoint(text: str) -> str:
     return note
 
 
-def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
-                  after_checkpoint: str | None = None) -> Report:
+def verify_bundle(
+    blob: bytes, trusted_key: Ed25519PublicKey | None = None, after_checkpoint: str | None = None
+) -> Report:
     """Check a bundle; ``trusted_key`` pins the control plane's root, ``after_checkpoint`` is a
     signed note the auditor already holds (the bundle's tree must extend it)."""
     report = Report(pinned=trusted_key is not None)
@@ -258,19 +304,32 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
     for w in ring.warnings:
         report.add("custody", True, f"warning: {w}", eb.CUSTODY)
     if custody and custody_ok:
-        report.add("custody", True, f"{len(custody)} custody events verified ({len(ring.keys)} keys, all chained "
-                                    f"to root {ring.anchor})", eb.CUSTODY)
+        report.add(
+            "custody",
+            True,
+            f"{len(custody)} custody events verified ({len(ring.keys)} keys, all chained to root {ring.anchor})",
+            eb.CUSTODY,
+        )
     if trusted_id:
         report.trust = f"control-plane key {trusted_id} (pinned)"
-        if not custody:     # a bundle without custody (no receipts): the pinned key itself signs
+        if not custody:  # a bundle without custody (no receipts): the pinned key itself signs
             ring.keys[trusted_id] = KeyInfo(trusted_id, CONTROL_PLANE, "tree-head", trusted_key, 0)
         elif ring.root != trusted_id:
-            report.fail("trust", f"the pinned key {trusted_id} is not a control-plane key of this bundle's custody "
-                                 "chain (it is not the chain's root)", eb.CUSTODY)
+            report.fail(
+                "trust",
+                f"the pinned key {trusted_id} is not a control-plane key of this bundle's custody "
+                "chain (it is not the chain's root)",
+                eb.CUSTODY,
+            )
     else:
-        report.trust = (f"control-plane root key {ring.root} taken from the bundle (NOT pinned: trust is only "
-                        "self-asserted; compare it with the key you trust, or pass --trusted-key)") if ring.root \
+        report.trust = (
+            (
+                f"control-plane root key {ring.root} taken from the bundle (NOT pinned: trust is only "
+                "self-asserted; compare it with the key you trust, or pass --trusted-key)"
+            )
+            if ring.root
             else "no control-plane key (NOT pinned: trust is only self-asserted)"
+        )
     cp_keys = {k.key_id: k for k in ring.keys.values() if k.owner == CONTROL_PLANE}
     root_words = f"the pinned root {trusted_id}" if trusted_id else f"the bundle's own root {ring.anchor}"
 
@@ -289,8 +348,12 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
         kids = [k for k in dsse.keyids(sig_env) if isinstance(k, str)]
         chained = [cp_keys[k] for k in kids if k in cp_keys]
         if not chained:
-            report.fail("manifest", f"manifest is signed by {', '.join(kids) or 'no key'}, which does not chain to "
-                                    f"{root_words} (forged manifest?)", eb.MANIFEST_SIG)
+            report.fail(
+                "manifest",
+                f"manifest is signed by {', '.join(kids) or 'no key'}, which does not chain to "
+                f"{root_words} (forged manifest?)",
+                eb.MANIFEST_SIG,
+            )
         for k in chained:
             if dsse.verify_envelope(sig_env, k.public_key, eb.MANIFEST_TYPE) and payload_ok:
                 try:
@@ -300,11 +363,18 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
                 signed = True
                 break
         if chained or signed:
-            report.add("manifest", signed, "manifest signature verifies with a control-plane key" if signed else
-                       "manifest signature does not verify with any control-plane key", eb.MANIFEST_SIG)
+            report.add(
+                "manifest",
+                signed,
+                "manifest signature verifies with a control-plane key"
+                if signed
+                else "manifest signature does not verify with any control-plane key",
+                eb.MANIFEST_SIG,
+            )
     else:
-        report.fail("manifest", "manifest signature does not verify with any control-plane key (no signature)",
-                    eb.MANIFEST_SIG)
+        report.fail(
+            "manifest", "manifest signature does not verify with any control-plane key (no signature)", eb.MANIFEST_SIG
+        )
     listed = {f["path"]: f for f in manifest.get("files") or []}
     for path, f in sorted(listed.items()):
         if path not in files:
@@ -329,9 +399,13 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
             continue
         good = _tree_head_key(note, cp_keys)
         if good is None:
-            report.fail("checkpoints", f"checkpoint of size {cp.size}: signature does not verify with any "
-                                       f"control-plane tree-head key{_outside(sigs, cp_keys, root_words)} "
-                                       "(forged tree head?)", eb.CHECKPOINTS)
+            report.fail(
+                "checkpoints",
+                f"checkpoint of size {cp.size}: signature does not verify with any "
+                f"control-plane tree-head key{_outside(sigs, cp_keys, root_words)} "
+                "(forged tree head?)",
+                eb.CHECKPOINTS,
+            )
             continue
         try:
             ring.check(good.key_id, cp.timestamp_ms, "tree-head")
@@ -339,13 +413,18 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
             report.fail("checkpoints", f"checkpoint of size {cp.size}: {e}", eb.CHECKPOINTS)
             continue
         if cp.size in trees and trees[cp.size] != cp.root:
-            report.fail("checkpoints", f"two signed checkpoints of size {cp.size} with different roots (fork)",
-                        eb.CHECKPOINTS)
+            report.fail(
+                "checkpoints", f"two signed checkpoints of size {cp.size} with different roots (fork)", eb.CHECKPOINTS
+            )
         trees[cp.size] = cp.root
         ordered.append(cp)
     if ordered and len(ordered) == len(notes):
-        report.add("checkpoints", True, f"{len(ordered)} signed checkpoints verify (latest size {ordered[-1].size})",
-                   eb.CHECKPOINTS)
+        report.add(
+            "checkpoints",
+            True,
+            f"{len(ordered)} signed checkpoints verify (latest size {ordered[-1].size})",
+            eb.CHECKPOINTS,
+        )
     proofs = {(p["first"], p["second"]): p for p in _json(files, eb.CONSISTENCY, report, []) or []}
     ordered.sort(key=lambda c: c.size)
     consistent = True
@@ -363,16 +442,23 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
             consistent = False
             report.fail("consistency", f"{a.size} -> {b.size}: {e}", eb.CONSISTENCY)
     if len(ordered) > 1 and consistent:
-        report.add("consistency", True, f"checkpoints {ordered[0].size} -> {ordered[-1].size} are consistent "
-                                        "(append-only)", eb.CONSISTENCY)
+        report.add(
+            "consistency",
+            True,
+            f"checkpoints {ordered[0].size} -> {ordered[-1].size} are consistent (append-only)",
+            eb.CONSISTENCY,
+        )
     head = manifest.get("log")
     if ordered and isinstance(head, dict) and "tree_size" in head:
         # The signed manifest names the tree head the bundle was cut at: it must be the newest one here.
         newest = ordered[-1]
         if head.get("tree_size") != newest.size or head.get("root_hash") != newest.root.hex():
-            report.fail("checkpoints", f"the manifest names tree size {head.get('tree_size')}, but the newest "
-                                       f"signed checkpoint has size {newest.size} (root {newest.root.hex()[:16]}…)",
-                        eb.CHECKPOINTS)
+            report.fail(
+                "checkpoints",
+                f"the manifest names tree size {head.get('tree_size')}, but the newest "
+                f"signed checkpoint has size {newest.size} (root {newest.root.hex()[:16]}…)",
+                eb.CHECKPOINTS,
+            )
     if after_checkpoint is not None:
         _check_fresh(report, after_checkpoint, ordered, trees, proofs, cp_keys, ring, root_words)
 
@@ -396,8 +482,11 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
         if r.get("id") != rid:
             report.fail("receipts", f"row names {rid} but the signed receipt is {r.get('id')}", eb.RECEIPTS, rid)
             bad += 1
-        if st.get("_type") != STATEMENT_TYPE or st.get("predicateType") != PREDICATE_TYPE or \
-                canonical(st) != dsse.payload(env):
+        if (
+            st.get("_type") != STATEMENT_TYPE
+            or st.get("predicateType") != PREDICATE_TYPE
+            or canonical(st) != dsse.payload(env)
+        ):
             report.fail("receipts", "statement is not a canonical relaygate in-toto statement", eb.RECEIPTS, rid)
             bad += 1
             continue
@@ -412,8 +501,7 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
             report.fail("receipts", "receipt has no issued_at", eb.RECEIPTS, rid)
             bad += 1
         if key is not None and not dsse.verify_envelope(env, key.public_key, dsse.INTOTO):
-            report.fail("receipts", f"signature does not verify with {key.key_id} (receipt altered)",
-                        eb.RECEIPTS, rid)
+            report.fail("receipts", f"signature does not verify with {key.key_id} (receipt altered)", eb.RECEIPTS, rid)
             bad += 1
             key = None
         p = incl.get(rid)
@@ -427,11 +515,15 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
                     raise ProofError(f"no signed checkpoint of size {p['tree_size']}")
                 if p["leaf_index"] != row.get("leaf_index"):
                     raise ProofError("proof and receipt name different leaves")
-                verify_inclusion(p["leaf_index"], p["tree_size"], leaf_hash(leaf_bytes(env)),
-                                 [bytes.fromhex(h) for h in p["hashes"]], root)
+                verify_inclusion(
+                    p["leaf_index"],
+                    p["tree_size"],
+                    leaf_hash(leaf_bytes(env)),
+                    [bytes.fromhex(h) for h in p["hashes"]],
+                    root,
+                )
             except (ProofError, ValueError, KeyError) as e:
-                report.fail("inclusion", f"not in the signed log at leaf {p.get('leaf_index')}: {e}",
-                            eb.INCLUSION, rid)
+                report.fail("inclusion", f"not in the signed log at leaf {p.get('leaf_index')}: {e}", eb.INCLUSION, rid)
                 bad += 1
         if key is not None:
             by_owner_seq[(key.owner, r.get("seq"))] = (rid, envelope_hash(env), r.get("prev_hash"))
@@ -444,11 +536,17 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
                 report.fail("policies", f"{ref}: source does not match its digest", entry["path"], rid)
     report.stats["receipts"] = len(rows)
     if rows and not bad:
-        report.add("receipts", True, f"{len(rows)} receipts: signatures by keys valid when issued, inclusion "
-                                     "proofs against the signed tree head", eb.RECEIPTS)
+        report.add(
+            "receipts",
+            True,
+            f"{len(rows)} receipts: signatures by keys valid when issued, inclusion "
+            "proofs against the signed tree head",
+            eb.RECEIPTS,
+        )
     if rows and not cited_missing:
-        report.add("policies", True, f"every cited policy version is in the bundle ({len(policy_index)} versions)",
-                   eb.POLICIES)
+        report.add(
+            "policies", True, f"every cited policy version is in the bundle ({len(policy_index)} versions)", eb.POLICIES
+        )
 
     # -- hash chains per sidecar -----------------------------------------------------------------
     stubs: dict[str, list[dict]] = {}
@@ -461,30 +559,51 @@ def verify_bundle(blob: bytes, trusted_key: Ed25519PublicKey | None = None,
         for prev, cur in zip(chain, chain[1:]):
             if cur["seq"] != prev["seq"] + 1:
                 chain_ok = False
-                report.fail("chain", f"sidecar {owner}: seq {prev['seq'] + 1} to {cur['seq'] - 1} missing from the "
-                                     "log (receipts lost or removed)", eb.CHAINS)
+                report.fail(
+                    "chain",
+                    f"sidecar {owner}: seq {prev['seq'] + 1} to {cur['seq'] - 1} missing from the "
+                    "log (receipts lost or removed)",
+                    eb.CHAINS,
+                )
             elif cur["prev_hash"] != prev["hash"]:
                 chain_ok = False
-                report.fail("chain", f"sidecar {owner}: seq {cur['seq']} does not link to seq {prev['seq']} "
-                                     "(chain broken or reordered)", eb.CHAINS)
+                report.fail(
+                    "chain",
+                    f"sidecar {owner}: seq {cur['seq']} does not link to seq {prev['seq']} (chain broken or reordered)",
+                    eb.CHAINS,
+                )
         for s in chain:
             got = by_owner_seq.get((owner, s["seq"]))
             seen.add((owner, s["seq"]))
             if s.get("included") and got is None:
                 chain_ok = False
-                report.fail("chain", f"sidecar {owner}: the receipt at seq {s['seq']} is listed as included but is "
-                                     "not in receipts.jsonl (removed)", eb.CHAINS)
+                report.fail(
+                    "chain",
+                    f"sidecar {owner}: the receipt at seq {s['seq']} is listed as included but is "
+                    "not in receipts.jsonl (removed)",
+                    eb.CHAINS,
+                )
             elif got is not None and (got[1] != s["hash"] or got[2] != s["prev_hash"]):
                 chain_ok = False
-                report.fail("chain", f"sidecar {owner}: receipt {got[0]} does not match the chain at seq {s['seq']} "
-                                     "(swapped or altered)", eb.CHAINS, got[0])
+                report.fail(
+                    "chain",
+                    f"sidecar {owner}: receipt {got[0]} does not match the chain at seq {s['seq']} "
+                    "(swapped or altered)",
+                    eb.CHAINS,
+                    got[0],
+                )
     for (owner, seq), (rid, _, _) in by_owner_seq.items():
         if (owner, seq) not in seen:
             chain_ok = False
             report.fail("chain", f"receipt at seq {seq} of sidecar {owner} is not on its chain", eb.CHAINS, rid)
     if stubs and chain_ok:
-        report.add("chain", True, f"hash chains of {len(stubs)} sidecar(s) are unbroken over "
-                                  f"{sum(len(c) for c in stubs.values())} receipts", eb.CHAINS)
-    report.stats.update(checkpoints=len(ordered), custody_events=len(custody), policy_versions=len(policy_index),
-                        files=len(listed))
+        report.add(
+            "chain",
+            True,
+            f"hash chains of {len(stubs)} sidecar(s) are unbroken over {sum(len(c) for c in stubs.values())} receipts",
+            eb.CHAINS,
+        )
+    report.stats.update(
+        checkpoints=len(ordered), custody_events=len(custody), policy_versions=len(policy_index), files=len(listed)
+    )
     return report

@@ -1,4 +1,5 @@
 """The data plane's admin HTTP port: health, Prometheus metrics, receipts, signing key."""
+
 from __future__ import annotations
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from relaygate.extproc.spool import Spool
 
 def admin_app(spool: Spool, public_pem) -> web.Application:
     """``public_pem()`` returns the current receipt-signing public key (it changes on rotation)."""
+
     async def healthz(_):
         return web.json_response({"status": "ok"})
 
@@ -22,8 +24,9 @@ def admin_app(spool: Spool, public_pem) -> web.Application:
         if env is None:
             found = spool.draft(request.match_info["id"])
             if found is None:
-                return web.json_response({"error": {"code": "receipt.not_found", "message": "no such receipt"}},
-                                         status=404)
+                return web.json_response(
+                    {"error": {"code": "receipt.not_found", "message": "no such receipt"}}, status=404
+                )
             return web.json_response({"state": found[0], "draft": found[1]}, status=202)
         return web.json_response(env)
 
@@ -32,15 +35,22 @@ def admin_app(spool: Spool, public_pem) -> web.Application:
             after = int(request.query.get("after", "0"))
             limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
         except ValueError:
-            return web.json_response({"error": {"code": "request.invalid",
-                                                "message": "after and limit must be integers"}}, status=400)
+            return web.json_response(
+                {"error": {"code": "request.invalid", "message": "after and limit must be integers"}}, status=400
+            )
         return web.json_response({"receipts": spool.envelopes(after, limit), "counts": spool.counts()})
 
     async def key(_):
         return web.Response(body=public_pem(), content_type="application/x-pem-file")
 
     app = web.Application()
-    app.add_routes([web.get("/healthz", healthz), web.get("/metrics", prom),
-                    web.get("/receipts", receipts), web.get("/receipts/{id}", receipt),
-                    web.get("/signing-key", key)])
+    app.add_routes(
+        [
+            web.get("/healthz", healthz),
+            web.get("/metrics", prom),
+            web.get("/receipts", receipts),
+            web.get("/receipts/{id}", receipt),
+            web.get("/signing-key", key),
+        ]
+    )
     return app

@@ -7,6 +7,7 @@ good one on disk and swaps it in whole between requests. When the control
 plane is unreachable the sidecar starts from, and keeps enforcing, the copy on
 disk. A background task on the event loop, never on a call's path.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,10 +34,17 @@ log = logging.getLogger("relaygate.sync")
 class BundleSync:
     """Keeps the processor on the newest good bundle for this sidecar's tenant."""
 
-    WAIT = 20          # seconds the control plane may hold a poll open
+    WAIT = 20  # seconds the control plane may hold a poll open
 
-    def __init__(self, cp: ControlPlane, verify_key, store: Path, ledger: Ledger,
-                 install: Callable[[Admission], None], limits=None) -> None:
+    def __init__(
+        self,
+        cp: ControlPlane,
+        verify_key,
+        store: Path,
+        ledger: Ledger,
+        install: Callable[[Admission], None],
+        limits=None,
+    ) -> None:
         self.cp, self.verify_key, self.store, self.ledger, self.install = cp, verify_key, store, ledger, install
         self.limits = limits
         self.revision: str | None = None
@@ -48,13 +56,18 @@ class BundleSync:
         return self.cp.endpoint(f"/v1/fleet/bundles/{self.cp.tenant}")
 
     async def _load(self, blob: bytes, source: str) -> Admission:
-        b = await asyncio.to_thread(bundle_mod.read, blob, verify_key=self.verify_key,
-                                    fleet_token=self.cp.fleet_token)
+        b = await asyncio.to_thread(bundle_mod.read, blob, verify_key=self.verify_key, fleet_token=self.cp.fleet_token)
         adm = await asyncio.to_thread(admission_from_bundle, b, self.ledger, self.limits)
         # Build this thread's evaluator now, not on the first call after the swap.
         adm.engine._evaluator()
-        log.info("policy bundle %s loaded from %s (%d modules, %d workspaces, %d keys)",
-                 b.revision, source, len(b.modules), len(adm.config.workspaces), len(adm.config.keys))
+        log.info(
+            "policy bundle %s loaded from %s (%d modules, %d workspaces, %d keys)",
+            b.revision,
+            source,
+            len(b.modules),
+            len(adm.config.workspaces),
+            len(adm.config.keys),
+        )
         return adm
 
     def _save(self, blob: bytes) -> None:
@@ -75,8 +88,9 @@ class BundleSync:
             headers["If-None-Match"] = f'"{self.revision}"'
             if wait:
                 headers["Prefer"] = f"wait={wait}"
-        async with self.cp.http().get(self.url, headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=timeout + wait)) as r:
+        async with self.cp.http().get(
+            self.url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout + wait)
+        ) as r:
             if r.status == 304:
                 return None
             if r.status != 200:
@@ -94,8 +108,9 @@ class BundleSync:
                 self._accepted(adm)
                 return adm
             except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, OSError) as e:
-                self.last_error = (f"control plane certificate refused: {e}" if tls_failure(e)
-                                   else f"control plane unreachable: {e}")
+                self.last_error = (
+                    f"control plane certificate refused: {e}" if tls_failure(e) else f"control plane unreachable: {e}"
+                )
             except (bundle_mod.BundleError, config_mod.ConfigError, PolicyError) as e:
                 self.last_error = f"bundle rejected: {e}"
                 log.error("bundle from %s rejected: %s", self.url, e)
@@ -141,17 +156,25 @@ class BundleSync:
                 self.last_error = f"bundle rejected: {e}"
                 metrics.BUNDLE_ERRORS.labels("rejected").inc()
                 log.error("new bundle rejected, keeping %s: %s", self.revision, e)
-            except Exception as e:   # network, timeouts, control plane down, its certificate refused
+            except Exception as e:  # network, timeouts, control plane down, its certificate refused
                 if tls_failure(e):
                     # Someone other than our control plane answered (or ours has a certificate our
                     # CA did not issue): nothing it sends is read; keep enforcing what we have.
                     self.last_error = f"control plane certificate refused: {e}"
                     metrics.BUNDLE_ERRORS.labels("tls").inc()
-                    log.error("bundle poll refused the control plane's TLS (%s); keeping %s, retrying in %.0fs",
-                              e, self.revision, backoff.delay)
+                    log.error(
+                        "bundle poll refused the control plane's TLS (%s); keeping %s, retrying in %.0fs",
+                        e,
+                        self.revision,
+                        backoff.delay,
+                    )
                 else:
                     self.last_error = f"control plane unreachable: {e!r}"
                     metrics.BUNDLE_ERRORS.labels("unreachable").inc()
-                    log.warning("bundle poll failed (%s); keeping %s, retrying in %.0fs",
-                                self.last_error, self.revision, backoff.delay)
+                    log.warning(
+                        "bundle poll failed (%s); keeping %s, retrying in %.0fs",
+                        self.last_error,
+                        self.revision,
+                        backoff.delay,
+                    )
             await backoff.wait()

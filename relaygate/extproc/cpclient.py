@@ -5,6 +5,7 @@ Bundle sync (relaygate/extproc/bundle_sync.py), receipt shipping (relaygate/extp
 fleet agent (relaygate/extproc/fleet_agent.py) all talk through one :class:`ControlPlane`, so TLS
 pinning, the fleet credential and retry behaviour are decided in one place.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +18,7 @@ import aiohttp
 
 @dataclass
 class ControlPlane:
-    url: str                 # e.g. https://127.0.0.1:8090
+    url: str  # e.g. https://127.0.0.1:8090
     fleet_token: str
     instance_id: str
     tenant: str
@@ -36,13 +37,15 @@ class ControlPlane:
         """The shared client session, bound to this control plane's TLS context (verification never off)."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else True))
+                connector=aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else True)
+            )
         return self._session
 
     async def post_json(self, path: str, doc: dict, timeout: float = 10.0) -> dict:
         """POST a JSON document; the JSON answer, or RuntimeError naming the status."""
-        async with self.http().post(self.endpoint(path), json=doc, headers=self.headers(),
-                                    timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+        async with self.http().post(
+            self.endpoint(path), json=doc, headers=self.headers(), timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as r:
             if r.status not in (200, 201):
                 raise RuntimeError(f"{path} answered {r.status}: {(await r.text())[:300]}")
             return await r.json()

@@ -5,6 +5,7 @@ Registration carries the receipt-signing public key with a proof of
 possession, so the control plane can check every receipt it ingests; receipt
 shipping starts only once the control plane knows the key.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,8 +48,17 @@ class FleetAgent:
 
     INTERVAL = 2.0
 
-    def __init__(self, cp: ControlPlane, finalizer, key_path: Path, zone: str, grpc_address: str, spool: Spool,
-                 sync: BundleSync, version: str = "0.1.0") -> None:
+    def __init__(
+        self,
+        cp: ControlPlane,
+        finalizer,
+        key_path: Path,
+        zone: str,
+        grpc_address: str,
+        spool: Spool,
+        sync: BundleSync,
+        version: str = "0.1.0",
+    ) -> None:
         self.cp, self.finalizer, self.key_path = cp, finalizer, Path(key_path)
         self.zone, self.grpc_address = zone, grpc_address
         self.spool, self.sync, self.version = spool, sync, version
@@ -67,13 +77,28 @@ class FleetAgent:
 
     async def register(self) -> dict:
         s = self.signer
-        proof = custody.sign_event(custody.event("key.registered", self.cp.instance_id, "receipts", s, s.created_at,
-                                                 event_id="cust_" + os.urandom(8).hex()), s)
-        return await self._post("/v1/fleet/instances", {
-            "instance_id": self.cp.instance_id, "tenant": self.cp.tenant, "zone": self.zone,
-            "version": self.version, "grpc_address": self.grpc_address,
-            "signing_key": {"key_id": s.key_id, "public_key": s.public_pem().decode(), "proof": proof},
-        })
+        proof = custody.sign_event(
+            custody.event(
+                "key.registered",
+                self.cp.instance_id,
+                "receipts",
+                s,
+                s.created_at,
+                event_id="cust_" + os.urandom(8).hex(),
+            ),
+            s,
+        )
+        return await self._post(
+            "/v1/fleet/instances",
+            {
+                "instance_id": self.cp.instance_id,
+                "tenant": self.cp.tenant,
+                "zone": self.zone,
+                "version": self.version,
+                "grpc_address": self.grpc_address,
+                "signing_key": {"key_id": s.key_id, "public_key": s.public_pem().decode(), "proof": proof},
+            },
+        )
 
     # -- key rotation ----------------------------------------------------------------------
     def _start_shipping(self) -> None:
@@ -118,8 +143,15 @@ class FleetAgent:
         key = Ed25519PrivateKey.generate()
         now = time.time()
         new = signer_for(key, now)
-        doc = custody.event("key.introduced", self.cp.instance_id, "receipts", new, now,
-                            event_id="cust_" + os.urandom(8).hex(), previous_key_id=old.key_id)
+        doc = custody.event(
+            "key.introduced",
+            self.cp.instance_id,
+            "receipts",
+            new,
+            now,
+            event_id="cust_" + os.urandom(8).hex(),
+            previous_key_id=old.key_id,
+        )
         env = custody.sign_event(doc, old, new)
         tmp = self.intro_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"rotation_id": rotation_id, "event": env}))
@@ -165,15 +197,13 @@ class FleetAgent:
             try:
                 await self.register()
                 self.registered = True
-                log.info("registered with the control plane as %s (tenant %s)", self.cp.instance_id,
-                         self.cp.tenant)
+                log.info("registered with the control plane as %s (tenant %s)", self.cp.instance_id, self.cp.tenant)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                log.warning("registering with the control plane failed (%s); retrying in about %.0fs",
-                            e, backoff.delay)
+                log.warning("registering with the control plane failed (%s); retrying in about %.0fs", e, backoff.delay)
                 await backoff.wait()
-        if self.intro_path.exists():    # a rotation the previous process did not finish telling
+        if self.intro_path.exists():  # a rotation the previous process did not finish telling
             await self._post_introduction()
         self.shipper = shipper
         self._start_shipping()

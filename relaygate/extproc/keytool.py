@@ -4,6 +4,7 @@ The full key is printed once and never stored; keys.yaml keeps only the key
 id, salt and peppered hash. Until the control plane distributes keys, restart
 relaygate-extproc after a change.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,15 @@ def _save(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
-def create(config_dir: Path, workspace: str, name: str, endpoints: list[str] | None,
-           models: list[str] | None, kind: str = "standard", permissions: list[str] | None = None) -> str:
+def create(
+    config_dir: Path,
+    workspace: str,
+    name: str,
+    endpoints: list[str] | None,
+    models: list[str] | None,
+    kind: str = "standard",
+    permissions: list[str] | None = None,
+) -> str:
     """Add a key; a standard key lists every permission ('*', so it may call the gateway) by default."""
     workspaces = (yaml.safe_load((config_dir / "workspaces.yaml").read_text()) or {}).get("workspaces") or {}
     if workspace not in workspaces:
@@ -49,10 +57,19 @@ def create(config_dir: Path, workspace: str, name: str, endpoints: list[str] | N
         raise SystemExit(str(e)) from None
     token, record = keyfmt.new_key(pepper)
     perms = list(key_scope.READ_ONLY_PERMISSIONS) if kind == "read_only" else permissions or ["*"]
-    record = {"id": record["id"], "workspace": workspace, "name": name, "kind": kind,
-              "salt": record["salt"], "hash": record["hash"],
-              "scope": {"endpoints": endpoints or list(config_mod.ENDPOINTS), "models": models or ["*"],
-                        "permissions": perms}}
+    record = {
+        "id": record["id"],
+        "workspace": workspace,
+        "name": name,
+        "kind": kind,
+        "salt": record["salt"],
+        "hash": record["hash"],
+        "scope": {
+            "endpoints": endpoints or list(config_mod.ENDPOINTS),
+            "models": models or ["*"],
+            "permissions": perms,
+        },
+    }
     path = config_dir / "keys.yaml"
     doc = _load(path)
     doc.setdefault("keys", []).append(record)
@@ -80,10 +97,15 @@ def main(argv=None) -> None:
     c.add_argument("--name", default="")
     c.add_argument("--endpoint", action="append", help="allowed endpoint (repeatable; default all)")
     c.add_argument("--model", action="append", help="allowed model or glob such as 'gpt-4o*' (default all)")
-    c.add_argument("--kind", default="standard", choices=key_scope.KINDS,
-                   help="read_only: dashboards only, refused by the gateway (default standard)")
-    c.add_argument("--permission", action="append",
-                   help="permission (repeatable; default '*'); the gateway needs gateway:call")
+    c.add_argument(
+        "--kind",
+        default="standard",
+        choices=key_scope.KINDS,
+        help="read_only: dashboards only, refused by the gateway (default standard)",
+    )
+    c.add_argument(
+        "--permission", action="append", help="permission (repeatable; default '*'); the gateway needs gateway:call"
+    )
     r = sub.add_parser("revoke", help="mark a key revoked")
     r.add_argument("key_id")
     a = p.parse_args(argv)

@@ -2,6 +2,7 @@
 
 Why and how: relaygate/contract/preauth.py, which also holds the limits this reads.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,9 +19,11 @@ from relaygate.decision.draft import CallDraft, call_draft
 # client address and removes it, relaygate/envoy/preauth_guard.lua) is relaygate.contract.envoy.PREAUTH_HEADER.
 # ImmediateResponse details prefix of a denial whose receipt is its window's summary.
 SAMPLED_DETAILS = "relaygate_sampled_"
-SAMPLED = PromCounter("relaygate_receipts_sampled_total",
-                      "Calls with no receipt of their own (counted in their window's summary receipt)",
-                      ["reason"])
+SAMPLED = PromCounter(
+    "relaygate_receipts_sampled_total",
+    "Calls with no receipt of their own (counted in their window's summary receipt)",
+    ["reason"],
+)
 
 
 class ReceiptSampler:
@@ -55,14 +58,22 @@ class ReceiptSampler:
         s = self.summaries.get((code, status))
         if s is None:
             from relaygate.contract.envoy import receipt_id_for
-            s = {"rid": receipt_id_for(None), "count": 0, "addrs": Counter(), "window": window,
-                 "code": code, "status": status, "reason": reason}
+
+            s = {
+                "rid": receipt_id_for(None),
+                "count": 0,
+                "addrs": Counter(),
+                "window": window,
+                "code": code,
+                "status": status,
+                "reason": reason,
+            }
             self.summaries[(code, status)] = s
             s["count"], s["addrs"][addr] = 1, 1
             self.write(s["rid"], self._draft(s))
             try:
                 asyncio.get_running_loop().call_later(window + 1.05 - now, self.flush_if, window)
-            except RuntimeError:   # no loop (unit use): the next admit() flushes
+            except RuntimeError:  # no loop (unit use): the next admit() flushes
                 pass
             return s["rid"]
         s["count"] += 1
@@ -82,9 +93,11 @@ class ReceiptSampler:
 
     def _draft(self, s: dict) -> CallDraft:
         top = ", ".join(f"{a} x{n}" for a, n in s["addrs"].most_common(10))
-        msg = (f"sampled: this receipt stands for {s['count']} {s['reason'].replace('_', ' ')} calls "
-               f"({s['code']}, HTTP {s['status']}) from {len(s['addrs'])} client addresses in the second "
-               f"starting {s['window']} (unix time) that got no receipt of their own; busiest: {top}")
+        msg = (
+            f"sampled: this receipt stands for {s['count']} {s['reason'].replace('_', ' ')} calls "
+            f"({s['code']}, HTTP {s['status']}) from {len(s['addrs'])} client addresses in the second "
+            f"starting {s['window']} (unix time) that got no receipt of their own; busiest: {top}"
+        )
         draft = call_draft(ts=float(s["window"]), decision=denial(s["status"], s["code"], [msg], bundle=self.revision))
         draft["sampled"] = {"count": s["count"], "addresses": len(s["addrs"]), "window": s["window"]}
         return draft

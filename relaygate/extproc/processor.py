@@ -11,6 +11,7 @@ A transport only: every check and decision is relaygate/decision/gate.py's; this
 converts protobuf to the gate's arguments and its Verdicts back to protobuf, and writes the
 call's draft to the spool before Envoy acts on it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,6 +35,7 @@ from relaygate.extproc.spool import Spool
 log = logging.getLogger("relaygate.extproc")
 
 from relaygate.contract.envoy import NAMESPACE, RECEIPT_HEADER, UPSTREAM_HEADER  # noqa: E402,F401
+
 # Envoy's route lookup needs x-forwarded-proto: removing it here makes the call unroutable
 # (envoyproxy/envoy#30358). The route removes exactly these after matching (relaygate/envoy/config.py
 # FORWARD_STRIP); every other x-forwarded-* name a client sends is removed here like any header
@@ -74,11 +76,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     resp = self.on_headers(call, req.request_headers)
                     yield resp
                     if resp.HasField("immediate_response"):
-                        return     # answered: Envoy sends nothing more of this call, and nothing more is decided
+                        return  # answered: Envoy sends nothing more of this call, and nothing more is decided
                 elif kind == "request_body":
                     resp = self.on_body(call, req.request_body)
                     if not isinstance(resp, pb.ProcessingResponse):
-                        resp = await resp    # the workspace's own policies run in the policy sandbox
+                        resp = await resp  # the workspace's own policies run in the policy sandbox
                     yield resp
                     # Nothing else of this call comes through here: close the stream so
                     # the call no longer depends on this process (a restart of the
@@ -126,9 +128,17 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         up = v.upstream
         price = up.models[shape.model]
         try:
-            self._spool(call, v.decision, raw, shape, stream=shape.stream, up=up, holds=v.holds,
-                        price=(price.input_micros_per_1k, price.output_micros_per_1k),
-                        worst=(shape.input_token_bound, shape.max_output_tokens))
+            self._spool(
+                call,
+                v.decision,
+                raw,
+                shape,
+                stream=shape.stream,
+                up=up,
+                holds=v.holds,
+                price=(price.input_micros_per_1k, price.output_micros_per_1k),
+                worst=(shape.input_token_bound, shape.max_output_tokens),
+            )
         except BaseException:
             call.admission.ledger.settle(v.holds, {})  # nothing forwarded: give the hold back
             raise
@@ -144,8 +154,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         # Upstream.forwards): the rest could act on the platform's provider account. The
         # routing header set here is removed again by the route, after it has been matched.
         own = {":path", UPSTREAM_HEADER, cred.header.key}
-        removes = [h for h in call.header_names
-                   if h not in own and not up.forwards(h) and h not in ROUTE_STRIPPED]
+        removes = [h for h in call.header_names if h not in own and not up.forwards(h) and h not in ROUTE_STRIPPED]
         common = pb.CommonResponse(
             header_mutation=pb.HeaderMutation(set_headers=sets, remove_headers=removes),
             clear_route_cache=True,
@@ -157,8 +166,9 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         return pb.ProcessingResponse(request_body=pb.BodyResponse(response=common))
 
     # -- denial ------------------------------------------------------------
-    def deny(self, call: Call, v: Verdict, raw: bytes | None = None,
-             shape: CallShape | None = None) -> pb.ProcessingResponse:
+    def deny(
+        self, call: Call, v: Verdict, raw: bytes | None = None, shape: CallShape | None = None
+    ) -> pb.ProcessingResponse:
         status, code = v.status, v.code
         # Decided before any key was authenticated: Envoy counts these per client address
         # (PREAUTH_HEADER, removed before the client sees it) and their receipts are sampled.
@@ -174,13 +184,16 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if v.retry_after is not None:
             headers.append(_hv("retry-after", str(v.retry_after)))
         metrics.DECISIONS.labels("deny", code).inc()
-        return pb.ProcessingResponse(immediate_response=pb.ImmediateResponse(
-            status=http_status_pb2.HttpStatus(code=status),
-            headers=pb.HeaderMutation(set_headers=headers),
-            body=body,
-            # The settler skips access-log entries of sampled calls by this prefix (no draft, on purpose).
-            details=(SAMPLED_DETAILS if summary else "relaygate_") + code.replace(".", "_"),
-        ), dynamic_metadata=_DENIED)  # tells Envoy's local_reply_config to leave this reply alone
+        return pb.ProcessingResponse(
+            immediate_response=pb.ImmediateResponse(
+                status=http_status_pb2.HttpStatus(code=status),
+                headers=pb.HeaderMutation(set_headers=headers),
+                body=body,
+                # The settler skips access-log entries of sampled calls by this prefix (no draft, on purpose).
+                details=(SAMPLED_DETAILS if summary else "relaygate_") + code.replace(".", "_"),
+            ),
+            dynamic_metadata=_DENIED,
+        )  # tells Envoy's local_reply_config to leave this reply alone
 
     def _sample(self, call: Call, code: str, status: int) -> str | None:
         """None: the denial gets its own receipt; else its window's summary receipt id (relaygate/contract/preauth.py)."""
@@ -189,23 +202,50 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if sampler is None or sampler.limits is not limits:
             if sampler is not None:
                 sampler.flush()
-            sampler = self._sampler = ReceiptSampler(limits, self.spool.add_pending, self.spool.update_pending,
-                                                     SAMPLED, call.admission.revision)
+            sampler = self._sampler = ReceiptSampler(
+                limits, self.spool.add_pending, self.spool.update_pending, SAMPLED, call.admission.revision
+            )
         return sampler.admit(call.peer, code, status, "unauthenticated")
 
-    def _spool(self, call: Call, decision: dict, raw: bytes | None, shape: CallShape | None, stream: bool,
-               up=None, holds=(), price=None, worst=None, response_body: bytes | None = None) -> None:
+    def _spool(
+        self,
+        call: Call,
+        decision: dict,
+        raw: bytes | None,
+        shape: CallShape | None,
+        stream: bool,
+        up=None,
+        holds=(),
+        price=None,
+        worst=None,
+        response_body: bytes | None = None,
+    ) -> None:
         """Write the decision durably before Envoy acts on it."""
         key, route = call.key, call.route
-        record = {**{k: decision.get(k) for k in ("allow", "status", "code", "reasons", "policies")},
-                  "bundle": call.admission.revision}
-        self.spool.add_pending(call.receipt_id, call_draft(
-            ts=call.started, decision=record, path=call.path,
-            workspace=route.workspace if route else None, key_id=key.id if key else None,
-            endpoint=route.endpoint if route else None, body=raw,
-            model=shape.model if shape else None, stream=stream,
-            user=shape.user if shape else None, upstream=up, price=price, worst=worst, holds=holds,
-            response_body=response_body))
+        record = {
+            **{k: decision.get(k) for k in ("allow", "status", "code", "reasons", "policies")},
+            "bundle": call.admission.revision,
+        }
+        self.spool.add_pending(
+            call.receipt_id,
+            call_draft(
+                ts=call.started,
+                decision=record,
+                path=call.path,
+                workspace=route.workspace if route else None,
+                key_id=key.id if key else None,
+                endpoint=route.endpoint if route else None,
+                body=raw,
+                model=shape.model if shape else None,
+                stream=stream,
+                user=shape.user if shape else None,
+                upstream=up,
+                price=price,
+                worst=worst,
+                holds=holds,
+                response_body=response_body,
+            ),
+        )
 
 
 def _continue(kind: str | None) -> pb.ProcessingResponse:

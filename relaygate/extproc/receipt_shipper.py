@@ -6,6 +6,7 @@ signed by a key the control plane does not know yet are *deferred* (kept and
 resent), ones it refuses are marked and logged. A background task on the
 event loop, never on a call's path.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,11 +42,19 @@ class ReceiptShipper:
         rows = self.spool.unshipped(self.BATCH)
         if not rows:
             return 0
-        body = (b'{"instance_id":' + orjson.dumps(self.cp.instance_id) + b',"receipts":['
-                + b",".join(r[1].encode() for r in rows) + b"]}")
-        async with self.cp.http().post(self.cp.endpoint("/v1/fleet/receipts"), data=body,
-                                      headers={**self.cp.headers(), "Content-Type": "application/json"},
-                                      timeout=aiohttp.ClientTimeout(total=30)) as r:
+        body = (
+            b'{"instance_id":'
+            + orjson.dumps(self.cp.instance_id)
+            + b',"receipts":['
+            + b",".join(r[1].encode() for r in rows)
+            + b"]}"
+        )
+        async with self.cp.http().post(
+            self.cp.endpoint("/v1/fleet/receipts"),
+            data=body,
+            headers={**self.cp.headers(), "Content-Type": "application/json"},
+            timeout=aiohttp.ClientTimeout(total=30),
+        ) as r:
             if r.status != 200:
                 raise RuntimeError(f"receipt ingestion answered {r.status}: {(await r.text())[:300]}")
             result = await r.json()
@@ -80,6 +89,10 @@ class ReceiptShipper:
                 log.info("%s; retrying in about %.0fs", e, backoff.delay)
             except Exception as e:
                 self.last_error = repr(e)
-                log.warning("shipping receipts failed (%s); %d waiting, retrying in about %.0fs",
-                            e, self.spool.backlog(), backoff.delay)
+                log.warning(
+                    "shipping receipts failed (%s); %d waiting, retrying in about %.0fs",
+                    e,
+                    self.spool.backlog(),
+                    backoff.delay,
+                )
             await backoff.wait()

@@ -4,6 +4,7 @@ Start-up order matters for durability: receipts left pending by a previous
 process are finalized as incomplete first, then budget windows are rebuilt
 from the spool, and only then does the service accept calls.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,51 +47,110 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="relaygate-extproc",
         description="relaygate data plane: Envoy ext_proc policy service and access-log settler.",
     )
-    p.add_argument("--config-dir", default=os.environ.get("RELAYGATE_CONFIG_DIR", "config"),
-                   help="directory with workspaces/keys/upstreams/budgets/secrets YAML (default: config)")
-    p.add_argument("--policy-dir", default=os.environ.get("RELAYGATE_POLICY_DIR", "policies"),
-                   help="directory with Rego modules and YAML policy data (default: policies)")
-    p.add_argument("--data-dir", default=os.environ.get("RELAYGATE_DATA_DIR", "var"),
-                   help="where the receipt spool and signing key live (default: var)")
-    p.add_argument("--listen", default=os.environ.get("RELAYGATE_EXTPROC_LISTEN", "unix:var/extproc.sock"),
-                   help="gRPC address: unix:PATH or HOST:PORT (default: unix:var/extproc.sock)")
-    p.add_argument("--admin-port", type=int, default=int(os.environ.get("RELAYGATE_ADMIN_PORT", "9464")),
-                   help="HTTP port for /healthz, /metrics, /receipts (default: 9464; 0 disables)")
-    p.add_argument("--sidecar-name", default=os.environ.get("RELAYGATE_SIDECAR", socket.gethostname()),
-                   help="name recorded in every receipt (default: host name)")
-    p.add_argument("--pending-grace", type=float, default=3600.0,
-                   help="seconds after which a call whose end was never seen gets an incomplete receipt")
-    p.add_argument("--spool-synchronous", choices=["NORMAL", "FULL"], default="NORMAL",
-                   help="SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss")
-    p.add_argument("--ledger", choices=["memory", "sqlite", "redis"], default="memory",
-                   help="budget ledger: memory (one process), sqlite (shared by worker processes "
-                        "using the same --data-dir) or redis (shared by every gateway using the same "
-                        "Redis; see --ledger-url)")
-    p.add_argument("--ledger-url", default=os.environ.get("RELAYGATE_LEDGER_URL"),
-                   help="with --ledger redis: redis://[:PASSWORD@]HOST:PORT/DB (or $RELAYGATE_LEDGER_URL, "
-                        "which keeps a password off the command line)")
-    p.add_argument("--no-settle", dest="settle", action="store_false",
-                   help="do not serve the access log, sweep or recover the spool (extra workers; "
-                        "exactly one process per data dir settles)")
-    p.add_argument("--control-plane", default=os.environ.get("RELAYGATE_CONTROL_PLANE"),
-                   help="control-plane URL (e.g. http://127.0.0.1:8090): take policy and config from its "
-                        "signed bundles and ship receipts to it, instead of --config-dir/--policy-dir")
-    p.add_argument("--control-plane-key", default=os.environ.get("RELAYGATE_CONTROL_PLANE_KEY"),
-                   help="PEM file with the control plane's bundle-signing public key (required with "
-                        "--control-plane; bundles signed by any other key are refused)")
-    p.add_argument("--control-plane-ca", default=os.environ.get("RELAYGATE_CONTROL_PLANE_CA"),
-                   help="CA file that issued the control plane's certificate (an https --control-plane): "
-                        "pinned, so a server holding a certificate from any other CA is refused and "
-                        "the sidecar keeps its last good bundle (default: the system trust store)")
-    p.add_argument("--control-plane-cert", default=os.environ.get("RELAYGATE_CONTROL_PLANE_CERT"),
-                   help="client certificate (PEM) presented to the control plane's mTLS fleet port")
-    p.add_argument("--control-plane-client-key", default=os.environ.get("RELAYGATE_CONTROL_PLANE_CLIENT_KEY"),
-                   help="private key (PEM file) of --control-plane-cert")
-    p.add_argument("--tenant", default=os.environ.get("RELAYGATE_TENANT", "default"),
-                   help="fleet tenant this gateway belongs to (selects its bundle; default: default)")
+    p.add_argument(
+        "--config-dir",
+        default=os.environ.get("RELAYGATE_CONFIG_DIR", "config"),
+        help="directory with workspaces/keys/upstreams/budgets/secrets YAML (default: config)",
+    )
+    p.add_argument(
+        "--policy-dir",
+        default=os.environ.get("RELAYGATE_POLICY_DIR", "policies"),
+        help="directory with Rego modules and YAML policy data (default: policies)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("RELAYGATE_DATA_DIR", "var"),
+        help="where the receipt spool and signing key live (default: var)",
+    )
+    p.add_argument(
+        "--listen",
+        default=os.environ.get("RELAYGATE_EXTPROC_LISTEN", "unix:var/extproc.sock"),
+        help="gRPC address: unix:PATH or HOST:PORT (default: unix:var/extproc.sock)",
+    )
+    p.add_argument(
+        "--admin-port",
+        type=int,
+        default=int(os.environ.get("RELAYGATE_ADMIN_PORT", "9464")),
+        help="HTTP port for /healthz, /metrics, /receipts (default: 9464; 0 disables)",
+    )
+    p.add_argument(
+        "--sidecar-name",
+        default=os.environ.get("RELAYGATE_SIDECAR", socket.gethostname()),
+        help="name recorded in every receipt (default: host name)",
+    )
+    p.add_argument(
+        "--pending-grace",
+        type=float,
+        default=3600.0,
+        help="seconds after which a call whose end was never seen gets an incomplete receipt",
+    )
+    p.add_argument(
+        "--spool-synchronous",
+        choices=["NORMAL", "FULL"],
+        default="NORMAL",
+        help="SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss",
+    )
+    p.add_argument(
+        "--ledger",
+        choices=["memory", "sqlite", "redis"],
+        default="memory",
+        help="budget ledger: memory (one process), sqlite (shared by worker processes "
+        "using the same --data-dir) or redis (shared by every gateway using the same "
+        "Redis; see --ledger-url)",
+    )
+    p.add_argument(
+        "--ledger-url",
+        default=os.environ.get("RELAYGATE_LEDGER_URL"),
+        help="with --ledger redis: redis://[:PASSWORD@]HOST:PORT/DB (or $RELAYGATE_LEDGER_URL, "
+        "which keeps a password off the command line)",
+    )
+    p.add_argument(
+        "--no-settle",
+        dest="settle",
+        action="store_false",
+        help="do not serve the access log, sweep or recover the spool (extra workers; "
+        "exactly one process per data dir settles)",
+    )
+    p.add_argument(
+        "--control-plane",
+        default=os.environ.get("RELAYGATE_CONTROL_PLANE"),
+        help="control-plane URL (e.g. http://127.0.0.1:8090): take policy and config from its "
+        "signed bundles and ship receipts to it, instead of --config-dir/--policy-dir",
+    )
+    p.add_argument(
+        "--control-plane-key",
+        default=os.environ.get("RELAYGATE_CONTROL_PLANE_KEY"),
+        help="PEM file with the control plane's bundle-signing public key (required with "
+        "--control-plane; bundles signed by any other key are refused)",
+    )
+    p.add_argument(
+        "--control-plane-ca",
+        default=os.environ.get("RELAYGATE_CONTROL_PLANE_CA"),
+        help="CA file that issued the control plane's certificate (an https --control-plane): "
+        "pinned, so a server holding a certificate from any other CA is refused and "
+        "the sidecar keeps its last good bundle (default: the system trust store)",
+    )
+    p.add_argument(
+        "--control-plane-cert",
+        default=os.environ.get("RELAYGATE_CONTROL_PLANE_CERT"),
+        help="client certificate (PEM) presented to the control plane's mTLS fleet port",
+    )
+    p.add_argument(
+        "--control-plane-client-key",
+        default=os.environ.get("RELAYGATE_CONTROL_PLANE_CLIENT_KEY"),
+        help="private key (PEM file) of --control-plane-cert",
+    )
+    p.add_argument(
+        "--tenant",
+        default=os.environ.get("RELAYGATE_TENANT", "default"),
+        help="fleet tenant this gateway belongs to (selects its bundle; default: default)",
+    )
     p.add_argument("--zone", default=os.environ.get("RELAYGATE_ZONE", "local"), help="zone, for fleet posture")
-    p.add_argument("--instance-id", default=os.environ.get("RELAYGATE_INSTANCE_ID"),
-                   help="fleet instance id (default: the sidecar name); also Envoy's node id")
+    p.add_argument(
+        "--instance-id",
+        default=os.environ.get("RELAYGATE_INSTANCE_ID"),
+        help="fleet instance id (default: the sidecar name); also Envoy's node id",
+    )
     p.add_argument("--log-level", default=os.environ.get("RELAYGATE_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     a.instance_id = a.instance_id or a.sidecar_name
@@ -118,10 +178,11 @@ def rebuild_ledger(spool: Spool) -> InMemoryLedger:
 
 def _redis_ledger(url: str) -> RedisLedger:
     import redis
+
     try:
         return RedisLedger(url)
     except (redis.RedisError, ValueError) as e:
-        where = url.rsplit("@", 1)[-1]          # never print a password from the URL
+        where = url.rsplit("@", 1)[-1]  # never print a password from the URL
         raise config_mod.ConfigError(f"budget ledger: Redis at {where} is not usable: {e}") from None
 
 
@@ -138,7 +199,8 @@ async def serve(args: argparse.Namespace) -> None:
     else:
         # Recover: what a previous process left pending becomes incomplete, then budgets are rebuilt.
         Finalizer(spool, InMemoryLedger(), signer, args.sidecar_name).sweep(
-            time.time() + DENIAL_GRACE, grace=-1, settle_ledger=False)
+            time.time() + DENIAL_GRACE, grace=-1, settle_ledger=False
+        )
         ledger = rebuild_ledger(spool)
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
 
@@ -147,13 +209,17 @@ async def serve(args: argparse.Namespace) -> None:
         tls_ctx = None
         if args.control_plane.startswith("https://"):
             from relaygate.contract.tls import client_context
+
             try:
                 tls_ctx = client_context(args.control_plane_ca, args.control_plane_cert, args.control_plane_client_key)
             except (OSError, ValueError) as e:
                 raise config_mod.ConfigError(f"control-plane TLS files: {e}") from None
         else:
-            log.warning("the control plane is reached over plaintext HTTP (%s): bundles are still verified "
-                        "by signature, but the fleet token and receipts travel unencrypted", args.control_plane)
+            log.warning(
+                "the control plane is reached over plaintext HTTP (%s): bundles are still verified "
+                "by signature, but the fleet token and receipts travel unencrypted",
+                args.control_plane,
+            )
         cp = ControlPlane(args.control_plane, args.fleet_token, args.instance_id, args.tenant, tls_ctx)
         verify_key = load_public_key(Path(args.control_plane_key).read_bytes())
         sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, TierLimits())
@@ -169,7 +235,8 @@ async def serve(args: argparse.Namespace) -> None:
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     if args.settle:
         als_pb2_grpc.add_AccessLogServiceServicer_to_server(
-            AccessLogSink(finalizer, lambda: processor.admission.config.preauth), server)
+            AccessLogSink(finalizer, lambda: processor.admission.config.preauth), server
+        )
     listen = args.listen
     if listen.startswith("unix:"):
         sock = Path(listen[5:])
@@ -189,9 +256,16 @@ async def serve(args: argparse.Namespace) -> None:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", args.admin_port).start()
     ledger_desc = args.ledger if args.ledger != "redis" else f"redis at {args.ledger_url.rsplit('@', 1)[-1]}"
-    log.info("relaygate-extproc ready: grpc %s, admin :%s, signing key %s, %d upstreams, %d keys, "
-             "policy %s, ledger %s", listen, args.admin_port, signer.key_id, len(cfg.upstreams), len(cfg.keys),
-             admission.revision if cp else f"from {args.config_dir} and {args.policy_dir}", ledger_desc)
+    log.info(
+        "relaygate-extproc ready: grpc %s, admin :%s, signing key %s, %d upstreams, %d keys, policy %s, ledger %s",
+        listen,
+        args.admin_port,
+        signer.key_id,
+        len(cfg.upstreams),
+        len(cfg.keys),
+        admission.revision if cp else f"from {args.config_dir} and {args.policy_dir}",
+        ledger_desc,
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -208,8 +282,10 @@ async def serve(args: argparse.Namespace) -> None:
 
     tasks = [asyncio.create_task(sweep())] if args.settle else []
     if sync is not None:
+
         def install(adm: Admission) -> None:
-            processor.admission = adm   # one assignment: each call sees the old or the new, whole
+            processor.admission = adm  # one assignment: each call sees the old or the new, whole
+
         sync.install = install
         tasks.append(asyncio.create_task(sync.run()))
         if args.settle:
@@ -229,7 +305,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> None:
-    restrict_umask()        # spool, keys, bundle cache, ledger: owner-only (relaygate/contract/private_files.py)
+    restrict_umask()  # spool, keys, bundle cache, ledger: owner-only (relaygate/contract/private_files.py)
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -7,6 +7,7 @@ Envoy's json_to_metadata / sse_to_metadata filters lifted out of the response
 body into the ``relaygate.usage`` metadata namespace. The settler settles the
 budget holds to the real usage, then signs the receipt into the hash chain.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,8 +35,9 @@ from relaygate.extproc.spool import Spool
 
 log = logging.getLogger("relaygate.settlement")
 from relaygate.contract.envoy import USAGE_NAMESPACE  # noqa: E402,F401
-SLICE = 8   # receipts signed per event-loop turn
-DENIAL_GRACE = 2.0   # seconds the access log gets to deliver a blocked call's entry
+
+SLICE = 8  # receipts signed per event-loop turn
+DENIAL_GRACE = 2.0  # seconds the access log gets to deliver a blocked call's entry
 
 
 def _rfc3339(ts: float) -> str:
@@ -74,15 +76,21 @@ class Finalizer:
         self.spool.finalize_many(rows)
         self.chain_seq, self.prev_hash = seq, prev
         if settle_ledger:
-            batch = [([Hold(b, w, a, u) for b, w, a, u in draft["holds"]], actual)
-                     for draft, _, actual in settlements if draft["holds"]]
+            batch = [
+                ([Hold(b, w, a, u) for b, w, a, u in draft["holds"]], actual)
+                for draft, _, actual in settlements
+                if draft["holds"]
+            ]
             try:
                 self.ledger.settle_many(batch)
             except Exception as e:
                 # The receipts are signed and kept; the holds stay reserved (the budget can
                 # only be under-used, never overspent) until their window ends.
-                log.error("budget settlement of a batch of %d calls failed; holds not settled stay "
-                          "reserved: %s", len(batch), e)
+                log.error(
+                    "budget settlement of a batch of %d calls failed; holds not settled stay reserved: %s",
+                    len(batch),
+                    e,
+                )
         for draft, receipt, actual in settlements:
             metrics.RECEIPTS.labels(receipt["status"]).inc()
             final = (receipt["response"] or {}).get("status") or receipt["decision"]["status"]
@@ -104,23 +112,26 @@ class Finalizer:
         in_tok = out_tok = 0
         served = None
         if not draft["upstream"]:
-            source, actual = "none", {}                 # blocked: nothing was forwarded
+            source, actual = "none", {}  # blocked: nothing was forwarded
         elif outcome is None:
-            source, actual = "reserved", charge(*draft["worst"])   # end never seen: the worst case
+            source, actual = "reserved", charge(*draft["worst"])  # end never seen: the worst case
         elif outcome["usage"]:
             u = outcome["usage"]
             in_tok, out_tok, served = u["input_tokens"], u["output_tokens"], u.get("model")
             source, actual = "response", charge(in_tok, out_tok)
         elif outcome["upstream_answered"] and outcome["status"] < 400:
-            source, actual = "reserved", charge(*draft["worst"])   # answered, usage unseen (aborted stream)
-        elif (outcome.get("upstream_sent") and not outcome["upstream_answered"]
-              and "downstream_connection_termination" in outcome["flags"]):
+            source, actual = "reserved", charge(*draft["worst"])  # answered, usage unseen (aborted stream)
+        elif (
+            outcome.get("upstream_sent")
+            and not outcome["upstream_answered"]
+            and "downstream_connection_termination" in outcome["flags"]
+        ):
             # The provider has the whole request and the caller hung up before its answer: it
             # generates (and bills) the answer anyway, so releasing the hold would make hanging
             # up a way to spend without being charged.
             source, actual = "reserved", charge(*draft["worst"])
         else:
-            source, actual = "none", {}                 # never reached or failed upstream: release
+            source, actual = "none", {}  # never reached or failed upstream: release
         charges = [[b, w, actual.get(u, 0)] for b, w, _, u in holds]
         receipt = {
             "version": RECEIPT_VERSION,
@@ -131,15 +142,25 @@ class Finalizer:
             "issued_at": _rfc3339(time.time()),
             "workspace": draft["workspace"],
             "key_id": draft["key_id"],
-            "request": {"endpoint": draft["endpoint"], "path": draft["path"], "stream": draft["stream"],
-                        "digest": draft["request"]["digest"], "bytes": draft["request"]["bytes"],
-                        "user": draft.get("user")},
+            "request": {
+                "endpoint": draft["endpoint"],
+                "path": draft["path"],
+                "stream": draft["stream"],
+                "digest": draft["request"]["digest"],
+                "bytes": draft["request"]["bytes"],
+                "user": draft.get("user"),
+            },
             "decision": draft["decision"],
             "model": {"requested": draft["model"], "served": served},
             "upstream": draft["upstream"],
-            "response": None if outcome is None else {
-                "status": outcome["status"], "flags": outcome["flags"], "bytes": outcome["bytes"],
-                "digest": outcome.get("digest") or (draft.get("response_digest") if not draft["upstream"] else None)},
+            "response": None
+            if outcome is None
+            else {
+                "status": outcome["status"],
+                "flags": outcome["flags"],
+                "bytes": outcome["bytes"],
+                "digest": outcome.get("digest") or (draft.get("response_digest") if not draft["upstream"] else None),
+            },
             "usage": {"input_tokens": in_tok, "output_tokens": out_tok, "source": source},
             "cost": {"usd_micros": actual.get("usd", 0)},
             "latency_us": None if outcome is None else outcome["latency_us"],
@@ -172,8 +193,15 @@ class Finalizer:
 
 def outcome_of_denial(draft: dict) -> dict:
     """The outcome of a blocked call, known from its decision alone."""
-    return {"status": draft["decision"]["status"], "flags": "", "bytes": None, "latency_us": None,
-            "upstream_answered": False, "usage": None, "digest": draft.get("response_digest")}
+    return {
+        "status": draft["decision"]["status"],
+        "flags": "",
+        "bytes": None,
+        "latency_us": None,
+        "upstream_answered": False,
+        "usage": None,
+        "digest": draft.get("response_digest"),
+    }
 
 
 def _flags(flags) -> str:
@@ -199,7 +227,7 @@ def outcome_of(entry) -> tuple[str | None, dict]:
         i = _number(md, "input_tokens")
         if i is None:
             i = _number(md, "prompt_tokens")
-        else:   # Anthropic: tokens read from or written to the prompt cache are not in input_tokens
+        else:  # Anthropic: tokens read from or written to the prompt cache are not in input_tokens
             i += (_number(md, "cache_creation_input_tokens") or 0) + (_number(md, "cache_read_input_tokens") or 0)
         o = _number(md, "output_tokens")
         if o is None:
@@ -211,8 +239,11 @@ def outcome_of(entry) -> tuple[str | None, dict]:
         anthropic_cut_short = o is None and _number(md, "input_tokens") is not None
         if (i is not None or o is not None) and not anthropic_cut_short:
             model = md.fields.get("model")
-            usage = {"input_tokens": i or 0, "output_tokens": o or 0,
-                     "model": model.string_value if model is not None else None}
+            usage = {
+                "input_tokens": i or 0,
+                "output_tokens": o or 0,
+                "model": model.string_value if model is not None else None,
+            }
     dur = cp.duration if cp.HasField("duration") else cp.time_to_last_downstream_tx_byte
     return rid, {
         "status": resp.response_code.value,
@@ -241,11 +272,14 @@ def envoy_local_draft(entry) -> CallDraft:
     rid = receipt_id_for(req.request_id) if req.request_id else None
     body = envoy_reply_body(status, rid) if rid else None
     return call_draft(
-        ts=cp.start_time.seconds + cp.start_time.nanos / 1e9, path=path,
-        workspace=route.workspace if route else None, endpoint=route.endpoint if route else None,
+        ts=cp.start_time.seconds + cp.start_time.nanos / 1e9,
+        path=path,
+        workspace=route.workspace if route else None,
+        endpoint=route.endpoint if route else None,
         body_bytes=req.request_body_bytes,
         decision=denial(status, code, [resp.response_code_details or code], bundle=None),
-        response_body=body)
+        response_body=body,
+    )
 
 
 _DEFAULT_LIMITS = PreAuthLimits()
@@ -282,7 +316,7 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
         found = spool.draft(rid)
         if found is None:  # Envoy answered before any policy decision (e.g. body over the limit)
             if entry.response.response_code_details.startswith(SAMPLED_DETAILS):
-                return None   # a pre-auth denial the policy service counted in a summary receipt
+                return None  # a pre-auth denial the policy service counted in a summary receipt
             draft = envoy_local_draft(entry)
             if self._sample(entry, draft):
                 return None
@@ -295,7 +329,8 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
         if state != "pending":
             return None  # already finalized (e.g. expired as incomplete)
         metrics.CALL_DURATION.labels(draft["endpoint"] or "", f"{outcome['status'] // 100}xx").observe(
-            outcome["latency_us"] / 1e6)
+            outcome["latency_us"] / 1e6
+        )
         return rid, draft, outcome
 
     async def StreamAccessLogs(self, request_iterator, context):
@@ -313,8 +348,8 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
             # never holds up the decisions waiting on the same event loop.
             for i in range(0, len(batch), SLICE):
                 try:
-                    self.finalizer.finalize(batch[i:i + SLICE])
+                    self.finalizer.finalize(batch[i : i + SLICE])
                 except Exception:
-                    log.exception("finalizing %d receipts failed; they stay pending", len(batch[i:i + SLICE]))
+                    log.exception("finalizing %d receipts failed; they stay pending", len(batch[i : i + SLICE]))
                 await asyncio.sleep(0)
         return als_pb2.StreamAccessLogsResponse()

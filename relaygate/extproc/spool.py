@@ -7,6 +7,7 @@ previous process are finalized as ``incomplete`` on start, so a crash leaves
 an incomplete receipt, never a missing one. The spool also answers how much of
 each budget window is spent, so budgets survive restarts.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,15 +37,18 @@ CREATE INDEX IF NOT EXISTS receipts_pending ON receipts(state, created);
 # Added when receipts started being shipped to a control plane: 0 = not yet,
 # 1 = the control plane has it, 2 = the control plane refused it (logged).
 MIGRATIONS = [
-    ("shipped", "ALTER TABLE receipts ADD COLUMN shipped INTEGER NOT NULL DEFAULT 0",
-     "CREATE INDEX IF NOT EXISTS receipts_unshipped ON receipts(shipped, chain_seq)"),
+    (
+        "shipped",
+        "ALTER TABLE receipts ADD COLUMN shipped INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS receipts_unshipped ON receipts(shipped, chain_seq)",
+    ),
 ]
 
 
 class Spool:
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         path = Path(path)
-        private_sqlite(path)        # receipts are evidence: 0600 in a 0700 directory
+        private_sqlite(path)  # receipts are evidence: 0600 in a 0700 directory
         self.path = path
         # timeout: several worker processes may share one spool file.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
@@ -63,8 +67,7 @@ class Spool:
         # checkpoint stalls the event loop for milliseconds.
         self.db.execute("PRAGMA wal_autocheckpoint=0")
         self._stop = threading.Event()
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="spool-checkpoint",
-                                              daemon=True)
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="spool-checkpoint", daemon=True)
         self._checkpointer.start()
 
     def _checkpoint_loop(self) -> None:
@@ -88,14 +91,13 @@ class Spool:
 
     def update_pending(self, receipt_id: str, draft: dict) -> bool:
         """Replace a still-pending draft (a sampling summary completed at the end of its window)."""
-        cur = self.db.execute("UPDATE receipts SET draft = ? WHERE id = ? AND state = 'pending'",
-                              (orjson.dumps(draft), receipt_id))
+        cur = self.db.execute(
+            "UPDATE receipts SET draft = ? WHERE id = ? AND state = 'pending'", (orjson.dumps(draft), receipt_id)
+        )
         return cur.rowcount == 1
 
     def draft(self, receipt_id: str) -> tuple[str, dict] | None:
-        row = self.db.execute(
-            "SELECT state, draft FROM receipts WHERE id = ?", (receipt_id,)
-        ).fetchone()
+        row = self.db.execute("SELECT state, draft FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
         return (row[0], orjson.loads(row[1])) if row else None
 
     def pending(self, older_than: float) -> list[tuple[str, dict]]:
@@ -107,8 +109,7 @@ class Spool:
 
     def chain_head(self) -> tuple[int, str | None]:
         row = self.db.execute(
-            "SELECT chain_seq, hash FROM receipts WHERE chain_seq IS NOT NULL "
-            "ORDER BY chain_seq DESC LIMIT 1"
+            "SELECT chain_seq, hash FROM receipts WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1"
         ).fetchone()
         return (row[0], row[1]) if row else (0, None)
 
@@ -139,13 +140,14 @@ class Spool:
         """(chain_seq, envelope JSON) of finalized receipts the control plane does not have yet."""
         return self.db.execute(
             "SELECT chain_seq, envelope FROM receipts WHERE shipped = 0 AND chain_seq IS NOT NULL "
-            "ORDER BY chain_seq LIMIT ?", (limit,)).fetchall()
+            "ORDER BY chain_seq LIMIT ?",
+            (limit,),
+        ).fetchall()
 
     def mark_shipped(self, chain_seqs: list[int], state: int = 1) -> None:
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany("UPDATE receipts SET shipped = ? WHERE chain_seq = ?",
-                                [(state, s) for s in chain_seqs])
+            self.db.executemany("UPDATE receipts SET shipped = ? WHERE chain_seq = ?", [(state, s) for s in chain_seqs])
 
     def backlog(self) -> int:
         """Receipts not yet at the control plane, pending ones included."""

@@ -13,6 +13,7 @@ lists of prompts are honoured as a lenient provider would (see ``_out_tokens``).
 With ``--tls-cert/--tls-key`` every port speaks HTTPS with that certificate, so tests can
 stand a provider (or an impostor of one) behind a certificate of their choosing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,7 @@ from aiohttp import web
 
 WORDS = "the quick brown fox jumps over the lazy dog".split()
 # Output-limit fields some provider honours (OpenAI, Anthropic, Responses API, TGI, Anthropic legacy).
-LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "max_new_tokens",
-                "max_tokens_to_sample")
+LIMIT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "max_new_tokens", "max_tokens_to_sample")
 
 
 def _text_of(doc: dict) -> str:
@@ -72,14 +72,16 @@ class Sim:
 
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[mark_done])
         app.on_response_prepare.append(_account_headers)
-        app.add_routes([
-            web.post("/v1/chat/completions", self.openai),
-            web.post("/v1/completions", self.openai),
-            web.post("/v1/embeddings", self.openai),
-            web.post("/v1/messages", self.anthropic),
-            web.get("/_sim/requests", self.requests),
-            web.delete("/_sim/requests", self.clear),
-        ])
+        app.add_routes(
+            [
+                web.post("/v1/chat/completions", self.openai),
+                web.post("/v1/completions", self.openai),
+                web.post("/v1/embeddings", self.openai),
+                web.post("/v1/messages", self.anthropic),
+                web.get("/_sim/requests", self.requests),
+                web.delete("/_sim/requests", self.clear),
+            ]
+        )
         return app
 
     async def requests(self, _):
@@ -92,9 +94,13 @@ class Sim:
     async def _prelude(self, request: web.Request, credential: str | None):
         raw = await request.read()
         entry = {
-            "path": request.path_qs, "port": request.transport.get_extra_info("sockname")[1],
-            "headers": dict(request.headers), "body_sha256": hashlib.sha256(raw).hexdigest(),
-            "body": raw.decode(errors="replace")[:4096], "time": time.time(), "done": False,
+            "path": request.path_qs,
+            "port": request.transport.get_extra_info("sockname")[1],
+            "headers": dict(request.headers),
+            "body_sha256": hashlib.sha256(raw).hexdigest(),
+            "body": raw.decode(errors="replace")[:4096],
+            "time": time.time(),
+            "done": False,
         }
         self.log.append(entry)
         del self.log[:-2000]
@@ -109,11 +115,11 @@ class Sim:
             request.transport.close()
             raise web.HTTPInternalServerError()
         if fail and fail.isdigit():
-            return None, web.json_response({"error": {"message": "simulated failure", "type": "sim"}},
-                                           status=int(fail))
+            return None, web.json_response({"error": {"message": "simulated failure", "type": "sim"}}, status=int(fail))
         if credential not in self.credentials:
-            return None, web.json_response({"error": {"message": "invalid provider credential",
-                                                      "type": "authentication_error"}}, status=401)
+            return None, web.json_response(
+                {"error": {"message": "invalid provider credential", "type": "authentication_error"}}, status=401
+            )
         try:
             doc = json.loads(raw)
             assert isinstance(doc, dict)
@@ -157,9 +163,11 @@ class Sim:
         per prompt server-side (billed) and return the best ``n``; a completions
         ``prompt`` may be a list of prompts, each answered separately.
         """
+
         def count(name, default=1):
             v = doc.get(name)
             return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
+
         n = count("n")
         prompts = 1
         if completions:
@@ -179,51 +187,84 @@ class Sim:
         if request.path.endswith("/embeddings"):
             inputs = doc.get("input")
             n = len(inputs) if isinstance(inputs, list) else 1
-            return web.json_response({
-                "object": "list", "model": model,
-                "data": [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1)] * 8} for i in range(n)],
-                "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-            })
+            return web.json_response(
+                {
+                    "object": "list",
+                    "model": model,
+                    "data": [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1)] * 8} for i in range(n)],
+                    "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+                }
+            )
         out = self._out_tokens(request, doc)
         words = [WORDS[i % len(WORDS)] for i in range(out)]
         chat = request.path.endswith("/chat/completions")
         returned, billed = self._multipliers(doc, not chat)
         cid = "chatcmpl-" + uuid.uuid4().hex[:24] if chat else "cmpl-" + uuid.uuid4().hex[:24]
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": out * billed,
-                 "total_tokens": prompt_tokens + out * billed}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": out * billed,
+            "total_tokens": prompt_tokens + out * billed,
+        }
         created = int(time.time())
         if not doc.get("stream"):
             if chat:
-                choices = [{"index": c, "message": {"role": "assistant", "content": " ".join(words)},
-                            "finish_reason": "length" if out < self.default_output_tokens else "stop"}
-                           for c in range(returned)]
+                choices = [
+                    {
+                        "index": c,
+                        "message": {"role": "assistant", "content": " ".join(words)},
+                        "finish_reason": "length" if out < self.default_output_tokens else "stop",
+                    }
+                    for c in range(returned)
+                ]
                 obj = "chat.completion"
             else:
-                choices = [{"index": c, "text": " ".join(words), "finish_reason": "stop", "logprobs": None}
-                           for c in range(returned)]
+                choices = [
+                    {"index": c, "text": " ".join(words), "finish_reason": "stop", "logprobs": None}
+                    for c in range(returned)
+                ]
                 obj = "text_completion"
-            return web.json_response({"id": cid, "object": obj, "created": created, "model": model,
-                                      "choices": choices, "usage": usage})
+            return web.json_response(
+                {"id": cid, "object": obj, "created": created, "model": model, "choices": choices, "usage": usage}
+            )
         resp = await self._sse_start(request)
         delay = int(request.headers.get("x-sim-chunk-delay-ms", "0")) / 1000
         obj = "chat.completion.chunk" if chat else "text_completion"
         for i, w in enumerate(words):
             piece = (" " if i else "") + w
             for c in range(returned):
-                choice = ({"index": c, "delta": {"content": piece} if i else {"role": "assistant", "content": piece},
-                           "finish_reason": None} if chat else {"index": c, "text": piece, "finish_reason": None})
-                await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
-                                               "choices": [choice], "usage": None})
+                choice = (
+                    {
+                        "index": c,
+                        "delta": {"content": piece} if i else {"role": "assistant", "content": piece},
+                        "finish_reason": None,
+                    }
+                    if chat
+                    else {"index": c, "text": piece, "finish_reason": None}
+                )
+                await self._event(
+                    resp,
+                    None,
+                    {"id": cid, "object": obj, "created": created, "model": model, "choices": [choice], "usage": None},
+                )
             if delay:
                 await asyncio.sleep(delay)
         for c in range(returned):
-            last = ({"index": c, "delta": {}, "finish_reason": "stop"} if chat
-                    else {"index": c, "text": "", "finish_reason": "stop"})
-            await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
-                                           "choices": [last], "usage": None})
+            last = (
+                {"index": c, "delta": {}, "finish_reason": "stop"}
+                if chat
+                else {"index": c, "text": "", "finish_reason": "stop"}
+            )
+            await self._event(
+                resp,
+                None,
+                {"id": cid, "object": obj, "created": created, "model": model, "choices": [last], "usage": None},
+            )
         if (doc.get("stream_options") or {}).get("include_usage"):
-            await self._event(resp, None, {"id": cid, "object": obj, "created": created, "model": model,
-                                           "choices": [], "usage": usage})
+            await self._event(
+                resp,
+                None,
+                {"id": cid, "object": obj, "created": created, "model": model, "choices": [], "usage": usage},
+            )
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
@@ -238,29 +279,64 @@ class Sim:
         words = [WORDS[i % len(WORDS)] for i in range(out)]
         mid = "msg_" + uuid.uuid4().hex[:24]
         if not doc.get("stream"):
-            return web.json_response({
-                "id": mid, "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": " ".join(words)}],
-                "stop_reason": "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": in_tok, "output_tokens": out, **cache},
-            })
+            return web.json_response(
+                {
+                    "id": mid,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": " ".join(words)}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": in_tok, "output_tokens": out, **cache},
+                }
+            )
         resp = await self._sse_start(request)
         delay = int(request.headers.get("x-sim-chunk-delay-ms", "0")) / 1000
-        await self._event(resp, "message_start", {"type": "message_start", "message": {
-            "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": in_tok, "output_tokens": 1,
-                                                                  **cache}}})
-        await self._event(resp, "content_block_start", {"type": "content_block_start", "index": 0,
-                                                        "content_block": {"type": "text", "text": ""}})
+        await self._event(
+            resp,
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": mid,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": in_tok, "output_tokens": 1, **cache},
+                },
+            },
+        )
+        await self._event(
+            resp,
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        )
         for i, w in enumerate(words):
-            await self._event(resp, "content_block_delta", {"type": "content_block_delta", "index": 0,
-                              "delta": {"type": "text_delta", "text": (" " if i else "") + w}})
+            await self._event(
+                resp,
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": (" " if i else "") + w},
+                },
+            )
             if delay:
                 await asyncio.sleep(delay)
         await self._event(resp, "content_block_stop", {"type": "content_block_stop", "index": 0})
-        await self._event(resp, "message_delta", {"type": "message_delta",
-                          "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                          "usage": {"output_tokens": out}})
+        await self._event(
+            resp,
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": out},
+            },
+        )
         await self._event(resp, "message_stop", {"type": "message_stop"})
         await resp.write_eof()
         return resp
@@ -281,14 +357,22 @@ class Sim:
 # platform's, behind a gateway): its organization and project, its shared rate-limit state, and
 # edge cookies. A gateway must not hand these to its tenants (relaygate/envoy/config.py RESPONSE_HEADERS).
 ACCOUNT_HEADERS = {
-    "openai": {"openai-organization": "org-platform-account", "openai-project": "proj_platform",
-               "openai-processing-ms": "12", "x-ratelimit-limit-tokens": "150000000",
-               "x-ratelimit-remaining-tokens": "149990123", "x-ratelimit-remaining-requests": "29999",
-               "set-cookie": "__cf_bm=platform-edge-cookie; path=/; domain=.api.openai.com; HttpOnly"},
-    "anthropic": {"anthropic-organization-id": "0b6e8f0c-platform-org", "request-id": "req_sim",
-                  "anthropic-ratelimit-tokens-remaining": "3999000",
-                  "anthropic-ratelimit-requests-remaining": "3999",
-                  "set-cookie": "__cf_bm=platform-edge-cookie; path=/; domain=.api.anthropic.com; HttpOnly"},
+    "openai": {
+        "openai-organization": "org-platform-account",
+        "openai-project": "proj_platform",
+        "openai-processing-ms": "12",
+        "x-ratelimit-limit-tokens": "150000000",
+        "x-ratelimit-remaining-tokens": "149990123",
+        "x-ratelimit-remaining-requests": "29999",
+        "set-cookie": "__cf_bm=platform-edge-cookie; path=/; domain=.api.openai.com; HttpOnly",
+    },
+    "anthropic": {
+        "anthropic-organization-id": "0b6e8f0c-platform-org",
+        "request-id": "req_sim",
+        "anthropic-ratelimit-tokens-remaining": "3999000",
+        "anthropic-ratelimit-requests-remaining": "3999",
+        "set-cookie": "__cf_bm=platform-edge-cookie; path=/; domain=.api.anthropic.com; HttpOnly",
+    },
 }
 
 
@@ -299,14 +383,16 @@ async def _account_headers(request: web.Request, response: web.StreamResponse) -
         response.headers.setdefault(k, v)
 
 
-async def run(ports: list[int], credentials: set[str], output_tokens: int, host: str,
-              tls: tuple[str, str] | None = None) -> None:
+async def run(
+    ports: list[int], credentials: set[str], output_tokens: int, host: str, tls: tuple[str, str] | None = None
+) -> None:
     sim = Sim(credentials, output_tokens)
     runner = web.AppRunner(sim.app(), access_log=None)
     await runner.setup()
     ctx = None
     if tls:
         import ssl
+
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(*tls)
     for port in ports:
@@ -317,11 +403,17 @@ async def run(ports: list[int], credentials: set[str], output_tokens: int, host:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="relaygate-provider-sim", description=__doc__.split("\n\n")[0])
-    p.add_argument("--port", type=int, action="append", required=True,
-                   help="port to listen on; repeat to simulate several provider endpoints")
+    p.add_argument(
+        "--port",
+        type=int,
+        action="append",
+        required=True,
+        help="port to listen on; repeat to simulate several provider endpoints",
+    )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--credential", action="append", default=[],
-                   help="a provider credential the simulator accepts (repeatable)")
+    p.add_argument(
+        "--credential", action="append", default=[], help="a provider credential the simulator accepts (repeatable)"
+    )
     p.add_argument("--output-tokens", type=int, default=12, help="tokens in each reply (default 12)")
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM; needs --tls-key)")
     p.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
@@ -329,8 +421,9 @@ def main(argv=None) -> None:
     if bool(a.tls_cert) != bool(a.tls_key):
         p.error("--tls-cert and --tls-key go together")
     try:
-        asyncio.run(run(a.port, set(a.credential), a.output_tokens, a.host,
-                        (a.tls_cert, a.tls_key) if a.tls_cert else None))
+        asyncio.run(
+            run(a.port, set(a.credential), a.output_tokens, a.host, (a.tls_cert, a.tls_key) if a.tls_cert else None)
+        )
     except KeyboardInterrupt:
         pass
 

@@ -8,6 +8,7 @@ to the provider next to the platform's credential (``OpenAI-Organization``,
 Envoy + ext_proc stack; the provider simulator honours the same output-limit
 fields and multipliers a lenient provider does and records what it received.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,18 +25,24 @@ from tests.conftest import POLICY_DIR, Gateway, write_config, start_full_stack
 from tests.cpclient import eventually
 from tests.httpcall import curl
 
-RACE_CAP = 3000          # tokens a day for workspace 'capped': the issue's 3,000-token cap
-N_CAP = 2000             # workspace 'tiny': chat n
-BEST_OF_CAP = 2000       # workspace 'outage': completions best_of / several prompts
+RACE_CAP = 3000  # tokens a day for workspace 'capped': the issue's 3,000-token cap
+N_CAP = 2000  # workspace 'tiny': chat n
+BEST_OF_CAP = 2000  # workspace 'outage': completions best_of / several prompts
 BUDGETS = [
     {"id": "race-cap", "workspace": "capped", "key": None, "unit": "tokens", "window": "day", "limit": RACE_CAP},
     {"id": "n-cap", "workspace": "tiny", "key": None, "unit": "tokens", "window": "day", "limit": N_CAP},
-    {"id": "best-of-cap", "workspace": "outage", "key": None, "unit": "tokens", "window": "day",
-     "limit": BEST_OF_CAP},
+    {"id": "best-of-cap", "workspace": "outage", "key": None, "unit": "tokens", "window": "day", "limit": BEST_OF_CAP},
 ]
 # The operator of openai-eu lets OpenAI-Organization through on that upstream only.
-EU_FORWARD = ["content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key", "openai-organization",
-              "x-sim-*"]
+EU_FORWARD = [
+    "content-type",
+    "accept",
+    "user-agent",
+    "x-stainless-*",
+    "idempotency-key",
+    "openai-organization",
+    "x-sim-*",
+]
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +71,29 @@ def _sent(gw, marker: str, upstream: str = "openai-us") -> list[dict]:
 
 async def _fire(url: str, headers: dict, body: bytes, n: int) -> list[tuple[int, dict, dict]]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=n)) as s:
+
         async def one():
             async with s.post(url, data=body, headers=headers) as r:
                 return r.status, {k.lower(): v for k, v in r.headers.items()}, await r.json()
+
         return await asyncio.gather(*(one() for _ in range(n)))
 
 
 # -- item 7: one output limit, the one reserved, is the one forwarded ---------------------------
 
+
 def test_conflicting_limit_fields_cannot_overspend_a_cap(agw):
     """The issue's attack: {max_completion_tokens: 1, max_tokens: 4000} x 20 against a 3,000-token cap."""
     url = agw.base("capped") + "/chat/completions"
     headers = {**_auth(agw, "capped"), "x-sim-output-tokens": "4000", "x-sim-delay-ms": "500"}
-    body = json.dumps({"model": "gpt-4o-mini", "max_completion_tokens": 1, "max_tokens": 4000,
-                       "messages": [{"role": "user", "content": "overspend conflict"}]}).encode()
+    body = json.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "max_completion_tokens": 1,
+            "max_tokens": 4000,
+            "messages": [{"role": "user", "content": "overspend conflict"}],
+        }
+    ).encode()
     results = asyncio.run(_fire(url, headers, body, 20))
     assert {r[0] for r in results} == {400}, [r[0] for r in results]
     for _, _, b in results:
@@ -86,23 +102,30 @@ def test_conflicting_limit_fields_cannot_overspend_a_cap(agw):
     assert not _sent(agw, "overspend conflict")
 
     # One large field alone is reserved at its value: 4,000 output tokens never fit a 3,000 cap.
-    big = json.dumps({"model": "gpt-4o-mini", "max_tokens": 4000,
-                      "messages": [{"role": "user", "content": "overspend single"}]})
+    big = json.dumps(
+        {"model": "gpt-4o-mini", "max_tokens": 4000, "messages": [{"role": "user", "content": "overspend single"}]}
+    )
     r = curl(url, big, headers)
     assert r.status == 429 and r.json()["error"]["code"] == "budget.exceeded"
     assert not _sent(agw, "overspend single")
 
     # 20 concurrent calls each allowed 1,000 output tokens that the provider fully uses:
     # only what fits the cap is admitted, and actual spend stays under it.
-    body = json.dumps({"model": "gpt-4o-mini", "max_completion_tokens": 1000, "max_tokens": None,
-                       "messages": [{"role": "user", "content": "overspend race"}]}).encode()
+    body = json.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "max_completion_tokens": 1000,
+            "max_tokens": None,
+            "messages": [{"role": "user", "content": "overspend race"}],
+        }
+    ).encode()
     results = asyncio.run(_fire(url, headers, body, 20))
     ok = [r for r in results if r[0] == 200]
     assert 1 <= len(ok) <= RACE_CAP // (1000 + len(body)), [r[0] for r in results]
     assert all(r[0] in (200, 429) for r in results)
     sent = _sent(agw, "overspend race")
     assert len(sent) == len(ok)
-    for e in sent:   # the provider saw exactly the reserved field, not the null alias
+    for e in sent:  # the provider saw exactly the reserved field, not the null alias
         doc = json.loads(e["body"])
         assert doc["max_completion_tokens"] == 1000 and "max_tokens" not in doc
     spent = 0
@@ -113,29 +136,38 @@ def test_conflicting_limit_fields_cannot_overspend_a_cap(agw):
     assert spent <= RACE_CAP
 
 
-@pytest.mark.parametrize("endpoint,fields", [
-    ("chat/completions", {"max_tokens": 5, "max_completion_tokens": 5}),          # both, even equal
-    ("completions", {"max_completion_tokens": 5}),                               # not a completions field
-    ("messages", {"max_tokens": 5, "max_completion_tokens": 5}),
-    ("messages", {"max_completion_tokens": 5}),                                   # not an Anthropic field
-    ("chat/completions", {"max_tokens": 5, "max_output_tokens": 4000}),          # other dialects' aliases
-    ("chat/completions", {"max_tokens": 5, "max_new_tokens": 4000}),
-    ("messages", {"max_tokens": 5, "max_tokens_to_sample": 4000}),
-    ("chat/completions", {"max_tokens": -1}),
-    ("chat/completions", {"max_completion_tokens": 0}),
-    ("chat/completions", {"max_tokens": 1.5}),
-    ("chat/completions", {"max_tokens": 4000.0}),
-    ("chat/completions", {"max_completion_tokens": True}),
-    ("chat/completions", {"max_tokens": "4000"}),
-    ("chat/completions", {"max_tokens": 10 ** 12}),
-    ("messages", {"max_tokens": 10 ** 30}),
-])
+@pytest.mark.parametrize(
+    "endpoint,fields",
+    [
+        ("chat/completions", {"max_tokens": 5, "max_completion_tokens": 5}),  # both, even equal
+        ("completions", {"max_completion_tokens": 5}),  # not a completions field
+        ("messages", {"max_tokens": 5, "max_completion_tokens": 5}),
+        ("messages", {"max_completion_tokens": 5}),  # not an Anthropic field
+        ("chat/completions", {"max_tokens": 5, "max_output_tokens": 4000}),  # other dialects' aliases
+        ("chat/completions", {"max_tokens": 5, "max_new_tokens": 4000}),
+        ("messages", {"max_tokens": 5, "max_tokens_to_sample": 4000}),
+        ("chat/completions", {"max_tokens": -1}),
+        ("chat/completions", {"max_completion_tokens": 0}),
+        ("chat/completions", {"max_tokens": 1.5}),
+        ("chat/completions", {"max_tokens": 4000.0}),
+        ("chat/completions", {"max_completion_tokens": True}),
+        ("chat/completions", {"max_tokens": "4000"}),
+        ("chat/completions", {"max_tokens": 10**12}),
+        ("messages", {"max_tokens": 10**30}),
+    ],
+)
 def test_bad_or_conflicting_limits_are_400(agw, endpoint, fields):
-    model = {"chat/completions": "gpt-4o-mini", "completions": "gpt-3.5-turbo-instruct",
-             "messages": "claude-sonnet-4-5"}[endpoint]
+    model = {
+        "chat/completions": "gpt-4o-mini",
+        "completions": "gpt-3.5-turbo-instruct",
+        "messages": "claude-sonnet-4-5",
+    }[endpoint]
     doc = {"model": model, **fields}
-    doc.update({"prompt": "bad limit"} if endpoint == "completions" else
-               {"messages": [{"role": "user", "content": "bad limit"}]})
+    doc.update(
+        {"prompt": "bad limit"}
+        if endpoint == "completions"
+        else {"messages": [{"role": "user", "content": "bad limit"}]}
+    )
     r = curl(f"{agw.base('acme')}/{endpoint}", json.dumps(doc), _auth(agw, "acme"))
     assert r.status == 400, (r.status, r.body)
     err = r.json()["error"]
@@ -147,8 +179,10 @@ def test_bad_or_conflicting_limits_are_400(agw, endpoint, fields):
 
 def test_duplicated_limit_key_is_forwarded_as_parsed(agw):
     """A duplicated key must not let a first-key-wins provider honour a value the gateway never reserved."""
-    raw = ('{"model": "gpt-4o-mini", "max_tokens": 4000, "messages": [{"role": "user", "content": '
-           '"dup key"}], "max_tokens": 7}')
+    raw = (
+        '{"model": "gpt-4o-mini", "max_tokens": 4000, "messages": [{"role": "user", "content": '
+        '"dup key"}], "max_tokens": 7}'
+    )
     r = curl(agw.base("acme") + "/chat/completions", raw, _auth(agw, "acme"))
     assert r.status == 200, r.body
     sent = _sent(agw, "dup key")[-1]["body"]
@@ -160,8 +194,10 @@ def test_embeddings_with_a_duplicated_model_are_forwarded_as_parsed(agw):
     limited to gpt-4o sent {"model": "text-embedding-3-small", ..., "model": "gpt-4o"}: the
     gateway checked (and priced) gpt-4o, and a provider that keeps the first copy would serve a
     model the key may not use. Escaped keys likewise."""
-    for raw in ('{"model": "text-embedding-3-small", "input": "dup emb", "model": "gpt-4o"}',
-                '{"m\\u006fdel": "text-embedding-3-small", "input": "esc emb", "model": "gpt-4o"}'):
+    for raw in (
+        '{"model": "text-embedding-3-small", "input": "dup emb", "model": "gpt-4o"}',
+        '{"m\\u006fdel": "text-embedding-3-small", "input": "esc emb", "model": "gpt-4o"}',
+    ):
         r = curl(agw.base("acme") + "/embeddings", raw, _auth(agw, "acme-4o"))
         marker = "dup emb" if "dup emb" in raw else "esc emb"
         sent = [e["body"] for e in agw.sim_requests() if marker in e["body"]]
@@ -172,26 +208,36 @@ def test_embeddings_with_a_duplicated_model_are_forwarded_as_parsed(agw):
 def test_escaped_duplicate_key_is_forwarded_as_parsed():
     """A key spelled with a \\u escape duplicates a limit without a second literal "max_tokens"."""
     from relaygate.decision.wire import parse_body
+
     raw = b'{"model": "m", "max\\u005ftokens": 4000, "max_tokens": 5, "messages": []}'
     shape = parse_body("chat.completions", raw, 100)
     assert shape.max_output_tokens == 5 and shape.rewritten
     assert shape.body.count(b"max") == 1 and json.loads(shape.body)["max_tokens"] == 5
     shape = parse_body("chat.completions", b'{"model": "m", "max_tokens": 5, "max_completion_tokens": null}', 100)
-    assert json.loads(shape.body) == {"model": "m", "max_tokens": 5}   # only the reserved field goes on
+    assert json.loads(shape.body) == {"model": "m", "max_tokens": 5}  # only the reserved field goes on
 
 
 # -- item 8: n, best_of and several prompts are in the worst case ------------------------------
 
-@pytest.mark.parametrize("endpoint,doc,worst", [
-    ("completions", {"prompt": [[1, 2], [3]], "n": 2, "best_of": 3, "max_tokens": 10}, 60),   # 2 token prompts
-    ("completions", {"prompt": [1, 2, 3], "n": 2, "max_tokens": 10}, 20),                      # one token prompt
-    ("completions", {"prompt": ["a", "b", "c"], "best_of": 4, "max_tokens": 10}, 120),
-    ("chat.completions", {"n": 128, "max_completion_tokens": 7, "messages": []}, 896),
-    ("chat.completions", {"max_tokens": 10, "prediction": {"type": "content", "content": "x" * 50}}, 10 + 81),  # + its JSON bytes
-    ("messages", {"max_tokens": 10, "n": 5}, 10),     # Anthropic has no n; its provider refuses the field
-])
+
+@pytest.mark.parametrize(
+    "endpoint,doc,worst",
+    [
+        ("completions", {"prompt": [[1, 2], [3]], "n": 2, "best_of": 3, "max_tokens": 10}, 60),  # 2 token prompts
+        ("completions", {"prompt": [1, 2, 3], "n": 2, "max_tokens": 10}, 20),  # one token prompt
+        ("completions", {"prompt": ["a", "b", "c"], "best_of": 4, "max_tokens": 10}, 120),
+        ("chat.completions", {"n": 128, "max_completion_tokens": 7, "messages": []}, 896),
+        (
+            "chat.completions",
+            {"max_tokens": 10, "prediction": {"type": "content", "content": "x" * 50}},
+            10 + 81,
+        ),  # + its JSON bytes
+        ("messages", {"max_tokens": 10, "n": 5}, 10),  # Anthropic has no n; its provider refuses the field
+    ],
+)
 def test_worst_case_counts_every_output(endpoint, doc, worst):
     from relaygate.decision.wire import parse_body
+
     shape = parse_body(endpoint, json.dumps({"model": "m", **doc}).encode(), 100)
     assert shape.max_output_tokens == worst
 
@@ -201,8 +247,9 @@ def test_chat_n_multiplies_the_reservation(agw):
     headers = {**_auth(agw, "tiny"), "x-sim-output-tokens": "100"}
 
     def body(n, tag):
-        return json.dumps({"model": "gpt-4o-mini", "max_tokens": 100, "n": n,
-                           "messages": [{"role": "user", "content": tag}]})
+        return json.dumps(
+            {"model": "gpt-4o-mini", "max_tokens": 100, "n": n, "messages": [{"role": "user", "content": tag}]}
+        )
 
     # 20 choices x 100 tokens cannot fit 2,000 tokens with any input: refused before the provider.
     r = curl(url, body(20, "n twenty"), headers)
@@ -211,8 +258,9 @@ def test_chat_n_multiplies_the_reservation(agw):
     # The same through the official SDK.
     client = openai.OpenAI(base_url=agw.base("tiny"), api_key=agw.tokens["tiny"], max_retries=0)
     with pytest.raises(openai.RateLimitError):
-        client.chat.completions.create(model="gpt-4o-mini", max_tokens=100, n=20,
-                                       messages=[{"role": "user", "content": "n sdk"}])
+        client.chat.completions.create(
+            model="gpt-4o-mini", max_tokens=100, n=20, messages=[{"role": "user", "content": "n sdk"}]
+        )
     assert not _sent(agw, "n sdk")
 
     # 4 x 100 fits: admitted, and settlement charges what the provider reports (all four choices).
@@ -229,9 +277,10 @@ def test_chat_n_multiplies_the_reservation(agw):
     def sized(n, room, tag):
         base = body(n, tag)
         return base if room < 0 else base.replace(tag, tag + "x" * room)
+
     fits = sized(3, left - 300 - len(body(3, "n exact")), "n exact")
     assert len(fits) + 300 == left
-    over = fits.replace('"n exact', '"n exacx')   # same size
+    over = fits.replace('"n exact', '"n exacx')  # same size
     bigger = sized(3, left - 300 - len(body(3, "n over")) + 1, "n over")
     r = curl(url, bigger, headers)
     assert r.status == 429, (r.status, r.body, left)
@@ -275,7 +324,6 @@ def test_completions_best_of_and_prompts_multiply_the_reservation(agw):
     assert agw.receipt_doc(r.receipt_id)["usage"]["output_tokens"] == 300
 
 
-
 def test_a_pricier_service_tier_is_refused(agw):
     """Red team: OpenAI's body field service_tier="priority" bills the platform's account at a
     higher rate than the one every reservation and receipt is priced at (like a header acting on
@@ -283,21 +331,28 @@ def test_a_pricier_service_tier_is_refused(agw):
     key is forwarded as parsed, so a provider keeping the first copy sees the tier that was checked."""
     url = agw.base("acme") + "/chat/completions"
     for tier in ("priority", "scale", "", 1, None):
-        doc = {"model": "gpt-4o-mini", "max_tokens": 5, "service_tier": tier,
-               "messages": [{"role": "user", "content": f"tier {tier!r}"}]}
+        doc = {
+            "model": "gpt-4o-mini",
+            "max_tokens": 5,
+            "service_tier": tier,
+            "messages": [{"role": "user", "content": f"tier {tier!r}"}],
+        }
         r = curl(url, json.dumps(doc), _auth(agw, "acme"))
-        if tier is None:     # null is the provider's default
+        if tier is None:  # null is the provider's default
             assert r.status == 200, r.body
             continue
         assert r.status == 400 and r.json()["error"]["code"] == "request.invalid", (tier, r.body)
         assert "service_tier" in r.json()["error"]["message"]
         assert not _sent(agw, f"tier {tier!r}")
-    raw = ('{"model":"gpt-4o-mini","max_tokens":5,"service_tier":"priority","service_tier":"flex",'
-           '"messages":[{"role":"user","content":"tier dup"}]}')
+    raw = (
+        '{"model":"gpt-4o-mini","max_tokens":5,"service_tier":"priority","service_tier":"flex",'
+        '"messages":[{"role":"user","content":"tier dup"}]}'
+    )
     r = curl(url, raw, _auth(agw, "acme"))
     assert r.status == 200, r.body
     assert json.loads(_sent(agw, "tier dup")[-1]["body"])["service_tier"] == "flex"
     assert '"priority"' not in _sent(agw, "tier dup")[-1]["body"]
+
 
 def test_hanging_up_before_the_provider_answers_still_charges_the_reservation(agw):
     """Red team: a caller that sent its request and hung up before the provider's answer left a
@@ -305,32 +360,55 @@ def test_hanging_up_before_the_provider_answers_still_charges_the_reservation(ag
     reached the provider, which generates (and bills) the answer anyway. Repeated, that is
     unlimited spend on the platform's account with nothing charged to any budget."""
     import time as _time
-    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 300,
-                       "messages": [{"role": "user", "content": "hangup probe"}]}).encode()
-    head = (f"POST /v1/acme/chat/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
-            f"authorization: Bearer {agw.tokens['acme']}\r\nx-sim-delay-ms: 1500\r\n"
-            f"content-length: {len(body)}\r\n\r\n").encode()
+
+    body = json.dumps(
+        {"model": "gpt-4o-mini", "max_tokens": 300, "messages": [{"role": "user", "content": "hangup probe"}]}
+    ).encode()
+    head = (
+        f"POST /v1/acme/chat/completions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n"
+        f"authorization: Bearer {agw.tokens['acme']}\r\nx-sim-delay-ms: 1500\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode()
     conn = agw.connect()
     conn.sendall(head + body)
     deadline = _time.monotonic() + 10
-    while not _sent(agw, "hangup probe"):       # the provider has the request...
+    while not _sent(agw, "hangup probe"):  # the provider has the request...
         assert _time.monotonic() < deadline
         _time.sleep(0.02)
-    conn.close()                                 # ...and the caller hangs up before its answer
+    conn.close()  # ...and the caller hangs up before its answer
     request_id = _sent(agw, "hangup probe")[-1]["headers"]["X-Request-ID"]
     doc = agw.receipt_doc("rcpt_" + request_id)
     assert doc["upstream"] is not None and doc["usage"]["source"] == "reserved", (doc["usage"], doc["response"])
-    assert doc["cost"]["usd_micros"] >= 300 * 600 // 1000, doc["cost"]    # 300 output tokens at $0.6/1k
+    assert doc["cost"]["usd_micros"] >= 300 * 600 // 1000, doc["cost"]  # 300 output tokens at $0.6/1k
 
 
 # -- item 9: only an allow-list of client headers reaches the provider -------------------------
 
-SMUGGLED = {"OpenAI-Organization": "org-attacker", "OpenAI-Project": "proj-attacker", "Cookie": "session=stolen",
-            "anthropic-beta": "output-128k-2025-02-19", "x-relaygate-upstream": "openai-eu",
-            "X-Forwarded-For": "10.0.0.1", "X-Forwarded-Host": "evil.example", "X-Envoy-Evil": "1", "X-Evil": "1", "Proxy-Authorization": "Basic Zm9vOmJhcg=="}
-NEVER = {"openai-organization", "openai-project", "cookie", "anthropic-beta", "x-relaygate-upstream",
-         "x-forwarded-for", "x-forwarded-proto", "x-evil", "proxy-authorization", "x-relayone-receipt-id",
-         "accept-encoding"}
+SMUGGLED = {
+    "OpenAI-Organization": "org-attacker",
+    "OpenAI-Project": "proj-attacker",
+    "Cookie": "session=stolen",
+    "anthropic-beta": "output-128k-2025-02-19",
+    "x-relaygate-upstream": "openai-eu",
+    "X-Forwarded-For": "10.0.0.1",
+    "X-Forwarded-Host": "evil.example",
+    "X-Envoy-Evil": "1",
+    "X-Evil": "1",
+    "Proxy-Authorization": "Basic Zm9vOmJhcg==",
+}
+NEVER = {
+    "openai-organization",
+    "openai-project",
+    "cookie",
+    "anthropic-beta",
+    "x-relaygate-upstream",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-evil",
+    "proxy-authorization",
+    "x-relayone-receipt-id",
+    "accept-encoding",
+}
 
 
 def _lower(headers: dict) -> dict:
@@ -343,11 +421,20 @@ def _assert_clean(seen: dict) -> None:
 
 
 def test_openai_sdk_headers_are_allow_listed(agw):
-    client = openai.OpenAI(base_url=agw.base("acme"), api_key=agw.tokens["acme"], max_retries=0,
-                           organization="org-sdk", project="proj-sdk", default_headers=SMUGGLED)
-    client.chat.completions.create(model="gpt-4o-mini", max_tokens=5,
-                                   messages=[{"role": "user", "content": "hdr sdk"}],
-                                   extra_headers={"Idempotency-Key": "idem-123"})
+    client = openai.OpenAI(
+        base_url=agw.base("acme"),
+        api_key=agw.tokens["acme"],
+        max_retries=0,
+        organization="org-sdk",
+        project="proj-sdk",
+        default_headers=SMUGGLED,
+    )
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        max_tokens=5,
+        messages=[{"role": "user", "content": "hdr sdk"}],
+        extra_headers={"Idempotency-Key": "idem-123"},
+    )
     seen = _lower(_sent(agw, "hdr sdk")[-1]["headers"])
     _assert_clean(seen)
     assert seen["authorization"] == "Bearer sk-test-openai"
@@ -357,18 +444,24 @@ def test_openai_sdk_headers_are_allow_listed(agw):
 
 
 def test_curl_headers_are_allow_listed_on_both_dialects(agw):
-    r = curl(agw.base("acme") + "/chat/completions", json.dumps(
-        {"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hdr curl"}]}),
-        {**_auth(agw, "acme"), **SMUGGLED, "accept": "application/json", "accept-encoding": "gzip"})
+    r = curl(
+        agw.base("acme") + "/chat/completions",
+        json.dumps({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hdr curl"}]}),
+        {**_auth(agw, "acme"), **SMUGGLED, "accept": "application/json", "accept-encoding": "gzip"},
+    )
     assert r.status == 200, r.body
     seen = _lower(_sent(agw, "hdr curl")[-1]["headers"])
     _assert_clean(seen)
     assert seen["authorization"] == "Bearer sk-test-openai" and seen["accept"] == "application/json"
     assert seen["user-agent"].startswith("curl/")
 
-    r = curl(agw.base("acme") + "/v1/messages", json.dumps(
-        {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hdr ant"}]}),
-        {**_auth(agw, "acme"), "anthropic-version": "2023-06-01", **SMUGGLED, "x-api-key": "sk-ant-smuggled"})
+    r = curl(
+        agw.base("acme") + "/v1/messages",
+        json.dumps(
+            {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hdr ant"}]}
+        ),
+        {**_auth(agw, "acme"), "anthropic-version": "2023-06-01", **SMUGGLED, "x-api-key": "sk-ant-smuggled"},
+    )
     assert r.status == 200, r.body
     seen = _lower(_sent(agw, "hdr ant", "anthropic-us")[-1]["headers"])
     _assert_clean(seen)
@@ -377,10 +470,12 @@ def test_curl_headers_are_allow_listed_on_both_dialects(agw):
 
 
 def test_anthropic_sdk_headers_are_allow_listed(agw):
-    client = anthropic.Anthropic(base_url=agw.base("acme"), api_key=agw.tokens["acme"], max_retries=0,
-                                 default_headers=SMUGGLED)
-    client.messages.create(model="claude-sonnet-4-5", max_tokens=5,
-                           messages=[{"role": "user", "content": "hdr antsdk"}])
+    client = anthropic.Anthropic(
+        base_url=agw.base("acme"), api_key=agw.tokens["acme"], max_retries=0, default_headers=SMUGGLED
+    )
+    client.messages.create(
+        model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "hdr antsdk"}]
+    )
     seen = _lower(_sent(agw, "hdr antsdk", "anthropic-us")[-1]["headers"])
     _assert_clean(seen)
     assert seen["x-api-key"] == "sk-ant-test" and seen["anthropic-version"]
@@ -390,14 +485,17 @@ def test_anthropic_sdk_headers_are_allow_listed(agw):
 def test_forward_headers_is_configurable_per_upstream(agw):
     """openai-eu's operator allowed OpenAI-Organization there; openai-us keeps the default list."""
     for ws, name, upstream in (("euro", "euro", "openai-eu"), ("acme", "acme", "openai-us")):
-        r = curl(agw.base(ws) + "/chat/completions", json.dumps(
-            {"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hdr cfg " + ws}]}),
-            {**_auth(agw, name), **SMUGGLED})
+        r = curl(
+            agw.base(ws) + "/chat/completions",
+            json.dumps(
+                {"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hdr cfg " + ws}]}
+            ),
+            {**_auth(agw, name), **SMUGGLED},
+        )
         assert r.status == 200, r.body
         seen = _lower(_sent(agw, "hdr cfg " + ws, upstream)[-1]["headers"])
         assert ("openai-organization" in seen) == (upstream == "openai-eu"), seen
         assert "cookie" not in seen and "openai-project" not in seen and "x-relaygate-upstream" not in seen
-
 
 
 def test_no_x_forwarded_header_or_client_host_reaches_the_provider(agw):
@@ -406,10 +504,20 @@ def test_no_x_forwarded_header_or_client_host_reaches_the_provider(agw):
     reached the provider; and an upstream addressed by IP got the client's own Host header
     (a name-based virtual host in front of the provider would be the client's choice)."""
     body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hdr xfwd"}]})
-    r = curl(agw.base("acme") + "/chat/completions", body, {
-        **_auth(agw, "acme"), "Host": "internal-admin.example", "X-Forwarded-User": "admin",
-        "X-Forwarded-Authorization": "Bearer stolen", "X-Forwarded-Server": "evil", "x-forwarded-anything": "1",
-        "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example"})
+    r = curl(
+        agw.base("acme") + "/chat/completions",
+        body,
+        {
+            **_auth(agw, "acme"),
+            "Host": "internal-admin.example",
+            "X-Forwarded-User": "admin",
+            "X-Forwarded-Authorization": "Bearer stolen",
+            "X-Forwarded-Server": "evil",
+            "x-forwarded-anything": "1",
+            "X-Forwarded-Proto": "http",
+            "X-Forwarded-Host": "evil.example",
+        },
+    )
     assert r.status == 200, r.body
     seen = _lower(_sent(agw, "hdr xfwd")[-1]["headers"])
     assert not [k for k in seen if k.startswith("x-forwarded")], seen
@@ -420,9 +528,11 @@ def test_client_query_string_never_reaches_the_provider(agw):
     """Red team: the query of the gateway URL was appended to the provider's path, an input next
     to the platform's credential that no allow-list vetted (e.g. Azure's api-version picks
     preview APIs). The provider's endpoints take no query: the gateway sends none."""
-    r = curl(agw.base("acme") + "/chat/completions?api-version=2099-01-01-preview&organization=org-evil",
-             json.dumps({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "qs probe"}]}),
-             _auth(agw, "acme"))
+    r = curl(
+        agw.base("acme") + "/chat/completions?api-version=2099-01-01-preview&organization=org-evil",
+        json.dumps({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "qs probe"}]}),
+        _auth(agw, "acme"),
+    )
     assert r.status == 200, r.body
     assert _sent(agw, "qs probe")[-1]["path"] == "/v1/chat/completions"
 
@@ -433,10 +543,13 @@ def test_provider_account_headers_never_reach_the_client(agw):
     (how much every other tenant is spending right now) and the provider's edge cookies. Only
     the gateway's response allow-list reaches a client; usage and receipts still work."""
     from relaygate.providersim.server import ACCOUNT_HEADERS
-    calls = [("/chat/completions", {"model": "gpt-4o-mini", "max_tokens": 5}, "openai"),
-             ("/chat/completions", {"model": "gpt-4o-mini", "max_tokens": 5, "stream": True}, "openai"),
-             ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5}, "anthropic"),
-             ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5, "stream": True}, "anthropic")]
+
+    calls = [
+        ("/chat/completions", {"model": "gpt-4o-mini", "max_tokens": 5}, "openai"),
+        ("/chat/completions", {"model": "gpt-4o-mini", "max_tokens": 5, "stream": True}, "openai"),
+        ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5}, "anthropic"),
+        ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5, "stream": True}, "anthropic"),
+    ]
     for path, doc, provider in calls:
         body = json.dumps({**doc, "messages": [{"role": "user", "content": "resp hdr"}]})
         r = curl(agw.base("acme") + path, body, {**_auth(agw, "acme"), "anthropic-version": "2023-06-01"})
@@ -454,12 +567,19 @@ def test_anthropic_prompt_cache_tokens_are_charged(agw, stream):
     input_tokens, so marking a large system prompt with cache_control made every call settle as
     a one-token input: a cap stopped capping. Every input token the provider bills is charged."""
     system = [{"type": "text", "text": "policy manual " * 2000 + str(stream), "cache_control": {"type": "ephemeral"}}]
-    body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 5, "stream": stream, "system": system,
-                       "messages": [{"role": "user", "content": "cache probe"}]})
+    body = json.dumps(
+        {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 5,
+            "stream": stream,
+            "system": system,
+            "messages": [{"role": "user", "content": "cache probe"}],
+        }
+    )
     for attempt in ("write", "read"):
         r = curl(agw.base("acme") + "/v1/messages", body, {**_auth(agw, "acme"), "anthropic-version": "2023-06-01"})
         assert r.status == 200, r.body
-        billed = 1 + (len(system[0]["text"]) + len(" cache probe")) // 4      # what providersim bills, at least
+        billed = 1 + (len(system[0]["text"]) + len(" cache probe")) // 4  # what providersim bills, at least
         usage = agw.receipt_doc(r.receipt_id)["usage"]
         assert usage["source"] == "response" and usage["input_tokens"] >= billed - 2, (attempt, usage)
 
@@ -469,11 +589,22 @@ def test_an_aborted_anthropic_stream_is_charged_what_it_may_have_cost(agw):
     at the final message_delta; a caller that read the text and hung up before the end left the
     settler an input-only usage, settled as zero output tokens, while the provider bills every
     token it generated. Usage without its output count is not a usage: the reservation stands."""
+
     async def read_some_and_hang_up() -> tuple[str, int]:
-        body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 400, "stream": True,
-                           "messages": [{"role": "user", "content": "abort probe"}]})
-        headers = {**_auth(agw, "acme"), "anthropic-version": "2023-06-01", "x-sim-output-tokens": "400",
-                   "x-sim-chunk-delay-ms": "20"}
+        body = json.dumps(
+            {
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 400,
+                "stream": True,
+                "messages": [{"role": "user", "content": "abort probe"}],
+            }
+        )
+        headers = {
+            **_auth(agw, "acme"),
+            "anthropic-version": "2023-06-01",
+            "x-sim-output-tokens": "400",
+            "x-sim-chunk-delay-ms": "20",
+        }
         async with aiohttp.ClientSession() as s:
             async with s.post(agw.base("acme") + "/v1/messages", data=body, headers=headers) as r:
                 assert r.status == 200
@@ -481,7 +612,7 @@ def test_an_aborted_anthropic_stream_is_charged_what_it_may_have_cost(agw):
                 async for line in r.content:
                     deltas += line.startswith(b"event: content_block_delta")
                     if deltas >= 20:
-                        r.close()      # got 20 tokens of text; never wait for the usage event
+                        r.close()  # got 20 tokens of text; never wait for the usage event
                         return rid, deltas
         raise AssertionError("stream ended early")
 
@@ -491,12 +622,15 @@ def test_an_aborted_anthropic_stream_is_charged_what_it_may_have_cost(agw):
     # claude-sonnet-4-5 costs $15 per 1k output tokens here: all 400 reserved ones are charged.
     assert doc["cost"]["usd_micros"] >= 400 * 15_000 // 1000, (doc["usage"], doc["cost"])
 
+
 # -- forward_headers through the control plane's upstream API and bundles ----------------------
+
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     """A gateway that takes its upstreams from the control plane (policy bundles + xDS)."""
     from tests.conftest import ControlPlane
+
     stack, tokens = start_full_stack(tmp_path_factory, "adv-budget")
     yield Gateway(stack, tokens), ControlPlane(stack, tokens)
     stack.stop()
@@ -506,17 +640,26 @@ def test_forward_headers_through_the_upstream_api(full):
     gw, cp = full
     spec = cp.admin.get("/v1/upstreams/openai-us").json()
     spec = {k: v for k, v in spec.items() if k not in ("created_at", "updated_at")}
-    assert "x-sim-*" in spec["forward_headers"]          # seeded from the config documents as written
-    for bad in (["Authorization"], ["x-api-key"], ["X-Forwarded-For"], ["x-relaygate-upstream"], ["bad header"],
-                ["*"], "cookie"):
+    assert "x-sim-*" in spec["forward_headers"]  # seeded from the config documents as written
+    for bad in (
+        ["Authorization"],
+        ["x-api-key"],
+        ["X-Forwarded-For"],
+        ["x-relaygate-upstream"],
+        ["bad header"],
+        ["*"],
+        "cookie",
+    ):
         r = cp.admin.put("/v1/upstreams/openai-us", {**spec, "forward_headers": bad})
         assert r.status == 400, (bad, r.text)
     assert cp.admin.get("/v1/upstreams/openai-us").json()["forward_headers"] == spec["forward_headers"]
 
     def org_seen(tag):
-        r = curl(gw.base("acme") + "/chat/completions", json.dumps(
-            {"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": tag}]}),
-            {"authorization": f"Bearer {gw.tokens['acme']}", "content-type": "application/json", **SMUGGLED})
+        r = curl(
+            gw.base("acme") + "/chat/completions",
+            json.dumps({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": tag}]}),
+            {"authorization": f"Bearer {gw.tokens['acme']}", "content-type": "application/json", **SMUGGLED},
+        )
         assert r.status == 200, r.body
         seen = _lower(_sent(gw, tag)[-1]["headers"])
         assert "cookie" not in seen and "x-relaygate-upstream" not in seen

@@ -8,6 +8,7 @@ and sign manifests and tree heads with them. The auditor pins the genuine root
 (`--trusted-key`) and may hold a checkpoint from earlier (`--after-checkpoint`). Every forgery
 must fail through the real CLI with its own message; the server-side verifier must agree.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ from tests.system.test_evidence import _bundle, _cli, _repack, _trusted, bundle,
 
 # -- the forger's toolkit ---------------------------------------------------------------------------
 
+
 def _custody(files) -> list[dict]:
     return [json.loads(line) for line in files[eb.CUSTODY].splitlines() if line.strip()]
 
@@ -47,8 +49,8 @@ class Forger:
     """Keys of the attacker's own and a custody chain that names the genuine root in it."""
 
     def __init__(self, files) -> None:
-        self.root = signer_for(Ed25519PrivateKey.generate())        # "A": the attacker's root
-        self.tree = signer_for(Ed25519PrivateKey.generate())        # "A2": the attacker's tree-head key
+        self.root = signer_for(Ed25519PrivateKey.generate())  # "A": the attacker's root
+        self.tree = signer_for(Ed25519PrivateKey.generate())  # "A2": the attacker's tree-head key
         self.manifest = json.loads(files[eb.MANIFEST])
         genuine = _custody(files)
         first = event_of(genuine[0])
@@ -58,11 +60,30 @@ class Forger:
         # The latest time any genuine control-plane signature in the bundle needs its key valid.
         last_cp = max([parse(n)[0].timestamp_ms for n in _notes(files)] + [t_root])
         self.tree_at = last_cp + 5
-        mine = sign_event(event("key.registered", CONTROL_PLANE, "root", self.root, (t_root - 1000) / 1000,
-                                event_id="cust_attacker_root"), self.root)
-        replay = dsse.add_signature(genuine[0], self.root)            # genuine, plus A's countersignature
-        tree = sign_event(event("key.registered", CONTROL_PLANE, "tree-head", self.tree, self.tree_at / 1000,
-                                event_id="cust_attacker_tree"), self.tree, self.root)
+        mine = sign_event(
+            event(
+                "key.registered",
+                CONTROL_PLANE,
+                "root",
+                self.root,
+                (t_root - 1000) / 1000,
+                event_id="cust_attacker_root",
+            ),
+            self.root,
+        )
+        replay = dsse.add_signature(genuine[0], self.root)  # genuine, plus A's countersignature
+        tree = sign_event(
+            event(
+                "key.registered",
+                CONTROL_PLANE,
+                "tree-head",
+                self.tree,
+                self.tree_at / 1000,
+                event_id="cust_attacker_tree",
+            ),
+            self.tree,
+            self.root,
+        )
         self.custody = [mine, replay, *genuine[1:], tree]
 
     def pack(self, files: dict, signer, log: dict | None = None) -> bytes:
@@ -96,6 +117,7 @@ def _pinned(ev, tmp_path, blob, *args) -> subprocess.CompletedProcess:
 
 # -- the forgeries ------------------------------------------------------------------------------------
 
+
 def test_root_substitution_with_a_countersigned_replay_of_the_genuine_root(ev, files, tmp_path):
     """The chain starts with the attacker's root; the genuine root's registration follows, countersigned."""
     forger = Forger(files)
@@ -110,7 +132,7 @@ def test_attacker_key_countersigned_by_its_own_root_cannot_sign_a_truncated_tree
     """Truncate-and-resign: keep the first half of the log, rebuild the tree, sign a new head with A2."""
     forger = Forger(files)
     rows = sorted(_rows(files), key=lambda r: r["leaf_index"])
-    kept = rows[:len(rows) // 2]
+    kept = rows[: len(rows) // 2]
     assert len(kept) >= 3
     tree = MerkleLog()
     for i, r in enumerate(kept):
@@ -119,9 +141,17 @@ def test_attacker_key_countersigned_by_its_own_root_cannot_sign_a_truncated_tree
     size, root = len(kept), tree.root()
     note = sign_checkpoint(parse(_notes(files)[-1])[0].origin, size, root, forger.tree_at + 1, forger.tree)
     files[eb.RECEIPTS] = eb.jsonl(kept)
-    files[eb.INCLUSION] = eb.jsonl([{"event_id": r["event_id"], "leaf_index": r["leaf_index"], "tree_size": size,
-                                     "hashes": [h.hex() for h in tree.inclusion_proof(r["leaf_index"], size)]}
-                                    for r in kept])
+    files[eb.INCLUSION] = eb.jsonl(
+        [
+            {
+                "event_id": r["event_id"],
+                "leaf_index": r["leaf_index"],
+                "tree_size": size,
+                "hashes": [h.hex() for h in tree.inclusion_proof(r["leaf_index"], size)],
+            }
+            for r in kept
+        ]
+    )
     files[eb.CHECKPOINTS] = canonical([note])
     files[eb.CONSISTENCY] = canonical([])
     last = {}
@@ -129,13 +159,13 @@ def test_attacker_key_countersigned_by_its_own_root_cannot_sign_a_truncated_tree
         rc = envelope_receipt(r["envelope"])
         last[rc["sidecar"]] = max(last.get(rc["sidecar"], -1), rc["seq"])
     files[eb.CHAINS] = eb.jsonl([s for s in _rows(files, eb.CHAINS) if s["seq"] <= last.get(s["owner"], -1)])
-    blob = forger.pack(files, forger.tree, {"origin": "relaygate.audit/v1", "tree_size": size,
-                                            "root_hash": root.hex()})
+    blob = forger.pack(files, forger.tree, {"origin": "relaygate.audit/v1", "tree_size": size, "root_hash": root.hex()})
     out = _pinned(ev, tmp_path, blob)
-    assert f"custody event cust_attacker_tree (key.registered {forger.tree.key_id}): a second control-plane " \
-           "root" in out.stdout, out.stdout
-    assert f"checkpoint of size {size}: signature does not verify with any control-plane tree-head key" \
-        in out.stdout
+    assert (
+        f"custody event cust_attacker_tree (key.registered {forger.tree.key_id}): a second control-plane "
+        "root" in out.stdout
+    ), out.stdout
+    assert f"checkpoint of size {size}: signature does not verify with any control-plane tree-head key" in out.stdout
     assert f"manifest is signed by {forger.tree.key_id}, which does not chain to the pinned root" in out.stdout
 
 
@@ -148,8 +178,9 @@ def test_dropping_denial_receipts_and_resigning_the_manifest(ev, files, tmp_path
     gone_seq = {(envelope_receipt(r["envelope"])["sidecar"], envelope_receipt(r["envelope"])["seq"]) for r in denied}
     files[eb.RECEIPTS] = eb.jsonl([r for r in rows if r["event_id"] not in gone])
     files[eb.INCLUSION] = eb.jsonl([p for p in _rows(files, eb.INCLUSION) if p["event_id"] not in gone])
-    files[eb.CHAINS] = eb.jsonl([{**s, "included": False} if (s["owner"], s["seq"]) in gone_seq else s
-                                 for s in _rows(files, eb.CHAINS)])
+    files[eb.CHAINS] = eb.jsonl(
+        [{**s, "included": False} if (s["owner"], s["seq"]) in gone_seq else s for s in _rows(files, eb.CHAINS)]
+    )
     out = _pinned(ev, tmp_path, forger.pack(files, forger.root))
     assert f"manifest is signed by {forger.root.key_id}, which does not chain to the pinned root" in out.stdout
     # The same forgery with the attacker's tree key: refused the same way.
@@ -168,8 +199,9 @@ def test_server_side_verify_refuses_a_forged_bundle_in_its_store(ev, files, tmp_
     report = ev["cp"].get(f"/v1/evidence/bundles/{jid}/verify").json()
     assert report["ok"] is False, report
     messages = [f["message"] for f in report["failures"]]
-    assert any(f"manifest is signed by {forger.root.key_id}, which does not chain to the pinned root" in m
-               for m in messages), messages
+    assert any(
+        f"manifest is signed by {forger.root.key_id}, which does not chain to the pinned root" in m for m in messages
+    ), messages
 
 
 def _bundle_id(ev) -> str:
@@ -179,6 +211,7 @@ def _bundle_id(ev) -> str:
 
 
 # -- freshness ------------------------------------------------------------------------------------
+
 
 def _held_checkpoint(ev, tmp_path) -> tuple[Path, dict]:
     cp = ev["cp"]
@@ -198,8 +231,10 @@ def test_stale_replay_fails_against_a_held_checkpoint(ev, bundle, tmp_path):
     held, latest = _held_checkpoint(ev, tmp_path)
     assert latest["size"] > old_size
     out = _pinned(ev, tmp_path, bundle, "--after-checkpoint", held)
-    assert (f"stale: the bundle's newest tree head has size {old_size}, older than the checkpoint you hold "
-            f"(size {latest['size']})") in out.stdout, out.stdout
+    assert (
+        f"stale: the bundle's newest tree head has size {old_size}, older than the checkpoint you hold "
+        f"(size {latest['size']})"
+    ) in out.stdout, out.stdout
     # A bundle assembled now verifies against the same held checkpoint (it extends it).
     fresh = _verify(tmp_path, _bundle(ev), "--trusted-key", _trusted(ev), "--after-checkpoint", held)
     assert fresh.returncode == 0, fresh.stdout
@@ -215,12 +250,12 @@ def test_a_held_checkpoint_older_than_the_bundle_is_checked_with_a_requested_pro
     """The auditor's checkpoint predates the bundle's first tree head: the bundle must carry a
     consistency proof from it (requested with consistency_from), or the check fails saying so."""
     held, latest = _held_checkpoint(ev, tmp_path)
-    for i in range(2):      # two tree heads after the held one, so the bundle's first is not it
+    for i in range(2):  # two tree heads after the held one, so the bundle's first is not it
         between = _one_call(ev, f"between the held checkpoint and the range {i}")
         eventually(lambda: ev["cp"].get(f"/v1/audit/events/{between}").status == 200, 20, "the receipt ingested")
         assert ev["cp"].post("/v1/audit/checkpoints").json()["size"] > latest["size"] + i
     since = iso_ms(time.time())
-    time.sleep(0.01)   # the next call starts strictly after `since` (ms resolution)
+    time.sleep(0.01)  # the next call starts strictly after `since` (ms resolution)
     rid = _one_call(ev, "inside the range")
     eventually(lambda: ev["cp"].get(f"/v1/audit/events/{rid}").status == 200, 20, "the receipt ingested")
     body = {"from": since, "components": ["receipts"]}
@@ -247,34 +282,58 @@ def test_a_held_checkpoint_from_a_split_view_is_inconsistent(tmp_path):
     log_a = MerkleLog([leaf_hash(b"leaf %d" % i) for i in range(8)])
     log_b = MerkleLog([leaf_hash(b"leaf %d" % i) if i != 2 else leaf_hash(b"rewritten") for i in range(8)])
     ts = int((t0 + 10) * 1000)
-    notes = [sign_checkpoint("relaygate.audit/v1", 4, log_b.root(4), ts, root),
-             sign_checkpoint("relaygate.audit/v1", 8, log_b.root(8), ts + 1, root)]
-    files = {eb.RECEIPTS: b"", eb.INCLUSION: b"", eb.CHAINS: b"", eb.CUSTODY: eb.jsonl(custody),
-             eb.CHECKPOINTS: canonical(notes),
-             eb.CONSISTENCY: canonical([{"first": 4, "second": 8,
-                                         "hashes": [h.hex() for h in log_b.consistency_proof(4, 8)]},
-                                        {"first": 3, "second": 8,
-                                         "hashes": [h.hex() for h in log_b.consistency_proof(3, 8)]}])}
-    blob = eb.write(files, {"created_at": iso_ms(t0 + 20), "log": {
-        "origin": "relaygate.audit/v1", "tree_size": 8, "root_hash": log_b.root(8).hex()}}, root)
+    notes = [
+        sign_checkpoint("relaygate.audit/v1", 4, log_b.root(4), ts, root),
+        sign_checkpoint("relaygate.audit/v1", 8, log_b.root(8), ts + 1, root),
+    ]
+    files = {
+        eb.RECEIPTS: b"",
+        eb.INCLUSION: b"",
+        eb.CHAINS: b"",
+        eb.CUSTODY: eb.jsonl(custody),
+        eb.CHECKPOINTS: canonical(notes),
+        eb.CONSISTENCY: canonical(
+            [
+                {"first": 4, "second": 8, "hashes": [h.hex() for h in log_b.consistency_proof(4, 8)]},
+                {"first": 3, "second": 8, "hashes": [h.hex() for h in log_b.consistency_proof(3, 8)]},
+            ]
+        ),
+    }
+    blob = eb.write(
+        files,
+        {
+            "created_at": iso_ms(t0 + 20),
+            "log": {"origin": "relaygate.audit/v1", "tree_size": 8, "root_hash": log_b.root(8).hex()},
+        },
+        root,
+    )
     pin = tmp_path / "root.pub"
     pin.write_bytes(root.public_pem())
     bundle_path = tmp_path / "fork.tar.gz"
     bundle_path.write_bytes(blob)
     ok = _cli(bundle_path, "--trusted-key", pin)
-    assert ok.returncode == 0, ok.stdout               # on its own the forked bundle is self-consistent
+    assert ok.returncode == 0, ok.stdout  # on its own the forked bundle is self-consistent
     for size, what in ((4, "fork"), (3, "inconsistent")):
         held = tmp_path / f"held-{size}.json"
-        held.write_text(json.dumps({"size": size, "checkpoint": sign_checkpoint(
-            "relaygate.audit/v1", size, log_a.root(size), ts - 5, root)}))
+        held.write_text(
+            json.dumps(
+                {
+                    "size": size,
+                    "checkpoint": sign_checkpoint("relaygate.audit/v1", size, log_a.root(size), ts - 5, root),
+                }
+            )
+        )
         out = _cli(bundle_path, "--trusted-key", pin, "--after-checkpoint", held)
         assert out.returncode == 1, out.stdout
         if what == "fork":
-            assert f"fork: the bundle's checkpoint of size {size} has a different root than the checkpoint " \
-                   "you hold" in out.stdout, out.stdout
+            assert (
+                f"fork: the bundle's checkpoint of size {size} has a different root than the checkpoint "
+                "you hold" in out.stdout
+            ), out.stdout
         else:
-            assert f"the bundle's tree is not consistent with the checkpoint you hold (size {size})" \
-                in out.stdout, out.stdout
+            assert f"the bundle's tree is not consistent with the checkpoint you hold (size {size})" in out.stdout, (
+                out.stdout
+            )
     # A held checkpoint signed by a key outside the pinned chain is refused, not trusted.
     stranger = signer_for(Ed25519PrivateKey.generate())
     held = tmp_path / "held-stranger.json"
@@ -285,12 +344,15 @@ def test_a_held_checkpoint_from_a_split_view_is_inconsistent(tmp_path):
 
 def _one_call(ev, tag: str) -> str:
     from tests.httpcall import chat_body, curl
+
     h = {"authorization": f"Bearer {ev['tokens']['acme']}", "content-type": "application/json"}
-    return curl(ev["gw"].base("acme") + "/chat/completions", chat_body("gpt-4o-mini", content=tag, max_tokens=5),
-                h).receipt_id
+    return curl(
+        ev["gw"].base("acme") + "/chat/completions", chat_body("gpt-4o-mini", content=tag, max_tokens=5), h
+    ).receipt_id
 
 
 # -- unpinned -------------------------------------------------------------------------------------------
+
 
 def test_unpinned_run_exits_non_zero_without_allow_unpinned(ev, files, tmp_path):
     # The genuine bundle, no pin: every check passes but the trust is self-asserted.
@@ -306,8 +368,13 @@ def test_unpinned_run_exits_non_zero_without_allow_unpinned(ev, files, tmp_path)
     # An attacker's wholly self-made world is just as self-consistent: the reason pinning is required.
     forger = Forger(files)
     forged = tmp_path / "forged.tar.gz"
-    forged.write_bytes(eb.write({eb.POSTURE: canonical([]), eb.CUSTODY: eb.jsonl(forger.custody[:1])},
-                                {"created_at": iso_ms(time.time())}, forger.root))
+    forged.write_bytes(
+        eb.write(
+            {eb.POSTURE: canonical([]), eb.CUSTODY: eb.jsonl(forger.custody[:1])},
+            {"created_at": iso_ms(time.time())},
+            forger.root,
+        )
+    )
     out = _cli(forged)
     assert out.returncode != 0 and "trust is only self-asserted" in out.stderr
     js = _cli(blob_path, "--json")
@@ -318,7 +385,7 @@ def test_genuine_bundle_still_verifies_pinned(ev, bundle, tmp_path):
     out = _verify(tmp_path, bundle, "--trusted-key", _trusted(ev))
     assert out.returncode == 0 and "VERIFIED" in out.stdout and "(pinned)" in out.stdout, out.stdout
     keys = CP(ev["stack"].cp_url).get("/v1/audit/keys").json()
-    assert keys["root_key_id"] in out.stdout                 # the pinned key is named
+    assert keys["root_key_id"] in out.stdout  # the pinned key is named
 
 
 def test_a_bundle_without_receipts_still_chains_its_signer_to_the_root(ev, tmp_path):

@@ -9,6 +9,7 @@
 
 Client addresses are loopback aliases (127.0.0.2, 127.0.0.3): Linux routes all of 127/8 to lo.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,14 @@ from devstack.processes import Stack
 JSON = {"content-type": "application/json"}
 ATTACKER, CALLER = "127.0.0.3", "127.0.0.2"
 # The limits this gateway runs with (gateway.yaml), so the bounds below are known.
-LIMITS = {"strikes_per_second": 20, "requests_per_second": 5, "burst": 10, "penalty_seconds": 5,
-          "receipts_per_address_per_second": 10, "receipts_per_second": 100}
+LIMITS = {
+    "strikes_per_second": 20,
+    "requests_per_second": 5,
+    "burst": 10,
+    "penalty_seconds": 5,
+    "receipts_per_address_per_second": 10,
+    "receipts_per_second": 100,
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +70,11 @@ def _settled_count(gw: Gateway, quiet: float = 3.0, timeout: float = 60) -> int:
 def _metric(gw: Gateway, name: str) -> float:
     with urllib.request.urlopen(f"{gw.stack.extproc_admin}/metrics", timeout=5) as r:
         text = r.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
 
 
 async def _flood_and_call(gw: Gateway, n_bad: int, conns: int = 8, addr: str = ATTACKER):
@@ -120,14 +130,14 @@ def test_bad_key_flood_is_throttled_per_address_before_auth(agw):
         assert doc["error"]["receipt_id"] == rid
         assert doc["error"]["code"] == ("rate.limited" if status == 429 else "auth.unauthenticated")
         assert doc["error"]["message"]
-        if status == 429:   # a well-behaved client learns when to come back
+        if status == 429:  # a well-behaved client learns when to come back
             assert {k.lower(): v for k, v in headers.items()}.get("retry-after") == "1", headers
     # The real caller on another address was never throttled.
     assert good and all(s == 200 for s, _ in good), [s for s, _ in good if s != 200][:5]
 
     # Spool growth is bounded by the sampling policy, not one receipt per junk call.
     after = _settled_count(agw)
-    per_window = LIMITS["receipts_per_address_per_second"] * 2 + 3   # 401s and 429s, plus summaries
+    per_window = LIMITS["receipts_per_address_per_second"] * 2 + 3  # 401s and 429s, plus summaries
     allowed = len(good) + per_window * (int(elapsed) + 2)
     assert after - before <= allowed, f"{after - before} receipts for {len(bad)} junk + {len(good)} real calls"
     assert _metric(agw, "relaygate_receipts_sampled_total") > 0
@@ -158,14 +168,30 @@ def test_throttle_is_per_address_and_ends(agw):
 
 
 def _curl_from(addr: str, url: str, headers: dict):
-    cmd = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--interface", addr, "-X", "POST", url,
-           "--data-binary", chat_body(), "--max-time", "30"]
+    cmd = [
+        "curl",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--interface",
+        addr,
+        "-X",
+        "POST",
+        url,
+        "--data-binary",
+        chat_body(),
+        "--max-time",
+        "30",
+    ]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run(cmd, capture_output=True, check=True, text=True).stdout
 
     class R:
         status = int(out)
+
     return R
 
 
@@ -204,8 +230,7 @@ def test_pre_auth_limits_in_gateway_yaml_survive_seeding_into_the_control_plane(
 
     write_config(tmp_path / "config")
     with open(tmp_path / "config" / "gateway.yaml", "a") as f:
-        f.write("unauthenticated: {strikes_per_second: 3, requests_per_second: 2, burst: 4, "
-                "penalty_seconds: 30}\n")
+        f.write("unauthenticated: {strikes_per_second: 3, requests_per_second: 2, burst: 4, penalty_seconds: 30}\n")
 
     async def documents():
         engine = db.create_engine(f"sqlite:///{tmp_path / 'cp' / 'cp.db'}")
@@ -219,5 +244,9 @@ def test_pre_auth_limits_in_gateway_yaml_survive_seeding_into_the_control_plane(
 
     gw_doc = asyncio.run(documents())["gateway"]
     limits = config_mod.parse_preauth(gw_doc.get("unauthenticated"))
-    assert (limits.strikes_per_second, limits.requests_per_second, limits.burst, limits.penalty_seconds) == \
-        (3, 2, 4, 30), gw_doc
+    assert (limits.strikes_per_second, limits.requests_per_second, limits.burst, limits.penalty_seconds) == (
+        3,
+        2,
+        4,
+        30,
+    ), gw_doc

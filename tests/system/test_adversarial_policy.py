@@ -10,6 +10,7 @@ control plane's compile check, which evaluates with an empty input, lets it
 through). Checked through the control plane's dry run and through a real
 gateway (Envoy + sidecar) that takes its bundles from the control plane.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,9 +42,11 @@ data:
 
 
 def _thief(name: str, expr: str, imports: str = "", extra: str = "") -> str:
-    body = f"  msg := sprintf(\"leak %v\", [{expr}])"
-    return (f"name: {name}\nrego: |\n  package thief\n  import rego.v1\n{imports}"
-            f"  deny contains msg if {{\n{extra}{body}\n  }}\n")
+    body = f'  msg := sprintf("leak %v", [{expr}])'
+    return (
+        f"name: {name}\nrego: |\n  package thief\n  import rego.v1\n{imports}"
+        f"  deny contains msg if {{\n{extra}{body}\n  }}\n"
+    )
 
 
 # Every way a workspace's Rego could reach data beyond its own policy_data.
@@ -66,6 +69,7 @@ def _leaks(text: str) -> bool:
 
 # -- item 4 through the control plane's dry run ------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cp(tmp_path_factory):
     c = start_controlplane(tmp_path_factory.mktemp("advpol-cp"))
@@ -80,15 +84,16 @@ def test_dry_run_a_workspace_policy_cannot_read_another_workspaces_data(cp, way)
         assert acme.post("/v1/policies", yaml=VICTIM).status == 201
     created = euro.post("/v1/policies", yaml=THIEVES[way].replace("name: t", f"name: {way}-t"))
     assert not _leaks(created.text)
-    if created.status == 400:       # refused at compile time: must say why, with a line
+    if created.status == 400:  # refused at compile time: must say why, with a line
         err = created.json()["error"]
         assert err["code"] == "policy.invalid" and "data" in err["message"], err
         assert err["details"]["line"] is not None, err
         return
     assert created.status == 201, created.text
     pid = created.json()["id"]
-    run = euro.post(f"/v1/policies/{pid}/dryrun",
-                    {"request": {"endpoint": "chat.completions", "body": {"model": "gpt-4o-mini"}}})
+    run = euro.post(
+        f"/v1/policies/{pid}/dryrun", {"request": {"endpoint": "chat.completions", "body": {"model": "gpt-4o-mini"}}}
+    )
     assert run.status == 200, run.text
     assert not _leaks(run.text), f"{way}: the dry run leaked acme's data: {run.json()['decision']}"
     euro.delete(f"/v1/policies/{pid}")
@@ -97,11 +102,14 @@ def test_dry_run_a_workspace_policy_cannot_read_another_workspaces_data(cp, way)
 def test_each_policy_is_evaluated_with_only_its_own_data():
     """The mechanism under the compile check: even Rego that names ``data`` sees only its own policy's data."""
     from relaygate.decision.policy_sandbox import PolicySandbox, WorkspacePolicies
+
     victim = ActivePolicy("acme", "pol_victim", 1, parse_document(VICTIM))
-    thief_doc = parse_document("name: t\nrego: |\n  package t\n  import rego.v1\n"
-                               "  deny contains sprintf(\"%v\", [data]) if true\n"
-                               "  deny contains sprintf(\"%v\", [[v | walk(data, [_, v])]]) if true\n"
-                               "data: {mine: 1}\n")
+    thief_doc = parse_document(
+        "name: t\nrego: |\n  package t\n  import rego.v1\n"
+        '  deny contains sprintf("%v", [data]) if true\n'
+        '  deny contains sprintf("%v", [[v | walk(data, [_, v])]]) if true\n'
+        "data: {mine: 1}\n"
+    )
     thief = ActivePolicy("euro", "pol_thief", 1, thief_doc)
     wp = WorkspacePolicies.from_active([victim, thief])
     sandbox = PolicySandbox(workers=1, timeout=5.0)
@@ -115,6 +123,7 @@ def test_each_policy_is_evaluated_with_only_its_own_data():
             return out
         finally:
             await sandbox.close()
+
     outcome = asyncio.run(go())
     # A runaway policy burns CPU until its deadline: its worker yields to the gateway itself.
     assert niceness and all(n >= os.getpriority(os.PRIO_PROCESS, 0) + 10 for n in niceness), niceness
@@ -130,6 +139,7 @@ def test_a_runaway_evaluation_only_gets_cpu_nobody_else_wants_and_its_replacemen
     imported regorus once (not a new interpreter per runaway call); a benign policy keeps a
     normal-priority worker, and a demoted worker that answered in time is not reused."""
     from relaygate.decision.policy_sandbox import DEMOTE_AFTER, PolicySandbox, PolicyTimeout, WorkspacePolicies
+
     slow = lambda n: ActivePolicy("acme", "pol_slow", 1, parse_document(ABUSIVE.replace("1500000", str(n))))  # noqa: E731
     sandbox = PolicySandbox(workers=2, timeout=1.5)
     seen: dict = {}
@@ -150,7 +160,7 @@ def test_a_runaway_evaluation_only_gets_cpu_nobody_else_wants_and_its_replacemen
 
     async def go():
         try:
-            wp = WorkspacePolicies.from_active([slow(50000000)])     # ~15 s of CPU
+            wp = WorkspacePolicies.from_active([slow(50000000)])  # ~15 s of CPU
             fast = json.dumps({"user": "ok"})
             assert (await sandbox.evaluate(wp, "acme", fast))["denials"] == []
             first = {w.pid for w in sandbox._all}
@@ -164,7 +174,7 @@ def test_a_runaway_evaluation_only_gets_cpu_nobody_else_wants_and_its_replacemen
             stop.set()
             await watcher
             assert seen.get("idle") in first, "the runaway evaluation's worker was never lowered to SCHED_IDLE"
-            for _ in range(200):                        # the replacement comes up
+            for _ in range(200):  # the replacement comes up
                 if len(sandbox._all) == 2 and seen["idle"] not in {w.pid for w in sandbox._all}:
                     break
                 await asyncio.sleep(0.01)
@@ -174,7 +184,7 @@ def test_a_runaway_evaluation_only_gets_cpu_nobody_else_wants_and_its_replacemen
             assert all(os.sched_getscheduler(pid) == os.SCHED_OTHER for pid in now)
             # Slow but within the deadline: answered, then the demoted worker is retired.
             seen.clear()
-            wp2 = WorkspacePolicies.from_active([slow(150000)])       # ~50 ms of CPU
+            wp2 = WorkspacePolicies.from_active([slow(150000)])  # ~50 ms of CPU
             stop = asyncio.Event()
             watcher = asyncio.ensure_future(watch(stop))
             before = {w.pid for w in sandbox._all}
@@ -191,6 +201,7 @@ def test_a_runaway_evaluation_only_gets_cpu_nobody_else_wants_and_its_replacemen
             assert seen["idle"] not in {w.pid for w in sandbox._all}, "a demoted worker went back to the pool"
         finally:
             await sandbox.close()
+
     asyncio.run(go())
 
 
@@ -199,6 +210,7 @@ def test_a_workspace_whose_evaluations_keep_running_long_waits_for_its_share_and
     runaway calls used it, acme's next evaluation waits for the time to refill (it is not refused:
     refusing at once invites a flood of cheap retries) while euro's runs at once."""
     from relaygate.decision.policy_sandbox import PolicySandbox, PolicyTimeout, WorkspacePolicies
+
     slow = ActivePolicy("acme", "pol_slow", 1, parse_document(ABUSIVE.replace("1500000", "500000000")))
     other = ActivePolicy("euro", "pol_benign", 1, parse_document(BENIGN))
     wp = WorkspacePolicies.from_active([slow, other])
@@ -211,7 +223,7 @@ def test_a_workspace_whose_evaluations_keep_running_long_waits_for_its_share_and
                 with pytest.raises(PolicyTimeout):
                     await sandbox.evaluate(wp, "acme", json.dumps({"user": "boom"}))
                 timeouts += 1
-            assert 3 <= timeouts <= 5, timeouts          # 1 s of burst at 0.3 s per runaway call
+            assert 3 <= timeouts <= 5, timeouts  # 1 s of burst at 0.3 s per runaway call
             owed = -sandbox._time_left("acme", time.monotonic()) / sandbox.share
             t = time.monotonic()
             euro = await sandbox.evaluate(wp, "euro", json.dumps({"model": "gpt-4o"}))
@@ -222,6 +234,7 @@ def test_a_workspace_whose_evaluations_keep_running_long_waits_for_its_share_and
             return owed, euro, euro_took, acme, acme_took
         finally:
             await sandbox.close()
+
     owed, euro, euro_took, acme, acme_took = asyncio.run(go())
     assert [d["reason"] for d in euro["denials"]] == ["gpt-4o is not approved here"]
     assert euro_took < 0.25, f"euro waited {euro_took:.2f}s for acme's share"
@@ -235,12 +248,13 @@ def test_the_sandbox_processes_end_with_the_sidecar_even_on_sigkill(tmp_path):
     import signal
     import subprocess
     import sys
+
     script = tmp_path / "owner.py"
     script.write_text(
         "import asyncio, json, sys\n"
         "from relaygate.decision.policy_sandbox import PolicySandbox, WorkspacePolicies\n"
         "from relaygate.decision.workspace_policy import ActivePolicy, parse_document\n"
-        f"doc = parse_document({ABUSIVE.replace('1500000', '500000000')!r})\n"     # minutes of CPU
+        f"doc = parse_document({ABUSIVE.replace('1500000', '500000000')!r})\n"  # minutes of CPU
         "wp = WorkspacePolicies.from_active([ActivePolicy('acme', 'pol_x', 1, doc)])\n"
         "async def go():\n"
         "    s = PolicySandbox(workers=2, timeout=30)\n"
@@ -249,12 +263,17 @@ def test_the_sandbox_processes_end_with_the_sidecar_even_on_sigkill(tmp_path):
         "        await asyncio.sleep(0.01)\n"
         "    print(json.dumps([s._zygote.proc.pid] + [w.pid for w in s._all]), flush=True)\n"
         "    await s.evaluate(wp, 'acme', json.dumps({'user': 'boom'}))\n"
-        "asyncio.run(go())\n")
-    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        "asyncio.run(go())\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
     pids = json.loads(owner.stdout.readline())
     assert len(pids) == 3
-    time.sleep(0.2)                 # a worker is inside the runaway evaluation now
+    time.sleep(0.2)  # a worker is inside the runaway evaluation now
     owner.send_signal(signal.SIGKILL)
     owner.wait()
 
@@ -264,6 +283,7 @@ def test_the_sandbox_processes_end_with_the_sidecar_even_on_sigkill(tmp_path):
                 return f.read().rsplit(")", 1)[1].split()[0] != "Z"
         except FileNotFoundError:
             return False
+
     deadline = time.monotonic() + 15
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -302,8 +322,11 @@ class Full:
         self.cp = ControlPlane(stack, tokens)
 
     def call(self, ws: str, model: str = "gpt-4o-mini", **extra):
-        return curl(self.gw.base(ws) + "/chat/completions", chat_body(model, **extra),
-                    {"authorization": f"Bearer {self.tokens[ws]}", "content-type": "application/json"})
+        return curl(
+            self.gw.base(ws) + "/chat/completions",
+            chat_body(model, **extra),
+            {"authorization": f"Bearer {self.tokens[ws]}", "content-type": "application/json"},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -317,8 +340,9 @@ def test_gateway_a_workspace_policy_cannot_leak_another_workspaces_data(full):
     acme, euro = full.cp.client("acme"), full.cp.client("euro")
     assert acme.post("/v1/policies", yaml=VICTIM).status == 201
     eventually(lambda: full.call("acme", "gpt-4o").status == 403, 15, "acme's policy reaching the gateway")
-    created = {way: euro.post("/v1/policies", yaml=text.replace("name: t", f"name: {way}-t"))
-               for way, text in THIEVES.items()}
+    created = {
+        way: euro.post("/v1/policies", yaml=text.replace("name: t", f"name: {way}-t")) for way, text in THIEVES.items()
+    }
     assert not any(_leaks(r.text) for r in created.values())
     live = [way for way, r in created.items() if r.status == 201]
     # Whatever the control plane let through must reach the gateway and still not see acme's data.
@@ -340,14 +364,17 @@ def test_gateway_an_abusive_policy_stalls_only_its_own_offending_calls(full):
     """acme's rule loops 1.5M times when the caller says user=boom; capped (with its own policy) keeps working."""
     acme, euro = full.cp.client("acme"), full.cp.client("capped")
     created = acme.post("/v1/policies", yaml=ABUSIVE)
-    assert created.status == 201, created.text            # the empty-input compile check cannot see it
+    assert created.status == 201, created.text  # the empty-input compile check cannot see it
     pid = created.json()["id"]
     benign = euro.post("/v1/policies", yaml=BENIGN.replace("no-gpt-4o", "euro-benign"))
     assert benign.status == 201, benign.text
     eventually(lambda: full.call("capped", user="marker").status == 403, 15, "capped's policy reaching the gateway")
     bundle_rev = full.cp.fleet.get("/v1/fleet/bundles/default").headers["etag"].strip('"')
-    eventually(lambda: full.gw.receipt_doc(full.call("acme").receipt_id)["decision"]["bundle"] == bundle_rev, 15,
-               "acme's abusive policy reaching the gateway")
+    eventually(
+        lambda: full.gw.receipt_doc(full.call("acme").receipt_id)["decision"]["bundle"] == bundle_rev,
+        15,
+        "acme's abusive policy reaching the gateway",
+    )
 
     stop = threading.Event()
     abusive, neighbour = [], []
@@ -380,7 +407,7 @@ def test_gateway_an_abusive_policy_stalls_only_its_own_offending_calls(full):
     bad = [(r.status, r.body) for r, _ in neighbour if r.status != 200]
     assert not bad, f"capped's calls failed while acme's policy was abusive: {bad[:3]}"
     worst = max(s for _, s in neighbour)
-    assert worst < 5.0, f"capped's slowest call took {worst:.2f}s"      # generous: a stalled loop takes far longer
+    assert worst < 5.0, f"capped's slowest call took {worst:.2f}s"  # generous: a stalled loop takes far longer
     codes = {(r.status, r.json()["error"]["code"]) for r, _ in abusive}
     assert codes <= {(500, "policy.error"), (503, "policy.error")}, codes
     limited = [r for r, _ in abusive if r.status == 500]

@@ -5,6 +5,7 @@ tenant) against a real control plane (and, where the data plane matters, a
 real gateway: Envoy + sidecar + provider simulator). Nothing of relaygate's
 own is mocked.
 """
+
 from __future__ import annotations
 
 import base64
@@ -70,6 +71,7 @@ def _deep(n: int):
 
 # -- control plane only (SQLite and PostgreSQL) -----------------------------------------------
 
+
 @pytest.fixture
 def cp(database_url, tmp_path):
     c = start_controlplane(tmp_path, database_url, ["--rate-limit-rps", "100000"])
@@ -91,7 +93,7 @@ def test_yaml_alias_bomb_is_refused_fast_and_never_stalls_the_control_plane(cp_s
     stalls: list[float] = []
     done = threading.Event()
 
-    def probe():   # another tenant's reads while the bomb is handled: the event loop must stay free
+    def probe():  # another tenant's reads while the bomb is handled: the event loop must stay free
         while not done.is_set():
             t0 = time.perf_counter()
             assert euro.get("/v1/policies").status == 200
@@ -102,7 +104,7 @@ def test_yaml_alias_bomb_is_refused_fast_and_never_stalls_the_control_plane(cp_s
     t.start()
     started = time.perf_counter()
     try:
-        for path, method in (("/v1/policies", "POST"), ):
+        for path, method in (("/v1/policies", "POST"),):
             reply = acme.call(method, path, yaml=BILLION_LAUGHS)
             body = _err(reply, 400, "policy.invalid")
             assert "alias" in body["error"]["message"], body
@@ -123,8 +125,9 @@ def test_yaml_alias_bomb_is_refused_fast_and_never_stalls_the_control_plane(cp_s
     _err(acme.post("/v1/policies", yaml=nested), 400, "policy.invalid")
 
     # A modest, legitimate use of anchors (a merge key) still works.
-    merge = GOOD_POLICY.format(name="anchors", data="  base: &base {tier: gold, region: eu}\n"
-                                                    "  team: {<<: *base, name: core}")
+    merge = GOOD_POLICY.format(
+        name="anchors", data="  base: &base {tier: gold, region: eu}\n  team: {<<: *base, name: core}"
+    )
     created = acme.post("/v1/policies", yaml=merge)
     assert created.status == 201, created.text
     assert acme.delete(f"/v1/policies/{created.json()['id']}").status == 204
@@ -140,8 +143,9 @@ def test_policy_source_and_data_sizes_are_capped_with_the_limit_named(cp_sqlite)
     assert small.status == 201, small.text
     _err(acme.put(f"/v1/policies/{small.json()['id']}", yaml=big), 413, "policy.too_large")
     # Within the source cap but each alias expands a 100 KiB string: data after expansion is capped.
-    fan = GOOD_POLICY.format(name="fan", data="  s: &s " + "y" * (100 * 1024) + "\n  l: [" +
-                             ",".join(["*s"] * 40) + "]")
+    fan = GOOD_POLICY.format(
+        name="fan", data="  s: &s " + "y" * (100 * 1024) + "\n  l: [" + ",".join(["*s"] * 40) + "]"
+    )
     body = _err(acme.post("/v1/policies", yaml=fan), 400, "policy.invalid")
     assert "alias" in body["error"]["message"] or "data" in body["error"]["message"], body
 
@@ -149,18 +153,30 @@ def test_policy_source_and_data_sizes_are_capped_with_the_limit_named(cp_sqlite)
 def test_deep_json_bodies_are_refused_at_ingestion(cp_sqlite):
     """Item 11: every JSON body is depth-checked before a handler stores any of it."""
     acme = cp_sqlite.client("acme")
-    body = _err(acme.post("/api/relay", {"to": "gpt-4o-mini", "payload": {}, "metadata": _deep(300)}), 400,
-                "invalid_request")
+    body = _err(
+        acme.post("/api/relay", {"to": "gpt-4o-mini", "payload": {}, "metadata": _deep(300)}), 400, "invalid_request"
+    )
     assert "deep" in body["error"]["message"] and "64" in body["error"]["message"], body
     # Below orjson's own recursion limit too (200 levels parse; the cap is ours).
     _err(acme.post("/api/relay", {"to": "gpt-4o-mini", "payload": {}, "metadata": _deep(100)}), 400)
     # Relay metadata is also capped in size.
-    body = _err(acme.post("/api/relay", {"to": "gpt-4o-mini", "payload": {},
-                                         "metadata": {"k": "v" * 40_000}}), 400, "invalid_request")
+    body = _err(
+        acme.post("/api/relay", {"to": "gpt-4o-mini", "payload": {}, "metadata": {"k": "v" * 40_000}}),
+        400,
+        "invalid_request",
+    )
     assert "metadata" in body["error"]["message"], body
     # Admin-only documents (upstream overrides) and sidecar receipt batches go through the same check.
-    spec = {"name": "deep-up", "provider": "openai", "address": "127.0.0.1:9", "region": "r", "jurisdiction": "us",
-            "credential": "openai", "models": {"m": {"input_per_1k": 0.1}}, "envoy_cluster_overrides": _deep(200)}
+    spec = {
+        "name": "deep-up",
+        "provider": "openai",
+        "address": "127.0.0.1:9",
+        "region": "r",
+        "jurisdiction": "us",
+        "credential": "openai",
+        "models": {"m": {"input_per_1k": 0.1}},
+        "envoy_cluster_overrides": _deep(200),
+    }
     _err(cp_sqlite.admin.post("/v1/upstreams", spec), 400)
     _err(cp_sqlite.fleet.post("/v1/fleet/receipts", {"instance_id": "x", "receipts": [_deep(200)]}), 400)
     # The API keeps answering normally.
@@ -179,10 +195,26 @@ def test_every_malformed_cursor_is_a_400(cp):
     def enc(raw: str) -> str:
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
-    bad = [enc("s" + "9" * 30), enc(f"s{2**63}"), enc(f"s{2**64 + 5}"), enc("s-5"), enc("s-" + "9" * 25),
-           enc("s 12"), enc("s1_000"), enc("s+7"), enc("sabc"), enc("s"), enc("x12"), enc("s12\n"),
-           enc("s\u0661\u0662"), "!!!", "====", "s12", base64.urlsafe_b64encode(b"\xff\xfe\x00s").decode(),
-           enc("s" + "1" * 150)]
+    bad = [
+        enc("s" + "9" * 30),
+        enc(f"s{2**63}"),
+        enc(f"s{2**64 + 5}"),
+        enc("s-5"),
+        enc("s-" + "9" * 25),
+        enc("s 12"),
+        enc("s1_000"),
+        enc("s+7"),
+        enc("sabc"),
+        enc("s"),
+        enc("x12"),
+        enc("s12\n"),
+        enc("s\u0661\u0662"),
+        "!!!",
+        "====",
+        "s12",
+        base64.urlsafe_b64encode(b"\xff\xfe\x00s").decode(),
+        enc("s" + "1" * 150),
+    ]
     for cursor in bad:
         for path in ("/v1/audit/events", "/api/logs"):
             reply = acme.get(path, params={"cursor": cursor})
@@ -217,6 +249,7 @@ def test_budget_ids_are_per_workspace(cp):
 
 # -- control plane + gateway ------------------------------------------------------------------
 
+
 class Full:
     def __init__(self, stack: Stack, tokens: dict) -> None:
         self.stack, self.tokens = stack, tokens
@@ -224,8 +257,11 @@ class Full:
         self.cp = ControlPlane(stack, tokens)
 
     def call(self, token: str, ws: str, content: str = "hi", **extra):
-        return curl(self.gw.base(ws) + "/chat/completions", chat_body("gpt-4o-mini", content, **extra),
-                    {"authorization": f"Bearer {token}", "content-type": "application/json"})
+        return curl(
+            self.gw.base(ws) + "/chat/completions",
+            chat_body("gpt-4o-mini", content, **extra),
+            {"authorization": f"Bearer {token}", "content-type": "application/json"},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -238,14 +274,24 @@ def full(tmp_path_factory):
 def test_deep_relay_metadata_never_breaks_the_request_log(full):
     """Item 11: 900-deep metadata is refused; a deep document stored before the fix does not 500 the feed."""
     acme = CP(full.cp.url, full.tokens["acme"], "x-api-key")
-    _err(acme.post("/api/relay", {"to": "gpt-4o-mini", "metadata": _deep(900),
-                                  "payload": {"messages": [{"role": "user", "content": "hi"}]}}), 400)
-    ok = acme.post("/api/relay", {"to": "gpt-4o-mini", "metadata": {"run": 1},
-                                  "payload": {"messages": [{"role": "user", "content": "hi"}]}})
+    _err(
+        acme.post(
+            "/api/relay",
+            {"to": "gpt-4o-mini", "metadata": _deep(900), "payload": {"messages": [{"role": "user", "content": "hi"}]}},
+        ),
+        400,
+    )
+    ok = acme.post(
+        "/api/relay",
+        {"to": "gpt-4o-mini", "metadata": {"run": 1}, "payload": {"messages": [{"role": "user", "content": "hi"}]}},
+    )
     assert ok.status == 200, ok.text
     rid, relay_id = ok.json()["receipt_id"], ok.json()["relay_id"]
-    eventually(lambda: any(x["request_id"] == rid for x in acme.get("/api/logs").json()["logs"]), 20,
-               "the relayed call in the logs")
+    eventually(
+        lambda: any(x["request_id"] == rid for x in acme.get("/api/logs").json()["logs"]),
+        20,
+        "the relayed call in the logs",
+    )
     # A row written by an older version (before ingestion was capped): reading must stay robust.
     db = sqlite3.connect(full.stack.cp_data / "controlplane.db", timeout=30)
     with db:
@@ -264,8 +310,7 @@ def test_deep_relay_metadata_never_breaks_the_request_log(full):
 def test_csv_export_neutralises_formula_cells(full):
     """Item 15: a caller-chosen user id (and model) starting with = + - @ TAB CR is exported inert."""
     token = full.tokens["acme"]
-    payloads = ["=HYPERLINK(\"http://evil.test\",\"x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)",
-                "\tcmd", "\r=1+1"]
+    payloads = ['=HYPERLINK("http://evil.test","x")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)", "\tcmd", "\r=1+1"]
     rids = []
     for user in payloads:
         r = full.call(token, "acme", user=user)
@@ -273,8 +318,11 @@ def test_csv_export_neutralises_formula_cells(full):
         rids.append(r.receipt_id)
         full.gw.receipt(rids[-1])
     acme = full.cp.client("acme")
-    eventually(lambda: set(rids) <= {x["request_id"] for x in acme.get("/api/logs", params={"limit": 200})
-                                     .json()["logs"]}, 20, "the calls in the logs")
+    eventually(
+        lambda: set(rids) <= {x["request_id"] for x in acme.get("/api/logs", params={"limit": 200}).json()["logs"]},
+        20,
+        "the calls in the logs",
+    )
     text = acme.get("/api/logs/export", params={"format": "csv", "limit": 1000}).text
     rows = list(csv.DictReader(io.StringIO(text)))
     by_id = {r["request_id"]: r for r in rows}
@@ -297,8 +345,9 @@ def test_budget_ids_do_not_collide_in_the_data_plane(full):
     assert made.status == 201, made.text
     assert capped.post("/v1/budgets", {"id": "probe", "unit": "tokens", "window": "day", "limit": 0}).status == 201
     capped_token = full.tokens["capped"]
-    eventually(lambda: full.call(capped_token, "capped", max_tokens=5).status == 429, 20,
-               "the sidecar loaded the new budgets")
+    eventually(
+        lambda: full.call(capped_token, "capped", max_tokens=5).status == 429, 20, "the sidecar loaded the new budgets"
+    )
     # acme spends well over capped's limit on its own 'daily'.
     spent = full.call(full.tokens["acme"], "acme", content="word " * 3000, max_tokens=5)
     assert spent.status == 200, spent.body
@@ -311,6 +360,7 @@ def test_budget_ids_do_not_collide_in_the_data_plane(full):
         r = full.call(capped_token, "capped", max_tokens=5)
         last["r"] = (r.status, r.body[:300])
         return r.status == 200
+
     try:
         eventually(capped_allowed, 20, "capped's call within its own budget")
     except AssertionError:
@@ -332,9 +382,16 @@ def test_data_files_are_private(full):
     # The calls above made both services write (receipts, WAL); make sure at least one call happened.
     r = full.call(full.tokens["acme"], "acme")
     full.gw.receipt(r.receipt_id)
-    expected = [cp_data / "controlplane.db", cp_data / "controlplane.db-wal", cp_data / "controlplane.db-shm",
-                sidecar_data / "receipts.db", sidecar_data / "receipts.db-wal", sidecar_data / "receipts.db-shm",
-                sidecar_data / "receipt-signing.pem", sidecar_data / "bundle.tar.gz"]
+    expected = [
+        cp_data / "controlplane.db",
+        cp_data / "controlplane.db-wal",
+        cp_data / "controlplane.db-shm",
+        sidecar_data / "receipts.db",
+        sidecar_data / "receipts.db-wal",
+        sidecar_data / "receipts.db-shm",
+        sidecar_data / "receipt-signing.pem",
+        sidecar_data / "bundle.tar.gz",
+    ]
     for p in expected:
         assert p.exists(), p
         _private(p)
@@ -368,12 +425,18 @@ def test_integers_the_database_cannot_bind_are_a_400(cp):
     for n in huge:
         body = _err(acme.get(f"/v1/policies/{pid}/versions/{n}"), 400, "invalid_request")
         assert body["error"]["details"]["parameter"] == "version", body
-        body = _err(acme.get("/v1/audit/checkpoints", params={"max_size": n if len(n) > 18 else "9" * 19}),
-                    400, "invalid_request")
+        body = _err(
+            acme.get("/v1/audit/checkpoints", params={"max_size": n if len(n) > 18 else "9" * 19}),
+            400,
+            "invalid_request",
+        )
         assert body["error"]["details"]["parameter"] == "max_size", body
         for q in ({"event_id": "x", "tree_size": "9" * 19}, {"first": "0", "second": "9" * 19}):
-            _err(acme.get("/v1/audit/proofs/" + ("inclusion" if "event_id" in q else "consistency"), params=q),
-                 400, "invalid_request")
+            _err(
+                acme.get("/v1/audit/proofs/" + ("inclusion" if "event_id" in q else "consistency"), params=q),
+                400,
+                "invalid_request",
+            )
     for v in (2**31, 2**40, 2**63, 2**64 - 1, 1e23):
         body = _err(acme.post(f"/v1/policies/{pid}/dryrun", {"version": v, "input": {}}), 400, "invalid_request")
         assert body["error"]["details"]["parameter"] == "version", body
@@ -382,6 +445,7 @@ def test_integers_the_database_cannot_bind_are_a_400(cp):
     assert acme.get(f"/v1/policies/{pid}/versions/1").status == 200
     # and no integer the API takes (parameter or body field) is left without a bound
     from relaygate.controlplane import openapi
+
     spec = openapi.build()
     unbounded = []
 
@@ -401,6 +465,7 @@ def test_integers_the_database_cannot_bind_are_a_400(cp):
             unbounded.append(where)
         for k, v in node.items():
             walk(v, f"{where}.{k}", seen)
+
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
             for prm in op.get("parameters", []):
@@ -420,9 +485,17 @@ def test_dry_run_input_of_the_wrong_shape_is_a_400(cp_sqlite):
             r = acme.post(f"/v1/policies/{pid}/dryrun", {"input": {field: value, "model": "gpt-4o"}})
             body = _err(r, 400, "invalid_request")
             assert body["error"]["details"]["parameter"] == f"input/{field}", body
-    r = acme.post(f"/v1/policies/{pid}/dryrun", {"input": {
-        "workspace": {"id": "euro"}, "principal": {"workspace": "euro"}, "model": "gpt-4o",
-        "workspace_policies": {"allow": True, "deny": []}}})
+    r = acme.post(
+        f"/v1/policies/{pid}/dryrun",
+        {
+            "input": {
+                "workspace": {"id": "euro"},
+                "principal": {"workspace": "euro"},
+                "model": "gpt-4o",
+                "workspace_policies": {"allow": True, "deny": []},
+            }
+        },
+    )
     assert r.status == 200, r.text
     doc = r.json()["input"]
     assert doc["workspace"]["id"] == "acme" and doc["principal"]["workspace"] == "acme"
@@ -441,8 +514,11 @@ def test_nul_characters_are_a_400_everywhere(cp):
     relay = {"to": "gpt-4o-mini", "payload": {"messages": [{"role": "user", "content": "hi"}]}}
     for meta in ({"k": "v\u0000"}, {"k\u0000": "v"}, {"k": [{"deep": "\u0000"}]}):
         _err(acme.post("/api/relay", {**relay, "metadata": meta}), 400, "invalid_request")
-    for path, params in (("/v1/audit/events", {"user": "a\u0000"}), ("/api/logs", {"model": "a\u0000"}),
-                         ("/v1/audit/events", {"model": "\u0000"})):
+    for path, params in (
+        ("/v1/audit/events", {"user": "a\u0000"}),
+        ("/api/logs", {"model": "a\u0000"}),
+        ("/v1/audit/events", {"model": "\u0000"}),
+    ):
         err = _err(acme.get(path, params=params), 400, "invalid_request")["error"]
         assert err["details"]["parameter"] == next(iter(params)), err
     policy = 'name: "a\\0b"\nrego: |\n  package z\n  import rego.v1\n  deny contains "x" if input.model == "q"\n'
@@ -460,11 +536,18 @@ def test_a_gateway_call_with_nul_or_overlong_fields_cannot_stop_receipt_ingestio
     copy is made storable (NUL replaced, cut to the column's size; the signed envelope is kept as
     sent), and later receipts arrive."""
     from tests.conftest import POLICY_DIR, write_config
+
     postgres.reset_database()
     tokens = write_config(tmp_path / "config")
-    stack = Stack(tmp_path / "run", config_dir=tmp_path / "config", policy_dir=POLICY_DIR, controlplane=True,
-                  instance_id="nul-sidecar", database_url=postgres.url,
-                  cp_extra_args=["--rate-limit-rps", "100000"])
+    stack = Stack(
+        tmp_path / "run",
+        config_dir=tmp_path / "config",
+        policy_dir=POLICY_DIR,
+        controlplane=True,
+        instance_id="nul-sidecar",
+        database_url=postgres.url,
+        cp_extra_args=["--rate-limit-rps", "100000"],
+    )
     stack.start()
     try:
         gw, cp = Gateway(stack, tokens), ControlPlane(stack, tokens)
@@ -474,8 +557,11 @@ def test_a_gateway_call_with_nul_or_overlong_fields_cannot_stop_receipt_ingestio
         curl(gw.base("acme") + "/chat/completions", chat_body("gpt-4o-mini\u0000x", content="b"), h)
         assert curl(gw.base("acme") + "/chat/completions", chat_body(content="c", user="after-marker"), h).status == 200
         acme = cp.client("acme")
-        eventually(lambda: acme.get("/v1/audit/events", params={"user": "after-marker"}).json()["events"], 30,
-                   "the receipt sent after the hostile ones reaching the audit feed")
+        eventually(
+            lambda: acme.get("/v1/audit/events", params={"user": "after-marker"}).json()["events"],
+            30,
+            "the receipt sent after the hostile ones reaching the audit feed",
+        )
         events = acme.get("/v1/audit/events", params={"limit": 20}).json()["events"]
         assert not any("\u0000" in (e["user"] or "") for e in events)
         models = [e["model"] for e in events]
@@ -491,8 +577,9 @@ def test_one_workspace_cannot_queue_unbounded_evidence_jobs(cp_sqlite):
     affected, and once the jobs finish the workspace may ask again."""
     acme, capped = cp_sqlite.client("acme"), cp_sqlite.client("capped")
     replies: list = []
-    threads = [threading.Thread(target=lambda: replies.append(acme.post("/v1/evidence/bundles", {})))
-               for _ in range(12)]
+    threads = [
+        threading.Thread(target=lambda: replies.append(acme.post("/v1/evidence/bundles", {}))) for _ in range(12)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -10,6 +10,7 @@
 - Sessions: a session made from a key tries to keep working (and minting) after its key was
   rotated, revoked or expired.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,11 +42,18 @@ def rego_allows_model(patterns, model: str) -> bool:
         e.add_policy("scope.rego", _SCOPE_REGO)
         _ENGINE.append(e)
     e = _ENGINE[0]
-    e.set_input_json(json.dumps({"endpoint": "embeddings", "model": model, "principal": {
-        "key_id": "k", "endpoints": ["embeddings"], "models": list(patterns)}}))
+    e.set_input_json(
+        json.dumps(
+            {
+                "endpoint": "embeddings",
+                "model": model,
+                "principal": {"key_id": "k", "endpoints": ["embeddings"], "models": list(patterns)},
+            }
+        )
+    )
     try:
         out = json.loads(e.eval_query_as_json("data.relaygate.scope.violations"))
-    except RuntimeError:          # an invalid glob fails the call closed: not allowed
+    except RuntimeError:  # an invalid glob fails the call closed: not allowed
         return False
     return not out["result"][0]["expressions"][0]["value"]
 
@@ -59,22 +67,35 @@ EXPIRY = st.one_of(st.none(), st.integers(0, 10))
 @st.composite
 def scopes(draw):
     kind = draw(st.sampled_from(sc.KINDS))
-    listed = draw(st.one_of(st.none(), st.just(["*"]),
-                            st.lists(st.sampled_from(sc.WORKSPACE_PERMISSIONS + ("relay",)), max_size=6)))
-    return Scope(kind=kind, permissions=sc.effective_permissions(kind, listed),
-                 endpoints=frozenset(draw(st.lists(st.sampled_from(sc.ENDPOINTS), max_size=4))),
-                 models=tuple(draw(st.lists(st.one_of(st.just("*"), PATTERN), min_size=1, max_size=3))),
-                 expires_ms=draw(EXPIRY))
+    listed = draw(
+        st.one_of(
+            st.none(), st.just(["*"]), st.lists(st.sampled_from(sc.WORKSPACE_PERMISSIONS + ("relay",)), max_size=6)
+        )
+    )
+    return Scope(
+        kind=kind,
+        permissions=sc.effective_permissions(kind, listed),
+        endpoints=frozenset(draw(st.lists(st.sampled_from(sc.ENDPOINTS), max_size=4))),
+        models=tuple(draw(st.lists(st.one_of(st.just("*"), PATTERN), min_size=1, max_size=3))),
+        expires_ms=draw(EXPIRY),
+    )
 
 
 @st.composite
 def narrower(draw, parent: Scope):
     """A scope drawn inside ``parent`` by narrowing each dimension (how a careful minter would)."""
-    kinds = [k for k in sc.KINDS if sc.KINDS.index(k) <= sc.KINDS.index(parent.kind)
-             and (k == "standard" or parent.permissions >= set(sc.READ_ONLY_PERMISSIONS))]
+    kinds = [
+        k
+        for k in sc.KINDS
+        if sc.KINDS.index(k) <= sc.KINDS.index(parent.kind)
+        and (k == "standard" or parent.permissions >= set(sc.READ_ONLY_PERMISSIONS))
+    ]
     kind = draw(st.sampled_from(kinds))
-    perms = frozenset(draw(st.lists(st.sampled_from(sorted(parent.permissions)), max_size=5))
-                      ) if parent.permissions else frozenset()
+    perms = (
+        frozenset(draw(st.lists(st.sampled_from(sorted(parent.permissions)), max_size=5)))
+        if parent.permissions
+        else frozenset()
+    )
     if kind == "read_only":
         perms = frozenset(sc.READ_ONLY_PERMISSIONS)
     models = []
@@ -84,11 +105,20 @@ def narrower(draw, parent: Scope):
             p = p.replace("*", draw(st.text(alphabet="ab-", max_size=3)), 1)
         models.append(p)
     exp = parent.expires_ms
-    exp = draw(st.integers(0, 10)) if exp is None and draw(st.booleans()) else \
-        (None if exp is None else draw(st.integers(0, exp)))
-    return Scope(kind=kind, permissions=perms,
-                 endpoints=frozenset(draw(st.lists(st.sampled_from(sorted(parent.endpoints)), max_size=4)))
-                 if parent.endpoints else frozenset(), models=tuple(models), expires_ms=exp)
+    exp = (
+        draw(st.integers(0, 10))
+        if exp is None and draw(st.booleans())
+        else (None if exp is None else draw(st.integers(0, exp)))
+    )
+    return Scope(
+        kind=kind,
+        permissions=perms,
+        endpoints=frozenset(draw(st.lists(st.sampled_from(sorted(parent.endpoints)), max_size=4)))
+        if parent.endpoints
+        else frozenset(),
+        models=tuple(models),
+        expires_ms=exp,
+    )
 
 
 TOP = Scope()
@@ -101,7 +131,7 @@ def test_lattice_is_reflexive_and_the_full_scope_is_its_top(s):
     assert is_subset(s, s)
     assert is_subset(s, TOP)
     if s != TOP and not is_subset(TOP, s):
-        assert sc.excess(TOP, s)            # every refusal names the dimensions it exceeds on
+        assert sc.excess(TOP, s)  # every refusal names the dimensions it exceeds on
 
 
 @LATTICE
@@ -121,21 +151,22 @@ def test_lattice_is_transitive_and_narrowing_stays_inside(data):
 @LATTICE
 @given(scopes(), st.lists(st.one_of(st.just("*"), PATTERN), min_size=1, max_size=3))
 def test_star_covers_every_model_and_only_star_covers_star(s, patterns):
-    top_models = Scope(kind=s.kind, permissions=s.permissions, endpoints=s.endpoints, models=("*",),
-                       expires_ms=s.expires_ms)
+    top_models = Scope(
+        kind=s.kind, permissions=s.permissions, endpoints=s.endpoints, models=("*",), expires_ms=s.expires_ms
+    )
     assert is_subset(s, top_models)
-    wants_star = Scope(kind=s.kind, permissions=s.permissions, endpoints=s.endpoints, models=("*",),
-                       expires_ms=s.expires_ms)
+    wants_star = Scope(
+        kind=s.kind, permissions=s.permissions, endpoints=s.endpoints, models=("*",), expires_ms=s.expires_ms
+    )
     assert is_subset(wants_star, s) == ("*" in s.models)
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data(), st.sampled_from(sc.WORKSPACE_PERMISSIONS), st.sampled_from(sc.ENDPOINTS), MODEL,
-       st.integers(0, 12))
+@given(st.data(), st.sampled_from(sc.WORKSPACE_PERMISSIONS), st.sampled_from(sc.ENDPOINTS), MODEL, st.integers(0, 12))
 def test_every_call_a_subset_can_make_its_parent_can_make(data, permission, endpoint, model, at):
     """child ⊆ parent ⇒ (child allows a call ⇒ parent allows it); models judged by the gateway's Rego."""
     parent = data.draw(scopes())
-    child = data.draw(st.one_of(narrower(parent), scopes()))     # narrowed, or arbitrary
+    child = data.draw(st.one_of(narrower(parent), scopes()))  # narrowed, or arbitrary
     if not is_subset(child, parent):
         return
     assert sc.KINDS.index(child.kind) <= sc.KINDS.index(parent.kind)
@@ -160,10 +191,11 @@ def test_narrowed_models_only_reach_models_the_parent_reaches(data, model):
 def test_keys_without_kind_or_permissions_in_yaml_may_call_and_read_only_ones_may_not():
     """Compatibility of key documents: absent kind/permissions = a standard key with every permission."""
     from relaygate.contract.config import parse_key
+
     base = {"id": "AAAAAAAAAAAA", "workspace": "acme", "salt": "s", "hash": "h"}
     assert parse_key(base, "k").may_call
     assert parse_key({**base, "scope": {"permissions": ["*"]}}, "k").may_call
-    assert parse_key({**base, "scope": {"permissions": ["relay"]}}, "k").may_call       # the old name
+    assert parse_key({**base, "scope": {"permissions": ["relay"]}}, "k").may_call  # the old name
     assert not parse_key({**base, "kind": "read_only"}, "k").may_call
     assert not parse_key({**base, "kind": "read_only", "scope": {"permissions": ["*"]}}, "k").may_call
     assert not parse_key({**base, "scope": {"permissions": ["policies:read"]}}, "k").may_call
@@ -172,6 +204,7 @@ def test_keys_without_kind_or_permissions_in_yaml_may_call_and_read_only_ones_ma
 
 # -- a control plane driving a real gateway -----------------------------------------------------
 
+
 class Full:
     def __init__(self, stack: Stack, tokens: dict) -> None:
         self.stack, self.tokens = stack, tokens
@@ -179,12 +212,16 @@ class Full:
         self.cp = ControlPlane(stack, tokens)
 
     def call(self, key: str, content: str, model: str = "gpt-4o-mini"):
-        return curl(self.gw.base("acme") + "/chat/completions", chat_body(model, content=content),
-                    {"authorization": f"Bearer {key}", "content-type": "application/json"})
+        return curl(
+            self.gw.base("acme") + "/chat/completions",
+            chat_body(model, content=content),
+            {"authorization": f"Bearer {key}", "content-type": "application/json"},
+        )
 
     def relay(self, key: str, content: str):
         return CP(self.cp.url, key, "x-api-key").post(
-            "/api/relay", {"to": "gpt-4o-mini", "payload": {"messages": [{"role": "user", "content": content}]}})
+            "/api/relay", {"to": "gpt-4o-mini", "payload": {"messages": [{"role": "user", "content": content}]}}
+        )
 
     def seen_upstream(self, marker: str) -> bool:
         return any(marker in json.dumps(r) for r in self.gw.sim_requests("openai-us"))
@@ -209,21 +246,35 @@ def _kid(token: str) -> str:
 
 def test_embeddings_only_key_cannot_mint_a_key_for_every_endpoint(full):
     acme = full.cp.client("acme")
-    narrow = _mint(acme, {"name": "embed-minter", "scope": {
-        "endpoints": ["embeddings"], "models": ["text-embedding-3-small"],
-        "permissions": ["keys:read", "keys:write", "sessions:write"]}})
+    narrow = _mint(
+        acme,
+        {
+            "name": "embed-minter",
+            "scope": {
+                "endpoints": ["embeddings"],
+                "models": ["text-embedding-3-small"],
+                "permissions": ["keys:read", "keys:write", "sessions:write"],
+            },
+        },
+    )
     attacker = CP(full.cp.url, narrow["secret"])
-    same_perms = ["keys:read", "keys:write", "sessions:write"]      # only the endpoints are wider
+    same_perms = ["keys:read", "keys:write", "sessions:write"]  # only the endpoints are wider
     wide = {"name": "escalated", "scope": {"endpoints": list(sc.ENDPOINTS), "permissions": same_perms}}
     err = _mint(attacker, wide, 403)["error"]
     assert err["code"] == "auth.forbidden" and "endpoints" in err["message"]
-    for body in ({"scope": {"models": ["*"], "permissions": same_perms}}, {"scope": {"permissions": ["*"]}},
-                 {"scope": {"permissions": ["keys:write", "policies:write"]}}):
+    for body in (
+        {"scope": {"models": ["*"], "permissions": same_perms}},
+        {"scope": {"permissions": ["*"]}},
+        {"scope": {"permissions": ["keys:write", "policies:write"]}},
+    ):
         _mint(attacker, body, 403)
     # Nothing said: the child is exactly the parent, never '*'.
     child = _mint(attacker, {"name": "same"})["key"]["scope"]
-    assert child == {"endpoints": ["embeddings"], "models": ["text-embedding-3-small"],
-                     "permissions": ["keys:read", "keys:write", "sessions:write"]}
+    assert child == {
+        "endpoints": ["embeddings"],
+        "models": ["text-embedding-3-small"],
+        "permissions": ["keys:read", "keys:write", "sessions:write"],
+    }
     # A session of the narrow key is held to the same rule.
     session = CP(full.cp.url, attacker.post("/v1/sessions", {}).json()["token"])
     _mint(session, wide, 403)
@@ -232,19 +283,24 @@ def test_embeddings_only_key_cannot_mint_a_key_for_every_endpoint(full):
 
 def test_model_limited_key_cannot_mint_star_or_a_wider_glob(full):
     acme = full.cp.client("acme")
-    perms = ["keys:write", "relay"]          # "relay": the old name of gateway:call
-    limited = CP(full.cp.url, _mint(acme, {"name": "4o-minter", "scope": {
-        "models": ["gpt-4o*"], "permissions": perms}})["secret"])
+    perms = ["keys:write", "relay"]  # "relay": the old name of gateway:call
+    limited = CP(
+        full.cp.url,
+        _mint(acme, {"name": "4o-minter", "scope": {"models": ["gpt-4o*"], "permissions": perms}})["secret"],
+    )
     for models in (["*"], ["gpt-*"], ["gpt-4o*", "claude-sonnet-4-5"], ["gpt-4o.*"], ["g*"]):
         err = _mint(limited, {"scope": {"models": models, "permissions": perms}}, 403)["error"]
         assert "models" in err["message"], err
-    _mint(acme, {"scope": {"models": ["gpt-[45]o*"]}}, 400)      # only '*' is a wildcard in key scopes
+    _mint(acme, {"scope": {"models": ["gpt-[45]o*"]}}, 400)  # only '*' is a wildcard in key scopes
     for models in (["gpt-4o"], ["gpt-4o-mini*"], ["gpt-4o-mini", "gpt-4o"]):
         assert _mint(limited, {"scope": {"models": models, "permissions": perms}})["key"]["scope"]["models"] == models
     # and the minted narrow key really is narrow at the gateway
     minted = _mint(limited, {"scope": {"models": ["gpt-4o"], "permissions": perms}})["secret"]
-    blocked = eventually(lambda: (r := full.call(minted, "narrow " + uuid.uuid4().hex)).status == 403 and r, 15,
-                         "the minted key reaching the gateway")
+    blocked = eventually(
+        lambda: (r := full.call(minted, "narrow " + uuid.uuid4().hex)).status == 403 and r,
+        15,
+        "the minted key reaching the gateway",
+    )
     assert blocked.json()["error"]["code"] == "scope.denied"
     assert full.call(minted, "narrow ok", model="gpt-4o").status == 200
 
@@ -256,7 +312,7 @@ def test_expiring_key_cannot_mint_a_longer_lived_or_non_expiring_key(full):
     same = {"permissions": ["keys:write"]}
     err = _mint(short, {"expires_in": 7200, "scope": same}, 403)["error"]
     assert "expiry" in err["message"]
-    for body in ({"scope": same}, {"expires_in": None, "scope": same}):   # omitted or null: the parent's expiry
+    for body in ({"scope": same}, {"expires_in": None, "scope": same}):  # omitted or null: the parent's expiry
         assert _mint(short, body)["key"]["expires_at"] == parent["key"]["expires_at"]
     assert _mint(short, {"expires_in": 600, "scope": same})["key"]["expires_at"] < parent["key"]["expires_at"]
 
@@ -265,8 +321,10 @@ def test_narrow_key_cannot_mint_a_read_only_key_with_reads_it_lacks(full):
     acme = full.cp.client("acme")
     only_keys = CP(full.cp.url, _mint(acme, {"scope": {"permissions": ["keys:write"]}})["secret"])
     assert "permissions" in _mint(only_keys, {"kind": "read_only"}, 403)["error"]["message"]
-    readers = CP(full.cp.url, _mint(acme, {"scope": {"permissions": [
-        "keys:write", "health:read", "usage:read", "logs:read"]}})["secret"])
+    readers = CP(
+        full.cp.url,
+        _mint(acme, {"scope": {"permissions": ["keys:write", "health:read", "usage:read", "logs:read"]}})["secret"],
+    )
     assert _mint(readers, {"kind": "read_only"})["key"]["kind"] == "read_only"
     ro = CP(full.cp.url, _mint(acme, {"kind": "read_only"})["secret"])
     assert ro.post("/v1/keys", {"kind": "standard"}).status == 403
@@ -274,7 +332,7 @@ def test_narrow_key_cannot_mint_a_read_only_key_with_reads_it_lacks(full):
 
 def test_narrow_key_cannot_rotate_a_wider_key_into_a_secret_it_learns(full):
     acme = full.cp.client("acme")
-    wide = _mint(acme, {"name": "wide", "scope": {"permissions": ["policies:read"]}})     # every endpoint
+    wide = _mint(acme, {"name": "wide", "scope": {"permissions": ["policies:read"]}})  # every endpoint
     narrow = CP(full.cp.url, _mint(acme, {"name": "narrow", "scope": {"endpoints": ["embeddings"]}})["secret"])
     err = narrow.post(f"/v1/keys/{wide['key']['id']}/rotate", {}).json()["error"]
     assert err["code"] == "auth.forbidden" and "endpoints" in err["message"]
@@ -295,10 +353,11 @@ def test_read_only_key_is_refused_at_the_gateway_and_at_relay_with_no_upstream_c
     acme = full.cp.client("acme")
     assert full.call(full.tokens["acme"], "warm " + uuid.uuid4().hex).status == 200
     minted_ro = _mint(acme, {"name": "dash", "kind": "read_only"})["secret"]
-    for key in (full.tokens["acme-ro"], minted_ro):       # from keys.yaml (seeded) and from the API
+    for key in (full.tokens["acme-ro"], minted_ro):  # from keys.yaml (seeded) and from the API
         marker = "ro-" + uuid.uuid4().hex
-        refused = eventually(lambda: (r := full.call(key, marker)).status == 403 and r, 15,
-                             "the read-only key reaching the gateway")
+        refused = eventually(
+            lambda: (r := full.call(key, marker)).status == 403 and r, 15, "the read-only key reaching the gateway"
+        )
         err = refused.json()["error"]
         assert err["code"] == "scope.denied" and "read_only" in err["message"]
         receipt = full.gw.receipt_doc(refused.receipt_id)
@@ -309,9 +368,16 @@ def test_read_only_key_is_refused_at_the_gateway_and_at_relay_with_no_upstream_c
         assert not full.seen_upstream(marker)
 
 
-@pytest.mark.parametrize("permissions,may_call", [
-    (["policies:read"], False), (["keys:write", "logs:read"], False),
-    (["gateway:call"], True), (["relay"], True), (["*"], True)])
+@pytest.mark.parametrize(
+    "permissions,may_call",
+    [
+        (["policies:read"], False),
+        (["keys:write", "logs:read"], False),
+        (["gateway:call"], True),
+        (["relay"], True),
+        (["*"], True),
+    ],
+)
 def test_gateway_and_relay_agree_on_which_keys_may_call(full, permissions, may_call):
     acme = full.cp.client("acme")
     key = _mint(acme, {"name": "agree", "scope": {"permissions": permissions}})["secret"]
@@ -340,6 +406,7 @@ def test_yaml_configured_gateway_without_control_plane(gw):
 
 
 # -- sessions end with their key (sqlite and postgresql) ----------------------------------------
+
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def cp(request, tmp_path_factory):
@@ -378,7 +445,7 @@ def test_rotation_without_grace_ends_the_keys_sessions_and_their_minting(cp):
 def test_rotation_with_grace_ends_sessions_at_once_while_the_key_keeps_working(cp):
     made, key, session, _ = _key_and_session(cp)
     assert cp.client("acme").post(f"/v1/keys/{made['key']['id']}/rotate", {"grace_seconds": 3600}).status == 201
-    assert key.get("/v1/keys").status == 200          # the grace period is for the key's deployed users
+    assert key.get("/v1/keys").status == 200  # the grace period is for the key's deployed users
     assert session.post("/v1/keys", {"name": "x"}).status == 401
     assert key.post("/v1/sessions", {}).status == 201 and key.post("/v1/sessions", {}).json()["expires_at"]
 
@@ -388,7 +455,7 @@ def test_revocation_ends_sessions_and_sessions_made_from_them(cp):
     child = CP(cp.url, session.post("/v1/sessions", {}).json()["token"])
     assert child.get("/v1/keys").status == 200
     assert session.delete("/v1/sessions/current").status == 204
-    assert child.get("/v1/keys").status == 401            # its parent session ended
+    assert child.get("/v1/keys").status == 401  # its parent session ended
     other = CP(cp.url, key.post("/v1/sessions", {}).json()["token"])
     assert cp.client("acme").post(f"/v1/keys/{made['key']['id']}/revoke").status == 200
     assert other.get("/v1/keys").status == 401
@@ -401,7 +468,7 @@ def test_session_ttl_is_capped_by_the_keys_expiry_and_ends_with_it(cp):
     grand = session.post("/v1/sessions", {"ttl_seconds": 3600}).json()
     assert _ts(grand["expires_at"]) <= key_exp
     if cp.db != "sqlite":
-        return                                            # the wait below runs once
+        return  # the wait below runs once
     wait = key_exp - time.time()
     eventually(lambda: session.get("/v1/keys").status == 401, wait + 15, "the session ending with its key")
     assert time.time() >= key_exp - 1
@@ -411,15 +478,20 @@ def test_a_child_or_rotated_key_cannot_escape_its_makers_per_key_budget(full):
     """Item 2, budgets: a key capped by a per-key budget mints (or gets rotated into) a key without
     one. The new key is charged to every budget of the keys it descends from, at the gateway."""
     acme = full.cp.client("acme")
-    parent = _mint(acme, {"name": "capped-parent", "scope": {
-        "permissions": ["keys:read", "keys:write", "gateway:call"]}})
+    parent = _mint(
+        acme, {"name": "capped-parent", "scope": {"permissions": ["keys:read", "keys:write", "gateway:call"]}}
+    )
     pid = parent["key"]["id"]
-    r = acme.post("/v1/budgets", {"id": "parent-cap-" + pid.lower(), "unit": "tokens", "window": "day",
-                                  "limit": 1, "key_id": pid})
+    r = acme.post(
+        "/v1/budgets", {"id": "parent-cap-" + pid.lower(), "unit": "tokens", "window": "day", "limit": 1, "key_id": pid}
+    )
     assert r.status == 201, r.text
     marker = "cap-" + uuid.uuid4().hex
-    refused = eventually(lambda: (r := full.call(parent["secret"], marker)).status == 429 and r, 15,
-                         "the per-key budget reaching the gateway")
+    refused = eventually(
+        lambda: (r := full.call(parent["secret"], marker)).status == 429 and r,
+        15,
+        "the per-key budget reaching the gateway",
+    )
     assert refused.json()["error"]["code"] == "budget.exceeded"
 
     child = _mint(CP(full.cp.url, parent["secret"]), {"name": "escape-hatch"})
@@ -441,20 +513,24 @@ def test_narrow_key_cannot_revoke_a_wider_key(cp):
     working. It may still revoke itself and keys within its own grant."""
     acme = cp.client("acme")
     wide = _mint(acme, {"name": "prod-wide"})
-    narrow_made = _mint(acme, {"name": "ci-narrow", "scope": {"endpoints": ["embeddings"],
-                                                              "permissions": ["keys:write", "sessions:write"]}})
+    narrow_made = _mint(
+        acme,
+        {"name": "ci-narrow", "scope": {"endpoints": ["embeddings"], "permissions": ["keys:write", "sessions:write"]}},
+    )
     narrow = CP(cp.url, narrow_made["secret"])
     session = CP(cp.url, narrow.post("/v1/sessions", {}).json()["token"])
     for attacker in (narrow, session):
-        for r in (attacker.post(f"/v1/keys/{wide['key']['id']}/revoke"),
-                  attacker.delete(f"/v1/keys/{wide['key']['id']}")):
+        for r in (
+            attacker.post(f"/v1/keys/{wide['key']['id']}/revoke"),
+            attacker.delete(f"/v1/keys/{wide['key']['id']}"),
+        ):
             assert r.status == 403 and r.error["code"] == "auth.forbidden", r.text
             assert "endpoints" in r.error["message"]
     assert acme.get(f"/v1/keys/{wide['key']['id']}").json()["revoked_at"] is None
     assert CP(cp.url, wide["secret"]).get("/v1/keys").status == 200
     inside = _mint(narrow, {"name": "inside"})
     assert narrow.post(f"/v1/keys/{inside['key']['id']}/revoke").status == 200
-    assert narrow.post(f"/v1/keys/{narrow_made['key']['id']}/revoke").status == 200     # itself
+    assert narrow.post(f"/v1/keys/{narrow_made['key']['id']}/revoke").status == 200  # itself
     assert narrow.post("/v1/keys", {"name": "after"}).status == 401
 
 
@@ -474,7 +550,7 @@ def test_revoking_a_key_revokes_the_keys_it_minted_but_not_its_successor(cp):
     owned = _mint(acme, {"name": "owned", "scope": {"permissions": ["keys:read", "keys:write"]}})
     successor = acme.post(f"/v1/keys/{owned['key']['id']}/rotate", {"grace_seconds": 3600}).json()
     succ_child = _mint(CP(cp.url, successor["secret"]), {"name": "succ-child"})
-    owned_child = _mint(CP(cp.url, owned["secret"]), {"name": "owned-child"})   # minted by the old key in grace
+    owned_child = _mint(CP(cp.url, owned["secret"]), {"name": "owned-child"})  # minted by the old key in grace
 
     assert acme.post(f"/v1/keys/{stolen['key']['id']}/revoke").status == 200
     for made in (child, grandchild):
@@ -482,7 +558,7 @@ def test_revoking_a_key_revokes_the_keys_it_minted_but_not_its_successor(cp):
         assert acme.get(f"/v1/keys/{made['key']['id']}").json()["revoked_at"] is not None
     assert child_session.get("/v1/keys").status == 401
 
-    assert acme.post(f"/v1/keys/{owned['key']['id']}/revoke").status == 200      # ends the grace early
+    assert acme.post(f"/v1/keys/{owned['key']['id']}/revoke").status == 200  # ends the grace early
     assert CP(cp.url, owned_child["secret"]).get("/v1/keys").status == 401
     for made in (successor, succ_child):
         assert CP(cp.url, made["secret"]).get("/v1/keys").status == 200, made["key"]["name"]
@@ -498,8 +574,10 @@ def test_a_key_cannot_lift_a_per_key_budget_that_caps_it_or_its_maker(cp):
     parent = _mint(acme, {"name": "capped-writer"})
     pid = parent["key"]["id"]
     bid = "cap-of-" + pid.lower()
-    assert acme.post("/v1/budgets", {"id": bid, "unit": "tokens", "window": "day", "limit": 100,
-                                     "key_id": pid}).status == 201
+    assert (
+        acme.post("/v1/budgets", {"id": bid, "unit": "tokens", "window": "day", "limit": 100, "key_id": pid}).status
+        == 201
+    )
     me = CP(cp.url, parent["secret"])
     child = CP(cp.url, _mint(me, {"name": "child-writer"})["secret"])
     session = CP(cp.url, me.post("/v1/sessions", {}).json()["token"])
@@ -509,5 +587,5 @@ def test_a_key_cannot_lift_a_per_key_budget_that_caps_it_or_its_maker(cp):
         r = attacker.delete(f"/v1/budgets/{bid}")
         assert r.status == 403 and r.error["code"] == "auth.forbidden", r.text
     assert acme.get(f"/v1/budgets/{bid}").json()["limit"] == 100
-    assert me.put(f"/v1/budgets/{bid}", {"limit": 50}).status == 200          # tightening is fine
-    assert acme.put(f"/v1/budgets/{bid}", {"limit": 200}).status == 200       # the workspace's own key
+    assert me.put(f"/v1/budgets/{bid}", {"limit": 50}).status == 200  # tightening is fine
+    assert acme.put(f"/v1/budgets/{bid}", {"limit": 200}).status == 200  # the workspace's own key

@@ -4,6 +4,7 @@ The two tests share a module's gateway but not a budget (the race spends workspa
 settlement test tiny's), and each counts only the requests carrying its own marker, so either
 passes or fails alone, in any order.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,41 +22,58 @@ MAX_TOKENS = 10
 
 def _body(marker: str) -> bytes:
     """A call carrying a per-test marker (32 hex digits, so every body has the same length)."""
-    return json.dumps({"model": "gpt-4o-mini", "max_tokens": MAX_TOKENS,
-                       "messages": [{"role": "user", "content": f"budget race {marker}"}]}).encode()
+    return json.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "max_tokens": MAX_TOKENS,
+            "messages": [{"role": "user", "content": f"budget race {marker}"}],
+        }
+    ).encode()
 
 
 def _marker() -> str:
     return uuid.uuid4().hex
 
 
-PER_CALL = len(_body(_marker())) + MAX_TOKENS   # the worst case the gateway reserves (input bound + output cap)
+PER_CALL = len(_body(_marker())) + MAX_TOKENS  # the worst case the gateway reserves (input bound + output cap)
 LIMIT = 50 * PER_CALL
-SETTLE_FITS = 5                                  # the settlement test's budget holds this many reservations
-BODY = _body("0" * 32)                           # a fixed body, for test_shared_budget
+SETTLE_FITS = 5  # the settlement test's budget holds this many reservations
+BODY = _body("0" * 32)  # a fixed body, for test_shared_budget
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["one-worker", "two-workers"])
 def capped_gw(request, tmp_path_factory):
     """Two workers share the budget through the SQLite ledger: the race must stay exact across processes."""
-    budgets = [{"id": "capped-daily", "workspace": "capped", "key": None, "unit": "tokens",
-                "window": "day", "limit": LIMIT},
-               {"id": "settle-daily", "workspace": "tiny", "key": None, "unit": "tokens",
-                "window": "day", "limit": SETTLE_FITS * PER_CALL}]
+    budgets = [
+        {"id": "capped-daily", "workspace": "capped", "key": None, "unit": "tokens", "window": "day", "limit": LIMIT},
+        {
+            "id": "settle-daily",
+            "workspace": "tiny",
+            "key": None,
+            "unit": "tokens",
+            "window": "day",
+            "limit": SETTLE_FITS * PER_CALL,
+        },
+    ]
     g = start_gateway(tmp_path_factory.mktemp("budget"), budgets, workers=request.param)
     yield g
     g.stack.stop()
 
 
 async def _fire(url: str, key: str, n: int, body: bytes = BODY) -> list[tuple[int, dict, dict]]:
-    headers = {"authorization": f"Bearer {key}", "content-type": "application/json",
-               # hold every admitted call at the upstream until all 200 have been decided
-               "x-sim-delay-ms": "3000"}
+    headers = {
+        "authorization": f"Bearer {key}",
+        "content-type": "application/json",
+        # hold every admitted call at the upstream until all 200 have been decided
+        "x-sim-delay-ms": "3000",
+    }
     conn = aiohttp.TCPConnector(limit=n)
     async with aiohttp.ClientSession(connector=conn) as s:
+
         async def one():
             async with s.post(url, data=body, headers=headers) as r:
                 return r.status, {k.lower(): v for k, v in r.headers.items()}, await r.json()
+
         return await asyncio.gather(*(one() for _ in range(n)))
 
 
@@ -92,13 +110,13 @@ def test_settlement_returns_unused_reservation(capped_gw):
     url, key = gw.base("tiny") + "/chat/completions", gw.tokens["tiny"]
     first = asyncio.run(_fire(url, key, SETTLE_FITS + 3, _body(_marker())))
     assert sorted(r[0] for r in first) == [200] * SETTLE_FITS + [429] * 3
-    docs = [gw.receipt_doc(h["x-relayone-receipt-id"]) for _, h, _ in first]   # settled
+    docs = [gw.receipt_doc(h["x-relayone-receipt-id"]) for _, h, _ in first]  # settled
     spent = sum(r["usage"]["input_tokens"] + r["usage"]["output_tokens"] for r in docs)
-    assert 0 < spent < SETTLE_FITS * PER_CALL // 2     # real usage is far below the worst case reserved
+    assert 0 < spent < SETTLE_FITS * PER_CALL // 2  # real usage is far below the worst case reserved
 
     marker = _marker()
     again = asyncio.run(_fire(url, key, SETTLE_FITS + 3, _body(marker)))
     fits = (SETTLE_FITS * PER_CALL - spent) // PER_CALL
-    assert fits >= SETTLE_FITS // 2                     # without settlement none would fit
+    assert fits >= SETTLE_FITS // 2  # without settlement none would fit
     assert sorted(r[0] for r in again) == [200] * fits + [429] * (SETTLE_FITS + 3 - fits)
     assert len([e for e in gw.sim_requests() if marker in e["body"]]) == fits

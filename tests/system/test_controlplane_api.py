@@ -6,6 +6,7 @@ JWTs, admin and fleet tokens), workspace isolation, policies and their
 versions, keys, budgets, workspaces, upstreams, audit pagination and receipt
 ingestion, rate limits and error shapes.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,11 +54,17 @@ def cp(request, tmp_path_factory):
 
 
 def _jwt(cp, key=None, **claims):
-    base = {"iss": "https://issuer.test", "aud": "relaygate", "sub": "svc-reporting", "workspace": "acme",
-            "exp": int(time.time()) + 300}
+    base = {
+        "iss": "https://issuer.test",
+        "aud": "relaygate",
+        "sub": "svc-reporting",
+        "workspace": "acme",
+        "exp": int(time.time()) + 300,
+    }
     base.update(claims)
-    return jwt.encode({k: v for k, v in base.items() if v is not None}, key or cp.jwt_key, algorithm="ES256",
-                      headers={"kid": "k1"})
+    return jwt.encode(
+        {k: v for k, v in base.items() if v is not None}, key or cp.jwt_key, algorithm="ES256", headers={"kid": "k1"}
+    )
 
 
 def _err(reply, status, code=None):
@@ -70,6 +77,7 @@ def _err(reply, status, code=None):
 
 
 # -- authentication ------------------------------------------------------------------------
+
 
 def test_missing_malformed_and_forged_credentials_are_401(cp):
     anon = CP(cp.url)
@@ -100,8 +108,12 @@ def test_read_only_key_reaches_health_usage_and_logs_only(cp):
     assert ro.get("/api/usage").status == 200
     assert ro.get("/api/logs").status == 200
     assert ro.get("/v1/audit/events").status == 200
-    for reply in (ro.get("/v1/policies"), ro.post("/v1/keys", {"name": "x"}), ro.get("/api/discover"),
-                  ro.post("/api/relay", {"to": "gpt-4o-mini", "payload": {}})):
+    for reply in (
+        ro.get("/v1/policies"),
+        ro.post("/v1/keys", {"name": "x"}),
+        ro.get("/api/discover"),
+        ro.post("/api/relay", {"to": "gpt-4o-mini", "payload": {}}),
+    ):
         assert "read-only" in _err(reply, 403, "auth.forbidden")["error"]["message"]
 
 
@@ -121,9 +133,10 @@ def test_sessions_expire_end_and_never_exceed_their_maker(cp):
     assert "expired" in reply.error["message"] and time.monotonic() - started < 10
 
     ro_key = acme.post("/v1/keys", {"name": "ro", "kind": "read_only"}).json()["secret"]
-    _err(CP(cp.url, ro_key).post("/v1/sessions", {}), 403)          # read-only: health, usage, logs only
-    narrow = acme.post("/v1/keys", {"name": "narrow", "scope": {"permissions": ["policies:read",
-                                                                               "sessions:write"]}}).json()
+    _err(CP(cp.url, ro_key).post("/v1/sessions", {}), 403)  # read-only: health, usage, logs only
+    narrow = acme.post(
+        "/v1/keys", {"name": "narrow", "scope": {"permissions": ["policies:read", "sessions:write"]}}
+    ).json()
     narrow_session = CP(cp.url, CP(cp.url, narrow["secret"]).post("/v1/sessions", {}).json()["token"])
     assert narrow_session.get("/v1/policies").status == 200
     _err(narrow_session.post("/v1/keys", {"name": "escalate"}), 403)
@@ -135,7 +148,7 @@ def test_workspace_jwt_valid_expired_forged_and_misdirected(cp):
     assert good.post("/v1/policies", yaml=POLICY.replace("no-gpt-4o", "jwt-made")).status == 201
     _err(CP(cp.url, _jwt(cp, exp=int(time.time()) - 120)).get("/v1/policies"), 401)
     other, _ = _jwk_pair("k1")
-    _err(CP(cp.url, _jwt(cp, key=other)).get("/v1/policies"), 401)          # forged: right kid, wrong key
+    _err(CP(cp.url, _jwt(cp, key=other)).get("/v1/policies"), 401)  # forged: right kid, wrong key
     _err(CP(cp.url, _jwt(cp, aud="someone-else")).get("/v1/policies"), 401)
     _err(CP(cp.url, _jwt(cp, iss="https://evil.test")).get("/v1/policies"), 401)
     _err(CP(cp.url, _jwt(cp, workspace=None)).get("/v1/policies"), 401)
@@ -148,7 +161,7 @@ def test_workspace_jwt_valid_expired_forged_and_misdirected(cp):
 def test_admin_and_fleet_tokens_reach_only_their_endpoints(cp):
     assert {w["id"] for w in cp.admin.get("/v1/workspaces").json()["workspaces"]} >= {"acme", "euro"}
     assert [w["id"] for w in cp.client("euro").get("/v1/workspaces").json()["workspaces"]] == ["euro"]
-    _err(cp.admin.get("/v1/keys"), 400)                      # which workspace?
+    _err(cp.admin.get("/v1/keys"), 400)  # which workspace?
     assert cp.admin.get("/v1/keys", headers={"X-Relaygate-Workspace": "acme"}).status == 200
     _err(cp.admin.get("/v1/keys", headers={"X-Relaygate-Workspace": "ghost"}), 404)
     _err(cp.fleet.get("/v1/policies"), 403, "auth.forbidden")
@@ -158,15 +171,22 @@ def test_admin_and_fleet_tokens_reach_only_their_endpoints(cp):
 
 # -- isolation -------------------------------------------------------------------------------
 
+
 def test_a_workspace_never_reads_or_changes_another_workspaces_data(cp):
     acme, euro = cp.client("acme"), cp.client("euro")
     pol = acme.post("/v1/policies", yaml=POLICY.replace("no-gpt-4o", "acme-private")).json()
     key = acme.post("/v1/keys", {"name": "acme-only"}).json()["key"]
-    for reply in (euro.get(f"/v1/policies/{pol['id']}"), euro.put(f"/v1/policies/{pol['id']}", yaml=POLICY),
-                  euro.delete(f"/v1/policies/{pol['id']}"), euro.get(f"/v1/policies/{pol['id']}/versions"),
-                  euro.post(f"/v1/policies/{pol['id']}/dryrun", {"input": {}}),
-                  euro.get(f"/v1/keys/{key['id']}"), euro.post(f"/v1/keys/{key['id']}/revoke"),
-                  euro.get("/v1/workspaces/acme"), euro.get("/v1/budgets/limited-key-monthly")):
+    for reply in (
+        euro.get(f"/v1/policies/{pol['id']}"),
+        euro.put(f"/v1/policies/{pol['id']}", yaml=POLICY),
+        euro.delete(f"/v1/policies/{pol['id']}"),
+        euro.get(f"/v1/policies/{pol['id']}/versions"),
+        euro.post(f"/v1/policies/{pol['id']}/dryrun", {"input": {}}),
+        euro.get(f"/v1/keys/{key['id']}"),
+        euro.post(f"/v1/keys/{key['id']}/revoke"),
+        euro.get("/v1/workspaces/acme"),
+        euro.get("/v1/budgets/limited-key-monthly"),
+    ):
         _err(reply, 404)
     _err(euro.get("/v1/policies", headers={"X-Relaygate-Workspace": "acme"}), 403)
     assert pol["id"] not in {p["id"] for p in euro.get("/v1/policies").json()["policies"]}
@@ -175,6 +195,7 @@ def test_a_workspace_never_reads_or_changes_another_workspaces_data(cp):
 
 
 # -- policies ---------------------------------------------------------------------------------
+
 
 def test_policy_lifecycle_versions_and_soft_delete(cp):
     acme = cp.client("acme")
@@ -195,20 +216,27 @@ def test_policy_lifecycle_versions_and_soft_delete(cp):
     assert p["id"] not in {x["id"] for x in acme.get("/v1/policies").json()["policies"]}
     listed = acme.get("/v1/policies", params={"include_deleted": "true"}).json()["policies"]
     assert next(x for x in listed if x["id"] == p["id"])["deleted_at"]
-    assert acme.get(f"/v1/policies/{p['id']}/versions/2").status == 200     # history stays readable
+    assert acme.get(f"/v1/policies/{p['id']}/versions/2").status == 200  # history stays readable
     kinds = [e["kind"] for e in acme.get("/v1/audit/events", params={"policy": p["id"]}).json()["events"]]
     assert kinds == ["policy.version_added", "policy.updated", "policy.created"]
 
 
-@pytest.mark.parametrize("doc,line,column,fragment", [
-    ("name: x\nrego: |\n  package p\n  import rego.v1\n  deny contains \"r\" if input.model == == 1\n",
-     5, 39, "expecting"),
-    ("name: [x\nrego: y\n", 2, 5, "invalid YAML"),
-    ("name: x\nrego: |\n  import rego.v1\n  deny contains 1 if true\n", 3, 1, "package"),
-    ("name: x\nrego: |\n  package p\n  import rego.v1\n  deny := 1\n", 3, 1, "set of reasons"),
-    ("name: x\ncolour: blue\nrego: |\n  package p\n", 2, 9, "unknown field"),
-    ("name: x\neffect: {status: 200}\nrego: |\n  package p\n", 2, 9, "400 to 499"),
-])
+@pytest.mark.parametrize(
+    "doc,line,column,fragment",
+    [
+        (
+            'name: x\nrego: |\n  package p\n  import rego.v1\n  deny contains "r" if input.model == == 1\n',
+            5,
+            39,
+            "expecting",
+        ),
+        ("name: [x\nrego: y\n", 2, 5, "invalid YAML"),
+        ("name: x\nrego: |\n  import rego.v1\n  deny contains 1 if true\n", 3, 1, "package"),
+        ("name: x\nrego: |\n  package p\n  import rego.v1\n  deny := 1\n", 3, 1, "set of reasons"),
+        ("name: x\ncolour: blue\nrego: |\n  package p\n", 2, 9, "unknown field"),
+        ("name: x\neffect: {status: 200}\nrego: |\n  package p\n", 2, 9, "400 to 499"),
+    ],
+)
 def test_invalid_policy_is_rejected_with_line_and_column(cp, doc, line, column, fragment):
     body = _err(cp.client("acme").post("/v1/policies", yaml=doc), 400, "policy.invalid")
     assert fragment in body["error"]["message"]
@@ -240,23 +268,34 @@ def test_dry_run_uses_the_data_plane_engine_without_enforcing(cp):
     assert old["decision"]["code"] == "policy.blocked" and old["policy"]["version"] == 1
     doc = dict(blocked["input"], workspace={"id": "euro", "allowed_jurisdictions": [], "allowed_regions": []})
     as_input = run({"version": 1, "input": doc}).json()
-    assert as_input["input"]["workspace"]["id"] == "acme"        # a dry run only sees its own workspace
+    assert as_input["input"]["workspace"]["id"] == "acme"  # a dry run only sees its own workspace
     assert as_input["decision"]["code"] == "policy.blocked"
     _err(run({}), 400)
     _err(run({"request": {"endpoint": "chat.completions", "body": {"model": 7}}}), 400, "request.invalid")
-    platform = acme.post("/v1/policies/relaygate.sovereignty/dryrun",
-                         {"request": {"endpoint": "embeddings", "body": {"model": "text-embedding-3-small",
-                                                                         "input": "x"}}})
+    platform = acme.post(
+        "/v1/policies/relaygate.sovereignty/dryrun",
+        {"request": {"endpoint": "embeddings", "body": {"model": "text-embedding-3-small", "input": "x"}}},
+    )
     assert platform.status == 200 and platform.json()["decision"]["allow"]
     assert "relaygate.sovereignty@1.0.0" in platform.json()["decision"]["policies"]
 
 
 # -- keys ---------------------------------------------------------------------------------------
 
+
 def test_keys_create_once_list_rotate_revoke_and_no_escalation(cp):
     acme = cp.client("acme")
-    created = acme.post("/v1/keys", {"name": "ci", "scope": {"endpoints": ["embeddings"], "models": ["gpt-4o*"],
-                                                              "permissions": ["policies:read", "keys:write"]}})
+    created = acme.post(
+        "/v1/keys",
+        {
+            "name": "ci",
+            "scope": {
+                "endpoints": ["embeddings"],
+                "models": ["gpt-4o*"],
+                "permissions": ["policies:read", "keys:write"],
+            },
+        },
+    )
     assert created.status == 201
     secret, key = created.json()["secret"], created.json()["key"]
     assert secret.startswith(f"ro_live_{key['id']}_")
@@ -265,10 +304,13 @@ def test_keys_create_once_list_rotate_revoke_and_no_escalation(cp):
     limited = CP(cp.url, secret)
     assert limited.get("/v1/policies").status == 200
     _err(limited.post("/v1/policies", yaml=POLICY), 403)
-    _err(limited.post("/v1/keys", {"name": "wider", "scope": {"permissions": ["*"]}}), 403)   # more than it holds
-    inherited = limited.post("/v1/keys", {"name": "inherits"}).json()["key"]["scope"]   # omitted: the caller's own
-    assert inherited == {"endpoints": ["embeddings"], "models": ["gpt-4o*"], "permissions": ["keys:write",
-                                                                                           "policies:read"]}
+    _err(limited.post("/v1/keys", {"name": "wider", "scope": {"permissions": ["*"]}}), 403)  # more than it holds
+    inherited = limited.post("/v1/keys", {"name": "inherits"}).json()["key"]["scope"]  # omitted: the caller's own
+    assert inherited == {
+        "endpoints": ["embeddings"],
+        "models": ["gpt-4o*"],
+        "permissions": ["keys:write", "policies:read"],
+    }
     assert limited.post("/v1/keys", {"name": "same", "scope": {"permissions": ["policies:read"]}}).status == 201
 
     rotated = acme.post(f"/v1/keys/{key['id']}/rotate", {}).json()
@@ -280,7 +322,7 @@ def test_keys_create_once_list_rotate_revoke_and_no_escalation(cp):
 
     graceful = acme.post("/v1/keys", {"name": "grace"}).json()
     new = acme.post(f"/v1/keys/{graceful['key']['id']}/rotate", {"grace_seconds": 3600}).json()
-    assert CP(cp.url, graceful["secret"]).get("/v1/policies").status == 200    # still inside its grace period
+    assert CP(cp.url, graceful["secret"]).get("/v1/policies").status == 200  # still inside its grace period
     assert CP(cp.url, new["secret"]).get("/v1/policies").status == 200
     revoked = acme.post(f"/v1/keys/{new['key']['id']}/revoke").json()
     assert revoked["revoked_at"]
@@ -290,9 +332,12 @@ def test_keys_create_once_list_rotate_revoke_and_no_escalation(cp):
 
 # -- workspaces, upstreams, budgets -----------------------------------------------------------
 
+
 def test_workspaces_upstreams_and_budgets(cp):
-    created = cp.admin.post("/v1/workspaces", {"id": "newco", "sovereignty": {"allowed_jurisdictions": ["eea"]},
-                                                "limits": {"tokens_per_minute": 5000}})
+    created = cp.admin.post(
+        "/v1/workspaces",
+        {"id": "newco", "sovereignty": {"allowed_jurisdictions": ["eea"]}, "limits": {"tokens_per_minute": 5000}},
+    )
     assert created.status == 201 and created.json()["limits"]["tokens_per_minute"] == 5000
     _err(cp.admin.post("/v1/workspaces", {"id": "newco"}), 409)
     _err(cp.admin.post("/v1/workspaces", {"id": "bad id!"}), 400)
@@ -300,8 +345,15 @@ def test_workspaces_upstreams_and_budgets(cp):
     upd = cp.admin.put("/v1/workspaces/newco", {"relay": {"fallbacks": {"gpt-4o": ["gpt-4o-mini"]}}}).json()
     assert upd["relay"]["fallbacks"] == {"gpt-4o": ["gpt-4o-mini"]} and upd["limits"]["tokens_per_minute"] == 5000
 
-    spec = {"name": "openai-extra", "provider": "openai", "address": "127.0.0.1:9", "region": "eu-central-1",
-            "jurisdiction": "eu", "credential": "openai", "models": {"gpt-4o-mini": {"input_per_1k": 0.1}}}
+    spec = {
+        "name": "openai-extra",
+        "provider": "openai",
+        "address": "127.0.0.1:9",
+        "region": "eu-central-1",
+        "jurisdiction": "eu",
+        "credential": "openai",
+        "models": {"gpt-4o-mini": {"input_per_1k": 0.1}},
+    }
     _err(cp.admin.post("/v1/upstreams", {**spec, "credential": "nope"}), 400)
     assert cp.admin.post("/v1/upstreams", spec).status == 201
     _err(cp.admin.post("/v1/upstreams", spec), 409)
@@ -315,8 +367,13 @@ def test_workspaces_upstreams_and_budgets(cp):
     assert b.status == 201 and b.json()["limit"] == 12.5
     _err(acme.post("/v1/budgets", {"id": "acme-monthly", "unit": "usd", "window": "month", "limit": 1}), 409)
     _err(acme.post("/v1/budgets", {"id": "x", "unit": "eur", "window": "month", "limit": 1}), 400)
-    _err(acme.post("/v1/budgets", {"id": "y", "unit": "usd", "window": "day", "limit": 1,
-                                   "key_id": cp.tokens["euro"].split("_")[2]}), 400)
+    _err(
+        acme.post(
+            "/v1/budgets",
+            {"id": "y", "unit": "usd", "window": "day", "limit": 1, "key_id": cp.tokens["euro"].split("_")[2]},
+        ),
+        400,
+    )
     assert acme.put("/v1/budgets/acme-monthly", {"limit": 20}).json()["limit"] == 20
     assert acme.delete("/v1/budgets/acme-monthly").status == 204
     _err(acme.get("/v1/budgets/acme-monthly"), 404)
@@ -326,18 +383,41 @@ def test_workspaces_upstreams_and_budgets(cp):
 
 # -- audit: ingestion and pagination ------------------------------------------------------------
 
+
 def _receipt(rid: str, signer: Signer, **over) -> dict:
-    r = {"version": 1, "id": rid, "status": "complete", "sidecar": "test-sidecar",
-         "started_at": "2026-03-01T10:00:00.000Z", "issued_at": "2026-03-01T10:00:01.000Z", "workspace": "acme",
-         "key_id": "KEYKEYKEYKEY", "request": {"endpoint": "chat.completions", "path": "/v1/acme/chat/completions",
-                                               "stream": False, "digest": "sha256:00", "bytes": 10, "user": "alice"},
-         "decision": {"allow": True, "status": 200, "code": "ok", "reasons": [], "bundle": "r1",
-                      "policies": ["relaygate.gateway@1.0.0", "relaygate.scope@1.0.0"]},
-         "model": {"requested": "gpt-4o-mini", "served": "gpt-4o-mini"},
-         "upstream": {"name": "openai-us", "provider": "openai", "region": "us-east-1", "jurisdiction": "us"},
-         "response": {"status": 200, "flags": "", "bytes": 100}, "usage": {"input_tokens": 5, "output_tokens": 7,
-                                                                            "source": "response"},
-         "cost": {"usd_micros": 12}, "latency_us": 2500, "prev_hash": "sha256:" + "0" * 64}
+    r = {
+        "version": 1,
+        "id": rid,
+        "status": "complete",
+        "sidecar": "test-sidecar",
+        "started_at": "2026-03-01T10:00:00.000Z",
+        "issued_at": "2026-03-01T10:00:01.000Z",
+        "workspace": "acme",
+        "key_id": "KEYKEYKEYKEY",
+        "request": {
+            "endpoint": "chat.completions",
+            "path": "/v1/acme/chat/completions",
+            "stream": False,
+            "digest": "sha256:00",
+            "bytes": 10,
+            "user": "alice",
+        },
+        "decision": {
+            "allow": True,
+            "status": 200,
+            "code": "ok",
+            "reasons": [],
+            "bundle": "r1",
+            "policies": ["relaygate.gateway@1.0.0", "relaygate.scope@1.0.0"],
+        },
+        "model": {"requested": "gpt-4o-mini", "served": "gpt-4o-mini"},
+        "upstream": {"name": "openai-us", "provider": "openai", "region": "us-east-1", "jurisdiction": "us"},
+        "response": {"status": 200, "flags": "", "bytes": 100},
+        "usage": {"input_tokens": 5, "output_tokens": 7, "source": "response"},
+        "cost": {"usd_micros": 12},
+        "latency_us": 2500,
+        "prev_hash": "sha256:" + "0" * 64,
+    }
     r.update(over)
     return sign_receipt(r, signer)[0]
 
@@ -345,14 +425,24 @@ def _receipt(rid: str, signer: Signer, **over) -> dict:
 def _register(cp, instance: str) -> Signer:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from relaygate.evidence import custody
+
     k = Ed25519PrivateKey.generate()
     signer = Signer(k, key_id_for(k.public_key()))
-    proof = custody.sign_event(custody.event("key.registered", instance, "receipts", signer, time.time() - 86400 * 365,
-                                             event_id=f"cust_{instance}"), signer)
-    body = {"instance_id": instance, "tenant": "default", "zone": "z1", "version": "test",
-            "grpc_address": "unix:/dev/null", "signing_key": {"key_id": signer.key_id,
-                                                              "public_key": signer.public_pem().decode()}}
-    assert cp.fleet.post("/v1/fleet/instances", body).status == 400          # no proof of possession
+    proof = custody.sign_event(
+        custody.event(
+            "key.registered", instance, "receipts", signer, time.time() - 86400 * 365, event_id=f"cust_{instance}"
+        ),
+        signer,
+    )
+    body = {
+        "instance_id": instance,
+        "tenant": "default",
+        "zone": "z1",
+        "version": "test",
+        "grpc_address": "unix:/dev/null",
+        "signing_key": {"key_id": signer.key_id, "public_key": signer.public_pem().decode()},
+    }
+    assert cp.fleet.post("/v1/fleet/instances", body).status == 400  # no proof of possession
     body["signing_key"]["proof"] = proof
     reply = cp.fleet.post("/v1/fleet/instances", body, headers={"X-Relaygate-Instance": instance})
     assert reply.status == 200, reply.text
@@ -362,24 +452,52 @@ def _register(cp, instance: str) -> Signer:
 def test_receipt_ingestion_is_idempotent_verified_and_filterable(cp):
     signer = _register(cp, "sidecar-a")
     envs = [_receipt(f"rcpt_ingest{i}", signer, started_at=f"2026-03-01T10:00:0{i}.000Z") for i in range(5)]
-    envs.append(_receipt("rcpt_ingest_deny", signer, decision={
-        "allow": False, "status": 451, "code": "sovereignty.blocked", "reasons": ["no"], "bundle": "r1",
-        "policies": ["relaygate.sovereignty@1.0.0"]}, upstream=None, response=None))
+    envs.append(
+        _receipt(
+            "rcpt_ingest_deny",
+            signer,
+            decision={
+                "allow": False,
+                "status": 451,
+                "code": "sovereignty.blocked",
+                "reasons": ["no"],
+                "bundle": "r1",
+                "policies": ["relaygate.sovereignty@1.0.0"],
+            },
+            upstream=None,
+            response=None,
+        )
+    )
     post = lambda batch: cp.fleet.post("/v1/fleet/receipts", {"instance_id": "sidecar-a", "receipts": batch})  # noqa
     assert post(envs).json() == {"accepted": 6, "duplicates": 0, "rejected": [], "deferred": []}
     assert post(envs[:3]).json() == {"accepted": 0, "duplicates": 3, "rejected": [], "deferred": []}
     # One batch: a stored receipt, a new one sent twice, one citing a policy id at two versions.
     twice = _receipt("rcpt_ingest_twice", signer)
-    cites = _receipt("rcpt_ingest_cites", signer, decision={
-        "allow": True, "status": 200, "code": "ok", "reasons": [], "bundle": "r1",
-        "policies": ["pol_twoversions@2", "pol_twoversions@3", "relaygate.scope@1.0.0"]})
-    assert post([envs[4], twice, twice, cites]).json() == {"accepted": 2, "duplicates": 2, "rejected": [],
-                                                           "deferred": []}
+    cites = _receipt(
+        "rcpt_ingest_cites",
+        signer,
+        decision={
+            "allow": True,
+            "status": 200,
+            "code": "ok",
+            "reasons": [],
+            "bundle": "r1",
+            "policies": ["pol_twoversions@2", "pol_twoversions@3", "relaygate.scope@1.0.0"],
+        },
+    )
+    assert post([envs[4], twice, twice, cites]).json() == {
+        "accepted": 2,
+        "duplicates": 2,
+        "rejected": [],
+        "deferred": [],
+    }
     events = cp.client("acme").get("/v1/audit/events", params={"policy": "pol_twoversions"}).json()["events"]
     assert [(e["id"], e["policies"]) for e in events] == [
-        ("rcpt_ingest_cites", ["pol_twoversions@2", "relaygate.scope@1.0.0"])]
+        ("rcpt_ingest_cites", ["pol_twoversions@2", "relaygate.scope@1.0.0"])
+    ]
 
     import base64
+
     statement = json.loads(base64.b64decode(envs[0]["payload"]))
     statement["predicate"]["id"], statement["predicate"]["cost"]["usd_micros"] = "rcpt_tampered", 1
     tampered = {**envs[0], "payload": base64.b64encode(json.dumps(statement).encode()).decode()}
@@ -394,12 +512,14 @@ def test_receipt_ingestion_is_idempotent_verified_and_filterable(cp):
     assert [e["id"] for e in denied] == ["rcpt_ingest_deny"] and denied[0]["status"] == 451
     by_policy = acme.get("/v1/audit/events", params={"policy": "relaygate.sovereignty@1.0.0"}).json()["events"]
     assert [e["id"] for e in by_policy] == ["rcpt_ingest_deny"]
-    ranged = acme.get("/v1/audit/events", params={"from": "2026-03-01T10:00:01Z", "to": "2026-03-01T10:00:03Z",
-                                                  "kind": "gateway.call"}).json()["events"]
+    ranged = acme.get(
+        "/v1/audit/events",
+        params={"from": "2026-03-01T10:00:01Z", "to": "2026-03-01T10:00:03Z", "kind": "gateway.call"},
+    ).json()["events"]
     assert sorted(e["id"] for e in ranged) == ["rcpt_ingest1", "rcpt_ingest2"]
-    assert acme.get("/v1/audit/events", params={"model": "gpt-4o-mini", "key_id": "KEYKEYKEYKEY",
-                                                "kind": "gateway.call"}).json()["events"][0]["tokens"] == \
-        {"input": 5, "output": 7}
+    assert acme.get(
+        "/v1/audit/events", params={"model": "gpt-4o-mini", "key_id": "KEYKEYKEYKEY", "kind": "gateway.call"}
+    ).json()["events"][0]["tokens"] == {"input": 5, "output": 7}
     full = acme.get("/v1/audit/events/rcpt_ingest3").json()
     assert verify_receipt(full["receipt"], load_public_key(signer.public_pem()))
     _err(cp.client("euro").get("/v1/audit/events/rcpt_ingest3"), 404)
@@ -416,7 +536,7 @@ def test_pagination_is_stable_while_events_arrive(cp):
         params = {"kind": "key.created", "limit": 5, **({"cursor": cursor} if cursor else {})}
         page = acme.get("/v1/audit/events", params=params).json()
         pages.append(page)
-        if len(pages) == 1:   # events arriving between pages never shift or repeat later pages
+        if len(pages) == 1:  # events arriving between pages never shift or repeat later pages
             for i in range(4):
                 acme.post("/v1/keys", {"name": f"late-{i}"})
         cursor = page["next_cursor"]
@@ -425,14 +545,17 @@ def test_pagination_is_stable_while_events_arrive(cp):
     ids = [e["id"] for p in pages for e in p["events"]]
     assert len(ids) == len(set(ids))
     names = [e["detail"]["key_id"] for p in pages for e in p["events"]]
-    all_created = [e["detail"]["key_id"] for e in acme.get("/v1/audit/events", params={
-        "kind": "key.created", "limit": 1000}).json()["events"]]
+    all_created = [
+        e["detail"]["key_id"]
+        for e in acme.get("/v1/audit/events", params={"kind": "key.created", "limit": 1000}).json()["events"]
+    ]
     late = set(all_created[:4])
-    assert not late & set(names)                        # newer events are not on older pages
+    assert not late & set(names)  # newer events are not on older pages
     assert names == [k for k in all_created if k not in late]
 
 
 # -- rate limit and error shapes ----------------------------------------------------------------
+
 
 def test_control_plane_rate_limit_per_workspace_with_retry_after(cp):
     assert cp.admin.put("/v1/workspaces/tiny", {"limits": {"control_plane_rps": 2}}).status == 200
@@ -442,7 +565,7 @@ def test_control_plane_rate_limit_per_workspace_with_retry_after(cp):
     assert limited, [r.status for r in statuses]
     assert int(limited[0].headers["retry-after"]) >= 1
     assert limited[0].json()["error"]["code"] == "rate_limited"
-    assert cp.client("acme").get("/v1/policies").status == 200      # other workspaces are unaffected
+    assert cp.client("acme").get("/v1/policies").status == 200  # other workspaces are unaffected
 
 
 def test_error_shapes_for_bad_input(cp):

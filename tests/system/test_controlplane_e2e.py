@@ -6,6 +6,7 @@ during a control-plane outage the gateway keeps enforcing the last bundle it
 had (also across a sidecar restart), and the receipts it spooled arrive
 exactly once when the control plane is back.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,11 @@ class Full:
         self.cp = ControlPlane(stack, tokens)
 
     def call(self, key: str, model: str = "gpt-4o-mini", ws: str = "acme", **extra):
-        return curl(self.gw.base(ws) + "/chat/completions", chat_body(model, **extra),
-                    {"authorization": f"Bearer {key}", "content-type": "application/json"})
+        return curl(
+            self.gw.base(ws) + "/chat/completions",
+            chat_body(model, **extra),
+            {"authorization": f"Bearer {key}", "content-type": "application/json"},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +73,14 @@ def test_policy_created_through_the_api_blocks_at_the_gateway_and_lands_in_the_a
     created = acme.post("/v1/policies", yaml=BLOCK_4O)
     assert created.status == 201, created.text
     pid = created.json()["id"]
-    blocked = eventually(lambda: (r := full.call(full.tokens["acme"], "gpt-4o")).status == 403 and r, 10,
-                         "the policy reaching the gateway")
+    blocked = eventually(
+        lambda: (r := full.call(full.tokens["acme"], "gpt-4o")).status == 403 and r,
+        10,
+        "the policy reaching the gateway",
+    )
     err = blocked.json()["error"]
     assert err["code"] == "policy.blocked" and "not approved" in err["message"]
-    assert full.call(full.tokens["acme"], "gpt-4o-mini").status == 200       # other models unaffected
+    assert full.call(full.tokens["acme"], "gpt-4o-mini").status == 200  # other models unaffected
     assert full.call(full.tokens["euro"], "gpt-4o", ws="euro").json()["error"]["code"] != "policy.blocked"
 
     rid = err["receipt_id"]
@@ -107,7 +114,7 @@ def test_control_plane_outage_keeps_enforcing_and_receipts_arrive_exactly_once_a
     rids = []
     for i in range(5):
         r = full.call(key, "gpt-4o", ws="capped", content=f"during outage {i}")
-        assert r.status == 403 and r.json()["error"]["code"] == "policy.blocked"     # still enforced
+        assert r.status == 403 and r.json()["error"]["code"] == "policy.blocked"  # still enforced
         ok = full.call(key, "gpt-4o-mini", ws="capped", content=f"during outage {i}")
         assert ok.status == 200
         rids += [r.receipt_id, ok.receipt_id]
@@ -122,12 +129,14 @@ def test_control_plane_outage_keeps_enforcing_and_receipts_arrive_exactly_once_a
 
     full.stack.start_controlplane()
     for rid in rids:
-        eventually(lambda: capped.get(f"/v1/audit/events/{rid}").status == 200, 30,
-                   f"receipt {rid} shipped after the outage")
+        eventually(
+            lambda: capped.get(f"/v1/audit/events/{rid}").status == 200, 30, f"receipt {rid} shipped after the outage"
+        )
 
     def shipped_ids():
         events = full.cp.admin.get("/v1/audit/events", params={"kind": "gateway.call", "limit": 1000}).json()
         return [e["id"] for e in events["events"]]
+
     spooled = {envelope_receipt(e)["id"] for e in full.gw.all_receipts()}
     eventually(lambda: spooled <= set(shipped_ids()), 30, "every spooled receipt at the control plane")
     ids = shipped_ids()
@@ -136,19 +145,32 @@ def test_control_plane_outage_keeps_enforcing_and_receipts_arrive_exactly_once_a
 
 def test_relay_goes_through_the_gateway_with_fallback_streaming_and_logs(full):
     acme = CP(full.cp.url, full.tokens["acme"], "x-api-key")
-    plain = acme.post("/api/relay", {"to": "gpt-4o-mini", "payload": {"messages": [
-        {"role": "user", "content": "What is the capital of France?"}], "max_tokens": 20},
-        "metadata": {"user_id": "user_123", "session": "s-1"}})
+    plain = acme.post(
+        "/api/relay",
+        {
+            "to": "gpt-4o-mini",
+            "payload": {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 20},
+            "metadata": {"user_id": "user_123", "session": "s-1"},
+        },
+    )
     assert plain.status == 200, plain.text
     r = plain.json()
     assert r["status_code"] == 200 and r["fallback_used"] is False and r["relay_id"].startswith("evt_rel_")
     assert r["body"]["choices"][0]["message"]["content"] and r["receipt_id"].startswith("rcpt_")
 
     # dead-model's only upstream is down (503): the chain falls back to claude, in Anthropic's shape.
-    marker = uuid.uuid4().hex            # finds this call's request among the module's others
-    fb = acme.post("/api/relay", {"to": "dead-model", "fallback": ["claude-sonnet-4-5"], "metadata": {"run": 7},
-                                  "payload": {"messages": [{"role": "system", "content": "Be brief."},
-                                                           {"role": "user", "content": f"Hi {marker}"}]}}).json()
+    marker = uuid.uuid4().hex  # finds this call's request among the module's others
+    fb = acme.post(
+        "/api/relay",
+        {
+            "to": "dead-model",
+            "fallback": ["claude-sonnet-4-5"],
+            "metadata": {"run": 7},
+            "payload": {
+                "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Hi {marker}"}]
+            },
+        },
+    ).json()
     assert fb["fallback_used"] is True and fb["status_code"] == 200 and fb["model"] == "claude-sonnet-4-5"
     assert [a["status_code"] for a in fb["attempts"]] == [503, 200]
     assert fb["body"]["type"] == "message"
@@ -158,23 +180,37 @@ def test_relay_goes_through_the_gateway_with_fallback_streaming_and_logs(full):
     # Policy refusals are final: no fallback past a 403. The key may call only gpt-4o, so the
     # fallback would succeed if tried (and this does not lean on another test's policy).
     only_4o = CP(full.cp.url, full.tokens["acme-4o"], "x-api-key")
-    denied = only_4o.post("/api/relay", {"to": "gpt-4o-mini", "fallback": ["gpt-4o"], "payload": {"messages": [
-        {"role": "user", "content": "refused"}]}}).json()
+    denied = only_4o.post(
+        "/api/relay",
+        {
+            "to": "gpt-4o-mini",
+            "fallback": ["gpt-4o"],
+            "payload": {"messages": [{"role": "user", "content": "refused"}]},
+        },
+    ).json()
     assert denied["status_code"] == 403 and denied["fallback_used"] is False, denied
     assert [a["status_code"] for a in denied["attempts"]] == [403]
 
     import requests
-    with requests.post(full.cp.url + "/api/relay", stream=True, timeout=30,
-                       headers={"x-api-key": full.tokens["acme"], "Accept": "text/event-stream"},
-                       json={"to": "gpt-4o-mini", "payload": {"messages": [{"role": "user", "content": "s"}]}}) as s:
+
+    with requests.post(
+        full.cp.url + "/api/relay",
+        stream=True,
+        timeout=30,
+        headers={"x-api-key": full.tokens["acme"], "Accept": "text/event-stream"},
+        json={"to": "gpt-4o-mini", "payload": {"messages": [{"role": "user", "content": "s"}]}},
+    ) as s:
         assert s.status_code == 200 and s.headers["Content-Type"].startswith("text/event-stream")
         assert s.headers["X-Relay-Fallback-Used"] == "false"
         events = [line for line in s.iter_lines() if line.startswith(b"data: ")]
     assert events[-1] == b"data: [DONE]" and len(events) > 5
 
     fb_rcpt = fb["attempts"][1]["receipt_id"]
-    logs = eventually(lambda: [x for x in acme.get("/api/logs", params={"limit": 100}).json()["logs"]
-                               if x["request_id"] == fb_rcpt], 15, "the relayed call in the logs")
+    logs = eventually(
+        lambda: [x for x in acme.get("/api/logs", params={"limit": 100}).json()["logs"] if x["request_id"] == fb_rcpt],
+        15,
+        "the relayed call in the logs",
+    )
     entry = logs[0]
     assert entry["fallback"]["relay_id"] == fb["relay_id"] and entry["fallback"]["attempt"] == 1
     assert entry["fallback"]["failed_attempts"][0]["status_code"] == 503
@@ -198,8 +234,13 @@ def test_relay_goes_through_the_gateway_with_fallback_streaming_and_logs(full):
 def test_agents_register_and_discover_by_capability(full):
     acme, euro = full.cp.client("acme", "x-api-key"), full.cp.client("euro")
     for i in range(3):
-        assert acme.post("/api/register", {"name": f"Analyzer {i}", "capability": "text-analysis",
-                                           "endpoint": f"https://a{i}.example/analyze"}).status == 201
+        assert (
+            acme.post(
+                "/api/register",
+                {"name": f"Analyzer {i}", "capability": "text-analysis", "endpoint": f"https://a{i}.example/analyze"},
+            ).status
+            == 201
+        )
     acme.post("/api/register", {"name": "Translator", "capability": "translation", "endpoint": "https://t.example"})
     page = acme.get("/api/discover", params={"capability": "text-analysis", "limit": 2, "offset": 1}).json()
     assert page["total"] == 3 and page["limit"] == 2 and page["offset"] == 1 and len(page["agents"]) == 2

@@ -5,6 +5,7 @@ tree-head key rotation along the way, a bundle assembled through the API,
 verified by `relaygate verify` with no network, then tampered with in every way
 the issue lists, each caught with its own message.
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,8 +39,15 @@ from tests.httpcall import chat_body, curl
 def ev(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("evidence")
     tokens = write_config(tmp / "config")
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, controlplane=True,
-                  unreachable={"openai-dead"}, instance_id="ev-sidecar", cp_extra_args=["--checkpoint-interval", "1"])
+    stack = Stack(
+        tmp / "run",
+        config_dir=tmp / "config",
+        policy_dir=POLICY_DIR,
+        controlplane=True,
+        unreachable={"openai-dead"},
+        instance_id="ev-sidecar",
+        cp_extra_args=["--checkpoint-interval", "1"],
+    )
     stack.start()
     gw = Gateway(stack, tokens)
     cp = CP(stack.cp_url, tokens["acme"])
@@ -64,8 +72,11 @@ def ev(tmp_path_factory):
     rot = admin.post("/v1/fleet/credentials/rotate", {"kind": "receipt_signing", "instance_id": "ev-sidecar"})
     assert rot.status == 202, rot.text
     rid = rot.json()["rotation_id"]
-    done = eventually(lambda: (r := admin.get(f"/v1/fleet/credentials/rotations/{rid}").json())["status"] == "done"
-                      and r, 20, "the sidecar rotating its key")
+    done = eventually(
+        lambda: (r := admin.get(f"/v1/fleet/credentials/rotations/{rid}").json())["status"] == "done" and r,
+        20,
+        "the sidecar rotating its key",
+    )
     state["rotation"] = done
     state["after"] = traffic(6, "after sidecar rotation")
     tree = admin.post("/v1/fleet/credentials/rotate", {"kind": "tree_head"})
@@ -86,13 +97,15 @@ def _bundle(ev, body=None) -> bytes:
         r = cp.get(f"/v1/evidence/bundles/{jid}")
         seen.append(r.json()["progress"] if r.status == 202 else 1.0)
         return r if r.status == 200 else None
+
     reply = eventually(ready, 60, "the evidence bundle")
     assert reply.headers["content-type"] == "application/gzip"
     status = cp.get(f"/v1/evidence/bundles/{jid}/status").json()
     assert status["status"] == "done" and status["progress"] == 1.0 and status["sha256"]
     ev.setdefault("jobs", []).append(jid)
-    return cp.session.get(f"{cp.url}/v1/evidence/bundles/{jid}",
-                          headers={"Authorization": f"Bearer {cp.token}"}).content
+    return cp.session.get(
+        f"{cp.url}/v1/evidence/bundles/{jid}", headers={"Authorization": f"Bearer {cp.token}"}
+    ).content
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +123,12 @@ def _trusted(ev) -> Path:
 
 
 def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "relaygate.evidence.cli", "verify", *map(str, args)], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "relaygate.evidence.cli", "verify", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_bundle_verifies_offline_with_the_cli(ev, bundle, tmp_path):
@@ -126,14 +143,21 @@ def test_bundle_verifies_offline_with_the_cli(ev, bundle, tmp_path):
     assert {"manifest", "digests", "custody", "checkpoints", "consistency", "receipts", "chain", "policies"} <= checks
     files = eb.read(bundle)
     manifest = json.loads(files[eb.MANIFEST])
-    assert {f["path"] for f in manifest["files"]} >= {eb.RECEIPTS, eb.INCLUSION, eb.CHECKPOINTS, eb.CUSTODY,
-                                                      eb.POLICIES, eb.DEPLOYMENTS, eb.POSTURE}
+    assert {f["path"] for f in manifest["files"]} >= {
+        eb.RECEIPTS,
+        eb.INCLUSION,
+        eb.CHECKPOINTS,
+        eb.CUSTODY,
+        eb.POLICIES,
+        eb.DEPLOYMENTS,
+        eb.POSTURE,
+    }
     custody = [json.loads(line) for line in files[eb.CUSTODY].splitlines()]
     kinds = [json.loads(base64.b64decode(e["payload"]))["type"] for e in custody]
-    assert kinds.count("key.introduced") >= 2          # the sidecar's and the control plane's rotations
+    assert kinds.count("key.introduced") >= 2  # the sidecar's and the control plane's rotations
     receipts = [json.loads(line) for line in files[eb.RECEIPTS].splitlines()]
     signers = {r["envelope"]["signatures"][0]["keyid"] for r in receipts}
-    assert len(signers) == 2                            # receipts before and after the sidecar's rotation
+    assert len(signers) == 2  # receipts before and after the sidecar's rotation
 
 
 def test_server_side_verify_agrees(ev, bundle):
@@ -150,15 +174,25 @@ def test_audit_event_carries_a_verifiable_inclusion_proof_and_checkpoints_are_co
     p = event["inclusion_proof"]
     current = load_public_key(keys["current_public_key"].encode())
     head = verify_checkpoint(p["checkpoint"], current)
-    verify_inclusion(p["leaf_index"], p["tree_size"], leaf_hash(leaf_bytes(event["receipt"])),
-                     [bytes.fromhex(h) for h in p["hashes"]], head.root)
+    verify_inclusion(
+        p["leaf_index"],
+        p["tree_size"],
+        leaf_hash(leaf_bytes(event["receipt"])),
+        [bytes.fromhex(h) for h in p["hashes"]],
+        head.root,
+    )
     again = cp.get("/v1/audit/proofs/inclusion", params={"event_id": rid}).json()
     assert again["leaf_index"] == p["leaf_index"]
     first = cp.get("/v1/audit/checkpoints", params={"limit": 1000}).json()["checkpoints"][-1]
     latest = cp.post("/v1/audit/checkpoints").json()
     proof = cp.get("/v1/audit/proofs/consistency", params={"first": first["size"], "second": latest["size"]}).json()
-    verify_consistency(first["size"], latest["size"], bytes.fromhex(first["root_hash"]),
-                       bytes.fromhex(latest["root_hash"]), [bytes.fromhex(h) for h in proof["hashes"]])
+    verify_consistency(
+        first["size"],
+        latest["size"],
+        bytes.fromhex(first["root_hash"]),
+        bytes.fromhex(latest["root_hash"]),
+        [bytes.fromhex(h) for h in proof["hashes"]],
+    )
     assert ev["cp"].get("/v1/audit/proofs/consistency", params={"first": 5, "second": 10**9}).status == 400
     other = CP(cp.url, ev["tokens"]["euro"]).get("/v1/audit/proofs/inclusion", params={"event_id": rid})
     assert other.status == 404
@@ -172,18 +206,22 @@ def test_bundle_job_is_scoped_and_validated(ev):
     assert ev["cp"].post("/v1/evidence/bundles", {"components": ["nonsense"]}).status == 400
     empty = _bundle(ev, {"from": "2000-01-01T00:00:00Z", "to": "2000-01-02T00:00:00Z", "components": ["receipts"]})
     assert eb.read(empty)[eb.RECEIPTS] == b""
-    assert verify_bundle(empty).ok           # nothing in the range, still a signed, consistent bundle
+    assert verify_bundle(empty).ok  # nothing in the range, still a signed, consistent bundle
 
 
 # -- tampering ----------------------------------------------------------------------------------
+
 
 def _repack(files: dict, fix: bool = True) -> bytes:
     """Re-tar ``files``; with ``fix`` the attacker also rewrites the manifest digests (but cannot re-sign)."""
     files = dict(files)
     if fix:
         m = json.loads(files[eb.MANIFEST])
-        m["files"] = [{"path": p, "sha256": eb.sha256_hex(files[p]), "bytes": len(files[p])}
-                      for p in sorted(files) if p not in (eb.MANIFEST, eb.MANIFEST_SIG)]
+        m["files"] = [
+            {"path": p, "sha256": eb.sha256_hex(files[p]), "bytes": len(files[p])}
+            for p in sorted(files)
+            if p not in (eb.MANIFEST, eb.MANIFEST_SIG)
+        ]
         files[eb.MANIFEST] = canonical(m)
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
@@ -192,6 +230,7 @@ def _repack(files: dict, fix: bool = True) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     import gzip
+
     return gzip.compress(raw.getvalue())
 
 
@@ -214,7 +253,7 @@ def test_one_byte_of_a_receipt_changed(ev, bundle):
     rows = _rows(files)
     payload = bytearray(base64.b64decode(rows[2]["envelope"]["payload"]))
     at = payload.index(b'"usd_micros":') + len(b'"usd_micros":')
-    payload[at] = ord("9") if payload[at] != ord("9") else ord("8")      # one digit of the cost
+    payload[at] = ord("9") if payload[at] != ord("9") else ord("8")  # one digit of the cost
     rows[2]["envelope"]["payload"] = base64.b64encode(bytes(payload)).decode()
     _set_rows(files, rows)
     msgs = _messages(_repack(files), ev)
@@ -259,6 +298,7 @@ def test_a_tree_head_forged(ev, bundle):
     notes = json.loads(files[eb.CHECKPOINTS])
     forger = signer_for(Ed25519PrivateKey.generate())
     from relaygate.evidence.checkpoint import parse
+
     cp, _, _ = parse(notes[-1])
     notes[-1] = sign_checkpoint(cp.origin, cp.size, bytes(32), cp.timestamp_ms, forger)
     files[eb.CHECKPOINTS] = canonical(notes)
@@ -331,16 +371,28 @@ def test_single_file_verifier_from_make_runs_without_the_project(ev, bundle, tmp
     pyz = root / "dist" / "relaygate-verify.pyz"
     path = tmp_path / "bundle.tar.gz"
     path.write_bytes(bundle)
-    base_python = Path(sys.base_prefix) / "bin" / "python3"     # no venv, none of the project's packages
+    base_python = Path(sys.base_prefix) / "bin" / "python3"  # no venv, none of the project's packages
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv")}
-    out = subprocess.run([str(base_python), "-I", str(pyz), "verify", str(path), "--trusted-key", str(_trusted(ev))],
-                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [str(base_python), "-I", str(pyz), "verify", str(path), "--trusted-key", str(_trusted(ev))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "VERIFIED" in out.stdout
     files = eb.read(bundle)
     files[eb.POSTURE] = b"[]"
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(_repack(files))
-    out = subprocess.run([str(base_python), "-I", str(pyz), "verify", str(bad), "--trusted-key", str(_trusted(ev))],
-                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [str(base_python), "-I", str(pyz), "verify", str(bad), "--trusted-key", str(_trusted(ev))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert out.returncode == 1 and "manifest signature does not verify" in out.stdout

@@ -1,4 +1,5 @@
 """The policy service killed mid-run: Envoy fails closed, and no spooled receipt is lost."""
+
 from __future__ import annotations
 
 import signal
@@ -30,8 +31,11 @@ def test_extproc_crash_fails_closed_and_keeps_receipts(gw):
     # A stream in flight when the service dies.
     client = openai.OpenAI(base_url=gw.base("acme"), api_key=gw.tokens["acme"], max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "in flight"}],
-        extra_headers={"x-sim-chunk-delay-ms": "100"})
+        model="gpt-4o-mini",
+        stream=True,
+        messages=[{"role": "user", "content": "in flight"}],
+        extra_headers={"x-sim-chunk-delay-ms": "100"},
+    )
     inflight = raw.headers["x-relayone-receipt-id"]
     chunks = iter(raw.parse())
     next(chunks)

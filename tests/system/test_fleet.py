@@ -7,6 +7,7 @@ mid-rollout, the control plane restarting mid-rollout), provider credential
 rotation with no failed call, tier limits, and fleet posture.
 The tests share one fleet and run in file order.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,15 @@ rego: |
 def fleet(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fleet")
     tokens = write_config(tmp / "config")
-    f = Fleet(tmp / "run", tmp / "config", POLICY_DIR, TENANTS, cp_extra_args=["--checkpoint-interval", "1"],
-              unreachable={"openai-dead"}, extra_credentials=[NEW_SECRET])
+    f = Fleet(
+        tmp / "run",
+        tmp / "config",
+        POLICY_DIR,
+        TENANTS,
+        cp_extra_args=["--checkpoint-interval", "1"],
+        unreachable={"openai-dead"},
+        extra_credentials=[NEW_SECRET],
+    )
     f.start()
     f.tokens = tokens
     f.admin = CP(f.cp.cp_url, f.cp.admin_token)
@@ -63,14 +71,29 @@ def fleet(tmp_path_factory):
 
 
 def call(gw, key: str, model: str = "gpt-4o-mini", ws: str = "acme", **extra):
-    return curl(f"{gw.gateway}/v1/{ws}/chat/completions", chat_body(model, max_tokens=4, **extra),
-                {"authorization": f"Bearer {key}", "content-type": "application/json"})
+    return curl(
+        f"{gw.gateway}/v1/{ws}/chat/completions",
+        chat_body(model, max_tokens=4, **extra),
+        {"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
 
 
 def sim(fleet, port: int):
-    proc = subprocess.Popen([sys.executable, "-m", "relaygate.providersim.server", "--port", str(port), "--credential",
-                             "sk-test-openai", "--credential", NEW_SECRET], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "relaygate.providersim.server",
+            "--port",
+            str(port),
+            "--credential",
+            "sk-test-openai",
+            "--credential",
+            NEW_SECRET,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     fleet.extra.append(proc)
     wait_until(lambda: port_open(port), 15, "extra provider simulator", proc)
     return proc
@@ -78,6 +101,7 @@ def sim(fleet, port: int):
 
 def seen_on(port: int) -> list[dict]:
     import urllib.request
+
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/requests", timeout=5) as r:
         return [e for e in json.load(r) if e["port"] == port]
 
@@ -116,14 +140,22 @@ def envoy_pids(fleet) -> list[int]:
 
 # -- xDS -----------------------------------------------------------------------------------------
 
+
 def test_an_upstream_added_through_the_api_reaches_every_envoy_without_a_restart(fleet):
     pids = envoy_pids(fleet)
     key = fleet.tokens["acme"]
-    assert all(call(gw, key, "gpt-new").status == 404 for gw in fleet.gateways)      # nobody serves it yet
+    assert all(call(gw, key, "gpt-new").status == 404 for gw in fleet.gateways)  # nobody serves it yet
     port = free_port()
     sim(fleet, port)
-    spec = {"name": "openai-new", "provider": "openai", "address": f"127.0.0.1:{port}", "region": "us-west-2",
-            "jurisdiction": "us", "credential": "openai", "models": {"gpt-new": {"input_per_1k": 0.1}}}
+    spec = {
+        "name": "openai-new",
+        "provider": "openai",
+        "address": f"127.0.0.1:{port}",
+        "region": "us-west-2",
+        "jurisdiction": "us",
+        "credential": "openai",
+        "models": {"gpt-new": {"input_per_1k": 0.1}},
+    }
     assert fleet.admin.post("/v1/upstreams", spec).status == 201
     for gw in fleet.gateways:
         eventually(lambda: call(gw, key, "gpt-new").status == 200, 15, f"gpt-new through {gw.instance_id}")
@@ -133,22 +165,31 @@ def test_an_upstream_added_through_the_api_reaches_every_envoy_without_a_restart
     sim(fleet, port2)
     assert fleet.admin.put("/v1/upstreams/openai-new", {**spec, "address": f"127.0.0.1:{port2}"}).status == 200
     for gw in fleet.gateways:
-        eventually(lambda: call(gw, key, "gpt-new").status == 200 and
-                   any(e["body"].count("gpt-new") for e in seen_on(port2)), 15, f"the new address via {gw.instance_id}")
+        eventually(
+            lambda: call(gw, key, "gpt-new").status == 200 and any(e["body"].count("gpt-new") for e in seen_on(port2)),
+            15,
+            f"the new address via {gw.instance_id}",
+        )
     assert envoy_pids(fleet) == pids and all(gw.procs["envoy"].poll() is None for gw in fleet.gateways)
     fleet.spec, fleet.port2 = {**spec, "address": f"127.0.0.1:{port2}"}, port2
 
 
 def test_a_nacked_config_is_reported_and_the_gateways_keep_serving(fleet):
-    bad = {**fleet.spec, "envoy_cluster_overrides": {"connect_timeout": "0s"}}     # Envoy refuses a zero timeout
+    bad = {**fleet.spec, "envoy_cluster_overrides": {"connect_timeout": "0s"}}  # Envoy refuses a zero timeout
     assert fleet.admin.put("/v1/upstreams/openai-new", bad).status == 200
-    insts = eventually(lambda: (i := fleet.admin.get("/v1/fleet/instances").json()["instances"]) and
-                       all((x["xds"].get("last_nack") or {}).get("type") == "cds" for x in i) and i, 15,
-                       "every gateway NACKing the clusters")
-    assert all("connect_timeout" in x["xds"]["last_nack"]["message"] or "Proto constraint" in
-               x["xds"]["last_nack"]["message"] for x in insts), insts[0]["xds"]["last_nack"]
+    insts = eventually(
+        lambda: (i := fleet.admin.get("/v1/fleet/instances").json()["instances"])
+        and all((x["xds"].get("last_nack") or {}).get("type") == "cds" for x in i)
+        and i,
+        15,
+        "every gateway NACKing the clusters",
+    )
+    assert all(
+        "connect_timeout" in x["xds"]["last_nack"]["message"] or "Proto constraint" in x["xds"]["last_nack"]["message"]
+        for x in insts
+    ), insts[0]["xds"]["last_nack"]
     key = fleet.tokens["acme"]
-    for gw in fleet.gateways:                       # last good config still in force: nothing went down
+    for gw in fleet.gateways:  # last good config still in force: nothing went down
         assert call(gw, key).status == 200 and call(gw, key, "gpt-new").status == 200
     health = fleet.admin.get("/v1/fleet/health").json()
     assert {t["tenant"] for t in health["tenants"] if t["nacking"]} == set(TENANTS)
@@ -158,8 +199,14 @@ def test_a_nacked_config_is_reported_and_the_gateways_keep_serving(fleet):
     # A valid override is a new version, which every Envoy applies (ACKs).
     good = {**fleet.spec, "envoy_cluster_overrides": {"connect_timeout": "3s"}}
     assert fleet.admin.put("/v1/upstreams/openai-new", good).status == 200
-    eventually(lambda: all(x["xds"]["applied"]["cds"] != applied[x["id"]] for x in
-                           fleet.admin.get("/v1/fleet/instances").json()["instances"]), 15, "the fixed config applied")
+    eventually(
+        lambda: all(
+            x["xds"]["applied"]["cds"] != applied[x["id"]]
+            for x in fleet.admin.get("/v1/fleet/instances").json()["instances"]
+        ),
+        15,
+        "the fixed config applied",
+    )
     after = fleet.admin.get("/v1/fleet/instances").json()["instances"]
     assert {x["id"]: x["xds"]["nacks"] for x in after} == nacks
     assert all(x["xds"]["last_nack"]["resolved_at"] for x in after)
@@ -169,15 +216,20 @@ def test_a_nacked_config_is_reported_and_the_gateways_keep_serving(fleet):
 
 # -- fleet posture ---------------------------------------------------------------------------------
 
+
 def test_instances_report_posture_and_health_reports_evidence_emission(fleet):
     traffic = Traffic(fleet, fleet.tokens["acme"])
     traffic.start()
     eventually(lambda: len(traffic.replies) > 60, 30, "traffic")
     # Every call gets a receipt: under steady traffic, receipts received per call served
     # (counted over the same heartbeat window) converge on 1.
-    health = eventually(lambda: (h := fleet.admin.get("/v1/fleet/health").json()) and
-                        all((t["evidence_emission"] or 0) >= 0.8 for t in h["tenants"]) and h, 30,
-                        "evidence emission near 1 under steady traffic")
+    health = eventually(
+        lambda: (h := fleet.admin.get("/v1/fleet/health").json())
+        and all((t["evidence_emission"] or 0) >= 0.8 for t in h["tenants"])
+        and h,
+        30,
+        "evidence emission near 1 under steady traffic",
+    )
     traffic.finish()
     for t in health["tenants"]:
         assert t["status"] == "healthy" and t["live"] == 1 and t["calls_per_s"] > 0 and t["receipts_per_s"] > 0
@@ -197,9 +249,16 @@ def test_instances_report_posture_and_health_reports_evidence_emission(fleet):
 
 # -- rolling deployments -----------------------------------------------------------------------------
 
+
 def _deploy(fleet, version: int, **over) -> dict:
-    body = {"policy_id": fleet.policy_id, "version": version, "tenants": TENANTS, "wave_size": 1,
-            "pause_seconds": 2, "gates": {"adoption_timeout": 30, "stale_grace": 3, "evidence_grace": 1}}
+    body = {
+        "policy_id": fleet.policy_id,
+        "version": version,
+        "tenants": TENANTS,
+        "wave_size": 1,
+        "pause_seconds": 2,
+        "gates": {"adoption_timeout": 30, "stale_grace": 3, "evidence_grace": 1},
+    }
     body.update(over)
     r = fleet.acme.post("/v1/fleet/deployments", body)
     assert r.status == 202, r.text
@@ -230,19 +289,27 @@ def test_a_policy_deployment_rolls_wave_by_wave(fleet):
     mid = eventually(lambda: (d := _dep(fleet, dep["id"]))["waves"][0]["status"] == "passed" and d, 60, "wave 0")
     if mid["waves"][2]["status"] == "pending":
         assert _blocks_4o(fleet.gateways[0], fleet) and not _blocks_4o(fleet.gateways[2], fleet)
-    done = eventually(lambda: (d := _dep(fleet, dep["id"]))["status"] in ("succeeded", "rolled_back", "failed")
-                      and d, 90, "the rollout")
+    done = eventually(
+        lambda: (d := _dep(fleet, dep["id"]))["status"] in ("succeeded", "rolled_back", "failed") and d,
+        90,
+        "the rollout",
+    )
     traffic.finish()
     assert done["status"] == "succeeded", done
     order = [w["adopted_at"] for w in done["waves"]]
     assert order == sorted(order) and [w["tenants"] for w in done["waves"]] == [["t-a"], ["t-b"], ["t-c"]]
     assert all(w["status"] == "passed" and w["gates"]["error_rate"] in (0, None) for w in done["waves"])
     assert all(_blocks_4o(gw, fleet) for gw in fleet.gateways)
-    kinds = [e["kind"] for e in fleet.acme.get("/v1/audit/events", params={"kind": "deployment.*",
-                                                                          "limit": 500}).json()["events"]
-             if e["detail"].get("deployment_id") == dep["id"]]
-    assert kinds[::-1] == ["deployment.started"] + ["deployment.wave_applied", "deployment.wave_adopted",
-                                                     "deployment.wave_passed"] * 3 + ["deployment.succeeded"]
+    kinds = [
+        e["kind"]
+        for e in fleet.acme.get("/v1/audit/events", params={"kind": "deployment.*", "limit": 500}).json()["events"]
+        if e["detail"].get("deployment_id") == dep["id"]
+    ]
+    assert kinds[::-1] == ["deployment.started"] + [
+        "deployment.wave_applied",
+        "deployment.wave_adopted",
+        "deployment.wave_passed",
+    ] * 3 + ["deployment.succeeded"]
     assert all(s == 200 for _, s, _ in traffic.replies), {s for _, s, _ in traffic.replies}
 
 
@@ -251,10 +318,17 @@ def test_a_deployment_that_breaks_calls_is_rolled_back_automatically(fleet):
     assert v3.status == 200, v3.text
     traffic = Traffic(fleet, fleet.tokens["acme"])
     traffic.start()
-    dep = _deploy(fleet, 3, pause_seconds=3, gates={"max_error_rate": 0.2, "adoption_timeout": 30, "stale_grace": 3,
-                                                    "evidence_grace": 1})
-    done = eventually(lambda: (d := _dep(fleet, dep["id"]))["status"] in ("succeeded", "rolled_back", "failed")
-                      and d, 90, "the rollout to stop")
+    dep = _deploy(
+        fleet,
+        3,
+        pause_seconds=3,
+        gates={"max_error_rate": 0.2, "adoption_timeout": 30, "stale_grace": 3, "evidence_grace": 1},
+    )
+    done = eventually(
+        lambda: (d := _dep(fleet, dep["id"]))["status"] in ("succeeded", "rolled_back", "failed") and d,
+        90,
+        "the rollout to stop",
+    )
     assert done["status"] == "rolled_back" and "error rate" in done["reason"], done
     assert done["waves"][0]["status"] == "failed" and done["waves"][1]["status"] == "pending"
     assert done["waves"][0]["gates"]["error_rate"] > 0.2
@@ -263,29 +337,41 @@ def test_a_deployment_that_breaks_calls_is_rolled_back_automatically(fleet):
     eventually(lambda: len(traffic.replies) > late + 30, 20, "traffic after the rollback")
     replies = traffic.finish()
     errors = [(g, s, c) for g, s, c in replies if s != 200]
-    assert errors and {g for g, _, _ in errors} == {"gw-0"}                      # only the first wave ever broke
+    assert errors and {g for g, _, _ in errors} == {"gw-0"}  # only the first wave ever broke
     assert all(c == "policy.error" for _, _, c in errors)
-    assert all(s == 200 for _, s, _ in replies[late + 3:])                       # and it recovered
+    assert all(s == 200 for _, s, _ in replies[late + 3 :])  # and it recovered
 
 
 def test_a_sidecar_killed_during_a_rollout_is_reported_stale_and_the_rollout_fails_back(fleet):
-    v4 = fleet.acme.put(f"/v1/policies/{fleet.policy_id}", yaml=POLICY.format(enabled='input.user != "vip"'),
-                        params={"activate": "false"})
+    v4 = fleet.acme.put(
+        f"/v1/policies/{fleet.policy_id}",
+        yaml=POLICY.format(enabled='input.user != "vip"'),
+        params={"activate": "false"},
+    )
     assert v4.status == 200
     dep = _deploy(fleet, 4, pause_seconds=4)
     eventually(lambda: _dep(fleet, dep["id"])["waves"][0]["status"] == "observing", 30, "wave 0 observing")
     fleet.gateways[1].stop_one("extproc", signal.SIGKILL)
-    stale = eventually(lambda: [i for i in fleet.admin.get("/v1/fleet/instances").json()["instances"]
-                                if i["stale"]], 30, "the dead sidecar reported stale")
+    stale = eventually(
+        lambda: [i for i in fleet.admin.get("/v1/fleet/instances").json()["instances"] if i["stale"]],
+        30,
+        "the dead sidecar reported stale",
+    )
     assert [i["id"] for i in stale] == ["gw-1"]
-    assert "gw-1" in next(t for t in fleet.admin.get("/v1/fleet/health").json()["tenants"]
-                          if t["tenant"] == "t-b")["stale"]
-    done = eventually(lambda: (d := _dep(fleet, dep["id"]))["status"] in ("succeeded", "rolled_back", "failed")
-                      and d, 90, "the rollout to stop")
+    assert (
+        "gw-1"
+        in next(t for t in fleet.admin.get("/v1/fleet/health").json()["tenants"] if t["tenant"] == "t-b")["stale"]
+    )
+    done = eventually(
+        lambda: (d := _dep(fleet, dep["id"]))["status"] in ("succeeded", "rolled_back", "failed") and d,
+        90,
+        "the rollout to stop",
+    )
     assert done["status"] == "rolled_back" and "gw-1" in done["reason"] and "stale" in done["reason"], done
     fleet.gateways[1].start_extproc()
-    eventually(lambda: not any(i["stale"] for i in fleet.admin.get("/v1/fleet/instances").json()["instances"]),
-               30, "gw-1 back")
+    eventually(
+        lambda: not any(i["stale"] for i in fleet.admin.get("/v1/fleet/instances").json()["instances"]), 30, "gw-1 back"
+    )
     eventually(lambda: all(_blocks_4o(gw, fleet) for gw in fleet.gateways), 15, "every tenant on v2 again")
 
 
@@ -295,40 +381,46 @@ def test_the_control_plane_restarted_mid_rollout_resumes_it(fleet):
     fleet.cp.stop_one("controlplane")
     fleet.cp.start_controlplane()
     assert "resuming deployment " + dep["id"] in (fleet.cp.run_dir / "controlplane.log").read_text()
-    done = eventually(lambda: (d := _dep(fleet, dep["id"]))["status"] in ("succeeded", "rolled_back", "failed")
-                      and d, 120, "the resumed rollout")
+    done = eventually(
+        lambda: (d := _dep(fleet, dep["id"]))["status"] in ("succeeded", "rolled_back", "failed") and d,
+        120,
+        "the resumed rollout",
+    )
     assert done["status"] == "succeeded", done
     assert all(w["status"] == "passed" for w in done["waves"])
     # v4 blocks gpt-4o except for the user "vip": the new version is live on every tenant.
     for gw in fleet.gateways:
-        eventually(lambda: call(gw, fleet.tokens["acme"], "gpt-4o", user="vip").status == 200, 15,
-                   f"v4 on {gw.instance_id}")
+        eventually(
+            lambda: call(gw, fleet.tokens["acme"], "gpt-4o", user="vip").status == 200, 15, f"v4 on {gw.instance_id}"
+        )
         assert _blocks_4o(gw, fleet)
 
 
 def test_a_rollback_requested_mid_rollout_restores_every_tenant_and_only_once(fleet):
     """POST .../rollback: the running waves stop, the tenants already moved go back (v4 blocks gpt-4o
     again on gw-0), a second request is refused (409), and another workspace's key cannot touch it."""
-    dep = _deploy(fleet, 1, pause_seconds=60)      # v1 does not block gpt-4o; v4 (live) does
+    dep = _deploy(fleet, 1, pause_seconds=60)  # v1 does not block gpt-4o; v4 (live) does
     eventually(lambda: _dep(fleet, dep["id"])["waves"][0]["status"] == "observing", 60, "wave 0 adopted")
     eventually(lambda: not _blocks_4o(fleet.gateways[0], fleet), 15, "v1 on the first tenant")
-    assert CP(fleet.cp.cp_url, fleet.tokens["euro"]).post(
-        f"/v1/fleet/deployments/{dep['id']}/rollback").status == 404
+    assert CP(fleet.cp.cp_url, fleet.tokens["euro"]).post(f"/v1/fleet/deployments/{dep['id']}/rollback").status == 404
     r = fleet.acme.post(f"/v1/fleet/deployments/{dep['id']}/rollback")
     assert r.status == 202 and r.json()["status"] == "rolling_back", r.text
     done = eventually(lambda: (d := _dep(fleet, dep["id"]))["status"] == "rolled_back" and d, 60, "rolled back")
     assert "rollback requested by" in done["reason"]
-    assert done["waves"][2]["status"] == "pending"                 # the last tenant was never touched
+    assert done["waves"][2]["status"] == "pending"  # the last tenant was never touched
     eventually(lambda: all(_blocks_4o(gw, fleet) for gw in fleet.gateways), 15, "every tenant on v4 again")
     again = fleet.acme.post(f"/v1/fleet/deployments/{dep['id']}/rollback")
     assert again.status == 409 and again.json()["error"]["code"] == "deployment.finished"
-    kinds = [e["kind"] for e in fleet.acme.get("/v1/audit/events", params={"kind": "deployment.*",
-                                                                          "limit": 500}).json()["events"]
-             if e["detail"].get("deployment_id") == dep["id"]]
+    kinds = [
+        e["kind"]
+        for e in fleet.acme.get("/v1/audit/events", params={"kind": "deployment.*", "limit": 500}).json()["events"]
+        if e["detail"].get("deployment_id") == dep["id"]
+    ]
     assert kinds.count("deployment.rollback_requested") == 1 and kinds[0] == "deployment.rolled_back"
 
 
 # -- credentials and limits ------------------------------------------------------------------------------
+
 
 def test_provider_credential_rotation_reaches_every_sidecar_without_a_failed_call(fleet):
     us_port = next(u.port for u in fleet.cp.cfg.upstreams if u.name == "openai-us")
@@ -338,8 +430,11 @@ def test_provider_credential_rotation_reaches_every_sidecar_without_a_failed_cal
     r = fleet.admin.post("/v1/fleet/credentials/rotate", {"kind": "provider", "name": "openai", "secret": NEW_SECRET})
     assert r.status == 200 and r.json()["version"] >= 2
     assert NEW_SECRET not in r.text
-    eventually(lambda: all(e["headers"].get("Authorization") == f"Bearer {NEW_SECRET}"
-                           for e in seen_on(us_port)[-9:]), 20, "every gateway on the new credential")
+    eventually(
+        lambda: all(e["headers"].get("Authorization") == f"Bearer {NEW_SECRET}" for e in seen_on(us_port)[-9:]),
+        20,
+        "every gateway on the new credential",
+    )
     replies = traffic.finish()
     assert replies and all(s == 200 for _, s, _ in replies), {(s, c) for _, s, c in replies}
     custody = fleet.admin.get("/v1/fleet/custody")
@@ -348,24 +443,38 @@ def test_provider_credential_rotation_reaches_every_sidecar_without_a_failed_cal
     assert rotated[-1]["credential"] == "openai" and rotated[-1]["version"] == r.json()["version"]
     events = fleet.admin.get("/v1/audit/events", params={"kind": "credential.rotated"}).json()["events"]
     assert events[0]["detail"]["credential"] == "openai" and NEW_SECRET not in json.dumps(events)
-    assert fleet.admin.post("/v1/fleet/credentials/rotate", {"kind": "provider", "name": "ghost",
-                                                             "secret": "x"}).status == 404
+    assert (
+        fleet.admin.post("/v1/fleet/credentials/rotate", {"kind": "provider", "name": "ghost", "secret": "x"}).status
+        == 404
+    )
 
 
 def test_workspace_tier_limits_are_enforced_on_the_hot_path_with_retry_after(fleet):
     gw, key = fleet.gateways[0], fleet.tokens["euro"]
     assert fleet.admin.put("/v1/workspaces/euro", {"limits": {"requests_per_second": 2}}).status == 200
+
     def limited():
         replies = [call(gw, key, ws="euro") for _ in range(6)]
         return next((r for r in replies if r.status == 429), None)
+
     r = eventually(limited, 15, "the request limit in force")
     assert "requests_per_second" in r.json()["error"]["message"]
     assert r.json()["error"]["code"] == "rate.limited" and int(r.headers["retry-after"]) >= 1
-    assert call(fleet.gateways[0], fleet.tokens["acme"]).status == 200          # another workspace is unaffected
-    assert fleet.admin.put("/v1/workspaces/euro", {"limits": {"requests_per_second": None,
-                                                              "tokens_per_minute": 600}}).status == 200
-    r = eventually(lambda: (x := call(gw, key, ws="euro", content="y" * 40)) and x.status == 429 and
-                   "tokens_per_minute" in x.json()["error"]["message"] and x, 15, "the token limit in force")
+    assert call(fleet.gateways[0], fleet.tokens["acme"]).status == 200  # another workspace is unaffected
+    assert (
+        fleet.admin.put(
+            "/v1/workspaces/euro", {"limits": {"requests_per_second": None, "tokens_per_minute": 600}}
+        ).status
+        == 200
+    )
+    r = eventually(
+        lambda: (x := call(gw, key, ws="euro", content="y" * 40))
+        and x.status == 429
+        and "tokens_per_minute" in x.json()["error"]["message"]
+        and x,
+        15,
+        "the token limit in force",
+    )
     assert r.json()["error"]["code"] == "rate.limited" and int(r.headers["retry-after"]) >= 1
     assert fleet.admin.put("/v1/workspaces/euro", {"limits": {"tokens_per_minute": None}}).status == 200
     eventually(lambda: call(gw, key, ws="euro").status == 200, 15, "limits lifted")

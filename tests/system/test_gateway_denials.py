@@ -1,4 +1,5 @@
 """Every denial and bad input: a clean 4xx JSON error with a receipt, and the gateway keeps serving."""
+
 from __future__ import annotations
 
 
@@ -34,59 +35,78 @@ def _sim_count(gw, upstream="openai-us"):
     return len(gw.sim_requests(upstream))
 
 
-@pytest.mark.parametrize("headers", [
-    JSON,
-    {**JSON, "authorization": "Bearer ro_live_AAAAAAAAAAAA_forgedsecretforgedsecret"},
-    {**JSON, "authorization": "Bearer sk-not-ours"},
-    {**JSON, "x-api-key": "ro_live_AAAAAAAAAAAA_x"},
-], ids=["no-key", "forged-bearer", "foreign-bearer", "forged-x-api-key"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        JSON,
+        {**JSON, "authorization": "Bearer ro_live_AAAAAAAAAAAA_forgedsecretforgedsecret"},
+        {**JSON, "authorization": "Bearer sk-not-ours"},
+        {**JSON, "x-api-key": "ro_live_AAAAAAAAAAAA_x"},
+    ],
+    ids=["no-key", "forged-bearer", "foreign-bearer", "forged-x-api-key"],
+)
 def test_missing_or_forged_key_is_401(gw, headers):
     before = _sim_count(gw)
-    r = _assert_error(gw, curl(gw.base("acme") + "/chat/completions", chat_body(), headers),
-                      401, "auth.unauthenticated")
+    r = _assert_error(
+        gw, curl(gw.base("acme") + "/chat/completions", chat_body(), headers), 401, "auth.unauthenticated"
+    )
     assert r["key_id"] is None
     assert _sim_count(gw) == before
 
 
 def test_revoked_key_is_401(gw):
-    _assert_error(gw, curl(gw.base("acme") + "/chat/completions", chat_body(), _auth(gw, "revoked")),
-                  401, "auth.unauthenticated")
+    _assert_error(
+        gw, curl(gw.base("acme") + "/chat/completions", chat_body(), _auth(gw, "revoked")), 401, "auth.unauthenticated"
+    )
 
 
 def test_forged_secret_for_real_key_id_is_401(gw):
     real = gw.tokens["acme"]
-    forged = real[: -4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
-    _assert_error(gw, curl(gw.base("acme") + "/chat/completions", chat_body(),
-                           {**JSON, "authorization": f"Bearer {forged}"}), 401, "auth.unauthenticated")
+    forged = real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
+    _assert_error(
+        gw,
+        curl(gw.base("acme") + "/chat/completions", chat_body(), {**JSON, "authorization": f"Bearer {forged}"}),
+        401,
+        "auth.unauthenticated",
+    )
 
 
 def test_endpoint_scope_is_403(gw):
-    r = _assert_error(gw, curl(gw.base("acme") + "/chat/completions", chat_body(), _auth(gw, "acme-embed")),
-                      403, "scope.denied")
+    r = _assert_error(
+        gw, curl(gw.base("acme") + "/chat/completions", chat_body(), _auth(gw, "acme-embed")), 403, "scope.denied"
+    )
     assert "relaygate.scope@1.0.0" in r["decision"]["policies"]
 
 
 def test_model_scope_is_403(gw):
-    _assert_error(gw, curl(gw.base("acme") + "/chat/completions", chat_body("gpt-4o-mini"), _auth(gw, "acme-4o")),
-                  403, "scope.denied")
+    _assert_error(
+        gw,
+        curl(gw.base("acme") + "/chat/completions", chat_body("gpt-4o-mini"), _auth(gw, "acme-4o")),
+        403,
+        "scope.denied",
+    )
     ok = curl(gw.base("acme") + "/chat/completions", chat_body("gpt-4o"), _auth(gw, "acme-4o"))
     assert ok.status == 200
 
 
 def test_key_of_another_workspace_is_403(gw):
-    _assert_error(gw, curl(gw.base("euro") + "/chat/completions", chat_body(), _auth(gw, "acme")),
-                  403, "scope.denied")
+    _assert_error(gw, curl(gw.base("euro") + "/chat/completions", chat_body(), _auth(gw, "acme")), 403, "scope.denied")
 
 
 def test_unknown_model_is_404(gw):
-    _assert_error(gw, curl(gw.base("acme") + "/chat/completions", chat_body("no-such-model"), _auth(gw, "acme")),
-                  404, "model.not_found")
+    _assert_error(
+        gw,
+        curl(gw.base("acme") + "/chat/completions", chat_body("no-such-model"), _auth(gw, "acme")),
+        404,
+        "model.not_found",
+    )
 
 
 def test_sovereignty_block_is_451(gw):
     before = _sim_count(gw)
-    r = _assert_error(gw, curl(gw.base("swiss") + "/chat/completions", chat_body(), _auth(gw, "swiss")),
-                      451, "sovereignty.blocked")
+    r = _assert_error(
+        gw, curl(gw.base("swiss") + "/chat/completions", chat_body(), _auth(gw, "swiss")), 451, "sovereignty.blocked"
+    )
     assert "relaygate.sovereignty@1.0.0" in r["decision"]["policies"]
     assert _sim_count(gw) == before
 
@@ -107,21 +127,33 @@ def test_per_key_budget_limits_only_that_key(gw):
 
 
 def test_invalid_json_is_400(gw):
-    _assert_error(gw, curl(gw.base("acme") + "/chat/completions", '{"model": "gpt-4o-mini",', _auth(gw, "acme")),
-                  400, "request.invalid_json")
+    _assert_error(
+        gw,
+        curl(gw.base("acme") + "/chat/completions", '{"model": "gpt-4o-mini",', _auth(gw, "acme")),
+        400,
+        "request.invalid_json",
+    )
 
 
-@pytest.mark.parametrize("body", ['[1, 2]', '{"messages": []}', '{"model": 7}',
-                                  '{"model": "gpt-4o-mini", "max_tokens": -1}',
-                                  '{"model": "gpt-4o-mini", "stream": "yes"}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[1, 2]",
+        '{"messages": []}',
+        '{"model": 7}',
+        '{"model": "gpt-4o-mini", "max_tokens": -1}',
+        '{"model": "gpt-4o-mini", "stream": "yes"}',
+    ],
+)
 def test_malformed_request_is_400(gw, body):
     _assert_error(gw, curl(gw.base("acme") + "/chat/completions", body, _auth(gw, "acme")), 400, "request.invalid")
 
 
 def test_wrong_content_type_is_415(gw):
     headers = {**_auth(gw, "acme"), "content-type": "text/plain"}
-    _assert_error(gw, curl(gw.base("acme") + "/chat/completions", chat_body(), headers),
-                  415, "request.unsupported_media_type")
+    _assert_error(
+        gw, curl(gw.base("acme") + "/chat/completions", chat_body(), headers), 415, "request.unsupported_media_type"
+    )
 
 
 def test_ten_megabyte_body_is_413(gw):
@@ -140,23 +172,28 @@ def test_oversized_chunked_body_is_413(gw):
 
 
 def test_unknown_path_and_method(gw):
-    _assert_error(gw, curl(gw.url + "/v1/acme/models", None, _auth(gw, "acme"), method="GET"),
-                  404, "route.not_found")
-    _assert_error(gw, curl(gw.base("acme") + "/chat/completions", None, _auth(gw, "acme"), method="GET"),
-                  405, "request.method_not_allowed")
+    _assert_error(gw, curl(gw.url + "/v1/acme/models", None, _auth(gw, "acme"), method="GET"), 404, "route.not_found")
+    _assert_error(
+        gw,
+        curl(gw.base("acme") + "/chat/completions", None, _auth(gw, "acme"), method="GET"),
+        405,
+        "request.method_not_allowed",
+    )
 
 
 def test_client_cannot_choose_the_upstream_or_spoof_headers(gw):
     """A denied call with a routing header set by the client still never reaches an upstream."""
     before = _sim_count(gw, "anthropic-us")
-    headers = {**_auth(gw, "swiss"), "x-relaygate-upstream": "anthropic-us",
-               "x-relayone-receipt-id": "rcpt_spoofed"}
+    headers = {**_auth(gw, "swiss"), "x-relaygate-upstream": "anthropic-us", "x-relayone-receipt-id": "rcpt_spoofed"}
     reply = curl(gw.base("swiss") + "/chat/completions", chat_body(), headers)
     _assert_error(gw, reply, 451, "sovereignty.blocked")
     assert _sim_count(gw, "anthropic-us") == before
-    marker = f"route me {uuid.uuid4().hex}"      # this call's own request, not another test's
-    ok = curl(gw.base("acme") + "/chat/completions", chat_body(content=marker),
-              {**_auth(gw, "acme"), "x-relaygate-upstream": "anthropic-us", "x-relaygate-debug": "1"})
+    marker = f"route me {uuid.uuid4().hex}"  # this call's own request, not another test's
+    ok = curl(
+        gw.base("acme") + "/chat/completions",
+        chat_body(content=marker),
+        {**_auth(gw, "acme"), "x-relaygate-upstream": "anthropic-us", "x-relaygate-debug": "1"},
+    )
     assert ok.status == 200 and ok.receipt_id != "rcpt_spoofed"
     seen = gw.sim_request(marker, "openai-us")["headers"]
     # routed to openai-us (its simulator port), and the routing header itself never reaches a provider
@@ -168,10 +205,12 @@ def test_client_cannot_choose_the_upstream_or_spoof_headers(gw):
 def test_header_injection_is_rejected(gw, smuggle):
     """CR, NUL or obs-fold smuggled into the key header: a clean 4xx, nothing reaches an upstream."""
     before = _sim_count(gw)
-    req = (f"POST /v1/acme/chat/completions HTTP/1.1\r\nHost: x\r\n"
-           f"Authorization: Bearer {gw.tokens['acme']}{smuggle}X-Relaygate-Upstream: openai-us\r\n"
-           f"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}").encode()
-    with gw.connect() as s:          # TLS-wrapped: the listener serves HTTPS
+    req = (
+        f"POST /v1/acme/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {gw.tokens['acme']}{smuggle}X-Relaygate-Upstream: openai-us\r\n"
+        f"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    ).encode()
+    with gw.connect() as s:  # TLS-wrapped: the listener serves HTTPS
         s.sendall(req)
         data = b""
         while chunk := s.recv(65536):

@@ -1,4 +1,5 @@
 """The official SDKs against the real Envoy + ext_proc stack, plain and streaming."""
+
 from __future__ import annotations
 
 import uuid
@@ -21,25 +22,33 @@ def _verify(gw):
 
 
 def _client(gw, name="acme", ws="acme", **kw) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base(ws), api_key=gw.tokens[name], max_retries=0,
-                         http_client=openai.DefaultHttpxClient(**_verify(gw)), **kw)
+    return openai.OpenAI(
+        base_url=gw.base(ws),
+        api_key=gw.tokens[name],
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(**_verify(gw)),
+        **kw,
+    )
 
 
 def test_sdks_reach_the_gateway_over_verified_tls(gw):
     """The tested path is the shipped one: HTTPS, the certificate checked against the CA."""
     assert gw.base("acme").startswith("https://")
     raw = _client(gw).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "tls"}], max_tokens=5)
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "tls"}], max_tokens=5
+    )
     assert str(raw.http_request.url).startswith("https://") and raw.parse().choices
     msg = _anthropic(gw).messages.with_raw_response.create(
-        model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "tls"}])
+        model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "tls"}]
+    )
     assert str(msg.http_request.url).startswith("https://") and msg.parse().content
 
 
 def test_openai_chat_completion(gw):
     marker = _marker("Say hello")
     raw = _client(gw).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": marker}], max_tokens=50)
+        model="gpt-4o-mini", messages=[{"role": "user", "content": marker}], max_tokens=50
+    )
     resp = raw.parse()
     rid = raw.headers["x-relayone-receipt-id"]
     assert rid.startswith("rcpt_")
@@ -47,9 +56,9 @@ def test_openai_chat_completion(gw):
     assert resp.usage.completion_tokens == 12
 
     seen = gw.sim_request(marker)
-    assert seen["path"] == "/v1/chat/completions"            # workspace segment removed
-    assert seen["headers"]["Authorization"] == "Bearer sk-test-openai"   # provider credential swapped in
-    assert gw.tokens["acme"] not in str(seen["headers"])       # client key never reaches the upstream
+    assert seen["path"] == "/v1/chat/completions"  # workspace segment removed
+    assert seen["headers"]["Authorization"] == "Bearer sk-test-openai"  # provider credential swapped in
+    assert gw.tokens["acme"] not in str(seen["headers"])  # client key never reaches the upstream
 
     env = gw.receipt(rid)
     r = envelope_receipt(env)
@@ -67,8 +76,11 @@ def test_openai_stream_arrives_incrementally_and_settles(gw):
     client = _client(gw)
     marker = _marker("stream please")
     stream = client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": marker}], stream=True,
-        extra_headers={"x-sim-chunk-delay-ms": "150"})
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": marker}],
+        stream=True,
+        extra_headers={"x-sim-chunk-delay-ms": "150"},
+    )
     rid = stream.headers["x-relayone-receipt-id"]
     chunks = iter(stream.parse())
     first = next(chunks)
@@ -76,8 +88,7 @@ def test_openai_stream_arrives_incrementally_and_settles(gw):
     # The simulator is still producing the stream when the first chunk is already here.
     assert gw.sim_request(marker)["done"] is False
     rest = list(chunks)
-    text = first.choices[0].delta.content + "".join(
-        c.choices[0].delta.content or "" for c in rest if c.choices)
+    text = first.choices[0].delta.content + "".join(c.choices[0].delta.content or "" for c in rest if c.choices)
     assert len(text.split()) == 12
     usage = [c.usage for c in rest if c.usage]
     assert usage, "the gateway asks OpenAI streams for their usage chunk"
@@ -102,14 +113,19 @@ def test_openai_completions_and_embeddings(gw):
 
 
 def _anthropic(gw, name="acme", ws="acme") -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gw.base(ws), api_key=gw.tokens[name], max_retries=0,
-                               http_client=anthropic.DefaultHttpxClient(**_verify(gw)))
+    return anthropic.Anthropic(
+        base_url=gw.base(ws),
+        api_key=gw.tokens[name],
+        max_retries=0,
+        http_client=anthropic.DefaultHttpxClient(**_verify(gw)),
+    )
 
 
 def test_anthropic_messages(gw):
     marker = _marker("Hello, Claude")
     raw = _anthropic(gw).messages.with_raw_response.create(
-        model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": marker}])
+        model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": marker}]
+    )
     msg = raw.parse()
     assert msg.content[0].text and msg.usage.output_tokens == 12
     seen = gw.sim_request(marker, "anthropic-us")
@@ -122,8 +138,9 @@ def test_anthropic_messages(gw):
 
 def test_anthropic_stream(gw):
     client = _anthropic(gw)
-    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=7,
-                                messages=[{"role": "user", "content": "Stream to me"}]) as stream:
+    with client.messages.stream(
+        model="claude-sonnet-4-5", max_tokens=7, messages=[{"role": "user", "content": "Stream to me"}]
+    ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
         rid = stream.response.headers["x-relayone-receipt-id"]
@@ -136,14 +153,15 @@ def test_anthropic_stream(gw):
 def test_sovereign_workspace_routes_to_allowed_region(gw):
     marker = _marker("eu only")
     raw = _client(gw, "euro", "euro").chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": marker}],
-        extra_headers={"x-relaygate-upstream": "openai-us"})   # a client cannot pick the route itself
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": marker}],
+        extra_headers={"x-relaygate-upstream": "openai-us"},
+    )  # a client cannot pick the route itself
     assert raw.status_code == 200
     assert gw.sim_request(marker, "openai-eu")["path"] == "/v1/chat/completions"
     assert not [e for e in gw.sim_requests("openai-us") if marker in e["body"]]
     r = gw.receipt_doc(raw.headers["x-relayone-receipt-id"])
-    assert r["upstream"] == {"name": "openai-eu", "provider": "openai", "region": "eu-west-1",
-                             "jurisdiction": "eu"}
+    assert r["upstream"] == {"name": "openai-eu", "provider": "openai", "region": "eu-west-1", "jurisdiction": "eu"}
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -151,8 +169,11 @@ def test_missing_max_tokens_is_capped_by_workspace_default(gw, stream):
     client = _client(gw)
     marker = _marker("no cap")
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": marker}], stream=stream,
-        extra_headers={"x-sim-output-tokens": "1000"})
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": marker}],
+        stream=stream,
+        extra_headers={"x-sim-output-tokens": "1000"},
+    )
     if stream:
         list(raw.parse())
     else:
@@ -164,7 +185,8 @@ def test_missing_max_tokens_is_capped_by_workspace_default(gw, stream):
 def test_secrets_never_reach_clients_or_logs(gw):
     """Provider credentials and the key pepper stay out of responses and every process log."""
     raw = _client(gw).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "secrets?"}])
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "secrets?"}]
+    )
     assert "sk-test-openai" not in str(raw.headers) + raw.http_response.text
     secrets = ("sk-test-openai", "sk-ant-test", "test-pepper", gw.tokens["acme"])
     for log in gw.stack.run_dir.glob("*.log"):
@@ -177,8 +199,12 @@ def test_secrets_never_reach_clients_or_logs(gw):
 def test_client_abort_mid_stream_is_charged_its_reservation(gw):
     """Usage never arrives when the client hangs up; the provider may have billed, so the hold is kept."""
     raw = _client(gw).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", stream=True, max_tokens=40, messages=[{"role": "user", "content": "abort me"}],
-        extra_headers={"x-sim-chunk-delay-ms": "200", "x-sim-output-tokens": "40"})
+        model="gpt-4o-mini",
+        stream=True,
+        max_tokens=40,
+        messages=[{"role": "user", "content": "abort me"}],
+        extra_headers={"x-sim-chunk-delay-ms": "200", "x-sim-output-tokens": "40"},
+    )
     stream = raw.parse()
     next(iter(stream))
     stream.close()

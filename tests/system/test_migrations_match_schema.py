@@ -9,6 +9,7 @@ start) on SQLite and on PostgreSQL, then ask Alembic's autogenerate comparison f
 difference from `schema.metadata`; primary keys, which autogenerate does not compare, are
 compared here.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,7 @@ from relaygate.controlplane.schema import metadata
 
 
 def _diffs(sync_conn, target: sa.MetaData) -> list:
-    context = MigrationContext.configure(sync_conn, opts={"compare_type": True,
-                                                         "compare_server_default": False})
+    context = MigrationContext.configure(sync_conn, opts={"compare_type": True, "compare_server_default": False})
     out = []
     for diff in compare_metadata(context, target):
         if isinstance(diff, tuple) and diff and diff[0] == "remove_table" and diff[1].name == "alembic_version":
@@ -55,6 +55,7 @@ def _migrated_vs(url: str, target: sa.MetaData) -> tuple[list, list, str]:
             return diffs, pks, engine.dialect.name
         finally:
             await engine.dispose()
+
     return asyncio.run(run())
 
 

@@ -7,6 +7,7 @@ documented, content types and response bodies as documented. One worker:
 hypothesis parses lambdas with ast.parse, which is not thread-safe on
 CPython 3.11 (it fails with "AST constructor recursion depth mismatch").
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -27,6 +28,7 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 def test_readme_has_a_curl_example_for_every_operation():
     """Each (method, path) of the API appears in a README curl line (`-X METHOD`, GET by default)."""
     import re
+
     doc = openapi.build()
     calls = []
     for line in (ROOT / "README.md").read_text().splitlines():
@@ -36,21 +38,28 @@ def test_readme_has_a_curl_example_for_every_operation():
     missing = []
     for path, ops in doc["paths"].items():
         rx = "^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$"
-        missing += [f"{m.upper()} {path}" for m in ops if m in ("get", "post", "put", "patch", "delete")
-                    and not any(cm == m and re.match(rx, u) for cm, u in calls)]
+        missing += [
+            f"{m.upper()} {path}"
+            for m in ops
+            if m in ("get", "post", "put", "patch", "delete")
+            and not any(cm == m and re.match(rx, u) for cm, u in calls)
+        ]
     assert not missing, missing
 
 
 def test_committed_openapi_matches_the_declaration():
     committed = yaml.safe_load((ROOT / "relaygate" / "controlplane" / "openapi.yaml").read_text())
-    assert committed == openapi.build(), "regenerate: python -m relaygate.controlplane.openapi > relaygate/controlplane/openapi.yaml"
+    assert committed == openapi.build(), (
+        "regenerate: python -m relaygate.controlplane.openapi > relaygate/controlplane/openapi.yaml"
+    )
     assert committed["openapi"] == "3.1.0"
 
 
 @pytest.fixture(scope="module")
 def cp(tmp_path_factory):
-    c = start_controlplane(tmp_path_factory.mktemp("st"), extra_args=["--rate-limit-rps", "100000",
-                                                                       "--gateway-url", "http://127.0.0.1:9"])
+    c = start_controlplane(
+        tmp_path_factory.mktemp("st"), extra_args=["--rate-limit-rps", "100000", "--gateway-url", "http://127.0.0.1:9"]
+    )
     yield c
     c.stop()
 
@@ -64,10 +73,28 @@ def test_served_document_is_the_committed_one(cp):
 @pytest.mark.parametrize("who", ["workspace-key", "admin", "fleet"])
 def test_schemathesis_finds_no_server_error_or_undocumented_status(cp, who, tmp_path):
     token = {"workspace-key": cp.tokens["acme"], "admin": cp.stack.admin_token, "fleet": cp.stack.fleet_token}[who]
-    argv = [str(Path(sys.executable).parent / "schemathesis"), "run", f"{cp.url}/v1/openapi.json",
-            "-H", f"Authorization: Bearer {token}", "--checks", CHECKS, "--max-examples", "25",
-            "--seed", "20261122", "--mode", "all", "--workers", "1", "--no-color",
-            "--generation-database", "none", "--report-dir", str(tmp_path)]
+    argv = [
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        f"{cp.url}/v1/openapi.json",
+        "-H",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        "25",
+        "--seed",
+        "20261122",
+        "--mode",
+        "all",
+        "--workers",
+        "1",
+        "--no-color",
+        "--generation-database",
+        "none",
+        "--report-dir",
+        str(tmp_path),
+    ]
     if who == "admin":
         argv += ["-H", "X-Relaygate-Workspace: acme"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)

@@ -5,6 +5,7 @@ the sidecar spooled (complete or incomplete) must be in the control plane's
 audit feed exactly once, and an evidence bundle over all of it must show
 unbroken hash chains.
 """
+
 from __future__ import annotations
 
 import signal
@@ -29,7 +30,7 @@ class Traffic(threading.Thread):
         super().__init__(daemon=True)
         self.gw, self.key, self.interval = gw, key, interval
         self.stop_flag = threading.Event()
-        self.replies: list[tuple[int, str | None]] = []   # (status, receipt id) of every call
+        self.replies: list[tuple[int, str | None]] = []  # (status, receipt id) of every call
 
     @property
     def receipts(self) -> list[str]:
@@ -45,8 +46,7 @@ class Traffic(threading.Thread):
         while not self.stop_flag.is_set():
             h = {"authorization": f"Bearer {self.key}", "content-type": "application/json"}
             stream = i % 4 == 0
-            body = chat_body(["gpt-4o-mini", "gpt-4o", "nope"][i % 3], content=f"t{i}", stream=stream,
-                             max_tokens=4)
+            body = chat_body(["gpt-4o-mini", "gpt-4o", "nope"][i % 3], content=f"t{i}", stream=stream, max_tokens=4)
             extra = {"x-sim-chunk-delay-ms": "30"} if stream else {}
             try:
                 r = curl(self.gw.base("acme") + "/chat/completions", body, {**h, **extra})
@@ -64,8 +64,14 @@ class Traffic(threading.Thread):
 @pytest.fixture
 def full(tmp_path):
     tokens = write_config(tmp_path / "config")
-    stack = Stack(tmp_path / "run", config_dir=tmp_path / "config", policy_dir=POLICY_DIR, controlplane=True,
-                  instance_id="delivery-sidecar", cp_extra_args=["--checkpoint-interval", "1"])
+    stack = Stack(
+        tmp_path / "run",
+        config_dir=tmp_path / "config",
+        policy_dir=POLICY_DIR,
+        controlplane=True,
+        instance_id="delivery-sidecar",
+        cp_extra_args=["--checkpoint-interval", "1"],
+    )
     stack.start()
     yield stack, Gateway(stack, tokens), CP(stack.cp_url, stack.admin_token)
     stack.stop()
@@ -74,8 +80,9 @@ def full(tmp_path):
 def _ingested(admin: CP) -> list[str]:
     ids, cursor = [], None
     while True:
-        page = admin.get("/v1/audit/events", params={"kind": "gateway.call", "limit": 1000,
-                                                     **({"cursor": cursor} if cursor else {})}).json()
+        page = admin.get(
+            "/v1/audit/events", params={"kind": "gateway.call", "limit": 1000, **({"cursor": cursor} if cursor else {})}
+        ).json()
         ids += [e["id"] for e in page["events"]]
         cursor = page["next_cursor"]
         if not cursor:
@@ -85,6 +92,7 @@ def _ingested(admin: CP) -> list[str]:
 def _pending(gw: Gateway) -> int:
     import json
     import urllib.request
+
     with urllib.request.urlopen(f"{gw.stack.extproc_admin}/receipts?limit=1") as r:
         return json.load(r)["counts"].get("pending", 0)
 
@@ -100,12 +108,21 @@ def _all_delivered(gw: Gateway, admin: CP, timeout: float = 90) -> tuple[list[st
 
 
 def _chains_unbroken(stack, admin: CP) -> None:
-    job = admin.post("/v1/evidence/bundles", {"components": ["receipts"]},
-                     headers={"X-Relaygate-Workspace": "acme"}).json()
-    eventually(lambda: admin.get(f"/v1/evidence/bundles/{job['id']}/status",
-                                 headers={"X-Relaygate-Workspace": "acme"}).json()["status"] == "done", 60, "the bundle")
-    blob = admin.session.get(f"{admin.url}/v1/evidence/bundles/{job['id']}", headers={
-        "Authorization": f"Bearer {admin.token}", "X-Relaygate-Workspace": "acme"}).content
+    job = admin.post(
+        "/v1/evidence/bundles", {"components": ["receipts"]}, headers={"X-Relaygate-Workspace": "acme"}
+    ).json()
+    eventually(
+        lambda: admin.get(f"/v1/evidence/bundles/{job['id']}/status", headers={"X-Relaygate-Workspace": "acme"}).json()[
+            "status"
+        ]
+        == "done",
+        60,
+        "the bundle",
+    )
+    blob = admin.session.get(
+        f"{admin.url}/v1/evidence/bundles/{job['id']}",
+        headers={"Authorization": f"Bearer {admin.token}", "X-Relaygate-Workspace": "acme"},
+    ).content
     report = verify_bundle(blob)
     assert report.ok, report.render()
     assert any(f.check == "chain" and f.ok for f in report.findings)
@@ -120,7 +137,7 @@ def test_control_plane_down_for_a_minute_under_traffic(full):
     eventually(lambda: len(traffic.receipts) > 20, 30, "traffic flowing")
     stack.stop_one("controlplane")
     outage_started = time.monotonic()
-    while time.monotonic() - outage_started < 60:     # the outage lasts a minute, by the clock
+    while time.monotonic() - outage_started < 60:  # the outage lasts a minute, by the clock
         time.sleep(1)
     during = len(traffic.receipts)
     stack.start_controlplane()
@@ -149,5 +166,5 @@ def test_sidecar_killed_mid_traffic_loses_no_spooled_receipt(full):
     ids, spooled = _all_delivered(gw, admin)
     states = [envelope_receipt(e)["status"] for e in spooled]
     assert len(spooled) == len(ids) and "complete" in states
-    assert set(traffic.receipts) <= set(ids)         # every receipt a client was told about exists
+    assert set(traffic.receipts) <= set(ids)  # every receipt a client was told about exists
     _chains_unbroken(stack, admin)

@@ -5,6 +5,7 @@ the body streams; a denial's, from the error body the policy service sent; an
 Envoy-made reply's, from the template Envoy rendered. Each is checked against
 the bytes the client actually received.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,18 +37,38 @@ def test_json_response_and_request_digests(gw):
     reply = curl(gw.base("acme") + "/chat/completions", body, _auth(gw))
     assert reply.status == 200
     subjects = _subjects(gw, reply.receipt_id)
-    assert subjects["request"] == _h(body.encode())           # as the client sent it (before any rewrite)
+    assert subjects["request"] == _h(body.encode())  # as the client sent it (before any rewrite)
     assert subjects["response"] == _h(reply.body)
 
 
 def test_streamed_response_digest_covers_every_event(gw):
     body = json.dumps({"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "s"}]})
-    out = subprocess.run(["curl", "-sS", "-N", "-D", "-", gw.base("acme") + "/chat/completions", "-H",
-                          f"authorization: Bearer {gw.tokens['acme']}", "-H", "content-type: application/json",
-                          "-H", "x-sim-chunk-delay-ms: 20", "--data-binary", body], capture_output=True, check=True)
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-N",
+            "-D",
+            "-",
+            gw.base("acme") + "/chat/completions",
+            "-H",
+            f"authorization: Bearer {gw.tokens['acme']}",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "x-sim-chunk-delay-ms: 20",
+            "--data-binary",
+            body,
+        ],
+        capture_output=True,
+        check=True,
+    )
     head, _, streamed = out.stdout.partition(b"\r\n\r\n")
-    rid = [line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
-           if line.lower().startswith(b"x-relayone-receipt-id")][0]
+    rid = [
+        line.split(b":", 1)[1].strip().decode()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"x-relayone-receipt-id")
+    ][0]
     assert streamed.count(b"data: ") > 10 and streamed.rstrip().endswith(b"data: [DONE]")
     assert _subjects(gw, rid)["response"] == _h(streamed)
 
@@ -59,7 +80,7 @@ def test_denial_digest_is_the_error_body_sent(gw):
     assert subjects["response"] == _h(reply.body) and subjects["request"] == _h(chat_body().encode())
     unauth = curl(gw.base("acme") + "/chat/completions", chat_body(), {"content-type": "application/json"})
     assert unauth.status == 401
-    assert _subjects(gw, unauth.receipt_id) == {"response": _h(unauth.body)}      # body never read
+    assert _subjects(gw, unauth.receipt_id) == {"response": _h(unauth.body)}  # body never read
 
 
 def test_envoy_made_replies_have_their_digests(gw):

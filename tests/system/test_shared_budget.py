@@ -3,6 +3,7 @@
 Without a shared ledger each gateway would admit a full budget's worth of calls;
 with ``--ledger redis`` the two together admit exactly what fits once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,15 +40,22 @@ def pair(tmp_path_factory, redis_url):
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     tmp = tmp_path_factory.mktemp("shared")
-    tokens = write_config(tmp / "config", [{"id": BUDGET, "workspace": "capped", "key": None, "unit": "tokens",
-                                            "window": "day", "limit": LIMIT}])
-    a = Stack(tmp / "a", config_dir=tmp / "config", policy_dir=POLICY_DIR, unreachable={"openai-dead"},
-              ledger_url=redis_url, instance_id="gw-a")
-    b = Stack(tmp / "b", config_dir=tmp / "config", policy_dir=POLICY_DIR, ledger_url=redis_url,
-              instance_id="gw-b")
+    tokens = write_config(
+        tmp / "config",
+        [{"id": BUDGET, "workspace": "capped", "key": None, "unit": "tokens", "window": "day", "limit": LIMIT}],
+    )
+    a = Stack(
+        tmp / "a",
+        config_dir=tmp / "config",
+        policy_dir=POLICY_DIR,
+        unreachable={"openai-dead"},
+        ledger_url=redis_url,
+        instance_id="gw-a",
+    )
+    b = Stack(tmp / "b", config_dir=tmp / "config", policy_dir=POLICY_DIR, ledger_url=redis_url, instance_id="gw-b")
     try:
         a.start()
-        b.start_extproc()           # b shares a's provider simulator
+        b.start_extproc()  # b shares a's provider simulator
         b.start_envoy()
         yield Gateway(a, tokens), Gateway(b, tokens), client
     finally:
@@ -58,15 +66,17 @@ def pair(tmp_path_factory, redis_url):
 def _usage(client) -> tuple[int, int]:
     """(spent, reserved) of the budget over its windows in Redis."""
     spent = reserved = 0
-    for key in client.scan_iter(f"relaygate:budget:capped/{BUDGET}:*"):   # ledger ids are workspace/id
+    for key in client.scan_iter(f"relaygate:budget:capped/{BUDGET}:*"):  # ledger ids are workspace/id
         s, r = client.hmget(key, "spent", "reserved")
         spent, reserved = spent + int(s or 0), reserved + int(r or 0)
     return spent, reserved
 
 
 async def _both(ga: Gateway, gb: Gateway, n: int):
-    return await asyncio.gather(_fire(ga.base("capped") + "/chat/completions", ga.tokens["capped"], n),
-                                _fire(gb.base("capped") + "/chat/completions", gb.tokens["capped"], n))
+    return await asyncio.gather(
+        _fire(ga.base("capped") + "/chat/completions", ga.tokens["capped"], n),
+        _fire(gb.base("capped") + "/chat/completions", gb.tokens["capped"], n),
+    )
 
 
 @pytest.mark.slow
@@ -100,10 +110,13 @@ def test_a_restarted_sidecar_keeps_the_shared_state(pair):
     before = _usage(client)
     gb.stack.stop_one("extproc")
     gb.stack.start_extproc()
-    assert _usage(client) == before                     # nothing rebuilt or reset on start
-    r = curl(gb.base("capped") + "/chat/completions", BODY, {"authorization": f"Bearer {gb.tokens['capped']}",
-                                                             "content-type": "application/json"})
-    assert r.status == 200, r.body                      # the settled remainder admits again
+    assert _usage(client) == before  # nothing rebuilt or reset on start
+    r = curl(
+        gb.base("capped") + "/chat/completions",
+        BODY,
+        {"authorization": f"Bearer {gb.tokens['capped']}", "content-type": "application/json"},
+    )
+    assert r.status == 200, r.body  # the settled remainder admits again
     doc = gb.receipt_doc(r.receipt_id)
     used = doc["usage"]["input_tokens"] + doc["usage"]["output_tokens"]
     eventually(lambda: _usage(client) == (before[0] + used, 0), 15, "the new call settled in Redis")
@@ -113,14 +126,14 @@ def test_a_restarted_sidecar_keeps_the_shared_state(pair):
 def test_redis_unavailable_fails_closed_with_a_receipt(pair):
     ga, _, client = pair
     headers = {"authorization": f"Bearer {ga.tokens['capped']}", "content-type": "application/json"}
-    client.execute_command("CLIENT", "PAUSE", "3000", "WRITE")    # reservations (scripts) stall
+    client.execute_command("CLIENT", "PAUSE", "3000", "WRITE")  # reservations (scripts) stall
     try:
         r = curl(ga.base("capped") + "/chat/completions", chat_body(content="while redis stalls"), headers)
     finally:
         client.execute_command("CLIENT", "UNPAUSE")
     assert r.status == 503 and r.json()["error"]["code"] == "budget.unavailable", r.body
     assert r.headers["retry-after"] == "1"
-    assert not [e for e in ga.sim_requests() if "while redis stalls" in e["body"]]     # never reached upstream
+    assert not [e for e in ga.sim_requests() if "while redis stalls" in e["body"]]  # never reached upstream
     assert ga.receipt_doc(r.receipt_id)["decision"]["allow"] is False
     ok = curl(ga.base("capped") + "/chat/completions", chat_body(content="redis back"), headers)
     assert ok.status == 200, ok.body
@@ -130,6 +143,7 @@ def test_redis_unavailable_fails_closed_with_a_receipt(pair):
 
 def test_redis_ledger_reserves_all_or_none_and_settles_in_batches(redis_url):
     from relaygate.decision.ledger import Hold, RedisLedger, now_utc, window_bounds
+
     ledger = RedisLedger(redis_url, prefix="relaygate:test-ledger:")
     for key in ledger.redis.scan_iter("relaygate:test-ledger:*"):
         ledger.redis.delete(key)
@@ -138,7 +152,7 @@ def test_redis_ledger_reserves_all_or_none_and_settles_in_batches(redis_url):
     limits = {"a": 100, "b": 100}
     assert ledger.reserve([a, b], limits) is None
     assert ledger.reserve([Hold("a", day, 10, "tokens"), Hold("b", month, 50, "usd")], limits) == "b"
-    assert ledger.used_many([("a", day), ("b", month)]) == [60, 60]        # the refused call held nothing
+    assert ledger.used_many([("a", day), ("b", month)]) == [60, 60]  # the refused call held nothing
     ledger.settle_many([([a, b], {"tokens": 7, "usd": 3}), ([], {"tokens": 99})])
     assert ledger.used_many([("a", day), ("b", month)]) == [7, 3]
     ledger.charge("a", day, 5)

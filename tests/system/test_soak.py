@@ -10,6 +10,7 @@ sidecar and each Envoy is sampled throughout, and after the warm-up it must
 stay within a small band. The figures are written to soak-rss.json and
 reported in docs/performance.md.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -65,27 +66,39 @@ def _soak(fleet: Fleet, tokens: dict, tmp_path) -> None:
                 return
             gw = fleet.gateways[i % len(fleet.gateways)]
             try:
-                r = curl(f"{gw.gateway}/v1/acme/chat/completions", chat_body(max_tokens=4, content=f"soak {i}"),
-                         {"authorization": f"Bearer {tokens['acme']}", "content-type": "application/json"})
+                r = curl(
+                    f"{gw.gateway}/v1/acme/chat/completions",
+                    chat_body(max_tokens=4, content=f"soak {i}"),
+                    {"authorization": f"Bearer {tokens['acme']}", "content-type": "application/json"},
+                )
                 replies.append(r.status)
             except Exception:
                 replies.append(0)
 
-    policy = acme.post("/v1/policies", yaml="name: soak\nrego: |\n  package soak\n  import rego.v1\n"
-                                            "  deny contains \"no\" if input.model == \"never-0\"\n").json()
+    policy = acme.post(
+        "/v1/policies",
+        yaml="name: soak\nrego: |\n  package soak\n  import rego.v1\n"
+        '  deny contains "no" if input.model == "never-0"\n',
+    ).json()
     upstream = admin.get("/v1/upstreams/openai-eu").json()
     spec = {k: v for k, v in upstream.items() if k not in ("created_at", "updated_at")}
     changes = [
         lambda n: acme.put("/v1/budgets/limited-key-monthly", {"limit": 1 + n}),
         lambda n: acme.post(f"/v1/keys/{acme.post('/v1/keys', {'name': f'soak-{n}'}).json()['key']['id']}/revoke"),
-        lambda n: admin.put("/v1/upstreams/openai-eu", {**spec, "envoy_cluster_overrides":
-                                                        {"connect_timeout": f"{2 + n % 3}s"}}),
+        lambda n: admin.put(
+            "/v1/upstreams/openai-eu", {**spec, "envoy_cluster_overrides": {"connect_timeout": f"{2 + n % 3}s"}}
+        ),
         lambda n: admin.put("/v1/workspaces/euro", {"default_max_output_tokens": 256 + n}),
-        lambda n: acme.put(f"/v1/policies/{policy['id']}", yaml=f"name: soak\nrego: |\n  package soak\n"
-                                                                  f"  import rego.v1\n  deny contains \"no\" if "
-                                                                  f"input.model == \"never-{n}\"\n"),
-        lambda n: admin.put("/v1/upstreams/openai-eu", {**spec, "models": {
-            "gpt-4o-mini": {"input_per_1k": 0.2 + n / 1000, "output_per_1k": 0.8}}}),
+        lambda n: acme.put(
+            f"/v1/policies/{policy['id']}",
+            yaml=f"name: soak\nrego: |\n  package soak\n"
+            f'  import rego.v1\n  deny contains "no" if '
+            f'input.model == "never-{n}"\n',
+        ),
+        lambda n: admin.put(
+            "/v1/upstreams/openai-eu",
+            {**spec, "models": {"gpt-4o-mini": {"input_per_1k": 0.2 + n / 1000, "output_per_1k": 0.8}}},
+        ),
     ]
     threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(2)]
     for t in threads:
@@ -109,19 +122,27 @@ def _soak(fleet: Fleet, tokens: dict, tmp_path) -> None:
     samples.append({"t": round(time.monotonic() - started, 1), **{k: round(rss_mb(p), 1) for k, p in procs.items()}})
 
     # Every change reached the gateways: the last policy version is in force on every sidecar.
-    last_rev = {gw.tenant: admin.get("/v1/fleet/instances", params={"tenant": gw.tenant}).json()
-                for gw in fleet.gateways}
+    last_rev = {
+        gw.tenant: admin.get("/v1/fleet/instances", params={"tenant": gw.tenant}).json() for gw in fleet.gateways
+    }
     assert all(i["instances"][0]["xds"]["last_nack"] is None for i in last_rev.values())
-    eventually(lambda: all(i["posture"]["bundle_revision"] for i in
-                           admin.get("/v1/fleet/instances").json()["instances"]), 10, "posture")
+    eventually(
+        lambda: all(i["posture"]["bundle_revision"] for i in admin.get("/v1/fleet/instances").json()["instances"]),
+        10,
+        "posture",
+    )
 
     warm = [s for s in samples if s["t"] >= WARM_UP]
-    report = {"seconds": SOAK_SECONDS, "changes": n, "calls": len(replies),
-              "failed": sum(1 for s in replies if s != 200), "rss_mb": {}}
+    report = {
+        "seconds": SOAK_SECONDS,
+        "changes": n,
+        "calls": len(replies),
+        "failed": sum(1 for s in replies if s != 200),
+        "rss_mb": {},
+    }
     for name in procs:
         series = [s[name] for s in warm]
-        report["rss_mb"][name] = {"start": samples[0][name], "warm": series[0], "peak": max(series),
-                                  "end": series[-1]}
+        report["rss_mb"][name] = {"start": samples[0][name], "warm": series[0], "peak": max(series), "end": series[-1]}
     (tmp_path / "soak-rss.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     assert n >= SOAK_SECONDS / CHANGE_EVERY - 2 and len(replies) > SOAK_SECONDS * 10

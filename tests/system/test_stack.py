@@ -1,4 +1,5 @@
 """The committed Envoy bootstrap and the `make run` tour stay true to the code."""
+
 from __future__ import annotations
 
 import json
@@ -13,17 +14,25 @@ from devstack.processes import ROOT, free_port
 
 
 def test_committed_bootstrap_matches_rendering():
-    rendered = envoy_config.render(config_mod.load(ROOT / "config"), listen_port=8080, admin_port=9901,
-                                   extproc=["unix:var/extproc.sock"])
+    rendered = envoy_config.render(
+        config_mod.load(ROOT / "config"), listen_port=8080, admin_port=9901, extproc=["unix:var/extproc.sock"]
+    )
     committed = json.loads((ROOT / "envoy" / "gateway.json").read_text())
     assert committed == rendered, "regenerate: python -m relaygate.envoy.config --out envoy/gateway.json"
 
 
 def test_committed_xds_bootstrap_matches_rendering():
     tls, ads_tls = envoy_config.reference_tls()
-    rendered = envoy_config.render_xds_bootstrap(node_id="gw-1", tenant="default", zone="local",
-                                                 listen="0.0.0.0:8080", admin_port=9901,
-                                                 ads_address="127.0.0.1:18000", tls=tls, ads_tls=ads_tls)
+    rendered = envoy_config.render_xds_bootstrap(
+        node_id="gw-1",
+        tenant="default",
+        zone="local",
+        listen="0.0.0.0:8080",
+        admin_port=9901,
+        ads_address="127.0.0.1:18000",
+        tls=tls,
+        ads_tls=ads_tls,
+    )
     committed = json.loads((ROOT / "envoy" / "bootstrap-xds.json").read_text())
     assert committed == rendered, "regenerate: python -m relaygate.envoy.config --xds --out envoy/bootstrap-xds.json"
     # It names only its identity and the ADS server: no listener, route or provider in it.
@@ -34,7 +43,8 @@ def test_committed_xds_bootstrap_matches_rendering():
     tls_ctx = committed["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]["common_tls_context"]
     assert tls_ctx["validation_context"]["trusted_ca"] == {"filename": "var/tls/ca.pem"}
     assert tls_ctx["validation_context"]["match_typed_subject_alt_names"] == [
-        {"san_type": "IP_ADDRESS", "matcher": {"exact": "127.0.0.1"}}]
+        {"san_type": "IP_ADDRESS", "matcher": {"exact": "127.0.0.1"}}
+    ]
     assert tls_ctx["tls_certificates"][0]["certificate_chain"] == {"filename": "var/tls/client.pem"}
     assert committed["node"]["metadata"]["tls"] == "server"
     assert [s["name"] for s in committed["static_resources"]["secrets"]] == [envoy_config.SERVER_CERT_SECRET]
@@ -44,32 +54,53 @@ def test_committed_xds_bootstrap_matches_rendering():
 def test_bootstrap_is_valid_for_envoy(tmp_path, name):
     from devstack.processes import envoy_binary
     from devstack import tls as tls_mod
+
     path = tmp_path / name
     path.write_text((ROOT / "envoy" / name).read_text())
-    tls_mod.ensure(tmp_path / "var" / "tls")        # the reference bootstrap names var/tls/*.pem
-    out = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True,
-                         cwd=tmp_path)
+    tls_mod.ensure(tmp_path / "var" / "tls")  # the reference bootstrap names var/tls/*.pem
+    out = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True, cwd=tmp_path
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_xds_bootstrap_resolves_a_control_plane_by_name():
-    boot = envoy_config.render_xds_bootstrap(node_id="gw", tenant="t", zone="z", listen="0.0.0.0:8080",
-                                             admin_port=9901, ads_address="controlplane:18000")
+    boot = envoy_config.render_xds_bootstrap(
+        node_id="gw", tenant="t", zone="z", listen="0.0.0.0:8080", admin_port=9901, ads_address="controlplane:18000"
+    )
     assert boot["static_resources"]["clusters"][0]["type"] == "STRICT_DNS"
 
 
 def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     """What `make run` shows a newcomer: demo keys, routing, sovereignty, scope, receipts."""
     out = subprocess.run(
-        [sys.executable, "-m", "devstack.run", "--demo-only", "--run-dir", str(tmp_path),
-         "--gateway-port", str(free_port()), "--envoy-admin-port", str(free_port()),
-         "--admin-port", str(free_port()), "--cp-port", str(free_port()),
-         "--xds-port", str(free_port())],
-        cwd=ROOT, capture_output=True, text=True, timeout=180)
+        [
+            sys.executable,
+            "-m",
+            "devstack.run",
+            "--demo-only",
+            "--run-dir",
+            str(tmp_path),
+            "--gateway-port",
+            str(free_port()),
+            "--envoy-admin-port",
+            str(free_port()),
+            "--admin-port",
+            str(free_port()),
+            "--cp-port",
+            str(free_port()),
+            "--xds-port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
     assert "HTTP/1.1 200 OK" in text and '"source": "response"' in text
-    assert "'name': 'openai-eu'" in text                      # euro routed to the EEA upstream
+    assert "'name': 'openai-eu'" in text  # euro routed to the EEA upstream
     assert "sovereignty.blocked" in text and "scope.denied" in text and "auth.unauthenticated" in text
     assert "relaygate is running" in text
     # Served over TLS by default: a local CA in the run dir, the tour's curl commands trust it.
@@ -79,11 +110,11 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     # The control-plane part: a policy created through the API blocks, its receipt reaches the audit feed.
     assert '"policy.blocked"' in text and '"kind": "gateway.call"' in text and '"fallback_used": true' in text
     assert "relaygate evidence bundle: VERIFIED" in text and "(pinned)" in text
-    assert "is consistent with the checkpoint you hold" in text     # the tour's --after-checkpoint
+    assert "is consistent with the checkpoint you hold" in text  # the tour's --after-checkpoint
     # The gateway ran from the xDS bootstrap: no listener in its file, everything ACKed over ADS.
     boot = json.loads((tmp_path / "envoy.json").read_text())
     assert "dynamic_resources" in boot and "listeners" not in boot["static_resources"]
-    fleet = text[text.index("14. The fleet"):]
+    fleet = text[text.index("14. The fleet") :]
     assert '"connected": true' in fleet and '"lds": "' in fleet and '"cds": "' in fleet
     assert '"last_nack": null' in fleet and '"status": "healthy"' in fleet
 
@@ -91,9 +122,11 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
 def test_security_doc_names_only_tests_that_exist():
     """docs/security.md maps each promise to the tests that attack it: every name must be real."""
     import re
+
     doc = (ROOT / "docs" / "security.md").read_text()
-    defined = {m for f in (ROOT / "tests").rglob("test_*.py")
-               for m in re.findall(r"^def (test_\w+)", f.read_text(), re.M)}
+    defined = {
+        m for f in (ROOT / "tests").rglob("test_*.py") for m in re.findall(r"^def (test_\w+)", f.read_text(), re.M)
+    }
     named = set(re.findall(r"`(?:\w+\.py::)?(test_\w+)", doc)) - {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
     assert len(named) > 50
     assert named <= defined, sorted(named - defined)

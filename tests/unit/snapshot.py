@@ -1,4 +1,5 @@
 """A policy snapshot built in-process from the test config (no servers): what the sidecar would run."""
+
 from __future__ import annotations
 
 import os
@@ -19,12 +20,23 @@ def build(tmp: Path) -> tuple[Admission, dict[str, str]]:
     return Admission(cfg, RegorusEngine(sources=local_sources(POLICY_DIR)), InMemoryLedger()), tokens
 
 
-def headers(token: str | None = None, workspace: str = "acme", endpoint: str = "chat/completions",
-            method: str = "POST", ctype: str = "application/json", **extra: str) -> dict[str, str]:
+def headers(
+    token: str | None = None,
+    workspace: str = "acme",
+    endpoint: str = "chat/completions",
+    method: str = "POST",
+    ctype: str = "application/json",
+    **extra: str,
+) -> dict[str, str]:
     """Request headers as Envoy hands them to the policy service (lower-case names, pseudo-headers)."""
-    h = {":method": method, ":path": f"/v1/{workspace}/{endpoint}", ":authority": "gateway",
-         "content-type": ctype, "x-request-id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-         "x-forwarded-for": "203.0.113.7"}
+    h = {
+        ":method": method,
+        ":path": f"/v1/{workspace}/{endpoint}",
+        ":authority": "gateway",
+        "content-type": ctype,
+        "x-request-id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+        "x-forwarded-for": "203.0.113.7",
+    }
     if token is not None:
         h["authorization"] = f"Bearer {token}"
     h.update({k.replace("_", "-"): v for k, v in extra.items()})

@@ -1,4 +1,5 @@
 """Unit tests of the pieces both services share: the signed bundle format and workspace policies."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,8 +17,13 @@ from relaygate.decision.ledger import InMemoryLedger
 from relaygate.decision.policy_sandbox import PolicySandbox, WorkspacePolicies
 from relaygate.decision.snapshot import admission_from_bundle, local_sources
 from relaygate.decision.wire import parse_body
-from relaygate.decision.workspace_policy import (ActivePolicy, PolicyDocumentError, check_rego, parse_document,
-                                      policy_modules)
+from relaygate.decision.workspace_policy import (
+    ActivePolicy,
+    PolicyDocumentError,
+    check_rego,
+    parse_document,
+    policy_modules,
+)
 from tests.conftest import POLICY_DIR, write_config
 
 DOC = """name: blocklist
@@ -50,12 +56,12 @@ def test_bundle_round_trip_is_deterministic_and_loads_as_a_gateway_snapshot(tmp_
     signer, _ = _signers(tmp_path)
     (blob, rev), docs = _build(tmp_path, signer)
     (blob2, rev2), _ = _build(tmp_path, signer)
-    assert rev == rev2                                   # same state, same revision (the ETag)
+    assert rev == rev2  # same state, same revision (the ETag)
     b = bundle.read(blob, verify_key=signer.public_key, fleet_token="fleet")
     assert b.revision == rev and b.config == docs and "relaygate/gateway.rego" in b.modules
     adm = admission_from_bundle(b, InMemoryLedger())
     assert adm.revision == rev and "acme" in adm.config.workspaces
-    assert b"sk-test-openai" not in gzip.decompress(blob)      # secrets are sealed
+    assert b"sk-test-openai" not in gzip.decompress(blob)  # secrets are sealed
     with tarfile.open(fileobj=io.BytesIO(blob)) as t:
         names = {m.name.lstrip("/") for m in t}
     assert {".manifest", ".signatures.json", "data.json", bundle.CONFIG_PATH, bundle.SECRETS_PATH} <= names
@@ -92,13 +98,17 @@ def test_workspace_policy_compiles_and_only_applies_to_its_workspace():
 
     async def denials(pairs):
         try:
-            return [(await sandbox.evaluate(wp, ws, json.dumps({"user": user, "workspace": {"id": ws}})))["denials"]
-                    for ws, user in pairs]
+            return [
+                (await sandbox.evaluate(wp, ws, json.dumps({"user": user, "workspace": {"id": ws}})))["denials"]
+                for ws, user in pairs
+            ]
         finally:
             await sandbox.close()
+
     got = asyncio.run(denials([("acme", "mallory"), ("acme", "bob"), ("euro", "mallory")]))
-    assert got[0] == [{"policy": "pol_a@3", "status": 451, "code": "policy.user_blocked",
-                       "reason": "user mallory is blocked"}]
+    assert got[0] == [
+        {"policy": "pol_a@3", "status": 451, "code": "policy.user_blocked", "reason": "user mallory is blocked"}
+    ]
     assert got[1] == [] and got[2] == []
 
 
@@ -108,13 +118,16 @@ def test_policy_user_comes_from_openai_user_or_anthropic_metadata():
     assert parse_body("chat.completions", b'{"model": "m", "user": 5}', 10).user is None
 
 
-@pytest.mark.parametrize("text,message", [
-    ("rego: x", "'name'"),
-    ("name: x\nrego: ''", "'rego'"),
-    ("name: x\ndata: [1]\nrego: |\n  package p\n", "'data' must be a mapping"),
-    ("name: x\neffect: {code: 'Not Valid'}\nrego: |\n  package p\n", "effect.code"),
-    ("- a list", "mapping"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("rego: x", "'name'"),
+        ("name: x\nrego: ''", "'rego'"),
+        ("name: x\ndata: [1]\nrego: |\n  package p\n", "'data' must be a mapping"),
+        ("name: x\neffect: {code: 'Not Valid'}\nrego: |\n  package p\n", "effect.code"),
+        ("- a list", "mapping"),
+    ],
+)
 def test_policy_document_errors(text, message):
     with pytest.raises(PolicyDocumentError, match=message):
         check_rego("pol_x", parse_document(text))
@@ -138,11 +151,13 @@ def test_a_workspace_policy_with_a_runtime_conflict_fails_closed(tmp_path):
     modules, data = local_sources(POLICY_DIR)
     extra, pdata = policy_modules([ActivePolicy("acme", "pol_c", 1, parse_document(CONFLICT))])
     data["workspace_policies"] = pdata
-    blob, _ = bundle.build(modules={**modules, **extra}, data=data, config=docs, secrets=sec, fleet_token="t",
-                           signer=signer)
+    blob, _ = bundle.build(
+        modules={**modules, **extra}, data=data, config=docs, secrets=sec, fleet_token="t", signer=signer
+    )
     sandbox = PolicySandbox(workers=1, timeout=5.0)
-    adm = admission_from_bundle(bundle.read(blob, verify_key=signer.public_key, fleet_token="t"), InMemoryLedger(),
-                                sandbox=sandbox)
+    adm = admission_from_bundle(
+        bundle.read(blob, verify_key=signer.public_key, fleet_token="t"), InMemoryLedger(), sandbox=sandbox
+    )
     key = next(k for k in adm.config.keys.values() if k.workspace == "acme" and not k.revoked)
     shape = parse_body("chat.completions", b'{"model": "gpt-4o-mini", "messages": []}', 16)
 
@@ -151,5 +166,6 @@ def test_a_workspace_policy_with_a_runtime_conflict_fails_closed(tmp_path):
             return await adm.decide_async(key, "chat.completions", shape)
         finally:
             await sandbox.close()
+
     v = asyncio.run(decide())
     assert not v.allow and v.status == 500 and v.code == "policy.error" and "conflicts" in v.message

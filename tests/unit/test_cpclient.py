@@ -1,4 +1,5 @@
 """The one backoff every sidecar → control plane retry loop uses (relaygate/extproc/cpclient.py)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +18,7 @@ def test_backoff_doubles_to_its_cap_with_jitter_and_resets():
             t = time.monotonic()
             await b.wait()
             waited.append((nominal, time.monotonic() - t))
+
     asyncio.run(go())
     assert [n for n, _ in waited] == [0.02, 0.04, 0.08, 0.08, 0.08]
     # Each wait is drawn from 0.5-1.5x its nominal delay (a fleet does not retry in lockstep).

@@ -1,6 +1,7 @@
 """The decision library (relaygate/decision/gate.py) driven with plain values: every check the
 gateway makes before and after Rego, in order, as an attacker would probe them, and the dry run
 deciding exactly as the gateway does."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,18 +29,21 @@ def _body(model: str = "gpt-4o-mini", **extra) -> bytes:
     return orjson.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}], **extra})
 
 
-@pytest.mark.parametrize("case, expect", [
-    ("unknown path", (404, "route.not_found")),
-    ("GET", (405, "request.method_not_allowed")),
-    ("no key", (401, "auth.unauthenticated")),
-    ("forged key", (401, "auth.unauthenticated")),
-    ("revoked key", (401, "auth.unauthenticated")),
-    ("key of another workspace", (403, "scope.denied")),
-    ("read-only key", (403, "scope.denied")),
-    ("text/plain", (415, "request.unsupported_media_type")),
-    ("content-length over the cap", (413, "request.too_large")),
-    ("no body", (400, "request.invalid")),
-])
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("unknown path", (404, "route.not_found")),
+        ("GET", (405, "request.method_not_allowed")),
+        ("no key", (401, "auth.unauthenticated")),
+        ("forged key", (401, "auth.unauthenticated")),
+        ("revoked key", (401, "auth.unauthenticated")),
+        ("key of another workspace", (403, "scope.denied")),
+        ("read-only key", (403, "scope.denied")),
+        ("text/plain", (415, "request.unsupported_media_type")),
+        ("content-length over the cap", (413, "request.too_large")),
+        ("no body", (400, "request.invalid")),
+    ],
+)
 def test_each_header_check_refuses_its_case_and_the_first_failing_check_answers(snap, case, expect):
     adm, tokens = snap
     acme = tokens["acme"]
@@ -74,12 +78,15 @@ def test_the_anthropic_header_carries_the_key_too_and_a_valid_call_passes_the_he
     assert call.peer == "203.0.113.7"
 
 
-@pytest.mark.parametrize("raw, code", [
-    (b"{not json", "request.invalid_json"),
-    (b"[]", "request.invalid"),
-    (orjson.dumps({"messages": []}), "request.invalid"),                   # no model
-    (_body(max_tokens=10**9), "request.invalid"),                        # over any model's output limit
-])
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        (b"{not json", "request.invalid_json"),
+        (b"[]", "request.invalid"),
+        (orjson.dumps({"messages": []}), "request.invalid"),  # no model
+        (_body(max_tokens=10**9), "request.invalid"),  # over any model's output limit
+    ],
+)
 def test_body_checks_refuse_malformed_bodies_before_any_policy_runs(snap, raw, code):
     adm, tokens = snap
     call, v = _headers_verdict(adm, headers(tokens["acme"]))
@@ -101,7 +108,7 @@ def test_a_body_after_refused_headers_is_never_decided(snap):
     adm, tokens = snap
     call, v = _headers_verdict(adm, headers(tokens["euro"], workspace="acme"))
     assert v is not None and v.status == 403
-    call.key = None        # as after a 401
+    call.key = None  # as after a 401
     shape = gate.check_body(call, _body())
     assert isinstance(shape, Verdict) and (shape.status, shape.code) == (400, "request.invalid")
 
@@ -134,8 +141,11 @@ def test_a_budget_holds_across_calls_and_the_refusal_says_when_to_retry(snap):
 
 def test_the_dry_run_entry_point_decides_as_the_gateway_does_without_reserving(snap):
     adm, tokens = snap
-    for token, ws, model in ((tokens["acme"], "acme", "gpt-4o-mini"), (tokens["euro"], "euro", "gpt-4o"),
-                             (tokens["acme-embed"], "acme", "gpt-4o-mini")):
+    for token, ws, model in (
+        (tokens["acme"], "acme", "gpt-4o-mini"),
+        (tokens["euro"], "euro", "gpt-4o"),
+        (tokens["acme-embed"], "acme", "gpt-4o-mini"),
+    ):
         call, _ = _headers_verdict(adm, headers(token, workspace=ws))
         shape = gate.check_body(call, _body(model))
         doc, _, _ = adm.policy_input(call.key, call.route.endpoint, shape)

@@ -2,6 +2,7 @@
 opa-envoy-plugin's internal_test.go drives its server) and the access-log sink fed a constructed
 HTTPAccessLogEntry, over a real spool, ledger and signer. No Envoy, no sockets: what Envoy would be
 told, and what the receipt says, are checked on the protobufs and the spool themselves."""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,6 +53,7 @@ def _stream(processor: Processor, *msgs: pb.ProcessingRequest) -> list[pb.Proces
 
     async def run():
         return [r async for r in processor.Process(requests(), None)]
+
     return asyncio.run(run())
 
 
@@ -74,7 +76,7 @@ def test_a_denied_call_gets_an_immediate_json_reply_with_its_receipt_id_and_a_du
     assert body["error"]["code"] == "auth.unauthenticated" and body["error"]["receipt_id"] == rid
     hs = _set_headers(imm.headers)
     assert hs[RECEIPT_HEADER] == rid and hs["content-type"] == "application/json"
-    assert hs[PREAUTH_HEADER] == "1"                     # Envoy throttles addresses collecting these
+    assert hs[PREAUTH_HEADER] == "1"  # Envoy throttles addresses collecting these
     assert resp.dynamic_metadata.fields[NAMESPACE].struct_value.fields["denied"].bool_value is True
     state, draft = processor.spool.draft(rid)
     assert state == "pending" and draft["decision"]["code"] == "auth.unauthenticated"
@@ -103,7 +105,7 @@ def test_an_allowed_call_is_routed_with_the_platform_credential_and_the_clients_
     common = bresp.request_body.response
     sets = _set_headers(common.header_mutation)
     assert sets[":path"] == "/v1/chat/completions" and sets[UPSTREAM_HEADER] in ("openai-us", "openai-eu")
-    assert sets["authorization"] == "Bearer sk-test-openai"      # the client's key never goes upstream
+    assert sets["authorization"] == "Bearer sk-test-openai"  # the client's key never goes upstream
     removed = set(common.header_mutation.remove_headers)
     assert {"x-evil-header", "openai-organization"} <= removed
     assert common.clear_route_cache
@@ -118,8 +120,14 @@ def test_the_access_log_entry_finishes_the_receipt_signed_with_the_usage_it_repo
     _stream(processor, _headers_msg(headers(tokens["acme"])), _body_msg(_body()))
     rid = receipt_id_for(REQUEST_ID)
     usage = struct_pb2.Struct()
-    usage.update({"prompt_tokens": 12, "completion_tokens": 7, "model": "gpt-4o-mini-2024",
-                  "response_digest": "sha256:" + "ab" * 32})
+    usage.update(
+        {
+            "prompt_tokens": 12,
+            "completion_tokens": 7,
+            "model": "gpt-4o-mini-2024",
+            "response_digest": "sha256:" + "ab" * 32,
+        }
+    )
     entry = accesslog_pb2.HTTPAccessLogEntry()
     entry.request.request_id = REQUEST_ID
     entry.response.response_code.value = 200
@@ -132,7 +140,9 @@ def test_the_access_log_entry_finishes_the_receipt_signed_with_the_usage_it_repo
     async def feed():
         async def it():
             yield msg
+
         return await sink.StreamAccessLogs(it(), None)
+
     asyncio.run(feed())
 
     env = processor.spool.envelope(rid)
@@ -140,7 +150,10 @@ def test_the_access_log_entry_finishes_the_receipt_signed_with_the_usage_it_repo
     assert verify_receipt(env, signer.private_key.public_key())
     receipt = envelope_receipt(env)
     assert receipt["status"] == "complete" and receipt["usage"] == {
-        "input_tokens": 12, "output_tokens": 7, "source": "response"}
+        "input_tokens": 12,
+        "output_tokens": 7,
+        "source": "response",
+    }
     assert receipt["model"] == {"requested": "gpt-4o-mini", "served": "gpt-4o-mini-2024"}
     assert receipt["response"]["status"] == 200 and receipt["cost"]["usd_micros"] > 0
     # The same entry again (Envoy retries a batch) changes nothing: one receipt, charged once.

@@ -1,4 +1,5 @@
 """RFC 9162 Merkle tree: published vectors, and properties over random trees (hypothesis)."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaygate.evidence.merkle import (MerkleLog, ProofError, leaf_hash, root_from_inclusion, verify_consistency,
-                             verify_inclusion)
+from relaygate.evidence.merkle import (
+    MerkleLog,
+    ProofError,
+    leaf_hash,
+    root_from_inclusion,
+    verify_consistency,
+    verify_inclusion,
+)
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "rfc6962_merkle.json").read_text())
 LEAVES = [bytes.fromhex(x) for x in VECTORS["leaves"]]
@@ -39,8 +46,9 @@ def test_consistency_proofs_match_and_verify(v):
     log = _log(v["second"])
     proof = [H(p) for p in v["proof"]]
     assert log.consistency_proof(v["first"]) == proof
-    verify_consistency(v["first"], v["second"], H(VECTORS["roots"][v["first"] - 1]),
-                       H(VECTORS["roots"][v["second"] - 1]), proof)
+    verify_consistency(
+        v["first"], v["second"], H(VECTORS["roots"][v["first"] - 1]), H(VECTORS["roots"][v["second"] - 1]), proof
+    )
 
 
 def test_edge_cases_are_refused():

@@ -1,4 +1,5 @@
 """docs/receipts.md's worked example is what the code produces, byte for byte."""
+
 from __future__ import annotations
 
 import hashlib
@@ -42,7 +43,7 @@ def test_worked_example_matches_the_code():
 def _field_table() -> dict[str, set[str]]:
     """docs/receipts.md's field table: top-level field -> the sub-fields its row names."""
     start = DOC.index("| field | meaning |")
-    rows = DOC[start:DOC.index("\n\n", start)].splitlines()[2:]
+    rows = DOC[start : DOC.index("\n\n", start)].splitlines()[2:]
     out: dict[str, set[str]] = {}
     for row in rows:
         _, fields, meaning, _ = row.split("|")
@@ -61,21 +62,49 @@ def test_the_receipt_field_table_names_exactly_what_a_receipt_carries(tmp_path):
     from relaygate.decision.ledger import Hold, InMemoryLedger
     from relaygate.extproc.settlement import Finalizer
     from relaygate.extproc.spool import Spool
-    up = Upstream(name="openai-us", provider="openai", host="127.0.0.1", port=1, tls=False, base_path="", region="us-east-1",
-                  jurisdiction="us", credential="x", models={})
-    draft = call_draft(ts=1.0, decision={"allow": True, "status": 200, "code": "ok", "reasons": [],
-                                         "policies": [], "bundle": "r1"},
-                       path="/v1/acme/chat/completions", workspace="acme", key_id="k" * 12,
-                       endpoint="chat.completions", body=b"{}", model="gpt-4o-mini", upstream=up,
-                       price=(150, 600), worst=(10, 20), holds=[Hold("b", "w", 30, "tokens")])
-    outcome = {"status": 200, "flags": "", "bytes": 10, "latency_us": 5, "upstream_answered": True,
-               "usage": {"input_tokens": 3, "output_tokens": 4, "model": "gpt-4o-mini"}, "digest": None}
+
+    up = Upstream(
+        name="openai-us",
+        provider="openai",
+        host="127.0.0.1",
+        port=1,
+        tls=False,
+        base_path="",
+        region="us-east-1",
+        jurisdiction="us",
+        credential="x",
+        models={},
+    )
+    draft = call_draft(
+        ts=1.0,
+        decision={"allow": True, "status": 200, "code": "ok", "reasons": [], "policies": [], "bundle": "r1"},
+        path="/v1/acme/chat/completions",
+        workspace="acme",
+        key_id="k" * 12,
+        endpoint="chat.completions",
+        body=b"{}",
+        model="gpt-4o-mini",
+        upstream=up,
+        price=(150, 600),
+        worst=(10, 20),
+        holds=[Hold("b", "w", 30, "tokens")],
+    )
+    outcome = {
+        "status": 200,
+        "flags": "",
+        "bytes": 10,
+        "latency_us": 5,
+        "upstream_answered": True,
+        "usage": {"input_tokens": 3, "output_tokens": 4, "model": "gpt-4o-mini"},
+        "digest": None,
+    }
     spool = Spool(tmp_path / "receipts.db")
     signer = signer_for(Ed25519PrivateKey.generate())
     fin = Finalizer(spool, InMemoryLedger(), signer, "s1")
     spool.add_pending("rcpt_x", draft)
     fin.finalize([("rcpt_x", draft, outcome)])
     from relaygate.evidence.receipts import envelope_receipt
+
     receipt = envelope_receipt(spool.envelope("rcpt_x"))
     spool.close()
     table = _field_table()

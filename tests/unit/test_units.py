@@ -1,4 +1,5 @@
 """Unit tests of the pieces under the gateway: ledger, receipts, keys, wire parsing, config, Rego."""
+
 from __future__ import annotations
 
 import base64
@@ -10,8 +11,16 @@ import orjson
 import pytest
 import yaml
 
-from relaygate.evidence.receipts import (GENESIS_HASH, canonical, envelope_hash, envelope_receipt, envelope_statement,
-                               sign_receipt, verify_chain, verify_receipt)
+from relaygate.evidence.receipts import (
+    GENESIS_HASH,
+    canonical,
+    envelope_hash,
+    envelope_receipt,
+    envelope_statement,
+    sign_receipt,
+    verify_chain,
+    verify_receipt,
+)
 from relaygate.evidence.signing import load_or_create_signer
 from relaygate.contract import config as config_mod
 from relaygate.contract import keys
@@ -45,7 +54,7 @@ def test_ledger_reserves_all_or_nothing_and_settles():
     holds = [Hold("ws", "d", 60, "tokens"), Hold("key", "d", 90, "usd")]
     assert ledger.reserve(holds, {"ws": 100, "key": 100}) is None
     assert ledger.reserve(holds, {"ws": 100, "key": 100}) == "ws"
-    assert ledger.used("key", "d") == 90           # the failed call reserved nothing
+    assert ledger.used("key", "d") == 90  # the failed call reserved nothing
     ledger.settle(holds, {"tokens": 20, "usd": 5})
     assert ledger.used("ws", "d") == 20 and ledger.used("key", "d") == 5
 
@@ -70,7 +79,7 @@ def test_receipt_signature_and_chain_detect_tampering(tmp_path):
     statement["predicate"]["cost"]["usd_micros"] = 0
     forged = {**first, "payload": base64.b64encode(canonical(statement)).decode()}
     assert not verify_receipt(forged, signer.public_key)
-    relabelled = {**first, "payloadType": "application/json"}      # the type is signed too (PAE)
+    relabelled = {**first, "payloadType": "application/json"}  # the type is signed too (PAE)
     assert not verify_receipt(relabelled, signer.public_key)
     with pytest.raises(ValueError, match="bad signature"):
         verify_chain([forged, second], signer.public_key)
@@ -79,7 +88,7 @@ def test_receipt_signature_and_chain_detect_tampering(tmp_path):
         verify_chain([first, third], signer.public_key)
     other = load_or_create_signer(tmp_path / "other.pem")
     assert not verify_receipt(first, other.public_key)
-    assert load_or_create_signer(tmp_path / "k.pem").key_id == signer.key_id   # reloads, not regenerates
+    assert load_or_create_signer(tmp_path / "k.pem").key_id == signer.key_id  # reloads, not regenerates
 
 
 # -- keys ---------------------------------------------------------------------
@@ -114,12 +123,17 @@ def test_body_rewrites_add_cap_and_stream_usage():
     assert parse_body("embeddings", b'{"model": "e", "input": "x"}', 300).max_output_tokens == 0
 
 
-@pytest.mark.parametrize("raw,code", [
-    (b"{", "request.invalid_json"), (b"[]", "request.invalid"), (b'{"model": ""}', "request.invalid"),
-    (b'{"model": "m", "max_tokens": 0}', "request.invalid"),
-    (b'{"model": "m", "max_tokens": true}', "request.invalid"),
-    (b'{"model": "m", "stream": true, "stream_options": 3}', "request.invalid"),
-])
+@pytest.mark.parametrize(
+    "raw,code",
+    [
+        (b"{", "request.invalid_json"),
+        (b"[]", "request.invalid"),
+        (b'{"model": ""}', "request.invalid"),
+        (b'{"model": "m", "max_tokens": 0}', "request.invalid"),
+        (b'{"model": "m", "max_tokens": true}', "request.invalid"),
+        (b'{"model": "m", "stream": true, "stream_options": 3}', "request.invalid"),
+    ],
+)
 def test_bad_bodies(raw, code):
     with pytest.raises(BadRequest) as e:
         parse_body("chat.completions", raw, 100)
@@ -135,14 +149,17 @@ def test_config_loads_and_hides_secrets(tmp_path):
     assert cfg.upstreams[0].models["gpt-4o-mini"].input_micros_per_1k == 150_000
 
 
-@pytest.mark.parametrize("file,content,message", [
-    ("upstreams.yaml", "upstreams: [", "invalid YAML"),
-    ("upstreams.yaml", "upstreams: []", "non-empty 'upstreams'"),
-    ("upstreams.yaml", "upstreams: [{name: x, provider: cohere, address: 'a:1'}]", "provider must be"),
-    ("upstreams.yaml", "upstreams: [{name: x, provider: openai, address: nope}]", "host:port"),
-    ("budgets.yaml", "budgets: [{id: b, workspace: w, unit: euros, window: day, limit: 1}]", "unit must be"),
-    ("keys.yaml", "keys: [{id: k, workspace: nowhere, salt: s, hash: h}]", "unknown workspace"),
-])
+@pytest.mark.parametrize(
+    "file,content,message",
+    [
+        ("upstreams.yaml", "upstreams: [", "invalid YAML"),
+        ("upstreams.yaml", "upstreams: []", "non-empty 'upstreams'"),
+        ("upstreams.yaml", "upstreams: [{name: x, provider: cohere, address: 'a:1'}]", "provider must be"),
+        ("upstreams.yaml", "upstreams: [{name: x, provider: openai, address: nope}]", "host:port"),
+        ("budgets.yaml", "budgets: [{id: b, workspace: w, unit: euros, window: day, limit: 1}]", "unit must be"),
+        ("keys.yaml", "keys: [{id: k, workspace: nowhere, salt: s, hash: h}]", "unknown workspace"),
+    ],
+)
 def test_config_errors_name_the_problem(tmp_path, file, content, message):
     write_config(tmp_path)
     (tmp_path / file).write_text(content)
@@ -165,8 +182,9 @@ def test_rego_unit_tests_pass():
 
 
 def test_rego_test_runner_reports_failures(tmp_path):
-    (tmp_path / "x_test.rego").write_text("package x_test\nimport rego.v1\ntest_fails if { 1 == 2 }\n"
-                                          "test_passes if { 1 == 1 }\n")
+    (tmp_path / "x_test.rego").write_text(
+        "package x_test\nimport rego.v1\ntest_fails if { 1 == 2 }\ntest_passes if { 1 == 1 }\n"
+    )
     assert run_policy_tests(tmp_path) == {"x_test.test_fails": False, "x_test.test_passes": True}
 
 
@@ -184,13 +202,26 @@ def test_engine_requires_the_entry_point(tmp_path):
 
 def test_engine_is_usable_from_many_threads():
     engine = RegorusEngine(POLICY_DIR)
-    doc = orjson.dumps({
-        "version": 1, "endpoint": "embeddings", "model": "e", "stream": False,
-        "principal": {"key_id": "k", "workspace": "w", "endpoints": ["embeddings"], "models": ["*"]},
-        "workspace": {"id": "w", "allowed_jurisdictions": [], "allowed_regions": []},
-        "candidates": [{"name": "u", "provider": "openai", "region": "r", "jurisdiction": "us",
-                        "cost": {"tokens": 1, "usd_micros": 1}}],
-        "budgets": []}).decode()
+    doc = orjson.dumps(
+        {
+            "version": 1,
+            "endpoint": "embeddings",
+            "model": "e",
+            "stream": False,
+            "principal": {"key_id": "k", "workspace": "w", "endpoints": ["embeddings"], "models": ["*"]},
+            "workspace": {"id": "w", "allowed_jurisdictions": [], "allowed_regions": []},
+            "candidates": [
+                {
+                    "name": "u",
+                    "provider": "openai",
+                    "region": "r",
+                    "jurisdiction": "us",
+                    "cost": {"tokens": 1, "usd_micros": 1},
+                }
+            ],
+            "budgets": [],
+        }
+    ).decode()
     out = []
     threads = [threading.Thread(target=lambda: out.append(engine.decide(doc)["upstream"])) for _ in range(4)]
     for t in threads:
@@ -204,32 +235,53 @@ def test_policy_data_conflicts_are_errors(tmp_path):
     (tmp_path / "a.yaml").write_text("relaygate: {x: 1}\n")
     (tmp_path / "b.yaml").write_text("relaygate: {x: 2}\n")
     from relaygate.decision.policy_engine import load_policy_sources
+
     with pytest.raises(PolicyError, match="defined twice"):
         load_policy_sources(Path(tmp_path))
 
 
 def _policy_input(**over):
     doc = {
-        "version": 1, "endpoint": "chat.completions", "model": "gpt-4o-mini", "stream": False,
+        "version": 1,
+        "endpoint": "chat.completions",
+        "model": "gpt-4o-mini",
+        "stream": False,
         "principal": {"key_id": "k", "workspace": "w", "endpoints": ["chat.completions"], "models": ["gpt-4o*"]},
         "workspace": {"id": "w", "allowed_jurisdictions": ["eea"], "allowed_regions": []},
         "candidates": [
-            {"name": "us", "provider": "openai", "region": "us-east-1", "jurisdiction": "us",
-             "cost": {"tokens": 100, "usd_micros": 7}},
-            {"name": "eu", "provider": "openai", "region": "eu-west-1", "jurisdiction": "eu",
-             "cost": {"tokens": 100, "usd_micros": 9}}],
+            {
+                "name": "us",
+                "provider": "openai",
+                "region": "us-east-1",
+                "jurisdiction": "us",
+                "cost": {"tokens": 100, "usd_micros": 7},
+            },
+            {
+                "name": "eu",
+                "provider": "openai",
+                "region": "eu-west-1",
+                "jurisdiction": "eu",
+                "cost": {"tokens": 100, "usd_micros": 9},
+            },
+        ],
         "budgets": [{"id": "b", "unit": "usd", "window": "day", "limit": 10, "used": 0}],
     }
     doc.update(over)
     return orjson.dumps(doc).decode()
 
 
-@pytest.mark.parametrize("over", [
-    {}, {"endpoint": "embeddings"}, {"model": "o1"}, {"candidates": []},
-    {"workspace": {"id": "w", "allowed_jurisdictions": ["ch"], "allowed_regions": []}},
-    {"budgets": [{"id": "b", "unit": "usd", "window": "day", "limit": 10, "used": 2}]},
-    {"budgets": [{"id": "b", "unit": "tokens", "window": "month", "limit": 100, "used": 0}]},
-])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {"endpoint": "embeddings"},
+        {"model": "o1"},
+        {"candidates": []},
+        {"workspace": {"id": "w", "allowed_jurisdictions": ["ch"], "allowed_regions": []}},
+        {"budgets": [{"id": "b", "unit": "usd", "window": "day", "limit": 10, "used": 2}]},
+        {"budgets": [{"id": "b", "unit": "tokens", "window": "month", "limit": 100, "used": 0}]},
+    ],
+)
 def test_compiled_policy_decides_like_the_interpreter(over):
     """The RVM bytecode on the hot path must agree with the interpreter the Rego tests use."""
     compiled, interpreted = RegorusEngine(POLICY_DIR), RegorusEngine(POLICY_DIR, compiled=False)
@@ -244,22 +296,25 @@ def test_fast_canonical_json_matches_rfc8785():
     import rfc8785
 
     from relaygate.evidence.receipts import canonical
+
     rnd = random.Random(8785)
-    chars = [chr(c) for c in range(0, 0x3000)] + ["\u2028", "\ufeff", "\U0001F600", "é", '"', "\\"]
+    chars = [chr(c) for c in range(0, 0x3000)] + ["\u2028", "\ufeff", "\U0001f600", "é", '"', "\\"]
 
     def value(depth):
         kind = rnd.randrange(7 if depth < 3 else 4)
         if kind == 0:
             return "".join(rnd.choice(chars) for _ in range(rnd.randrange(6)))
         if kind == 1:
-            return rnd.choice([0, -1, 2**53 - 1, -(2**53 - 1), rnd.randrange(-10**9, 10**9)])
+            return rnd.choice([0, -1, 2**53 - 1, -(2**53 - 1), rnd.randrange(-(10**9), 10**9)])
         if kind == 2:
             return rnd.choice([True, False, None])
         if kind == 3:
-            return rnd.choice([0.1, 1e21, -0.0, 3.0, 1 / 3])          # floats: reference path
+            return rnd.choice([0.1, 1e21, -0.0, 3.0, 1 / 3])  # floats: reference path
         if kind in (4, 5):
-            return {"".join(rnd.choice(chars) for _ in range(rnd.randrange(1, 4))): value(depth + 1)
-                    for _ in range(rnd.randrange(4))}
+            return {
+                "".join(rnd.choice(chars) for _ in range(rnd.randrange(1, 4))): value(depth + 1)
+                for _ in range(rnd.randrange(4))
+            }
         return [value(depth + 1) for _ in range(rnd.randrange(4))]
 
     for _ in range(3000):
@@ -271,30 +326,60 @@ def test_sweep_finishes_what_the_access_log_dropped(tmp_path):
     """Envoy's access log may drop entries: denials complete from their decision, allowed calls expire."""
     from relaygate.extproc.settlement import DENIAL_GRACE, Finalizer
     from relaygate.extproc.spool import Spool
+
     spool = Spool(tmp_path / "r.db")
     ledger = InMemoryLedger()
     hold = Hold("b", "2026-11", 500, "tokens")
     assert ledger.reserve([hold], {"b": 1000}) is None
-    base = {"workspace": "w", "key_id": "k", "endpoint": "chat.completions", "path": "/v1/w/chat/completions",
-            "request": {"digest": None, "bytes": 10}, "model": "m", "stream": False, "price": [1000, 1000]}
+    base = {
+        "workspace": "w",
+        "key_id": "k",
+        "endpoint": "chat.completions",
+        "path": "/v1/w/chat/completions",
+        "request": {"digest": None, "bytes": 10},
+        "model": "m",
+        "stream": False,
+        "price": [1000, 1000],
+    }
     now = 1_000_000.0
-    spool.add_pending("rcpt_denied", {**base, "ts": now - 5, "upstream": None, "worst": None, "holds": [],
-                                      "decision": {"allow": False, "status": 451, "code": "sovereignty.blocked",
-                                                   "reasons": ["x"], "policies": []}})
-    spool.add_pending("rcpt_allowed", {**base, "ts": now - 5, "upstream": {"name": "u"}, "worst": [10, 490],
-                                       "holds": [["b", "2026-11", 500, "tokens"]],
-                                       "decision": {"allow": True, "status": 200, "code": "ok", "reasons": [],
-                                                    "policies": []}})
+    spool.add_pending(
+        "rcpt_denied",
+        {
+            **base,
+            "ts": now - 5,
+            "upstream": None,
+            "worst": None,
+            "holds": [],
+            "decision": {
+                "allow": False,
+                "status": 451,
+                "code": "sovereignty.blocked",
+                "reasons": ["x"],
+                "policies": [],
+            },
+        },
+    )
+    spool.add_pending(
+        "rcpt_allowed",
+        {
+            **base,
+            "ts": now - 5,
+            "upstream": {"name": "u"},
+            "worst": [10, 490],
+            "holds": [["b", "2026-11", 500, "tokens"]],
+            "decision": {"allow": True, "status": 200, "code": "ok", "reasons": [], "policies": []},
+        },
+    )
     spool.db.execute("UPDATE receipts SET created = ?", (now - 5,))
     fin = Finalizer(spool, ledger, load_or_create_signer(tmp_path / "k.pem"), "t")
-    assert fin.sweep(now, grace=3600) == 1                       # the allowed call may still be streaming
+    assert fin.sweep(now, grace=3600) == 1  # the allowed call may still be streaming
     denied = envelope_receipt(spool.envelope("rcpt_denied"))
     assert denied["status"] == "complete" and denied["response"]["status"] == 451
     assert spool.draft("rcpt_allowed")[0] == "pending" and ledger.used("b", "2026-11") == 500
     assert fin.sweep(now + DENIAL_GRACE, grace=1) == 1
     allowed = envelope_receipt(spool.envelope("rcpt_allowed"))
     assert allowed["status"] == "incomplete" and allowed["usage"]["source"] == "reserved"
-    assert allowed["cost"]["usd_micros"] == 500 and ledger.used("b", "2026-11") == 500   # hold became spend
+    assert allowed["cost"]["usd_micros"] == 500 and ledger.used("b", "2026-11") == 500  # hold became spend
     verify_chain(spool.envelopes(), fin.signer.public_key)
     spool.close()
 
@@ -304,16 +389,17 @@ def test_fleet_health_window_spans_the_last_heartbeats_and_restarts_with_the_sid
     from types import SimpleNamespace
 
     from relaygate.controlplane.fleet import RATE_WINDOW_S, Fleet
+
     fleet = Fleet(engine=None, xds=SimpleNamespace())
     assert fleet._window("gw") is None
     fleet.observe("gw", {"calls_total": 10, "errors_total": 0}, 1_000)
-    assert fleet._window("gw") is None                      # one heartbeat: no span yet
-    for i in range(1, 40):                                  # 2 s apart, 5 calls and 1 error each
+    assert fleet._window("gw") is None  # one heartbeat: no span yet
+    for i in range(1, 40):  # 2 s apart, 5 calls and 1 error each
         fleet.observe("gw", {"calls_total": 10 + 5 * i, "errors_total": i}, 1_000 + 2_000 * i)
     t0, t1, calls, errors = fleet._window("gw")
     assert t1 == 1_000 + 2_000 * 39 and t0 <= t1 - RATE_WINDOW_S * 1000 < t0 + 2_000
     assert calls == 5 * (t1 - t0) / 2_000 and errors == (t1 - t0) / 2_000
-    fleet.observe("gw", {"calls_total": 3, "errors_total": 0}, t1 + 2_000)   # counters went back: restarted
+    fleet.observe("gw", {"calls_total": 3, "errors_total": 0}, t1 + 2_000)  # counters went back: restarted
     assert fleet._window("gw") is None
     fleet.observe("gw", {"calls_total": "many", "errors_total": 0}, t1 + 4_000)  # not a number: ignored
     fleet.observe("gw", {"calls_total": 9, "errors_total": 1}, t1 + 6_000)
@@ -322,6 +408,7 @@ def test_fleet_health_window_spans_the_last_heartbeats_and_restarts_with_the_sid
 
 def test_shared_ledger_windows_expire_two_days_after_they_end():
     from relaygate.decision.ledger import window_expiry
+
     day = datetime(2026, 12, 3, tzinfo=timezone.utc).timestamp() + 2 * 86400
     assert window_expiry("2026-12-02") == day
     assert window_expiry("2026-12") == datetime(2027, 1, 3, tzinfo=timezone.utc).timestamp()

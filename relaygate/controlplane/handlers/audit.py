@@ -3,6 +3,7 @@
 The cursor is the sequence number of the last event on the page; newer events
 get higher numbers, so they never shift or repeat what later pages hold.
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -19,25 +20,50 @@ E, P = schema.audit_events, schema.audit_event_policies
 async def policies_of(c, seqs: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {s: [] for s in seqs}
     if seqs:
-        for seq, pid, version in (await c.execute(sa.select(P.c.event_seq, P.c.policy_id, P.c.version)
-                                                  .where(P.c.event_seq.in_(seqs)))).all():
+        for seq, pid, version in (
+            await c.execute(sa.select(P.c.event_seq, P.c.policy_id, P.c.version).where(P.c.event_seq.in_(seqs)))
+        ).all():
             out[seq].append(f"{pid}@{version}")
     return out
 
 
 async def list_events(ctx: Ctx):
     p = ctx.params
-    q = sa.select(E.c.seq, E.c.id, E.c.kind, E.c.workspace_id, E.c.occurred_ms, E.c.actor, E.c.key_id, E.c.user_id,
-                  E.c.model, E.c.endpoint, E.c.decision, E.c.code, E.c.status, E.c.latency_ms, E.c.input_tokens,
-                  E.c.output_tokens, E.c.cost_micros, E.c.upstream, E.c.provider, E.c.sidecar, E.c.detail)
+    q = sa.select(
+        E.c.seq,
+        E.c.id,
+        E.c.kind,
+        E.c.workspace_id,
+        E.c.occurred_ms,
+        E.c.actor,
+        E.c.key_id,
+        E.c.user_id,
+        E.c.model,
+        E.c.endpoint,
+        E.c.decision,
+        E.c.code,
+        E.c.status,
+        E.c.latency_ms,
+        E.c.input_tokens,
+        E.c.output_tokens,
+        E.c.cost_micros,
+        E.c.upstream,
+        E.c.provider,
+        E.c.sidecar,
+        E.c.detail,
+    )
     if ctx.workspace is not None:
         q = q.where(E.c.workspace_id == ctx.workspace)
-    for param, column in (("user", E.c.user_id), ("key_id", E.c.key_id), ("model", E.c.model),
-                          ("decision", E.c.decision)):
+    for param, column in (
+        ("user", E.c.user_id),
+        ("key_id", E.c.key_id),
+        ("model", E.c.model),
+        ("decision", E.c.decision),
+    ):
         if p.get(param) is not None:
             q = q.where(column == p[param])
     kind = p.get("kind")
-    if kind is not None:     # "deployment.*": every kind under that prefix
+    if kind is not None:  # "deployment.*": every kind under that prefix
         q = q.where(E.c.kind.startswith(kind[:-1], autoescape=True) if kind.endswith(".*") else E.c.kind == kind)
     start, end = parse_time(p.get("from"), "from"), parse_time(p.get("to"), "to")
     if start is not None:

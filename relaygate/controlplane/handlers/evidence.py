@@ -8,6 +8,7 @@ until the tar.gz is ready, then the file; /verify runs the offline verifier
 to the control plane's own root key: every key that signed anything in the
 stored bundle must chain back to it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -52,7 +53,8 @@ async def sign_checkpoint(ctx: Ctx):
 
 async def _event(c, ctx: Ctx, event_id: str):
     q = sa.select(schema.audit_events.c.seq, schema.audit_events.c.workspace_id).where(
-        schema.audit_events.c.id == event_id, schema.audit_events.c.kind == "gateway.call")
+        schema.audit_events.c.id == event_id, schema.audit_events.c.kind == "gateway.call"
+    )
     if ctx.workspace is not None:
         q = q.where(schema.audit_events.c.workspace_id == ctx.workspace)
     row = (await c.execute(q)).first()
@@ -74,8 +76,12 @@ async def consistency_proof(ctx: Ctx):
     first, second = ctx.params["first"], ctx.params["second"]
     size = len(ctx.services.transparency.tree)
     if not 0 <= first <= second <= size:
-        raise ApiError(400, "invalid_request", f"need 0 <= first <= second <= {size} (the current tree size)",
-                       {"parameter": "second", "provided": second, "expected": f"<= {size}"})
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"need 0 <= first <= second <= {size} (the current tree size)",
+            {"parameter": "second", "provided": second, "expected": f"<= {size}"},
+        )
     return json({"first": first, "second": second, "hashes": ctx.services.transparency.consistency(first, second)})
 
 
@@ -84,28 +90,45 @@ async def log_keys(ctx: Ctx):
     root = await keys.root_key()
     from relaygate.evidence.signing import key_id_for
     from cryptography.hazmat.primitives import serialization
+
     pem = root.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return json({"origin": ctx.services.transparency.origin, "root_key_id": key_id_for(root),
-                 "root_public_key": pem, "current_key_id": keys.tree.key_id,
-                 "current_public_key": keys.tree.public_pem().decode()})
+    return json(
+        {
+            "origin": ctx.services.transparency.origin,
+            "root_key_id": key_id_for(root),
+            "root_public_key": pem,
+            "current_key_id": keys.tree.key_id,
+            "current_public_key": keys.tree.public_pem().decode(),
+        }
+    )
 
 
 # -- evidence bundles --------------------------------------------------------------------
+
 
 async def create_bundle(ctx: Ctx):
     b = ctx.body or {}
     components = b.get("components") or list(COMPONENTS)
     start, end = parse_time(b.get("from"), "from"), parse_time(b.get("to"), "to")
     if start is not None and end is not None and end <= start:
-        raise ApiError(400, "invalid_request", "'to' must be after 'from'",
-                       {"parameter": "to", "provided": b.get("to"), "expected": "a time after 'from'"})
+        raise ApiError(
+            400,
+            "invalid_request",
+            "'to' must be after 'from'",
+            {"parameter": "to", "provided": b.get("to"), "expected": "a time after 'from'"},
+        )
     params = {"from": b.get("from"), "to": b.get("to"), "from_ms": start, "to_ms": end, "components": components}
     if b.get("consistency_from"):
         params["consistency_from"] = sorted(set(b["consistency_from"]))
     row = await ctx.services.evidence.create(ctx.workspace, params, ctx.principal.actor)
     async with ctx.db.begin() as c:
-        await record(c, "evidence.requested", ctx.workspace, ctx.principal.actor,
-                     {"bundle_id": row["id"], "from": b.get("from"), "to": b.get("to"), "components": components})
+        await record(
+            c,
+            "evidence.requested",
+            ctx.workspace,
+            ctx.principal.actor,
+            {"bundle_id": row["id"], "from": b.get("from"), "to": b.get("to"), "components": components},
+        )
     return json(job_json(row), 202, {"Location": f"/v1/evidence/bundles/{row['id']}"})
 
 
@@ -121,8 +144,11 @@ async def _job(ctx: Ctx, job_id: str):
 
 
 async def list_bundles(ctx: Ctx):
-    q = sa.select(schema.evidence_bundles).order_by(schema.evidence_bundles.c.created_ms.desc()).limit(
-        ctx.params["limit"])
+    q = (
+        sa.select(schema.evidence_bundles)
+        .order_by(schema.evidence_bundles.c.created_ms.desc())
+        .limit(ctx.params["limit"])
+    )
     if ctx.principal.role != "admin" or ctx.workspace is not None:
         q = q.where(schema.evidence_bundles.c.workspace_id == ctx.workspace)
     async with ctx.db.connect() as c:
@@ -143,9 +169,14 @@ async def download_bundle(ctx: Ctx):
     path = Path(row["path"])
     if not path.exists():
         raise ApiError(409, "evidence.gone", "the bundle file is no longer on disk; request a new one")
-    return web.FileResponse(path, headers={
-        "Content-Type": "application/gzip", "X-Bundle-SHA256": row["sha256"],
-        "Content-Disposition": f'attachment; filename="{row["id"]}.tar.gz"'})
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "application/gzip",
+            "X-Bundle-SHA256": row["sha256"],
+            "Content-Disposition": f'attachment; filename="{row["id"]}.tar.gz"',
+        },
+    )
 
 
 async def verify_stored_bundle(ctx: Ctx):
@@ -160,29 +191,49 @@ async def verify_stored_bundle(ctx: Ctx):
 
 # -- rotations ---------------------------------------------------------------------------
 
+
 async def rotate(ctx: Ctx):
     b, svc = ctx.body, ctx.services
     kind = b["kind"]
     if kind == "tree_head":
         doc = await svc.keys.rotate_tree(ctx.principal.actor)
-        await svc.transparency.checkpoint(force=True)      # the next tree head under the new key
+        await svc.transparency.checkpoint(force=True)  # the next tree head under the new key
         async with ctx.db.begin() as c:
-            await record(c, "key.rotated", None, ctx.principal.actor,
-                         {"kind": kind, "key_id": doc["key_id"], "previous_key_id": doc["previous_key_id"]})
+            await record(
+                c,
+                "key.rotated",
+                None,
+                ctx.principal.actor,
+                {"kind": kind, "key_id": doc["key_id"], "previous_key_id": doc["previous_key_id"]},
+            )
         return json({"kind": kind, "status": "done", "custody_event": doc})
     if kind == "receipt_signing":
         iid = b.get("instance_id")
         if not iid:
-            raise ApiError(400, "invalid_request", "receipt_signing needs instance_id",
-                           {"parameter": "instance_id", "provided": None, "expected": "an instance id"})
+            raise ApiError(
+                400,
+                "invalid_request",
+                "receipt_signing needs instance_id",
+                {"parameter": "instance_id", "provided": None, "expected": "an instance id"},
+            )
         async with ctx.db.begin() as c:
             if (await c.execute(sa.select(schema.instances.c.id).where(schema.instances.c.id == iid))).first() is None:
                 raise not_found("instance", iid)
             rid = new_id("rot_", 12)
-            await c.execute(schema.key_rotations.insert().values(
-                id=rid, kind=kind, target=iid, status="pending", created_by=ctx.principal.actor,
-                created_ms=now_ms(), detail={}))
-            await record(c, "key.rotation_requested", None, ctx.principal.actor, {"rotation_id": rid, "instance_id": iid})
+            await c.execute(
+                schema.key_rotations.insert().values(
+                    id=rid,
+                    kind=kind,
+                    target=iid,
+                    status="pending",
+                    created_by=ctx.principal.actor,
+                    created_ms=now_ms(),
+                    detail={},
+                )
+            )
+            await record(
+                c, "key.rotation_requested", None, ctx.principal.actor, {"rotation_id": rid, "instance_id": iid}
+            )
         return json({"rotation_id": rid, "kind": kind, "status": "pending", "instance_id": iid}, 202)
     if kind != "provider":
         raise ApiError(400, "invalid_request", f"unknown rotation kind '{kind}'")
@@ -191,12 +242,28 @@ async def rotate(ctx: Ctx):
 
 async def rotation_status(ctx: Ctx):
     async with ctx.db.connect() as c:
-        row = (await c.execute(sa.select(schema.key_rotations).where(
-            schema.key_rotations.c.id == ctx.params["rotation_id"]))).mappings().first()
+        row = (
+            (
+                await c.execute(
+                    sa.select(schema.key_rotations).where(schema.key_rotations.c.id == ctx.params["rotation_id"])
+                )
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         raise not_found("rotation", ctx.params["rotation_id"])
-    return json({"rotation_id": row["id"], "kind": row["kind"], "target": row["target"], "status": row["status"],
-                 "created_at": iso(row["created_ms"]), "done_at": iso(row["done_ms"]), "detail": row["detail"]})
+    return json(
+        {
+            "rotation_id": row["id"],
+            "kind": row["kind"],
+            "target": row["target"],
+            "status": row["status"],
+            "created_at": iso(row["created_ms"]),
+            "done_at": iso(row["done_ms"]),
+            "detail": row["detail"],
+        }
+    )
 
 
 async def introduce_key(ctx: Ctx):
@@ -206,13 +273,27 @@ async def introduce_key(ctx: Ctx):
         doc = await ctx.services.keys.introduce_sidecar(c, iid, ctx.body["event"])
         rid = ctx.body.get("rotation_id")
         if rid:
-            await c.execute(schema.key_rotations.update().where(
-                schema.key_rotations.c.id == rid, schema.key_rotations.c.target == iid).values(
-                status="done", done_ms=now_ms(), detail={"key_id": doc["key_id"],
-                                                         "previous_key_id": doc["previous_key_id"]}))
-        await record(c, "key.rotated", None, f"fleet:{iid}", {"kind": "receipt_signing", "instance_id": iid,
-                                                             "key_id": doc["key_id"],
-                                                             "previous_key_id": doc["previous_key_id"]})
+            await c.execute(
+                schema.key_rotations.update()
+                .where(schema.key_rotations.c.id == rid, schema.key_rotations.c.target == iid)
+                .values(
+                    status="done",
+                    done_ms=now_ms(),
+                    detail={"key_id": doc["key_id"], "previous_key_id": doc["previous_key_id"]},
+                )
+            )
+        await record(
+            c,
+            "key.rotated",
+            None,
+            f"fleet:{iid}",
+            {
+                "kind": "receipt_signing",
+                "instance_id": iid,
+                "key_id": doc["key_id"],
+                "previous_key_id": doc["previous_key_id"],
+            },
+        )
     ctx.services.ingestor.forget_keys()
     return json({"ok": True, "key_id": doc["key_id"]})
 
@@ -223,9 +304,20 @@ async def custody_events(ctx: Ctx):
     return json({"events": [{"event": event_of(e), "envelope": e} for e in envs]})
 
 
-HANDLERS = {"listCheckpoints": checkpoints, "latestCheckpoint": latest_checkpoint, "signCheckpoint": sign_checkpoint,
-            "inclusionProof": inclusion_proof, "consistencyProof": consistency_proof, "logKeys": log_keys,
-            "createEvidenceBundle": create_bundle, "listEvidenceBundles": list_bundles,
-            "getEvidenceBundleStatus": bundle_status, "downloadEvidenceBundle": download_bundle,
-            "verifyEvidenceBundle": verify_stored_bundle, "rotateCredential": rotate,
-            "getRotation": rotation_status, "introduceKey": introduce_key, "listCustodyEvents": custody_events}
+HANDLERS = {
+    "listCheckpoints": checkpoints,
+    "latestCheckpoint": latest_checkpoint,
+    "signCheckpoint": sign_checkpoint,
+    "inclusionProof": inclusion_proof,
+    "consistencyProof": consistency_proof,
+    "logKeys": log_keys,
+    "createEvidenceBundle": create_bundle,
+    "listEvidenceBundles": list_bundles,
+    "getEvidenceBundleStatus": bundle_status,
+    "downloadEvidenceBundle": download_bundle,
+    "verifyEvidenceBundle": verify_stored_bundle,
+    "rotateCredential": rotate,
+    "getRotation": rotation_status,
+    "introduceKey": introduce_key,
+    "listCustodyEvents": custody_events,
+}

@@ -4,6 +4,7 @@ Bundles follow OPA's bundle API: ``ETag`` is the revision, ``If-None-Match``
 answers 304 when nothing changed, and ``Prefer: wait=N`` holds the request
 open (long polling) until a new revision exists or N seconds pass.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,6 +21,7 @@ from relaygate.controlplane.errors import ApiError, not_found
 from relaygate.controlplane.util import new_id
 from relaygate.contract.bundle import CONTENT_TYPE
 
+
 async def register(ctx: Ctx):
     """A sidecar (re)registers: where it listens, its tenant, and its receipt key with proof of possession."""
     b, now = ctx.body, now_ms()
@@ -31,17 +33,32 @@ async def register(ctx: Ctx):
         if doc["key_id"] != b["signing_key"]["key_id"]:
             raise ApiError(400, "invalid_request", "signing_key.key_id differs from the proof's key")
         existing = (await c.execute(sa.select(schema.instances).where(schema.instances.c.id == iid))).mappings().first()
-        values = dict(tenant=b["tenant"], zone=b.get("zone", ""), version=b.get("version", ""),
-                      grpc_address=b["grpc_address"], last_seen_ms=now)
+        values = dict(
+            tenant=b["tenant"],
+            zone=b.get("zone", ""),
+            version=b.get("version", ""),
+            grpc_address=b["grpc_address"],
+            last_seen_ms=now,
+        )
         if existing is None:
             await c.execute(schema.instances.insert().values(id=iid, registered_ms=now, posture={}, **values))
-            await record(c, "instance.registered", None, ctx.principal.actor,
-                         {"instance_id": iid, "tenant": b["tenant"], "zone": b.get("zone", "")})
+            await record(
+                c,
+                "instance.registered",
+                None,
+                ctx.principal.actor,
+                {"instance_id": iid, "tenant": b["tenant"], "zone": b.get("zone", "")},
+            )
         else:
             await c.execute(schema.instances.update().where(schema.instances.c.id == iid).values(**values))
         if replaced:
-            await record(c, "key.replaced", None, ctx.principal.actor,
-                         {"instance_id": iid, "key_id": doc["key_id"], "retired": replaced})
+            await record(
+                c,
+                "key.replaced",
+                None,
+                ctx.principal.actor,
+                {"instance_id": iid, "key_id": doc["key_id"], "retired": replaced},
+            )
         row = (await c.execute(sa.select(schema.instances).where(schema.instances.c.id == iid))).mappings().first()
     ctx.services.ingestor.forget_keys()
     await ctx.services.fleet_changed()
@@ -51,8 +68,11 @@ async def register(ctx: Ctx):
 async def heartbeat(ctx: Ctx):
     iid, now = ctx.params["instance_id"], now_ms()
     async with ctx.db.begin() as c:
-        n = (await c.execute(schema.instances.update().where(schema.instances.c.id == iid).values(
-            last_seen_ms=now, posture=ctx.body))).rowcount
+        n = (
+            await c.execute(
+                schema.instances.update().where(schema.instances.c.id == iid).values(last_seen_ms=now, posture=ctx.body)
+            )
+        ).rowcount
     if not n:
         raise not_found("instance", iid)
     ctx.services.fleet.observe(iid, ctx.body, now)
@@ -92,11 +112,17 @@ async def bundle_key(ctx: Ctx):
     return json({"key_id": s.key_id, "public_key": s.public_pem().decode()})
 
 
-HANDLERS = {"registerInstance": register, "heartbeat": heartbeat, "ingestReceipts": ingest, "getBundle": bundle,
-            "getBundleKey": bundle_key}
+HANDLERS = {
+    "registerInstance": register,
+    "heartbeat": heartbeat,
+    "ingestReceipts": ingest,
+    "getBundle": bundle,
+    "getBundleKey": bundle_key,
+}
 
 
 # -- operators: the fleet at a glance, deployments --------------------------------------------
+
 
 async def list_instances(ctx: Ctx):
     return json({"instances": await ctx.services.fleet.instances(ctx.params.get("tenant"))})
@@ -108,12 +134,14 @@ async def fleet_health(ctx: Ctx):
 
 async def create_deployment(ctx: Ctx):
     from relaygate.controlplane.deployments import deployment_json
+
     row = await ctx.services.deployments.create(ctx.workspace, ctx.body, ctx.principal.actor)
     return json(deployment_json(row), 202, {"Location": f"/v1/fleet/deployments/{row['id']}"})
 
 
 async def list_deployments(ctx: Ctx):
     from relaygate.controlplane.deployments import deployment_json
+
     q = sa.select(schema.deployments).order_by(schema.deployments.c.created_ms.desc()).limit(ctx.params["limit"])
     if ctx.workspace is not None:
         q = q.where(schema.deployments.c.workspace_id == ctx.workspace)
@@ -126,11 +154,13 @@ async def list_deployments(ctx: Ctx):
 
 async def get_deployment(ctx: Ctx):
     from relaygate.controlplane.deployments import deployment_json
+
     return json(deployment_json(await ctx.services.deployments.get(ctx.params["deployment_id"], ctx.workspace)))
 
 
 async def rollback_deployment(ctx: Ctx):
     from relaygate.controlplane.deployments import deployment_json
+
     row = await ctx.services.deployments.rollback(ctx.params["deployment_id"], ctx.workspace, ctx.principal.actor)
     return json(deployment_json(row), 202)
 
@@ -138,27 +168,49 @@ async def rollback_deployment(ctx: Ctx):
 async def rotate_provider_credential(ctx: Ctx):
     """A new provider secret: sealed at rest, in every sidecar's next bundle, and a custody event (no secret)."""
     from relaygate.evidence import custody as ev
+
     b, svc = ctx.body, ctx.services
     name, secret = b.get("name"), b.get("secret")
     if not name or not secret:
-        raise ApiError(400, "invalid_request", "provider rotation needs name and secret",
-                       {"parameter": "name" if not name else "secret", "provided": None, "expected": "string"})
+        raise ApiError(
+            400,
+            "invalid_request",
+            "provider rotation needs name and secret",
+            {"parameter": "name" if not name else "secret", "provided": None, "expected": "string"},
+        )
     if name.startswith("_") or name == "key_pepper" or name not in await svc.secrets.versions():
         raise not_found("credential", name)
     async with ctx.db.begin() as c:
         version = await svc.secrets.put(name, secret, c)
-        doc = {"id": new_id("cust_"), "type": "credential.rotated",
-               "owner": ev.CONTROL_PLANE, "purpose": "provider-credential", "credential": name,
-               "version": version, "at": ev.iso_ms(now_ms() / 1000), "actor": ctx.principal.actor,
-               "previous_key_id": None}
+        doc = {
+            "id": new_id("cust_"),
+            "type": "credential.rotated",
+            "owner": ev.CONTROL_PLANE,
+            "purpose": "provider-credential",
+            "credential": name,
+            "version": version,
+            "at": ev.iso_ms(now_ms() / 1000),
+            "actor": ctx.principal.actor,
+            "previous_key_id": None,
+        }
         env = ev.sign_event(doc, svc.keys.tree)
-        await c.execute(schema.custody_events.insert().values(
-            id=doc["id"], type=doc["type"], owner=doc["owner"], key_id=None, envelope=env, created_ms=now_ms()))
+        await c.execute(
+            schema.custody_events.insert().values(
+                id=doc["id"], type=doc["type"], owner=doc["owner"], key_id=None, envelope=env, created_ms=now_ms()
+            )
+        )
         await record(c, "credential.rotated", None, ctx.principal.actor, {"credential": name, "version": version})
     await svc.config_changed()
     return json({"kind": "provider", "name": name, "version": version, "status": "done", "custody_event": doc})
 
 
-HANDLERS.update({"listInstances": list_instances, "fleetHealth": fleet_health, "createDeployment": create_deployment,
-                 "listDeployments": list_deployments, "getDeployment": get_deployment,
-                 "rollbackDeployment": rollback_deployment})
+HANDLERS.update(
+    {
+        "listInstances": list_instances,
+        "fleetHealth": fleet_health,
+        "createDeployment": create_deployment,
+        "listDeployments": list_deployments,
+        "getDeployment": get_deployment,
+        "rollbackDeployment": rollback_deployment,
+    }
+)

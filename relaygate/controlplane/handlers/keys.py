@@ -13,6 +13,7 @@ minted from it (not its rotation successor). What the body leaves out is
 inherited from the caller (never widened to ``*``); only the admin token,
 which has no grant to inherit, mints full keys by default.
 """
+
 from __future__ import annotations
 
 import secrets as pysecrets
@@ -35,19 +36,41 @@ from relaygate.contract.scope import Scope
 def key_json(row) -> dict:
     scope = row["scope"] or {}
     perms = scope.get("permissions")
-    shown = (list(scopes.READ_ONLY_PERMISSIONS) if row["kind"] == "read_only"
-             else ["*"] if perms is None or "*" in perms else list(perms))
-    return {"id": row["id"], "workspace": row["workspace_id"], "name": row["name"], "kind": row["kind"],
-            "scope": {"endpoints": scope.get("endpoints") or list(config_mod.ENDPOINTS),
-                      "models": scope.get("models") or ["*"], "permissions": shown},
-            "created_at": iso(row["created_ms"]), "created_by": row["created_by"],
-            "expires_at": iso(row["expires_ms"]), "revoked_at": iso(row["revoked_ms"]),
-            "rotated_to": row["rotated_to"]}
+    shown = (
+        list(scopes.READ_ONLY_PERMISSIONS)
+        if row["kind"] == "read_only"
+        else ["*"]
+        if perms is None or "*" in perms
+        else list(perms)
+    )
+    return {
+        "id": row["id"],
+        "workspace": row["workspace_id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "scope": {
+            "endpoints": scope.get("endpoints") or list(config_mod.ENDPOINTS),
+            "models": scope.get("models") or ["*"],
+            "permissions": shown,
+        },
+        "created_at": iso(row["created_ms"]),
+        "created_by": row["created_by"],
+        "expires_at": iso(row["expires_ms"]),
+        "revoked_at": iso(row["revoked_ms"]),
+        "rotated_to": row["rotated_to"],
+    }
 
 
 async def _key(c, ws: str, key_id: str):
-    row = (await c.execute(sa.select(schema.api_keys).where(
-        schema.api_keys.c.id == key_id, schema.api_keys.c.workspace_id == ws))).mappings().first()
+    row = (
+        (
+            await c.execute(
+                sa.select(schema.api_keys).where(schema.api_keys.c.id == key_id, schema.api_keys.c.workspace_id == ws)
+            )
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise not_found("key", key_id)
     return row
@@ -56,9 +79,20 @@ async def _key(c, ws: str, key_id: str):
 async def _insert_key(ctx: Ctx, c, name: str, kind: str, scope: dict, expires_ms: int | None) -> tuple[str, str]:
     pepper = await ctx.services.secrets.pepper()
     token, rec = keyfmt.new_key(pepper)
-    await c.execute(schema.api_keys.insert().values(
-        id=rec["id"], workspace_id=ctx.workspace, name=name, kind=kind, salt=rec["salt"], hash=rec["hash"],
-        scope=scope, created_ms=now_ms(), created_by=ctx.principal.actor, expires_ms=expires_ms))
+    await c.execute(
+        schema.api_keys.insert().values(
+            id=rec["id"],
+            workspace_id=ctx.workspace,
+            name=name,
+            kind=kind,
+            salt=rec["salt"],
+            hash=rec["hash"],
+            scope=scope,
+            created_ms=now_ms(),
+            created_by=ctx.principal.actor,
+            expires_ms=expires_ms,
+        )
+    )
     return token, rec["id"]
 
 
@@ -70,8 +104,9 @@ def _within_caller(ctx: Ctx, child: Scope, what: str) -> None:
     parent = p.scope or Scope(kind="read_only", permissions=frozenset(), endpoints=frozenset(), models=())
     over = scopes.excess(child, parent)
     if over:
-        raise ApiError(403, "auth.forbidden", f"cannot {what} wider than the caller: " + "; ".join(over),
-                       details={"exceeds": over})
+        raise ApiError(
+            403, "auth.forbidden", f"cannot {what} wider than the caller: " + "; ".join(over), details={"exceeds": over}
+        )
 
 
 def _lineage_of(maker) -> list[str]:
@@ -84,10 +119,13 @@ def _stored_scope(kind: str, endpoints, models, permissions) -> dict:
         permissions = list(scopes.READ_ONLY_PERMISSIONS)
     elif "*" in permissions:
         permissions = ["*"]
-    else:    # stored under today's names (the legacy "relay" is gateway:call)
+    else:  # stored under today's names (the legacy "relay" is gateway:call)
         permissions = sorted({scopes.LEGACY_ALIASES.get(x, x) for x in permissions})
-    return {"endpoints": sorted(set(endpoints), key=scopes.ENDPOINTS.index), "models": list(dict.fromkeys(models)),
-            "permissions": permissions}
+    return {
+        "endpoints": sorted(set(endpoints), key=scopes.ENDPOINTS.index),
+        "models": list(dict.fromkeys(models)),
+        "permissions": permissions,
+    }
 
 
 async def _minted_from(c, ws: str, key) -> list[str]:
@@ -99,8 +137,13 @@ async def _minted_from(c, ws: str, key) -> list[str]:
     it are kept: in a descendant's lineage, the entry just before ``key`` is then the successor.
     """
     successor = key["rotated_to"]
-    rows = (await c.execute(sa.select(schema.api_keys.c.id, schema.api_keys.c.scope).where(
-        schema.api_keys.c.workspace_id == ws, schema.api_keys.c.revoked_ms.is_(None)))).all()
+    rows = (
+        await c.execute(
+            sa.select(schema.api_keys.c.id, schema.api_keys.c.scope).where(
+                schema.api_keys.c.workspace_id == ws, schema.api_keys.c.revoked_ms.is_(None)
+            )
+        )
+    ).all()
     out = []
     for kid, scope in rows:
         path = [kid, *((scope or {}).get("lineage") or [])]
@@ -113,8 +156,17 @@ async def _minted_from(c, ws: str, key) -> list[str]:
 
 async def list_keys(ctx: Ctx):
     async with ctx.db.connect() as c:
-        rows = (await c.execute(sa.select(schema.api_keys).where(schema.api_keys.c.workspace_id == ctx.workspace)
-                                .order_by(schema.api_keys.c.created_ms, schema.api_keys.c.id))).mappings().all()
+        rows = (
+            (
+                await c.execute(
+                    sa.select(schema.api_keys)
+                    .where(schema.api_keys.c.workspace_id == ctx.workspace)
+                    .order_by(schema.api_keys.c.created_ms, schema.api_keys.c.id)
+                )
+            )
+            .mappings()
+            .all()
+        )
     return json({"keys": [key_json(r) for r in rows]})
 
 
@@ -136,8 +188,11 @@ async def create_key(ctx: Ctx):
         return scope_in[name] if scope_in.get(name) is not None else inherited
 
     if parent is None:
-        endpoints, models, perms = given("endpoints", config_mod.ENDPOINTS), given("models", ["*"]), \
-            given("permissions", ["*"])
+        endpoints, models, perms = (
+            given("endpoints", config_mod.ENDPOINTS),
+            given("models", ["*"]),
+            given("permissions", ["*"]),
+        )
     else:
         all_perms = frozenset(scopes.WORKSPACE_PERMISSIONS)
         endpoints = given("endpoints", sorted(parent.endpoints, key=scopes.ENDPOINTS.index))
@@ -145,22 +200,27 @@ async def create_key(ctx: Ctx):
         perms = given("permissions", ["*"] if parent.permissions >= all_perms else sorted(parent.permissions))
     bad = [m for m in models if not scopes.valid_pattern(m)]
     if bad:
-        raise ApiError(400, "invalid_request", f"scope.models: {bad[0]!r} is not a model name or a glob "
-                       "whose only wildcard is '*'", {"parameter": "scope/models"})
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"scope.models: {bad[0]!r} is not a model name or a glob whose only wildcard is '*'",
+            {"parameter": "scope/models"},
+        )
     scope = _stored_scope(kind, endpoints, models, perms)
     now = now_ms()
     if b.get("expires_in"):
         expires = now + b["expires_in"] * 1000
-    else:          # omitted or null: the caller's own expiry (a key that expires cannot mint one that does not)
+    else:  # omitted or null: the caller's own expiry (a key that expires cannot mint one that does not)
         expires = parent.expires_ms if parent else None
     _within_caller(ctx, Scope.of(kind, scope, expires), "mint a key")
     async with ctx.db.begin() as c:
-        if not admin and p.key_id:   # minted by a key (or a session of one): charged to its budgets too
+        if not admin and p.key_id:  # minted by a key (or a session of one): charged to its budgets too
             maker = await _key(c, ctx.workspace, p.key_id)
             scope["lineage"] = _lineage_of(maker)
         token, key_id = await _insert_key(ctx, c, b.get("name", ""), kind, scope, expires)
-        await record(c, "key.created", ctx.workspace, ctx.principal.actor,
-                     {"key_id": key_id, "kind": kind, "scope": scope})
+        await record(
+            c, "key.created", ctx.workspace, ctx.principal.actor, {"key_id": key_id, "kind": kind, "scope": scope}
+        )
         row = await _key(c, ctx.workspace, key_id)
     await ctx.services.config_changed()
     return json({"key": key_json(row), "secret": token}, 201)
@@ -177,13 +237,25 @@ async def revoke_key(ctx: Ctx):
             now = now_ms()
             minted = await _minted_from(c, ctx.workspace, row)
             for kid in [key_id, *minted]:
-                await c.execute(schema.api_keys.update().where(
-                    schema.api_keys.c.id == kid, schema.api_keys.c.revoked_ms.is_(None)).values(revoked_ms=now))
-                await c.execute(schema.sessions.update().where(
-                    schema.sessions.c.revoked_ms.is_(None),
-                    schema.sessions.c.principal["key_id"].as_string() == kid).values(revoked_ms=now))
-            await record(c, "key.revoked", ctx.workspace, ctx.principal.actor,
-                         {"key_id": key_id, **({"minted_keys_revoked": minted} if minted else {})})
+                await c.execute(
+                    schema.api_keys.update()
+                    .where(schema.api_keys.c.id == kid, schema.api_keys.c.revoked_ms.is_(None))
+                    .values(revoked_ms=now)
+                )
+                await c.execute(
+                    schema.sessions.update()
+                    .where(
+                        schema.sessions.c.revoked_ms.is_(None), schema.sessions.c.principal["key_id"].as_string() == kid
+                    )
+                    .values(revoked_ms=now)
+                )
+            await record(
+                c,
+                "key.revoked",
+                ctx.workspace,
+                ctx.principal.actor,
+                {"key_id": key_id, **({"minted_keys_revoked": minted} if minted else {})},
+            )
         row = await _key(c, ctx.workspace, key_id)
     await ctx.services.config_changed()
     return json(key_json(row))
@@ -210,11 +282,18 @@ async def rotate_key(ctx: Ctx):
             values["revoked_ms"] = now
         await c.execute(schema.api_keys.update().where(schema.api_keys.c.id == key_id).values(**values))
         # Sessions of the old key end now, grace or not (the auth check refuses them anyway).
-        await c.execute(schema.sessions.update().where(
-            schema.sessions.c.revoked_ms.is_(None),
-            schema.sessions.c.principal["key_id"].as_string() == key_id).values(revoked_ms=now))
-        await record(c, "key.rotated", ctx.workspace, ctx.principal.actor,
-                     {"key_id": key_id, "new_key_id": new_id, "grace_seconds": grace})
+        await c.execute(
+            schema.sessions.update()
+            .where(schema.sessions.c.revoked_ms.is_(None), schema.sessions.c.principal["key_id"].as_string() == key_id)
+            .values(revoked_ms=now)
+        )
+        await record(
+            c,
+            "key.rotated",
+            ctx.workspace,
+            ctx.principal.actor,
+            {"key_id": key_id, "new_key_id": new_id, "grace_seconds": grace},
+        )
         row = await _key(c, ctx.workspace, new_id)
     await ctx.services.config_changed()
     return json({"key": key_json(row), "secret": token}, 201)
@@ -241,21 +320,48 @@ async def create_session(ctx: Ctx):
     parents = []
     if p.kind == "session":
         async with ctx.db.connect() as c:
-            prow = (await c.execute(sa.select(schema.sessions.c.principal).where(
-                schema.sessions.c.id == p.subject))).scalar() or {}
+            prow = (
+                await c.execute(sa.select(schema.sessions.c.principal).where(schema.sessions.c.id == p.subject))
+            ).scalar() or {}
         parents = [*(prow.get("sessions") or []), p.subject]
     pepper = await ctx.services.secrets.pepper()
     sid, secret, salt = keyfmt.random_string(12), keyfmt.random_string(32), pysecrets.token_hex(16)
-    principal = {"role": p.role, "permissions": sorted(p.permissions), "key_id": p.key_id, "origin": p.actor,
-                 "sessions": parents}
+    principal = {
+        "role": p.role,
+        "permissions": sorted(p.permissions),
+        "key_id": p.key_id,
+        "origin": p.actor,
+        "sessions": parents,
+    }
     async with ctx.db.begin() as c:
-        await c.execute(schema.sessions.insert().values(
-            id=sid, workspace_id=ctx.workspace, salt=salt, hash=keyfmt.hash_secret(pepper, salt, secret),
-            principal=principal, created_ms=now, expires_ms=expires))
-        await record(c, "session.created", ctx.workspace, p.actor,
-                     {"session_id": sid, "ttl_seconds": max(0, (expires - now) // 1000)})
-    return json({"token": f"{SESSION_PREFIX}{sid}_{secret}", "expires_at": iso(expires), "workspace": ctx.workspace,
-                 "role": p.role, "permissions": sorted(p.permissions)}, 201)
+        await c.execute(
+            schema.sessions.insert().values(
+                id=sid,
+                workspace_id=ctx.workspace,
+                salt=salt,
+                hash=keyfmt.hash_secret(pepper, salt, secret),
+                principal=principal,
+                created_ms=now,
+                expires_ms=expires,
+            )
+        )
+        await record(
+            c,
+            "session.created",
+            ctx.workspace,
+            p.actor,
+            {"session_id": sid, "ttl_seconds": max(0, (expires - now) // 1000)},
+        )
+    return json(
+        {
+            "token": f"{SESSION_PREFIX}{sid}_{secret}",
+            "expires_at": iso(expires),
+            "workspace": ctx.workspace,
+            "role": p.role,
+            "permissions": sorted(p.permissions),
+        },
+        201,
+    )
 
 
 async def end_session(ctx: Ctx):
@@ -268,7 +374,13 @@ async def end_session(ctx: Ctx):
     return no_content()
 
 
-HANDLERS = {"listKeys": list_keys, "createKey": create_key, "getKey": get_key, "deleteKey": revoke_key,
-            "revokeKey": revoke_key, "rotateKey": rotate_key, "createSession": create_session,
-            "endSession": end_session}
-
+HANDLERS = {
+    "listKeys": list_keys,
+    "createKey": create_key,
+    "getKey": get_key,
+    "deleteKey": revoke_key,
+    "revokeKey": revoke_key,
+    "rotateKey": rotate_key,
+    "createSession": create_session,
+    "endSession": end_session,
+}

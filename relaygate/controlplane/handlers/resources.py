@@ -3,6 +3,7 @@
 Every change is recorded in the audit feed and wakes the sidecars' bundle
 polls (and, for upstreams, the xDS server), so it reaches gateways in seconds.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,18 +24,28 @@ DEFAULT_LIMITS = {"requests_per_second": None, "tokens_per_minute": None, "contr
 
 def workspace_json(row) -> dict:
     s = row["settings"] or {}
-    return {"id": row["id"], "display_name": row["display_name"],
-            "sovereignty": {"allowed_jurisdictions": [], "allowed_regions": [], **(s.get("sovereignty") or {})},
-            "default_max_output_tokens": s.get("default_max_output_tokens"),
-            "limits": {**DEFAULT_LIMITS, **(s.get("limits") or {})},
-            "relay": {"fallbacks": {}, **(s.get("relay") or {})},
-            "created_at": iso(row["created_ms"]), "updated_at": iso(row["updated_ms"])}
+    return {
+        "id": row["id"],
+        "display_name": row["display_name"],
+        "sovereignty": {"allowed_jurisdictions": [], "allowed_regions": [], **(s.get("sovereignty") or {})},
+        "default_max_output_tokens": s.get("default_max_output_tokens"),
+        "limits": {**DEFAULT_LIMITS, **(s.get("limits") or {})},
+        "relay": {"fallbacks": {}, **(s.get("relay") or {})},
+        "created_at": iso(row["created_ms"]),
+        "updated_at": iso(row["updated_ms"]),
+    }
 
 
 def _settings_from(body: dict, base: dict | None = None) -> dict:
-    s = copy.deepcopy(base or {"sovereignty": {"allowed_jurisdictions": [], "allowed_regions": []},
-                               "default_max_output_tokens": None, "limits": dict(DEFAULT_LIMITS),
-                               "relay": {"fallbacks": {}}})
+    s = copy.deepcopy(
+        base
+        or {
+            "sovereignty": {"allowed_jurisdictions": [], "allowed_regions": []},
+            "default_max_output_tokens": None,
+            "limits": dict(DEFAULT_LIMITS),
+            "relay": {"fallbacks": {}},
+        }
+    )
     if "sovereignty" in body:
         s["sovereignty"] = {"allowed_jurisdictions": [], "allowed_regions": [], **body["sovereignty"]}
     if "default_max_output_tokens" in body:
@@ -60,8 +71,17 @@ async def list_workspaces(ctx: Ctx):
 
 
 async def _workspace(c, wid: str):
-    row = (await c.execute(sa.select(schema.workspaces).where(
-        schema.workspaces.c.id == wid, schema.workspaces.c.deleted_ms.is_(None)))).mappings().first()
+    row = (
+        (
+            await c.execute(
+                sa.select(schema.workspaces).where(
+                    schema.workspaces.c.id == wid, schema.workspaces.c.deleted_ms.is_(None)
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise not_found("workspace", wid)
     return row
@@ -80,14 +100,24 @@ async def create_workspace(ctx: Ctx):
     settings = _settings_from(b)
     try:
         async with ctx.db.begin() as c:
-            existing = (await c.execute(sa.select(schema.workspaces.c.deleted_ms).where(
-                schema.workspaces.c.id == b["id"]))).first()
+            existing = (
+                await c.execute(sa.select(schema.workspaces.c.deleted_ms).where(schema.workspaces.c.id == b["id"]))
+            ).first()
             if existing is not None:
-                raise ApiError(409, "workspace.exists", f"workspace '{b['id']}' exists"
-                               + (" (deleted; ids are never reused)" if existing[0] else ""))
-            await c.execute(schema.workspaces.insert().values(
-                id=b["id"], display_name=b.get("display_name") or b["id"], settings=settings,
-                created_ms=now, updated_ms=now))
+                raise ApiError(
+                    409,
+                    "workspace.exists",
+                    f"workspace '{b['id']}' exists" + (" (deleted; ids are never reused)" if existing[0] else ""),
+                )
+            await c.execute(
+                schema.workspaces.insert().values(
+                    id=b["id"],
+                    display_name=b.get("display_name") or b["id"],
+                    settings=settings,
+                    created_ms=now,
+                    updated_ms=now,
+                )
+            )
             await record(c, "workspace.created", b["id"], ctx.principal.actor, {"settings": settings})
             row = await _workspace(c, b["id"])
     except IntegrityError:
@@ -124,6 +154,7 @@ async def delete_workspace(ctx: Ctx):
 
 # -- upstreams -------------------------------------------------------------------------
 
+
 def upstream_json(row) -> dict:
     spec = dict(row["spec"])
     spec.setdefault("tls", False)
@@ -140,21 +171,42 @@ def _check_upstream(spec: dict) -> None:
 
 async def _credential_known(ctx: Ctx, name: str) -> None:
     if name not in await ctx.services.secrets.versions():
-        raise ApiError(400, "invalid_request", f"no provider credential named '{name}'; add it with "
-                       "POST /v1/fleet/credentials/rotate first",
-                       {"parameter": "credential", "provided": name, "expected": "a stored credential name"})
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"no provider credential named '{name}'; add it with POST /v1/fleet/credentials/rotate first",
+            {"parameter": "credential", "provided": name, "expected": "a stored credential name"},
+        )
 
 
 async def list_upstreams(ctx: Ctx):
     async with ctx.db.connect() as c:
-        rows = (await c.execute(sa.select(schema.upstreams).where(schema.upstreams.c.deleted_ms.is_(None))
-                                .order_by(schema.upstreams.c.created_ms, schema.upstreams.c.name))).mappings().all()
+        rows = (
+            (
+                await c.execute(
+                    sa.select(schema.upstreams)
+                    .where(schema.upstreams.c.deleted_ms.is_(None))
+                    .order_by(schema.upstreams.c.created_ms, schema.upstreams.c.name)
+                )
+            )
+            .mappings()
+            .all()
+        )
     return json({"upstreams": [upstream_json(r) for r in rows]})
 
 
 async def _upstream(c, name: str):
-    row = (await c.execute(sa.select(schema.upstreams).where(
-        schema.upstreams.c.name == name, schema.upstreams.c.deleted_ms.is_(None)))).mappings().first()
+    row = (
+        (
+            await c.execute(
+                sa.select(schema.upstreams).where(
+                    schema.upstreams.c.name == name, schema.upstreams.c.deleted_ms.is_(None)
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise not_found("upstream", name)
     return row
@@ -171,16 +223,21 @@ async def create_upstream(ctx: Ctx):
     await _credential_known(ctx, spec["credential"])
     now = now_ms()
     async with ctx.db.begin() as c:
-        existing = (await c.execute(sa.select(schema.upstreams.c.deleted_ms).where(
-            schema.upstreams.c.name == spec["name"]))).first()
+        existing = (
+            await c.execute(sa.select(schema.upstreams.c.deleted_ms).where(schema.upstreams.c.name == spec["name"]))
+        ).first()
         if existing is not None and existing[0] is None:
             raise ApiError(409, "upstream.exists", f"upstream '{spec['name']}' exists")
-        if existing is not None:   # re-create a deleted one
-            await c.execute(schema.upstreams.update().where(schema.upstreams.c.name == spec["name"]).values(
-                spec=spec, created_ms=now, updated_ms=now, deleted_ms=None))
+        if existing is not None:  # re-create a deleted one
+            await c.execute(
+                schema.upstreams.update()
+                .where(schema.upstreams.c.name == spec["name"])
+                .values(spec=spec, created_ms=now, updated_ms=now, deleted_ms=None)
+            )
         else:
-            await c.execute(schema.upstreams.insert().values(name=spec["name"], spec=spec, created_ms=now,
-                                                             updated_ms=now))
+            await c.execute(
+                schema.upstreams.insert().values(name=spec["name"], spec=spec, created_ms=now, updated_ms=now)
+            )
         await record(c, "upstream.created", None, ctx.principal.actor, {"upstream": spec})
         row = await _upstream(c, spec["name"])
     await _changed(ctx)
@@ -190,14 +247,19 @@ async def create_upstream(ctx: Ctx):
 async def update_upstream(ctx: Ctx):
     name, spec = ctx.params["name"], ctx.body
     if spec["name"] != name:
-        raise ApiError(400, "invalid_request", "the body's name must match the path",
-                       {"parameter": "name", "provided": spec["name"], "expected": name})
+        raise ApiError(
+            400,
+            "invalid_request",
+            "the body's name must match the path",
+            {"parameter": "name", "provided": spec["name"], "expected": name},
+        )
     _check_upstream(spec)
     await _credential_known(ctx, spec["credential"])
     async with ctx.db.begin() as c:
         await _upstream(c, name)
-        await c.execute(schema.upstreams.update().where(schema.upstreams.c.name == name).values(
-            spec=spec, updated_ms=now_ms()))
+        await c.execute(
+            schema.upstreams.update().where(schema.upstreams.c.name == name).values(spec=spec, updated_ms=now_ms())
+        )
         await record(c, "upstream.updated", None, ctx.principal.actor, {"upstream": spec})
         row = await _upstream(c, name)
     await _changed(ctx)
@@ -208,8 +270,13 @@ async def delete_upstream(ctx: Ctx):
     name = ctx.params["name"]
     async with ctx.db.begin() as c:
         await _upstream(c, name)
-        left = (await c.execute(sa.select(sa.func.count()).select_from(schema.upstreams).where(
-            schema.upstreams.c.deleted_ms.is_(None), schema.upstreams.c.name != name))).scalar()
+        left = (
+            await c.execute(
+                sa.select(sa.func.count())
+                .select_from(schema.upstreams)
+                .where(schema.upstreams.c.deleted_ms.is_(None), schema.upstreams.c.name != name)
+            )
+        ).scalar()
         if left == 0:
             raise ApiError(409, "upstream.last", "a gateway needs at least one upstream; add another first")
         await c.execute(schema.upstreams.update().where(schema.upstreams.c.name == name).values(deleted_ms=now_ms()))
@@ -220,11 +287,19 @@ async def delete_upstream(ctx: Ctx):
 
 # -- budgets ---------------------------------------------------------------------------
 
+
 def budget_json(row) -> dict:
     amount = row["limit_amount"]
-    return {"id": row["id"], "workspace": row["workspace_id"], "key_id": row["key_id"], "unit": row["unit"],
-            "window": row["window"], "limit": amount if row["unit"] == "tokens" else amount / 1_000_000,
-            "created_at": iso(row["created_ms"]), "updated_at": iso(row["updated_ms"])}
+    return {
+        "id": row["id"],
+        "workspace": row["workspace_id"],
+        "key_id": row["key_id"],
+        "unit": row["unit"],
+        "window": row["window"],
+        "limit": amount if row["unit"] == "tokens" else amount / 1_000_000,
+        "created_at": iso(row["created_ms"]),
+        "updated_at": iso(row["updated_ms"]),
+    }
 
 
 def _amount(unit: str, limit: float) -> int:
@@ -236,9 +311,19 @@ def _budget_key(ws: str, bid: str) -> tuple:
 
 
 async def _budget(c, ws: str, bid: str):
-    row = (await c.execute(sa.select(schema.budgets).where(
-        schema.budgets.c.id == bid, schema.budgets.c.workspace_id == ws,
-        schema.budgets.c.deleted_ms.is_(None)))).mappings().first()
+    row = (
+        (
+            await c.execute(
+                sa.select(schema.budgets).where(
+                    schema.budgets.c.id == bid,
+                    schema.budgets.c.workspace_id == ws,
+                    schema.budgets.c.deleted_ms.is_(None),
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise not_found("budget", bid)
     return row
@@ -246,9 +331,17 @@ async def _budget(c, ws: str, bid: str):
 
 async def list_budgets(ctx: Ctx):
     async with ctx.db.connect() as c:
-        rows = (await c.execute(sa.select(schema.budgets).where(
-            schema.budgets.c.workspace_id == ctx.workspace, schema.budgets.c.deleted_ms.is_(None))
-            .order_by(schema.budgets.c.id))).mappings().all()
+        rows = (
+            (
+                await c.execute(
+                    sa.select(schema.budgets)
+                    .where(schema.budgets.c.workspace_id == ctx.workspace, schema.budgets.c.deleted_ms.is_(None))
+                    .order_by(schema.budgets.c.id)
+                )
+            )
+            .mappings()
+            .all()
+        )
     return json({"budgets": [budget_json(r) for r in rows]})
 
 
@@ -261,20 +354,37 @@ async def create_budget(ctx: Ctx):
     b, now = ctx.body, now_ms()
     async with ctx.db.begin() as c:
         if b.get("key_id"):
-            owner = (await c.execute(sa.select(schema.api_keys.c.workspace_id).where(
-                schema.api_keys.c.id == b["key_id"]))).scalar()
+            owner = (
+                await c.execute(sa.select(schema.api_keys.c.workspace_id).where(schema.api_keys.c.id == b["key_id"]))
+            ).scalar()
             if owner != ctx.workspace:
-                raise ApiError(400, "invalid_request", f"no key '{b['key_id']}' in this workspace",
-                               {"parameter": "key_id", "provided": b["key_id"], "expected": "a key of the workspace"})
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    f"no key '{b['key_id']}' in this workspace",
+                    {"parameter": "key_id", "provided": b["key_id"], "expected": "a key of the workspace"},
+                )
         # Ids are per workspace (migration 0004): only this workspace's own budgets can clash, so a
         # 409 never tells one tenant what another has named its budgets.
-        existing = (await c.execute(sa.select(schema.budgets.c.deleted_ms).where(
-            schema.budgets.c.id == b["id"], schema.budgets.c.workspace_id == ctx.workspace))).first()
+        existing = (
+            await c.execute(
+                sa.select(schema.budgets.c.deleted_ms).where(
+                    schema.budgets.c.id == b["id"], schema.budgets.c.workspace_id == ctx.workspace
+                )
+            )
+        ).first()
         if existing is not None and existing[0] is None:
             raise ApiError(409, "budget.exists", f"budget id '{b['id']}' exists in this workspace")
-        values = dict(key_id=b.get("key_id"), unit=b["unit"], window=b["window"],
-                      limit_amount=_amount(b["unit"], b["limit"]), created_ms=now, updated_ms=now, deleted_ms=None)
-        if existing is not None:     # re-create one this workspace deleted
+        values = dict(
+            key_id=b.get("key_id"),
+            unit=b["unit"],
+            window=b["window"],
+            limit_amount=_amount(b["unit"], b["limit"]),
+            created_ms=now,
+            updated_ms=now,
+            deleted_ms=None,
+        )
+        if existing is not None:  # re-create one this workspace deleted
             await c.execute(schema.budgets.update().where(*_budget_key(ctx.workspace, b["id"])).values(**values))
         else:
             await c.execute(schema.budgets.insert().values(id=b["id"], workspace_id=ctx.workspace, **values))
@@ -294,11 +404,14 @@ async def _refuse_lifting_own_cap(ctx: Ctx, c, row, new_amount: int | None) -> N
         return
     if new_amount is not None and new_amount <= row["limit_amount"]:
         return
-    scope = (await c.execute(sa.select(schema.api_keys.c.scope).where(
-        schema.api_keys.c.id == p.key_id))).scalar() or {}
+    scope = (await c.execute(sa.select(schema.api_keys.c.scope).where(schema.api_keys.c.id == p.key_id))).scalar() or {}
     if row["key_id"] in (p.key_id, *(scope.get("lineage") or [])):
-        raise ApiError(403, "auth.forbidden", "a key cannot raise or remove a per-key budget that caps it "
-                       "(its own or a key it descends from); ask another key of the workspace or an admin")
+        raise ApiError(
+            403,
+            "auth.forbidden",
+            "a key cannot raise or remove a per-key budget that caps it "
+            "(its own or a key it descends from); ask another key of the workspace or an admin",
+        )
 
 
 async def update_budget(ctx: Ctx):
@@ -306,8 +419,11 @@ async def update_budget(ctx: Ctx):
     async with ctx.db.begin() as c:
         row = await _budget(c, ctx.workspace, bid)
         await _refuse_lifting_own_cap(ctx, c, row, _amount(row["unit"], ctx.body["limit"]))
-        await c.execute(schema.budgets.update().where(*_budget_key(ctx.workspace, bid)).values(
-            limit_amount=_amount(row["unit"], ctx.body["limit"]), updated_ms=now_ms()))
+        await c.execute(
+            schema.budgets.update()
+            .where(*_budget_key(ctx.workspace, bid))
+            .values(limit_amount=_amount(row["unit"], ctx.body["limit"]), updated_ms=now_ms())
+        )
         await record(c, "budget.updated", ctx.workspace, ctx.principal.actor, {"budget": bid, **ctx.body})
         row = await _budget(c, ctx.workspace, bid)
     await _changed(ctx)
@@ -325,10 +441,19 @@ async def delete_budget(ctx: Ctx):
 
 
 HANDLERS = {
-    "listWorkspaces": list_workspaces, "createWorkspace": create_workspace, "getWorkspace": get_workspace,
-    "updateWorkspace": update_workspace, "deleteWorkspace": delete_workspace,
-    "listUpstreams": list_upstreams, "createUpstream": create_upstream, "getUpstream": get_upstream,
-    "updateUpstream": update_upstream, "deleteUpstream": delete_upstream,
-    "listBudgets": list_budgets, "createBudget": create_budget, "getBudget": get_budget,
-    "updateBudget": update_budget, "deleteBudget": delete_budget,
+    "listWorkspaces": list_workspaces,
+    "createWorkspace": create_workspace,
+    "getWorkspace": get_workspace,
+    "updateWorkspace": update_workspace,
+    "deleteWorkspace": delete_workspace,
+    "listUpstreams": list_upstreams,
+    "createUpstream": create_upstream,
+    "getUpstream": get_upstream,
+    "updateUpstream": update_upstream,
+    "deleteUpstream": delete_upstream,
+    "listBudgets": list_budgets,
+    "createBudget": create_budget,
+    "getBudget": get_budget,
+    "updateBudget": update_budget,
+    "deleteBudget": delete_budget,
 }

@@ -1,4 +1,5 @@
 """Liveness, Prometheus metrics and the OpenAPI document."""
+
 from __future__ import annotations
 
 from aiohttp import web
