@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -366,7 +367,10 @@ def test_dsse_signatures_cover_the_payload_type(ev, bundle):
 @pytest.mark.slow
 def test_single_file_verifier_from_make_runs_without_the_project(ev, bundle, tmp_path):
     root = Path(__file__).resolve().parents[2]
-    build = subprocess.run(["make", "-C", str(root), "verifier"], capture_output=True, text=True, timeout=600)
+    # pip (inside make) reaches the package index with the machine's trust store, not the test CA
+    # that conftest puts in SSL_CERT_FILE & co for this process's clients.
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    build = subprocess.run(["make", "-C", str(root), "verifier"], capture_output=True, text=True, timeout=600, env=env)
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     pyz = root / "dist" / "relaygate-verify.pyz"
     path = tmp_path / "bundle.tar.gz"
