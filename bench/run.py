@@ -263,7 +263,7 @@ def main(argv=None) -> None:
 
     up_port, plain_port = free_port(), free_port()
     procs = []
-    stack = redis_server = None
+    stack = ext_stack = redis_server = None
     try:
         for name, boot in (
             ("upstream", upstream_bootstrap(up_port, free_port())),
@@ -304,6 +304,18 @@ def main(argv=None) -> None:
         )
         stack.start_extproc()
         stack.start_envoy()
+        # The same policy service asked over gRPC ext_proc instead of the ext_authz HTTP check.
+        ext_stack = Stack(
+            RUN / "stack-extproc",
+            config_dir=RUN / "config",
+            workers=a.workers,
+            extproc_args=["--log-level", "WARNING"],
+            ledger_url=ledger_url,
+            tls=False,
+            transport="extproc",
+        )
+        ext_stack.start_extproc()
+        ext_stack.start_envoy()
         # The floor: the same Envoy bootstrap in front of a do-nothing Python ext_proc server.
         floor = Stack(RUN / "floor", config_dir=RUN / "config", tls=False)
         floor_sock = floor.sockets[0]
@@ -328,6 +340,7 @@ def main(argv=None) -> None:
             "plain": f"http://127.0.0.1:{plain_port}/v1/chat/completions",
             "extproc-floor": f"{floor.gateway}/v1/bench/chat/completions",
             "relaygate": f"{stack.gateway}/v1/bench/chat/completions",
+            "relaygate-extproc": f"{ext_stack.gateway}/v1/bench/chat/completions",
         }
         for url in paths.values():  # warm up, and prove both paths answer 200
             r = wrk(url, key, 4, 2)
@@ -383,7 +396,7 @@ def main(argv=None) -> None:
             }
             for name in paths
         }
-        pl, rg, fl = summary["plain"], summary["relaygate"], summary["extproc-floor"]
+        pl, rg, fl, ep = summary["plain"], summary["relaygate"], summary["extproc-floor"], summary["relaygate-extproc"]
         ratios = {
             "throughput_floor_over_plain": fl["saturated_rps"] / pl["saturated_rps"],
             "one_conn_p50_floor_over_plain": fl["one_conn_p50_ms"] / pl["one_conn_p50_ms"],
@@ -392,6 +405,9 @@ def main(argv=None) -> None:
             "one_conn_p99_relaygate_over_plain": rg["one_conn_p99_ms"] / pl["one_conn_p99_ms"],
             "paced_p50_relaygate_over_plain": rg["paced_p50_ms"] / pl["paced_p50_ms"],
             "paced_p99_relaygate_over_plain": rg["paced_p99_ms"] / pl["paced_p99_ms"],
+            "throughput_extproc_over_plain": ep["saturated_rps"] / pl["saturated_rps"],
+            "one_conn_p50_extproc_over_plain": ep["one_conn_p50_ms"] / pl["one_conn_p50_ms"],
+            "throughput_authz_over_extproc": rg["saturated_rps"] / ep["saturated_rps"],
         }
         counts = json.load(urllib.request.urlopen(stack.extproc_admin + "/receipts?limit=1"))
         print()
@@ -416,6 +432,11 @@ def main(argv=None) -> None:
             f"paced  p50 relaygate/plain: {ratios['paced_p50_relaygate_over_plain']:.2f}x, "
             f"p99 {ratios['paced_p99_relaygate_over_plain']:.2f}x"
         )
+        print(
+            f"relaygate over gRPC ext_proc/plain: throughput {ratios['throughput_extproc_over_plain']:.2f}, "
+            f"1-conn p50 {ratios['one_conn_p50_extproc_over_plain']:.2f}x; the default ext_authz HTTP "
+            f"transport has {ratios['throughput_authz_over_extproc']:.2f}x its throughput"
+        )
         print(f"receipts in the spool: {counts['counts']}")
         out = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -432,8 +453,9 @@ def main(argv=None) -> None:
         (RESULTS / name).write_text(json.dumps(out, indent=2))
         print(f"written to bench/results/{name}")
     finally:
-        if stack:
-            stack.stop()
+        for s in (stack, ext_stack):
+            if s:
+                s.stop()
         if redis_server:
             redis_server.stop()
         for pr in procs:

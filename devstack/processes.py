@@ -26,10 +26,24 @@ from devstack import tls as tls_mod
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and never handed out before by this process.
+
+    The port is bound later by whichever process it is for (Envoy, the control plane, the
+    simulator); in between, the kernel may offer the same free port again, so a test session
+    that starts many stacks would now and then give two of them one port. Never reusing a port
+    within the process rules that out.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def envoy_binary() -> str:
@@ -85,6 +99,10 @@ class Stack:
     extproc_args: list[str] = field(default_factory=list)
     unreachable: set[str] = field(default_factory=set)  # upstreams the simulator leaves unserved
     workers: int = 1  # ext_proc processes behind one cluster
+    # How a static Envoy asks the policy service: "authz-http" (ext_authz over HTTP/1.1 to each
+    # worker's check server, the faster: docs/performance.md) or "extproc" (gRPC ext_proc). Envoys
+    # configured over xDS get what the control plane renders (ext_proc).
+    transport: str = "authz-http"
     ledger_url: str = ""  # a Redis budget ledger shared with other stacks
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     # With a control plane the sidecar takes policy and config from its bundles, seeded
@@ -130,6 +148,7 @@ class Stack:
             self.pki = Stack.shared_pki or tls_mod.ensure(self.run_dir / "tls")
         self.cfg = config_mod.load(self.config_dir)
         self.sockets = [self.run_dir / f"extproc-{i}.sock" for i in range(self.workers)]
+        self.authz_sockets = [self.run_dir / f"authz-{i}.sock" for i in range(self.workers)]
 
     @property
     def scheme(self) -> str:
@@ -266,6 +285,9 @@ class Stack:
                 str(self.extproc_admin_port if i == 0 else 0),
                 *self.extproc_args,
             ]
+            # Every worker serves both transports on sockets of its own stack (never the default
+            # var/authz.sock, which another stack of the same checkout would share).
+            argv += ["--authz-listen", f"unix:{self.authz_sockets[i].resolve()}"]
             env = {}
             if self.ledger_url:
                 argv += ["--ledger", "redis"]
@@ -299,11 +321,11 @@ class Stack:
                 env["RELAYGATE_FLEET_TOKEN"] = self.fleet_token
             name = "extproc" if i == 0 else f"extproc-{i}"
             proc, log = self._spawn(name, argv, env)
-            sock = self.sockets[i]
+            socks = [self.sockets[i], self.authz_sockets[i]]
             ready = (
-                (lambda: http_ok(self.extproc_admin + "/healthz") and sock.exists())
+                (lambda: http_ok(self.extproc_admin + "/healthz") and all(s.exists() for s in socks))
                 if i == 0
-                else (lambda: sock.exists())
+                else (lambda: all(s.exists() for s in socks))
             )
             wait_until(ready, 30, f"relaygate-extproc worker {i}", proc, log)
 
@@ -344,6 +366,7 @@ class Stack:
                 admin_port=self.envoy_admin_port,
                 extproc=[f"unix:{p.resolve()}" for p in self.sockets],
                 tls=self.listener_tls(),
+                authz=[f"unix:{p.resolve()}" for p in self.authz_sockets] if self.transport == "authz-http" else None,
             )
         path = envoy_config.write(self.run_dir / "envoy.json", boot)
         os.chmod(path, 0o600)

@@ -252,7 +252,7 @@ class Gateway:
             return load_public_key(r.read())
 
 
-def start_gateway(tmp: Path, budgets=None, extproc_args=(), workers: int = 1) -> Gateway:
+def start_gateway(tmp: Path, budgets=None, extproc_args=(), workers: int = 1, transport: str = "extproc") -> Gateway:
     tokens = write_config(tmp / "config", budgets)
     stack = Stack(
         tmp / "run",
@@ -261,14 +261,21 @@ def start_gateway(tmp: Path, budgets=None, extproc_args=(), workers: int = 1) ->
         extproc_args=list(extproc_args),
         unreachable={"openai-dead"},
         workers=workers,
+        transport=transport,
     )
     stack.start()
     return Gateway(stack, tokens)
 
 
-@pytest.fixture(scope="session")
-def gw(tmp_path_factory) -> Gateway:
-    g = start_gateway(tmp_path_factory.mktemp("gw"))
+# Both transports Envoy can use to ask the policy service (relaygate/envoy/config.py TRANSPORTS):
+# every test on the session gateway runs over each, so they answer every call alike.
+TRANSPORTS = ("extproc", "authz-http")
+
+
+@pytest.fixture(scope="session", params=TRANSPORTS)
+def gw(request, tmp_path_factory) -> Gateway:
+    g = start_gateway(tmp_path_factory.mktemp("gw"), transport=request.param)
+    g.transport = request.param
     yield g
     g.stack.stop()
 

@@ -17,6 +17,20 @@ NAMESPACE = "relaygate"  # the sidecar's dynamic metadata (decision, hold)
 USAGE_NAMESPACE = "relaygate.usage"  # usage the Lua filter reads from the response
 PREAUTH_HEADER = "x-relaygate-preauth"  # on a pre-auth denial; Envoy's guard counts it per address, removes it
 
+# The ext_authz HTTP transport (relaygate/extproc/authz_http.py): Envoy asks the policy service
+# POST AUTHZ_PREFIX + the call's path; an answer of 200 allows the call and names the upstream,
+# the provider path (applied by the Lua filter after ext_authz, which cannot set :path) and a
+# rewritten body (lifted into ext_authz's dynamic metadata, applied by the same filter). An HTTP
+# check cannot deny with a 5xx (Envoy takes one as the service failing), so such a denial is sent
+# as 418 with the real status in AUTHZ_STATUS_HEADER and restored by the local_reply_config.
+AUTHZ_PREFIX = "/check"
+AUTHZ_PATH_HEADER = "x-relaygate-path"
+AUTHZ_BODY_HEADER = "x-relaygate-body"
+AUTHZ_STATUS_HEADER = "x-relaygate-status"
+AUTHZ_REMOVE_HEADER = "x-envoy-auth-headers-to-remove"  # Envoy's own: request headers to drop
+AUTHZ_DENIED_DETAILS = "ext_authz_denied"  # Envoy's response code details of a check's denial
+AUTHZ_DENY_5XX = 418
+
 # -- the receipt-id rule -----------------------------------------------------------------------------
 RECEIPT_PREFIX = "rcpt_"
 # The same rule as an Envoy format string: Envoy names the receipt of a reply it makes itself.

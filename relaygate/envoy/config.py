@@ -17,6 +17,12 @@ from pathlib import Path
 from relaygate.contract.config import GatewayConfig
 from relaygate.contract.preauth import PreAuthLimits
 from relaygate.contract.envoy import (
+    AUTHZ_BODY_HEADER,
+    AUTHZ_DENIED_DETAILS,
+    AUTHZ_DENY_5XX,
+    AUTHZ_PATH_HEADER,
+    AUTHZ_PREFIX,
+    AUTHZ_STATUS_HEADER,
     ENVOY_REPLIES,
     NAMESPACE,
     PREAUTH_HEADER,
@@ -120,6 +126,104 @@ def _response_allow_list_filter() -> dict:
 def _error_body(code: str, message: str, receipt: bool = True) -> dict:
     body = envoy_reply_template(code, message, RECEIPT_ID if receipt else None)
     return {"text_format_source": {"inline_string": body}, "content_type": "application/json"}
+
+
+TRANSPORTS = ("extproc", "authz-http")
+# After ext_authz: the provider path and a rewritten body the check returned (ext_authz cannot set
+# :path or the body itself); nothing happens on calls the check did not route.
+AUTHZ_APPLY_LUA = f"""
+function envoy_on_request(handle)
+  local h = handle:headers()
+  local path = h:get("{AUTHZ_PATH_HEADER}")
+  if path == nil then return end
+  h:remove("{AUTHZ_PATH_HEADER}")
+  h:replace(":path", path)
+  local md = handle:streamInfo():dynamicMetadata():get("envoy.filters.http.ext_authz")
+  local new = md and md["{AUTHZ_BODY_HEADER}"]
+  if new ~= nil then
+    handle:body():setBytes(new)
+    h:replace("content-length", tostring(#new))
+  end
+end
+"""
+
+
+def _exact(*names: str) -> dict:
+    return {"patterns": [{"exact": n} for n in names]}
+
+
+def _authz_filters(cfg: GatewayConfig, message_timeout_ms: int) -> list[dict]:
+    """ext_authz over HTTP to the policy service's check server, and the Lua filter that applies
+    what the check decided (relaygate/extproc/authz_http.py, relaygate/contract/envoy.py AUTHZ_*)."""
+    authz = {
+        "@type": T + "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+        "transport_api_version": "V3",
+        "failure_mode_allow": False,
+        "status_on_error": {"code": 503},
+        "clear_route_cache": True,
+        # The whole body or nothing: a larger one is Envoy's 413, like ext_proc's buffer limit.
+        "with_request_body": {
+            "max_request_bytes": cfg.max_body_bytes,
+            "allow_partial_message": False,
+            "pack_as_bytes": True,
+        },
+        # Every client header goes to the check: it decides which of them reach the provider.
+        "allowed_headers": {"patterns": [{"safe_regex": {"regex": ".*"}}]},
+        "http_service": {
+            "server_uri": {
+                "uri": "http://policy",
+                "cluster": "policy_http",
+                "timeout": f"{message_timeout_ms / 1000:.3f}s",
+            },
+            "path_prefix": AUTHZ_PREFIX,
+            "authorization_response": {
+                "allowed_upstream_headers": _exact(UPSTREAM_HEADER, AUTHZ_PATH_HEADER, "authorization", "x-api-key"),
+                "allowed_client_headers": _exact(
+                    "content-type", RECEIPT_HEADER, "retry-after", AUTHZ_STATUS_HEADER, PREAUTH_HEADER
+                ),
+                "dynamic_metadata_from_headers": _exact(AUTHZ_BODY_HEADER),
+            },
+        },
+    }
+    return [
+        {"name": "envoy.filters.http.ext_authz", "typed_config": authz},
+        {
+            "name": "relaygate.authz_apply",
+            "typed_config": {
+                "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": AUTHZ_APPLY_LUA},
+            },
+        },
+    ]
+
+
+def _cel(expr: str) -> dict:
+    return {
+        "extension_filter": {
+            "name": "envoy.access_loggers.extension_filters.cel",
+            "typed_config": {
+                "@type": T + "envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                "expression": expr,
+            },
+        }
+    }
+
+
+def _authz_reply_mappers() -> list[dict]:
+    """The check's denials already have our shape: a 5xx sent as 418 gets its status back, the rest
+    are left alone (first match wins, before the mappers for Envoy's own replies)."""
+    denied = f"response.code_details == '{AUTHZ_DENIED_DETAILS}'"
+    restore = [
+        {
+            "filter": _cel(
+                f"{denied} && response.code == {AUTHZ_DENY_5XX} && "
+                f"response.headers['{AUTHZ_STATUS_HEADER}'] == '{code}'"
+            ),
+            "status_code": code,
+        }  # fmt: skip
+        for code in (500, 503)
+    ]
+    return [*restore, {"filter": _cel(denied)}]
 
 
 def _local_reply_config() -> dict:
@@ -290,7 +394,14 @@ def route_config(cfg: GatewayConfig) -> dict:
 
 
 def listener(
-    cfg: GatewayConfig, host: str, port: int, *, rds: bool = False, message_timeout_ms: int = 2000, tls: str = ""
+    cfg: GatewayConfig,
+    host: str,
+    port: int,
+    *,
+    rds: bool = False,
+    message_timeout_ms: int = 2000,
+    tls: str = "",
+    transport: str = "extproc",
 ) -> dict:
     """The gateway listener; with ``rds`` its routes come over xDS instead of inline.
 
@@ -336,29 +447,38 @@ def listener(
         hcm["rds"] = {"config_source": {"ads": {}, "resource_api_version": "V3"}, "route_config_name": ROUTE_NAME}
     else:
         hcm["route_config"] = route_config(cfg)
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
+    if transport == "authz-http":
+        policy = _authz_filters(cfg, message_timeout_ms)
+        hcm["local_reply_config"]["mappers"][0:0] = _authz_reply_mappers()
+    else:
+        policy = [
+            {
+                "name": "envoy.filters.http.ext_proc",
+                "typed_config": {
+                    "@type": T + "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+                    "grpc_service": grpc_service,
+                    "failure_mode_allow": False,
+                    "status_on_error": {"code": 503},
+                    "message_timeout": f"{message_timeout_ms / 1000:.3f}s",
+                    "processing_mode": {
+                        "request_header_mode": "SEND",
+                        "request_body_mode": "BUFFERED",
+                        "response_header_mode": "SKIP",
+                        "response_body_mode": "NONE",
+                        "request_trailer_mode": "SKIP",
+                        "response_trailer_mode": "SKIP",
+                    },
+                    "metadata_options": {"receiving_namespaces": {"untyped": [NAMESPACE]}},
+                    # The policy service may remove client-sent x-envoy-* headers too (header allow-list).
+                    "mutation_rules": {"allow_envoy": True},
+                },
+            },
+        ]
     hcm["http_filters"] = [
         *_preauth_filters(getattr(cfg, "preauth", None) or PreAuthLimits()),
-        {
-            "name": "envoy.filters.http.ext_proc",
-            "typed_config": {
-                "@type": T + "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-                "grpc_service": grpc_service,
-                "failure_mode_allow": False,
-                "status_on_error": {"code": 503},
-                "message_timeout": f"{message_timeout_ms / 1000:.3f}s",
-                "processing_mode": {
-                    "request_header_mode": "SEND",
-                    "request_body_mode": "BUFFERED",
-                    "response_header_mode": "SKIP",
-                    "response_body_mode": "NONE",
-                    "request_trailer_mode": "SKIP",
-                    "response_trailer_mode": "SKIP",
-                },
-                "metadata_options": {"receiving_namespaces": {"untyped": [NAMESPACE]}},
-                # The policy service may remove client-sent x-envoy-* headers too (header allow-list).
-                "mutation_rules": {"allow_envoy": True},
-            },
-        },
+        *policy,
         _response_allow_list_filter(),
         # SHA-256 of the response body as it streams (the receipt's response subject).
         {
@@ -502,10 +622,16 @@ def upstream_tls_to(host: str, t: AdsTls, alpn: list[str]) -> dict:
     return {"name": "envoy.transport_sockets.tls", "typed_config": ctx}
 
 
-def clusters(cfg: GatewayConfig, extproc: list[str], *, eds: bool = False) -> list[dict]:
-    """The policy workers (all for decisions, the first for the access log) and one cluster per upstream."""
+def clusters(
+    cfg: GatewayConfig, extproc: list[str], *, eds: bool = False, authz: list[str] | None = None
+) -> list[dict]:
+    """The policy workers (all for decisions, the first for the access log) and one cluster per upstream.
+
+    With ``authz`` (the workers' ext_authz HTTP addresses) decisions go there over HTTP/1.1 and
+    the gRPC addresses take only the access log."""
+    policy = [_policy_http_cluster(authz)] if authz else [_extproc_cluster("extproc", extproc)]
     return [
-        _extproc_cluster("extproc", extproc),
+        *policy,
         _extproc_cluster("settler", extproc[:1]),
         *(_upstream_cluster(u, eds) for u in cfg.upstreams),
     ]
@@ -525,8 +651,12 @@ def render(
     host: str = "127.0.0.1",
     message_timeout_ms: int = 2000,
     tls: ListenerTls | None = None,
+    authz: list[str] | None = None,
 ) -> dict:
     """A static bootstrap (standalone sidecars and the benchmark); see render_xds_bootstrap.
+
+    ``authz``: the workers' ext_authz HTTP addresses; decisions then go over the lean HTTP
+    transport (relaygate/extproc/authz_http.py) instead of ext_proc.
 
     ``extproc`` lists the policy workers (``unix:PATH`` or ``HOST:PORT``); calls
     are balanced over all of them, and the access log goes to the first, the one
@@ -534,9 +664,16 @@ def render(
     """
     static = {
         "listeners": [
-            listener(cfg, host, listen_port, message_timeout_ms=message_timeout_ms, tls=tls.mode if tls else "")
+            listener(
+                cfg,
+                host,
+                listen_port,
+                message_timeout_ms=message_timeout_ms,
+                tls=tls.mode if tls else "",
+                transport="authz-http" if authz else "extproc",
+            )
         ],
-        "clusters": clusters(cfg, extproc),
+        "clusters": clusters(cfg, extproc, authz=authz),
     }
     if tls:
         static["secrets"] = tls_secrets(tls)
@@ -649,6 +786,27 @@ def _extproc_cluster(name: str, addrs: list[str]) -> dict:
     }
 
 
+def _policy_http_cluster(addrs: list[str]) -> dict:
+    """HTTP/1.1 to the ext_authz check servers; a rewritten body travels back in a header."""
+    return {
+        "name": "policy_http",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "lb_policy": "ROUND_ROBIN",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {}},
+                "common_http_protocol_options": {"max_response_headers_kb": 8192},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": "policy_http",
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(a)}} for a in addrs]}],
+        },
+    }
+
+
 def load_assignment(u) -> dict:
     return {
         "cluster_name": u.cluster,
@@ -707,7 +865,22 @@ def main(argv=None) -> None:
     p.add_argument("--listen-port", type=int, default=8080)
     p.add_argument("--admin-port", type=int, default=9901)
     p.add_argument(
-        "--extproc", action="append", help="static: policy worker address (repeatable; default unix:var/extproc.sock)"
+        "--extproc",
+        action="append",
+        help="static: policy worker gRPC address, ext_proc and the access log (repeatable; default "
+        "unix:var/extproc.sock)",
+    )
+    p.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="authz-http",
+        help="static: how Envoy asks the policy service (default authz-http: ext_authz over HTTP, the "
+        "faster; see docs/architecture.md)",
+    )
+    p.add_argument(
+        "--authz",
+        action="append",
+        help="static, authz-http: policy worker check address (repeatable; default unix:var/authz.sock)",
     )
     p.add_argument("--node-id", default="gw-1", help="xds: this gateway's instance id")
     p.add_argument("--tenant", default="default", help="xds: the tenant this gateway serves")
@@ -742,6 +915,7 @@ def main(argv=None) -> None:
             listen_port=a.listen_port,
             admin_port=a.admin_port,
             extproc=a.extproc or ["unix:var/extproc.sock"],
+            authz=(a.authz or ["unix:var/authz.sock"]) if a.transport == "authz-http" else None,
         )
     if a.out == "-":
         print(json.dumps(boot, indent=2))

@@ -24,6 +24,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 
 from relaygate.evidence.signing import load_or_create_signer, load_public_key
 from relaygate.contract import config as config_mod
+from relaygate.extproc import authz_http
 from relaygate.extproc.admin import admin_app
 from relaygate.decision.admission import Admission
 from relaygate.decision.limits import TierLimits
@@ -66,6 +67,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--listen",
         default=os.environ.get("RELAYGATE_EXTPROC_LISTEN", "unix:var/extproc.sock"),
         help="gRPC address: unix:PATH or HOST:PORT (default: unix:var/extproc.sock)",
+    )
+    p.add_argument(
+        "--authz-listen",
+        default=os.environ.get("RELAYGATE_AUTHZ_LISTEN", "unix:var/authz.sock"),
+        help="answer Envoy's ext_authz HTTP check here too (unix:PATH or HOST:PORT; default "
+        "unix:var/authz.sock; '' turns it off): the faster transport (relaygate/extproc/authz_http.py); "
+        "the gRPC address serves ext_proc and the access log",
     )
     p.add_argument(
         "--admin-port",
@@ -245,6 +253,11 @@ async def serve(args: argparse.Namespace) -> None:
     if server.add_insecure_port(listen) == 0 and not listen.startswith("unix:"):
         raise SystemExit(f"cannot listen on {listen}")
     await server.start()
+    authz = None
+    if args.authz_listen:
+        authz = await authz_http.serve(
+            authz_http.AuthzService(lambda: processor.admission, processor.recorder), args.authz_listen
+        )
     # Everything loaded so far lives for the whole run: keep it out of the
     # collector's generations so full collections stay short on the hot path.
     gc.collect()
@@ -257,8 +270,9 @@ async def serve(args: argparse.Namespace) -> None:
         await web.TCPSite(runner, "127.0.0.1", args.admin_port).start()
     ledger_desc = args.ledger if args.ledger != "redis" else f"redis at {args.ledger_url.rsplit('@', 1)[-1]}"
     log.info(
-        "relaygate-extproc ready: grpc %s, admin :%s, signing key %s, %d upstreams, %d keys, policy %s, ledger %s",
+        "relaygate-extproc ready: grpc %s%s, admin :%s, signing key %s, %d upstreams, %d keys, policy %s, ledger %s",
         listen,
+        f", ext_authz http {args.authz_listen}" if authz else "",
         args.admin_port,
         signer.key_id,
         len(cfg.upstreams),
@@ -296,6 +310,8 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("shutting down: draining streams")
     for t in tasks:
         t.cancel()
+    if authz is not None:
+        authz.close()
     await server.stop(grace=5)
     if runner:
         await runner.cleanup()

@@ -26,7 +26,7 @@ from relaygate.contract.config import ModelPrice, cost_micros
 from relaygate.decision.ledger import Hold, Ledger
 from relaygate.contract.envoy import receipt_id_for
 from relaygate.decision.wire import envoy_reply_body, parse_path
-from relaygate.contract.envoy import ENVOY_PRE_DECISION
+from relaygate.contract.envoy import AUTHZ_DENIED_DETAILS, ENVOY_PRE_DECISION
 from relaygate.contract.preauth import PreAuthLimits
 from relaygate.extproc.preauth_sampler import SAMPLED, SAMPLED_DETAILS, ReceiptSampler
 from relaygate.contract.decision import denial
@@ -262,6 +262,23 @@ def outcome_of(entry) -> tuple[str | None, dict]:
 ENVOY_LOCAL_CODES = {status: code for status, code, _ in ENVOY_PRE_DECISION.values()}
 
 
+def _envoy_gave_up(details: str) -> bool:
+    """Envoy answered without waiting for the decision: its ext_authz check failed or timed out
+    (a check's own denial is ``ext_authz_denied``, an allowed call has no ext_authz details)."""
+    return details.startswith("ext_authz") and details != AUTHZ_DENIED_DETAILS
+
+
+def _superseded(draft: dict, status: int, details: str) -> dict:
+    """The draft of an allowed call that Envoy refused before the decision reached it (the policy
+    service was stalled past the check's timeout and decided afterwards): the receipt records what
+    Envoy did, nothing was forwarded, and the holds are released."""
+    code = ENVOY_LOCAL_CODES.get(status, "gateway.rejected")
+    why = f"the gateway stopped waiting for the policy decision ({details}); the call was not forwarded"
+    return dict(
+        draft, decision=denial(status, code, [why], bundle=draft["decision"].get("bundle")), upstream=None, price=None
+    )
+
+
 def envoy_local_draft(entry) -> CallDraft:
     """The draft of a call that Envoy answered without a policy decision."""
     cp, req, resp = entry.common_properties, entry.request, entry.response
@@ -315,8 +332,13 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
         spool = self.finalizer.spool
         found = spool.draft(rid)
         if found is None:  # Envoy answered before any policy decision (e.g. body over the limit)
-            if entry.response.response_code_details.startswith(SAMPLED_DETAILS):
-                return None  # a pre-auth denial the policy service counted in a summary receipt
+            details = entry.response.response_code_details
+            # A denial the policy service decided always has its draft spooled before the reply,
+            # unless the denial was counted in a summary receipt: the ext_proc reply says so in
+            # its details; an ext_authz check's denial (details: ext_authz_denied) with no draft
+            # can only be such a one.
+            if details.startswith(SAMPLED_DETAILS) or details == AUTHZ_DENIED_DETAILS:
+                return None
             draft = envoy_local_draft(entry)
             if self._sample(entry, draft):
                 return None
@@ -328,6 +350,8 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
         state, draft = found
         if state != "pending":
             return None  # already finalized (e.g. expired as incomplete)
+        if draft["decision"]["allow"] and _envoy_gave_up(details := entry.response.response_code_details):
+            draft = _superseded(draft, outcome["status"], details)
         metrics.CALL_DURATION.labels(draft["endpoint"] or "", f"{outcome['status'] // 100}xx").observe(
             outcome["latency_us"] / 1e6
         )

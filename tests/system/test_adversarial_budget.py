@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from devstack.processes import Stack
-from tests.conftest import POLICY_DIR, Gateway, write_config, start_full_stack
+from tests.conftest import POLICY_DIR, TRANSPORTS, Gateway, start_full_stack, write_config
 from tests.cpclient import eventually
 from tests.httpcall import curl
 
@@ -45,8 +45,8 @@ EU_FORWARD = [
 ]
 
 
-@pytest.fixture(scope="module")
-def agw(tmp_path_factory):
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def agw(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("adv-budget")
     tokens = write_config(tmp / "config", BUDGETS)
     ups = yaml.safe_load((tmp / "config" / "upstreams.yaml").read_text())
@@ -54,7 +54,13 @@ def agw(tmp_path_factory):
         if u["name"] == "openai-eu":
             u["forward_headers"] = EU_FORWARD
     (tmp / "config" / "upstreams.yaml").write_text(yaml.safe_dump(ups))
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, unreachable={"openai-dead"})
+    stack = Stack(
+        tmp / "run",
+        config_dir=tmp / "config",
+        policy_dir=POLICY_DIR,
+        unreachable={"openai-dead"},
+        transport=request.param,
+    )
     stack.start()
     g = Gateway(stack, tokens)
     yield g

@@ -23,7 +23,7 @@ import urllib.request
 import aiohttp
 import pytest
 
-from tests.conftest import POLICY_DIR, Gateway, write_config
+from tests.conftest import POLICY_DIR, TRANSPORTS, Gateway, write_config
 from tests.httpcall import chat_body, curl
 from devstack.processes import Stack
 
@@ -40,15 +40,22 @@ LIMITS = {
 }
 
 
-@pytest.fixture(scope="module")
-def agw(tmp_path_factory):
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def agw(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("adv-gw")
     tokens = write_config(tmp / "config")
     with open(tmp / "config" / "gateway.yaml", "a") as f:
         f.write("unauthenticated:\n" + "".join(f"  {k}: {v}\n" for k, v in LIMITS.items()))
-    stack = Stack(tmp / "run", config_dir=tmp / "config", policy_dir=POLICY_DIR, unreachable={"openai-dead"})
+    stack = Stack(
+        tmp / "run",
+        config_dir=tmp / "config",
+        policy_dir=POLICY_DIR,
+        unreachable={"openai-dead"},
+        transport=request.param,
+    )
     stack.start()
     g = Gateway(stack, tokens)
+    g.transport = request.param
     yield g
     stack.stop()
 
@@ -196,7 +203,9 @@ def _curl_from(addr: str, url: str, headers: dict):
 
 
 def test_sidecar_stall_504_has_json_shape_and_receipt(agw):
-    """Envoy's message timeout while the policy service is stalled: JSON error, receipt id, receipt."""
+    """Envoy's message timeout while the policy service is stalled: JSON error, receipt id, receipt.
+    (Over ext_authz the stalled check is Envoy's check timeout: 503 gateway.unavailable.)"""
+    status, code = (504, "gateway.timeout") if agw.transport == "extproc" else (503, "gateway.unavailable")
     url = agw.base("acme") + "/chat/completions"
     headers = {**JSON, "authorization": f"Bearer {agw.tokens['acme']}"}
     sim_before = len(agw.sim_requests())
@@ -206,14 +215,14 @@ def test_sidecar_stall_504_has_json_shape_and_receipt(agw):
         reply = curl(url, chat_body(content="while stalled"), headers)
     finally:
         os.kill(proc.pid, signal.SIGCONT)
-    assert reply.status == 504, (reply.status, reply.body)
+    assert reply.status == status, (reply.status, reply.body)
     assert reply.headers.get("content-type", "").startswith("application/json"), reply.headers
     err = reply.json()["error"]
-    assert err["code"] == "gateway.timeout" and err["message"]
+    assert err["code"] == code and err["message"]
     assert reply.receipt_id and reply.receipt_id.startswith("rcpt_") and err["receipt_id"] == reply.receipt_id
     doc = agw.receipt_doc(reply.receipt_id, timeout=20)
-    assert doc["decision"]["allow"] is False and doc["decision"]["code"] == "gateway.timeout"
-    assert doc["response"]["status"] == 504 and doc["upstream"] is None
+    assert doc["decision"]["allow"] is False and doc["decision"]["code"] == code
+    assert doc["response"]["status"] == status and doc["upstream"] is None
     assert len(agw.sim_requests()) == sim_before, "a call reached the upstream without a decision"
     # The service is back: calls flow again.
     assert curl(url, chat_body(content="after the stall"), headers).status == 200

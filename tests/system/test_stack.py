@@ -15,7 +15,11 @@ from devstack.processes import ROOT, free_port
 
 def test_committed_bootstrap_matches_rendering():
     rendered = envoy_config.render(
-        config_mod.load(ROOT / "config"), listen_port=8080, admin_port=9901, extproc=["unix:var/extproc.sock"]
+        config_mod.load(ROOT / "config"),
+        listen_port=8080,
+        admin_port=9901,
+        extproc=["unix:var/extproc.sock"],
+        authz=["unix:var/authz.sock"],
     )
     committed = json.loads((ROOT / "envoy" / "gateway.json").read_text())
     assert committed == rendered, "regenerate: python -m relaygate.envoy.config --out envoy/gateway.json"

@@ -1,0 +1,129 @@
+"""What every transport does with a verdict before it answers Envoy: the call's draft is spooled
+first (so a crash between the decision and the call loses nothing), pre-auth denials are sampled,
+and the reply's content is worked out. Transports only put the result on their wire: the ext_proc
+servicer as protobuf (processor.py), the ext_authz HTTP check as a status line and headers
+(authz_http.py), so both answer every call alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relaygate.contract.config import Upstream
+from relaygate.contract.envoy import UPSTREAM_HEADER
+from relaygate.decision.admission import Verdict
+from relaygate.decision.draft import call_draft
+from relaygate.decision.gate import Call
+from relaygate.decision.wire import DIALECT, CallShape, error_body
+from relaygate.extproc import metrics
+from relaygate.extproc.preauth_sampler import SAMPLED, ReceiptSampler
+from relaygate.extproc.spool import Spool
+
+# Envoy's route lookup needs x-forwarded-proto: removing it here makes the call unroutable
+# (envoyproxy/envoy#30358). The route removes exactly these after matching (relaygate/envoy/config.py
+# FORWARD_STRIP); every other x-forwarded-* name a client sends is removed here like any header
+# off the allow-list (a prefix exemption let X-Forwarded-User and the like reach the provider).
+ROUTE_STRIPPED = frozenset({"x-forwarded-for", "x-forwarded-proto"})
+
+
+@dataclass(slots=True)
+class Denied:
+    """A denial as the client will see it."""
+
+    status: int
+    code: str
+    receipt_id: str  # the call's own, or its window's summary receipt when sampled
+    body: bytes  # the JSON error body
+    preauth: bool  # decided before any key was authenticated: Envoy throttles the address
+    sampled: bool  # counted in a summary receipt, no draft of its own
+    retry_after: int | None
+
+
+@dataclass(slots=True)
+class Routed:
+    """An allowed call as Envoy must forward it."""
+
+    upstream: Upstream
+    path: str  # the provider's path (no client query string)
+    credential: tuple[str, str]  # (header, value) carrying the platform's provider credential
+    removes: list[str]  # client headers off the upstream's allow-list
+    body: bytes | None  # the rewritten body, when the gateway changed it
+
+
+class Recorder:
+    """Spools every decision before the transport replies; one per sidecar process."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self._sampler: ReceiptSampler | None = None
+
+    def denied(self, call: Call, v: Verdict, raw: bytes | None = None, shape: CallShape | None = None) -> Denied:
+        status, code = v.status, v.code
+        preauth = call.is_preauth(status)
+        summary = self._sample(call, code, status) if preauth else None
+        rid = summary or call.receipt_id
+        body = error_body(code, v.message, rid)
+        if summary is None:
+            self._spool(call, v.decision, raw, shape, stream=False, response_body=body)
+        metrics.DECISIONS.labels("deny", code).inc()
+        return Denied(status, code, rid, body, preauth, summary is not None, v.retry_after)
+
+    def routed(self, call: Call, v: Verdict, shape: CallShape, raw: bytes) -> Routed:
+        up = v.upstream
+        assert up is not None and call.route is not None
+        price = up.models[shape.model]
+        try:
+            self._spool(
+                call, v.decision, raw, shape, stream=shape.stream, up=up, holds=v.holds,
+                price=(price.input_micros_per_1k, price.output_micros_per_1k),
+                worst=(shape.input_token_bound, shape.max_output_tokens),
+            )  # fmt: skip
+        except BaseException:
+            call.admission.ledger.settle(v.holds, {})  # nothing forwarded: give the hold back
+            raise
+        # No client query string: the provider's endpoints take none, and one could act on the
+        # platform's account next to its credential like a header off the allow-list.
+        path = up.base_path + DIALECT[call.route.endpoint][1]
+        if up.provider == "anthropic":
+            cred = ("x-api-key", up.credential)
+        else:
+            cred = ("authorization", "Bearer " + up.credential)
+        # Only the upstream's allow-list of client headers goes on (relaygate/contract/config.py
+        # Upstream.forwards): the rest could act on the platform's provider account.
+        own = {":path", UPSTREAM_HEADER, cred[0]}
+        removes = [h for h in call.header_names if h not in own and not up.forwards(h) and h not in ROUTE_STRIPPED]
+        metrics.DECISIONS.labels("allow", "ok").inc()
+        return Routed(up, path, cred, removes, shape.body if shape.rewritten else None)
+
+    def _sample(self, call: Call, code: str, status: int) -> str | None:
+        """None: the denial gets its own receipt; else its window's summary receipt id (relaygate/contract/preauth.py)."""
+        limits = call.admission.config.preauth
+        sampler = self._sampler
+        if sampler is None or sampler.limits is not limits:
+            if sampler is not None:
+                sampler.flush()
+            sampler = self._sampler = ReceiptSampler(
+                limits, self.spool.add_pending, self.spool.update_pending, SAMPLED, call.admission.revision
+            )
+        return sampler.admit(call.peer, code, status, "unauthenticated")
+
+    def _spool(
+        self, call: Call, decision: dict, raw: bytes | None, shape: CallShape | None, stream: bool,
+        up: Upstream | None = None, holds=(), price=None, worst=None, response_body: bytes | None = None,
+    ) -> None:  # fmt: skip
+        """Write the decision durably before Envoy acts on it."""
+        key, route = call.key, call.route
+        record = {
+            **{k: decision.get(k) for k in ("allow", "status", "code", "reasons", "policies")},
+            "bundle": call.admission.revision,
+        }
+        self.spool.add_pending(
+            call.receipt_id,
+            call_draft(
+                ts=call.started, decision=record, path=call.path,
+                workspace=route.workspace if route else None, key_id=key.id if key else None,
+                endpoint=route.endpoint if route else None, body=raw,
+                model=shape.model if shape else None, stream=stream, user=shape.user if shape else None,
+                upstream=up, price=price, worst=worst, holds=holds, response_body=response_body,
+            ),
+        )  # fmt: skip

@@ -1,0 +1,133 @@
+"""The ext_authz HTTP transport in-process: the check server on a real Unix socket, spoken to in
+raw HTTP/1.1 the way Envoy's ext_authz filter does, over a real spool and ledger. What Envoy is
+told (status, headers, body) is read off the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import orjson
+import pytest
+
+from relaygate.contract.envoy import (
+    AUTHZ_BODY_HEADER,
+    AUTHZ_DENY_5XX,
+    AUTHZ_PATH_HEADER,
+    AUTHZ_REMOVE_HEADER,
+    AUTHZ_STATUS_HEADER,
+    PREAUTH_HEADER,
+    RECEIPT_HEADER,
+    UPSTREAM_HEADER,
+    receipt_id_for,
+)
+from relaygate.decision.admission import Verdict
+from relaygate.extproc import authz_http
+from relaygate.extproc.recorder import Recorder
+from relaygate.extproc.spool import Spool
+from tests.unit.snapshot import build, headers
+
+REQUEST_ID = "5b6a1c2e-0d4f-4c1b-9e8a-7f6e5d4c3b2a"
+
+
+@pytest.fixture
+def service(tmp_path):
+    adm, tokens = build(tmp_path / "config")
+    spool = Spool(tmp_path / "data" / "receipts.db")
+    yield authz_http.AuthzService(lambda: adm, Recorder(spool)), spool, tokens
+    spool.close()
+
+
+def _request(h: dict[str, str], body: bytes) -> bytes:
+    """What Envoy sends: the call's method, /check + its path, its headers, its buffered body."""
+    lines = [f"{h[':method']} /check{h[':path']} HTTP/1.1", "host: policy"]
+    lines += [f"{k}: {v}" for k, v in h.items() if not k.startswith(":")]
+    lines.append(f"content-length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _exchange(service, *requests: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Send requests over one keep-alive connection to the real server; parse each reply."""
+
+    async def run(sock_path):
+        server = await authz_http.serve(service, f"unix:{sock_path}")
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(sock_path))
+            out = []
+            for req in requests:
+                writer.write(req)
+                status_line = await reader.readline()
+                hs: dict[str, str] = {}
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    k, _, v = line.decode("latin-1").partition(":")
+                    hs[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(hs["content-length"]))
+                out.append((int(status_line.split()[1]), hs, body))
+            writer.close()
+            return out
+        finally:
+            server.close()
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        return asyncio.run(run(Path(d) / "authz.sock"))
+
+
+def _chat(model: str = "gpt-4o-mini", **extra) -> bytes:
+    return orjson.dumps({"model": model, "messages": [{"role": "user", "content": "authz-unit"}], **extra})
+
+
+def test_an_allowed_call_names_upstream_credential_path_and_the_headers_to_drop(service):
+    svc, spool, tokens = service
+    h = headers(tokens["acme"], x_request_id=REQUEST_ID, x_evil="1", openai_organization="org-attacker")
+    [(status, hs, body)] = _exchange(svc, _request(h, _chat(max_tokens=5)))
+    assert status == 200 and body == b""
+    assert hs[UPSTREAM_HEADER] in ("openai-us", "openai-eu")
+    assert hs["authorization"] == "Bearer sk-test-openai"  # the platform's credential, not the client's key
+    assert hs[AUTHZ_PATH_HEADER] == "/v1/chat/completions"
+    assert {"x-evil", "openai-organization"} <= set(hs[AUTHZ_REMOVE_HEADER].split(","))
+    assert AUTHZ_BODY_HEADER not in hs  # nothing to rewrite: max_tokens was given
+    state, draft = spool.draft(receipt_id_for(REQUEST_ID))
+    assert state == "pending" and draft["decision"]["allow"] and draft["upstream"]["name"] == hs[UPSTREAM_HEADER]
+
+
+def test_a_body_the_gateway_rewrites_comes_back_whole_for_envoy_to_apply(service):
+    svc, _, tokens = service
+    [(status, hs, _)] = _exchange(svc, _request(headers(tokens["acme"]), _chat(stream=True)))
+    assert status == 200
+    new = orjson.loads(hs[AUTHZ_BODY_HEADER])
+    assert new["stream_options"]["include_usage"] is True and new["max_tokens"] > 0
+
+
+def test_denials_carry_status_json_body_and_receipt_and_a_5xx_is_sent_as_418(service):
+    svc, spool, tokens = service
+    forged = tokens["acme"][:-3] + "xyz"
+    replies = _exchange(
+        svc,
+        _request(headers(forged, x_request_id=REQUEST_ID), _chat()),
+        _request(headers(tokens["euro"], workspace="euro", x_request_id="r-2"), _chat("gpt-4o")),
+        _request(headers(tokens["acme"], ctype="text/plain", x_request_id="r-3"), b"hello"),
+    )
+    (s1, h1, b1), (s2, h2, b2), (s3, _, b3) = replies
+    assert s1 == 401 and h1[PREAUTH_HEADER] == "1" and h1["content-type"] == "application/json"
+    err = orjson.loads(b1)["error"]
+    assert err["code"] == "auth.unauthenticated" and err["receipt_id"] == h1[RECEIPT_HEADER] == receipt_id_for(
+        REQUEST_ID
+    )
+    _, draft = spool.draft(receipt_id_for(REQUEST_ID))
+    assert draft["response_digest"] == "sha256:" + hashlib.sha256(b1).hexdigest()
+    assert s2 == 451 and PREAUTH_HEADER not in h2 and orjson.loads(b2)["error"]["code"] == "sovereignty.blocked"
+    assert s3 == 415 and orjson.loads(b3)["error"]["code"] == "request.unsupported_media_type"
+    # A 5xx denial (here: the policy service's own failure) cannot be a 5xx to Envoy's HTTP check.
+    d = svc.recorder.denied(
+        authz_http.Call(svc.admission(), receipt_id="rcpt_x"), Verdict.deny(503, "budget.unavailable", "down")
+    )
+    raw = authz_http.denied_reply(d)
+    assert raw.startswith(b"HTTP/1.1 %d " % AUTHZ_DENY_5XX) and f"{AUTHZ_STATUS_HEADER}: 503".encode() in raw
+
+
+def test_a_header_value_with_a_line_break_never_reaches_the_wire():
+    with pytest.raises(ValueError):
+        authz_http.http_reply(200, [("x-a", "ok\r\nx-injected: 1")])
