@@ -80,8 +80,12 @@ def allowed_reply(call: Call, r) -> bytes:
         r.credential,
         (AUTHZ_PATH_HEADER, r.path),
     ]
-    if r.removes:
-        headers.append((AUTHZ_REMOVE_HEADER, ",".join(r.removes)))
+    # Envoy drops the listed headers after it has set the ones above: a client's own copy of the
+    # path header must not be listed, or ours goes with it (ours overwrites it, and the Lua filter
+    # removes it once applied).
+    removes = [h for h in r.removes if h != AUTHZ_PATH_HEADER]
+    if removes:
+        headers.append((AUTHZ_REMOVE_HEADER, ",".join(removes)))
     if r.body is not None:
         headers.append((AUTHZ_BODY_HEADER, r.body))
     return http_reply(200, headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+import json
 import uuid
 
 import pytest
@@ -199,6 +200,28 @@ def test_client_cannot_choose_the_upstream_or_spoof_headers(gw):
     # routed to openai-us (its simulator port), and the routing header itself never reaches a provider
     names = {k.lower() for k in seen}
     assert "x-relaygate-upstream" not in names and "x-relaygate-debug" not in names
+
+
+def test_client_cannot_set_the_provider_path_body_or_removals_the_gateway_decides(gw):
+    """The names the ext_authz transport uses to tell Envoy the provider path, a rewritten body and
+    the headers to drop, sent by a client instead: what reaches the provider is still the gateway's
+    path, the body as the gateway parsed and capped it, and none of those headers (either transport)."""
+    marker = f"path me {uuid.uuid4().hex}"
+    spoof = {
+        "x-relaygate-path": "/v1/embeddings",
+        "x-relaygate-body": '{"model":"gpt-4o","max_tokens":100000,"messages":[]}',
+        "x-relaygate-status": "200",
+        "x-envoy-auth-headers-to-remove": "authorization",
+    }
+    ok = curl(gw.base("acme") + "/chat/completions", chat_body(content=marker), {**_auth(gw, "acme"), **spoof})
+    assert ok.status == 200, ok.body
+    seen = gw.sim_request(marker, "openai-us")
+    assert seen["path"] == "/v1/chat/completions"
+    body = json.loads(seen["body"])
+    assert body["model"] == "gpt-4o-mini" and body["messages"][0]["content"] == marker
+    names = {k.lower() for k in seen["headers"]}
+    assert not names & set(spoof), names & set(spoof)
+    assert seen["headers"].get("Authorization") == "Bearer sk-test-openai"
 
 
 @pytest.mark.parametrize("smuggle", ["\r", "\x00", "\n "])

@@ -81,13 +81,18 @@ def _chat(model: str = "gpt-4o-mini", **extra) -> bytes:
 
 def test_an_allowed_call_names_upstream_credential_path_and_the_headers_to_drop(service):
     svc, spool, tokens = service
-    h = headers(tokens["acme"], x_request_id=REQUEST_ID, x_evil="1", openai_organization="org-attacker")
+    h = headers(
+        tokens["acme"], x_request_id=REQUEST_ID, x_evil="1", openai_organization="org-attacker", x_relaygate_path="/x"
+    )
     [(status, hs, body)] = _exchange(svc, _request(h, _chat(max_tokens=5)))
     assert status == 200 and body == b""
     assert hs[UPSTREAM_HEADER] in ("openai-us", "openai-eu")
     assert hs["authorization"] == "Bearer sk-test-openai"  # the platform's credential, not the client's key
     assert hs[AUTHZ_PATH_HEADER] == "/v1/chat/completions"
-    assert {"x-evil", "openai-organization"} <= set(hs[AUTHZ_REMOVE_HEADER].split(","))
+    removed = set(hs[AUTHZ_REMOVE_HEADER].split(","))
+    assert {"x-evil", "openai-organization"} <= removed
+    # Envoy removes after it sets: listing the client's copy of the path header would drop ours.
+    assert AUTHZ_PATH_HEADER not in removed
     assert AUTHZ_BODY_HEADER not in hs  # nothing to rewrite: max_tokens was given
     state, draft = spool.draft(receipt_id_for(REQUEST_ID))
     assert state == "pending" and draft["decision"]["allow"] and draft["upstream"]["name"] == hs[UPSTREAM_HEADER]
