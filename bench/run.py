@@ -317,7 +317,7 @@ def main(argv=None) -> None:
         ext_stack.start_extproc()
         ext_stack.start_envoy()
         # The floor: the same Envoy bootstrap in front of a do-nothing Python ext_proc server.
-        floor = Stack(RUN / "floor", config_dir=RUN / "config", tls=False)
+        floor = Stack(RUN / "floor", config_dir=RUN / "config", tls=False, transport="extproc")
         floor_sock = floor.sockets[0]
         procs.append(
             spawn(
