@@ -323,14 +323,17 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
         d = draft["decision"]
         return sampler.admit(sa.address or "unknown", d["code"], d["status"], "envoy_reply") is not None
 
-    def _pending_item(self, entry) -> tuple[str, dict, dict] | None:
-        """(receipt id, draft, outcome) for a call still pending, else None."""
+    def _pending_item(self, entry, known: dict[str, tuple[str, dict]]) -> tuple[str, dict, dict] | None:
+        """(receipt id, draft, outcome) for a call still pending, else None.
+
+        ``known``: the drafts of the whole access-log message, read in one query; a call Envoy
+        answered before any decision has none there and is looked up (and drafted) on its own."""
         rid, outcome = outcome_of(entry)
         if rid is None:
             metrics.UNRECEIPTED.inc()
             return None
         spool = self.finalizer.spool
-        found = spool.draft(rid)
+        found = known.get(rid) or spool.draft(rid)
         if found is None:  # Envoy answered before any policy decision (e.g. body over the limit)
             details = entry.response.response_code_details
             # A denial the policy service decided always has its draft spooled before the reply,
@@ -360,9 +363,17 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
     async def StreamAccessLogs(self, request_iterator, context):
         async for msg in request_iterator:
             batch = []
-            for entry in msg.http_logs.log_entry:
+            entries = msg.http_logs.log_entry
+            try:
+                known = self.finalizer.spool.drafts(
+                    [receipt_id_for(e.request.request_id) for e in entries if e.request.request_id]
+                )
+            except Exception:  # one entry at a time below, as before
+                log.exception("reading the drafts of an access-log batch failed")
+                known = {}
+            for entry in entries:
                 try:
-                    item = self._pending_item(entry)
+                    item = self._pending_item(entry, known)
                 except Exception:  # one odd entry must never cost the rest of the stream
                     log.exception("access-log entry could not be matched to a receipt")
                     continue

@@ -100,6 +100,18 @@ class Spool:
         row = self.db.execute("SELECT state, draft FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
         return (row[0], orjson.loads(row[1])) if row else None
 
+    def drafts(self, receipt_ids: list[str]) -> dict[str, tuple[str, dict]]:
+        """``draft`` for many ids at once (one query per 500): what one access-log batch settles."""
+        out: dict[str, tuple[str, dict]] = {}
+        for i in range(0, len(receipt_ids), 500):
+            chunk = receipt_ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for rid, state, draft in self.db.execute(
+                f"SELECT id, state, draft FROM receipts WHERE id IN ({marks})", chunk
+            ).fetchall():
+                out[rid] = (state, orjson.loads(draft))
+        return out
+
     def pending(self, older_than: float) -> list[tuple[str, dict]]:
         rows = self.db.execute(
             "SELECT id, draft FROM receipts WHERE state = 'pending' AND created < ? ORDER BY seq",

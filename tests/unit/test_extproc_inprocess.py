@@ -168,3 +168,35 @@ def test_a_malformed_stream_still_answers_and_an_internal_error_fails_closed(sid
     [resp] = _stream(processor, _body_msg(_body()))
     assert resp.immediate_response.status.code == 400
     assert orjson.loads(resp.immediate_response.body)["error"]["code"] == "request.invalid"
+
+
+def test_one_access_log_batch_settles_decided_calls_and_envoys_own_replies_together(sidecar):
+    """A batch as Envoy sends it: two calls the service decided (an allow and a denial, their drafts
+    read in one query) and a reply Envoy made itself before any decision (a 413: no draft, drafted
+    from the entry). Each gets exactly one signed receipt."""
+    processor, sink, tokens, signer = sidecar
+    ids = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"]
+    _stream(processor, _headers_msg(headers(tokens["acme"], x_request_id=ids[0])), _body_msg(_body()))
+    _stream(processor, _headers_msg(headers(None, x_request_id=ids[1])), _body_msg(_body()))
+    local = "33333333-3333-4333-8333-333333333333"
+    msg = als_pb2.StreamAccessLogsMessage()
+    for rid, status in ((ids[0], 200), (ids[1], 401), (local, 413)):
+        e = msg.http_logs.log_entry.add()
+        e.request.request_id = rid
+        e.request.path = "/v1/acme/chat/completions"
+        e.response.response_code.value = status
+        e.common_properties.duration.nanos = 1_000_000
+
+    async def feed():
+        async def it():
+            yield msg
+
+        return await sink.StreamAccessLogs(it(), None)
+
+    asyncio.run(feed())
+    receipts = {r: envelope_receipt(processor.spool.envelope(receipt_id_for(r))) for r in (*ids, local)}
+    assert receipts[ids[0]]["decision"]["allow"] is True and receipts[ids[0]]["response"]["status"] == 200
+    assert receipts[ids[1]]["decision"]["code"] == "auth.unauthenticated"
+    assert receipts[local]["decision"]["code"] == "request.too_large" and receipts[local]["workspace"] == "acme"
+    assert all(verify_receipt(processor.spool.envelope(receipt_id_for(r)), signer.public_key) for r in receipts)
+    assert len({r["seq"] for r in receipts.values()}) == 3
