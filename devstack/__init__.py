@@ -1,1 +1,1 @@
-"""Running the gateway: Envoy bootstrap rendering and the local process stack."""
+"""The development stack behind `make run`, the tests and the benchmark (not shipped in the wheel)."""

@@ -1,1 +1,1 @@
-"""relaygate data plane: the ext_proc policy enforcement service behind Envoy."""
+"""relaygate data plane: the policy sidecar behind Envoy (ext_authz HTTP check and ext_proc transports, settlement, sync)."""

@@ -74,7 +74,7 @@ def http_reply(status: int, headers: list[tuple[str, str | bytes]], body: bytes 
     return b"".join(out)
 
 
-def allowed_reply(call: Call, r) -> bytes:
+def allowed_reply(r) -> bytes:
     headers: list[tuple[str, str | bytes]] = [
         (UPSTREAM_HEADER, r.upstream.name),
         r.credential,
@@ -140,7 +140,7 @@ class AuthzService:
     def _verdict(self, call: Call, v: Verdict, shape: CallShape, body: bytes) -> bytes:
         if not v.allow:
             return denied_reply(self.recorder.denied(call, v, body, shape))
-        return allowed_reply(call, self.recorder.routed(call, v, shape, body))
+        return allowed_reply(self.recorder.routed(call, v, shape, body))
 
     def _failed(self, call: Call) -> bytes:
         log.exception("ext_authz check failed (receipt %s)", call.receipt_id)
@@ -155,7 +155,7 @@ class AuthzService:
 class _Connection(asyncio.Protocol):
     """One Envoy connection: parse requests with httptools, answer each in order."""
 
-    __slots__ = ("service", "transport", "parser", "url", "headers", "names", "body", "busy", "closed")
+    __slots__ = ("service", "transport", "parser", "url", "headers", "names", "body", "closed")
 
     def __init__(self, service: AuthzService) -> None:
         self.service = service
