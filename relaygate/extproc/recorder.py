@@ -57,18 +57,22 @@ class Recorder:
         self.spool = spool
         self._sampler: ReceiptSampler | None = None
 
-    def denied(self, call: Call, v: Verdict, raw: bytes | None = None, shape: CallShape | None = None) -> Denied:
+    def denied(
+        self, call: Call, v: Verdict, raw: bytes | None = None, shape: CallShape | None = None, grouped: bool = False
+    ) -> Denied:
         status, code = v.status, v.code
         preauth = call.is_preauth(status)
         summary = self._sample(call, code, status) if preauth else None
         rid = summary or call.receipt_id
         body = error_body(code, v.message, rid)
         if summary is None:
-            self._spool(call, v.decision, raw, shape, stream=False, response_body=body)
+            self._spool(call, v.decision, raw, shape, stream=False, response_body=body, grouped=grouped)
         metrics.DECISIONS.labels("deny", code).inc()
         return Denied(status, code, rid, body, preauth, summary is not None, v.retry_after)
 
-    def routed(self, call: Call, v: Verdict, shape: CallShape, raw: bytes) -> Routed:
+    def routed(self, call: Call, v: Verdict, shape: CallShape, raw: bytes, grouped: bool = False) -> Routed:
+        """``grouped``: the draft joins this loop turn's spool transaction (Spool.add_pending); the
+        transport must then answer only after it commits (Spool.after_commit)."""
         up = v.upstream
         assert up is not None and call.route is not None
         price = up.models[shape.model]
@@ -76,11 +80,14 @@ class Recorder:
             self._spool(
                 call, v.decision, raw, shape, stream=shape.stream, up=up, holds=v.holds,
                 price=(price.input_micros_per_1k, price.output_micros_per_1k),
-                worst=(shape.input_token_bound, shape.max_output_tokens),
+                worst=(shape.input_token_bound, shape.max_output_tokens), grouped=grouped,
             )  # fmt: skip
         except BaseException:
             call.admission.ledger.settle(v.holds, {})  # nothing forwarded: give the hold back
             raise
+        if grouped and v.holds:
+            ledger, holds = call.admission.ledger, v.holds
+            self.spool.after_commit(None, lambda _e: ledger.settle(holds, {}))  # not committed: not forwarded
         # No client query string: the provider's endpoints take none, and one could act on the
         # platform's account next to its credential like a header off the allow-list.
         path = up.base_path + DIALECT[call.route.endpoint][1]
@@ -110,6 +117,7 @@ class Recorder:
     def _spool(
         self, call: Call, decision: dict, raw: bytes | None, shape: CallShape | None, stream: bool,
         up: Upstream | None = None, holds=(), price=None, worst=None, response_body: bytes | None = None,
+        grouped: bool = False,
     ) -> None:  # fmt: skip
         """Write the decision durably before Envoy acts on it."""
         key, route = call.key, call.route
@@ -126,4 +134,5 @@ class Recorder:
                 model=shape.model if shape else None, stream=stream, user=shape.user if shape else None,
                 upstream=up, price=price, worst=worst, holds=holds, response_body=response_body,
             ),
+            grouped=grouped,
         )  # fmt: skip

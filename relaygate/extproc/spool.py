@@ -10,15 +10,20 @@ each budget window is spent, so budgets survive restarts.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
 import threading
-
-import orjson
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+
 from relaygate.contract.private_files import private_sqlite
+
+log = logging.getLogger("relaygate.extproc.spool")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -66,6 +71,11 @@ class Spool:
         # instead of inside whichever commit crosses the threshold: an inline
         # checkpoint stalls the event loop for milliseconds.
         self.db.execute("PRAGMA wal_autocheckpoint=0")
+        # Group commit: drafts written with grouped=True during one event-loop turn share one
+        # transaction, committed at the start of the next turn; what waits on it (the replies that
+        # let Envoy act on those drafts) runs after the commit, or learns that it failed.
+        self._group = False
+        self._waiting: list[tuple[Callable[[], None] | None, Callable[[BaseException], None] | None]] = []
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="spool-checkpoint", daemon=True)
         self._checkpointer.start()
@@ -79,18 +89,66 @@ class Spool:
             db.close()
 
     def close(self) -> None:
+        self.flush()
         self._stop.set()
         self._checkpointer.join()
         self.db.close()
 
-    def add_pending(self, receipt_id: str, draft: dict) -> None:
+    def add_pending(self, receipt_id: str, draft: dict, grouped: bool = False) -> None:
+        """Write a call's draft. Committed before this returns; with ``grouped`` (inside a running
+        event loop), committed with the other grouped drafts of this loop turn by :meth:`flush`,
+        and whatever must wait for that goes in :meth:`after_commit`."""
+        if grouped:
+            if not self._group:
+                self.db.execute("BEGIN")
+                self._group = True
+                asyncio.get_running_loop().call_soon(self.flush)
+        else:
+            self.flush()
         self.db.execute(
             "INSERT INTO receipts(id, state, created, draft) VALUES (?, 'pending', ?, ?)",
             (receipt_id, time.time(), orjson.dumps(draft)),
         )
 
+    def after_commit(
+        self, then: Callable[[], None] | None, failed: Callable[[BaseException], None] | None = None
+    ) -> bool:
+        """Run ``then()`` once the open group is committed, or ``failed(error)`` if the commit
+        fails (its drafts are gone). False, and nothing queued, when no group is open: what was
+        written is committed already."""
+        if not self._group:
+            return False
+        self._waiting.append((then, failed))
+        return True
+
+    def flush(self) -> None:
+        """Commit the open group (one transaction for a loop turn's drafts) and run its waiters."""
+        if not self._group:
+            return
+        waiting, self._waiting, self._group = self._waiting, [], False
+        error: BaseException | None = None
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error as e:
+            error = e
+            log.error("spool commit of %d waiting call(s) failed: %s; their calls are refused", len(waiting), e)
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        for then, failed in waiting:
+            try:
+                if error is None:
+                    if then is not None:
+                        then()
+                elif failed is not None:
+                    failed(error)
+            except Exception:
+                log.exception("after a spool commit")
+
     def update_pending(self, receipt_id: str, draft: dict) -> bool:
         """Replace a still-pending draft (a sampling summary completed at the end of its window)."""
+        self.flush()
         cur = self.db.execute(
             "UPDATE receipts SET draft = ? WHERE id = ? AND state = 'pending'", (orjson.dumps(draft), receipt_id)
         )
@@ -127,6 +185,7 @@ class Spool:
 
     def finalize_many(self, rows: list[tuple[str, str, int, str, str, list]]) -> None:
         """rows: (receipt id, state, chain_seq, hash, envelope json, charges) in one transaction."""
+        self.flush()
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(
@@ -157,6 +216,7 @@ class Spool:
         ).fetchall()
 
     def mark_shipped(self, chain_seqs: list[int], state: int = 1) -> None:
+        self.flush()
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany("UPDATE receipts SET shipped = ? WHERE chain_seq = ?", [(state, s) for s in chain_seqs])

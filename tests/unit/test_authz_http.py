@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 
 import orjson
 import pytest
@@ -136,3 +137,85 @@ def test_denials_carry_status_json_body_and_receipt_and_a_5xx_is_sent_as_418(ser
 def test_a_header_value_with_a_line_break_never_reaches_the_wire():
     with pytest.raises(ValueError):
         authz_http.http_reply(200, [("x-a", "ok\r\nx-injected: 1")])
+
+
+def _concurrent(service, requests: list[bytes]) -> list[tuple[int, dict[str, str], bytes]]:
+    """Each request on its own connection, all written before any answer is read (one loop turn
+    of the server sees them all, as when Envoy has many calls in flight)."""
+
+    async def run(sock_path):
+        server = await authz_http.serve(service, f"unix:{sock_path}")
+        try:
+            conns = [await asyncio.open_unix_connection(str(sock_path)) for _ in requests]
+            for (_, writer), req in zip(conns, requests):
+                writer.write(req)
+            out = []
+            for reader, writer in conns:
+                status_line = await reader.readline()
+                hs: dict[str, str] = {}
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    k, _, v = line.decode("latin-1").partition(":")
+                    hs[k.strip().lower()] = v.strip()
+                out.append((int(status_line.split()[1]), hs, await reader.readexactly(int(hs["content-length"]))))
+                writer.close()
+            return out
+        finally:
+            server.close()
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        return asyncio.run(run(Path(d) / "authz.sock"))
+
+
+def _outage_calls(tokens, n: int, tag: str) -> list[bytes]:
+    return [
+        _request(headers(tokens["outage"], workspace="outage", x_request_id=f"{tag}-{i}"), _chat(max_tokens=5))
+        for i in range(n)
+    ]
+
+
+def test_calls_decided_in_one_loop_turn_share_one_spool_commit(service):
+    """Group commit (issue 13 item 2): one transaction for what one turn decided, every draft durable."""
+    svc, spool, tokens = service
+    commits = []
+    spool.db.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    replies = _concurrent(svc, _outage_calls(tokens, 8, "grp"))
+    spool.db.set_trace_callback(None)
+    assert [s for s, _, _ in replies] == [200] * 8
+    assert 1 <= len(commits) < 8, commits  # without grouping: one commit per call
+    # Durable: another connection (another process after a crash) sees every draft.
+    other = sqlite3.connect(spool.path)
+    ids = [receipt_id_for(f"grp-{i}") for i in range(8)]
+    rows = other.execute(f"SELECT id FROM receipts WHERE state = 'pending' AND id IN ({','.join('?' * 8)})", ids)
+    assert sorted(r[0] for r in rows) == sorted(ids)
+    other.close()
+
+
+def test_when_the_group_commit_fails_no_call_is_let_through_and_holds_are_released(service):
+    """The disk refuses the transaction after the drafts were written into it: the answers already
+    decided must not reach Envoy as allowed, and the budget holds they took are given back."""
+    svc, spool, tokens = service
+    adm = svc.admission()
+    # A real deferred foreign-key violation makes SQLite refuse the COMMIT itself (not the INSERT).
+    spool.db.executescript(
+        """
+        PRAGMA foreign_keys = ON;
+        CREATE TEMP TABLE parent(id INTEGER PRIMARY KEY);
+        CREATE TEMP TABLE child(pid INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+        CREATE TEMP TRIGGER refuse_commit AFTER INSERT ON main.receipts
+        WHEN CAST(NEW.draft AS TEXT) LIKE '%"workspace":"outage"%' BEGIN INSERT INTO child VALUES (42); END;
+        """
+    )
+    replies = _concurrent(svc, _outage_calls(tokens, 4, "lost"))
+    assert [s for s, _, _ in replies] == [500] * 4  # Envoy refuses a call whose check answers 5xx
+    assert all(UPSTREAM_HEADER not in hs for _, hs, _ in replies)
+    assert all(spool.draft(receipt_id_for(f"lost-{i}")) is None for i in range(4))
+    held = adm.ledger.snapshot()
+    assert held and all(reserved == 0 for _, reserved in held.values()), held  # outage's USD budget
+    # The spool works on: the next call (no trigger match) is committed and answered.
+    spool.db.execute("DROP TRIGGER temp.refuse_commit")
+    [(status, _, _)] = _exchange(svc, _outage_calls(tokens, 1, "after")[0])
+    assert status == 200 and spool.draft(receipt_id_for("after-0"))[0] == "pending"
+    assert any(reserved > 0 for _, reserved in adm.ledger.snapshot().values())
