@@ -50,8 +50,21 @@ MIGRATIONS = [
 ]
 
 
+# The WAL is restarted (written again from its start) once it holds this much: under a steady
+# stream of commits a PASSIVE checkpoint never catches up with the last frame, SQLite then never
+# wraps the log, and it grew by ~1 GB per 30,000 receipts (issue 13, found by the peer benchmark
+# slowing down round after round). journal_size_limit truncates the file back after a restart.
+WAL_RESTART_BYTES = 64 << 20
+
+
 class Spool:
-    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: Path,
+        synchronous: str = "NORMAL",
+        wal_restart_bytes: int = WAL_RESTART_BYTES,
+        checkpoint_every_s: float = 0.5,
+    ) -> None:
         path = Path(path)
         private_sqlite(path)  # receipts are evidence: 0600 in a 0700 directory
         self.path = path
@@ -71,6 +84,9 @@ class Spool:
         # instead of inside whichever commit crosses the threshold: an inline
         # checkpoint stalls the event loop for milliseconds.
         self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self.db.execute(f"PRAGMA journal_size_limit={int(wal_restart_bytes)}")
+        self._wal_restart_bytes = wal_restart_bytes
+        self._checkpoint_every_s = checkpoint_every_s
         # Group commit: drafts written with grouped=True during one event-loop turn share one
         # transaction, committed at the start of the next turn; what waits on it (the replies that
         # let Envoy act on those drafts) runs after the commit, or learns that it failed.
@@ -82,9 +98,17 @@ class Spool:
 
     def _checkpoint_loop(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+        page = db.execute("PRAGMA page_size").fetchone()[0]
         try:
-            while not self._stop.wait(0.5):
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            while not self._stop.wait(self._checkpoint_every_s):
+                try:
+                    _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames * page >= self._wal_restart_bytes:
+                        # Copies what PASSIVE left (little), then holds writers off until the next
+                        # one starts the log from its beginning: a pause of the same order.
+                        db.execute("PRAGMA wal_checkpoint(RESTART)")
+                except sqlite3.Error as e:  # busy past the timeout, disk full: try again next time
+                    log.warning("spool checkpoint: %s", e)
         finally:
             db.close()
 
