@@ -50,11 +50,15 @@ MIGRATIONS = [
 ]
 
 
-# The WAL is restarted (written again from its start) once it holds this much: under a steady
-# stream of commits a PASSIVE checkpoint never catches up with the last frame, SQLite then never
-# wraps the log, and it grew by ~1 GB per 30,000 receipts (issue 13, found by the peer benchmark
-# slowing down round after round). journal_size_limit truncates the file back after a restart.
-WAL_RESTART_BYTES = 64 << 20
+# The WAL is wrapped (written again from its start) once it holds this much. Under a steady stream
+# of commits the background PASSIVE checkpoint never catches up with the last frame, so SQLite never
+# wraps the log on its own: it grew by ~1 GB per 30,000 receipts (issue 13, found by the peer
+# benchmark slowing down round after round). A RESTART checkpoint would wrap it but holds writers
+# off while it runs (10-40 ms, once 480 ms, measured under load): the event loop would stall. So
+# the background thread only copies, and asks; the writer, between two of its own transactions,
+# copies the few frames written since (a PASSIVE checkpoint of its own, never waiting) and its next
+# transaction starts the log over. journal_size_limit truncates the file back when it does.
+WAL_WRAP_BYTES = 64 << 20
 
 
 class Spool:
@@ -62,7 +66,7 @@ class Spool:
         self,
         path: Path,
         synchronous: str = "NORMAL",
-        wal_restart_bytes: int = WAL_RESTART_BYTES,
+        wal_wrap_bytes: int = WAL_WRAP_BYTES,
         checkpoint_every_s: float = 0.5,
     ) -> None:
         path = Path(path)
@@ -84,13 +88,14 @@ class Spool:
         # instead of inside whichever commit crosses the threshold: an inline
         # checkpoint stalls the event loop for milliseconds.
         self.db.execute("PRAGMA wal_autocheckpoint=0")
-        self.db.execute(f"PRAGMA journal_size_limit={int(wal_restart_bytes)}")
-        self._wal_restart_bytes = wal_restart_bytes
+        self.db.execute(f"PRAGMA journal_size_limit={int(wal_wrap_bytes)}")
+        self._wal_wrap_bytes = wal_wrap_bytes
         self._checkpoint_every_s = checkpoint_every_s
         # Group commit: drafts written with grouped=True during one event-loop turn share one
         # transaction, committed at the start of the next turn; what waits on it (the replies that
         # let Envoy act on those drafts) runs after the commit, or learns that it failed.
         self._group = False
+        self._wrap_wanted = False  # set by the checkpoint thread, acted on by the writer
         self._waiting: list[tuple[Callable[[], None] | None, Callable[[BaseException], None] | None]] = []
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="spool-checkpoint", daemon=True)
@@ -102,12 +107,16 @@ class Spool:
         try:
             while not self._stop.wait(self._checkpoint_every_s):
                 try:
-                    _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if frames * page >= self._wal_restart_bytes:
-                        # Copies what PASSIVE left (little), then holds writers off until the next
-                        # one starts the log from its beginning: a pause of the same order.
-                        db.execute("PRAGMA wal_checkpoint(RESTART)")
-                except sqlite3.Error as e:  # busy past the timeout, disk full: try again next time
+                    _, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames * page >= self._wal_wrap_bytes:
+                        # Catch up close to the last frame first (each pass copies only what the
+                        # one before left), so the writer's own copy is a few pages.
+                        for _ in range(4):
+                            if (frames - copied) * page < 256 << 10:
+                                break
+                            _, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        self._wrap_wanted = True
+                except sqlite3.Error as e:  # disk full and the like: try again next time
                     log.warning("spool checkpoint: %s", e)
         finally:
             db.close()
@@ -145,9 +154,20 @@ class Spool:
         self._waiting.append((then, failed))
         return True
 
+    def _wrap_wal(self) -> None:
+        """Between two transactions of the writer: copy what the checkpoint thread has not yet
+        (the frames of the last moments), so the next transaction starts the WAL over."""
+        self._wrap_wanted = False
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits; busy: asked again
+        except sqlite3.Error as e:
+            log.warning("spool checkpoint: %s", e)
+
     def flush(self) -> None:
         """Commit the open group (one transaction for a loop turn's drafts) and run its waiters."""
         if not self._group:
+            if self._wrap_wanted:
+                self._wrap_wal()
             return
         waiting, self._waiting, self._group = self._waiting, [], False
         error: BaseException | None = None
@@ -169,6 +189,8 @@ class Spool:
                     failed(error)
             except Exception:
                 log.exception("after a spool commit")
+        if self._wrap_wanted:
+            self._wrap_wal()
 
     def update_pending(self, receipt_id: str, draft: dict) -> bool:
         """Replace a still-pending draft (a sampling summary completed at the end of its window)."""

@@ -11,7 +11,7 @@ def test_the_wal_stays_bounded_under_a_steady_stream_of_commits(tmp_path):
     """A PASSIVE checkpoint never catches up with a writer that never pauses, so SQLite never
     wraps the log: before the restart threshold the WAL grew by ~1 GB per 30,000 receipts and the
     gateway slowed down round after round of the peer benchmark."""
-    spool = Spool(tmp_path / "receipts.db", wal_restart_bytes=1 << 20, checkpoint_every_s=0.01)
+    spool = Spool(tmp_path / "receipts.db", wal_wrap_bytes=1 << 20, checkpoint_every_s=0.01)
     wal = tmp_path / "receipts.db-wal"
     draft = {"decision": {"allow": True}, "body": "x" * 2000}
     sizes = []
