@@ -99,23 +99,30 @@ RESPONSE_HEADERS = (
 )
 
 
-def _response_allow_list_filter() -> dict:
-    """A Lua filter that keeps only RESPONSE_HEADERS (and pseudo-headers) of what goes back to a
-    client. It sits before the usage and digest filters in the chain, so on the way out they
-    still read the provider's headers before this one strips them."""
+def _call_filter(apply_authz: bool) -> dict:
+    """The gateway's one Lua filter after the policy filter (each Lua filter costs Envoy about
+    0.06-0.1 ms of CPU per call whatever it does, so these share one; docs/performance.md):
+
+    - request, ext_authz transport only: apply what the check decided (AUTHZ_APPLY_LUA);
+    - response: keep only RESPONSE_HEADERS (and pseudo-headers) of what goes back to a client,
+      then hash the body as it streams (response_digest.lua). On the way out the usage filters
+      after this one in the chain run first, so they still read the provider's headers."""
     allowed = ", ".join(f'["{h}"] = true' for h in RESPONSE_HEADERS)
     lua = (
-        "local ALLOWED = {" + allowed + "}\n"
+        RESPONSE_DIGEST_LUA
+        + ("\n" + AUTHZ_APPLY_LUA if apply_authz else "")
+        + "local ALLOWED = {" + allowed + "}\n"
         "function envoy_on_response(handle)\n"
         "  local h, drop = handle:headers(), {}\n"
         "  for k, _ in pairs(h) do\n"
         "    if string.sub(k, 1, 1) ~= ':' and not ALLOWED[k] then drop[#drop + 1] = k end\n"
         "  end\n"
         "  for _, k in ipairs(drop) do h:remove(k) end\n"
+        "  response_digest(handle)\n"
         "end\n"
-    )
+    )  # fmt: skip
     return {
-        "name": "relaygate.response_headers",
+        "name": "relaygate.call",
         "typed_config": {
             "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
             "default_source_code": {"inline_string": lua},
@@ -130,7 +137,7 @@ def _error_body(code: str, message: str, receipt: bool = True) -> dict:
 
 TRANSPORTS = ("extproc", "authz-http")
 # After ext_authz: the provider path and a rewritten body the check returned (ext_authz cannot set
-# :path or the body itself); nothing happens on calls the check did not route.
+# :path or the body itself); nothing happens on calls the check did not route. Part of _call_filter.
 AUTHZ_APPLY_LUA = f"""
 function envoy_on_request(handle)
   local h = handle:headers()
@@ -185,16 +192,7 @@ def _authz_filters(cfg: GatewayConfig, message_timeout_ms: int) -> list[dict]:
             },
         },
     }
-    return [
-        {"name": "envoy.filters.http.ext_authz", "typed_config": authz},
-        {
-            "name": "relaygate.authz_apply",
-            "typed_config": {
-                "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
-                "default_source_code": {"inline_string": AUTHZ_APPLY_LUA},
-            },
-        },
-    ]
+    return [{"name": "envoy.filters.http.ext_authz", "typed_config": authz}]
 
 
 def _cel(expr: str) -> dict:
@@ -479,15 +477,9 @@ def listener(
     hcm["http_filters"] = [
         *_preauth_filters(getattr(cfg, "preauth", None) or PreAuthLimits()),
         *policy,
-        _response_allow_list_filter(),
-        # SHA-256 of the response body as it streams (the receipt's response subject).
-        {
-            "name": "envoy.filters.http.lua",
-            "typed_config": {
-                "@type": T + "envoy.extensions.filters.http.lua.v3.Lua",
-                "default_source_code": {"inline_string": RESPONSE_DIGEST_LUA},
-            },
-        },
+        # The authz transport's apply step, the response header allow-list and the response
+        # body's SHA-256 (the receipt's response subject), in one Lua filter.
+        _call_filter(apply_authz=transport == "authz-http"),
         {
             "name": "envoy.filters.http.json_to_metadata",
             "typed_config": {

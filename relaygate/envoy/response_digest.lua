@@ -3,6 +3,9 @@
 -- The digest goes into the relaygate.usage dynamic metadata, which the gRPC
 -- access log carries to the settler: it is the receipt's response subject.
 -- Pure LuaJIT bit operations; checked against Python's hashlib in the tests.
+-- A library: relaygate/envoy/config.py puts it in the one response-side Lua filter, which calls
+-- response_digest(handle) after the header allow-list (one Lua filter instead of several: each
+-- costs Envoy ~0.06-0.1 ms of CPU per call, whatever it does).
 local bit = require("bit")
 local band, bor, bxor, bnot = bit.band, bit.bor, bit.bxor, bit.bnot
 local rshift, lshift, ror, tobit, tohex = bit.rshift, bit.lshift, bit.ror, bit.tobit, bit.tohex
@@ -66,7 +69,7 @@ function Sha:hex()
   for i = 1, 8 do out[i] = tohex(self.H[i], 8) end
   return table.concat(out)
 end
-function envoy_on_response(handle)
+local function response_digest(handle)
   local sha = Sha.new()
   for chunk in handle:bodyChunks() do
     sha:update(chunk:getBytes(0, chunk:length()))
