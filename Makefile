@@ -15,7 +15,7 @@ help:
 	@echo "make test-fast    run the unit tier only (tests/unit: no servers, seconds)"
 	@echo "make lint         ruff check + ruff format --check on the tree, mypy --strict on relaygate/contract and relaygate/decision"
 	@echo "make policy-test  run the Rego unit tests in policies/"
-	@echo "make bench        benchmark plain Envoy against the full relaygate path"
+	@echo "make bench        benchmark plain Envoy against the full relaygate path, then the peer table (../shared/peers) when installed"
 	@echo "make verifier     build dist/relaygate-verify.pyz, the single-file offline evidence verifier (pin the root: --trusted-key)"
 
 system-deps:
@@ -66,6 +66,7 @@ policy-test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.peers
 
 # The offline verifier as one file: the evidence package and its three dependencies,
 # zipped by shiv (native wheels are unpacked to ~/.shiv on first run). Needs only python3.

@@ -97,6 +97,9 @@ class Stack:
     extproc_admin_port: int = 0
     sim_ports: list[int] = field(default_factory=list)
     extproc_args: list[str] = field(default_factory=list)
+    # False: the sidecar serves no ext_authz check (--authz-listen ''), only ext_proc; over xDS its
+    # Envoy is then configured for ext_proc (a sidecar from before the ext_authz transport).
+    serve_authz: bool = True
     unreachable: set[str] = field(default_factory=set)  # upstreams the simulator leaves unserved
     workers: int = 1  # ext_proc processes behind one cluster
     # How a static Envoy asks the policy service: "authz-http" (ext_authz over HTTP/1.1 to each
@@ -287,7 +290,7 @@ class Stack:
             ]
             # Every worker serves both transports on sockets of its own stack (never the default
             # var/authz.sock, which another stack of the same checkout would share).
-            argv += ["--authz-listen", f"unix:{self.authz_sockets[i].resolve()}"]
+            argv += ["--authz-listen", f"unix:{self.authz_sockets[i].resolve()}" if self.serve_authz else ""]
             env = {}
             if self.ledger_url:
                 argv += ["--ledger", "redis"]
@@ -321,7 +324,7 @@ class Stack:
                 env["RELAYGATE_FLEET_TOKEN"] = self.fleet_token
             name = "extproc" if i == 0 else f"extproc-{i}"
             proc, log = self._spawn(name, argv, env)
-            socks = [self.sockets[i], self.authz_sockets[i]]
+            socks = [self.sockets[i], self.authz_sockets[i]] if self.serve_authz else [self.sockets[i]]
             ready = (
                 (lambda: http_ok(self.extproc_admin + "/healthz") and all(s.exists() for s in socks))
                 if i == 0
@@ -431,6 +434,7 @@ class Fleet:
     extra_credentials: list[str] = field(default_factory=list)
     tls: bool = True
     fleet_mtls: bool = False
+    extproc_only: set[int] = field(default_factory=set)  # gateways whose sidecars serve no ext_authz check
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -447,6 +451,7 @@ class Fleet:
             extra_credentials=self.extra_credentials,
             tls=self.tls,
             fleet_mtls=self.fleet_mtls,
+            serve_authz=0 not in self.extproc_only,
         )
         self.gateways = [first] + [
             Stack(
@@ -464,6 +469,7 @@ class Fleet:
                 pki=first.pki,
                 fleet_mtls=self.fleet_mtls,
                 cp_fleet_port=first.cp_fleet_port,
+                serve_authz=i not in self.extproc_only,
             )
             for i, t in enumerate(self.tenants[1:], start=1)
         ]

@@ -80,6 +80,7 @@ class Fleet:
             "zone": row["zone"],
             "version": row["version"],
             "grpc_address": row["grpc_address"],
+            "authz_address": row.get("authz_address"),
             "registered_at": iso(row["registered_ms"]),
             "last_seen_at": iso(row["last_seen_ms"]),
             "staleness_seconds": round(staleness, 3),

@@ -34,6 +34,9 @@ def forward_headers_schema() -> dict:
 
 
 NTIME = {"type": ["string", "null"], "format": "date-time"}
+# A sidecar's ext_authz address as Envoy will dial it: an absolute Unix socket path (Envoy's working
+# directory is not the sidecar's) or host:port.
+AUTHZ_ADDRESS = r"^(unix:/[^\x00-\x1f]{1,500}|[A-Za-z0-9.\-]{1,253}:[0-9]{1,5})$"
 # Integers are bounded by the columns that hold them, so a value the database cannot bind is a
 # 400 from validation, never a driver error (policy versions are INTEGER, 32-bit on PostgreSQL).
 POLICY_VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -484,6 +487,12 @@ SCHEMAS = {
             "zone": {"type": "string", "maxLength": 64},
             "version": {"type": "string", "maxLength": 40},
             "grpc_address": {"type": "string", "maxLength": 512},
+            "authz_address": {
+                "type": "string",
+                "pattern": AUTHZ_ADDRESS,
+                "description": "where the sidecar answers Envoy's ext_authz HTTP check (unix:/absolute/path or "
+                "host:port); its gateway is then configured for that transport, else for ext_proc",
+            },
             "signing_key": ref("SigningKeyInput"),
         },
         ["instance_id", "tenant", "grpc_address", "signing_key"],
@@ -495,6 +504,7 @@ SCHEMAS = {
             "zone": {"type": "string"},
             "version": {"type": "string"},
             "grpc_address": {"type": "string"},
+            "authz_address": {"type": ["string", "null"]},
             "registered_at": TIME,
             "last_seen_at": TIME,
             "stale": {"type": "boolean"},

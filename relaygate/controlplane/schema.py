@@ -291,6 +291,11 @@ audit_events.append_column(sa.Column("ingested_ms", sa.BigInteger))  # for recei
 sa.Index("audit_events_owner_ingested", audit_events.c.chain_owner, audit_events.c.ingested_ms)
 instances.append_column(sa.Column("xds", JSON))  # last xDS state seen (ACKs, NACK)
 
+# -- the ext_authz transport over xDS (migration 0005) -----------------------------------------
+# Where the sidecar answers Envoy's ext_authz HTTP check; NULL: it only serves ext_proc (a sidecar
+# from before 0005, or one started with --authz-listen ''), and its Envoy is told to use that.
+instances.append_column(sa.Column("authz_address", sa.String(512)))
+
 deployments = sa.Table(
     "deployments",
     metadata,

@@ -10,9 +10,11 @@ Envoy keeps its last good config until a newer one is built.
 
 A node's resources come from the stored upstreams and gateway settings (the
 same builders as the static bootstrap, relaygate/envoy/config.py), the listen
-address in its bootstrap's node metadata, and the gRPC address its sidecar
-registered under the same instance id. Until that sidecar has registered, the
-node is told nothing (Envoy waits rather than run without its policy service).
+address in its bootstrap's node metadata, and the addresses its sidecar
+registered under the same instance id: gRPC (ext_proc, the access log) and, when
+it serves one, the ext_authz HTTP check, which then decides the node's calls.
+Until that sidecar has registered, the node is told nothing (Envoy waits rather
+than run without its policy service).
 """
 
 from __future__ import annotations
@@ -169,7 +171,10 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             gw = (
                 await c.execute(sa.select(schema.settings.c.value).where(schema.settings.c.name == "gateway"))
             ).scalar() or {}
-            addrs = dict((await c.execute(sa.select(schema.instances.c.id, schema.instances.c.grpc_address))).all())
+            i = schema.instances.c
+            addrs = {
+                r[0]: (r[1], r[2]) for r in (await c.execute(sa.select(i.id, i.grpc_address, i.authz_address))).all()
+            }
         ups = []
         for spec in specs:
             try:
@@ -203,14 +208,16 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         if built is not None and built[0] == key:
             return built[1]
         view = await self._load_view()
-        addr = view.addresses.get(node_id)
+        addr, authz = view.addresses.get(node_id) or (None, None)
         if not addr:
             return None
         host, _, port = listen.rpartition(":")
+        # The sidecar's ext_authz check when it registered one (the faster transport), else ext_proc.
+        transport = "authz-http" if authz else "extproc"
         res = {
-            LDS: [envoy_config.listener(view, host or "127.0.0.1", int(port), rds=True, tls=tls)],
+            LDS: [envoy_config.listener(view, host or "127.0.0.1", int(port), rds=True, tls=tls, transport=transport)],
             RDS: [envoy_config.route_config(view)],
-            CDS: envoy_config.clusters(view, [addr], eds=True),
+            CDS: envoy_config.clusters(view, [addr], eds=True, authz=[authz] if authz else None),
             EDS: envoy_config.endpoints(view),
         }
         name = {LDS: "name", RDS: "name", CDS: "name", EDS: "cluster_name"}

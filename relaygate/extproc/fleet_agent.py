@@ -58,9 +58,16 @@ class FleetAgent:
         spool: Spool,
         sync: BundleSync,
         version: str = "0.1.0",
+        authz_address: str = "",
     ) -> None:
         self.cp, self.finalizer, self.key_path = cp, finalizer, Path(key_path)
         self.zone, self.grpc_address = zone, grpc_address
+        # Where this sidecar answers Envoy's ext_authz check ("": it does not): the control plane
+        # renders the gateway for that transport when it is given. A Unix path is made absolute
+        # here, since Envoy resolves it against its own working directory, not ours.
+        if authz_address.startswith("unix:"):
+            authz_address = "unix:" + str(Path(authz_address[5:]).resolve())
+        self.authz_address = authz_address
         self.spool, self.sync, self.version = spool, sync, version
         self.intro_path = self.key_path.with_name("key-introduction.json")
         self.registered = False
@@ -96,6 +103,7 @@ class FleetAgent:
                 "zone": self.zone,
                 "version": self.version,
                 "grpc_address": self.grpc_address,
+                **({"authz_address": self.authz_address} if self.authz_address else {}),
                 "signing_key": {"key_id": s.key_id, "public_key": s.public_pem().decode(), "proof": proof},
             },
         )

@@ -303,7 +303,10 @@ async def serve(args: argparse.Namespace) -> None:
         sync.install = install
         tasks.append(asyncio.create_task(sync.run()))
         if args.settle:
-            agent = FleetAgent(cp, finalizer, data_dir / "receipt-signing.pem", args.zone, listen, spool, sync)
+            agent = FleetAgent(
+                cp, finalizer, data_dir / "receipt-signing.pem", args.zone, listen, spool, sync,
+                authz_address=args.authz_listen if authz is not None else "",
+            )  # fmt: skip
             shipper = ReceiptShipper(cp, spool)
             tasks.append(asyncio.create_task(agent.run(shipper)))
     await stop.wait()

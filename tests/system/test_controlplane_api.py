@@ -422,7 +422,8 @@ def _receipt(rid: str, signer: Signer, **over) -> dict:
     return sign_receipt(r, signer)[0]
 
 
-def _register(cp, instance: str) -> Signer:
+def _registration(instance: str, **extra) -> tuple[dict, Signer]:
+    """A sidecar's registration body, with its proof of possession, and its signer."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from relaygate.evidence import custody
 
@@ -440,13 +441,34 @@ def _register(cp, instance: str) -> Signer:
         "zone": "z1",
         "version": "test",
         "grpc_address": "unix:/dev/null",
-        "signing_key": {"key_id": signer.key_id, "public_key": signer.public_pem().decode()},
+        "signing_key": {"key_id": signer.key_id, "public_key": signer.public_pem().decode(), "proof": proof},
+        **extra,
     }
+    return body, signer
+
+
+def _register(cp, instance: str) -> Signer:
+    body, signer = _registration(instance)
+    proof = body["signing_key"].pop("proof")
     assert cp.fleet.post("/v1/fleet/instances", body).status == 400  # no proof of possession
     body["signing_key"]["proof"] = proof
     reply = cp.fleet.post("/v1/fleet/instances", body, headers={"X-Relaygate-Instance": instance})
     assert reply.status == 200, reply.text
     return signer
+
+
+def test_a_sidecar_registers_where_it_answers_ext_authz_and_only_an_address_envoy_can_dial(cp):
+    """Envoy dials what the sidecar registered: only an absolute socket path (a relative one would
+    resolve against Envoy's working directory, not the sidecar's) or host:port; no control bytes."""
+    for bad in ("unix:var/authz.sock", "unix:/tmp/a\nb", "policy", "http://127.0.0.1:80", "a:b:c", ""):
+        body, _ = _registration("sidecar-authz-bad", authz_address=bad)
+        reply = cp.fleet.post("/v1/fleet/instances", body, headers={"X-Relaygate-Instance": "sidecar-authz-bad"})
+        assert reply.status == 400 and "authz_address" in reply.text, (bad, reply.status, reply.text)
+    body, _ = _registration("sidecar-authz", authz_address="unix:/run/relaygate/authz.sock")
+    reply = cp.fleet.post("/v1/fleet/instances", body, headers={"X-Relaygate-Instance": "sidecar-authz"})
+    assert reply.status == 200 and reply.json()["authz_address"] == "unix:/run/relaygate/authz.sock", reply.text
+    [inst] = [i for i in cp.admin.get("/v1/fleet/instances").json()["instances"] if i["id"] == "sidecar-authz"]
+    assert inst["authz_address"] == "unix:/run/relaygate/authz.sock"
 
 
 def test_receipt_ingestion_is_idempotent_verified_and_filterable(cp):

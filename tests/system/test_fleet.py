@@ -20,7 +20,7 @@ import time
 import pytest
 
 from devstack.processes import Fleet, free_port, port_open, wait_until
-from tests.conftest import POLICY_DIR, write_config
+from tests.conftest import POLICY_DIR, Gateway, write_config
 from tests.cpclient import CP, eventually
 from tests.httpcall import chat_body, curl
 
@@ -57,6 +57,7 @@ def fleet(tmp_path_factory):
         cp_extra_args=["--checkpoint-interval", "1"],
         unreachable={"openai-dead"},
         extra_credentials=[NEW_SECRET],
+        extproc_only={1},  # a mixed fleet: gw-1's sidecar serves no ext_authz check
     )
     f.start()
     f.tokens = tokens
@@ -139,6 +140,49 @@ def envoy_pids(fleet) -> list[int]:
 
 
 # -- xDS -----------------------------------------------------------------------------------------
+
+
+def _dynamic_filters(gw) -> list[str]:
+    """The HTTP filters of the listener Envoy took over LDS."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{gw.envoy_admin_port}/config_dump?resource=dynamic_listeners"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        [listener] = json.load(r)["configs"]
+    hcm = listener["active_state"]["listener"]["filter_chains"][0]["filters"][0]["typed_config"]
+    return [f["name"] for f in hcm["http_filters"]]
+
+
+def test_each_gateway_decides_over_the_transport_its_sidecar_registered(fleet):
+    """A sidecar that answers Envoy's ext_authz check registers where (an absolute socket path) and
+    its Envoy is configured for that transport, the faster one; gw-1's sidecar serves only ext_proc
+    (as one from before the ext_authz transport) and its Envoy keeps ext_proc. Both decide,
+    route, rewrite and receipt calls alike."""
+    insts = {i["id"]: i for i in fleet.admin.get("/v1/fleet/instances").json()["instances"]}
+    for n in (0, 2):
+        assert insts[f"gw-{n}"]["authz_address"] == f"unix:{fleet.gateways[n].authz_sockets[0].resolve()}"
+    assert insts["gw-1"]["authz_address"] is None
+    for gw in fleet.gateways:
+        filters = _dynamic_filters(gw)
+        if gw.serve_authz:
+            assert "envoy.filters.http.ext_authz" in filters and "envoy.filters.http.ext_proc" not in filters
+        else:
+            assert "envoy.filters.http.ext_proc" in filters and "envoy.filters.http.ext_authz" not in filters
+        g = Gateway(gw, fleet.tokens)
+        # No max_tokens: the gateway injects it, so the rewritten body must reach the provider.
+        r = curl(
+            f"{gw.gateway}/v1/acme/chat/completions",
+            chat_body(content=f"transport via {gw.instance_id}"),
+            {"authorization": f"Bearer {fleet.tokens['acme']}", "content-type": "application/json"},
+        )
+        assert r.status == 200, (gw.instance_id, r.body)
+        seen = [e for e in g.sim_requests() if f"transport via {gw.instance_id}" in e["body"]]
+        assert len(seen) == 1 and json.loads(seen[0]["body"])["max_tokens"] > 0
+        assert seen[0]["path"] == "/v1/chat/completions"
+        doc = g.receipt_doc(r.receipt_id)
+        assert doc["status"] == "complete" and doc["sidecar"] == gw.instance_id
+        denied = call(gw, fleet.tokens["acme"][:-3] + "xyz")
+        assert denied.status == 401 and denied.json()["error"]["code"] == "auth.unauthenticated"
 
 
 def test_an_upstream_added_through_the_api_reaches_every_envoy_without_a_restart(fleet):

@@ -38,6 +38,7 @@ async def register(ctx: Ctx):
             zone=b.get("zone", ""),
             version=b.get("version", ""),
             grpc_address=b["grpc_address"],
+            authz_address=b.get("authz_address"),
             last_seen_ms=now,
         )
         if existing is None:
