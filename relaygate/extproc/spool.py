@@ -61,6 +61,9 @@ MIGRATIONS = [
 WAL_WRAP_BYTES = 64 << 20
 
 
+_INSERT = "INSERT INTO receipts(id, state, created, draft) VALUES (?, 'pending', ?, ?)"
+
+
 class Spool:
     def __init__(
         self,
@@ -91,10 +94,12 @@ class Spool:
         self.db.execute(f"PRAGMA journal_size_limit={int(wal_wrap_bytes)}")
         self._wal_wrap_bytes = wal_wrap_bytes
         self._checkpoint_every_s = checkpoint_every_s
-        # Group commit: drafts written with grouped=True during one event-loop turn share one
-        # transaction, committed at the start of the next turn; what waits on it (the replies that
-        # let Envoy act on those drafts) runs after the commit, or learns that it failed.
+        # Group commit: drafts written with grouped=True during one event-loop turn are kept here
+        # and inserted in one transaction at the start of the next turn (the write lock is held
+        # only for that, which matters to workers sharing this file); what waits on them (the
+        # replies that let Envoy act on those drafts) runs after the commit, or learns it failed.
         self._group = False
+        self._rows: list[tuple[str, float, bytes]] = []
         self._wrap_wanted = False  # set by the checkpoint thread, acted on by the writer
         self._waiting: list[tuple[Callable[[], None] | None, Callable[[BaseException], None] | None]] = []
         self._stop = threading.Event()
@@ -130,18 +135,18 @@ class Spool:
     def add_pending(self, receipt_id: str, draft: dict, grouped: bool = False) -> None:
         """Write a call's draft. Committed before this returns; with ``grouped`` (inside a running
         event loop), committed with the other grouped drafts of this loop turn by :meth:`flush`,
-        and whatever must wait for that goes in :meth:`after_commit`."""
+        and whatever must wait for that goes in :meth:`after_commit`. A grouped draft that cannot
+        be written (a duplicate id: Envoy makes every request id itself, so none is expected)
+        fails its whole group, closed."""
+        row = (receipt_id, time.time(), orjson.dumps(draft))
         if grouped:
             if not self._group:
-                self.db.execute("BEGIN")
                 self._group = True
                 asyncio.get_running_loop().call_soon(self.flush)
-        else:
-            self.flush()
-        self.db.execute(
-            "INSERT INTO receipts(id, state, created, draft) VALUES (?, 'pending', ?, ?)",
-            (receipt_id, time.time(), orjson.dumps(draft)),
-        )
+            self._rows.append(row)
+            return
+        self.flush()
+        self.db.execute(_INSERT, row)
 
     def after_commit(
         self, then: Callable[[], None] | None, failed: Callable[[BaseException], None] | None = None
@@ -169,17 +174,21 @@ class Spool:
             if self._wrap_wanted:
                 self._wrap_wal()
             return
-        waiting, self._waiting, self._group = self._waiting, [], False
+        rows, waiting = self._rows, self._waiting
+        self._rows, self._waiting, self._group = [], [], False
         error: BaseException | None = None
         try:
+            self.db.execute("BEGIN")
+            self.db.executemany(_INSERT, rows)
             self.db.execute("COMMIT")
         except sqlite3.Error as e:
             error = e
-            log.error("spool commit of %d waiting call(s) failed: %s; their calls are refused", len(waiting), e)
-            try:
-                self.db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+            log.error("spool commit of %d draft(s) failed: %s; their calls are refused", len(rows), e)
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
         for then, failed in waiting:
             try:
                 if error is None:
@@ -201,11 +210,13 @@ class Spool:
         return cur.rowcount == 1
 
     def draft(self, receipt_id: str) -> tuple[str, dict] | None:
+        self.flush()  # a draft of this turn is read like any other
         row = self.db.execute("SELECT state, draft FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
         return (row[0], orjson.loads(row[1])) if row else None
 
     def drafts(self, receipt_ids: list[str]) -> dict[str, tuple[str, dict]]:
         """``draft`` for many ids at once (one query per 500): what one access-log batch settles."""
+        self.flush()
         out: dict[str, tuple[str, dict]] = {}
         for i in range(0, len(receipt_ids), 500):
             chunk = receipt_ids[i : i + 500]
