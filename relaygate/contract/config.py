@@ -245,6 +245,18 @@ def load(config_dir: str | os.PathLike[str]) -> GatewayConfig:
     return from_documents(*read_documents(config_dir), environ=os.environ)
 
 
+def _positive_int(value: Any, where: str, default: int) -> int:
+    """A whole number above zero (an int, or a string of digits as YAML may give; null: the
+    default), else ConfigError."""
+    if value is None:
+        return default
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{where} must be a positive whole number, got {value!r}")
+    return value
+
+
 def from_documents(
     docs: dict[str, Any], secrets: dict[str, Any], environ: Mapping[str, str] | None = None
 ) -> GatewayConfig:
@@ -273,7 +285,8 @@ def from_documents(
     if len({u.name for u in upstreams}) != len(upstreams):
         raise ConfigError("upstreams.yaml: upstream names must be unique")
 
-    default_max = int(gw.get("default_max_output_tokens", 1024))
+    default_max = _positive_int(gw.get("default_max_output_tokens"), "gateway.yaml: default_max_output_tokens", 1024)
+    max_body = _positive_int(gw.get("max_body_bytes"), "gateway.yaml: max_body_bytes", 4 * 1024 * 1024)
     workspaces = {}
     raw_ws = (docs.get("workspaces") or {}).get("workspaces") or {}
     if not isinstance(raw_ws, dict):
@@ -293,7 +306,7 @@ def from_documents(
         budgets.append(parse_budget(b, f"budgets.yaml: budgets[{i}]"))
     return GatewayConfig(
         pepper=pepper,
-        max_body_bytes=int(gw.get("max_body_bytes", 4 * 1024 * 1024)),
+        max_body_bytes=max_body,
         default_max_output_tokens=default_max,
         workspaces=workspaces,
         keys=keys,
@@ -394,7 +407,9 @@ def parse_workspace(wid: str, w: Any, default_max: int) -> Workspace:
         id=wid,
         allowed_jurisdictions=tuple(sov.get("allowed_jurisdictions") or ()),
         allowed_regions=tuple(sov.get("allowed_regions") or ()),
-        default_max_output_tokens=int(w.get("default_max_output_tokens", default_max)),
+        default_max_output_tokens=_positive_int(
+            w.get("default_max_output_tokens"), f"{where}: default_max_output_tokens", default_max
+        ),
         requests_per_second=float(rps) if rps else None,
         tokens_per_minute=int(tpm) if tpm else None,
     )

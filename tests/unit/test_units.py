@@ -158,6 +158,11 @@ def test_config_loads_and_hides_secrets(tmp_path):
         ("upstreams.yaml", "upstreams: [{name: x, provider: openai, address: nope}]", "host:port"),
         ("budgets.yaml", "budgets: [{id: b, workspace: w, unit: euros, window: day, limit: 1}]", "unit must be"),
         ("keys.yaml", "keys: [{id: k, workspace: nowhere, salt: s, hash: h}]", "unknown workspace"),
+        # once a TypeError from int(): an operator's typo must name the field, not crash the sidecar
+        ("gateway.yaml", "max_body_bytes: [1]", "max_body_bytes must be a positive whole number"),
+        ("gateway.yaml", "max_body_bytes: 0", "max_body_bytes must be a positive whole number"),
+        ("gateway.yaml", "default_max_output_tokens: 1.5", "default_max_output_tokens must be a positive"),
+        ("workspaces.yaml", "workspaces: {acme: {default_max_output_tokens: x}}", "workspace 'acme': default_max"),
     ],
 )
 def test_config_errors_name_the_problem(tmp_path, file, content, message):
