@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, ParamSpec, Protocol, TypeVar
@@ -24,11 +24,16 @@ _T = TypeVar("_T")
 
 
 def window_bounds(window: str, now: datetime) -> tuple[str, datetime]:
-    """(window key, window end) for a calendar window in UTC."""
+    """(window key, window end) for a calendar window in UTC. Every call asks for each of its
+    budgets' windows, so they are computed once per day (or month) and time zone."""
+    return _window_bounds(window, now.year, now.month, now.day if window == "day" else 1, now.tzinfo)
+
+
+@lru_cache(maxsize=256)
+def _window_bounds(window: str, year: int, month: int, day: int, tz: tzinfo | None) -> tuple[str, datetime]:
+    start = datetime(year, month, day, tzinfo=tz)
     if window == "day":
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         return start.strftime("%Y-%m-%d"), start + timedelta(days=1)
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     nxt = (start + timedelta(days=32)).replace(day=1)
     return start.strftime("%Y-%m"), nxt
 

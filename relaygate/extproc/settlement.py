@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -40,8 +41,21 @@ SLICE = 8  # receipts signed per event-loop turn
 DENIAL_GRACE = 2.0  # seconds the access log gets to deliver a blocked call's entry
 
 
+_second: list = [None, ""]  # (whole second, its "YYYY-MM-DDTHH:MM:SS"): strftime once a second
+
+
 def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """UTC, milliseconds, exactly as ``datetime.fromtimestamp(ts, utc).strftime(...%f)[:-3] + "Z"``
+    (microseconds rounded half-even, then cut to milliseconds); two per receipt, so the second's
+    text is formatted once a second (the strftime was ~3 us of each)."""
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)
+    if us >= 1_000_000:
+        whole, us = whole + 1, us - 1_000_000
+    sec = int(whole)
+    if _second[0] != sec:
+        _second[0], _second[1] = sec, datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_second[1]}.{us // 1000:03d}Z"
 
 
 class Finalizer:

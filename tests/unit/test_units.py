@@ -418,3 +418,37 @@ def test_shared_ledger_windows_expire_two_days_after_they_end():
     assert window_expiry("2026-12-02") == day
     assert window_expiry("2026-12") == datetime(2027, 1, 3, tzinfo=timezone.utc).timestamp()
     assert window_expiry("2026-02") == datetime(2026, 3, 3, tzinfo=timezone.utc).timestamp()
+
+
+# -- hot-path shortcuts that must not change a byte ----------------------------------------------
+def test_receipt_timestamps_are_exactly_the_strftime_ones():
+    """_rfc3339 formats the second once a second; the text must equal the plain strftime's,
+    rounding of microseconds and the carry into the next second included."""
+    import math
+    import random
+    from datetime import datetime, timezone
+
+    from relaygate.extproc.settlement import _rfc3339
+
+    rng = random.Random(13)
+    edges = (0.0, 0.0000005, 0.0005, 0.9995, 0.99949999, 0.9999994999, 0.9999995, 0.99999999)
+    stamps = [rng.uniform(0, 4e9) for _ in range(20000)]
+    stamps += [math.floor(rng.uniform(1.7e9, 1.8e9)) + e for e in edges for _ in range(200)]
+    for ts in stamps:
+        ref = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        assert _rfc3339(ts) == ref, ts
+
+
+def test_budget_windows_are_exactly_the_calendar_ones():
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    from relaygate.decision.ledger import window_bounds
+
+    rng = random.Random(7)
+    for _ in range(20000):
+        now = datetime.fromtimestamp(rng.uniform(0, 4e9), timezone.utc)
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        month = day.replace(day=1)
+        assert window_bounds("day", now) == (day.strftime("%Y-%m-%d"), day + timedelta(days=1))
+        assert window_bounds("month", now) == (month.strftime("%Y-%m"), (month + timedelta(days=32)).replace(day=1))
