@@ -47,6 +47,16 @@ def _request(h: dict[str, str], body: bytes) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+async def _reply(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 answer off the wire: status, headers (lower-case names), body."""
+    status_line = await reader.readline()
+    hs: dict[str, str] = {}
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        k, _, v = line.decode("latin-1").partition(":")
+        hs[k.strip().lower()] = v.strip()
+    return int(status_line.split()[1]), hs, await reader.readexactly(int(hs["content-length"]))
+
+
 def _exchange(service, *requests: bytes) -> list[tuple[int, dict[str, str], bytes]]:
     """Send requests over one keep-alive connection to the real server; parse each reply."""
 
@@ -57,13 +67,7 @@ def _exchange(service, *requests: bytes) -> list[tuple[int, dict[str, str], byte
             out = []
             for req in requests:
                 writer.write(req)
-                status_line = await reader.readline()
-                hs: dict[str, str] = {}
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    k, _, v = line.decode("latin-1").partition(":")
-                    hs[k.strip().lower()] = v.strip()
-                body = await reader.readexactly(int(hs["content-length"]))
-                out.append((int(status_line.split()[1]), hs, body))
+                out.append(await _reply(reader))
             writer.close()
             return out
         finally:
@@ -151,12 +155,7 @@ def _concurrent(service, requests: list[bytes]) -> list[tuple[int, dict[str, str
                 writer.write(req)
             out = []
             for reader, writer in conns:
-                status_line = await reader.readline()
-                hs: dict[str, str] = {}
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    k, _, v = line.decode("latin-1").partition(":")
-                    hs[k.strip().lower()] = v.strip()
-                out.append((int(status_line.split()[1]), hs, await reader.readexactly(int(hs["content-length"]))))
+                out.append(await _reply(reader))
                 writer.close()
             return out
         finally:
