@@ -246,10 +246,12 @@ def load(config_dir: str | os.PathLike[str]) -> GatewayConfig:
 
 
 def _positive_int(value: Any, where: str, default: int) -> int:
-    """A whole number above zero (an int, or a string of digits as YAML may give; null: the
-    default), else ConfigError."""
+    """A whole number above zero (an int; 501.0, which JSON Schema's "integer" admits and the
+    control plane stores as given; a string of digits; null: the default), else ConfigError."""
     if value is None:
         return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

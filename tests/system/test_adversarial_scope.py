@@ -355,9 +355,17 @@ def test_read_only_key_is_refused_at_the_gateway_and_at_relay_with_no_upstream_c
     minted_ro = _mint(acme, {"name": "dash", "kind": "read_only"})["secret"]
     for key in (full.tokens["acme-ro"], minted_ro):  # from keys.yaml (seeded) and from the API
         marker = "ro-" + uuid.uuid4().hex
-        refused = eventually(
-            lambda: (r := full.call(key, marker)).status == 403 and r, 15, "the read-only key reaching the gateway"
-        )
+        seen: list = []  # every answer while waiting, for the failure message
+
+        def refused_now(key=key, marker=marker, seen=seen):
+            r = full.call(key, marker)
+            seen.append((r.status, r.body[:200]))
+            return r if r.status == 403 else None
+
+        try:
+            refused = eventually(refused_now, 15, "the read-only key reaching the gateway")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; answers: {sorted(set(seen))[:5]}") from None
         err = refused.json()["error"]
         assert err["code"] == "scope.denied" and "read_only" in err["message"]
         receipt = full.gw.receipt_doc(refused.receipt_id)

@@ -452,3 +452,17 @@ def test_budget_windows_are_exactly_the_calendar_ones():
         month = day.replace(day=1)
         assert window_bounds("day", now) == (day.strftime("%Y-%m-%d"), day + timedelta(days=1))
         assert window_bounds("month", now) == (month.strftime("%Y-%m"), (month + timedelta(days=32)).replace(day=1))
+
+
+def test_whole_numbers_stored_as_floats_still_load(tmp_path):
+    """JSON Schema's "integer" admits 501.0 and the control plane stores it as given: a bundle
+    with it must build (the peer of the errors above; the fuzzer found the 500 it caused)."""
+    write_config(tmp_path)
+    (tmp_path / "gateway.yaml").write_text("max_body_bytes: 1048576.0\ndefault_max_output_tokens: 256.0\n")
+    ws = yaml.safe_load((tmp_path / "workspaces.yaml").read_text())
+    ws["workspaces"]["acme"]["default_max_output_tokens"] = 501.0
+    (tmp_path / "workspaces.yaml").write_text(yaml.safe_dump(ws))
+    cfg = config_mod.load(tmp_path)
+    assert cfg.max_body_bytes == 1048576 and isinstance(cfg.max_body_bytes, int)
+    assert cfg.workspaces["acme"].default_max_output_tokens == 501
+    assert cfg.workspaces["euro"].default_max_output_tokens == 256
