@@ -98,7 +98,6 @@ class Spool:
         # and inserted in one transaction at the start of the next turn (the write lock is held
         # only for that, which matters to workers sharing this file); what waits on them (the
         # replies that let Envoy act on those drafts) runs after the commit, or learns it failed.
-        self._group = False
         self._rows: list[tuple[str, float, bytes]] = []
         self._wrap_wanted = False  # set by the checkpoint thread, acted on by the writer
         self._waiting: list[tuple[Callable[[], None] | None, Callable[[BaseException], None] | None]] = []
@@ -140,8 +139,7 @@ class Spool:
         fails its whole group, closed."""
         row = (receipt_id, time.time(), orjson.dumps(draft))
         if grouped:
-            if not self._group:
-                self._group = True
+            if not self._rows:  # the turn's first: its flush is scheduled once
                 asyncio.get_running_loop().call_soon(self.flush)
             self._rows.append(row)
             return
@@ -154,7 +152,7 @@ class Spool:
         """Run ``then()`` once the open group is committed, or ``failed(error)`` if the commit
         fails (its drafts are gone). False, and nothing queued, when no group is open: what was
         written is committed already."""
-        if not self._group:
+        if not self._rows:
             return False
         self._waiting.append((then, failed))
         return True
@@ -170,12 +168,12 @@ class Spool:
 
     def flush(self) -> None:
         """Commit the open group (one transaction for a loop turn's drafts) and run its waiters."""
-        if not self._group:
+        if not self._rows:
             if self._wrap_wanted:
                 self._wrap_wal()
             return
         rows, waiting = self._rows, self._waiting
-        self._rows, self._waiting, self._group = [], [], False
+        self._rows, self._waiting = [], []
         error: BaseException | None = None
         try:
             self.db.execute("BEGIN")

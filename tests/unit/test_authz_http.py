@@ -57,19 +57,13 @@ async def _reply(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], byt
     return int(status_line.split()[1]), hs, await reader.readexactly(int(hs["content-length"]))
 
 
-def _exchange(service, *requests: bytes) -> list[tuple[int, dict[str, str], bytes]]:
-    """Send requests over one keep-alive connection to the real server; parse each reply."""
+def _with_server(service, client):
+    """Run ``await client(socket_path)`` against the real check server on a fresh Unix socket."""
 
     async def run(sock_path):
         server = await authz_http.serve(service, f"unix:{sock_path}")
         try:
-            reader, writer = await asyncio.open_unix_connection(str(sock_path))
-            out = []
-            for req in requests:
-                writer.write(req)
-                out.append(await _reply(reader))
-            writer.close()
-            return out
+            return await client(str(sock_path))
         finally:
             server.close()
 
@@ -78,6 +72,21 @@ def _exchange(service, *requests: bytes) -> list[tuple[int, dict[str, str], byte
 
     with tempfile.TemporaryDirectory() as d:
         return asyncio.run(run(Path(d) / "authz.sock"))
+
+
+def _exchange(service, *requests: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Send requests over one keep-alive connection to the real server; parse each reply."""
+
+    async def client(sock):
+        reader, writer = await asyncio.open_unix_connection(sock)
+        out = []
+        for req in requests:
+            writer.write(req)
+            out.append(await _reply(reader))
+        writer.close()
+        return out
+
+    return _with_server(service, client)
 
 
 def _chat(model: str = "gpt-4o-mini", **extra) -> bytes:
@@ -147,25 +156,17 @@ def _concurrent(service, requests: list[bytes]) -> list[tuple[int, dict[str, str
     """Each request on its own connection, all written before any answer is read (one loop turn
     of the server sees them all, as when Envoy has many calls in flight)."""
 
-    async def run(sock_path):
-        server = await authz_http.serve(service, f"unix:{sock_path}")
-        try:
-            conns = [await asyncio.open_unix_connection(str(sock_path)) for _ in requests]
-            for (_, writer), req in zip(conns, requests):
-                writer.write(req)
-            out = []
-            for reader, writer in conns:
-                out.append(await _reply(reader))
-                writer.close()
-            return out
-        finally:
-            server.close()
+    async def client(sock):
+        conns = [await asyncio.open_unix_connection(sock) for _ in requests]
+        for (_, writer), req in zip(conns, requests):
+            writer.write(req)
+        out = []
+        for reader, writer in conns:
+            out.append(await _reply(reader))
+            writer.close()
+        return out
 
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as d:
-        return asyncio.run(run(Path(d) / "authz.sock"))
+    return _with_server(service, client)
 
 
 def _outage_calls(tokens, n: int, tag: str) -> list[bytes]:
