@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from relaygate.contract.envsecret import EnvSecretError, env_secret
 from relaygate.contract.preauth import PreAuthLimits, parse as parse_preauth
 
 from relaygate.contract import scope as key_scope
@@ -200,10 +201,18 @@ def _micros(v: Any, where: str) -> int:
 def _secret(secrets: dict[str, Any], name: str, where: str, environ: Mapping[str, str]) -> str:
     """A credential by name: $RELAYGATE_SECRET_<NAME> (in ``environ``) wins over the secrets document."""
     env = "RELAYGATE_SECRET_" + name.upper().replace("-", "_")
-    value = environ.get(env) or secrets.get(name)
+    value = _env(env, environ) or secrets.get(name)
     if not value:
         raise ConfigError(f"{where}: no credential '{name}' in secrets.yaml or ${env}")
     return str(value)
+
+
+def _env(name: str, environ: Mapping[str, str]) -> str | None:
+    """$NAME, or the file $NAME_FILE names (container secrets; relaygate/contract/envsecret.py)."""
+    try:
+        return env_secret(name, environ)
+    except EnvSecretError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _secrets(d: Path) -> dict[str, Any]:
@@ -215,7 +224,7 @@ def _secrets(d: Path) -> dict[str, Any]:
 
 def load_pepper(config_dir: str | os.PathLike[str]) -> bytes:
     """The key pepper: $RELAYGATE_KEY_PEPPER, else key_pepper in secrets.yaml."""
-    pepper = os.environ.get("RELAYGATE_KEY_PEPPER") or _secrets(Path(config_dir)).get("key_pepper")
+    pepper = _env("RELAYGATE_KEY_PEPPER", os.environ) or _secrets(Path(config_dir)).get("key_pepper")
     if not pepper:
         raise ConfigError("no key pepper: set key_pepper in secrets.yaml or $RELAYGATE_KEY_PEPPER")
     return str(pepper).encode()
@@ -273,7 +282,7 @@ def from_documents(
     """
     environ = environ or {}
     gw = docs.get("gateway") or {}
-    pepper = environ.get("RELAYGATE_KEY_PEPPER") or secrets.get("key_pepper")
+    pepper = _env("RELAYGATE_KEY_PEPPER", environ) or secrets.get("key_pepper")
     if not pepper:
         raise ConfigError("no key pepper: set key_pepper in secrets.yaml or $RELAYGATE_KEY_PEPPER")
     pepper = str(pepper).encode()

@@ -6,13 +6,13 @@ only inside a bundle's sealed section.
 
 from __future__ import annotations
 
-import os
 
 import sqlalchemy as sa
 
 from relaygate.controlplane import schema
 from relaygate.controlplane.db import now_ms
 from relaygate.controlplane.sealing import Sealer
+from relaygate.contract.envsecret import env_secret
 
 PEPPER = "key_pepper"
 
@@ -65,7 +65,7 @@ class SecretStore:
     async def pepper(self) -> bytes:
         """$RELAYGATE_KEY_PEPPER, else the stored one (cached: it never changes under running keys)."""
         if self._pepper is None:
-            env = os.environ.get("RELAYGATE_KEY_PEPPER")
+            env = env_secret("RELAYGATE_KEY_PEPPER")
             if env:
                 self._pepper = env.encode()
             else:

@@ -1,8 +1,9 @@
 """Control-plane settings: a YAML file, then environment variables, then command-line flags.
 
 Secrets never come from the command line (``ps`` shows it): the admin token,
-the fleet token and the master key are read from the environment, or, when
-unset, generated once into files under the data directory (mode 0600).
+the fleet token and the master key are read from the environment (``NAME``, or a file named
+by ``NAME_FILE``: relaygate/contract/envsecret.py), or, when unset, generated once into files
+under the data directory (mode 0600). Every option's variable takes ``_FILE`` too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from relaygate.contract.envsecret import EnvSecretError, env_secret
 
 ENV_PREFIX = "RELAYGATE_CP_"
 
@@ -102,8 +105,9 @@ def load(argv=None) -> Settings:
         "policy bundles for sidecars, receipt ingestion and the audit log.",
         epilog="Secrets come from the environment: RELAYGATE_ADMIN_TOKEN (platform operator), "
         "RELAYGATE_FLEET_TOKEN (sidecars), RELAYGATE_MASTER_KEY (base64, 32 bytes: encrypts "
-        "secrets at rest). Unset, each is generated once into a 0600 file in --data-dir. "
-        "Every option may also be set as RELAYGATE_CP_<OPTION> (e.g. RELAYGATE_CP_DATABASE_URL) "
+        "secrets at rest), or from the file NAME_FILE names (container secrets). Unset, each is "
+        "generated once into a 0600 file in --data-dir. Every option may also be set as "
+        "RELAYGATE_CP_<OPTION> (e.g. RELAYGATE_CP_DATABASE_URL, or RELAYGATE_CP_DATABASE_URL_FILE) "
         "or in the --config file.",
     )
     p.add_argument(
@@ -178,7 +182,13 @@ def load(argv=None) -> Settings:
     ]
     for name in simple:
         value = doc.get(name)
-        env = os.environ.get(ENV_PREFIX + name.upper())
+        key = ENV_PREFIX + name.upper()
+        env = os.environ.get(key)
+        if key + "_FILE" in os.environ:  # e.g. RELAYGATE_CP_DATABASE_URL_FILE: a password stays out of the environment
+            try:
+                env = env_secret(key)
+            except EnvSecretError as e:
+                raise SettingsError(str(e)) from None
         if env is not None:
             value = env
         flag = getattr(a, name, None)
@@ -235,15 +245,13 @@ def load(argv=None) -> Settings:
     s.data_dir = Path(s.data_dir)
     if not s.database_url:
         s.database_url = f"sqlite:///{(s.data_dir / 'controlplane.db').resolve()}"
-    s.admin_token = os.environ.get("RELAYGATE_ADMIN_TOKEN") or _secret_file(
-        s.data_dir / "admin-token", lambda: "rg_admin_" + secrets.token_urlsafe(32)
-    )
-    s.fleet_token = os.environ.get("RELAYGATE_FLEET_TOKEN") or _secret_file(
-        s.data_dir / "fleet-token", lambda: "rg_fleet_" + secrets.token_urlsafe(32)
-    )
-    mk = os.environ.get("RELAYGATE_MASTER_KEY") or _secret_file(
-        s.data_dir / "master.key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
-    )
+    try:
+        admin, fleet, master = (env_secret(f"RELAYGATE_{n}") for n in ("ADMIN_TOKEN", "FLEET_TOKEN", "MASTER_KEY"))
+    except EnvSecretError as e:
+        raise SettingsError(str(e)) from None
+    s.admin_token = admin or _secret_file(s.data_dir / "admin-token", lambda: "rg_admin_" + secrets.token_urlsafe(32))
+    s.fleet_token = fleet or _secret_file(s.data_dir / "fleet-token", lambda: "rg_fleet_" + secrets.token_urlsafe(32))
+    mk = master or _secret_file(s.data_dir / "master.key", lambda: base64.b64encode(secrets.token_bytes(32)).decode())
     try:
         s.master_key = base64.b64decode(mk)
         assert len(s.master_key) == 32

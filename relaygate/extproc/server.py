@@ -24,6 +24,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 
 from relaygate.evidence.signing import load_or_create_signer, load_public_key
 from relaygate.contract import config as config_mod
+from relaygate.contract.envsecret import EnvSecretError, env_secret
 from relaygate.extproc import authz_http
 from relaygate.extproc.admin import admin_app
 from relaygate.decision.admission import Admission
@@ -80,6 +81,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=int(os.environ.get("RELAYGATE_ADMIN_PORT", "9464")),
         help="HTTP port for /healthz, /metrics, /receipts (default: 9464; 0 disables)",
+    )
+    p.add_argument(
+        "--admin-host",
+        default=os.environ.get("RELAYGATE_ADMIN_HOST", "127.0.0.1"),
+        help="address the admin port binds (default 127.0.0.1; 0.0.0.0 in a pod, so the kubelet's probes "
+        "and Prometheus reach it: it serves receipts, so a NetworkPolicy should admit only those)",
     )
     p.add_argument(
         "--sidecar-name",
@@ -162,8 +169,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--log-level", default=os.environ.get("RELAYGATE_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     a.instance_id = a.instance_id or a.sidecar_name
-    # The fleet token is a secret: environment only, never the command line (ps shows it).
-    a.fleet_token = os.environ.get("RELAYGATE_FLEET_TOKEN")
+    # The fleet token is a secret: environment only, never the command line (ps shows it);
+    # NAME_FILE names a file holding it (container secrets: relaygate/contract/envsecret.py).
+    try:
+        a.fleet_token = env_secret("RELAYGATE_FLEET_TOKEN")
+        if a.ledger_url is None:
+            a.ledger_url = env_secret("RELAYGATE_LEDGER_URL")
+    except EnvSecretError as e:
+        p.error(str(e))
     if a.ledger == "redis" and not a.ledger_url:
         p.error("--ledger redis needs --ledger-url or $RELAYGATE_LEDGER_URL")
     if a.control_plane and not (a.fleet_token and a.control_plane_key):
@@ -267,7 +280,7 @@ async def serve(args: argparse.Namespace) -> None:
     if args.admin_port:
         runner = web.AppRunner(admin_app(spool, lambda: finalizer.signer.public_pem()), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", args.admin_port).start()
+        await web.TCPSite(runner, args.admin_host, args.admin_port).start()
     ledger_desc = args.ledger if args.ledger != "redis" else f"redis at {args.ledger_url.rsplit('@', 1)[-1]}"
     log.info(
         "relaygate-extproc ready: grpc %s%s, admin :%s, signing key %s, %d upstreams, %d keys, policy %s, ledger %s",
