@@ -11,6 +11,7 @@ matching it exactly, and anything else ends in a 502 (never an upstream).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -634,6 +635,89 @@ def endpoints(cfg: GatewayConfig) -> list[dict]:
     return [load_assignment(u) for u in cfg.upstreams if _is_ip(u.host)]
 
 
+@dataclass(frozen=True)
+class Capture:
+    """An app's provider traffic, redirected to the gateway by the pod's firewall (as a mesh's init
+    container does): it names the provider's own path (``/v1/chat/completions``), not a
+    workspace, so it is credited to the one workspace this sidecar serves."""
+
+    port: int
+    workspace: str
+    host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.workspace):
+            raise ValueError(f"capture workspace {self.workspace!r}: letters, digits, _ and - (at most 64)")
+
+
+CAPTURE_LISTENER_NAME = "capture"
+SELF_CLUSTER = "gateway_self"
+
+
+def capture_listener(capture: Capture, gateway_port: int) -> dict:
+    """Rewrites ``/<provider path>`` to ``/v1/<workspace>/<provider path>`` and hands the call to the
+    gateway listener on loopback, so it meets every check a call made to the gateway meets (the
+    key must still belong to that workspace; nothing here decides anything). Envoy rewrites a path
+    only when it routes, after the filters, hence the hop instead of a path rewrite in place."""
+    hcm = {
+        "@type": T + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "capture",
+        "codec_type": "AUTO",
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        "request_headers_timeout": "10s",
+        "stream_idle_timeout": "300s",
+        "route_config": {
+            "name": CAPTURE_LISTENER_NAME,
+            "virtual_hosts": [
+                {
+                    "name": "capture",
+                    "domains": ["*"],
+                    "routes": [
+                        {
+                            "match": {"prefix": "/"},
+                            "route": {
+                                "cluster": SELF_CLUSTER,
+                                "prefix_rewrite": f"/v1/{capture.workspace}/",
+                                "timeout": "300s",
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": T + "envoy.extensions.filters.http.router.v3.Router",
+                    "suppress_envoy_headers": True,
+                },
+            }
+        ],
+    }
+    return {
+        "name": CAPTURE_LISTENER_NAME,
+        "address": {"socket_address": {"address": capture.host, "port_value": capture.port}},
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+        ],
+    }
+
+
+def _self_cluster(gateway_port: int) -> dict:
+    return {
+        "name": SELF_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": SELF_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(f"127.0.0.1:{gateway_port}")}}]}],
+        },
+    }
+
+
 def render(
     cfg: GatewayConfig,
     *,
@@ -644,8 +728,14 @@ def render(
     message_timeout_ms: int = 2000,
     tls: ListenerTls | None = None,
     authz: list[str] | None = None,
+    admin_host: str | None = None,
+    capture: Capture | None = None,
 ) -> dict:
     """A static bootstrap (standalone sidecars and the benchmark); see render_xds_bootstrap.
+
+    ``admin_host``: where Envoy's admin binds (default ``host``; keep it on loopback when the
+    listener binds every address: the admin port can stop Envoy). ``capture``: a second
+    listener for an app's redirected provider traffic (see capture_listener).
 
     ``authz``: the workers' ext_authz HTTP addresses; decisions then go over the lean HTTP
     transport (relaygate/extproc/authz_http.py) instead of ext_proc.
@@ -667,11 +757,16 @@ def render(
         ],
         "clusters": clusters(cfg, extproc, authz=authz),
     }
+    if capture:
+        if tls:
+            raise ValueError("capture forwards to the gateway listener over loopback: it needs a plaintext listener")
+        static["listeners"].append(capture_listener(capture, listen_port))
+        static["clusters"].append(_self_cluster(listen_port))
     if tls:
         static["secrets"] = tls_secrets(tls)
     return {
         "node": {"id": "relaygate-gateway", "cluster": "relaygate"},
-        "admin": {"address": {"socket_address": {"address": host, "port_value": admin_port}}},
+        "admin": {"address": {"socket_address": {"address": admin_host or host, "port_value": admin_port}}},
         "static_resources": static,
         "overload_manager": _overload_manager(),
     }
@@ -840,14 +935,8 @@ def reference_tls(directory: str = REFERENCE_TLS_DIR) -> tuple[ListenerTls, AdsT
     )
 
 
-def main(argv=None) -> None:
-    """Render a gateway bootstrap: the xDS one (envoy/bootstrap-xds.json) or the static one
-    for a config directory (envoy/gateway.json)."""
-    import argparse
-
-    from relaygate.contract import config as config_mod
-
-    p = argparse.ArgumentParser(prog="python -m relaygate.envoy.config", description=main.__doc__)
+def add_render_arguments(p) -> None:
+    """The options that choose a bootstrap (shared with relaygate-envoy, relaygate/envoy/run.py)."""
     p.add_argument(
         "--xds",
         action="store_true",
@@ -855,7 +944,15 @@ def main(argv=None) -> None:
     )
     p.add_argument("--config-dir", default="config", help="static: the config directory to render")
     p.add_argument("--listen-port", type=int, default=8080)
+    p.add_argument(
+        "--listen-host",
+        default=None,
+        help="address the gateway listener binds (default: 127.0.0.1 static, 0.0.0.0 xds)",
+    )
     p.add_argument("--admin-port", type=int, default=9901)
+    p.add_argument(
+        "--admin-host", default="127.0.0.1", help="address Envoy's admin binds (default 127.0.0.1: keep it there)"
+    )
     p.add_argument(
         "--extproc",
         action="append",
@@ -874,6 +971,14 @@ def main(argv=None) -> None:
         action="append",
         help="static, authz-http: policy worker check address (repeatable; default unix:var/authz.sock)",
     )
+    p.add_argument(
+        "--capture-port",
+        type=int,
+        default=0,
+        help="static: also listen on 127.0.0.1:PORT for an app's provider calls redirected by the pod's "
+        "firewall (provider paths such as /v1/chat/completions; needs --capture-workspace; docs/deploy.md)",
+    )
+    p.add_argument("--capture-workspace", default="", help="static: the workspace captured calls are made in")
     p.add_argument("--node-id", default="gw-1", help="xds: this gateway's instance id")
     p.add_argument("--tenant", default="default", help="xds: the tenant this gateway serves")
     p.add_argument("--zone", default="local", help="xds: locality zone")
@@ -887,19 +992,28 @@ def main(argv=None) -> None:
         "ADS connection pins ca.pem and presents client.pem",
     )
     p.add_argument("--plaintext", action="store_true", help="xds: no TLS on the listener or the ADS connection")
-    p.add_argument("--out", default="-")
-    a = p.parse_args(argv)
+
+
+def bootstrap_from_args(a) -> dict:
+    """The bootstrap the options of add_render_arguments describe (ValueError/ConfigError if they conflict)."""
+    from relaygate.contract import config as config_mod
+
+    if bool(a.capture_port) != bool(a.capture_workspace):
+        raise ValueError("--capture-port and --capture-workspace go together")
     if a.xds:
+        if a.capture_port:
+            raise ValueError("--capture-port is for a static bootstrap (over xDS the control plane renders listeners)")
         tls, ads_tls = (None, None) if a.plaintext else reference_tls(a.tls_dir)
         boot = render_xds_bootstrap(
             node_id=a.node_id,
             tenant=a.tenant,
             zone=a.zone,
-            listen=f"0.0.0.0:{a.listen_port}",
+            listen=f"{a.listen_host or '0.0.0.0'}:{a.listen_port}",
             admin_port=a.admin_port,
             ads_address=a.ads,
             tls=tls,
             ads_tls=ads_tls,
+            host=a.admin_host,
         )
     else:
         boot = render(
@@ -908,7 +1022,26 @@ def main(argv=None) -> None:
             admin_port=a.admin_port,
             extproc=a.extproc or ["unix:var/extproc.sock"],
             authz=(a.authz or ["unix:var/authz.sock"]) if a.transport == "authz-http" else None,
+            host=a.listen_host or "127.0.0.1",
+            admin_host=a.admin_host,
+            capture=Capture(a.capture_port, a.capture_workspace) if a.capture_port else None,
         )
+    return boot
+
+
+def main(argv=None) -> None:
+    """Render a gateway bootstrap: the xDS one (envoy/bootstrap-xds.json) or the static one
+    for a config directory (envoy/gateway.json)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m relaygate.envoy.config", description=main.__doc__)
+    add_render_arguments(p)
+    p.add_argument("--out", default="-")
+    a = p.parse_args(argv)
+    try:
+        boot = bootstrap_from_args(a)
+    except ValueError as e:
+        p.error(str(e))
     if a.out == "-":
         print(json.dumps(boot, indent=2))
     else:
