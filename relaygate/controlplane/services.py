@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -106,6 +107,11 @@ async def start(settings: Settings) -> Services:
     pub = settings.data_dir / "bundle-signing.pub"
     pub.parent.mkdir(parents=True, exist_ok=True)
     pub.write_bytes(s.bundle_signer.public_pem())
+    if settings.bundle_public_key:  # public: readable by the sidecars' user (0644 despite the umask)
+        shared = Path(settings.bundle_public_key)
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        shared.write_bytes(s.bundle_signer.public_pem())
+        shared.chmod(0o644)
     return s
 
 

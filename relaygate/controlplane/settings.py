@@ -62,6 +62,9 @@ class Settings:
     tls_client_ca: str = ""
     fleet_listen: str = ""  # host:port of the mTLS fleet port; empty: none
     gateway_ca: str = ""  # CA file that must have issued an https gateway's cert
+    # Where the bundle-signing public key is written (default <data_dir>/bundle-signing.pub): a
+    # volume sidecars mount read-only for --control-plane-key, without the rest of the data dir.
+    bundle_public_key: str = ""
     log_level: str = "INFO"
     admin_token: str = field(default="", repr=False)
     fleet_token: str = field(default="", repr=False)
@@ -147,6 +150,11 @@ def load(argv=None) -> Settings:
     )
     p.add_argument("--fleet-listen", help="host:port of a second, mTLS-only port for sidecars (needs --tls-client-ca)")
     p.add_argument("--gateway-ca", help="CA file that issued the gateway's certificate (an https --gateway-url)")
+    p.add_argument(
+        "--bundle-public-key",
+        help="also write the bundle-signing public key here (default <data-dir>/bundle-signing.pub): "
+        "a file sidecars read as --control-plane-key, e.g. on a volume they mount read-only",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     a = p.parse_args(argv)
 
@@ -179,6 +187,7 @@ def load(argv=None) -> Settings:
         "tls_client_ca",
         "fleet_listen",
         "gateway_ca",
+        "bundle_public_key",
     ]
     for name in simple:
         value = doc.get(name)
@@ -246,7 +255,9 @@ def load(argv=None) -> Settings:
     if not s.database_url:
         s.database_url = f"sqlite:///{(s.data_dir / 'controlplane.db').resolve()}"
     try:
-        admin, fleet, master = (env_secret(f"RELAYGATE_{n}") for n in ("ADMIN_TOKEN", "FLEET_TOKEN", "MASTER_KEY"))
+        admin = env_secret("RELAYGATE_ADMIN_TOKEN")
+        fleet = env_secret("RELAYGATE_FLEET_TOKEN")
+        master = env_secret("RELAYGATE_MASTER_KEY")
     except EnvSecretError as e:
         raise SettingsError(str(e)) from None
     s.admin_token = admin or _secret_file(s.data_dir / "admin-token", lambda: "rg_admin_" + secrets.token_urlsafe(32))
