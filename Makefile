@@ -19,7 +19,8 @@ help:
 	@echo "make verifier     build dist/relaygate-verify.pyz, the single-file offline evidence verifier (pin the root: --trusted-key)"
 
 system-deps:
-	@missing=""; for tool in curl:curl wrk:wrk runuser:util-linux redis-server:redis-server; do \
+	@missing=""; for tool in curl:curl wrk:wrk runuser:util-linux redis-server:redis-server \
+	  docker-compose:docker-compose iptables:iptables ip:iproute2; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
