@@ -43,6 +43,7 @@ run: $(STAMP)
 # PostgreSQL (storage tests) and Redis (budgets shared by gateways) run on loopback for the
 # length of the run.
 test: $(STAMP) lint
+	@$(BIN)/python -m devstack.tools helm >/dev/null   # helm for the chart's tests: built once with go install, cached
 	@mkdir -p .run && $(BIN)/python -m devstack.postgres start .run/pg-test > .run/pg-test.url
 	@$(BIN)/python -m devstack.redis_server start .run/redis-test > .run/redis-test.url
 	@RELAYGATE_TEST_POSTGRES=$$(cat .run/pg-test.url) RELAYGATE_TEST_REDIS=$$(cat .run/redis-test.url) \
