@@ -156,6 +156,14 @@ class BundleService:
         self._cache: dict[str, tuple[int, bytes, str]] = {}
         self._lock = asyncio.Lock()
         self.last_error: dict[str, str] = {}
+        self.closing = False
+
+    async def close(self) -> None:
+        """Shutting down: every long poll answers "unchanged" now instead of holding the stop up
+        for up to its timeout (the sidecar keeps its bundle and polls the next process)."""
+        async with self._cond:
+            self.closing = True
+            self._cond.notify_all()
 
     async def changed(self) -> None:
         """Something a bundle holds changed: rebuild on next request and wake long polls."""
@@ -246,11 +254,13 @@ class BundleService:
             if revision != known:
                 return blob, revision
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self.closing:
                 return None
             gen = self.generation
             async with self._cond:
                 try:
-                    await asyncio.wait_for(self._cond.wait_for(lambda: self.generation != gen), remaining)
+                    await asyncio.wait_for(
+                        self._cond.wait_for(lambda: self.generation != gen or self.closing), remaining
+                    )
                 except asyncio.TimeoutError:
                     return None

@@ -70,7 +70,8 @@ async def serve(settings) -> None:
         ssl_ctx = server_context(settings.tls_cert, settings.tls_key)
         if settings.fleet_listen:
             fleet_ctx = server_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # shutdown_timeout: how long a stop waits for requests still running (long polls return at once).
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     # Unfinished deployments and evidence jobs are picked up before the API answers, so a
     # healthy /healthz means the work a previous process left is running again.
@@ -108,6 +109,7 @@ async def serve(settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    await svc.bundles.close()  # long polls answer now; the runner's cleanup waits for open requests
     if xds_server is not None:
         await xds_server.stop(grace=1)
     await runner.cleanup()

@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         a.log_level,
         "--drain-time-s",
         str(max(1, int(a.drain_seconds))),
+        "--disable-hot-restart",  # one Envoy per container: no shared memory region to collide with another
         "--parent-shutdown-time-s",
         str(max(2, int(a.drain_seconds) + 1)),
     ]
