@@ -83,6 +83,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="HTTP port for /healthz, /metrics, /receipts (default: 9464; 0 disables)",
     )
     p.add_argument(
+        "--socket-mode",
+        default=os.environ.get("RELAYGATE_SOCKET_MODE", "0600"),
+        help="permissions of the Unix sockets (octal, default 0600: only Envoy's user, the same as "
+        "this one, connects); 0660 lets the sockets' group in, e.g. a mesh's proxy running as "
+        "another uid in the same pod (fsGroup): docs/deploy.md",
+    )
+    p.add_argument(
         "--admin-host",
         default=os.environ.get("RELAYGATE_ADMIN_HOST", "127.0.0.1"),
         help="address the admin port binds (default 127.0.0.1; 0.0.0.0 in a pod, so the kubelet's probes "
@@ -169,6 +176,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--log-level", default=os.environ.get("RELAYGATE_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     a.instance_id = a.instance_id or a.sidecar_name
+    try:
+        a.socket_mode = int(a.socket_mode, 8)
+    except ValueError:
+        p.error(f"--socket-mode: an octal mode such as 0600 or 0660, got {a.socket_mode!r}")
+    if a.socket_mode & 0o007 or not a.socket_mode & 0o600 == 0o600:
+        p.error("--socket-mode: the owner needs rw and others nothing (0600 or 0660)")
     # The fleet token is a secret: environment only, never the command line (ps shows it);
     # NAME_FILE names a file holding it (container secrets: relaygate/contract/envsecret.py).
     try:
@@ -266,11 +279,15 @@ async def serve(args: argparse.Namespace) -> None:
     if server.add_insecure_port(listen) == 0 and not listen.startswith("unix:"):
         raise SystemExit(f"cannot listen on {listen}")
     await server.start()
+    if listen.startswith("unix:"):
+        os.chmod(listen[5:], args.socket_mode)
     authz = None
     if args.authz_listen:
         authz = await authz_http.serve(
             authz_http.AuthzService(lambda: processor.admission, processor.recorder), args.authz_listen
         )
+        if args.authz_listen.startswith("unix:"):
+            os.chmod(args.authz_listen[5:], args.socket_mode)
     # Everything loaded so far lives for the whole run: keep it out of the
     # collector's generations so full collections stay short on the hot path.
     gc.collect()
