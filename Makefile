@@ -20,7 +20,8 @@ help:
 
 system-deps:
 	@missing=""; for tool in curl:curl wrk:wrk runuser:util-linux redis-server:redis-server \
-	  docker-compose:docker-compose iptables:iptables ip:iproute2; do \
+	  docker-compose:docker-compose iptables:iptables ip:iproute2 podman:podman debootstrap:debootstrap \
+	  runc:runc catatonit:catatonit podman-compose:podman-compose; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
