@@ -233,9 +233,7 @@ def load_pepper(config_dir: str | os.PathLike[str]) -> bytes:
 CONFIG_FILES = ("gateway", "workspaces", "upstreams", "keys", "budgets")
 
 
-def read_documents(config_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(config documents by name, secrets) from a config directory's YAML files."""
-    d = Path(config_dir)
+def _documents(d: Path) -> dict[str, Any]:
     if not d.is_dir():
         raise ConfigError(f"{d}: config directory not found")
     docs: dict[str, Any] = {}
@@ -244,9 +242,23 @@ def read_documents(config_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], 
         if doc is not None and not isinstance(doc, dict):
             raise ConfigError(f"{d / (name + '.yaml')}: must be a mapping")
         docs[name] = doc or {}
+    return docs
+
+
+def read_documents(config_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config documents by name, secrets) from a config directory's YAML files."""
+    d = Path(config_dir)
+    docs = _documents(d)
     secrets = dict(_secrets(d))
     secrets["key_pepper"] = load_pepper(d).decode()
     return docs, secrets
+
+
+def load_without_secrets(config_dir: str | os.PathLike[str]) -> GatewayConfig:
+    """The config as Envoy's resource builders need it (upstreams, limits): neither secrets.yaml
+    nor any secret variable is read, credentials stay empty and the pepper unset, so the Envoy
+    container of a sidecar pair holds no secret (docs/deploy.md). Never for deciding calls."""
+    return from_documents(_documents(Path(config_dir)), None)
 
 
 def load(config_dir: str | os.PathLike[str]) -> GatewayConfig:
@@ -269,7 +281,7 @@ def _positive_int(value: Any, where: str, default: int) -> int:
 
 
 def from_documents(
-    docs: dict[str, Any], secrets: dict[str, Any], environ: Mapping[str, str] | None = None
+    docs: dict[str, Any], secrets: dict[str, Any] | None, environ: Mapping[str, str] | None = None
 ) -> GatewayConfig:
     """Build the gateway config from its documents (the YAML files, or a policy bundle's copy).
 
@@ -282,10 +294,13 @@ def from_documents(
     """
     environ = environ or {}
     gw = docs.get("gateway") or {}
-    pepper = _env("RELAYGATE_KEY_PEPPER", environ) or secrets.get("key_pepper")
-    if not pepper:
-        raise ConfigError("no key pepper: set key_pepper in secrets.yaml or $RELAYGATE_KEY_PEPPER")
-    pepper = str(pepper).encode()
+    if secrets is None:  # load_without_secrets: nothing here will check a key or call a provider
+        pepper = b""
+    else:
+        raw = _env("RELAYGATE_KEY_PEPPER", environ) or secrets.get("key_pepper")
+        if not raw:
+            raise ConfigError("no key pepper: set key_pepper in secrets.yaml or $RELAYGATE_KEY_PEPPER")
+        pepper = str(raw).encode()
 
     upstreams = []
     raw_up = (docs.get("upstreams") or {}).get("upstreams")

@@ -1017,7 +1017,7 @@ def bootstrap_from_args(a) -> dict:
         )
     else:
         boot = render(
-            config_mod.load(a.config_dir),
+            config_mod.load_without_secrets(a.config_dir),  # Envoy needs no secret: its container gets none
             listen_port=a.listen_port,
             admin_port=a.admin_port,
             extproc=a.extproc or ["unix:var/extproc.sock"],

@@ -41,6 +41,11 @@ from relaygate.envoy.config import add_render_arguments, bootstrap_from_args
 
 log = logging.getLogger("relaygate.envoy")
 ACTIVE_STATS = ("http.gateway.downstream_rq_active", "http.capture.downstream_rq_active")
+# Each call the gateway listener completes leaves one gRPC access-log entry, which settles its
+# receipt in the policy container; Envoy sends them in batches (buffer_flush_interval 50 ms).
+COMPLETED_STAT = "http.gateway.downstream_rq_completed"
+LOGGED_STATS = ("access_logs.grpc_access_log.logs_written", "access_logs.grpc_access_log.logs_dropped")
+LOG_FLUSH_GRACE = 0.25  # seconds for the last batch counted as written to leave the socket
 
 
 def envoy_binary() -> str:
@@ -81,15 +86,25 @@ class Gateway:
             return 503, b"envoy not running\n"
         return self.admin_get("/ready")
 
-    def active_requests(self) -> int | None:
-        status, body = self.admin_get("/stats?format=json&filter=downstream_rq_active$")
+    def stats(self, pattern: str) -> dict[str, int] | None:
+        status, body = self.admin_get(f"/stats?format=json&filter={pattern}")
         if status != 200:
             return None
         try:
-            stats = json.loads(body).get("stats", [])
-        except ValueError:
+            return {s["name"]: int(s.get("value", 0)) for s in json.loads(body).get("stats", []) if "name" in s}
+        except (ValueError, TypeError, KeyError):
             return None
-        return sum(int(s.get("value", 0)) for s in stats if s.get("name") in ACTIVE_STATS)
+
+    def active_requests(self) -> int | None:
+        stats = self.stats("downstream_rq_active$")
+        return None if stats is None else sum(v for k, v in stats.items() if k in ACTIVE_STATS)
+
+    def logs_behind(self) -> bool:
+        """True while completed calls outnumber the access-log entries Envoy has sent (or dropped)."""
+        stats = self.stats("(downstream_rq_completed|grpc_access_log.logs_(written|dropped))$")
+        if not stats:
+            return False
+        return stats.get(COMPLETED_STAT, 0) > sum(stats.get(k, 0) for k in LOGGED_STATS)
 
     def drain(self) -> None:
         """Stop taking calls, let the ones in flight finish (bounded), then stop Envoy."""
@@ -104,13 +119,13 @@ class Gateway:
             log.warning("could not ask Envoy to drain (%s); stopping it", e)
         deadline = time.monotonic() + self.drain_seconds
         while time.monotonic() < deadline and self.alive():
-            active = self.active_requests()
-            if active == 0:
+            if self.active_requests() == 0 and not self.logs_behind():
+                time.sleep(LOG_FLUSH_GRACE)  # the last batch counted as written is on its way
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
         else:
             if self.alive():
-                log.warning("drain time over with calls still in flight; stopping Envoy")
+                log.warning("drain time over with calls or their access-log entries in flight; stopping Envoy")
         if self.alive():
             self.proc.terminate()
 
@@ -192,7 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     gw.proc = subprocess.Popen(argv_envoy)
     srv = health_server(gw, a.health_host, a.health_port) if a.health_port else None
     log.info("envoy started (pid %d): %s", gw.proc.pid, out)
-    rc = gw.proc.wait()
+    # Not a plain wait(): a signal the kernel hands to another thread (the health server's) leaves a
+    # main thread blocked in waitpid() unaware of it, and Python runs handlers only on the main thread.
+    while True:
+        try:
+            rc = gw.proc.wait(timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            continue
     if srv is not None:
         srv.shutdown()
     if gw.draining.is_set() and rc in (0, -signal.SIGTERM):

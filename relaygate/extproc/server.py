@@ -83,6 +83,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="HTTP port for /healthz, /metrics, /receipts (default: 9464; 0 disables)",
     )
     p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=float(os.environ.get("RELAYGATE_DRAIN_SECONDS", "0")),
+        help="on SIGTERM, keep deciding and settling while Envoy's access log is still connected, at "
+        "most this long (default 0: stop at once). In a pod both containers get SIGTERM together; set "
+        "it above relaygate-envoy's --drain-seconds so the calls Envoy finishes are settled here",
+    )
+    p.add_argument(
         "--socket-mode",
         default=os.environ.get("RELAYGATE_SOCKET_MODE", "0600"),
         help="permissions of the Unix sockets (octal, default 0600: only Envoy's user, the same as "
@@ -267,10 +275,10 @@ async def serve(args: argparse.Namespace) -> None:
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", cfg.max_body_bytes + (1 << 20))])
     processor = Processor(admission, spool)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
+    sink = None
     if args.settle:
-        als_pb2_grpc.add_AccessLogServiceServicer_to_server(
-            AccessLogSink(finalizer, lambda: processor.admission.config.preauth), server
-        )
+        sink = AccessLogSink(finalizer, lambda: processor.admission.config.preauth)
+        als_pb2_grpc.add_AccessLogServiceServicer_to_server(sink, server)
     listen = args.listen
     if listen.startswith("unix:"):
         sock = Path(listen[5:])
@@ -340,6 +348,14 @@ async def serve(args: argparse.Namespace) -> None:
             shipper = ReceiptShipper(cp, spool)
             tasks.append(asyncio.create_task(agent.run(shipper)))
     await stop.wait()
+    if args.drain_seconds > 0 and sink is not None and sink.streams:
+        # Envoy drains too (relaygate-envoy): what it still forwards must be decided, and what
+        # it finishes settled. Its access-log stream closes when it exits: that is the signal.
+        log.info("SIGTERM: serving until Envoy's access log disconnects (at most %.0fs)", args.drain_seconds)
+        try:
+            await asyncio.wait_for(sink.idle.wait(), args.drain_seconds)
+        except asyncio.TimeoutError:
+            log.warning("drain time over with Envoy still connected; stopping")
     log.info("shutting down: draining streams")
     for t in tasks:
         t.cancel()

@@ -323,6 +323,9 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
         self.finalizer = finalizer
         self.limits = limits
         self._sampler: ReceiptSampler | None = None
+        self.streams = 0  # Envoy's open access-log streams: a stop waits for them (server.py)
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     def _sample(self, entry, draft: dict) -> bool:
         """True: this Envoy-made reply gets no receipt of its own (see relaygate/contract/preauth.py)."""
@@ -375,6 +378,17 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
         return rid, draft, outcome
 
     async def StreamAccessLogs(self, request_iterator, context):
+        self.streams += 1
+        self.idle.clear()
+        try:
+            await self._stream(request_iterator)
+        finally:
+            self.streams -= 1
+            if not self.streams:
+                self.idle.set()
+        return als_pb2.StreamAccessLogsResponse()
+
+    async def _stream(self, request_iterator) -> None:
         async for msg in request_iterator:
             batch = []
             entries = msg.http_logs.log_entry
@@ -401,4 +415,3 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
                 except Exception:
                     log.exception("finalizing %d receipts failed; they stay pending", len(batch[i : i + SLICE]))
                 await asyncio.sleep(0)
-        return als_pb2.StreamAccessLogsResponse()

@@ -25,6 +25,7 @@ import pytest
 
 from devstack.processes import Stack, free_port, wait_until
 from relaygate.contract.envoy import RECEIPT_HEADER
+from relaygate.evidence.receipts import envelope_receipt
 from tests.conftest import POLICY_DIR, write_config
 
 
@@ -77,7 +78,9 @@ class EnvoyContainer:
 
     def active(self) -> int:
         _, body = _get(f"http://127.0.0.1:{self.admin}/stats?format=json&filter=downstream_rq_active$")
-        return sum(s.get("value", 0) for s in json.loads(body)["stats"] if s["name"].endswith("downstream_rq_active"))
+        return sum(
+            s.get("value", 0) for s in json.loads(body)["stats"] if s["name"] == "http.gateway.downstream_rq_active"
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -156,12 +159,17 @@ def test_sigterm_drains_the_call_in_flight_then_exits_zero(sidecar):
             try:
                 with urllib.request.urlopen(req, timeout=30) as r:
                     result["status"], result["body"] = r.status, json.load(r)
+                    result["receipt"] = r.headers[RECEIPT_HEADER]
             except Exception as e:  # recorded, asserted below
                 result["error"] = repr(e)
 
         t = threading.Thread(target=slow_call)
         t.start()
         wait_until(lambda: envoy.active() >= 1, 10, "the slow call to reach Envoy")
+        # the counters the drain waits on exist under these names (relaygate/envoy/run.py)
+        _, names = _get(f"http://127.0.0.1:{envoy.admin}/stats?filter=grpc_access_log|downstream_rq_completed")
+        for name in ("access_logs.grpc_access_log.logs_written", "http.gateway.downstream_rq_completed"):
+            assert name in names, names
         sent = time.monotonic()
         envoy.proc.send_signal(signal.SIGTERM)
         # Readiness drops at once: the orchestrator stops sending new calls while this one finishes.
@@ -172,6 +180,12 @@ def test_sigterm_drains_the_call_in_flight_then_exits_zero(sidecar):
         assert result["body"]["choices"][0]["message"]["content"]
         rc = envoy.proc.wait(15)
         assert rc == 0, envoy.log.read_text()[-2000:]
+        # Envoy sent the call's access-log entry before it stopped: the receipt settles from the
+        # response (usage read from it), not as an incomplete call charged its reservation.
+        url = f"{stack.extproc_admin}/receipts/{result['receipt']}"
+        wait_until(lambda: _get(url)[0] == 200, 10, "the drained call's receipt")
+        receipt = envelope_receipt(json.loads(_get(url)[1]))
+        assert receipt["status"] == "complete" and receipt["usage"]["source"] == "response", receipt
         # It waited for the call (the simulator held it ~2 s), not for the whole drain time.
         assert time.monotonic() - sent < 9
     finally:
