@@ -21,9 +21,10 @@ help:
 system-deps:
 	@missing=""; for tool in curl:curl wrk:wrk runuser:util-linux redis-server:redis-server \
 	  docker-compose:docker-compose iptables:iptables ip:iproute2 podman:podman debootstrap:debootstrap \
-	  runc:runc catatonit:catatonit podman-compose:podman-compose; do \
+	  runc:runc catatonit:catatonit; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
+	[ -x /usr/lib/cni/dnsname ] || missing="$$missing golang-github-containernetworking-plugin-dnsname"; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
 	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing >/dev/null; fi
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \

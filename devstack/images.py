@@ -234,10 +234,11 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def base_rootfs() -> Path:
-    """A tarball of a minbase bookworm with python3: made once by debootstrap, then cached."""
+def base_rootfs(packages: tuple[str, ...] = BASE_PACKAGES) -> Path:
+    """A tarball of a minbase bookworm with python3: made once by debootstrap, then cached.
+    (``packages``: the compose stand-ins' root filesystem passes its own list; see the end of this file.)"""
     mirror = debian_mirror()
-    key = _sha(SUITE.encode(), mirror.encode(), ",".join(BASE_PACKAGES).encode(), str(ROOTFS_RECIPE).encode())
+    key = _sha(SUITE.encode(), mirror.encode(), ",".join(packages).encode(), str(ROOTFS_RECIPE).encode())
     tar = CACHE / "base" / f"{SUITE}-{key}.tar"
     if tar.exists():
         return tar
@@ -249,11 +250,11 @@ def base_rootfs() -> Path:
     if work.exists():
         shutil.rmtree(work)
     work.parent.mkdir(parents=True, exist_ok=True)
-    with Step(f"debootstrap --variant=minbase {SUITE} from {mirror} (+ {', '.join(BASE_PACKAGES)})"):
+    with Step(f"debootstrap --variant=minbase {SUITE} from {mirror} (+ {', '.join(packages)})"):
         log = CACHE / "base" / "debootstrap.log"
         with log.open("w") as out:
             r = subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(work), mirror],
+                ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(work), mirror],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -710,12 +711,61 @@ def check(images_dir: Path = IMAGES_DIR) -> list[str]:
     return problems
 
 
+# -- compose stand-ins (added for tests/system/test_compose_up.py) --------------------------------
+#
+# compose/compose.yaml runs PostgreSQL, Redis and Prometheus from their upstream images
+# (docker.io/library/postgres, docker.io/library/redis, docker.io/prom/prometheus), which cannot be
+# pulled here: no registry is reachable. Stand-ins are built instead from Debian bookworm's own
+# packages (postgresql-15, redis-server, prometheus; wget for Prometheus's health check): one more
+# debootstrap root filesystem, cached like the base, imported as STANDIN_BASE, and one small
+# Containerfile each (deploy/images/devstack-*.Containerfile, context deploy/images/devstack/) that
+# behaves the way compose.yaml uses the upstream image: the postgres one honours POSTGRES_USER,
+# POSTGRES_DB and POSTGRES_PASSWORD_FILE and has pg_isready; the redis one runs the command compose
+# gives it, in /data, with redis-cli; the prometheus one reads /etc/prometheus/prometheus.yml and
+# stores into /prometheus. They are tagged localhost/relaygate-devstack/<name>:bookworm (never with
+# the upstream names) and swapped in by compose/compose.podman-test.yaml, for tests only.
+
+STANDIN_PACKAGES = ("postgresql-15", "redis-server", "prometheus", "wget")
+STANDIN_BASE = f"localhost/relaygate-devstack/services-base:{SUITE}"
+STANDINS = {
+    "postgres": "devstack-postgres.Containerfile",
+    "redis": "devstack-redis.Containerfile",
+    "prometheus": "devstack-prometheus.Containerfile",
+}
+
+
+def standin_tag(name: str) -> str:
+    return f"localhost/relaygate-devstack/{name}:{SUITE}"
+
+
+def build_standins() -> dict[str, str]:
+    """Build (or find cached) the stand-ins for compose's third-party images; {name: tag}."""
+    t0 = time.monotonic()
+    tar = base_rootfs(STANDIN_PACKAGES)
+    if image_label(STANDIN_BASE, "io.relaygate.rootfs") != tar.name:
+        with Step(f"podman import {tar.name} as {STANDIN_BASE}"):
+            podman(
+                "import",
+                "--change",
+                f"LABEL io.relaygate.rootfs={tar.name}",
+                "--change",
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                str(tar),
+                STANDIN_BASE,
+            )
+    for name, containerfile in STANDINS.items():
+        podman_build(IMAGES_DIR / containerfile, standin_tag(name), IMAGES_DIR / "devstack", STANDIN_BASE)
+    say(f"{', '.join(standin_tag(n) for n in STANDINS)} ready in {time.monotonic() - t0:.1f} s")
+    return {n: standin_tag(n) for n in STANDINS}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m devstack.images", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build the images with podman (offline; cached under ~/.cache/relaygate/images)")
     b.add_argument("--only", action="append", choices=list(IMAGES), help="build only this image (repeatable)")
     sub.add_parser("check", help="static checks of deploy/images/*.Containerfile (no podman needed)")
+    sub.add_parser("standins", help="build the compose stack's local PostgreSQL, Redis and Prometheus stand-ins")
     a = p.parse_args(argv)
     if a.cmd == "check":
         problems = check()
@@ -724,6 +774,8 @@ def main(argv: list[str] | None = None) -> None:
         if problems:
             raise SystemExit(1)
         print(f"{len(IMAGES) + 1} Containerfiles pass the static checks")
+    elif a.cmd == "standins":
+        build_standins()
     else:
         build(a.only)
 

@@ -150,7 +150,8 @@ function envoy_on_request(handle)
   local new = md and md["{AUTHZ_BODY_HEADER}"]
   if new ~= nil then
     handle:body():setBytes(new)
-    h:replace("content-length", tostring(#new))
+    -- body() waited for the whole body: the header map fetched before it is out of scope now
+    handle:headers():replace("content-length", tostring(#new))
   end
 end
 """

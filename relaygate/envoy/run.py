@@ -130,6 +130,17 @@ class Gateway:
             self.proc.terminate()
 
 
+def _die_with_parent() -> None:
+    """In Envoy's process, before exec: SIGTERM it if this wrapper dies (even by SIGKILL), so no
+    Envoy outlives its supervisor (outside a container nothing else would reap it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def health_server(gw: Gateway, host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
@@ -204,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "--parent-shutdown-time-s",
         str(max(2, int(a.drain_seconds) + 1)),
     ]
-    gw.proc = subprocess.Popen(argv_envoy)
+    gw.proc = subprocess.Popen(argv_envoy, preexec_fn=_die_with_parent)
     srv = health_server(gw, a.health_host, a.health_port) if a.health_port else None
     log.info("envoy started (pid %d): %s", gw.proc.pid, out)
     # Not a plain wait(): a signal the kernel hands to another thread (the health server's) leaves a

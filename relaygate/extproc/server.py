@@ -263,7 +263,7 @@ async def serve(args: argparse.Namespace) -> None:
                 args.control_plane,
             )
         cp = ControlPlane(args.control_plane, args.fleet_token, args.instance_id, args.tenant, tls_ctx)
-        verify_key = load_public_key(Path(args.control_plane_key).read_bytes())
+        verify_key = load_public_key(await _control_plane_key(Path(args.control_plane_key)))
         sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, TierLimits())
         admission = await sync.initial()
     else:
@@ -367,6 +367,32 @@ async def serve(args: argparse.Namespace) -> None:
     if sync is not None:
         await sync.cp.close()
     spool.close()
+
+
+KEY_WAIT_SECONDS = 60.0
+
+
+async def _control_plane_key(path: Path) -> bytes:
+    """The pinned bundle-signing key. A control plane writes it on its first start, to a volume the
+    sidecar may mount before that (compose, a pod starting beside a new control plane): wait for
+    it a while, then fail with a message that says so."""
+    deadline = time.monotonic() + KEY_WAIT_SECONDS
+    logged = False
+    while True:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            if time.monotonic() > deadline:
+                raise config_mod.ConfigError(
+                    f"--control-plane-key {path}: no such file after {KEY_WAIT_SECONDS:.0f}s (the control "
+                    "plane writes it on its first start: --bundle-public-key, or <data-dir>/bundle-signing.pub)"
+                ) from None
+            if not logged:
+                log.info("waiting for the control plane's bundle-signing key at %s", path)
+                logged = True
+            await asyncio.sleep(0.5)
+        except OSError as e:
+            raise config_mod.ConfigError(f"--control-plane-key {path}: {e.strerror}") from None
 
 
 def main(argv=None) -> None:

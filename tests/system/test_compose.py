@@ -139,6 +139,7 @@ def test_no_secret_is_a_plain_environment_value_and_every_secret_file_exists(res
 
 def test_every_variable_the_compose_file_sets_is_one_relaygate_reads(resolved):
     source = "\n".join(p.read_text() for p in (ROOT / "relaygate").rglob("*.py"))
+    source += (ROOT / "deploy" / "images" / "probe.py").read_text()  # the images' HEALTHCHECK
     settings = (ROOT / "relaygate" / "controlplane" / "settings.py").read_text()
     for name in RELAYGATE_SERVICES:
         for var in resolved["services"][name].get("environment") or {}:

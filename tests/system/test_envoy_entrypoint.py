@@ -70,7 +70,10 @@ class EnvoyContainer:
             "--out",
             str(self.bootstrap),
         ]
-        self.proc = subprocess.Popen(argv, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        # its own session: a test that gives up kills the wrapper and its Envoy together
+        self.proc = subprocess.Popen(
+            argv, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         wait_until(lambda: self.ready()[0] == 200, 30, "relaygate-envoy /ready", self.proc, self.log)
 
     def ready(self) -> tuple[int, str]:
@@ -84,7 +87,7 @@ class EnvoyContainer:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
 

@@ -50,6 +50,7 @@ def test_the_wheel_ships_one_namespace_with_its_data_and_working_console_scripts
     assert set(scripts) == {
         "relaygate",
         "relaygate-controlplane",
+        "relaygate-envoy",
         "relaygate-extproc",
         "relaygate-keys",
         "relaygate-policy-test",
