@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -17,6 +19,9 @@ def admin_app(spool: Spool, public_pem) -> web.Application:
 
     async def prom(_):
         metrics.PENDING.set(spool.counts().get("pending", 0))
+        oldest = spool.oldest_pending()
+        metrics.SPOOL_OLDEST.set(max(0.0, time.time() - oldest) if oldest else 0.0)
+        metrics.UNSHIPPED.set(spool.backlog())
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def receipt(request):

@@ -133,6 +133,7 @@ class BundleSync:
         metrics.BUNDLE_INFO.info({"revision": adm.revision})
         if fresh:
             self.last_success, self.last_error = time.time(), None
+            metrics.BUNDLE_FRESH.set(self.last_success)
 
     async def run(self) -> None:
         """Long-poll forever; install each new bundle that verifies and compiles."""
@@ -141,6 +142,7 @@ class BundleSync:
             try:
                 blob = await self.fetch(wait=self.WAIT)
                 self.last_success = time.time()
+                metrics.BUNDLE_FRESH.set(self.last_success)
                 if blob is not None:
                     adm = await self._load(blob, self.url)
                     self._save(blob)

@@ -105,15 +105,19 @@ class Finalizer:
                     len(batch),
                     e,
                 )
-        for draft, receipt, actual in settlements:
+        for (_, _, outcome), (draft, receipt, actual) in zip(items, settlements):
             metrics.RECEIPTS.labels(receipt["status"]).inc()
             final = (receipt["response"] or {}).get("status") or receipt["decision"]["status"]
             metrics.OUTCOMES.labels(f"{final // 100}xx").inc()
+            ws = metrics.workspace_label(draft["workspace"])
+            up = draft["upstream"] or {}
+            metrics.CALLS.labels(receipt["decision"]["code"], ws, up.get("name", ""), up.get("region", "")).inc()
             if actual:
-                ws = draft["workspace"] or ""
                 metrics.TOKENS.labels(ws, "input").inc(receipt["usage"]["input_tokens"])
                 metrics.TOKENS.labels(ws, "output").inc(receipt["usage"]["output_tokens"])
                 metrics.COST.labels(ws).inc(receipt["cost"]["usd_micros"])
+            if up and outcome is not None and receipt["response"] is not None:
+                _genai(draft, receipt, outcome)
 
     def _receipt(self, rid: str, draft: dict, outcome: dict | None) -> tuple[dict, list, dict]:
         holds = draft["holds"]
@@ -205,6 +209,31 @@ class Finalizer:
         return len(items)
 
 
+def _genai(draft: dict, receipt: dict, outcome: dict) -> None:
+    """The OpenTelemetry GenAI metrics of one forwarded call (relaygate/extproc/metrics.py)."""
+    labels = (
+        metrics.OPERATION.get(draft["endpoint"] or "", draft["endpoint"] or ""),
+        draft["upstream"]["provider"],
+        draft["model"] or "",
+        receipt["model"]["served"] or "",
+    )
+    status = outcome["status"]
+    if outcome["latency_us"] is not None:
+        metrics.GENAI_DURATION.labels(*labels, str(status) if status >= 400 else "").observe(
+            outcome["latency_us"] / 1e6
+        )
+    usage = receipt["usage"]
+    if usage["source"] == "response":
+        metrics.GENAI_TOKENS.labels(*labels, "input").observe(usage["input_tokens"])
+        metrics.GENAI_TOKENS.labels(*labels, "output").observe(usage["output_tokens"])
+    first = outcome.get("first_byte_us")
+    if draft["stream"] and first is not None and status < 400:
+        metrics.GENAI_TTFT.labels(*labels).observe(first / 1e6)
+        if usage["output_tokens"] > 1 and outcome["latency_us"] is not None:
+            per = (outcome["latency_us"] - first) / 1e6 / (usage["output_tokens"] - 1)
+            metrics.GENAI_TPOT.labels(*labels).observe(max(0.0, per))
+
+
 def outcome_of_denial(draft: dict) -> dict:
     """The outcome of a blocked call, known from its decision alone."""
     return {
@@ -227,6 +256,10 @@ def _number(struct, key: str) -> int | None:
     if v is None or v.WhichOneof("kind") != "number_value":
         return None
     return int(v.number_value)
+
+
+def _us(d) -> int:
+    return d.seconds * 1_000_000 + d.nanos // 1000
 
 
 def outcome_of(entry) -> tuple[str | None, dict]:
@@ -265,6 +298,10 @@ def outcome_of(entry) -> tuple[str | None, dict]:
         "bytes": resp.response_body_bytes,
         "latency_us": dur.seconds * 1_000_000 + dur.nanos // 1000,
         "upstream_answered": cp.HasField("time_to_first_upstream_rx_byte"),
+        # when the provider's first byte arrived, from the call's start (TTFT of a stream)
+        "first_byte_us": _us(cp.time_to_first_upstream_rx_byte)
+        if cp.HasField("time_to_first_upstream_rx_byte")
+        else None,
         "upstream_sent": cp.HasField("time_to_last_upstream_tx_byte"),
         "usage": usage,
         "digest": digest,

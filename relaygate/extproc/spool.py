@@ -276,6 +276,12 @@ class Spool:
             self.db.execute("BEGIN")
             self.db.executemany("UPDATE receipts SET shipped = ? WHERE chain_seq = ?", [(state, s) for s in chain_seqs])
 
+    def oldest_pending(self) -> float | None:
+        """When the oldest call still pending was decided (epoch seconds), else None."""
+        self.flush()
+        row = self.db.execute("SELECT min(created) FROM receipts WHERE state = 'pending'").fetchone()
+        return row[0] if row else None
+
     def backlog(self) -> int:
         """Receipts not yet at the control plane, pending ones included."""
         return self.db.execute("SELECT count(*) FROM receipts WHERE shipped = 0").fetchone()[0]

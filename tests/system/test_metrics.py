@@ -1,0 +1,105 @@
+"""The sidecar's /metrics after real calls: the OpenTelemetry GenAI histograms and the receipted
+calls by workspace, upstream and region carry exactly what the calls did (own gateway, so the
+counts are this module's alone)."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import start_gateway
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    g = start_gateway(tmp_path_factory.mktemp("metrics"), transport="authz-http")
+    yield g
+    g.stack.stop()
+
+
+def _samples(gw) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(f"{gw.stack.extproc_admin}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def _value(samples, name: str, **labels) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(v for (n, ls), v in samples.items() if n == name and labels.items() <= dict(ls).items())
+
+
+def _client(gw):
+    http = openai.DefaultHttpxClient(verify=gw.stack.client_ssl(), trust_env=False)
+    return openai.OpenAI(api_key=gw.tokens["acme"], base_url=gw.base("acme"), http_client=http, max_retries=0)
+
+
+def test_genai_metrics_and_calls_by_upstream_follow_the_calls(gw):
+    before = _samples(gw)
+    client = _client(gw)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "metrics"}], max_tokens=20
+    )
+    plain = gw.receipt_doc(raw.headers["x-relayone-receipt-id"])
+    stream = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "metrics stream"}],
+        stream=True,
+        extra_headers={"x-sim-chunk-delay-ms": "20"},
+    )
+    rid = stream.headers["x-relayone-receipt-id"]
+    list(stream.parse())
+    streamed = gw.receipt_doc(rid)
+    with pytest.raises(openai.APIStatusError):  # a denial: counted by code, no GenAI sample
+        client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "x"}], max_tokens=5)
+    deadline = time.monotonic() + 10
+    while True:  # the denial's receipt is settled from the decision after a short grace
+        after = _samples(gw)
+        if (
+            _value(after, "relaygate_calls_total", code="model.not_found")
+            - _value(before, "relaygate_calls_total", code="model.not_found")
+            >= 1
+            or time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.1)
+
+    def delta(name, **labels):
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    genai = dict(
+        gen_ai_operation_name="chat",
+        gen_ai_provider_name="openai",
+        gen_ai_request_model="gpt-4o-mini",
+        gen_ai_response_model="gpt-4o-mini",
+    )
+    assert delta("gen_ai_server_request_duration_seconds_count", **genai, error_type="") == 2
+    assert delta("gen_ai_client_token_usage_count", **genai, gen_ai_token_type="output") == 2
+    assert delta("gen_ai_client_token_usage_sum", **genai, gen_ai_token_type="output") == (
+        plain["usage"]["output_tokens"] + streamed["usage"]["output_tokens"]
+    )
+    assert delta("gen_ai_client_token_usage_sum", **genai, gen_ai_token_type="input") == (
+        plain["usage"]["input_tokens"] + streamed["usage"]["input_tokens"]
+    )
+    # time to first token and per output token: the stream only
+    assert delta("gen_ai_server_time_to_first_token_seconds_count", **genai) == 1
+    assert delta("gen_ai_server_time_per_output_token_seconds_count", **genai) == 1
+    # receipted calls by code, workspace, upstream and region: the two allowed, the one denial
+    for r in (plain, streamed):
+        assert r["upstream"]["region"]
+    ups = {(r["upstream"]["name"], r["upstream"]["region"]) for r in (plain, streamed)}
+    assert (
+        sum(delta("relaygate_calls_total", code="ok", workspace="acme", upstream=u, region=reg) for u, reg in ups) == 2
+    )
+    assert delta("relaygate_calls_total", code="model.not_found", workspace="acme", upstream="", region="") == 1
+    # no key id or user is ever a label
+    for (name, labels), _ in after.items():
+        for k, v in labels:
+            assert not v.startswith("ro_live_") and k not in ("key_id", "user"), (name, labels)
