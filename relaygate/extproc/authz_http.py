@@ -48,7 +48,7 @@ from relaygate.decision import gate
 from relaygate.decision.admission import Admission, Verdict
 from relaygate.decision.gate import Call
 from relaygate.decision.wire import CallShape
-from relaygate.extproc.recorder import Recorder
+from relaygate.extproc.recorder import Recorder, timed_decide
 
 log = logging.getLogger("relaygate.extproc.authz")
 
@@ -143,7 +143,7 @@ class AuthzService:
                 reply = denied_reply(self.recorder.denied(call, denied, grouped=True))
             elif isinstance(shape := gate.check_body(call, body), Verdict):
                 reply = denied_reply(self.recorder.denied(call, shape, body, grouped=True))
-            elif isinstance(v := gate.decide(call, shape), Verdict):
+            elif isinstance(v := timed_decide(call, shape), Verdict):
                 reply = self._verdict(call, v, shape, body)
             else:
                 return self._after(call, v, shape, body, write)

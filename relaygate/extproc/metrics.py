@@ -49,6 +49,11 @@ BUNDLE_ERRORS = Counter("relaygate_policy_bundle_errors_total", "Bundle polls th
 RECEIPTS_SHIPPED = Counter("relaygate_receipts_shipped_total", "Receipts the control plane acknowledged")
 OUTCOMES = Counter("relaygate_call_outcomes_total", "Finished calls by final HTTP status class", ["status_class"])
 
+POLICY_SECONDS = Histogram(
+    "relaygate_policy_evaluation_seconds",
+    "The policy service's own time deciding a call (checks, Rego, workspace policies, holds), not the provider's",
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
 CALLS = Counter(
     "relaygate_calls_total",
     "Receipted calls by decision code, workspace, upstream and its region (counted at settlement)",

@@ -28,7 +28,7 @@ from relaygate.decision.admission import Admission, Verdict
 from relaygate.decision.gate import Call
 from relaygate.decision.wire import CallShape
 from relaygate.extproc.preauth_sampler import SAMPLED_DETAILS
-from relaygate.extproc.recorder import Recorder
+from relaygate.extproc.recorder import Recorder, timed_decide
 from relaygate.extproc.spool import Spool
 
 log = logging.getLogger("relaygate.extproc")
@@ -104,7 +104,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         shape = gate.check_body(call, raw)
         if isinstance(shape, Verdict):
             return self.deny(call, shape, raw if call.key is not None else None)
-        v = gate.decide(call, shape)
+        v = timed_decide(call, shape)
         if isinstance(v, Verdict):
             return self._verdict(call, v, shape, raw)
         return self._after(call, v, shape, raw)

@@ -7,12 +7,15 @@ servicer as protobuf (processor.py), the ext_authz HTTP check as a status line a
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from relaygate.contract.config import Upstream
 from relaygate.contract.envoy import UPSTREAM_HEADER
 from relaygate.decision.admission import Verdict
 from relaygate.decision.draft import call_draft
+from relaygate.decision import gate
 from relaygate.decision.gate import Call
 from relaygate.decision.wire import DIALECT, CallShape, error_body
 from relaygate.extproc import metrics
@@ -136,3 +139,22 @@ class Recorder:
             ),
             grouped=grouped,
         )  # fmt: skip
+
+
+def timed_decide(call: Call, shape: CallShape) -> "Verdict | Awaitable[Verdict]":
+    """gate.decide, timed into relaygate_policy_evaluation_seconds: the policy service's own work on
+    a call (checks, Rego, workspace policies, holds), apart from the provider's time. Both
+    transports decide through here."""
+    t0 = time.perf_counter()
+    v = gate.decide(call, shape)
+    if isinstance(v, Verdict):
+        metrics.POLICY_SECONDS.observe(time.perf_counter() - t0)
+        return v
+    return _timed(v, t0)
+
+
+async def _timed(pending: "Awaitable[Verdict]", t0: float) -> Verdict:
+    try:
+        return await pending
+    finally:
+        metrics.POLICY_SECONDS.observe(time.perf_counter() - t0)

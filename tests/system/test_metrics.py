@@ -99,6 +99,9 @@ def test_genai_metrics_and_calls_by_upstream_follow_the_calls(gw):
         sum(delta("relaygate_calls_total", code="ok", workspace="acme", upstream=u, region=reg) for u, reg in ups) == 2
     )
     assert delta("relaygate_calls_total", code="model.not_found", workspace="acme", upstream="", region="") == 1
+    # our own overhead: every call that reached the policy (the two allowed and the unknown model)
+    assert delta("relaygate_policy_evaluation_seconds_count") == 3
+    assert 0 < delta("relaygate_policy_evaluation_seconds_sum") < 1
     # no key id or user is ever a label
     for (name, labels), _ in after.items():
         for k, v in labels:
