@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
-from prometheus_client import Counter, Histogram
 
+from relaygate.controlplane.metrics import LATENCY, REQUESTS
 from relaygate.controlplane import schema
 from relaygate.controlplane.apispec import Operation, Router
 from relaygate.controlplane.auth import Principal
@@ -25,14 +25,6 @@ from relaygate.controlplane.ratelimit import TokenBuckets
 
 log = logging.getLogger("relaygate.controlplane")
 MAX_BODY = 8 * 1024 * 1024
-
-REQUESTS = Counter("relaygate_cp_requests_total", "Control-plane API requests", ["operation", "status"])
-LATENCY = Histogram(
-    "relaygate_cp_request_seconds",
-    "Control-plane API latency",
-    ["operation"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
-)
 
 
 @dataclass

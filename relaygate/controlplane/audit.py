@@ -16,6 +16,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from relaygate.controlplane import metrics
 from relaygate.controlplane import schema
 from relaygate.controlplane.db import now_ms
 from relaygate.controlplane.util import bounded_json, iso, new_id
@@ -198,6 +199,13 @@ class Ingestor:
                 self.log.commit()
         if rejected:
             log.warning("instance %s: %d receipts rejected (first: %s)", instance, len(rejected), rejected[0])
+        for result, n in (
+            ("accepted", accepted),
+            ("duplicate", duplicates),
+            ("rejected", len(rejected)),
+            ("deferred", len(deferred)),
+        ):
+            metrics.INGESTED.labels(result).inc(n)
         return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "deferred": deferred}
 
     async def _store(self, c, rows: list) -> tuple[int, int]:

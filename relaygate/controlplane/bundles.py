@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
 
+from relaygate.controlplane import metrics
 from relaygate.controlplane import schema
 from relaygate.controlplane.policystore import active_workspace_policies, platform_sources
 from relaygate.contract import bundle as bundle_mod
@@ -228,6 +229,7 @@ class BundleService:
                     metadata={"tenant": tenant},
                 )
             except (config_mod.ConfigError, PolicyError, ValueError) as e:
+                metrics.BUNDLE_BUILDS.labels("failed").inc()
                 self.last_error[tenant] = str(e)
                 log.error("bundle for tenant %s does not build (%s); serving the last good one", tenant, e)
                 if cached:
@@ -235,6 +237,7 @@ class BundleService:
                     return cached[1], cached[2]
                 raise
             self.last_error.pop(tenant, None)
+            metrics.BUNDLE_BUILDS.labels("built").inc()
             if not cached or cached[2] != revision:
                 log.info(
                     "bundle for tenant %s: revision %s (%d modules, %.0f ms)",

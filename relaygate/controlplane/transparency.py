@@ -18,6 +18,7 @@ import logging
 
 import sqlalchemy as sa
 
+from relaygate.controlplane import metrics
 from relaygate.controlplane import schema
 from relaygate.controlplane.db import now_ms
 from relaygate.controlplane.errors import ApiError
@@ -50,6 +51,9 @@ class TransparencyLog:
                 raise RuntimeError(f"merkle_leaves has a gap at index {i}")
         self.tree = MerkleLog([bytes(h) for _, h in rows])
         log.info("audit log: %d leaves", len(self.tree))
+        metrics.TREE_SIZE.set(len(self.tree))
+        head = await self.latest()
+        metrics.CHECKPOINT_TS.set(head["created_ms"] / 1000 if head else 0)
 
     # -- appending (called by the ingestor under its lock) --------------------------------
     async def stage(self, conn, items: list[tuple[int, dict]]) -> None:
@@ -66,6 +70,7 @@ class TransparencyLog:
         for h in self._pending:
             self.tree.append(h)
         self._pending.clear()
+        metrics.TREE_SIZE.set(len(self.tree))
 
     def abort(self) -> None:
         self._pending.clear()
@@ -109,6 +114,7 @@ class TransparencyLog:
                         .returning(schema.checkpoints.c.id)
                     )
                 ).scalar()
+            metrics.CHECKPOINT_TS.set(ts / 1000)
             return {"id": cid, "size": size, "root": root, "note": note, "key_id": signer.key_id, "created_ms": ts}
 
     async def run(self, interval: float) -> None:

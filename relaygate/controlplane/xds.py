@@ -47,6 +47,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from xds.type.v3 import typed_struct_pb2  # noqa: F401  (TypedStruct)
 
+from relaygate.controlplane import metrics
 from relaygate.controlplane import schema
 from relaygate.controlplane.db import now_ms
 from relaygate.contract import config as config_mod
@@ -248,6 +249,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown listener tls mode {tls!r}")
         st = Stream(node, meta.get("listen", "127.0.0.1:8080"), asyncio.Queue(), tls)
         self._streams.add(st)
+        metrics.XDS_STREAMS.set(len(self._streams))
         log.info("xds: gateway %s (tenant %s, listen %s) connected", node_id, node.tenant, st.listen)
         sender = asyncio.create_task(self._send(st, context))
         try:
@@ -258,6 +260,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         finally:
             sender.cancel()
             self._streams.discard(st)
+            metrics.XDS_STREAMS.set(len(self._streams))
             if not any(s.node is node for s in self._streams):
                 node.connected = False
             log.info("xds: gateway %s disconnected", node_id)
@@ -277,6 +280,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             if req.HasField("error_detail") and (req.error_detail.code or req.error_detail.message):
                 st.rejected[t] = sent[0]
                 st.node.nacks += 1
+                metrics.XDS_NACKS.labels(SHORT[t]).inc()
                 message = _readable(req.error_detail.message)
                 st.node.last_nack = {"type": SHORT[t], "version": sent[0], "message": message[:2000], "at": now_ms()}
                 log.warning(

@@ -11,7 +11,8 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import start_gateway
+from tests.conftest import start_full_stack, start_gateway
+from tests.cpclient import CP
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +107,45 @@ def test_genai_metrics_and_calls_by_upstream_follow_the_calls(gw):
     for (name, labels), _ in after.items():
         for k, v in labels:
             assert not v.startswith("ro_live_") and k not in ("key_id", "user"), (name, labels)
+
+
+def test_the_control_plane_counts_what_its_fleet_sends_and_what_it_signs(tmp_path_factory):
+    stack, tokens = start_full_stack(tmp_path_factory, "cpmetrics")
+    try:
+        http = openai.DefaultHttpxClient(verify=stack.client_ssl(), trust_env=False)
+        client = openai.OpenAI(
+            api_key=tokens["acme"], base_url=f"{stack.gateway}/v1/acme", http_client=http, max_retries=0
+        )
+        rid = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "cp metrics"}], max_tokens=5
+        ).headers["x-relayone-receipt-id"]
+        admin = CP(stack.cp_url, stack.admin_token)
+        admin.session.verify = str(stack.ca)
+        deadline = time.monotonic() + 30
+        while admin.get(f"/v1/audit/events/{rid}").status != 200:
+            assert time.monotonic() < deadline, "the receipt never reached the control plane"
+            time.sleep(0.1)
+
+        def cp_metrics():
+            text = admin.get("/metrics").text
+            return {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(text)
+                for s in fam.samples
+            }
+
+        deadline = time.monotonic() + 15  # the next signed tree head covers the new leaf
+        while True:
+            m = cp_metrics()
+            if _value(m, "relaygate_cp_checkpoint_timestamp_seconds") > 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert _value(m, "relaygate_cp_receipts_ingested_total", result="accepted") >= 1
+        assert _value(m, "relaygate_cp_receipts_ingested_total", result="rejected") == 0
+        assert _value(m, "relaygate_cp_merkle_tree_size") >= 1
+        assert abs(_value(m, "relaygate_cp_checkpoint_timestamp_seconds") - time.time()) < 60
+        assert _value(m, "relaygate_cp_xds_streams") == 1  # this stack's Envoy, over ADS
+        assert _value(m, "relaygate_cp_bundle_builds_total", result="built") >= 1
+        assert _value(m, "relaygate_cp_xds_nacks_total") == 0
+    finally:
+        stack.stop()
