@@ -54,6 +54,16 @@ POLICY_SECONDS = Histogram(
     "The policy service's own time deciding a call (checks, Rego, workspace policies, holds), not the provider's",
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
+BUDGET_LIMIT = Gauge(
+    "relaygate_budget_limit",
+    "Each budget's cap in its unit (tokens, or USD millionths)",
+    ["workspace", "budget", "unit"],
+)
+BUDGET_USED = Gauge(
+    "relaygate_budget_used",
+    "Each budget's use in its current window (spent plus reserved for calls in flight), read from the ledger at scrape",
+    ["workspace", "budget", "unit", "window"],
+)
 CALLS = Counter(
     "relaygate_calls_total",
     "Receipted calls by decision code, workspace, upstream and its region (counted at settlement)",

@@ -303,7 +303,9 @@ async def serve(args: argparse.Namespace) -> None:
 
     runner = None
     if args.admin_port:
-        runner = web.AppRunner(admin_app(spool, lambda: finalizer.signer.public_pem()), access_log=None)
+        runner = web.AppRunner(
+            admin_app(spool, lambda: finalizer.signer.public_pem(), lambda: processor.admission), access_log=None
+        )
         await runner.setup()
         await web.TCPSite(runner, args.admin_host, args.admin_port).start()
     ledger_desc = args.ledger if args.ledger != "redis" else f"redis at {args.ledger_url.rsplit('@', 1)[-1]}"

@@ -103,6 +103,20 @@ def test_genai_metrics_and_calls_by_upstream_follow_the_calls(gw):
     # our own overhead: every call that reached the policy (the two allowed and the unknown model)
     assert delta("relaygate_policy_evaluation_seconds_count") == 3
     assert 0 < delta("relaygate_policy_evaluation_seconds_sum") < 1
+    # budgets at scrape: the tiny workspace's 50-token daily budget is unused; the outage workspace's
+    # USD budget holds exactly what its one call cost once settled
+    assert _value(after, "relaygate_budget_limit", workspace="tiny", budget="tiny-daily", unit="tokens") == 50
+    assert _value(after, "relaygate_budget_used", workspace="tiny", budget="tiny-daily") == 0
+    http = openai.DefaultHttpxClient(verify=gw.stack.client_ssl(), trust_env=False)
+    outage = openai.OpenAI(api_key=gw.tokens["outage"], base_url=gw.base("outage"), http_client=http, max_retries=0)
+    raw = outage.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "budget"}], max_tokens=5
+    )
+    cost = gw.receipt_doc(raw.headers["x-relayone-receipt-id"])["cost"]["usd_micros"]
+    assert cost > 0
+    used = _value(_samples(gw), "relaygate_budget_used", workspace="outage", budget="outage-daily", unit="usd")
+    assert used == cost
+    assert _value(_samples(gw), "relaygate_budget_limit", workspace="outage", budget="outage-daily") == 1_000_000
     # no key id or user is ever a label
     for (name, labels), _ in after.items():
         for k, v in labels:
@@ -147,5 +161,14 @@ def test_the_control_plane_counts_what_its_fleet_sends_and_what_it_signs(tmp_pat
         assert _value(m, "relaygate_cp_xds_streams") == 1  # this stack's Envoy, over ADS
         assert _value(m, "relaygate_cp_bundle_builds_total", result="built") >= 1
         assert _value(m, "relaygate_cp_xds_nacks_total") == 0
+        # the acme workspace's spend reached its USD budget's series on the sidecar
+        with urllib.request.urlopen(f"{stack.extproc_admin}/metrics", timeout=5) as r:
+            sidecar = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(r.read().decode())
+                for s in fam.samples
+            }
+        limited = {k: v for k, v in sidecar.items() if k[0] == "relaygate_budget_used"}
+        assert limited, "no budget series on the sidecar"
     finally:
         stack.stop()
