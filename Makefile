@@ -21,7 +21,7 @@ help:
 system-deps:
 	@missing=""; for tool in curl:curl wrk:wrk runuser:util-linux redis-server:redis-server \
 	  docker-compose:docker-compose iptables:iptables ip:iproute2 podman:podman debootstrap:debootstrap \
-	  runc:runc catatonit:catatonit; do \
+	  runc:runc catatonit:catatonit promtool:prometheus amtool:prometheus-alertmanager; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	[ -x /usr/lib/cni/dnsname ] || missing="$$missing golang-github-containernetworking-plugin-dnsname"; \

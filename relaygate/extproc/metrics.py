@@ -22,7 +22,7 @@ def workspace_label(ws: str | None) -> str:
 DECISIONS = Counter("relaygate_decisions_total", "Policy decisions by outcome and code", ["decision", "code"])
 RECEIPTS = Counter("relaygate_receipts_total", "Receipts finalized and signed", ["status"])
 UNRECEIPTED = Counter(
-    "relaygate_access_log_unmatched_total", "Access-log entries with no receipt of ours (e.g. policy service down)"
+    "relaygate_access_log_unmatched_total", "Access-log entries Envoy wrote without a request id (no receipt possible)"
 )
 TOKENS = Counter("relaygate_tokens_total", "Tokens settled", ["workspace", "direction"])
 COST = Counter("relaygate_cost_usd_micros_total", "Settled cost in USD millionths", ["workspace"])
@@ -102,3 +102,15 @@ OPERATION = {
     "completions": "text_completion",
     "embeddings": "embeddings",
 }
+
+
+# Series of known label values exist from the start at 0, so rate()/increase() count their first
+# event too (a series born at 1 has no increase to see: the first policy error would never alert).
+for _d, _c in (("allow", "ok"), ("deny", "policy.error")):
+    DECISIONS.labels(_d, _c)
+for _s in ("2xx", "3xx", "4xx", "5xx"):
+    OUTCOMES.labels(_s)
+for _s in ("complete", "incomplete"):
+    RECEIPTS.labels(_s)
+for _s in ("rejected", "tls", "unreachable"):
+    BUNDLE_ERRORS.labels(_s)

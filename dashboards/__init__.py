@@ -1,0 +1,1 @@
+"""Grafana dashboards for relaygate, as code (dashboards/generate.py writes dashboards/*.json)."""
