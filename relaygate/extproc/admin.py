@@ -16,20 +16,20 @@ def admin_app(spool: Spool, public_pem, admission=None) -> web.Application:
     """``public_pem()`` returns the current receipt-signing public key (it changes on rotation);
     ``admission()`` the Admission in force, whose budgets and ledger /metrics reports."""
 
-    def budgets() -> None:
+    def budget_series() -> None:
         adm = admission() if admission is not None else None
         if adm is None:
             return
         now = now_utc()
         metrics.BUDGET_LIMIT.clear()
         metrics.BUDGET_USED.clear()
-        budgets = adm.config.budgets
-        pairs = [(b.ledger_id, window_bounds(b.window, now)[0]) for b in budgets]
+        configured = adm.config.budgets
+        pairs = [(b.ledger_id, window_bounds(b.window, now)[0]) for b in configured]
         try:
             used = adm.ledger.used_many(pairs) if pairs else []
         except LedgerUnavailable:
             return  # the series go missing: the budget alerts say "no data", never a wrong figure
-        for b, (_, window), u in zip(budgets, pairs, used):
+        for b, (_, window), u in zip(configured, pairs, used):
             # the workspace stays a label here even with RELAYGATE_METRICS_WORKSPACE=0: budget ids are
             # unique per workspace only, and these series are as many as the configured budgets
             metrics.BUDGET_LIMIT.labels(b.workspace, b.id, b.unit).set(b.limit)
@@ -43,7 +43,7 @@ def admin_app(spool: Spool, public_pem, admission=None) -> web.Application:
         oldest = spool.oldest_pending()
         metrics.SPOOL_OLDEST.set(max(0.0, time.time() - oldest) if oldest else 0.0)
         metrics.UNSHIPPED.set(spool.backlog())
-        budgets()
+        budget_series()
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def receipt(request):

@@ -296,7 +296,7 @@ def outcome_of(entry) -> tuple[str | None, dict]:
         "status": resp.response_code.value,
         "flags": _flags(cp.response_flags),
         "bytes": resp.response_body_bytes,
-        "latency_us": dur.seconds * 1_000_000 + dur.nanos // 1000,
+        "latency_us": _us(dur),
         "upstream_answered": cp.HasField("time_to_first_upstream_rx_byte"),
         # when the provider's first byte arrived, from the call's start (TTFT of a stream)
         "first_byte_us": _us(cp.time_to_first_upstream_rx_byte)
