@@ -97,6 +97,8 @@ class Stack:
     # configured over xDS get what the control plane renders (ext_proc).
     transport: str = "authz-http"
     ledger_url: str = ""  # a Redis budget ledger shared with other stacks
+    otlp_endpoint: str = ""  # Envoy and the sidecar send traces here (OTLP/gRPC host:port; "": off)
+    trace_sampling: float = 100.0  # percent of calls Envoy traces
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     # With a control plane the sidecar takes policy and config from its bundles, seeded
     # from config_dir on first start; without one it reads config_dir/policy_dir itself.
@@ -226,7 +228,8 @@ class Stack:
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> tuple[subprocess.Popen, Path]:
         log = self.run_dir / f"{name}.log"
         fh = os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")  # owner-only
-        base = {k: v for k, v in os.environ.items() if k not in _TRUST_ENV}
+        # No trust-store or OpenTelemetry settings of the test process: a stack traces only when asked.
+        base = {k: v for k, v in os.environ.items() if k not in _TRUST_ENV and not k.startswith("OTEL_")}
         proc = subprocess.Popen(
             argv,
             stdout=fh,
@@ -281,6 +284,8 @@ class Stack:
             # Every worker serves both transports on sockets of its own stack (never the default
             # var/authz.sock, which another stack of the same checkout would share).
             argv += ["--authz-listen", f"unix:{self.authz_sockets[i].resolve()}" if self.serve_authz else ""]
+            if self.otlp_endpoint:
+                argv += ["--otlp-endpoint", self.otlp_endpoint]
             env = {}
             if self.ledger_url:
                 argv += ["--ledger", "redis"]
@@ -333,6 +338,7 @@ class Stack:
         )
 
     def start_envoy(self) -> None:
+        tracing = envoy_config.Tracing(self.otlp_endpoint, self.trace_sampling) if self.otlp_endpoint else None
         if self.controlplane and self.xds:
             ads_tls = None
             if self.tls:
@@ -351,6 +357,7 @@ class Stack:
                 ads_address=f"127.0.0.1:{self.xds_port}",
                 tls=self.listener_tls(),
                 ads_tls=ads_tls,
+                tracing=tracing,
             )
         else:
             boot = envoy_config.render(
@@ -360,6 +367,7 @@ class Stack:
                 extproc=[f"unix:{p.resolve()}" for p in self.sockets],
                 tls=self.listener_tls(),
                 authz=[f"unix:{p.resolve()}" for p in self.authz_sockets] if self.transport == "authz-http" else None,
+                tracing=tracing,
             )
         path = envoy_config.write(self.run_dir / "envoy.json", boot)
         os.chmod(path, 0o600)

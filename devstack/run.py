@@ -86,7 +86,8 @@ def _curl(stack: Stack, key: str, ws: str, body: dict, extra: list[str] = ()) ->
     return rid[0] if rid else ""
 
 
-def tour(stack: Stack) -> None:
+def tour(stack: Stack) -> str:
+    """The calls; returns the first call's receipt id (the observability step follows it)."""
     import anthropic
     import openai
 
@@ -98,6 +99,7 @@ def tour(stack: Stack) -> None:
         "acme",
         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 20},
     )
+    first = rid
     r = _receipt(stack, rid)
     print("receipt:", json.dumps({k: r[k] for k in ("id", "decision", "upstream", "usage", "cost")}, indent=1))
 
@@ -142,6 +144,38 @@ def tour(stack: Stack) -> None:
 
     if stack.controlplane:
         control_plane_tour(stack, key)
+    return first
+
+
+SPEND_BY_MODEL = "sum by (model) (relaygate_cost_usd_micros_total) / 1e6"
+
+
+def observability_tour(stack: Stack, prom, receiver, rid: str, step: int) -> None:
+    """Prometheus has scraped the calls above; the first call's trace is in the receiver."""
+    import urllib.parse
+
+    from devstack.otlp import trace_of_receipt, tree
+
+    if prom is not None:
+        _say(f"{step}. Prometheus scrapes the sidecar, Envoy and the control plane: spend by model (USD)")
+        print(f"$ curl {prom.url}/api/v1/query --data-urlencode 'query={SPEND_BY_MODEL}'")
+        rows = _until(lambda: prom.query(SPEND_BY_MODEL), "Prometheus's first scrape of the spend", timeout=30)
+        for row in sorted(rows, key=lambda r: r["metric"].get("model", "")):
+            print(f"  {row['metric'].get('model', '?'):<20} {float(row['value'][1]):.6f}")
+        print(f"graph: {prom.url}/graph?g0.expr={urllib.parse.quote(SPEND_BY_MODEL)}&g0.tab=0")
+    if receiver is not None:
+        step += prom is not None
+        _say(f"{step}. Tracing: the receipt id leads to the call's trace (Envoy's spans and the policy decision)")
+        out = stack.run_dir / "traces.jsonl"
+        print(f"$ python -m devstack.otlp show {out} --receipt {rid}")
+
+        def arrived():
+            spans = trace_of_receipt(receiver.spans(), rid)
+            return spans if {s["service"] for s in spans} >= {"relaygate-envoy", "relaygate-policy"} else None
+
+        spans = _until(arrived, "the first call's trace", timeout=30)
+        print(f"trace {spans[0]['trace_id']}")
+        print(tree(spans))
 
 
 POLICY = """name: no-gpt-4o
@@ -402,6 +436,16 @@ def main(argv=None) -> None:
         "xDS requires client certificates, and the fleet token alone is refused",
     )
     p.add_argument("--fleet-port", type=int, default=8091, help="with --fleet-mtls: the fleet port")
+    p.add_argument(
+        "--prometheus-port", type=int, default=9090, help="a Prometheus scraping the stack (0: do not start one)"
+    )
+    p.add_argument(
+        "--otlp-port",
+        type=int,
+        default=4317,
+        help="a trace receiver Envoy and the sidecar send OTLP/gRPC to, spans kept in RUN_DIR/traces.jsonl "
+        "(0: no tracing)",
+    )
     a = p.parse_args(argv)
     os.umask(0o077)  # the run dir holds keys, databases and logs: owner-only (relaygate/contract/private_files.py)
     if a.plaintext and a.fleet_mtls:
@@ -420,6 +464,15 @@ def main(argv=None) -> None:
         fleet_mtls=a.fleet_mtls,
         cp_fleet_port=a.fleet_port,
     )
+    receiver = prom = None
+    if a.otlp_port:
+        from devstack.otlp import Receiver
+
+        try:
+            receiver = Receiver(a.otlp_port, out=Path(a.run_dir) / "traces.jsonl").start()
+        except OSError as e:
+            raise SystemExit(f"the trace receiver: {e} (pass --otlp-port, or 0 for no tracing)")
+        stack.otlp_endpoint = receiver.address
     print(f"starting relaygate (logs in {a.run_dir}) ...", flush=True)
     if stack.tls:
         print(
@@ -431,14 +484,23 @@ def main(argv=None) -> None:
         print("TLS is off (--plaintext): keys and tokens travel unencrypted; local development only", flush=True)
     try:
         stack.start()
+        if a.prometheus_port:
+            from devstack.prometheus import PrometheusServer, stack_targets
+
+            prom = PrometheusServer(Path(a.run_dir) / "prometheus", a.prometheus_port)
+            prom.start(stack_targets(stack), interval=2.0)
     except Exception as e:
+        stack.stop()
+        if receiver is not None:
+            receiver.stop()
         raise SystemExit(
             f"could not start the stack: {e}\n(is something else on ports "
-            f"{a.gateway_port}/{a.envoy_admin_port}/{a.admin_port}/{a.cp_port}/{a.xds_port}? "
+            f"{a.gateway_port}/{a.envoy_admin_port}/{a.admin_port}/{a.cp_port}/{a.xds_port}/{a.prometheus_port}? "
             "pass --gateway-port etc.)"
         )
     try:
-        tour(stack)
+        rid = tour(stack)
+        observability_tour(stack, prom, receiver, rid, 15 if stack.controlplane else 8)
         print(
             f"""
 \033[1mrelaygate is running.\033[0m
@@ -446,6 +508,8 @@ def main(argv=None) -> None:
   demo keys       config/demo-keys.txt
   receipts        {stack.extproc_admin}/receipts   (one: /receipts/<id>; public key: /signing-key)
   metrics         {stack.extproc_admin}/metrics  and Envoy's http://127.0.0.1:{a.envoy_admin_port}/stats/prometheus
+  Prometheus      {prom.url if prom else "not started (--prometheus-port 0)"}   (alert rules: prometheus/alerts.yml)
+  traces          {f"OTLP/gRPC on {receiver.address}, kept in {stack.run_dir / 'traces.jsonl'}" if receiver else "off (--otlp-port 0)"}
   TLS             {f"CA {stack.ca} (gateway, control plane and xDS)" if stack.tls else "off (--plaintext)"}""",
             flush=True,
         )
@@ -465,6 +529,10 @@ def main(argv=None) -> None:
         pass
     finally:
         stack.stop()
+        if prom is not None:
+            prom.stop()
+        if receiver is not None:
+            receiver.stop()
         print("stopped.")
 
 

@@ -252,7 +252,9 @@ class Gateway:
             return load_public_key(r.read())
 
 
-def start_gateway(tmp: Path, budgets=None, extproc_args=(), workers: int = 1, transport: str = "extproc") -> Gateway:
+def start_gateway(
+    tmp: Path, budgets=None, extproc_args=(), workers: int = 1, transport: str = "extproc", **stack_args
+) -> Gateway:
     tokens = write_config(tmp / "config", budgets)
     stack = Stack(
         tmp / "run",
@@ -262,6 +264,7 @@ def start_gateway(tmp: Path, budgets=None, extproc_args=(), workers: int = 1, tr
         unreachable={"openai-dead"},
         workers=workers,
         transport=transport,
+        **stack_args,
     )
     stack.start()
     return Gateway(stack, tokens)
@@ -307,7 +310,7 @@ class ControlPlane:
         self.stack.stop()
 
 
-def start_full_stack(tmp_path_factory, name: str, cp_args=()) -> tuple[Stack, dict[str, str]]:
+def start_full_stack(tmp_path_factory, name: str, cp_args=(), **stack_args) -> tuple[Stack, dict[str, str]]:
     """A gateway driven by a control plane (bundles + xDS), as production runs it; one per module."""
     tmp = tmp_path_factory.mktemp(name)
     tokens = write_config(tmp / "config")
@@ -319,6 +322,7 @@ def start_full_stack(tmp_path_factory, name: str, cp_args=()) -> tuple[Stack, di
         unreachable={"openai-dead"},
         instance_id=f"{name}-sidecar",
         cp_extra_args=list(cp_args),
+        **stack_args,
     )
     stack.start()
     return stack, tokens

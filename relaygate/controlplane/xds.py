@@ -129,6 +129,7 @@ class Stream:
     listen: str
     queue: asyncio.Queue
     tls: str = ""  # listener TLS mode the node's bootstrap holds secrets for
+    tracing: envoy_config.Tracing | None = None  # the node's bootstrap holds the collector's cluster
     subscribed: dict = field(default_factory=dict)  # type -> resource names asked for ([] = all)
     sent: dict = field(default_factory=dict)  # type -> (version, nonce)
     rejected: dict = field(default_factory=dict)  # type -> version Envoy NACKed
@@ -197,14 +198,14 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         return self._view
 
     async def resources(
-        self, node_id: str, listen: str, tls: str = ""
+        self, node_id: str, listen: str, tls: str = "", tracing: envoy_config.Tracing | None = None
     ) -> dict[str, list[tuple[str, any_pb2.Any]]] | None:
         """Every resource a node should have, by type; None until its sidecar registered.
 
         Built once per configuration generation and node: Envoy's ACKs and warming
         requests between two changes reuse it instead of re-encoding every resource.
         """
-        key = (self.generation, listen, tls)
+        key = (self.generation, listen, tls, tracing)
         built = self._built.get(node_id)
         if built is not None and built[0] == key:
             return built[1]
@@ -216,7 +217,11 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         # The sidecar's ext_authz check when it registered one (the faster transport), else ext_proc.
         transport = "authz-http" if authz else "extproc"
         res = {
-            LDS: [envoy_config.listener(view, host or "127.0.0.1", int(port), rds=True, tls=tls, transport=transport)],
+            LDS: [
+                envoy_config.listener(
+                    view, host or "127.0.0.1", int(port), rds=True, tls=tls, transport=transport, tracing=tracing
+                )
+            ],
             RDS: [envoy_config.route_config(view)],
             CDS: envoy_config.clusters(view, [addr], eds=True, authz=[authz] if authz else None),
             EDS: envoy_config.endpoints(view),
@@ -247,7 +252,12 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         if tls not in envoy_config.TLS_MODES:
             log.warning("xds: gateway %s asked for unknown listener tls %r; refused", node_id, tls)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown listener tls mode {tls!r}")
-        st = Stream(node, meta.get("listen", "127.0.0.1:8080"), asyncio.Queue(), tls)
+        try:
+            tracing = envoy_config.Tracing.from_metadata(meta["tracing"]) if meta.get("tracing") else None
+        except (TypeError, ValueError, AttributeError) as e:
+            log.warning("xds: gateway %s sent unusable tracing metadata (%s); refused", node_id, e)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unusable tracing metadata: {e}")
+        st = Stream(node, meta.get("listen", "127.0.0.1:8080"), asyncio.Queue(), tls, tracing)
         self._streams.add(st)
         metrics.XDS_STREAMS.set(len(self._streams))
         log.info("xds: gateway %s (tenant %s, listen %s) connected", node_id, node.tenant, st.listen)
@@ -304,7 +314,7 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
     async def _push(self, st: Stream, only: str | None = None, force: bool = False) -> None:
         async with self._lock:
-            res = await self.resources(st.node.node_id, st.listen, st.tls)
+            res = await self.resources(st.node.node_id, st.listen, st.tls, st.tracing)
         if res is None:
             return
         for t in [only] if only else [CDS, EDS, LDS, RDS]:  # clusters before what uses them

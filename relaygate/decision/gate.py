@@ -50,6 +50,7 @@ class Call:
     path: str = ""
     header_names: list[str] = field(default_factory=list)  # every request header sent (lower case)
     client: str = ""  # x-forwarded-for as Envoy set it: its last entry is the peer address
+    trace_parent: str = ""  # W3C traceparent of Envoy's span for this check ("": not traced)
 
     def is_preauth(self, status: int) -> bool:
         """Decided before any key was authenticated (see PREAUTH_STATUSES)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -393,6 +394,75 @@ def route_config(cfg: GatewayConfig) -> dict:
     }
 
 
+TRACING_CLUSTER = "otel_collector"
+
+
+@dataclass(frozen=True)
+class Tracing:
+    """Envoy's OpenTelemetry tracer: a trace per call (sampled at ``sampling`` percent) with the
+    policy check's span as a child, whose context the check carries to the policy service in
+    ``traceparent``; spans go over OTLP/gRPC to ``endpoint`` (``HOST:PORT`` or ``http://HOST:PORT``,
+    plaintext; ``https://HOST:PORT``: TLS against the system CA bundle). The sidecar adds its
+    ``relaygate.decide`` span to the same trace (relaygate/extproc/tracing.py)."""
+
+    endpoint: str  # "": the collector's cluster is in the bootstrap (a listener rendered over xDS)
+    sampling: float = 100.0
+    service_name: str = "relaygate-envoy"
+
+    def __post_init__(self) -> None:
+        host, port = self.address
+        if self.endpoint and (not host or not port.isdigit() or not 0 < int(port) < 65536):
+            raise ValueError(f"OTLP endpoint {self.endpoint!r}: expected HOST:PORT or http(s)://HOST:PORT")
+        if not 0 <= self.sampling <= 100:
+            raise ValueError(f"trace sampling {self.sampling}: a percentage from 0 to 100")
+
+    @property
+    def tls(self) -> bool:
+        return self.endpoint.startswith("https://")
+
+    @property
+    def address(self) -> tuple[str, str]:
+        rest = self.endpoint.split("://", 1)[1] if "://" in self.endpoint else self.endpoint
+        host, _, port = rest.rstrip("/").rpartition(":")
+        return host.strip("[]"), port
+
+    def metadata(self) -> dict:
+        """What an xDS gateway's node metadata says of its tracing (the control plane renders the
+        listener's tracing from it; the collector's cluster is in the bootstrap)."""
+        return {"sampling": self.sampling, "service_name": self.service_name}
+
+    @classmethod
+    def from_metadata(cls, meta: dict) -> "Tracing":
+        return cls("", float(meta.get("sampling", 100.0)), str(meta.get("service_name", "relaygate-envoy")))
+
+
+def _tracing(t: Tracing) -> dict:
+    """The connection manager's tracing: Envoy's OpenTelemetry tracer towards TRACING_CLUSTER."""
+    return {
+        "random_sampling": {"value": t.sampling},
+        "spawn_upstream_span": True,  # the provider call is a span of its own, apart from the check
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": T + "envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {"envoy_grpc": {"cluster_name": TRACING_CLUSTER}, "timeout": "1s"},
+                "service_name": t.service_name,
+            },
+        },
+    }
+
+
+def _tracing_cluster(t: Tracing) -> dict:
+    """OTLP/gRPC to the collector: HTTP/2, resolved by DNS unless an address."""
+    host, port = t.address
+    c = _extproc_cluster(TRACING_CLUSTER, [f"{host}:{port}"])
+    if not _is_ip(host):
+        c["type"] = "STRICT_DNS"
+    if t.tls:
+        c["transport_socket"] = upstream_tls_to(host, AdsTls(SYSTEM_CA_BUNDLE), ["h2"])
+    return c
+
+
 def listener(
     cfg: GatewayConfig,
     host: str,
@@ -402,8 +472,11 @@ def listener(
     message_timeout_ms: int = 2000,
     tls: str = "",
     transport: str = "extproc",
+    tracing: Tracing | None = None,
 ) -> dict:
     """The gateway listener; with ``rds`` its routes come over xDS instead of inline.
+
+    ``tracing``: Envoy's OpenTelemetry tracer (its collector cluster comes from the bootstrap).
 
     ``tls``: "" (plaintext), "server" (HTTPS) or "mutual" (HTTPS that requires a client
     certificate); see downstream_tls.
@@ -443,6 +516,8 @@ def listener(
         ],
         "local_reply_config": _local_reply_config(),
     }
+    if tracing is not None:
+        hcm["tracing"] = _tracing(tracing)
     if rds:
         hcm["rds"] = {"config_source": {"ads": {}, "resource_api_version": "V3"}, "route_config_name": ROUTE_NAME}
     else:
@@ -731,6 +806,7 @@ def render(
     authz: list[str] | None = None,
     admin_host: str | None = None,
     capture: Capture | None = None,
+    tracing: Tracing | None = None,
 ) -> dict:
     """A static bootstrap (standalone sidecars and the benchmark); see render_xds_bootstrap.
 
@@ -754,10 +830,13 @@ def render(
                 message_timeout_ms=message_timeout_ms,
                 tls=tls.mode if tls else "",
                 transport="authz-http" if authz else "extproc",
+                tracing=tracing,
             )
         ],
         "clusters": clusters(cfg, extproc, authz=authz),
     }
+    if tracing:
+        static["clusters"].append(_tracing_cluster(tracing))
     if capture:
         if tls:
             raise ValueError("capture forwards to the gateway listener over loopback: it needs a plaintext listener")
@@ -784,6 +863,7 @@ def render_xds_bootstrap(
     host: str = "127.0.0.1",
     tls: ListenerTls | None = None,
     ads_tls: AdsTls | None = None,
+    tracing: Tracing | None = None,
 ) -> dict:
     """The small bootstrap of an xDS-driven gateway: its identity and where the ADS server is.
 
@@ -804,6 +884,9 @@ def render_xds_bootstrap(
     if tls:
         meta["tls"] = tls.mode
     static = {"clusters": [ads]}
+    if tracing:
+        meta["tracing"] = tracing.metadata()
+        static["clusters"].append(_tracing_cluster(tracing))
     if tls:
         static["secrets"] = tls_secrets(tls)
     return {
@@ -993,6 +1076,18 @@ def add_render_arguments(p) -> None:
         "ADS connection pins ca.pem and presents client.pem",
     )
     p.add_argument("--plaintext", action="store_true", help="xds: no TLS on the listener or the ADS connection")
+    p.add_argument(
+        "--otlp-endpoint",
+        default=_otlp_default(),
+        help="trace every call with Envoy's OpenTelemetry tracer, exporting OTLP/gRPC to HOST:PORT "
+        "(https://HOST:PORT: TLS); default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, "
+        "else no tracing (docs/observability.md)",
+    )
+    p.add_argument("--trace-sampling", type=float, default=100.0, help="percent of calls traced (default 100)")
+
+
+def _otlp_default() -> str | None:
+    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
 
 
 def bootstrap_from_args(a) -> dict:
@@ -1001,6 +1096,7 @@ def bootstrap_from_args(a) -> dict:
 
     if bool(a.capture_port) != bool(a.capture_workspace):
         raise ValueError("--capture-port and --capture-workspace go together")
+    tracing = Tracing(a.otlp_endpoint, a.trace_sampling) if a.otlp_endpoint else None
     if a.xds:
         if a.capture_port:
             raise ValueError("--capture-port is for a static bootstrap (over xDS the control plane renders listeners)")
@@ -1015,6 +1111,7 @@ def bootstrap_from_args(a) -> dict:
             tls=tls,
             ads_tls=ads_tls,
             host=a.admin_host,
+            tracing=tracing,
         )
     else:
         boot = render(
@@ -1026,6 +1123,7 @@ def bootstrap_from_args(a) -> dict:
             host=a.listen_host or "127.0.0.1",
             admin_host=a.admin_host,
             capture=Capture(a.capture_port, a.capture_workspace) if a.capture_port else None,
+            tracing=tracing,
         )
     return boot
 

@@ -134,7 +134,7 @@ class AuthzService:
     ) -> Coroutine[None, None, None] | None:
         """Decide, and ``write`` the reply bytes once the call's draft is committed. None, or a
         coroutine to run when the workspace's own policies must be evaluated first."""
-        call = Call(self.admission(), header_names=names)
+        call = Call(self.admission(), header_names=names, trace_parent=headers.get("traceparent", ""))
         headers[":method"] = method
         headers[":path"] = path
         try:

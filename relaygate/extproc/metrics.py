@@ -24,8 +24,9 @@ RECEIPTS = Counter("relaygate_receipts_total", "Receipts finalized and signed", 
 UNRECEIPTED = Counter(
     "relaygate_access_log_unmatched_total", "Access-log entries Envoy wrote without a request id (no receipt possible)"
 )
-TOKENS = Counter("relaygate_tokens_total", "Tokens settled", ["workspace", "direction"])
-COST = Counter("relaygate_cost_usd_micros_total", "Settled cost in USD millionths", ["workspace"])
+# model: the model the call asked for (a configured one: a call is only forwarded for those).
+TOKENS = Counter("relaygate_tokens_total", "Tokens settled", ["workspace", "model", "direction"])
+COST = Counter("relaygate_cost_usd_micros_total", "Settled cost in USD millionths", ["workspace", "model"])
 CALL_DURATION = Histogram(
     "relaygate_call_duration_seconds",
     "End-to-end call duration seen by Envoy",

@@ -63,6 +63,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
 
     async def Process(self, request_iterator, context):
         call = Call(self.admission)
+        if self.recorder.tracer is not None:  # Envoy passes its span's context in the stream's metadata
+            call.trace_parent = next((v for k, v in context.invocation_metadata() or () if k == "traceparent"), "")
         async for req in request_iterator:
             kind = req.WhichOneof("request")
             try:

@@ -21,6 +21,7 @@ from relaygate.decision.wire import DIALECT, CallShape, error_body
 from relaygate.extproc import metrics
 from relaygate.extproc.preauth_sampler import SAMPLED, ReceiptSampler
 from relaygate.extproc.spool import Spool
+from relaygate.extproc.tracing import DecisionTracer
 
 # Envoy's route lookup needs x-forwarded-proto: removing it here makes the call unroutable
 # (envoyproxy/envoy#30358). The route removes exactly these after matching (relaygate/envoy/config.py
@@ -56,8 +57,9 @@ class Routed:
 class Recorder:
     """Spools every decision before the transport replies; one per sidecar process."""
 
-    def __init__(self, spool: Spool) -> None:
+    def __init__(self, spool: Spool, tracer: DecisionTracer | None = None) -> None:
         self.spool = spool
+        self.tracer = tracer  # None: tracing off (relaygate/extproc/tracing.py)
         self._sampler: ReceiptSampler | None = None
 
     def denied(
@@ -71,6 +73,8 @@ class Recorder:
         if summary is None:
             self._spool(call, v.decision, raw, shape, stream=False, response_body=body, grouped=grouped)
         metrics.DECISIONS.labels("deny", code).inc()
+        if call.trace_parent and self.tracer is not None:
+            self.tracer.record(call, rid, allow=False, status=status, code=code, shape=shape)
         return Denied(status, code, rid, body, preauth, summary is not None, v.retry_after)
 
     def routed(self, call: Call, v: Verdict, shape: CallShape, raw: bytes, grouped: bool = False) -> Routed:
@@ -103,6 +107,8 @@ class Recorder:
         own = {":path", UPSTREAM_HEADER, cred[0]}
         removes = [h for h in call.header_names if h not in own and not up.forwards(h) and h not in ROUTE_STRIPPED]
         metrics.DECISIONS.labels("allow", "ok").inc()
+        if call.trace_parent and self.tracer is not None:
+            self.tracer.record(call, call.receipt_id, allow=True, status=200, code="ok", shape=shape, upstream=up)
         return Routed(up, path, cred, removes, shape.body if shape.rewritten else None)
 
     def _sample(self, call: Call, code: str, status: int) -> str | None:

@@ -25,13 +25,14 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from relaygate.evidence.signing import load_or_create_signer, load_public_key
 from relaygate.contract import config as config_mod
 from relaygate.contract.envsecret import EnvSecretError, env_secret
-from relaygate.extproc import authz_http
+from relaygate.extproc import authz_http, tracing
 from relaygate.extproc.admin import admin_app
 from relaygate.decision.admission import Admission
 from relaygate.decision.limits import TierLimits
 from relaygate.decision.ledger import InMemoryLedger, RedisLedger, SqliteLedger, now_utc, window_bounds
 from relaygate.decision.policy_engine import PolicyError, RegorusEngine
 from relaygate.extproc.processor import Processor
+from relaygate.extproc.recorder import Recorder
 from relaygate.extproc.settlement import DENIAL_GRACE, AccessLogSink, Finalizer
 from relaygate.contract.private_files import private_dir, restrict_umask
 from relaygate.extproc.spool import Spool
@@ -181,6 +182,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=os.environ.get("RELAYGATE_INSTANCE_ID"),
         help="fleet instance id (default: the sidecar name); also Envoy's node id",
     )
+    p.add_argument(
+        "--otlp-endpoint",
+        default=None,
+        help="send a span per traced call (relaygate.decide) over OTLP/gRPC to HOST:PORT (plaintext) or "
+        "https://HOST:PORT; default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else off",
+    )
     p.add_argument("--log-level", default=os.environ.get("RELAYGATE_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     a.instance_id = a.instance_id or a.sidecar_name
@@ -273,7 +280,9 @@ async def serve(args: argparse.Namespace) -> None:
     cfg = admission.config
 
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", cfg.max_body_bytes + (1 << 20))])
-    processor = Processor(admission, spool)
+    endpoint = tracing.endpoint_from(args.otlp_endpoint)
+    tracer = tracing.DecisionTracer(endpoint) if endpoint else None
+    processor = Processor(admission, spool, Recorder(spool, tracer))
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     sink = None
     if args.settle:
@@ -369,6 +378,8 @@ async def serve(args: argparse.Namespace) -> None:
     if sync is not None:
         await sync.cp.close()
     spool.close()
+    if tracer is not None:
+        tracer.shutdown()
 
 
 KEY_WAIT_SECONDS = 60.0

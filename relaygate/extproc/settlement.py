@@ -113,9 +113,10 @@ class Finalizer:
             up = draft["upstream"] or {}
             metrics.CALLS.labels(receipt["decision"]["code"], ws, up.get("name", ""), up.get("region", "")).inc()
             if actual:
-                metrics.TOKENS.labels(ws, "input").inc(receipt["usage"]["input_tokens"])
-                metrics.TOKENS.labels(ws, "output").inc(receipt["usage"]["output_tokens"])
-                metrics.COST.labels(ws).inc(receipt["cost"]["usd_micros"])
+                model = draft["model"] or ""
+                metrics.TOKENS.labels(ws, model, "input").inc(receipt["usage"]["input_tokens"])
+                metrics.TOKENS.labels(ws, model, "output").inc(receipt["usage"]["output_tokens"])
+                metrics.COST.labels(ws, model).inc(receipt["cost"]["usd_micros"])
             if up and outcome is not None and receipt["response"] is not None:
                 _genai(draft, receipt, outcome)
 

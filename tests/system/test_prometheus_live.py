@@ -146,7 +146,7 @@ def test_prometheus_scrapes_the_stack_and_evaluates_the_rules(stack, prom):
     }
     at_least = {
         f"increase({allowed}[1m])": CALLS,
-        f'relaygate_tokens_total{{{sidecar}, workspace="acme", direction="output"}}': 1,
+        f'sum(relaygate_tokens_total{{{sidecar}, workspace="acme", direction="output"}})': 1,
         f'sum(relaygate_call_duration_seconds_count{{{sidecar}, endpoint="chat.completions"}})': CALLS + 2,
         # The control plane, scraped over TLS: the sidecar's bundle polls and receipt batches.
         'sum(relaygate_cp_requests_total{job="relaygate-controlplane", operation="getBundle", status=~"2..|304"})': 1,

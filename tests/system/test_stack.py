@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -95,6 +96,10 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
             str(free_port()),
             "--xds-port",
             str(free_port()),
+            "--prometheus-port",
+            str(free_port()),
+            "--otlp-port",
+            str(free_port()),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -121,6 +126,17 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     fleet = text[text.index("14. The fleet") :]
     assert '"connected": true' in fleet and '"lds": "' in fleet and '"cds": "' in fleet
     assert '"last_nack": null' in fleet and '"status": "healthy"' in fleet
+    # Observability: Prometheus scraped the tour's spend, by model; the first call's receipt id
+    # finds its trace, Envoy's spans with the policy decision under the check.
+    spend = text[text.index("15. Prometheus") : text.index("16. Tracing")]
+    models = dict(re.findall(r"^  (\S+) +([0-9.]+)$", spend, re.M))
+    assert {"gpt-4o-mini", "claude-haiku-4-5"} <= set(models) and float(models["gpt-4o-mini"]) > 0, spend
+    first = re.search(r"\$ curl .*?\n.*?x-relayone-receipt-id: (rcpt_[\w-]+)", text, re.S | re.I).group(1)
+    traced = text[text.index("16. Tracing") :]
+    assert f"--receipt {first}" in traced
+    assert re.search(r"^relaygate-envoy: ingress .*\n  relaygate-envoy: async policy_http egress .*\n"
+                     r"    relaygate-policy: relaygate.decide .*\"allow\"", traced, re.M), traced  # fmt: skip
+    assert (tmp_path / "traces.jsonl").stat().st_size > 0
 
 
 def test_security_doc_names_only_tests_that_exist():
