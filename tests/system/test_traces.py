@@ -7,6 +7,7 @@ plane renders the listener's tracing from the gateway's node metadata."""
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import openai
@@ -148,3 +149,26 @@ def test_over_xds_the_control_plane_renders_tracing_from_the_node_metadata(recei
         assert decide["attributes"]["relaygate.decision"] == "allow"
     finally:
         stack.stop()
+
+
+def test_no_span_holds_a_key_a_provider_credential_or_the_prompt(traced, receiver):
+    """Rule 7: what Envoy and the sidecar export says what happened, never the secrets or the
+    content: keys travel in headers Envoy does not tag, and the sidecar's attributes are a
+    fixed list."""
+    marker = f"secret prompt {secrets.token_hex(8)}"
+    raw = _client(traced).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": marker}], max_tokens=8
+    )
+    _trace(receiver, raw.headers[RECEIPT])
+    with pytest.raises(openai.AuthenticationError) as e:  # a key that does not exist, traced too
+        openai.OpenAI(
+            api_key="ro_live_AAAAAAAAAAAA_wrongsecretwrongsecret",
+            base_url=traced.base("acme"),
+            http_client=openai.DefaultHttpxClient(verify=traced.stack.client_ssl(), trust_env=False),
+            max_retries=0,
+        ).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], max_tokens=5)
+    _trace(receiver, e.value.response.headers[RECEIPT])
+    exported = json.dumps(receiver.spans())
+    secrets_seen = [traced.tokens["acme"], "wrongsecretwrongsecret", marker]
+    secrets_seen += [u.credential for u in traced.stack.cfg.upstreams if u.credential]
+    assert [s for s in secrets_seen if s in exported] == []
