@@ -606,6 +606,43 @@ def fleet() -> dash_m.Dashboard:
             thresholds=[(None, "red"), (1, "green")],
         ),
         Panel(
+            "stat",
+            "Gateways live",
+            "Registered gateway instances whose sidecar sent a heartbeat in the last 10 s, as the control plane "
+            'sees them (relaygate_cp_fleet_instances{state="live"}).',
+            [Q(f'sum(relaygate_cp_fleet_instances{{{CP}, state="live"}})')],
+            w=6,
+            h=4,
+        ),
+        Panel(
+            "stat",
+            "Gateways stale",
+            "Registered gateway instances without a heartbeat for over 10 s (relaygate_cp_fleet_instances"
+            '{state="stale"}): down, cut off from the control plane, or retired (instances are never deleted).',
+            [Q(f'sum(relaygate_cp_fleet_instances{{{CP}, state="stale"}})')],
+            w=6,
+            h=4,
+            thresholds=[(None, "green"), (1, "orange")],
+        ),
+        Panel(
+            "stat",
+            "Gateways refusing xDS",
+            "Connected gateways whose Envoy rejected its latest configuration of some type and has accepted none "
+            "since (relaygate_cp_xds_nacking_instances; alert RelaygateXdsConfigRejected).",
+            [Q(f"sum(relaygate_cp_xds_nacking_instances{{{CP}}})")],
+            w=6,
+            h=4,
+            thresholds=[(None, "green"), (1, "red")],
+        ),
+        Panel(
+            "stat",
+            "Deployments in progress",
+            'Policy deployments rolling out or rolling back (relaygate_cp_deployments{status=~"running|rolling_back"}).',
+            [Q(f'sum(relaygate_cp_deployments{{{CP}, status=~"running|rolling_back"}})')],
+            w=6,
+            h=4,
+        ),
+        Panel(
             "timeseries",
             "Scrape targets up",
             "up per target of the sidecar, Envoy and control-plane jobs: 1 scraped, 0 down or unreachable.",
@@ -616,7 +653,14 @@ def fleet() -> dash_m.Dashboard:
             ],
             min=0,
             max=1,
-            w=24,
+        ),
+        Panel(
+            "timeseries",
+            "Gateway instances by state",
+            "Registered gateway instances, live or stale by the age of their last heartbeat "
+            "(relaygate_cp_fleet_instances).",
+            [Q(f"sum by (state) (relaygate_cp_fleet_instances{{{CP}}})", "{{state}}")],
+            stacked=True,
         ),
         Row("Configuration (xDS)"),
         Panel(
@@ -624,7 +668,7 @@ def fleet() -> dash_m.Dashboard:
             "ADS streams per control-plane replica",
             "Envoys connected over ADS, per control-plane replica (relaygate_cp_xds_streams).",
             [Q(f"relaygate_cp_xds_streams{{{CP}}}", "{{instance}}")],
-            w=8,
+            w=6,
         ),
         Panel(
             "timeseries",
@@ -632,7 +676,16 @@ def fleet() -> dash_m.Dashboard:
             "Configuration a gateway's Envoy rejected, by resource type (increase of relaygate_cp_xds_nacks_total). "
             "Envoy keeps its last good configuration; the instance's posture carries Envoy's message.",
             [Q(f"sum by (type) (increase(relaygate_cp_xds_nacks_total{{{CP}}}{RATE}))", "{{type}}")],
-            w=8,
+            w=6,
+        ),
+        Panel(
+            "timeseries",
+            "Gateways refusing their configuration",
+            "Connected gateways whose Envoy NACKed the latest configuration of some type and has accepted none of "
+            "that type since (relaygate_cp_xds_nacking_instances); a NACK a later version resolves leaves it.",
+            [Q(f"relaygate_cp_xds_nacking_instances{{{CP}}}", "{{instance}}")],
+            w=6,
+            thresholds=[(None, "green"), (1, "red")],
         ),
         Panel(
             "timeseries",
@@ -648,7 +701,7 @@ def fleet() -> dash_m.Dashboard:
                     "rejected {{instance}}",
                 ),
             ],
-            w=8,
+            w=6,
         ),
         Row("Policy bundles"),
         Panel(
@@ -700,6 +753,76 @@ def fleet() -> dash_m.Dashboard:
                 )
             ],
         ),
+        Row("Rollouts"),
+        Panel(
+            "timeseries",
+            "Deployments by status",
+            "Policy deployments by status (relaygate_cp_deployments): running, rolling_back, and how the finished "
+            "ones ended (succeeded, rolled_back, failed).",
+            [Q(f"sum by (status) (relaygate_cp_deployments{{{CP}}})", "{{status}}")],
+            w=8,
+        ),
+        Panel(
+            "timeseries",
+            "Rollout waves",
+            "Deployment waves applied, and passed or failed at their health gates (increase of "
+            "relaygate_cp_deployment_waves_total); a failed wave rolls its deployment back "
+            "(alert RelaygateDeploymentRolledBack).",
+            [
+                Q(
+                    f"sum by (result) (increase(relaygate_cp_deployment_waves_total{{{CP}}}{RATE}))",
+                    "{{result}}",
+                )
+            ],
+            w=8,
+        ),
+        Panel(
+            "timeseries",
+            "Deployments finished",
+            "Deployments that ended, by how (increase of relaygate_cp_deployments_finished_total): succeeded, "
+            "rolled_back (a gate failed or an operator asked), failed (the rollout errored: nothing rolled back).",
+            [
+                Q(
+                    f"sum by (status) (increase(relaygate_cp_deployments_finished_total{{{CP}}}{RATE}))",
+                    "{{status}}",
+                )
+            ],
+            w=8,
+        ),
+        Row("Evidence emission"),
+        Panel(
+            "timeseries",
+            "Receipts acknowledged per receipt signed",
+            "Per sidecar, the receipts the control plane acknowledged per receipt the sidecar signed "
+            "(relaygate_receipts_shipped_total / relaygate_receipts_total). About 1 when every receipt reaches the "
+            "audit log; alert RelaygateEvidenceEmissionLow below 0.8 over 30 minutes.",
+            [
+                Q(
+                    f"sum by (instance) (rate(relaygate_receipts_shipped_total{{{SIDECAR}}}{RATE}))"
+                    f" / sum by (instance) (rate(relaygate_receipts_total{{{SIDECAR}}}{RATE}))",
+                    "{{instance}}",
+                )
+            ],
+            unit="percentunit",
+            min=0,
+            thresholds=[(None, "red"), (0.8, "green")],
+        ),
+        Panel(
+            "timeseries",
+            "Calls decided, receipts signed and ingested",
+            "Across the fleet, per second: policy decisions (relaygate_decisions_total), receipts the sidecars signed "
+            "(relaygate_receipts_total) and receipts the control plane accepted (relaygate_cp_receipts_ingested_total"
+            '{result="accepted"}). Unauthenticated junk past the sampling limits shares one summary receipt a second.',
+            [
+                Q(f"sum(rate(relaygate_decisions_total{{{SIDECAR}}}{RATE}))", "decided"),
+                Q(f"sum(rate(relaygate_receipts_total{{{SIDECAR}}}{RATE}))", "signed"),
+                Q(
+                    f'sum(rate(relaygate_cp_receipts_ingested_total{{{CP}, result="accepted"}}{RATE}))',
+                    "accepted by the control plane",
+                ),
+            ],
+            unit="reqps",
+        ),
         Row("Control-plane API"),
         Panel(
             "timeseries",
@@ -742,8 +865,8 @@ def fleet() -> dash_m.Dashboard:
     return _dashboard(
         "relaygate-fleet",
         "relaygate — fleet",
-        "Sidecars, Envoys and the control plane: who is up, xDS configuration and NACKs, policy bundle builds, "
-        "polls and staleness, and the control-plane API.",
+        "Sidecars, Envoys and the control plane: who is up, gateways live and stale, xDS configuration and NACKs, "
+        "policy bundle builds, polls and staleness, rollouts, evidence emission, and the control-plane API.",
         [_datasource_var(), _job_var(), _instance_var(), _cp_job_var(), _envoy_job_var()],
         layout,
     )
@@ -802,6 +925,48 @@ def evidence() -> dash_m.Dashboard:
             h=4,
             thresholds=[(None, "green"), (1000, "orange"), (10000, "red")],
         ),
+        Panel(
+            "stat",
+            "Ingestion lag p99",
+            "99th percentile, over the dashboard's range, of the time from a receipt's signing to the control plane "
+            "storing it (relaygate_cp_receipt_ingest_lag_seconds).",
+            [
+                Q(
+                    "histogram_quantile(0.99, sum by (le) "
+                    f"(increase(relaygate_cp_receipt_ingest_lag_seconds_bucket{{{CP}}}[$__range])))"
+                )
+            ],
+            unit="s",
+            w=6,
+            h=4,
+            thresholds=[(None, "green"), (60, "orange"), (900, "red")],
+        ),
+        Panel(
+            "stat",
+            "Leaves awaiting a checkpoint",
+            "Leaves of the Merkle log no signed tree head covers yet (relaygate_cp_merkle_tree_size - "
+            "relaygate_cp_checkpoint_tree_size); they wait for the next checkpoint (alert RelaygateCheckpointStale).",
+            [Q(f"max(relaygate_cp_merkle_tree_size{{{CP}}}) - max(relaygate_cp_checkpoint_tree_size{{{CP}}})")],
+            w=6,
+            h=4,
+        ),
+        Panel(
+            "stat",
+            "Evidence jobs failed in range",
+            'Evidence bundle jobs that failed in the dashboard\'s range (relaygate_cp_evidence_jobs_total{result="failed"}).',
+            [Q(f'sum(increase(relaygate_cp_evidence_jobs_total{{{CP}, result="failed"}}[$__range]))')],
+            w=6,
+            h=4,
+            thresholds=[(None, "green"), (1, "red")],
+        ),
+        Panel(
+            "stat",
+            "Evidence jobs active",
+            "Evidence bundle jobs queued or being assembled (relaygate_cp_evidence_jobs_active).",
+            [Q(f"sum(relaygate_cp_evidence_jobs_active{{{CP}}})")],
+            w=6,
+            h=4,
+        ),
         Row("Signing and shipping"),
         Panel(
             "timeseries",
@@ -856,6 +1021,19 @@ def evidence() -> dash_m.Dashboard:
         ),
         Panel(
             "timeseries",
+            "Ingestion lag",
+            "p50 and p99 of the time from a receipt's signing (its issued_at, the sidecar's clock) to the control "
+            "plane storing it (relaygate_cp_receipt_ingest_lag_seconds): shipping batches, the control plane's "
+            "backlog, and receipts held while it was unreachable.",
+            [
+                Q(_quantile(0.5, "relaygate_cp_receipt_ingest_lag_seconds", CP), "p50"),
+                Q(_quantile(0.99, "relaygate_cp_receipt_ingest_lag_seconds", CP), "p99"),
+            ],
+            unit="s",
+            log_scale=True,
+        ),
+        Panel(
+            "timeseries",
             "Evidence emission ratio over time",
             "Receipts accepted by the control plane per call the sidecars finished "
             '(rate of relaygate_cp_receipts_ingested_total{result="accepted"} / rate of '
@@ -898,12 +1076,51 @@ def evidence() -> dash_m.Dashboard:
             unit="s",
             thresholds=[(None, "green"), (600, "orange"), (3600, "red")],
         ),
+        Panel(
+            "timeseries",
+            "Leaves awaiting a checkpoint over time",
+            "Leaves no signed tree head covers yet, per control plane (relaygate_cp_merkle_tree_size - "
+            "relaygate_cp_checkpoint_tree_size): back to 0 at each checkpoint.",
+            [
+                Q(
+                    f"relaygate_cp_merkle_tree_size{{{CP}}} - relaygate_cp_checkpoint_tree_size{{{CP}}}",
+                    "{{instance}}",
+                )
+            ],
+        ),
+        Row("Evidence bundles"),
+        Panel(
+            "timeseries",
+            "Evidence jobs by result",
+            "Evidence bundle jobs that ended, by result (increase of relaygate_cp_evidence_jobs_total; alert "
+            "RelaygateEvidenceJobsFailing).",
+            [Q(f"sum by (result) (increase(relaygate_cp_evidence_jobs_total{{{CP}}}{RATE}))", "{{result}}")],
+            w=8,
+        ),
+        Panel(
+            "timeseries",
+            "Evidence job duration",
+            "p50 and p99 of the time to assemble an evidence bundle (relaygate_cp_evidence_job_seconds).",
+            [
+                Q(_quantile(0.5, "relaygate_cp_evidence_job_seconds", CP), "p50"),
+                Q(_quantile(0.99, "relaygate_cp_evidence_job_seconds", CP), "p99"),
+            ],
+            unit="s",
+            w=8,
+        ),
+        Panel(
+            "timeseries",
+            "Evidence jobs active over time",
+            "Evidence bundle jobs queued or being assembled, per control plane (relaygate_cp_evidence_jobs_active).",
+            [Q(f"relaygate_cp_evidence_jobs_active{{{CP}}}", "{{instance}}")],
+            w=8,
+        ),
     ]
     return _dashboard(
         "relaygate-evidence",
         "relaygate — evidence",
-        "Receipts from signing to the control plane's Merkle log: signed, shipped, ingested, the emission ratio, "
-        "the log's size and its newest checkpoint.",
+        "Receipts from signing to the control plane's Merkle log: signed, shipped, ingested and how late, the "
+        "emission ratio, the log's size and its newest checkpoint, and evidence bundle jobs.",
         [_datasource_var(), _job_var(), _instance_var(), _cp_job_var()],
         layout,
     )

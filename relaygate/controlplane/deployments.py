@@ -18,7 +18,9 @@ run, so a restarted control plane resumes where it stopped:
 
 A failing wave stops the rollout and rolls back every tenant deployed so far
 to the pin it had before. Every step is an audit event; the deployment's
-waves, timings and gate readings are kept in its record.
+waves, timings and gate readings are kept in its record. /metrics counts
+deployments by status (read from the database once at start, then moved on
+each transition), waves applied, passed and failed, and deployments finished.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import time
 
 import sqlalchemy as sa
 
-from relaygate.controlplane import schema
+from relaygate.controlplane import metrics, schema
 from relaygate.controlplane.audit import record
 from relaygate.controlplane.db import now_ms
 from relaygate.controlplane.errors import ApiError, not_found
@@ -83,6 +85,7 @@ class Deployments:
     def __init__(self, services) -> None:
         self.s = services
         self._tasks: dict[str, asyncio.Task] = {}
+        self._status: dict[str, str] = {}  # deployment id -> status, for /metrics
         self.poll = 0.25
 
     @property
@@ -90,6 +93,26 @@ class Deployments:
         return self.s.engine
 
     # -- creating and resuming ------------------------------------------------------------
+    async def load(self) -> None:
+        """Read every deployment's status once, at start (then :meth:`_moved` keeps them)."""
+        async with self.engine.connect() as c:
+            rows = (await c.execute(sa.select(D.c.id, D.c.status))).all()
+        self._status = dict(rows)
+        for status in metrics.DEPLOYMENT_STATUSES:
+            metrics.DEPLOYMENTS.labels(status).set(sum(s == status for s in self._status.values()))
+
+    def _moved(self, did: str, status: str) -> None:
+        """A deployment entered ``status`` (its row is committed)."""
+        old = self._status.get(did)
+        if old == status:
+            return
+        if old is not None:
+            metrics.DEPLOYMENTS.labels(old).dec()
+        metrics.DEPLOYMENTS.labels(status).inc()
+        self._status[did] = status
+        if status in ("succeeded", "rolled_back", "failed"):
+            metrics.DEPLOYMENTS_FINISHED.labels(status).inc()
+
     async def create(self, workspace: str | None, body: dict, actor: str) -> dict:
         pid, version = body["policy_id"], body["version"]
         tenants = list(dict.fromkeys(body["tenants"]))
@@ -152,6 +175,7 @@ class Deployments:
                 policies=(f"{pid}@{version}",),
             )
             row = (await c.execute(sa.select(D).where(D.c.id == did))).mappings().first()
+        self._moved(did, "running")
         self._start(did)
         return dict(row)
 
@@ -202,6 +226,8 @@ class Deployments:
             if step:
                 ws = (await c.execute(sa.select(D.c.workspace_id).where(D.c.id == did))).scalar()
                 await record(c, f"deployment.{step}", ws, "control-plane", {"deployment_id": did, **(detail or {})})
+        if "status" in values:
+            self._moved(did, values["status"])
 
     async def _run(self, did: str) -> None:
         try:
@@ -256,6 +282,7 @@ class Deployments:
             await self._save(
                 did, "wave_applied", {"wave": i, "tenants": wave["tenants"]}, waves=waves, stage="adopting"
             )
+            metrics.DEPLOYMENT_WAVES.labels("applied").inc()
             return True
         if row["stage"] == "adopting":
             ok, why, members = await self._adopt(row, wave)
@@ -287,6 +314,7 @@ class Deployments:
             await self._save(
                 did, "wave_passed", {"wave": i, "gates": readings}, waves=waves, stage="applying", current_wave=i + 1
             )
+            metrics.DEPLOYMENT_WAVES.labels("passed").inc()
             return True
         return False
 
@@ -297,6 +325,7 @@ class Deployments:
         await self._save(
             row["id"], "gate_failed", {"wave": i, "reason": why}, waves=waves, status="rolling_back", reason=why
         )
+        metrics.DEPLOYMENT_WAVES.labels("failed").inc()
         return True
 
     async def _rollback(self, row: dict) -> None:

@@ -7,7 +7,8 @@ checkpoints since the earliest receipt with consistency proofs between them,
 each sidecar's chain over the covered span, all key-custody events, every
 policy version the receipts cite (and the workspace's current ones),
 deployments and fleet posture. The manifest is signed with the current
-tree-head key. Jobs survive a restart: unfinished ones start over.
+tree-head key. Jobs survive a restart: unfinished ones start over. /metrics
+counts the jobs that ended by result, the time each took, and those active.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from relaygate.controlplane import schema
+from relaygate.controlplane import metrics, schema
 from relaygate.controlplane.db import now_ms
 from relaygate.controlplane.util import iso, new_id
 from relaygate.evidence import evidence_bundle as eb
@@ -81,7 +83,12 @@ class EvidenceJobs:
     def _start(self, job_id: str) -> None:
         task = asyncio.create_task(self._run(job_id))
         self._tasks[job_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+        metrics.EVIDENCE_JOBS_ACTIVE.set(len(self._tasks))
+        task.add_done_callback(lambda _t: self._done(job_id))
+
+    def _done(self, job_id: str) -> None:
+        self._tasks.pop(job_id, None)
+        metrics.EVIDENCE_JOBS_ACTIVE.set(len(self._tasks))
 
     async def resume(self) -> None:
         """Restart jobs a previous process left unfinished."""
@@ -109,6 +116,7 @@ class EvidenceJobs:
             )
 
     async def _run(self, job_id: str) -> None:
+        started = time.monotonic()
         try:
             async with self.engine.connect() as c:
                 job = (
@@ -135,11 +143,18 @@ class EvidenceJobs:
                 stats=stats,
             )
             log.info("evidence bundle %s: %d receipts, %d bytes", job_id, stats["receipts"], len(blob))
+            self._ended("done", started)
         except asyncio.CancelledError:
             raise
         except Exception as e:
             log.exception("evidence bundle %s failed", job_id)
+            self._ended("failed", started)
             await self._progress(job_id, 1.0, "failed", status="failed", finished_ms=now_ms(), error=str(e)[:2000])
+
+    @staticmethod
+    def _ended(result: str, started: float) -> None:
+        metrics.EVIDENCE_JOBS.labels(result).inc()
+        metrics.EVIDENCE_JOB_SECONDS.labels(result).observe(time.monotonic() - started)
 
     async def assemble(self, job) -> tuple[bytes, dict]:
         jid, ws, params = job["id"], job["workspace_id"], job["params"]

@@ -9,6 +9,10 @@ the control plane received from the tenant's gateways against the calls they
 served. Both are counted over the same window (from the counters in the
 heartbeats of the last RATE_WINDOW_S seconds), so a burst of calls does not read
 as missing evidence because the two rates were measured over different spans.
+
+For /metrics it also keeps each instance's last heartbeat in memory (read from
+the database once at start, then moved by registrations and heartbeats), so the
+gauge of instances live and stale is computed at scrape without a query.
 """
 
 from __future__ import annotations
@@ -42,7 +46,32 @@ class Fleet:
         # counts from whichever is later, the last heartbeat or this process's start.
         self.started_ms = now_ms()
         self._samples: dict[str, deque] = {}  # instance id -> (ms, calls_total, errors_total)
+        self._last_seen: dict[str, int] = {}  # instance id -> its last heartbeat (ms), for /metrics
         xds.on_nack = self._record_xds
+
+    async def load(self) -> None:
+        """Read every instance's last heartbeat once, at start (then :meth:`seen` keeps them)."""
+        async with self.engine.connect() as c:
+            rows = (await c.execute(sa.select(schema.instances.c.id, schema.instances.c.last_seen_ms))).all()
+        for iid, ms in rows:
+            self.seen(iid, ms)
+
+    def seen(self, instance_id: str, at_ms: int) -> None:
+        """An instance registered or sent a heartbeat at ``at_ms``."""
+        self._last_seen[instance_id] = max(at_ms, self._last_seen.get(instance_id, 0))
+
+    def instance_states(self, now: int | None = None) -> dict[str, int]:
+        """Instances live and stale, as instance_json judges them (from memory: for /metrics)."""
+        now = now or now_ms()
+        stale = sum((now - max(ms, self.started_ms)) / 1000 > STALE_AFTER_S for ms in list(self._last_seen.values()))
+        return {"live": len(self._last_seen) - stale, "stale": stale}
+
+    def nacking_instances(self) -> int:
+        """Gateways connected over ADS whose last NACK no newer accepted version resolved yet."""
+        nodes = getattr(self.xds, "nodes", {})
+        return sum(
+            1 for n in list(nodes.values()) if n.connected and n.last_nack and not n.last_nack.get("resolved_at")
+        )
 
     def observe(self, instance_id: str, posture: dict, at_ms: int) -> None:
         """Remember a heartbeat's counters; keeps the last one at or before the window's start."""

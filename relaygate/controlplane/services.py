@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relaygate.controlplane import keyring, policystore, seed
+from relaygate.controlplane import keyring, metrics, policystore, seed
 from relaygate.controlplane.apispec import load_spec
 from relaygate.controlplane.audit import Ingestor
 from relaygate.controlplane.auth import Authenticator
@@ -102,8 +102,11 @@ async def start(settings: Settings) -> Services:
     s.xds = XdsServer(s.engine)
     s.listeners.append(s.xds.changed)
     s.fleet = Fleet(s.engine, s.xds)
+    await s.fleet.load()
+    metrics.FLEET.source = s.fleet
     s.bundles.pins = pins_for
     s.deployments = Deployments(s)
+    await s.deployments.load()
     pub = settings.data_dir / "bundle-signing.pub"
     pub.parent.mkdir(parents=True, exist_ok=True)
     pub.write_bytes(s.bundle_signer.public_pem())

@@ -54,6 +54,7 @@ class TransparencyLog:
         metrics.TREE_SIZE.set(len(self.tree))
         head = await self.latest()
         metrics.CHECKPOINT_TS.set(head["created_ms"] / 1000 if head else 0)
+        metrics.CHECKPOINT_SIZE.set(head["size"] if head else 0)
 
     # -- appending (called by the ingestor under its lock) --------------------------------
     async def stage(self, conn, items: list[tuple[int, dict]]) -> None:
@@ -115,6 +116,7 @@ class TransparencyLog:
                     )
                 ).scalar()
             metrics.CHECKPOINT_TS.set(ts / 1000)
+            metrics.CHECKPOINT_SIZE.set(size)
             return {"id": cid, "size": size, "root": root, "note": note, "key_id": signer.key_id, "created_ms": ts}
 
     async def run(self, interval: float) -> None:

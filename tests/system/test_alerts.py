@@ -143,6 +143,25 @@ LOOSENED = {
         (">= 5", ">= 0"),
         ("relaygate:cp_requests_5xx:rate5m", '=~"5.."', '=~"[45].."'),
     ],
+    "RelaygateEvidenceEmissionLow": [
+        ("< 0.8", "< 0.95"),
+        (">= 20", ">= 0"),
+        ("and relaygate_policy_bundle_last_success_timestamp_seconds > 0", ""),
+    ],
+    "RelaygateBudgetNearExhaustion": [("> 0.9", "> 0.5")],
+    "RelaygateXdsConfigRejected": [("> 0", ">= 0")],
+    "RelaygateReceiptsRejected": [('{result="rejected"}', '{result=~"rejected|deferred"}')],
+    "RelaygateCheckpointStale": [
+        ("> 900", "> 300"),
+        ("and relaygate_cp_merkle_tree_size > relaygate_cp_checkpoint_tree_size", ""),
+        (
+            "(relaygate_cp_checkpoint_timestamp_seconds > 0 or process_start_time_seconds)",
+            "relaygate_cp_checkpoint_timestamp_seconds",
+        ),
+    ],
+    "RelaygateEvidenceJobsFailing": [('{result="failed"}', "")],
+    "RelaygateDeploymentRolledBack": [('{result="failed"}', '{result=~"failed|passed"}')],
+    "RelaygateDeploymentFailed": [('{status="failed"}', '{status=~"failed|rolled_back"}')],
 }
 
 

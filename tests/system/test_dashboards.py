@@ -48,10 +48,9 @@ VALUES = {
 VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)(?::[^}]*)?\}")
 LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
 METRIC = re.compile(r"(?<![A-Za-z0-9_:])(?:relaygate_\w+|gen_ai_\w+|envoy_\w+|up)(?![A-Za-z0-9_:])")
-# Counters of events a healthy stack does not have (xDS NACKs, failed bundle polls, sampled junk):
-# their families are exported from the start, their series only once the event happens.
+# Counters of events a healthy stack does not have (failed bundle polls, sampled junk): their
+# families are exported from the start, their series only once the event happens.
 EVENT_ONLY = {
-    "relaygate_cp_xds_nacks_total",
     "relaygate_policy_bundle_errors_total",
     "relaygate_receipts_sampled_total",
 }

@@ -242,6 +242,46 @@ def test_servicemonitors_match_the_prometheus_operator_crd_and_scrape_real_ports
     }
 
 
+def _relabel(labels: dict[str, str], configs: list[dict]) -> dict[str, str]:
+    """Prometheus' `replace` relabeling (the only action the chart uses), with its defaults."""
+    out = dict(labels)
+    for rc in configs:
+        assert rc.get("action", "replace").lower() == "replace", rc
+        value = rc.get("separator", ";").join(out.get(s, "") for s in rc.get("sourceLabels", []))
+        m = re.fullmatch(rc.get("regex", "(.*)"), value)
+        if m:
+            out[rc["targetLabel"]] = m.expand(rc.get("replacement", "$1").replace("$", "\\"))
+    return out
+
+
+def test_servicemonitors_set_the_job_names_the_alert_rules_and_compose_use(helm, all_on):
+    """Prometheus Operator sets `job` to the Service's name before an endpoint's relabelings run;
+    the chart's relabelings must turn each endpoint into the job prometheus/alerts.yml selects (the
+    `up` alerts), which are also compose/prometheus.yml's jobs."""
+    docs = render(helm, "-f", str(all_on))
+    services = [d for d in docs if d["kind"] == "Service"]
+    jobs: dict[str, str] = {}
+    bare: dict[str, str] = {}  # what the operator alone would set
+    for m in (d for d in docs if d["kind"] == "ServiceMonitor"):
+        [svc] = [s for s in services if selects(m["spec"]["selector"], s["metadata"]["labels"])]
+        for ep in m["spec"]["endpoints"]:
+            operator = {"job": svc["metadata"]["name"], "__tmp_prometheus_job_name": m["metadata"]["name"]}
+            jobs[ep["port"]] = _relabel(operator, ep.get("relabelings", []))["job"]
+            bare[ep["port"]] = operator["job"]
+    assert jobs == {
+        "api": "relaygate-controlplane",
+        "policy-metrics": "relaygate-policy",
+        "envoy-stats": "relaygate-envoy",
+    }
+    rules = (ROOT / "prometheus" / "alerts.yml").read_text()
+    named = set(re.findall(r'job="([^"]+)"', rules))
+    compose = yaml.safe_load((ROOT / "compose" / "prometheus.yml").read_text())
+    assert named and named <= set(jobs.values())
+    assert set(jobs.values()) == {j["job_name"] for j in compose["scrape_configs"]}
+    # Control: without the relabelings the policy container and Envoy share their Service's name.
+    assert bare["policy-metrics"] == bare["envoy-stats"] and not named <= set(bare.values())
+
+
 # --- what the manifests must mean ---------------------------------------------------------------------
 
 

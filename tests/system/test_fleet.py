@@ -18,6 +18,7 @@ import threading
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.processes import Fleet, free_port, port_open, wait_until
 from tests.conftest import POLICY_DIR, Gateway, write_config
@@ -139,6 +140,22 @@ def envoy_pids(fleet) -> list[int]:
     return [gw.procs["envoy"].pid for gw in fleet.gateways]
 
 
+def cp_metrics(fleet) -> list:
+    """The control plane's /metrics samples."""
+    r = fleet.admin.get("/metrics")
+    assert r.status == 200
+    return [s for fam in text_string_to_metric_families(r.text) for s in fam.samples]
+
+
+def metric(samples, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
+
+
+def cp_metric(fleet, name: str, **labels: str) -> float:
+    return metric(cp_metrics(fleet), name, **labels)
+
+
 # -- xDS -----------------------------------------------------------------------------------------
 
 
@@ -219,6 +236,11 @@ def test_an_upstream_added_through_the_api_reaches_every_envoy_without_a_restart
 
 
 def test_a_nacked_config_is_reported_and_the_gateways_keep_serving(fleet):
+    m = cp_metrics(fleet)
+    nacks_before = metric(m, "relaygate_cp_xds_nacks_total")
+    cds_before = metric(m, "relaygate_cp_xds_nacks_total", type="cds")
+    assert metric(m, "relaygate_cp_xds_nacking_instances") == 0
+    nacks0 = {x["id"]: x["xds"]["nacks"] for x in fleet.admin.get("/v1/fleet/instances").json()["instances"]}
     bad = {**fleet.spec, "envoy_cluster_overrides": {"connect_timeout": "0s"}}  # Envoy refuses a zero timeout
     assert fleet.admin.put("/v1/upstreams/openai-new", bad).status == 200
     insts = eventually(
@@ -240,6 +262,12 @@ def test_a_nacked_config_is_reported_and_the_gateways_keep_serving(fleet):
     assert all(t["status"] == "degraded" for t in health["tenants"])
     applied = {x["id"]: x["xds"]["applied"]["cds"] for x in insts}
     nacks = {x["id"]: x["xds"]["nacks"] for x in insts}
+    # /metrics: every gateway refuses its clusters, and each NACK is counted by type.
+    m = cp_metrics(fleet)
+    assert metric(m, "relaygate_cp_xds_nacking_instances") == 3
+    assert metric(m, "relaygate_cp_xds_nacks_total", type="cds") - cds_before >= 3
+    now = {x["id"]: x["xds"]["nacks"] for x in fleet.admin.get("/v1/fleet/instances").json()["instances"]}
+    assert metric(m, "relaygate_cp_xds_nacks_total") - nacks_before == sum(now.values()) - sum(nacks0.values())
     # A valid override is a new version, which every Envoy applies (ACKs).
     good = {**fleet.spec, "envoy_cluster_overrides": {"connect_timeout": "3s"}}
     assert fleet.admin.put("/v1/upstreams/openai-new", good).status == 200
@@ -255,6 +283,7 @@ def test_a_nacked_config_is_reported_and_the_gateways_keep_serving(fleet):
     assert {x["id"]: x["xds"]["nacks"] for x in after} == nacks
     assert all(x["xds"]["last_nack"]["resolved_at"] for x in after)
     assert not any(t["nacking"] for t in fleet.admin.get("/v1/fleet/health").json()["tenants"])
+    eventually(lambda: cp_metric(fleet, "relaygate_cp_xds_nacking_instances") == 0, 15, "no gateway refusing")
     assert fleet.admin.put("/v1/upstreams/openai-new", fleet.spec).status == 200
 
 
@@ -289,6 +318,10 @@ def test_instances_report_posture_and_health_reports_evidence_emission(fleet):
         assert set(i["xds"]["applied"]) == {"lds", "rds", "cds", "eds"}
     assert fleet.admin.get("/v1/fleet/instances", params={"tenant": "t-b"}).json()["instances"][0]["id"] == "gw-1"
     assert fleet.acme.get("/v1/fleet/instances").status == 403
+    # /metrics counts them the same way: three live, none stale.
+    m = cp_metrics(fleet)
+    assert metric(m, "relaygate_cp_fleet_instances", state="live") == 3
+    assert metric(m, "relaygate_cp_fleet_instances", state="stale") == 0
 
 
 # -- rolling deployments -----------------------------------------------------------------------------
@@ -328,7 +361,10 @@ def test_a_policy_deployment_rolls_wave_by_wave(fleet):
         eventually(lambda: call(gw, fleet.tokens["acme"], "gpt-4o").status == 200, 10, "v1 everywhere")
     traffic = Traffic(fleet, fleet.tokens["acme"])
     traffic.start()
+    before = cp_metrics(fleet)
+    assert metric(before, "relaygate_cp_deployments") == 0  # the first deployment of this control plane
     dep = _deploy(fleet, 2)
+    assert cp_metric(fleet, "relaygate_cp_deployments", status="running") == 1
     # Mid-rollout: the first tenant is on v2 while the last is still on v1.
     mid = eventually(lambda: (d := _dep(fleet, dep["id"]))["waves"][0]["status"] == "passed" and d, 60, "wave 0")
     if mid["waves"][2]["status"] == "pending":
@@ -354,6 +390,24 @@ def test_a_policy_deployment_rolls_wave_by_wave(fleet):
         "deployment.wave_adopted",
         "deployment.wave_passed",
     ] * 3 + ["deployment.succeeded"]
+    # /metrics: one deployment, succeeded; three waves applied and passed.
+    m = cp_metrics(fleet)
+
+    def moved(name: str, **labels: str) -> float:
+        return metric(m, name, **labels) - metric(before, name, **labels)
+
+    assert {st: metric(m, "relaygate_cp_deployments", status=st) for st in ("running", "succeeded")} == {
+        "running": 0,
+        "succeeded": 1,
+    }
+    assert metric(m, "relaygate_cp_deployments") == 1
+    assert [moved("relaygate_cp_deployment_waves_total", result=r) for r in ("applied", "passed", "failed")] == [
+        3,
+        3,
+        0,
+    ]
+    assert moved("relaygate_cp_deployments_finished_total", status="succeeded") == 1
+    assert moved("relaygate_cp_deployments_finished_total") == 1
     assert all(s == 200 for _, s, _ in traffic.replies), {s for _, s, _ in traffic.replies}
 
 
@@ -362,6 +416,7 @@ def test_a_deployment_that_breaks_calls_is_rolled_back_automatically(fleet):
     assert v3.status == 200, v3.text
     traffic = Traffic(fleet, fleet.tokens["acme"])
     traffic.start()
+    before = cp_metrics(fleet)
     dep = _deploy(
         fleet,
         3,
@@ -376,6 +431,19 @@ def test_a_deployment_that_breaks_calls_is_rolled_back_automatically(fleet):
     assert done["status"] == "rolled_back" and "error rate" in done["reason"], done
     assert done["waves"][0]["status"] == "failed" and done["waves"][1]["status"] == "pending"
     assert done["waves"][0]["gates"]["error_rate"] > 0.2
+    m = cp_metrics(fleet)
+    assert (
+        metric(m, "relaygate_cp_deployment_waves_total", result="failed")
+        - metric(before, "relaygate_cp_deployment_waves_total", result="failed")
+        == 1
+    )
+    assert metric(m, "relaygate_cp_deployments", status="rolled_back") == 1
+    assert metric(m, "relaygate_cp_deployments", status="running") == 0
+    assert (
+        metric(m, "relaygate_cp_deployments_finished_total", status="rolled_back")
+        - metric(before, "relaygate_cp_deployments_finished_total", status="rolled_back")
+        == 1
+    )
     eventually(lambda: all(_blocks_4o(gw, fleet) for gw in fleet.gateways), 15, "every tenant back on v2")
     late = len(traffic.replies)
     eventually(lambda: len(traffic.replies) > late + 30, 20, "traffic after the rollback")
@@ -402,6 +470,13 @@ def test_a_sidecar_killed_during_a_rollout_is_reported_stale_and_the_rollout_fai
         "the dead sidecar reported stale",
     )
     assert [i["id"] for i in stale] == ["gw-1"]
+    eventually(
+        lambda: (m := cp_metrics(fleet))
+        and metric(m, "relaygate_cp_fleet_instances", state="stale") == 1
+        and metric(m, "relaygate_cp_fleet_instances", state="live") == 2,
+        15,
+        "/metrics counting gw-1 stale",
+    )
     assert (
         "gw-1"
         in next(t for t in fleet.admin.get("/v1/fleet/health").json()["tenants"] if t["tenant"] == "t-b")["stale"]
@@ -416,15 +491,22 @@ def test_a_sidecar_killed_during_a_rollout_is_reported_stale_and_the_rollout_fai
     eventually(
         lambda: not any(i["stale"] for i in fleet.admin.get("/v1/fleet/instances").json()["instances"]), 30, "gw-1 back"
     )
+    eventually(lambda: cp_metric(fleet, "relaygate_cp_fleet_instances", state="live") == 3, 15, "/metrics: gw-1 live")
     eventually(lambda: all(_blocks_4o(gw, fleet) for gw in fleet.gateways), 15, "every tenant on v2 again")
 
 
 def test_the_control_plane_restarted_mid_rollout_resumes_it(fleet):
     dep = _deploy(fleet, 4, pause_seconds=3)
     eventually(lambda: _dep(fleet, dep["id"])["waves"][0]["status"] == "passed", 60, "wave 0 passed")
+    by_status = {st: cp_metric(fleet, "relaygate_cp_deployments", status=st) for st in ("running", "rolled_back")}
+    assert by_status == {"running": 1, "rolled_back": 2}
     fleet.cp.stop_one("controlplane")
     fleet.cp.start_controlplane()
     assert "resuming deployment " + dep["id"] in (fleet.cp.run_dir / "controlplane.log").read_text()
+    # The new process counts the deployments from the database: the same figures.
+    m = cp_metrics(fleet)
+    assert {st: metric(m, "relaygate_cp_deployments", status=st) for st in ("running", "rolled_back")} == by_status
+    assert metric(m, "relaygate_cp_deployments", status="succeeded") == 1
     done = eventually(
         lambda: (d := _dep(fleet, dep["id"]))["status"] in ("succeeded", "rolled_back", "failed") and d,
         120,

@@ -123,22 +123,22 @@ def test_genai_metrics_and_calls_by_upstream_follow_the_calls(gw):
             assert not v.startswith("ro_live_") and k not in ("key_id", "user"), (name, labels)
 
 
+def _until(read, done, what: str, timeout: float = 15):
+    """``read()`` again until ``done(value)``; the last value (asserts it got there in time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.2)
+
+
 def test_the_control_plane_counts_what_its_fleet_sends_and_what_it_signs(tmp_path_factory):
     stack, tokens = start_full_stack(tmp_path_factory, "cpmetrics")
     try:
-        http = openai.DefaultHttpxClient(verify=stack.client_ssl(), trust_env=False)
-        client = openai.OpenAI(
-            api_key=tokens["acme"], base_url=f"{stack.gateway}/v1/acme", http_client=http, max_retries=0
-        )
-        rid = client.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "cp metrics"}], max_tokens=5
-        ).headers["x-relayone-receipt-id"]
         admin = CP(stack.cp_url, stack.admin_token)
         admin.session.verify = str(stack.ca)
-        deadline = time.monotonic() + 30
-        while admin.get(f"/v1/audit/events/{rid}").status != 200:
-            assert time.monotonic() < deadline, "the receipt never reached the control plane"
-            time.sleep(0.1)
 
         def cp_metrics():
             text = admin.get("/metrics").text
@@ -148,16 +148,52 @@ def test_the_control_plane_counts_what_its_fleet_sends_and_what_it_signs(tmp_pat
                 for s in fam.samples
             }
 
+        # The stack's sidecar registered and sends heartbeats: one live instance, none stale.
+        m = _until(
+            cp_metrics, lambda m: _value(m, "relaygate_cp_fleet_instances", state="live") == 1, "the instance live"
+        )
+        assert _value(m, "relaygate_cp_fleet_instances", state="stale") == 0
+        assert _value(m, "relaygate_cp_xds_nacking_instances") == 0
+        lag_before = _value(m, "relaygate_cp_receipt_ingest_lag_seconds_count")
+        accepted_before = _value(m, "relaygate_cp_receipts_ingested_total", result="accepted")
+
+        http = openai.DefaultHttpxClient(verify=stack.client_ssl(), trust_env=False)
+        client = openai.OpenAI(
+            api_key=tokens["acme"], base_url=f"{stack.gateway}/v1/acme", http_client=http, max_retries=0
+        )
+        rid = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "cp metrics"}], max_tokens=5
+        ).headers["x-relayone-receipt-id"]
+        deadline = time.monotonic() + 30
+        while admin.get(f"/v1/audit/events/{rid}").status != 200:
+            assert time.monotonic() < deadline, "the receipt never reached the control plane"
+            time.sleep(0.1)
+
         deadline = time.monotonic() + 15  # the next signed tree head covers the new leaf
         while True:
             m = cp_metrics()
             if _value(m, "relaygate_cp_checkpoint_timestamp_seconds") > 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert _value(m, "relaygate_cp_receipts_ingested_total", result="accepted") >= 1
+        accepted = _value(m, "relaygate_cp_receipts_ingested_total", result="accepted") - accepted_before
+        assert accepted >= 1
         assert _value(m, "relaygate_cp_receipts_ingested_total", result="rejected") == 0
+        # One lag observation per receipt accepted, each from its signing a moment ago.
+        lags = _value(m, "relaygate_cp_receipt_ingest_lag_seconds_count") - lag_before
+        assert lags == accepted
+        assert 0 <= _value(m, "relaygate_cp_receipt_ingest_lag_seconds_sum") < 30 * lags
+        assert _value(m, "relaygate_cp_receipt_ingest_lag_seconds_bucket", le="+Inf") == _value(
+            m, "relaygate_cp_receipt_ingest_lag_seconds_count"
+        )
         assert _value(m, "relaygate_cp_merkle_tree_size") >= 1
         assert abs(_value(m, "relaygate_cp_checkpoint_timestamp_seconds") - time.time()) < 60
+        # A checkpoint covers the leaf (the next one, if more receipts arrived in between).
+        m = _until(
+            cp_metrics,
+            lambda m: _value(m, "relaygate_cp_checkpoint_tree_size") == _value(m, "relaygate_cp_merkle_tree_size"),
+            "a checkpoint covering the whole log",
+        )
+        assert _value(m, "relaygate_cp_checkpoint_tree_size") >= 1
         assert _value(m, "relaygate_cp_xds_streams") == 1  # this stack's Envoy, over ADS
         assert _value(m, "relaygate_cp_bundle_builds_total", result="built") >= 1
         assert _value(m, "relaygate_cp_xds_nacks_total") == 0
@@ -170,5 +206,43 @@ def test_the_control_plane_counts_what_its_fleet_sends_and_what_it_signs(tmp_pat
             }
         limited = {k: v for k, v in sidecar.items() if k[0] == "relaygate_budget_used"}
         assert limited, "no budget series on the sidecar"
+
+        # An evidence bundle job: counted once it ends, timed, and no longer active.
+        before = cp_metrics()
+        assert _value(before, "relaygate_cp_evidence_jobs_total", result="done") == 0
+        assert _value(before, "relaygate_cp_evidence_jobs_active") == 0
+        acme = CP(stack.cp_url, tokens["acme"])
+        acme.session.verify = str(stack.ca)
+        job = acme.post("/v1/evidence/bundles", {"components": ["receipts"]})
+        assert job.status == 202, job.text
+        status = _until(
+            lambda: acme.get(f"/v1/evidence/bundles/{job.json()['id']}/status").json(),
+            lambda st: st["status"] in ("done", "failed"),
+            "the evidence job",
+            60,
+        )
+        assert status["status"] == "done", status
+        m = _until(
+            cp_metrics,
+            lambda m: _value(m, "relaygate_cp_evidence_jobs_total", result="done") == 1,
+            "the evidence job counted",
+        )
+        assert _value(m, "relaygate_cp_evidence_jobs_total", result="failed") == 0
+        assert _value(m, "relaygate_cp_evidence_job_seconds_count", result="done") == 1
+        assert 0 < _value(m, "relaygate_cp_evidence_job_seconds_sum", result="done") < 60
+        assert _value(m, "relaygate_cp_evidence_jobs_active") == 0
+        # The stack has no deployment: every status at 0, and none finished.
+        assert _value(m, "relaygate_cp_deployments") == 0
+        assert _value(m, "relaygate_cp_deployments_finished_total") == 0
+
+        # The sidecar stopped: its instance turns stale after 10 s without a heartbeat.
+        stack.stop_one("extproc")
+        m = _until(
+            cp_metrics,
+            lambda m: _value(m, "relaygate_cp_fleet_instances", state="stale") == 1,
+            "the stopped sidecar's instance stale",
+            30,
+        )
+        assert _value(m, "relaygate_cp_fleet_instances", state="live") == 0
     finally:
         stack.stop()

@@ -62,6 +62,7 @@ async def register(ctx: Ctx):
             )
         row = (await c.execute(sa.select(schema.instances).where(schema.instances.c.id == iid))).mappings().first()
     ctx.services.ingestor.forget_keys()
+    ctx.services.fleet.seen(iid, now)
     await ctx.services.fleet_changed()
     return json(ctx.services.fleet.instance_json(row))
 
@@ -76,6 +77,7 @@ async def heartbeat(ctx: Ctx):
         ).rowcount
     if not n:
         raise not_found("instance", iid)
+    ctx.services.fleet.seen(iid, now)
     ctx.services.fleet.observe(iid, ctx.body, now)
     commands = await pending_commands(ctx.db, iid)
     return json({"ok": True, "commands": commands})
