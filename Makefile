@@ -46,6 +46,7 @@ run: $(STAMP)
 # length of the run.
 test: $(STAMP) lint
 	@$(BIN)/python -m devstack.tools helm >/dev/null   # helm for the chart's tests: built once with go install, cached
+	@$(BIN)/python -m devstack.tools opa >/dev/null    # OPA for the Rego conformance tests: the same way
 	@mkdir -p .run && $(BIN)/python -m devstack.postgres start .run/pg-test > .run/pg-test.url
 	@$(BIN)/python -m devstack.redis_server start .run/redis-test > .run/redis-test.url
 	@RELAYGATE_TEST_POSTGRES=$$(cat .run/pg-test.url) RELAYGATE_TEST_REDIS=$$(cat .run/redis-test.url) \

@@ -1,10 +1,11 @@
 """Command-line tools the tests need that neither Debian nor PyPI ships at a pinned version.
 
-helm is built from source with ``go install`` (pinned to one release) into a per-user cache, so
-`make test` works on a fresh machine without a package repository for helm, and a second run
-reuses the binary.
+helm and OPA are built from source with ``go install`` (each pinned to one release) into a
+per-user cache, so `make test` works on a fresh machine without a package repository for them,
+and a second run reuses the binaries.
 
     python -m devstack.tools helm      # prints the path of the helm binary, building it if needed
+    python -m devstack.tools opa       # the same for OPA
 """
 
 from __future__ import annotations
@@ -14,19 +15,34 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 BIN_DIR = Path.home() / ".cache" / "relaygate" / "bin"
-HELM_MODULE = "helm.sh/helm/v4"
-HELM_VERSION = "v4.3.2"
+
+
+@dataclass(frozen=True)
+class GoTool:
+    name: str
+    module: str  # the Go module whose release is pinned
+    package: str  # what `go install` builds
+    version: str
+    check: tuple[str, ...]  # arguments that make the binary print its version and exit 0
+
+
+HELM = GoTool("helm", "helm.sh/helm/v4", "helm.sh/helm/v4/cmd/helm", "v4.3.2", ("version",))
+# OPA checks the platform's Rego (opa check --strict, opa test) and decides beside regorus in the
+# differential tests; v1.22.4 is the release the issue measured (~5-9 min to build cold, 60 MB).
+OPA = GoTool("opa", "github.com/open-policy-agent/opa", "github.com/open-policy-agent/opa", "v1.22.4", ("version",))
+TOOLS = {t.name: t for t in (HELM, OPA)}
 
 
 def _log(msg: str) -> None:
-    # stderr, so `python -m devstack.tools helm` prints only the path on stdout.
+    # stderr, so `python -m devstack.tools NAME` prints only the path on stdout.
     print(f"devstack.tools: {msg}", file=sys.stderr, flush=True)
 
 
-def go_binary() -> str:
+def go_binary(tool: GoTool = HELM) -> str:
     """The Go toolchain: on PATH, or where the official tarball installs it (often not on PATH)."""
     found = shutil.which("go")
     if found:
@@ -34,57 +50,66 @@ def go_binary() -> str:
     if os.access("/usr/local/go/bin/go", os.X_OK):
         return "/usr/local/go/bin/go"
     raise RuntimeError(
-        "Go is needed to build helm (go install " + HELM_MODULE + "/cmd/helm@" + HELM_VERSION + ") "
+        f"Go is needed to build {tool.name} (go install {tool.package}@{tool.version}) "
         "and was found neither on PATH nor at /usr/local/go/bin/go: install Go 1.24 or newer "
         "(https://go.dev/dl/ or apt-get install golang-go)"
     )
 
 
-def _usable(helm: Path) -> bool:
+def _usable(tool: GoTool, path: Path) -> bool:
     """The cached binary runs and, when Go can tell (`go version -m`), was built from the pinned
     release: helm built by `go install` reports only "v4.3" itself, so the module version is
     read from the binary's build information instead."""
-    if not helm.is_file() or not os.access(helm, os.X_OK):
+    if not path.is_file() or not os.access(path, os.X_OK):
         return False
     try:
-        subprocess.run([str(helm), "version"], check=True, capture_output=True, timeout=30)
+        subprocess.run([str(path), *tool.check], check=True, capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return False
     try:
-        go = go_binary()
+        go = go_binary(tool)
     except RuntimeError:
         return True  # cannot check the version without Go; the binary runs, use it
-    info = subprocess.run([go, "version", "-m", str(helm)], capture_output=True, text=True, timeout=30)
-    return any(line.split()[1:3] == [HELM_MODULE, HELM_VERSION] for line in info.stdout.splitlines() if line.strip())
+    info = subprocess.run([go, "version", "-m", str(path)], capture_output=True, text=True, timeout=30)
+    want = [tool.module, tool.version]
+    return any(line.split()[1:3] == want for line in info.stdout.splitlines() if line.strip())
 
 
-def helm_binary() -> str:
-    """Path of helm HELM_VERSION, built into BIN_DIR on first use.
+def binary(tool: GoTool) -> str:
+    """Path of the pinned tool, built into BIN_DIR on first use.
 
-    A lock file serialises builds: concurrent callers (two test sessions, a build started by
-    hand) wait for the one running and then reuse its binary instead of starting a second
-    ``go install`` into the same directory.
+    A lock file per tool serialises builds: concurrent callers (two test sessions, a build
+    started by hand) wait for the one running and then reuse its binary instead of starting a
+    second ``go install`` into the same directory.
     """
-    helm = BIN_DIR / "helm"
-    if _usable(helm):
-        return str(helm)
+    path = BIN_DIR / tool.name
+    if _usable(tool, path):
+        return str(path)
     BIN_DIR.mkdir(parents=True, exist_ok=True)
-    with open(BIN_DIR / ".helm.lock", "w") as lock:
+    with open(BIN_DIR / f".{tool.name}.lock", "w") as lock:
         if not _try_lock(lock):
-            _log(f"another helm build holds {lock.name}; waiting for it")
+            _log(f"another {tool.name} build holds {lock.name}; waiting for it")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        if _usable(helm):
-            return str(helm)
-        go = go_binary()
-        target = f"{HELM_MODULE}/cmd/helm@{HELM_VERSION}"
-        _log(f"building helm: GOBIN={BIN_DIR} {go} install {target} (a few minutes the first time)")
+        if _usable(tool, path):
+            return str(path)
+        go = go_binary(tool)
+        target = f"{tool.package}@{tool.version}"
+        _log(f"building {tool.name}: GOBIN={BIN_DIR} {go} install {target} (a few minutes the first time)")
         env = dict(os.environ, GOBIN=str(BIN_DIR), CGO_ENABLED="0")
         env["PATH"] = str(Path(go).parent) + os.pathsep + env.get("PATH", "")
         built = subprocess.run([go, "install", target], env=env, stdout=sys.stderr, stderr=sys.stderr)
-        if built.returncode != 0 or not _usable(helm):
+        if built.returncode != 0 or not _usable(tool, path):
             raise RuntimeError(f"go install {target} failed (exit {built.returncode}); see the output above")
-        _log(f"helm built: {helm}")
-    return str(helm)
+        _log(f"{tool.name} built: {path}")
+    return str(path)
+
+
+def helm_binary() -> str:
+    return binary(HELM)
+
+
+def opa_binary() -> str:
+    return binary(OPA)
 
 
 def _try_lock(lock) -> bool:
@@ -97,11 +122,11 @@ def _try_lock(lock) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args != ["helm"]:
-        print("usage: python -m devstack.tools helm", file=sys.stderr)
+    if len(args) != 1 or args[0] not in TOOLS:
+        print(f"usage: python -m devstack.tools {'|'.join(TOOLS)}", file=sys.stderr)
         return 2
     try:
-        print(helm_binary())
+        print(binary(TOOLS[args[0]]))
     except RuntimeError as e:
         print(f"devstack.tools: {e}", file=sys.stderr)
         return 1

@@ -15,6 +15,9 @@ import data.relaygate.workspace_policies
 policy := "relaygate.gateway@1.0.0"
 
 decision := d if {
+	count(input_errors) > 0
+	d := deny(500, "policy.error", sort([e | some e in input_errors]), [])
+} else := d if {
 	count(scope.violations) > 0
 	d := deny(403, "scope.denied", sort([v | some v in scope.violations]), [scope.policy])
 } else := d if {
@@ -61,4 +64,96 @@ deny(status, code, reasons, policies) := {
 	"policies": array.concat([policy], policies),
 	"upstream": null,
 	"holds": [],
+}
+
+# The input is version 1 (docs/policy.md), whole, before anything is decided. The sidecar always
+# sends it so; this refuses what another caller (a dry run's hand-made input, a test, a query by
+# hand) got wrong, instead of deciding on partial data. It also keeps every Rego engine on one
+# path: regorus and OPA disagree on rules that read missing fields or fields of the wrong type
+# (tests/system/test_opa_conformance.py), so those rules are never reached with such input.
+input_errors contains "version must be 1" if not input.version == 1
+
+input_errors contains "endpoint and model must be strings" if not strings_ok
+
+input_errors contains "principal must be {key_id, endpoints: [string], models: [string]}" if not principal_ok
+
+input_errors contains "workspace must be {id, allowed_jurisdictions: [string], allowed_regions: [string]}" if {
+	not workspace_ok
+}
+
+input_errors contains "candidates must be [{name, region, jurisdiction, cost: {tokens, usd_micros}}]" if {
+	not candidates_ok
+}
+
+input_errors contains "budgets must be [{id, unit: tokens or usd, limit, used}]" if not budgets_ok
+
+input_errors contains "workspace_policies must be {denials: [{policy, status, code, reason}], cited: [string]}" if {
+	not workspace_policies_ok
+}
+
+strings_ok if {
+	is_string(input.endpoint)
+	is_string(input.model)
+}
+
+principal_ok if {
+	is_object(input.principal)
+	is_string(input.principal.key_id)
+	strings(input.principal.endpoints)
+	strings(input.principal.models)
+}
+
+workspace_ok if {
+	is_object(input.workspace)
+	is_string(input.workspace.id)
+	strings(input.workspace.allowed_jurisdictions)
+	strings(input.workspace.allowed_regions)
+}
+
+candidates_ok if {
+	is_array(input.candidates)
+	every c in input.candidates {
+		is_object(c)
+		is_string(c.name)
+		is_string(c.region)
+		is_string(c.jurisdiction)
+		is_object(c.cost)
+		is_number(c.cost.tokens)
+		is_number(c.cost.usd_micros)
+	}
+}
+
+budgets_ok if {
+	is_array(input.budgets)
+	every b in input.budgets {
+		is_object(b)
+		is_string(b.id)
+		b.unit in {"tokens", "usd"}
+		is_number(b.limit)
+		is_number(b.used)
+	}
+}
+
+# Absent (a caller without workspace policies), or as the sidecar sets it.
+workspace_policies_ok if not "workspace_policies" in object.keys(input)
+
+workspace_policies_ok if {
+	w := input.workspace_policies
+	is_object(w)
+	is_array(w.denials)
+	every x in w.denials {
+		is_object(x)
+		is_string(x.policy)
+		is_number(x.status)
+		is_string(x.code)
+		is_string(x.reason)
+	}
+	strings(w.cited)
+}
+
+strings(xs) if {
+	is_array(xs)
+	every x in xs {
+		is_string(x)
+	}
 }

@@ -89,3 +89,24 @@ test_workspace_policies_cited_on_allow if {
 	d.allow
 	"pol_a@2" in d.policies
 }
+
+test_missing_principal_is_a_policy_error_not_a_decision if {
+	d := gateway.decision with input as object.remove(base, ["principal"])
+	not d.allow
+	d.status == 500
+	d.code == "policy.error"
+	d.reasons == ["principal must be {key_id, endpoints: [string], models: [string]}"]
+}
+
+test_fields_of_the_wrong_type_are_named if {
+	bad := object.union(base, {"candidates": [{"name": "eu"}], "budgets": [{"id": "b", "unit": "eur", "limit": 1, "used": 0}]})
+	d := gateway.decision with input as bad
+	d.code == "policy.error"
+	count(d.reasons) == 2
+}
+
+test_absent_workspace_policies_are_fine_but_malformed_ones_are_not if {
+	gateway.decision.allow with input as base
+	d := gateway.decision with input as object.union(base, {"workspace_policies": {"denials": "all"}})
+	d.code == "policy.error"
+}

@@ -14,11 +14,11 @@ allowed_jurisdictions contains j if {
 	some j in object.get(data.relaygate.jurisdiction_groups, entry, [entry])
 }
 
-jurisdiction_ok(c) if count(input.workspace.allowed_jurisdictions) == 0
+jurisdiction_ok(_) if count(input.workspace.allowed_jurisdictions) == 0
 
 jurisdiction_ok(c) if c.jurisdiction in allowed_jurisdictions
 
-region_ok(c) if count(input.workspace.allowed_regions) == 0
+region_ok(_) if count(input.workspace.allowed_regions) == 0
 
 region_ok(c) if c.region in input.workspace.allowed_regions
 

@@ -229,6 +229,73 @@ def _data_refs(node: Any, found: list[dict[str, Any]]) -> None:
             _data_refs(v, found)
 
 
+def _declared(node: Any, source: str, out: list[tuple[str, dict[str, Any]]]) -> None:
+    """Every variable a query declares (``some``, ``:=``, ``every``), nested queries included."""
+
+    def var_nodes(n: Any) -> None:
+        if isinstance(n, dict):
+            var = n.get("Var")
+            if isinstance(var, dict) and var.get("value") not in (None, "_"):
+                out.append((var["value"], var.get("span") or {}))
+                return
+            for v in n.values():
+                var_nodes(v)
+        elif isinstance(n, list):
+            for v in n:
+                var_nodes(v)
+
+    def span_name(span: Any) -> None:
+        if isinstance(span, dict) and "start" in span and "end" in span:
+            name = source.encode()[span["start"] : span["end"]].decode(errors="replace")
+            if name != "_":
+                out.append((name, span))
+
+    if isinstance(node, dict):
+        assign = node.get("AssignExpr")
+        if isinstance(assign, dict) and assign.get("op") == "ColEq":
+            var_nodes(assign.get("lhs"))
+        some_in = node.get("SomeIn")
+        if isinstance(some_in, dict):
+            var_nodes(some_in.get("key"))
+            var_nodes(some_in.get("value"))
+        some_vars = node.get("SomeVars")
+        if isinstance(some_vars, dict):
+            for span in some_vars.get("vars") or []:
+                span_name(span)
+        every = node.get("Every")
+        if isinstance(every, dict):
+            span_name(every.get("key"))
+            span_name(every.get("value"))
+        for v in node.values():
+            _declared(v, source, out)
+    elif isinstance(node, list):
+        for v in node:
+            _declared(v, source, out)
+
+
+def _check_declarations(doc: PolicyDocument, source: str, rules: list[Any]) -> None:
+    """Refuse a variable declared twice in one rule body, nested comprehensions and ``every``
+    included. OPA refuses ``some c ...; some c ...`` and ``x := 1; x := 2`` at compile time; regorus
+    compiles both and fails each evaluation (so every call would be denied ``policy.error``), and
+    it also fails on a comprehension that declares a name its rule already has, which OPA
+    accepts (tests/system/test_opa_conformance.py). One name, one declaration, per body."""
+    for rule in rules:
+        spec = rule.get("Spec") if isinstance(rule, dict) else None
+        for body in (spec or {}).get("bodies") or []:
+            seen: set[str] = set()
+            found: list[tuple[str, dict[str, Any]]] = []
+            _declared(body.get("query"), source, found)
+            for name, span in found:
+                if name in seen:
+                    raise _at(
+                        doc,
+                        span,
+                        f"variable {name!r} is declared twice in one rule body (some, :=, every or a "
+                        "comprehension): give each declaration its own name",
+                    )
+                seen.add(name)
+
+
 def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
     """Refuse any reference to ``data`` and any import but rego.v1 / future.keywords.
 
@@ -258,6 +325,7 @@ def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
                     f"import {name or '...'} is not allowed: a workspace policy sees only "
                     "'input' and its own 'policy_data'",
                 )
+        _check_declarations(doc, source, tree.get("rules") or [])
         found: list[dict[str, Any]] = []
         _data_refs(tree.get("rules") or [], found)
         if found:
