@@ -1,10 +1,13 @@
 """Policy bundles: the signed tar.gz that carries a gateway's whole policy and configuration.
 
-The layout follows OPA's bundle format, so an OPA server can load the same
-bundle: Rego modules at their paths, ``data.json`` (policy data), a
-``.manifest`` with the revision, and ``.signatures.json`` holding one JWS
-(EdDSA) that lists every file's SHA-256. relaygate adds two files OPA
-ignores: ``relaygate/gateway-config.json`` (workspaces, upstreams, key
+The layout follows OPA's bundle format, so a stock OPA agent can load and verify the same
+bundle: Rego modules at their paths, ``data.json`` (policy data), a ``.manifest`` with the
+revision, and ``.signatures.json`` holding exactly one JWS (OPA accepts no more) that lists every
+file's SHA-256. The JWS is ES256 (ECDSA P-256), which OPA verifies; a control plane whose bundle
+key predates that is Ed25519 and signs EdDSA, which sidecars verify and OPA does not (rotate the
+key to serve OPA agents). ``data.json`` and ``.manifest`` are written in the form OPA hashes
+structured files in (sorted keys, no whitespace, UTF-8), so one digest satisfies both verifiers.
+relaygate adds two files OPA ignores: ``relaygate/gateway-config.json`` (workspaces, upstreams, key
 hashes, budgets, limits; the documents of relaygate/contract/config.py) and
 ``relaygate/secrets.sealed`` (key pepper and provider credentials, AES-256-GCM
 under a key derived from the fleet token, so a bundle at rest or in a proxy
@@ -37,7 +40,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -62,6 +67,67 @@ CONTRACT_KEY = "relaygate_contract"
 
 class BundleError(ValueError):
     """A bundle is malformed, unsigned, signed by another key, or its secrets do not open."""
+
+
+VerifyKey = Ed25519PublicKey | ec.EllipticCurvePublicKey
+SigningKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+
+
+def jws_algorithm(public_key: object) -> str:
+    """The JWS algorithm of a bundle key: ES256 (P-256, what OPA verifies) or EdDSA (Ed25519)."""
+    if isinstance(public_key, Ed25519PublicKey):
+        return "EdDSA"
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(public_key.curve, ec.SECP256R1):
+        return "ES256"
+    raise ValueError("a bundle key is ECDSA P-256 (ES256) or Ed25519 (EdDSA)")
+
+
+def bundle_key_id(public_key: VerifyKey) -> str:
+    if isinstance(public_key, Ed25519PublicKey):
+        return key_id_for(public_key)
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "es256:" + hashlib.sha256(der).hexdigest()[:16]
+
+
+def load_verify_key(pem: bytes) -> VerifyKey:
+    """A pinned bundle-signing public key (PEM); ValueError when it is of another kind."""
+    key = serialization.load_pem_public_key(pem)
+    jws_algorithm(key)
+    assert isinstance(key, (Ed25519PublicKey, ec.EllipticCurvePublicKey))
+    return key
+
+
+@dataclass(frozen=True)
+class BundleSigner:
+    """The control plane's bundle key (new ones are P-256; an older Ed25519 one keeps working)."""
+
+    private_key: SigningKey
+    key_id: str
+
+    @classmethod
+    def of(cls, key: object) -> "BundleSigner":
+        if not isinstance(key, (Ed25519PrivateKey, ec.EllipticCurvePrivateKey)):
+            raise ValueError("a bundle key is ECDSA P-256 (ES256) or Ed25519 (EdDSA)")
+        jws_algorithm(key.public_key())
+        return cls(key, bundle_key_id(key.public_key()))
+
+    @classmethod
+    def generate(cls) -> "BundleSigner":
+        return cls.of(ec.generate_private_key(ec.SECP256R1()))
+
+    @property
+    def algorithm(self) -> str:
+        return jws_algorithm(self.private_key.public_key())
+
+    def public_pem(self) -> bytes:
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def private_pem(self) -> str:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
 
 
 @dataclass(frozen=True)
@@ -95,7 +161,14 @@ def unseal(blob: bytes, key: bytes) -> dict[str, Any]:
 
 
 def _json(obj: object) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    """Sorted keys, no whitespace, UTF-8: byte for byte what OPA hashes a structured bundle file
+    as (its canonical walk with Go's JSON encoding of each value, which escapes U+2028/U+2029), so
+    the SHA-256 of these bytes is the digest both the sidecar and OPA check."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+    except UnicodeEncodeError:  # a lone surrogate: only ASCII escapes can carry it (OPA cannot)
+        return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _revision(files: dict[str, bytes]) -> str:
@@ -125,7 +198,7 @@ def build(
     config: dict[str, Any],
     secrets: dict[str, Any],
     fleet_token: str,
-    signer: Signer,
+    signer: Signer | BundleSigner,
     metadata: dict[str, Any] | None = None,
     contract: int | None = None,
 ) -> tuple[bytes, str]:
@@ -136,8 +209,10 @@ def build(
     files[CONFIG_PATH] = _json(config)
     files[SECRETS_PATH] = seal(secrets, seal_key(fleet_token))
     revision = _revision(files)
+    # Every top-level data key is a root (OPA refuses data outside the manifest's roots).
+    roots = sorted({"relaygate", *(k for k in data if isinstance(k, str))})
     files[MANIFEST_PATH] = _json(
-        {"revision": revision, "roots": ["relaygate"], "metadata": {**(metadata or {}), CONTRACT_KEY: contract}}
+        {"revision": revision, "roots": roots, "metadata": {**(metadata or {}), CONTRACT_KEY: contract}}
     )
     listed = [
         {"name": name, "hash": hashlib.sha256(files[name]).hexdigest(), "algorithm": "SHA-256"}
@@ -146,7 +221,7 @@ def build(
     token = jwt.encode(
         {"files": listed, "keyid": signer.key_id, "scope": "relaygate"},
         signer.private_key,
-        algorithm="EdDSA",
+        algorithm=jws_algorithm(signer.private_key.public_key()),
         headers={"kid": signer.key_id},
     )
     files[SIGNATURES_PATH] = _json({"signatures": [token]})
@@ -199,17 +274,21 @@ def check_contract(manifest: object) -> None:
         )
 
 
-def read(blob: bytes, *, verify_key: Ed25519PublicKey, fleet_token: str) -> Bundle:
+def read(blob: bytes, *, verify_key: VerifyKey, fleet_token: str) -> Bundle:
     """Verify the signature and every file digest, then unpack. Raises BundleError."""
     files = _untar(blob)
     try:
         sigs = json.loads(files.pop(SIGNATURES_PATH))["signatures"]
-        claims = jwt.decode(sigs[0], verify_key, algorithms=["EdDSA"])
+        if len(sigs) != 1:
+            raise ValueError(f"{len(sigs)} signatures; a bundle carries exactly one")
+        # The pinned key's algorithm only: a token naming another (none, HS256 keyed with the
+        # public key) is refused before any verification.
+        claims = jwt.decode(sigs[0], verify_key, algorithms=[jws_algorithm(verify_key)])
     except KeyError:
         raise BundleError("bundle is not signed (.signatures.json missing)") from None
     except (jwt.PyJWTError, ValueError, IndexError, TypeError) as e:
         raise BundleError(
-            f"bundle signature does not verify with the control plane's key {key_id_for(verify_key)}: {e}"
+            f"bundle signature does not verify with the control plane's key {bundle_key_id(verify_key)}: {e}"
         ) from None
     listed = {f["name"]: f["hash"] for f in claims.get("files", [])}
     if set(listed) != set(files):

@@ -1,4 +1,4 @@
-"""The control plane's own Ed25519 keys (bundle signing; later tree heads), sealed in the database.
+"""The control plane's own keys (bundle signing, custody), sealed in the database.
 
 Kept in the database rather than in files so every replica signs with the same
 key; the PEM is sealed under the master key (see sealing.py).
@@ -9,6 +9,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from relaygate.contract.bundle import BundleSigner
 from relaygate.controlplane.secretstore import SecretStore
 from relaygate.evidence.signing import Signer, key_id_for
 
@@ -21,14 +22,14 @@ def _pem(key: Ed25519PrivateKey) -> str:
     ).decode()
 
 
-async def load_or_create(store: SecretStore, name: str) -> Signer:
-    pem = await store.get(name)
+async def load_or_create_bundle_signer(store: SecretStore) -> BundleSigner:
+    """The bundle-signing key: ECDSA P-256 when made here (ES256, which OPA agents verify as well
+    as sidecars); an Ed25519 key made by an older control plane is kept and signs EdDSA."""
+    pem = await store.get(BUNDLE_KEY)
     if pem is None:
-        key = Ed25519PrivateKey.generate()
-        await store.put(name, _pem(key))
-        pem = await store.get(name)  # whichever replica won the race
-    key = serialization.load_pem_private_key(pem.encode(), password=None)
-    return Signer(key, key_id_for(key.public_key()))
+        await store.put(BUNDLE_KEY, BundleSigner.generate().private_pem())
+        pem = await store.get(BUNDLE_KEY)  # whichever replica won the race
+    return BundleSigner.of(serialization.load_pem_private_key(pem.encode(), password=None))
 
 
 def new_signer() -> tuple[Signer, str]:

@@ -644,7 +644,18 @@ SCHEMAS = {
         },
         ["total", "by_model", "by_endpoint", "by_provider"],
     ),
-    "BundleKey": obj({"key_id": {"type": "string"}, "public_key": {"type": "string"}}, ["key_id", "public_key"]),
+    "BundleKey": obj(
+        {
+            "key_id": {"type": "string"},
+            "algorithm": {
+                "type": "string",
+                "enum": ["ES256", "EdDSA"],
+                "description": "the JWS algorithm of the bundle signature (an OPA agent's keys.<name>.algorithm)",
+            },
+            "public_key": {"type": "string"},
+        },
+        ["key_id", "algorithm", "public_key"],
+    ),
     "Checkpoint": obj(
         {
             "size": {"type": "integer"},

@@ -29,7 +29,7 @@ from relaygate.controlplane.sealing import Sealer
 from relaygate.controlplane.secretstore import SecretStore
 from relaygate.controlplane.settings import Settings
 from relaygate.contract.private_files import private_dir
-from relaygate.evidence.signing import Signer
+from relaygate.contract.bundle import BundleSigner
 
 log = logging.getLogger("relaygate.controlplane")
 
@@ -49,7 +49,7 @@ class Services:
     secrets: SecretStore = field(init=False)
     auth: Authenticator = field(init=False)
     bundles: BundleService = field(init=False)
-    bundle_signer: Signer = field(init=False)
+    bundle_signer: BundleSigner = field(init=False)
     keys: KeyService = field(init=False)
     transparency: TransparencyLog = field(init=False)
     ingestor: Ingestor = field(init=False)
@@ -88,7 +88,7 @@ async def start(settings: Settings) -> Services:
         if added:
             log.info("registered %d new platform policy versions from %s", added, settings.seed_policy_dir)
     s.auth = Authenticator(s.engine, s.secrets.pepper, settings)
-    s.bundle_signer = await keyring.load_or_create(s.secrets, keyring.BUNDLE_KEY)
+    s.bundle_signer = await keyring.load_or_create_bundle_signer(s.secrets)
     s.bundles = BundleService(s.engine, s.secrets, s.bundle_signer, settings.fleet_token)
     s.keys = KeyService(s.engine, s.secrets)
     await s.keys.start()

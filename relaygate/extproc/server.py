@@ -22,7 +22,8 @@ from aiohttp import web
 from envoy.service.accesslog.v3 import als_pb2_grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 
-from relaygate.evidence.signing import load_or_create_signer, load_public_key
+from relaygate.contract import bundle as bundle_mod
+from relaygate.evidence.signing import load_or_create_signer
 from relaygate.contract import config as config_mod
 from relaygate.contract.envsecret import EnvSecretError, env_secret
 from relaygate.extproc import authz_http, tracing
@@ -270,7 +271,10 @@ async def serve(args: argparse.Namespace) -> None:
                 args.control_plane,
             )
         cp = ControlPlane(args.control_plane, args.fleet_token, args.instance_id, args.tenant, tls_ctx)
-        verify_key = load_public_key(await _control_plane_key(Path(args.control_plane_key)))
+        try:
+            verify_key = bundle_mod.load_verify_key(await _control_plane_key(Path(args.control_plane_key)))
+        except ValueError as e:
+            raise config_mod.ConfigError(f"--control-plane-key {args.control_plane_key}: {e}") from None
         sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, TierLimits())
         admission = await sync.initial()
     else:

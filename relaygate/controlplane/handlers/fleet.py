@@ -112,7 +112,7 @@ async def bundle(ctx: Ctx):
 
 async def bundle_key(ctx: Ctx):
     s = ctx.services.bundle_signer
-    return json({"key_id": s.key_id, "public_key": s.public_pem().decode()})
+    return json({"key_id": s.key_id, "algorithm": s.algorithm, "public_key": s.public_pem().decode()})
 
 
 HANDLERS = {
