@@ -37,6 +37,9 @@ $(STAMP): pyproject.toml requirements/regorus.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q --require-hashes --no-deps -r requirements/regorus.txt
 	$(BIN)/pip install -q -e '.[test]'
+	@# xds-protos carries an old copy of the OpenTelemetry protos at opentelemetry-proto's paths, and
+	@# whichever pip installs last wins; the tracing exporter needs opentelemetry-proto's, so it goes last.
+	$(BIN)/pip install -q --no-deps --force-reinstall "opentelemetry-proto==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -308,14 +308,24 @@ def _wheel_name_version(path: Path) -> tuple[str, str]:
     return re.sub(r"[-_.]+", "-", name).lower(), version
 
 
+# Installed again after everything else (base.Containerfile): xds-protos ships an old copy of the
+# OpenTelemetry protos at the same paths, and the last package installed owns the files.
+INSTALL_LAST = ("opentelemetry-proto",)
+
+
 def _write_lock(directory: Path) -> Path:
-    """requirements.lock: every wheel of the directory as name==version with its sha256."""
-    lines = []
+    """requirements.lock: every wheel of the directory as name==version with its sha256 (and
+    install-last.lock: the INSTALL_LAST ones among them)."""
+    lines, last = [], []
     for whl in sorted(directory.glob("*.whl")):
         name, version = _wheel_name_version(whl)
-        lines.append(f"{name}=={version} --hash=sha256:{hashlib.sha256(whl.read_bytes()).hexdigest()}")
+        line = f"{name}=={version} --hash=sha256:{hashlib.sha256(whl.read_bytes()).hexdigest()}"
+        lines.append(line)
+        if name in INSTALL_LAST:
+            last.append(line)
     lock = directory / "requirements.lock"
     lock.write_text("\n".join(lines) + "\n")
+    (directory / "install-last.lock").write_text("\n".join(last) + "\n")
     return lock
 
 
@@ -360,7 +370,12 @@ def deps_wheelhouse() -> Path:
     ).stdout.strip()
     base_key = image_label(BASE_IMAGE, "io.relaygate.rootfs") or ""
     key = _sha(
-        "\n".join(deps).encode(), constraints.encode(), regorus.encode(), pip_version.encode(), base_key.encode()
+        "\n".join(deps).encode(),
+        constraints.encode(),
+        regorus.encode(),
+        pip_version.encode(),
+        base_key.encode(),
+        ",".join(INSTALL_LAST).encode(),
     )
     out = CACHE / "wheels" / f"deps-{key}"
     if (out / "requirements.lock").exists():
