@@ -15,7 +15,9 @@ import urllib.request
 from pathlib import Path
 
 from devstack.processes import free_port, wait_until
-from devstack.tools import opa_binary
+from devstack.tools import OPA, opa_binary
+
+OPA_VERSION = OPA.version
 
 
 def check_strict(*paths: Path | str) -> subprocess.CompletedProcess:

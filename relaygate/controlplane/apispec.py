@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 import yaml
 from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
@@ -269,7 +271,11 @@ class Router:
         """The request body: parsed and validated JSON, or text for YAML operations."""
         if not op.body_types:
             return None
-        raw = await request.read()
+        try:
+            raw = await request.read()
+        except (RequestPayloadError, HttpProcessingError) as e:  # corrupt gzip, a broken chunk, ...
+            why = " ".join(str(e).split()) or type(e).__name__
+            raise ApiError(400, "invalid_request", f"request body could not be read: {why}") from None
         if not raw:
             if op.body_required:
                 raise ApiError(

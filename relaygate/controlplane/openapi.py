@@ -780,6 +780,83 @@ SCHEMAS = {
     ),
     "CustodyList": obj({"events": {"type": "array", "items": {"type": "object"}}}, ["events"]),
     "InstanceList": obj({"instances": {"type": "array", "items": ref("Instance")}}, ["instances"]),
+    # OPA's status and decision-log APIs, as a stock OPA agent posts them (extra fields allowed:
+    # OPA adds to both between releases).
+    "OpaStatusReport": obj(
+        {
+            "labels": obj(
+                {"id": {"type": "string", "minLength": 1, "maxLength": 200}, "version": {"type": "string"}},
+                ["id"],
+                extra=True,
+            ),
+            "bundles": {"type": "object", "maxProperties": 32},
+            "plugins": {"type": "object"},
+        },
+        ["labels"],
+        extra=True,
+    ),
+    "OpaDecisionLogBatch": {
+        "type": "array",
+        "maxItems": 1000,
+        "items": obj(
+            {
+                "decision_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,100}$"},
+                "labels": obj({"id": {"type": "string", "maxLength": 200}}, extra=True),
+                "path": {"type": "string"},
+                "timestamp": {"type": "string"},
+                "bundles": {"type": "object"},
+            },
+            ["decision_id"],
+            extra=True,
+        ),
+    },
+    "OpaIngestResult": obj(
+        {"accepted": {"type": "integer"}, "duplicate": {"type": "integer"}}, ["accepted", "duplicate"]
+    ),
+    "OpaStatusResult": obj(
+        {"id": {"type": "string"}, "bundles": {"type": "integer"}, "errors": {"type": "integer"}},
+        ["id", "bundles", "errors"],
+    ),
+    "OpaAgentList": obj(
+        {
+            "agents": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "id": {"type": "string"},
+                        "version": {"type": "string"},
+                        "labels": {"type": "object"},
+                        "bundles": {
+                            "type": "object",
+                            "description": "name -> active_revision, last_successful_activation, "
+                            "last_successful_download, code, message (OPA's bundle status)",
+                        },
+                        "errors": {"type": "array", "items": {"type": "object"}},
+                        "first_seen_ms": {"type": "integer"},
+                        "last_report_ms": {"type": "integer"},
+                        "decisions": {"type": "integer"},
+                        "current": {
+                            "type": ["boolean", "null"],
+                            "description": "every bundle at the revision the control plane serves the agent's "
+                            "tenant (labels.tenant, default 'default') now",
+                        },
+                    },
+                    [
+                        "id",
+                        "version",
+                        "labels",
+                        "bundles",
+                        "errors",
+                        "first_seen_ms",
+                        "last_report_ms",
+                        "decisions",
+                        "current",
+                    ],
+                ),
+            }
+        },
+        ["agents"],
+    ),
     "FleetHealth": obj(
         {
             "tenants": {
@@ -1583,6 +1660,35 @@ op(
     auth="admin",
     params=[path_param("rotation_id", {"type": "string", "pattern": "^rot_[a-z0-9]{12}$"})],
     ok=(200, "Rotation"),
+)
+op(
+    "post",
+    "/v1/fleet/status",
+    "opaStatus",
+    "An OPA agent's status report (OPA's status API; its service URL is /v1/fleet)",
+    tag="fleet",
+    auth="fleet",
+    body="OpaStatusReport",
+    ok=(200, "OpaStatusResult"),
+)
+op(
+    "post",
+    "/v1/fleet/logs",
+    "opaDecisionLogs",
+    "An OPA agent's decision log batch (gzip JSON array); idempotent on agent and decision id",
+    tag="fleet",
+    auth="fleet",
+    body="OpaDecisionLogBatch",
+    ok=(200, "OpaIngestResult"),
+)
+op(
+    "get",
+    "/v1/fleet/opa-agents",
+    "listOpaAgents",
+    "OPA agents on the control plane's bundles: active revision, last activation, errors",
+    tag="fleet",
+    auth="admin",
+    ok=(200, "OpaAgentList"),
 )
 DEP_ID = {"type": "string", "pattern": "^dep_[a-z0-9]{12}$"}
 op(

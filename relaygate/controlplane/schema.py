@@ -328,3 +328,19 @@ tenant_pins = sa.Table(
     sa.Column("deployment_id", sa.String(40)),
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
 )
+
+# -- OPA agents (migration 0006) ------------------------------------------------------------
+# Stock OPA agents pointed at the control plane: the last status report of each (its bundles'
+# active revisions, activations and errors). Their decision logs go into audit_events.
+opa_agents = sa.Table(
+    "opa_agents",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),  # the agent's labels.id
+    sa.Column("version", sa.String(64), nullable=False),  # labels.version: OPA's release
+    sa.Column("labels", JSON, nullable=False),
+    sa.Column("bundles", JSON, nullable=False),  # name -> {active_revision, last_successful_activation, ...}
+    sa.Column("errors", JSON, nullable=False),  # the report's bundle and plugin errors (code, message)
+    sa.Column("first_seen_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_report_ms", sa.BigInteger, nullable=False),
+    sa.Column("decisions", sa.BigInteger, nullable=False),  # decision log entries stored from it
+)

@@ -30,6 +30,7 @@ from relaygate.controlplane.secretstore import SecretStore
 from relaygate.controlplane.settings import Settings
 from relaygate.contract.private_files import private_dir
 from relaygate.contract.bundle import BundleSigner
+from relaygate.controlplane.opa_agents import OpaAgents
 
 log = logging.getLogger("relaygate.controlplane")
 
@@ -57,6 +58,7 @@ class Services:
     xds: XdsServer = field(init=False)
     fleet: Fleet = field(init=False)
     deployments: Deployments = field(init=False)
+    opa_agents: OpaAgents = field(init=False)
     spec: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     workspace_cache: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +104,7 @@ async def start(settings: Settings) -> Services:
     s.xds = XdsServer(s.engine)
     s.listeners.append(s.xds.changed)
     s.fleet = Fleet(s.engine, s.xds)
+    s.opa_agents = OpaAgents(s.engine)
     await s.fleet.load()
     metrics.FLEET.source = s.fleet
     s.bundles.pins = pins_for

@@ -4,7 +4,9 @@ The pinned OPA runs with nothing but its documented configuration (``services``,
 with long polling and ``signing``, ``keys``) pointed at the control plane's
 ``/v1/fleet/bundles/{tenant}``: it downloads the bundle, verifies its ES256 signature and every
 file's digest, activates it, and then decides like the sidecar, for the same input, before and
-after a policy change made through the REST API (which reaches OPA by long poll)."""
+after a policy change made through the REST API (which reaches OPA by long poll). It reports its
+status (active revision, activation, errors) and its decisions (gzip batches) back, which the
+fleet view and the audit feed show (issue 16, item 4)."""
 
 from __future__ import annotations
 
@@ -57,6 +59,10 @@ def agent(full, tmp_path_factory):
             }
         },
         "keys": {"relaygate": {"algorithm": key["algorithm"], "key": key["public_key"]}},
+        # OPA's management APIs towards the same service: status reports and decision logs.
+        "status": {"service": "relaygate"},
+        "decision_logs": {"service": "relaygate", "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 1}},
+        "labels": {"tenant": stack.tenant},
     }
     d = tmp_path_factory.mktemp("opa-agent")
     (d / "config.yaml").write_text(yaml.safe_dump(config))
@@ -201,3 +207,146 @@ def test_opa_refuses_a_bundle_signed_by_another_key(full, tmp_path):
             urllib.request.urlopen(f"{server.url}/health?bundles=true", timeout=5)
     finally:
         server.stop()
+
+
+def _admin(stack, path: str):
+    r = requests.get(
+        f"{stack.cp_url}{path}",
+        headers={"Authorization": f"Bearer {stack.admin_token}"},
+        verify=str(stack.ca),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_opa_reports_its_status_and_decisions_to_the_control_plane(full, agent):
+    stack, tokens = full
+    served = _revision_served(stack)
+    _until(lambda: _active_revision(agent) == served, "OPA on the current bundle")
+
+    def reported():
+        for a in _admin(stack, "/v1/fleet/opa-agents")["agents"]:
+            if a["bundles"].get("relaygate", {}).get("active_revision") == served:
+                return a
+        return None
+
+    a = _until(reported, "OPA's status report naming the bundle it activated")
+    assert a["current"] is True and a["errors"] == [] and a["labels"]["tenant"] == stack.tenant
+    assert a["version"] == opa.OPA_VERSION.lstrip("v") and a["bundles"]["relaygate"]["last_successful_activation"]
+
+    dry = _dry_run(stack, tokens, "relaygate.scope", "gpt-4o-mini")
+    doc = dict(dry["input"], workspace_policies=_opa_workspace_outcome(agent, dry["input"]))
+    req = urllib.request.Request(
+        f"{agent.url}/v1/data/relaygate/gateway/decision",
+        data=json.dumps({"input": doc}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        answer = json.load(r)
+    did = answer["decision_id"]  # OPA names each logged decision
+
+    def logged():
+        page = _admin(stack, "/v1/audit/events?kind=opa.decision&limit=200")
+        return next((e for e in page["events"] if e["detail"].get("decision_id") == did), None)
+
+    ev = _until(logged, "the decision in the audit feed")
+    assert ev["actor"] == f"opa:{a['id']}" and ev["workspace"] == "acme" and ev["model"] == "gpt-4o-mini"
+    assert ev["decision"] == "allow" and ev["code"] == "ok" and ev["detail"]["result"] == answer["result"]
+    assert ev["detail"]["revisions"] == {"relaygate": served}
+    agents = _admin(stack, "/v1/fleet/opa-agents")["agents"]
+    assert next(x for x in agents if x["id"] == a["id"])["decisions"] >= 1
+
+
+def _post_fleet(stack, path: str, body: bytes, **headers):
+    return requests.post(
+        f"{stack.fleet_url}{path}",
+        data=body,
+        headers={"Authorization": f"Bearer {stack.fleet_token}", "Content-Type": "application/json", **headers},
+        verify=str(stack.ca),
+        timeout=10,
+    )
+
+
+def test_a_corrupt_gzip_body_is_a_400_on_every_operation(full):
+    """Any JSON operation takes Content-Encoding: gzip (aiohttp decodes it); a body that does not
+    decode was a 500 (found by the OPA decision-log tests) and is now a 400, for a workspace key on
+    its own operations as for the fleet."""
+    stack, tokens = full
+    cases = [(p, t, b) for p, t in (("/v1/keys", tokens["acme"]), ("/v1/fleet/logs", stack.fleet_token))
+             for b in (b"\x1f\x8b not gzip", b"\x1f\x8b\x08\x00garbage", b"plain text")]  # fmt: skip
+    for path, token, body in cases:
+        r = requests.post(
+            f"{stack.cp_url}{path}",
+            data=body,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Content-Encoding": "gzip",
+            },
+            verify=str(stack.ca),
+            timeout=10,
+        )
+        assert r.status_code == 400, (path, body, r.text)
+        assert r.json()["error"]["code"] == "invalid_request"
+
+
+def test_decision_logs_sent_again_add_nothing_and_bad_batches_are_refused_whole(full):
+    """OPA resends a batch whose post failed: the feed keeps one event per agent and decision id.
+    A batch that is not OPA's shape is a 400 naming the place, and stores nothing of itself."""
+    import gzip
+
+    stack, _ = full
+    batch = [
+        {
+            "decision_id": f"dec-{time.time_ns()}",
+            "labels": {"id": "agent-resend", "version": "1.22.4"},
+            "path": "relaygate/gateway/decision",
+            "input": {"workspace": {"id": "acme"}, "model": "gpt-4o"},
+            "result": {"allow": False, "code": "policy.blocked", "status": 403},
+            "timestamp": "2026-12-03T17:00:00.123456789Z",
+        }
+    ]
+    body = gzip.compress(json.dumps(batch).encode())
+    first = _post_fleet(stack, "/v1/fleet/logs", body, **{"Content-Encoding": "gzip"})
+    again = _post_fleet(stack, "/v1/fleet/logs", body, **{"Content-Encoding": "gzip"})
+    assert first.status_code == 200 and first.json() == {"accepted": 1, "duplicate": 0}, first.text
+    assert again.json() == {"accepted": 0, "duplicate": 1}
+    events = _admin(stack, "/v1/audit/events?kind=opa.decision&limit=200")["events"]
+    mine = [e for e in events if e["detail"].get("decision_id") == batch[0]["decision_id"]]
+    assert len(mine) == 1 and mine[0]["occurred_at"].startswith("2026-12-03T17:00:00.123")
+    for bad, where in (
+        ({"decision_id": "x"}, "body"),  # not an array
+        ([{"labels": {"id": "a"}}], "0"),  # no decision id
+        ([{"decision_id": "has spaces"}], "0/decision_id"),
+        ([{"decision_id": "ok"}] * 1001, "body"),  # over the batch limit
+    ):
+        r = _post_fleet(stack, "/v1/fleet/logs", json.dumps(bad).encode())
+        assert r.status_code == 400, (bad, r.text)
+        assert r.json()["error"]["details"]["parameter"].startswith(where), r.text
+    r = _post_fleet(stack, "/v1/fleet/logs", b"\x1f\x8b not gzip", **{"Content-Encoding": "gzip"})
+    assert r.status_code == 400 and "could not be read" in r.json()["error"]["message"], r.text
+    r = requests.post(
+        f"{stack.fleet_url}/v1/fleet/logs", json=batch, verify=str(stack.ca), timeout=10
+    )  # no fleet token: OPA's management APIs are the fleet's
+    assert r.status_code == 401
+
+
+def test_a_first_status_report_registers_the_agent_and_names_its_errors(full):
+    """An agent's first word may be its status (found by schemathesis: the first report of an
+    unknown agent was a 500). A failing bundle's code and message show as errors."""
+    stack, _ = full
+    aid = f"agent-{time.time_ns()}"
+    report = {
+        "labels": {"id": aid, "version": "1.22.4", "tenant": stack.tenant},
+        "bundles": {
+            "relaygate": {"name": "relaygate", "code": "bundle_error", "message": "signature verification failed"}
+        },
+        "plugins": {"bundle": {"state": "NOT_READY"}, "status": {"state": "OK"}},
+    }
+    r = _post_fleet(stack, "/v1/fleet/status", json.dumps(report).encode())
+    assert r.status_code == 200, r.text
+    a = next(x for x in _admin(stack, "/v1/fleet/opa-agents")["agents"] if x["id"] == aid)
+    assert a["current"] is False and a["decisions"] == 0
+    assert {"bundle": "relaygate", "code": "bundle_error", "message": "signature verification failed"} in a["errors"]
+    assert {"plugin": "bundle", "state": "NOT_READY", "message": None} in a["errors"]

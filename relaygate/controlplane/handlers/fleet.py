@@ -115,7 +115,37 @@ async def bundle_key(ctx: Ctx):
     return json({"key_id": s.key_id, "algorithm": s.algorithm, "public_key": s.public_pem().decode()})
 
 
+async def opa_status(ctx: Ctx):
+    return json(await ctx.services.opa_agents.status(ctx.body))
+
+
+async def opa_decision_logs(ctx: Ctx):
+    return json(await ctx.services.opa_agents.decisions(ctx.body))
+
+
+async def list_opa_agents(ctx: Ctx):
+    """Each agent's last report, and whether its bundles are at the revision the control plane
+    serves its tenant now (``labels.tenant`` in the agent's configuration, default "default")."""
+    from relaygate.controlplane.opa_agents import agent_json
+
+    served: dict[str, str | None] = {}
+    out = []
+    for row in await ctx.services.opa_agents.list():
+        tenant = (row["labels"] or {}).get("tenant")
+        tenant = tenant if isinstance(tenant, str) and tenant else "default"
+        if tenant not in served:
+            try:
+                served[tenant] = (await ctx.services.bundles.get(tenant))[1]
+            except Exception:  # no bundle to compare with: "current" stays unknown
+                served[tenant] = None
+        out.append(agent_json(row, served[tenant]))
+    return json({"agents": out})
+
+
 HANDLERS = {
+    "opaStatus": opa_status,
+    "opaDecisionLogs": opa_decision_logs,
+    "listOpaAgents": list_opa_agents,
     "registerInstance": register,
     "heartbeat": heartbeat,
     "ingestReceipts": ingest,
