@@ -70,6 +70,9 @@ class PolicyDocument:
     data: dict[str, Any] = field(default_factory=dict)
     rego_line: int = 1  # line of the YAML body where the Rego text starts
     rego_indent: int = 0  # columns the Rego text is indented by in the YAML body
+    # The author's test cases (``relaygate policy test``): never evaluated by the control plane.
+    tests: tuple[dict[str, Any], ...] = ()
+    tests_line: int = 1
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def parse_document(text: str) -> PolicyDocument:
                     return v.start_mark.line + 1, v.start_mark.column + 1
         return 1, 1
 
-    allowed = {"name", "description", "effect", "rego", "data"}
+    allowed = {"name", "description", "effect", "rego", "data", "tests"}
     unknown = sorted(set(map(str, doc)) - allowed)
     if unknown:
         raise PolicyDocumentError(
@@ -155,6 +158,14 @@ def parse_document(text: str) -> PolicyDocument:
         raise PolicyDocumentError(
             f"'data' is {len(encoded)} bytes as JSON; the limit is {MAX_DATA_BYTES} bytes", *where("data")
         )
+    tests = doc.get("tests") or []
+    if not isinstance(tests, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("input", {}), dict) and set(t) <= {"name", "input", "deny", "allow"}
+        for t in tests
+    ):
+        raise PolicyDocumentError(
+            "'tests' must be a list of {name, input, and deny: [reasons] or allow: true}", *where("tests")
+        )
     line, _ = where("rego")
     # A block scalar (| or >) starts on the line after its indicator.
     first = text.splitlines()[line - 1] if line and line <= len(text.splitlines()) else ""
@@ -166,7 +177,9 @@ def parse_document(text: str) -> PolicyDocument:
             if body_line.strip():
                 indent = len(body_line) - len(body_line.lstrip(" "))
                 break
-    return PolicyDocument(name.strip(), description, status, code, rego, data, rego_line, indent)
+    return PolicyDocument(
+        name.strip(), description, status, code, rego, data, rego_line, indent, tuple(tests), where("tests")[0]
+    )
 
 
 def module_source(policy_id: str, doc: PolicyDocument) -> str:

@@ -148,6 +148,7 @@ LAYERS = {
     "extproc": {"contract", "decision", "evidence", "envoy"},
     "controlplane": {"contract", "decision", "envoy", "evidence"},
     "providersim": set(),
+    "cli": {"contract", "decision", "evidence"},  # the relaygate command: verify and policy tools
 }
 
 
