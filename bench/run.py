@@ -11,6 +11,7 @@ requests/s at saturation, p50/p99 at one connection, p50/p99 paced
     python -m bench.run --workers 2  # several ext_proc processes behind one cluster
     python -m bench.run --ledger redis  # budgets in a (loopback) Redis shared by a fleet
     python -m bench.run --profile    # py-spy the policy service during a saturated run
+    python -m bench.run --opa-engine # also relaygate deciding through a real OPA (--policy-engine opa-server)
 """
 
 from __future__ import annotations
@@ -252,6 +253,12 @@ def main(argv=None) -> None:
         "hammered with calls that trip A's stalling policy (issue 11 item 5)",
     )
     p.add_argument("--hammer-conns", type=int, default=8, help="--abusive-neighbour: A's connections")
+    p.add_argument(
+        "--opa-engine",
+        action="store_true",
+        help="also measure the relaygate path with --policy-engine opa-server: a real OPA (the pinned release, "
+        "devstack.tools) on loopback, loaded with policies/, asked once per call",
+    )
     a = p.parse_args(argv)
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk (make bench does this)")
@@ -263,7 +270,7 @@ def main(argv=None) -> None:
 
     up_port, plain_port = free_port(), free_port()
     procs = []
-    stack = ext_stack = redis_server = None
+    stack = ext_stack = redis_server = opa_stack = opa_server = None
     try:
         for name, boot in (
             ("upstream", upstream_bootstrap(up_port, free_port())),
@@ -342,6 +349,22 @@ def main(argv=None) -> None:
             "relaygate": f"{stack.gateway}/v1/bench/chat/completions",
             "relaygate-extproc": f"{ext_stack.gateway}/v1/bench/chat/completions",
         }
+        if a.opa_engine:
+            # The same sidecar and Envoy, the platform decision from OPA over its REST API.
+            from devstack.opa import OpaServer
+
+            opa_server = OpaServer(RUN / "opa" / "opa.log", extra_args=(str(ROOT / "policies"),)).start()
+            opa_stack = Stack(
+                RUN / "stack-opa",
+                config_dir=RUN / "config",
+                workers=a.workers,
+                extproc_args=["--log-level", "WARNING", "--policy-engine", "opa-server", "--opa-url", opa_server.url],
+                ledger_url=ledger_url,
+                tls=False,
+            )
+            opa_stack.start_extproc()
+            opa_stack.start_envoy()
+            paths["relaygate-opa"] = f"{opa_stack.gateway}/v1/bench/chat/completions"
         for url in paths.values():  # warm up, and prove both paths answer 200
             r = wrk(url, key, 4, 2)
             if r["non2xx"] or r["rps"] == 0:
@@ -409,6 +432,11 @@ def main(argv=None) -> None:
             "one_conn_p50_extproc_over_plain": ep["one_conn_p50_ms"] / pl["one_conn_p50_ms"],
             "throughput_authz_over_extproc": rg["saturated_rps"] / ep["saturated_rps"],
         }
+        if "relaygate-opa" in summary:
+            op = summary["relaygate-opa"]
+            ratios["throughput_opa_over_regorus"] = op["saturated_rps"] / rg["saturated_rps"]
+            ratios["one_conn_p50_opa_minus_regorus_ms"] = op["one_conn_p50_ms"] - rg["one_conn_p50_ms"]
+            ratios["throughput_opa_over_plain"] = op["saturated_rps"] / pl["saturated_rps"]
         counts = json.load(urllib.request.urlopen(stack.extproc_admin + "/receipts?limit=1"))
         print()
         print(
@@ -437,6 +465,11 @@ def main(argv=None) -> None:
             f"1-conn p50 {ratios['one_conn_p50_extproc_over_plain']:.2f}x; the default ext_authz HTTP "
             f"transport has {ratios['throughput_authz_over_extproc']:.2f}x its throughput"
         )
+        if "relaygate-opa" in summary:
+            print(
+                f"--policy-engine opa-server: throughput {ratios['throughput_opa_over_regorus']:.2f}x the in-process "
+                f"engine's, 1-conn p50 +{ratios['one_conn_p50_opa_minus_regorus_ms']:.2f} ms"
+            )
         print(f"receipts in the spool: {counts['counts']}")
         out = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -449,13 +482,15 @@ def main(argv=None) -> None:
             "ratios": ratios,
             "spool": counts["counts"],
         }
-        name = f"latest-w{a.workers}{'-redis' if a.ledger == 'redis' else ''}.json"
+        name = f"latest-w{a.workers}{'-redis' if a.ledger == 'redis' else ''}{'-opa' if a.opa_engine else ''}.json"
         (RESULTS / name).write_text(json.dumps(out, indent=2))
         print(f"written to bench/results/{name}")
     finally:
-        for s in (stack, ext_stack):
+        for s in (stack, ext_stack, opa_stack):
             if s:
                 s.stop()
+        if opa_server:
+            opa_server.stop()
         if redis_server:
             redis_server.stop()
         for pr in procs:

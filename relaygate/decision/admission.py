@@ -21,7 +21,7 @@ from relaygate.contract import keys as keyfmt
 from relaygate.contract.config import ApiKey, Budget, GatewayConfig, Upstream, cost_micros
 from relaygate.decision.ledger import Hold, Ledger, LedgerUnavailable, now_utc, window_bounds
 from relaygate.decision.limits import TierLimits
-from relaygate.decision.policy_engine import PolicyEngine, PolicyError
+from relaygate.decision.policy_engine import PolicyEngine, PolicyError, PolicyUnavailable
 from relaygate.decision.policy_sandbox import EMPTY as EMPTY_POLICIES
 from relaygate.decision.policy_sandbox import (
     PolicyBusy,
@@ -161,6 +161,14 @@ class Admission:
     def has_workspace_policies(self, workspace: str) -> bool:
         return bool(self.workspace_policies.of(workspace))
 
+    @property
+    def remote_engine(self) -> bool:
+        """Decisions come from another process (an OPA server): every call takes the async path."""
+        return bool(getattr(self.engine, "remote", False))
+
+    def needs_async(self, workspace: str) -> bool:
+        return self.remote_engine or self.has_workspace_policies(workspace)
+
     async def workspace_outcome(self, workspace: str, doc: dict[str, Any]) -> dict[str, Any] | Verdict:
         """The calling workspace's own policies, run in the sandbox: their outcome, or a policy.error Verdict.
 
@@ -196,6 +204,18 @@ class Admission:
         except PolicyError as e:
             return denial(500, "policy.error", [f"policy evaluation failed: {e}"])
 
+    async def platform_decision_async(self, doc: dict[str, Any], outcome: dict[str, Any] | None) -> dict[str, Any]:
+        """:meth:`platform_decision` from a remote engine: unreachable is a 503 ``policy.error``
+        (transient; the call was not made), a failed evaluation a 500, as in-process."""
+        full = dict(doc, workspace_policies=outcome or {"denials": [], "cited": []})
+        try:
+            return await self.engine.decide_async(orjson.dumps(full).decode())  # type: ignore[attr-defined, no-any-return]
+        except PolicyUnavailable as e:
+            log.error("call refused: %s", e)
+            return denial(503, "policy.error", [f"the policy engine is unreachable; the call was not made ({e})"])
+        except PolicyError as e:
+            return denial(500, "policy.error", [f"policy evaluation failed: {e}"])
+
     def _limited(self, key: ApiKey, shape: CallShape) -> Verdict | None:
         ws = self.config.workspaces[key.workspace]
         limited = self.limits.check(
@@ -214,9 +234,10 @@ class Admission:
         return Verdict.deny(503, "budget.unavailable", msg, retry_after=1)
 
     def decide(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
-        """Synchronous decision for a workspace without policies of its own (see :meth:`decide_async`)."""
-        if self.has_workspace_policies(key.workspace):
-            raise RuntimeError("this workspace has policies of its own: use decide_async")
+        """Synchronous decision for a workspace without policies of its own, with the in-process
+        engine (see :meth:`decide_async`)."""
+        if self.needs_async(key.workspace):
+            raise RuntimeError("this workspace has policies of its own, or the engine is remote: use decide_async")
         limited = self._limited(key, shape)
         if limited is not None:
             return limited
@@ -226,8 +247,9 @@ class Admission:
             return self._ledger_down(e)
 
     async def decide_async(self, key: ApiKey, endpoint: str, shape: CallShape) -> Verdict:
-        """The decision, with the workspace's own policies evaluated in the sandbox (off this thread)."""
-        if not self.has_workspace_policies(key.workspace):
+        """The decision, with the workspace's own policies evaluated in the sandbox (off this thread)
+        and the platform policy by a remote engine when there is one."""
+        if not self.needs_async(key.workspace):
             return self.decide(key, endpoint, shape)
         limited = self._limited(key, shape)
         if limited is not None:
@@ -237,7 +259,10 @@ class Admission:
             outcome = await self.workspace_outcome(key.workspace, doc)
             if isinstance(outcome, Verdict):
                 return outcome
-            return self._decide(key, endpoint, shape, (doc, budgets, windows), outcome)
+            decided = await self.platform_decision_async(doc, outcome) if self.remote_engine else None
+            # The budgets the policy saw may have moved while it was asked: the ledger's reservation
+            # below is atomic and refuses what no longer fits (429), as for concurrent calls.
+            return self._decide(key, endpoint, shape, (doc, budgets, windows), outcome, decided)
         except LedgerUnavailable as e:
             return self._ledger_down(e)
 
@@ -248,10 +273,11 @@ class Admission:
         shape: CallShape,
         prepared: PolicyInput | None = None,
         outcome: dict[str, Any] | None = None,
+        decided: dict[str, Any] | None = None,
     ) -> Verdict:
         doc, budgets, windows = prepared or self.policy_input(key, endpoint, shape)
         now = now_utc()
-        d = self.platform_decision(doc, outcome)
+        d = decided if decided is not None else self.platform_decision(doc, outcome)
         if not d["allow"]:
             retry = None
             if d["code"] == "budget.exceeded":

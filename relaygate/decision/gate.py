@@ -131,13 +131,13 @@ def check_body(call: Call, raw: bytes) -> CallShape | Verdict:
 def decide(call: Call, shape: CallShape) -> Verdict | Awaitable[Verdict]:
     """The policy decision and budget reservation for a checked call.
 
-    A Verdict at once when the workspace has no policies of its own; otherwise an awaitable (its
-    policies run in the policy sandbox, off this thread), so a transport answers without awaiting
-    on the common path.
+    A Verdict at once when the workspace has no policies of its own and the engine is in-process;
+    otherwise an awaitable (its policies run in the policy sandbox, off this thread; a remote
+    engine is asked over the network), so a transport answers without awaiting on the common path.
     """
     assert call.key is not None and call.route is not None, "check_headers admitted the call first"
     adm = call.admission
-    if adm.has_workspace_policies(call.key.workspace):
+    if adm.needs_async(call.key.workspace):
         return adm.decide_async(call.key, call.route.endpoint, shape)
     return adm.decide(call.key, call.route.endpoint, shape)
 

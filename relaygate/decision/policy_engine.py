@@ -31,8 +31,21 @@ class PolicyError(Exception):
     """A policy failed to load or evaluate; the message is safe to show to an operator."""
 
 
+class PolicyUnavailable(PolicyError):
+    """A remote engine could not be asked (down, slow): the call is refused 503, never let through."""
+
+
 class PolicyEngine(Protocol):
     def decide(self, input_json: str) -> dict[str, Any]: ...
+
+
+class RemoteEngine(Protocol):
+    """An engine in another process (relaygate/extproc/opa_engine.py): decisions are awaited, so a
+    transport answers other calls while one waits. ``remote`` tells Admission to take that path."""
+
+    remote: bool
+
+    async def decide_async(self, input_json: str) -> dict[str, Any]: ...
 
 
 def _clean(err: BaseException) -> str:

@@ -18,7 +18,7 @@ from relaygate.contract import config as config_mod
 from relaygate.decision.admission import Admission
 from relaygate.decision.ledger import Ledger
 from relaygate.decision.limits import TierLimits
-from relaygate.decision.policy_engine import RegorusEngine, load_policy_sources
+from relaygate.decision.policy_engine import PolicyEngine, RegorusEngine, load_policy_sources
 from relaygate.decision.policy_sandbox import PolicySandbox
 from relaygate.decision.workspace_policy import policy_modules, split_bundle
 
@@ -31,7 +31,11 @@ def local_sources(policy_dir: Path) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def admission_from_bundle(
-    b: bundle_mod.Bundle, ledger: Ledger, limits: TierLimits | None = None, sandbox: PolicySandbox | None = None
+    b: bundle_mod.Bundle,
+    ledger: Ledger,
+    limits: TierLimits | None = None,
+    sandbox: PolicySandbox | None = None,
+    engine: PolicyEngine | None = None,
 ) -> Admission:
     """Parse a bundle into a ready policy snapshot (raises ConfigError / PolicyError).
 
@@ -39,9 +43,11 @@ def admission_from_bundle(
     fast RVM); the workspace policies are split off and run one by one in the
     policy sandbox, each with only its own data and under a deadline
     (relaygate/decision/policy_sandbox.py), where a rule conflict errors (fails closed)
-    instead of the RVM silently picking a value.
+    instead of the RVM silently picking a value. ``engine``: another engine for the platform
+    policy (an OPA server, relaygate/extproc/opa_engine.py, which loads the same bundle itself).
     """
     cfg = config_mod.from_documents(b.config, b.secrets, environ=os.environ)
     platform, pdata, workspace_policies = split_bundle(b.modules, b.data)
-    engine = RegorusEngine(sources=(platform, pdata))
+    if engine is None:
+        engine = RegorusEngine(sources=(platform, pdata))
     return Admission(cfg, engine, ledger, b.revision, limits, workspace_policies=workspace_policies, sandbox=sandbox)

@@ -44,9 +44,11 @@ class BundleSync:
         ledger: Ledger,
         install: Callable[[Admission], None],
         limits=None,
+        engine=None,
     ) -> None:
         self.cp, self.verify_key, self.store, self.ledger, self.install = cp, verify_key, store, ledger, install
         self.limits = limits
+        self.engine = engine  # a remote engine (OPA) for the platform policy; None: regorus from the bundle
         self.revision: str | None = None
         self.last_error: str | None = None
         self.last_success = 0.0
@@ -57,9 +59,9 @@ class BundleSync:
 
     async def _load(self, blob: bytes, source: str) -> Admission:
         b = await asyncio.to_thread(bundle_mod.read, blob, verify_key=self.verify_key, fleet_token=self.cp.fleet_token)
-        adm = await asyncio.to_thread(admission_from_bundle, b, self.ledger, self.limits)
-        # Build this thread's evaluator now, not on the first call after the swap.
-        adm.engine._evaluator()
+        adm = await asyncio.to_thread(admission_from_bundle, b, self.ledger, self.limits, None, self.engine)
+        if self.engine is None:  # build this thread's evaluator now, not on the first call after the swap
+            adm.engine._evaluator()
         log.info(
             "policy bundle %s loaded from %s (%d modules, %d workspaces, %d keys)",
             b.revision,

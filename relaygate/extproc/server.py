@@ -184,6 +184,24 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="fleet instance id (default: the sidecar name); also Envoy's node id",
     )
     p.add_argument(
+        "--policy-engine",
+        choices=("regorus", "opa-server"),
+        default=os.environ.get("RELAYGATE_POLICY_ENGINE", "regorus"),
+        help="who evaluates the platform policy: regorus in this process (default, the fastest), or an OPA "
+        "server (--opa-url) for builtins regorus lacks; docs/policy.md",
+    )
+    p.add_argument(
+        "--opa-url",
+        default=os.environ.get("RELAYGATE_OPA_URL", "http://127.0.0.1:8181"),
+        help="with --policy-engine opa-server: the OPA server, loaded with relaygate's policies",
+    )
+    p.add_argument(
+        "--opa-timeout-ms",
+        type=int,
+        default=int(os.environ.get("RELAYGATE_OPA_TIMEOUT_MS", "500")),
+        help="with --policy-engine opa-server: past this the call is refused 503 (fails closed)",
+    )
+    p.add_argument(
         "--otlp-endpoint",
         default=None,
         help="send a span per traced call (relaygate.decide) over OTLP/gRPC to HOST:PORT (plaintext) or "
@@ -254,6 +272,17 @@ async def serve(args: argparse.Namespace) -> None:
         ledger = rebuild_ledger(spool)
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
 
+    remote = None
+    if args.policy_engine == "opa-server":
+        from relaygate.extproc.opa_engine import OpaEngine
+
+        try:
+            remote = OpaEngine(args.opa_url, timeout=args.opa_timeout_ms / 1000)
+        except ValueError as e:
+            raise config_mod.ConfigError(str(e)) from None
+        log.info(
+            "policy engine: OPA at %s (timeout %d ms; unreachable fails closed)", args.opa_url, args.opa_timeout_ms
+        )
     cp = sync = None
     if args.control_plane:
         tls_ctx = None
@@ -275,11 +304,13 @@ async def serve(args: argparse.Namespace) -> None:
             verify_key = bundle_mod.load_verify_key(await _control_plane_key(Path(args.control_plane_key)))
         except ValueError as e:
             raise config_mod.ConfigError(f"--control-plane-key {args.control_plane_key}: {e}") from None
-        sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, TierLimits())
+        sync = BundleSync(
+            cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, TierLimits(), engine=remote
+        )
         admission = await sync.initial()
     else:
         cfg = config_mod.load(args.config_dir)
-        engine = RegorusEngine(sources=local_sources(Path(args.policy_dir)))
+        engine = remote or RegorusEngine(sources=local_sources(Path(args.policy_dir)))
         admission = Admission(cfg, engine, ledger)
     cfg = admission.config
 
@@ -384,6 +415,8 @@ async def serve(args: argparse.Namespace) -> None:
     spool.close()
     if tracer is not None:
         tracer.shutdown()
+    if remote is not None:
+        await remote.close()
 
 
 KEY_WAIT_SECONDS = 60.0
