@@ -28,6 +28,9 @@ def _policy_parser(sub) -> None:
         c.add_argument(
             "paths", nargs="+", help="directories (platform Rego, and any documents under them) or documents"
         )
+        if name == "check":
+            c.add_argument("--strict", action="store_true", help="also OPA's strict check (opa on PATH, or --opa)")
+            c.add_argument("--opa", help="the OPA binary for the strict check (implies --strict)")
     remote = argparse.ArgumentParser(add_help=False)
     remote.add_argument(
         "--control-plane",

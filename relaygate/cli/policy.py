@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import ssl
 import sys
 import urllib.error
@@ -96,11 +97,51 @@ def check_platform(directory: Path) -> list[str]:
     return []
 
 
-def check(paths: list[str]) -> list[str]:
+def check(paths: list[str], opa: str | None = None) -> list[str]:
+    """Compile errors; with ``opa`` (the path of an OPA binary) also OPA's strict check (unused
+    variables and imports, shadowing, deprecated builtins) of the platform Rego and of each
+    document's module as a bundle carries it."""
     found = find(paths)
     errors = [e for d in found.platform for e in check_platform(d)]
-    errors += [e for f in found.documents for e in check_document(f)[2]]
+    modules: dict[Path, tuple[str, int]] = {}
+    for f in found.documents:
+        doc, source, doc_errors = check_document(f)
+        errors += doc_errors
+        if doc is not None and source:
+            modules[f] = (source, doc.rego_line)
+    if opa and not errors:
+        errors += _opa_strict(opa, found.platform, modules)
     return errors
+
+
+def _opa_strict(opa: str, platform: list[Path], modules: dict[Path, tuple[str, int]]) -> list[str]:
+    """OPA's strict check; a document's errors name its YAML file and line (its Rego's line
+    ``n`` is the YAML's ``rego_line + n - 1``: compile_policy keeps the author's lines in place)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="relaygate-policy-") as tmp:
+        names: dict[str, tuple[Path, int]] = {}
+        for i, (f, (source, first)) in enumerate(modules.items()):
+            name = Path(tmp) / f"document_{i}.rego"
+            name.write_text(source)
+            names[str(name)] = (f, first)
+        try:
+            out = subprocess.run(
+                [opa, "check", "--strict", *map(str, platform), *names], capture_output=True, text=True, timeout=120
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            return [f"opa check --strict: {e}"]
+        if out.returncode == 0:
+            return []
+        text = out.stdout + out.stderr
+        for tmp_name, (f, first) in names.items():  # the author's document and line, not the temporary file
+            text = re.sub(
+                re.escape(tmp_name) + r":(\d+)", lambda m, f=f, first=first: f"{f}:{first + int(m[1]) - 1}", text
+            )
+            text = text.replace(tmp_name, str(f))
+        lines = [re.sub(r"^\d+ errors? occurred(?: during loading)?:\s*", "", line) for line in text.splitlines()]
+        return [line for line in lines if line.strip()]
 
 
 def run_document_tests(path: Path) -> list[tuple[str, bool, str]]:
@@ -239,7 +280,11 @@ def diff(client: Client, policy_id: str, version: int | None, last: int) -> list
 def main(a) -> int:
     """``relaygate policy ...`` (argparse namespace from relaygate/evidence/cli.py)."""
     if a.policy_cmd == "check":
-        errors = check(a.paths)
+        opa = a.opa or (shutil.which("opa") if a.strict else None)
+        if a.strict and not opa:
+            print("relaygate policy check --strict: no opa on PATH (give --opa PATH)", file=sys.stderr)
+            return 2
+        errors = check(a.paths, opa)
         for e in errors:
             print(e)
         print(f"{'ok' if not errors else f'{len(errors)} error(s)'}: {', '.join(a.paths)}")

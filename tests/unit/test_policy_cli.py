@@ -83,3 +83,21 @@ def test_push_and_diff_need_a_token_from_the_environment(monkeypatch, capsys, tm
     with pytest.raises(SystemExit) as e:
         main(["policy", "diff", "--policy", "pol_x"])
     assert e.value.code == 2 and "RELAYGATE_TOKEN" in capsys.readouterr().err
+
+
+def test_strict_check_with_the_real_opa_names_the_document(tmp_path, capsys):
+    """--opa: OPA's strict check over the platform Rego and each document's module; an unused
+    variable, which regorus accepts, is named against the author's file."""
+    from devstack.tools import opa_binary
+
+    opa = opa_binary()
+    f = tmp_path / "unused.yaml"
+    f.write_text(
+        DOC.replace("if input.model in policy_data.blocked", "if { x := 1; input.model in policy_data.blocked }")
+    )
+    code, out = _run(capsys, "check", str(f))
+    assert code == 0, out  # regorus compiles it
+    code, out = _run(capsys, "check", "--opa", opa, str(f), str(ROOT / "policies"))
+    assert code == 1 and f"{f}:6: rego_compile_error: assigned var x unused" in out, out  # the YAML's line
+    code, out = _run(capsys, "check", "--opa", opa, str(ROOT / "policies"))
+    assert code == 0, out
