@@ -20,6 +20,7 @@ import yaml
 
 from devstack import opa
 from tests.conftest import start_full_stack
+from tests.cpclient import eventually
 
 POLICY = """name: no-gpt-4o
 description: gpt-4o is not approved for acme
@@ -37,12 +38,9 @@ def full(tmp_path_factory):
     stack.stop()
 
 
-@pytest.fixture(scope="module")
-def agent(full, tmp_path_factory):
-    stack, _ = full
-    key = requests.get(f"{stack.cp_url}/v1/fleet/bundle-key", verify=str(stack.ca), timeout=10).json()
-    assert key["algorithm"] == "ES256"  # what a new control plane signs with: OPA verifies it
-    config = {
+def agent_config(stack, public_key: str, polling: dict, **plugins) -> dict:
+    """A stock OPA agent's configuration (OPA's documented keys only) on the stack's control plane."""
+    return {
         "services": {
             "relaygate": {
                 "url": f"{stack.fleet_url}/v1/fleet",
@@ -54,16 +52,29 @@ def agent(full, tmp_path_factory):
             "relaygate": {
                 "service": "relaygate",
                 "resource": f"bundles/{stack.tenant}",
-                "polling": {"min_delay_seconds": 1, "max_delay_seconds": 2, "long_polling_timeout_seconds": 20},
+                "polling": polling,
                 "signing": {"keyid": "relaygate", "scope": "relaygate"},
             }
         },
-        "keys": {"relaygate": {"algorithm": key["algorithm"], "key": key["public_key"]}},
-        # OPA's management APIs towards the same service: status reports and decision logs.
-        "status": {"service": "relaygate"},
-        "decision_logs": {"service": "relaygate", "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 1}},
-        "labels": {"tenant": stack.tenant},
+        "keys": {"relaygate": {"algorithm": "ES256", "key": public_key}},
+        **plugins,
     }
+
+
+@pytest.fixture(scope="module")
+def agent(full, tmp_path_factory):
+    stack, _ = full
+    key = requests.get(f"{stack.cp_url}/v1/fleet/bundle-key", verify=str(stack.ca), timeout=10).json()
+    assert key["algorithm"] == "ES256"  # what a new control plane signs with: OPA verifies it
+    config = agent_config(
+        stack,
+        key["public_key"],
+        {"min_delay_seconds": 1, "max_delay_seconds": 2, "long_polling_timeout_seconds": 20},
+        # OPA's management APIs towards the same service: status reports and decision logs.
+        status={"service": "relaygate"},
+        decision_logs={"service": "relaygate", "reporting": {"min_delay_seconds": 1, "max_delay_seconds": 1}},
+        labels={"tenant": stack.tenant},
+    )
     d = tmp_path_factory.mktemp("opa-agent")
     (d / "config.yaml").write_text(yaml.safe_dump(config))
     server = opa.OpaServer(d / "opa.log", extra_args=("--config-file", str(d / "config.yaml"))).start()
@@ -93,13 +104,7 @@ def _active_revision(agent) -> str | None:
 
 
 def _until(fn, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout}s")
+    return eventually(fn, timeout, what)
 
 
 def _dry_run(stack, tokens, pid: str, model: str) -> dict:
@@ -175,24 +180,7 @@ def test_opa_refuses_a_bundle_signed_by_another_key(full, tmp_path):
 
     stack, _ = full
     other = BundleSigner.generate()
-    config = {
-        "services": {
-            "relaygate": {
-                "url": f"{stack.fleet_url}/v1/fleet",
-                "credentials": {"bearer": {"token": stack.fleet_token}},
-                "tls": {"ca_cert": str(stack.ca)},
-            }
-        },
-        "bundles": {
-            "relaygate": {
-                "service": "relaygate",
-                "resource": f"bundles/{stack.tenant}",
-                "polling": {"min_delay_seconds": 1, "max_delay_seconds": 1},
-                "signing": {"keyid": "relaygate", "scope": "relaygate"},
-            }
-        },
-        "keys": {"relaygate": {"algorithm": "ES256", "key": other.public_pem().decode()}},
-    }
+    config = agent_config(stack, other.public_pem().decode(), {"min_delay_seconds": 1, "max_delay_seconds": 1})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     server = opa.OpaServer(
         tmp_path / "opa.log", extra_args=("--config-file", str(tmp_path / "config.yaml"), "--log-level", "info")
