@@ -137,6 +137,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "which keeps a password off the command line)",
     )
     p.add_argument(
+        "--ledger-timeout-ms",
+        type=int,
+        default=int(os.environ.get("RELAYGATE_LEDGER_TIMEOUT_MS", "500")),
+        help="with --ledger redis: a Redis round trip slower than this refuses the call 503 budget.unavailable "
+        "(fails closed; default 500). Keep it well below Envoy's check timeout (2 s), which otherwise answers "
+        "first (503 gateway.unavailable)",
+    )
+    p.add_argument(
         "--no-settle",
         dest="settle",
         action="store_false",
@@ -244,11 +252,11 @@ def rebuild_ledger(spool: Spool) -> InMemoryLedger:
     return ledger
 
 
-def _redis_ledger(url: str) -> RedisLedger:
+def _redis_ledger(url: str, timeout: float = 0.5) -> RedisLedger:
     import redis
 
     try:
-        return RedisLedger(url)
+        return RedisLedger(url, timeout=timeout)
     except (redis.RedisError, ValueError) as e:
         where = url.rsplit("@", 1)[-1]  # never print a password from the URL
         raise config_mod.ConfigError(f"budget ledger: Redis at {where} is not usable: {e}") from None
@@ -260,7 +268,11 @@ async def serve(args: argparse.Namespace) -> None:
     signer = load_or_create_signer(data_dir / "receipt-signing.pem")
     if args.ledger in ("sqlite", "redis"):
         # Persistent and shared: recovery settles this data dir's stale holds inside it.
-        ledger = SqliteLedger(data_dir / "ledger.db") if args.ledger == "sqlite" else _redis_ledger(args.ledger_url)
+        ledger = (
+            SqliteLedger(data_dir / "ledger.db")
+            if args.ledger == "sqlite"
+            else _redis_ledger(args.ledger_url, args.ledger_timeout_ms / 1000)
+        )
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
         if args.settle:
             finalizer.sweep(time.time() + DENIAL_GRACE, grace=-1)

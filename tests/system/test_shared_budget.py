@@ -21,6 +21,7 @@ from tests.httpcall import chat_body, curl
 from tests.system.test_budget_race import BODY, LIMIT, _fire
 
 BUDGET = "capped-daily"
+LEDGER_TIMEOUT_MS = 1200  # below Envoy's 2 s check timeout, or Envoy answers first (gateway.unavailable)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,11 @@ def pair(tmp_path_factory, redis_url):
         tmp / "config",
         [{"id": BUDGET, "workspace": "capped", "key": None, "unit": "tokens", "window": "day", "limit": LIMIT}],
     )
+    # These tests are about the race's exactness, not Redis's latency: 200 calls through two
+    # gateways on a loaded 2-core box can take a Redis round trip past the default 0.5 s, which
+    # fails those calls closed (503 budget.unavailable, its own test below) and made the race test
+    # flaky. More patience here; the stall in the fail-closed test is longer still.
+    patience = ["--ledger-timeout-ms", str(LEDGER_TIMEOUT_MS)]
     a = Stack(
         tmp / "a",
         config_dir=tmp / "config",
@@ -51,8 +57,16 @@ def pair(tmp_path_factory, redis_url):
         unreachable={"openai-dead"},
         ledger_url=redis_url,
         instance_id="gw-a",
+        extproc_args=patience,
     )
-    b = Stack(tmp / "b", config_dir=tmp / "config", policy_dir=POLICY_DIR, ledger_url=redis_url, instance_id="gw-b")
+    b = Stack(
+        tmp / "b",
+        config_dir=tmp / "config",
+        policy_dir=POLICY_DIR,
+        ledger_url=redis_url,
+        instance_id="gw-b",
+        extproc_args=patience,
+    )
     try:
         a.start()
         b.start_extproc()  # b shares a's provider simulator
@@ -126,7 +140,8 @@ def test_a_restarted_sidecar_keeps_the_shared_state(pair):
 def test_redis_unavailable_fails_closed_with_a_receipt(pair):
     ga, _, client = pair
     headers = {"authorization": f"Bearer {ga.tokens['capped']}", "content-type": "application/json"}
-    client.execute_command("CLIENT", "PAUSE", "3000", "WRITE")  # reservations (scripts) stall
+    # Reservations (scripts) stall past the ledger's timeout.
+    client.execute_command("CLIENT", "PAUSE", str(LEDGER_TIMEOUT_MS + 1500), "WRITE")
     try:
         r = curl(ga.base("capped") + "/chat/completions", chat_body(content="while redis stalls"), headers)
     finally:
