@@ -162,6 +162,13 @@ def _coerce(raw: str, schema: dict) -> Any:
     return raw
 
 
+def _missing_property(err: ValidationError) -> str | None:
+    """The first required property an object lacks, when that is the error."""
+    if err.validator != "required" or not isinstance(err.instance, dict):
+        return None
+    return next((str(p) for p in err.validator_value or () if p not in err.instance), None)
+
+
 def _first_error(validator: Draft202012Validator, value: Any):
     return min(validator.iter_errors(value), key=lambda e: (len(e.path), str(e.path)), default=None)
 
@@ -319,6 +326,17 @@ class Router:
         if op.body_validator is not None:
             err = _first_error(op.body_validator, doc)
             if err is not None:
+                missing = _missing_property(err)
+                if missing is not None:  # name the field, as RelayPlane's own errors do ("parameter": "to")
+                    where = "/".join([*map(str, err.path), missing])
+                    props = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+                    expected = (props.get(missing) or {}).get("type") if isinstance(props, dict) else None
+                    raise ApiError(
+                        400,
+                        "invalid_request",
+                        f"Missing required parameter: {where}",
+                        {"parameter": where, "provided": None, "expected": expected},
+                    )
                 where = "/".join(str(x) for x in err.path) or "body"
                 provided = err.instance if isinstance(err.instance, (str, int, float, bool)) else None
                 raise ApiError(

@@ -536,7 +536,7 @@ SCHEMAS = {
             "model": {"type": "string"},
             "status_code": {"type": ["integer", "null"]},
             "receipt_id": {"type": ["string", "null"]},
-            "latency_ms": {"type": "number"},
+            "latency_ms": {"type": "integer"},
             "error": {"type": ["string", "null"]},
         },
         ["model", "latency_ms"],
@@ -545,7 +545,7 @@ SCHEMAS = {
         {
             "relay_id": {"type": "string"},
             "status_code": {"type": "integer"},
-            "latency_ms": {"type": "number"},
+            "latency_ms": {"type": "integer"},
             "body": {},
             "fallback_used": {"type": "boolean"},
             "model": {"type": "string"},

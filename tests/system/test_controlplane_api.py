@@ -598,6 +598,17 @@ def test_error_shapes_for_bad_input(cp):
     body = _err(acme.post("/v1/keys", {"name": 7}), 400, "invalid_request")
     assert body["error"]["details"]["parameter"] == "name"
     _err(acme.post("/v1/keys", raw=b"name=x", content_type="application/x-www-form-urlencoded"), 415)
+
+
+def test_a_missing_field_is_named_as_the_relayplane_reference_does(cp):
+    """RelayPlane's reference error: "Missing required parameter: to" with details.parameter "to",
+    provided null, expected "string"; the same for every operation's required fields, nested too."""
+    acme = cp.client("acme")
+    body = _err(acme.post("/api/relay", {"payload": {"messages": []}}), 400, "invalid_request")
+    assert body["error"]["message"] == "Missing required parameter: to"
+    assert body["error"]["details"] == {"parameter": "to", "provided": None, "expected": "string"}
+    body = _err(acme.post("/api/register", {"name": "x", "capability": "y"}), 400, "invalid_request")
+    assert body["error"]["details"]["parameter"] == "endpoint"
     _err(acme.get("/api/discover", params={"limit": "lots"}), 400)
     _err(acme.post("/v1/keys", raw=b"x" * (9 * 1024 * 1024), content_type="application/json"), 413)
     assert CP(cp.url).get("/healthz").json() == {"status": "ok"}

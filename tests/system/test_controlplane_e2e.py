@@ -157,6 +157,7 @@ def test_relay_goes_through_the_gateway_with_fallback_streaming_and_logs(full):
     r = plain.json()
     assert r["status_code"] == 200 and r["fallback_used"] is False and r["relay_id"].startswith("evt_rel_")
     assert r["body"]["choices"][0]["message"]["content"] and r["receipt_id"].startswith("rcpt_")
+    assert type(r["latency_ms"]) is int and r["latency_ms"] >= 0  # an integer, as the reference shows (445)
 
     # dead-model's only upstream is down (503): the chain falls back to claude, in Anthropic's shape.
     marker = uuid.uuid4().hex  # finds this call's request among the module's others
@@ -173,6 +174,7 @@ def test_relay_goes_through_the_gateway_with_fallback_streaming_and_logs(full):
     ).json()
     assert fb["fallback_used"] is True and fb["status_code"] == 200 and fb["model"] == "claude-sonnet-4-5"
     assert [a["status_code"] for a in fb["attempts"]] == [503, 200]
+    assert all(type(a["latency_ms"]) is int for a in fb["attempts"])
     assert fb["body"]["type"] == "message"
     sent = full.gw.sim_request(marker, "anthropic-us")
     assert json.loads(sent["body"])["system"] == "Be brief." and sent["path"] == "/v1/messages"

@@ -102,6 +102,11 @@ def _gateway_path(provider: str) -> str:
     return "/messages" if provider == "anthropic" else "/chat/completions"
 
 
+def _elapsed_ms(t0: float) -> int:
+    """Whole milliseconds since ``t0``: the reference's latency_ms is an integer (445)."""
+    return round((time.perf_counter() - t0) * 1000)
+
+
 async def relay(ctx: Ctx):
     p = ctx.principal
     if p.kind != "key" or not p.token:
@@ -135,7 +140,7 @@ async def relay(ctx: Ctx):
         if streaming:
             payload["stream"] = True
         t0 = time.perf_counter()
-        attempt = {"model": model, "status_code": None, "receipt_id": None, "latency_ms": 0.0, "error": None}
+        attempt = {"model": model, "status_code": None, "receipt_id": None, "latency_ms": 0, "error": None}
         try:
             resp = await ctx.services.http.post(
                 base + _gateway_path(provider),
@@ -151,7 +156,7 @@ async def relay(ctx: Ctx):
         except (aiohttp.ClientError, TimeoutError) as e:
             attempt.update(
                 error=f"gateway unreachable: {e.__class__.__name__}",
-                latency_ms=round((time.perf_counter() - t0) * 1000, 3),
+                latency_ms=_elapsed_ms(t0),
             )
             attempts.append(attempt)
             continue
@@ -160,7 +165,7 @@ async def relay(ctx: Ctx):
         if resp.status in RETRYABLE and not last:
             attempt["error"] = (await resp.text())[:500]
             resp.release()
-            attempt["latency_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+            attempt["latency_ms"] = _elapsed_ms(t0)
             attempts.append(attempt)
             continue
         attempts.append(attempt)
@@ -168,7 +173,7 @@ async def relay(ctx: Ctx):
         break
     fallback_used = len(attempts) > 1
     if final is None:
-        latency = round((time.perf_counter() - started) * 1000, 3)
+        latency = _elapsed_ms(started)
         await _store(ctx, relay_id, b, 502, latency, fallback_used, attempts)
         return json(
             {
@@ -186,12 +191,12 @@ async def relay(ctx: Ctx):
     if streaming and resp.status < 400 and "text/event-stream" in resp.headers.get("Content-Type", ""):
         return await _stream(ctx, relay_id, b, resp, attempt, attempts, started, fallback_used)
     raw = await resp.read()
-    attempt["latency_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+    attempt["latency_ms"] = _elapsed_ms(t0)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = raw.decode(errors="replace")
-    latency = round((time.perf_counter() - started) * 1000, 3)
+    latency = _elapsed_ms(started)
     await _store(ctx, relay_id, b, resp.status, latency, fallback_used, attempts)
     return json(
         {
@@ -225,7 +230,7 @@ async def _stream(ctx, relay_id, b, resp, attempt, attempts, started, fallback_u
             await out.write(chunk)
     finally:
         resp.release()
-        attempt["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        attempt["latency_ms"] = _elapsed_ms(started)
         await _store(ctx, relay_id, b, resp.status, attempt["latency_ms"], fallback_used, attempts)
     await out.write_eof()
     return out
