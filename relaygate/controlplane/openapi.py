@@ -564,6 +564,16 @@ SCHEMAS = {
         },
         ["name", "capability", "endpoint"],
     ),
+    "AgentPatch": obj(
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "capability": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,100}$"},
+            "description": {"type": "string", "maxLength": 2000},
+            "endpoint": {"type": "string", "pattern": "^https?://[^\\s]{1,2000}$"},
+            "protocol": {"type": "string", "enum": ["http", "https", "grpc", "websocket"]},
+        },
+        minProperties=1,
+    ),
     "Agent": obj(
         {
             "id": {"type": "string"},
@@ -1800,7 +1810,29 @@ op(
     permission="agents:write",
     params=WS,
     body="AgentInput",
-    ok=(201, "Agent"),
+    ok=(200, "Agent"),
+)
+AGENT_ID = path_param("agent_id", {"type": "string", "pattern": "^agent_[a-z0-9]{12}$"})
+op(
+    "patch",
+    "/api/agents/{agent_id}",
+    "updateAgent",
+    "Change a registered agent (the fields given)",
+    tag="relayplane",
+    permission="agents:write",
+    params=[*WS, AGENT_ID],
+    body="AgentPatch",
+    ok=(200, "Agent"),
+)
+op(
+    "delete",
+    "/api/agents/{agent_id}",
+    "deleteAgent",
+    "Remove a registered agent",
+    tag="relayplane",
+    permission="agents:write",
+    params=[*WS, AGENT_ID],
+    ok=(204, None),
 )
 op(
     "get",

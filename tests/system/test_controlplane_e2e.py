@@ -241,7 +241,7 @@ def test_agents_register_and_discover_by_capability(full):
                 "/api/register",
                 {"name": f"Analyzer {i}", "capability": "text-analysis", "endpoint": f"https://a{i}.example/analyze"},
             ).status
-            == 201
+            == 200  # as the reference's table says
         )
     acme.post("/api/register", {"name": "Translator", "capability": "translation", "endpoint": "https://t.example"})
     page = acme.get("/api/discover", params={"capability": "text-analysis", "limit": 2, "offset": 1}).json()
@@ -249,3 +249,15 @@ def test_agents_register_and_discover_by_capability(full):
     assert euro.get("/api/discover").json()["total"] == 0
     bad = acme.post("/api/register", {"name": "x", "capability": "x", "endpoint": "ftp://nope"})
     assert bad.status == 400 and bad.json()["error"]["details"]["parameter"] == "endpoint"
+
+    # Updatable and deletable, by the workspace that registered it only.
+    agent = page["agents"][0]
+    changed = acme.call("PATCH", f"/api/agents/{agent['id']}", {"endpoint": "https://a.example/v2"})
+    assert changed.status == 200 and changed.json() == {**agent, "endpoint": "https://a.example/v2"}
+    assert euro.call("PATCH", f"/api/agents/{agent['id']}", {"name": "mine now"}).status == 404
+    assert euro.call("DELETE", f"/api/agents/{agent['id']}").status == 404
+    assert acme.call("PATCH", f"/api/agents/{agent['id']}", {}).status == 400  # nothing to change
+    assert acme.call("DELETE", f"/api/agents/{agent['id']}").status == 204
+    assert acme.call("DELETE", f"/api/agents/{agent['id']}").status == 404
+    left = acme.get("/api/discover", params={"capability": "text-analysis"}).json()
+    assert left["total"] == 2 and agent["id"] not in {a["id"] for a in left["agents"]}

@@ -27,9 +27,9 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from relaygate.controlplane import schema
-from relaygate.controlplane.app import Ctx, json
+from relaygate.controlplane.app import Ctx, json, no_content
 from relaygate.controlplane.db import is_postgres, now_ms
-from relaygate.controlplane.errors import ApiError
+from relaygate.controlplane.errors import ApiError, not_found
 from relaygate.controlplane.util import bounded_json, decode_cursor, encode_cursor, iso, new_id, parse_time
 
 VERSION = "1.0.0"
@@ -301,7 +301,31 @@ async def register(ctx: Ctx):
     }
     async with ctx.db.begin() as c:
         await c.execute(schema.agents.insert().values(**row))
-    return json(agent_json(row), 201)
+    return json(agent_json(row))  # 200, as the reference's table says
+
+
+def _own_agent(ctx: Ctx):
+    """The agent of the path, in the caller's workspace only (another workspace's is a 404)."""
+    A = schema.agents
+    return sa.and_(A.c.id == ctx.params["agent_id"], A.c.workspace_id == ctx.workspace)
+
+
+async def update_agent(ctx: Ctx):
+    A = schema.agents
+    async with ctx.db.begin() as c:
+        done = await c.execute(A.update().where(_own_agent(ctx)).values(**ctx.body))
+        if not done.rowcount:
+            raise not_found("agent", ctx.params["agent_id"])
+        row = (await c.execute(sa.select(A).where(_own_agent(ctx)))).mappings().one()
+    return json(agent_json(row))
+
+
+async def delete_agent(ctx: Ctx):
+    async with ctx.db.begin() as c:
+        done = await c.execute(schema.agents.delete().where(_own_agent(ctx)))
+    if not done.rowcount:
+        raise not_found("agent", ctx.params["agent_id"])
+    return no_content()
 
 
 # -- health --------------------------------------------------------------------------------
@@ -616,6 +640,8 @@ HANDLERS = {
     "relay": relay,
     "discoverAgents": discover,
     "registerAgent": register,
+    "updateAgent": update_agent,
+    "deleteAgent": delete_agent,
     "apiHealth": health,
     "listLogs": logs,
     "exportLogs": export,
