@@ -163,6 +163,7 @@ class OpaAgents:
                     new = [eid for eid in rows if eid not in have]
                     if new:
                         await c.execute(E.insert(), [rows[eid] for eid in new])
+                        await self._cite(c, {eid: rows[eid] for eid in new})
                     accepted = len(new)
                     for eid in new:
                         per_agent[agent_of[eid]] += 1
@@ -175,6 +176,30 @@ class OpaAgents:
             if n:
                 await self._upsert(aid, {}, decisions=n)
         return {"accepted": accepted, "duplicate": len(rows) - accepted}
+
+    @staticmethod
+    async def _cite(c, rows: dict[str, dict]) -> None:
+        """The policies each decision cites (its result's ``policies``, ``id@version``), so the feed's
+        ``policy`` filter finds OPA's decisions as it finds the gateway's."""
+        seqs = dict((await c.execute(sa.select(schema.audit_events.c.id, schema.audit_events.c.seq).where(
+            schema.audit_events.c.id.in_(list(rows))))).all())  # fmt: skip
+        cited = []
+        for eid, row in rows.items():
+            result = (row.get("detail") or {}).get("result")
+            refs = result.get("policies") if isinstance(result, dict) else None
+            versions: dict[str, str] = {}  # one version per policy (the key of audit_event_policies)
+            for ref in (refs if isinstance(refs, list) else [])[:50]:
+                if isinstance(ref, str) and "@" in ref:
+                    pid, version = ref.split("@", 1)
+                    versions.setdefault(pid, version)
+            for pid, version in sorted(versions.items()):
+                cited.append(
+                    storable(
+                        schema.audit_event_policies, {"event_seq": seqs[eid], "policy_id": pid, "version": version}
+                    )
+                )
+        if cited:
+            await c.execute(schema.audit_event_policies.insert(), cited)
 
     @staticmethod
     def _row(eid: str, aid: str, ev: dict) -> dict:

@@ -242,6 +242,9 @@ def test_opa_reports_its_status_and_decisions_to_the_control_plane(full, agent):
     assert ev["actor"] == f"opa:{a['id']}" and ev["workspace"] == "acme" and ev["model"] == "gpt-4o-mini"
     assert ev["decision"] == "allow" and ev["code"] == "ok" and ev["detail"]["result"] == answer["result"]
     assert ev["detail"]["revisions"] == {"relaygate": served}
+    assert "relaygate.scope@1.0.0" in ev["policies"]  # the policies it cites, as for gateway calls
+    cited = _admin(stack, "/v1/audit/events?kind=opa.decision&policy=relaygate.scope&limit=200")["events"]
+    assert did in {e["detail"].get("decision_id") for e in cited}
     agents = _admin(stack, "/v1/fleet/opa-agents")["agents"]
     assert next(x for x in agents if x["id"] == a["id"])["decisions"] >= 1
 
@@ -291,7 +294,8 @@ def test_decision_logs_sent_again_add_nothing_and_bad_batches_are_refused_whole(
             "labels": {"id": "agent-resend", "version": "1.22.4"},
             "path": "relaygate/gateway/decision",
             "input": {"workspace": {"id": "acme"}, "model": "gpt-4o"},
-            "result": {"allow": False, "code": "policy.blocked", "status": 403},
+            # Two versions of one policy cited: one row per policy (the first), never a 500.
+            "result": {"allow": False, "code": "policy.blocked", "status": 403, "policies": ["pol_x@1", "pol_x@2"]},
             "timestamp": "2026-12-03T17:00:00.123456789Z",
         }
     ]
@@ -303,6 +307,7 @@ def test_decision_logs_sent_again_add_nothing_and_bad_batches_are_refused_whole(
     events = _admin(stack, "/v1/audit/events?kind=opa.decision&limit=200")["events"]
     mine = [e for e in events if e["detail"].get("decision_id") == batch[0]["decision_id"]]
     assert len(mine) == 1 and mine[0]["occurred_at"].startswith("2026-12-03T17:00:00.123")
+    assert mine[0]["policies"] == ["pol_x@1"]
     for bad, where in (
         ({"decision_id": "x"}, "body"),  # not an array
         ([{"labels": {"id": "a"}}], "0"),  # no decision id
