@@ -148,6 +148,7 @@ def tour(stack: Stack) -> str:
 
 
 SPEND_BY_MODEL = "sum by (model) (relaygate_cost_usd_micros_total) / 1e6"
+TOUR_MODELS = {"gpt-4o-mini", "claude-haiku-4-5"}  # the models of the tour's allowed calls
 
 
 def observability_tour(stack: Stack, prom, receiver, rid: str, step: int) -> None:
@@ -159,7 +160,12 @@ def observability_tour(stack: Stack, prom, receiver, rid: str, step: int) -> Non
     if prom is not None:
         _say(f"{step}. Prometheus scrapes the sidecar, Envoy and the control plane: spend by model (USD)")
         print(f"$ curl {prom.url}/api/v1/query --data-urlencode 'query={SPEND_BY_MODEL}'")
-        rows = _until(lambda: prom.query(SPEND_BY_MODEL), "Prometheus's first scrape of the spend", timeout=30)
+
+        def scraped():  # every model the tour's allowed calls used, settled and scraped (2 s interval)
+            rows = prom.query(SPEND_BY_MODEL)
+            return rows if {r["metric"].get("model") for r in rows} >= TOUR_MODELS else None
+
+        rows = _until(scraped, "Prometheus's scrape of the tour's spend", timeout=30)
         for row in sorted(rows, key=lambda r: r["metric"].get("model", "")):
             print(f"  {row['metric'].get('model', '?'):<20} {float(row['value'][1]):.6f}")
         print(f"graph: {prom.url}/graph?g0.expr={urllib.parse.quote(SPEND_BY_MODEL)}&g0.tab=0")
