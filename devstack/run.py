@@ -148,7 +148,27 @@ def tour(stack: Stack) -> str:
 
 
 SPEND_BY_MODEL = "sum by (model) (relaygate_cost_usd_micros_total) / 1e6"
-TOUR_MODELS = {"gpt-4o-mini", "claude-haiku-4-5"}  # the models of the tour's allowed calls
+# The RelayPlane reference's POST /api/relay example, byte for byte (../shared/seeds): it names
+# the reference's own models, which the catalog resolves as aliases (config/upstreams.yaml).
+REFERENCE_RELAY_EXAMPLE = """{
+  "to": "claude-3-sonnet",
+  "payload": {
+    "model": "claude-3-sonnet-20240229",
+    "max_tokens": 1000,
+    "messages": [
+      {
+        "role": "user",
+        "content": "What is the capital of France?"
+      }
+    ]
+  },
+  "metadata": {
+    "user_id": "user_123",
+    "session": "session_456"
+  }
+}
+"""
+TOUR_MODELS = {"gpt-4o-mini", "claude-haiku-4-5", "claude-sonnet-4-5"}  # the models of the tour's allowed calls
 
 
 def observability_tour(stack: Stack, prom, receiver, rid: str, step: int) -> None:
@@ -315,6 +335,38 @@ def control_plane_tour(stack: Stack, key: str) -> None:
     relay = json.loads(out)
     print(
         json.dumps({k: relay[k] for k in ("relay_id", "status_code", "model", "fallback_used", "attempts")}, indent=1)
+    )
+
+    _say("    The RelayPlane reference's own example, verbatim: claude-3-sonnet is an alias in the catalog")
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            *_cacert(stack),
+            stack.cp_url + "/api/relay",
+            "-H",
+            f"x-api-key: {key}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            REFERENCE_RELAY_EXAMPLE,
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
+    print(f"$ curl{_shown_cacert(stack)}", stack.cp_url + "/api/relay -H 'x-api-key: ro_live_…' -d '")
+    print(REFERENCE_RELAY_EXAMPLE.strip() + "'")
+    relay = json.loads(out)
+    served = _receipt(stack, relay["receipt_id"]) if relay.get("receipt_id") else {}
+    print(
+        json.dumps(
+            {
+                **{k: relay[k] for k in ("status_code", "latency_ms", "model", "receipt_id")},
+                "body.content": relay["body"].get("content") if isinstance(relay["body"], dict) else relay["body"],
+                "receipt model": served.get("model"),
+            },
+            indent=1,
+        )
     )
 
     _say("12. Revoke the policy again (soft delete; its versions stay readable)")

@@ -56,7 +56,11 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
         yaml.safe_dump(
             {
                 "workspaces": {
-                    "acme": {"sovereignty": {"allowed_jurisdictions": ["us", "eea"]}},
+                    "acme": {
+                        "sovereignty": {"allowed_jurisdictions": ["us", "eea"]},
+                        # the workspace's own names: one for a catalog model, one for a platform alias
+                        "model_aliases": {"fast": "gpt-4o-mini", "smart": "gpt-4"},
+                    },
                     "euro": {"sovereignty": {"allowed_jurisdictions": ["eea"]}},
                     "swiss": {"sovereignty": {"allowed_jurisdictions": ["ch"]}},
                     "capped": {},
@@ -81,7 +85,7 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
                             "credential": "openai",
                             "models": {
                                 "gpt-4o-mini": model(0.15, 0.6),
-                                "gpt-4o": model(2.5, 10),
+                                "gpt-4o": {**model(2.5, 10), "aliases": ["gpt-4", "gpt-4-turbo"]},
                                 "gpt-3.5-turbo-instruct": model(1.5, 2),
                                 "text-embedding-3-small": model(0.02, 0),
                             },
@@ -102,7 +106,12 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
                             "region": "us-east-1",
                             "jurisdiction": "us",
                             "credential": "anthropic",
-                            "models": {"claude-sonnet-4-5": model(3, 15)},
+                            "models": {
+                                "claude-sonnet-4-5": {
+                                    **model(3, 15),
+                                    "aliases": ["claude-3-sonnet", "claude-3-sonnet-20240229"],
+                                }
+                            },
                         },
                         {
                             "name": "openai-dead",

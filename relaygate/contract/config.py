@@ -38,6 +38,9 @@ class ModelPrice:
     input_micros_per_1k: int  # USD millionths per 1,000 input tokens
     output_micros_per_1k: int
     max_output_tokens: int
+    # Other names callers may use for this model (the RelayPlane reference's "claude-3-sonnet",
+    # "gpt-4", ...): the gateway resolves them to this model before anything else sees the call.
+    aliases: tuple[str, ...] = ()
 
 
 # Client request headers each provider gets by default (lower case; a trailing '*' is a prefix).
@@ -113,6 +116,9 @@ class Workspace:
     default_max_output_tokens: int
     requests_per_second: float | None = None  # gateway tier limits (None: unlimited)
     tokens_per_minute: int | None = None
+    # The workspace's own model names (alias -> a catalog model or platform alias); they win over
+    # the platform's aliases for this workspace's calls. compare=False: a dict is not hashable.
+    model_aliases: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,25 @@ class GatewayConfig:
     budgets: tuple[Budget, ...]
     # Calls denied before authentication: per-address throttle and receipt sampling (relaygate/contract/preauth.py).
     preauth: PreAuthLimits = field(default_factory=PreAuthLimits)
+    # Platform-wide aliases (alias -> catalog model), from the upstreams' model entries.
+    model_aliases: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def resolve_model(self, workspace: str, name: str) -> str:
+        """The catalog model a call naming ``name`` is for: the workspace's alias first, then the
+        platform's, else ``name`` itself. One step each (aliases do not chain further), so a
+        workspace alias may name a platform alias and nothing loops."""
+        ws = self.workspaces.get(workspace)
+        if ws is not None:
+            name = ws.model_aliases.get(name, name)
+        return self.model_aliases.get(name, name)
+
+    def catalog(self) -> dict[str, list[str]]:
+        """Every model some upstream serves -> the platform aliases that name it (sorted)."""
+        out: dict[str, set[str]] = {}
+        for u in self.upstreams:
+            for m, p in u.models.items():
+                out.setdefault(m, set()).update(p.aliases)
+        return {m: sorted(a) for m, a in sorted(out.items())}
 
     def budgets_for(self, workspace: str, key: "ApiKey") -> list[Budget]:
         """The workspace's budgets, the key's own, and those of every key it descends from.
@@ -310,6 +335,7 @@ def from_documents(
         upstreams.append(parse_upstream(u, f"upstreams.yaml: upstreams[{i}]", secrets, environ))
     if len({u.name for u in upstreams}) != len(upstreams):
         raise ConfigError("upstreams.yaml: upstream names must be unique")
+    aliases = platform_aliases(upstreams)
 
     default_max = _positive_int(gw.get("default_max_output_tokens"), "gateway.yaml: default_max_output_tokens", 1024)
     max_body = _positive_int(gw.get("max_body_bytes"), "gateway.yaml: max_body_bytes", 4 * 1024 * 1024)
@@ -339,7 +365,27 @@ def from_documents(
         upstreams=tuple(upstreams),
         budgets=tuple(budgets),
         preauth=parse_preauth(gw.get("unauthenticated")),
+        model_aliases=aliases,
     )
+
+
+def platform_aliases(upstreams: "list[Upstream] | tuple[Upstream, ...]") -> dict[str, str]:
+    """alias -> model over every upstream's catalog; ConfigError when an alias is also a model's
+    own name (which would it mean?) or names two different models (which would be called?)."""
+    models = {m for u in upstreams for m in u.models}
+    out: dict[str, str] = {}
+    for u in upstreams:
+        for m, p in u.models.items():
+            for a in p.aliases:
+                if a in models:
+                    raise ConfigError(
+                        f"upstreams.yaml: upstream '{u.name}' model '{m}': alias '{a}' is a model's own name"
+                    )
+                if out.setdefault(a, m) != m:
+                    raise ConfigError(
+                        f"upstreams.yaml: upstream '{u.name}': alias '{a}' names both '{out[a]}' and '{m}'"
+                    )
+    return out
 
 
 def parse_upstream(
@@ -366,6 +412,7 @@ def parse_upstream(
             _micros(p.get("input_per_1k", 0), mw),
             _micros(p.get("output_per_1k", 0), mw),
             int(p.get("max_output_tokens", 4096)),
+            _model_names(p.get("aliases"), f"{mw}: aliases", m),
         )
     cred_name = _req(u, "credential", where)
     forward = _forward_headers(u.get("forward_headers"), where)
@@ -394,6 +441,23 @@ def parse_upstream(
         forward_headers=forward,
         ca_file=ca_file,
     )
+
+
+_MODEL_NAME_MAX = 256  # as the wire parser bounds 'model'
+
+
+def _model_names(v: Any, where: str, own: str | None = None) -> tuple[str, ...]:
+    """A list of model names (aliases): non-empty strings of at most 256 characters, no duplicates."""
+    if v is None:
+        return ()
+    if not isinstance(v, list) or len(v) > 100:
+        raise ConfigError(f"{where} must be a list of at most 100 model names")
+    for a in v:
+        if not isinstance(a, str) or not 0 < len(a) <= _MODEL_NAME_MAX or a == own:
+            raise ConfigError(f"{where}: {a!r} is not a model name (1-256 characters, not the model's own)")
+    if len(set(v)) != len(v):
+        raise ConfigError(f"{where} lists a name twice")
+    return tuple(v)
 
 
 def _forward_headers(v: Any, where: str) -> tuple[str, ...] | None:
@@ -438,7 +502,22 @@ def parse_workspace(wid: str, w: Any, default_max: int) -> Workspace:
         ),
         requests_per_second=float(rps) if rps else None,
         tokens_per_minute=int(tpm) if tpm else None,
+        model_aliases=_workspace_aliases(w.get("model_aliases"), f"{where}: model_aliases"),
     )
+
+
+def _workspace_aliases(v: Any, where: str) -> dict[str, str]:
+    if v is None:
+        return {}
+    if not isinstance(v, dict) or len(v) > 200:
+        raise ConfigError(f"{where} must be a mapping of at most 200 alias -> model")
+    for a, m in v.items():
+        for name in (a, m):
+            if not isinstance(name, str) or not 0 < len(name) <= _MODEL_NAME_MAX:
+                raise ConfigError(f"{where}: {name!r} is not a model name (1-256 characters)")
+        if a == m:
+            raise ConfigError(f"{where}: '{a}' names itself")
+    return dict(v)
 
 
 def parse_key(k: Any, where: str) -> ApiKey:

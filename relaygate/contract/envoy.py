@@ -30,6 +30,10 @@ AUTHZ_STATUS_HEADER = "x-relaygate-status"
 AUTHZ_REMOVE_HEADER = "x-envoy-auth-headers-to-remove"  # Envoy's own: request headers to drop
 AUTHZ_DENIED_DETAILS = "ext_authz_denied"  # Envoy's response code details of a check's denial
 AUTHZ_DENY_5XX = 418
+# Replies the policy service answers itself that are not denials and call no provider (the model
+# list): over ext_authz a denial with AUTHZ_STATUS_HEADER 200 (restored by local_reply_config),
+# over ext_proc an ImmediateResponse with these details. They get no receipt: nothing was called.
+ANSWERED_DETAILS = "relaygate_answered"
 
 # -- the receipt-id rule -----------------------------------------------------------------------------
 RECEIPT_PREFIX = "rcpt_"

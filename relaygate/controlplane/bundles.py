@@ -80,6 +80,8 @@ async def gateway_documents(conn) -> dict:
         }
         if s.get("default_max_output_tokens"):
             doc["default_max_output_tokens"] = s["default_max_output_tokens"]
+        if s.get("model_aliases"):
+            doc["model_aliases"] = s["model_aliases"]
         workspaces[w["id"]] = doc
     upstreams = [
         r[0]

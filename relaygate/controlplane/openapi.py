@@ -42,6 +42,15 @@ AUTHZ_ADDRESS = r"^(unix:/[^\x00-\x1f]{1,500}|[A-Za-z0-9.\-]{1,253}:[0-9]{1,5})$
 POLICY_VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 INT64_MAX = 2**63 - 1
 STRS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 256}, "maxItems": 200}
+MODEL_NAME = {"type": "string", "minLength": 1, "maxLength": 256}
+MODEL_ALIASES = {
+    "type": "object",
+    "maxProperties": 200,
+    "propertyNames": {"minLength": 1, "maxLength": 256},
+    "additionalProperties": MODEL_NAME,
+    "description": "the workspace's own model names: alias -> a catalog model or a platform alias "
+    "(they win over the platform's aliases for this workspace's calls)",
+}
 ENDPOINTS = ["chat.completions", "completions", "embeddings", "messages"]
 
 
@@ -135,6 +144,7 @@ SCHEMAS = {
             "default_max_output_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": 10**7},
             "limits": ref("WorkspaceLimits"),
             "relay": ref("RelaySettings"),
+            "model_aliases": MODEL_ALIASES,
         },
         ["id"],
     ),
@@ -145,6 +155,7 @@ SCHEMAS = {
             "default_max_output_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": 10**7},
             "limits": ref("WorkspaceLimits"),
             "relay": ref("RelaySettings"),
+            "model_aliases": MODEL_ALIASES,
         }
     ),
     "Workspace": obj(
@@ -155,10 +166,11 @@ SCHEMAS = {
             "default_max_output_tokens": {"type": ["integer", "null"]},
             "limits": ref("WorkspaceLimits"),
             "relay": ref("RelaySettings"),
+            "model_aliases": MODEL_ALIASES,
             "created_at": TIME,
             "updated_at": TIME,
         },
-        ["id", "display_name", "sovereignty", "limits", "relay", "created_at", "updated_at"],
+        ["id", "display_name", "sovereignty", "limits", "relay", "model_aliases", "created_at", "updated_at"],
     ),
     "WorkspaceList": obj({"workspaces": {"type": "array", "items": ref("Workspace")}}, ["workspaces"]),
     "ModelPrice": obj(
@@ -166,6 +178,14 @@ SCHEMAS = {
             "input_per_1k": {"type": "number", "minimum": 0, "maximum": 1e6},
             "output_per_1k": {"type": "number", "minimum": 0, "maximum": 1e6},
             "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": 10**7},
+            "aliases": {
+                "type": "array",
+                "maxItems": 100,
+                "uniqueItems": True,
+                "items": MODEL_NAME,
+                "description": "other names callers may use for this model (e.g. the RelayPlane reference's "
+                "claude-3-sonnet); the gateway resolves them before scope, policy and price see the call",
+            },
         }
     ),
     "UpstreamInput": obj(
@@ -226,6 +246,36 @@ SCHEMAS = {
         ["name", "provider", "address", "region", "jurisdiction", "credential", "models"],
     ),
     "UpstreamList": obj({"upstreams": {"type": "array", "items": ref("Upstream")}}, ["upstreams"]),
+    "CatalogModel": obj(
+        {
+            "id": MODEL_NAME,
+            "provider": {"type": "string"},
+            "aliases": {"type": "array", "items": MODEL_NAME, "description": "the platform's other names for it"},
+            "upstreams": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "name": {"type": "string"},
+                        "region": {"type": "string"},
+                        "jurisdiction": {"type": "string"},
+                        "input_per_1k": {"type": "number"},
+                        "output_per_1k": {"type": "number"},
+                        "max_output_tokens": {"type": "integer"},
+                    },
+                    ["name", "region", "jurisdiction", "input_per_1k", "output_per_1k", "max_output_tokens"],
+                ),
+                "description": "who serves it, in routing preference order, with its USD prices there",
+            },
+        },
+        ["id", "provider", "aliases", "upstreams"],
+    ),
+    "ModelCatalog": obj(
+        {
+            "models": {"type": "array", "items": ref("CatalogModel")},
+            "workspace_aliases": MODEL_ALIASES,
+        },
+        ["models", "workspace_aliases"],
+    ),
     "BudgetInput": obj(
         {
             "id": ID,
@@ -1142,6 +1192,17 @@ op(
     tag="upstreams",
     auth="admin",
     ok=(200, "UpstreamList"),
+)
+op(
+    "get",
+    "/v1/models",
+    "listModels",
+    "The model catalog: every model an upstream serves, its aliases and who serves it (the "
+    "caller's workspace aliases too); GET /v1/{workspace}/models at the gateway lists what one key "
+    "may call",
+    tag="upstreams",
+    auth="any",
+    ok=(200, "ModelCatalog"),
 )
 op(
     "post",

@@ -47,6 +47,7 @@ def workspace_settings(w: config_mod.Workspace, raw: dict) -> dict:
             "control_plane_rps": limits.get("control_plane_rps"),
         },
         "relay": raw.get("relay") or {"fallbacks": {}},
+        "model_aliases": dict(w.model_aliases),
     }
 
 

@@ -33,7 +33,8 @@ class CallDraft(TypedDict):
     endpoint: str | None
     path: str  # as sent, at most 512 characters
     request: RequestFacts
-    model: str | None
+    model: str | None  # the catalog model (an alias the client used is resolved)
+    alias: NotRequired[str]  # the name the client used, when it was an alias of ``model``
     stream: bool
     user: str | None
     decision: dict[str, Any]  # the decision record (relaygate/contract/decision.py)
@@ -56,6 +57,7 @@ def call_draft(
     body: bytes | None = None,
     body_bytes: int | None = None,
     model: str | None = None,
+    alias: str | None = None,
     stream: bool = False,
     user: str | None = None,
     upstream: Any = None,
@@ -68,7 +70,7 @@ def call_draft(
     the body); ``body_bytes``: the size alone when only that is known (Envoy's replies);
     ``upstream``: the chosen :class:`~relaygate.contract.config.Upstream`; ``holds``: the
     ledger :class:`~relaygate.decision.ledger.Hold` s reserved."""
-    return {
+    draft: CallDraft = {
         "ts": ts,
         "workspace": workspace,
         "key_id": key_id,
@@ -95,3 +97,6 @@ def call_draft(
         "holds": [[h.budget_id, h.window_key, h.amount, h.unit] for h in holds],
         "response_digest": digest(response_body) if response_body is not None else None,
     }
+    if alias:
+        draft["alias"] = alias
+    return draft

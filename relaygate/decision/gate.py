@@ -25,13 +25,18 @@ from typing import Any
 from relaygate.contract.config import ApiKey
 from relaygate.contract.envoy import receipt_id_for
 from relaygate.decision.admission import Admission, Verdict
-from relaygate.decision.wire import BadRequest, CallShape, Route, parse_body, parse_path
+import orjson
+
+from relaygate.decision.wire import DIALECT, MODELS, BadRequest, CallShape, Route, parse_body, parse_path, resolved
 
 # Statuses that, with no key authenticated yet, make a denial "pre-auth": Envoy throttles the
 # client address that collects them and their receipts are sampled (relaygate/contract/preauth.py).
 PREAUTH_STATUSES = (401, 404, 405)
 Offload = Callable[..., Awaitable[dict[str, Any]]]
-UNKNOWN_ENDPOINT = "unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, /embeddings or /messages"
+UNKNOWN_ENDPOINT = (
+    "unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, /embeddings or /messages,"
+    " or GET /v1/{workspace}/models"
+)
 
 
 @dataclass(slots=True)
@@ -84,8 +89,10 @@ def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Ver
     if route is None:
         return Verdict.deny(404, "route.not_found", UNKNOWN_ENDPOINT)
     call.route = route
-    if headers.get(":method") != "POST":
-        return Verdict.deny(405, "request.method_not_allowed", "only POST is supported")
+    listing = route.endpoint == MODELS
+    if headers.get(":method") != ("GET" if listing else "POST"):
+        allowed = "GET" if listing else "POST"
+        return Verdict.deny(405, "request.method_not_allowed", f"only {allowed} is supported here")
     token = bearer_token(headers)
     adm = call.admission
     key = adm.authenticate(token)
@@ -96,6 +103,8 @@ def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Ver
     call.key = key
     if key.workspace != route.workspace:
         return Verdict.deny(403, "scope.denied", "key is not valid for this workspace")
+    if listing:  # any key of the workspace may read it, a read-only one too: it spends nothing
+        return None
     if not key.may_call:  # read-only (dashboard) keys, keys without gateway:call: never spend money
         why = "a read_only key" if key.kind == "read_only" else "a key without the gateway:call permission"
         return Verdict.deny(403, "scope.denied", f"{why} may not call the gateway")
@@ -108,6 +117,81 @@ def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Ver
     if not has_body:
         return Verdict.deny(400, "request.invalid", "request body is required")
     return None
+
+
+def is_listing(call: Call) -> bool:
+    """check_headers admitted a model-list request: answer it with :func:`model_list`, not a body check."""
+    return call.route is not None and call.route.endpoint == MODELS and call.key is not None
+
+
+# The endpoint a model of each provider is probed with for the model list (the key's scope may
+# narrow it to others of the same dialect: see _probe_endpoint).
+def _probe_endpoint(key: ApiKey, provider: str) -> str | None:
+    return next((e for e in key.endpoints if DIALECT.get(e, ("",))[0] == provider), None)
+
+
+def model_list(call: Call) -> bytes | Awaitable[bytes]:
+    """The answer to ``GET /v1/{ws}/models``: every catalog model and alias the calling key may use.
+
+    A name is listed when the platform policy would admit a minimal call to it by this key (its
+    scope, the workspace's sovereignty: the same Rego that decides calls, so the list cannot
+    promise what a call would be refused for); budgets are left out (a spent budget does not make a
+    model unknown) and the workspace's own policies are not run (they may still refuse a call).
+    In OpenAI's shape, or Anthropic's when the path had Anthropic's ``/v1`` infix. Awaitable when
+    the engine is remote.
+    """
+    assert call.key is not None and call.route is not None, "check_headers admitted the listing first"
+    adm, key = call.admission, call.key
+    ws = key.workspace
+    catalog = adm.config.catalog()
+    names = {m: m for m in catalog}
+    names.update({a: m for a, m in adm.config.model_aliases.items()})
+    for a in adm.config.workspaces[ws].model_aliases:
+        names[a] = adm.config.resolve_model(ws, a)
+    probes: list[tuple[str, str, dict[str, Any]]] = []
+    for name, model in sorted(names.items()):
+        provider = next((u.provider for u in adm.config.upstreams if model in u.models), None)
+        endpoint = _probe_endpoint(key, provider) if provider else None
+        if endpoint is None:
+            continue
+        shape = CallShape(model, False, 1, 1, b"", False)
+        doc, _, _ = adm.policy_input(key, endpoint, shape, used=lambda _b, _w: 0)
+        doc["budgets"] = []
+        probes.append((name, provider or "", dict(doc, model=model)))
+    anthropic = call.route.anthropic_sdk
+
+    def render(decisions: list[dict[str, Any]]) -> bytes:
+        data = []
+        for (name, provider, doc), d in zip(probes, decisions):
+            if not d.get("allow"):
+                continue
+            model = doc["model"]
+            extra = {"alias_of": model} if model != name else {}
+            if anthropic:
+                data.append({"id": name, "type": "model", "display_name": name, "created_at": _EPOCH, **extra})
+            else:
+                data.append({"id": name, "object": "model", "created": 0, "owned_by": provider, **extra})
+        if anthropic:
+            ids = [d["id"] for d in data]
+            out = {
+                "data": data,
+                "has_more": False,
+                "first_id": ids[0] if ids else None,
+                "last_id": ids[-1] if ids else None,
+            }
+            return orjson.dumps(out)
+        return orjson.dumps({"object": "list", "data": data})
+
+    if not adm.remote_engine:
+        return render([adm.platform_decision(doc, None) for _, _, doc in probes])
+
+    async def remote() -> bytes:
+        return render([await adm.platform_decision_async(doc, None) for _, _, doc in probes])
+
+    return remote()
+
+
+_EPOCH = "1970-01-01T00:00:00Z"
 
 
 def too_large(adm: Admission) -> Verdict:
@@ -123,9 +207,12 @@ def check_body(call: Call, raw: bytes) -> CallShape | Verdict:
         return too_large(adm)
     ws = adm.config.workspaces[call.key.workspace]
     try:
-        return parse_body(call.route.endpoint, raw, ws.default_max_output_tokens)
+        shape = parse_body(call.route.endpoint, raw, ws.default_max_output_tokens)
     except BadRequest as e:
         return Verdict.deny(e.status, e.code, e.message)
+    # Aliases resolve before scope, policy, price and route see the model: a key scoped to a model
+    # is held to the model actually called, whatever name the client used for it.
+    return resolved(shape, adm.config.resolve_model(ws.id, shape.model))
 
 
 def decide(call: Call, shape: CallShape) -> Verdict | Awaitable[Verdict]:

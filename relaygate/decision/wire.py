@@ -9,21 +9,26 @@ reserved (adding ``max_tokens`` when absent) and OpenAI streams end with usage.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import orjson
 
+# GET /v1/{workspace}/models (OpenAI's list) and /v1/{workspace}/v1/models (Anthropic's): the
+# models the calling key may use, answered by the gateway itself (relaygate/decision/gate.py).
+MODELS = "models"
+
 # /v1/{workspace}/[v1/]{endpoint}: OpenAI SDKs append "/chat/completions" to a
 # base URL of /v1/{ws}; Anthropic SDKs append "/v1/messages".
 _PATH = re.compile(
-    r"^/v1/(?P<ws>[A-Za-z0-9_-]{1,64})/(?:v1/)?(?P<ep>chat/completions|completions|embeddings|messages)/?(?P<q>\?.*)?$"
+    r"^/v1/(?P<ws>[A-Za-z0-9_-]{1,64})/(?P<v1>v1/)?(?P<ep>chat/completions|completions|embeddings|messages|models)/?(?P<q>\?.*)?$"
 )
 _ENDPOINTS = {
     "chat/completions": "chat.completions",
     "completions": "completions",
     "embeddings": "embeddings",
     "messages": "messages",
+    "models": MODELS,
 }
 # Which provider dialect serves each endpoint, and its path under the upstream base.
 DIALECT = {
@@ -45,13 +50,14 @@ class Route:
     workspace: str
     endpoint: str
     query: str
+    anthropic_sdk: bool = False  # the path had Anthropic's /v1 infix (the model list answers in its shape)
 
 
 def parse_path(path: str) -> Route | None:
     m = _PATH.match(path)
     if not m:
         return None
-    return Route(m["ws"], _ENDPOINTS[m["ep"]], m["q"] or "")
+    return Route(m["ws"], _ENDPOINTS[m["ep"]], m["q"] or "", bool(m["v1"]))
 
 
 # Output-limit fields each dialect's provider honours. When a body names none, the
@@ -108,6 +114,17 @@ class CallShape:
     body: bytes  # the body to forward (possibly rewritten)
     rewritten: bool
     user: str | None = None  # the end user the app names (OpenAI 'user', Anthropic metadata.user_id)
+    alias: str | None = None  # the name the client used when it was an alias of ``model``
+
+
+def resolved(shape: CallShape, model: str) -> CallShape:
+    """``shape`` for the catalog model an alias resolved to: the body forwarded names ``model``
+    (the provider knows no aliases), and ``alias`` keeps the client's name for the receipt."""
+    if model == shape.model:
+        return shape
+    doc = orjson.loads(shape.body)
+    doc["model"] = model
+    return replace(shape, model=model, body=orjson.dumps(doc), rewritten=True, alias=shape.model)
 
 
 def _bounded_int(doc: dict[str, Any], name: str, top: int, what: str) -> int | None:

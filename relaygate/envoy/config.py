@@ -222,7 +222,7 @@ def _authz_reply_mappers() -> list[dict]:
             ),
             "status_code": code,
         }  # fmt: skip
-        for code in (500, 503)
+        for code in (200, 500, 503)  # 200: a reply the service answers itself (the model list)
     ]
     return [*restore, {"filter": _cel(denied)}]
 

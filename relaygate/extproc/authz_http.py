@@ -105,6 +105,13 @@ def denied_reply(d) -> bytes:
     return http_reply(status, headers, d.body)
 
 
+def answered_reply(body: bytes) -> bytes:
+    """A 200 the gateway answers itself (the model list): sent as a denial, since a check's 200
+    would forward the call, with its real status in AUTHZ_STATUS_HEADER for local_reply_config."""
+    headers: list[tuple[str, str | bytes]] = [("content-type", "application/json"), (AUTHZ_STATUS_HEADER, "200")]
+    return http_reply(AUTHZ_DENY_5XX, headers, body)
+
+
 # The answer when the spool could not record a call: Envoy refuses the call (a 5xx from the check).
 SPOOL_FAILED = http_reply(500, [], b"")
 
@@ -139,7 +146,12 @@ class AuthzService:
         headers[":path"] = path
         try:
             denied = gate.check_headers(call, headers, has_body=bool(body))
-            if denied is not None:
+            if denied is None and gate.is_listing(call):
+                listed = gate.model_list(call)
+                if not isinstance(listed, bytes):
+                    return self._answer_later(call, listed, write)
+                reply = answered_reply(listed)
+            elif denied is not None:
                 reply = denied_reply(self.recorder.denied(call, denied, grouped=True))
             elif isinstance(shape := gate.check_body(call, body), Verdict):
                 reply = denied_reply(self.recorder.denied(call, shape, body, grouped=True))
@@ -151,6 +163,13 @@ class AuthzService:
             reply = self._failed(call)
         self._deliver(reply, write)
         return None
+
+    async def _answer_later(self, call: Call, pending, write) -> None:
+        try:
+            reply = answered_reply(await pending)
+        except Exception:
+            reply = self._failed(call)
+        self._deliver(reply, write)
 
     async def _after(self, call: Call, pending, shape: CallShape, body: bytes, write) -> None:
         try:

@@ -22,7 +22,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
-from relaygate.contract.envoy import PREAUTH_HEADER, receipt_id_for
+from relaygate.contract.envoy import ANSWERED_DETAILS, PREAUTH_HEADER, receipt_id_for
 from relaygate.decision import gate
 from relaygate.decision.admission import Admission, Verdict
 from relaygate.decision.gate import Call
@@ -70,6 +70,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             try:
                 if kind == "request_headers":
                     resp = self.on_headers(call, req.request_headers)
+                    if not isinstance(resp, pb.ProcessingResponse):
+                        resp = await resp  # the model list, from a remote policy engine
                     yield resp
                     if resp.HasField("immediate_response"):
                         return  # answered: Envoy sends nothing more of this call, and nothing more is decided
@@ -98,6 +100,9 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             h[k] = hv.raw_value.decode("latin-1") if hv.raw_value else hv.value
             call.header_names.append(k)
         denied = gate.check_headers(call, h, has_body=not msg.end_of_stream)
+        if denied is None and gate.is_listing(call):
+            body = gate.model_list(call)
+            return answer(body) if isinstance(body, bytes) else _answer_later(body)
         return _CONTINUE_HEADERS if denied is None else self.deny(call, denied)
 
     # -- request body ----------------------------------------------------
@@ -154,6 +159,24 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             ),
             dynamic_metadata=_DENIED,
         )  # tells Envoy's local_reply_config to leave this reply alone
+
+
+async def _answer_later(pending) -> pb.ProcessingResponse:
+    return answer(await pending)
+
+
+def answer(body: bytes) -> pb.ProcessingResponse:
+    """A 200 the gateway answers itself (the model list): no provider call, so no receipt; the
+    details mark it for the settler (ANSWERED_DETAILS) and the metadata for local_reply_config."""
+    return pb.ProcessingResponse(
+        immediate_response=pb.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=200),
+            headers=pb.HeaderMutation(set_headers=[_hv("content-type", "application/json")]),
+            body=body,
+            details=ANSWERED_DETAILS,
+        ),
+        dynamic_metadata=_DENIED,
+    )
 
 
 def _continue(kind: str | None) -> pb.ProcessingResponse:

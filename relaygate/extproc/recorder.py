@@ -140,7 +140,7 @@ class Recorder:
                 ts=call.started, decision=record, path=call.path,
                 workspace=route.workspace if route else None, key_id=key.id if key else None,
                 endpoint=route.endpoint if route else None, body=raw,
-                model=shape.model if shape else None, stream=stream, user=shape.user if shape else None,
+                model=shape.model if shape else None, alias=shape.alias if shape else None, stream=stream, user=shape.user if shape else None,
                 upstream=up, price=price, worst=worst, holds=holds, response_body=response_body,
             ),
             grouped=grouped,

@@ -27,7 +27,7 @@ from relaygate.contract.config import ModelPrice, cost_micros
 from relaygate.decision.ledger import Hold, Ledger
 from relaygate.contract.envoy import receipt_id_for
 from relaygate.decision.wire import envoy_reply_body, parse_path
-from relaygate.contract.envoy import AUTHZ_DENIED_DETAILS, ENVOY_PRE_DECISION
+from relaygate.contract.envoy import ANSWERED_DETAILS, AUTHZ_DENIED_DETAILS, ENVOY_PRE_DECISION
 from relaygate.contract.preauth import PreAuthLimits
 from relaygate.extproc.preauth_sampler import SAMPLED, SAMPLED_DETAILS, ReceiptSampler
 from relaygate.contract.decision import denial
@@ -170,7 +170,8 @@ class Finalizer:
                 "user": draft.get("user"),
             },
             "decision": draft["decision"],
-            "model": {"requested": draft["model"], "served": served},
+            "model": {"requested": draft["model"], "served": served}
+            | ({"alias": draft["alias"]} if draft.get("alias") else {}),
             "upstream": draft["upstream"],
             "response": None
             if outcome is None
@@ -395,7 +396,7 @@ class AccessLogSink(als_pb2_grpc.AccessLogServiceServicer):
             # unless the denial was counted in a summary receipt: the ext_proc reply says so in
             # its details; an ext_authz check's denial (details: ext_authz_denied) with no draft
             # can only be such a one.
-            if details.startswith(SAMPLED_DETAILS) or details == AUTHZ_DENIED_DETAILS:
+            if details.startswith(SAMPLED_DETAILS) or details in (AUTHZ_DENIED_DETAILS, ANSWERED_DETAILS):
                 return None
             draft = envoy_local_draft(entry)
             if self._sample(entry, draft):

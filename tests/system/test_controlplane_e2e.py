@@ -261,3 +261,78 @@ def test_agents_register_and_discover_by_capability(full):
     assert acme.call("DELETE", f"/api/agents/{agent['id']}").status == 404
     left = acme.get("/api/discover", params={"capability": "text-analysis"}).json()
     assert left["total"] == 2 and agent["id"] not in {a["id"] for a in left["agents"]}
+
+
+REFERENCE_RELAY = {  # the RelayPlane reference's POST /api/relay example (../shared/seeds)
+    "to": "claude-3-sonnet",
+    "payload": {
+        "model": "claude-3-sonnet-20240229",
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    },
+    "metadata": {"user_id": "user_123", "session": "session_456"},
+}
+
+
+def test_the_reference_relay_example_works_verbatim(full):
+    """to: claude-3-sonnet is no model of the catalog: it is an alias of claude-sonnet-4-5 there."""
+    r = CP(full.cp.url, full.tokens["acme"], "x-api-key").post("/api/relay", REFERENCE_RELAY)
+    assert r.status == 200, r.text
+    out = r.json()
+    assert out["status_code"] == 200 and out["model"] == "claude-3-sonnet", out
+    assert out["body"]["type"] == "message" and out["body"]["content"][0]["text"]
+    receipt = full.gw.receipt_doc(out["receipt_id"])
+    assert receipt["model"]["requested"] == "claude-sonnet-4-5" and receipt["model"]["alias"] == "claude-3-sonnet"
+    assert receipt["upstream"]["name"] == "anthropic-us" and receipt["request"]["endpoint"] == "messages"
+
+
+def test_catalog_and_workspace_aliases_through_the_control_plane(full):
+    acme = full.cp.client("acme")
+    cat = acme.get("/v1/models")
+    assert cat.status == 200, cat.text
+    models = {m["id"]: m for m in cat.json()["models"]}
+    assert models["gpt-4o"]["aliases"] == ["gpt-4", "gpt-4-turbo"] and models["gpt-4o"]["provider"] == "openai"
+    assert [u["name"] for u in models["gpt-4o-mini"]["upstreams"]] == ["openai-us", "openai-eu"]
+    assert cat.json()["workspace_aliases"] == {"fast": "gpt-4o-mini", "smart": "gpt-4"}
+
+    admin = full.cp.admin
+    # a workspace alias must name something the catalog resolves, and may not shadow a model
+    bad = admin.put("/v1/workspaces/acme", {"model_aliases": {"x": "no-such-model"}})
+    assert bad.status == 400 and bad.error["details"]["parameter"] == "model_aliases", bad.text
+    shadow = admin.put("/v1/workspaces/acme", {"model_aliases": {"gpt-4o": "gpt-4o-mini"}})
+    assert shadow.status == 400 and "shadow" in shadow.error["message"], shadow.text
+    # an upstream may not make an alias name two models, nor alias a model's own name
+    eu = admin.get("/v1/upstreams/openai-eu").json()
+    spec = {k: eu[k] for k in ("name", "provider", "address", "region", "jurisdiction", "credential", "models")}
+    clash = dict(spec, models={"gpt-4o-mini": {"input_per_1k": 0.2, "aliases": ["claude-3-sonnet"]}})
+    r = admin.put("/v1/upstreams/openai-eu", clash)
+    assert r.status == 400 and "names both" in r.error["message"], r.text
+    own = dict(spec, models={"gpt-4o-mini": {"input_per_1k": 0.2, "aliases": ["gpt-4o"]}})
+    r = admin.put("/v1/upstreams/openai-eu", own)
+    assert r.status == 400 and "own name" in r.error["message"], r.text
+
+    # a new workspace alias reaches the gateway in the next bundle and routes by its target
+    ok = admin.put(
+        "/v1/workspaces/acme", {"model_aliases": {"fast": "gpt-4o-mini", "smart": "gpt-4", "quick": "claude-3-haiku"}}
+    )
+    assert ok.status == 400, "claude-3-haiku is no alias of this catalog"
+    ok = admin.put(
+        "/v1/workspaces/acme",
+        {"model_aliases": {"fast": "gpt-4o-mini", "smart": "gpt-4", "quick": "claude-3-sonnet"}},
+    )
+    assert ok.status == 200 and ok.json()["model_aliases"]["quick"] == "claude-3-sonnet", ok.text
+
+    def quick():
+        r = curl(
+            full.gw.base("acme") + "/messages",
+            json.dumps({"model": "quick", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+            {"x-api-key": full.tokens["acme"], "content-type": "application/json"},
+        )
+        return r if r.status == 200 else None
+
+    r = eventually(quick, 15, "the workspace alias enforced at the gateway")
+    assert full.gw.receipt_doc(r.receipt_id)["model"] == {
+        "requested": "claude-sonnet-4-5",
+        "served": "claude-sonnet-4-5",
+        "alias": "quick",
+    }

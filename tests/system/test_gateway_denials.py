@@ -173,7 +173,7 @@ def test_oversized_chunked_body_is_413(gw):
 
 
 def test_unknown_path_and_method(gw):
-    _assert_error(gw, curl(gw.url + "/v1/acme/models", None, _auth(gw, "acme"), method="GET"), 404, "route.not_found")
+    _assert_error(gw, curl(gw.url + "/v1/acme/files", None, _auth(gw, "acme"), method="GET"), 404, "route.not_found")
     _assert_error(
         gw,
         curl(gw.base("acme") + "/chat/completions", None, _auth(gw, "acme"), method="GET"),

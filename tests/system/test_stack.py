@@ -118,6 +118,13 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     assert oct((tmp_path / "tls" / "server-key.pem").stat().st_mode & 0o777) == "0o600"
     # The control-plane part: a policy created through the API blocks, its receipt reaches the audit feed.
     assert '"policy.blocked"' in text and '"kind": "gateway.call"' in text and '"fallback_used": true' in text
+    # The RelayPlane reference's relay example, verbatim: its model names resolve through the catalog.
+    ref = text[text.index("The RelayPlane reference's own example") : text.index("12. Revoke")]
+    ref_out = json.JSONDecoder().raw_decode(ref[ref.rindex("\n{") + 1 :])[0]  # the answer, after the request
+    assert ref_out["status_code"] == 200 and isinstance(ref_out["latency_ms"], int), ref
+    assert ref_out["model"] == "claude-3-sonnet" and ref_out["body.content"][0]["type"] == "text", ref
+    assert ref_out["receipt model"]["alias"] == "claude-3-sonnet", ref
+    assert ref_out["receipt model"]["requested"] == "claude-sonnet-4-5", ref
     assert "relaygate evidence bundle: VERIFIED" in text and "(pinned)" in text
     assert "is consistent with the checkpoint you hold" in text  # the tour's --after-checkpoint
     # The gateway ran from the xDS bootstrap: no listener in its file, everything ACKed over ADS.

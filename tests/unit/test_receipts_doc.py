@@ -84,6 +84,7 @@ def test_the_receipt_field_table_names_exactly_what_a_receipt_carries(tmp_path):
         endpoint="chat.completions",
         body=b"{}",
         model="gpt-4o-mini",
+        alias="fast",  # the optional model.alias: present when the client named the model by an alias
         upstream=up,
         price=(150, 600),
         worst=(10, 20),

@@ -107,7 +107,9 @@ def test_paths():
     assert parse_path("/v1/acme/chat/completions").endpoint == "chat.completions"
     assert parse_path("/v1/acme/v1/messages").endpoint == "messages"
     assert parse_path("/v1/acme/embeddings?x=1").query == "?x=1"
-    assert parse_path("/v1/acme/models") is None
+    assert parse_path("/v1/acme/files") is None
+    assert parse_path("/v1/acme/models").endpoint == "models"  # the model list (GET)
+    assert parse_path("/v1/acme/v1/models").anthropic_sdk and not parse_path("/v1/acme/models").anthropic_sdk
     assert parse_path("/v1/../etc/chat/completions") is None
 
 

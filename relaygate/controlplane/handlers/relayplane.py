@@ -37,8 +37,9 @@ RETRYABLE = {404, 408, 429, 500, 502, 503, 504}
 E, RA, RC = schema.audit_events, schema.relay_attempts, schema.relay_calls
 
 
-async def _providers(ctx: Ctx) -> dict[str, str]:
-    """model -> provider dialect, from the upstream catalog."""
+async def _providers(ctx: Ctx, workspace_aliases: dict) -> dict[str, str]:
+    """model name -> provider dialect, for every name the gateway resolves: the catalog's models,
+    the platform's aliases and the workspace's own (the gateway resolves them again, exactly)."""
     async with ctx.db.connect() as c:
         specs = [
             r[0]
@@ -48,8 +49,13 @@ async def _providers(ctx: Ctx) -> dict[str, str]:
         ]
     out: dict[str, str] = {}
     for spec in specs:
-        for model in spec.get("models") or {}:
+        for model, price in (spec.get("models") or {}).items():
             out.setdefault(model, spec.get("provider", "openai"))
+            for alias in (price or {}).get("aliases") or ():
+                out.setdefault(alias, spec.get("provider", "openai"))
+    for alias, target in (workspace_aliases or {}).items():
+        if target in out:
+            out[alias] = out[target]
     return out
 
 
@@ -125,7 +131,7 @@ async def relay(ctx: Ctx):
             [b["to"], *(b.get("fallback") or ((settings.get("relay") or {}).get("fallbacks") or {}).get(b["to"], []))]
         )
     )[:6]
-    providers = await _providers(ctx)
+    providers = await _providers(ctx, settings.get("model_aliases") or {})
     source = providers.get(b["to"], "openai")
     streaming = "text/event-stream" in ctx.request.headers.get("Accept", "")
     base = ctx.services.settings.gateway_url.rstrip("/") + f"/v1/{ctx.workspace}"

@@ -31,6 +31,7 @@ def workspace_json(row) -> dict:
         "default_max_output_tokens": s.get("default_max_output_tokens"),
         "limits": {**DEFAULT_LIMITS, **(s.get("limits") or {})},
         "relay": {"fallbacks": {}, **(s.get("relay") or {})},
+        "model_aliases": s.get("model_aliases") or {},
         "created_at": iso(row["created_ms"]),
         "updated_at": iso(row["updated_ms"]),
     }
@@ -54,7 +55,46 @@ def _settings_from(body: dict, base: dict | None = None) -> dict:
         s["limits"] = {**DEFAULT_LIMITS, **(s.get("limits") or {}), **body["limits"]}
     if "relay" in body:
         s["relay"] = {"fallbacks": {}, **body["relay"]}
+    if "model_aliases" in body:
+        s["model_aliases"] = dict(body["model_aliases"])
     return s
+
+
+async def _upstream_specs(c, without: str | None = None) -> list[dict]:
+    q = sa.select(schema.upstreams.c.spec).where(schema.upstreams.c.deleted_ms.is_(None))
+    if without is not None:
+        q = q.where(schema.upstreams.c.name != without)
+    return [r[0] for r in (await c.execute(q.order_by(schema.upstreams.c.created_ms))).all()]
+
+
+def _parsed(specs: list[dict]) -> list:
+    return [config_mod.parse_upstream(u, f"upstream '{u.get('name')}'", None) for u in specs]
+
+
+async def _check_aliases(c, aliases: dict) -> None:
+    """A workspace alias must name a model some upstream serves, or a platform alias, when it is set
+    (a later catalog change can orphan it: the call then meets 404 model.not_found, as any unknown
+    model does), and may not shadow a catalog model's own name."""
+    if not aliases:
+        return
+    ups = _parsed(await _upstream_specs(c))
+    models = {m for u in ups for m in u.models}
+    known = models | set(config_mod.platform_aliases(ups))
+    for alias, target in aliases.items():
+        if alias in models:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"'{alias}' is a catalog model's own name; an alias may not shadow it",
+                {"parameter": "model_aliases", "provided": alias, "expected": "a name no upstream serves"},
+            )
+        if target not in known:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"alias '{alias}' names '{target}', which no upstream serves and no platform alias names",
+                {"parameter": "model_aliases", "provided": target, "expected": "a catalog model or platform alias"},
+            )
 
 
 async def _changed(ctx: Ctx) -> None:
@@ -100,6 +140,7 @@ async def create_workspace(ctx: Ctx):
     settings = _settings_from(b)
     try:
         async with ctx.db.begin() as c:
+            await _check_aliases(c, settings.get("model_aliases") or {})
             existing = (
                 await c.execute(sa.select(schema.workspaces.c.deleted_ms).where(schema.workspaces.c.id == b["id"]))
             ).first()
@@ -131,6 +172,8 @@ async def update_workspace(ctx: Ctx):
     async with ctx.db.begin() as c:
         row = await _workspace(c, wid)
         settings = _settings_from(ctx.body, row["settings"])
+        if "model_aliases" in ctx.body:
+            await _check_aliases(c, settings["model_aliases"])
         values = {"settings": settings, "updated_ms": now_ms()}
         if "display_name" in ctx.body:
             values["display_name"] = ctx.body["display_name"]
@@ -167,6 +210,17 @@ def _check_upstream(spec: dict) -> None:
         config_mod.parse_upstream(spec, f"upstream '{spec.get('name')}'", None)
     except config_mod.ConfigError as e:
         raise ApiError(400, "invalid_request", str(e)) from None
+
+
+async def _check_catalog(c, spec: dict) -> None:
+    """The catalog with this upstream in it must still resolve every alias to one model (the
+    sidecars would refuse the bundle otherwise, and every gateway keep the last one)."""
+    try:
+        config_mod.platform_aliases(_parsed([*await _upstream_specs(c, without=spec["name"]), spec]))
+    except config_mod.ConfigError as e:
+        raise ApiError(
+            400, "invalid_request", str(e).removeprefix("upstreams.yaml: "), {"parameter": "models"}
+        ) from None
 
 
 async def _credential_known(ctx: Ctx, name: str) -> None:
@@ -228,6 +282,7 @@ async def create_upstream(ctx: Ctx):
         ).first()
         if existing is not None and existing[0] is None:
             raise ApiError(409, "upstream.exists", f"upstream '{spec['name']}' exists")
+        await _check_catalog(c, spec)
         if existing is not None:  # re-create a deleted one
             await c.execute(
                 schema.upstreams.update()
@@ -257,6 +312,7 @@ async def update_upstream(ctx: Ctx):
     await _credential_known(ctx, spec["credential"])
     async with ctx.db.begin() as c:
         await _upstream(c, name)
+        await _check_catalog(c, spec)
         await c.execute(
             schema.upstreams.update().where(schema.upstreams.c.name == name).values(spec=spec, updated_ms=now_ms())
         )
@@ -440,7 +496,33 @@ async def delete_budget(ctx: Ctx):
     return no_content()
 
 
+async def list_models(ctx: Ctx):
+    async with ctx.db.connect() as c:
+        ups = _parsed(await _upstream_specs(c))
+        ws_aliases = {}
+        if ctx.principal.workspace is not None:
+            ws_aliases = ((await _workspace(c, ctx.principal.workspace))["settings"] or {}).get("model_aliases") or {}
+    models: dict[str, dict] = {}
+    for u in ups:
+        for m, p in u.models.items():
+            entry = models.setdefault(m, {"id": m, "provider": u.provider, "aliases": set(), "upstreams": []})
+            entry["aliases"].update(p.aliases)
+            entry["upstreams"].append(
+                {
+                    "name": u.name,
+                    "region": u.region,
+                    "jurisdiction": u.jurisdiction,
+                    "input_per_1k": p.input_micros_per_1k / 1_000_000,
+                    "output_per_1k": p.output_micros_per_1k / 1_000_000,
+                    "max_output_tokens": p.max_output_tokens,
+                }
+            )
+    out = [dict(e, aliases=sorted(e["aliases"])) for _, e in sorted(models.items())]
+    return json({"models": out, "workspace_aliases": ws_aliases})
+
+
 HANDLERS = {
+    "listModels": list_models,
     "listWorkspaces": list_workspaces,
     "createWorkspace": create_workspace,
     "getWorkspace": get_workspace,
