@@ -47,10 +47,12 @@ def _with_sim_knobs(upstreams: list[dict]) -> list[dict]:
 def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
     """Write a test config directory; return key tokens by name."""
     d.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in ("us", "eu", "ant", "dead")}
+    ports = {name: free_port() for name in ("us", "eu", "ant", "dead", "gem")}
     (d / "gateway.yaml").write_text("max_body_bytes: 1048576\ndefault_max_output_tokens: 256\n")
     (d / "secrets.yaml").write_text(
-        yaml.safe_dump({"key_pepper": "test-pepper", "openai": "sk-test-openai", "anthropic": "sk-ant-test"})
+        yaml.safe_dump(
+            {"key_pepper": "test-pepper", "openai": "sk-test-openai", "anthropic": "sk-ant-test", "google": "AIza-test"}
+        )
     )
     (d / "workspaces.yaml").write_text(
         yaml.safe_dump(
@@ -111,6 +113,18 @@ def write_config(d: Path, budgets: list[dict] | None = None) -> dict[str, str]:
                                     **model(3, 15),
                                     "aliases": ["claude-3-sonnet", "claude-3-sonnet-20240229"],
                                 }
+                            },
+                        },
+                        {
+                            "name": "google-us",
+                            "provider": "google",
+                            "address": f"127.0.0.1:{ports['gem']}",
+                            "base_path": "/v1beta",
+                            "region": "us-central1",
+                            "jurisdiction": "us",
+                            "credential": "google",
+                            "models": {
+                                "gemini-2.5-flash": {**model(0.3, 2.5), "aliases": ["gemini-pro", "gemini-pro-vision"]}
                             },
                         },
                         {

@@ -25,8 +25,8 @@ from relaygate.contract.preauth import PreAuthLimits, parse as parse_preauth
 
 from relaygate.contract import scope as key_scope
 
-ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages")
-PROVIDERS = ("openai", "anthropic")
+ENDPOINTS = key_scope.ENDPOINTS
+PROVIDERS = ("openai", "anthropic", "google")
 
 
 class ConfigError(ValueError):
@@ -52,13 +52,16 @@ class ModelPrice:
 DEFAULT_FORWARD_HEADERS = {
     "openai": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key"),
     "anthropic": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key", "anthropic-version"),
+    "google": ("content-type", "accept", "user-agent", "x-goog-api-client"),
 }
 # Forwarded whatever the list says: pseudo-headers, what Envoy needs to frame and trace the call.
 ALWAYS_FORWARDED = frozenset({"content-type", "content-length", "host", "x-request-id"})
 # Never forwarded, whatever the list says: client credentials (the gateway sets the provider's
 # own), the gateway's internal headers, and headers Envoy adds about the client (removed by the
 # route, see relaygate/envoy/config.py).
-NEVER_FORWARDED = frozenset({"authorization", "x-api-key", "proxy-authorization", "x-relayone-receipt-id"})
+NEVER_FORWARDED = frozenset(
+    {"authorization", "x-api-key", "x-goog-api-key", "proxy-authorization", "x-relayone-receipt-id"}
+)
 NEVER_FORWARDED_PREFIXES = ("x-relaygate-", "x-envoy-", "x-forwarded-")
 _HEADER_TOKEN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'+-.^_`|~")
 

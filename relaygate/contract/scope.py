@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages")
+# Every gateway endpoint a key's scope can name (relaygate/decision/wire.py maps paths to them); the
+# one list: config.py, the control plane and its OpenAPI document take it from here.
+ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages", "gemini.generate")
 KINDS = ("read_only", "standard")  # ordered: a kind is below every kind after it
 GATEWAY_CALL = "gateway:call"  # may send calls through the gateway (spends money)
 WORKSPACE_PERMISSIONS = (

@@ -14,6 +14,9 @@ import sys
 
 import yaml
 
+from relaygate.contract import config as config_mod
+from relaygate.contract import scope as scope_mod
+
 VERSION = "1.0.0"
 
 ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
@@ -51,7 +54,7 @@ MODEL_ALIASES = {
     "description": "the workspace's own model names: alias -> a catalog model or a platform alias "
     "(they win over the platform's aliases for this workspace's calls)",
 }
-ENDPOINTS = ["chat.completions", "completions", "embeddings", "messages"]
+ENDPOINTS = list(scope_mod.ENDPOINTS)
 
 
 def ref(name: str) -> dict:
@@ -191,7 +194,7 @@ SCHEMAS = {
     "UpstreamInput": obj(
         {
             "name": ID,
-            "provider": {"type": "string", "enum": ["openai", "anthropic"]},
+            "provider": {"type": "string", "enum": list(config_mod.PROVIDERS)},
             "address": {"type": "string", "pattern": "^[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$"},
             "tls": {"type": "boolean"},
             "base_path": {"type": "string", "pattern": "^(/[A-Za-z0-9._~-]+)*/?$", "maxLength": 200},
@@ -312,7 +315,7 @@ SCHEMAS = {
                 "type": "array",
                 "items": {"type": "string", "enum": ENDPOINTS},
                 "minItems": 1,
-                "maxItems": 4,
+                "maxItems": len(ENDPOINTS),
             },
             "models": {
                 **STRS,

@@ -34,8 +34,8 @@ from relaygate.decision.wire import DIALECT, MODELS, BadRequest, CallShape, Rout
 PREAUTH_STATUSES = (401, 404, 405)
 Offload = Callable[..., Awaitable[dict[str, Any]]]
 UNKNOWN_ENDPOINT = (
-    "unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, /embeddings or /messages,"
-    " or GET /v1/{workspace}/models"
+    "unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, /embeddings, /messages or"
+    " /v1beta/models/{model}:generateContent, or GET /v1/{workspace}/models"
 )
 
 
@@ -67,12 +67,14 @@ class Call:
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
-    """The client's key: ``Authorization: Bearer`` (OpenAI-shaped) or ``x-api-key`` (Anthropic-shaped)."""
+    """The client's key: ``Authorization: Bearer`` (OpenAI-shaped), ``x-api-key`` (Anthropic-shaped)
+    or ``x-goog-api-key`` (the Gemini SDK's)."""
     auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    if "x-api-key" in headers:
-        return headers["x-api-key"].strip()
+    for name in ("x-api-key", "x-goog-api-key"):
+        if name in headers:
+            return headers[name].strip()
     return None
 
 
@@ -207,7 +209,7 @@ def check_body(call: Call, raw: bytes) -> CallShape | Verdict:
         return too_large(adm)
     ws = adm.config.workspaces[call.key.workspace]
     try:
-        shape = parse_body(call.route.endpoint, raw, ws.default_max_output_tokens)
+        shape = parse_body(call.route.endpoint, raw, ws.default_max_output_tokens, call.route)
     except BadRequest as e:
         return Verdict.deny(e.status, e.code, e.message)
     # Aliases resolve before scope, policy, price and route see the model: a key scoped to a model

@@ -23,6 +23,14 @@ MODELS = "models"
 _PATH = re.compile(
     r"^/v1/(?P<ws>[A-Za-z0-9_-]{1,64})/(?P<v1>v1/)?(?P<ep>chat/completions|completions|embeddings|messages|models)/?(?P<q>\?.*)?$"
 )
+# Gemini's native surface (google-genai SDK with base_url /v1/{workspace}/): the model and whether
+# it streams are in the path, /v1/{ws}/v1beta/models/{model}:generateContent or
+# :streamGenerateContent (the SDK adds ?alt=sse; the gateway sets the provider's query itself).
+_GEMINI_PATH = re.compile(
+    r"^/v1/(?P<ws>[A-Za-z0-9_-]{1,64})/(?:v1beta/|v1/)?models/(?P<model>[A-Za-z0-9._-]{1,128})"
+    r":(?P<method>generateContent|streamGenerateContent)(?P<q>\?.*)?$"
+)
+GEMINI = "gemini.generate"
 _ENDPOINTS = {
     "chat/completions": "chat.completions",
     "completions": "completions",
@@ -36,7 +44,17 @@ DIALECT = {
     "completions": ("openai", "/completions"),
     "embeddings": ("openai", "/embeddings"),
     "messages": ("anthropic", "/messages"),
+    GEMINI: ("google", "/models/{model}:generateContent"),
 }
+
+
+def provider_path(endpoint: str, model: str, stream: bool) -> str:
+    """The path of ``endpoint`` under an upstream's base path: the model goes into Gemini's."""
+    path = DIALECT[endpoint][1]
+    if endpoint == GEMINI:
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"/models/{model}:{method}"
+    return path
 
 
 class BadRequest(Exception):
@@ -51,13 +69,18 @@ class Route:
     endpoint: str
     query: str
     anthropic_sdk: bool = False  # the path had Anthropic's /v1 infix (the model list answers in its shape)
+    model: str = ""  # the model a path names (Gemini's); "" when the body names it
+    stream: bool = False  # the path asks for a stream (Gemini's streamGenerateContent)
 
 
 def parse_path(path: str) -> Route | None:
     m = _PATH.match(path)
-    if not m:
-        return None
-    return Route(m["ws"], _ENDPOINTS[m["ep"]], m["q"] or "", bool(m["v1"]))
+    if m:
+        return Route(m["ws"], _ENDPOINTS[m["ep"]], m["q"] or "", bool(m["v1"]))
+    m = _GEMINI_PATH.match(path)
+    if m:
+        return Route(m["ws"], GEMINI, m["q"] or "", model=m["model"], stream=m["method"] == "streamGenerateContent")
+    return None
 
 
 # Output-limit fields each dialect's provider honours. When a body names none, the
@@ -115,6 +138,7 @@ class CallShape:
     rewritten: bool
     user: str | None = None  # the end user the app names (OpenAI 'user', Anthropic metadata.user_id)
     alias: str | None = None  # the name the client used when it was an alias of ``model``
+    model_in_path: bool = False  # Gemini: the provider path names the model, the body does not
 
 
 def resolved(shape: CallShape, model: str) -> CallShape:
@@ -122,6 +146,8 @@ def resolved(shape: CallShape, model: str) -> CallShape:
     (the provider knows no aliases), and ``alias`` keeps the client's name for the receipt."""
     if model == shape.model:
         return shape
+    if shape.model_in_path:  # the provider path is built from shape.model (provider_path)
+        return replace(shape, model=model, alias=shape.model)
     doc = orjson.loads(shape.body)
     doc["model"] = model
     return replace(shape, model=model, body=orjson.dumps(doc), rewritten=True, alias=shape.model)
@@ -199,7 +225,45 @@ def _outputs(endpoint: str, doc: dict[str, Any]) -> int:
     return max(n, best_of) * prompts
 
 
-def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
+MAX_CANDIDATES = 8  # Gemini's own cap on candidateCount
+_GEMINI_DECISIVE = tuple(
+    f'"{k}"'.encode()
+    for k in ("generationConfig", "maxOutputTokens", "candidateCount", "thinkingConfig", "thinkingBudget")
+)
+
+
+def _gemini(route: Route, doc: dict[str, Any], raw: bytes, default_max_output: int) -> CallShape:
+    """A generateContent body: ``generationConfig.maxOutputTokens`` is the output limit (added as
+    the workspace default when absent), times ``candidateCount``; thinking tokens are billed as
+    output and Google does not say one ceiling covers both, so the worst case adds
+    ``thinkingConfig.thinkingBudget`` when one is set, else as much again as the output limit."""
+    if "contents" not in doc:
+        raise BadRequest(400, "request.invalid", "'contents' is required")
+    cfg = doc.get("generationConfig")
+    if cfg is None:
+        cfg = doc["generationConfig"] = {}
+    if not isinstance(cfg, dict):
+        raise BadRequest(400, "request.invalid", "'generationConfig' must be an object")
+    rewritten = False
+    if cfg.get("maxOutputTokens") is None:
+        cfg["maxOutputTokens"] = default_max_output
+        rewritten = True
+    cap = cast(int, _bounded_int(cfg, "maxOutputTokens", MAX_OUTPUT_TOKENS, "the output token limit"))
+    n = _bounded_int(cfg, "candidateCount", MAX_CANDIDATES, "candidates per request") or 1
+    thinking = cfg.get("thinkingConfig")
+    if thinking is not None and not isinstance(thinking, dict):
+        raise BadRequest(400, "request.invalid", "'generationConfig.thinkingConfig' must be an object")
+    budget = (thinking or {}).get("thinkingBudget")
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < -1):
+        raise BadRequest(400, "request.invalid", "'thinkingBudget' must be an integer, -1 for dynamic")
+    think = budget if budget is not None and budget >= 0 else cap
+    if not rewritten and (b"\\u" in raw or any(raw.count(k) > 1 for k in _GEMINI_DECISIVE)):
+        rewritten = True  # possibly duplicated keys: forward what was parsed (see _DECISIVE)
+    body = orjson.dumps(doc) if rewritten else raw
+    return CallShape(route.model, route.stream, (cap + think) * n, len(raw), body, rewritten, model_in_path=True)
+
+
+def parse_body(endpoint: str, raw: bytes, default_max_output: int, route: Route | None = None) -> CallShape:
     """Validate a request body and work out its worst-case size.
 
     The input bound is the body's byte length: a BPE token spans at least one
@@ -217,6 +281,9 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
         raise BadRequest(400, "request.invalid_json", f"request body is not valid JSON: {e}") from None
     if not isinstance(doc, dict):
         raise BadRequest(400, "request.invalid", "request body must be a JSON object")
+    if endpoint == GEMINI:
+        assert route is not None and route.model, "a Gemini path names its model"
+        return _gemini(route, doc, raw, default_max_output)
     model = doc.get("model")
     if not isinstance(model, str) or not model or len(model) > 256:
         raise BadRequest(400, "request.invalid", "'model' must be a non-empty string")

@@ -54,6 +54,13 @@ USAGE_RULES = [
     (["message", "usage", "cache_read_input_tokens"], "cache_read_input_tokens", "NUMBER"),
     (["model"], "model", "STRING"),
     (["message", "model"], "model", "STRING"),
+    # Gemini (generateContent; each streamed chunk repeats the running counts, the last one wins).
+    # Thinking tokens are billed as output; tool-use prompt tokens as input. The settler adds them.
+    (["usageMetadata", "promptTokenCount"], "gemini_prompt_tokens", "NUMBER"),
+    (["usageMetadata", "toolUsePromptTokenCount"], "gemini_tool_prompt_tokens", "NUMBER"),
+    (["usageMetadata", "candidatesTokenCount"], "gemini_candidates_tokens", "NUMBER"),
+    (["usageMetadata", "thoughtsTokenCount"], "gemini_thoughts_tokens", "NUMBER"),
+    (["modelVersion"], "model", "STRING"),
 ]
 
 
@@ -187,7 +194,9 @@ def _authz_filters(cfg: GatewayConfig, message_timeout_ms: int) -> list[dict]:
             },
             "path_prefix": AUTHZ_PREFIX,
             "authorization_response": {
-                "allowed_upstream_headers": _exact(UPSTREAM_HEADER, AUTHZ_PATH_HEADER, "authorization", "x-api-key"),
+                "allowed_upstream_headers": _exact(
+                    UPSTREAM_HEADER, AUTHZ_PATH_HEADER, "authorization", "x-api-key", "x-goog-api-key"
+                ),
                 "allowed_client_headers": _exact(
                     "content-type", RECEIPT_HEADER, "retry-after", AUTHZ_STATUS_HEADER, PREAUTH_HEADER
                 ),

@@ -17,7 +17,7 @@ from relaygate.decision.admission import Verdict
 from relaygate.decision.draft import call_draft
 from relaygate.decision import gate
 from relaygate.decision.gate import Call
-from relaygate.decision.wire import DIALECT, CallShape, error_body
+from relaygate.decision.wire import CallShape, error_body, provider_path
 from relaygate.extproc import metrics
 from relaygate.extproc.preauth_sampler import SAMPLED, ReceiptSampler
 from relaygate.extproc.spool import Spool
@@ -97,9 +97,11 @@ class Recorder:
             self.spool.after_commit(None, lambda _e: ledger.settle(holds, {}))  # not committed: not forwarded
         # No client query string: the provider's endpoints take none, and one could act on the
         # platform's account next to its credential like a header off the allow-list.
-        path = up.base_path + DIALECT[call.route.endpoint][1]
+        path = up.base_path + provider_path(call.route.endpoint, shape.model, shape.stream)
         if up.provider == "anthropic":
             cred = ("x-api-key", up.credential)
+        elif up.provider == "google":
+            cred = ("x-goog-api-key", up.credential)
         else:
             cred = ("authorization", "Bearer " + up.credential)
         # Only the upstream's allow-list of client headers goes on (relaygate/contract/config.py

@@ -274,12 +274,17 @@ def outcome_of(entry) -> tuple[str | None, dict]:
         if d is not None and d.string_value.startswith("sha256:"):
             digest = d.string_value
         i = _number(md, "input_tokens")
-        if i is None:
+        gemini = _number(md, "gemini_prompt_tokens")
+        if gemini is not None:  # Gemini: tool-use prompt tokens are input too, thinking tokens output
+            i = gemini + (_number(md, "gemini_tool_prompt_tokens") or 0)
+        elif i is None:
             i = _number(md, "prompt_tokens")
         else:  # Anthropic: tokens read from or written to the prompt cache are not in input_tokens
             i += (_number(md, "cache_creation_input_tokens") or 0) + (_number(md, "cache_read_input_tokens") or 0)
         o = _number(md, "output_tokens")
-        if o is None:
+        if gemini is not None:
+            o = (_number(md, "gemini_candidates_tokens") or 0) + (_number(md, "gemini_thoughts_tokens") or 0)
+        elif o is None:
             o = _number(md, "completion_tokens")
         # An Anthropic stream names its input at message_start and its output only in the final
         # message_delta: input without output is a stream cut short (the caller hung up after

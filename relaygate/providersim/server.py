@@ -1,4 +1,4 @@
-"""relaygate-provider-sim: OpenAI- and Anthropic-shaped upstream for tests and `make run`.
+"""relaygate-provider-sim: OpenAI-, Anthropic- and Gemini-shaped upstream for tests and `make run`.
 
 Reads the whole request body before answering (as real providers do), checks
 the provider credential, answers with usage, and streams SSE with usage.
@@ -78,6 +78,8 @@ class Sim:
                 web.post("/v1/completions", self.openai),
                 web.post("/v1/embeddings", self.openai),
                 web.post("/v1/messages", self.anthropic),
+                # Gemini's native surface: /v1beta/models/{model}:generateContent | :streamGenerateContent
+                web.post("/v1beta/models/{call}", self.gemini),
                 web.get("/_sim/requests", self.requests),
                 web.delete("/_sim/requests", self.clear),
             ]
@@ -341,6 +343,56 @@ class Sim:
         await resp.write_eof()
         return resp
 
+    async def gemini(self, request: web.Request) -> web.StreamResponse:
+        """generateContent as Google answers it: candidates, usageMetadata (prompt, candidates and
+        thinking tokens: ``x-sim-thought-tokens`` makes the model think), modelVersion; the stream
+        (``:streamGenerateContent?alt=sse``) repeats the running usage on every chunk."""
+        model, _, method = request.match_info["call"].partition(":")
+        if method not in ("generateContent", "streamGenerateContent"):
+            return web.json_response({"error": {"code": 404, "message": "unknown method"}}, status=404)
+        doc, err = await self._prelude(request, request.headers.get("x-goog-api-key"))
+        if err:
+            return err
+        cfg = doc.get("generationConfig") or {}
+        want = int(request.headers.get("x-sim-output-tokens", self.default_output_tokens))
+        cap = cfg.get("maxOutputTokens")
+        out = max(1, min(want, int(cap))) if isinstance(cap, int) else want
+        n = cfg.get("candidateCount") if isinstance(cfg.get("candidateCount"), int) else 1
+        thoughts = int(request.headers.get("x-sim-thought-tokens", "0"))
+        prompt = count_tokens(_text_of({"messages": doc.get("contents") or []}) or json.dumps(doc.get("contents")))
+        words = [WORDS[i % len(WORDS)] for i in range(out)]
+
+        def usage(done: int) -> dict:
+            u = {"promptTokenCount": prompt, "candidatesTokenCount": done * n, "totalTokenCount": prompt + done * n}
+            if thoughts:
+                u["thoughtsTokenCount"] = thoughts
+                u["totalTokenCount"] += thoughts
+            return u
+
+        def chunk(text: str, done: int, last: bool) -> dict:
+            cands = [
+                {
+                    "content": {"parts": [{"text": text}], "role": "model"},
+                    "index": c,
+                    **({"finishReason": "STOP"} if last else {}),
+                }
+                for c in range(n)
+            ]
+            return {"candidates": cands, "usageMetadata": usage(done), "modelVersion": model}
+
+        if method == "generateContent":
+            return web.json_response(chunk(" ".join(words), out, True))
+        resp = await self._sse_start(request)
+        delay = int(request.headers.get("x-sim-chunk-delay-ms", "0")) / 1000
+        for i, w in enumerate(words):
+            await resp.write(
+                b"data: " + json.dumps(chunk((" " if i else "") + w, i + 1, i == out - 1)).encode() + b"\r\n\r\n"
+            )
+            if delay:
+                await asyncio.sleep(delay)
+        await resp.write_eof()
+        return resp
+
     @staticmethod
     async def _sse_start(request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -378,6 +430,8 @@ ACCOUNT_HEADERS = {
 
 async def _account_headers(request: web.Request, response: web.StreamResponse) -> None:
     if request.path.startswith("/_sim/"):
+        return
+    if request.path.startswith("/v1beta/"):
         return
     for k, v in ACCOUNT_HEADERS["anthropic" if request.path.endswith("/messages") else "openai"].items():
         response.headers.setdefault(k, v)
