@@ -31,6 +31,8 @@ from relaygate.decision.wire import BadRequest, CallShape, Route, parse_body, pa
 # client address that collects them and their receipts are sampled (relaygate/contract/preauth.py).
 PREAUTH_STATUSES = (401, 404, 405)
 Offload = Callable[..., Awaitable[dict[str, Any]]]
+# The Allow header of the 405 a wrong method gets (RFC 9110 requires one); the transports send it.
+ALLOWED_METHODS = "POST"
 UNKNOWN_ENDPOINT = "unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, /embeddings or /messages"
 
 

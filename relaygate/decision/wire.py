@@ -238,7 +238,10 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int) -> CallShape:
     # Every endpoint, embeddings too (their model decides scope and price just the same).
     if not rewritten and (b"\\u" in raw or any(raw.count(k) > 1 for k in _DECISIVE)):
         rewritten = True  # possibly duplicated keys: forward what was parsed, see _DECISIVE
-    body = orjson.dumps(doc) if rewritten else raw
+    # orjson leaves DEL (0x7f) unescaped, and the ext_authz transport returns the body in an HTTP
+    # header, where it is a forbidden control character (Envoy refused the whole check: a 503).
+    # DEL is only valid inside a JSON string, so its escape is the same JSON.
+    body = orjson.dumps(doc).replace(b"\x7f", b"\\u007f") if rewritten else raw
     user = doc.get("user")
     if user is None and isinstance(doc.get("metadata"), dict):
         user = doc["metadata"].get("user_id")

@@ -144,6 +144,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             headers.append(_PREAUTH_MARK)
         if d.retry_after is not None:
             headers.append(_hv("retry-after", str(d.retry_after)))
+        if d.status == 405:
+            headers.append(_hv("allow", gate.ALLOWED_METHODS))
         return pb.ProcessingResponse(
             immediate_response=pb.ImmediateResponse(
                 status=http_status_pb2.HttpStatus(code=d.status),
