@@ -96,6 +96,14 @@ async def request_id_and_errors(request: web.Request, handler):
     return resp
 
 
+async def _request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """X-Request-Id on responses a handler streams itself (SSE relay, log export): the middleware
+    sets it on the response a handler returns, after such a response's headers were already sent."""
+    rid = request.get("request_id")
+    if rid and "X-Request-Id" not in response.headers:
+        response.headers["X-Request-Id"] = rid
+
+
 class Dispatcher:
     def __init__(self, services, router: Router, handlers: dict) -> None:
         self.services, self.router, self.handlers = services, router, handlers
@@ -195,6 +203,7 @@ class Dispatcher:
 
 def build_app(services, handlers: dict) -> web.Application:
     app = web.Application(middlewares=[request_id_and_errors], client_max_size=MAX_BODY)
+    app.on_response_prepare.append(_request_id_header)
     router = Router(services.spec)
     dispatcher = Dispatcher(services, router, handlers)
     missing = [op.operation_id for op in router.operations if op.operation_id not in handlers]

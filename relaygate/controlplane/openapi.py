@@ -607,6 +607,17 @@ SCHEMAS = {
         },
         ["relay_id", "status_code", "latency_ms", "body", "fallback_used"],
     ),
+    # OpenAPI 3.1 describes a text/event-stream response by each event's schema.
+    "RelayEvent": obj(
+        {
+            "event": {"type": "string", "description": "the provider's event name (Anthropic names them)"},
+            "data": {"type": "string", "description": "the provider's chunk (JSON), or OpenAI's closing [DONE]"},
+            "id": {"type": "string"},
+        },
+        ["data"],
+        extra=True,
+        description="one server-sent event of the final attempt's stream, passed through as the provider sent it",
+    ),
     "AgentInput": obj(
         {
             "name": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -1006,11 +1017,38 @@ ERRORS = {
     "401": "missing, malformed, forged, revoked or expired credentials",
     "403": "the credential lacks the permission, or the key is read-only",
     "404": "no such resource in the caller's workspace",
-    "409": "conflicts with an existing resource",
+    "405": "the path does not take this method; Allow lists the methods it does",
     "413": "request body too large",
     "415": "wrong content type",
     "429": "rate limited; see Retry-After",
+    "500": "internal error (logged); quote the request_id when reporting it",
 }
+# The operations that answer 409, and with which codes (every ApiError(409, ...) in the control
+# plane; tests/system/test_openapi.py checks each code is listed here).
+CONFLICTS = {
+    "createWorkspace": "workspace.exists: the id is taken (ids are never reused, even after a delete)",
+    "createUpstream": "upstream.exists: an upstream of that name exists",
+    "deleteUpstream": "upstream.last: a gateway needs at least one upstream",
+    "createBudget": "budget.exists: the budget id exists in this workspace",
+    "rotateKey": "key.inactive: the key is already revoked or rotated",
+    "createPolicy": "policy.exists: a policy of that name exists in this workspace (update it with PUT)",
+    "downloadEvidenceBundle": "evidence.failed: the bundle could not be assembled; evidence.gone: its file is no longer on disk",
+    "verifyEvidenceBundle": "evidence.not_ready: the bundle is still being assembled",
+    "createDeployment": "deployment.in_progress: a deployment of this policy is still running",
+    "rollbackDeployment": "deployment.finished: the deployment already failed or was rolled back",
+    "registerInstance": "key.conflict: the signing key belongs to another instance",
+    "introduceKey": "key.conflict: the key belongs to another instance, or is not the instance's current key",
+}
+# Response headers the app sets (relaygate/controlplane/app.py, errors.py).
+HEADERS = {
+    "X-Request-Id": {
+        "description": "this request's id (also the error body's request_id); on every response",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^req_[0-9a-f]+$"},
+    },
+    "Retry-After": {"description": "seconds to wait before retrying", "required": True, "schema": {"type": "string"}},
+}
+REQUEST_ID = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
 
 PARAMS = {
     "limit": {
@@ -1618,7 +1656,13 @@ op(
     permission="evidence:read",
     params=[path_param("bundle_id", BUNDLE_ID), *WS],
     ok=(200, "gzip"),
-    extra={"202": {"description": "still assembling", "content": {"application/json": {"schema": ref("EvidenceJob")}}}},
+    extra={
+        "202": {
+            "description": "still assembling",
+            "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
+            "content": {"application/json": {"schema": ref("EvidenceJob")}},
+        }
+    },
 )
 op(
     "get",
@@ -1854,6 +1898,28 @@ op(
     params=WS,
     body="RelayInput",
     ok=(200, "RelayResult"),
+    extra={
+        "200": {
+            "description": "the relay's result; with Accept: text/event-stream, when the final attempt answers with"
+            " a stream, that stream as it arrives (the relay's facts in the X-Relay-* headers)",
+            "headers": {
+                "X-Relay-Id": {"description": "the relay id (streams only)", "schema": {"type": "string"}},
+                "X-Relay-Model": {
+                    "description": "the model that answered (streams only)",
+                    "schema": {"type": "string"},
+                },
+                "X-Relay-Fallback-Used": {"description": "streams only", "schema": {"enum": ["true", "false"]}},
+                "X-RelayOne-Receipt-Id": {
+                    "description": "the final attempt's receipt (streams only)",
+                    "schema": {"type": "string"},
+                },
+            },
+            "content": {
+                "application/json": {"schema": ref("RelayResult")},
+                "text/event-stream": {"schema": ref("RelayEvent")},
+            },
+        }
+    },
 )
 op(
     "get",
@@ -1986,15 +2052,24 @@ def build() -> dict:
         responses = {str(o["ok"][0]): _response(o["ok"][1])}
         responses.update(o["extra"])
         # 404 on every authenticated call: the admin may name a workspace that does not exist.
-        codes = ["400", "429"] if o["auth"] == "public" else ["400", "401", "403", "404", "429"]
+        codes = (
+            ["400", "405", "429", "500"] if o["auth"] == "public" else ["400", "401", "403", "404", "405", "429", "500"]
+        )
         if "{" in o["path"]:
             codes.append("404")
-        if o["method"] == "delete" and "{" in o["path"]:
-            codes.append("409")
         if o["body"] is not None:
-            codes += ["409", "413", "415"] if o["method"] == "post" else ["413", "415"]
+            codes += ["413", "415"]
+        if o["operation_id"] in CONFLICTS:
+            responses["409"] = {
+                "description": "conflict: " + CONFLICTS[o["operation_id"]],
+                "headers": REQUEST_ID,
+                "content": {"application/json": {"schema": ref("Error")}},
+            }
         for c in sorted(set(codes)):
             responses.setdefault(c, {"$ref": f"#/components/responses/E{c}"})
+        for r in responses.values():
+            if "$ref" not in r:
+                r["headers"] = {**REQUEST_ID, **r.get("headers", {})}
         entry = {
             "operationId": o["operation_id"],
             "summary": o["summary"],
@@ -2035,8 +2110,17 @@ def build() -> dict:
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             },
             "schemas": SCHEMAS,
+            "headers": HEADERS,
             "responses": {
-                f"E{c}": {"description": d, "content": {"application/json": {"schema": ref("Error")}}}
+                f"E{c}": {
+                    "description": d,
+                    "headers": {
+                        **REQUEST_ID,
+                        **({"Retry-After": {"$ref": "#/components/headers/Retry-After"}} if c == "429" else {}),
+                        **({"Allow": {"required": True, "schema": {"type": "string"}}} if c == "405" else {}),
+                    },
+                    "content": {"application/json": {"schema": ref("Error")}},
+                }
                 for c, d in ERRORS.items()
             },
         },

@@ -121,6 +121,11 @@ def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Ver
     return None
 
 
+def allowed_methods(call: Call) -> str:
+    """The Allow header of the 405 a wrong method gets (RFC 9110 requires one); the transports send it."""
+    return "GET" if call.route is not None and call.route.endpoint == MODELS else "POST"
+
+
 def is_listing(call: Call) -> bool:
     """check_headers admitted a model-list request: answer it with :func:`model_list`, not a body check."""
     return call.route is not None and call.route.endpoint == MODELS and call.key is not None

@@ -150,7 +150,7 @@ def resolved(shape: CallShape, model: str) -> CallShape:
         return replace(shape, model=model, alias=shape.model)
     doc = orjson.loads(shape.body)
     doc["model"] = model
-    return replace(shape, model=model, body=orjson.dumps(doc), rewritten=True, alias=shape.model)
+    return replace(shape, model=model, body=dump_body(doc), rewritten=True, alias=shape.model)
 
 
 def _bounded_int(doc: dict[str, Any], name: str, top: int, what: str) -> int | None:
@@ -225,6 +225,13 @@ def _outputs(endpoint: str, doc: dict[str, Any]) -> int:
     return max(n, best_of) * prompts
 
 
+def dump_body(doc: dict[str, Any]) -> bytes:
+    """A rewritten body. orjson leaves DEL (0x7f) unescaped, and the ext_authz transport returns the
+    body in an HTTP header, where it is a forbidden control character (Envoy refused the whole
+    check: a 503). DEL is only valid inside a JSON string, so its escape is the same JSON."""
+    return orjson.dumps(doc).replace(b"\x7f", b"\\u007f")
+
+
 MAX_CANDIDATES = 8  # Gemini's own cap on candidateCount
 _GEMINI_DECISIVE = tuple(
     f'"{k}"'.encode()
@@ -259,7 +266,7 @@ def _gemini(route: Route, doc: dict[str, Any], raw: bytes, default_max_output: i
     think = budget if budget is not None and budget >= 0 else cap
     if not rewritten and (b"\\u" in raw or any(raw.count(k) > 1 for k in _GEMINI_DECISIVE)):
         rewritten = True  # possibly duplicated keys: forward what was parsed (see _DECISIVE)
-    body = orjson.dumps(doc) if rewritten else raw
+    body = dump_body(doc) if rewritten else raw
     return CallShape(route.model, route.stream, (cap + think) * n, len(raw), body, rewritten, model_in_path=True)
 
 
@@ -322,7 +329,7 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int, route: Route 
     # Every endpoint, embeddings too (their model decides scope and price just the same).
     if not rewritten and (b"\\u" in raw or any(raw.count(k) > 1 for k in _DECISIVE)):
         rewritten = True  # possibly duplicated keys: forward what was parsed, see _DECISIVE
-    body = orjson.dumps(doc) if rewritten else raw
+    body = dump_body(doc) if rewritten else raw
     user = doc.get("user")
     if user is None and isinstance(doc.get("metadata"), dict):
         user = doc["metadata"].get("user_id")

@@ -101,6 +101,7 @@ RESPONSE_HEADERS = (
     "retry-after",
     "retry-after-ms",
     "x-should-retry",
+    "allow",  # on a 405 (the policy service's)
     RECEIPT_HEADER,
     # the policy service's pre-auth mark: Envoy's local replies pass every encoder
     # filter, and the guard (last on the way out) counts and removes it
@@ -198,7 +199,7 @@ def _authz_filters(cfg: GatewayConfig, message_timeout_ms: int) -> list[dict]:
                     UPSTREAM_HEADER, AUTHZ_PATH_HEADER, "authorization", "x-api-key", "x-goog-api-key"
                 ),
                 "allowed_client_headers": _exact(
-                    "content-type", RECEIPT_HEADER, "retry-after", AUTHZ_STATUS_HEADER, PREAUTH_HEADER
+                    "content-type", RECEIPT_HEADER, "retry-after", "allow", AUTHZ_STATUS_HEADER, PREAUTH_HEADER
                 ),
                 "dynamic_metadata_from_headers": _exact(AUTHZ_BODY_HEADER),
             },

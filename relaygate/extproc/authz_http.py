@@ -102,6 +102,8 @@ def denied_reply(d) -> bytes:
         headers.append((PREAUTH_HEADER, "1"))
     if d.retry_after is not None:
         headers.append(("retry-after", str(d.retry_after)))
+    if d.allow is not None:
+        headers.append(("allow", d.allow))
     return http_reply(status, headers, d.body)
 
 

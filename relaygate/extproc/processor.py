@@ -149,6 +149,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             headers.append(_PREAUTH_MARK)
         if d.retry_after is not None:
             headers.append(_hv("retry-after", str(d.retry_after)))
+        if d.allow is not None:
+            headers.append(_hv("allow", d.allow))
         return pb.ProcessingResponse(
             immediate_response=pb.ImmediateResponse(
                 status=http_status_pb2.HttpStatus(code=d.status),

@@ -41,6 +41,7 @@ class Denied:
     preauth: bool  # decided before any key was authenticated: Envoy throttles the address
     sampled: bool  # counted in a summary receipt, no draft of its own
     retry_after: int | None
+    allow: str | None = None  # a 405's Allow header: the methods the path takes
 
 
 @dataclass(slots=True)
@@ -75,7 +76,8 @@ class Recorder:
         metrics.DECISIONS.labels("deny", code).inc()
         if call.trace_parent and self.tracer is not None:
             self.tracer.record(call, rid, allow=False, status=status, code=code, shape=shape)
-        return Denied(status, code, rid, body, preauth, summary is not None, v.retry_after)
+        allow = gate.allowed_methods(call) if status == 405 else None
+        return Denied(status, code, rid, body, preauth, summary is not None, v.retry_after, allow)
 
     def routed(self, call: Call, v: Verdict, shape: CallShape, raw: bytes, grouped: bool = False) -> Routed:
         """``grouped``: the draft joins this loop turn's spool transaction (Spool.add_pending); the

@@ -127,6 +127,9 @@ class Sim:
             assert isinstance(doc, dict)
         except (ValueError, AssertionError):
             return None, web.json_response({"error": {"message": "bad json"}}, status=400)
+        if "messages" in doc and not isinstance(doc["messages"], list):  # as the providers answer it (was a crash)
+            msg = {"message": "'messages' must be an array", "type": "invalid_request_error"}
+            return None, web.json_response({"error": msg}, status=400)
         return doc, None
 
     def _out_tokens(self, request, doc) -> int:

@@ -22,7 +22,10 @@ from tests.conftest import start_controlplane
 from tests.cpclient import CP
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
+    "response_headers_conformance,unsupported_method"
+)
 
 
 def test_readme_has_a_curl_example_for_every_operation():
@@ -55,6 +58,43 @@ def test_committed_openapi_matches_the_declaration():
     assert committed["openapi"] == "3.1.0"
 
 
+def test_every_operation_declares_its_errors_and_the_request_id_header():
+    """500 and 405 on every operation, X-Request-Id on every response, Retry-After on every 429."""
+    doc = openapi.build()
+    comp = doc["components"]["responses"]
+    for path, ops in doc["paths"].items():
+        for method, o in ops.items():
+            for status in ("400", "405", "429", "500"):
+                assert o["responses"][status] == {"$ref": f"#/components/responses/E{status}"}, (method, path)
+            for status, r in o["responses"].items():
+                r = comp[r["$ref"].rsplit("/", 1)[1]] if "$ref" in r else r
+                assert r["headers"]["X-Request-Id"] == {"$ref": "#/components/headers/X-Request-Id"}, (path, status)
+    assert "Retry-After" in comp["E429"]["headers"] and "Allow" in comp["E405"]["headers"]
+    relay = doc["paths"]["/api/relay"]["post"]["responses"]["200"]["content"]
+    assert set(relay) == {"application/json", "text/event-stream"}
+
+
+def test_every_409_the_control_plane_raises_is_declared_and_only_there():
+    """Each ApiError(409, code) in the source names its code in a declared 409; operations that raise
+    none declare none (409 was declared on every POST before)."""
+    import re
+
+    doc = openapi.build()
+    declared = {
+        o["operationId"]: o["responses"]["409"]["description"]
+        for ops in doc["paths"].values()
+        for o in ops.values()
+        if "409" in o["responses"]
+    }
+    assert set(declared) == set(openapi.CONFLICTS)
+    raised = set()
+    for f in (ROOT / "relaygate" / "controlplane").rglob("*.py"):
+        raised |= set(re.findall(r'ApiError\(\s*409,\s*"([a-z_.]+)"', f.read_text()))
+    assert len(raised) >= 10, raised  # the scan works
+    missing = [c for c in raised if not any(re.search(rf"\b{re.escape(c)}\b", d) for d in declared.values())]
+    assert not missing, missing
+
+
 @pytest.fixture(scope="module")
 def cp(tmp_path_factory):
     c = start_controlplane(
@@ -67,6 +107,23 @@ def cp(tmp_path_factory):
 def test_served_document_is_the_committed_one(cp):
     served = CP(cp.url).get("/v1/openapi.json").json()
     assert served == yaml.safe_load((ROOT / "relaygate" / "controlplane" / "openapi.yaml").read_text())
+
+
+def test_a_wrong_method_is_a_json_405_naming_the_allowed_methods(cp):
+    r = CP(cp.url, cp.tokens["acme"]).call("PATCH", "/v1/budgets")
+    assert r.status == 405, r.text
+    assert sorted(r.headers["allow"].split(",")) == ["GET", "POST"]
+    assert r.error["code"] == "method_not_allowed"
+    assert r.json()["request_id"] == r.headers["x-request-id"]
+
+
+def test_streamed_responses_carry_the_request_id_too(cp):
+    """The log export streams (the SSE relay too): its headers leave before the middleware, which
+    sets X-Request-Id on returned responses, sees it; a response-prepare hook sets it instead."""
+    for fmt in ("csv", "json"):
+        r = CP(cp.url, cp.tokens["acme"]).get("/api/logs/export", params={"format": fmt})
+        assert r.status == 200, r.text
+        assert r.headers.get("x-request-id", "").startswith("req_"), r.headers
 
 
 @pytest.mark.slow
