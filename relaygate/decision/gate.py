@@ -66,16 +66,25 @@ class Call:
         return self.client.rpartition(",")[2].strip() or "unknown"
 
 
+CONFLICTING = "\0conflicting"  # bearer_token: the request carried two different credentials
+
+
 def bearer_token(headers: Mapping[str, str]) -> str | None:
     """The client's key: ``Authorization: Bearer`` (OpenAI-shaped), ``x-api-key`` (Anthropic-shaped)
-    or ``x-goog-api-key`` (the Gemini SDK's)."""
+    or ``x-goog-api-key`` (the Gemini SDK's); None if none, CONFLICTING if two of them differ.
+
+    Two different credentials on one call are refused rather than one picked: a proxy in front of
+    the gateway, or a log, may read the other one, and no SDK sends two."""
+    found = set()
     auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
+        found.add(auth[7:].strip())
     for name in ("x-api-key", "x-goog-api-key"):
         if name in headers:
-            return headers[name].strip()
-    return None
+            found.add(headers[name].strip())
+    if len(found) > 1:
+        return CONFLICTING
+    return found.pop() if found else None
 
 
 def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Verdict | None:
@@ -96,6 +105,12 @@ def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Ver
         allowed = "GET" if listing else "POST"
         return Verdict.deny(405, "request.method_not_allowed", f"only {allowed} is supported here")
     token = bearer_token(headers)
+    if token == CONFLICTING:
+        return Verdict.deny(
+            401,
+            "auth.unauthenticated",
+            "two different credentials were sent (authorization, x-api-key, x-goog-api-key)",
+        )
     adm = call.admission
     key = adm.authenticate(token)
     if key is None:

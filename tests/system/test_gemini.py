@@ -130,3 +130,23 @@ def test_bad_bodies_and_a_forged_key(gw):
     r = curl(url, dup, hdrs)
     assert r.status == 200, r.body
     assert gw.receipt_doc(r.receipt_id)["usage"]["output_tokens"] == 7  # what was reserved, and all the sim produced
+
+
+def test_two_different_credentials_are_refused(gw):
+    """Attack: a valid key in one header and another in a second; a proxy or a log in front may read
+    the other. The gateway refuses rather than picks one; the same key twice is fine."""
+    url = gw.base("acme") + "/chat/completions"
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+    good, other = gw.tokens["acme"], gw.tokens["acme-4o"]
+    for a, b in (("authorization", "x-api-key"), ("x-api-key", "x-goog-api-key"), ("authorization", "x-goog-api-key")):
+        hdrs = {"content-type": "application/json"}
+        hdrs[a] = f"Bearer {good}" if a == "authorization" else good
+        hdrs[b] = other
+        r = curl(url, body, hdrs)
+        assert r.status == 401 and "two different credentials" in r.json()["error"]["message"], (a, b, r.body)
+        hdrs[b] = good
+        assert curl(url, body, hdrs).status == 200, (a, b)
+    listing = curl(
+        gw.base("acme") + "/models", None, {"authorization": f"Bearer {good}", "x-goog-api-key": "junk"}, "GET"
+    )
+    assert listing.status == 401

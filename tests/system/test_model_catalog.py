@@ -141,6 +141,10 @@ def test_model_list_refusals(gw):
     assert other.status == 403 and other.json()["error"]["code"] == "scope.denied"
     post = curl(url, "{}", {"Authorization": f"Bearer {gw.tokens['acme']}", "Content-Type": "application/json"})
     assert post.status == 405 and post.json()["error"]["code"] == "request.method_not_allowed"
+    assert post.headers["allow"] == "GET"
+    for method in ("PUT", "DELETE", "PATCH"):
+        r = curl(url, None, {"Authorization": f"Bearer {gw.tokens['acme']}"}, method)
+        assert r.status == 405 and r.headers["allow"] == "GET", (method, r.body)
     # a read-only (dashboard) key may read the list, though it may not call
     ro = curl(url, method="GET", headers={"Authorization": f"Bearer {gw.tokens['acme-ro']}"})
     assert ro.status == 200 and ro.headers["content-type"].startswith("application/json")
