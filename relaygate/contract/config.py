@@ -24,9 +24,12 @@ from relaygate.contract.envsecret import EnvSecretError, env_secret
 from relaygate.contract.preauth import PreAuthLimits, parse as parse_preauth
 
 from relaygate.contract import scope as key_scope
+from relaygate.contract import sigv4
 
-ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages")
-PROVIDERS = ("openai", "anthropic")
+# bedrock.converse: Converse and ConverseStream; bedrock.invoke: InvokeModel and
+# InvokeModelWithResponseStream (relaygate/decision/wire.py BEDROCK_OPERATIONS).
+ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages", "bedrock.converse", "bedrock.invoke")
+PROVIDERS = ("openai", "anthropic", "bedrock")
 
 
 class ConfigError(ValueError):
@@ -49,6 +52,9 @@ class ModelPrice:
 DEFAULT_FORWARD_HEADERS = {
     "openai": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key"),
     "anthropic": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key", "anthropic-version"),
+    # No x-amz-* (the gateway signs the call itself) and none of InvokeModel's
+    # x-amzn-bedrock-* options (guardrails, trace, latency tier) that act on the platform's account.
+    "bedrock": ("content-type", "accept", "user-agent", "x-amzn-bedrock-accept"),
 }
 # Forwarded whatever the list says: pseudo-headers, what Envoy needs to frame and trace the call.
 ALWAYS_FORWARDED = frozenset({"content-type", "content-length", "host", "x-request-id"})
@@ -88,6 +94,12 @@ class Upstream:
     @property
     def cluster(self) -> str:
         return f"upstream_{self.name}"
+
+    @property
+    def authority(self) -> str:
+        """The Host a provider gets (relaygate/envoy/config.py sets it): its address, with the port
+        unless it is the scheme's default. A Bedrock upstream's signature covers it."""
+        return self.host if self.port == (443 if self.tls else 80) else f"{self.host}:{self.port}"
 
     def __post_init__(self) -> None:
         names = self.forward_headers
@@ -378,16 +390,22 @@ def parse_upstream(
             raise ConfigError(f"{where}: ca_file must be the path of a PEM CA file on the gateway's host")
         if not u.get("tls", False):
             raise ConfigError(f"{where}: ca_file needs tls: true (it verifies the provider's certificate)")
+    credential = _secret(secrets, cred_name, where, environ or {}) if secrets is not None else ""
+    if provider == "bedrock" and credential and sigv4.Credential.parse(credential) is None:
+        raise ConfigError(
+            f"{where}: the credential '{cred_name}' of a bedrock upstream must be "
+            "ACCESS_KEY_ID:SECRET_ACCESS_KEY (or ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN)"
+        )
     return Upstream(
         name=name,
         provider=provider,
         host=host,
         port=int(port),
         tls=bool(u.get("tls", False)),
-        base_path=str(u.get("base_path", "/v1")).rstrip("/"),
+        base_path=str(u.get("base_path", "" if provider == "bedrock" else "/v1")).rstrip("/"),
         region=_req(u, "region", where),
         jurisdiction=_req(u, "jurisdiction", where),
-        credential=_secret(secrets, cred_name, where, environ or {}) if secrets is not None else "",
+        credential=credential,
         models=models,
         credential_name=cred_name,
         envoy_cluster_overrides=overrides,

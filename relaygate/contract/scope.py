@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages")
+ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages", "bedrock.converse", "bedrock.invoke")
 KINDS = ("read_only", "standard")  # ordered: a kind is below every kind after it
 GATEWAY_CALL = "gateway:call"  # may send calls through the gateway (spends money)
 WORKSPACE_PERMISSIONS = (

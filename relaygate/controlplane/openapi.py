@@ -42,7 +42,7 @@ AUTHZ_ADDRESS = r"^(unix:/[^\x00-\x1f]{1,500}|[A-Za-z0-9.\-]{1,253}:[0-9]{1,5})$
 POLICY_VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 INT64_MAX = 2**63 - 1
 STRS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 256}, "maxItems": 200}
-ENDPOINTS = ["chat.completions", "completions", "embeddings", "messages"]
+ENDPOINTS = ["chat.completions", "completions", "embeddings", "messages", "bedrock.converse", "bedrock.invoke"]
 
 
 def ref(name: str) -> dict:
@@ -171,7 +171,7 @@ SCHEMAS = {
     "UpstreamInput": obj(
         {
             "name": ID,
-            "provider": {"type": "string", "enum": ["openai", "anthropic"]},
+            "provider": {"type": "string", "enum": ["openai", "anthropic", "bedrock"]},
             "address": {"type": "string", "pattern": "^[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$"},
             "tls": {"type": "boolean"},
             "base_path": {"type": "string", "pattern": "^(/[A-Za-z0-9._~-]+)*/?$", "maxLength": 200},

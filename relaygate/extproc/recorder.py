@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from relaygate.contract import sigv4
 from relaygate.contract.config import Upstream
 from relaygate.contract.envoy import UPSTREAM_HEADER
 from relaygate.decision.admission import Verdict
 from relaygate.decision.draft import call_draft
 from relaygate.decision import gate
 from relaygate.decision.gate import Call
-from relaygate.decision.wire import DIALECT, CallShape, error_body
+from relaygate.decision.wire import CallShape, error_body, provider_path
 from relaygate.extproc import metrics
 from relaygate.extproc.preauth_sampler import SAMPLED, ReceiptSampler
 from relaygate.extproc.spool import Spool
@@ -41,6 +42,7 @@ class Denied:
     preauth: bool  # decided before any key was authenticated: Envoy throttles the address
     sampled: bool  # counted in a summary receipt, no draft of its own
     retry_after: int | None
+    aws_error: bool = False  # a Bedrock path: the code also goes out as x-amzn-errortype (boto3 reads it)
 
 
 @dataclass(slots=True)
@@ -52,6 +54,7 @@ class Routed:
     credential: tuple[str, str]  # (header, value) carrying the platform's provider credential
     removes: list[str]  # client headers off the upstream's allow-list
     body: bytes | None  # the rewritten body, when the gateway changed it
+    signing: list[tuple[str, str]] = field(default_factory=list)  # Bedrock: SigV4 headers besides Authorization
 
 
 class Recorder:
@@ -69,13 +72,14 @@ class Recorder:
         preauth = call.is_preauth(status)
         summary = self._sample(call, code, status) if preauth else None
         rid = summary or call.receipt_id
-        body = error_body(code, v.message, rid)
+        aws = call.route is not None and bool(call.route.operation)
+        body = error_body(code, v.message, rid, aws)
         if summary is None:
             self._spool(call, v.decision, raw, shape, stream=False, response_body=body, grouped=grouped)
         metrics.DECISIONS.labels("deny", code).inc()
         if call.trace_parent and self.tracer is not None:
             self.tracer.record(call, rid, allow=False, status=status, code=code, shape=shape)
-        return Denied(status, code, rid, body, preauth, summary is not None, v.retry_after)
+        return Denied(status, code, rid, body, preauth, summary is not None, v.retry_after, aws)
 
     def routed(self, call: Call, v: Verdict, shape: CallShape, raw: bytes, grouped: bool = False) -> Routed:
         """``grouped``: the draft joins this loop turn's spool transaction (Spool.add_pending); the
@@ -97,19 +101,26 @@ class Recorder:
             self.spool.after_commit(None, lambda _e: ledger.settle(holds, {}))  # not committed: not forwarded
         # No client query string: the provider's endpoints take none, and one could act on the
         # platform's account next to its credential like a header off the allow-list.
-        path = up.base_path + DIALECT[call.route.endpoint][1]
+        path = up.base_path + provider_path(call.route)
+        signing: list[tuple[str, str]] = []
         if up.provider == "anthropic":
             cred = ("x-api-key", up.credential)
+        elif up.provider == "bedrock":
+            # SigV4 over the body forwarded, for the chosen upstream's host and region.
+            aws = sigv4.Credential.parse(up.credential)
+            assert aws is not None, "relaygate/contract/config.py checks a bedrock credential's shape"
+            signed = sigv4.sign(aws, "POST", up.authority, path, shape.body, up.region)
+            cred, signing = signed[0], [*signed[1:], ("content-type", "application/json")]
         else:
             cred = ("authorization", "Bearer " + up.credential)
         # Only the upstream's allow-list of client headers goes on (relaygate/contract/config.py
         # Upstream.forwards): the rest could act on the platform's provider account.
-        own = {":path", UPSTREAM_HEADER, cred[0]}
+        own = {":path", UPSTREAM_HEADER, cred[0], *(h for h, _ in signing)}
         removes = [h for h in call.header_names if h not in own and not up.forwards(h) and h not in ROUTE_STRIPPED]
         metrics.DECISIONS.labels("allow", "ok").inc()
         if call.trace_parent and self.tracer is not None:
             self.tracer.record(call, call.receipt_id, allow=True, status=200, code="ok", shape=shape, upstream=up)
-        return Routed(up, path, cred, removes, shape.body if shape.rewritten else None)
+        return Routed(up, path, cred, removes, shape.body if shape.rewritten else None, signing)
 
     def _sample(self, call: Call, code: str, status: int) -> str | None:
         """None: the denial gets its own receipt; else its window's summary receipt id (relaygate/contract/preauth.py)."""
