@@ -275,7 +275,16 @@ def load_without_secrets(config_dir: str | os.PathLike[str]) -> GatewayConfig:
 
 def load(config_dir: str | os.PathLike[str]) -> GatewayConfig:
     """A config directory's documents, with the process environment's overrides."""
-    return from_documents(*read_documents(config_dir), environ=os.environ)
+    cfg = from_documents(*read_documents(config_dir), environ=os.environ)
+    # A bundle is checked where its upstreams are made (the control plane's API); a file config here.
+    # (Not in from_documents: one malformed credential must not stop a whole bundle from loading.)
+    for u in cfg.upstreams:
+        if u.provider == "bedrock" and sigv4.Credential.parse(u.credential) is None:
+            raise ConfigError(
+                f"upstreams.yaml: upstream '{u.name}': the credential '{u.credential_name}' of a bedrock "
+                "upstream must be ACCESS_KEY_ID:SECRET_ACCESS_KEY (or ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN)"
+            )
+    return cfg
 
 
 def _positive_int(value: Any, where: str, default: int) -> int:
@@ -391,11 +400,6 @@ def parse_upstream(
         if not u.get("tls", False):
             raise ConfigError(f"{where}: ca_file needs tls: true (it verifies the provider's certificate)")
     credential = _secret(secrets, cred_name, where, environ or {}) if secrets is not None else ""
-    if provider == "bedrock" and credential and sigv4.Credential.parse(credential) is None:
-        raise ConfigError(
-            f"{where}: the credential '{cred_name}' of a bedrock upstream must be "
-            "ACCESS_KEY_ID:SECRET_ACCESS_KEY (or ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN)"
-        )
     return Upstream(
         name=name,
         provider=provider,

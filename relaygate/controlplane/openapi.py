@@ -262,7 +262,7 @@ SCHEMAS = {
                 "type": "array",
                 "items": {"type": "string", "enum": ENDPOINTS},
                 "minItems": 1,
-                "maxItems": 4,
+                "maxItems": len(ENDPOINTS),
             },
             "models": {
                 **STRS,
@@ -319,6 +319,19 @@ SCHEMAS = {
         ["key", "secret"],
     ),
     "KeyList": obj({"keys": {"type": "array", "items": ref("Key")}}, ["keys"]),
+    "AwsCredentials": obj(
+        {
+            "key_id": {"type": "string"},
+            "access_key_id": {"type": "string", "description": "RGK + the key id"},
+            "secret_access_key": {
+                "type": "string",
+                "description": "derived from the key (never stored); changes when the key is rotated, ends when it is revoked",
+            },
+            "signing_service": {"type": "string", "enum": ["bedrock"]},
+            "endpoint_path": {"type": "string", "description": "boto3's endpoint_url path: /v1/{workspace}/bedrock"},
+        },
+        ["key_id", "access_key_id", "secret_access_key", "signing_service", "endpoint_path"],
+    ),
     "RotateInput": obj(
         {
             "grace_seconds": {
@@ -1259,6 +1272,15 @@ op(
     params=WS,
     body="KeyInput",
     ok=(201, "KeyCreated"),
+)
+op(
+    "get",
+    "/v1/keys/self/aws-credentials",
+    "getOwnAwsCredentials",
+    "The AWS SigV4 access key pair of the key authenticating this call, for Bedrock clients",
+    tag="keys",
+    permission="gateway:call",
+    ok=(200, "AwsCredentials"),
 )
 op(
     "get",

@@ -87,7 +87,13 @@ class Recorder:
         up = v.upstream
         assert up is not None and call.route is not None
         price = up.models[shape.model]
+        # No client query string: the provider's endpoints take none, and one could act on the
+        # platform's account next to its credential like a header off the allow-list.
+        path = up.base_path + provider_path(call.route)
+        signing: list[tuple[str, str]] = []
         try:
+            if up.provider == "bedrock":  # SigV4 over the body forwarded, for the upstream's host and region
+                signing = _aws_sign(up, path, shape.body)
             self._spool(
                 call, v.decision, raw, shape, stream=shape.stream, up=up, holds=v.holds,
                 price=(price.input_micros_per_1k, price.output_micros_per_1k),
@@ -99,18 +105,10 @@ class Recorder:
         if grouped and v.holds:
             ledger, holds = call.admission.ledger, v.holds
             self.spool.after_commit(None, lambda _e: ledger.settle(holds, {}))  # not committed: not forwarded
-        # No client query string: the provider's endpoints take none, and one could act on the
-        # platform's account next to its credential like a header off the allow-list.
-        path = up.base_path + provider_path(call.route)
-        signing: list[tuple[str, str]] = []
         if up.provider == "anthropic":
             cred = ("x-api-key", up.credential)
         elif up.provider == "bedrock":
-            # SigV4 over the body forwarded, for the chosen upstream's host and region.
-            aws = sigv4.Credential.parse(up.credential)
-            assert aws is not None, "relaygate/contract/config.py checks a bedrock credential's shape"
-            signed = sigv4.sign(aws, "POST", up.authority, path, shape.body, up.region)
-            cred, signing = signed[0], [*signed[1:], ("content-type", "application/json")]
+            cred, signing = signing[0], signing[1:]
         else:
             cred = ("authorization", "Bearer " + up.credential)
         # Only the upstream's allow-list of client headers goes on (relaygate/contract/config.py
@@ -156,6 +154,14 @@ class Recorder:
             ),
             grouped=grouped,
         )  # fmt: skip
+
+
+def _aws_sign(up: Upstream, path: str, body: bytes) -> list[tuple[str, str]]:
+    """Authorization first, then the other SigV4 headers and the content type the signature covers."""
+    aws = sigv4.Credential.parse(up.credential)
+    if aws is None:  # checked where the upstream is made (API, file config); a failure here is a 500, holds released
+        raise ValueError(f"upstream {up.name}: its credential is not ACCESS_KEY_ID:SECRET_ACCESS_KEY")
+    return [*sigv4.sign(aws, "POST", up.authority, path, body, up.region), ("content-type", "application/json")]
 
 
 def timed_decide(call: Call, shape: CallShape) -> "Verdict | Awaitable[Verdict]":

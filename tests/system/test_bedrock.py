@@ -23,8 +23,9 @@ from botocore.exceptions import ClientError
 from devstack.processes import Stack, free_port
 from relaygate.contract import sigv4
 from relaygate.contract.config import DEFAULT_FORWARD_HEADERS
-from relaygate.extproc.keytool import create as create_key
+from relaygate.extproc.keytool import aws_credentials, create as create_key
 from tests.conftest import POLICY_DIR, TEST_PKI, TRANSPORTS, Gateway, write_config
+from tests.cpclient import CP, eventually
 
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 LLAMA = "meta.llama3-70b-instruct-v1:0"
@@ -32,11 +33,9 @@ PLATFORM_AWS = "AKIAPLATFORMEXAMPLE1:platform/secret+access+key"
 SIM_OUTPUT = 12  # the simulator's default output tokens
 
 
-@pytest.fixture(scope="module", params=TRANSPORTS)
-def bgw(request, tmp_path_factory) -> Gateway:
-    tmp = tmp_path_factory.mktemp("bedrock")
-    cfg = tmp / "config"
-    tokens = write_config(cfg)
+def add_bedrock(cfg) -> None:
+    """Two Bedrock upstreams serving the same models (us-east-1, then eu-central-1) and the
+    platform's AWS credential, added to a test config directory (tests/conftest.py write_config)."""
     ups = yaml.safe_load((cfg / "upstreams.yaml").read_text())
     price = lambda i, o: {"input_per_1k": i, "output_per_1k": o}  # noqa: E731
     for name, region, jurisdiction, cost in (
@@ -58,6 +57,14 @@ def bgw(request, tmp_path_factory) -> Gateway:
     (cfg / "upstreams.yaml").write_text(yaml.safe_dump(ups))
     secrets = yaml.safe_load((cfg / "secrets.yaml").read_text())
     (cfg / "secrets.yaml").write_text(yaml.safe_dump({**secrets, "aws-bedrock": PLATFORM_AWS}))
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def bgw(request, tmp_path_factory) -> Gateway:
+    tmp = tmp_path_factory.mktemp("bedrock")
+    cfg = tmp / "config"
+    tokens = write_config(cfg)
+    add_bedrock(cfg)
     tokens["converse-only"] = create_key(cfg, "acme", "converse only", ["bedrock.converse"], None)
     stack = Stack(
         tmp / "run",
@@ -73,18 +80,9 @@ def bgw(request, tmp_path_factory) -> Gateway:
     stack.stop()
 
 
-def _key_parts(gw: Gateway, name: str) -> tuple[str, dict]:
-    key_id = gw.tokens[name].split("_")[2]
-    record = next(
-        k for k in yaml.safe_load((gw.stack.config_dir / "keys.yaml").read_text())["keys"] if k["id"] == key_id
-    )
-    return key_id, record
-
-
 def aws_pair(gw: Gateway, name: str) -> tuple[str, str]:
     """The SigV4 pair of a key, as `relaygate-keys aws-credentials` prints it."""
-    key_id, record = _key_parts(gw, name)
-    return sigv4.access_key_id(key_id), sigv4.client_secret(b"test-pepper", key_id, record["salt"])
+    return aws_credentials(gw.stack.config_dir, gw.tokens[name].split("_")[2])
 
 
 class Bedrock:
@@ -294,7 +292,7 @@ def test_bad_bearer_key_is_401(bgw):
     _check(_refused(lambda: bad.converse(modelId=MODEL, messages=_msg("x"))), 401, "auth.unauthenticated", "invalid")
 
 
-def test_another_workspaces_key_is_403(bgw, style="bearer"):
+def test_another_workspaces_key_is_403(bgw):
     for c in (bearer(bgw, "euro", "acme"), signed(bgw, "euro", "acme")):
         err = _refused(lambda: c.converse(modelId=MODEL, messages=_msg("x")))
         _check(err, 403, "scope.denied", "not valid for this workspace")
@@ -420,7 +418,14 @@ def test_sigv4_of_another_workspaces_key_on_this_path_is_403(bgw):
 
 
 def test_sigv4_revoked_key_is_401(bgw):
-    c = signed(bgw, "revoked")
+    """The pair a key had before it was revoked (relaygate-keys no longer prints it) ends with it."""
+    key_id = bgw.tokens["revoked"].split("_")[2]
+    keys = yaml.safe_load((bgw.stack.config_dir / "keys.yaml").read_text())["keys"]
+    record = next(k for k in keys if k["id"] == key_id)
+    assert record["revoked"]
+    with pytest.raises(SystemExit, match="revoked"):
+        aws_credentials(bgw.stack.config_dir, key_id)
+    c = signed(bgw, pair=(sigv4.access_key_id(key_id), sigv4.client_secret(b"test-pepper", key_id, record["salt"])))
     _check(_refused(lambda: c.converse(modelId=MODEL, messages=_msg("x"))), 401, "auth.unauthenticated", "revoked")
 
 
@@ -478,3 +483,77 @@ def test_sigv4_is_refused_on_non_bedrock_paths(bgw):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 401 and "Bedrock paths only" in e.value.read().decode()
+
+
+# -- the pair from the control plane (bundles + xDS, as production runs) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def cpgw(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bedrock-cp")
+    tokens = write_config(tmp / "config")
+    add_bedrock(tmp / "config")
+    stack = Stack(
+        tmp / "run",
+        config_dir=tmp / "config",
+        policy_dir=POLICY_DIR,
+        controlplane=True,
+        unreachable={"openai-dead"},
+        instance_id="bedrock-sidecar",
+    )
+    stack.start()
+    yield Gateway(stack, tokens), CP(stack.cp_url, stack.admin_token)
+    stack.stop()
+
+
+def test_control_plane_hands_a_key_its_own_aws_pair_and_the_gateway_accepts_it(cpgw):
+    gw, admin = cpgw
+    made = admin.post("/v1/keys", {"name": "bedrock app"}, headers={"X-Relaygate-Workspace": "acme"}).json()
+    me = CP(admin.url, made["secret"])
+    got = eventually(lambda: (r := me.get("/v1/keys/self/aws-credentials")).status == 200 and r, 10, "the new key")
+    pair = got.json()
+    assert got.headers["cache-control"] == "no-store"
+    assert pair["access_key_id"] == "RGK" + made["key"]["id"] and pair["endpoint_path"] == "/v1/acme/bedrock"
+    c = signed(gw, pair=(pair["access_key_id"], pair["secret_access_key"]))
+    resp = eventually(
+        lambda: not isinstance(r := _try(lambda: c.converse(modelId=MODEL, messages=_msg("via cp"))), ClientError)
+        and r,
+        10,
+        "the bundle",
+    )
+    assert resp["usage"]["outputTokens"] == SIM_OUTPUT
+
+    # only the key itself: not a session started from it, not the admin token
+    session = me.post("/v1/sessions", {"ttl_seconds": 300}).json()
+    refused = CP(admin.url, session["token"]).get("/v1/keys/self/aws-credentials")
+    assert refused.status == 403 and "API key itself" in refused.error["message"]
+    assert admin.get("/v1/keys/self/aws-credentials", headers={"X-Relaygate-Workspace": "acme"}).status == 403
+
+    # rotation (no grace) ends the old pair; the successor has a pair of its own
+    rotated = me.post(f"/v1/keys/{made['key']['id']}/rotate", {"grace_seconds": 0}).json()
+    eventually(
+        lambda: isinstance(e := _try(lambda: c.converse(modelId=MODEL, messages=_msg("old pair"))), ClientError)
+        and e.response["ResponseMetadata"]["HTTPStatusCode"] == 401,
+        10,
+        "the rotation reaching the gateway",
+    )
+    new = CP(admin.url, rotated["secret"]).get("/v1/keys/self/aws-credentials").json()
+    assert new["secret_access_key"] != pair["secret_access_key"]
+    c2 = signed(gw, pair=(new["access_key_id"], new["secret_access_key"]))
+    assert c2.converse(modelId=MODEL, messages=_msg("new pair"))["usage"]["outputTokens"] == SIM_OUTPUT
+    # a bedrock upstream must name an AWS credential (a malformed one would fail every call to it)
+    bad = {"name": "bedrock-bad", "provider": "bedrock", "address": "127.0.0.1:9", "region": "us-east-1",
+           "jurisdiction": "us", "credential": "openai", "models": {MODEL: {"input_per_1k": 1, "output_per_1k": 1}}}  # fmt: skip
+    refused = admin.post("/v1/upstreams", bad)
+    assert refused.status == 400 and "not an AWS credential" in refused.error["message"]
+    events = admin.get(
+        "/v1/audit/events", params={"kind": "key.aws_credentials_issued"}, headers={"X-Relaygate-Workspace": "acme"}
+    )
+    assert pair["secret_access_key"] not in events.text
+
+
+def _try(fn):
+    try:
+        return fn()
+    except ClientError as e:
+        return e

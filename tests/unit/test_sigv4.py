@@ -99,3 +99,20 @@ def test_malformed_authorization_headers_are_refused_with_a_reason():
 
 def test_canonical_query_sorts_and_encodes():
     assert sigv4.canonical_query("b=2&a=x y&a=1") == "a=1&a=x%20y&b=2"
+
+
+def test_a_file_config_refuses_a_bedrock_upstream_without_an_aws_credential(tmp_path):
+    import pytest
+    import yaml
+
+    from relaygate.contract import config
+
+    (tmp_path / "secrets.yaml").write_text(yaml.safe_dump({"key_pepper": "p", "aws": "AKID:SECRET", "plain": "sk-x"}))
+    up = {"name": "b", "provider": "bedrock", "address": "h:443", "tls": True, "region": "us-east-1", "jurisdiction": "us",
+          "models": {"m": {}}}  # fmt: skip
+    (tmp_path / "upstreams.yaml").write_text(yaml.safe_dump({"upstreams": [{**up, "credential": "aws"}]}))
+    cfg = config.load(tmp_path)
+    assert cfg.upstreams[0].base_path == "" and cfg.upstreams[0].authority == "h"
+    (tmp_path / "upstreams.yaml").write_text(yaml.safe_dump({"upstreams": [{**up, "credential": "plain"}]}))
+    with pytest.raises(config.ConfigError, match="ACCESS_KEY_ID:SECRET_ACCESS_KEY"):
+        config.load(tmp_path)
