@@ -557,3 +557,24 @@ def _try(fn):
         return fn()
     except ClientError as e:
         return e
+
+
+def test_no_secret_or_signature_reaches_logs_spool_or_receipts(bgw):
+    """Neither the client's derived secret and signature nor the platform's AWS secret and its
+    upstream signature are written anywhere by the gateway (logs, spool, receipts)."""
+    akid, secret = aws_pair(bgw, "acme")
+    c = signed(bgw)
+    sent = {}
+    c.client.meta.events.register("before-send.*.*", lambda request, **_: sent.update(request.headers))
+    marker = _marker("no secrets")
+    resp = c.converse(modelId=MODEL, messages=_msg(marker))
+    receipt = json.dumps(bgw.receipt(_rid(resp)))
+    client_sig = sent["Authorization"].decode().rsplit("Signature=", 1)[1]
+    _, seen = _seen(bgw, marker)
+    upstream_sig = seen["headers"]["Authorization"].rsplit("Signature=", 1)[1]
+    needles = [secret, client_sig, PLATFORM_AWS.split(":")[1], upstream_sig]
+    assert not [n for n in needles if n in receipt]
+    for f in bgw.stack.run_dir.rglob("*"):
+        if f.is_file() and f.name != "provider-sim.log":  # the simulated provider is not the gateway
+            data = f.read_bytes()
+            assert not [n for n in needles if n.encode() in data], f
