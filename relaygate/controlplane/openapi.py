@@ -411,6 +411,11 @@ SCHEMAS = {
                     "endpoint": {"type": "string", "enum": ENDPOINTS},
                     "body": {"type": "object"},
                     "key_id": {"type": "string", "pattern": "^[A-Za-z0-9]{12}$"},
+                    "model": {
+                        "type": "string",
+                        "pattern": "^[A-Za-z0-9._:-]{1,256}$",
+                        "description": "Bedrock endpoints: the model id (the gateway takes it from the path)",
+                    },
                 },
                 ["endpoint", "body"],
             ),

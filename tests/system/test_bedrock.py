@@ -578,3 +578,17 @@ def test_no_secret_or_signature_reaches_logs_spool_or_receipts(bgw):
         if f.is_file() and f.name != "provider-sim.log":  # the simulated provider is not the gateway
             data = f.read_bytes()
             assert not [n for n in needles if n.encode() in data], f
+
+
+def test_dry_run_of_a_bedrock_call_names_the_model_as_the_path_would(cpgw):
+    gw, admin = cpgw
+    acme = CP(admin.url, gw.tokens["acme"])
+    run = lambda req: acme.post("/v1/policies/relaygate.sovereignty/dryrun", {"request": req})  # noqa: E731
+    ok = run({"endpoint": "bedrock.converse", "model": MODEL, "body": {"messages": []}})
+    assert ok.status == 200, ok.text
+    assert ok.json()["decision"]["upstream"] == "bedrock-us" and ok.json()["input"]["endpoint"] == "bedrock.converse"
+    assert ok.json()["input"]["model"] == MODEL
+    missing = run({"endpoint": "bedrock.converse", "body": {"messages": []}})
+    assert missing.status == 400 and "request.model" in missing.error["message"]
+    other = run({"endpoint": "bedrock.invoke", "model": LLAMA, "body": {}})
+    assert other.status == 400 and "use Converse" in other.error["message"]
