@@ -185,6 +185,14 @@ def test_converse(bgw, style):
         "source": "response",
     }
     assert r["request"]["endpoint"] == "bedrock.converse" and r["model"]["requested"] == MODEL
+    import urllib.request
+
+    def metrics() -> str:
+        with urllib.request.urlopen(f"{bgw.stack.extproc_admin}/metrics", timeout=5) as m:
+            return m.read().decode()
+
+    series = 'gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_provider_name="bedrock"'
+    eventually(lambda: series in metrics(), 5, "the call in the GenAI metrics")
 
 
 def test_sovereignty_picks_the_eea_upstream_and_signs_for_its_region(bgw):
