@@ -293,6 +293,8 @@ _BEDROCK_DECISIVE = tuple(
         "performanceConfig",
         "serviceTier",
         "anthropic_version",
+        "max_gen_len",
+        "prompt",
         "modelId",
         "model",
         "stream",
@@ -318,7 +320,8 @@ def model_family(model: str) -> str:
 def parse_bedrock(route: Route, raw: bytes, default_max_output: int) -> CallShape:
     """A Bedrock call's body: the model comes from the path, the one output limit is
     ``inferenceConfig.maxTokens`` (Converse) or ``max_tokens`` (InvokeModel, Anthropic models
-    only), added with the workspace default when absent, as for the other dialects."""
+    and Meta Llama models only; Llama's is ``max_gen_len``), added with the workspace default when
+    absent, as for the other dialects."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -379,16 +382,29 @@ def parse_bedrock(route: Route, raw: bytes, default_max_output: int) -> CallShap
         max_out = cast(int, _bounded_int(cfg, "maxTokens", MAX_OUTPUT_TOKENS, "the output token limit"))
     else:
         family = model_family(route.model)
-        if family != "anthropic":
+        if family == "meta":  # Llama: {"prompt", "max_gen_len", ...}
+            foreign = [f for f in _BEDROCK_FOREIGN_LIMITS if f in doc and f != "max_gen_len"]
+            if foreign:
+                raise BadRequest(
+                    400, "request.invalid", f"'{foreign[0]}' is not an output limit of Llama; use 'max_gen_len'"
+                )
+            if not isinstance(doc.get("prompt"), str):
+                raise BadRequest(400, "request.invalid", "a Llama body needs 'prompt', a string")
+            if doc.get("max_gen_len") is None:
+                doc["max_gen_len"] = default_max_output
+                rewritten = True
+            max_out = cast(int, _bounded_int(doc, "max_gen_len", MAX_OUTPUT_TOKENS, "the output token limit"))
+        elif family == "anthropic":
+            if doc.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
+                raise BadRequest(400, "request.invalid", f"'anthropic_version' must be '{BEDROCK_ANTHROPIC_VERSION}'")
+            max_out, rewritten = _output_limit("messages", doc, default_max_output)
+        else:
             raise BadRequest(
                 400,
                 "request.invalid",
-                f"InvokeModel takes Anthropic models only here ({route.model} is a {family} model); "
+                f"InvokeModel takes Anthropic and Meta Llama models here ({route.model} is a {family} model); "
                 "use Converse (POST .../model/{modelId}/converse), which speaks every model family",
             )
-        if doc.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
-            raise BadRequest(400, "request.invalid", f"'anthropic_version' must be '{BEDROCK_ANTHROPIC_VERSION}'")
-        max_out, rewritten = _output_limit("messages", doc, default_max_output)
     if not rewritten and (b"\\u" in raw or any(raw.count(k) > 1 for k in _BEDROCK_DECISIVE)):
         rewritten = True  # possibly duplicated keys: forward what was parsed, see _DECISIVE
     body = orjson.dumps(doc) if rewritten else raw

@@ -56,11 +56,14 @@ USAGE_RULES = [
     (["model"], "model", "STRING"),
     (["message", "model"], "model", "STRING"),
     # Bedrock Converse: usage.{inputTokens,outputTokens} (its event streams: response_digest.lua);
-    # InvokeModel answers in the model's own shape (Anthropic's, above).
+    # InvokeModel answers in the model's own shape (Anthropic's, above; Llama's, below).
     (["usage", "inputTokens"], "input_tokens", "NUMBER"),
     (["usage", "outputTokens"], "output_tokens", "NUMBER"),
     (["usage", "cacheReadInputTokens"], "cache_read_input_tokens", "NUMBER"),
     (["usage", "cacheWriteInputTokens"], "cache_creation_input_tokens", "NUMBER"),
+    # Bedrock InvokeModel of a Meta Llama model
+    (["prompt_token_count"], "input_tokens", "NUMBER"),
+    (["generation_token_count"], "output_tokens", "NUMBER"),
 ]
 
 

@@ -455,12 +455,13 @@ class Sim:
         except (ValueError, AssertionError):
             return error(400, "ValidationException", "Malformed input request")
         model, op = request.match_info["model"], request.match_info["op"]
+        llama = model.split(".")[0] == "meta" or ".meta." in model  # InvokeModel in Llama's shape
         in_tok = count_tokens(_text_of(doc))
         want = int(request.headers.get("x-sim-output-tokens", self.default_output_tokens))
         if op.startswith("converse"):
             cap = (doc.get("inferenceConfig") or {}).get("maxTokens")
         else:
-            cap = doc.get("max_tokens")
+            cap = doc.get("max_gen_len" if llama else "max_tokens")
         out = max(1, min(want, int(cap))) if isinstance(cap, int) else want
         words = [WORDS[i % len(WORDS)] for i in range(out)]
         rid = str(uuid.uuid4())
@@ -474,6 +475,13 @@ class Sim:
                 },
                 headers={"x-amzn-requestid": rid},
             )
+        if op == "invoke" and llama:
+            return web.json_response(
+                {"generation": " ".join(words), "prompt_token_count": in_tok, "generation_token_count": out,
+                 "stop_reason": "stop"},
+                headers={"x-amzn-requestid": rid, "x-amzn-bedrock-input-token-count": str(in_tok),
+                         "x-amzn-bedrock-output-token-count": str(out)},
+            )  # fmt: skip
         if op == "invoke":
             return web.json_response(
                 {
@@ -514,6 +522,19 @@ class Sim:
                         "metrics": {"latencyMs": 12},
                     },
                 ),  # fmt: skip
+            ]
+        elif llama:
+            events = [
+                {"generation": (" " if i else "") + w, "prompt_token_count": in_tok if i == 0 else None,
+                 "generation_token_count": i + 1, "stop_reason": None}
+                for i, w in enumerate(words)
+            ]  # fmt: skip
+            events[-1]["stop_reason"] = "stop"
+            events[-1]["amazon-bedrock-invocationMetrics"] = {
+                "inputTokenCount": in_tok, "outputTokenCount": out, "invocationLatency": 12, "firstByteLatency": 3,
+            }  # fmt: skip
+            frames = [
+                bedrock_event("chunk", {"bytes": base64.b64encode(json.dumps(e).encode()).decode()}) for e in events
             ]
         else:
             events = [

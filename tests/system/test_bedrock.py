@@ -277,6 +277,30 @@ def test_invoke_model_with_response_stream(bgw, style):
     assert r["usage"] == {"input_tokens": metrics["inputTokenCount"], "output_tokens": 7, "source": "response"}
 
 
+@pytest.mark.parametrize("style", AUTH_STYLES)
+def test_invoke_model_llama(bgw, style):
+    marker = _marker("llama")
+    resp = client(bgw, style).invoke_model(modelId=LLAMA, body=json.dumps({"prompt": marker}))
+    doc = json.loads(resp["body"].read())
+    assert doc["generation"] and doc["generation_token_count"] == SIM_OUTPUT
+    _, seen = _seen(bgw, marker)
+    assert json.loads(seen["body"])["max_gen_len"] == 256  # the workspace default, added
+    r = bgw.receipt_doc(_rid(resp))
+    assert r["usage"] == {"input_tokens": doc["prompt_token_count"], "output_tokens": SIM_OUTPUT, "source": "response"}
+
+
+def test_invoke_model_with_response_stream_llama(bgw):
+    marker = _marker("llama stream")
+    c = bearer(bgw)
+    c.headers["x-sim-split-frames"] = "11"
+    resp = c.invoke_model_with_response_stream(modelId=LLAMA, body=json.dumps({"prompt": marker, "max_gen_len": 5}))
+    chunks = [json.loads(e["chunk"]["bytes"]) for e in resp["body"]]
+    assert "".join(ch["generation"] for ch in chunks).split() == ["the", "quick", "brown", "fox", "jumps"]
+    metrics = chunks[-1]["amazon-bedrock-invocationMetrics"]
+    r = bgw.receipt_doc(_rid(resp))
+    assert r["usage"] == {"input_tokens": metrics["inputTokenCount"], "output_tokens": 5, "source": "response"}
+
+
 # -- denials -------------------------------------------------------------------------------------------
 
 
@@ -329,8 +353,11 @@ def test_bad_bodies_are_400(bgw):
     _check(err, 400, "request.invalid", "second output limit")
     err = _refused(lambda: c.invoke_model(modelId=MODEL, body=b"{not json"))
     _check(err, 400, "request.invalid_json", "not valid JSON")
-    err = _refused(lambda: c.invoke_model(modelId=LLAMA, body=json.dumps({"prompt": "x", "max_gen_len": 10})))
+    titan = {"inputText": "x", "textGenerationConfig": {"maxTokenCount": 10}}
+    err = _refused(lambda: c.invoke_model(modelId="amazon.titan-text-express-v1", body=json.dumps(titan)))
     _check(err, 400, "request.invalid", "use Converse")
+    err = _refused(lambda: c.invoke_model(modelId=LLAMA, body=json.dumps({"prompt": "x", "max_tokens": 10})))
+    _check(err, 400, "request.invalid", "use 'max_gen_len'")
     err = _refused(lambda: c.invoke_model(modelId=MODEL, body=json.dumps({"max_tokens": 5, "messages": []})))
     _check(err, 400, "request.invalid", "anthropic_version")
 
@@ -598,5 +625,5 @@ def test_dry_run_of_a_bedrock_call_names_the_model_as_the_path_would(cpgw):
     assert ok.json()["input"]["model"] == MODEL
     missing = run({"endpoint": "bedrock.converse", "body": {"messages": []}})
     assert missing.status == 400 and "request.model" in missing.error["message"]
-    other = run({"endpoint": "bedrock.invoke", "model": LLAMA, "body": {}})
+    other = run({"endpoint": "bedrock.invoke", "model": "amazon.titan-text-express-v1", "body": {}})
     assert other.status == 400 and "use Converse" in other.error["message"]

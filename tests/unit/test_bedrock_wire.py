@@ -58,12 +58,19 @@ def test_duplicated_max_tokens_is_forwarded_as_parsed():
     assert shape.rewritten and orjson.loads(shape.body)["inferenceConfig"]["maxTokens"] == shape.max_output_tokens
 
 
-def test_invoke_takes_anthropic_bodies_only():
+def test_invoke_takes_anthropic_and_llama_bodies_only():
     body = b'{"anthropic_version":"bedrock-2023-05-31","messages":[]}'
     shape = parse_bedrock(_route("invoke"), body, 300)
     assert orjson.loads(shape.body)["max_tokens"] == 300 == shape.max_output_tokens
+    llama = _route("invoke", "us.meta.llama3-70b-instruct-v1%3A0")
+    shape = parse_bedrock(llama, b'{"prompt":"hi"}', 300)
+    assert orjson.loads(shape.body)["max_gen_len"] == 300 == shape.max_output_tokens
+    assert parse_bedrock(llama, b'{"prompt":"hi","max_gen_len":9}', 300).max_output_tokens == 9
+    for bad in (b'{"prompt":"hi","max_tokens":9}', b'{"prompt":"hi","max_gen_len":0}', b'{"max_gen_len":9}'):
+        with pytest.raises(BadRequest):
+            parse_bedrock(llama, bad, 300)
     with pytest.raises(BadRequest, match="use Converse"):
-        parse_bedrock(_route("invoke", "meta.llama3-70b-instruct-v1%3A0"), body, 300)
+        parse_bedrock(_route("invoke", "amazon.titan-text-express-v1"), b'{"inputText":"x"}', 300)
     with pytest.raises(BadRequest, match="anthropic_version"):
         parse_bedrock(_route("invoke"), b'{"messages":[]}', 300)
     with pytest.raises(BadRequest, match="max_tokens_to_sample"):
