@@ -256,6 +256,9 @@ class Stack:
             argv += ["--port", str(p)]
         for cred in {u.credential for u in self.cfg.upstreams} | set(self.extra_credentials):
             argv += ["--credential", cred]
+        for u in self.cfg.upstreams:  # a Bedrock endpoint checks that a signature names its own region
+            if u.provider == "bedrock" and u.port in ports:
+                argv += ["--region", f"{u.port}={u.region}"]
         proc, log = self._spawn("provider-sim", argv)
         for p in ports:
             wait_until(lambda: port_open(p), 15, "provider simulator", proc, log)

@@ -24,9 +24,10 @@ from relaygate.contract.envsecret import EnvSecretError, env_secret
 from relaygate.contract.preauth import PreAuthLimits, parse as parse_preauth
 
 from relaygate.contract import scope as key_scope
+from relaygate.contract import sigv4
 
 ENDPOINTS = key_scope.ENDPOINTS
-PROVIDERS = ("openai", "anthropic", "google")
+PROVIDERS = ("openai", "anthropic", "google", "bedrock")
 
 
 class ConfigError(ValueError):
@@ -53,6 +54,9 @@ DEFAULT_FORWARD_HEADERS = {
     "openai": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key"),
     "anthropic": ("content-type", "accept", "user-agent", "x-stainless-*", "idempotency-key", "anthropic-version"),
     "google": ("content-type", "accept", "user-agent", "x-goog-api-client"),
+    # No x-amz-* (the gateway signs the call itself) and none of InvokeModel's
+    # x-amzn-bedrock-* options (guardrails, trace, latency tier) that act on the platform's account.
+    "bedrock": ("content-type", "accept", "user-agent", "x-amzn-bedrock-accept"),
 }
 # Forwarded whatever the list says: pseudo-headers, what Envoy needs to frame and trace the call.
 ALWAYS_FORWARDED = frozenset({"content-type", "content-length", "host", "x-request-id"})
@@ -94,6 +98,12 @@ class Upstream:
     @property
     def cluster(self) -> str:
         return f"upstream_{self.name}"
+
+    @property
+    def authority(self) -> str:
+        """The Host a provider gets (relaygate/envoy/config.py sets it): its address, with the port
+        unless it is the scheme's default. A Bedrock upstream's signature covers it."""
+        return self.host if self.port == (443 if self.tls else 80) else f"{self.host}:{self.port}"
 
     def __post_init__(self) -> None:
         names = self.forward_headers
@@ -291,7 +301,16 @@ def load_without_secrets(config_dir: str | os.PathLike[str]) -> GatewayConfig:
 
 def load(config_dir: str | os.PathLike[str]) -> GatewayConfig:
     """A config directory's documents, with the process environment's overrides."""
-    return from_documents(*read_documents(config_dir), environ=os.environ)
+    cfg = from_documents(*read_documents(config_dir), environ=os.environ)
+    # A bundle is checked where its upstreams are made (the control plane's API); a file config here.
+    # (Not in from_documents: one malformed credential must not stop a whole bundle from loading.)
+    for u in cfg.upstreams:
+        if u.provider == "bedrock" and sigv4.Credential.parse(u.credential) is None:
+            raise ConfigError(
+                f"upstreams.yaml: upstream '{u.name}': the credential '{u.credential_name}' of a bedrock "
+                "upstream must be ACCESS_KEY_ID:SECRET_ACCESS_KEY (or ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN)"
+            )
+    return cfg
 
 
 def _positive_int(value: Any, where: str, default: int) -> int:
@@ -428,16 +447,17 @@ def parse_upstream(
             raise ConfigError(f"{where}: ca_file must be the path of a PEM CA file on the gateway's host")
         if not u.get("tls", False):
             raise ConfigError(f"{where}: ca_file needs tls: true (it verifies the provider's certificate)")
+    credential = _secret(secrets, cred_name, where, environ or {}) if secrets is not None else ""
     return Upstream(
         name=name,
         provider=provider,
         host=host,
         port=int(port),
         tls=bool(u.get("tls", False)),
-        base_path=str(u.get("base_path", "/v1")).rstrip("/"),
+        base_path=str(u.get("base_path", "" if provider == "bedrock" else "/v1")).rstrip("/"),
         region=_req(u, "region", where),
         jurisdiction=_req(u, "jurisdiction", where),
-        credential=_secret(secrets, cred_name, where, environ or {}) if secrets is not None else "",
+        credential=credential,
         models=models,
         credential_name=cred_name,
         envoy_cluster_overrides=overrides,

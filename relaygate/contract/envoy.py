@@ -15,6 +15,7 @@ RECEIPT_HEADER = "x-relayone-receipt-id"  # every reply names its receipt
 UPSTREAM_HEADER = "x-relaygate-upstream"  # the sidecar's routing choice; Envoy's route matches it
 NAMESPACE = "relaygate"  # the sidecar's dynamic metadata (decision, hold)
 USAGE_NAMESPACE = "relaygate.usage"  # usage the Lua filter reads from the response
+AWS_ERROR_HEADER = "x-amzn-errortype"  # a Bedrock path's denial: the code, where botocore reads it
 PREAUTH_HEADER = "x-relaygate-preauth"  # on a pre-auth denial; Envoy's guard counts it per address, removes it
 
 # The ext_authz HTTP transport (relaygate/extproc/authz_http.py): Envoy asks the policy service

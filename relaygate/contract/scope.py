@@ -31,7 +31,17 @@ from typing import Any
 
 # Every gateway endpoint a key's scope can name (relaygate/decision/wire.py maps paths to them); the
 # one list: config.py, the control plane and its OpenAPI document take it from here.
-ENDPOINTS = ("chat.completions", "completions", "embeddings", "messages", "gemini.generate")
+# bedrock.converse: Converse and ConverseStream; bedrock.invoke: InvokeModel and
+# InvokeModelWithResponseStream (relaygate/decision/wire.py BEDROCK_OPERATIONS).
+ENDPOINTS = (
+    "chat.completions",
+    "completions",
+    "embeddings",
+    "messages",
+    "gemini.generate",
+    "bedrock.converse",
+    "bedrock.invoke",
+)
 KINDS = ("read_only", "standard")  # ordered: a kind is below every kind after it
 GATEWAY_CALL = "gateway:call"  # may send calls through the gateway (spends money)
 WORKSPACE_PERMISSIONS = (

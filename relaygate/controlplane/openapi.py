@@ -372,6 +372,19 @@ SCHEMAS = {
         ["key", "secret"],
     ),
     "KeyList": obj({"keys": {"type": "array", "items": ref("Key")}}, ["keys"]),
+    "AwsCredentials": obj(
+        {
+            "key_id": {"type": "string"},
+            "access_key_id": {"type": "string", "description": "RGK + the key id"},
+            "secret_access_key": {
+                "type": "string",
+                "description": "derived from the key (never stored); changes when the key is rotated, ends when it is revoked",
+            },
+            "signing_service": {"type": "string", "enum": ["bedrock"]},
+            "endpoint_path": {"type": "string", "description": "boto3's endpoint_url path: /v1/{workspace}/bedrock"},
+        },
+        ["key_id", "access_key_id", "secret_access_key", "signing_service", "endpoint_path"],
+    ),
     "RotateInput": obj(
         {
             "grace_seconds": {
@@ -451,6 +464,11 @@ SCHEMAS = {
                     "endpoint": {"type": "string", "enum": ENDPOINTS},
                     "body": {"type": "object"},
                     "key_id": {"type": "string", "pattern": "^[A-Za-z0-9]{12}$"},
+                    "model": {
+                        "type": "string",
+                        "pattern": "^[A-Za-z0-9._:-]{1,256}$",
+                        "description": "Bedrock endpoints: the model id (the gateway takes it from the path)",
+                    },
                 },
                 ["endpoint", "body"],
             ),
@@ -1361,6 +1379,15 @@ op(
     params=WS,
     body="KeyInput",
     ok=(201, "KeyCreated"),
+)
+op(
+    "get",
+    "/v1/keys/self/aws-credentials",
+    "getOwnAwsCredentials",
+    "The AWS SigV4 access key pair of the key authenticating this call, for Bedrock clients",
+    tag="keys",
+    permission="gateway:call",
+    ok=(200, "AwsCredentials"),
 )
 op(
     "get",

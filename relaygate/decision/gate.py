@@ -22,21 +22,45 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from relaygate.contract import sigv4
 from relaygate.contract.config import ApiKey
 from relaygate.contract.envoy import receipt_id_for
 from relaygate.decision.admission import Admission, Verdict
 import orjson
 
-from relaygate.decision.wire import DIALECT, MODELS, BadRequest, CallShape, Route, parse_body, parse_path, resolved
+from relaygate.decision.wire import (
+    DIALECT,
+    MODELS,
+    BadRequest,
+    CallShape,
+    Route,
+    parse_bedrock,
+    parse_body,
+    parse_path,
+    resolved,
+)
 
 # Statuses that, with no key authenticated yet, make a denial "pre-auth": Envoy throttles the
 # client address that collects them and their receipts are sampled (relaygate/contract/preauth.py).
 PREAUTH_STATUSES = (401, 404, 405)
 Offload = Callable[..., Awaitable[dict[str, Any]]]
 UNKNOWN_ENDPOINT = (
-    "unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, /embeddings, /messages or"
-    " /v1beta/models/{model}:generateContent, or GET /v1/{workspace}/models"
+    "unknown endpoint; use POST /v1/{workspace}/chat/completions, /completions, /embeddings, /messages,"
+    " /v1beta/models/{model}:generateContent or /bedrock/model/{modelId}/converse, /converse-stream, /invoke,"
+    " /invoke-with-response-stream; or GET /v1/{workspace}/models"
 )
+
+
+@dataclass(slots=True)
+class PendingSignature:
+    """A SigV4-signed call between its headers and its body: the signature covers the body, so the
+    key is authenticated (``Call.key`` set) only once the body has been checked against it."""
+
+    key: ApiKey
+    auth: sigv4.ClientAuth
+    secret: str = field(repr=False)
+    method: str
+    headers: dict[str, str]  # the signed headers' values, lower-case names
 
 
 @dataclass(slots=True)
@@ -56,6 +80,7 @@ class Call:
     header_names: list[str] = field(default_factory=list)  # every request header sent (lower case)
     client: str = ""  # x-forwarded-for as Envoy set it: its last entry is the peer address
     trace_parent: str = ""  # W3C traceparent of Envoy's span for this check ("": not traced)
+    signed: PendingSignature | None = None  # a SigV4 call whose signature the body will settle
 
     def is_preauth(self, status: int) -> bool:
         """Decided before any key was authenticated (see PREAUTH_STATUSES)."""
@@ -104,28 +129,36 @@ def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Ver
     if headers.get(":method") != ("GET" if listing else "POST"):
         allowed = "GET" if listing else "POST"
         return Verdict.deny(405, "request.method_not_allowed", f"only {allowed} is supported here")
-    token = bearer_token(headers)
-    if token == CONFLICTING:
-        return Verdict.deny(
-            401,
-            "auth.unauthenticated",
-            "two different credentials were sent (authorization, x-api-key, x-goog-api-key)",
-        )
     adm = call.admission
-    key = adm.authenticate(token)
-    if key is None:
-        return Verdict.deny(
-            401, "auth.unauthenticated", "missing API key" if not token else "invalid or revoked API key"
-        )
-    call.key = key
-    if key.workspace != route.workspace:
-        return Verdict.deny(403, "scope.denied", "key is not valid for this workspace")
-    if listing:  # any key of the workspace may read it, a read-only one too: it spends nothing
-        return None
-    if not key.may_call:  # read-only (dashboard) keys, keys without gateway:call: never spend money
-        why = "a read_only key" if key.kind == "read_only" else "a key without the gateway:call permission"
-        return Verdict.deny(403, "scope.denied", f"{why} may not call the gateway")
+    authorization = headers.get("authorization", "")
+    if sigv4.is_sigv4(authorization):
+        refused = _signed_headers(call, route, headers, authorization)
+        if refused is not None:
+            return refused
+    else:
+        token = bearer_token(headers)
+        if token == CONFLICTING:
+            return Verdict.deny(
+                401,
+                "auth.unauthenticated",
+                "two different credentials were sent (authorization, x-api-key, x-goog-api-key)",
+            )
+        key = adm.authenticate(token)
+        if key is None:
+            return Verdict.deny(
+                401, "auth.unauthenticated", "missing API key" if not token else "invalid or revoked API key"
+            )
+        call.key = key
+        if listing:  # any key of the workspace may read it, a read-only one too: it spends nothing
+            if key.workspace != route.workspace:
+                return Verdict.deny(403, "scope.denied", "key is not valid for this workspace")
+            return None
+        refused = _key_checks(key, route)
+        if refused is not None:
+            return refused
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    if not ctype and route.endpoint == "bedrock.invoke":
+        ctype = "application/json"  # InvokeModel's contentType defaults to it; boto3 then sends none
     if ctype != "application/json":
         return Verdict.deny(415, "request.unsupported_media_type", "content-type must be application/json")
     clen = headers.get("content-length")
@@ -216,12 +249,76 @@ def model_list(call: Call) -> bytes | Awaitable[bytes]:
 _EPOCH = "1970-01-01T00:00:00Z"
 
 
+def _key_checks(key: ApiKey, route: Route) -> Verdict | None:
+    if key.workspace != route.workspace:
+        return Verdict.deny(403, "scope.denied", "key is not valid for this workspace")
+    if not key.may_call:  # read-only (dashboard) keys, keys without gateway:call: never spend money
+        why = "a read_only key" if key.kind == "read_only" else "a key without the gateway:call permission"
+        return Verdict.deny(403, "scope.denied", f"{why} may not call the gateway")
+    return None
+
+
+def _signed_headers(call: Call, route: Route, headers: Mapping[str, str], authorization: str) -> Verdict | None:
+    """A SigV4 call's header checks: the Authorization header, the access key id (a live relaygate
+    key's), the date within the replay window. The signature itself is checked with the body
+    (:func:`check_body`); until then the call has no authenticated key."""
+
+    def refuse(why: str) -> Verdict:
+        return Verdict.deny(401, "auth.unauthenticated", why)
+
+    if not route.operation:
+        return refuse("AWS SigV4 signatures are accepted on Bedrock paths only (/v1/{workspace}/bedrock/...)")
+    auth = sigv4.parse_authorization(authorization)
+    if isinstance(auth, str):
+        return refuse(auth)
+    adm = call.admission
+    key_id = sigv4.key_id_of(auth.access_key)
+    key = adm.config.keys.get(key_id) if key_id else None
+    if key is None or key.revoked or (key.expires_at is not None and key.expires_at <= time.time()):
+        return refuse("invalid or revoked access key id")
+    when = sigv4.parse_amz_date(headers.get("x-amz-date", ""))
+    if when is None:
+        return refuse("missing or malformed X-Amz-Date")
+    if abs(when - time.time()) > sigv4.REPLAY_WINDOW_SECONDS:
+        return refuse(
+            f"X-Amz-Date is more than {sigv4.REPLAY_WINDOW_SECONDS // 60} minutes from the gateway's clock "
+            "(a replayed or stale request)"
+        )
+    missing = [h for h in auth.signed if h != "host" and h not in headers]
+    if missing:
+        return refuse(f"signed header {missing[0]} is missing")
+    values = {h: headers.get(h, "") for h in auth.signed}
+    if "host" in values and not values["host"]:
+        values["host"] = headers.get(":authority", "")
+    if "x-amz-content-sha256" in headers:
+        values["x-amz-content-sha256"] = headers["x-amz-content-sha256"]
+    secret = sigv4.client_secret(adm.config.pepper, key.id, key.salt)
+    call.signed = PendingSignature(key, auth, secret, headers.get(":method", "POST"), values)
+    return None
+
+
+def _verify_signature(call: Call, raw: bytes) -> Verdict | None:
+    """The body-time half of SigV4: the signature over method, path, query, signed headers and the
+    body's SHA-256; then the key checks a bearer key gets at header time."""
+    p, route = call.signed, call.route
+    assert p is not None and route is not None
+    path, _, query = call.path.partition("?")
+    if not sigv4.verify(p.auth, p.secret, p.method, path, query, p.headers, raw):
+        return Verdict.deny(401, "auth.unauthenticated", "the AWS SigV4 signature does not match this request")
+    call.key, call.signed = p.key, None
+    return _key_checks(p.key, route)
+
+
 def too_large(adm: Admission) -> Verdict:
     return Verdict.deny(413, "request.too_large", f"request body exceeds {adm.config.max_body_bytes} bytes")
 
 
 def check_body(call: Call, raw: bytes) -> CallShape | Verdict:
     """The request body's checks (size, JSON, the endpoint's shape): what the policy will be asked about."""
+    if call.signed is not None and call.route is not None:
+        refused = _verify_signature(call, raw)
+        if refused is not None:
+            return refused
     if call.key is None or call.route is None:  # headers were denied; Envoy should not send more
         return Verdict.deny(400, "request.invalid", "request rejected")
     adm = call.admission
@@ -229,7 +326,10 @@ def check_body(call: Call, raw: bytes) -> CallShape | Verdict:
         return too_large(adm)
     ws = adm.config.workspaces[call.key.workspace]
     try:
-        shape = parse_body(call.route.endpoint, raw, ws.default_max_output_tokens, call.route)
+        if call.route.operation:
+            shape = parse_bedrock(call.route, raw, ws.default_max_output_tokens)
+        else:
+            shape = parse_body(call.route.endpoint, raw, ws.default_max_output_tokens, call.route)
     except BadRequest as e:
         return Verdict.deny(e.status, e.code, e.message)
     # Aliases resolve before scope, policy, price and route see the model: a key scoped to a model

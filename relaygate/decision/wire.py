@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from typing import Any, cast
+from urllib.parse import quote, unquote
 
 import orjson
 
@@ -38,23 +39,33 @@ _ENDPOINTS = {
     "messages": "messages",
     "models": MODELS,
 }
-# Which provider dialect serves each endpoint, and its path under the upstream base.
+# AWS Bedrock runtime, as boto3's bedrock-runtime client calls it with endpoint_url
+# /v1/{ws}/bedrock: POST /model/{modelId}/{operation}, the model id percent-encoded ("%3A" for ':').
+# botocore encodes a '/' of an ARN as %2F, which Envoy refuses for every path
+# (path_with_escaped_slashes_action); model ids and inference profile ids have none.
+_BEDROCK_PATH = re.compile(
+    r"^/v1/(?P<ws>[A-Za-z0-9_-]{1,64})/bedrock/model/(?P<model>[^/?]{1,512})/"
+    r"(?P<op>converse|converse-stream|invoke|invoke-with-response-stream)(?P<q>\?.*)?$"
+)
+# operation -> (scope endpoint, streamed)
+BEDROCK_OPERATIONS = {
+    "converse": ("bedrock.converse", False),
+    "converse-stream": ("bedrock.converse", True),
+    "invoke": ("bedrock.invoke", False),
+    "invoke-with-response-stream": ("bedrock.invoke", True),
+}
+_MODEL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
+# Which provider dialect serves each endpoint, and its path under the upstream base (a Bedrock
+# path names the model and the operation: provider_path).
 DIALECT = {
     "chat.completions": ("openai", "/chat/completions"),
     "completions": ("openai", "/completions"),
     "embeddings": ("openai", "/embeddings"),
     "messages": ("anthropic", "/messages"),
     GEMINI: ("google", "/models/{model}:generateContent"),
+    "bedrock.converse": ("bedrock", ""),
+    "bedrock.invoke": ("bedrock", ""),
 }
-
-
-def provider_path(endpoint: str, model: str, stream: bool) -> str:
-    """The path of ``endpoint`` under an upstream's base path: the model goes into Gemini's."""
-    path = DIALECT[endpoint][1]
-    if endpoint == GEMINI:
-        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        return f"/models/{model}:{method}"
-    return path
 
 
 class BadRequest(Exception):
@@ -68,19 +79,36 @@ class Route:
     workspace: str
     endpoint: str
     query: str
+    model: str = ""  # the model a path names (Gemini's; Bedrock's decoded); "" when the body names it
+    operation: str = ""  # Bedrock: converse, converse-stream, invoke, invoke-with-response-stream
     anthropic_sdk: bool = False  # the path had Anthropic's /v1 infix (the model list answers in its shape)
-    model: str = ""  # the model a path names (Gemini's); "" when the body names it
     stream: bool = False  # the path asks for a stream (Gemini's streamGenerateContent)
 
 
 def parse_path(path: str) -> Route | None:
     m = _PATH.match(path)
     if m:
-        return Route(m["ws"], _ENDPOINTS[m["ep"]], m["q"] or "", bool(m["v1"]))
+        return Route(m["ws"], _ENDPOINTS[m["ep"]], m["q"] or "", anthropic_sdk=bool(m["v1"]))
     m = _GEMINI_PATH.match(path)
     if m:
         return Route(m["ws"], GEMINI, m["q"] or "", model=m["model"], stream=m["method"] == "streamGenerateContent")
-    return None
+    m = _BEDROCK_PATH.match(path)
+    if not m:
+        return None
+    model = unquote(m["model"])
+    if not _MODEL_ID.match(model):
+        return None
+    return Route(m["ws"], BEDROCK_OPERATIONS[m["op"]][0], m["q"] or "", model, m["op"])
+
+
+def provider_path(route: Route, model: str) -> str:
+    """The call's path under its upstream's base_path. ``model`` is the catalog model the call is
+    for (an alias in the path resolved): Gemini's and Bedrock's paths name it."""
+    if route.operation:
+        return f"/model/{quote(model, safe='')}/{route.operation}"
+    if route.endpoint == GEMINI:  # the gateway's own query: never the client's
+        return f"/models/{model}:" + ("streamGenerateContent?alt=sse" if route.stream else "generateContent")
+    return DIALECT[route.endpoint][1]
 
 
 # Output-limit fields each dialect's provider honours. When a body names none, the
@@ -338,8 +366,142 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int, route: Route 
     return CallShape(model, stream, max_out, len(raw), body, rewritten, user)
 
 
-def error_body(code: str, message: str, receipt_id: str) -> bytes:
-    return orjson.dumps({"error": {"code": code, "message": message, "receipt_id": receipt_id}})
+# Converse fields that decide the reservation or the price; a body repeating one is re-serialized.
+_BEDROCK_DECISIVE = tuple(
+    f'"{k}"'.encode()
+    for k in (
+        *ALL_LIMIT_FIELDS,
+        "inferenceConfig",
+        "maxTokens",
+        "additionalModelRequestFields",
+        "performanceConfig",
+        "serviceTier",
+        "anthropic_version",
+        "max_gen_len",
+        "prompt",
+        "modelId",
+        "model",
+        "stream",
+    )
+)
+# Output limits some Bedrock model family honours inside Converse's additionalModelRequestFields
+# (Anthropic, Meta, Amazon Titan, Cohere, Mistral): the only output limit is inferenceConfig.maxTokens.
+_BEDROCK_FOREIGN_LIMITS = (*ALL_LIMIT_FIELDS, "maxTokens", "max_gen_len", "maxTokenCount", "max_new_tokens")
+BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+# Bedrock's cross-region inference profile prefixes in front of a model id ("eu.anthropic.claude-...").
+_GEO_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global.")
+
+
+def model_family(model: str) -> str:
+    """The provider part of a Bedrock model id: 'anthropic' for eu.anthropic.claude-..."""
+    for p in _GEO_PREFIXES:
+        if model.startswith(p):
+            model = model[len(p) :]
+            break
+    return model.split(".", 1)[0]
+
+
+def parse_bedrock(route: Route, raw: bytes, default_max_output: int) -> CallShape:
+    """A Bedrock call's body: the model comes from the path, the one output limit is
+    ``inferenceConfig.maxTokens`` (Converse) or ``max_tokens`` (InvokeModel, Anthropic models
+    and Meta Llama models only; Llama's is ``max_gen_len``), added with the workspace default when
+    absent, as for the other dialects."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(400, "request.invalid_json", f"request body is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest(400, "request.invalid", "request body must be a JSON object")
+    stream = BEDROCK_OPERATIONS[route.operation][1]
+    for k in ("modelId", "model", "stream"):
+        if k in doc:
+            raise BadRequest(
+                400,
+                "request.invalid",
+                f"'{k}' does not belong in a Bedrock body: the path names the model and the operation",
+            )
+    rewritten = False
+    if route.endpoint == "bedrock.converse":
+        foreign = [f for f in _BEDROCK_FOREIGN_LIMITS if f in doc]
+        if foreign:
+            raise BadRequest(
+                400,
+                "request.invalid",
+                f"'{foreign[0]}' is not an output limit of Converse; use 'inferenceConfig.maxTokens'",
+            )
+        extra = doc.get("additionalModelRequestFields")
+        if extra is not None:
+            if not isinstance(extra, dict):
+                raise BadRequest(400, "request.invalid", "'additionalModelRequestFields' must be an object")
+            foreign = [f for f in _BEDROCK_FOREIGN_LIMITS if f in extra]
+            if foreign:
+                raise BadRequest(
+                    400,
+                    "request.invalid",
+                    f"'additionalModelRequestFields.{foreign[0]}' would set a second output limit; "
+                    "use 'inferenceConfig.maxTokens'",
+                )
+        perf = doc.get("performanceConfig")
+        if perf is not None and (not isinstance(perf, dict) or perf.get("latency", "standard") != "standard"):
+            raise BadRequest(
+                400,
+                "request.invalid",
+                "'performanceConfig.latency' must be 'standard' (a tier priced above the standard rate is not offered)",
+            )
+        tier = doc.get("serviceTier")
+        if tier is not None and (not isinstance(tier, dict) or tier.get("type") not in ("default", "flex")):
+            raise BadRequest(
+                400,
+                "request.invalid",
+                "'serviceTier.type' must be 'default' or 'flex' (a tier priced above the standard rate is not offered)",
+            )
+        cfg = doc.get("inferenceConfig")
+        if cfg is None:
+            cfg = doc["inferenceConfig"] = {}
+        if not isinstance(cfg, dict):
+            raise BadRequest(400, "request.invalid", "'inferenceConfig' must be an object")
+        if cfg.get("maxTokens") is None:
+            cfg["maxTokens"] = default_max_output
+            rewritten = True
+        max_out = cast(int, _bounded_int(cfg, "maxTokens", MAX_OUTPUT_TOKENS, "the output token limit"))
+    else:
+        family = model_family(route.model)
+        if family == "meta":  # Llama: {"prompt", "max_gen_len", ...}
+            foreign = [f for f in _BEDROCK_FOREIGN_LIMITS if f in doc and f != "max_gen_len"]
+            if foreign:
+                raise BadRequest(
+                    400, "request.invalid", f"'{foreign[0]}' is not an output limit of Llama; use 'max_gen_len'"
+                )
+            if not isinstance(doc.get("prompt"), str):
+                raise BadRequest(400, "request.invalid", "a Llama body needs 'prompt', a string")
+            if doc.get("max_gen_len") is None:
+                doc["max_gen_len"] = default_max_output
+                rewritten = True
+            max_out = cast(int, _bounded_int(doc, "max_gen_len", MAX_OUTPUT_TOKENS, "the output token limit"))
+        elif family == "anthropic":
+            if doc.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
+                raise BadRequest(400, "request.invalid", f"'anthropic_version' must be '{BEDROCK_ANTHROPIC_VERSION}'")
+            max_out, rewritten = _output_limit("messages", doc, default_max_output)
+        else:
+            raise BadRequest(
+                400,
+                "request.invalid",
+                f"InvokeModel takes Anthropic and Meta Llama models here ({route.model} is a {family} model); "
+                "use Converse (POST .../model/{modelId}/converse), which speaks every model family",
+            )
+    if not rewritten and (b"\\u" in raw or any(raw.count(k) > 1 for k in _BEDROCK_DECISIVE)):
+        rewritten = True  # possibly duplicated keys: forward what was parsed, see _DECISIVE
+    body = dump_body(doc) if rewritten else raw
+    return CallShape(route.model, stream, max_out, len(raw), body, rewritten, model_in_path=True)
+
+
+def error_body(code: str, message: str, receipt_id: str, aws: bool = False) -> bytes:
+    """The gateway's error body. ``aws``: a Bedrock path's, with the message also at the top level,
+    where botocore reads it (the error code travels in the x-amzn-errortype header)."""
+    doc: dict[str, Any] = {"error": {"code": code, "message": message, "receipt_id": receipt_id}}
+    if aws:
+        doc["message"] = message
+    return orjson.dumps(doc)
 
 
 # Replies Envoy makes itself: defined by the contract (relaygate/contract/envoy.py).

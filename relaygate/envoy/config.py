@@ -25,6 +25,7 @@ from relaygate.contract.envoy import (
     AUTHZ_PATH_HEADER,
     AUTHZ_PREFIX,
     AUTHZ_STATUS_HEADER,
+    AWS_ERROR_HEADER,
     ENVOY_REPLIES,
     NAMESPACE,
     PREAUTH_HEADER,
@@ -61,6 +62,15 @@ USAGE_RULES = [
     (["usageMetadata", "candidatesTokenCount"], "gemini_candidates_tokens", "NUMBER"),
     (["usageMetadata", "thoughtsTokenCount"], "gemini_thoughts_tokens", "NUMBER"),
     (["modelVersion"], "model", "STRING"),
+    # Bedrock Converse: usage.{inputTokens,outputTokens} (its event streams: response_digest.lua);
+    # InvokeModel answers in the model's own shape (Anthropic's, above; Llama's, below).
+    (["usage", "inputTokens"], "input_tokens", "NUMBER"),
+    (["usage", "outputTokens"], "output_tokens", "NUMBER"),
+    (["usage", "cacheReadInputTokens"], "cache_read_input_tokens", "NUMBER"),
+    (["usage", "cacheWriteInputTokens"], "cache_creation_input_tokens", "NUMBER"),
+    # Bedrock InvokeModel of a Meta Llama model
+    (["prompt_token_count"], "input_tokens", "NUMBER"),
+    (["generation_token_count"], "output_tokens", "NUMBER"),
 ]
 
 
@@ -102,6 +112,13 @@ RESPONSE_HEADERS = (
     "retry-after-ms",
     "x-should-retry",
     "allow",  # on a 405 (the policy service's)
+    # Bedrock: the request id and error type boto3 reports, the content type of an invocation's
+    # body and InvokeModel's token counts (this call's, not the account's)
+    "x-amzn-requestid",
+    "x-amzn-errortype",
+    "x-amzn-bedrock-content-type",
+    "x-amzn-bedrock-input-token-count",
+    "x-amzn-bedrock-output-token-count",
     RECEIPT_HEADER,
     # the policy service's pre-auth mark: Envoy's local replies pass every encoder
     # filter, and the guard (last on the way out) counts and removes it
@@ -195,11 +212,26 @@ def _authz_filters(cfg: GatewayConfig, message_timeout_ms: int) -> list[dict]:
             },
             "path_prefix": AUTHZ_PREFIX,
             "authorization_response": {
+                # x-amz-* and content-type: a Bedrock upstream's SigV4 headers (the signature covers them)
                 "allowed_upstream_headers": _exact(
-                    UPSTREAM_HEADER, AUTHZ_PATH_HEADER, "authorization", "x-api-key", "x-goog-api-key"
+                    UPSTREAM_HEADER,
+                    AUTHZ_PATH_HEADER,
+                    "authorization",
+                    "x-api-key",
+                    "x-goog-api-key",
+                    "x-amz-date",
+                    "x-amz-content-sha256",
+                    "x-amz-security-token",
+                    "content-type",
                 ),
                 "allowed_client_headers": _exact(
-                    "content-type", RECEIPT_HEADER, "retry-after", "allow", AUTHZ_STATUS_HEADER, PREAUTH_HEADER
+                    "content-type",
+                    RECEIPT_HEADER,
+                    "retry-after",
+                    "allow",
+                    AUTHZ_STATUS_HEADER,
+                    PREAUTH_HEADER,
+                    AWS_ERROR_HEADER,
                 ),
                 "dynamic_metadata_from_headers": _exact(AUTHZ_BODY_HEADER),
             },
@@ -934,7 +966,7 @@ def _overload_manager() -> dict:
 
 def _host_header(u) -> str:
     """The Host a provider gets: its address, with the port unless it is the scheme's default."""
-    return u.host if u.port == (443 if u.tls else 80) else f"{u.host}:{u.port}"
+    return str(u.authority)
 
 
 def _is_ip(host: str) -> bool:

@@ -69,10 +69,99 @@ function Sha:hex()
   for i = 1, 8 do out[i] = tohex(self.H[i], 8) end
   return table.concat(out)
 end
+-- AWS event streams (Bedrock's ConverseStream and InvokeModelWithResponseStream answer
+-- application/vnd.amazon.eventstream: binary frames, a 12-byte prelude with the total and the
+-- headers' length, typed headers, the payload, a CRC32). Usage is read out of the frames as they
+-- pass, a frame at a time (a frame may straddle chunks; only the unfinished one is held):
+-- ConverseStream's "metadata" event carries usage.{inputTokens,outputTokens}; the last "chunk"
+-- event of InvokeModelWithResponseStream carries {"bytes": base64(JSON)} whose JSON names
+-- amazon-bedrock-invocationMetrics {inputTokenCount, outputTokenCount}.
+local find, match = string.find, string.match
+local B64 = {}
+do
+  local a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  for i = 1, 64 do B64[byte(a, i)] = i - 1 end
+end
+local function b64decode(s)
+  local out, n, acc, bits = {}, 0, 0, 0
+  for i = 1, #s do
+    local v = B64[byte(s, i)]
+    if v then
+      acc, bits = acc * 64 + v, bits + 6
+      if bits >= 8 then
+        bits = bits - 8
+        local p = 2 ^ bits
+        n = n + 1
+        out[n] = char(floor(acc / p))
+        acc = acc % p
+      end
+    end
+  end
+  return table.concat(out)
+end
+local function u32(s, i)
+  local a, b, c, d = byte(s, i, i + 3)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+-- header value sizes by type (AWS event-stream): 0/1 bool, 2 byte, 3 short, 4 int, 5 long, 8 timestamp, 9 uuid
+local FIXED = {[0] = 0, [1] = 0, [2] = 1, [3] = 2, [4] = 4, [5] = 8, [8] = 8, [9] = 16}
+local ES_USAGE = {
+  metadata = {{"inputTokens", "input_tokens"}, {"outputTokens", "output_tokens"},
+              {"cacheReadInputTokens", "cache_read_input_tokens"},
+              {"cacheWriteInputTokens", "cache_creation_input_tokens"}},
+  chunk = {{"inputTokenCount", "input_tokens"}, {"outputTokenCount", "output_tokens"},
+           {"cacheReadInputTokenCount", "cache_read_input_tokens"},
+           {"cacheWriteInputTokenCount", "cache_creation_input_tokens"}},
+}
+local function event_usage(frame, handle)
+  local total, hend = #frame, 12 + u32(frame, 5)
+  local p, etype = 13, nil
+  while p <= hend do
+    local nl = byte(frame, p)
+    local name = sub(frame, p + 1, p + nl)
+    local t = byte(frame, p + 1 + nl)
+    p = p + 2 + nl
+    if t == 6 or t == 7 then
+      local vl = byte(frame, p) * 256 + byte(frame, p + 1)
+      if name == ":event-type" then etype = sub(frame, p + 2, p + 1 + vl) end
+      p = p + 2 + vl
+    elseif FIXED[t] then
+      p = p + FIXED[t]
+    else
+      return
+    end
+  end
+  local fields = ES_USAGE[etype or ""]
+  if not fields then return end
+  local json = sub(frame, hend + 1, total - 4)
+  if etype == "chunk" then
+    if not find(json, "\"bytes\"", 1, true) then return end
+    json = b64decode(match(json, '"bytes"%s*:%s*"([^"]*)"') or "")
+    if not find(json, "amazon-bedrock-invocationMetrics", 1, true) then return end
+  end
+  for _, f in ipairs(fields) do
+    local v = match(json, '"' .. f[1] .. '"%s*:%s*(%d+)')
+    if v then handle:streamInfo():dynamicMetadata():set("relaygate.usage", f[2], tonumber(v)) end
+  end
+end
 local function response_digest(handle)
   local sha = Sha.new()
+  local ctype = handle:headers():get("content-type") or ""
+  local es = find(ctype, "application/vnd.amazon.eventstream", 1, true) == 1
+  local buf = ""  -- (Envoy's handles are valid only until the next yield: fetched again each time)
   for chunk in handle:bodyChunks() do
-    sha:update(chunk:getBytes(0, chunk:length()))
+    local bytes = chunk:getBytes(0, chunk:length())
+    sha:update(bytes)
+    if es then
+      buf = buf .. bytes
+      while #buf >= 12 do
+        local total = u32(buf, 1)
+        if total < 16 or total > 16777216 or u32(buf, 5) > total - 16 then es, buf = false, ""; break end
+        if #buf < total then break end
+        event_usage(sub(buf, 1, total), handle)
+        buf = sub(buf, total + 1)
+      end
+    end
   end
   handle:streamInfo():dynamicMetadata():set("relaygate.usage", "response_digest", "sha256:" .. sha:hex())
 end

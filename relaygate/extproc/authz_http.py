@@ -39,6 +39,7 @@ from relaygate.contract.envoy import (
     AUTHZ_PREFIX,
     AUTHZ_REMOVE_HEADER,
     AUTHZ_STATUS_HEADER,
+    AWS_ERROR_HEADER,
     PREAUTH_HEADER,
     RECEIPT_HEADER,
     UPSTREAM_HEADER,
@@ -80,6 +81,7 @@ def allowed_reply(r) -> bytes:
         (UPSTREAM_HEADER, r.upstream.name),
         r.credential,
         (AUTHZ_PATH_HEADER, r.path),
+        *r.signing,
     ]
     # Envoy drops the listed headers after it has set the ones above: a client's own copy of the
     # path header must not be listed, or ours goes with it (ours overwrites it, and the Lua filter
@@ -104,6 +106,8 @@ def denied_reply(d) -> bytes:
         headers.append(("retry-after", str(d.retry_after)))
     if d.allow is not None:
         headers.append(("allow", d.allow))
+    if d.aws_error:
+        headers.append((AWS_ERROR_HEADER, d.code))
     return http_reply(status, headers, d.body)
 
 

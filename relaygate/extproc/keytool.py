@@ -1,4 +1,5 @@
-"""relaygate-keys: create and revoke client API keys in a config directory's keys.yaml.
+"""relaygate-keys: create and revoke client API keys in a config directory's keys.yaml, and print
+a key's AWS SigV4 pair for Bedrock clients.
 
 The full key is printed once and never stored; keys.yaml keeps only the key
 id, salt and peppered hash. Until the control plane distributes keys, restart
@@ -17,6 +18,7 @@ import yaml
 from relaygate.contract import config as config_mod
 from relaygate.contract import keys as keyfmt
 from relaygate.contract import scope as key_scope
+from relaygate.contract import sigv4
 
 
 def _load(path: Path) -> dict:
@@ -88,6 +90,22 @@ def revoke(config_dir: Path, key_id: str) -> None:
     raise SystemExit(f"no key with id '{key_id}' in {path}")
 
 
+def aws_credentials(config_dir: Path, key_id: str) -> tuple[str, str]:
+    """A key's AWS SigV4 pair for Bedrock clients (access key id, secret access key): derived from
+    the key's id and salt with the pepper, stored nowhere (relaygate/contract/sigv4.py)."""
+    path = config_dir / "keys.yaml"
+    key = next((k for k in _load(path).get("keys") or [] if k.get("id") == key_id), None)
+    if key is None:
+        raise SystemExit(f"no key with id '{key_id}' in {path}")
+    if key.get("revoked"):
+        raise SystemExit(f"key '{key_id}' is revoked: its AWS pair no longer works")
+    try:
+        pepper = config_mod.load_pepper(config_dir)
+    except config_mod.ConfigError as e:
+        raise SystemExit(str(e)) from None
+    return sigv4.access_key_id(key_id), sigv4.client_secret(pepper, key_id, key["salt"])
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="relaygate-keys", description=__doc__.split("\n\n")[0])
     p.add_argument("--config-dir", default=os.environ.get("RELAYGATE_CONFIG_DIR", "config"))
@@ -108,10 +126,17 @@ def main(argv=None) -> None:
     )
     r = sub.add_parser("revoke", help="mark a key revoked")
     r.add_argument("key_id")
+    w = sub.add_parser(
+        "aws-credentials", help="print a key's AWS SigV4 pair for Bedrock clients (as AWS_* environment lines)"
+    )
+    w.add_argument("key_id")
     a = p.parse_args(argv)
     d = Path(a.config_dir)
     if a.cmd == "create":
         print(create(d, a.workspace, a.name, a.endpoint, a.model, a.kind, a.permission))
+    elif a.cmd == "aws-credentials":
+        akid, secret = aws_credentials(d, a.key_id)
+        print(f"AWS_ACCESS_KEY_ID={akid}\nAWS_SECRET_ACCESS_KEY={secret}")
     else:
         revoke(d, a.key_id)
         print(f"revoked {a.key_id}", file=sys.stderr)

@@ -102,6 +102,8 @@ OPERATION = {
     "messages": "chat",
     "completions": "text_completion",
     "embeddings": "embeddings",
+    "bedrock.converse": "chat",
+    "bedrock.invoke": "chat",
 }
 
 

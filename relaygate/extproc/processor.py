@@ -22,7 +22,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
-from relaygate.contract.envoy import ANSWERED_DETAILS, PREAUTH_HEADER, receipt_id_for
+from relaygate.contract.envoy import ANSWERED_DETAILS, AWS_ERROR_HEADER, PREAUTH_HEADER, receipt_id_for
 from relaygate.decision import gate
 from relaygate.decision.admission import Admission, Verdict
 from relaygate.decision.gate import Call
@@ -128,6 +128,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
     def forward(self, call: Call, v: Verdict, shape: CallShape, raw: bytes) -> pb.ProcessingResponse:
         r = self.recorder.routed(call, v, shape, raw)
         sets = [_hv(":path", r.path), _hv(UPSTREAM_HEADER, r.upstream.name), _hv(*r.credential)]
+        sets += [_hv(k, v) for k, v in r.signing]
         # The routing header set here is removed again by the route, after it has been matched.
         common = pb.CommonResponse(
             header_mutation=pb.HeaderMutation(set_headers=sets, remove_headers=r.removes),
@@ -151,6 +152,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             headers.append(_hv("retry-after", str(d.retry_after)))
         if d.allow is not None:
             headers.append(_hv("allow", d.allow))
+        if d.aws_error:
+            headers.append(_hv(AWS_ERROR_HEADER, d.code))
         return pb.ProcessingResponse(
             immediate_response=pb.ImmediateResponse(
                 status=http_status_pb2.HttpStatus(code=d.status),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from relaygate.contract import sigv4
 from relaygate.contract.config import Upstream
 from relaygate.contract.envoy import UPSTREAM_HEADER
 from relaygate.decision.admission import Verdict
@@ -41,6 +42,7 @@ class Denied:
     preauth: bool  # decided before any key was authenticated: Envoy throttles the address
     sampled: bool  # counted in a summary receipt, no draft of its own
     retry_after: int | None
+    aws_error: bool = False  # a Bedrock path: the code also goes out as x-amzn-errortype (boto3 reads it)
     allow: str | None = None  # a 405's Allow header: the methods the path takes
 
 
@@ -53,6 +55,7 @@ class Routed:
     credential: tuple[str, str]  # (header, value) carrying the platform's provider credential
     removes: list[str]  # client headers off the upstream's allow-list
     body: bytes | None  # the rewritten body, when the gateway changed it
+    signing: list[tuple[str, str]] = field(default_factory=list)  # Bedrock: SigV4 headers besides Authorization
 
 
 class Recorder:
@@ -70,14 +73,15 @@ class Recorder:
         preauth = call.is_preauth(status)
         summary = self._sample(call, code, status) if preauth else None
         rid = summary or call.receipt_id
-        body = error_body(code, v.message, rid)
+        aws = call.route is not None and bool(call.route.operation)
+        body = error_body(code, v.message, rid, aws)
         if summary is None:
             self._spool(call, v.decision, raw, shape, stream=False, response_body=body, grouped=grouped)
         metrics.DECISIONS.labels("deny", code).inc()
         if call.trace_parent and self.tracer is not None:
             self.tracer.record(call, rid, allow=False, status=status, code=code, shape=shape)
         allow = gate.allowed_methods(call) if status == 405 else None
-        return Denied(status, code, rid, body, preauth, summary is not None, v.retry_after, allow)
+        return Denied(status, code, rid, body, preauth, summary is not None, v.retry_after, aws, allow)
 
     def routed(self, call: Call, v: Verdict, shape: CallShape, raw: bytes, grouped: bool = False) -> Routed:
         """``grouped``: the draft joins this loop turn's spool transaction (Spool.add_pending); the
@@ -85,7 +89,13 @@ class Recorder:
         up = v.upstream
         assert up is not None and call.route is not None
         price = up.models[shape.model]
+        # No client query string: the provider's endpoints take none, and one could act on the
+        # platform's account next to its credential like a header off the allow-list.
+        path = up.base_path + provider_path(call.route, shape.model)
+        signing: list[tuple[str, str]] = []
         try:
+            if up.provider == "bedrock":  # SigV4 over the body forwarded, for the upstream's host and region
+                signing = _aws_sign(up, path, shape.body)
             self._spool(
                 call, v.decision, raw, shape, stream=shape.stream, up=up, holds=v.holds,
                 price=(price.input_micros_per_1k, price.output_micros_per_1k),
@@ -97,23 +107,22 @@ class Recorder:
         if grouped and v.holds:
             ledger, holds = call.admission.ledger, v.holds
             self.spool.after_commit(None, lambda _e: ledger.settle(holds, {}))  # not committed: not forwarded
-        # No client query string: the provider's endpoints take none, and one could act on the
-        # platform's account next to its credential like a header off the allow-list.
-        path = up.base_path + provider_path(call.route.endpoint, shape.model, shape.stream)
         if up.provider == "anthropic":
             cred = ("x-api-key", up.credential)
         elif up.provider == "google":
             cred = ("x-goog-api-key", up.credential)
+        elif up.provider == "bedrock":
+            cred, signing = signing[0], signing[1:]
         else:
             cred = ("authorization", "Bearer " + up.credential)
         # Only the upstream's allow-list of client headers goes on (relaygate/contract/config.py
         # Upstream.forwards): the rest could act on the platform's provider account.
-        own = {":path", UPSTREAM_HEADER, cred[0]}
+        own = {":path", UPSTREAM_HEADER, cred[0], *(h for h, _ in signing)}
         removes = [h for h in call.header_names if h not in own and not up.forwards(h) and h not in ROUTE_STRIPPED]
         metrics.DECISIONS.labels("allow", "ok").inc()
         if call.trace_parent and self.tracer is not None:
             self.tracer.record(call, call.receipt_id, allow=True, status=200, code="ok", shape=shape, upstream=up)
-        return Routed(up, path, cred, removes, shape.body if shape.rewritten else None)
+        return Routed(up, path, cred, removes, shape.body if shape.rewritten else None, signing)
 
     def _sample(self, call: Call, code: str, status: int) -> str | None:
         """None: the denial gets its own receipt; else its window's summary receipt id (relaygate/contract/preauth.py)."""
@@ -149,6 +158,14 @@ class Recorder:
             ),
             grouped=grouped,
         )  # fmt: skip
+
+
+def _aws_sign(up: Upstream, path: str, body: bytes) -> list[tuple[str, str]]:
+    """Authorization first, then the other SigV4 headers and the content type the signature covers."""
+    aws = sigv4.Credential.parse(up.credential)
+    if aws is None:  # checked where the upstream is made (API, file config); a failure here is a 500, holds released
+        raise ValueError(f"upstream {up.name}: its credential is not ACCESS_KEY_ID:SECRET_ACCESS_KEY")
+    return [*sigv4.sign(aws, "POST", up.authority, path, body, up.region), ("content-type", "application/json")]
 
 
 def timed_decide(call: Call, shape: CallShape) -> "Verdict | Awaitable[Verdict]":

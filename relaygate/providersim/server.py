@@ -4,7 +4,8 @@ Reads the whole request body before answering (as real providers do), checks
 the provider credential, answers with usage, and streams SSE with usage.
 Per-request knobs are request headers, so tests can drive them through the
 gateway: ``x-sim-delay-ms`` (before answering), ``x-sim-chunk-delay-ms``
-(between stream events), ``x-sim-output-tokens``, and ``x-sim-fail``
+(between stream events), ``x-sim-output-tokens``, ``x-sim-split-frames`` (Bedrock event streams
+written in pieces of that many bytes), and ``x-sim-fail``
 (an HTTP status such as ``500``, ``reset`` to drop the connection, or ``hang``);
 they reach it through the gateway only where an upstream's ``forward_headers`` lets
 ``x-sim-*`` through (the test config does). Output-limit fields, ``n``, ``best_of`` and
@@ -18,11 +19,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import json
 import math
+import re
+import struct
 import time
 import uuid
+import zlib
 
 from aiohttp import web
 
@@ -55,11 +60,42 @@ def count_tokens(text: str) -> int:
     return max(1, math.ceil(len(text.encode()) / 4))
 
 
+def event_frame(headers: dict[str, str], payload: bytes) -> bytes:
+    """One AWS event-stream message (application/vnd.amazon.eventstream): a prelude (total length,
+    headers length, CRC32 of those 8 bytes), string-typed headers, the payload, a CRC32 of it all."""
+    head = b"".join(
+        struct.pack("!B", len(k)) + k.encode() + struct.pack("!BH", 7, len(v.encode())) + v.encode()
+        for k, v in headers.items()
+    )
+    prelude = struct.pack("!II", 12 + len(head) + len(payload) + 4, len(head))
+    prelude += struct.pack("!I", zlib.crc32(prelude))
+    msg = prelude + head + payload
+    return msg + struct.pack("!I", zlib.crc32(msg))
+
+
+def bedrock_event(name: str, doc: dict) -> bytes:
+    return event_frame(
+        {":event-type": name, ":content-type": "application/json", ":message-type": "event"}, json.dumps(doc).encode()
+    )
+
+
+_SIGV4 = re.compile(
+    r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+    r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$"
+)
+
+
 class Sim:
-    def __init__(self, credentials: set[str], default_output_tokens: int) -> None:
+    def __init__(
+        self, credentials: set[str], default_output_tokens: int, regions: dict[int, str] | None = None
+    ) -> None:
         self.credentials = credentials
         self.default_output_tokens = default_output_tokens
         self.log: list[dict] = []
+        # Bedrock: AWS credentials (ACCESS_KEY_ID:SECRET[:TOKEN] among --credential), and the region
+        # each port serves (--region PORT=REGION): a signature for another region is refused.
+        self.aws = {c.split(":", 1)[0]: c.split(":", 2)[1:] for c in credentials if c.count(":") in (1, 2)}
+        self.regions = regions or {}
 
     def app(self) -> web.Application:
         @web.middleware
@@ -80,6 +116,9 @@ class Sim:
                 web.post("/v1/messages", self.anthropic),
                 # Gemini's native surface: /v1beta/models/{model}:generateContent | :streamGenerateContent
                 web.post("/v1beta/models/{call}", self.gemini),
+                web.post(
+                    "/model/{model}/{op:converse|converse-stream|invoke|invoke-with-response-stream}", self.bedrock
+                ),
                 web.get("/_sim/requests", self.requests),
                 web.delete("/_sim/requests", self.clear),
             ]
@@ -396,6 +435,188 @@ class Sim:
         await resp.write_eof()
         return resp
 
+    # -- AWS Bedrock runtime ------------------------------------------------------------------------
+    def _sigv4_error(self, request: web.Request, raw: bytes) -> str | None:
+        """Why the request's SigV4 signature is not a valid one of a known credential, or None.
+
+        Checked with botocore's own signer (the simulator is a test double; botocore is AWS's
+        reference): the scope's region must be this port's, the payload hash the body's."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        m = _SIGV4.match(request.headers.get("authorization", ""))
+        if not m:
+            return "missing or malformed SigV4 Authorization header"
+        akid, day, region, service, signed, sig = m.groups()
+        if akid not in self.aws:
+            return "The security token included in the request is invalid."
+        secret, *token = self.aws[akid]
+        port = request.transport.get_extra_info("sockname")[1]
+        if port in self.regions and region != self.regions[port]:
+            return f"signature scope names region {region}; this endpoint serves {self.regions[port]}"
+        if service != "bedrock" or request.headers.get("x-amz-date", "")[:8] != day:
+            return "credential scope does not match the request"
+        if request.headers.get("x-amz-content-sha256") != hashlib.sha256(raw).hexdigest():
+            return "x-amz-content-sha256 is not the body's SHA-256"
+        names = signed.split(";")
+        if "host" not in names or "x-amz-date" not in names:
+            return "host and x-amz-date must be signed"
+        if token and (request.headers.get("x-amz-security-token") != token[0] or "x-amz-security-token" not in names):
+            return "session token missing or not signed"
+        req = AWSRequest("POST", "http://" + request.host + request.raw_path, data=raw,
+                         headers={n: request.headers.get(n, "") for n in names if n != "host"})  # fmt: skip
+        req.headers["host"] = request.headers.get("host", "")
+        req.context["timestamp"] = request.headers["x-amz-date"]
+        signer = SigV4Auth(Credentials(akid, secret, token[0] if token else None), service, region)
+        expected = signer.signature(signer.string_to_sign(req, signer.canonical_request(req)), req)
+        return (
+            None
+            if expected == sig
+            else "The request signature we calculated does not match the signature you provided."
+        )
+
+    async def bedrock(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        entry = {
+            "path": request.raw_path,
+            "port": request.transport.get_extra_info("sockname")[1],
+            "headers": dict(request.headers),
+            "body_sha256": hashlib.sha256(raw).hexdigest(),
+            "body": raw.decode(errors="replace")[:4096],
+            "time": time.time(),
+            "done": False,
+        }
+        self.log.append(entry)
+        del self.log[:-2000]
+        request["sim_entry"] = entry
+
+        def error(status: int, kind: str, message: str) -> web.Response:
+            return web.json_response({"message": message}, status=status, headers={"x-amzn-errortype": kind})
+
+        fail = request.headers.get("x-sim-fail")
+        if fail and fail.isdigit():
+            return error(
+                int(fail), "ThrottlingException" if fail == "429" else "InternalServerException", "simulated failure"
+            )
+        why = self._sigv4_error(request, raw)
+        if why is not None:
+            entry["sigv4_error"] = why
+            return error(403, "UnrecognizedClientException", why)
+        entry["region"] = _SIGV4.match(request.headers["authorization"]).group(3)
+        try:
+            doc = json.loads(raw)
+            assert isinstance(doc, dict)
+        except (ValueError, AssertionError):
+            return error(400, "ValidationException", "Malformed input request")
+        model, op = request.match_info["model"], request.match_info["op"]
+        llama = model.split(".")[0] == "meta" or ".meta." in model  # InvokeModel in Llama's shape
+        in_tok = count_tokens(_text_of(doc))
+        want = int(request.headers.get("x-sim-output-tokens", self.default_output_tokens))
+        if op.startswith("converse"):
+            cap = (doc.get("inferenceConfig") or {}).get("maxTokens")
+        else:
+            cap = doc.get("max_gen_len" if llama else "max_tokens")
+        out = max(1, min(want, int(cap))) if isinstance(cap, int) else want
+        words = [WORDS[i % len(WORDS)] for i in range(out)]
+        rid = str(uuid.uuid4())
+        if op == "converse":
+            return web.json_response(
+                {
+                    "output": {"message": {"role": "assistant", "content": [{"text": " ".join(words)}]}},
+                    "stopReason": "end_turn",
+                    "usage": {"inputTokens": in_tok, "outputTokens": out, "totalTokens": in_tok + out},
+                    "metrics": {"latencyMs": 12},
+                },
+                headers={"x-amzn-requestid": rid},
+            )
+        if op == "invoke" and llama:
+            return web.json_response(
+                {"generation": " ".join(words), "prompt_token_count": in_tok, "generation_token_count": out,
+                 "stop_reason": "stop"},
+                headers={"x-amzn-requestid": rid, "x-amzn-bedrock-input-token-count": str(in_tok),
+                         "x-amzn-bedrock-output-token-count": str(out)},
+            )  # fmt: skip
+        if op == "invoke":
+            return web.json_response(
+                {
+                    "id": "msg_bdrk_" + uuid.uuid4().hex[:20],
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": " ".join(words)}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": in_tok, "output_tokens": out},
+                },
+                headers={
+                    "x-amzn-requestid": rid,
+                    "x-amzn-bedrock-input-token-count": str(in_tok),
+                    "x-amzn-bedrock-output-token-count": str(out),
+                },
+            )
+        resp = web.StreamResponse(
+            headers={"Content-Type": "application/vnd.amazon.eventstream", "x-amzn-requestid": rid,
+                     **({"x-amzn-bedrock-content-type": "application/json"} if op.startswith("invoke") else {})}
+        )  # fmt: skip
+        await resp.prepare(request)
+        delay = int(request.headers.get("x-sim-chunk-delay-ms", "0")) / 1000
+        if op == "converse-stream":
+            frames = [bedrock_event("messageStart", {"role": "assistant"})]
+            frames += [
+                bedrock_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": (" " if i else "") + w}})
+                for i, w in enumerate(words)
+            ]
+            frames += [
+                bedrock_event("contentBlockStop", {"contentBlockIndex": 0}),
+                bedrock_event("messageStop", {"stopReason": "end_turn"}),
+                bedrock_event(
+                    "metadata",
+                    {
+                        "usage": {"inputTokens": in_tok, "outputTokens": out, "totalTokens": in_tok + out},
+                        "metrics": {"latencyMs": 12},
+                    },
+                ),  # fmt: skip
+            ]
+        elif llama:
+            events = [
+                {"generation": (" " if i else "") + w, "prompt_token_count": in_tok if i == 0 else None,
+                 "generation_token_count": i + 1, "stop_reason": None}
+                for i, w in enumerate(words)
+            ]  # fmt: skip
+            events[-1]["stop_reason"] = "stop"
+            events[-1]["amazon-bedrock-invocationMetrics"] = {
+                "inputTokenCount": in_tok, "outputTokenCount": out, "invocationLatency": 12, "firstByteLatency": 3,
+            }  # fmt: skip
+            frames = [
+                bedrock_event("chunk", {"bytes": base64.b64encode(json.dumps(e).encode()).decode()}) for e in events
+            ]
+        else:
+            events = [
+                {"type": "message_start", "message": {"id": "msg_bdrk", "type": "message", "role": "assistant",
+                 "model": model, "content": [], "usage": {"input_tokens": in_tok, "output_tokens": 1}}},
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                *({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": (" " if i else "") + w}}
+                  for i, w in enumerate(words)),
+                {"type": "content_block_stop", "index": 0},
+                {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": out}},
+                {"type": "message_stop", "amazon-bedrock-invocationMetrics": {
+                    "inputTokenCount": in_tok, "outputTokenCount": out, "invocationLatency": 12, "firstByteLatency": 3}},
+            ]  # fmt: skip
+            frames = [
+                bedrock_event("chunk", {"bytes": base64.b64encode(json.dumps(e).encode()).decode()}) for e in events
+            ]
+        split = int(request.headers.get("x-sim-split-frames", "0"))
+        if split:  # pieces of this many bytes, so frames straddle the chunks a gateway sees
+            data = b"".join(frames)
+            frames = [data[i : i + split] for i in range(0, len(data), split)]
+        for f in frames:
+            await resp.write(f)
+            if delay:
+                await asyncio.sleep(delay)
+        await resp.write_eof()
+        return resp
+
     @staticmethod
     async def _sse_start(request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -421,6 +642,11 @@ ACCOUNT_HEADERS = {
         "x-ratelimit-remaining-requests": "29999",
         "set-cookie": "__cf_bm=platform-edge-cookie; path=/; domain=.api.openai.com; HttpOnly",
     },
+    "bedrock": {
+        "x-amz-id-2": "platform-account-edge-id",
+        "x-amzn-account-id": "123456789012",
+        "set-cookie": "aws-platform=account-cookie; path=/; HttpOnly",
+    },
     "anthropic": {
         "anthropic-organization-id": "0b6e8f0c-platform-org",
         "request-id": "req_sim",
@@ -436,14 +662,26 @@ async def _account_headers(request: web.Request, response: web.StreamResponse) -
         return
     if request.path.startswith("/v1beta/"):
         return
-    for k, v in ACCOUNT_HEADERS["anthropic" if request.path.endswith("/messages") else "openai"].items():
+    kind = (
+        "bedrock"
+        if request.path.startswith("/model/")
+        else "anthropic"
+        if request.path.endswith("/messages")
+        else "openai"
+    )
+    for k, v in ACCOUNT_HEADERS[kind].items():
         response.headers.setdefault(k, v)
 
 
 async def run(
-    ports: list[int], credentials: set[str], output_tokens: int, host: str, tls: tuple[str, str] | None = None
+    ports: list[int],
+    credentials: set[str],
+    output_tokens: int,
+    host: str,
+    tls: tuple[str, str] | None = None,
+    regions: dict[int, str] | None = None,
 ) -> None:
-    sim = Sim(credentials, output_tokens)
+    sim = Sim(credentials, output_tokens, regions)
     runner = web.AppRunner(sim.app(), access_log=None)
     await runner.setup()
     ctx = None
@@ -474,12 +712,27 @@ def main(argv=None) -> None:
     p.add_argument("--output-tokens", type=int, default=12, help="tokens in each reply (default 12)")
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM; needs --tls-key)")
     p.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
+    p.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="PORT=REGION",
+        help="Bedrock: the AWS region a port serves; SigV4 signatures for another region are refused (repeatable)",
+    )
     a = p.parse_args(argv)
+    regions = {int(r.split("=", 1)[0]): r.split("=", 1)[1] for r in a.region}
     if bool(a.tls_cert) != bool(a.tls_key):
         p.error("--tls-cert and --tls-key go together")
     try:
         asyncio.run(
-            run(a.port, set(a.credential), a.output_tokens, a.host, (a.tls_cert, a.tls_key) if a.tls_cert else None)
+            run(
+                a.port,
+                set(a.credential),
+                a.output_tokens,
+                a.host,
+                (a.tls_cert, a.tls_key) if a.tls_cert else None,
+                regions,
+            )
         )
     except KeyboardInterrupt:
         pass

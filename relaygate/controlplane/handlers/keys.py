@@ -30,6 +30,7 @@ from relaygate.controlplane.util import iso
 from relaygate.contract import config as config_mod
 from relaygate.contract import keys as keyfmt
 from relaygate.contract import scope as scopes
+from relaygate.contract import sigv4
 from relaygate.contract.scope import Scope
 
 
@@ -374,7 +375,35 @@ async def end_session(ctx: Ctx):
     return no_content()
 
 
+async def own_aws_credentials(ctx: Ctx):
+    """The SigV4 access key pair of the key that authenticates this call (Bedrock clients).
+
+    Nothing is stored: the pair is derived from the key's id and salt with the pepper
+    (relaygate/contract/sigv4.py), so the sidecars re-derive it; rotating or revoking the key
+    changes or ends the pair. Only the key itself gets it: a session or JWT is narrower than a
+    key, and the admin token holds none.
+    """
+    p = ctx.principal
+    if p.kind != "key" or p.key_id is None:
+        raise ApiError(403, "auth.forbidden", "authenticate with the API key itself (ro_live_...) to get its AWS pair")
+    pepper = await ctx.services.secrets.pepper()
+    async with ctx.db.begin() as c:
+        row = await _key(c, ctx.workspace, p.key_id)
+        await record(c, "key.aws_credentials_issued", ctx.workspace, p.actor, {"key_id": p.key_id})
+    return json(
+        {
+            "key_id": row["id"],
+            "access_key_id": sigv4.access_key_id(row["id"]),
+            "secret_access_key": sigv4.client_secret(pepper, row["id"], row["salt"]),
+            "signing_service": sigv4.SERVICE,
+            "endpoint_path": f"/v1/{ctx.workspace}/bedrock",
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 HANDLERS = {
+    "getOwnAwsCredentials": own_aws_credentials,
     "listKeys": list_keys,
     "createKey": create_key,
     "getKey": get_key,

@@ -369,7 +369,18 @@ def _prepare(modules, data, docs, secrets, workspace: str, body: dict):
             key = config_mod.ApiKey("dryrun000000", workspace, "dry run", "", "", config_mod.ENDPOINTS, ("*",), False)
         # The call as the gateway would see it once its headers passed (key and workspace known):
         # the body goes through the gateway's own checks (size, JSON, the endpoint's shape).
-        call = gate.Call(adm, route=Route(workspace, req["endpoint"], ""), key=key)
+        route = Route(workspace, req["endpoint"], "")
+        if route.endpoint.startswith("bedrock."):  # at the gateway the path names the model and the operation
+            model = req.get("model")
+            if not model:
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    "a Bedrock dry run names the model in request.model (the gateway takes it from the path)",
+                    {"parameter": "request/model", "provided": None, "expected": "a model id"},
+                )
+            route = Route(workspace, route.endpoint, "", model, route.endpoint.split(".", 1)[1])
+        call = gate.Call(adm, route=route, key=key)
         shape = gate.check_body(call, orjson.dumps(req["body"]))
         if isinstance(shape, Verdict):
             raise ApiError(400, shape.code, shape.message) from None

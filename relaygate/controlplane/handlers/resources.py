@@ -18,6 +18,7 @@ from relaygate.controlplane.db import now_ms
 from relaygate.controlplane.errors import ApiError, not_found
 from relaygate.controlplane.util import iso
 from relaygate.contract import config as config_mod
+from relaygate.contract import sigv4
 
 DEFAULT_LIMITS = {"requests_per_second": None, "tokens_per_minute": None, "control_plane_rps": None}
 
@@ -223,13 +224,21 @@ async def _check_catalog(c, spec: dict) -> None:
         ) from None
 
 
-async def _credential_known(ctx: Ctx, name: str) -> None:
+async def _credential_known(ctx: Ctx, name: str, provider: str = "") -> None:
     if name not in await ctx.services.secrets.versions():
         raise ApiError(
             400,
             "invalid_request",
             f"no provider credential named '{name}'; add it with POST /v1/fleet/credentials/rotate first",
             {"parameter": "credential", "provided": name, "expected": "a stored credential name"},
+        )
+    if provider == "bedrock" and sigv4.Credential.parse(await ctx.services.secrets.get(name) or "") is None:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"the credential '{name}' is not an AWS credential: a bedrock upstream needs one holding "
+            "ACCESS_KEY_ID:SECRET_ACCESS_KEY (or ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN)",
+            {"parameter": "credential", "provided": name, "expected": "an AWS credential's name"},
         )
 
 
@@ -274,7 +283,7 @@ async def get_upstream(ctx: Ctx):
 async def create_upstream(ctx: Ctx):
     spec = ctx.body
     _check_upstream(spec)
-    await _credential_known(ctx, spec["credential"])
+    await _credential_known(ctx, spec["credential"], spec["provider"])
     now = now_ms()
     async with ctx.db.begin() as c:
         existing = (
@@ -309,7 +318,7 @@ async def update_upstream(ctx: Ctx):
             {"parameter": "name", "provided": spec["name"], "expected": name},
         )
     _check_upstream(spec)
-    await _credential_known(ctx, spec["credential"])
+    await _credential_known(ctx, spec["credential"], spec["provider"])
     async with ctx.db.begin() as c:
         await _upstream(c, name)
         await _check_catalog(c, spec)
