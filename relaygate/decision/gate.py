@@ -9,7 +9,8 @@ for the gateway and the dry run alike, and the tests can drive the whole decisio
 Python values (tests/unit/test_decision_gate.py).
 
 Order of the checks (first failing one answers): 404 unknown path, 405 not POST, 401 no or bad
-key, 403 key of another workspace or without ``gateway:call``, 415 not JSON, 413 too large (by
+credential (API key, session token or workspace JWT), 403 credential of another workspace or
+without ``gateway:call``, 415 not JSON, 413 too large (by
 Content-Length, then by the body), 400 no body or a body the wire parser refuses; then tier limits
 (429), the workspace's own policies and the platform policy (docs/policy.md), and the budget
 reservation. Nothing here does I/O except through the Admission's ledger and policy sandbox.
@@ -24,7 +25,8 @@ from typing import Any
 
 from relaygate.contract.config import ApiKey
 from relaygate.contract.envoy import receipt_id_for
-from relaygate.decision.admission import Admission, Verdict
+from relaygate.contract.jwtauth import NeedKeys
+from relaygate.decision.admission import Admission, Refused, Verdict
 from relaygate.decision.wire import BadRequest, CallShape, Route, parse_body, parse_path
 
 # Statuses that, with no key authenticated yet, make a denial "pre-auth": Envoy throttles the
@@ -71,11 +73,16 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Verdict | None:
+HeaderCheck = Verdict | None | Awaitable[Verdict | None]
+
+
+def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> HeaderCheck:
     """The checks the request line and headers decide; None: read the body.
 
     ``headers`` are the request headers with lower-case names (``:method`` and ``:path`` among
-    them); ``has_body`` is False when the request ended with its headers.
+    them); ``has_body`` is False when the request ended with its headers. An awaitable only for
+    a JWT whose signing key is not cached yet (its issuer's JWKS is fetched off the event loop,
+    rate-limited: relaygate/contract/jwtauth.py); keys, sessions and JWTs of known keys answer at once.
     """
     call.receipt_id = receipt_id_for(headers.get("x-request-id"))
     call.client = headers.get("x-forwarded-for", "")
@@ -88,16 +95,32 @@ def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Ver
         return Verdict.deny(405, "request.method_not_allowed", "only POST is supported")
     token = bearer_token(headers)
     adm = call.admission
-    key = adm.authenticate(token)
-    if key is None:
-        return Verdict.deny(
-            401, "auth.unauthenticated", "missing API key" if not token else "invalid or revoked API key"
-        )
+    got = adm.credential(token)
+    if isinstance(got, NeedKeys):
+        assert token is not None
+        return _after_refresh(call, headers, has_body, adm.credential_after_refresh(token, got))
+    return _admit(call, headers, has_body, got)
+
+
+async def _after_refresh(
+    call: Call, headers: Mapping[str, str], has_body: bool, pending: Awaitable[ApiKey | Refused]
+) -> Verdict | None:
+    return _admit(call, headers, has_body, await pending)
+
+
+def _admit(call: Call, headers: Mapping[str, str], has_body: bool, got: ApiKey | Refused) -> Verdict | None:
+    assert call.route is not None
+    adm = call.admission
+    if isinstance(got, Refused):
+        return Verdict.deny(401, "auth.unauthenticated", got.message)
+    key = got
     call.key = key
-    if key.workspace != route.workspace:
-        return Verdict.deny(403, "scope.denied", "key is not valid for this workspace")
+    if key.workspace != call.route.workspace:
+        what = "token" if key.credential else "key"
+        return Verdict.deny(403, "scope.denied", f"{what} is not valid for this workspace")
     if not key.may_call:  # read-only (dashboard) keys, keys without gateway:call: never spend money
-        why = "a read_only key" if key.kind == "read_only" else "a key without the gateway:call permission"
+        what = key.credential.partition(":")[0] or "key"
+        why = f"a read_only {what}" if key.kind == "read_only" else f"a {what} without the gateway:call permission"
         return Verdict.deny(403, "scope.denied", f"{why} may not call the gateway")
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":

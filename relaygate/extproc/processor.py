@@ -70,6 +70,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             try:
                 if kind == "request_headers":
                     resp = self.on_headers(call, req.request_headers)
+                    if not isinstance(resp, pb.ProcessingResponse):
+                        resp = await resp  # a JWT of a key not cached yet: its issuer's JWKS is fetched
                     yield resp
                     if resp.HasField("immediate_response"):
                         return  # answered: Envoy sends nothing more of this call, and nothing more is decided
@@ -91,13 +93,19 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 return
 
     # -- request headers -------------------------------------------------
-    def on_headers(self, call: Call, msg: pb.HttpHeaders) -> pb.ProcessingResponse:
+    def on_headers(self, call: Call, msg: pb.HttpHeaders):
         h: dict[str, str] = {}
         for hv in msg.headers.headers:
             k = hv.key
             h[k] = hv.raw_value.decode("latin-1") if hv.raw_value else hv.value
             call.header_names.append(k)
         denied = gate.check_headers(call, h, has_body=not msg.end_of_stream)
+        if denied is not None and not isinstance(denied, Verdict):
+            return self._headers_after(call, denied)
+        return _CONTINUE_HEADERS if denied is None else self.deny(call, denied)
+
+    async def _headers_after(self, call: Call, pending) -> pb.ProcessingResponse:
+        denied = await pending
         return _CONTINUE_HEADERS if denied is None else self.deny(call, denied)
 
     # -- request body ----------------------------------------------------
