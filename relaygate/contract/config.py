@@ -163,6 +163,10 @@ class Session:
     parents: tuple[str, ...]  # the sessions it was made from: it ends when any of them does
     expires_at: float  # epoch seconds, checked by the sidecar's own clock
     origin: str = ""  # the maker's actor name (key:<id>, jwt:<sub>, session:<id>)
+    # A session made from a JWT (no key): the endpoints and models its claims allowed. A key's
+    # session takes its key's instead.
+    endpoints: tuple[str, ...] = ENDPOINTS
+    models: tuple[str, ...] = ("*",)
 
 
 @dataclass(frozen=True)
@@ -548,7 +552,17 @@ def parse_session(s: Any, where: str) -> Session:
         parents=tuple(parents),
         expires_at=float(_req(s, "expires_at", where, (int, float))),
         origin=str(s.get("origin") or ""),
+        endpoints=tuple(e for e in ENDPOINTS if e in _names(s.get("endpoints"), ENDPOINTS, where, "endpoints")),
+        models=_names(s.get("models"), ("*",), where, "models"),
     )
+
+
+def _names(value: Any, default: tuple[str, ...], where: str, what: str) -> tuple[str, ...]:
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+        raise ConfigError(f"{where}: {what} must be a list of names")
+    return tuple(value)
 
 
 def _lineage(value: Any, where: str) -> tuple[str, ...]:

@@ -178,7 +178,12 @@ class Authenticator:
             raise unauthenticated("session token expired")
         p = row["principal"]
         permissions = frozenset(p["permissions"])
-        scope = Scope(kind=p["role"] if p["role"] in scopes.KINDS else "read_only", permissions=permissions)
+        scope = Scope(
+            kind=p["role"] if p["role"] in scopes.KINDS else "read_only",
+            permissions=permissions,
+            endpoints=frozenset(p["endpoints"] if p.get("endpoints") is not None else scopes.ENDPOINTS),
+            models=tuple(p["models"] if p.get("models") is not None else ("*",)),
+        )
         async with self.engine.connect() as c:
             # A session is only as alive as what made it: its key (revoked, rotated, expired,
             # workspace deleted) and the sessions it was made from are checked on every use.

@@ -202,20 +202,22 @@ async def live_sessions(conn, workspaces: list[str], now: int | None = None) -> 
             if k["expires_ms"] is not None and k["expires_ms"] <= now:
                 continue
             permissions &= effective_permissions(k["kind"], (k["scope"] or {}).get("permissions"))
-        out.append(
-            {
-                "id": r["id"],
-                "workspace": r["workspace_id"],
-                "salt": r["salt"],
-                "hash": r["hash"],
-                "key": kid or None,
-                "kind": role,
-                "permissions": sorted(permissions),
-                "parents": parents,
-                "expires_at": r["expires_ms"] / 1000,
-                "origin": str(p.get("origin") or "")[:200],
-            }
-        )
+        doc = {
+            "id": r["id"],
+            "workspace": r["workspace_id"],
+            "salt": r["salt"],
+            "hash": r["hash"],
+            "key": kid or None,
+            "kind": role,
+            "permissions": sorted(permissions),
+            "parents": parents,
+            "expires_at": r["expires_ms"] / 1000,
+            "origin": str(p.get("origin") or "")[:200],
+        }
+        if not kid:  # made from a JWT: the endpoints and models its claims allowed
+            doc["endpoints"] = list(p["endpoints"]) if p.get("endpoints") is not None else list(config_mod.ENDPOINTS)
+            doc["models"] = list(p["models"]) if p.get("models") is not None else ["*"]
+        out.append(doc)
     return out
 
 

@@ -20,7 +20,7 @@ import orjson
 from relaygate.contract.decision import denial
 from relaygate.contract import jwtauth
 from relaygate.contract import keys as keyfmt
-from relaygate.contract.config import ENDPOINTS, ApiKey, Budget, GatewayConfig, Upstream, cost_micros
+from relaygate.contract.config import ApiKey, Budget, GatewayConfig, Upstream, cost_micros
 from relaygate.contract.scope import GATEWAY_CALL, may_call_gateway
 from relaygate.decision.ledger import Hold, Ledger, LedgerUnavailable, now_utc, window_bounds
 from relaygate.decision.limits import TierLimits
@@ -157,10 +157,10 @@ class Admission:
                 return None
         may_call = may_call_gateway(sess.kind, sess.permissions)  # read_only: never, whatever it lists
         name = f"session:{sess.id}"
-        if sess.key is None:  # made from a JWT: every endpoint and model, no per-key budget
+        if sess.key is None:  # made from a JWT: the endpoints and models it allowed, no per-key budget
             return ApiKey(
-                id=name, workspace=sess.workspace, name=name, salt="", hash="", endpoints=ENDPOINTS,
-                models=("*",), revoked=False, expires_at=sess.expires_at, kind=sess.kind,
+                id=name, workspace=sess.workspace, name=name, salt="", hash="", endpoints=sess.endpoints,
+                models=sess.models, revoked=False, expires_at=sess.expires_at, kind=sess.kind,
                 may_call=may_call, credential=name,
             )  # fmt: skip
         key = cfg.keys.get(sess.key)

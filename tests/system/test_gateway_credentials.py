@@ -399,6 +399,17 @@ def test_jwt_claims_narrow_its_models(creds):
     _refused(creds.call(token, model="gpt-4o-mini"), 403, "scope.denied")
 
 
+def test_session_made_from_a_jwt_keeps_its_claims_narrowing_and_has_no_key(creds):
+    token = _jwt(creds, sub="svc-narrow", models=["gpt-4o"])
+    made = CP(creds.cp.url, token).post("/v1/sessions", {})
+    assert made.status == 201, made.text
+    s = made.json()["token"]
+    reply = eventually(lambda: (r := creds.call(s, model="gpt-4o")).status == 200 and r, 10, "the session in force")
+    receipt = creds.gw.receipt_doc(reply.receipt_id)
+    assert receipt["credential"] == f"session:{_sid(s)}" and receipt["key_id"] is None
+    _refused(creds.call(s, model="gpt-4o-mini"), 403, "scope.denied")  # never wider than the JWT
+
+
 def test_jwks_rotation_new_kid_accepted_after_one_refetch(creds):
     path = "/rotating.json"
     assert creds.call(_jwt(creds, "r1", iss=ROTATING)).status == 200

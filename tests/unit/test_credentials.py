@@ -279,11 +279,24 @@ def test_session_and_issuer_documents_parse_from_a_bundle(snap):
                 "expires_at": time.time() + 60,
             },
             {"id": "S00000000013", "workspace": "gone", "salt": "s", "hash": "h", "permissions": [], "expires_at": 1},
+            {  # made from a JWT whose claims narrowed it
+                "id": "S00000000014",
+                "workspace": "acme",
+                "salt": "s",
+                "hash": "h",
+                "key": None,
+                "permissions": ["gateway:call"],
+                "expires_at": time.time() + 60,
+                "endpoints": ["messages", "bogus"],
+                "models": ["claude-*"],
+            },
         ]
     }
     docs["auth"] = {"jwt_issuers": [{"issuer": "https://i.test", "jwks": {"keys": [jwk]}, "audience": None}]}
     cfg = config_mod.from_documents(docs, secrets)
-    assert list(cfg.sessions) == ["S00000000012"]  # a deleted workspace's session is not live
+    assert sorted(cfg.sessions) == ["S00000000012", "S00000000014"]  # a deleted workspace's session is not live
+    jwt_made = cfg.sessions["S00000000014"]
+    assert jwt_made.endpoints == ("messages",) and jwt_made.models == ("claude-*",)
     assert "gateway:call" not in cfg.sessions["S00000000012"].permissions
     assert cfg.jwt_issuers[0].audience is None
     docs["auth"] = {"jwt_issuers": [{"issuer": "https://i.test", "jwks": {"keys": [jwk]}, "algorithms": ["HS256"]}]}

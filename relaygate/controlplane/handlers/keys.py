@@ -339,6 +339,9 @@ async def create_session(ctx: Ctx):
         "origin": p.actor,
         "sessions": parents,
     }
+    if not p.key_id and p.scope is not None:  # made from a JWT: its endpoints and models claims hold on
+        principal["endpoints"] = sorted(p.scope.endpoints)
+        principal["models"] = list(p.scope.models)
     async with ctx.db.begin() as c:
         await c.execute(
             schema.sessions.insert().values(
