@@ -302,3 +302,29 @@ def test_session_and_issuer_documents_parse_from_a_bundle(snap):
     docs["auth"] = {"jwt_issuers": [{"issuer": "https://i.test", "jwks": {"keys": [jwk]}, "algorithms": ["HS256"]}]}
     with pytest.raises(config_mod.ConfigError, match="asymmetric"):
         config_mod.from_documents(docs, secrets)
+
+
+# -- the control plane's issuer settings ---------------------------------------------------------
+
+
+def test_control_plane_issuer_settings_audience_null_claim_path_and_refused_algorithms(tmp_path, monkeypatch):
+    from relaygate.controlplane import settings as cp_settings
+
+    monkeypatch.setenv("RELAYGATE_ADMIN_TOKEN", "a" * 32)
+    monkeypatch.setenv("RELAYGATE_FLEET_TOKEN", "f" * 32)
+    _, jwk = _pair("c1")
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
+    base = {"issuer": "https://clerk.test", "jwks_file": str(tmp_path / "jwks.json")}
+
+    def load(issuers: list[dict]):
+        (tmp_path / "cp.yaml").write_text(json.dumps({"jwt_issuers": issuers}))
+        return cp_settings.load(["--config", str(tmp_path / "cp.yaml"), "--data-dir", str(tmp_path / "data")])
+
+    s = load([{**base, "audience": None, "workspace_claim": "o.id"}, {**base, "issuer": "https://strict.test"}])
+    clerk, strict = (i.contract() for i in s.jwt_issuers)
+    assert clerk.audience is None and clerk.workspace_claim == "o.id" and clerk.jwks is not None
+    assert strict.audience == "relaygate"  # the default stays required
+    with pytest.raises(cp_settings.SettingsError, match="asymmetric"):
+        load([{**base, "algorithms": ["HS256"]}])
+    with pytest.raises(cp_settings.SettingsError, match="unknown fields"):
+        load([{**base, "audiance": None}])
