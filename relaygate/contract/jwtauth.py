@@ -21,6 +21,7 @@ at once, so a flood of forged kids cannot hammer the issuer's JWKS endpoint.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import urllib.request
@@ -31,6 +32,8 @@ from typing import Any
 import jwt
 
 from relaygate.contract import scope as scopes
+
+log = logging.getLogger("relaygate.jwtauth")
 
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -169,7 +172,6 @@ class KeySet:
         self._keys: dict[str, jwt.PyJWK] = _keys_of(document) if document is not None else {}
         self._lock = threading.Lock()
         self._last_fetch = -1e18  # monotonic time of the last fetch attempt
-        self.fetches = 0
         self.last_error = ""
 
     def key(self, kid: str | None) -> jwt.PyJWK | None:
@@ -189,14 +191,15 @@ class KeySet:
             if time.monotonic() - self._last_fetch < self.min_refetch:
                 return False  # fetched meanwhile (or too recently): use what there is
             self._last_fetch = time.monotonic()
-            self.fetches += 1
             try:
                 req = urllib.request.Request(self.url, headers={"accept": "application/json"})
                 with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (http(s) checked at parse)
                     doc = json.loads(r.read(1 << 20))
                 keys = _keys_of(doc, self.url)
             except (OSError, ValueError) as e:
+                # Kept: the keys fetched before. Retried no sooner than min_refetch either.
                 self.last_error = f"JWKS fetch from {self.url} failed: {e}"
+                log.warning("%s; next attempt in %.0fs at the earliest", self.last_error, self.min_refetch)
                 return False
             self._keys, self.last_error = keys, ""
             return True
