@@ -104,16 +104,18 @@ class Creds:
         assert m, "no bundle revision metric"
         return m.group(1)
 
-    def bundle_sessions(self) -> dict[str, dict]:
-        """The sessions document of the control plane's current bundle, verified as a sidecar does."""
+    def bundle_config(self) -> dict:
+        """The config documents of the control plane's current bundle, verified as a sidecar does."""
         fleet = self.cp.fleet
         reply = fleet.session.get(
             fleet.url + "/v1/fleet/bundles/default", headers={"Authorization": f"Bearer {fleet.token}"}, timeout=30
         )
         assert reply.status_code == 200
         key = bundle_mod.load_verify_key((self.stack.cp_data / "bundle-signing.pub").read_bytes())
-        b = bundle_mod.read(reply.content, verify_key=key, fleet_token=self.stack.fleet_token)
-        return {x["id"]: x for x in (b.config.get("sessions") or {}).get("sessions") or []}
+        return bundle_mod.read(reply.content, verify_key=key, fleet_token=self.stack.fleet_token).config
+
+    def bundle_sessions(self) -> dict[str, dict]:
+        return {x["id"]: x for x in (self.bundle_config().get("sessions") or {}).get("sessions") or []}
 
     def cp_revision(self) -> str:
         return self.cp.fleet.get("/v1/fleet/bundles/default").headers["etag"].strip('"')
@@ -408,6 +410,16 @@ def test_session_made_from_a_jwt_keeps_its_claims_narrowing_and_has_no_key(creds
     receipt = creds.gw.receipt_doc(reply.receipt_id)
     assert receipt["credential"] == f"session:{_sid(s)}" and receipt["key_id"] is None
     _refused(creds.call(s, model="gpt-4o-mini"), 403, "scope.denied")  # never wider than the JWT
+
+
+def test_bundle_ships_issuers_with_public_keys_only(creds):
+    issuers = {i["issuer"]: i for i in creds.bundle_config()["auth"]["jwt_issuers"]}
+    assert set(issuers) == {ISSUER, ROTATING, CLERK, CLERK_STRICT}
+    assert issuers[ISSUER]["jwks_url"].endswith("/issuer.json") and "jwks" not in issuers[ISSUER]
+    assert issuers[CLERK]["audience"] is None and issuers[CLERK]["workspace_claim"] == "o.id"
+    assert issuers[CLERK_STRICT]["audience"] == "relaygate"
+    for jwk in issuers[CLERK]["jwks"]["keys"]:  # the jwks_file, inlined: public halves only
+        assert jwk == creds.keys["c1"][1] and "d" not in jwk
 
 
 def test_jwks_rotation_new_kid_accepted_after_one_refetch(creds):
