@@ -395,6 +395,12 @@ def test_jwt_without_gateway_call_or_read_only_may_not_call(creds):
     assert creds.call(_jwt(creds, permissions=["gateway:call"])).status == 200
 
 
+def test_jwt_is_held_to_its_workspaces_budgets(creds):
+    """No key, so no per-key budget; the workspace's budgets apply (tiny: 50 tokens a day)."""
+    err = _refused(creds.call(_jwt(creds, workspace="tiny"), ws="tiny"), 429, "budget.exceeded")
+    assert "tiny-daily" in err["message"]
+
+
 def test_jwt_claims_narrow_its_models(creds):
     token = _jwt(creds, models=["gpt-4o"])
     assert creds.call(token, model="gpt-4o").status == 200
