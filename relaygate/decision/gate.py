@@ -13,7 +13,8 @@ credential (API key, session token or workspace JWT), 403 credential of another 
 without ``gateway:call``, 415 not JSON, 413 too large (by
 Content-Length, then by the body), 400 no body or a body the wire parser refuses; then tier limits
 (429), the workspace's own policies and the platform policy (docs/policy.md), and the budget
-reservation. Nothing here does I/O except through the Admission's ledger and policy sandbox.
+reservation. Nothing here does I/O except through the Admission's ledger and policy sandbox, and
+the JWKS fetch of a JWT whose signing key is not cached (in a thread; relaygate/contract/jwtauth.py).
 """
 
 from __future__ import annotations
