@@ -2,7 +2,9 @@
 
 Files (all optional but ``upstreams.yaml``): ``gateway.yaml`` (limits and
 defaults), ``workspaces.yaml``, ``keys.yaml``, ``upstreams.yaml``,
-``budgets.yaml`` and ``secrets.yaml``. Environment variables override secrets:
+``budgets.yaml``, ``auth.yaml`` (``jwt_issuers``: workspace JWTs the gateway
+accepts, relaygate/contract/jwtauth.py) and ``secrets.yaml``. A bundle adds a
+``sessions`` document (live session tokens; never their secrets). Environment variables override secrets:
 ``RELAYGATE_KEY_PEPPER`` and ``RELAYGATE_SECRET_<NAME>`` (name upper-cased,
 ``-`` as ``_``). Every error names the file and the offending entry.
 The loaded :class:`GatewayConfig` is immutable; a reload builds a new one.
@@ -23,6 +25,7 @@ import yaml
 from relaygate.contract.envsecret import EnvSecretError, env_secret
 from relaygate.contract.preauth import PreAuthLimits, parse as parse_preauth
 
+from relaygate.contract import jwtauth
 from relaygate.contract import scope as key_scope
 from relaygate.contract import sigv4
 
@@ -153,6 +156,36 @@ class ApiKey:
     # Ids of the keys this one was minted or rotated from, nearest first: their per-key budgets
     # charge this key too (budgets_for).
     lineage: tuple[str, ...] = ()
+    # How the caller authenticated when it was not with this key itself: "session:<id>" (a
+    # session made from the key ``id`` names, or ``id`` == credential for a session made from a
+    # JWT) or "jwt:<sub>" (``id`` == credential: no key). "" for the key itself.
+    credential: str = ""
+
+    @property
+    def key_id(self) -> str | None:
+        """The API key the call is charged to and receipts name (None: a JWT's, no key)."""
+        return None if self.credential and self.id == self.credential else self.id
+
+
+@dataclass(frozen=True)
+class Session:
+    """A session token's record as the sidecar gets it (relaygate/controlplane/bundles.py):
+    never the secret, only its salted, peppered HMAC, as for keys."""
+
+    id: str
+    workspace: str
+    salt: str
+    hash: str = field(repr=False)
+    key: str | None  # the API key that made it (directly or through parent sessions); None: a JWT did
+    kind: str  # standard | read_only
+    permissions: frozenset[str]  # already narrowed to the maker key's
+    parents: tuple[str, ...]  # the sessions it was made from: it ends when any of them does
+    expires_at: float  # epoch seconds, checked by the sidecar's own clock
+    origin: str = ""  # the maker's actor name (key:<id>, jwt:<sub>, session:<id>)
+    # A session made from a JWT (no key): the endpoints and models its claims allowed. A key's
+    # session takes its key's instead.
+    endpoints: tuple[str, ...] = ENDPOINTS
+    models: tuple[str, ...] = ("*",)
 
 
 @dataclass(frozen=True)
@@ -201,6 +234,12 @@ class GatewayConfig:
             for m, p in u.models.items():
                 out.setdefault(m, set()).update(p.aliases)
         return {m: sorted(a) for m, a in sorted(out.items())}
+
+    # Live session tokens (the ``sessions`` document) and trusted JWT issuers (the ``auth``
+    # document's ``jwt_issuers``, relaygate/contract/jwtauth.py); both empty for a YAML config
+    # without them.
+    sessions: dict[str, Session] = field(default_factory=dict)
+    jwt_issuers: tuple[jwtauth.Issuer, ...] = ()
 
     def budgets_for(self, workspace: str, key: "ApiKey") -> list[Budget]:
         """The workspace's budgets, the key's own, and those of every key it descends from.
@@ -268,7 +307,7 @@ def load_pepper(config_dir: str | os.PathLike[str]) -> bytes:
     return str(pepper).encode()
 
 
-CONFIG_FILES = ("gateway", "workspaces", "upstreams", "keys", "budgets")
+CONFIG_FILES = ("gateway", "workspaces", "upstreams", "keys", "budgets", "auth")
 
 
 def _documents(d: Path) -> dict[str, Any]:
@@ -378,6 +417,20 @@ def from_documents(
     budgets = []
     for i, b in enumerate((docs.get("budgets") or {}).get("budgets") or []):
         budgets.append(parse_budget(b, f"budgets.yaml: budgets[{i}]"))
+    sessions = {}
+    for i, s in enumerate((docs.get("sessions") or {}).get("sessions") or []):
+        sess = parse_session(s, f"sessions: sessions[{i}]")
+        if sess.workspace in workspaces:  # a deleted workspace's sessions are simply not live
+            sessions[sess.id] = sess
+    issuers = []
+    raw_iss = (docs.get("auth") or {}).get("jwt_issuers") or []
+    if not isinstance(raw_iss, list):
+        raise ConfigError("auth.yaml: 'jwt_issuers' must be a list")
+    for i, d in enumerate(raw_iss):
+        try:
+            issuers.append(jwtauth.parse_issuer(d, f"auth.yaml: jwt_issuers[{i}]"))
+        except jwtauth.IssuerConfigError as e:
+            raise ConfigError(str(e)) from None
     return GatewayConfig(
         pepper=pepper,
         max_body_bytes=max_body,
@@ -388,6 +441,8 @@ def from_documents(
         budgets=tuple(budgets),
         preauth=parse_preauth(gw.get("unauthenticated")),
         model_aliases=aliases,
+        sessions=sessions,
+        jwt_issuers=tuple(issuers),
     )
 
 
@@ -573,6 +628,44 @@ def parse_key(k: Any, where: str) -> ApiKey:
         may_call=key_scope.may_call_gateway(kind, permissions),
         lineage=_lineage(scope.get("lineage"), where),
     )
+
+
+def parse_session(s: Any, where: str) -> Session:
+    kind = s.get("kind", "standard") if isinstance(s, dict) else None
+    if kind not in key_scope.KINDS:
+        raise ConfigError(f"{where}: kind must be one of {key_scope.KINDS}")
+    perms = s.get("permissions")
+    if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
+        raise ConfigError(f"{where}: permissions must be a list of names")
+    parents = s.get("parents") or []
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise ConfigError(f"{where}: parents must be a list of session ids")
+    key = s.get("key")
+    if key is not None and not isinstance(key, str):
+        raise ConfigError(f"{where}: key must be a key id or null")
+    return Session(
+        id=_req(s, "id", where),
+        workspace=_req(s, "workspace", where),
+        salt=_req(s, "salt", where),
+        hash=_req(s, "hash", where),
+        key=key,
+        kind=kind,
+        # as for keys: read_only holds its fixed set whatever it lists
+        permissions=key_scope.effective_permissions(kind, perms),
+        parents=tuple(parents),
+        expires_at=float(_req(s, "expires_at", where, (int, float))),
+        origin=str(s.get("origin") or ""),
+        endpoints=tuple(e for e in ENDPOINTS if e in _names(s.get("endpoints"), ENDPOINTS, where, "endpoints")),
+        models=_names(s.get("models"), ("*",), where, "models"),
+    )
+
+
+def _names(value: Any, default: tuple[str, ...], where: str, what: str) -> tuple[str, ...]:
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+        raise ConfigError(f"{where}: {what} must be a list of names")
+    return tuple(value)
 
 
 def _lineage(value: Any, where: str) -> tuple[str, ...]:

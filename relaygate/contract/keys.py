@@ -14,6 +14,7 @@ import secrets
 import string
 
 PREFIX = "ro_live_"
+SESSION_PREFIX = "ro_session_"  # session tokens: ro_session_<id>_<secret>, same id and secret shape
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -35,11 +36,11 @@ def new_key(pepper: bytes) -> tuple[str, dict[str, str]]:
     }
 
 
-def split_key(token: str) -> tuple[str, str] | None:
-    """(key id, secret) for a well-formed key, else None."""
-    if not token.startswith(PREFIX):
+def split_key(token: str, prefix: str = PREFIX) -> tuple[str, str] | None:
+    """(key id, secret) for a well-formed key (or, with ``prefix`` SESSION_PREFIX, session token), else None."""
+    if not token.startswith(prefix):
         return None
-    rest = token[len(PREFIX) :]
+    rest = token[len(prefix) :]
     key_id, sep, secret = rest.partition("_")
     if not sep or len(key_id) != 12 or not secret or len(secret) > 128:
         return None

@@ -85,7 +85,7 @@ def _receipt_columns(r: dict) -> dict:
         "kind": "gateway.call",
         "workspace_id": r.get("workspace"),
         "occurred_ms": _ms(r.get("started_at")),
-        "actor": f"key:{r['key_id']}" if r.get("key_id") else None,
+        "actor": r.get("credential") or (f"key:{r['key_id']}" if r.get("key_id") else None),
         "key_id": r.get("key_id"),
         "user_id": req.get("user"),
         "model": model.get("requested"),

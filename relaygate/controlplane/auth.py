@@ -10,7 +10,10 @@ Credentials arrive as ``Authorization: Bearer <token>`` or ``x-api-key: <token>`
   ends as soon as the key that made it is revoked, rotated or expires (checked
   each time the session is used, not only when it was made).
 - a JWT signed by a configured issuer (JWKS file or URL), naming its
-  workspace in a claim (``workspace`` by default) and optionally a ``role``.
+  workspace in a claim (``workspace`` by default; a dotted path such as
+  ``o.id`` reaches nested claims) and optionally a ``role``; ``aud`` is
+  required unless the issuer's audience is null. Verified by
+  relaygate/contract/jwtauth.py, the code the gateway runs too.
 - the admin token (platform operators: workspaces, upstreams, fleet) and the
   fleet token (sidecars: bundles, registration, receipts).
 
@@ -19,23 +22,25 @@ Secrets are compared in constant time and stored only as peppered HMACs.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hmac
 import logging
 import time
 from dataclasses import dataclass, field
 
-import jwt
 import sqlalchemy as sa
 
 from relaygate.controlplane import schema
 from relaygate.controlplane.errors import ApiError
+from relaygate.contract import jwtauth
 from relaygate.contract import keys as keyfmt
 from relaygate.contract import scope as scopes
 from relaygate.contract.scope import Scope
 
 log = logging.getLogger("relaygate.controlplane.auth")
 
-SESSION_PREFIX = "ro_session_"
+SESSION_PREFIX = keyfmt.SESSION_PREFIX
 
 # Permissions a workspace principal can hold; a standard key holds those its scope lists.
 # One definition (relaygate/contract/scope.py) for the control plane and the gateway: gateway:call is
@@ -53,7 +58,7 @@ class Principal:
     role: str  # standard | read_only | admin | fleet
     permissions: frozenset = field(default_factory=frozenset)
     key_id: str | None = None
-    token: str | None = field(default=None, repr=False)  # the ro_live key itself, for /api/relay
+    token: str | None = field(default=None, repr=False)  # the key, session token or JWT itself, for /api/relay
     # What this principal may hand on (keys it mints, sessions it starts): for a key or a
     # session, the key's grant (a session's permissions narrowed to the session's); None for
     # the admin and fleet tokens.
@@ -89,7 +94,7 @@ def _split(token: str, prefix: str) -> tuple[str, str] | None:
 class Authenticator:
     def __init__(self, engine, pepper_source, settings) -> None:
         self.engine, self.pepper_source, self.settings = engine, pepper_source, settings
-        self._jwks: dict[str, object] = {}
+        self._issuers: list[jwtauth.Issuer] | None = None
 
     @staticmethod
     def token_of(headers) -> str | None:
@@ -111,10 +116,12 @@ class Authenticator:
             return Principal("fleet", instance, None, "fleet")
         if token.startswith(keyfmt.PREFIX):
             return await self._key(token)
+        # A session's and a JWT's own token travel with the principal too: /api/relay calls the
+        # gateway with the caller's credential, which now accepts all three (docs/security.md).
         if token.startswith(SESSION_PREFIX):
-            return await self._session(token)
+            return dataclasses.replace(await self._session(token), token=token)
         if token.count(".") == 2:
-            return self._jwt(token)
+            return dataclasses.replace(await self._jwt(token), token=token)
         raise unauthenticated("unrecognized credential")
 
     async def _key(self, token: str) -> Principal:
@@ -174,7 +181,12 @@ class Authenticator:
             raise unauthenticated("session token expired")
         p = row["principal"]
         permissions = frozenset(p["permissions"])
-        scope = Scope(kind=p["role"] if p["role"] in scopes.KINDS else "read_only", permissions=permissions)
+        scope = Scope(
+            kind=p["role"] if p["role"] in scopes.KINDS else "read_only",
+            permissions=permissions,
+            endpoints=frozenset(p["endpoints"] if p.get("endpoints") is not None else scopes.ENDPOINTS),
+            models=tuple(p["models"] if p.get("models") is not None else ("*",)),
+        )
         async with self.engine.connect() as c:
             # A session is only as alive as what made it: its key (revoked, rotated, expired,
             # workspace deleted) and the sessions it was made from are checked on every use.
@@ -233,65 +245,30 @@ class Authenticator:
             expires_ms=row["expires_ms"],
         )
 
-    def _jwks_for(self, issuer) -> object:
-        cached = self._jwks.get(issuer.issuer)
-        if cached is None:
-            if issuer.jwks_url:
-                cached = jwt.PyJWKClient(issuer.jwks_url, cache_keys=True, lifespan=300, timeout=5)
-            else:
-                with open(issuer.jwks_file) as f:
-                    cached = jwt.PyJWKSet.from_json(f.read())
-            self._jwks[issuer.issuer] = cached
-        return cached
+    def issuers(self) -> list[jwtauth.Issuer]:
+        """The trusted issuers, as the gateways verify with (their bundles carry the same list)."""
+        if self._issuers is None:
+            self._issuers = [i.contract() for i in self.settings.jwt_issuers]
+        return self._issuers
 
-    def _jwt(self, token: str) -> Principal:
+    async def _jwt(self, token: str) -> Principal:
+        """relaygate/contract/jwtauth.py verifies (the sidecars run the same code); an unknown kid
+        refetches the issuer's JWKS off the event loop, at most once per its min_refetch_seconds."""
         try:
-            unverified = jwt.decode(token, options={"verify_signature": False})
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise unauthenticated("malformed token") from None
-        issuer = next((i for i in self.settings.jwt_issuers if i.issuer == unverified.get("iss")), None)
-        if issuer is None:
-            raise unauthenticated("token issuer is not trusted")
-        try:
-            keys = self._jwks_for(issuer)
-            if isinstance(keys, jwt.PyJWKClient):
-                key = keys.get_signing_key_from_jwt(token).key
-            else:
-                kid = header.get("kid")
-                matching = [k for k in keys.keys if kid is None or k.key_id == kid]
-                if not matching:
-                    raise unauthenticated("token signed by an unknown key")
-                key = matching[0].key
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=list(issuer.algorithms),
-                audience=issuer.audience,
-                issuer=issuer.issuer,
-                options={"require": ["exp", "iss", "sub", "aud"]},
-                leeway=30,
-            )
-        except jwt.ExpiredSignatureError:
-            raise unauthenticated("token expired") from None
-        except ApiError:
-            raise
-        except (jwt.PyJWTError, OSError, ValueError) as e:
-            raise unauthenticated(f"token rejected: {e}") from None
-        workspace = claims.get(issuer.workspace_claim)
-        if not isinstance(workspace, str) or not workspace:
-            raise unauthenticated(f"token names no workspace (claim '{issuer.workspace_claim}')")
-        role = claims.get("role", issuer.default_role)
-        if role not in KEY_KINDS:
-            raise unauthenticated(f"token role must be one of {KEY_KINDS}")
-        perms = claims.get("permissions")
-        granted = permissions_for(role, perms if isinstance(perms, list) else None)
+            got = jwtauth.verify(token, self.issuers())
+            if isinstance(got, jwtauth.NeedKeys):
+                await asyncio.to_thread(got.keyset.refresh)
+                got = jwtauth.verify(token, self.issuers(), refetch=False)
+        except jwtauth.JwtRejected as e:
+            raise unauthenticated(str(e)) from None
+        assert isinstance(got, jwtauth.JwtPrincipal)
+        scope = Scope(kind=got.role, permissions=got.permissions, endpoints=frozenset(got.endpoints), models=got.models)
         return Principal(
             "jwt",
-            str(claims["sub"])[:200],
-            workspace,
-            role,
-            granted,
-            scope=Scope(kind=role, permissions=granted),
-            expires_ms=int(claims["exp"]) * 1000,
+            got.subject,
+            got.workspace,
+            got.role,
+            got.permissions,
+            scope=scope,
+            expires_ms=int(got.expires_at * 1000),
         )

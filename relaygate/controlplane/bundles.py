@@ -28,7 +28,7 @@ from relaygate.controlplane.policystore import active_workspace_policies, platfo
 from relaygate.contract import bundle as bundle_mod
 from relaygate.contract import config as config_mod
 from relaygate.decision.policy_engine import PolicyError, RegorusEngine, build_engine
-from relaygate.contract.scope import effective_permissions
+from relaygate.contract.scope import KINDS, effective_permissions
 from relaygate.decision.workspace_policy import WORKSPACE_POLICY_DATA, policy_modules, split_bundle
 
 log = logging.getLogger("relaygate.controlplane.bundles")
@@ -51,8 +51,9 @@ def _merge(dst: dict, src: dict) -> dict:
     return dst
 
 
-async def gateway_documents(conn) -> dict:
-    """The config documents a gateway needs (relaygate/contract/config.py's from_documents), without secrets."""
+async def gateway_documents(conn, issuers=()) -> dict:
+    """The config documents a gateway needs (relaygate/contract/config.py's from_documents), without
+    secrets: ``issuers`` (relaygate/contract/jwtauth.py Issuer) are the trusted JWT issuers."""
     gateway = (
         await conn.execute(sa.select(schema.settings.c.value).where(schema.settings.c.name == "gateway"))
     ).scalar() or {}
@@ -141,18 +142,91 @@ async def gateway_documents(conn) -> dict:
                 "limit": b["limit_amount"] if b["unit"] == "tokens" else b["limit_amount"] / 1_000_000,
             }
         )
-    return {
+    docs = {
         "gateway": gateway,
         "workspaces": {"workspaces": workspaces},
         "upstreams": {"upstreams": upstreams},
         "keys": {"keys": keys},
         "budgets": {"budgets": budgets},
     }
+    sessions = await live_sessions(conn, list(workspaces))
+    if sessions:  # absent when none: a bundle without sessions is byte-for-byte what it was before them
+        docs["sessions"] = {"sessions": sessions}
+    if issuers:
+        docs["auth"] = {"jwt_issuers": [i.document() for i in issuers]}
+    return docs
+
+
+async def live_sessions(conn, workspaces: list[str], now: int | None = None) -> list[dict]:
+    """The session tokens a gateway may accept: not ended, not expired, every session they were
+    made from alive, the key that made them live (not revoked, rotated or expired). Salt and hash
+    only, as for keys; permissions already narrowed to the maker key's. A session that expires
+    leaves at the next build (any change); until then each sidecar refuses it by its own clock."""
+    now = now if now is not None else int(time.time() * 1000)
+    rows = (
+        (
+            await conn.execute(
+                sa.select(schema.sessions)
+                .where(
+                    schema.sessions.c.revoked_ms.is_(None),
+                    schema.sessions.c.expires_ms > now,
+                    schema.sessions.c.workspace_id.in_(workspaces),
+                )
+                .order_by(schema.sessions.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    if not rows:
+        return []
+    alive = {r["id"] for r in rows}
+    key_ids = {r["principal"].get("key_id") for r in rows} - {None}
+    keys = {
+        k["id"]: k
+        for k in (await conn.execute(sa.select(schema.api_keys).where(schema.api_keys.c.id.in_(key_ids))))
+        .mappings()
+        .all()
+    }
+    out = []
+    for r in rows:
+        p = r["principal"] or {}
+        parents = list(p.get("sessions") or [])
+        if any(parent not in alive for parent in parents):
+            continue
+        role = p.get("role") if p.get("role") in KINDS else "read_only"
+        permissions = effective_permissions(role, p.get("permissions") or [])
+        kid = p.get("key_id")
+        if kid:
+            k = keys.get(kid)
+            if k is None or k["revoked_ms"] is not None or k["rotated_to"] or k["workspace_id"] != r["workspace_id"]:
+                continue
+            if k["expires_ms"] is not None and k["expires_ms"] <= now:
+                continue
+            permissions &= effective_permissions(k["kind"], (k["scope"] or {}).get("permissions"))
+        doc = {
+            "id": r["id"],
+            "workspace": r["workspace_id"],
+            "salt": r["salt"],
+            "hash": r["hash"],
+            "key": kid or None,
+            "kind": role,
+            "permissions": sorted(permissions),
+            "parents": parents,
+            "expires_at": r["expires_ms"] / 1000,
+            "origin": str(p.get("origin") or "")[:200],
+        }
+        if not kid:  # made from a JWT: the endpoints and models its claims allowed
+            doc["endpoints"] = list(p["endpoints"]) if p.get("endpoints") is not None else list(config_mod.ENDPOINTS)
+            doc["models"] = list(p["models"]) if p.get("models") is not None else ["*"]
+        out.append(doc)
+    return out
 
 
 class BundleService:
-    def __init__(self, engine, secrets, signer, fleet_token: str, pins=None) -> None:
+    def __init__(self, engine, secrets, signer, fleet_token: str, pins=None, issuers=()) -> None:
         self.engine, self.secrets, self.signer, self.fleet_token = engine, secrets, signer, fleet_token
+        self.issuers = tuple(issuers)  # trusted JWT issuers (public keys only), shipped in every bundle
         self.pins = pins  # async (conn, tenant) -> {policy_id: version}; deployments
         self.generation = 0
         self._cond = asyncio.Condition()
@@ -181,7 +255,7 @@ class BundleService:
         evaluates a version exactly as a bundle would carry it.
         """
         async with self.engine.connect() as c:
-            docs = await gateway_documents(c)
+            docs = await gateway_documents(c, self.issuers)
             platform, pdata = await platform_sources(c)
             pins = await self.pins(c, tenant) if self.pins else {}
             active = await active_workspace_policies(c, pins)

@@ -404,10 +404,17 @@ SCHEMAS = {
                 "maximum": 86400,
                 "description": "capped by the session_max_ttl setting and by the "
                 "expiry of the key (or session, JWT) making it",
-            }
+            },
+            "permissions": {
+                "type": "array",
+                "items": {"type": "string"},
+                "maxItems": 64,
+                "description": "narrow the session to these of its maker's permissions (default: all of "
+                "them); without gateway:call the session cannot call the gateway",
+            },
         },
-        description="A session holds its maker's permissions and ends as soon as its key is "
-        "revoked, rotated (grace or not) or expires.",
+        description="A session holds its maker's permissions (or those it is narrowed to) and ends as "
+        "soon as its key is revoked, rotated (grace or not) or expires.",
     ),
     "Session": obj(
         {

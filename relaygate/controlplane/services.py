@@ -91,7 +91,7 @@ async def start(settings: Settings) -> Services:
             log.info("registered %d new platform policy versions from %s", added, settings.seed_policy_dir)
     s.auth = Authenticator(s.engine, s.secrets.pepper, settings)
     s.bundle_signer = await keyring.load_or_create_bundle_signer(s.secrets)
-    s.bundles = BundleService(s.engine, s.secrets, s.bundle_signer, settings.fleet_token)
+    s.bundles = BundleService(s.engine, s.secrets, s.bundle_signer, settings.fleet_token, issuers=s.auth.issuers())
     s.keys = KeyService(s.engine, s.secrets)
     await s.keys.start()
     s.transparency = TransparencyLog(s.engine, s.keys)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from relaygate.contract import jwtauth
 from relaygate.contract.envsecret import EnvSecretError, env_secret
 
 ENV_PREFIX = "RELAYGATE_CP_"
@@ -29,12 +31,36 @@ class SettingsError(ValueError):
 @dataclass
 class JwtIssuer:
     issuer: str
-    audience: str = "relaygate"
+    audience: str | None = "relaygate"  # None (YAML null): tokens need no aud (Clerk's default tokens)
     jwks_file: str | None = None
     jwks_url: str | None = None
-    workspace_claim: str = "workspace"
+    workspace_claim: str = "workspace"  # a claim name or a dotted path into nested claims (o.id)
     default_role: str = "standard"
     algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+    min_refetch_seconds: float = jwtauth.MIN_REFETCH_SECONDS  # an unknown kid refetches the JWKS at most this often
+
+    def contract(self) -> jwtauth.Issuer:
+        """The issuer as the control plane and the gateways verify with (relaygate/contract/jwtauth.py):
+        a jwks_file is read and its keys inlined (public keys: they travel in bundles)."""
+        doc: dict = {
+            "issuer": self.issuer,
+            "audience": self.audience,
+            "workspace_claim": self.workspace_claim,
+            "default_role": self.default_role,
+            "algorithms": list(self.algorithms),
+            "min_refetch_seconds": self.min_refetch_seconds,
+        }
+        if self.jwks_url:
+            doc["jwks_url"] = self.jwks_url
+        else:
+            try:
+                doc["jwks"] = json.loads(Path(self.jwks_file or "").read_text())
+            except (OSError, ValueError) as e:
+                raise SettingsError(f"jwt issuer {self.issuer}: jwks_file {self.jwks_file}: {e}") from None
+        try:
+            return jwtauth.parse_issuer(doc, f"jwt issuer {self.issuer}")
+        except jwtauth.IssuerConfigError as e:
+            raise SettingsError(str(e)) from None
 
 
 @dataclass
@@ -223,6 +249,9 @@ def load(argv=None) -> Settings:
     for i, d in enumerate(issuers):
         if not isinstance(d, dict) or "issuer" not in d or not (d.get("jwks_file") or d.get("jwks_url")):
             raise SettingsError(f"jwt_issuers[{i}]: needs issuer and jwks_file or jwks_url")
+        unknown = set(d) - set(JwtIssuer.__dataclass_fields__)
+        if unknown:
+            raise SettingsError(f"jwt_issuers[{i}]: unknown fields {sorted(unknown)}")
         s.jwt_issuers.append(JwtIssuer(**{k: (tuple(v) if k == "algorithms" else v) for k, v in d.items()}))
     iss = a.jwt_issuer or os.environ.get(ENV_PREFIX + "JWT_ISSUER")
     if iss:
@@ -236,6 +265,8 @@ def load(argv=None) -> Settings:
             )
         )
 
+    for issuer in s.jwt_issuers:
+        issuer.contract()  # a bad issuer (unknown algorithm, unreadable JWKS file) stops the start, named
     if ":" not in s.listen or not s.listen.rpartition(":")[2].isdigit():
         raise SettingsError(f"listen must be host:port, got {s.listen!r}")
     if s.rate_limit_rps <= 0:

@@ -6,19 +6,22 @@ translation layer and the control plane's dry run can reuse the same code.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from relaygate.contract.decision import denial
+from relaygate.contract import jwtauth
 from relaygate.contract import keys as keyfmt
 from relaygate.contract.config import ApiKey, Budget, GatewayConfig, Upstream, cost_micros
+from relaygate.contract.scope import GATEWAY_CALL, may_call_gateway
 from relaygate.decision.ledger import Hold, Ledger, LedgerUnavailable, now_utc, window_bounds
 from relaygate.decision.limits import TierLimits
 from relaygate.decision.policy_engine import PolicyEngine, PolicyError, PolicyUnavailable
@@ -41,6 +44,13 @@ POLICY_INPUT_VERSION = 1
 Windows = dict[str, tuple[str, datetime]]
 # (policy input document, the call's budgets, their windows): what Admission.policy_input returns
 PolicyInput = tuple[dict[str, Any], list[Budget], Windows]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A credential the gateway does not accept: the 401's message."""
+
+    message: str
 
 
 @dataclass
@@ -86,7 +96,41 @@ class Admission:
         self._upstreams = {u.name: u for u in config.upstreams}
 
     def authenticate(self, token: str | None) -> ApiKey | None:
-        parts = keyfmt.split_key(token) if token else None
+        """The principal of an API key or a session token (None: refused). JWTs: :meth:`credential`."""
+        got = self.credential(token, jwts=False)
+        return got if isinstance(got, ApiKey) else None
+
+    def credential(self, token: str | None, jwts: bool = True) -> ApiKey | Refused | jwtauth.NeedKeys:
+        """Who is calling, as the principal the rest of the decision sees (an :class:`ApiKey`):
+
+        - ``ro_live_`` key: the key itself;
+        - ``ro_session_`` token: its maker key narrowed to the session's permissions (``id`` the
+          key's, so its per-key budgets charge; ``credential`` ``session:<id>``), or, for a
+          session a JWT made, a keyless principal;
+        - a JWT of a trusted issuer (relaygate/contract/jwtauth.py): a keyless principal named
+          ``jwt:<sub>``. :class:`~relaygate.contract.jwtauth.NeedKeys` when its kid is unknown
+          and a JWKS refetch is due: :meth:`credential_after_refresh` does it off the event loop.
+        """
+        if not token:
+            return Refused("missing API key")
+        if token.startswith(keyfmt.PREFIX):
+            return self._key(token) or Refused("invalid or revoked API key")
+        if token.startswith(keyfmt.SESSION_PREFIX):
+            return self._session(token) or Refused("invalid, expired or ended session token")
+        if jwts and self.config.jwt_issuers and jwtauth.looks_like_jwt(token):
+            return self._jwt(token, refetch=True)
+        return Refused("invalid or revoked API key")
+
+    async def credential_after_refresh(self, token: str, pending: jwtauth.NeedKeys) -> ApiKey | Refused:
+        """A JWT whose kid was unknown: refetch its issuer's JWKS in a thread (rate-limited by the
+        key set: concurrent callers share one fetch), then verify once more without refetching."""
+        await asyncio.to_thread(pending.keyset.refresh)
+        got = self._jwt(token, refetch=False)
+        assert not isinstance(got, jwtauth.NeedKeys)
+        return got
+
+    def _key(self, token: str) -> ApiKey | None:
+        parts = keyfmt.split_key(token)
         if parts is None:
             return None
         key = self.config.keys.get(parts[0])
@@ -95,6 +139,55 @@ class Admission:
         if key.expires_at is not None and key.expires_at <= time.time():
             return None
         return key
+
+    def _session(self, token: str) -> ApiKey | None:
+        """A session shipped in the bundle: alive by this sidecar's own clock, its parents alive,
+        its maker key live; its scope the key's, narrowed to the session's permissions."""
+        parts = keyfmt.split_key(token, keyfmt.SESSION_PREFIX)
+        if parts is None:
+            return None
+        sid, secret = parts
+        cfg, now = self.config, time.time()
+        sess = cfg.sessions.get(sid)
+        if sess is None or not keyfmt.matches(cfg.pepper, sess.salt, sess.hash, secret) or sess.expires_at <= now:
+            return None
+        for parent in sess.parents:
+            p = cfg.sessions.get(parent)
+            if p is None or p.expires_at <= now:
+                return None
+        may_call = may_call_gateway(sess.kind, sess.permissions)  # read_only: never, whatever it lists
+        name = f"session:{sess.id}"
+        if sess.key is None:  # made from a JWT: the endpoints and models it allowed, no per-key budget
+            return ApiKey(
+                id=name, workspace=sess.workspace, name=name, salt="", hash="", endpoints=sess.endpoints,
+                models=sess.models, revoked=False, expires_at=sess.expires_at, kind=sess.kind,
+                may_call=may_call, credential=name,
+            )  # fmt: skip
+        key = cfg.keys.get(sess.key)
+        if key is None or key.revoked or key.workspace != sess.workspace:
+            return None
+        if key.expires_at is not None and key.expires_at <= now:
+            return None
+        return replace(
+            key,
+            kind=sess.kind if sess.kind == "read_only" else key.kind,
+            may_call=may_call and key.may_call,
+            expires_at=min(sess.expires_at, key.expires_at or sess.expires_at),
+            credential=name,
+        )
+
+    def _jwt(self, token: str, refetch: bool) -> ApiKey | Refused | jwtauth.NeedKeys:
+        try:
+            got = jwtauth.verify(token, self.config.jwt_issuers, refetch=refetch)
+        except jwtauth.JwtRejected as e:
+            return Refused(f"invalid token: {e}")
+        if isinstance(got, jwtauth.NeedKeys):
+            return got
+        return ApiKey(
+            id=got.name, workspace=got.workspace, name=got.name, salt="", hash="", endpoints=got.endpoints,
+            models=got.models, revoked=False, expires_at=got.expires_at, kind=got.role,
+            may_call=GATEWAY_CALL in got.permissions, credential=got.name,
+        )  # fmt: skip
 
     def policy_input(
         self, key: ApiKey, endpoint: str, shape: CallShape, used: Callable[[str, str], int] | None = None

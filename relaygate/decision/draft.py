@@ -44,6 +44,7 @@ class CallDraft(TypedDict):
     holds: list[list[Any]]  # [budget ledger id, window key, amount, unit]
     response_digest: str | None  # known at once for a denial (its error body)
     sampled: NotRequired[dict[str, int]]  # summary receipts only: how many calls it stands for
+    credential: NotRequired[str]  # a session token's or JWT's name (session:<id>, jwt:<sub>); absent for a key
 
 
 def call_draft(
@@ -65,11 +66,14 @@ def call_draft(
     worst: tuple[int, int] | None = None,
     holds: Iterable[Any] = (),
     response_body: bytes | None = None,
+    credential: str = "",
 ) -> CallDraft:
     """The one constructor. ``body``: the request body read (its digest and size are kept, never
     the body); ``body_bytes``: the size alone when only that is known (Envoy's replies);
     ``upstream``: the chosen :class:`~relaygate.contract.config.Upstream`; ``holds``: the
-    ledger :class:`~relaygate.decision.ledger.Hold` s reserved."""
+    ledger :class:`~relaygate.decision.ledger.Hold` s reserved; ``credential``: how the caller
+    authenticated when not with the key ``key_id`` itself (relaygate/contract/config.py ApiKey);
+    ``alias``: the name the client gave the model when it was an alias of ``model``."""
     draft: CallDraft = {
         "ts": ts,
         "workspace": workspace,
@@ -99,4 +103,6 @@ def call_draft(
     }
     if alias:
         draft["alias"] = alias
+    if credential:
+        draft["credential"] = credential
     return draft

@@ -9,10 +9,12 @@ for the gateway and the dry run alike, and the tests can drive the whole decisio
 Python values (tests/unit/test_decision_gate.py).
 
 Order of the checks (first failing one answers): 404 unknown path, 405 not POST, 401 no or bad
-key, 403 key of another workspace or without ``gateway:call``, 415 not JSON, 413 too large (by
+credential (API key, session token or workspace JWT), 403 credential of another workspace or
+without ``gateway:call``, 415 not JSON, 413 too large (by
 Content-Length, then by the body), 400 no body or a body the wire parser refuses; then tier limits
 (429), the workspace's own policies and the platform policy (docs/policy.md), and the budget
-reservation. Nothing here does I/O except through the Admission's ledger and policy sandbox.
+reservation. Nothing here does I/O except through the Admission's ledger and policy sandbox, and
+the JWKS fetch of a JWT whose signing key is not cached (in a thread; relaygate/contract/jwtauth.py).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from typing import Any
 from relaygate.contract import sigv4
 from relaygate.contract.config import ApiKey
 from relaygate.contract.envoy import receipt_id_for
-from relaygate.decision.admission import Admission, Verdict
 import orjson
 
+from relaygate.contract.jwtauth import NeedKeys
+from relaygate.decision.admission import Admission, Refused, Verdict
 from relaygate.decision.wire import (
     DIALECT,
     MODELS,
@@ -112,11 +115,16 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     return found.pop() if found else None
 
 
-def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Verdict | None:
+HeaderCheck = Verdict | None | Awaitable[Verdict | None]
+
+
+def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> HeaderCheck:
     """The checks the request line and headers decide; None: read the body.
 
     ``headers`` are the request headers with lower-case names (``:method`` and ``:path`` among
-    them); ``has_body`` is False when the request ended with its headers.
+    them); ``has_body`` is False when the request ended with its headers. An awaitable only for
+    a JWT whose signing key is not cached yet (its issuer's JWKS is fetched off the event loop,
+    rate-limited: relaygate/contract/jwtauth.py); keys, sessions and JWTs of known keys answer at once.
     """
     call.receipt_id = receipt_id_for(headers.get("x-request-id"))
     call.client = headers.get("x-forwarded-for", "")
@@ -132,32 +140,50 @@ def check_headers(call: Call, headers: Mapping[str, str], has_body: bool) -> Ver
     adm = call.admission
     authorization = headers.get("authorization", "")
     if sigv4.is_sigv4(authorization):
+        # SigV4: the key is authenticated with the body (_verify_signature), then _key_checks
         refused = _signed_headers(call, route, headers, authorization)
-        if refused is not None:
-            return refused
-    else:
-        token = bearer_token(headers)
-        if token == CONFLICTING:
-            return Verdict.deny(
-                401,
-                "auth.unauthenticated",
-                "two different credentials were sent (authorization, x-api-key, x-goog-api-key)",
-            )
-        key = adm.authenticate(token)
-        if key is None:
-            return Verdict.deny(
-                401, "auth.unauthenticated", "missing API key" if not token else "invalid or revoked API key"
-            )
-        call.key = key
-        if listing:  # any key of the workspace may read it, a read-only one too: it spends nothing
-            if key.workspace != route.workspace:
-                return Verdict.deny(403, "scope.denied", "key is not valid for this workspace")
-            return None
-        refused = _key_checks(key, route)
-        if refused is not None:
-            return refused
+        return refused if refused is not None else _request_checks(call, headers, has_body)
+    token = bearer_token(headers)
+    if token == CONFLICTING:
+        return Verdict.deny(
+            401,
+            "auth.unauthenticated",
+            "two different credentials were sent (authorization, x-api-key, x-goog-api-key)",
+        )
+    got = adm.credential(token)
+    if isinstance(got, NeedKeys):
+        assert token is not None
+        return _after_refresh(call, headers, has_body, adm.credential_after_refresh(token, got))
+    return _admit(call, headers, has_body, got)
+
+
+async def _after_refresh(
+    call: Call, headers: Mapping[str, str], has_body: bool, pending: Awaitable[ApiKey | Refused]
+) -> Verdict | None:
+    return _admit(call, headers, has_body, await pending)
+
+
+def _admit(call: Call, headers: Mapping[str, str], has_body: bool, got: ApiKey | Refused) -> Verdict | None:
+    """The checks after a key, session or JWT was resolved (or refused)."""
+    assert call.route is not None
+    if isinstance(got, Refused):
+        return Verdict.deny(401, "auth.unauthenticated", got.message)
+    key = got
+    call.key = key
+    if call.route.endpoint == MODELS:  # any credential of the workspace may read it: it spends nothing
+        return _workspace_check(key, call.route)
+    refused = _key_checks(key, call.route)
+    if refused is not None:
+        return refused
+    return _request_checks(call, headers, has_body)
+
+
+def _request_checks(call: Call, headers: Mapping[str, str], has_body: bool) -> Verdict | None:
+    """Content type, declared size, a body at all."""
+    assert call.route is not None
+    adm = call.admission
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-    if not ctype and route.endpoint == "bedrock.invoke":
+    if not ctype and call.route.endpoint == "bedrock.invoke":
         ctype = "application/json"  # InvokeModel's contentType defaults to it; boto3 then sends none
     if ctype != "application/json":
         return Verdict.deny(415, "request.unsupported_media_type", "content-type must be application/json")
@@ -249,11 +275,21 @@ def model_list(call: Call) -> bytes | Awaitable[bytes]:
 _EPOCH = "1970-01-01T00:00:00Z"
 
 
-def _key_checks(key: ApiKey, route: Route) -> Verdict | None:
+def _workspace_check(key: ApiKey, route: Route) -> Verdict | None:
     if key.workspace != route.workspace:
-        return Verdict.deny(403, "scope.denied", "key is not valid for this workspace")
+        what = "token" if key.credential else "key"
+        return Verdict.deny(403, "scope.denied", f"{what} is not valid for this workspace")
+    return None
+
+
+def _key_checks(key: ApiKey, route: Route) -> Verdict | None:
+    """The credential's workspace and its right to call at all (a key, a session or a JWT)."""
+    refused = _workspace_check(key, route)
+    if refused is not None:
+        return refused
     if not key.may_call:  # read-only (dashboard) keys, keys without gateway:call: never spend money
-        why = "a read_only key" if key.kind == "read_only" else "a key without the gateway:call permission"
+        what = key.credential.partition(":")[0] or "key"
+        why = f"a read_only {what}" if key.kind == "read_only" else f"a {what} without the gateway:call permission"
         return Verdict.deny(403, "scope.denied", f"{why} may not call the gateway")
     return None
 

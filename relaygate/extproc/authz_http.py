@@ -152,6 +152,19 @@ class AuthzService:
         headers[":path"] = path
         try:
             denied = gate.check_headers(call, headers, has_body=bool(body))
+            if denied is not None and not isinstance(denied, Verdict):
+                return self._after_headers(call, denied, body, write)  # a JWT whose key is being fetched
+            return self._rest(call, denied, body, write)
+        except Exception:
+            reply = self._failed(call)
+        self._deliver(reply, write)
+        return None
+
+    def _rest(
+        self, call: Call, denied: Verdict | None, body: bytes, write: Callable[[bytes], None]
+    ) -> Coroutine[None, None, None] | None:
+        """What follows the header checks: the model list, or the body's checks and the decision."""
+        try:
             if denied is None and gate.is_listing(call):
                 listed = gate.model_list(call)
                 if not isinstance(listed, bytes):
@@ -176,6 +189,16 @@ class AuthzService:
         except Exception:
             reply = self._failed(call)
         self._deliver(reply, write)
+
+    async def _after_headers(self, call: Call, pending, body: bytes, write) -> None:
+        try:
+            denied = await pending
+        except Exception:
+            self._deliver(self._failed(call), write)
+            return
+        more = self._rest(call, denied, body, write)
+        if more is not None:
+            await more
 
     async def _after(self, call: Call, pending, shape: CallShape, body: bytes, write) -> None:
         try:

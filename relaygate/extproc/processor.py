@@ -71,7 +71,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 if kind == "request_headers":
                     resp = self.on_headers(call, req.request_headers)
                     if not isinstance(resp, pb.ProcessingResponse):
-                        resp = await resp  # the model list, from a remote policy engine
+                        resp = await resp  # a JWT of a key not cached yet, or the model list from a remote engine
                     yield resp
                     if resp.HasField("immediate_response"):
                         return  # answered: Envoy sends nothing more of this call, and nothing more is decided
@@ -93,17 +93,27 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 return
 
     # -- request headers -------------------------------------------------
-    def on_headers(self, call: Call, msg: pb.HttpHeaders) -> pb.ProcessingResponse:
+    def on_headers(self, call: Call, msg: pb.HttpHeaders):
         h: dict[str, str] = {}
         for hv in msg.headers.headers:
             k = hv.key
             h[k] = hv.raw_value.decode("latin-1") if hv.raw_value else hv.value
             call.header_names.append(k)
         denied = gate.check_headers(call, h, has_body=not msg.end_of_stream)
+        if denied is not None and not isinstance(denied, Verdict):
+            return self._headers_after(call, denied)
+        return self._headers_reply(call, denied)
+
+    def _headers_reply(self, call: Call, denied: Verdict | None):
+        """The answer to the request headers once they are checked: the model list, a denial, or go on."""
         if denied is None and gate.is_listing(call):
             body = gate.model_list(call)
             return answer(body) if isinstance(body, bytes) else _answer_later(body)
         return _CONTINUE_HEADERS if denied is None else self.deny(call, denied)
+
+    async def _headers_after(self, call: Call, pending) -> pb.ProcessingResponse:
+        reply = self._headers_reply(call, await pending)
+        return reply if isinstance(reply, pb.ProcessingResponse) else await reply
 
     # -- request body ----------------------------------------------------
     def on_body(self, call: Call, msg: pb.HttpBody):

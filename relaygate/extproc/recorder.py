@@ -151,7 +151,8 @@ class Recorder:
             call.receipt_id,
             call_draft(
                 ts=call.started, decision=record, path=call.path,
-                workspace=route.workspace if route else None, key_id=key.id if key else None,
+                workspace=route.workspace if route else None, key_id=key.key_id if key else None,
+                credential=key.credential if key else "",
                 endpoint=route.endpoint if route else None, body=raw,
                 model=shape.model if shape else None, alias=shape.alias if shape else None, stream=stream, user=shape.user if shape else None,
                 upstream=up, price=price, worst=worst, holds=holds, response_body=response_body,

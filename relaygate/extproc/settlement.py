@@ -185,6 +185,8 @@ class Finalizer:
             "cost": {"usd_micros": actual.get("usd", 0)},
             "latency_us": None if outcome is None else outcome["latency_us"],
         }
+        if draft.get("credential"):  # a session token or a JWT: the key_id is its maker key's (or null)
+            receipt["credential"] = draft["credential"]
         return receipt, charges, actual
 
     def sweep(self, now: float, grace: float, settle_ledger: bool = True) -> int:

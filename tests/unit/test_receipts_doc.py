@@ -89,6 +89,7 @@ def test_the_receipt_field_table_names_exactly_what_a_receipt_carries(tmp_path):
         price=(150, 600),
         worst=(10, 20),
         holds=[Hold("b", "w", 30, "tokens")],
+        credential="session:" + "s" * 12,  # a session's call: the one optional field is there too
     )
     outcome = {
         "status": 200,

@@ -325,15 +325,24 @@ async def create_session(ctx: Ctx):
                 await c.execute(sa.select(schema.sessions.c.principal).where(schema.sessions.c.id == p.subject))
             ).scalar() or {}
         parents = [*(prow.get("sessions") or []), p.subject]
+    permissions = frozenset(p.permissions)
+    wanted = (ctx.body or {}).get("permissions")
+    if wanted is not None:  # narrowing only: a session never holds what its maker does not
+        if extra := sorted(set(wanted) - permissions):
+            raise ApiError(403, "auth.forbidden", f"the session would exceed its maker: permissions {', '.join(extra)}")
+        permissions = frozenset(wanted)
     pepper = await ctx.services.secrets.pepper()
     sid, secret, salt = keyfmt.random_string(12), keyfmt.random_string(32), pysecrets.token_hex(16)
     principal = {
         "role": p.role,
-        "permissions": sorted(p.permissions),
+        "permissions": sorted(permissions),
         "key_id": p.key_id,
         "origin": p.actor,
         "sessions": parents,
     }
+    if not p.key_id and p.scope is not None:  # made from a JWT: its endpoints and models claims hold on
+        principal["endpoints"] = sorted(p.scope.endpoints)
+        principal["models"] = list(p.scope.models)
     async with ctx.db.begin() as c:
         await c.execute(
             schema.sessions.insert().values(
@@ -353,13 +362,16 @@ async def create_session(ctx: Ctx):
             p.actor,
             {"session_id": sid, "ttl_seconds": max(0, (expires - now) // 1000)},
         )
+    # Sessions travel to the gateways in the bundle (relaygate/controlplane/bundles.py live_sessions):
+    # one new bundle revision per session started, delivered within the sidecars' long poll.
+    await ctx.services.bundles.changed()
     return json(
         {
             "token": f"{SESSION_PREFIX}{sid}_{secret}",
             "expires_at": iso(expires),
             "workspace": ctx.workspace,
             "role": p.role,
-            "permissions": sorted(p.permissions),
+            "permissions": sorted(permissions),
         },
         201,
     )
@@ -372,6 +384,7 @@ async def end_session(ctx: Ctx):
     async with ctx.db.begin() as c:
         await c.execute(schema.sessions.update().where(schema.sessions.c.id == p.subject).values(revoked_ms=now_ms()))
         await record(c, "session.ended", ctx.workspace, p.actor, {"session_id": p.subject})
+    await ctx.services.bundles.changed()  # the gateways drop it (and the sessions made from it)
     return no_content()
 
 

@@ -1,7 +1,8 @@
 """The RelayPlane surface (/api): relay, agents, health, request logs and usage.
 
-``POST /api/relay`` sends the payload through the gateway (Envoy), as the
-calling key, so every policy applies and every attempt gets a receipt. It
+``POST /api/relay`` sends the payload through the gateway (Envoy), with the
+caller's own credential (API key, session token or workspace JWT: the gateway
+accepts all three), so every policy applies and every attempt gets a receipt. It
 needs the permission the gateway itself demands, ``gateway:call``
 (relaygate/contract/scope.py), so a key the gateway refuses is refused here too. When an
 attempt fails in a way another model could fix (429, 5xx, unknown model, the
@@ -115,11 +116,12 @@ def _elapsed_ms(t0: float) -> int:
 
 async def relay(ctx: Ctx):
     p = ctx.principal
-    if p.kind != "key" or not p.token:
+    if p.kind not in ("key", "session", "jwt") or not p.token:
         raise ApiError(
             403,
             "auth.forbidden",
-            "relay calls go through the gateway as the calling key: authenticate with an ro_live_* key (x-api-key)",
+            "relay calls go through the gateway as the caller: authenticate with an API key, a session token "
+            "or a workspace JWT (x-api-key or Authorization: Bearer)",
         )
     b = ctx.body
     async with ctx.db.connect() as c:
