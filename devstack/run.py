@@ -45,6 +45,16 @@ def _shown_cacert(stack: Stack) -> str:
     return f" --cacert {stack.ca}" if stack.tls else ""
 
 
+def _relay(stack: Stack, key: str, body: str) -> dict:
+    """POST /api/relay with curl, as the tour shows it."""
+    out = subprocess.run(
+        ["curl", "-sS", *_cacert(stack), stack.cp_url + "/api/relay", "-H", f"x-api-key: {key}",
+         "-H", "Content-Type: application/json", "-d", body],
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return json.loads(out)
+
+
 def _receipt(stack: Stack, rid: str) -> dict:
     for _ in range(200):
         try:
@@ -304,59 +314,31 @@ def control_plane_tour(stack: Stack, key: str) -> None:
     print("signatures:", json.dumps(ev["receipt"]["signatures"]))
 
     _say("11. RelayPlane: /api/relay through the gateway; gpt-5 is served nowhere (404), so it falls back")
-    out = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            *_cacert(stack),
-            stack.cp_url + "/api/relay",
-            "-H",
-            f"x-api-key: {key}",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            json.dumps(
-                {
-                    "to": "gpt-5",
-                    "fallback": ["claude-haiku-4-5"],
-                    "payload": {"max_tokens": 20, "messages": [{"role": "user", "content": "Hi"}]},
-                    "metadata": {"user_id": "user_123"},
-                }
-            ),
-        ],
-        capture_output=True,
-        text=True,
-    ).stdout
+    relay = _relay(
+        stack,
+        key,
+        json.dumps(
+            {
+                "to": "gpt-5",
+                "fallback": ["claude-haiku-4-5"],
+                "payload": {"max_tokens": 20, "messages": [{"role": "user", "content": "Hi"}]},
+                "metadata": {"user_id": "user_123"},
+            }
+        ),
+    )
     print(
         f"$ curl{_shown_cacert(stack)}",
         stack.cp_url + "/api/relay -H 'x-api-key: ro_live_…' -d "
         '\'{"to": "gpt-5", "fallback": ["claude-haiku-4-5"], …}\'',
     )
-    relay = json.loads(out)
     print(
         json.dumps({k: relay[k] for k in ("relay_id", "status_code", "model", "fallback_used", "attempts")}, indent=1)
     )
 
     _say("    The RelayPlane reference's own example, verbatim: claude-3-sonnet is an alias in the catalog")
-    out = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            *_cacert(stack),
-            stack.cp_url + "/api/relay",
-            "-H",
-            f"x-api-key: {key}",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            REFERENCE_RELAY_EXAMPLE,
-        ],
-        capture_output=True,
-        text=True,
-    ).stdout
+    relay = _relay(stack, key, REFERENCE_RELAY_EXAMPLE)
     print(f"$ curl{_shown_cacert(stack)}", stack.cp_url + "/api/relay -H 'x-api-key: ro_live_…' -d '")
     print(REFERENCE_RELAY_EXAMPLE.strip() + "'")
-    relay = json.loads(out)
     served = _receipt(stack, relay["receipt_id"]) if relay.get("receipt_id") else {}
     print(
         json.dumps(

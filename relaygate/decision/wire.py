@@ -298,6 +298,17 @@ def _gemini(route: Route, doc: dict[str, Any], raw: bytes, default_max_output: i
     return CallShape(route.model, route.stream, (cap + think) * n, len(raw), body, rewritten, model_in_path=True)
 
 
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, else the 400 every dialect answers."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(400, "request.invalid_json", f"request body is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest(400, "request.invalid", "request body must be a JSON object")
+    return doc
+
+
 def parse_body(endpoint: str, raw: bytes, default_max_output: int, route: Route | None = None) -> CallShape:
     """Validate a request body and work out its worst-case size.
 
@@ -310,12 +321,7 @@ def parse_body(endpoint: str, raw: bytes, default_max_output: int, route: Route 
     prediction tokens are billed as output). OpenAI streams are asked to end
     with a usage chunk.
     """
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(400, "request.invalid_json", f"request body is not valid JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise BadRequest(400, "request.invalid", "request body must be a JSON object")
+    doc = json_object(raw)
     if endpoint == GEMINI:
         assert route is not None and route.model, "a Gemini path names its model"
         return _gemini(route, doc, raw, default_max_output)
@@ -406,12 +412,7 @@ def parse_bedrock(route: Route, raw: bytes, default_max_output: int) -> CallShap
     ``inferenceConfig.maxTokens`` (Converse) or ``max_tokens`` (InvokeModel, Anthropic models
     and Meta Llama models only; Llama's is ``max_gen_len``), added with the workspace default when
     absent, as for the other dialects."""
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(400, "request.invalid_json", f"request body is not valid JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise BadRequest(400, "request.invalid", "request body must be a JSON object")
+    doc = json_object(raw)
     stream = BEDROCK_OPERATIONS[route.operation][1]
     for k in ("modelId", "model", "stream"):
         if k in doc:

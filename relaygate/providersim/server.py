@@ -132,10 +132,10 @@ class Sim:
         self.log.clear()
         return web.json_response({"cleared": True})
 
-    async def _prelude(self, request: web.Request, credential: str | None):
-        raw = await request.read()
+    def _record(self, request: web.Request, raw: bytes, path: str) -> dict:
+        """What arrived, for GET /_sim/requests (the last 2,000); marked done when answered."""
         entry = {
-            "path": request.path_qs,
+            "path": path,
             "port": request.transport.get_extra_info("sockname")[1],
             "headers": dict(request.headers),
             "body_sha256": hashlib.sha256(raw).hexdigest(),
@@ -146,6 +146,11 @@ class Sim:
         self.log.append(entry)
         del self.log[:-2000]
         request["sim_entry"] = entry
+        return entry
+
+    async def _prelude(self, request: web.Request, credential: str | None):
+        raw = await request.read()
+        self._record(request, raw, request.path_qs)
         h = request.headers
         if "x-sim-delay-ms" in h:
             await asyncio.sleep(int(h["x-sim-delay-ms"]) / 1000)
@@ -478,18 +483,7 @@ class Sim:
 
     async def bedrock(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        entry = {
-            "path": request.raw_path,
-            "port": request.transport.get_extra_info("sockname")[1],
-            "headers": dict(request.headers),
-            "body_sha256": hashlib.sha256(raw).hexdigest(),
-            "body": raw.decode(errors="replace")[:4096],
-            "time": time.time(),
-            "done": False,
-        }
-        self.log.append(entry)
-        del self.log[:-2000]
-        request["sim_entry"] = entry
+        entry = self._record(request, raw, request.raw_path)
 
         def error(status: int, kind: str, message: str) -> web.Response:
             return web.json_response({"message": message}, status=status, headers={"x-amzn-errortype": kind})
