@@ -97,22 +97,32 @@ class Call:
 CONFLICTING = "\0conflicting"  # bearer_token: the request carried two different credentials
 
 
-def bearer_token(headers: Mapping[str, str]) -> str | None:
-    """The client's key: ``Authorization: Bearer`` (OpenAI-shaped), ``x-api-key`` (Anthropic-shaped)
-    or ``x-goog-api-key`` (the Gemini SDK's); None if none, CONFLICTING if two of them differ.
+def _ours(token: str) -> bool:
+    """A credential of the gateway's kind: an API key, a session token or a JWT."""
+    return token.startswith(("ro_live_", "ro_session_")) or token.count(".") == 2
 
-    Two different credentials on one call are refused rather than one picked: a proxy in front of
-    the gateway, or a log, may read the other one, and no SDK sends two."""
-    found = set()
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The client's credential: ``Authorization: Bearer`` (OpenAI-shaped), else ``x-api-key``
+    (Anthropic-shaped), else ``x-goog-api-key`` (the Gemini SDK's); None if none.
+
+    The first present wins, so a client that also sends a provider key of its own (the Anthropic
+    SDK sends ``x-api-key`` and ``Authorization`` when given both an API key and an auth token)
+    still works, and that key is never forwarded (relaygate/contract/config.py NEVER_FORWARDED).
+    But two *different gateway credentials* on one call are CONFLICTING, refused rather than one
+    picked: a proxy in front of the gateway, or a log, may read the other one."""
+    found: list[str] = []
     auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
-        found.add(auth[7:].strip())
+        found.append(auth[7:].strip())
     for name in ("x-api-key", "x-goog-api-key"):
         if name in headers:
-            found.add(headers[name].strip())
-    if len(found) > 1:
+            found.append(headers[name].strip())
+    if not found:
+        return None
+    if len({t for t in found if _ours(t)}) > 1:
         return CONFLICTING
-    return found.pop() if found else None
+    return found[0]
 
 
 HeaderCheck = Verdict | None | Awaitable[Verdict | None]

@@ -146,7 +146,13 @@ def test_two_different_credentials_are_refused(gw):
         assert r.status == 401 and "two different credentials" in r.json()["error"]["message"], (a, b, r.body)
         hdrs[b] = good
         assert curl(url, body, hdrs).status == 200, (a, b)
+    # a provider key of the client's own beside the gateway credential: the first (Authorization,
+    # x-api-key, x-goog-api-key) is the credential, the other never reaches the provider
+    for a, b in (("authorization", "x-api-key"), ("x-api-key", "x-goog-api-key")):
+        hdrs = {"content-type": "application/json", b: "sk-ant-clients-own"}
+        hdrs[a] = f"Bearer {good}" if a == "authorization" else good
+        assert curl(url, body, hdrs).status == 200, (a, b)
     listing = curl(
-        gw.base("acme") + "/models", None, {"authorization": f"Bearer {good}", "x-goog-api-key": "junk"}, "GET"
+        gw.base("acme") + "/models", None, {"authorization": f"Bearer {good}", "x-goog-api-key": other}, "GET"
     )
     assert listing.status == 401

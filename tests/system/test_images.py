@@ -284,7 +284,7 @@ def _secrets(directory: Path) -> list[str]:
     directory.mkdir()
     env = []
     for name, var in (("key_pepper", "RELAYGATE_KEY_PEPPER"), ("openai", "RELAYGATE_SECRET_OPENAI"),
-                      ("anthropic", "RELAYGATE_SECRET_ANTHROPIC")):  # fmt: skip
+                      ("anthropic", "RELAYGATE_SECRET_ANTHROPIC"), ("google", "RELAYGATE_SECRET_GOOGLE")):  # fmt: skip
         f = directory / name
         f.write_text(values[name])
         f.chmod(0o400)
@@ -341,6 +341,7 @@ def test_the_gateway_pod_answers_through_envoy_and_drains_on_sigterm(built, name
     podman(
         "run", "-d", "--pod", pod, "--name", sim, *HARDENED, built["provider-sim"],
         "--port", str(SIM_PORT), "--credential", creds["openai"], "--credential", creds["anthropic"],
+        "--credential", creds["google"],
     )  # fmt: skip
     podman(
         "run", "-d", "--pod", pod, "--name", policy, *HARDENED, *secret_args, *config_mount,
