@@ -29,7 +29,7 @@ from relaygate.contract.envsecret import EnvSecretError, env_secret
 from relaygate.extproc import authz_http, tracing
 from relaygate.extproc.admin import admin_app
 from relaygate.decision.admission import Admission
-from relaygate.decision.limits import TierLimits
+from relaygate.decision.limits import Limits, RedisTierLimits, TierLimits
 from relaygate.decision.ledger import InMemoryLedger, RedisLedger, SqliteLedger, now_utc, window_bounds
 from relaygate.decision.policy_engine import PolicyError, RegorusEngine
 from relaygate.extproc.processor import Processor
@@ -145,6 +145,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         "first (503 gateway.unavailable)",
     )
     p.add_argument(
+        "--limits",
+        choices=["memory", "redis"],
+        default=os.environ.get("RELAYGATE_LIMITS"),
+        help="where the workspaces' tier limits (requests/s, tokens/min) are counted: memory (this process; "
+        "a fleet-wide limit is then the sum over the gateways) or redis (the --ledger-url Redis, shared by "
+        "every gateway: the fleet together admits what one gateway would; unreachable or slower than "
+        "--ledger-timeout-ms refuses the call 503 rate.unavailable). Default: redis with --ledger redis, "
+        "else memory",
+    )
+    p.add_argument(
         "--no-settle",
         dest="settle",
         action="store_false",
@@ -234,6 +244,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(str(e))
     if a.ledger == "redis" and not a.ledger_url:
         p.error("--ledger redis needs --ledger-url or $RELAYGATE_LEDGER_URL")
+    a.limits = a.limits or ("redis" if a.ledger == "redis" else "memory")
+    if a.limits == "redis" and not a.ledger_url:
+        p.error("--limits redis needs --ledger-url or $RELAYGATE_LEDGER_URL (the Redis it counts in)")
     if a.control_plane and not (a.fleet_token and a.control_plane_key):
         p.error("--control-plane needs $RELAYGATE_FLEET_TOKEN and --control-plane-key")
     if bool(a.control_plane_cert) != bool(a.control_plane_client_key):
@@ -284,6 +297,11 @@ async def serve(args: argparse.Namespace) -> None:
         ledger = rebuild_ledger(spool)
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
 
+    limits: Limits = TierLimits()
+    if args.limits == "redis":  # the ledger's Redis client when it has one (same Redis, same timeout)
+        client = ledger.redis if isinstance(ledger, RedisLedger) else None
+        limits = RedisTierLimits(client or _redis_ledger(args.ledger_url, args.ledger_timeout_ms / 1000).redis)
+
     remote = None
     if args.policy_engine == "opa-server":
         from relaygate.extproc.opa_engine import OpaEngine
@@ -316,14 +334,12 @@ async def serve(args: argparse.Namespace) -> None:
             verify_key = bundle_mod.load_verify_key(await _control_plane_key(Path(args.control_plane_key)))
         except ValueError as e:
             raise config_mod.ConfigError(f"--control-plane-key {args.control_plane_key}: {e}") from None
-        sync = BundleSync(
-            cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, TierLimits(), engine=remote
-        )
+        sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, limits, engine=remote)
         admission = await sync.initial()
     else:
         cfg = config_mod.load(args.config_dir)
         engine = remote or RegorusEngine(sources=local_sources(Path(args.policy_dir)))
-        admission = Admission(cfg, engine, ledger)
+        admission = Admission(cfg, engine, ledger, limits=limits)
     cfg = admission.config
 
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", cfg.max_body_bytes + (1 << 20))])
@@ -366,7 +382,8 @@ async def serve(args: argparse.Namespace) -> None:
         await web.TCPSite(runner, args.admin_host, args.admin_port).start()
     ledger_desc = args.ledger if args.ledger != "redis" else f"redis at {args.ledger_url.rsplit('@', 1)[-1]}"
     log.info(
-        "relaygate-extproc ready: grpc %s%s, admin :%s, signing key %s, %d upstreams, %d keys, policy %s, ledger %s",
+        "relaygate-extproc ready: grpc %s%s, admin :%s, signing key %s, %d upstreams, %d keys, policy %s, ledger %s"
+        ", tier limits in %s",
         listen,
         f", ext_authz http {args.authz_listen}" if authz else "",
         args.admin_port,
@@ -375,6 +392,7 @@ async def serve(args: argparse.Namespace) -> None:
         len(cfg.keys),
         admission.revision if cp else f"from {args.config_dir} and {args.policy_dir}",
         ledger_desc,
+        args.limits,
     )
 
     stop = asyncio.Event()
