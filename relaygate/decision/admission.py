@@ -386,12 +386,14 @@ class Admission:
         upstream = self._upstreams[d["upstream"]]
         # The policy names budgets by id (unique within the workspace); the ledger by ledger_id.
         by_id = {b.id: b for b in budgets}
+        ref = self.ledger.hold_ref() if d["holds"] else ""  # the call's lease-bound record (Redis), or ""
         holds = [
             Hold(
                 by_id[h["budget_id"]].ledger_id,
                 windows[h["budget_id"]][0],
                 int(h["amount"]),
                 by_id[h["budget_id"]].unit,
+                ref,
             )
             for h in d["holds"]
         ]

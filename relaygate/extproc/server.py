@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import os
+import secrets
 import signal
 import socket
 import time
@@ -155,6 +156,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         "else memory",
     )
     p.add_argument(
+        "--lease-ttl-ms",
+        type=int,
+        default=int(os.environ.get("RELAYGATE_LEASE_TTL_MS", "10000")),
+        help="with --ledger redis: this process's lease in Redis lives this long unrenewed; once it lapses "
+        "(the process died) any live sidecar releases the budget holds it had reserved (default 10000)",
+    )
+    p.add_argument(
+        "--lease-interval-ms",
+        type=int,
+        default=int(os.environ.get("RELAYGATE_LEASE_INTERVAL_MS", "2000")),
+        help="with --ledger redis: renew the lease, and reap the holds of lapsed leases, this often (default 2000)",
+    )
+    p.add_argument(
         "--no-settle",
         dest="settle",
         action="store_false",
@@ -244,6 +258,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(str(e))
     if a.ledger == "redis" and not a.ledger_url:
         p.error("--ledger redis needs --ledger-url or $RELAYGATE_LEDGER_URL")
+    if not 0 < a.lease_interval_ms < a.lease_ttl_ms:
+        p.error("--lease-interval-ms must be positive and shorter than --lease-ttl-ms")
     a.limits = a.limits or ("redis" if a.ledger == "redis" else "memory")
     if a.limits == "redis" and not a.ledger_url:
         p.error("--limits redis needs --ledger-url or $RELAYGATE_LEDGER_URL (the Redis it counts in)")
@@ -265,11 +281,11 @@ def rebuild_ledger(spool: Spool) -> InMemoryLedger:
     return ledger
 
 
-def _redis_ledger(url: str, timeout: float = 0.5) -> RedisLedger:
+def _redis_ledger(url: str, timeout: float = 0.5, owner: str | None = None, lease_ttl: float = 10.0) -> RedisLedger:
     import redis
 
     try:
-        return RedisLedger(url, timeout=timeout)
+        return RedisLedger(url, timeout=timeout, owner=owner, lease_ttl=lease_ttl)
     except (redis.RedisError, ValueError) as e:
         where = url.rsplit("@", 1)[-1]  # never print a password from the URL
         raise config_mod.ConfigError(f"budget ledger: Redis at {where} is not usable: {e}") from None
@@ -284,7 +300,13 @@ async def serve(args: argparse.Namespace) -> None:
         ledger = (
             SqliteLedger(data_dir / "ledger.db")
             if args.ledger == "sqlite"
-            else _redis_ledger(args.ledger_url, args.ledger_timeout_ms / 1000)
+            # Holds are lease-bound to this process (a name of its own: workers share the instance id).
+            else _redis_ledger(
+                args.ledger_url,
+                args.ledger_timeout_ms / 1000,
+                owner=f"{args.instance_id}:{secrets.token_hex(6)}",
+                lease_ttl=args.lease_ttl_ms / 1000,
+            )
         )
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
         if args.settle:
@@ -408,7 +430,21 @@ async def serve(args: argparse.Namespace) -> None:
             except Exception:
                 log.exception("sweeping stale receipts failed")
 
+    async def lease(led: RedisLedger) -> None:
+        """Keep this process's lease alive; release the holds of processes whose lease lapsed."""
+        while True:
+            try:
+                await asyncio.to_thread(led.renew)
+                released = await asyncio.to_thread(led.reap)
+                if released:
+                    log.warning("released the budget holds of %d calls of sidecars whose lease lapsed", released)
+            except Exception as e:
+                log.error("budget lease renewal or reaping failed: %s", e)
+            await asyncio.sleep(args.lease_interval_ms / 1000)
+
     tasks = [asyncio.create_task(sweep())] if args.settle else []
+    if isinstance(ledger, RedisLedger):
+        tasks.append(asyncio.create_task(lease(ledger)))
     if sync is not None:
 
         def install(adm: Admission) -> None:

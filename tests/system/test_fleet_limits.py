@@ -9,6 +9,8 @@ Redis the three together admit what one gateway would. Redis stalled or stopped 
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 import time
 import uuid
 
@@ -30,6 +32,8 @@ TPM = (
     11000  # acme: tokens_per_minute; calls below reserve 2000 output tokens + their input bound (the body's ~130 bytes)
 )
 MAX_TOKENS = 2000
+BUDGET = 3000  # capped: one call of MAX_TOKENS holds about 2130 tokens, so a second must wait for it
+LEASE_TTL_MS = 3000
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +52,23 @@ def fleet(tmp_path_factory, redis_server):
     tmp = tmp_path_factory.mktemp("fleet")
     tokens = write_config(
         tmp / "config",
-        [{"id": "capped-daily", "workspace": "capped", "key": None, "unit": "tokens", "window": "day", "limit": 10**6}],
+        [
+            {
+                "id": "capped-daily",
+                "workspace": "capped",
+                "key": None,
+                "unit": "tokens",
+                "window": "day",
+                "limit": BUDGET,
+            }
+        ],
     )
     ws = yaml.safe_load((tmp / "config" / "workspaces.yaml").read_text())
     ws["workspaces"]["euro"]["limits"] = {"requests_per_second": RPS}
     ws["workspaces"]["acme"]["limits"] = {"tokens_per_minute": TPM}
     (tmp / "config" / "workspaces.yaml").write_text(yaml.safe_dump(ws))
-    patience = ["--ledger-timeout-ms", str(LEDGER_TIMEOUT_MS)]
+    patience = ["--ledger-timeout-ms", str(LEDGER_TIMEOUT_MS), "--lease-ttl-ms", str(LEASE_TTL_MS)]
+    patience += ["--lease-interval-ms", "500"]
     stacks = [
         Stack(
             tmp / f"gw{i}",
@@ -233,3 +247,156 @@ def test_limits_unreachable_raise(redis_server):
     with pytest.raises(LimitsUnavailable):
         dead.check("w", 5, None, 0)
     assert dead.check("w", None, None, 0) is None  # nothing to ask
+
+
+def _capped_usage(client: redis.Redis) -> tuple[int, int]:
+    """(spent, reserved) of capped's budget in Redis."""
+    spent = reserved = 0
+    for key in client.scan_iter("relaygate:budget:capped/capped-daily:*"):
+        s, r = client.hmget(key, "spent", "reserved")
+        spent, reserved = spent + int(s or 0), reserved + int(r or 0)
+    return spent, reserved
+
+
+@pytest.mark.slow
+def test_a_killed_sidecars_hold_is_released_when_its_lease_lapses(fleet):
+    gateways, client = fleet
+    victim, other = gateways[2], gateways[0]
+    headers = {"authorization": f"Bearer {victim.tokens['capped']}", "content-type": "application/json"}
+    spent0, reserved0 = _capped_usage(client)
+    assert reserved0 == 0
+    marker = f"in flight {uuid.uuid4().hex}"
+    replies: dict = {}
+    slow = {**headers, "x-sim-delay-ms": "8000"}  # held at the provider while its sidecar dies
+    url = victim.base("capped") + "/chat/completions"
+    flight = threading.Thread(
+        target=lambda: replies.update(r=curl(url, chat_body(content=marker, max_tokens=MAX_TOKENS), slow))
+    )
+    flight.start()
+    try:
+        # Forwarded: the decision is made and its hold reserved in Redis.
+        eventually(lambda: [e for e in victim.sim_requests() if marker in e["body"]], 15, "the call at the provider")
+        held = _capped_usage(client)[1]
+        assert held > MAX_TOKENS
+        blocked = curl(
+            other.base("capped") + "/chat/completions", chat_body(content="blocked", max_tokens=MAX_TOKENS), headers
+        )
+        assert blocked.status == 429 and blocked.json()["error"]["code"] == "budget.exceeded", blocked.body
+
+        victim.stack.stop_one("extproc", signal.SIGKILL)  # dies for good holding the reservation
+        killed = time.monotonic()
+        eventually(lambda: _capped_usage(client) == (spent0, 0), 15, "the dead sidecar's hold released")
+        assert time.monotonic() - killed >= LEASE_TTL_MS / 1000 - 0.5  # not before its lease lapsed
+        ok = curl(
+            other.base("capped") + "/chat/completions",
+            chat_body(content="admitted again", max_tokens=MAX_TOKENS),
+            headers,
+        )
+        assert ok.status == 200, ok.body
+        eventually(lambda: _capped_usage(client)[1] == 0, 15, "the new call settled")
+    finally:
+        flight.join(60)
+    after_reap = _capped_usage(client)
+    # The dead sidecar comes back: its spool's pending call becomes an incomplete receipt charged
+    # its worst case (the spend happens now, at the replay, not at the reap) and, its record gone,
+    # the reservation is not released a second time.
+    victim.stack.start_extproc()
+    rid = replies["r"].receipt_id
+    doc = victim.receipt_doc(rid, timeout=20)
+    assert doc["status"] == "incomplete" and doc["decision"]["allow"] is True
+    eventually(lambda: _capped_usage(client) == (after_reap[0] + held, 0), 15, "the replayed call charged once")
+
+
+# Lease-bound holds, against the real Redis: each ledger below is one "process" with a lease.
+
+
+@pytest.fixture
+def leases(redis_server):
+    from relaygate.decision.ledger import RedisLedger
+
+    space = uuid.uuid4().hex
+    made = []
+
+    def ledger(owner: str, ttl: float = 10.0) -> RedisLedger:
+        led = RedisLedger(
+            redis_server.url,
+            prefix=f"relaygate:test-budget:{space}:",
+            owner=f"{owner}:{space}",
+            lease_ttl=ttl,
+            lease_prefix=f"relaygate:test-lease:{space}:",
+        )
+        made.append(led)
+        return led
+
+    return ledger
+
+
+def _hold(led, amount: int = 100):
+    from relaygate.decision.ledger import Hold, now_utc, window_bounds
+
+    return [Hold("ws/b", window_bounds("day", now_utc())[0], amount, "tokens", led.hold_ref())]
+
+
+def _spent_reserved(led, hold) -> tuple[int, int]:
+    s, r = led.redis.hmget(led._key(hold.budget_id, hold.window_key), "spent", "reserved")
+    return int(s or 0), int(r or 0)
+
+
+def test_the_holds_of_a_lapsed_lease_are_released_exactly_once(leases):
+    dead, live = leases("dead", ttl=0.3), leases("live")
+    holds = _hold(dead, 100)
+    assert dead.reserve(holds, {"ws/b": 150}) is None
+    assert live.reserve(_hold(live, 100), {"ws/b": 150}) == "ws/b"  # the dead one's hold blocks it
+    assert live.reap() == 0  # its lease is still alive: nothing released
+    eventually(lambda: not live.redis.exists(f"{dead.lease_prefix}live:{dead.owner}"), 5, "the lease to lapse")
+    # Several reapers at once (every live sidecar runs one): the hold is released once.
+    others = [leases(f"reaper{i}") for i in range(4)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        counts = list(pool.map(lambda led: led.reap(), others))
+    assert sorted(counts) == [0, 0, 0, 1]
+    assert _spent_reserved(live, holds[0]) == (0, 0)
+    assert live.reap() == 0
+    assert live.reserve(_hold(live, 100), {"ws/b": 150}) is None  # the budget admits again
+
+
+def test_a_slow_process_whose_holds_were_reaped_settles_without_releasing_twice(leases):
+    slow, live = leases("slow", ttl=0.3), leases("live")
+    reaped, kept = _hold(slow, 100), _hold(slow, 40)
+    assert slow.reserve(reaped, {"ws/b": 1000}) is None
+    eventually(lambda: not live.redis.exists(f"{slow.lease_prefix}live:{slow.owner}"), 5, "the lease to lapse")
+    assert live.reap() == 1
+    assert _spent_reserved(live, reaped[0]) == (0, 0)
+    # Back again: a reservation renews its lease, so this hold is not reaped with the old ones.
+    assert slow.reserve(kept, {"ws/b": 1000}) is None
+    assert live.reap() == 0
+    assert _spent_reserved(live, reaped[0]) == (0, 40)
+    # The reaped call settles with its real usage: the spend is added, the reservation (already
+    # released) is not subtracted again; the other call releases its own hold.
+    slow.settle_many([(reaped, {"tokens": 70}), (kept, {"tokens": 25})])
+    assert _spent_reserved(live, reaped[0]) == (95, 0)
+    slow.settle(kept, {"tokens": 25})  # a settlement replayed twice cannot release twice either
+    assert _spent_reserved(live, reaped[0]) == (120, 0)
+
+
+def test_a_restarted_process_settles_its_predecessors_holds_by_their_record(leases):
+    before, after = leases("gw-x", ttl=30), leases("gw-x-restarted")
+    holds = _hold(before, 100)
+    assert before.reserve(holds, {"ws/b": 1000}) is None
+    after.settle(holds, {"tokens": 60})  # its spool names the previous owner's record
+    assert _spent_reserved(after, holds[0]) == (60, 0)
+    assert not after.redis.hlen(before._holds_key(holds[0].ref))
+    # The old lease lapsing later finds nothing left to release.
+    after.redis.delete(f"{before.lease_prefix}live:{before.owner}")
+    assert after.reap() == 0 and _spent_reserved(after, holds[0]) == (60, 0)
+
+
+def test_reaping_skips_a_usage_window_that_has_expired(leases):
+    dead, live = leases("dead", ttl=30), leases("live")
+    holds = _hold(dead, 100)
+    assert dead.reserve(holds, {"ws/b": 1000}) is None
+    live.redis.delete(dead._key(holds[0].budget_id, holds[0].window_key))  # the window's hash expired
+    live.redis.delete(f"{dead.lease_prefix}live:{dead.owner}")
+    assert live.reap() == 1
+    assert not live.redis.exists(dead._key(holds[0].budget_id, holds[0].window_key))  # no negative ghost
