@@ -121,11 +121,14 @@ def _settled(client: redis.Redis, ws: str, which: str, full: float) -> bool:
 @pytest.mark.slow
 def test_three_gateways_together_admit_one_requests_per_second_burst(fleet):
     gateways, client = fleet
-    eventually(lambda: _settled(client, "euro", "rps", RPS), 10, "a full request bucket")
-    marker = f"rps burst {uuid.uuid4().hex}"
-    started = time.monotonic()
-    results = asyncio.run(_burst(gateways, "euro", 10, chat_body(content=marker)))
-    elapsed = time.monotonic() - started
+    for _ in range(3):  # a burst slowed past 2 s by a loaded machine tells nothing: try again
+        eventually(lambda: _settled(client, "euro", "rps", RPS), 10, "a full request bucket")
+        marker = f"rps burst {uuid.uuid4().hex}"
+        started = time.monotonic()
+        results = asyncio.run(_burst(gateways, "euro", 10, chat_body(content=marker)))
+        elapsed = time.monotonic() - started
+        if elapsed < 2:
+            break
     ok = [r for r in results if r[0] == 200]
     limited = [r for r in results if r[0] == 429]
     assert len(ok) + len(limited) == 30, sorted({r[0] for r in results})
