@@ -261,6 +261,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not 0 < a.lease_interval_ms < a.lease_ttl_ms:
         p.error("--lease-interval-ms must be positive and shorter than --lease-ttl-ms")
     a.limits = a.limits or ("redis" if a.ledger == "redis" else "memory")
+    if a.limits not in ("memory", "redis"):  # from $RELAYGATE_LIMITS, which argparse does not check
+        p.error(f"--limits / $RELAYGATE_LIMITS: memory or redis, got {a.limits!r}")
     if a.limits == "redis" and not a.ledger_url:
         p.error("--limits redis needs --ledger-url or $RELAYGATE_LEDGER_URL (the Redis it counts in)")
     if a.control_plane and not (a.fleet_token and a.control_plane_key):
