@@ -23,7 +23,7 @@ from relaygate.contract import keys as keyfmt
 from relaygate.contract.config import ApiKey, Budget, GatewayConfig, Upstream, cost_micros
 from relaygate.contract.scope import GATEWAY_CALL, may_call_gateway
 from relaygate.decision.ledger import Hold, Ledger, LedgerUnavailable, now_utc, window_bounds
-from relaygate.decision.limits import TierLimits
+from relaygate.decision.limits import Limits, LimitsUnavailable, TierLimits
 from relaygate.decision.policy_engine import PolicyEngine, PolicyError, PolicyUnavailable
 from relaygate.decision.policy_sandbox import EMPTY as EMPTY_POLICIES
 from relaygate.decision.policy_sandbox import (
@@ -80,12 +80,12 @@ class Admission:
         engine: PolicyEngine,
         ledger: Ledger,
         revision: str = "local",
-        limits: TierLimits | None = None,
+        limits: Limits | None = None,
         workspace_policies: WorkspacePolicies = EMPTY_POLICIES,
         sandbox: PolicySandbox | None = None,
     ) -> None:
         self.config, self.engine, self.ledger, self.revision = config, engine, ledger, revision
-        self.limits = limits or TierLimits()
+        self.limits: Limits = limits or TierLimits()
         # Workspace policies never run in ``engine``: each runs alone in the sandbox's workers.
         self.workspace_policies = workspace_policies
         self.sandbox = sandbox
@@ -311,9 +311,14 @@ class Admission:
 
     def _limited(self, key: ApiKey, shape: CallShape) -> Verdict | None:
         ws = self.config.workspaces[key.workspace]
-        limited = self.limits.check(
-            ws.id, ws.requests_per_second, ws.tokens_per_minute, shape.input_token_bound + shape.max_output_tokens
-        )
+        try:
+            limited = self.limits.check(
+                ws.id, ws.requests_per_second, ws.tokens_per_minute, shape.input_token_bound + shape.max_output_tokens
+            )
+        except LimitsUnavailable as e:  # the fleet's shared limits (Redis) cannot be asked: fail closed
+            log.error("call refused: %s", e)
+            msg = "the fleet's shared rate limits are unreachable; the call was not made"
+            return Verdict.deny(503, "rate.unavailable", msg, retry_after=1)
         if limited is not None:
             retry, which = limited
             msg = f"workspace {ws.id} is over its gateway tier limit ({which}); retry in {retry}s"
@@ -381,12 +386,14 @@ class Admission:
         upstream = self._upstreams[d["upstream"]]
         # The policy names budgets by id (unique within the workspace); the ledger by ledger_id.
         by_id = {b.id: b for b in budgets}
+        ref = self.ledger.hold_ref() if d["holds"] else ""  # the call's lease-bound record (Redis), or ""
         holds = [
             Hold(
                 by_id[h["budget_id"]].ledger_id,
                 windows[h["budget_id"]][0],
                 int(h["amount"]),
                 by_id[h["budget_id"]].unit,
+                ref,
             )
             for h in d["holds"]
         ]

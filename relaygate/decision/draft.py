@@ -41,7 +41,7 @@ class CallDraft(TypedDict):
     upstream: UpstreamFacts | None  # None: nothing was forwarded
     price: tuple[int, int] | list[int] | None  # (input, output) micro-USD per 1k tokens of the upstream
     worst: tuple[int, int] | list[int] | None  # (input token bound, output cap): what holds assumed
-    holds: list[list[Any]]  # [budget ledger id, window key, amount, unit]
+    holds: list[list[Any]]  # [budget ledger id, window key, amount, unit(, lease record ref)]
     response_digest: str | None  # known at once for a denial (its error body)
     sampled: NotRequired[dict[str, int]]  # summary receipts only: how many calls it stands for
     credential: NotRequired[str]  # a session token's or JWT's name (session:<id>, jwt:<sub>); absent for a key
@@ -98,7 +98,8 @@ def call_draft(
         },
         "price": price,
         "worst": worst,
-        "holds": [[h.budget_id, h.window_key, h.amount, h.unit] for h in holds],
+        # a lease-bound hold (Redis ledger) carries its record's ref as a fifth item
+        "holds": [[h.budget_id, h.window_key, h.amount, h.unit, *([h.ref] if h.ref else [])] for h in holds],
         "response_digest": digest(response_body) if response_body is not None else None,
     }
     if alias:

@@ -50,6 +50,7 @@ class Hold:
     window_key: str
     amount: int
     unit: str
+    ref: str = ""  # a lease-bound hold's record in Redis (RedisLedger with a lease), else empty
 
 
 @dataclass
@@ -59,6 +60,9 @@ class Usage:
 
 
 class Ledger(Protocol):
+    def hold_ref(self) -> str:
+        """A fresh ref for one call's holds ("" where holds are not lease-bound)."""
+
     def used(self, budget_id: str, window_key: str) -> int: ...
     def used_many(self, pairs: list[tuple[str, str]]) -> list[int]:
         """``used`` for several (budget id, window key) pairs at once."""
@@ -85,6 +89,9 @@ class _Single(Protocol):
 
 class _OneByOne:
     """Batch operations as loops, for ledgers where a call costs no round trip."""
+
+    def hold_ref(self) -> str:
+        return ""  # one process or one machine: a dead process's holds are settled from its spool
 
     def used_many(self: _Single, pairs: list[tuple[str, str]]) -> list[int]:
         return [self.used(b, w) for b, w in pairs]
@@ -252,6 +259,66 @@ end
 return 0
 """
 
+# Lease-bound holds. KEYS: the n usage hashes, then the owner's holds hash, its lease key and the
+# registry of owners. ARGV: amount, limit, expire-at per hold, then the ref, the owner, the lease
+# TTL (ms). As _RESERVE, and on success records {usage key, amount} pairs under the ref in the
+# owner's holds hash; a process that reserves is alive, so its lease is renewed here too (a slow
+# process whose holds were reaped cannot record new ones under a lapsed lease).
+_RESERVE_LEASED = """
+local n = #KEYS - 3
+for i = 1, n do
+  local v = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
+  if (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) + tonumber(ARGV[3 * i - 2]) > tonumber(ARGV[3 * i - 1]) then
+    return i
+  end
+end
+local record = {}
+for i = 1, n do
+  redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[3 * i - 2])
+  redis.call('EXPIREAT', KEYS[i], ARGV[3 * i])
+  record[i] = {KEYS[i], tonumber(ARGV[3 * i - 2])}
+end
+redis.call('HSET', KEYS[n + 1], ARGV[3 * n + 1], cjson.encode(record))
+redis.call('SET', KEYS[n + 2], '1', 'PX', ARGV[3 * n + 3])
+redis.call('SADD', KEYS[n + 3], ARGV[3 * n + 2])
+return 0
+"""
+# KEYS: the n usage hashes, then the owner's holds hash. ARGV: as _SETTLE per hold, then the ref.
+# The record is the token: only a settlement that removes it releases the reservation; one whose
+# record a reaper already released (its lease had lapsed) adds the spend alone.
+_SETTLE_LEASED = """
+local n = #KEYS - 1
+local held = redis.call('HDEL', KEYS[n + 1], ARGV[3 * n + 1]) == 1
+for i = 1, n do
+  if held then redis.call('HINCRBY', KEYS[i], 'reserved', ARGV[3 * i - 2]) end
+  redis.call('HINCRBY', KEYS[i], 'spent', ARGV[3 * i - 1])
+  redis.call('EXPIREAT', KEYS[i], ARGV[3 * i])
+end
+return held and 1 or 0
+"""
+# KEYS: the registry of owners. ARGV: the lease key prefix, the holds hash prefix. Every owner
+# whose lease expired has its recorded holds released (reserved decremented; a usage hash that
+# has expired meanwhile is left alone) and its record deleted, in one script: several reapers
+# at once release each hold exactly once. Returns the number of calls whose holds it released.
+_REAP = """
+local released = 0
+for _, owner in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. owner) == 0 then
+    local holds = ARGV[2] .. owner
+    local all = redis.call('HGETALL', holds)
+    for j = 2, #all, 2 do
+      for _, kv in ipairs(cjson.decode(all[j])) do
+        if redis.call('EXISTS', kv[1]) == 1 then redis.call('HINCRBY', kv[1], 'reserved', -kv[2]) end
+      end
+      released = released + 1
+    end
+    redis.call('DEL', holds)
+    redis.call('SREM', KEYS[1], owner)
+  end
+end
+return released
+"""
+
 
 class RedisLedger:
     """Budgets shared by every gateway that points at the same Redis (``--ledger-url redis://...``).
@@ -264,9 +331,26 @@ class RedisLedger:
     refused (fail closed); a script that timed out may still have run, which
     can only leave a hold reserved (the budget under-used, never overspent).
     Give Redis persistence (AOF) in production: its data is the budgets' state.
+
+    With ``owner`` (a name unique to this process) holds are lease-bound: each call's holds are
+    recorded in ``{lease_prefix}holds:{owner}`` under a ref (:meth:`hold_ref`, carried in the
+    spool's draft), the process keeps ``{lease_prefix}live:{owner}`` alive (:meth:`renew`, and
+    every reservation), and any process's :meth:`reap` releases the recorded holds of owners
+    whose lease expired (a sidecar that died for good) instead of leaving them reserved until the
+    window ends. Settling removes a call's record; a settlement whose record was already reaped
+    (the process was only slow, or is replaying its spool after a restart) adds the real spend
+    but does not release the reservation a second time.
     """
 
-    def __init__(self, url: str, prefix: str = "relaygate:budget:", timeout: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "relaygate:budget:",
+        timeout: float = 0.5,
+        owner: str | None = None,
+        lease_ttl: float = 10.0,
+        lease_prefix: str = "relaygate:lease:",
+    ) -> None:
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -286,6 +370,33 @@ class RedisLedger:
         self._errors = (redis.RedisError, OSError)
         self._reserve = self.redis.register_script(_RESERVE)
         self._settle = self.redis.register_script(_SETTLE)
+        self.owner, self.lease_ttl_ms, self.lease_prefix = owner, int(lease_ttl * 1000), lease_prefix
+        self._registry = f"{lease_prefix}owners"
+        self._settle_leased = self.redis.register_script(_SETTLE_LEASED)  # a spool's holds may be lease-bound
+        if owner is not None:
+            self._reserve_leased = self.redis.register_script(_RESERVE_LEASED)
+            self._reap = self.redis.register_script(_REAP)
+            self.renew()
+
+    def hold_ref(self) -> str:
+        import secrets
+
+        return f"{self.owner}#{secrets.token_hex(8)}" if self.owner is not None else ""
+
+    def _holds_key(self, ref: str) -> str:
+        return f"{self.lease_prefix}holds:{ref.rpartition('#')[0]}"
+
+    def renew(self) -> None:
+        """Keep this process's lease alive (every couple of seconds, and with every reservation)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(f"{self.lease_prefix}live:{self.owner}", "1", px=self.lease_ttl_ms)
+        pipe.sadd(self._registry, str(self.owner))
+        self._call(pipe.execute)
+
+    def reap(self) -> int:
+        """Release the recorded holds of every owner whose lease expired; the number of calls."""
+        prefixes = [f"{self.lease_prefix}live:", f"{self.lease_prefix}holds:"]
+        return int(self._call(self._reap, keys=[self._registry], args=prefixes))
 
     def _key(self, budget_id: str, window_key: str) -> str:
         return f"{self.prefix}{budget_id}:{window_key}"
@@ -309,17 +420,27 @@ class RedisLedger:
     def reserve(self, holds: list[Hold], limits: dict[str, int]) -> str | None:
         if not holds:
             return None
-        args: list[int] = []
+        args: list[int | str] = []
         for h in holds:
             args += [int(h.amount), int(limits[h.budget_id]), window_expiry(h.window_key)]
-        over = self._call(self._reserve, keys=[self._key(h.budget_id, h.window_key) for h in holds], args=args)
+        keys = [self._key(h.budget_id, h.window_key) for h in holds]
+        ref = holds[0].ref
+        if ref and self.owner is not None:
+            keys += [self._holds_key(ref), f"{self.lease_prefix}live:{self.owner}", self._registry]
+            over = self._call(self._reserve_leased, keys=keys, args=[*args, ref, self.owner, self.lease_ttl_ms])
+        else:
+            over = self._call(self._reserve, keys=keys, args=args)
         return holds[int(over) - 1].budget_id if over else None
 
-    def _settle_args(self, holds: list[Hold], actual: dict[str, int]) -> tuple[list[str], list[int]]:
-        args: list[int] = []
+    def _settle_args(self, holds: list[Hold], actual: dict[str, int]) -> tuple[list[str], list[int | str]]:
+        args: list[int | str] = []
         for h in holds:
             args += [-int(h.amount), int(actual.get(h.unit, 0)), window_expiry(h.window_key)]
-        return [self._key(h.budget_id, h.window_key) for h in holds], args
+        keys = [self._key(h.budget_id, h.window_key) for h in holds]
+        if holds[0].ref:
+            keys.append(self._holds_key(holds[0].ref))
+            args.append(holds[0].ref)
+        return keys, args
 
     def settle(self, holds: Iterable[Hold], actual: dict[str, int]) -> None:
         self.settle_many([(list(holds), actual)])
@@ -332,7 +453,10 @@ class RedisLedger:
         pipe = self.redis.pipeline(transaction=False)
         for holds, actual in items:
             keys, args = self._settle_args(holds, actual)
-            self._settle(keys=keys, args=args, client=pipe)
+            # Lease-bound holds settle by their record whoever settles them (the spool of a
+            # restarted process names its previous owner); the script needs no lease of its own.
+            script = self._settle_leased if holds[0].ref else self._settle
+            script(keys=keys, args=args, client=pipe)
         self._call(pipe.execute)
 
     def charge(self, budget_id: str, window_key: str, amount: int) -> None:

@@ -17,7 +17,7 @@ from relaygate.contract import bundle as bundle_mod
 from relaygate.contract import config as config_mod
 from relaygate.decision.admission import Admission
 from relaygate.decision.ledger import Ledger
-from relaygate.decision.limits import TierLimits
+from relaygate.decision.limits import Limits
 from relaygate.decision.policy_engine import PolicyEngine, RegorusEngine, load_policy_sources
 from relaygate.decision.policy_sandbox import PolicySandbox
 from relaygate.decision.workspace_policy import policy_modules, split_bundle
@@ -33,7 +33,7 @@ def local_sources(policy_dir: Path) -> tuple[dict[str, str], dict[str, Any]]:
 def admission_from_bundle(
     b: bundle_mod.Bundle,
     ledger: Ledger,
-    limits: TierLimits | None = None,
+    limits: Limits | None = None,
     sandbox: PolicySandbox | None = None,
     engine: PolicyEngine | None = None,
 ) -> Admission:

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import os
+import secrets
 import signal
 import socket
 import time
@@ -29,7 +30,7 @@ from relaygate.contract.envsecret import EnvSecretError, env_secret
 from relaygate.extproc import authz_http, tracing
 from relaygate.extproc.admin import admin_app
 from relaygate.decision.admission import Admission
-from relaygate.decision.limits import TierLimits
+from relaygate.decision.limits import Limits, RedisTierLimits, TierLimits
 from relaygate.decision.ledger import InMemoryLedger, RedisLedger, SqliteLedger, now_utc, window_bounds
 from relaygate.decision.policy_engine import PolicyError, RegorusEngine
 from relaygate.extproc.processor import Processor
@@ -145,6 +146,29 @@ def parse_args(argv=None) -> argparse.Namespace:
         "first (503 gateway.unavailable)",
     )
     p.add_argument(
+        "--limits",
+        choices=["memory", "redis"],
+        default=os.environ.get("RELAYGATE_LIMITS"),
+        help="where the workspaces' tier limits (requests/s, tokens/min) are counted: memory (this process; "
+        "a fleet-wide limit is then the sum over the gateways) or redis (the --ledger-url Redis, shared by "
+        "every gateway: the fleet together admits what one gateway would; unreachable or slower than "
+        "--ledger-timeout-ms refuses the call 503 rate.unavailable). Default: redis with --ledger redis, "
+        "else memory",
+    )
+    p.add_argument(
+        "--lease-ttl-ms",
+        type=int,
+        default=int(os.environ.get("RELAYGATE_LEASE_TTL_MS", "10000")),
+        help="with --ledger redis: this process's lease in Redis lives this long unrenewed; once it lapses "
+        "(the process died) any live sidecar releases the budget holds it had reserved (default 10000)",
+    )
+    p.add_argument(
+        "--lease-interval-ms",
+        type=int,
+        default=int(os.environ.get("RELAYGATE_LEASE_INTERVAL_MS", "2000")),
+        help="with --ledger redis: renew the lease, and reap the holds of lapsed leases, this often (default 2000)",
+    )
+    p.add_argument(
         "--no-settle",
         dest="settle",
         action="store_false",
@@ -234,6 +258,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(str(e))
     if a.ledger == "redis" and not a.ledger_url:
         p.error("--ledger redis needs --ledger-url or $RELAYGATE_LEDGER_URL")
+    if not 0 < a.lease_interval_ms < a.lease_ttl_ms:
+        p.error("--lease-interval-ms must be positive and shorter than --lease-ttl-ms")
+    a.limits = a.limits or ("redis" if a.ledger == "redis" else "memory")
+    if a.limits not in ("memory", "redis"):  # from $RELAYGATE_LIMITS, which argparse does not check
+        p.error(f"--limits / $RELAYGATE_LIMITS: memory or redis, got {a.limits!r}")
+    if a.limits == "redis" and not a.ledger_url:
+        p.error("--limits redis needs --ledger-url or $RELAYGATE_LEDGER_URL (the Redis it counts in)")
     if a.control_plane and not (a.fleet_token and a.control_plane_key):
         p.error("--control-plane needs $RELAYGATE_FLEET_TOKEN and --control-plane-key")
     if bool(a.control_plane_cert) != bool(a.control_plane_client_key):
@@ -252,11 +283,11 @@ def rebuild_ledger(spool: Spool) -> InMemoryLedger:
     return ledger
 
 
-def _redis_ledger(url: str, timeout: float = 0.5) -> RedisLedger:
+def _redis_ledger(url: str, timeout: float = 0.5, owner: str | None = None, lease_ttl: float = 10.0) -> RedisLedger:
     import redis
 
     try:
-        return RedisLedger(url, timeout=timeout)
+        return RedisLedger(url, timeout=timeout, owner=owner, lease_ttl=lease_ttl)
     except (redis.RedisError, ValueError) as e:
         where = url.rsplit("@", 1)[-1]  # never print a password from the URL
         raise config_mod.ConfigError(f"budget ledger: Redis at {where} is not usable: {e}") from None
@@ -271,7 +302,13 @@ async def serve(args: argparse.Namespace) -> None:
         ledger = (
             SqliteLedger(data_dir / "ledger.db")
             if args.ledger == "sqlite"
-            else _redis_ledger(args.ledger_url, args.ledger_timeout_ms / 1000)
+            # Holds are lease-bound to this process (a name of its own: workers share the instance id).
+            else _redis_ledger(
+                args.ledger_url,
+                args.ledger_timeout_ms / 1000,
+                owner=f"{args.instance_id}:{secrets.token_hex(6)}",
+                lease_ttl=args.lease_ttl_ms / 1000,
+            )
         )
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
         if args.settle:
@@ -283,6 +320,11 @@ async def serve(args: argparse.Namespace) -> None:
         )
         ledger = rebuild_ledger(spool)
         finalizer = Finalizer(spool, ledger, signer, args.sidecar_name)
+
+    limits: Limits = TierLimits()
+    if args.limits == "redis":  # the ledger's Redis client when it has one (same Redis, same timeout)
+        client = ledger.redis if isinstance(ledger, RedisLedger) else None
+        limits = RedisTierLimits(client or _redis_ledger(args.ledger_url, args.ledger_timeout_ms / 1000).redis)
 
     remote = None
     if args.policy_engine == "opa-server":
@@ -316,14 +358,12 @@ async def serve(args: argparse.Namespace) -> None:
             verify_key = bundle_mod.load_verify_key(await _control_plane_key(Path(args.control_plane_key)))
         except ValueError as e:
             raise config_mod.ConfigError(f"--control-plane-key {args.control_plane_key}: {e}") from None
-        sync = BundleSync(
-            cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, TierLimits(), engine=remote
-        )
+        sync = BundleSync(cp, verify_key, data_dir / "bundle.tar.gz", ledger, lambda adm: None, limits, engine=remote)
         admission = await sync.initial()
     else:
         cfg = config_mod.load(args.config_dir)
         engine = remote or RegorusEngine(sources=local_sources(Path(args.policy_dir)))
-        admission = Admission(cfg, engine, ledger)
+        admission = Admission(cfg, engine, ledger, limits=limits)
     cfg = admission.config
 
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", cfg.max_body_bytes + (1 << 20))])
@@ -366,7 +406,8 @@ async def serve(args: argparse.Namespace) -> None:
         await web.TCPSite(runner, args.admin_host, args.admin_port).start()
     ledger_desc = args.ledger if args.ledger != "redis" else f"redis at {args.ledger_url.rsplit('@', 1)[-1]}"
     log.info(
-        "relaygate-extproc ready: grpc %s%s, admin :%s, signing key %s, %d upstreams, %d keys, policy %s, ledger %s",
+        "relaygate-extproc ready: grpc %s%s, admin :%s, signing key %s, %d upstreams, %d keys, policy %s, ledger %s"
+        ", tier limits in %s",
         listen,
         f", ext_authz http {args.authz_listen}" if authz else "",
         args.admin_port,
@@ -375,6 +416,7 @@ async def serve(args: argparse.Namespace) -> None:
         len(cfg.keys),
         admission.revision if cp else f"from {args.config_dir} and {args.policy_dir}",
         ledger_desc,
+        args.limits,
     )
 
     stop = asyncio.Event()
@@ -390,7 +432,21 @@ async def serve(args: argparse.Namespace) -> None:
             except Exception:
                 log.exception("sweeping stale receipts failed")
 
+    async def lease(led: RedisLedger) -> None:
+        """Keep this process's lease alive; release the holds of processes whose lease lapsed."""
+        while True:
+            try:
+                await asyncio.to_thread(led.renew)
+                released = await asyncio.to_thread(led.reap)
+                if released:
+                    log.warning("released the budget holds of %d calls of sidecars whose lease lapsed", released)
+            except Exception as e:
+                log.error("budget lease renewal or reaping failed: %s", e)
+            await asyncio.sleep(args.lease_interval_ms / 1000)
+
     tasks = [asyncio.create_task(sweep())] if args.settle else []
+    if isinstance(ledger, RedisLedger):
+        tasks.append(asyncio.create_task(lease(ledger)))
     if sync is not None:
 
         def install(adm: Admission) -> None:

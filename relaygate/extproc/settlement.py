@@ -90,11 +90,7 @@ class Finalizer:
         self.spool.finalize_many(rows)
         self.chain_seq, self.prev_hash = seq, prev
         if settle_ledger:
-            batch = [
-                ([Hold(b, w, a, u) for b, w, a, u in draft["holds"]], actual)
-                for draft, _, actual in settlements
-                if draft["holds"]
-            ]
+            batch = [([Hold(*h) for h in draft["holds"]], actual) for draft, _, actual in settlements if draft["holds"]]
             try:
                 self.ledger.settle_many(batch)
             except Exception as e:
@@ -151,7 +147,7 @@ class Finalizer:
             source, actual = "reserved", charge(*draft["worst"])
         else:
             source, actual = "none", {}  # never reached or failed upstream: release
-        charges = [[b, w, actual.get(u, 0)] for b, w, _, u in holds]
+        charges = [[b, w, actual.get(u, 0)] for b, w, _, u, *_ in holds]
         receipt = {
             "version": RECEIPT_VERSION,
             "id": rid,

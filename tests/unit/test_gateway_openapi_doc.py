@@ -134,6 +134,7 @@ def test_the_source_scan_finds_the_denials_it_must():
         (404, "model.not_found"),
         (429, "budget.exceeded"),
         (503, "budget.unavailable"),
+        (503, "rate.unavailable"),
         (403, "policy.blocked"),
         (None, "policy.error"),
         (504, "gateway.timeout"),
