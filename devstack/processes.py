@@ -494,3 +494,110 @@ class Fleet:
     def stop(self) -> None:
         for gw in reversed(self.gateways):
             gw.stop()
+
+
+@dataclass
+class Cluster:
+    """Several control-plane replicas on one PostgreSQL (and Redis), and gateways each attached to one.
+
+    Replica i runs in ``run_dir/cp-i`` (its own port, xDS port and data directory; every replica
+    shares the database, the master key and the admin and fleet tokens, as replicas behind one
+    address do). Gateway j runs in ``run_dir/gw-j`` as instance ``gw-j`` of tenant
+    ``tenants[j]``, takes its bundles and xDS from replica ``attach[j]`` and, with ``redis_url``,
+    shares the budget ledger and tier limits in that Redis. One provider simulator serves them all.
+    """
+
+    run_dir: Path
+    config_dir: Path
+    policy_dir: Path
+    database_url: str
+    replicas: int = 3
+    tenants: list[str] = field(default_factory=lambda: ["default"])
+    attach: list[int] = field(default_factory=list)  # gateway j -> replica index (default: j % replicas)
+    redis_url: str = ""
+    cp_extra_args: list[str] = field(default_factory=list)
+    cp_env: dict[str, str] = field(default_factory=dict)
+    unreachable: set[str] = field(default_factory=set)
+    tls: bool = True
+    master_key: str = ""  # base64 of 32 bytes; default: a fresh one shared by every replica
+
+    def __post_init__(self) -> None:
+        import base64
+        import secrets as secrets_mod
+
+        self.run_dir = Path(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.master_key = self.master_key or base64.b64encode(secrets_mod.token_bytes(32)).decode()
+        env = {"RELAYGATE_MASTER_KEY": self.master_key, **self.cp_env}
+        if self.redis_url:
+            env.setdefault("RELAYGATE_REDIS_URL", self.redis_url)
+        self.cps = [
+            Stack(
+                self.run_dir / f"cp-{i}",
+                config_dir=self.config_dir,
+                policy_dir=self.policy_dir,
+                controlplane=True,
+                database_url=self.database_url,
+                cp_extra_args=list(self.cp_extra_args),
+                cp_env=dict(env),
+                unreachable=self.unreachable,
+                tls=self.tls,
+            )
+            for i in range(self.replicas)
+        ]
+        for cp in self.cps[1:]:
+            cp.pki = self.cps[0].pki
+        attach = self.attach or [j % self.replicas for j in range(len(self.tenants))]
+        self.attach = attach
+        self.gateways = [
+            Stack(
+                self.run_dir / f"gw-{j}",
+                config_dir=self.config_dir,
+                policy_dir=self.policy_dir,
+                controlplane=True,
+                tenant=t,
+                instance_id=f"gw-{j}",
+                zone=f"zone-{j % 2}",
+                cp_port=self.cps[attach[j]].cp_port,
+                xds_port=self.cps[attach[j]].xds_port,
+                cp_data_dir=self.cps[attach[j]].cp_data,
+                ledger_url=self.redis_url,
+                unreachable=self.unreachable,
+                tls=self.tls,
+                pki=self.cps[0].pki,
+            )
+            for j, t in enumerate(self.tenants)
+        ]
+
+    def start(self, gateways: bool = True) -> "Cluster":
+        """Start every replica (concurrently: a fleet's replicas start together), then the
+        simulator and the gateways."""
+        import concurrent.futures
+
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(self.cps)) as pool:
+                for f in [pool.submit(cp.start_controlplane) for cp in self.cps]:
+                    f.result()
+            if gateways and self.gateways:
+                self.gateways[0].start_sim()
+                for gw in self.gateways:
+                    gw.start_extproc()
+                    gw.start_envoy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def kill_replica(self, i: int, sig: int = signal.SIGKILL) -> None:
+        """Stop replica i (SIGKILL by default: a crash, nothing cleaned up)."""
+        self.cps[i].stop_one("controlplane", sig)
+
+    def restart_replica(self, i: int) -> None:
+        self.cps[i].stop_one("controlplane")
+        self.cps[i].start_controlplane()
+
+    def stop(self) -> None:
+        for gw in reversed(self.gateways):
+            gw.stop()
+        for cp in self.cps:
+            cp.stop()

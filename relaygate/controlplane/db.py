@@ -7,6 +7,7 @@ relaygate/controlplane/migrations) run on start, before the API serves a request
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from relaygate.contract.private_files import private_sqlite
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 log = logging.getLogger("relaygate.controlplane.db")
+STARTUP_LOCK = 0x72656C6179  # "relay": the advisory-lock key replicas take turns on while starting
 
 
 def async_url(url: str) -> str:
@@ -75,6 +77,25 @@ async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest migration (idempotent)."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)
+
+
+@contextlib.asynccontextmanager
+async def startup_lock(engine: AsyncEngine):
+    """Held while a control plane migrates, seeds and creates its keys: replicas starting together
+    on one PostgreSQL database take turns (a PostgreSQL advisory lock, released when the holding
+    session ends, so a replica that dies while starting never blocks the others). SQLite serves
+    one control plane and needs none."""
+    if not is_postgres(engine):
+        yield
+        return
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": STARTUP_LOCK})
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": STARTUP_LOCK})
+            await conn.commit()
 
 
 def is_postgres(engine: AsyncEngine) -> bool:

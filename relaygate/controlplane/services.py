@@ -24,7 +24,7 @@ from relaygate.controlplane.transparency import TransparencyLog
 from relaygate.controlplane.xds import XdsServer
 from relaygate.controlplane.deployments import Deployments, pins_for
 from relaygate.controlplane.fleet import Fleet
-from relaygate.controlplane.db import create_engine, migrate
+from relaygate.controlplane.db import create_engine, migrate, startup_lock
 from relaygate.controlplane.sealing import Sealer
 from relaygate.controlplane.secretstore import SecretStore
 from relaygate.controlplane.settings import Settings
@@ -82,18 +82,19 @@ async def start(settings: Settings) -> Services:
     s = Services(settings)
     private_dir(settings.data_dir)  # keys, tokens, evidence bundles, the default SQLite file
     s.engine = create_engine(settings.database_url)
-    await migrate(s.engine)
     s.secrets = SecretStore(s.engine, Sealer(settings.master_key))
-    await seed.seed(s.engine, s.secrets, settings.seed_config_dir)
-    if settings.seed_policy_dir:
-        added = await policystore.register_platform(s.engine, settings.seed_policy_dir)
-        if added:
-            log.info("registered %d new platform policy versions from %s", added, settings.seed_policy_dir)
+    async with startup_lock(s.engine):
+        await migrate(s.engine)
+        await seed.seed(s.engine, s.secrets, settings.seed_config_dir)
+        if settings.seed_policy_dir:
+            added = await policystore.register_platform(s.engine, settings.seed_policy_dir)
+            if added:
+                log.info("registered %d new platform policy versions from %s", added, settings.seed_policy_dir)
+        s.bundle_signer = await keyring.load_or_create_bundle_signer(s.secrets)
+        s.keys = KeyService(s.engine, s.secrets)
+        await s.keys.start()
     s.auth = Authenticator(s.engine, s.secrets.pepper, settings)
-    s.bundle_signer = await keyring.load_or_create_bundle_signer(s.secrets)
     s.bundles = BundleService(s.engine, s.secrets, s.bundle_signer, settings.fleet_token, issuers=s.auth.issuers())
-    s.keys = KeyService(s.engine, s.secrets)
-    await s.keys.start()
     s.transparency = TransparencyLog(s.engine, s.keys)
     await s.transparency.load()
     s.ingestor = Ingestor(s.engine, s.transparency)
