@@ -530,7 +530,7 @@ class Cluster:
         self.master_key = self.master_key or base64.b64encode(secrets_mod.token_bytes(32)).decode()
         env = {"RELAYGATE_MASTER_KEY": self.master_key, **self.cp_env}
         if self.redis_url:
-            env.setdefault("RELAYGATE_REDIS_URL", self.redis_url)
+            env.setdefault("RELAYGATE_CP_REDIS_URL", self.redis_url)
         self.cps = [
             Stack(
                 self.run_dir / f"cp-{i}",

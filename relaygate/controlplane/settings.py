@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,14 @@ class Settings:
     # volume sidecars mount read-only for --control-plane-key, without the rest of the data dir.
     bundle_public_key: str = ""
     log_level: str = "INFO"
+    # Several replicas on one PostgreSQL database: each names itself (default: host, pid and a
+    # random suffix, so a restarted process is a new owner), shares state through the database
+    # and, with redis_url, its control-plane rate limits through Redis. lease_ttl: seconds a
+    # replica's claim on shared work (the log writer, a deployment, an evidence job) lasts
+    # without renewal, so a crashed replica's work moves to another after at most that long.
+    replica_id: str = ""
+    redis_url: str = field(default="", repr=False)
+    lease_ttl: float = 10.0
     admin_token: str = field(default="", repr=False)
     fleet_token: str = field(default="", repr=False)
     master_key: bytes = field(default=b"", repr=False)
@@ -182,6 +191,15 @@ def load(argv=None) -> Settings:
         "a file sidecars read as --control-plane-key, e.g. on a volume they mount read-only",
     )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+    p.add_argument("--replica-id", help="this replica's name among several (default: host-pid-random)")
+    p.add_argument(
+        "--redis-url",
+        help="Redis shared by the replicas (control-plane rate limits); a password belongs in "
+        "RELAYGATE_CP_REDIS_URL_FILE",
+    )
+    p.add_argument(
+        "--lease-ttl", type=float, help="seconds a replica's claim on shared work lasts unrenewed (default 10)"
+    )
     a = p.parse_args(argv)
 
     doc: dict = {}
@@ -214,6 +232,9 @@ def load(argv=None) -> Settings:
         "fleet_listen",
         "gateway_ca",
         "bundle_public_key",
+        "replica_id",
+        "redis_url",
+        "lease_ttl",
     ]
     for name in simple:
         value = doc.get(name)
@@ -269,6 +290,10 @@ def load(argv=None) -> Settings:
         issuer.contract()  # a bad issuer (unknown algorithm, unreadable JWKS file) stops the start, named
     if ":" not in s.listen or not s.listen.rpartition(":")[2].isdigit():
         raise SettingsError(f"listen must be host:port, got {s.listen!r}")
+    if not s.replica_id:
+        s.replica_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    if s.lease_ttl <= 0:
+        raise SettingsError("lease_ttl must be positive")
     if s.rate_limit_rps <= 0:
         raise SettingsError("rate_limit_rps must be positive")
     if bool(s.tls_cert) != bool(s.tls_key):
