@@ -20,6 +20,7 @@ at once, so a flood of forged kids cannot hammer the issuer's JWKS endpoint.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -173,6 +174,7 @@ class KeySet:
         self._lock = threading.Lock()
         self._last_fetch = -1e18  # monotonic time of the last fetch attempt
         self.last_error = ""
+        self.version = 0  # moved by every fetch that changed the keys: verified tokens are re-checked
 
     def key(self, kid: str | None) -> jwt.PyJWK | None:
         if kid is None:
@@ -201,6 +203,10 @@ class KeySet:
                 self.last_error = f"JWKS fetch from {self.url} failed: {e}"
                 log.warning("%s; next attempt in %.0fs at the earliest", self.last_error, self.min_refetch)
                 return False
+            if set(keys) != set(self._keys) or any(keys[k].key_id != self._keys[k].key_id for k in keys):
+                self.version += 1
+            elif any(_public_numbers(keys[k]) != _public_numbers(self._keys[k]) for k in keys):
+                self.version += 1  # same kids, other keys: an issuer that reuses kids
             self._keys, self.last_error = keys, ""
             return True
 
@@ -252,10 +258,65 @@ def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2 and not token.startswith(("ro_live_", "ro_session_"))
 
 
-def verify(token: str, issuers: Iterable[Issuer], *, refetch: bool = True) -> JwtPrincipal | NeedKeys:
-    """The principal of a token signed by one of ``issuers``; raises :class:`JwtRejected`."""
+def _public_numbers(k: jwt.PyJWK) -> Any:
+    key = k.key
+    return key.public_numbers() if hasattr(key, "public_numbers") else key
+
+
+class VerifiedTokens:
+    """Tokens verified recently, so a caller sending the same JWT on every call pays for one
+    signature check (ES256/RS256: about 0.1 ms) per token, not per call.
+
+    An entry is the principal a full verification produced, kept while the token would still
+    verify: until its ``exp`` plus the leeway :func:`verify` allows, and only while its issuer is
+    configured exactly as it was and the issuer's key set is the one it was checked against (a
+    JWKS fetch that changed the keys drops every entry of that set). Keyed by the token's SHA-256
+    (the whole token must match); bounded, oldest out first. Refusals are never kept.
+    """
+
+    def __init__(self, max_entries: int = 10_000, clock: Any = time.time) -> None:
+        self.max_entries, self.clock = max_entries, clock
+        self._entries: dict[bytes, tuple[JwtPrincipal, Issuer, KeySet, int]] = {}
+
+    def get(self, digest: bytes, issuers: Iterable[Issuer]) -> JwtPrincipal | None:
+        hit = self._entries.get(digest)
+        if hit is None:
+            return None
+        principal, issuer, keys, version = hit
+        if (
+            self.clock() >= principal.expires_at + LEEWAY_SECONDS
+            or keys.version != version
+            or not any(i is issuer or i == issuer for i in issuers)
+        ):
+            self._entries.pop(digest, None)
+            return None
+        return principal
+
+    def put(self, digest: bytes, principal: JwtPrincipal, issuer: Issuer, keys: KeySet, version: int) -> None:
+        if len(self._entries) >= self.max_entries:
+            for old in list(self._entries)[: max(1, self.max_entries // 10)]:
+                self._entries.pop(old, None)
+        self._entries[digest] = (principal, issuer, keys, version)
+
+
+VERIFIED = VerifiedTokens()
+
+
+def verify(
+    token: str, issuers: Iterable[Issuer], *, refetch: bool = True, cache: VerifiedTokens | None = VERIFIED
+) -> JwtPrincipal | NeedKeys:
+    """The principal of a token signed by one of ``issuers``; raises :class:`JwtRejected`.
+
+    A token verified before is answered from ``cache`` (:class:`VerifiedTokens`) while it
+    would still verify; ``cache=None`` checks the signature every time."""
     if len(token) > MAX_TOKEN_BYTES:
         raise JwtRejected("token too long")
+    issuers = tuple(issuers)
+    digest = hashlib.sha256(token.encode()).digest() if cache is not None else b""
+    if cache is not None:
+        known = cache.get(digest, issuers)
+        if known is not None:
+            return known
     try:
         header = jwt.get_unverified_header(token)
         unverified = jwt.decode(token, options={"verify_signature": False})
@@ -270,6 +331,7 @@ def verify(token: str, issuers: Iterable[Issuer], *, refetch: bool = True) -> Jw
     if kid is not None and not isinstance(kid, str):
         raise JwtRejected("malformed token (kid)")
     keys = keyset_for(issuer)
+    version = keys.version  # before the key is read: a fetch meanwhile makes the entry stale
     key = keys.key(kid)
     if key is None:
         if refetch and keys.refresh_due():
@@ -290,7 +352,10 @@ def verify(token: str, issuers: Iterable[Issuer], *, refetch: bool = True) -> Jw
         raise JwtRejected("token expired") from None
     except (jwt.PyJWTError, ValueError) as e:
         raise JwtRejected(f"token rejected: {e}") from None
-    return principal_of(claims, issuer)
+    principal = principal_of(claims, issuer)
+    if cache is not None:
+        cache.put(digest, principal, issuer, keys, version)
+    return principal
 
 
 def principal_of(claims: Mapping[str, Any], issuer: Issuer) -> JwtPrincipal:

@@ -140,6 +140,66 @@ def test_unknown_kid_refetches_once_then_not_until_the_interval():
         server.httpd.shutdown()
 
 
+def test_a_verified_token_is_answered_from_the_cache_only_while_it_would_still_verify():
+    key, jwk = _pair("a")
+    issuer = _issuer(jwk)
+    token = _token(key)
+    first = jwtauth.verify(token, [issuer])
+    assert jwtauth.verify(token, [issuer]) is first  # the second call did not verify again
+    # the same token under an issuer configured otherwise (another audience) is verified afresh
+    with pytest.raises(jwtauth.JwtRejected, match="(?i)audience"):
+        jwtauth.verify(token, [_issuer(jwk, audience="another")])
+    # a token already past exp, still inside the leeway: accepted, then refused once the leeway
+    # ends although the accepted principal sits in the cache
+    leeway_end = int(time.time()) - jwtauth.LEEWAY_SECONDS + 2
+    late = _token(key, exp=leeway_end, sub="late")
+    assert jwtauth.verify(late, [issuer]).subject == "late"
+    deadline = time.time() + 10
+    while True:
+        try:
+            jwtauth.verify(late, [issuer])
+        except jwtauth.JwtRejected as e:
+            assert "expired" in str(e)
+            assert time.time() >= leeway_end + jwtauth.LEEWAY_SECONDS - 1  # not before the leeway ended
+            break
+        assert time.time() < deadline, "a cached token outlived its exp plus the leeway"
+        time.sleep(0.05)
+
+
+def test_a_key_the_issuer_withdrew_stops_working_although_its_tokens_were_cached():
+    """An attacker holding a token signed by a key the issuer has since removed from its JWKS (a
+    leaked key, rotated out) must be refused as soon as the sidecar has fetched the new JWKS; the
+    cache of verified tokens must not keep that key alive."""
+    old_key, old_jwk = _pair("old")
+    new_key, new_jwk = _pair("new")
+    server = _Jwks({"keys": [old_jwk]})
+    try:
+        issuer = jwtauth.parse_issuer(
+            {"issuer": "https://i.test", "jwks_url": server.url, "min_refetch_seconds": 1}, "t"
+        )
+        stolen = _token(old_key, "old", sub="attacker")
+        pending = jwtauth.verify(stolen, [issuer])
+        assert isinstance(pending, jwtauth.NeedKeys)
+        pending.keyset.refresh()
+        assert jwtauth.verify(stolen, [issuer], refetch=False).subject == "attacker"  # cached now
+        server.doc = {"keys": [new_jwk]}  # the issuer rotates the leaked key out
+        fresh = _token(new_key, "new", sub="svc")
+        deadline = time.time() + 10
+        while True:  # the new kid is unknown until a refetch is due (min_refetch after the last)
+            try:
+                if isinstance(jwtauth.verify(fresh, [issuer]), jwtauth.JwtPrincipal):
+                    break
+            except jwtauth.JwtRejected:
+                pass
+            pending.keyset.refresh()
+            assert time.time() < deadline
+            time.sleep(0.05)
+        with pytest.raises(jwtauth.JwtRejected, match="unknown key"):
+            jwtauth.verify(stolen, [issuer], refetch=False)
+    finally:
+        server.httpd.shutdown()
+
+
 # -- the sidecar's admission of sessions and JWTs ----------------------------------------------
 
 
