@@ -34,7 +34,15 @@ HELM = GoTool("helm", "helm.sh/helm/v4", "helm.sh/helm/v4/cmd/helm", "v4.3.2", (
 # OPA checks the platform's Rego (opa check --strict, opa test) and decides beside regorus in the
 # differential tests; v1.22.4 is the release the issue measured (~5-9 min to build cold, 60 MB).
 OPA = GoTool("opa", "github.com/open-policy-agent/opa", "github.com/open-policy-agent/opa", "v1.22.4", ("version",))
-TOOLS = {t.name: t for t in (HELM, OPA)}
+# Generates clients/go from the control plane's OpenAPI document (python -m devstack.clients).
+OAPI_CODEGEN = GoTool(
+    "oapi-codegen",
+    "github.com/oapi-codegen/oapi-codegen/v2",
+    "github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen",
+    "v2.8.2",
+    ("-version",),
+)
+TOOLS = {t.name: t for t in (HELM, OPA, OAPI_CODEGEN)}
 
 
 def _log(msg: str) -> None:

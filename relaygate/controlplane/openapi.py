@@ -1440,6 +1440,9 @@ op(
 
 # -- policies -----------------------------------------------------------------------
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+# A YAML document travels as raw bytes (UTF-8 text): "binary" is how client generators
+# (openapi-python-client, openapi-typescript, oapi-codegen) know to send it as given.
+YAML_BODY = {"type": "string", "format": "binary", "description": "the policy as a YAML document (UTF-8)"}
 POLICY_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"}
 op(
     "get",
@@ -1459,7 +1462,7 @@ op(
     tag="policies",
     permission="policies:write",
     params=WS,
-    body={"type": "string"},
+    body=dict(YAML_BODY),
     body_types=YAML_TYPES,
     ok=(201, "Policy"),
 )
@@ -1489,7 +1492,7 @@ op(
             "false: store the version without making it current (roll it out with a deployment)",
         ),
     ],
-    body={"type": "string"},
+    body=dict(YAML_BODY),
     body_types=YAML_TYPES,
     ok=(200, "Policy"),
 )

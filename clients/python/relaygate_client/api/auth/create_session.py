@@ -1,0 +1,221 @@
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.error import Error
+from ...models.session import Session
+from ...models.session_input import SessionInput
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    body: SessionInput,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(x_relaygate_workspace, Unset):
+        headers["X-Relaygate-Workspace"] = x_relaygate_workspace
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/v1/sessions",
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Error | Session | None:
+    if response.status_code == 201:
+        response_201 = Session.from_dict(response.json())
+
+        return response_201
+
+    if response.status_code == 400:
+        response_400 = Error.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Error.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Error.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 405:
+        response_405 = Error.from_dict(response.json())
+
+        return response_405
+
+    if response.status_code == 413:
+        response_413 = Error.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 415:
+        response_415 = Error.from_dict(response.json())
+
+        return response_415
+
+    if response.status_code == 429:
+        response_429 = Error.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 500:
+        response_500 = Error.from_dict(response.json())
+
+        return response_500
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Error | Session]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient | Client,
+    body: SessionInput,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Response[Error | Session]:
+    """Start a short-lived session (ro_session_*)
+
+    Args:
+        x_relaygate_workspace (str | Unset):
+        body (SessionInput): A session holds its maker's permissions (or those it is narrowed to)
+            and ends as soon as its key is revoked, rotated (grace or not) or expires.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Error | Session]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+        x_relaygate_workspace=x_relaygate_workspace,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient | Client,
+    body: SessionInput,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Error | Session | None:
+    """Start a short-lived session (ro_session_*)
+
+    Args:
+        x_relaygate_workspace (str | Unset):
+        body (SessionInput): A session holds its maker's permissions (or those it is narrowed to)
+            and ends as soon as its key is revoked, rotated (grace or not) or expires.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Error | Session
+    """
+
+    return sync_detailed(
+        client=client,
+        body=body,
+        x_relaygate_workspace=x_relaygate_workspace,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient | Client,
+    body: SessionInput,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Response[Error | Session]:
+    """Start a short-lived session (ro_session_*)
+
+    Args:
+        x_relaygate_workspace (str | Unset):
+        body (SessionInput): A session holds its maker's permissions (or those it is narrowed to)
+            and ends as soon as its key is revoked, rotated (grace or not) or expires.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Error | Session]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+        x_relaygate_workspace=x_relaygate_workspace,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient | Client,
+    body: SessionInput,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Error | Session | None:
+    """Start a short-lived session (ro_session_*)
+
+    Args:
+        x_relaygate_workspace (str | Unset):
+        body (SessionInput): A session holds its maker's permissions (or those it is narrowed to)
+            and ends as soon as its key is revoked, rotated (grace or not) or expires.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Error | Session
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            body=body,
+            x_relaygate_workspace=x_relaygate_workspace,
+        )
+    ).parsed

@@ -1,0 +1,235 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.dry_run_input import DryRunInput
+from ...models.dry_run_result import DryRunResult
+from ...models.error import Error
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    policy_id: str,
+    *,
+    body: DryRunInput,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(x_relaygate_workspace, Unset):
+        headers["X-Relaygate-Workspace"] = x_relaygate_workspace
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/v1/policies/{policy_id}/dryrun".format(
+            policy_id=quote(str(policy_id), safe=""),
+        ),
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> DryRunResult | Error | None:
+    if response.status_code == 200:
+        response_200 = DryRunResult.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Error.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Error.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Error.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 405:
+        response_405 = Error.from_dict(response.json())
+
+        return response_405
+
+    if response.status_code == 413:
+        response_413 = Error.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 415:
+        response_415 = Error.from_dict(response.json())
+
+        return response_415
+
+    if response.status_code == 429:
+        response_429 = Error.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 500:
+        response_500 = Error.from_dict(response.json())
+
+        return response_500
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[DryRunResult | Error]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    policy_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: DryRunInput,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Response[DryRunResult | Error]:
+    """Evaluate against an example with the data plane's engine; nothing is enforced
+
+    Args:
+        policy_id (str):
+        x_relaygate_workspace (str | Unset):
+        body (DryRunInput):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[DryRunResult | Error]
+    """
+
+    kwargs = _get_kwargs(
+        policy_id=policy_id,
+        body=body,
+        x_relaygate_workspace=x_relaygate_workspace,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    policy_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: DryRunInput,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> DryRunResult | Error | None:
+    """Evaluate against an example with the data plane's engine; nothing is enforced
+
+    Args:
+        policy_id (str):
+        x_relaygate_workspace (str | Unset):
+        body (DryRunInput):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        DryRunResult | Error
+    """
+
+    return sync_detailed(
+        policy_id=policy_id,
+        client=client,
+        body=body,
+        x_relaygate_workspace=x_relaygate_workspace,
+    ).parsed
+
+
+async def asyncio_detailed(
+    policy_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: DryRunInput,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Response[DryRunResult | Error]:
+    """Evaluate against an example with the data plane's engine; nothing is enforced
+
+    Args:
+        policy_id (str):
+        x_relaygate_workspace (str | Unset):
+        body (DryRunInput):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[DryRunResult | Error]
+    """
+
+    kwargs = _get_kwargs(
+        policy_id=policy_id,
+        body=body,
+        x_relaygate_workspace=x_relaygate_workspace,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    policy_id: str,
+    *,
+    client: AuthenticatedClient | Client,
+    body: DryRunInput,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> DryRunResult | Error | None:
+    """Evaluate against an example with the data plane's engine; nothing is enforced
+
+    Args:
+        policy_id (str):
+        x_relaygate_workspace (str | Unset):
+        body (DryRunInput):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        DryRunResult | Error
+    """
+
+    return (
+        await asyncio_detailed(
+            policy_id=policy_id,
+            client=client,
+            body=body,
+            x_relaygate_workspace=x_relaygate_workspace,
+        )
+    ).parsed

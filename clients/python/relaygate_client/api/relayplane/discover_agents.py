@@ -1,0 +1,239 @@
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.agent_list import AgentList
+from ...models.error import Error
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    capability: str | Unset = UNSET,
+    limit: int | Unset = 50,
+    offset: int | Unset = 0,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(x_relaygate_workspace, Unset):
+        headers["X-Relaygate-Workspace"] = x_relaygate_workspace
+
+    params: dict[str, Any] = {}
+
+    params["capability"] = capability
+
+    params["limit"] = limit
+
+    params["offset"] = offset
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/api/discover",
+        "params": params,
+    }
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> AgentList | Error | None:
+    if response.status_code == 200:
+        response_200 = AgentList.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Error.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Error.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Error.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 405:
+        response_405 = Error.from_dict(response.json())
+
+        return response_405
+
+    if response.status_code == 429:
+        response_429 = Error.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 500:
+        response_500 = Error.from_dict(response.json())
+
+        return response_500
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[AgentList | Error]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient | Client,
+    capability: str | Unset = UNSET,
+    limit: int | Unset = 50,
+    offset: int | Unset = 0,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Response[AgentList | Error]:
+    """Agents by capability
+
+    Args:
+        capability (str | Unset):
+        limit (int | Unset):  Default: 50.
+        offset (int | Unset):  Default: 0.
+        x_relaygate_workspace (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[AgentList | Error]
+    """
+
+    kwargs = _get_kwargs(
+        capability=capability,
+        limit=limit,
+        offset=offset,
+        x_relaygate_workspace=x_relaygate_workspace,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient | Client,
+    capability: str | Unset = UNSET,
+    limit: int | Unset = 50,
+    offset: int | Unset = 0,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> AgentList | Error | None:
+    """Agents by capability
+
+    Args:
+        capability (str | Unset):
+        limit (int | Unset):  Default: 50.
+        offset (int | Unset):  Default: 0.
+        x_relaygate_workspace (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        AgentList | Error
+    """
+
+    return sync_detailed(
+        client=client,
+        capability=capability,
+        limit=limit,
+        offset=offset,
+        x_relaygate_workspace=x_relaygate_workspace,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient | Client,
+    capability: str | Unset = UNSET,
+    limit: int | Unset = 50,
+    offset: int | Unset = 0,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Response[AgentList | Error]:
+    """Agents by capability
+
+    Args:
+        capability (str | Unset):
+        limit (int | Unset):  Default: 50.
+        offset (int | Unset):  Default: 0.
+        x_relaygate_workspace (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[AgentList | Error]
+    """
+
+    kwargs = _get_kwargs(
+        capability=capability,
+        limit=limit,
+        offset=offset,
+        x_relaygate_workspace=x_relaygate_workspace,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient | Client,
+    capability: str | Unset = UNSET,
+    limit: int | Unset = 50,
+    offset: int | Unset = 0,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> AgentList | Error | None:
+    """Agents by capability
+
+    Args:
+        capability (str | Unset):
+        limit (int | Unset):  Default: 50.
+        offset (int | Unset):  Default: 0.
+        x_relaygate_workspace (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        AgentList | Error
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            capability=capability,
+            limit=limit,
+            offset=offset,
+            x_relaygate_workspace=x_relaygate_workspace,
+        )
+    ).parsed

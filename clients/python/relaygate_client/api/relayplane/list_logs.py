@@ -1,0 +1,311 @@
+import datetime
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.error import Error
+from ...models.list_logs_endpoint import ListLogsEndpoint
+from ...models.log_page import LogPage
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    limit: int | Unset = 50,
+    cursor: str | Unset = UNSET,
+    from_: datetime.datetime | Unset = UNSET,
+    to: datetime.datetime | Unset = UNSET,
+    model: str | Unset = UNSET,
+    status: int | Unset = UNSET,
+    endpoint: ListLogsEndpoint | Unset = UNSET,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(x_relaygate_workspace, Unset):
+        headers["X-Relaygate-Workspace"] = x_relaygate_workspace
+
+    params: dict[str, Any] = {}
+
+    params["limit"] = limit
+
+    params["cursor"] = cursor
+
+    json_from_: str | Unset = UNSET
+    if not isinstance(from_, Unset):
+        json_from_ = from_.isoformat()
+    params["from"] = json_from_
+
+    json_to: str | Unset = UNSET
+    if not isinstance(to, Unset):
+        json_to = to.isoformat()
+    params["to"] = json_to
+
+    params["model"] = model
+
+    params["status"] = status
+
+    json_endpoint: str | Unset = UNSET
+    if not isinstance(endpoint, Unset):
+        json_endpoint = endpoint.value
+
+    params["endpoint"] = json_endpoint
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/api/logs",
+        "params": params,
+    }
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Error | LogPage | None:
+    if response.status_code == 200:
+        response_200 = LogPage.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Error.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Error.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Error.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 405:
+        response_405 = Error.from_dict(response.json())
+
+        return response_405
+
+    if response.status_code == 429:
+        response_429 = Error.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 500:
+        response_500 = Error.from_dict(response.json())
+
+        return response_500
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Error | LogPage]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient | Client,
+    limit: int | Unset = 50,
+    cursor: str | Unset = UNSET,
+    from_: datetime.datetime | Unset = UNSET,
+    to: datetime.datetime | Unset = UNSET,
+    model: str | Unset = UNSET,
+    status: int | Unset = UNSET,
+    endpoint: ListLogsEndpoint | Unset = UNSET,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Response[Error | LogPage]:
+    """Request logs: latency, tokens, cost, fallback, metadata
+
+    Args:
+        limit (int | Unset):  Default: 50.
+        cursor (str | Unset):
+        from_ (datetime.datetime | Unset):
+        to (datetime.datetime | Unset):
+        model (str | Unset):
+        status (int | Unset):
+        endpoint (ListLogsEndpoint | Unset):
+        x_relaygate_workspace (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Error | LogPage]
+    """
+
+    kwargs = _get_kwargs(
+        limit=limit,
+        cursor=cursor,
+        from_=from_,
+        to=to,
+        model=model,
+        status=status,
+        endpoint=endpoint,
+        x_relaygate_workspace=x_relaygate_workspace,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient | Client,
+    limit: int | Unset = 50,
+    cursor: str | Unset = UNSET,
+    from_: datetime.datetime | Unset = UNSET,
+    to: datetime.datetime | Unset = UNSET,
+    model: str | Unset = UNSET,
+    status: int | Unset = UNSET,
+    endpoint: ListLogsEndpoint | Unset = UNSET,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Error | LogPage | None:
+    """Request logs: latency, tokens, cost, fallback, metadata
+
+    Args:
+        limit (int | Unset):  Default: 50.
+        cursor (str | Unset):
+        from_ (datetime.datetime | Unset):
+        to (datetime.datetime | Unset):
+        model (str | Unset):
+        status (int | Unset):
+        endpoint (ListLogsEndpoint | Unset):
+        x_relaygate_workspace (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Error | LogPage
+    """
+
+    return sync_detailed(
+        client=client,
+        limit=limit,
+        cursor=cursor,
+        from_=from_,
+        to=to,
+        model=model,
+        status=status,
+        endpoint=endpoint,
+        x_relaygate_workspace=x_relaygate_workspace,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient | Client,
+    limit: int | Unset = 50,
+    cursor: str | Unset = UNSET,
+    from_: datetime.datetime | Unset = UNSET,
+    to: datetime.datetime | Unset = UNSET,
+    model: str | Unset = UNSET,
+    status: int | Unset = UNSET,
+    endpoint: ListLogsEndpoint | Unset = UNSET,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Response[Error | LogPage]:
+    """Request logs: latency, tokens, cost, fallback, metadata
+
+    Args:
+        limit (int | Unset):  Default: 50.
+        cursor (str | Unset):
+        from_ (datetime.datetime | Unset):
+        to (datetime.datetime | Unset):
+        model (str | Unset):
+        status (int | Unset):
+        endpoint (ListLogsEndpoint | Unset):
+        x_relaygate_workspace (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Error | LogPage]
+    """
+
+    kwargs = _get_kwargs(
+        limit=limit,
+        cursor=cursor,
+        from_=from_,
+        to=to,
+        model=model,
+        status=status,
+        endpoint=endpoint,
+        x_relaygate_workspace=x_relaygate_workspace,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient | Client,
+    limit: int | Unset = 50,
+    cursor: str | Unset = UNSET,
+    from_: datetime.datetime | Unset = UNSET,
+    to: datetime.datetime | Unset = UNSET,
+    model: str | Unset = UNSET,
+    status: int | Unset = UNSET,
+    endpoint: ListLogsEndpoint | Unset = UNSET,
+    x_relaygate_workspace: str | Unset = UNSET,
+) -> Error | LogPage | None:
+    """Request logs: latency, tokens, cost, fallback, metadata
+
+    Args:
+        limit (int | Unset):  Default: 50.
+        cursor (str | Unset):
+        from_ (datetime.datetime | Unset):
+        to (datetime.datetime | Unset):
+        model (str | Unset):
+        status (int | Unset):
+        endpoint (ListLogsEndpoint | Unset):
+        x_relaygate_workspace (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Error | LogPage
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            limit=limit,
+            cursor=cursor,
+            from_=from_,
+            to=to,
+            model=model,
+            status=status,
+            endpoint=endpoint,
+            x_relaygate_workspace=x_relaygate_workspace,
+        )
+    ).parsed
