@@ -42,7 +42,9 @@ OAPI_CODEGEN = GoTool(
     "v2.8.2",
     ("-version",),
 )
-TOOLS = {t.name: t for t in (HELM, OPA, OAPI_CODEGEN)}
+# Breaking-change check of the control plane's OpenAPI document against its released baseline.
+OASDIFF = GoTool("oasdiff", "github.com/oasdiff/oasdiff", "github.com/oasdiff/oasdiff", "v1.39.0", ("--version",))
+TOOLS = {t.name: t for t in (HELM, OPA, OAPI_CODEGEN, OASDIFF)}
 
 
 def _log(msg: str) -> None:

@@ -4927,9 +4927,11 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/keys/self/aws-credentials (the `GetOwnAwsCredentials` operationId).
 	GetOwnAwsCredentials(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// DeleteKey Revoke a key (same as POST .../revoke)
+	// DeleteKey Revoke a key (same as POST .../revoke) (deprecated since 2026-12-03, sunset 2027-12-03: use POST /v1/keys/{key_id}/revoke)
 	//
 	// Corresponds with DELETE /v1/keys/{key_id} (the `DeleteKey` operationId).
+	//
+	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	DeleteKey(ctx context.Context, keyId string, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetKey One key
@@ -6160,9 +6162,10 @@ func (c *Client) GetOwnAwsCredentials(ctx context.Context, reqEditors ...Request
 	return c.Client.Do(req)
 }
 
-// DeleteKey Revoke a key (same as POST .../revoke)
+// DeleteKey Revoke a key (same as POST .../revoke) (deprecated since 2026-12-03, sunset 2027-12-03: use POST /v1/keys/{key_id}/revoke)
 //
 // Corresponds with DELETE /v1/keys/{key_id} (the `DeleteKey` operationId).
+// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 func (c *Client) DeleteKey(ctx context.Context, keyId string, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteKeyRequest(c.Server, keyId, params)
 	if err != nil {
@@ -11121,11 +11124,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/keys/self/aws-credentials (the `GetOwnAwsCredentials` operationId).
 	GetOwnAwsCredentialsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOwnAwsCredentialsResponse, error)
 
-	// DeleteKeyWithResponse Revoke a key (same as POST .../revoke)
+	// DeleteKeyWithResponse Revoke a key (same as POST .../revoke) (deprecated since 2026-12-03, sunset 2027-12-03: use POST /v1/keys/{key_id}/revoke)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/keys/{key_id} (the `DeleteKey` operationId).
+	//
+	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	DeleteKeyWithResponse(ctx context.Context, keyId string, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*DeleteKeyResponse, error)
 
 	// GetKeyWithResponse One key
@@ -19115,7 +19120,10 @@ func (r GetOwnAwsCredentialsResponse) ContentType() string {
 
 // DeleteKeyResponse200Headers the declared response headers of an HTTP 200 response for DeleteKey
 type DeleteKeyResponse200Headers struct {
-	XRequestId string
+	Deprecation *string
+	Link        *string
+	Sunset      *string
+	XRequestId  string
 }
 
 // DeleteKeyResponse400Headers the declared response headers of an HTTP 400 response for DeleteKey
@@ -24058,11 +24066,13 @@ func (c *ClientWithResponses) GetOwnAwsCredentialsWithResponse(ctx context.Conte
 	return ParseGetOwnAwsCredentialsResponse(rsp)
 }
 
-// DeleteKeyWithResponse Revoke a key (same as POST .../revoke)
+// DeleteKeyWithResponse Revoke a key (same as POST .../revoke) (deprecated since 2026-12-03, sunset 2027-12-03: use POST /v1/keys/{key_id}/revoke)
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/keys/{key_id} (the `DeleteKey` operationId).
+//
+// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 func (c *ClientWithResponses) DeleteKeyWithResponse(ctx context.Context, keyId string, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*DeleteKeyResponse, error) {
 	rsp, err := c.DeleteKey(ctx, keyId, params, reqEditors...)
 	if err != nil {
@@ -33655,6 +33665,27 @@ func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers DeleteKeyResponse200Headers
+		if values := rsp.Header.Values("Deprecation"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Deprecation", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Deprecation = &value
+		}
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		if values := rsp.Header.Values("Sunset"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Sunset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Sunset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

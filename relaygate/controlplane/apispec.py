@@ -17,9 +17,13 @@ encoded size with ``x-relaygate-max-bytes`` (relay metadata does).
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote
 
 import orjson
 from aiohttp.http_exceptions import HttpProcessingError
@@ -135,6 +139,22 @@ class Operation:
     body_types: tuple[str, ...] = ()
     body_required: bool = False
     body_validator: Draft202012Validator | None = None
+    deprecated: dict | None = None  # x-relaygate-deprecated: since, sunset, successor (openapi.py Deprecated)
+
+    def deprecation_headers(self, path_params: Mapping[str, str]) -> dict[str, str]:
+        """RFC 9745 Deprecation, RFC 8594 Sunset and the successor Link, for a deprecated operation."""
+        if not self.deprecated:
+            return {}
+        since = datetime.strptime(self.deprecated["since"], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        sunset = datetime.strptime(self.deprecated["sunset"], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        path = self.deprecated["successor"].partition(" ")[2]
+        for name, value in path_params.items():
+            path = path.replace("{" + name + "}", quote(value, safe=""))
+        return {
+            "Deprecation": f"@{int(since.timestamp())}",
+            "Sunset": format_datetime(sunset, usegmt=True),
+            "Link": f'<{path}>; rel="successor-version"',
+        }
 
 
 def _type_of(schema: dict) -> str:
@@ -216,6 +236,7 @@ class Router:
                         types,
                         required,
                         validator,
+                        op.get("x-relaygate-deprecated"),
                     )
                 )
 

@@ -98,10 +98,13 @@ async def request_id_and_errors(request: web.Request, handler):
 
 async def _request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """X-Request-Id on responses a handler streams itself (SSE relay, log export): the middleware
-    sets it on the response a handler returns, after such a response's headers were already sent."""
+    sets it on the response a handler returns, after such a response's headers were already sent.
+    A deprecated operation's Deprecation/Sunset/Link headers go on every answer here, errors too."""
     rid = request.get("request_id")
     if rid and "X-Request-Id" not in response.headers:
         response.headers["X-Request-Id"] = rid
+    for name, value in (request.get("deprecation_headers") or {}).items():
+        response.headers.setdefault(name, value)
 
 
 class Dispatcher:
@@ -115,6 +118,8 @@ class Dispatcher:
 
         async def handle(request: web.Request) -> web.StreamResponse:
             request["operation"] = op.operation_id
+            if op.deprecated:
+                request["deprecation_headers"] = op.deprecation_headers(request.match_info)
             principal = workspace = None
             if op.auth != "public":
                 principal = await self.services.auth.resolve(request.headers)

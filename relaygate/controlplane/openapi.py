@@ -11,6 +11,7 @@ against; a test fails when it differs from this declaration:
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import yaml
 
@@ -1127,6 +1128,19 @@ def q(name: str, schema: dict, description: str = "") -> dict:
 OPERATIONS: list[dict] = []
 
 
+@dataclass(frozen=True)
+class Deprecated:
+    """A deprecated operation (the lifecycle promise: /v1 stays compatible, a deprecation is
+    announced in CHANGELOG.md at least 12 months before the sunset). The document marks it
+    ``deprecated: true`` with ``x-sunset`` (the convention oasdiff's breaking-change check reads:
+    removing the operation before that date is an error); every response carries the
+    ``Deprecation`` (RFC 9745), ``Sunset`` (RFC 8594) and successor ``Link`` headers."""
+
+    since: str  # YYYY-MM-DD: when it was deprecated
+    sunset: str  # YYYY-MM-DD: when it may be removed (at least 12 months later)
+    successor: str  # "METHOD /path" to use instead
+
+
 def op(
     method: str,
     path: str,
@@ -1142,6 +1156,7 @@ def op(
     ok: tuple[int, object] = (200, None),
     extra: dict | None = None,
     errors=None,
+    deprecated: Deprecated | None = None,
 ) -> None:
     OPERATIONS.append(
         dict(
@@ -1158,10 +1173,22 @@ def op(
             ok=ok,
             extra=extra or {},
             errors=errors,
+            deprecated=deprecated,
         )
     )
 
 
+DEPRECATION_HEADERS = {
+    "Deprecation": {
+        "description": "RFC 9745: when this operation was deprecated (@epoch-seconds)",
+        "schema": {"type": "string"},
+    },
+    "Sunset": {
+        "description": "RFC 8594: from when it may be gone (an HTTP date)",
+        "schema": {"type": "string"},
+    },
+    "Link": {"description": 'the operation to use instead (rel="successor-version")', "schema": {"type": "string"}},
+}
 LIST = [PARAMS["limit"], PARAMS["cursor"]]
 WS = [PARAMS["workspace"]]
 JSON_OK = {"content": {"application/json": {}}}
@@ -1415,6 +1442,8 @@ op(
     permission="keys:write",
     params=[path_param("key_id", KEY_ID), *WS],
     ok=(200, "Key"),
+    # Two spellings of one action: the revoke endpoint says what happens (the key is kept, revoked).
+    deprecated=Deprecated("2026-12-03", "2027-12-03", "POST /v1/keys/{key_id}/revoke"),
 )
 op(
     "post",
@@ -2116,6 +2145,15 @@ def build() -> dict:
         }
         if o["permission"]:
             entry["x-relaygate-permission"] = o["permission"]
+        dep = o["deprecated"]
+        if dep is not None:
+            entry["deprecated"] = True
+            entry["x-sunset"] = dep.sunset
+            entry["x-relaygate-deprecated"] = {"since": dep.since, "sunset": dep.sunset, "successor": dep.successor}
+            entry["summary"] += f" (deprecated since {dep.since}, sunset {dep.sunset}: use {dep.successor})"
+            for r in responses.values():
+                if "$ref" not in r:
+                    r["headers"] = {**r["headers"], **DEPRECATION_HEADERS}
         if o["auth"] == "public":
             entry["security"] = []
         if o["params"]:

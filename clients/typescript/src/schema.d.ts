@@ -263,7 +263,10 @@ export interface paths {
         get: operations["getKey"];
         put?: never;
         post?: never;
-        /** Revoke a key (same as POST .../revoke) */
+        /**
+         * Revoke a key (same as POST .../revoke) (deprecated since 2026-12-03, sunset 2027-12-03: use POST /v1/keys/{key_id}/revoke)
+         * @deprecated
+         */
         delete: operations["deleteKey"];
         options?: never;
         head?: never;
@@ -2775,6 +2778,12 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description RFC 9745: when this operation was deprecated (@epoch-seconds) */
+                    Deprecation?: string;
+                    /** @description RFC 8594: from when it may be gone (an HTTP date) */
+                    Sunset?: string;
+                    /** @description the operation to use instead (rel="successor-version") */
+                    Link?: string;
                     [name: string]: unknown;
                 };
                 content: {

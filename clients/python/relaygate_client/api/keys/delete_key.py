@@ -93,7 +93,8 @@ def sync_detailed(
     client: AuthenticatedClient | Client,
     x_relaygate_workspace: str | Unset = UNSET,
 ) -> Response[Error | Key]:
-    """Revoke a key (same as POST .../revoke)
+    """Revoke a key (same as POST .../revoke) (deprecated since 2026-12-03, sunset 2027-12-03: use POST
+    /v1/keys/{key_id}/revoke)
 
     Args:
         key_id (str):
@@ -125,7 +126,8 @@ def sync(
     client: AuthenticatedClient | Client,
     x_relaygate_workspace: str | Unset = UNSET,
 ) -> Error | Key | None:
-    """Revoke a key (same as POST .../revoke)
+    """Revoke a key (same as POST .../revoke) (deprecated since 2026-12-03, sunset 2027-12-03: use POST
+    /v1/keys/{key_id}/revoke)
 
     Args:
         key_id (str):
@@ -152,7 +154,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient | Client,
     x_relaygate_workspace: str | Unset = UNSET,
 ) -> Response[Error | Key]:
-    """Revoke a key (same as POST .../revoke)
+    """Revoke a key (same as POST .../revoke) (deprecated since 2026-12-03, sunset 2027-12-03: use POST
+    /v1/keys/{key_id}/revoke)
 
     Args:
         key_id (str):
@@ -182,7 +185,8 @@ async def asyncio(
     client: AuthenticatedClient | Client,
     x_relaygate_workspace: str | Unset = UNSET,
 ) -> Error | Key | None:
-    """Revoke a key (same as POST .../revoke)
+    """Revoke a key (same as POST .../revoke) (deprecated since 2026-12-03, sunset 2027-12-03: use POST
+    /v1/keys/{key_id}/revoke)
 
     Args:
         key_id (str):
