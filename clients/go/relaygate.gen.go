@@ -548,6 +548,33 @@ func (e ListAuditEventsParamsDecision) Valid() bool {
 	}
 }
 
+// Defines values for ListAuditEventsParamsActorKind.
+const (
+	ListAuditEventsParamsActorKindAdmin   ListAuditEventsParamsActorKind = "admin"
+	ListAuditEventsParamsActorKindFleet   ListAuditEventsParamsActorKind = "fleet"
+	ListAuditEventsParamsActorKindJwt     ListAuditEventsParamsActorKind = "jwt"
+	ListAuditEventsParamsActorKindKey     ListAuditEventsParamsActorKind = "key"
+	ListAuditEventsParamsActorKindSession ListAuditEventsParamsActorKind = "session"
+)
+
+// Valid indicates whether the value is a known member of the ListAuditEventsParamsActorKind enum.
+func (e ListAuditEventsParamsActorKind) Valid() bool {
+	switch e {
+	case ListAuditEventsParamsActorKindAdmin:
+		return true
+	case ListAuditEventsParamsActorKindFleet:
+		return true
+	case ListAuditEventsParamsActorKindJwt:
+		return true
+	case ListAuditEventsParamsActorKindKey:
+		return true
+	case ListAuditEventsParamsActorKindSession:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListDeploymentsParamsStatus.
 const (
 	ListDeploymentsParamsStatusFailed      ListDeploymentsParamsStatus = "failed"
@@ -1739,12 +1766,21 @@ type ListAuditEventsParams struct {
 	// Kind gateway.call, policy.created, …; 'deployment.*' for a prefix
 	Kind *string `form:"kind,omitempty" json:"kind,omitempty"`
 
+	// Actor who made a control-plane change: key:<key id>, session:<session id>, jwt:<subject>, admin
+	Actor *string `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// ActorKind changes made by any credential of that kind
+	ActorKind *ListAuditEventsParamsActorKind `form:"actor_kind,omitempty" json:"actor_kind,omitempty"`
+
 	// XRelaygateWorkspace admin token only: the workspace to act in
 	XRelaygateWorkspace *string `json:"X-Relaygate-Workspace,omitempty"`
 }
 
 // ListAuditEventsParamsDecision defines parameters for ListAuditEvents.
 type ListAuditEventsParamsDecision string
+
+// ListAuditEventsParamsActorKind defines parameters for ListAuditEvents.
+type ListAuditEventsParamsActorKind string
 
 // GetAuditEventParams defines parameters for GetAuditEvent.
 type GetAuditEventParams struct {
@@ -7767,6 +7803,30 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 		if params.Kind != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Actor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "actor", *params.Actor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ActorKind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "actor_kind", *params.ActorKind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

@@ -1588,6 +1588,16 @@ op(
         q("policy", {"type": "string", "maxLength": 100}, "policy id, or id@version"),
         q("decision", {"type": "string", "enum": ["allow", "deny"]}),
         q("kind", {"type": "string", "maxLength": 40}, "gateway.call, policy.created, …; 'deployment.*' for a prefix"),
+        q(
+            "actor",
+            {"type": "string", "maxLength": 200},
+            "who made a control-plane change: key:<key id>, session:<session id>, jwt:<subject>, admin",
+        ),
+        q(
+            "actor_kind",
+            {"type": "string", "enum": ["key", "session", "jwt", "admin", "fleet"]},
+            "changes made by any credential of that kind",
+        ),
     ],
     ok=(200, "AuditPage"),
 )

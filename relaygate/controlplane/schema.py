@@ -146,6 +146,7 @@ audit_events = sa.Table(
     sa.Column("receipt", JSON),  # the signed receipt envelope, for gateway calls
 )
 sa.Index("audit_events_ws_seq", audit_events.c.workspace_id, audit_events.c.seq)
+sa.Index("audit_events_actor_seq", audit_events.c.actor, audit_events.c.seq)  # the feed filtered by who
 
 audit_event_policies = sa.Table(
     "audit_event_policies",

@@ -613,3 +613,48 @@ def test_a_missing_field_is_named_as_the_relayplane_reference_does(cp):
     _err(acme.post("/v1/keys", raw=b"x" * (9 * 1024 * 1024), content_type="application/json"), 413)
     assert CP(cp.url).get("/healthz").json() == {"status": "ok"}
     assert "relaygate_cp_requests_total" in CP(cp.url).get("/metrics").text
+
+
+def test_the_audit_feed_filters_control_plane_changes_by_who_made_them(cp):
+    """Each kind of credential (a key, a session it started, a workspace JWT, the admin token) makes
+    a change; the feed finds each change by its actor and by the actor's kind, and a key of another
+    workspace that names acme's actors finds none of acme's events (the workspace filter holds)."""
+    acme = cp.client("acme")
+    session = acme.post("/v1/sessions", {"ttl_seconds": 300}).json()
+    admin = CP(cp.url, cp.stack.admin_token)
+    admin.session.headers["X-Relaygate-Workspace"] = "acme"
+    clients = {
+        "key": acme,
+        "session": CP(cp.url, session["token"]),
+        "jwt": CP(cp.url, _jwt(cp, sub="svc-actor-test")),
+        "admin": admin,
+    }
+    for who, client in clients.items():
+        r = client.post("/v1/budgets", {"id": f"actor-{who}", "unit": "usd", "window": "month", "limit": 5})
+        assert r.status == 201, (who, r.text)
+
+    def budget_of(e):
+        b = e["detail"].get("budget")
+        return b.get("id") if isinstance(b, dict) else b
+
+    created = acme.get("/v1/audit/events", params={"kind": "budget.created", "limit": 200}).json()["events"]
+    actor_of = {budget_of(e): e["actor"] for e in created}
+    assert actor_of["actor-session"] == "session:" + session["token"].split("_")[2]  # ro_session_<id>_<secret>
+    assert actor_of["actor-jwt"] == "jwt:svc-actor-test" and actor_of["actor-admin"] == "admin:admin"
+    assert actor_of["actor-key"].startswith("key:")
+    for who in clients:
+        actor = actor_of[f"actor-{who}"]
+        found = acme.get("/v1/audit/events", params={"actor": actor, "limit": 200}).json()["events"]
+        assert found and all(e["actor"] == actor for e in found), (who, found)
+        assert f"actor-{who}" in {budget_of(e) for e in found}
+        kinds = acme.get("/v1/audit/events", params={"actor_kind": who, "limit": 200}).json()["events"]
+        assert kinds and all(e["actor"].startswith(who + ":") for e in kinds), (who, kinds)
+        assert not [e for e in kinds if budget_of(e) in {f"actor-{o}" for o in clients if o != who}]
+    short = acme.get("/v1/audit/events", params={"actor": "admin", "kind": "budget.created"}).json()["events"]
+    assert [budget_of(e) for e in short] == ["actor-admin"]
+    # another tenant naming acme's actors sees none of acme's events
+    euro = cp.client("euro")
+    for actor in actor_of.values():
+        seen = euro.get("/v1/audit/events", params={"actor": actor, "limit": 200}).json()["events"]
+        assert all(e["workspace"] == "euro" for e in seen), seen
+    _err(acme.get("/v1/audit/events", params={"actor_kind": "robot"}), 400, "invalid_request")

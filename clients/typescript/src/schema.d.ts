@@ -3195,6 +3195,10 @@ export interface operations {
                 decision?: "allow" | "deny";
                 /** @description gateway.call, policy.created, …; 'deployment.*' for a prefix */
                 kind?: string;
+                /** @description who made a control-plane change: key:<key id>, session:<session id>, jwt:<subject>, admin */
+                actor?: string;
+                /** @description changes made by any credential of that kind */
+                actor_kind?: "key" | "session" | "jwt" | "admin" | "fleet";
             };
             header?: {
                 /** @description admin token only: the workspace to act in */

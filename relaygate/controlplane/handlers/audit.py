@@ -62,6 +62,11 @@ async def list_events(ctx: Ctx):
     ):
         if p.get(param) is not None:
             q = q.where(column == p[param])
+    actor = p.get("actor")
+    if actor is not None:  # as recorded: "<credential kind>:<subject>"; the admin token is "admin:admin"
+        q = q.where(E.c.actor == ("admin:admin" if actor == "admin" else actor))
+    if p.get("actor_kind") is not None:
+        q = q.where(E.c.actor.startswith(p["actor_kind"] + ":", autoescape=True))
     kind = p.get("kind")
     if kind is not None:  # "deployment.*": every kind under that prefix
         q = q.where(E.c.kind.startswith(kind[:-1], autoescape=True) if kind.endswith(".*") else E.c.kind == kind)

@@ -90,6 +90,7 @@ from .key_list import KeyList
 from .key_scope import KeyScope
 from .key_scope_endpoints_item import KeyScopeEndpointsItem
 from .key_scope_permissions_item import KeyScopePermissionsItem
+from .list_audit_events_actor_kind import ListAuditEventsActorKind
 from .list_audit_events_decision import ListAuditEventsDecision
 from .list_deployments_status import ListDeploymentsStatus
 from .list_logs_endpoint import ListLogsEndpoint
@@ -254,6 +255,7 @@ __all__ = (
     "KeyScope",
     "KeyScopeEndpointsItem",
     "KeyScopePermissionsItem",
+    "ListAuditEventsActorKind",
     "ListAuditEventsDecision",
     "ListDeploymentsStatus",
     "ListLogsEndpoint",

@@ -8,6 +8,7 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.audit_page import AuditPage
 from ...models.error import Error
+from ...models.list_audit_events_actor_kind import ListAuditEventsActorKind
 from ...models.list_audit_events_decision import ListAuditEventsDecision
 from ...types import UNSET, Response, Unset
 
@@ -24,6 +25,8 @@ def _get_kwargs(
     policy: str | Unset = UNSET,
     decision: ListAuditEventsDecision | Unset = UNSET,
     kind: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    actor_kind: ListAuditEventsActorKind | Unset = UNSET,
     x_relaygate_workspace: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -61,6 +64,14 @@ def _get_kwargs(
     params["decision"] = json_decision
 
     params["kind"] = kind
+
+    params["actor"] = actor
+
+    json_actor_kind: str | Unset = UNSET
+    if not isinstance(actor_kind, Unset):
+        json_actor_kind = actor_kind.value
+
+    params["actor_kind"] = json_actor_kind
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -143,6 +154,8 @@ def sync_detailed(
     policy: str | Unset = UNSET,
     decision: ListAuditEventsDecision | Unset = UNSET,
     kind: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    actor_kind: ListAuditEventsActorKind | Unset = UNSET,
     x_relaygate_workspace: str | Unset = UNSET,
 ) -> Response[AuditPage | Error]:
     """The audit feed, newest first, with a stable cursor (admin: every workspace unless X-Relaygate-
@@ -159,6 +172,8 @@ def sync_detailed(
         policy (str | Unset):
         decision (ListAuditEventsDecision | Unset):
         kind (str | Unset):
+        actor (str | Unset):
+        actor_kind (ListAuditEventsActorKind | Unset):
         x_relaygate_workspace (str | Unset):
 
     Raises:
@@ -180,6 +195,8 @@ def sync_detailed(
         policy=policy,
         decision=decision,
         kind=kind,
+        actor=actor,
+        actor_kind=actor_kind,
         x_relaygate_workspace=x_relaygate_workspace,
     )
 
@@ -203,6 +220,8 @@ def sync(
     policy: str | Unset = UNSET,
     decision: ListAuditEventsDecision | Unset = UNSET,
     kind: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    actor_kind: ListAuditEventsActorKind | Unset = UNSET,
     x_relaygate_workspace: str | Unset = UNSET,
 ) -> AuditPage | Error | None:
     """The audit feed, newest first, with a stable cursor (admin: every workspace unless X-Relaygate-
@@ -219,6 +238,8 @@ def sync(
         policy (str | Unset):
         decision (ListAuditEventsDecision | Unset):
         kind (str | Unset):
+        actor (str | Unset):
+        actor_kind (ListAuditEventsActorKind | Unset):
         x_relaygate_workspace (str | Unset):
 
     Raises:
@@ -241,6 +262,8 @@ def sync(
         policy=policy,
         decision=decision,
         kind=kind,
+        actor=actor,
+        actor_kind=actor_kind,
         x_relaygate_workspace=x_relaygate_workspace,
     ).parsed
 
@@ -258,6 +281,8 @@ async def asyncio_detailed(
     policy: str | Unset = UNSET,
     decision: ListAuditEventsDecision | Unset = UNSET,
     kind: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    actor_kind: ListAuditEventsActorKind | Unset = UNSET,
     x_relaygate_workspace: str | Unset = UNSET,
 ) -> Response[AuditPage | Error]:
     """The audit feed, newest first, with a stable cursor (admin: every workspace unless X-Relaygate-
@@ -274,6 +299,8 @@ async def asyncio_detailed(
         policy (str | Unset):
         decision (ListAuditEventsDecision | Unset):
         kind (str | Unset):
+        actor (str | Unset):
+        actor_kind (ListAuditEventsActorKind | Unset):
         x_relaygate_workspace (str | Unset):
 
     Raises:
@@ -295,6 +322,8 @@ async def asyncio_detailed(
         policy=policy,
         decision=decision,
         kind=kind,
+        actor=actor,
+        actor_kind=actor_kind,
         x_relaygate_workspace=x_relaygate_workspace,
     )
 
@@ -316,6 +345,8 @@ async def asyncio(
     policy: str | Unset = UNSET,
     decision: ListAuditEventsDecision | Unset = UNSET,
     kind: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    actor_kind: ListAuditEventsActorKind | Unset = UNSET,
     x_relaygate_workspace: str | Unset = UNSET,
 ) -> AuditPage | Error | None:
     """The audit feed, newest first, with a stable cursor (admin: every workspace unless X-Relaygate-
@@ -332,6 +363,8 @@ async def asyncio(
         policy (str | Unset):
         decision (ListAuditEventsDecision | Unset):
         kind (str | Unset):
+        actor (str | Unset):
+        actor_kind (ListAuditEventsActorKind | Unset):
         x_relaygate_workspace (str | Unset):
 
     Raises:
@@ -355,6 +388,8 @@ async def asyncio(
             policy=policy,
             decision=decision,
             kind=kind,
+            actor=actor,
+            actor_kind=actor_kind,
             x_relaygate_workspace=x_relaygate_workspace,
         )
     ).parsed
