@@ -6,7 +6,9 @@ Three well-kept generators, each pinned:
   formatted with the repository's pinned ruff;
 - TypeScript: openapi-typescript (npm, clients/typescript/package-lock.json) ->
   clients/typescript/src/schema.d.ts, used through openapi-fetch;
-- Go: oapi-codegen (``go install``, devstack/tools.py) -> clients/go/relaygate.gen.go.
+- Go: oapi-codegen (``go install``, devstack/tools.py) -> clients/go/relaygate.gen.go;
+- the fleet-operations gRPC service: grpcio-tools' protoc (pinned to grpcio's version) ->
+  relaygate/controlplane/fleetops/fleet_operations_pb2{,_grpc}.py{,i} from the .proto beside them.
 
     python -m devstack.clients generate   # rewrite the generated files from the document
     python -m devstack.clients check      # regenerate into a scratch dir; exit 1 if anything differs
@@ -35,6 +37,8 @@ PY_PACKAGE = "relaygate_client"
 TS_DIR = CLIENTS / "typescript"
 # What the generators own (relative to clients/); everything else there is written by hand.
 GENERATED = ("python", "typescript/src/schema.d.ts", "go/relaygate.gen.go")
+PROTO = Path("relaygate/controlplane/fleetops/fleet_operations.proto")  # relative to ROOT
+PROTO_OUT = tuple(str(PROTO.with_name(PROTO.stem + s)) for s in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"))
 
 
 def _log(msg: str) -> None:
@@ -109,6 +113,23 @@ def generate_into(out: Path) -> None:
     go.mkdir(parents=True, exist_ok=True)
     shutil.copy(CLIENTS / "go" / "oapi-codegen.yaml", go / "oapi-codegen.yaml")
     _run([tools.binary(tools.OAPI_CODEGEN), "-config", "oapi-codegen.yaml", str(SPEC)], go)
+    # gRPC: stubs for the server and for Python clients; imports resolve from the repository root.
+    grpc_out = out / "grpc"
+    grpc_out.mkdir(parents=True, exist_ok=True)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I",
+            str(ROOT),
+            f"--python_out={grpc_out}",
+            f"--grpc_python_out={grpc_out}",
+            f"--pyi_out={grpc_out}",
+            str(ROOT / PROTO),
+        ],
+        ROOT,
+    )
 
 
 def _files(base: Path, rel: str) -> dict[str, Path]:
@@ -124,16 +145,24 @@ def _files(base: Path, rel: str) -> dict[str, Path]:
     }
 
 
+def _pairs(fresh: Path):
+    """(committed files, freshly generated files) per generated unit, by the same relative names."""
+    for rel in GENERATED:
+        have, want = _files(CLIENTS, rel), _files(fresh, rel)
+        yield {f"clients/{k}": v for k, v in have.items()}, {f"clients/{k}": v for k, v in want.items()}
+    for rel in PROTO_OUT:
+        yield {rel: ROOT / rel} if (ROOT / rel).exists() else {}, {rel: fresh / "grpc" / rel}
+
+
 def differences(fresh: Path) -> list[str]:
     """What differs between the committed generated files and a fresh generation in ``fresh``."""
     out: list[str] = []
-    for rel in GENERATED:
-        have, want = _files(CLIENTS, rel), _files(fresh, rel)
+    for have, want in _pairs(fresh):
         for name in sorted(set(have) | set(want)):
             if name not in want:
-                out.append(f"clients/{name}: not produced by the generator (remove it)")
+                out.append(f"{name}: not produced by the generator (remove it)")
             elif name not in have:
-                out.append(f"clients/{name}: missing (generate it)")
+                out.append(f"{name}: missing (generate it)")
             elif not filecmp.cmp(have[name], want[name], shallow=False):
                 diff = difflib.unified_diff(
                     have[name].read_text().splitlines(),
@@ -143,7 +172,7 @@ def differences(fresh: Path) -> list[str]:
                     lineterm="",
                     n=1,
                 )
-                out.append(f"clients/{name} differs:\n" + "\n".join(list(diff)[:40]))
+                out.append(f"{name} differs:\n" + "\n".join(list(diff)[:40]))
     return out
 
 
@@ -159,7 +188,9 @@ def generate() -> None:
             else:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(src, dst)
-    _log("clients/ regenerated from " + str(SPEC.relative_to(ROOT)))
+        for rel in PROTO_OUT:
+            shutil.copy(Path(tmp) / "grpc" / rel, ROOT / rel)
+    _log(f"clients/ regenerated from {SPEC.relative_to(ROOT)}, the gRPC stubs from {PROTO}")
 
 
 def check() -> list[str]:

@@ -113,6 +113,7 @@ class Stack:
     cp_env: dict[str, str] = field(default_factory=dict)
     xds: bool = True  # with a control plane: Envoy configured over ADS
     xds_port: int = 0
+    ops_grpc_port: int = 0  # with a control plane: serve the fleet-operations gRPC service here (0: not)
     zone: str = "local"
     cp_data_dir: Path | None = None  # another stack's control plane (fleets)
     extra_credentials: list[str] = field(default_factory=list)  # more the simulator accepts
@@ -199,6 +200,8 @@ class Stack:
         ]
         if self.xds:
             argv += ["--xds-listen", f"127.0.0.1:{self.xds_port}"]
+        if self.ops_grpc_port:
+            argv += ["--ops-grpc-listen", f"127.0.0.1:{self.ops_grpc_port}"]
         if self.database_url:
             argv += ["--database-url", self.database_url]
         ready_ctx = None

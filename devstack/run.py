@@ -260,6 +260,30 @@ def _until(check, what: str, timeout: float = 15.0):
     raise RuntimeError(f"{what} did not happen within {timeout}s")
 
 
+def ops_grpc_tour(stack: Stack) -> None:
+    """The same fleet over the fleet-operations gRPC service, with its generated Python stub."""
+    import grpc
+
+    from relaygate.controlplane.fleetops import fleet_operations_pb2 as pb
+    from relaygate.controlplane.fleetops import fleet_operations_pb2_grpc as pb_grpc
+
+    print(f"    ... and over gRPC (127.0.0.1:{stack.ops_grpc_port}, relaygate.fleet.v1.FleetOperations):")
+    target = f"127.0.0.1:{stack.ops_grpc_port}"
+    with (
+        grpc.secure_channel(target, grpc.ssl_channel_credentials(stack.pki.ca.read_bytes()))
+        if stack.tls
+        else grpc.insecure_channel(target)
+    ) as channel:
+        stub = pb_grpc.FleetOperationsStub(channel)
+        auth = (("authorization", f"Bearer {stack.admin_token}"),)
+        for i in stub.ListInstances(pb.ListInstancesRequest(), metadata=auth, timeout=10).instances:
+            print(f"    ListInstances: {i.id} tenant={i.tenant} stale={i.stale} bundle={i.bundle_revision[:12]}")
+        last = list(stub.StreamAuditEvents(pb.StreamAuditEventsRequest(kinds=["policy.*"]), metadata=auth, timeout=10))
+        print(
+            f"    StreamAuditEvents(kinds=policy.*): {len(last)} events, the last {last[-1].kind} by {last[-1].actor}"
+        )
+
+
 def control_plane_tour(stack: Stack, key: str) -> None:
     _say("8. The control plane: create a policy from YAML (workspace acme blocks gpt-4o)")
     print(POLICY)
@@ -448,6 +472,8 @@ def control_plane_tour(stack: Stack, key: str) -> None:
             indent=1,
         )
     )
+    if stack.ops_grpc_port:
+        ops_grpc_tour(stack)
 
 
 def main(argv=None) -> None:
@@ -459,6 +485,7 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=1, help="policy worker processes behind one Envoy cluster")
     p.add_argument("--cp-port", type=int, default=8090, help="control-plane API port")
     p.add_argument("--xds-port", type=int, default=18000, help="control-plane ADS (xDS) port Envoy connects to")
+    p.add_argument("--ops-port", type=int, default=8094, help="control-plane fleet-operations gRPC port (0: off)")
     p.add_argument(
         "--no-control-plane", action="store_true", help="standalone sidecar reading config/ and policies/ itself"
     )
@@ -499,6 +526,7 @@ def main(argv=None) -> None:
         controlplane=not a.no_control_plane,
         cp_port=a.cp_port,
         xds_port=a.xds_port,
+        ops_grpc_port=a.ops_port,
         database_url=a.database_url,
         tls=not a.plaintext,
         fleet_mtls=a.fleet_mtls,
@@ -557,6 +585,7 @@ def main(argv=None) -> None:
             print(
                 f"""  control plane   {stack.cp_url}/v1 (RelayOne) and {stack.cp_url}/api (RelayPlane); OpenAPI at /v1/openapi.json
   xDS (ADS)       127.0.0.1:{stack.xds_port}   (Envoy's bootstrap names only this and its identity: {stack.run_dir}/envoy.json)
+  fleet ops gRPC  {f"127.0.0.1:{stack.ops_grpc_port} (relaygate.fleet.v1.FleetOperations, admin token)" if stack.ops_grpc_port else "off (--ops-port 0)"}
   fleet port      {stack.fleet_url if stack.fleet_mtls else "none (the sidecar uses the API port; --fleet-mtls adds an mTLS port)"}
   admin token     {stack.admin_token}   (demo value; set RELAYGATE_ADMIN_TOKEN in production)""",
                 flush=True,

@@ -85,6 +85,13 @@ async def serve(settings) -> None:
             key=settings.tls_key or None,
             client_ca=settings.tls_client_ca or None,
         )
+    ops_server = None
+    if settings.ops_grpc_listen:
+        from relaygate.controlplane import fleet_ops
+
+        ops_server = await fleet_ops.serve(
+            svc, settings.ops_grpc_listen, cert=settings.tls_cert or None, key=settings.tls_key or None
+        )
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, ssl_context=ssl_ctx)
     await site.start()
     if fleet_ctx is not None:
@@ -112,6 +119,8 @@ async def serve(settings) -> None:
     await svc.bundles.close()  # long polls answer now; the runner's cleanup waits for open requests
     if xds_server is not None:
         await xds_server.stop(grace=1)
+    if ops_server is not None:
+        await ops_server.stop(grace=1)
     await runner.cleanup()
     await services_mod.stop(svc)
 

@@ -81,6 +81,7 @@ class Settings:
     checkpoint_interval: float = 5.0  # seconds between signed tree heads (when the log grew)
     jwt_issuers: list[JwtIssuer] = field(default_factory=list)
     xds_listen: str = ""  # host:port of the ADS server; empty disables
+    ops_grpc_listen: str = ""  # host:port of the fleet-operations gRPC service (fleet_ops.py); empty disables
     # TLS. With tls_cert/tls_key the API, the fleet port and xDS serve TLS. With tls_client_ca
     # the fleet port and xDS require a client certificate that CA issued (mTLS), and the fleet
     # token is refused on any connection that did not present one.
@@ -176,6 +177,10 @@ def load(argv=None) -> Settings:
     p.add_argument("--jwt-audience", help="required JWT audience (default relaygate)")
     p.add_argument("--checkpoint-interval", type=float, help="seconds between signed tree heads (default 5)")
     p.add_argument("--xds-listen", help="ADS gRPC address host:port (default: disabled)")
+    p.add_argument(
+        "--ops-grpc-listen",
+        help="fleet-operations gRPC address host:port (admin token; TLS with --tls-cert) (default: disabled)",
+    )
     p.add_argument("--tls-cert", help="PEM certificate (chain): serve the API, the fleet port and xDS over TLS")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument(
@@ -224,6 +229,7 @@ def load(argv=None) -> Settings:
         "session_ttl",
         "relay_timeout",
         "xds_listen",
+        "ops_grpc_listen",
         "log_level",
         "checkpoint_interval",
         "tls_cert",

@@ -96,6 +96,8 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
             str(free_port()),
             "--xds-port",
             str(free_port()),
+            "--ops-port",
+            str(free_port()),
             "--prometheus-port",
             str(free_port()),
             "--otlp-port",
@@ -133,6 +135,9 @@ def test_make_run_tour_works_on_the_embedded_defaults(tmp_path):
     fleet = text[text.index("14. The fleet") :]
     assert '"connected": true' in fleet and '"lds": "' in fleet and '"cds": "' in fleet
     assert '"last_nack": null' in fleet and '"status": "healthy"' in fleet
+    # ... and the same fleet over the fleet-operations gRPC service (its generated stub)
+    assert re.search(r"ListInstances: \S+ tenant=default stale=False bundle=[0-9a-f]{12}", fleet), fleet
+    assert re.search(r"StreamAuditEvents\(kinds=policy\.\*\): [1-9]\d* events, the last policy\.\S+ by key:", fleet)
     # Observability: Prometheus scraped the tour's spend, by model; the first call's receipt id
     # finds its trace, Envoy's spans with the policy decision under the check.
     spend = text[text.index("15. Prometheus") : text.index("16. Tracing")]
