@@ -127,9 +127,7 @@ def test_the_audit_stream_follows_new_events_and_resumes_from_a_cursor_without_g
     call2.cancel()
 
     # without follow: the history from the start, then the stream ends; kinds filter by prefix
-    history = list(
-        stub.StreamAuditEvents(pb.StreamAuditEventsRequest(kinds=["policy.*"]), metadata=admin, timeout=30)
-    )
+    history = list(stub.StreamAuditEvents(pb.StreamAuditEventsRequest(kinds=["policy.*"]), metadata=admin, timeout=30))
     ids = [e.detail["policy_id"] for e in history if e.kind == "policy.created"]
     assert set(made + [first.json()["id"], live]) <= set(ids)
     assert all(e.kind.startswith("policy.") for e in history)
