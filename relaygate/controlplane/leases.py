@@ -146,6 +146,15 @@ class Leases:
         async with self.engine.begin() as c:
             await c.execute(L.update().where(*self._mine(lease)).values(owner=None, expires_ms=0))
 
+    async def start_alone(self) -> None:
+        """On SQLite, where one control plane uses the database: leases of other owners are a
+        previous process's (killed before it released them), so they are released now and its work
+        resumes at once instead of after the TTL. PostgreSQL replicas wait for the lease to lapse."""
+        if is_postgres(self.engine):
+            return
+        async with self.engine.begin() as c:
+            await c.execute(L.update().where(L.c.owner != self.owner).values(owner=None, expires_ms=0))
+
     async def claimable(self, kind: str, keys: list[str]) -> list[str]:
         """Those of ``keys`` nobody holds now (no lease yet, released, or lapsed)."""
         if not keys:

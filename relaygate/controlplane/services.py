@@ -82,7 +82,7 @@ class Services:
 
 async def start(settings: Settings) -> Services:
     s = Services(settings)
-    private_dir(settings.data_dir)  # keys, tokens, evidence bundles, the default SQLite file
+    private_dir(settings.data_dir)  # keys, tokens, the default SQLite file
     s.engine = create_engine(settings.database_url)
     s.secrets = SecretStore(s.engine, Sealer(settings.master_key))
     async with startup_lock(s.engine):
@@ -101,6 +101,7 @@ async def start(settings: Settings) -> Services:
     await s.transparency.load()
     s.ingestor = Ingestor(s.engine, s.transparency)
     s.leases = Leases(s.engine, settings.replica_id, settings.lease_ttl)
+    await s.leases.start_alone()
     s.evidence = EvidenceJobs(s.engine, s.transparency, s.keys, s.leases)
 
     s.spec = load_spec()
