@@ -284,6 +284,9 @@ def test_a_replica_frozen_past_its_lease_writes_no_stage_after_it_wakes(cluster)
         assert lease["owner"] in ("cp-0", "cp-1") and lease["epoch"] == 2, lease
     finally:
         proc.send_signal(signal.SIGCONT)
+    done = finished(watcher, did)
+    assert done["status"] == "succeeded", done
+    steps_once(deployment_events(watcher, did), 3)
     eventually(
         lambda: re.search(
             rf"(lost the deployment lease on {did}|deployment {did}: .*no longer held)", log_of(cluster, 2)
@@ -291,9 +294,6 @@ def test_a_replica_frozen_past_its_lease_writes_no_stage_after_it_wakes(cluster)
         15,
         "the woken replica noticing it lost the lease",
     )
-    done = finished(watcher, did)
-    assert done["status"] == "succeeded", done
-    steps_once(deployment_events(watcher, did), 3)
 
 
 def test_many_deployments_with_every_replica_alive_each_run_once(cluster):
