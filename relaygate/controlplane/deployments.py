@@ -17,7 +17,19 @@ run, so a restarted control plane resumes where it stopped:
    ``min_evidence_ratio``; no xDS NACK from them since the wave began.
 
 A failing wave stops the rollout and rolls back every tenant deployed so far
-to the pin it had before. Every step is an audit event; the deployment's
+to the pin it had before.
+
+With several replicas on one database a deployment runs on exactly one of them: the
+one holding its lease (relaygate/controlplane/leases.py, kind ``deployment``). The
+replica that creates it claims it; every stage write is fenced on that lease, so a
+replica that lost it (frozen past the TTL, cut off from the database) writes nothing
+more and stops; each replica scans every ``lease_ttl / 3`` seconds (and at start) for
+unfinished deployments nobody holds and resumes them at the stored stage (audit event
+``deployment.resumed`` with the replica and the lease epoch). A rollback requested through
+any replica is stored on the row (status ``rolling_back``, audit ``rollback_requested``);
+the owner sees it at its next poll or stage write (a stage write is conditional on the
+status it read) and rolls back; a deployment nobody holds (a succeeded one) is claimed by
+the replica that took the request. Every step is an audit event; the deployment's
 waves, timings and gate readings are kept in its record. /metrics counts
 deployments by status (read from the database once at start, then moved on
 each transition), waves applied, passed and failed, and deployments finished.
@@ -36,6 +48,7 @@ from relaygate.controlplane.audit import record
 from relaygate.controlplane.db import now_ms
 from relaygate.controlplane.errors import ApiError, not_found
 from relaygate.controlplane.fleet import STALE_AFTER_S
+from relaygate.controlplane.leases import Lease, LeaseLost
 from relaygate.controlplane.util import iso, new_id
 
 log = logging.getLogger("relaygate.controlplane.deployments")
@@ -48,6 +61,11 @@ DEFAULT_GATES = {
     "evidence_grace": 3.0,
 }
 D, PINS = schema.deployments, schema.tenant_pins
+KIND = "deployment"
+
+
+class _Moved(Exception):
+    """The deployment's status changed under a stage write (a rollback was requested)."""
 
 
 async def pins_for(conn, tenant: str) -> dict[str, int]:
@@ -85,6 +103,7 @@ class Deployments:
     def __init__(self, services) -> None:
         self.s = services
         self._tasks: dict[str, asyncio.Task] = {}
+        self._leases: dict[str, Lease] = {}
         self._status: dict[str, str] = {}  # deployment id -> status, for /metrics
         self.poll = 0.25
 
@@ -176,25 +195,57 @@ class Deployments:
             )
             row = (await c.execute(sa.select(D).where(D.c.id == did))).mappings().first()
         self._moved(did, "running")
-        self._start(did)
+        await self._take(did)
         return dict(row)
 
-    def _start(self, did: str) -> None:
+    async def _take(self, did: str, resuming: bool = False) -> bool:
+        """Claim the deployment's lease and run it here; False when another replica holds it."""
         if did in self._tasks:
-            return
-        task = asyncio.create_task(self._run(did))
-        self._tasks[did] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(did, None))
+            return True
+        lease = await self.s.leases.claim(KIND, did)
+        if lease is None:
+            return False
+        if resuming:
+            log.info("resuming deployment %s (replica %s, lease epoch %d)", did, self.s.leases.owner, lease.epoch)
+        task = asyncio.create_task(self._own(did, lease, resuming))
+        self._tasks[did], self._leases[did] = task, lease
+        lease.keep(task.cancel)
+
+        def done(_t) -> None:
+            self._tasks.pop(did, None)
+            self._leases.pop(did, None)
+
+        task.add_done_callback(done)
+        return True
+
+    async def _own(self, did: str, lease: Lease, resumed: bool) -> None:
+        try:
+            if resumed:
+                await self._save(
+                    did, "resumed", {"replica": self.s.leases.owner, "epoch": lease.epoch}, lease=lease, expect=None
+                )
+            await self._run(did, lease)
+        except LeaseLost as e:
+            log.warning("deployment %s: %s; another replica runs it now", did, e)
+        finally:
+            await lease.release()
 
     async def resume(self) -> None:
+        """Take over every unfinished deployment nobody holds (at start, then periodically)."""
         async with self.engine.connect() as c:
             ids = [
                 r[0]
                 for r in (await c.execute(sa.select(D.c.id).where(D.c.status.in_(["running", "rolling_back"])))).all()
             ]
-        for did in ids:
-            log.info("resuming deployment %s", did)
-            self._start(did)
+        for did in await self.s.leases.claimable(KIND, [d for d in ids if d not in self._tasks]):
+            await self._take(did, resuming=True)
+
+    async def stop(self) -> None:
+        """A clean stop: end the work here and release the leases so another replica resumes at once."""
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def rollback(self, did: str, workspace: str | None, actor: str):
         """Stop a running or finished deployment's waves and roll every touched tenant back.
@@ -203,13 +254,19 @@ class Deployments:
         row = await self.get(did, workspace)
         if row["status"] not in ("running", "succeeded"):
             raise ApiError(409, "deployment.finished", f"deployment is {row['status']}")
-        task = self._tasks.get(did)
-        if task is not None:
-            task.cancel()
-        await self._save(
-            did, "rollback_requested", {"by": actor}, status="rolling_back", reason=f"rollback requested by {actor}"
-        )
-        self._start(did)
+        # Stored, whichever replica runs it: the owner sees the status at its next poll or
+        # stage write; one nobody holds (a finished one) is taken here.
+        if not await self._save(
+            did,
+            "rollback_requested",
+            {"by": actor},
+            expect=("running", "succeeded"),
+            status="rolling_back",
+            reason=f"rollback requested by {actor}",
+        ):
+            row = await self.get(did, workspace)
+            raise ApiError(409, "deployment.finished", f"deployment is {row['status']}")
+        await self._take(did)
         return await self.get(did, workspace)
 
     async def get(self, did: str, workspace: str | None):
@@ -220,38 +277,73 @@ class Deployments:
         return row
 
     # -- the state machine -------------------------------------------------------------------
-    async def _save(self, did: str, step: str | None = None, detail: dict | None = None, **values) -> None:
-        async with self.engine.begin() as c:
-            await c.execute(D.update().where(D.c.id == did).values(updated_ms=now_ms(), **values))
-            if step:
-                ws = (await c.execute(sa.select(D.c.workspace_id).where(D.c.id == did))).scalar()
-                await record(c, f"deployment.{step}", ws, "control-plane", {"deployment_id": did, **(detail or {})})
+    async def _save(
+        self,
+        did: str,
+        step: str | None = None,
+        detail: dict | None = None,
+        *,
+        lease: Lease | None = None,
+        expect: str | tuple[str, ...] | None = "running",
+        then=None,
+        **values,
+    ) -> bool:
+        """Store a stage (and its audit event) in one transaction, fenced on ``lease`` when given
+        and only while the status is still ``expect`` (False when it moved: a rollback request).
+        ``then(c)`` runs in the same transaction first (the wave's pins)."""
+        where = [D.c.id == did]
+        if expect is not None:
+            where.append(D.c.status.in_([expect] if isinstance(expect, str) else list(expect)))
+        try:
+            async with lease.fenced() if lease is not None else self.engine.begin() as c:
+                if then is not None:
+                    await then(c)
+                if not (await c.execute(D.update().where(*where).values(updated_ms=now_ms(), **values))).rowcount:
+                    raise _Moved
+                if step:
+                    ws = (await c.execute(sa.select(D.c.workspace_id).where(D.c.id == did))).scalar()
+                    await record(c, f"deployment.{step}", ws, "control-plane", {"deployment_id": did, **(detail or {})})
+        except _Moved:
+            return False
         if "status" in values:
             self._moved(did, values["status"])
+        return True
 
-    async def _run(self, did: str) -> None:
+    async def _status_of(self, did: str) -> str | None:
+        async with self.engine.connect() as c:
+            return (await c.execute(sa.select(D.c.status).where(D.c.id == did))).scalar()
+
+    async def _run(self, did: str, lease: Lease) -> None:
         try:
             while True:
                 async with self.engine.connect() as c:
                     row = dict((await c.execute(sa.select(D).where(D.c.id == did))).mappings().first())
                 if row["status"] == "running":
-                    if not await self._step(row):
+                    if not await self._step(row, lease):
                         return
                 elif row["status"] == "rolling_back":
-                    await self._rollback(row)
+                    await self._rollback(row, lease)
                     return
                 else:
                     return
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LeaseLost):
             raise
         except Exception as e:
             log.exception("deployment %s failed", did)
             await self._save(
-                did, "failed", {"error": str(e)}, status="failed", reason=str(e)[:2000], finished_ms=now_ms()
+                did,
+                "failed",
+                {"error": str(e)},
+                lease=lease,
+                expect=None,
+                status="failed",
+                reason=str(e)[:2000],
+                finished_ms=now_ms(),
             )
 
-    async def _set_pins(self, pid: str, tenants: list[str], version_of, did: str) -> None:
-        async with self.engine.begin() as c:
+    @staticmethod
+    def _pins(pid: str, tenants: list[str], version_of, did: str):
+        async def write(c) -> None:
             for t in tenants:
                 await c.execute(PINS.delete().where(PINS.c.tenant == t, PINS.c.policy_id == pid))
                 v = version_of(t)
@@ -259,9 +351,10 @@ class Deployments:
                     await c.execute(
                         PINS.insert().values(tenant=t, policy_id=pid, version=v, deployment_id=did, updated_ms=now_ms())
                     )
-        await self.s.config_changed()
 
-    async def _step(self, row: dict) -> bool:
+        return write
+
+    async def _step(self, row: dict, lease: Lease) -> bool:
         """Advance one stage; False when the deployment is over."""
         did, i, waves = row["id"], row["current_wave"], row["waves"]
         if i >= len(waves):
@@ -269,6 +362,7 @@ class Deployments:
                 did,
                 "succeeded",
                 {"policy": f"{row['policy_id']}@{row['version']}"},
+                lease=lease,
                 status="succeeded",
                 stage="done",
                 finished_ms=now_ms(),
@@ -277,17 +371,26 @@ class Deployments:
             return False
         wave = waves[i]
         if row["stage"] == "applying":
-            await self._set_pins(row["policy_id"], wave["tenants"], lambda _t: row["version"], did)
+            # The pins and the stage in one fenced transaction: a wave is applied once.
             wave.update(status="adopting", started_at=iso(now_ms()), started_ms=now_ms())
-            await self._save(
-                did, "wave_applied", {"wave": i, "tenants": wave["tenants"]}, waves=waves, stage="adopting"
-            )
-            metrics.DEPLOYMENT_WAVES.labels("applied").inc()
+            if await self._save(
+                did,
+                "wave_applied",
+                {"wave": i, "tenants": wave["tenants"]},
+                lease=lease,
+                then=self._pins(row["policy_id"], wave["tenants"], lambda _t: row["version"], did),
+                waves=waves,
+                stage="adopting",
+            ):
+                await self.s.config_changed()
+                metrics.DEPLOYMENT_WAVES.labels("applied").inc()
             return True
         if row["stage"] == "adopting":
             ok, why, members = await self._adopt(row, wave)
+            if why == "moved":
+                return True
             if not ok:
-                return await self._fail(row, i, why)
+                return await self._fail(row, i, why, lease)
             wave.update(
                 status="observing",
                 adopted_at=iso(now_ms()),
@@ -295,43 +398,61 @@ class Deployments:
                 baseline=await self._readings(members),
                 observe_from_ms=now_ms(),
             )
-            await self._save(did, "wave_adopted", {"wave": i, "instances": members}, waves=waves, stage="observing")
+            await self._save(
+                did, "wave_adopted", {"wave": i, "instances": members}, lease=lease, waves=waves, stage="observing"
+            )
             return True
         if row["stage"] == "observing":
             remaining = row["pause_seconds"] - (now_ms() - wave.get("observe_from_ms", now_ms())) / 1000
             deadline = time.monotonic() + max(remaining, 0)
             while time.monotonic() < deadline:
+                if await self._status_of(did) != "running":
+                    return True  # a rollback was requested: the loop reads the row again
                 stale = await self._stale_members(wave, row["gates"])
                 if stale:
-                    return await self._fail(row, i, stale)
+                    return await self._fail(row, i, stale, lease)
                 await asyncio.sleep(min(self.poll, max(deadline - time.monotonic(), 0)))
             await asyncio.sleep(row["gates"]["evidence_grace"])
             ok, why, readings = await self._gates(row, wave)
             wave["gates"] = readings
             if not ok:
-                return await self._fail(row, i, why)
+                return await self._fail(row, i, why, lease)
             wave.update(status="passed", passed_at=iso(now_ms()))
-            await self._save(
-                did, "wave_passed", {"wave": i, "gates": readings}, waves=waves, stage="applying", current_wave=i + 1
-            )
-            metrics.DEPLOYMENT_WAVES.labels("passed").inc()
+            if await self._save(
+                did,
+                "wave_passed",
+                {"wave": i, "gates": readings},
+                lease=lease,
+                waves=waves,
+                stage="applying",
+                current_wave=i + 1,
+            ):
+                metrics.DEPLOYMENT_WAVES.labels("passed").inc()
             return True
         return False
 
-    async def _fail(self, row: dict, i: int, why: str) -> bool:
+    async def _fail(self, row: dict, i: int, why: str, lease: Lease) -> bool:
         waves = row["waves"]
         waves[i].update(status="failed", failed_at=iso(now_ms()), reason=why)
         log.warning("deployment %s: wave %d failed (%s); rolling back", row["id"], i, why)
-        await self._save(
-            row["id"], "gate_failed", {"wave": i, "reason": why}, waves=waves, status="rolling_back", reason=why
-        )
-        metrics.DEPLOYMENT_WAVES.labels("failed").inc()
+        if await self._save(
+            row["id"],
+            "gate_failed",
+            {"wave": i, "reason": why},
+            lease=lease,
+            waves=waves,
+            status="rolling_back",
+            reason=why,
+        ):
+            metrics.DEPLOYMENT_WAVES.labels("failed").inc()
         return True
 
-    async def _rollback(self, row: dict) -> None:
+    async def _rollback(self, row: dict, lease: Lease) -> None:
         touched = [t for w in row["waves"] if w["status"] != "pending" for t in w["tenants"]]
         prev = row["previous"]
-        await self._set_pins(row["policy_id"], touched, lambda t: prev.get(t), row["id"])
+        async with lease.fenced() as c:
+            await self._pins(row["policy_id"], touched, lambda t: prev.get(t), row["id"])(c)
+        await self.s.config_changed()
         members = [m for w in row["waves"] for m in w.get("members", [])]
         deadline = time.monotonic() + row["gates"]["adoption_timeout"]
         while time.monotonic() < deadline:  # best effort: report, do not hang
@@ -346,6 +467,8 @@ class Deployments:
             row["id"],
             "rolled_back",
             {"tenants": touched, "reason": row["reason"]},
+            lease=lease,
+            expect="rolling_back",
             waves=row["waves"],
             status="rolled_back",
             stage="done",
@@ -398,6 +521,8 @@ class Deployments:
                     )
             if not waiting and not stale:
                 return True, "", members
+            if await self._status_of(row["id"]) != "running":
+                return False, "moved", members  # a rollback was requested
             if time.monotonic() > deadline:
                 return (
                     False,

@@ -8,37 +8,45 @@ each sidecar's chain over the covered span, all key-custody events, every
 policy version the receipts cite (and the workspace's current ones),
 deployments and fleet posture. The manifest is signed with the current
 tree-head key. Jobs survive a restart: unfinished ones start over. /metrics
-counts the jobs that ended by result, the time each took, and those active.
+counts the jobs that ended by result, the time each took, and those active
+(on this replica).
+
+With several replicas a job runs on the one holding its lease (relaygate/controlplane/leases.py,
+kind ``evidence``): the replica that queued it claims it, every progress write is fenced on
+the lease, and a job whose replica died is started over by another within ``lease_ttl``
+(each replica scans every ``lease_ttl / 3`` seconds). The finished tar.gz is stored in the
+database (``evidence_blobs``), in the same fenced transaction that marks the job done, so
+every replica serves and verifies it; nothing is written to the replica's disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from pathlib import Path
 
 import sqlalchemy as sa
 
 from relaygate.controlplane import metrics, schema
 from relaygate.controlplane.db import now_ms
+from relaygate.controlplane.leases import Lease, LeaseLost, Leases
 from relaygate.controlplane.util import iso, new_id
 from relaygate.evidence import evidence_bundle as eb
 from relaygate.evidence.receipts import canonical
-from relaygate.contract.private_files import private_dir
 
 log = logging.getLogger("relaygate.controlplane.evidence")
 E = schema.audit_events
+KIND = "evidence"
 
 
 MAX_ACTIVE_PER_WORKSPACE = 2
 
 
 class EvidenceJobs:
-    def __init__(self, engine, transparency, keys, out_dir: Path) -> None:
-        self.engine, self.log, self.keys, self.out_dir = engine, transparency, keys, Path(out_dir)
+    def __init__(self, engine, transparency, keys, leases: Leases) -> None:
+        self.engine, self.log, self.keys, self.leases = engine, transparency, keys, leases
         self._tasks: dict[str, asyncio.Task] = {}
+        self._lease: dict[str, Lease] = {}
         self._admit = asyncio.Lock()
 
     async def create(self, workspace: str | None, params: dict, actor: str) -> dict:
@@ -77,21 +85,47 @@ class EvidenceJobs:
                     headers={"Retry-After": "2"},
                 )
             await c.execute(B.insert().values(**row))
-        self._start(row["id"])
+        await self._take(row["id"])
         return row
 
-    def _start(self, job_id: str) -> None:
-        task = asyncio.create_task(self._run(job_id))
-        self._tasks[job_id] = task
+    async def _take(self, job_id: str, resuming: bool = False) -> bool:
+        """Claim the job's lease and run it here; False when another replica holds it."""
+        if job_id in self._tasks:
+            return True
+        lease = await self.leases.claim(KIND, job_id)
+        if lease is None:
+            return False
+        if resuming:
+            log.info("resuming evidence bundle %s (replica %s, lease epoch %d)", job_id, self.leases.owner, lease.epoch)
+        task = asyncio.create_task(self._own(job_id, lease))
+        self._tasks[job_id], self._lease[job_id] = task, lease
         metrics.EVIDENCE_JOBS_ACTIVE.set(len(self._tasks))
+        lease.keep(task.cancel)
         task.add_done_callback(lambda _t: self._done(job_id))
+        return True
+
+    async def _own(self, job_id: str, lease: Lease) -> None:
+        try:
+            await self._run(job_id, lease)
+        except LeaseLost as e:
+            log.warning("evidence bundle %s: %s; another replica assembles it now", job_id, e)
+        finally:
+            await lease.release()
 
     def _done(self, job_id: str) -> None:
         self._tasks.pop(job_id, None)
+        self._lease.pop(job_id, None)
         metrics.EVIDENCE_JOBS_ACTIVE.set(len(self._tasks))
 
+    async def stop(self) -> None:
+        """A clean stop: end the jobs here and release their leases (another replica starts them over)."""
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def resume(self) -> None:
-        """Restart jobs a previous process left unfinished."""
+        """Start over the unfinished jobs nobody holds (at start, then periodically)."""
         async with self.engine.connect() as c:
             ids = [
                 r[0]
@@ -103,19 +137,23 @@ class EvidenceJobs:
                     )
                 ).all()
             ]
-        for job_id in ids:
-            log.info("resuming evidence bundle %s", job_id)
-            self._start(job_id)
+        for job_id in await self.leases.claimable(KIND, [j for j in ids if j not in self._tasks]):
+            await self._take(job_id, resuming=True)
 
-    async def _progress(self, job_id: str, progress: float, stage: str, **extra) -> None:
-        async with self.engine.begin() as c:
+    async def _progress(self, job_id: str, progress: float, stage: str, blob: bytes | None = None, **extra) -> None:
+        """Fenced on the job's lease: a replica that lost it writes nothing more."""
+        lease = self._lease.get(job_id)
+        async with lease.fenced() if lease is not None else self.engine.begin() as c:
             await c.execute(
                 schema.evidence_bundles.update()
                 .where(schema.evidence_bundles.c.id == job_id)
                 .values(progress=round(progress, 3), stage=stage, **extra)
             )
+            if blob is not None:
+                await c.execute(schema.evidence_blobs.delete().where(schema.evidence_blobs.c.id == job_id))
+                await c.execute(schema.evidence_blobs.insert().values(id=job_id, data=blob))
 
-    async def _run(self, job_id: str) -> None:
+    async def _run(self, job_id: str, lease: Lease) -> None:
         started = time.monotonic()
         try:
             async with self.engine.connect() as c:
@@ -126,25 +164,21 @@ class EvidenceJobs:
                 )
             await self._progress(job_id, 0.01, "signing a tree head", status="running")
             blob, stats = await self.assemble(job)
-            private_dir(self.out_dir)
-            path = self.out_dir / f"{job_id}.tar.gz"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(blob)
-            os.replace(tmp, path)
             await self._progress(
                 job_id,
                 1.0,
                 "done",
+                blob=blob,
                 status="done",
                 finished_ms=now_ms(),
-                path=str(path),
+                path=None,
                 sha256=eb.sha256_hex(blob),
                 size_bytes=len(blob),
                 stats=stats,
             )
             log.info("evidence bundle %s: %d receipts, %d bytes", job_id, stats["receipts"], len(blob))
             self._ended("done", started)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LeaseLost):
             raise
         except Exception as e:
             log.exception("evidence bundle %s failed", job_id)

@@ -10,20 +10,28 @@ served. Both are counted over the same window (from the counters in the
 heartbeats of the last RATE_WINDOW_S seconds), so a burst of calls does not read
 as missing evidence because the two rates were measured over different spans.
 
+Heartbeats may land on any control-plane replica: posture and last-seen are on
+the instance's row, and the counters behind the rate window in
+``heartbeat_samples`` (the newest sample at or before the window's start and every
+one since; older ones are pruned at each heartbeat), so every replica computes the
+same health and the same deployment gates.
+
 For /metrics it also keeps each instance's last heartbeat in memory (read from
-the database once at start, then moved by registrations and heartbeats), so the
-gauge of instances live and stale is computed at scrape without a query.
+the database once at start, then moved by registrations and heartbeats *this
+replica* received), so the gauge of instances live and stale is computed at scrape
+without a query; with several replicas it is per replica (a gateway heartbeating
+to another replica reads stale here until this one restarts): use /v1/fleet/health
+or /v1/fleet/instances for the fleet-wide view.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import sqlalchemy as sa
 
 from relaygate.controlplane import schema
-from relaygate.controlplane.db import now_ms
+from relaygate.controlplane.db import insert_ignore, now_ms
 from relaygate.controlplane.util import iso
 
 STALE_AFTER_S = 10.0
@@ -45,7 +53,6 @@ class Fleet:
         # Heartbeats sent while this process was not running could not arrive: staleness
         # counts from whichever is later, the last heartbeat or this process's start.
         self.started_ms = now_ms()
-        self._samples: dict[str, deque] = {}  # instance id -> (ms, calls_total, errors_total)
         self._last_seen: dict[str, int] = {}  # instance id -> its last heartbeat (ms), for /metrics
         xds.on_nack = self._record_xds
 
@@ -73,24 +80,41 @@ class Fleet:
             1 for n in list(nodes.values()) if n.connected and n.last_nack and not n.last_nack.get("resolved_at")
         )
 
-    def observe(self, instance_id: str, posture: dict, at_ms: int) -> None:
-        """Remember a heartbeat's counters; keeps the last one at or before the window's start."""
+    async def observe(self, c, instance_id: str, posture: dict, at_ms: int) -> None:
+        """Store a heartbeat's counters (in the heartbeat's transaction ``c``); keeps the newest
+        sample at or before the window's start and every one since."""
         calls, errors = posture.get("calls_total"), posture.get("errors_total")
         if not (_is_number(calls) and _is_number(errors)):
             return
-        q = self._samples.setdefault(instance_id, deque())
-        if q and (calls < q[-1][1] or errors < q[-1][2]):
-            q.clear()  # the sidecar restarted: its counters did too
-        q.append((at_ms, calls, errors))
-        while len(q) > 2 and q[1][0] <= at_ms - RATE_WINDOW_S * 1000:
-            q.popleft()
+        S = schema.heartbeat_samples
+        mine = S.c.instance_id == instance_id
+        last = (
+            await c.execute(sa.select(S.c.calls, S.c.errors).where(mine).order_by(S.c.at_ms.desc()).limit(1))
+        ).first()
+        if last is not None and (calls < last[0] or errors < last[1]):
+            await c.execute(S.delete().where(mine))  # the sidecar restarted: its counters did too
+        await c.execute(
+            insert_ignore(self.engine, S).values(instance_id=instance_id, at_ms=at_ms, calls=calls, errors=errors)
+        )
+        cut = (
+            await c.execute(
+                sa.select(sa.func.max(S.c.at_ms)).where(mine, S.c.at_ms <= at_ms - int(RATE_WINDOW_S * 1000))
+            )
+        ).scalar()
+        if cut is not None:
+            await c.execute(S.delete().where(mine, S.c.at_ms < cut))
 
-    def _window(self, instance_id: str) -> tuple[int, int, float, float] | None:
+    async def _window(self, c, instance_id: str) -> tuple[int, int, float, float] | None:
         """(from ms, to ms, calls, errors) between the oldest and newest kept heartbeat."""
-        q = self._samples.get(instance_id)
-        if not q or len(q) < 2 or q[-1][0] <= q[0][0]:
+        S = schema.heartbeat_samples
+        rows = (
+            await c.execute(
+                sa.select(S.c.at_ms, S.c.calls, S.c.errors).where(S.c.instance_id == instance_id).order_by(S.c.at_ms)
+            )
+        ).all()
+        if len(rows) < 2 or rows[-1][0] <= rows[0][0]:
             return None
-        (t0, c0, e0), (t1, c1, e1) = q[0], q[-1]
+        (t0, c0, e0), (t1, c1, e1) = rows[0], rows[-1]
         return t0, t1, c1 - c0, e1 - e0
 
     async def _record_xds(self, node) -> None:
@@ -140,7 +164,7 @@ class Fleet:
     async def _tenant_rates(self, live: list[dict], now: int) -> dict:
         """Calls, errors and receipts of the live gateways over each one's heartbeat window.
 
-        A gateway with fewer than two heartbeats since this process started has no
+        A gateway with fewer than two heartbeats stored has no
         window yet: its rates are the ones it reported itself (receipts: the last
         RATE_WINDOW_S seconds), and it is left out of the two ratios, which are None
         until some gateway of the tenant has been measured.
@@ -149,7 +173,7 @@ class Fleet:
         calls_s = errors_s = receipts_s = 0.0
         async with self.engine.connect() as c:
             for inst in live:
-                w = self._window(inst["id"])
+                w = await self._window(c, inst["id"])
                 if w is None:
                     p = inst["posture"]
                     since = now - int(RATE_WINDOW_S * 1000)

@@ -345,3 +345,37 @@ opa_agents = sa.Table(
     sa.Column("last_report_ms", sa.BigInteger, nullable=False),
     sa.Column("decisions", sa.BigInteger, nullable=False),  # decision log entries stored from it
 )
+
+# -- work owned by one replica at a time (migration 0009) ----------------------------------
+# A lease on one piece of background work (kind "deployment" or "evidence", id the row's id):
+# the replica that holds it (owner NULL: released), its epoch (raised by every claim, so a
+# stage write fenced on (owner, epoch) fails once another replica took the work over) and
+# when it lapses, on the database's clock.
+work_leases = sa.Table(
+    "work_leases",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("expires_ms", sa.BigInteger, nullable=False),
+)
+
+# A finished evidence bundle's tar.gz, in the database so any replica serves it.
+evidence_blobs = sa.Table(
+    "evidence_blobs",
+    metadata,
+    sa.Column("id", sa.String(40), sa.ForeignKey("evidence_bundles.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+# The counters of each gateway's recent heartbeats (the health rate window), whichever replica
+# received them: the newest at or before the window's start and every one since.
+heartbeat_samples = sa.Table(
+    "heartbeat_samples",
+    metadata,
+    sa.Column("instance_id", sa.String(200), primary_key=True),
+    sa.Column("at_ms", sa.BigInteger, primary_key=True),
+    sa.Column("calls", sa.Float, nullable=False),
+    sa.Column("errors", sa.Float, nullable=False),
+)

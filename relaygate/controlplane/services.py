@@ -24,6 +24,7 @@ from relaygate.controlplane.transparency import TransparencyLog
 from relaygate.controlplane.xds import XdsServer
 from relaygate.controlplane.deployments import Deployments, pins_for
 from relaygate.controlplane.fleet import Fleet
+from relaygate.controlplane.leases import Leases, scan_forever
 from relaygate.controlplane.db import create_engine, migrate, startup_lock
 from relaygate.controlplane.sealing import Sealer
 from relaygate.controlplane.secretstore import SecretStore
@@ -54,6 +55,7 @@ class Services:
     keys: KeyService = field(init=False)
     transparency: TransparencyLog = field(init=False)
     ingestor: Ingestor = field(init=False)
+    leases: Leases = field(init=False)
     evidence: EvidenceJobs = field(init=False)
     xds: XdsServer = field(init=False)
     fleet: Fleet = field(init=False)
@@ -80,7 +82,7 @@ class Services:
 
 async def start(settings: Settings) -> Services:
     s = Services(settings)
-    private_dir(settings.data_dir)  # keys, tokens, evidence bundles, the default SQLite file
+    private_dir(settings.data_dir)  # keys, tokens, the default SQLite file
     s.engine = create_engine(settings.database_url)
     s.secrets = SecretStore(s.engine, Sealer(settings.master_key))
     async with startup_lock(s.engine):
@@ -98,7 +100,9 @@ async def start(settings: Settings) -> Services:
     s.transparency = TransparencyLog(s.engine, s.keys)
     await s.transparency.load()
     s.ingestor = Ingestor(s.engine, s.transparency)
-    s.evidence = EvidenceJobs(s.engine, s.transparency, s.keys, settings.data_dir / "evidence")
+    s.leases = Leases(s.engine, settings.replica_id, settings.lease_ttl)
+    await s.leases.start_alone()
+    s.evidence = EvidenceJobs(s.engine, s.transparency, s.keys, s.leases)
 
     s.spec = load_spec()
     s.http = aiohttp.ClientSession()
@@ -123,15 +127,23 @@ async def start(settings: Settings) -> Services:
 
 
 async def run_background(s: Services) -> None:
-    """Periodic tree heads and unfinished evidence jobs."""
+    """Periodic tree heads; unfinished evidence jobs and deployments nobody holds, taken over now
+    and by a scan every lease_ttl/3 seconds (another replica's crashed work moves here)."""
     s.tasks.append(asyncio.create_task(s.transparency.run(s.settings.checkpoint_interval)))
     await s.evidence.resume()
     await s.deployments.resume()
+    s.tasks.append(
+        asyncio.create_task(scan_forever(s.settings.lease_ttl / 3, [s.evidence.resume, s.deployments.resume]))
+    )
 
 
 async def stop(s: Services) -> None:
     for t in s.tasks:
         t.cancel()
+    # The work held here ends and its leases are released: another replica resumes it at once.
+    for part in ("deployments", "evidence"):
+        if hasattr(s, part):
+            await getattr(s, part).stop()
     if s.http is not None:
         await s.http.close()
     if s.engine is not None:

@@ -189,13 +189,19 @@ def test_dropping_denial_receipts_and_resigning_the_manifest(ev, files, tmp_path
 
 
 def test_server_side_verify_refuses_a_forged_bundle_in_its_store(ev, files, tmp_path):
-    """Someone with write access to the bundle store swaps a stored bundle for a forgery."""
+    """Someone with write access to the bundle store (the database's evidence_blobs) swaps a stored
+    bundle for a forgery."""
+    import sqlite3
+
     forger = Forger(files)
     files[eb.POSTURE] = canonical([])
     forged = forger.pack(files, forger.root)
     jid = _bundle_id(ev)
-    stored = next(ev["stack"].run_dir.rglob(f"{jid}.tar.gz"))
-    stored.write_bytes(forged)
+    with sqlite3.connect(ev["stack"].cp_data / "controlplane.db") as db:
+        assert db.execute("UPDATE evidence_blobs SET data = ? WHERE id = ?", (forged, jid)).rowcount == 1
+    cp = ev["cp"]
+    served = cp.session.get(f"{cp.url}/v1/evidence/bundles/{jid}", headers={"Authorization": f"Bearer {cp.token}"})
+    assert served.content == forged  # the store is what the control plane serves
     report = ev["cp"].get(f"/v1/evidence/bundles/{jid}/verify").json()
     assert report["ok"] is False, report
     messages = [f["message"] for f in report["failures"]]

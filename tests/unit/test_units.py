@@ -392,25 +392,49 @@ def test_sweep_finishes_what_the_access_log_dropped(tmp_path):
 
 
 # -- fleet health windows ---------------------------------------------------------
-def test_fleet_health_window_spans_the_last_heartbeats_and_restarts_with_the_sidecar():
+def test_fleet_health_window_spans_the_last_heartbeats_and_restarts_with_the_sidecar(tmp_path):
+    """The window lives in the database (heartbeat_samples), so any replica reads the same one."""
+    import asyncio
     from types import SimpleNamespace
 
+    import sqlalchemy as sa
+
+    from relaygate.controlplane.db import create_engine, migrate
     from relaygate.controlplane.fleet import RATE_WINDOW_S, Fleet
 
-    fleet = Fleet(engine=None, xds=SimpleNamespace())
-    assert fleet._window("gw") is None
-    fleet.observe("gw", {"calls_total": 10, "errors_total": 0}, 1_000)
-    assert fleet._window("gw") is None  # one heartbeat: no span yet
-    for i in range(1, 40):  # 2 s apart, 5 calls and 1 error each
-        fleet.observe("gw", {"calls_total": 10 + 5 * i, "errors_total": i}, 1_000 + 2_000 * i)
-    t0, t1, calls, errors = fleet._window("gw")
-    assert t1 == 1_000 + 2_000 * 39 and t0 <= t1 - RATE_WINDOW_S * 1000 < t0 + 2_000
-    assert calls == 5 * (t1 - t0) / 2_000 and errors == (t1 - t0) / 2_000
-    fleet.observe("gw", {"calls_total": 3, "errors_total": 0}, t1 + 2_000)  # counters went back: restarted
-    assert fleet._window("gw") is None
-    fleet.observe("gw", {"calls_total": "many", "errors_total": 0}, t1 + 4_000)  # not a number: ignored
-    fleet.observe("gw", {"calls_total": 9, "errors_total": 1}, t1 + 6_000)
-    assert fleet._window("gw") == (t1 + 2_000, t1 + 6_000, 6, 1)
+    async def run() -> None:
+        engine = create_engine(f"sqlite:///{tmp_path / 'cp.db'}")
+        await migrate(engine)
+        fleet, other = Fleet(engine, SimpleNamespace()), Fleet(engine, SimpleNamespace())
+
+        async def observe(posture: dict, at: int) -> None:
+            async with engine.begin() as c:
+                await fleet.observe(c, "gw", posture, at)
+
+        async def window(f: Fleet = fleet):
+            async with engine.connect() as c:
+                return await f._window(c, "gw")
+
+        assert await window() is None
+        await observe({"calls_total": 10, "errors_total": 0}, 1_000)
+        assert await window() is None  # one heartbeat: no span yet
+        for i in range(1, 40):  # 2 s apart, 5 calls and 1 error each
+            await observe({"calls_total": 10 + 5 * i, "errors_total": i}, 1_000 + 2_000 * i)
+        t0, t1, calls, errors = await window()
+        assert t1 == 1_000 + 2_000 * 39 and t0 <= t1 - RATE_WINDOW_S * 1000 < t0 + 2_000
+        assert calls == 5 * (t1 - t0) / 2_000 and errors == (t1 - t0) / 2_000
+        assert await window(other) == (t0, t1, calls, errors)  # another replica: the same window
+        async with engine.connect() as c:  # pruned: the one at or before the window's start, and those since
+            kept = (await c.execute(sa.text("SELECT count(*) FROM heartbeat_samples"))).scalar()
+        assert kept == (t1 - t0) // 2_000 + 1
+        await observe({"calls_total": 3, "errors_total": 0}, t1 + 2_000)  # counters went back: restarted
+        assert await window() is None
+        await observe({"calls_total": "many", "errors_total": 0}, t1 + 4_000)  # not a number: ignored
+        await observe({"calls_total": 9, "errors_total": 1}, t1 + 6_000)
+        assert await window() == (t1 + 2_000, t1 + 6_000, 6, 1)
+        await engine.dispose()
+
+    asyncio.run(run())
 
 
 def test_shared_ledger_windows_expire_two_days_after_they_end():

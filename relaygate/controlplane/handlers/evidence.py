@@ -160,17 +160,29 @@ async def bundle_status(ctx: Ctx):
     return json(job_json(await _job(ctx, ctx.params["bundle_id"])))
 
 
+async def _blob(ctx: Ctx, row) -> bytes:
+    """The finished tar.gz: from the database (any replica), or the file of a bundle made before
+    bundles were stored there."""
+    async with ctx.db.connect() as c:
+        blob = (
+            await c.execute(sa.select(schema.evidence_blobs.c.data).where(schema.evidence_blobs.c.id == row["id"]))
+        ).scalar()
+    if blob is not None:
+        return bytes(blob)
+    path = Path(row["path"]) if row["path"] else None
+    if path is None or not path.exists():
+        raise ApiError(409, "evidence.gone", "the bundle is no longer stored; request a new one")
+    return path.read_bytes()
+
+
 async def download_bundle(ctx: Ctx):
     row = await _job(ctx, ctx.params["bundle_id"])
     if row["status"] == "failed":
         raise ApiError(409, "evidence.failed", f"the bundle could not be assembled: {row['error']}")
     if row["status"] != "done":
         return json(job_json(row), 202, {"Retry-After": "1"})
-    path = Path(row["path"])
-    if not path.exists():
-        raise ApiError(409, "evidence.gone", "the bundle file is no longer on disk; request a new one")
-    return web.FileResponse(
-        path,
+    return web.Response(
+        body=await _blob(ctx, row),
         headers={
             "Content-Type": "application/gzip",
             "X-Bundle-SHA256": row["sha256"],
@@ -183,7 +195,7 @@ async def verify_stored_bundle(ctx: Ctx):
     row = await _job(ctx, ctx.params["bundle_id"])
     if row["status"] != "done":
         raise ApiError(409, "evidence.not_ready", f"the bundle is {row['status']} ({row['progress'] * 100:.0f}%)")
-    blob = Path(row["path"]).read_bytes()
+    blob = await _blob(ctx, row)
     root = await ctx.services.keys.root_key()
     report = await asyncio.to_thread(verify_bundle, blob, root)
     return json({"bundle_id": row["id"], **report.as_dict()})

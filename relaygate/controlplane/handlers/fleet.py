@@ -75,10 +75,11 @@ async def heartbeat(ctx: Ctx):
                 schema.instances.update().where(schema.instances.c.id == iid).values(last_seen_ms=now, posture=ctx.body)
             )
         ).rowcount
+        if n:
+            await ctx.services.fleet.observe(c, iid, ctx.body, now)
     if not n:
         raise not_found("instance", iid)
     ctx.services.fleet.seen(iid, now)
-    ctx.services.fleet.observe(iid, ctx.body, now)
     commands = await pending_commands(ctx.db, iid)
     return json({"ok": True, "commands": commands})
 

@@ -1,0 +1,49 @@
+"""Leases on background work, on a real SQLite database (the PostgreSQL path runs in
+tests/system/test_replica_leases.py with three replicas)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from relaygate.controlplane import schema
+from relaygate.controlplane.db import create_engine, migrate
+from relaygate.controlplane.leases import LeaseLost, Leases
+
+
+def test_one_holder_at_a_time_epochs_fence_and_a_lapsed_lease_moves(tmp_path):
+    async def run() -> None:
+        engine = create_engine(f"sqlite:///{tmp_path / 'cp.db'}")
+        await migrate(engine)
+        a, b = Leases(engine, "replica-a", ttl=0.5), Leases(engine, "replica-b", ttl=0.5)
+        held = await a.claim("deployment", "dep_1")
+        assert held is not None and held.epoch == 1
+        assert await b.claim("deployment", "dep_1") is None  # held, not lapsed
+        assert await b.claimable("deployment", ["dep_1", "dep_2"]) == ["dep_2"]
+        async with held.fenced() as c:  # the holder writes while it holds
+            await c.execute(sa.text("SELECT 1"))
+        await asyncio.sleep(0.7)  # a's lease lapses without renewal (a frozen replica)
+        assert await b.claimable("deployment", ["dep_1"]) == ["dep_1"]
+        taken = await b.claim("deployment", "dep_1")
+        assert taken is not None and taken.epoch == 2
+        with pytest.raises(LeaseLost):  # the old holder's next stage write is refused...
+            async with held.fenced() as c:
+                await c.execute(schema.tenant_pins.delete())
+        assert held.lost and not await a.renew(held)  # ...and so is its renewal
+        await held.release()  # releasing a lost lease leaves the new holder alone
+        async with engine.connect() as c:
+            row = (await c.execute(sa.select(schema.work_leases))).mappings().one()
+        assert (row["owner"], row["epoch"]) == ("replica-b", 2)
+        await taken.release()
+        again = await a.claim("deployment", "dep_1")  # released: claimable at once, epoch moves on
+        assert again is not None and again.epoch == 3
+        # A control plane restarted on the same SQLite file releases what the killed one held.
+        restarted = Leases(engine, "replica-a2", ttl=10)
+        assert await restarted.claim("deployment", "dep_1") is None
+        await restarted.start_alone()
+        assert (await restarted.claim("deployment", "dep_1")).epoch == 4
+        await engine.dispose()
+
+    asyncio.run(run())
