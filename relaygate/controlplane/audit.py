@@ -258,6 +258,23 @@ class Ingestor:
         return len(fresh), len(rows) - len(fresh), issued
 
 
+async def policies_of(c, seqs: list[int]) -> dict[int, list[str]]:
+    """The policy versions each event cites (``id@version``), by event seq."""
+    out: dict[int, list[str]] = {s: [] for s in seqs}
+    if seqs:
+        for seq, pid, version in (
+            await c.execute(
+                sa.select(
+                    schema.audit_event_policies.c.event_seq,
+                    schema.audit_event_policies.c.policy_id,
+                    schema.audit_event_policies.c.version,
+                ).where(schema.audit_event_policies.c.event_seq.in_(seqs))
+            )
+        ).all():
+            out[seq].append(f"{pid}@{version}")
+    return out
+
+
 def event_json(row, policies: list[str]) -> dict:
     tokens = None
     if row["input_tokens"] is not None or row["output_tokens"] is not None:

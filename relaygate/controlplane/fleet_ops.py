@@ -26,11 +26,11 @@ from google.protobuf import json_format, struct_pb2
 from multidict import CIMultiDict
 
 from relaygate.controlplane import schema
-from relaygate.controlplane.audit import event_json
+from relaygate.controlplane.audit import event_json, policies_of
 from relaygate.controlplane.errors import ApiError
 from relaygate.controlplane.fleetops import fleet_operations_pb2 as pb
 from relaygate.controlplane.fleetops import fleet_operations_pb2_grpc as pb_grpc
-from relaygate.controlplane.handlers.audit import policies_of
+
 from relaygate.controlplane.util import decode_cursor, encode_cursor
 
 log = logging.getLogger("relaygate.controlplane.fleet_ops")

@@ -10,21 +10,11 @@ import sqlalchemy as sa
 
 from relaygate.controlplane import schema
 from relaygate.controlplane.app import Ctx, json
-from relaygate.controlplane.audit import event_json
+from relaygate.controlplane.audit import event_json, policies_of
 from relaygate.controlplane.errors import not_found
 from relaygate.controlplane.util import decode_cursor, encode_cursor, parse_time
 
 E, P = schema.audit_events, schema.audit_event_policies
-
-
-async def policies_of(c, seqs: list[int]) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {s: [] for s in seqs}
-    if seqs:
-        for seq, pid, version in (
-            await c.execute(sa.select(P.c.event_seq, P.c.policy_id, P.c.version).where(P.c.event_seq.in_(seqs)))
-        ).all():
-            out[seq].append(f"{pid}@{version}")
-    return out
 
 
 async def list_events(ctx: Ctx):
