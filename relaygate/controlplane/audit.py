@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -256,6 +257,60 @@ class Ingestor:
             await self.log.stage(c, [(seq, env) for seq, (_, env, _) in zip(seqs, fresh)])
         issued = [_ms(r["issued_at"]) for _, _, r in fresh if r.get("issued_at")]
         return len(fresh), len(rows) - len(fresh), issued
+
+
+GAP_WAIT_S = 2.0
+TAIL_POLL_S = 0.25
+TAIL_BATCH = 500
+
+
+def kind_matches(kind: str, wanted: str) -> bool:
+    """``wanted`` is an event kind, or a prefix ending in ``.*`` ("deployment.*")."""
+    return kind.startswith(wanted[:-1]) if wanted.endswith(".*") else kind == wanted
+
+
+async def tail_events(engine, after: int, *, follow: bool):
+    """Every audit event after ``after`` in ``seq`` order, as ``(row, policies)``; with ``follow``
+    it keeps polling for new ones and never ends.
+
+    Sequence numbers are taken when a transaction inserts and become visible when it commits, so
+    on PostgreSQL (several writers, several replicas) a lower one can appear after a higher one.
+    Events are yielded only in unbroken order: a missing number is waited for up to GAP_WAIT_S (a
+    transaction still committing), then passed (one that rolled back never appears). Every gap of
+    a batch ages from the same poll, so a history with many old gaps costs one wait, not one each.
+    A reader that resumes after the last seq it got therefore misses none and sees none twice."""
+    E = schema.audit_events
+    gaps: dict[tuple[int, int], float] = {}  # (last seq before, seq after) -> when first seen
+    while True:
+        async with engine.connect() as c:
+            rows = (
+                (await c.execute(sa.select(E).where(E.c.seq > after).order_by(E.c.seq).limit(TAIL_BATCH)))
+                .mappings()
+                .all()
+            )
+            pols = await policies_of(c, [r["seq"] for r in rows]) if rows else {}
+        now, prev = time.monotonic(), after
+        for r in rows:
+            if r["seq"] != prev + 1:
+                gaps.setdefault((prev, r["seq"]), now)
+            prev = r["seq"]
+        waiting = False
+        for r in rows:
+            if r["seq"] != after + 1 and now - gaps[(after, r["seq"])] < GAP_WAIT_S:
+                waiting = True  # a lower number may still commit: wait for it
+                break
+            after = r["seq"]
+            yield r, pols.get(r["seq"], [])
+        for g in [g for g in gaps if g[1] <= after]:
+            del gaps[g]
+        if waiting:
+            await asyncio.sleep(TAIL_POLL_S / 5)
+        elif len(rows) == TAIL_BATCH:
+            continue  # more to read at once
+        elif not follow:
+            return
+        else:
+            await asyncio.sleep(TAIL_POLL_S)
 
 
 async def policies_of(c, seqs: list[int]) -> dict[int, list[str]]:

@@ -6,19 +6,14 @@ platform admin token (``authorization: Bearer …`` metadata); other credentials
 (a workspace key or the fleet token: PERMISSION_DENIED; none or a wrong one: UNAUTHENTICATED).
 
 The answers are built from the same functions the REST handlers use, so both say the same. The
-audit stream reads the database (any replica serves it) in ``seq`` order. Sequence numbers are
-taken when a transaction inserts and become visible when it commits, so on PostgreSQL a lower
-one can appear after a higher one: the stream sends events only in unbroken order, waits up to
-``GAP_WAIT_S`` for a missing number (a transaction still committing), then moves past it (one
-that rolled back never appears). A client that resumes with the cursor of the last event it got
-therefore misses none and gets none twice.
+audit stream reads the database (any replica serves it) in ``seq`` order through
+:func:`relaygate.controlplane.audit.tail_events`, which waits out sequence gaps: a client that
+resumes with the cursor of the last event it got misses none and gets none twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
 import grpc
 import sqlalchemy as sa
@@ -26,7 +21,7 @@ from google.protobuf import json_format, struct_pb2
 from multidict import CIMultiDict
 
 from relaygate.controlplane import schema
-from relaygate.controlplane.audit import event_json, policies_of
+from relaygate.controlplane.audit import event_json, kind_matches, tail_events
 from relaygate.controlplane.errors import ApiError
 from relaygate.controlplane.fleetops import fleet_operations_pb2 as pb
 from relaygate.controlplane.fleetops import fleet_operations_pb2_grpc as pb_grpc
@@ -35,9 +30,6 @@ from relaygate.controlplane.util import decode_cursor, encode_cursor
 
 log = logging.getLogger("relaygate.controlplane.fleet_ops")
 E = schema.audit_events
-GAP_WAIT_S = 2.0
-POLL_S = 0.25
-BATCH = 500
 
 
 def _struct(doc: dict | None) -> struct_pb2.Struct:
@@ -140,43 +132,12 @@ class FleetOperations(pb_grpc.FleetOperationsServicer):
             if request.from_end:
                 async with self.services.engine.connect() as c:
                     after = (await c.execute(sa.select(sa.func.max(E.c.seq)))).scalar() or 0
-        gaps: dict[tuple[int, int], float] = {}  # (last seq before, seq after) -> when first seen
-        while True:
-            # Every workspace's events are read, so a missing number is a gap whatever the filter.
-            q = sa.select(E).where(E.c.seq > after).order_by(E.c.seq).limit(BATCH)
-            async with self.services.engine.connect() as c:
-                rows = (await c.execute(q)).mappings().all()
-                pols = await policies_of(c, [r["seq"] for r in rows]) if rows else {}
-            now, prev = time.monotonic(), after
-            for r in rows:  # every gap of the batch ages from the same poll, so they are waited out together
-                if r["seq"] != prev + 1:
-                    gaps.setdefault((prev, r["seq"]), now)
-                prev = r["seq"]
-            waiting = False
-            for r in rows:
-                if r["seq"] != after + 1 and now - gaps[(after, r["seq"])] < GAP_WAIT_S:
-                    waiting = True  # a lower number may still commit: wait for it
-                    break
-                after = r["seq"]
-                if request.workspace and r["workspace_id"] != request.workspace:
-                    continue
-                if request.kinds and not any(_kind_matches(r["kind"], k) for k in request.kinds):
-                    continue
-                await context.write(_event(event_json(r, pols.get(r["seq"], [])), r["seq"]))
-            for g in [g for g in gaps if g[1] <= after]:
-                del gaps[g]
-            if waiting:
-                await asyncio.sleep(POLL_S / 5)
-            elif len(rows) == BATCH:
-                continue  # more to read at once
-            elif not request.follow:
-                return
-            else:
-                await asyncio.sleep(POLL_S)
-
-
-def _kind_matches(kind: str, wanted: str) -> bool:
-    return kind.startswith(wanted[:-1]) if wanted.endswith(".*") else kind == wanted
+        async for r, pols in tail_events(self.services.engine, after, follow=request.follow):
+            if request.workspace and r["workspace_id"] != request.workspace:
+                continue
+            if request.kinds and not any(kind_matches(r["kind"], k) for k in request.kinds):
+                continue
+            await context.write(_event(event_json(r, pols), r["seq"]))
 
 
 def _event(e: dict, seq: int) -> pb.AuditEvent:
