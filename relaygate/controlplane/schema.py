@@ -344,3 +344,15 @@ opa_agents = sa.Table(
     sa.Column("last_report_ms", sa.BigInteger, nullable=False),
     sa.Column("decisions", sa.BigInteger, nullable=False),  # decision log entries stored from it
 )
+
+# -- control-plane rate limits across replicas (migration 0007) ------------------------------
+# PostgreSQL without Redis: one token bucket per rate-limit key (ws:<id>, fleet:<instance>...),
+# refilled and charged in one statement on the database's clock (relaygate/controlplane/ratelimit.py).
+cp_rate_buckets = sa.Table(
+    "cp_rate_buckets",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("level", sa.Float, nullable=False),  # tokens left at `at`
+    sa.Column("at", sa.Float, nullable=False),  # seconds since the epoch, the database's clock
+    sa.Column("granted", sa.Boolean, nullable=False),  # whether the last charge fit
+)
