@@ -5,8 +5,9 @@ Starts its own PostgreSQL, then a :class:`devstack.processes.Cluster` of ``--rep
 planes on it, and either
 
 - ``--gateways N``: N real gateways (Envoy + sidecar), gateway j attached to replica j mod R; a
-  sidecar "has" the change when a gpt-4o call through its Envoy is decided by it (denied after
-  the policy is published, allowed again after it is deleted), or
+  sidecar "has" the change when a gpt-4o call sent through its Envoy is decided by it (denied
+  after the policy is published, allowed again after it is deleted): the time is when that call
+  was sent (calls are sent back to back), or
 - ``--clients N``: N lightweight sidecars: long polls of the real fleet bundle API
   (``GET /v1/fleet/bundles/{tenant}``, ``If-None-Match``, ``Prefer: wait=30``, the fleet token),
   client i on replica i mod R, each timing when its poll returns the new revision.
@@ -141,6 +142,7 @@ def gateway_sees(gw, key: str, denied: bool, deadline: float) -> float:
     body = json.dumps({"model": "gpt-4o", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
     want = 403 if denied else 200
     while time.monotonic() < deadline:
+        sent = time.monotonic()  # a call is decided by the bundle in force when its headers arrive
         r = s.post(
             f"{gw.gateway}/v1/acme/chat/completions",
             data=body,
@@ -148,7 +150,7 @@ def gateway_sees(gw, key: str, denied: bool, deadline: float) -> float:
             timeout=10,
         )
         if r.status_code == want:
-            return time.monotonic()
+            return sent
     raise RuntimeError(f"{gw.instance_id} did not decide the change within the deadline")
 
 

@@ -74,22 +74,22 @@ class Services:
     # same invalidation on receipt (``apply_remote``) and reread the database.
     async def config_changed(self) -> None:
         """Workspaces, keys, upstreams, budgets, secrets or policies changed."""
+        await self.notify("config")  # first: the other replicas start rereading while this one does
         await self._invalidate(frozenset({"config"}))
-        await self.notify("config")
 
     async def fleet_changed(self) -> None:
+        await self.notify("fleet")  # first: the other replicas start rereading while this one does
         await self._invalidate(frozenset({"fleet"}))
-        await self.notify("fleet")
 
     async def bundles_changed(self) -> None:
         """Only what bundles carry changed (sessions started or ended)."""
+        await self.notify("bundles")  # first: the other replicas start rereading while this one does
         await self._invalidate(frozenset({"bundles"}))
-        await self.notify("bundles")
 
     async def keys_changed(self) -> None:
         """Signing keys registered, rotated or retired: the ingestor's cache and the tree-head key."""
+        await self.notify("keys")  # first: the other replicas start rereading while this one does
         await self._invalidate(frozenset({"keys"}))
-        await self.notify("keys")
 
     async def apply_remote(self, kinds: frozenset[str]) -> None:
         """Another replica changed something (or the feed reconnected: every kind)."""
