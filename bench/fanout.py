@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import platform
+import shutil
 import statistics
 import tempfile
 import threading
@@ -236,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             cluster.stop()
         pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _cpu() -> str:
