@@ -117,10 +117,17 @@ _PG_TAKE = sa.text(
 )
 
 
+# A bucket left alone for an hour is full again (a burst of at most an hour's rate), so its row
+# can go; every PRUNE_EVERY charges one replica deletes those (Redis expires its keys itself).
+_PG_PRUNE = sa.text("DELETE FROM cp_rate_buckets WHERE at < extract(epoch FROM clock_timestamp())::float8 - 3600")
+PRUNE_EVERY = 1000
+
+
 class PostgresBuckets(TokenBuckets):
     def __init__(self, engine: Any, rate: float, burst: float | None = None) -> None:
         super().__init__(rate, burst)
         self.engine = engine
+        self._charges = 0
 
     async def charge(self, key: str, rate: float | None = None, cost: float = 1.0) -> float:
         rate = rate or self.rate
@@ -130,6 +137,9 @@ class PostgresBuckets(TokenBuckets):
                 granted, level = (
                     await c.execute(_PG_TAKE, {"key": key[:300], "cap": cap, "rate": rate, "cost": cost})
                 ).one()
+                self._charges += 1
+                if self._charges % PRUNE_EVERY == 0:
+                    await c.execute(_PG_PRUNE)
         except (sa.exc.SQLAlchemyError, OSError) as e:
             raise RateLimitUnavailable(f"PostgreSQL rate limits: {e.__class__.__name__}") from None
         return 0.0 if granted else (cost - level) / rate

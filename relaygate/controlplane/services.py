@@ -70,8 +70,8 @@ class Services:
 
     feed: ChangeFeed | None = None  # PostgreSQL: LISTEN/NOTIFY between replicas (changefeed.py)
 
-    # Every change below is applied here, then announced to the other replicas, which apply the
-    # same invalidation on receipt (``apply_remote``) and reread the database.
+    # Every change below is announced to the other replicas, which apply the same invalidation on
+    # receipt (``apply_remote``) and reread the database, and applied here.
     async def config_changed(self) -> None:
         """Workspaces, keys, upstreams, budgets, secrets or policies changed."""
         await self.notify("config")  # first: the other replicas start rereading while this one does

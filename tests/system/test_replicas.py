@@ -279,8 +279,9 @@ def test_the_workspace_rate_limit_is_exact_across_replicas_on_postgresql_without
     c.start(gateways=False)
     try:
         exact_limit(c.cps, "burst-pg")
-        [row] = sql(url, "SELECT level, granted FROM cp_rate_buckets WHERE key = 'ws:burst-pg'")
-        assert row["level"] < 10 and row["granted"] is False
+        # One row for the workspace, drained by the burst (the replicas charged the same row).
+        [row] = sql(url, "SELECT level FROM cp_rate_buckets WHERE key = 'ws:burst-pg'")
+        assert row["level"] < 2
     finally:
         c.stop()
 
