@@ -123,6 +123,8 @@ def test_replicas_started_together_share_one_seed_and_one_set_of_keys(cluster):
         "relaygate-cp-listen:%",
     )
     assert sorted(r[0] for r in listening) == sorted(changefeed.APP_NAME_PREFIX + replica_id(cp) for cp in cluster.cps)
+    for cp in cluster.cps:
+        assert CP(cp.cp_url, cluster.tokens["acme"]).get("/api/health").json()["services"]["change_feed"] == "healthy"
 
 
 def test_a_policy_published_through_one_replica_is_enforced_by_a_gateway_on_another_within_a_second(cluster):
@@ -200,6 +202,8 @@ def test_a_replica_whose_listen_connection_is_cut_reconnects_and_still_sees_chan
     assert "the LISTEN connection to PostgreSQL was lost" in log.read_text()
     [after] = sql(cluster.url, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", name)
     assert after["pid"] != before["pid"]
+    health = CP(cp.cp_url, cluster.tokens["acme"]).get("/api/health").json()
+    assert health["services"]["change_feed"] == "healthy"
     key = cluster.tokens["acme"]
     created = cluster.acme[0].post("/v1/policies", yaml=DENY_4O)
     assert created.status == 201, created.text
