@@ -1623,6 +1623,9 @@ type E429 = Error
 // E500 defines model for E500.
 type E500 = Error
 
+// E503 defines model for E503.
+type E503 = Error
+
 // DeleteAgentParams defines parameters for DeleteAgent.
 type DeleteAgentParams struct {
 	// XRelaygateWorkspace admin token only: the workspace to act in
@@ -11460,6 +11463,12 @@ type DeleteAgentResponse500Headers struct {
 	XRequestId string
 }
 
+// DeleteAgentResponse503Headers the declared response headers of an HTTP 503 response for DeleteAgent
+type DeleteAgentResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type DeleteAgentResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -11477,6 +11486,8 @@ type DeleteAgentResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *DeleteAgentResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -11493,6 +11504,8 @@ type DeleteAgentResponse struct {
 	Headers429 *DeleteAgentResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteAgentResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteAgentResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -11528,6 +11541,11 @@ func (r DeleteAgentResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DeleteAgentResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteAgentResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -11611,6 +11629,12 @@ type UpdateAgentResponse500Headers struct {
 	XRequestId string
 }
 
+// UpdateAgentResponse503Headers the declared response headers of an HTTP 503 response for UpdateAgent
+type UpdateAgentResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type UpdateAgentResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -11634,6 +11658,8 @@ type UpdateAgentResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateAgentResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -11654,6 +11680,8 @@ type UpdateAgentResponse struct {
 	Headers429 *UpdateAgentResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *UpdateAgentResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateAgentResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -11704,6 +11732,11 @@ func (r UpdateAgentResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r UpdateAgentResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdateAgentResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -11777,6 +11810,12 @@ type DiscoverAgentsResponse500Headers struct {
 	XRequestId string
 }
 
+// DiscoverAgentsResponse503Headers the declared response headers of an HTTP 503 response for DiscoverAgents
+type DiscoverAgentsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type DiscoverAgentsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -11796,6 +11835,8 @@ type DiscoverAgentsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *DiscoverAgentsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -11812,6 +11853,8 @@ type DiscoverAgentsResponse struct {
 	Headers429 *DiscoverAgentsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DiscoverAgentsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DiscoverAgentsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -11852,6 +11895,11 @@ func (r DiscoverAgentsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DiscoverAgentsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DiscoverAgentsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -11925,6 +11973,12 @@ type ApiHealthResponse500Headers struct {
 	XRequestId string
 }
 
+// ApiHealthResponse503Headers the declared response headers of an HTTP 503 response for ApiHealth
+type ApiHealthResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ApiHealthResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -11944,6 +11998,8 @@ type ApiHealthResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ApiHealthResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -11960,6 +12016,8 @@ type ApiHealthResponse struct {
 	Headers429 *ApiHealthResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ApiHealthResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ApiHealthResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -12000,6 +12058,11 @@ func (r ApiHealthResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ApiHealthResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ApiHealthResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -12073,6 +12136,12 @@ type ListLogsResponse500Headers struct {
 	XRequestId string
 }
 
+// ListLogsResponse503Headers the declared response headers of an HTTP 503 response for ListLogs
+type ListLogsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListLogsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -12092,6 +12161,8 @@ type ListLogsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListLogsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -12108,6 +12179,8 @@ type ListLogsResponse struct {
 	Headers429 *ListLogsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListLogsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListLogsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -12148,6 +12221,11 @@ func (r ListLogsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListLogsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListLogsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -12221,6 +12299,12 @@ type ExportLogsResponse500Headers struct {
 	XRequestId string
 }
 
+// ExportLogsResponse503Headers the declared response headers of an HTTP 503 response for ExportLogs
+type ExportLogsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ExportLogsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -12240,6 +12324,8 @@ type ExportLogsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ExportLogsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -12256,6 +12342,8 @@ type ExportLogsResponse struct {
 	Headers429 *ExportLogsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ExportLogsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ExportLogsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -12296,6 +12384,11 @@ func (r ExportLogsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ExportLogsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ExportLogsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -12379,6 +12472,12 @@ type RegisterAgentResponse500Headers struct {
 	XRequestId string
 }
 
+// RegisterAgentResponse503Headers the declared response headers of an HTTP 503 response for RegisterAgent
+type RegisterAgentResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type RegisterAgentResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -12402,6 +12501,8 @@ type RegisterAgentResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RegisterAgentResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -12422,6 +12523,8 @@ type RegisterAgentResponse struct {
 	Headers429 *RegisterAgentResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RegisterAgentResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RegisterAgentResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -12472,6 +12575,11 @@ func (r RegisterAgentResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r RegisterAgentResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RegisterAgentResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -12559,6 +12667,12 @@ type RelayResponse500Headers struct {
 	XRequestId string
 }
 
+// RelayResponse503Headers the declared response headers of an HTTP 503 response for Relay
+type RelayResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type RelayResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -12582,6 +12696,8 @@ type RelayResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RelayResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -12602,6 +12718,8 @@ type RelayResponse struct {
 	Headers429 *RelayResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RelayResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RelayResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -12652,6 +12770,11 @@ func (r RelayResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r RelayResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RelayResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -12725,6 +12848,12 @@ type GetUsageResponse500Headers struct {
 	XRequestId string
 }
 
+// GetUsageResponse503Headers the declared response headers of an HTTP 503 response for GetUsage
+type GetUsageResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetUsageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -12744,6 +12873,8 @@ type GetUsageResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetUsageResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -12760,6 +12891,8 @@ type GetUsageResponse struct {
 	Headers429 *GetUsageResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetUsageResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetUsageResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -12800,6 +12933,11 @@ func (r GetUsageResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetUsageResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetUsageResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -13082,6 +13220,12 @@ type ListCheckpointsResponse500Headers struct {
 	XRequestId string
 }
 
+// ListCheckpointsResponse503Headers the declared response headers of an HTTP 503 response for ListCheckpoints
+type ListCheckpointsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListCheckpointsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -13101,6 +13245,8 @@ type ListCheckpointsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListCheckpointsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -13117,6 +13263,8 @@ type ListCheckpointsResponse struct {
 	Headers429 *ListCheckpointsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListCheckpointsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListCheckpointsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -13157,6 +13305,11 @@ func (r ListCheckpointsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListCheckpointsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListCheckpointsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -13230,6 +13383,12 @@ type SignCheckpointResponse500Headers struct {
 	XRequestId string
 }
 
+// SignCheckpointResponse503Headers the declared response headers of an HTTP 503 response for SignCheckpoint
+type SignCheckpointResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type SignCheckpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -13249,6 +13408,8 @@ type SignCheckpointResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *SignCheckpointResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -13265,6 +13426,8 @@ type SignCheckpointResponse struct {
 	Headers429 *SignCheckpointResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *SignCheckpointResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SignCheckpointResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -13305,6 +13468,11 @@ func (r SignCheckpointResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r SignCheckpointResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r SignCheckpointResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -13378,6 +13546,12 @@ type LatestCheckpointResponse500Headers struct {
 	XRequestId string
 }
 
+// LatestCheckpointResponse503Headers the declared response headers of an HTTP 503 response for LatestCheckpoint
+type LatestCheckpointResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type LatestCheckpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -13397,6 +13571,8 @@ type LatestCheckpointResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *LatestCheckpointResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -13413,6 +13589,8 @@ type LatestCheckpointResponse struct {
 	Headers429 *LatestCheckpointResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *LatestCheckpointResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LatestCheckpointResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -13453,6 +13631,11 @@ func (r LatestCheckpointResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r LatestCheckpointResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r LatestCheckpointResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -13526,6 +13709,12 @@ type ListAuditEventsResponse500Headers struct {
 	XRequestId string
 }
 
+// ListAuditEventsResponse503Headers the declared response headers of an HTTP 503 response for ListAuditEvents
+type ListAuditEventsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListAuditEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -13545,6 +13734,8 @@ type ListAuditEventsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListAuditEventsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -13561,6 +13752,8 @@ type ListAuditEventsResponse struct {
 	Headers429 *ListAuditEventsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListAuditEventsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListAuditEventsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -13601,6 +13794,11 @@ func (r ListAuditEventsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListAuditEventsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListAuditEventsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -13674,6 +13872,12 @@ type GetAuditEventResponse500Headers struct {
 	XRequestId string
 }
 
+// GetAuditEventResponse503Headers the declared response headers of an HTTP 503 response for GetAuditEvent
+type GetAuditEventResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetAuditEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -13693,6 +13897,8 @@ type GetAuditEventResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetAuditEventResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -13709,6 +13915,8 @@ type GetAuditEventResponse struct {
 	Headers429 *GetAuditEventResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetAuditEventResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetAuditEventResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -13749,6 +13957,11 @@ func (r GetAuditEventResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetAuditEventResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetAuditEventResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -13928,6 +14141,12 @@ type ConsistencyProofResponse500Headers struct {
 	XRequestId string
 }
 
+// ConsistencyProofResponse503Headers the declared response headers of an HTTP 503 response for ConsistencyProof
+type ConsistencyProofResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ConsistencyProofResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -13947,6 +14166,8 @@ type ConsistencyProofResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ConsistencyProofResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -13963,6 +14184,8 @@ type ConsistencyProofResponse struct {
 	Headers429 *ConsistencyProofResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ConsistencyProofResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConsistencyProofResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -14003,6 +14226,11 @@ func (r ConsistencyProofResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ConsistencyProofResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ConsistencyProofResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -14076,6 +14304,12 @@ type InclusionProofResponse500Headers struct {
 	XRequestId string
 }
 
+// InclusionProofResponse503Headers the declared response headers of an HTTP 503 response for InclusionProof
+type InclusionProofResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type InclusionProofResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14095,6 +14329,8 @@ type InclusionProofResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *InclusionProofResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -14111,6 +14347,8 @@ type InclusionProofResponse struct {
 	Headers429 *InclusionProofResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *InclusionProofResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *InclusionProofResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -14151,6 +14389,11 @@ func (r InclusionProofResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r InclusionProofResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r InclusionProofResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -14224,6 +14467,12 @@ type ListBudgetsResponse500Headers struct {
 	XRequestId string
 }
 
+// ListBudgetsResponse503Headers the declared response headers of an HTTP 503 response for ListBudgets
+type ListBudgetsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListBudgetsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14243,6 +14492,8 @@ type ListBudgetsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListBudgetsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -14259,6 +14510,8 @@ type ListBudgetsResponse struct {
 	Headers429 *ListBudgetsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListBudgetsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListBudgetsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -14299,6 +14552,11 @@ func (r ListBudgetsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListBudgetsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListBudgetsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -14387,6 +14645,12 @@ type CreateBudgetResponse500Headers struct {
 	XRequestId string
 }
 
+// CreateBudgetResponse503Headers the declared response headers of an HTTP 503 response for CreateBudget
+type CreateBudgetResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type CreateBudgetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14412,6 +14676,8 @@ type CreateBudgetResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateBudgetResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -14434,6 +14700,8 @@ type CreateBudgetResponse struct {
 	Headers429 *CreateBudgetResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateBudgetResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateBudgetResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -14489,6 +14757,11 @@ func (r CreateBudgetResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateBudgetResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateBudgetResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -14562,6 +14835,12 @@ type DeleteBudgetResponse500Headers struct {
 	XRequestId string
 }
 
+// DeleteBudgetResponse503Headers the declared response headers of an HTTP 503 response for DeleteBudget
+type DeleteBudgetResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type DeleteBudgetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14579,6 +14858,8 @@ type DeleteBudgetResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *DeleteBudgetResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -14595,6 +14876,8 @@ type DeleteBudgetResponse struct {
 	Headers429 *DeleteBudgetResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteBudgetResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteBudgetResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -14630,6 +14913,11 @@ func (r DeleteBudgetResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DeleteBudgetResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteBudgetResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -14703,6 +14991,12 @@ type GetBudgetResponse500Headers struct {
 	XRequestId string
 }
 
+// GetBudgetResponse503Headers the declared response headers of an HTTP 503 response for GetBudget
+type GetBudgetResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetBudgetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14722,6 +15016,8 @@ type GetBudgetResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetBudgetResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -14738,6 +15034,8 @@ type GetBudgetResponse struct {
 	Headers429 *GetBudgetResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetBudgetResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetBudgetResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -14778,6 +15076,11 @@ func (r GetBudgetResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetBudgetResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetBudgetResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -14861,6 +15164,12 @@ type UpdateBudgetResponse500Headers struct {
 	XRequestId string
 }
 
+// UpdateBudgetResponse503Headers the declared response headers of an HTTP 503 response for UpdateBudget
+type UpdateBudgetResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type UpdateBudgetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14884,6 +15193,8 @@ type UpdateBudgetResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateBudgetResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -14904,6 +15215,8 @@ type UpdateBudgetResponse struct {
 	Headers429 *UpdateBudgetResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *UpdateBudgetResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateBudgetResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -14954,6 +15267,11 @@ func (r UpdateBudgetResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r UpdateBudgetResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdateBudgetResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -15027,6 +15345,12 @@ type ListEvidenceBundlesResponse500Headers struct {
 	XRequestId string
 }
 
+// ListEvidenceBundlesResponse503Headers the declared response headers of an HTTP 503 response for ListEvidenceBundles
+type ListEvidenceBundlesResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListEvidenceBundlesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -15046,6 +15370,8 @@ type ListEvidenceBundlesResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListEvidenceBundlesResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -15062,6 +15388,8 @@ type ListEvidenceBundlesResponse struct {
 	Headers429 *ListEvidenceBundlesResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListEvidenceBundlesResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListEvidenceBundlesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -15102,6 +15430,11 @@ func (r ListEvidenceBundlesResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListEvidenceBundlesResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListEvidenceBundlesResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -15185,6 +15518,12 @@ type CreateEvidenceBundleResponse500Headers struct {
 	XRequestId string
 }
 
+// CreateEvidenceBundleResponse503Headers the declared response headers of an HTTP 503 response for CreateEvidenceBundle
+type CreateEvidenceBundleResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type CreateEvidenceBundleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -15208,6 +15547,8 @@ type CreateEvidenceBundleResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *CreateEvidenceBundleResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -15228,6 +15569,8 @@ type CreateEvidenceBundleResponse struct {
 	Headers429 *CreateEvidenceBundleResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateEvidenceBundleResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateEvidenceBundleResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -15278,6 +15621,11 @@ func (r CreateEvidenceBundleResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateEvidenceBundleResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateEvidenceBundleResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -15362,6 +15710,12 @@ type DownloadEvidenceBundleResponse500Headers struct {
 	XRequestId string
 }
 
+// DownloadEvidenceBundleResponse503Headers the declared response headers of an HTTP 503 response for DownloadEvidenceBundle
+type DownloadEvidenceBundleResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type DownloadEvidenceBundleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -15383,6 +15737,8 @@ type DownloadEvidenceBundleResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *DownloadEvidenceBundleResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
@@ -15403,6 +15759,8 @@ type DownloadEvidenceBundleResponse struct {
 	Headers429 *DownloadEvidenceBundleResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DownloadEvidenceBundleResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DownloadEvidenceBundleResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -15448,6 +15806,11 @@ func (r DownloadEvidenceBundleResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DownloadEvidenceBundleResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DownloadEvidenceBundleResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -15521,6 +15884,12 @@ type GetEvidenceBundleStatusResponse500Headers struct {
 	XRequestId string
 }
 
+// GetEvidenceBundleStatusResponse503Headers the declared response headers of an HTTP 503 response for GetEvidenceBundleStatus
+type GetEvidenceBundleStatusResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetEvidenceBundleStatusResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -15540,6 +15909,8 @@ type GetEvidenceBundleStatusResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetEvidenceBundleStatusResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -15556,6 +15927,8 @@ type GetEvidenceBundleStatusResponse struct {
 	Headers429 *GetEvidenceBundleStatusResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetEvidenceBundleStatusResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetEvidenceBundleStatusResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -15596,6 +15969,11 @@ func (r GetEvidenceBundleStatusResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetEvidenceBundleStatusResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetEvidenceBundleStatusResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -15674,6 +16052,12 @@ type VerifyEvidenceBundleResponse500Headers struct {
 	XRequestId string
 }
 
+// VerifyEvidenceBundleResponse503Headers the declared response headers of an HTTP 503 response for VerifyEvidenceBundle
+type VerifyEvidenceBundleResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type VerifyEvidenceBundleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -15695,6 +16079,8 @@ type VerifyEvidenceBundleResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *VerifyEvidenceBundleResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -15713,6 +16099,8 @@ type VerifyEvidenceBundleResponse struct {
 	Headers429 *VerifyEvidenceBundleResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *VerifyEvidenceBundleResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifyEvidenceBundleResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -15758,6 +16146,11 @@ func (r VerifyEvidenceBundleResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r VerifyEvidenceBundleResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r VerifyEvidenceBundleResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -15943,6 +16336,12 @@ type GetBundleResponse500Headers struct {
 	XRequestId string
 }
 
+// GetBundleResponse503Headers the declared response headers of an HTTP 503 response for GetBundle
+type GetBundleResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetBundleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -15960,6 +16359,8 @@ type GetBundleResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetBundleResponse200Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
@@ -15978,6 +16379,8 @@ type GetBundleResponse struct {
 	Headers429 *GetBundleResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetBundleResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetBundleResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -16013,6 +16416,11 @@ func (r GetBundleResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetBundleResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetBundleResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -16101,6 +16509,12 @@ type RotateCredentialResponse500Headers struct {
 	XRequestId string
 }
 
+// RotateCredentialResponse503Headers the declared response headers of an HTTP 503 response for RotateCredential
+type RotateCredentialResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type RotateCredentialResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -16126,6 +16540,8 @@ type RotateCredentialResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RotateCredentialResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
@@ -16148,6 +16564,8 @@ type RotateCredentialResponse struct {
 	Headers429 *RotateCredentialResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RotateCredentialResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RotateCredentialResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -16203,6 +16621,11 @@ func (r RotateCredentialResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r RotateCredentialResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RotateCredentialResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -16276,6 +16699,12 @@ type GetRotationResponse500Headers struct {
 	XRequestId string
 }
 
+// GetRotationResponse503Headers the declared response headers of an HTTP 503 response for GetRotation
+type GetRotationResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetRotationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -16295,6 +16724,8 @@ type GetRotationResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetRotationResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -16311,6 +16742,8 @@ type GetRotationResponse struct {
 	Headers429 *GetRotationResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetRotationResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetRotationResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -16351,6 +16784,11 @@ func (r GetRotationResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetRotationResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetRotationResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -16424,6 +16862,12 @@ type ListCustodyEventsResponse500Headers struct {
 	XRequestId string
 }
 
+// ListCustodyEventsResponse503Headers the declared response headers of an HTTP 503 response for ListCustodyEvents
+type ListCustodyEventsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListCustodyEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -16443,6 +16887,8 @@ type ListCustodyEventsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListCustodyEventsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -16459,6 +16905,8 @@ type ListCustodyEventsResponse struct {
 	Headers429 *ListCustodyEventsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListCustodyEventsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListCustodyEventsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -16499,6 +16947,11 @@ func (r ListCustodyEventsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListCustodyEventsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListCustodyEventsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -16572,6 +17025,12 @@ type ListDeploymentsResponse500Headers struct {
 	XRequestId string
 }
 
+// ListDeploymentsResponse503Headers the declared response headers of an HTTP 503 response for ListDeployments
+type ListDeploymentsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListDeploymentsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -16591,6 +17050,8 @@ type ListDeploymentsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListDeploymentsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -16607,6 +17068,8 @@ type ListDeploymentsResponse struct {
 	Headers429 *ListDeploymentsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListDeploymentsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListDeploymentsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -16647,6 +17110,11 @@ func (r ListDeploymentsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListDeploymentsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListDeploymentsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -16735,6 +17203,12 @@ type CreateDeploymentResponse500Headers struct {
 	XRequestId string
 }
 
+// CreateDeploymentResponse503Headers the declared response headers of an HTTP 503 response for CreateDeployment
+type CreateDeploymentResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type CreateDeploymentResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -16760,6 +17234,8 @@ type CreateDeploymentResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *CreateDeploymentResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -16782,6 +17258,8 @@ type CreateDeploymentResponse struct {
 	Headers429 *CreateDeploymentResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateDeploymentResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateDeploymentResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -16837,6 +17315,11 @@ func (r CreateDeploymentResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateDeploymentResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateDeploymentResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -16910,6 +17393,12 @@ type GetDeploymentResponse500Headers struct {
 	XRequestId string
 }
 
+// GetDeploymentResponse503Headers the declared response headers of an HTTP 503 response for GetDeployment
+type GetDeploymentResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetDeploymentResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -16929,6 +17418,8 @@ type GetDeploymentResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetDeploymentResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -16945,6 +17436,8 @@ type GetDeploymentResponse struct {
 	Headers429 *GetDeploymentResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetDeploymentResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetDeploymentResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -16985,6 +17478,11 @@ func (r GetDeploymentResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetDeploymentResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetDeploymentResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17063,6 +17561,12 @@ type RollbackDeploymentResponse500Headers struct {
 	XRequestId string
 }
 
+// RollbackDeploymentResponse503Headers the declared response headers of an HTTP 503 response for RollbackDeployment
+type RollbackDeploymentResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type RollbackDeploymentResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17084,6 +17588,8 @@ type RollbackDeploymentResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *RollbackDeploymentResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -17102,6 +17608,8 @@ type RollbackDeploymentResponse struct {
 	Headers429 *RollbackDeploymentResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RollbackDeploymentResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RollbackDeploymentResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -17147,6 +17655,11 @@ func (r RollbackDeploymentResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r RollbackDeploymentResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RollbackDeploymentResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17220,6 +17733,12 @@ type FleetHealthResponse500Headers struct {
 	XRequestId string
 }
 
+// FleetHealthResponse503Headers the declared response headers of an HTTP 503 response for FleetHealth
+type FleetHealthResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type FleetHealthResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17239,6 +17758,8 @@ type FleetHealthResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *FleetHealthResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -17255,6 +17776,8 @@ type FleetHealthResponse struct {
 	Headers429 *FleetHealthResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *FleetHealthResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *FleetHealthResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17295,6 +17818,11 @@ func (r FleetHealthResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r FleetHealthResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r FleetHealthResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17368,6 +17896,12 @@ type ListInstancesResponse500Headers struct {
 	XRequestId string
 }
 
+// ListInstancesResponse503Headers the declared response headers of an HTTP 503 response for ListInstances
+type ListInstancesResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListInstancesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17387,6 +17921,8 @@ type ListInstancesResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListInstancesResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -17403,6 +17939,8 @@ type ListInstancesResponse struct {
 	Headers429 *ListInstancesResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListInstancesResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListInstancesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17443,6 +17981,11 @@ func (r ListInstancesResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListInstancesResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListInstancesResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17531,6 +18074,12 @@ type RegisterInstanceResponse500Headers struct {
 	XRequestId string
 }
 
+// RegisterInstanceResponse503Headers the declared response headers of an HTTP 503 response for RegisterInstance
+type RegisterInstanceResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type RegisterInstanceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17556,6 +18105,8 @@ type RegisterInstanceResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RegisterInstanceResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -17578,6 +18129,8 @@ type RegisterInstanceResponse struct {
 	Headers429 *RegisterInstanceResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RegisterInstanceResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RegisterInstanceResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17633,6 +18186,11 @@ func (r RegisterInstanceResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r RegisterInstanceResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RegisterInstanceResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17716,6 +18274,12 @@ type HeartbeatResponse500Headers struct {
 	XRequestId string
 }
 
+// HeartbeatResponse503Headers the declared response headers of an HTTP 503 response for Heartbeat
+type HeartbeatResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type HeartbeatResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17739,6 +18303,8 @@ type HeartbeatResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *HeartbeatResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -17759,6 +18325,8 @@ type HeartbeatResponse struct {
 	Headers429 *HeartbeatResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *HeartbeatResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *HeartbeatResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17809,6 +18377,11 @@ func (r HeartbeatResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r HeartbeatResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r HeartbeatResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -17897,6 +18470,12 @@ type IntroduceKeyResponse500Headers struct {
 	XRequestId string
 }
 
+// IntroduceKeyResponse503Headers the declared response headers of an HTTP 503 response for IntroduceKey
+type IntroduceKeyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type IntroduceKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17922,6 +18501,8 @@ type IntroduceKeyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *IntroduceKeyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -17944,6 +18525,8 @@ type IntroduceKeyResponse struct {
 	Headers429 *IntroduceKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *IntroduceKeyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IntroduceKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -17999,6 +18582,11 @@ func (r IntroduceKeyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r IntroduceKeyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IntroduceKeyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -18082,6 +18670,12 @@ type OpaDecisionLogsResponse500Headers struct {
 	XRequestId string
 }
 
+// OpaDecisionLogsResponse503Headers the declared response headers of an HTTP 503 response for OpaDecisionLogs
+type OpaDecisionLogsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type OpaDecisionLogsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -18105,6 +18699,8 @@ type OpaDecisionLogsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *OpaDecisionLogsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -18125,6 +18721,8 @@ type OpaDecisionLogsResponse struct {
 	Headers429 *OpaDecisionLogsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *OpaDecisionLogsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OpaDecisionLogsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -18175,6 +18773,11 @@ func (r OpaDecisionLogsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r OpaDecisionLogsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OpaDecisionLogsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -18248,6 +18851,12 @@ type ListOpaAgentsResponse500Headers struct {
 	XRequestId string
 }
 
+// ListOpaAgentsResponse503Headers the declared response headers of an HTTP 503 response for ListOpaAgents
+type ListOpaAgentsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListOpaAgentsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -18267,6 +18876,8 @@ type ListOpaAgentsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListOpaAgentsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -18283,6 +18894,8 @@ type ListOpaAgentsResponse struct {
 	Headers429 *ListOpaAgentsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListOpaAgentsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListOpaAgentsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -18323,6 +18936,11 @@ func (r ListOpaAgentsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListOpaAgentsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListOpaAgentsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -18406,6 +19024,12 @@ type IngestReceiptsResponse500Headers struct {
 	XRequestId string
 }
 
+// IngestReceiptsResponse503Headers the declared response headers of an HTTP 503 response for IngestReceipts
+type IngestReceiptsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type IngestReceiptsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -18429,6 +19053,8 @@ type IngestReceiptsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *IngestReceiptsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -18449,6 +19075,8 @@ type IngestReceiptsResponse struct {
 	Headers429 *IngestReceiptsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *IngestReceiptsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IngestReceiptsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -18499,6 +19127,11 @@ func (r IngestReceiptsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r IngestReceiptsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IngestReceiptsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -18582,6 +19215,12 @@ type OpaStatusResponse500Headers struct {
 	XRequestId string
 }
 
+// OpaStatusResponse503Headers the declared response headers of an HTTP 503 response for OpaStatus
+type OpaStatusResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type OpaStatusResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -18605,6 +19244,8 @@ type OpaStatusResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *OpaStatusResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -18625,6 +19266,8 @@ type OpaStatusResponse struct {
 	Headers429 *OpaStatusResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *OpaStatusResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *OpaStatusResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -18675,6 +19318,11 @@ func (r OpaStatusResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r OpaStatusResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r OpaStatusResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -18748,6 +19396,12 @@ type ListKeysResponse500Headers struct {
 	XRequestId string
 }
 
+// ListKeysResponse503Headers the declared response headers of an HTTP 503 response for ListKeys
+type ListKeysResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListKeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -18767,6 +19421,8 @@ type ListKeysResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListKeysResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -18783,6 +19439,8 @@ type ListKeysResponse struct {
 	Headers429 *ListKeysResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListKeysResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListKeysResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -18823,6 +19481,11 @@ func (r ListKeysResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListKeysResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListKeysResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -18906,6 +19569,12 @@ type CreateKeyResponse500Headers struct {
 	XRequestId string
 }
 
+// CreateKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateKey
+type CreateKeyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type CreateKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -18929,6 +19598,8 @@ type CreateKeyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateKeyResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -18949,6 +19620,8 @@ type CreateKeyResponse struct {
 	Headers429 *CreateKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateKeyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateKeyResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -18999,6 +19672,11 @@ func (r CreateKeyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateKeyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateKeyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19072,6 +19750,12 @@ type GetOwnAwsCredentialsResponse500Headers struct {
 	XRequestId string
 }
 
+// GetOwnAwsCredentialsResponse503Headers the declared response headers of an HTTP 503 response for GetOwnAwsCredentials
+type GetOwnAwsCredentialsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetOwnAwsCredentialsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19091,6 +19775,8 @@ type GetOwnAwsCredentialsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetOwnAwsCredentialsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -19107,6 +19793,8 @@ type GetOwnAwsCredentialsResponse struct {
 	Headers429 *GetOwnAwsCredentialsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetOwnAwsCredentialsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetOwnAwsCredentialsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19147,6 +19835,11 @@ func (r GetOwnAwsCredentialsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetOwnAwsCredentialsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetOwnAwsCredentialsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19223,6 +19916,12 @@ type DeleteKeyResponse500Headers struct {
 	XRequestId string
 }
 
+// DeleteKeyResponse503Headers the declared response headers of an HTTP 503 response for DeleteKey
+type DeleteKeyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type DeleteKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19242,6 +19941,8 @@ type DeleteKeyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *DeleteKeyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -19258,6 +19959,8 @@ type DeleteKeyResponse struct {
 	Headers429 *DeleteKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteKeyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19298,6 +20001,11 @@ func (r DeleteKeyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DeleteKeyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteKeyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19371,6 +20079,12 @@ type GetKeyResponse500Headers struct {
 	XRequestId string
 }
 
+// GetKeyResponse503Headers the declared response headers of an HTTP 503 response for GetKey
+type GetKeyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19390,6 +20104,8 @@ type GetKeyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetKeyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -19406,6 +20122,8 @@ type GetKeyResponse struct {
 	Headers429 *GetKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetKeyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19446,6 +20164,11 @@ func (r GetKeyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetKeyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetKeyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19519,6 +20242,12 @@ type RevokeKeyResponse500Headers struct {
 	XRequestId string
 }
 
+// RevokeKeyResponse503Headers the declared response headers of an HTTP 503 response for RevokeKey
+type RevokeKeyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type RevokeKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19538,6 +20267,8 @@ type RevokeKeyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RevokeKeyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -19554,6 +20285,8 @@ type RevokeKeyResponse struct {
 	Headers429 *RevokeKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RevokeKeyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19594,6 +20327,11 @@ func (r RevokeKeyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r RevokeKeyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RevokeKeyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19682,6 +20420,12 @@ type RotateKeyResponse500Headers struct {
 	XRequestId string
 }
 
+// RotateKeyResponse503Headers the declared response headers of an HTTP 503 response for RotateKey
+type RotateKeyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type RotateKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19707,6 +20451,8 @@ type RotateKeyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *RotateKeyResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -19729,6 +20475,8 @@ type RotateKeyResponse struct {
 	Headers429 *RotateKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RotateKeyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RotateKeyResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -19784,6 +20532,11 @@ func (r RotateKeyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r RotateKeyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RotateKeyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -19857,6 +20610,12 @@ type ListModelsResponse500Headers struct {
 	XRequestId string
 }
 
+// ListModelsResponse503Headers the declared response headers of an HTTP 503 response for ListModels
+type ListModelsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListModelsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -19876,6 +20635,8 @@ type ListModelsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListModelsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -19892,6 +20653,8 @@ type ListModelsResponse struct {
 	Headers429 *ListModelsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListModelsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListModelsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -19932,6 +20695,11 @@ func (r ListModelsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListModelsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListModelsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -20111,6 +20879,12 @@ type ListPoliciesResponse500Headers struct {
 	XRequestId string
 }
 
+// ListPoliciesResponse503Headers the declared response headers of an HTTP 503 response for ListPolicies
+type ListPoliciesResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListPoliciesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -20130,6 +20904,8 @@ type ListPoliciesResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListPoliciesResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -20146,6 +20922,8 @@ type ListPoliciesResponse struct {
 	Headers429 *ListPoliciesResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListPoliciesResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListPoliciesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -20186,6 +20964,11 @@ func (r ListPoliciesResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListPoliciesResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListPoliciesResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -20274,6 +21057,12 @@ type CreatePolicyResponse500Headers struct {
 	XRequestId string
 }
 
+// CreatePolicyResponse503Headers the declared response headers of an HTTP 503 response for CreatePolicy
+type CreatePolicyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type CreatePolicyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -20299,6 +21088,8 @@ type CreatePolicyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreatePolicyResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -20321,6 +21112,8 @@ type CreatePolicyResponse struct {
 	Headers429 *CreatePolicyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreatePolicyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreatePolicyResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -20376,6 +21169,11 @@ func (r CreatePolicyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreatePolicyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreatePolicyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -20449,6 +21247,12 @@ type DeletePolicyResponse500Headers struct {
 	XRequestId string
 }
 
+// DeletePolicyResponse503Headers the declared response headers of an HTTP 503 response for DeletePolicy
+type DeletePolicyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type DeletePolicyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -20466,6 +21270,8 @@ type DeletePolicyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *DeletePolicyResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -20482,6 +21288,8 @@ type DeletePolicyResponse struct {
 	Headers429 *DeletePolicyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeletePolicyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeletePolicyResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -20517,6 +21325,11 @@ func (r DeletePolicyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DeletePolicyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeletePolicyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -20590,6 +21403,12 @@ type GetPolicyResponse500Headers struct {
 	XRequestId string
 }
 
+// GetPolicyResponse503Headers the declared response headers of an HTTP 503 response for GetPolicy
+type GetPolicyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetPolicyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -20609,6 +21428,8 @@ type GetPolicyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetPolicyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -20625,6 +21446,8 @@ type GetPolicyResponse struct {
 	Headers429 *GetPolicyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetPolicyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetPolicyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -20665,6 +21488,11 @@ func (r GetPolicyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetPolicyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPolicyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -20748,6 +21576,12 @@ type UpdatePolicyResponse500Headers struct {
 	XRequestId string
 }
 
+// UpdatePolicyResponse503Headers the declared response headers of an HTTP 503 response for UpdatePolicy
+type UpdatePolicyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type UpdatePolicyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -20771,6 +21605,8 @@ type UpdatePolicyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdatePolicyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -20791,6 +21627,8 @@ type UpdatePolicyResponse struct {
 	Headers429 *UpdatePolicyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *UpdatePolicyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdatePolicyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -20841,6 +21679,11 @@ func (r UpdatePolicyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r UpdatePolicyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdatePolicyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -20924,6 +21767,12 @@ type DryRunPolicyResponse500Headers struct {
 	XRequestId string
 }
 
+// DryRunPolicyResponse503Headers the declared response headers of an HTTP 503 response for DryRunPolicy
+type DryRunPolicyResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type DryRunPolicyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -20947,6 +21796,8 @@ type DryRunPolicyResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *DryRunPolicyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -20967,6 +21818,8 @@ type DryRunPolicyResponse struct {
 	Headers429 *DryRunPolicyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DryRunPolicyResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DryRunPolicyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -21017,6 +21870,11 @@ func (r DryRunPolicyResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DryRunPolicyResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DryRunPolicyResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -21090,6 +21948,12 @@ type ListPolicyVersionsResponse500Headers struct {
 	XRequestId string
 }
 
+// ListPolicyVersionsResponse503Headers the declared response headers of an HTTP 503 response for ListPolicyVersions
+type ListPolicyVersionsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListPolicyVersionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -21109,6 +21973,8 @@ type ListPolicyVersionsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListPolicyVersionsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -21125,6 +21991,8 @@ type ListPolicyVersionsResponse struct {
 	Headers429 *ListPolicyVersionsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListPolicyVersionsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListPolicyVersionsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -21165,6 +22033,11 @@ func (r ListPolicyVersionsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListPolicyVersionsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListPolicyVersionsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -21238,6 +22111,12 @@ type GetPolicyVersionResponse500Headers struct {
 	XRequestId string
 }
 
+// GetPolicyVersionResponse503Headers the declared response headers of an HTTP 503 response for GetPolicyVersion
+type GetPolicyVersionResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetPolicyVersionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -21257,6 +22136,8 @@ type GetPolicyVersionResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetPolicyVersionResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -21273,6 +22154,8 @@ type GetPolicyVersionResponse struct {
 	Headers429 *GetPolicyVersionResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetPolicyVersionResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetPolicyVersionResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -21313,6 +22196,11 @@ func (r GetPolicyVersionResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetPolicyVersionResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPolicyVersionResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -21396,6 +22284,12 @@ type CreateSessionResponse500Headers struct {
 	XRequestId string
 }
 
+// CreateSessionResponse503Headers the declared response headers of an HTTP 503 response for CreateSession
+type CreateSessionResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type CreateSessionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -21419,6 +22313,8 @@ type CreateSessionResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateSessionResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -21439,6 +22335,8 @@ type CreateSessionResponse struct {
 	Headers429 *CreateSessionResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateSessionResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateSessionResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -21489,6 +22387,11 @@ func (r CreateSessionResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateSessionResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateSessionResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -21562,6 +22465,12 @@ type EndSessionResponse500Headers struct {
 	XRequestId string
 }
 
+// EndSessionResponse503Headers the declared response headers of an HTTP 503 response for EndSession
+type EndSessionResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type EndSessionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -21579,6 +22488,8 @@ type EndSessionResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *EndSessionResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -21595,6 +22506,8 @@ type EndSessionResponse struct {
 	Headers429 *EndSessionResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *EndSessionResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *EndSessionResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -21630,6 +22543,11 @@ func (r EndSessionResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r EndSessionResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r EndSessionResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -21703,6 +22621,12 @@ type ListUpstreamsResponse500Headers struct {
 	XRequestId string
 }
 
+// ListUpstreamsResponse503Headers the declared response headers of an HTTP 503 response for ListUpstreams
+type ListUpstreamsResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListUpstreamsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -21722,6 +22646,8 @@ type ListUpstreamsResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListUpstreamsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -21738,6 +22664,8 @@ type ListUpstreamsResponse struct {
 	Headers429 *ListUpstreamsResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListUpstreamsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListUpstreamsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -21778,6 +22706,11 @@ func (r ListUpstreamsResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListUpstreamsResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListUpstreamsResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -21866,6 +22799,12 @@ type CreateUpstreamResponse500Headers struct {
 	XRequestId string
 }
 
+// CreateUpstreamResponse503Headers the declared response headers of an HTTP 503 response for CreateUpstream
+type CreateUpstreamResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type CreateUpstreamResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -21891,6 +22830,8 @@ type CreateUpstreamResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateUpstreamResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -21913,6 +22854,8 @@ type CreateUpstreamResponse struct {
 	Headers429 *CreateUpstreamResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateUpstreamResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateUpstreamResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -21968,6 +22911,11 @@ func (r CreateUpstreamResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateUpstreamResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateUpstreamResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -22046,6 +22994,12 @@ type DeleteUpstreamResponse500Headers struct {
 	XRequestId string
 }
 
+// DeleteUpstreamResponse503Headers the declared response headers of an HTTP 503 response for DeleteUpstream
+type DeleteUpstreamResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type DeleteUpstreamResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -22065,6 +23019,8 @@ type DeleteUpstreamResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *DeleteUpstreamResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -22083,6 +23039,8 @@ type DeleteUpstreamResponse struct {
 	Headers429 *DeleteUpstreamResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteUpstreamResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteUpstreamResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -22123,6 +23081,11 @@ func (r DeleteUpstreamResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DeleteUpstreamResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteUpstreamResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -22196,6 +23159,12 @@ type GetUpstreamResponse500Headers struct {
 	XRequestId string
 }
 
+// GetUpstreamResponse503Headers the declared response headers of an HTTP 503 response for GetUpstream
+type GetUpstreamResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetUpstreamResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -22215,6 +23184,8 @@ type GetUpstreamResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetUpstreamResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -22231,6 +23202,8 @@ type GetUpstreamResponse struct {
 	Headers429 *GetUpstreamResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetUpstreamResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetUpstreamResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -22271,6 +23244,11 @@ func (r GetUpstreamResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetUpstreamResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetUpstreamResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -22354,6 +23332,12 @@ type UpdateUpstreamResponse500Headers struct {
 	XRequestId string
 }
 
+// UpdateUpstreamResponse503Headers the declared response headers of an HTTP 503 response for UpdateUpstream
+type UpdateUpstreamResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type UpdateUpstreamResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -22377,6 +23361,8 @@ type UpdateUpstreamResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateUpstreamResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -22397,6 +23383,8 @@ type UpdateUpstreamResponse struct {
 	Headers429 *UpdateUpstreamResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *UpdateUpstreamResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateUpstreamResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -22447,6 +23435,11 @@ func (r UpdateUpstreamResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r UpdateUpstreamResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdateUpstreamResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -22520,6 +23513,12 @@ type ListWorkspacesResponse500Headers struct {
 	XRequestId string
 }
 
+// ListWorkspacesResponse503Headers the declared response headers of an HTTP 503 response for ListWorkspaces
+type ListWorkspacesResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type ListWorkspacesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -22539,6 +23538,8 @@ type ListWorkspacesResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListWorkspacesResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -22555,6 +23556,8 @@ type ListWorkspacesResponse struct {
 	Headers429 *ListWorkspacesResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListWorkspacesResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListWorkspacesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -22595,6 +23598,11 @@ func (r ListWorkspacesResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListWorkspacesResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListWorkspacesResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -22683,6 +23691,12 @@ type CreateWorkspaceResponse500Headers struct {
 	XRequestId string
 }
 
+// CreateWorkspaceResponse503Headers the declared response headers of an HTTP 503 response for CreateWorkspace
+type CreateWorkspaceResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type CreateWorkspaceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -22708,6 +23722,8 @@ type CreateWorkspaceResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateWorkspaceResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -22730,6 +23746,8 @@ type CreateWorkspaceResponse struct {
 	Headers429 *CreateWorkspaceResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateWorkspaceResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateWorkspaceResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -22785,6 +23803,11 @@ func (r CreateWorkspaceResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateWorkspaceResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateWorkspaceResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -22858,6 +23881,12 @@ type DeleteWorkspaceResponse500Headers struct {
 	XRequestId string
 }
 
+// DeleteWorkspaceResponse503Headers the declared response headers of an HTTP 503 response for DeleteWorkspace
+type DeleteWorkspaceResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type DeleteWorkspaceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -22875,6 +23904,8 @@ type DeleteWorkspaceResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *DeleteWorkspaceResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -22891,6 +23922,8 @@ type DeleteWorkspaceResponse struct {
 	Headers429 *DeleteWorkspaceResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DeleteWorkspaceResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteWorkspaceResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -22926,6 +23959,11 @@ func (r DeleteWorkspaceResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DeleteWorkspaceResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteWorkspaceResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -22999,6 +24037,12 @@ type GetWorkspaceResponse500Headers struct {
 	XRequestId string
 }
 
+// GetWorkspaceResponse503Headers the declared response headers of an HTTP 503 response for GetWorkspace
+type GetWorkspaceResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type GetWorkspaceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -23018,6 +24062,8 @@ type GetWorkspaceResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetWorkspaceResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -23034,6 +24080,8 @@ type GetWorkspaceResponse struct {
 	Headers429 *GetWorkspaceResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetWorkspaceResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetWorkspaceResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -23074,6 +24122,11 @@ func (r GetWorkspaceResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetWorkspaceResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetWorkspaceResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -23157,6 +24210,12 @@ type UpdateWorkspaceResponse500Headers struct {
 	XRequestId string
 }
 
+// UpdateWorkspaceResponse503Headers the declared response headers of an HTTP 503 response for UpdateWorkspace
+type UpdateWorkspaceResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
 type UpdateWorkspaceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -23180,6 +24239,8 @@ type UpdateWorkspaceResponse struct {
 	JSON429 *E429
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateWorkspaceResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -23200,6 +24261,8 @@ type UpdateWorkspaceResponse struct {
 	Headers429 *UpdateWorkspaceResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *UpdateWorkspaceResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateWorkspaceResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -23250,6 +24313,11 @@ func (r UpdateWorkspaceResponse) GetJSON429() *E429 {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r UpdateWorkspaceResponse) GetJSON500() *E500 {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdateWorkspaceResponse) GetJSON503() *E503 {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -24623,6 +25691,13 @@ func ParseDeleteAgentResponse(rsp *http.Response) (*DeleteAgentResponse, error) 
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	switch {
@@ -24720,6 +25795,23 @@ func ParseDeleteAgentResponse(rsp *http.Response) (*DeleteAgentResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteAgentResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -24808,6 +25900,13 @@ func ParseUpdateAgentResponse(rsp *http.Response) (*UpdateAgentResponse, error) 
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -24926,6 +26025,23 @@ func ParseUpdateAgentResponse(rsp *http.Response) (*UpdateAgentResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateAgentResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -25000,6 +26116,13 @@ func ParseDiscoverAgentsResponse(rsp *http.Response) (*DiscoverAgentsResponse, e
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -25098,6 +26221,23 @@ func ParseDiscoverAgentsResponse(rsp *http.Response) (*DiscoverAgentsResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DiscoverAgentsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -25172,6 +26312,13 @@ func ParseApiHealthResponse(rsp *http.Response) (*ApiHealthResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -25270,6 +26417,23 @@ func ParseApiHealthResponse(rsp *http.Response) (*ApiHealthResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ApiHealthResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -25344,6 +26508,13 @@ func ParseListLogsResponse(rsp *http.Response) (*ListLogsResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -25442,6 +26613,23 @@ func ParseListLogsResponse(rsp *http.Response) (*ListLogsResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListLogsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -25516,6 +26704,13 @@ func ParseExportLogsResponse(rsp *http.Response) (*ExportLogsResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	case rsp.StatusCode == 200:
 		// Content-type (text/csv) unsupported
@@ -25617,6 +26812,23 @@ func ParseExportLogsResponse(rsp *http.Response) (*ExportLogsResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ExportLogsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -25705,6 +26917,13 @@ func ParseRegisterAgentResponse(rsp *http.Response) (*RegisterAgentResponse, err
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -25823,6 +27042,23 @@ func ParseRegisterAgentResponse(rsp *http.Response) (*RegisterAgentResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RegisterAgentResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -25911,6 +27147,13 @@ func ParseRelayResponse(rsp *http.Response) (*RelayResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	case rsp.StatusCode == 200:
 		// Content-type (text/event-stream) unsupported
@@ -26060,6 +27303,23 @@ func ParseRelayResponse(rsp *http.Response) (*RelayResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RelayResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -26134,6 +27394,13 @@ func ParseGetUsageResponse(rsp *http.Response) (*GetUsageResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -26232,6 +27499,23 @@ func ParseGetUsageResponse(rsp *http.Response) (*GetUsageResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetUsageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -26544,6 +27828,13 @@ func ParseListCheckpointsResponse(rsp *http.Response) (*ListCheckpointsResponse,
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	switch {
@@ -26641,6 +27932,23 @@ func ParseListCheckpointsResponse(rsp *http.Response) (*ListCheckpointsResponse,
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListCheckpointsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -26715,6 +28023,13 @@ func ParseSignCheckpointResponse(rsp *http.Response) (*SignCheckpointResponse, e
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -26813,6 +28128,23 @@ func ParseSignCheckpointResponse(rsp *http.Response) (*SignCheckpointResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers SignCheckpointResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -26887,6 +28219,13 @@ func ParseLatestCheckpointResponse(rsp *http.Response) (*LatestCheckpointRespons
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -26985,6 +28324,23 @@ func ParseLatestCheckpointResponse(rsp *http.Response) (*LatestCheckpointRespons
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers LatestCheckpointResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -27059,6 +28415,13 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -27157,6 +28520,23 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListAuditEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -27231,6 +28611,13 @@ func ParseGetAuditEventResponse(rsp *http.Response) (*GetAuditEventResponse, err
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -27329,6 +28716,23 @@ func ParseGetAuditEventResponse(rsp *http.Response) (*GetAuditEventResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetAuditEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -27525,6 +28929,13 @@ func ParseConsistencyProofResponse(rsp *http.Response) (*ConsistencyProofRespons
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	switch {
@@ -27622,6 +29033,23 @@ func ParseConsistencyProofResponse(rsp *http.Response) (*ConsistencyProofRespons
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ConsistencyProofResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -27696,6 +29124,13 @@ func ParseInclusionProofResponse(rsp *http.Response) (*InclusionProofResponse, e
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -27794,6 +29229,23 @@ func ParseInclusionProofResponse(rsp *http.Response) (*InclusionProofResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers InclusionProofResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -27868,6 +29320,13 @@ func ParseListBudgetsResponse(rsp *http.Response) (*ListBudgetsResponse, error) 
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -27966,6 +29425,23 @@ func ParseListBudgetsResponse(rsp *http.Response) (*ListBudgetsResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListBudgetsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -28061,6 +29537,13 @@ func ParseCreateBudgetResponse(rsp *http.Response) (*CreateBudgetResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -28189,6 +29672,23 @@ func ParseCreateBudgetResponse(rsp *http.Response) (*CreateBudgetResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateBudgetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -28259,6 +29759,13 @@ func ParseDeleteBudgetResponse(rsp *http.Response) (*DeleteBudgetResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -28357,6 +29864,23 @@ func ParseDeleteBudgetResponse(rsp *http.Response) (*DeleteBudgetResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteBudgetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -28431,6 +29955,13 @@ func ParseGetBudgetResponse(rsp *http.Response) (*GetBudgetResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -28529,6 +30060,23 @@ func ParseGetBudgetResponse(rsp *http.Response) (*GetBudgetResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetBudgetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -28617,6 +30165,13 @@ func ParseUpdateBudgetResponse(rsp *http.Response) (*UpdateBudgetResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -28735,6 +30290,23 @@ func ParseUpdateBudgetResponse(rsp *http.Response) (*UpdateBudgetResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateBudgetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -28809,6 +30381,13 @@ func ParseListEvidenceBundlesResponse(rsp *http.Response) (*ListEvidenceBundlesR
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -28907,6 +30486,23 @@ func ParseListEvidenceBundlesResponse(rsp *http.Response) (*ListEvidenceBundlesR
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListEvidenceBundlesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -28995,6 +30591,13 @@ func ParseCreateEvidenceBundleResponse(rsp *http.Response) (*CreateEvidenceBundl
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -29113,6 +30716,23 @@ func ParseCreateEvidenceBundleResponse(rsp *http.Response) (*CreateEvidenceBundl
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateEvidenceBundleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -29194,6 +30814,13 @@ func ParseDownloadEvidenceBundleResponse(rsp *http.Response) (*DownloadEvidenceB
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -29319,6 +30946,23 @@ func ParseDownloadEvidenceBundleResponse(rsp *http.Response) (*DownloadEvidenceB
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DownloadEvidenceBundleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -29393,6 +31037,13 @@ func ParseGetEvidenceBundleStatusResponse(rsp *http.Response) (*GetEvidenceBundl
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -29491,6 +31142,23 @@ func ParseGetEvidenceBundleStatusResponse(rsp *http.Response) (*GetEvidenceBundl
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetEvidenceBundleStatusResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -29572,6 +31240,13 @@ func ParseVerifyEvidenceBundleResponse(rsp *http.Response) (*VerifyEvidenceBundl
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -29680,6 +31355,23 @@ func ParseVerifyEvidenceBundleResponse(rsp *http.Response) (*VerifyEvidenceBundl
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers VerifyEvidenceBundleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -29872,6 +31564,13 @@ func ParseGetBundleResponse(rsp *http.Response) (*GetBundleResponse, error) {
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	switch {
@@ -29986,6 +31685,23 @@ func ParseGetBundleResponse(rsp *http.Response) (*GetBundleResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetBundleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -30081,6 +31797,13 @@ func ParseRotateCredentialResponse(rsp *http.Response) (*RotateCredentialRespons
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -30209,6 +31932,23 @@ func ParseRotateCredentialResponse(rsp *http.Response) (*RotateCredentialRespons
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RotateCredentialResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -30283,6 +32023,13 @@ func ParseGetRotationResponse(rsp *http.Response) (*GetRotationResponse, error) 
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -30381,6 +32128,23 @@ func ParseGetRotationResponse(rsp *http.Response) (*GetRotationResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetRotationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -30455,6 +32219,13 @@ func ParseListCustodyEventsResponse(rsp *http.Response) (*ListCustodyEventsRespo
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -30553,6 +32324,23 @@ func ParseListCustodyEventsResponse(rsp *http.Response) (*ListCustodyEventsRespo
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListCustodyEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -30627,6 +32415,13 @@ func ParseListDeploymentsResponse(rsp *http.Response) (*ListDeploymentsResponse,
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -30725,6 +32520,23 @@ func ParseListDeploymentsResponse(rsp *http.Response) (*ListDeploymentsResponse,
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListDeploymentsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -30820,6 +32632,13 @@ func ParseCreateDeploymentResponse(rsp *http.Response) (*CreateDeploymentRespons
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -30948,6 +32767,23 @@ func ParseCreateDeploymentResponse(rsp *http.Response) (*CreateDeploymentRespons
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateDeploymentResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31022,6 +32858,13 @@ func ParseGetDeploymentResponse(rsp *http.Response) (*GetDeploymentResponse, err
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -31120,6 +32963,23 @@ func ParseGetDeploymentResponse(rsp *http.Response) (*GetDeploymentResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetDeploymentResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31201,6 +33061,13 @@ func ParseRollbackDeploymentResponse(rsp *http.Response) (*RollbackDeploymentRes
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -31309,6 +33176,23 @@ func ParseRollbackDeploymentResponse(rsp *http.Response) (*RollbackDeploymentRes
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RollbackDeploymentResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31383,6 +33267,13 @@ func ParseFleetHealthResponse(rsp *http.Response) (*FleetHealthResponse, error) 
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -31481,6 +33372,23 @@ func ParseFleetHealthResponse(rsp *http.Response) (*FleetHealthResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers FleetHealthResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31555,6 +33463,13 @@ func ParseListInstancesResponse(rsp *http.Response) (*ListInstancesResponse, err
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -31653,6 +33568,23 @@ func ParseListInstancesResponse(rsp *http.Response) (*ListInstancesResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListInstancesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31748,6 +33680,13 @@ func ParseRegisterInstanceResponse(rsp *http.Response) (*RegisterInstanceRespons
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -31876,6 +33815,23 @@ func ParseRegisterInstanceResponse(rsp *http.Response) (*RegisterInstanceRespons
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RegisterInstanceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -31964,6 +33920,13 @@ func ParseHeartbeatResponse(rsp *http.Response) (*HeartbeatResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -32082,6 +34045,23 @@ func ParseHeartbeatResponse(rsp *http.Response) (*HeartbeatResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers HeartbeatResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32177,6 +34157,13 @@ func ParseIntroduceKeyResponse(rsp *http.Response) (*IntroduceKeyResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -32305,6 +34292,23 @@ func ParseIntroduceKeyResponse(rsp *http.Response) (*IntroduceKeyResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers IntroduceKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32393,6 +34397,13 @@ func ParseOpaDecisionLogsResponse(rsp *http.Response) (*OpaDecisionLogsResponse,
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -32511,6 +34522,23 @@ func ParseOpaDecisionLogsResponse(rsp *http.Response) (*OpaDecisionLogsResponse,
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers OpaDecisionLogsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32585,6 +34613,13 @@ func ParseListOpaAgentsResponse(rsp *http.Response) (*ListOpaAgentsResponse, err
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -32683,6 +34718,23 @@ func ParseListOpaAgentsResponse(rsp *http.Response) (*ListOpaAgentsResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListOpaAgentsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32771,6 +34823,13 @@ func ParseIngestReceiptsResponse(rsp *http.Response) (*IngestReceiptsResponse, e
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -32889,6 +34948,23 @@ func ParseIngestReceiptsResponse(rsp *http.Response) (*IngestReceiptsResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers IngestReceiptsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -32977,6 +35053,13 @@ func ParseOpaStatusResponse(rsp *http.Response) (*OpaStatusResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -33095,6 +35178,23 @@ func ParseOpaStatusResponse(rsp *http.Response) (*OpaStatusResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers OpaStatusResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -33169,6 +35269,13 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -33267,6 +35374,23 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListKeysResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -33355,6 +35479,13 @@ func ParseCreateKeyResponse(rsp *http.Response) (*CreateKeyResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -33473,6 +35604,23 @@ func ParseCreateKeyResponse(rsp *http.Response) (*CreateKeyResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -33547,6 +35695,13 @@ func ParseGetOwnAwsCredentialsResponse(rsp *http.Response) (*GetOwnAwsCredential
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -33645,6 +35800,23 @@ func ParseGetOwnAwsCredentialsResponse(rsp *http.Response) (*GetOwnAwsCredential
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetOwnAwsCredentialsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -33719,6 +35891,13 @@ func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -33838,6 +36017,23 @@ func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -33912,6 +36108,13 @@ func ParseGetKeyResponse(rsp *http.Response) (*GetKeyResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -34010,6 +36213,23 @@ func ParseGetKeyResponse(rsp *http.Response) (*GetKeyResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -34084,6 +36304,13 @@ func ParseRevokeKeyResponse(rsp *http.Response) (*RevokeKeyResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -34182,6 +36409,23 @@ func ParseRevokeKeyResponse(rsp *http.Response) (*RevokeKeyResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -34277,6 +36521,13 @@ func ParseRotateKeyResponse(rsp *http.Response) (*RotateKeyResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -34405,6 +36656,23 @@ func ParseRotateKeyResponse(rsp *http.Response) (*RotateKeyResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RotateKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -34479,6 +36747,13 @@ func ParseListModelsResponse(rsp *http.Response) (*ListModelsResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -34577,6 +36852,23 @@ func ParseListModelsResponse(rsp *http.Response) (*ListModelsResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListModelsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -34773,6 +37065,13 @@ func ParseListPoliciesResponse(rsp *http.Response) (*ListPoliciesResponse, error
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	switch {
@@ -34870,6 +37169,23 @@ func ParseListPoliciesResponse(rsp *http.Response) (*ListPoliciesResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListPoliciesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -34965,6 +37281,13 @@ func ParseCreatePolicyResponse(rsp *http.Response) (*CreatePolicyResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -35093,6 +37416,23 @@ func ParseCreatePolicyResponse(rsp *http.Response) (*CreatePolicyResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreatePolicyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -35163,6 +37503,13 @@ func ParseDeletePolicyResponse(rsp *http.Response) (*DeletePolicyResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -35261,6 +37608,23 @@ func ParseDeletePolicyResponse(rsp *http.Response) (*DeletePolicyResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeletePolicyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -35335,6 +37699,13 @@ func ParseGetPolicyResponse(rsp *http.Response) (*GetPolicyResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -35433,6 +37804,23 @@ func ParseGetPolicyResponse(rsp *http.Response) (*GetPolicyResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetPolicyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -35521,6 +37909,13 @@ func ParseUpdatePolicyResponse(rsp *http.Response) (*UpdatePolicyResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -35639,6 +38034,23 @@ func ParseUpdatePolicyResponse(rsp *http.Response) (*UpdatePolicyResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdatePolicyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -35727,6 +38139,13 @@ func ParseDryRunPolicyResponse(rsp *http.Response) (*DryRunPolicyResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -35845,6 +38264,23 @@ func ParseDryRunPolicyResponse(rsp *http.Response) (*DryRunPolicyResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DryRunPolicyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -35919,6 +38355,13 @@ func ParseListPolicyVersionsResponse(rsp *http.Response) (*ListPolicyVersionsRes
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -36017,6 +38460,23 @@ func ParseListPolicyVersionsResponse(rsp *http.Response) (*ListPolicyVersionsRes
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListPolicyVersionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -36091,6 +38551,13 @@ func ParseGetPolicyVersionResponse(rsp *http.Response) (*GetPolicyVersionRespons
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -36189,6 +38656,23 @@ func ParseGetPolicyVersionResponse(rsp *http.Response) (*GetPolicyVersionRespons
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetPolicyVersionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -36277,6 +38761,13 @@ func ParseCreateSessionResponse(rsp *http.Response) (*CreateSessionResponse, err
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -36395,6 +38886,23 @@ func ParseCreateSessionResponse(rsp *http.Response) (*CreateSessionResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateSessionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -36465,6 +38973,13 @@ func ParseEndSessionResponse(rsp *http.Response) (*EndSessionResponse, error) {
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -36563,6 +39078,23 @@ func ParseEndSessionResponse(rsp *http.Response) (*EndSessionResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers EndSessionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -36637,6 +39169,13 @@ func ParseListUpstreamsResponse(rsp *http.Response) (*ListUpstreamsResponse, err
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -36735,6 +39274,23 @@ func ParseListUpstreamsResponse(rsp *http.Response) (*ListUpstreamsResponse, err
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListUpstreamsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -36830,6 +39386,13 @@ func ParseCreateUpstreamResponse(rsp *http.Response) (*CreateUpstreamResponse, e
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -36958,6 +39521,23 @@ func ParseCreateUpstreamResponse(rsp *http.Response) (*CreateUpstreamResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateUpstreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -37035,6 +39615,13 @@ func ParseDeleteUpstreamResponse(rsp *http.Response) (*DeleteUpstreamResponse, e
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -37143,6 +39730,23 @@ func ParseDeleteUpstreamResponse(rsp *http.Response) (*DeleteUpstreamResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteUpstreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -37217,6 +39821,13 @@ func ParseGetUpstreamResponse(rsp *http.Response) (*GetUpstreamResponse, error) 
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -37315,6 +39926,23 @@ func ParseGetUpstreamResponse(rsp *http.Response) (*GetUpstreamResponse, error) 
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetUpstreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -37403,6 +40031,13 @@ func ParseUpdateUpstreamResponse(rsp *http.Response) (*UpdateUpstreamResponse, e
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -37521,6 +40156,23 @@ func ParseUpdateUpstreamResponse(rsp *http.Response) (*UpdateUpstreamResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateUpstreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -37595,6 +40247,13 @@ func ParseListWorkspacesResponse(rsp *http.Response) (*ListWorkspacesResponse, e
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -37693,6 +40352,23 @@ func ParseListWorkspacesResponse(rsp *http.Response) (*ListWorkspacesResponse, e
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListWorkspacesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -37788,6 +40464,13 @@ func ParseCreateWorkspaceResponse(rsp *http.Response) (*CreateWorkspaceResponse,
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -37916,6 +40599,23 @@ func ParseCreateWorkspaceResponse(rsp *http.Response) (*CreateWorkspaceResponse,
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateWorkspaceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -37986,6 +40686,13 @@ func ParseDeleteWorkspaceResponse(rsp *http.Response) (*DeleteWorkspaceResponse,
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -38084,6 +40791,23 @@ func ParseDeleteWorkspaceResponse(rsp *http.Response) (*DeleteWorkspaceResponse,
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteWorkspaceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -38158,6 +40882,13 @@ func ParseGetWorkspaceResponse(rsp *http.Response) (*GetWorkspaceResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -38256,6 +40987,23 @@ func ParseGetWorkspaceResponse(rsp *http.Response) (*GetWorkspaceResponse, error
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetWorkspaceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -38344,6 +41092,13 @@ func ParseUpdateWorkspaceResponse(rsp *http.Response) (*UpdateWorkspaceResponse,
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -38462,6 +41217,23 @@ func ParseUpdateWorkspaceResponse(rsp *http.Response) (*UpdateWorkspaceResponse,
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateWorkspaceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

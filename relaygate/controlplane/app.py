@@ -21,7 +21,7 @@ from relaygate.controlplane import schema
 from relaygate.controlplane.apispec import Operation, Router
 from relaygate.controlplane.auth import Principal
 from relaygate.controlplane.errors import ApiError, error_response
-from relaygate.controlplane.ratelimit import TokenBuckets
+from relaygate.controlplane.ratelimit import RateLimitUnavailable, buckets_for
 
 log = logging.getLogger("relaygate.controlplane")
 MAX_BODY = 8 * 1024 * 1024
@@ -110,8 +110,7 @@ async def _request_id_header(request: web.Request, response: web.StreamResponse)
 class Dispatcher:
     def __init__(self, services, router: Router, handlers: dict) -> None:
         self.services, self.router, self.handlers = services, router, handlers
-        s = services.settings
-        self.limits = TokenBuckets(s.rate_limit_rps, s.rate_limit_burst or None)
+        self.limits = buckets_for(services.settings, services.engine)
 
     def route(self, op: Operation):
         handler = self.handlers[op.operation_id]
@@ -194,7 +193,17 @@ class Dispatcher:
             key, rate = f"ws:{workspace}", self.services.workspace_rps.get(workspace)
         else:
             key, rate = f"{p.kind}:{p.subject}", None
-        wait = self.limits.take(key, rate)
+        try:
+            wait = await self.limits.charge(key, rate)
+        except RateLimitUnavailable as e:
+            log.error("control-plane rate limits unreachable (%s); refusing %s", e, key)
+            raise ApiError(
+                503,
+                "rate.unavailable",
+                "the shared rate limits cannot be reached; retry shortly",
+                {"retry_after": 1},
+                headers={"Retry-After": "1"},
+            ) from None
         if wait:
             ra = self.limits.retry_after(wait)
             raise ApiError(
@@ -217,4 +226,9 @@ def build_app(services, handlers: dict) -> web.Application:
     for op in router.operations:
         app.router.add_route(op.method, op.path, dispatcher.route(op))
     app["services"] = services
+
+    async def _close_limits(_app: web.Application) -> None:
+        await dispatcher.limits.close()
+
+    app.on_cleanup.append(_close_limits)
     return app

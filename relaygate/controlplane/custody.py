@@ -101,6 +101,15 @@ class KeyService:
         self.tree = signer
         return signer
 
+    async def reload(self) -> None:
+        """Another replica may have rotated the tree-head key: load the current one."""
+        async with self.engine.connect() as c:
+            current = (
+                await c.execute(sa.select(schema.settings.c.value).where(schema.settings.c.name == TREE_SETTING))
+            ).scalar()
+        if current and (self.tree is None or self.tree.key_id != current["key_id"]):
+            self.tree = await self._load_tree(current["key_id"])
+
     async def root_key(self):
         async with self.engine.connect() as c:
             pem = (

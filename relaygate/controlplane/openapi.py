@@ -1048,6 +1048,8 @@ ERRORS = {
     "415": "wrong content type",
     "429": "rate limited; see Retry-After",
     "500": "internal error (logged); quote the request_id when reporting it",
+    "503": "rate.unavailable: the rate limits shared by the replicas (Redis or PostgreSQL) cannot be reached; "
+    "see Retry-After",
 }
 # The operations that answer 409, and with which codes (every ApiError(409, ...) in the control
 # plane; tests/system/test_openapi.py checks each code is listed here).
@@ -2129,7 +2131,9 @@ def build() -> dict:
         responses.update(o["extra"])
         # 404 on every authenticated call: the admin may name a workspace that does not exist.
         codes = (
-            ["400", "405", "429", "500"] if o["auth"] == "public" else ["400", "401", "403", "404", "405", "429", "500"]
+            ["400", "405", "429", "500"]
+            if o["auth"] == "public"
+            else ["400", "401", "403", "404", "405", "429", "500", "503"]
         )
         if "{" in o["path"]:
             codes.append("404")
@@ -2201,7 +2205,9 @@ def build() -> dict:
                     "description": d,
                     "headers": {
                         **REQUEST_ID,
-                        **({"Retry-After": {"$ref": "#/components/headers/Retry-After"}} if c == "429" else {}),
+                        **(
+                            {"Retry-After": {"$ref": "#/components/headers/Retry-After"}} if c in ("429", "503") else {}
+                        ),
                         **({"Allow": {"required": True, "schema": {"type": "string"}}} if c == "405" else {}),
                     },
                     "content": {"application/json": {"schema": ref("Error")}},

@@ -379,3 +379,15 @@ heartbeat_samples = sa.Table(
     sa.Column("calls", sa.Float, nullable=False),
     sa.Column("errors", sa.Float, nullable=False),
 )
+
+# -- control-plane rate limits across replicas (migration 0007) ------------------------------
+# PostgreSQL without Redis: one token bucket per rate-limit key (ws:<id>, fleet:<instance>...),
+# refilled and charged in one statement on the database's clock (relaygate/controlplane/ratelimit.py).
+cp_rate_buckets = sa.Table(
+    "cp_rate_buckets",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("level", sa.Float, nullable=False),  # tokens left at `at`
+    sa.Column("at", sa.Float, nullable=False),  # seconds since the epoch, the database's clock
+    sa.Column("granted", sa.Boolean, nullable=False),  # whether the last charge fit
+)

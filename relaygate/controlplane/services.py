@@ -11,13 +11,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relaygate.controlplane import keyring, metrics, policystore, seed
+from relaygate.controlplane import changefeed, keyring, metrics, policystore, seed
 from relaygate.controlplane.apispec import load_spec
 from relaygate.controlplane.audit import Ingestor
 from relaygate.controlplane.auth import Authenticator
 from relaygate.controlplane.bundles import BundleService
+from relaygate.controlplane.changefeed import ChangeFeed
 from relaygate.controlplane.custody import KeyService
 from relaygate.controlplane.evidence_jobs import EvidenceJobs
 from relaygate.controlplane.transparency import TransparencyLog
@@ -25,7 +27,7 @@ from relaygate.controlplane.xds import XdsServer
 from relaygate.controlplane.deployments import Deployments, pins_for
 from relaygate.controlplane.fleet import Fleet
 from relaygate.controlplane.leases import Leases, scan_forever
-from relaygate.controlplane.db import create_engine, migrate, startup_lock
+from relaygate.controlplane.db import create_engine, is_postgres, migrate, startup_lock
 from relaygate.controlplane.sealing import Sealer
 from relaygate.controlplane.secretstore import SecretStore
 from relaygate.controlplane.settings import Settings
@@ -68,16 +70,59 @@ class Services:
     listeners: list[Listener] = field(default_factory=list)  # called on every config/fleet change
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    feed: ChangeFeed | None = None  # PostgreSQL: LISTEN/NOTIFY between replicas (changefeed.py)
+
+    # Every change below is announced to the other replicas, which apply the same invalidation on
+    # receipt (``apply_remote``) and reread the database, and applied here.
     async def config_changed(self) -> None:
         """Workspaces, keys, upstreams, budgets, secrets or policies changed."""
-        self.workspace_cache.clear()
-        await self.bundles.changed()
-        for fn in self.listeners:
-            await fn()
+        await self.notify("config")  # first: the other replicas start rereading while this one does
+        await self._invalidate(frozenset({"config"}))
 
     async def fleet_changed(self) -> None:
-        for fn in self.listeners:
-            await fn()
+        await self.notify("fleet")  # first: the other replicas start rereading while this one does
+        await self._invalidate(frozenset({"fleet"}))
+
+    async def bundles_changed(self) -> None:
+        """Only what bundles carry changed (sessions started or ended)."""
+        await self.notify("bundles")  # first: the other replicas start rereading while this one does
+        await self._invalidate(frozenset({"bundles"}))
+
+    async def keys_changed(self) -> None:
+        """Signing keys registered, rotated or retired: the ingestor's cache and the tree-head key."""
+        await self.notify("keys")  # first: the other replicas start rereading while this one does
+        await self._invalidate(frozenset({"keys"}))
+
+    async def apply_remote(self, kinds: frozenset[str]) -> None:
+        """Another replica changed something (or the feed reconnected: every kind)."""
+        await self._invalidate(kinds)
+        if "keys" in kinds:
+            await self.keys.reload()
+
+    async def _invalidate(self, kinds: frozenset[str]) -> None:
+        if "config" in kinds:
+            self.workspace_cache.clear()
+        if kinds & {"config", "bundles"}:
+            await self.bundles.changed()
+        if "keys" in kinds:
+            self.ingestor.forget_keys()
+        if kinds & {"config", "fleet"}:
+            for fn in self.listeners:
+                await fn()
+
+    async def notify(self, kind: str) -> None:
+        """Tell the other replicas (after the change committed). A failure is logged: the change
+        stands, and the others catch up at their next feed reconnect."""
+        if self.feed is None or self.engine is None:
+            return
+        try:
+            async with self.engine.begin() as c:
+                await c.execute(
+                    sa.text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": changefeed.CHANNEL, "payload": changefeed.payload(self.settings.replica_id, kind)},
+                )
+        except Exception:
+            log.exception("change notification (%s) not sent; other replicas may serve stale state", kind)
 
 
 async def start(settings: Settings) -> Services:
@@ -115,6 +160,10 @@ async def start(settings: Settings) -> Services:
     s.bundles.pins = pins_for
     s.deployments = Deployments(s)
     await s.deployments.load()
+    if is_postgres(s.engine):  # several replicas may share it: listen before serving
+        s.feed = ChangeFeed(settings.database_url, settings.replica_id, s.apply_remote)
+        await s.feed.start()
+        log.info("change feed: replica %s listening on %s", settings.replica_id, changefeed.CHANNEL)
     pub = settings.data_dir / "bundle-signing.pub"
     pub.parent.mkdir(parents=True, exist_ok=True)
     pub.write_bytes(s.bundle_signer.public_pem())
@@ -144,6 +193,8 @@ async def stop(s: Services) -> None:
     for part in ("deployments", "evidence"):
         if hasattr(s, part):
             await getattr(s, part).stop()
+    if s.feed is not None:
+        await s.feed.stop()
     if s.http is not None:
         await s.http.close()
     if s.engine is not None:

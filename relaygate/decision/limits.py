@@ -95,6 +95,7 @@ for i = 1, #KEYS do
 end
 return {0, 0}
 """
+BUCKET_SCRIPT = _TAKE  # the same buckets for the control plane's per-workspace rate limits
 
 
 class RedisTierLimits:

@@ -1927,6 +1927,17 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description rate.unavailable: the rate limits shared by the replicas (Redis or PostgreSQL) cannot be reached; see Retry-After */
+        E503: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
     };
     parameters: never;
     requestBodies: never;
@@ -2052,6 +2063,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     endSession: {
@@ -2078,6 +2090,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listWorkspaces: {
@@ -2106,6 +2119,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     createWorkspace: {
@@ -2150,6 +2164,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getWorkspace: {
@@ -2180,6 +2195,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     updateWorkspace: {
@@ -2216,6 +2232,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     deleteWorkspace: {
@@ -2244,6 +2261,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listUpstreams: {
@@ -2272,6 +2290,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     createUpstream: {
@@ -2316,6 +2335,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listModels: {
@@ -2344,6 +2364,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getUpstream: {
@@ -2374,6 +2395,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     updateUpstream: {
@@ -2410,6 +2432,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     deleteUpstream: {
@@ -2448,6 +2471,7 @@ export interface operations {
             };
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listBudgets: {
@@ -2479,6 +2503,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     createBudget: {
@@ -2526,6 +2551,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getBudget: {
@@ -2559,6 +2585,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     updateBudget: {
@@ -2598,6 +2625,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     deleteBudget: {
@@ -2629,6 +2657,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listKeys: {
@@ -2660,6 +2689,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     createKey: {
@@ -2697,6 +2727,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getOwnAwsCredentials: {
@@ -2725,6 +2756,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getKey: {
@@ -2758,6 +2790,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     deleteKey: {
@@ -2797,6 +2830,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     revokeKey: {
@@ -2830,6 +2864,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     rotateKey: {
@@ -2879,6 +2914,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listPolicies: {
@@ -2912,6 +2948,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     createPolicy: {
@@ -2961,6 +2998,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getPolicy: {
@@ -2994,6 +3032,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     updatePolicy: {
@@ -3038,6 +3077,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     deletePolicy: {
@@ -3069,6 +3109,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listPolicyVersions: {
@@ -3102,6 +3143,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getPolicyVersion: {
@@ -3136,6 +3178,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     dryRunPolicy: {
@@ -3175,6 +3218,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listAuditEvents: {
@@ -3226,6 +3270,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getAuditEvent: {
@@ -3259,6 +3304,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listCheckpoints: {
@@ -3293,6 +3339,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     signCheckpoint: {
@@ -3324,6 +3371,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     latestCheckpoint: {
@@ -3355,6 +3403,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     inclusionProof: {
@@ -3390,6 +3439,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     consistencyProof: {
@@ -3424,6 +3474,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     logKeys: {
@@ -3482,6 +3533,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     createEvidenceBundle: {
@@ -3519,6 +3571,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     downloadEvidenceBundle: {
@@ -3573,6 +3626,7 @@ export interface operations {
             };
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getEvidenceBundleStatus: {
@@ -3606,6 +3660,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     verifyEvidenceBundle: {
@@ -3649,6 +3704,7 @@ export interface operations {
             };
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     ingestReceipts: {
@@ -3683,6 +3739,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listInstances: {
@@ -3713,6 +3770,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     registerInstance: {
@@ -3757,6 +3815,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     heartbeat: {
@@ -3793,6 +3852,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getBundle: {
@@ -3835,6 +3895,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getBundleKey: {
@@ -3904,6 +3965,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     rotateCredential: {
@@ -3948,6 +4010,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getRotation: {
@@ -3978,6 +4041,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     opaStatus: {
@@ -4012,6 +4076,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     opaDecisionLogs: {
@@ -4046,6 +4111,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listOpaAgents: {
@@ -4074,6 +4140,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     fleetHealth: {
@@ -4102,6 +4169,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listDeployments: {
@@ -4136,6 +4204,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     createDeployment: {
@@ -4183,6 +4252,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getDeployment: {
@@ -4216,6 +4286,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     rollbackDeployment: {
@@ -4259,6 +4330,7 @@ export interface operations {
             };
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listCustodyEvents: {
@@ -4287,6 +4359,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     relay: {
@@ -4333,6 +4406,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     discoverAgents: {
@@ -4368,6 +4442,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     registerAgent: {
@@ -4405,6 +4480,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     deleteAgent: {
@@ -4436,6 +4512,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     updateAgent: {
@@ -4475,6 +4552,7 @@ export interface operations {
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     apiHealth: {
@@ -4506,6 +4584,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listLogs: {
@@ -4548,6 +4627,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     exportLogs: {
@@ -4590,6 +4670,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     getUsage: {
@@ -4626,6 +4707,7 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
 }

@@ -209,6 +209,7 @@ async def rotate(ctx: Ctx):
     kind = b["kind"]
     if kind == "tree_head":
         doc = await svc.keys.rotate_tree(ctx.principal.actor)
+        await svc.notify("keys")  # the other replicas load the new tree-head key
         await svc.transparency.checkpoint(force=True)  # the next tree head under the new key
         async with ctx.db.begin() as c:
             await record(
@@ -306,7 +307,7 @@ async def introduce_key(ctx: Ctx):
                 "previous_key_id": doc["previous_key_id"],
             },
         )
-    ctx.services.ingestor.forget_keys()
+    await ctx.services.keys_changed()
     return json({"ok": True, "key_id": doc["key_id"]})
 
 

@@ -61,8 +61,8 @@ async def register(ctx: Ctx):
                 {"instance_id": iid, "key_id": doc["key_id"], "retired": replaced},
             )
         row = (await c.execute(sa.select(schema.instances).where(schema.instances.c.id == iid))).mappings().first()
-    ctx.services.ingestor.forget_keys()
     ctx.services.fleet.seen(iid, now)
+    await ctx.services.keys_changed()
     await ctx.services.fleet_changed()
     return json(ctx.services.fleet.instance_json(row))
 

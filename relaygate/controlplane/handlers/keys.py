@@ -364,7 +364,7 @@ async def create_session(ctx: Ctx):
         )
     # Sessions travel to the gateways in the bundle (relaygate/controlplane/bundles.py live_sessions):
     # one new bundle revision per session started, delivered within the sidecars' long poll.
-    await ctx.services.bundles.changed()
+    await ctx.services.bundles_changed()
     return json(
         {
             "token": f"{SESSION_PREFIX}{sid}_{secret}",
@@ -384,7 +384,7 @@ async def end_session(ctx: Ctx):
     async with ctx.db.begin() as c:
         await c.execute(schema.sessions.update().where(schema.sessions.c.id == p.subject).values(revoked_ms=now_ms()))
         await record(c, "session.ended", ctx.workspace, p.actor, {"session_id": p.subject})
-    await ctx.services.bundles.changed()  # the gateways drop it (and the sessions made from it)
+    await ctx.services.bundles_changed()  # the gateways drop it (and the sessions made from it)
     return no_content()
 
 

@@ -348,6 +348,8 @@ async def health(ctx: Ctx):
     except Exception:
         services["database"] = "unhealthy"
     services["cache"] = "healthy"  # in-process: bundles, rate limits
+    if ctx.services.feed is not None:  # several replicas: this one hears the others' changes
+        services["change_feed"] = "healthy" if ctx.services.feed.connected.is_set() else "reconnecting"
     try:
         async with ctx.services.http.get(
             ctx.services.settings.gateway_url,
