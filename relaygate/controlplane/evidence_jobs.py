@@ -28,6 +28,7 @@ import time
 import sqlalchemy as sa
 
 from relaygate.controlplane import metrics, schema
+from relaygate.controlplane.audit import record
 from relaygate.controlplane.db import now_ms
 from relaygate.controlplane.leases import Lease, LeaseLost, Leases
 from relaygate.controlplane.util import iso, new_id
@@ -152,6 +153,15 @@ class EvidenceJobs:
             if blob is not None:
                 await c.execute(schema.evidence_blobs.delete().where(schema.evidence_blobs.c.id == job_id))
                 await c.execute(schema.evidence_blobs.insert().values(id=job_id, data=blob))
+            if extra.get("status") in ("done", "failed"):  # in the audit feed (webhooks carry it), once
+                ws = (
+                    await c.execute(
+                        sa.select(schema.evidence_bundles.c.workspace_id).where(schema.evidence_bundles.c.id == job_id)
+                    )
+                ).scalar()
+                detail = {k: extra.get(k) for k in ("sha256", "size_bytes", "error") if extra.get(k) is not None}
+                kind = "evidence.completed" if extra["status"] == "done" else "evidence.failed"
+                await record(c, kind, ws, "system:evidence", {"bundle": job_id, **detail})
 
     async def _run(self, job_id: str, lease: Lease) -> None:
         started = time.monotonic()

@@ -87,6 +87,8 @@ PERMISSIONS = [
     "evidence:write",
     "workspace:read",
     "sessions:write",
+    "webhooks:read",
+    "webhooks:write",
     "*",
 ]
 
@@ -426,6 +428,61 @@ SCHEMAS = {
             "permissions": STRS,
         },
         ["token", "expires_at", "workspace"],
+    ),
+    "WebhookInput": obj(
+        {
+            "url": {"type": "string", "maxLength": 2048, "description": "https; a public address"},
+            "events": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 20,
+                "items": {
+                    "type": "string",
+                    "maxLength": 40,
+                    "description": "gateway.denied, budget.threshold, policy.*, deployment.*, evidence.* "
+                    "(or one kind under a prefix, e.g. policy.created)",
+                },
+            },
+            "description": {"type": "string", "maxLength": 500},
+        },
+        ["url", "events"],
+    ),
+    "Webhook": obj(
+        {
+            "id": {"type": "string"},
+            "workspace": {"type": "string"},
+            "url": {"type": "string"},
+            "events": STRS,
+            "description": {"type": ["string", "null"]},
+            "created_at": TIME,
+            "created_by": {"type": ["string", "null"]},
+            "secret": {
+                "type": "string",
+                "description": "whsec_…: the Standard Webhooks signing secret, in the creation response only",
+            },
+        },
+        ["id", "workspace", "url", "events", "created_at"],
+    ),
+    "WebhookList": obj({"webhooks": {"type": "array", "items": ref("Webhook")}}, ["webhooks"]),
+    "WebhookDelivery": obj(
+        {
+            "id": {"type": "string", "description": "the webhook-id header, the same on every retry"},
+            "subscription": {"type": "string"},
+            "type": {"type": "string"},
+            "event_id": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": ["pending", "delivered", "failed", "cancelled"]},
+            "attempts": {"type": "integer"},
+            "last_status_code": {"type": ["integer", "null"]},
+            "last_error": {"type": ["string", "null"]},
+            "created_at": TIME,
+            "next_attempt_at": NTIME,
+            "delivered_at": NTIME,
+        },
+        ["id", "subscription", "type", "status", "attempts", "created_at"],
+    ),
+    "WebhookDeliveryPage": obj(
+        {"deliveries": {"type": "array", "items": ref("WebhookDelivery")}, "next_cursor": {"type": ["string", "null"]}},
+        ["deliveries", "next_cursor"],
     ),
     "Effect": obj(
         {"status": {"type": ["integer", "null"]}, "code": {"type": ["string", "null"]}},
@@ -1066,6 +1123,7 @@ CONFLICTS = {
     "rollbackDeployment": "deployment.finished: the deployment already failed or was rolled back",
     "registerInstance": "key.conflict: the signing key belongs to another instance",
     "introduceKey": "key.conflict: the key belongs to another instance, or is not the instance's current key",
+    "createWebhook": "webhook.quota_exceeded: the workspace has as many subscriptions as it may",
 }
 # Response headers the app sets (relaygate/controlplane/app.py, errors.py).
 HEADERS = {
@@ -1699,6 +1757,64 @@ op(
     ok=(200, "LogKeys"),
 )
 
+# -- webhooks -----------------------------------------------------------------------------
+WEBHOOK_ID = {"type": "string", "pattern": "^whk_[a-z0-9]{16}$"}
+op(
+    "post",
+    "/v1/webhooks",
+    "createWebhook",
+    "Subscribe a URL to the workspace's events; deliveries are signed (Standard Webhooks)",
+    tag="webhooks",
+    permission="webhooks:write",
+    params=WS,
+    body="WebhookInput",
+    ok=(201, "Webhook"),
+)
+op(
+    "get",
+    "/v1/webhooks",
+    "listWebhooks",
+    "The workspace's webhook subscriptions (never their secrets)",
+    tag="webhooks",
+    permission="webhooks:read",
+    params=WS,
+    ok=(200, "WebhookList"),
+)
+op(
+    "get",
+    "/v1/webhooks/{webhook_id}",
+    "getWebhook",
+    "One subscription",
+    tag="webhooks",
+    permission="webhooks:read",
+    params=[path_param("webhook_id", WEBHOOK_ID), *WS],
+    ok=(200, "Webhook"),
+)
+op(
+    "delete",
+    "/v1/webhooks/{webhook_id}",
+    "deleteWebhook",
+    "Unsubscribe (pending deliveries are cancelled)",
+    tag="webhooks",
+    permission="webhooks:write",
+    params=[path_param("webhook_id", WEBHOOK_ID), *WS],
+    ok=(204, None),
+)
+op(
+    "get",
+    "/v1/webhooks/{webhook_id}/deliveries",
+    "listWebhookDeliveries",
+    "The delivery log, newest first: status, attempts, the last answer",
+    tag="webhooks",
+    permission="webhooks:read",
+    params=[
+        path_param("webhook_id", WEBHOOK_ID),
+        *WS,
+        *LIST,
+        q("status", {"type": "string", "enum": ["pending", "delivered", "failed", "cancelled"]}),
+    ],
+    ok=(200, "WebhookDeliveryPage"),
+)
 # -- evidence -----------------------------------------------------------------------------
 BUNDLE_ID = {"type": "string", "pattern": "^evb_[a-z0-9]{16}$"}
 op(

@@ -391,3 +391,42 @@ cp_rate_buckets = sa.Table(
     sa.Column("at", sa.Float, nullable=False),  # seconds since the epoch, the database's clock
     sa.Column("granted", sa.Boolean, nullable=False),  # whether the last charge fit
 )
+
+# -- webhooks (migration 0011; relaygate/controlplane/webhooks.py) -------------------------------
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("description", sa.String(500)),
+    sa.Column("secret_sealed", sa.LargeBinary, nullable=False),  # the signing secret, sealed (master key)
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(200)),
+    sa.Column("deleted_ms", sa.BigInteger),
+)
+
+# One row per (subscription, event): its signed deliveries' state and the delivery log. ``dedupe``
+# (an audit event id, or budget:<id>:<window>:<threshold>) makes enqueueing idempotent.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),  # the webhook-id header, the same on every retry
+    sa.Column("subscription_id", sa.String(40), sa.ForeignKey("webhook_subscriptions.id"), nullable=False),
+    sa.Column("workspace_id", sa.String(64), nullable=False),
+    sa.Column("dedupe", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("event_id", sa.String(100)),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed | cancelled
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("delivered_ms", sa.BigInteger),
+    sa.UniqueConstraint("subscription_id", "dedupe", name="webhook_deliveries_once"),
+)
+sa.Index("webhook_deliveries_due", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_ms)
+sa.Index("webhook_deliveries_log", webhook_deliveries.c.subscription_id, webhook_deliveries.c.created_ms)

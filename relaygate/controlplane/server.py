@@ -18,14 +18,24 @@ from relaygate.controlplane import settings as settings_mod
 from relaygate.controlplane import xds as xds_mod
 from relaygate.controlplane.app import build_app
 from relaygate.contract.private_files import restrict_umask
-from relaygate.controlplane.handlers import audit, evidence, fleet, keys, policies, relayplane, resources, service
+from relaygate.controlplane.handlers import (
+    audit,
+    evidence,
+    fleet,
+    keys,
+    policies,
+    relayplane,
+    resources,
+    service,
+    webhooks,
+)
 
 log = logging.getLogger("relaygate.controlplane")
 
 
 def handlers() -> dict:
     out = {}
-    for module in (service, resources, keys, policies, audit, evidence, fleet, relayplane):
+    for module in (service, resources, keys, policies, audit, evidence, fleet, relayplane, webhooks):
         out.update(module.HANDLERS)
     return out
 

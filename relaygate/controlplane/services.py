@@ -25,6 +25,7 @@ from relaygate.controlplane.evidence_jobs import EvidenceJobs
 from relaygate.controlplane.transparency import TransparencyLog
 from relaygate.controlplane.xds import XdsServer
 from relaygate.controlplane.deployments import Deployments, pins_for
+from relaygate.controlplane.webhooks import Webhooks
 from relaygate.controlplane.fleet import Fleet
 from relaygate.controlplane.leases import Leases, scan_forever
 from relaygate.controlplane.db import create_engine, is_postgres, migrate, startup_lock
@@ -62,6 +63,7 @@ class Services:
     xds: XdsServer = field(init=False)
     fleet: Fleet = field(init=False)
     deployments: Deployments = field(init=False)
+    webhooks: Webhooks = field(init=False)
     opa_agents: OpaAgents = field(init=False)
     spec: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
@@ -160,6 +162,7 @@ async def start(settings: Settings) -> Services:
     s.bundles.pins = pins_for
     s.deployments = Deployments(s)
     await s.deployments.load()
+    s.webhooks = Webhooks(s)
     if is_postgres(s.engine):  # several replicas may share it: listen before serving
         s.feed = ChangeFeed(settings.database_url, settings.replica_id, s.apply_remote)
         await s.feed.start()
@@ -184,13 +187,14 @@ async def run_background(s: Services) -> None:
     s.tasks.append(
         asyncio.create_task(scan_forever(s.settings.lease_ttl / 3, [s.evidence.resume, s.deployments.resume]))
     )
+    s.tasks.append(asyncio.create_task(s.webhooks.run()))  # on the replica holding the webhooks lease
 
 
 async def stop(s: Services) -> None:
     for t in s.tasks:
         t.cancel()
     # The work held here ends and its leases are released: another replica resumes it at once.
-    for part in ("deployments", "evidence"):
+    for part in ("deployments", "evidence", "webhooks"):
         if hasattr(s, part):
             await getattr(s, part).stop()
     if s.feed is not None:

@@ -99,6 +99,10 @@ class Settings:
     # and, with redis_url, its control-plane rate limits through Redis. lease_ttl: seconds a
     # replica's claim on shared work (the log writer, a deployment, an evidence job) lasts
     # without renewal, so a crashed replica's work moves to another after at most that long.
+    # Webhooks (webhooks.py): targets must be public https addresses unless allowed (a lab, tests);
+    # a failed delivery is retried after webhook_retry_base seconds, doubling each time.
+    webhook_allow_private: bool = False
+    webhook_retry_base: float = 5.0
     replica_id: str = ""
     redis_url: str = field(default="", repr=False)
     lease_ttl: float = 10.0
@@ -196,6 +200,15 @@ def load(argv=None) -> Settings:
         "a file sidecars read as --control-plane-key, e.g. on a volume they mount read-only",
     )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+    p.add_argument(
+        "--webhook-allow-private",
+        action="store_true",
+        default=None,
+        help="let webhooks target private, loopback and link-local addresses and plain http (labs, tests)",
+    )
+    p.add_argument(
+        "--webhook-retry-base", type=float, help="seconds before a failed webhook delivery's first retry (default 5)"
+    )
     p.add_argument("--replica-id", help="this replica's name among several (default: host-pid-random)")
     p.add_argument(
         "--redis-url",
@@ -239,6 +252,8 @@ def load(argv=None) -> Settings:
         "gateway_ca",
         "bundle_public_key",
         "replica_id",
+        "webhook_allow_private",
+        "webhook_retry_base",
         "redis_url",
         "lease_ttl",
     ]
@@ -260,7 +275,13 @@ def load(argv=None) -> Settings:
             continue
         current = getattr(s, name)
         try:
-            if isinstance(current, float):
+            if isinstance(current, bool):
+                if isinstance(value, str):
+                    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError(value)
+                    value = value.lower() in ("true", "1", "yes")
+                value = bool(value)
+            elif isinstance(current, float):
                 value = float(value)
             elif isinstance(current, int) and not isinstance(current, bool):
                 value = int(value)
@@ -298,6 +319,8 @@ def load(argv=None) -> Settings:
         raise SettingsError(f"listen must be host:port, got {s.listen!r}")
     if not s.replica_id:
         s.replica_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    if s.webhook_retry_base <= 0:
+        raise SettingsError("webhook_retry_base must be positive")
     if s.lease_ttl <= 0:
         raise SettingsError("lease_ttl must be positive")
     if s.rate_limit_rps <= 0:

@@ -515,6 +515,59 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's webhook subscriptions (never their secrets) */
+        get: operations["listWebhooks"];
+        put?: never;
+        /** Subscribe a URL to the workspace's events; deliveries are signed (Standard Webhooks) */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One subscription */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /** Unsubscribe (pending deliveries are cancelled) */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The delivery log, newest first: status, attempts, the last answer */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/evidence/bundles": {
         parameters: {
             query?: never;
@@ -1195,7 +1248,7 @@ export interface components {
             /** @description model names, or globs such as 'gpt-4o*' ('*' never matches a '.') */
             models?: string[];
             /** @description gateway:call is needed to call the gateway or /api/relay; 'relay' is its old name */
-            permissions?: ("policies:read" | "policies:write" | "keys:read" | "keys:write" | "budgets:read" | "budgets:write" | "logs:read" | "usage:read" | "health:read" | "gateway:call" | "relay" | "agents:read" | "agents:write" | "evidence:read" | "evidence:write" | "workspace:read" | "sessions:write" | "*")[];
+            permissions?: ("policies:read" | "policies:write" | "keys:read" | "keys:write" | "budgets:read" | "budgets:write" | "logs:read" | "usage:read" | "health:read" | "gateway:call" | "relay" | "agents:read" | "agents:write" | "evidence:read" | "evidence:write" | "workspace:read" | "sessions:write" | "webhooks:read" | "webhooks:write" | "*")[];
         };
         /** @description A new key is within the caller on every dimension (kind, permissions, endpoints, models, expiry), else 403; each omitted field is the caller's own, never '*'. The admin token may mint any key; its default is a full standard key. */
         KeyInput: {
@@ -1270,6 +1323,55 @@ export interface components {
             workspace: string;
             role?: string;
             permissions?: string[];
+        };
+        WebhookInput: {
+            /** @description https; a public address */
+            url: string;
+            events: string[];
+            description?: string;
+        };
+        Webhook: {
+            id: string;
+            workspace: string;
+            url: string;
+            events: string[];
+            description?: string | null;
+            /**
+             * Format: date-time
+             * @description ISO 8601 / RFC 3339, UTC
+             */
+            created_at: string;
+            created_by?: string | null;
+            /** @description whsec_…: the Standard Webhooks signing secret, in the creation response only */
+            secret?: string;
+        };
+        WebhookList: {
+            webhooks: components["schemas"]["Webhook"][];
+        };
+        WebhookDelivery: {
+            /** @description the webhook-id header, the same on every retry */
+            id: string;
+            subscription: string;
+            type: string;
+            event_id?: string | null;
+            /** @enum {string} */
+            status: "pending" | "delivered" | "failed" | "cancelled";
+            attempts: number;
+            last_status_code?: number | null;
+            last_error?: string | null;
+            /**
+             * Format: date-time
+             * @description ISO 8601 / RFC 3339, UTC
+             */
+            created_at: string;
+            /** Format: date-time */
+            next_attempt_at?: string | null;
+            /** Format: date-time */
+            delivered_at?: string | null;
+        };
+        WebhookDeliveryPage: {
+            deliveries: components["schemas"]["WebhookDelivery"][];
+            next_cursor: string | null;
         };
         /** @description status and code of a denial (null for platform policies) */
         Effect: {
@@ -3500,6 +3602,191 @@ export interface operations {
             405: components["responses"]["E405"];
             429: components["responses"]["E429"];
             500: components["responses"]["E500"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description admin token only: the workspace to act in */
+                "X-Relaygate-Workspace"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ok */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+            429: components["responses"]["E429"];
+            500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description admin token only: the workspace to act in */
+                "X-Relaygate-Workspace"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookInput"];
+            };
+        };
+        responses: {
+            /** @description ok */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+            /** @description conflict: webhook.quota_exceeded: the workspace has as many subscriptions as it may */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
+            429: components["responses"]["E429"];
+            500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description admin token only: the workspace to act in */
+                "X-Relaygate-Workspace"?: string;
+            };
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ok */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+            429: components["responses"]["E429"];
+            500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description admin token only: the workspace to act in */
+                "X-Relaygate-Workspace"?: string;
+            };
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description done */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+            429: components["responses"]["E429"];
+            500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+                status?: "pending" | "delivered" | "failed" | "cancelled";
+            };
+            header?: {
+                /** @description admin token only: the workspace to act in */
+                "X-Relaygate-Workspace"?: string;
+            };
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ok */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
+                };
+            };
+            400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+            429: components["responses"]["E429"];
+            500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
         };
     };
     listEvidenceBundles: {

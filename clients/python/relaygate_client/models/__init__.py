@@ -94,6 +94,7 @@ from .list_audit_events_actor_kind import ListAuditEventsActorKind
 from .list_audit_events_decision import ListAuditEventsDecision
 from .list_deployments_status import ListDeploymentsStatus
 from .list_logs_endpoint import ListLogsEndpoint
+from .list_webhook_deliveries_status import ListWebhookDeliveriesStatus
 from .liveness_response_200 import LivenessResponse200
 from .log_entry import LogEntry
 from .log_entry_fallback_type_0 import LogEntryFallbackType0
@@ -155,6 +156,12 @@ from .verify_report import VerifyReport
 from .verify_report_checks_item import VerifyReportChecksItem
 from .verify_report_failures_item import VerifyReportFailuresItem
 from .verify_report_stats import VerifyReportStats
+from .webhook import Webhook
+from .webhook_delivery import WebhookDelivery
+from .webhook_delivery_page import WebhookDeliveryPage
+from .webhook_delivery_status import WebhookDeliveryStatus
+from .webhook_input import WebhookInput
+from .webhook_list import WebhookList
 from .workspace import Workspace
 from .workspace_input import WorkspaceInput
 from .workspace_input_model_aliases import WorkspaceInputModelAliases
@@ -259,6 +266,7 @@ __all__ = (
     "ListAuditEventsDecision",
     "ListDeploymentsStatus",
     "ListLogsEndpoint",
+    "ListWebhookDeliveriesStatus",
     "LivenessResponse200",
     "LogEntry",
     "LogEntryFallbackType0",
@@ -320,6 +328,12 @@ __all__ = (
     "VerifyReportChecksItem",
     "VerifyReportFailuresItem",
     "VerifyReportStats",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookDeliveryPage",
+    "WebhookDeliveryStatus",
+    "WebhookInput",
+    "WebhookList",
     "Workspace",
     "WorkspaceInput",
     "WorkspaceInputModelAliases",

@@ -18,7 +18,9 @@ class KeyScopePermissionsItem(StrEnum):
     RELAY = "relay"
     SESSIONSWRITE = "sessions:write"
     USAGEREAD = "usage:read"
-    VALUE_17 = "*"
+    VALUE_19 = "*"
+    WEBHOOKSREAD = "webhooks:read"
+    WEBHOOKSWRITE = "webhooks:write"
     WORKSPACEREAD = "workspace:read"
 
     def __str__(self) -> str:
