@@ -375,8 +375,6 @@ const (
 	Relay         KeyScopePermissions = "relay"
 	SessionsWrite KeyScopePermissions = "sessions:write"
 	UsageRead     KeyScopePermissions = "usage:read"
-	WebhooksRead  KeyScopePermissions = "webhooks:read"
-	WebhooksWrite KeyScopePermissions = "webhooks:write"
 	WorkspaceRead KeyScopePermissions = "workspace:read"
 )
 
@@ -416,10 +414,6 @@ func (e KeyScopePermissions) Valid() bool {
 	case SessionsWrite:
 		return true
 	case UsageRead:
-		return true
-	case WebhooksRead:
-		return true
-	case WebhooksWrite:
 		return true
 	case WorkspaceRead:
 		return true

@@ -61,8 +61,6 @@ WORKSPACE_PERMISSIONS = (
     "evidence:write",
     "workspace:read",
     "sessions:write",
-    "webhooks:read",
-    "webhooks:write",
 )
 READ_ONLY_PERMISSIONS = ("health:read", "usage:read", "logs:read")
 # Permission names kept for keys stored before gateway:call existed: "relay" meant /api/relay,

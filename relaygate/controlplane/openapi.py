@@ -87,8 +87,6 @@ PERMISSIONS = [
     "evidence:write",
     "workspace:read",
     "sessions:write",
-    "webhooks:read",
-    "webhooks:write",
     "*",
 ]
 
@@ -1765,7 +1763,7 @@ op(
     "createWebhook",
     "Subscribe a URL to the workspace's events; deliveries are signed (Standard Webhooks)",
     tag="webhooks",
-    permission="webhooks:write",
+    permission="keys:write",
     params=WS,
     body="WebhookInput",
     ok=(201, "Webhook"),
@@ -1776,7 +1774,7 @@ op(
     "listWebhooks",
     "The workspace's webhook subscriptions (never their secrets)",
     tag="webhooks",
-    permission="webhooks:read",
+    permission="keys:read",
     params=WS,
     ok=(200, "WebhookList"),
 )
@@ -1786,7 +1784,7 @@ op(
     "getWebhook",
     "One subscription",
     tag="webhooks",
-    permission="webhooks:read",
+    permission="keys:read",
     params=[path_param("webhook_id", WEBHOOK_ID), *WS],
     ok=(200, "Webhook"),
 )
@@ -1796,7 +1794,7 @@ op(
     "deleteWebhook",
     "Unsubscribe (pending deliveries are cancelled)",
     tag="webhooks",
-    permission="webhooks:write",
+    permission="keys:write",
     params=[path_param("webhook_id", WEBHOOK_ID), *WS],
     ok=(204, None),
 )
@@ -1806,7 +1804,7 @@ op(
     "listWebhookDeliveries",
     "The delivery log, newest first: status, attempts, the last answer",
     tag="webhooks",
-    permission="webhooks:read",
+    permission="keys:read",
     params=[
         path_param("webhook_id", WEBHOOK_ID),
         *WS,

@@ -1248,7 +1248,7 @@ export interface components {
             /** @description model names, or globs such as 'gpt-4o*' ('*' never matches a '.') */
             models?: string[];
             /** @description gateway:call is needed to call the gateway or /api/relay; 'relay' is its old name */
-            permissions?: ("policies:read" | "policies:write" | "keys:read" | "keys:write" | "budgets:read" | "budgets:write" | "logs:read" | "usage:read" | "health:read" | "gateway:call" | "relay" | "agents:read" | "agents:write" | "evidence:read" | "evidence:write" | "workspace:read" | "sessions:write" | "webhooks:read" | "webhooks:write" | "*")[];
+            permissions?: ("policies:read" | "policies:write" | "keys:read" | "keys:write" | "budgets:read" | "budgets:write" | "logs:read" | "usage:read" | "health:read" | "gateway:call" | "relay" | "agents:read" | "agents:write" | "evidence:read" | "evidence:write" | "workspace:read" | "sessions:write" | "*")[];
         };
         /** @description A new key is within the caller on every dimension (kind, permissions, endpoints, models, expiry), else 403; each omitted field is the caller's own, never '*'. The admin token may mint any key; its default is a full standard key. */
         KeyInput: {

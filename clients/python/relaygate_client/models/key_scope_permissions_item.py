@@ -18,9 +18,7 @@ class KeyScopePermissionsItem(StrEnum):
     RELAY = "relay"
     SESSIONSWRITE = "sessions:write"
     USAGEREAD = "usage:read"
-    VALUE_19 = "*"
-    WEBHOOKSREAD = "webhooks:read"
-    WEBHOOKSWRITE = "webhooks:write"
+    VALUE_17 = "*"
     WORKSPACEREAD = "workspace:read"
 
     def __str__(self) -> str:
