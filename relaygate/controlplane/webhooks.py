@@ -222,7 +222,7 @@ class Webhooks:
             row = (await c.execute(sa.select(S).where(S.c.id == sid))).mappings().one()
         return subscription_json(row, secret)
 
-    async def _subscriptions(self, c, workspace: str | None = None):
+    async def subscriptions(self, c, workspace: str | None = None):
         q = sa.select(S).where(S.c.deleted_ms.is_(None))
         if workspace is not None:
             q = q.where(S.c.workspace_id == workspace)
@@ -251,7 +251,7 @@ class Webhooks:
         after = await self._cursor()
         async for row, pols in tail_events(self.engine, after, follow=True):
             async with self.engine.begin() as c:
-                subs = await self._subscriptions(c, row["workspace_id"]) if row["workspace_id"] else []
+                subs = await self.subscriptions(c, row["workspace_id"]) if row["workspace_id"] else []
                 if subs:
                     await self._enqueue(c, row, pols, subs)
                 await self._save_cursor(c, row["seq"])

@@ -634,7 +634,7 @@ def test_the_audit_feed_filters_control_plane_changes_by_who_made_them(cp):
         assert r.status == 201, (who, r.text)
 
     def budget_of(e):
-        b = e["detail"].get("budget")
+        b = (e["detail"] or {}).get("budget")
         return b.get("id") if isinstance(b, dict) else b
 
     created = acme.get("/v1/audit/events", params={"kind": "budget.created", "limit": 200}).json()["events"]

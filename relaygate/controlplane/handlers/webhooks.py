@@ -40,7 +40,7 @@ async def create_webhook(ctx: Ctx):
 
 async def list_webhooks(ctx: Ctx):
     async with ctx.db.connect() as c:
-        rows = await ctx.services.webhooks._subscriptions(c, ctx.workspace)
+        rows = await ctx.services.webhooks.subscriptions(c, ctx.workspace)
     return json({"webhooks": [subscription_json(r) for r in rows]})
 
 
