@@ -74,7 +74,7 @@ async def inclusion_proof(ctx: Ctx):
 
 async def consistency_proof(ctx: Ctx):
     first, second = ctx.params["first"], ctx.params["second"]
-    size = len(ctx.services.transparency.tree)
+    size = await ctx.services.transparency.size()
     if not 0 <= first <= second <= size:
         raise ApiError(
             400,
@@ -82,7 +82,9 @@ async def consistency_proof(ctx: Ctx):
             f"need 0 <= first <= second <= {size} (the current tree size)",
             {"parameter": "second", "provided": second, "expected": f"<= {size}"},
         )
-    return json({"first": first, "second": second, "hashes": ctx.services.transparency.consistency(first, second)})
+    return json(
+        {"first": first, "second": second, "hashes": await ctx.services.transparency.consistency(first, second)}
+    )
 
 
 async def log_keys(ctx: Ctx):
