@@ -368,9 +368,12 @@ class TransparencyLog:
     async def size(self, conn=None) -> int:
         q = sa.select(schema.merkle_writer.c.size).where(schema.merkle_writer.c.id == 1)
         if conn is not None:
-            return int((await conn.execute(q)).scalar() or 0)
-        async with self.engine.connect() as c:
-            return int((await c.execute(q)).scalar() or 0)
+            size = int((await conn.execute(q)).scalar() or 0)
+        else:
+            async with self.engine.connect() as c:
+                size = int((await c.execute(q)).scalar() or 0)
+        metrics.TREE_SIZE.set(size)  # on every replica, as of its last read
+        return size
 
     async def writer_state(self) -> dict:
         async with self.engine.connect() as c:

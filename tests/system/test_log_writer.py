@@ -345,3 +345,45 @@ def test_a_large_log_starts_from_its_tiles_and_serves_correct_proofs(tmp_path, p
         assert bytes.fromhex(api.get("/v1/audit/checkpoints/latest").json()["root_hash"]) == ref.root()
     finally:
         cp.stop()
+
+
+def test_a_log_from_before_tiles_is_caught_up_by_the_first_writer(database_url):
+    """A database migrated to 0008 holds leaves but no tiles (size 0): the first writer builds
+    the tiles from merkle_leaves at start, and the roots are the in-memory tree's."""
+    n = 700
+
+    async def run():
+        engine = db.create_engine(database_url)
+        try:
+            await db.migrate(engine)
+            hashes = [hashlib.sha256(b"old %d" % i).digest() for i in range(n)]
+            async with engine.begin() as c:
+                seqs = []
+                for i in range(n):
+                    seqs.append(
+                        (
+                            await c.execute(
+                                schema.audit_events.insert()
+                                .values(id=f"old-{i}", kind="gateway.call", occurred_ms=i)
+                                .returning(schema.audit_events.c.seq)
+                            )
+                        ).scalar()
+                    )
+                await c.execute(
+                    schema.merkle_leaves.insert(),
+                    [{"idx": i, "event_seq": s, "leaf_hash": h} for i, (s, h) in enumerate(zip(seqs, hashes))],
+                )
+            log = TransparencyLog(engine, None, replica_id="first", lease_ttl=2.0)
+            try:
+                await log.load()
+                assert log.is_writer and await log.size() == n
+                ref = MerkleLog(hashes)
+                for size in (1, 255, 256, 257, 699, n):
+                    assert await log.root(size) == ref.root(size)
+                assert [bytes.fromhex(h) for h in await log.consistency(300, n)] == ref.consistency_proof(300, n)
+            finally:
+                await log.close()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
