@@ -64,6 +64,7 @@ class TransparencyLog:
         self.replica_id, self.lease_ttl = replica_id or "controlplane", lease_ttl
         self.postgres = is_postgres(engine)
         self.cache = T.TileCache()
+        self._nodes: dict[tuple[int, int], bytes] = {}  # (height, index) -> hash of a complete subtree
         self.lock = asyncio.Lock()  # appends, checkpoints and lease renewals of this replica
         self.writer: T.TileWriter | None = None  # while this replica is the writer
         self.term = 0
@@ -385,7 +386,18 @@ class TransparencyLog:
         return dict(row)
 
     async def _compute(self, fn):
-        need = T.tiles_needed(fn)
+        """``fn(node)`` with the tiles it needs read first (cache, then one query per 200). Node
+        hashes are complete subtrees, which never change: they are memoized too (an evidence
+        bundle's thousands of proofs share most of theirs)."""
+        memo = self._nodes
+
+        def recording(height: int, index: int) -> bytes:
+            got = memo.get((height, index))
+            return got if got is not None else record(height, index)
+
+        need: dict[T.TileKey, int] = {}
+        record = T.tile_recorder(need)
+        fn(recording)
         local: dict[T.TileKey, bytes] = {}
         missing = []
         for (lv, ix), width in need.items():
@@ -409,7 +421,17 @@ class TransparencyLog:
                 data = bytes(data)
                 self.cache.put(lv, ix, data)
                 local[(lv, ix)] = data
-        return fn(T.node_from_tiles(lambda lv, ix: local.get((lv, ix))))
+        read = T.node_from_tiles(lambda lv, ix: local.get((lv, ix)))
+
+        def node(height: int, index: int) -> bytes:
+            got = memo.get((height, index))
+            if got is None:
+                got = memo[(height, index)] = read(height, index)
+                if len(memo) > 200_000:
+                    memo.clear()
+            return got
+
+        return fn(node)
 
     async def root(self, size: int) -> bytes:
         return await self._compute(lambda node: T.root(node, size))

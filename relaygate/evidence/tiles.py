@@ -114,16 +114,21 @@ def _subproof(node: Node, m: int, start: int, n: int, complete: bool) -> list[by
     return _subproof(node, m - k, start + k, n - k, False) + [subtree(node, start, k)]
 
 
-def tiles_needed(compute: Callable[[Node], object]) -> dict[TileKey, int]:
-    """The tiles ``compute(node)`` reads, each with the width it needs."""
-    need: dict[TileKey, int] = {}
+def tile_recorder(need: dict[TileKey, int]) -> Node:
+    """A ``node`` that records into ``need`` the tile (and width) each node it is asked for reads."""
 
     def record(height: int, index: int) -> bytes:
         level, n, off, count = tile_of(height, index)
         need[(level, n)] = max(need.get((level, n), 0), off + count)
         return b"\x00" * 32
 
-    compute(record)
+    return record
+
+
+def tiles_needed(compute: Callable[[Node], object]) -> dict[TileKey, int]:
+    """The tiles ``compute(node)`` reads, each with the width it needs."""
+    need: dict[TileKey, int] = {}
+    compute(tile_recorder(need))
     return need
 
 
