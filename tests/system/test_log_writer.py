@@ -77,168 +77,6 @@ def _writer_index(cluster: Cluster, url: str) -> int:
     raise AssertionError(f"no running replica is the writer {rid!r}")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory, postgres):
-    postgres.reset_database()
-    tmp = tmp_path_factory.mktemp("logwriter")
-    write_config(tmp / "config")
-    c = Cluster(
-        tmp / "run",
-        config_dir=tmp / "config",
-        policy_dir=POLICY_DIR,
-        database_url=postgres.url,
-        replicas=3,
-        cp_extra_args=["--lease-ttl", "3", "--checkpoint-interval", "1"],
-    )
-    c.start(gateways=False)
-    yield c
-    c.stop()
-
-
-def _check_log(url: str, ids: list[str]) -> list[bytes]:
-    """Every id is one gateway-call event with exactly one leaf; leaves are 0..n-1; returns the
-    leaf hashes in order (recomputed from the stored envelopes)."""
-    rows = _pg_rows(
-        url,
-        "SELECT e.id, e.receipt::text AS receipt, l.idx, l.leaf_hash FROM audit_events e "
-        "LEFT JOIN merkle_leaves l ON l.event_seq = e.seq WHERE e.kind = 'gateway.call' ORDER BY l.idx",
-    )
-    import json
-
-    got = [r["id"] for r in rows]
-    assert sorted(got) == sorted(ids), "every receipt sent is stored once, and nothing else"
-    assert [r["idx"] for r in rows] == list(range(len(ids))), "one leaf per receipt, no gap"
-    for r in rows:
-        assert bytes(r["leaf_hash"]) == leaf_hash(leaf_bytes(json.loads(r["receipt"])))
-    [(size,)] = _pg_rows(url, "SELECT size FROM merkle_writer WHERE id = 1")
-    assert size == len(ids)
-    assert _pg_rows(url, "SELECT count(*) AS n FROM merkle_queue")[0]["n"] == 0
-    return [bytes(r["leaf_hash"]) for r in rows]
-
-
-def test_writer_killed_mid_ingestion_another_takes_over_without_gap_or_fork(cluster, postgres):
-    url, fleet = postgres.url, cluster.cps[0].fleet_token
-    admin = [CP(cp.cp_url, cp.admin_token) for cp in cluster.cps]
-    first = _wait(lambda: _writer(url)["replica_id"], 15, "a log writer")
-    w = _writer_index(cluster, url)
-    term0 = _writer(url)["term"]
-    assert first and term0 >= 1
-
-    senders = 3
-    signers = [_register(cluster.cps[i].cp_url, fleet, f"lw-sidecar-{i}") for i in range(senders)]
-    batches, per = 30, 10
-    sent: list[str] = []
-    sent_lock = threading.Lock()
-    progress = threading.Semaphore(0)
-    alive = set(range(len(cluster.cps)))
-
-    def ship(i: int) -> None:
-        rnd = random.Random(i)
-        for b in range(batches):
-            body = {
-                "instance_id": f"lw-sidecar-{i}",
-                "receipts": [_receipt(f"lw-{i}-{b}-{k}", signers[i], sidecar=f"lw-sidecar-{i}") for k in range(per)],
-            }
-            target = (i + b) % len(cluster.cps)
-            deadline = time.monotonic() + 30
-            while True:  # as a sidecar: the same batch again, to a replica that answers
-                assert time.monotonic() < deadline, "a batch was never accepted"
-                if target not in alive:
-                    target = rnd.choice(sorted(alive))
-                try:
-                    reply = CP(cluster.cps[target].cp_url, fleet).post("/v1/fleet/receipts", body)
-                    if reply.status == 200:
-                        out = reply.json()
-                        assert not out["rejected"] and not out["deferred"], out
-                        break
-                except OSError:
-                    pass
-                target = (target + 1) % len(cluster.cps)
-                time.sleep(0.05)
-            with sent_lock:
-                sent.extend(r for r in (f"lw-{i}-{b}-{k}" for k in range(per)))
-            progress.release()
-
-    with concurrent.futures.ThreadPoolExecutor(senders) as pool:
-        futures = [pool.submit(ship, i) for i in range(senders)]
-        for _ in range(senders * batches // 3):  # a third of the batches in
-            assert progress.acquire(timeout=60)
-        before = admin[w].post("/v1/audit/checkpoints").json()  # the writer's tree head before the crash
-        assert before["size"] > 0
-        alive.discard(w)
-        cluster.kill_replica(w)
-        for f in futures:
-            f.result()
-
-    others = sorted(alive)
-    _wait(lambda: _writer(url)["term"] > term0 and _writer_index(cluster, url) in others, 15, "a new writer")
-    assert _writer_index(cluster, url) != w
-    _wait(
-        lambda: _pg_rows(url, "SELECT size FROM merkle_writer")[0]["size"] == len(sent)
-        and _pg_rows(url, "SELECT count(*) AS n FROM merkle_queue")[0]["n"] == 0,
-        30,
-        "every receipt logged",
-    )
-    leaves = _check_log(url, sent)
-    assert len(set(sent)) == senders * batches * per
-
-    # Tree heads: before the crash (by the old writer), after (asked of a non-writer replica,
-    # which has the new writer sign it); the consistency proof between them verifies.
-    reader = next(i for i in others if i != _writer_index(cluster, url))
-    api = admin[reader]
-    after = api.post("/v1/audit/checkpoints").json()
-    assert after["size"] == len(sent)
-    keys = api.get("/v1/audit/keys").json()
-    key = load_public_key(keys["current_public_key"].encode())
-    head_before, head_after = verify_checkpoint(before["checkpoint"], key), verify_checkpoint(after["checkpoint"], key)
-    proof = api.get("/v1/audit/proofs/consistency", params={"first": before["size"], "second": after["size"]}).json()
-    verify_consistency(
-        before["size"], after["size"], head_before.root, head_after.root, [bytes.fromhex(h) for h in proof["hashes"]]
-    )
-    ref = MerkleLog(leaves)
-    assert head_after.root == ref.root() and head_before.root == ref.root(before["size"])
-    for rid in (sent[0], sent[len(sent) // 2], sent[-1]):
-        p = api.get("/v1/audit/proofs/inclusion", params={"event_id": rid}).json()
-        head = verify_checkpoint(p["checkpoint"], key)
-        event = api.get(f"/v1/audit/events/{rid}").json()
-        verify_inclusion(
-            p["leaf_index"],
-            p["tree_size"],
-            leaf_hash(leaf_bytes(event["receipt"])),
-            [bytes.fromhex(h) for h in p["hashes"]],
-            head.root,
-        )
-    # Every checkpoint ever signed is a prefix of the final tree (no fork across the hand-over).
-    for cp in api.get("/v1/audit/checkpoints", params={"limit": 1000}).json()["checkpoints"]:
-        assert bytes.fromhex(cp["root_hash"]) == ref.root(cp["size"]), cp["size"]
-    cluster.restart_replica(w)  # back, as a non-writer, for the next test
-
-
-def test_a_writer_whose_session_was_ended_appends_nothing_and_its_batch_is_logged_by_the_next(cluster, postgres):
-    """Attacker/failure view on the live cluster: the writer's lock session is terminated by
-    hand; the batch it is sent next is accepted, queued, and logged once by whoever writes next."""
-    url, fleet = postgres.url, cluster.cps[0].fleet_token
-    _wait(lambda: _writer(url)["replica_id"], 15, "a log writer")
-    w, state = _writer_index(cluster, url), _writer(url)
-    signer = _register(cluster.cps[w].cp_url, fleet, "lw-fenced")
-    _pg_rows(url, "SELECT pg_terminate_backend($1)", state["backend_pid"])
-    ids = [f"lw-fenced-{k}" for k in range(5)]
-    body = {"instance_id": "lw-fenced", "receipts": [_receipt(r, signer, sidecar="lw-fenced") for r in ids]}
-    reply = CP(cluster.cps[w].cp_url, fleet).post("/v1/fleet/receipts", body)
-    assert reply.status == 200 and reply.json()["accepted"] == 5, reply.text
-    _wait(lambda: _writer(url)["term"] > state["term"], 15, "a new term")
-    _wait(lambda: _pg_rows(url, "SELECT count(*) AS n FROM merkle_queue")[0]["n"] == 0, 15, "the queue drained")
-    rows = _pg_rows(
-        url,
-        "SELECT l.idx FROM merkle_leaves l JOIN audit_events e ON e.seq = l.event_seq WHERE e.id = ANY($1::text[])",
-        ids,
-    )
-    assert len(rows) == 5 and all(r["idx"] >= state["size"] for r in rows)
-    [(n, size)] = _pg_rows(url, "SELECT (SELECT count(*) FROM merkle_leaves), (SELECT size FROM merkle_writer)")
-    [(top,)] = _pg_rows(url, "SELECT max(idx) FROM merkle_leaves")
-    assert n == size == top + 1
-
-
 def test_fenced_writer_cannot_append_in_process(postgres):
     """Two TransparencyLogs (two replicas' log writers) on one database: after the first one's
     session is ended, or its lease is taken over as a hung writer's, its append fails and the
@@ -387,3 +225,181 @@ def test_a_log_from_before_tiles_is_caught_up_by_the_first_writer(database_url):
             await engine.dispose()
 
     asyncio.run(run())
+
+
+@pytest.fixture(scope="class")
+def cluster(tmp_path_factory, postgres):
+    postgres.reset_database()
+    tmp = tmp_path_factory.mktemp("logwriter")
+    write_config(tmp / "config")
+    c = Cluster(
+        tmp / "run",
+        config_dir=tmp / "config",
+        policy_dir=POLICY_DIR,
+        database_url=postgres.url,
+        replicas=3,
+        cp_extra_args=["--lease-ttl", "3", "--checkpoint-interval", "1"],
+    )
+    c.start(gateways=False)
+    yield c
+    c.stop()
+
+
+def _check_log(url: str, ids: list[str]) -> list[bytes]:
+    """Every id is one gateway-call event with exactly one leaf; leaves are 0..n-1; returns the
+    leaf hashes in order (recomputed from the stored envelopes)."""
+    rows = _pg_rows(
+        url,
+        "SELECT e.id, e.receipt::text AS receipt, l.idx, l.leaf_hash FROM audit_events e "
+        "LEFT JOIN merkle_leaves l ON l.event_seq = e.seq WHERE e.kind = 'gateway.call' ORDER BY l.idx",
+    )
+    import json
+
+    got = [r["id"] for r in rows]
+    assert sorted(got) == sorted(ids), "every receipt sent is stored once, and nothing else"
+    assert [r["idx"] for r in rows] == list(range(len(ids))), "one leaf per receipt, no gap"
+    for r in rows:
+        assert bytes(r["leaf_hash"]) == leaf_hash(leaf_bytes(json.loads(r["receipt"])))
+    [(size,)] = _pg_rows(url, "SELECT size FROM merkle_writer WHERE id = 1")
+    assert size == len(ids)
+    assert _pg_rows(url, "SELECT count(*) AS n FROM merkle_queue")[0]["n"] == 0
+    return [bytes(r["leaf_hash"]) for r in rows]
+
+
+class TestThreeReplicas:
+    """On one 3-replica cluster (class-scoped: the other tests here reset the database, which
+    must not happen under a running cluster)."""
+
+    def test_writer_killed_mid_ingestion_another_takes_over_without_gap_or_fork(self, cluster, postgres):
+        url, fleet = postgres.url, cluster.cps[0].fleet_token
+        admin = [CP(cp.cp_url, cp.admin_token) for cp in cluster.cps]
+        first = _wait(lambda: _writer(url)["replica_id"], 15, "a log writer")
+        w = _writer_index(cluster, url)
+        term0 = _writer(url)["term"]
+        assert first and term0 >= 1
+
+        senders = 3
+        signers = [_register(cluster.cps[i].cp_url, fleet, f"lw-sidecar-{i}") for i in range(senders)]
+        batches, per = 30, 10
+        sent: list[str] = []
+        sent_lock = threading.Lock()
+        progress = threading.Semaphore(0)
+        alive = set(range(len(cluster.cps)))
+
+        def ship(i: int) -> None:
+            rnd = random.Random(i)
+            for b in range(batches):
+                body = {
+                    "instance_id": f"lw-sidecar-{i}",
+                    "receipts": [
+                        _receipt(f"lw-{i}-{b}-{k}", signers[i], sidecar=f"lw-sidecar-{i}") for k in range(per)
+                    ],
+                }
+                target = (i + b) % len(cluster.cps)
+                deadline = time.monotonic() + 30
+                while True:  # as a sidecar: the same batch again, to a replica that answers
+                    assert time.monotonic() < deadline, "a batch was never accepted"
+                    if target not in alive:
+                        target = rnd.choice(sorted(alive))
+                    try:
+                        reply = CP(cluster.cps[target].cp_url, fleet).post("/v1/fleet/receipts", body)
+                        if reply.status == 200:
+                            out = reply.json()
+                            assert not out["rejected"] and not out["deferred"], out
+                            break
+                    except OSError:
+                        pass
+                    target = (target + 1) % len(cluster.cps)
+                    time.sleep(0.05)
+                with sent_lock:
+                    sent.extend(r for r in (f"lw-{i}-{b}-{k}" for k in range(per)))
+                progress.release()
+
+        with concurrent.futures.ThreadPoolExecutor(senders) as pool:
+            futures = [pool.submit(ship, i) for i in range(senders)]
+            for _ in range(senders * batches // 3):  # a third of the batches in
+                assert progress.acquire(timeout=60)
+            before = admin[w].post("/v1/audit/checkpoints").json()  # the writer's tree head before the crash
+            assert before["size"] > 0
+            alive.discard(w)
+            cluster.kill_replica(w)
+            for f in futures:
+                f.result()
+
+        others = sorted(alive)
+        _wait(lambda: _writer(url)["term"] > term0 and _writer_index(cluster, url) in others, 15, "a new writer")
+        assert _writer_index(cluster, url) != w
+        _wait(
+            lambda: _pg_rows(url, "SELECT size FROM merkle_writer")[0]["size"] == len(sent)
+            and _pg_rows(url, "SELECT count(*) AS n FROM merkle_queue")[0]["n"] == 0,
+            30,
+            "every receipt logged",
+        )
+        leaves = _check_log(url, sent)
+        assert len(set(sent)) == senders * batches * per
+
+        # Tree heads: before the crash (by the old writer), after (asked of a non-writer replica,
+        # which has the new writer sign it); the consistency proof between them verifies.
+        reader = next(i for i in others if i != _writer_index(cluster, url))
+        api = admin[reader]
+        after = api.post("/v1/audit/checkpoints").json()
+        assert after["size"] == len(sent)
+        keys = api.get("/v1/audit/keys").json()
+        key = load_public_key(keys["current_public_key"].encode())
+        head_before, head_after = (
+            verify_checkpoint(before["checkpoint"], key),
+            verify_checkpoint(after["checkpoint"], key),
+        )
+        proof = api.get(
+            "/v1/audit/proofs/consistency", params={"first": before["size"], "second": after["size"]}
+        ).json()
+        verify_consistency(
+            before["size"],
+            after["size"],
+            head_before.root,
+            head_after.root,
+            [bytes.fromhex(h) for h in proof["hashes"]],
+        )
+        ref = MerkleLog(leaves)
+        assert head_after.root == ref.root() and head_before.root == ref.root(before["size"])
+        for rid in (sent[0], sent[len(sent) // 2], sent[-1]):
+            p = api.get("/v1/audit/proofs/inclusion", params={"event_id": rid}).json()
+            head = verify_checkpoint(p["checkpoint"], key)
+            event = api.get(f"/v1/audit/events/{rid}").json()
+            verify_inclusion(
+                p["leaf_index"],
+                p["tree_size"],
+                leaf_hash(leaf_bytes(event["receipt"])),
+                [bytes.fromhex(h) for h in p["hashes"]],
+                head.root,
+            )
+        # Every checkpoint ever signed is a prefix of the final tree (no fork across the hand-over).
+        for cp in api.get("/v1/audit/checkpoints", params={"limit": 1000}).json()["checkpoints"]:
+            assert bytes.fromhex(cp["root_hash"]) == ref.root(cp["size"]), cp["size"]
+        cluster.restart_replica(w)  # back, as a non-writer, for the next test
+
+    def test_a_writer_whose_session_was_ended_appends_nothing_and_its_batch_is_logged_by_the_next(
+        self, cluster, postgres
+    ):
+        """Attacker/failure view on the live cluster: the writer's lock session is terminated by
+        hand; the batch it is sent next is accepted, queued, and logged once by whoever writes next."""
+        url, fleet = postgres.url, cluster.cps[0].fleet_token
+        _wait(lambda: _writer(url)["replica_id"], 15, "a log writer")
+        w, state = _writer_index(cluster, url), _writer(url)
+        signer = _register(cluster.cps[w].cp_url, fleet, "lw-fenced")
+        _pg_rows(url, "SELECT pg_terminate_backend($1)", state["backend_pid"])
+        ids = [f"lw-fenced-{k}" for k in range(5)]
+        body = {"instance_id": "lw-fenced", "receipts": [_receipt(r, signer, sidecar="lw-fenced") for r in ids]}
+        reply = CP(cluster.cps[w].cp_url, fleet).post("/v1/fleet/receipts", body)
+        assert reply.status == 200 and reply.json()["accepted"] == 5, reply.text
+        _wait(lambda: _writer(url)["term"] > state["term"], 15, "a new term")
+        _wait(lambda: _pg_rows(url, "SELECT count(*) AS n FROM merkle_queue")[0]["n"] == 0, 15, "the queue drained")
+        rows = _pg_rows(
+            url,
+            "SELECT l.idx FROM merkle_leaves l JOIN audit_events e ON e.seq = l.event_seq WHERE e.id = ANY($1::text[])",
+            ids,
+        )
+        assert len(rows) == 5 and all(r["idx"] >= state["size"] for r in rows)
+        [(n, size)] = _pg_rows(url, "SELECT (SELECT count(*) FROM merkle_leaves), (SELECT size FROM merkle_writer)")
+        [(top,)] = _pg_rows(url, "SELECT max(idx) FROM merkle_leaves")
+        assert n == size == top + 1
