@@ -433,6 +433,19 @@ class TransparencyLog:
 
         return fn(node)
 
+    async def tile(self, level: int, index: int) -> bytes | None:
+        """A stored tile's current hashes (a full one from the cache when there)."""
+        got = self.cache.get(level, index, T.WIDTH)
+        if got is not None:
+            return got
+        t = schema.merkle_tiles
+        async with self.engine.connect() as c:
+            data = (await c.execute(sa.select(t.c.hashes).where(t.c.level == level, t.c.idx == index))).scalar()
+        if data is None:
+            return None
+        self.cache.put(level, index, bytes(data))
+        return bytes(data)
+
     async def root(self, size: int) -> bytes:
         return await self._compute(lambda node: T.root(node, size))
 

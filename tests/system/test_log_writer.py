@@ -170,6 +170,23 @@ def test_a_large_log_starts_from_its_tiles_and_serves_correct_proofs(tmp_path, p
         for a, b in ((1, n), (65536, n), (123_457, 199_999)):
             proof = api.get("/v1/audit/proofs/consistency", params={"first": a, "second": b}).json()
             assert [bytes.fromhex(x) for x in proof["hashes"]] == ref.consistency_proof(a, b)
+
+        # The tiles themselves (C2SP): a full one, the partial right edge, a narrower prefix of it.
+        def tile(path: str):  # raw bytes: the same client session, not its text Reply
+            auth = {"Authorization": f"Bearer {cp.stack.admin_token}"}
+            return api.session.get(f"{api.url}/v1/audit/tiles/{path}", headers=auth, timeout=10)
+
+        full = tile("0/3")
+        assert (
+            full.status_code == 200 and full.content == store[(0, 3)] and "immutable" in full.headers["Cache-Control"]
+        )
+        edge = tile(f"0/{n // 256}")
+        assert edge.content == store[(0, n // 256)] and len(edge.content) == (n % 256) * 32
+        assert tile(f"0/{n // 256}?width=5").content == store[(0, n // 256)][: 5 * 32]
+        assert tile(f"1/{n // 65536}").content == store[(1, n // 65536)]
+        assert tile(f"0/{n // 256 + 1}").status_code == 404
+        assert tile(f"0/{n // 256}?width=255").status_code == 404  # not that wide yet
+        assert tile("0/1?width=0").status_code == 400 and tile("9/0").status_code == 400
         signer = _register(cp.url, cp.stack.fleet_token, "big-sidecar")
         ids = [f"big-{k}" for k in range(3)]
         body = {"instance_id": "big-sidecar", "receipts": [_receipt(r, signer, sidecar="big-sidecar") for r in ids]}
