@@ -7,8 +7,8 @@ that everyone can read. Every append runs on the lock-holding session and moves 
 ``size`` forward only where ``term`` is still this writer's: a writer whose session was
 terminated cannot append at all, and one whose lease was taken over fails its term check, so
 a replaced writer never forks the tree (``merkle_leaves.idx`` being the primary key is the last
-fence). A replica whose writer's lease expired a whole lease_ttl ago while the lock is still
-held (a hung writer) terminates that session and takes over. On SQLite there is one control
+fence). A replica that sees the writer's lease expired while the lock is still held (a hung
+writer: it renews every lease_ttl/3) terminates that session and takes over. On SQLite there is one control
 plane and it is always the writer.
 
 Receipts land on any replica. The writer appends their leaves inside the ingestion transaction
@@ -124,14 +124,15 @@ class TransparencyLog:
         self._wake.set()
 
     async def _fence_hung_writer(self) -> None:
-        """The lock is held, but its holder stopped renewing a whole lease_ttl ago: end its session."""
+        """The lock is held, but its holder's lease expired (no renewal for lease_ttl, where it
+        renews every third of it): end its session, so the lock is free for the next round."""
         async with self.engine.connect() as c:
             row = (
                 (await c.execute(sa.select(schema.merkle_writer).where(schema.merkle_writer.c.id == 1)))
                 .mappings()
                 .first()
             )
-            if row is None or not row["backend_pid"] or row["expires_ms"] + self.lease_ttl * 1000 > now_ms():
+            if row is None or not row["backend_pid"] or row["expires_ms"] > now_ms():
                 return
             log.warning(
                 "log writer %s (term %d) stopped renewing its lease: ending its database session",

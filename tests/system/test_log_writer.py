@@ -244,6 +244,16 @@ def test_a_log_from_before_tiles_is_caught_up_by_the_first_writer(database_url):
     asyncio.run(run())
 
 
+def test_bench_log_scale_startup_smoke_run(postgres):
+    """bench/log_scale.py's start-up figure, on a small generated log: the rows it COPYs make a
+    log a control plane starts over and proves (13 tiles for 3000 leaves: 12 + one of level 1)."""
+    from bench.log_scale import startup
+
+    out = startup(postgres, 3000, starts=1)
+    assert out["receipts"] == 3000 and out["tiles"] == 13 and out["start_s"] > 0
+    assert out["first_consistency_proof_ms"] > 0 and out["first_checkpoint_ms"] > 0
+
+
 @pytest.fixture(scope="class")
 def cluster(tmp_path_factory, postgres):
     postgres.reset_database()
