@@ -72,6 +72,7 @@ class TransparencyLog:
         self._renewed = 0.0
         self._wake = asyncio.Event()
         self._checkpoint_wanted = False
+        self._checkpoint_forced = False  # a replica asked for a new tree head even at this size
         self._appending = False
         self._staged: tuple[T.TileWriter, dict] | None = None
 
@@ -119,7 +120,9 @@ class TransparencyLog:
         return True
 
     def _notified(self, _conn, _pid, _channel, payload: str) -> None:
-        if payload == "checkpoint":
+        if payload == "checkpoint:force":
+            self._checkpoint_forced = True
+        if payload.startswith("checkpoint"):
             self._checkpoint_wanted = True
         self._wake.set()
 
@@ -522,7 +525,8 @@ class TransparencyLog:
         before = latest["id"] if latest is not None else 0
         if self.postgres:
             async with self.engine.begin() as c:
-                await c.execute(sa.text("SELECT pg_notify(:ch, 'checkpoint')"), {"ch": CHANNEL})
+                payload = "checkpoint:force" if force else "checkpoint"
+                await c.execute(sa.text("SELECT pg_notify(:ch, :p)"), {"ch": CHANNEL, "p": payload})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -545,9 +549,9 @@ class TransparencyLog:
                 if self.writer is not None:
                     await self.drain()
                     if self._checkpoint_wanted or loop.time() >= next_checkpoint:
-                        self._checkpoint_wanted = False
+                        force, self._checkpoint_wanted, self._checkpoint_forced = self._checkpoint_forced, False, False
                         next_checkpoint = loop.time() + interval
-                        await self.checkpoint()
+                        await self.checkpoint(force=force)
             except Exception:
                 log.exception("the log writer's round failed")
             poll = 0.25 if self.writer is not None else 0.5

@@ -430,3 +430,16 @@ class TestThreeReplicas:
         [(n, size)] = _pg_rows(url, "SELECT (SELECT count(*) FROM merkle_leaves), (SELECT size FROM merkle_writer)")
         [(top,)] = _pg_rows(url, "SELECT max(idx) FROM merkle_leaves")
         assert n == size == top + 1
+
+        # A tree-head key rotated through a replica that is not the writer: the writer signs the
+        # next tree head (forced, same size) with the new key, which it reads from the database.
+        w = _writer_index(cluster, url)
+        other = next(i for i in range(len(cluster.cps)) if i != w)
+        api = CP(cluster.cps[other].cp_url, cluster.cps[other].admin_token)
+        reply = api.post("/v1/fleet/credentials/rotate", {"kind": "tree_head"})
+        assert reply.status == 200, reply.text
+        new_key = reply.json()["custody_event"]["key_id"]
+        latest = api.get("/v1/audit/checkpoints/latest").json()
+        assert latest["key_id"] == new_key
+        key = load_public_key(api.get("/v1/audit/keys").json()["current_public_key"].encode())
+        assert verify_checkpoint(latest["checkpoint"], key).size == latest["size"]
