@@ -546,15 +546,16 @@ class TransparencyLog:
                     await self._try_elect()
                 elif self.postgres:
                     await self._renew()
-                if self.writer is not None:
+                if self.writer is not None and self.postgres:  # (SQLite: one replica, nothing is queued)
                     await self.drain()
+                if self.writer is not None:
                     if self._checkpoint_wanted or loop.time() >= next_checkpoint:
                         force, self._checkpoint_wanted, self._checkpoint_forced = self._checkpoint_forced, False, False
                         next_checkpoint = loop.time() + interval
                         await self.checkpoint(force=force)
             except Exception:
                 log.exception("the log writer's round failed")
-            poll = 0.25 if self.writer is not None else 0.5
+            poll = (0.25 if self.writer is not None else 0.5) if self.postgres else interval
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(poll, max(0.05, next_checkpoint - loop.time())))
             self._wake.clear()
