@@ -1916,6 +1916,15 @@ type InclusionProofParams struct {
 	XRelaygateWorkspace *string `json:"X-Relaygate-Workspace,omitempty"`
 }
 
+// LogTileParams defines parameters for LogTile.
+type LogTileParams struct {
+	// Width the first width hashes (a partial tile)
+	Width *int `form:"width,omitempty" json:"width,omitempty"`
+
+	// XRelaygateWorkspace admin token only: the workspace to act in
+	XRelaygateWorkspace *string `json:"X-Relaygate-Workspace,omitempty"`
+}
+
 // ListBudgetsParams defines parameters for ListBudgets.
 type ListBudgetsParams struct {
 	// XRelaygateWorkspace admin token only: the workspace to act in
@@ -4850,6 +4859,11 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/audit/proofs/inclusion (the `InclusionProof` operationId).
 	InclusionProof(ctx context.Context, params *InclusionProofParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// LogTile One C2SP tlog tile of the log (raw hashes, 32 bytes each: full, or the partial right edge)
+	//
+	// Corresponds with GET /v1/audit/tiles/{level}/{index} (the `LogTile` operationId).
+	LogTile(ctx context.Context, level int, index int, params *LogTileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListBudgets Budgets of the workspace
 	//
 	// Corresponds with GET /v1/budgets (the `ListBudgets` operationId).
@@ -5679,6 +5693,21 @@ func (c *Client) ConsistencyProof(ctx context.Context, params *ConsistencyProofP
 // Corresponds with GET /v1/audit/proofs/inclusion (the `InclusionProof` operationId).
 func (c *Client) InclusionProof(ctx context.Context, params *InclusionProofParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewInclusionProofRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LogTile One C2SP tlog tile of the log (raw hashes, 32 bytes each: full, or the partial right edge)
+//
+// Corresponds with GET /v1/audit/tiles/{level}/{index} (the `LogTile` operationId).
+func (c *Client) LogTile(ctx context.Context, level int, index int, params *LogTileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogTileRequest(c.Server, level, index, params)
 	if err != nil {
 		return nil, err
 	}
@@ -8331,6 +8360,89 @@ func NewInclusionProofRequest(server string, params *InclusionProofParams) (*htt
 		if params.TreeSize != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tree_size", *params.TreeSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRelaygateWorkspace != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Relaygate-Workspace", *params.XRelaygateWorkspace, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Relaygate-Workspace", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewLogTileRequest constructs an http.Request for the LogTile method
+func NewLogTileRequest(server string, level int, index int, params *LogTileParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "level", level, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "index", index, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/audit/tiles/%s/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Width != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "width", *params.Width, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -11455,6 +11567,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/audit/proofs/inclusion (the `InclusionProof` operationId).
 	InclusionProofWithResponse(ctx context.Context, params *InclusionProofParams, reqEditors ...RequestEditorFn) (*InclusionProofResponse, error)
+
+	// LogTileWithResponse One C2SP tlog tile of the log (raw hashes, 32 bytes each: full, or the partial right edge)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/audit/tiles/{level}/{index} (the `LogTile` operationId).
+	LogTileWithResponse(ctx context.Context, level int, index int, params *LogTileParams, reqEditors ...RequestEditorFn) (*LogTileResponse, error)
 
 	// ListBudgetsWithResponse Budgets of the workspace
 	//
@@ -15031,6 +15150,162 @@ func (r InclusionProofResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r InclusionProofResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// LogTileResponse200Headers the declared response headers of an HTTP 200 response for LogTile
+type LogTileResponse200Headers struct {
+	XRequestId string
+}
+
+// LogTileResponse400Headers the declared response headers of an HTTP 400 response for LogTile
+type LogTileResponse400Headers struct {
+	XRequestId string
+}
+
+// LogTileResponse401Headers the declared response headers of an HTTP 401 response for LogTile
+type LogTileResponse401Headers struct {
+	XRequestId string
+}
+
+// LogTileResponse403Headers the declared response headers of an HTTP 403 response for LogTile
+type LogTileResponse403Headers struct {
+	XRequestId string
+}
+
+// LogTileResponse404Headers the declared response headers of an HTTP 404 response for LogTile
+type LogTileResponse404Headers struct {
+	XRequestId string
+}
+
+// LogTileResponse405Headers the declared response headers of an HTTP 405 response for LogTile
+type LogTileResponse405Headers struct {
+	Allow      string
+	XRequestId string
+}
+
+// LogTileResponse429Headers the declared response headers of an HTTP 429 response for LogTile
+type LogTileResponse429Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
+// LogTileResponse500Headers the declared response headers of an HTTP 500 response for LogTile
+type LogTileResponse500Headers struct {
+	XRequestId string
+}
+
+// LogTileResponse503Headers the declared response headers of an HTTP 503 response for LogTile
+type LogTileResponse503Headers struct {
+	RetryAfter string
+	XRequestId string
+}
+
+type LogTileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *E400
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *E401
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *E403
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *E404
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *E405
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *E429
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *E500
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *E503
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *LogTileResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *LogTileResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *LogTileResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *LogTileResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *LogTileResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *LogTileResponse405Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *LogTileResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *LogTileResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogTileResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r LogTileResponse) GetJSON400() *E400 {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r LogTileResponse) GetJSON401() *E401 {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r LogTileResponse) GetJSON403() *E403 {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r LogTileResponse) GetJSON404() *E404 {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r LogTileResponse) GetJSON405() *E405 {
+	return r.JSON405
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r LogTileResponse) GetJSON429() *E429 {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r LogTileResponse) GetJSON500() *E500 {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r LogTileResponse) GetJSON503() *E503 {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r LogTileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LogTileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LogTileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LogTileResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -26097,6 +26372,19 @@ func (c *ClientWithResponses) InclusionProofWithResponse(ctx context.Context, pa
 	return ParseInclusionProofResponse(rsp)
 }
 
+// LogTileWithResponse One C2SP tlog tile of the log (raw hashes, 32 bytes each: full, or the partial right edge)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/audit/tiles/{level}/{index} (the `LogTile` operationId).
+func (c *ClientWithResponses) LogTileWithResponse(ctx context.Context, level int, index int, params *LogTileParams, reqEditors ...RequestEditorFn) (*LogTileResponse, error) {
+	rsp, err := c.LogTile(ctx, level, index, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogTileResponse(rsp)
+}
+
 // ListBudgetsWithResponse Budgets of the workspace
 //
 // Returns a wrapper object for the known response body format(s).
@@ -30771,6 +31059,195 @@ func ParseInclusionProofResponse(rsp *http.Response) (*InclusionProofResponse, e
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers InclusionProofResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseLogTileResponse parses an HTTP response from a LogTileWithResponse call
+func ParseLogTileResponse(rsp *http.Response) (*LogTileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LogTileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest E400
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest E401
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest E403
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest E404
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest E405
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest E429
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest E500
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest E503
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers LogTileResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers LogTileResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers LogTileResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers LogTileResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers LogTileResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers LogTileResponse405Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
+	case rsp.StatusCode == 429:
+		var headers LogTileResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers LogTileResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogTileResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from relaygate.controlplane import metrics
 from relaygate.controlplane import schema
 from relaygate.controlplane.db import now_ms
+from relaygate.controlplane.transparency import Fenced
 from relaygate.controlplane.util import bounded_json, iso, new_id
 from relaygate.evidence import dsse
 from relaygate.evidence.receipts import envelope_hash, envelope_receipt, verify_receipt
@@ -187,17 +188,19 @@ class Ingestor:
                 receipt=env,
             )
             rows.append((row, env, r))
-        # One writer at a time: the Merkle log appends in the order receipts are accepted.
+        # One writer at a time: the Merkle log appends in the order receipts are accepted (on the
+        # log's writer replica; another replica queues them for the writer).
         async with self._lock:
-            try:
+            if self.log is None:
                 async with self.engine.begin() as c:
                     accepted, duplicates, issued = await self._store(c, rows)
-            except BaseException:
-                if self.log is not None:
-                    self.log.abort()
-                raise
-            if self.log is not None:
-                self.log.commit()
+            else:
+                try:
+                    async with self.log.transaction() as c:
+                        accepted, duplicates, issued = await self._store(c, rows)
+                except Fenced:  # this replica stopped being the writer meanwhile: queue them instead
+                    async with self.log.transaction() as c:
+                        accepted, duplicates, issued = await self._store(c, rows)
         stored = now_ms()
         for ms in issued:  # signing to stored, for the receipts this batch added (clock skew: 0)
             metrics.INGEST_LAG.observe(max(stored - ms, 0) / 1000)

@@ -241,7 +241,7 @@ class EvidenceJobs:
                         "event_id": r["id"],
                         "leaf_index": r["idx"],
                         "tree_size": size,
-                        "hashes": self.log.inclusion(r["idx"], size),
+                        "hashes": await self.log.inclusion(r["idx"], size),
                     }
                 )
                 if i % 200 == 199:
@@ -290,7 +290,7 @@ class EvidenceJobs:
                     (m, size) for m in sorted(set(params.get("consistency_from") or [])) if m <= size and m not in sizes
                 ]
                 files[eb.CONSISTENCY] = canonical(
-                    [{"first": a, "second": b, "hashes": self.log.consistency(a, b)} for a, b in pairs]
+                    [{"first": a, "second": b, "hashes": await self.log.consistency(a, b)} for a, b in pairs]
                 )
                 stats["checkpoints"] = len(dedup)
                 await self._progress(jid, 0.7, "hash chains")

@@ -1747,6 +1747,22 @@ op(
 )
 op(
     "get",
+    "/v1/audit/tiles/{level}/{index}",
+    "logTile",
+    "One C2SP tlog tile of the log (raw hashes, 32 bytes each: full, or the partial right edge)",
+    tag="audit",
+    auth="any",
+    permission="logs:read",
+    params=[
+        *WS,
+        path_param("level", {"type": "integer", "minimum": 0, "maximum": 7}),
+        path_param("index", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
+        q("width", {"type": "integer", "minimum": 1, "maximum": 256}, "the first width hashes (a partial tile)"),
+    ],
+    ok=(200, "tile"),
+)
+op(
+    "get",
     "/v1/audit/keys",
     "logKeys",
     "The control plane's tree-head keys (pin the root one)",
@@ -2220,6 +2236,11 @@ def _response(kind) -> dict:
             "description": "bundle",
             "headers": {"ETag": {"schema": {"type": "string"}}},
             "content": {"application/vnd.openpolicyagent.bundles": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    if kind == "tile":
+        return {
+            "description": "the tile's hashes, concatenated",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         }
     if kind == "gzip":
         return {

@@ -232,6 +232,39 @@ merkle_leaves = sa.Table(
     sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
 )
 
+# C2SP tlog-tiles of the Merkle log (relaygate/evidence/tiles.py): level, index, the hashes (32 bytes
+# apiece, `width` of them; 256 = full). Written with the leaves; proofs and roots read only tiles.
+merkle_tiles = sa.Table(
+    "merkle_tiles",
+    metadata,
+    sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("hashes", sa.LargeBinary, nullable=False),
+)
+
+# One row (id 1): the log's size (the leaves its tiles cover) and the writer's lease (who appends,
+# under which term; an append checks the term, so a replaced writer cannot append).
+merkle_writer = sa.Table(
+    "merkle_writer",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("term", sa.BigInteger, nullable=False),
+    sa.Column("replica_id", sa.String(200)),
+    sa.Column("backend_pid", sa.Integer),
+    sa.Column("renewed_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_ms", sa.BigInteger, nullable=False),
+)
+
+# Gateway-call events a replica that is not the writer stored: the writer makes them leaves, in
+# event order, and deletes them here in the same transaction.
+merkle_queue = sa.Table(
+    "merkle_queue",
+    metadata,
+    sa.Column("event_seq", sa.BigInteger, sa.ForeignKey("audit_events.seq"), primary_key=True, autoincrement=False),
+)
+
 checkpoints = sa.Table(
     "checkpoints",
     metadata,

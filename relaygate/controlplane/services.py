@@ -144,7 +144,7 @@ async def start(settings: Settings) -> Services:
         await s.keys.start()
     s.auth = Authenticator(s.engine, s.secrets.pepper, settings)
     s.bundles = BundleService(s.engine, s.secrets, s.bundle_signer, settings.fleet_token, issuers=s.auth.issuers())
-    s.transparency = TransparencyLog(s.engine, s.keys)
+    s.transparency = TransparencyLog(s.engine, s.keys, replica_id=settings.replica_id, lease_ttl=settings.lease_ttl)
     await s.transparency.load()
     s.ingestor = Ingestor(s.engine, s.transparency)
     s.leases = Leases(s.engine, settings.replica_id, settings.lease_ttl)
@@ -199,6 +199,8 @@ async def stop(s: Services) -> None:
             await getattr(s, part).stop()
     if s.feed is not None:
         await s.feed.stop()
+    if getattr(s, "transparency", None) is not None:
+        await s.transparency.close()
     if s.http is not None:
         await s.http.close()
     if s.engine is not None:

@@ -498,6 +498,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit/tiles/{level}/{index}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One C2SP tlog tile of the log (raw hashes, 32 bytes each: full, or the partial right edge) */
+        get: operations["logTile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit/keys": {
         parameters: {
             query?: never;
@@ -3567,6 +3584,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConsistencyProof"];
+                };
+            };
+            400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+            429: components["responses"]["E429"];
+            500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
+        };
+    };
+    logTile: {
+        parameters: {
+            query?: {
+                /** @description the first width hashes (a partial tile) */
+                width?: number;
+            };
+            header?: {
+                /** @description admin token only: the workspace to act in */
+                "X-Relaygate-Workspace"?: string;
+            };
+            path: {
+                level: number;
+                index: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the tile's hashes, concatenated */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
                 };
             };
             400: components["responses"]["E400"];

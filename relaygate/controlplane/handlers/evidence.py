@@ -74,7 +74,7 @@ async def inclusion_proof(ctx: Ctx):
 
 async def consistency_proof(ctx: Ctx):
     first, second = ctx.params["first"], ctx.params["second"]
-    size = len(ctx.services.transparency.tree)
+    size = await ctx.services.transparency.size()
     if not 0 <= first <= second <= size:
         raise ApiError(
             400,
@@ -82,7 +82,23 @@ async def consistency_proof(ctx: Ctx):
             f"need 0 <= first <= second <= {size} (the current tree size)",
             {"parameter": "second", "provided": second, "expected": f"<= {size}"},
         )
-    return json({"first": first, "second": second, "hashes": ctx.services.transparency.consistency(first, second)})
+    return json(
+        {"first": first, "second": second, "hashes": await ctx.services.transparency.consistency(first, second)}
+    )
+
+
+async def log_tile(ctx: Ctx):
+    """A C2SP tlog tile: 256 hashes (full, never changes) or the right edge's partial tile; with
+    ``width``, its first ``width`` hashes (the C2SP ``.p/W`` form), once the log has them."""
+    level, index, width = ctx.params["level"], ctx.params["index"], ctx.params.get("width")
+    data = await ctx.services.transparency.tile(level, index)
+    if data is None or (width is not None and len(data) < width * 32):
+        raise not_found("tile", f"{level}/{index}" + (f".p/{width}" if width else ""))
+    if width is not None:
+        data = data[: width * 32]
+    final = len(data) == 256 * 32 or width is not None  # these bytes never change
+    cache = "public, max-age=31536000, immutable" if final else "no-cache"
+    return web.Response(body=data, headers={"Content-Type": "application/octet-stream", "Cache-Control": cache})
 
 
 async def log_keys(ctx: Ctx):
@@ -324,6 +340,7 @@ HANDLERS = {
     "inclusionProof": inclusion_proof,
     "consistencyProof": consistency_proof,
     "logKeys": log_keys,
+    "logTile": log_tile,
     "createEvidenceBundle": create_bundle,
     "listEvidenceBundles": list_bundles,
     "getEvidenceBundleStatus": bundle_status,
