@@ -205,6 +205,13 @@ class Deployments:
         lease = await self.s.leases.claim(KIND, did)
         if lease is None:
             return False
+        # A scan lists unfinished deployments before it claims: one may have finished (and its
+        # lease been released) in between. Under the lease the status is final.
+        async with self.engine.connect() as c:
+            status = (await c.execute(sa.select(D.c.status).where(D.c.id == did))).scalar()
+        if status not in ("running", "rolling_back"):
+            await lease.release()
+            return False
         if resuming:
             log.info("resuming deployment %s (replica %s, lease epoch %d)", did, self.s.leases.owner, lease.epoch)
         task = asyncio.create_task(self._own(did, lease, resuming))

@@ -96,6 +96,17 @@ class EvidenceJobs:
         lease = await self.leases.claim(KIND, job_id)
         if lease is None:
             return False
+        # A scan lists unfinished jobs before it claims: the job may have finished (and its lease
+        # been released) in between. Under the lease the status is final: run only what is open.
+        async with self.engine.connect() as c:
+            status = (
+                await c.execute(
+                    sa.select(schema.evidence_bundles.c.status).where(schema.evidence_bundles.c.id == job_id)
+                )
+            ).scalar()
+        if status not in ("pending", "running"):
+            await lease.release()
+            return False
         if resuming:
             log.info("resuming evidence bundle %s (replica %s, lease epoch %d)", job_id, self.leases.owner, lease.epoch)
         task = asyncio.create_task(self._own(job_id, lease))

@@ -4,9 +4,9 @@ What can be subscribed to (``events`` of a subscription, a type or a ``prefix.*`
 
 - ``gateway.denied``: a call the gateway refused (from its signed receipt);
 - ``budget.threshold``: a budget's use in its current window crossed 50, 80 or 100 % (computed
-  from the receipts, once per budget, window and threshold; 100 % is also reached when the
-  gateway refuses a call for want of that budget once it is past 80 %, since calls reserve their
-  worst case and use alone rarely lands on the limit exactly);
+  from the receipts, once per budget, window and threshold; a call the gateway refuses for want
+  of that budget once it is past 50 % reaches every threshold, ``exhausted``: calls reserve their
+  worst case first, so use alone rarely lands on the limit exactly);
 - ``policy.*`` (created, updated, deleted), ``deployment.*`` (every stage of a rolling
   deployment), ``evidence.*`` (an evidence job completed or failed).
 
@@ -333,10 +333,11 @@ class Webhooks:
             limit = int(b["limit_amount"])
             # The gateway never lets use pass the limit (calls reserve their worst case first), so
             # use rarely lands on 100 % exactly: a call refused for want of this budget once it is
-            # past the last lower threshold counts as reaching it (the budget is spent for calls).
-            exhausted = b["id"] in refused_for and used * 100 >= limit * THRESHOLDS[-2]
+            # past the first threshold means it is spent for calls, every threshold reached
+            # (``exhausted`` says so; ``used`` stays the real figure).
+            exhausted = b["id"] in refused_for and used * 100 >= limit * THRESHOLDS[0]
             for t in THRESHOLDS:
-                if limit > 0 and (used * 100 >= limit * t or (t == 100 and exhausted)):
+                if limit > 0 and (used * 100 >= limit * t or exhausted):
                     scale = 1_000_000 if b["unit"] == "usd" else 1
                     out.append(
                         {
@@ -348,6 +349,7 @@ class Webhooks:
                                 "window": key,
                                 "threshold_percent": t,
                                 "used": used / scale,
+                                "exhausted": exhausted,
                                 "limit": limit / scale,
                             },
                         }

@@ -157,7 +157,9 @@ def test_security_doc_names_only_tests_that_exist():
 
     doc = (ROOT / "docs" / "security.md").read_text()
     defined = {
-        m for f in (ROOT / "tests").rglob("test_*.py") for m in re.findall(r"^def (test_\w+)", f.read_text(), re.M)
+        m
+        for f in (ROOT / "tests").rglob("test_*.py")
+        for m in re.findall(r"^\s*(?:async )?def (test_\w+)", f.read_text(), re.M)
     }
     named = set(re.findall(r"`(?:\w+\.py::)?(test_\w+)", doc)) - {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
     assert len(named) > 50
