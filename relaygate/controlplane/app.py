@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from relaygate.controlplane.metrics import LATENCY, REQUESTS
-from relaygate.controlplane import schema
+from relaygate.controlplane import plans, schema
 from relaygate.controlplane.apispec import Operation, Router
 from relaygate.controlplane.auth import Principal
 from relaygate.controlplane.errors import ApiError, error_response
@@ -183,8 +183,10 @@ class Dispatcher:
                 raise ApiError(404, "workspace.not_found", f"no workspace '{ws}'")
             raise ApiError(401, "auth.unauthenticated", f"credentials name workspace '{ws}', which does not exist")
         cache[ws] = time.monotonic() + 2.0
-        rps = ((row[0] or {}).get("limits") or {}).get("control_plane_rps")
-        self.services.workspace_rps[ws] = rps
+        s = self.services.settings
+        self.services.workspace_rps[ws] = plans.effective(row[0], s.plans, s.rate_limit_rps)["limits"][
+            "control_plane_rps"
+        ]
 
     async def _rate_limit(self, p: Principal, workspace: str | None) -> None:
         if p.kind == "fleet":

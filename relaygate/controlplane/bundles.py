@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import sqlalchemy as sa
 
 from relaygate.controlplane import metrics
+from relaygate.controlplane import plans as plans_mod
 from relaygate.controlplane import schema
 from relaygate.controlplane.policystore import active_workspace_policies, platform_sources
 from relaygate.contract import bundle as bundle_mod
@@ -51,9 +52,10 @@ def _merge(dst: dict, src: dict) -> dict:
     return dst
 
 
-async def gateway_documents(conn, issuers=()) -> dict:
+async def gateway_documents(conn, issuers=(), plans: dict | None = None) -> dict:
     """The config documents a gateway needs (relaygate/contract/config.py's from_documents), without
-    secrets: ``issuers`` (relaygate/contract/jwtauth.py Issuer) are the trusted JWT issuers."""
+    secrets: ``issuers`` (relaygate/contract/jwtauth.py Issuer) are the trusted JWT issuers; a
+    workspace's tier limits are its plan's unless it has its own (plans.py)."""
     gateway = (
         await conn.execute(sa.select(schema.settings.c.value).where(schema.settings.c.name == "gateway"))
     ).scalar() or {}
@@ -75,7 +77,7 @@ async def gateway_documents(conn, issuers=()) -> dict:
             "sovereignty": s.get("sovereignty") or {},
             "limits": {
                 k: v
-                for k, v in (s.get("limits") or {}).items()
+                for k, v in plans_mod.effective(s, plans or {}, 0)["limits"].items()
                 if k in ("requests_per_second", "tokens_per_minute") and v is not None
             },
         }
@@ -228,6 +230,7 @@ class BundleService:
         self.engine, self.secrets, self.signer, self.fleet_token = engine, secrets, signer, fleet_token
         self.issuers = tuple(issuers)  # trusted JWT issuers (public keys only), shipped in every bundle
         self.pins = pins  # async (conn, tenant) -> {policy_id: version}; deployments
+        self.plans: dict = {}  # plan name -> limits (plans.py), set by services
         self.generation = 0
         self._cond = asyncio.Condition()
         self._cache: dict[str, tuple[int, bytes, str]] = {}
@@ -255,7 +258,7 @@ class BundleService:
         evaluates a version exactly as a bundle would carry it.
         """
         async with self.engine.connect() as c:
-            docs = await gateway_documents(c, self.issuers)
+            docs = await gateway_documents(c, self.issuers, self.plans)
             platform, pdata = await platform_sources(c)
             pins = await self.pins(c, tenant) if self.pins else {}
             active = await active_workspace_policies(c, pins)

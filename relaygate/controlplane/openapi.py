@@ -142,6 +142,11 @@ SCHEMAS = {
     ),
     "WorkspaceInput": obj(
         {
+            "plan": {
+                "type": ["string", "null"],
+                "maxLength": 40,
+                "description": "a plan's name (GET /v1/plans); admin only",
+            },
             "id": ID,
             "display_name": {"type": "string", "maxLength": 200},
             "sovereignty": ref("Sovereignty"),
@@ -154,6 +159,11 @@ SCHEMAS = {
     ),
     "WorkspaceUpdate": obj(
         {
+            "plan": {
+                "type": ["string", "null"],
+                "maxLength": 40,
+                "description": "a plan's name (GET /v1/plans); admin only",
+            },
             "display_name": {"type": "string", "maxLength": 200},
             "sovereignty": ref("Sovereignty"),
             "default_max_output_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": 10**7},
@@ -164,6 +174,11 @@ SCHEMAS = {
     ),
     "Workspace": obj(
         {
+            "plan": {
+                "type": ["string", "null"],
+                "maxLength": 40,
+                "description": "a plan's name (GET /v1/plans); admin only",
+            },
             "id": {"type": "string"},
             "display_name": {"type": "string"},
             "sovereignty": ref("Sovereignty"),
@@ -175,6 +190,39 @@ SCHEMAS = {
             "updated_at": TIME,
         },
         ["id", "display_name", "sovereignty", "limits", "relay", "model_aliases", "created_at", "updated_at"],
+    ),
+    "PlanLimits": obj(
+        {
+            "control_plane_rps": {"type": ["number", "null"], "description": "control-plane API calls per second"},
+            "requests_per_second": {"type": ["number", "null"], "description": "gateway calls per second (hot path)"},
+            "tokens_per_minute": {
+                "type": ["integer", "null"],
+                "description": "worst-case tokens per minute (hot path)",
+            },
+            "webhook_subscriptions": {"type": ["integer", "null"], "description": "webhook subscriptions allowed"},
+        }
+    ),
+    "PlanList": obj(
+        {
+            "plans": {
+                "type": "array",
+                "items": obj({"name": {"type": "string"}, "limits": ref("PlanLimits")}, ["name", "limits"]),
+            }
+        },
+        ["plans"],
+    ),
+    "EffectiveLimits": obj(
+        {
+            "workspace": {"type": "string"},
+            "plan": {"type": ["string", "null"]},
+            "limits": ref("PlanLimits"),
+            "sources": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "enum": ["workspace", "plan", "default"]},
+                "description": "where each limit comes from: the workspace's own (a contract), its plan, the default",
+            },
+        },
+        ["workspace", "plan", "limits", "sources"],
     ),
     "WorkspaceList": obj({"workspaces": {"type": "array", "items": ref("Workspace")}}, ["workspaces"]),
     "ModelPrice": obj(
@@ -1312,6 +1360,25 @@ op(
     auth="any",
     params=[path_param("workspace_id")],
     ok=(200, "Workspace"),
+)
+op(
+    "get",
+    "/v1/workspaces/{workspace_id}/limits",
+    "getWorkspaceLimits",
+    "Every limit of the workspace (its plan's, its own, the defaults) and where each comes from",
+    tag="workspaces",
+    auth="any",
+    params=[path_param("workspace_id")],
+    ok=(200, "EffectiveLimits"),
+)
+op(
+    "get",
+    "/v1/plans",
+    "listPlans",
+    "The plans a workspace can be on, with their limits",
+    tag="workspaces",
+    auth="any",
+    ok=(200, "PlanList"),
 )
 op(
     "put",

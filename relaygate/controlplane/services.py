@@ -144,6 +144,7 @@ async def start(settings: Settings) -> Services:
         await s.keys.start()
     s.auth = Authenticator(s.engine, s.secrets.pepper, settings)
     s.bundles = BundleService(s.engine, s.secrets, s.bundle_signer, settings.fleet_token, issuers=s.auth.issuers())
+    s.bundles.plans = settings.plans
     s.transparency = TransparencyLog(s.engine, s.keys, replica_id=settings.replica_id, lease_ttl=settings.lease_ttl)
     await s.transparency.load()
     s.ingestor = Ingestor(s.engine, s.transparency)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from relaygate.controlplane import plans as plans_mod
 from relaygate.contract import jwtauth
 from relaygate.contract.envsecret import EnvSecretError, env_secret
 
@@ -103,6 +104,9 @@ class Settings:
     # a failed delivery is retried after webhook_retry_base seconds, doubling each time.
     webhook_allow_private: bool = False
     webhook_retry_base: float = 5.0
+    # Named plans (plans.py): the built-in free/team/enterprise, redefined or extended by the
+    # --config file's ``plans:`` mapping.
+    plans: dict = field(default_factory=lambda: plans_mod.parse(None))
     replica_id: str = ""
     redis_url: str = field(default="", repr=False)
     lease_ttl: float = 10.0
@@ -291,6 +295,10 @@ def load(argv=None) -> Settings:
             raise SettingsError(f"{name}: invalid value {value!r}") from None
         setattr(s, name, value)
 
+    try:
+        s.plans = plans_mod.parse(doc.get("plans"))
+    except plans_mod.PlanError as e:
+        raise SettingsError(f"{a.config}: {e}") from None
     issuers = doc.get("jwt_issuers") or []
     if not isinstance(issuers, list):
         raise SettingsError("jwt_issuers must be a list")

@@ -49,7 +49,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 from standardwebhooks import Webhook
 
-from relaygate.controlplane import schema
+from relaygate.controlplane import plans, schema
 from relaygate.controlplane.audit import event_json, kind_matches, tail_events
 from relaygate.controlplane.db import insert_ignore, now_ms
 from relaygate.controlplane.errors import ApiError
@@ -63,7 +63,6 @@ EVENT_TYPES = ("gateway.denied", "budget.threshold", "policy.*", "deployment.*",
 THRESHOLDS = (50, 80, 100)
 REFUSED = re.compile(r"budget (\S+) would be exceeded")  # the platform policy's reason (gateway.rego)
 MAX_ATTEMPTS = 8
-MAX_SUBSCRIPTIONS = 20  # per workspace
 CURSOR_SETTING = "webhooks.cursor"
 SECRET_PREFIX = "whsec_"
 
@@ -200,11 +199,17 @@ class Webhooks:
                     sa.select(sa.func.count()).where(S.c.workspace_id == workspace, S.c.deleted_ms.is_(None))
                 )
             ).scalar()
-            if live >= MAX_SUBSCRIPTIONS:
+            ws_settings = (
+                await c.execute(sa.select(schema.workspaces.c.settings).where(schema.workspaces.c.id == workspace))
+            ).scalar()
+            s = self.services.settings
+            quota = plans.effective(ws_settings, s.plans, s.rate_limit_rps)["limits"]["webhook_subscriptions"]
+            if quota is not None and live >= quota:
                 raise ApiError(
                     409,
                     "webhook.quota_exceeded",
-                    f"a workspace may have {MAX_SUBSCRIPTIONS} webhook subscriptions; delete one first",
+                    f"this workspace's plan allows {int(quota)} webhook subscriptions; delete one first",
+                    {"limit": int(quota)},
                 )
             await c.execute(
                 S.insert().values(

@@ -172,6 +172,31 @@ def test_rendered_manifests_validate_strictly(helm, all_on, toggles, version):
     assert_valid(manifest, version)
 
 
+def test_several_control_plane_replicas_on_postgresql_roll_one_by_one_and_share_redis(helm):
+    manifest = helm_template(
+        helm,
+        "--set",
+        "controlPlane.replicas=3",
+        "--set",
+        "controlPlane.databaseUrl=postgresql://relaygate:pw@db:5432/relaygate",
+        "--set",
+        "controlPlane.redisUrl=redis://:pw@redis:6379/0",
+    ).stdout
+    assert_valid(manifest, K8S_VERSIONS[-1])
+    docs = [d for d in yaml.safe_load_all(manifest) if d]
+    cp = one(docs, "Deployment", "relaygate-controlplane")
+    assert cp["spec"]["replicas"] == 3 and cp["spec"]["strategy"]["type"] == "RollingUpdate"
+    [container] = cp["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RELAYGATE_CP_DATABASE_URL_FILE"] == "/run/secrets/relaygate-db/database-url"
+    assert env["RELAYGATE_CP_REDIS_URL_FILE"] == "/run/secrets/relaygate-db/redis-url"
+    assert "pw@" not in yaml.safe_dump(cp)  # the URLs' passwords stay in the Secret
+    db = next(v for v in cp["spec"]["template"]["spec"]["volumes"] if v["name"] == "database")
+    assert {i["key"] for i in db["secret"]["items"]} == {"database-url", "redis-url"}
+    data = next(v for v in cp["spec"]["template"]["spec"]["volumes"] if v["name"] == "data")
+    assert "emptyDir" in data  # nothing a replica keeps on disk matters with PostgreSQL
+
+
 def test_the_validator_rejects_an_unknown_field(helm, all_on):
     """A control: --strict really rejects what the API server's strict field validation would."""
     docs = render(helm, "-f", str(all_on))
@@ -506,7 +531,18 @@ def test_a_grace_period_too_short_for_the_drain_fails_the_render(helm, bundle_ke
         (["--set", "controlPlane.databaseUrl=mysql://x"], "/controlPlane/databaseUrl"),
         (["--set", "gateway.bundleSigningPublicKey=not-a-pem"], "/gateway/bundleSigningPublicKey"),
         (["--set", "networkPolicy.enable=false"], "additional properties 'enable' not allowed"),
-        (["--set", "controlPlane.replicas=2"], "issue 18"),
+        (["--set", "controlPlane.replicas=2"], "controlPlane.replicas > 1 needs PostgreSQL"),
+        (
+            [
+                "--set",
+                "controlPlane.replicas=2",
+                "--set",
+                "controlPlane.databaseUrl=postgresql://u:p@db/relaygate",
+                "--set",
+                "controlPlane.persistence.enabled=true",
+            ],
+            "set controlPlane.persistence.enabled=false",
+        ),
         (["--set", "gateway.demo.enabled=true"], "kubectl -n relaygate exec deploy/relaygate-controlplane"),
         (
             ["--set", "gateway.ledger.type=redis", "--set", "gateway.demo.enabled=true", "--set-file", "KEY"],

@@ -126,6 +126,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{workspace_id}/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every limit of the workspace (its plan's, its own, the defaults) and where each comes from */
+        get: operations["getWorkspaceLimits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The plans a workspace can be on, with their limits */
+        get: operations["listPlans"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/upstreams": {
         parameters: {
             query?: never;
@@ -1099,6 +1133,8 @@ export interface components {
             };
         };
         WorkspaceInput: {
+            /** @description a plan's name (GET /v1/plans); admin only */
+            plan?: string | null;
             id: string;
             display_name?: string;
             sovereignty?: components["schemas"]["Sovereignty"];
@@ -1111,6 +1147,8 @@ export interface components {
             };
         };
         WorkspaceUpdate: {
+            /** @description a plan's name (GET /v1/plans); admin only */
+            plan?: string | null;
             display_name?: string;
             sovereignty?: components["schemas"]["Sovereignty"];
             default_max_output_tokens?: number | null;
@@ -1122,6 +1160,8 @@ export interface components {
             };
         };
         Workspace: {
+            /** @description a plan's name (GET /v1/plans); admin only */
+            plan?: string | null;
             id: string;
             display_name: string;
             sovereignty: components["schemas"]["Sovereignty"];
@@ -1142,6 +1182,31 @@ export interface components {
              * @description ISO 8601 / RFC 3339, UTC
              */
             updated_at: string;
+        };
+        PlanLimits: {
+            /** @description control-plane API calls per second */
+            control_plane_rps?: number | null;
+            /** @description gateway calls per second (hot path) */
+            requests_per_second?: number | null;
+            /** @description worst-case tokens per minute (hot path) */
+            tokens_per_minute?: number | null;
+            /** @description webhook subscriptions allowed */
+            webhook_subscriptions?: number | null;
+        };
+        PlanList: {
+            plans: {
+                name: string;
+                limits: components["schemas"]["PlanLimits"];
+            }[];
+        };
+        EffectiveLimits: {
+            workspace: string;
+            plan: string | null;
+            limits: components["schemas"]["PlanLimits"];
+            /** @description where each limit comes from: the workspace's own (a contract), its plan, the default */
+            sources: {
+                [key: string]: "workspace" | "plan" | "default";
+            };
         };
         WorkspaceList: {
             workspaces: components["schemas"]["Workspace"][];
@@ -2372,6 +2437,66 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+            429: components["responses"]["E429"];
+            500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
+        };
+    };
+    getWorkspaceLimits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ok */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EffectiveLimits"];
+                };
+            };
+            400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+            429: components["responses"]["E429"];
+            500: components["responses"]["E500"];
+            503: components["responses"]["E503"];
+        };
+    };
+    listPlans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ok */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanList"];
+                };
             };
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];

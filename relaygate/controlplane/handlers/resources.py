@@ -11,6 +11,7 @@ import copy
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from relaygate.controlplane import plans as plans_mod
 from relaygate.controlplane import schema
 from relaygate.controlplane.app import Ctx, json, no_content
 from relaygate.controlplane.audit import record
@@ -33,6 +34,7 @@ def workspace_json(row) -> dict:
         "limits": {**DEFAULT_LIMITS, **(s.get("limits") or {})},
         "relay": {"fallbacks": {}, **(s.get("relay") or {})},
         "model_aliases": s.get("model_aliases") or {},
+        "plan": s.get("plan"),
         "created_at": iso(row["created_ms"]),
         "updated_at": iso(row["updated_ms"]),
     }
@@ -58,7 +60,20 @@ def _settings_from(body: dict, base: dict | None = None) -> dict:
         s["relay"] = {"fallbacks": {}, **body["relay"]}
     if "model_aliases" in body:
         s["model_aliases"] = dict(body["model_aliases"])
+    if "plan" in body:
+        s["plan"] = body["plan"]
     return s
+
+
+def _check_plan(ctx: Ctx) -> None:
+    plan = (ctx.body or {}).get("plan")
+    if plan is not None and plan not in ctx.services.settings.plans:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"no plan '{plan}'",
+            {"parameter": "plan", "provided": plan, "expected": sorted(ctx.services.settings.plans)},
+        )
 
 
 async def _upstream_specs(c, without: str | None = None) -> list[dict]:
@@ -138,6 +153,7 @@ async def get_workspace(ctx: Ctx):
 
 async def create_workspace(ctx: Ctx):
     b, now = ctx.body, now_ms()
+    _check_plan(ctx)
     settings = _settings_from(b)
     try:
         async with ctx.db.begin() as c:
@@ -170,6 +186,7 @@ async def create_workspace(ctx: Ctx):
 
 async def update_workspace(ctx: Ctx):
     wid = ctx.params["workspace_id"]
+    _check_plan(ctx)
     async with ctx.db.begin() as c:
         row = await _workspace(c, wid)
         settings = _settings_from(ctx.body, row["settings"])
@@ -183,6 +200,23 @@ async def update_workspace(ctx: Ctx):
         row = await _workspace(c, wid)
     await _changed(ctx)
     return json(workspace_json(row))
+
+
+async def get_workspace_limits(ctx: Ctx):
+    """Every limit the workspace has and where it comes from: its plan, its own (a contract), or the
+    control plane's default; the same resolution the rate limiter, the bundles and the webhook
+    quota use (plans.py)."""
+    wid = ctx.params["workspace_id"]
+    if ctx.principal.role != "admin" and wid != ctx.principal.workspace:
+        raise not_found("workspace", wid)
+    async with ctx.db.connect() as c:
+        row = await _workspace(c, wid)
+    s = ctx.services.settings
+    return json({"workspace": wid, **plans_mod.effective(row["settings"], s.plans, s.rate_limit_rps)})
+
+
+async def list_plans(ctx: Ctx):
+    return json({"plans": [{"name": n, "limits": v} for n, v in ctx.services.settings.plans.items()]})
 
 
 async def delete_workspace(ctx: Ctx):
@@ -536,6 +570,8 @@ HANDLERS = {
     "createWorkspace": create_workspace,
     "getWorkspace": get_workspace,
     "updateWorkspace": update_workspace,
+    "getWorkspaceLimits": get_workspace_limits,
+    "listPlans": list_plans,
     "deleteWorkspace": delete_workspace,
     "listUpstreams": list_upstreams,
     "createUpstream": create_upstream,

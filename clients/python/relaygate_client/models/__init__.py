@@ -48,6 +48,9 @@ from .dry_run_result_decision import DryRunResultDecision
 from .dry_run_result_input import DryRunResultInput
 from .dry_run_result_policy import DryRunResultPolicy
 from .effect import Effect
+from .effective_limits import EffectiveLimits
+from .effective_limits_sources import EffectiveLimitsSources
+from .effective_limits_sources_additional_property import EffectiveLimitsSourcesAdditionalProperty
 from .error import Error
 from .error_error import ErrorError
 from .error_error_details import ErrorErrorDetails
@@ -119,6 +122,9 @@ from .opa_status_report_bundles import OpaStatusReportBundles
 from .opa_status_report_labels import OpaStatusReportLabels
 from .opa_status_report_plugins import OpaStatusReportPlugins
 from .opa_status_result import OpaStatusResult
+from .plan_limits import PlanLimits
+from .plan_list import PlanList
+from .plan_list_plans_item import PlanListPlansItem
 from .policy import Policy
 from .policy_list import PolicyList
 from .policy_version import PolicyVersion
@@ -220,6 +226,9 @@ __all__ = (
     "DryRunResultInput",
     "DryRunResultPolicy",
     "Effect",
+    "EffectiveLimits",
+    "EffectiveLimitsSources",
+    "EffectiveLimitsSourcesAdditionalProperty",
     "Error",
     "ErrorError",
     "ErrorErrorDetails",
@@ -291,6 +300,9 @@ __all__ = (
     "OpaStatusReportLabels",
     "OpaStatusReportPlugins",
     "OpaStatusResult",
+    "PlanLimits",
+    "PlanList",
+    "PlanListPlansItem",
     "Policy",
     "PolicyList",
     "PolicyVersion",

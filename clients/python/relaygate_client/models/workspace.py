@@ -31,6 +31,7 @@ class Workspace:
             alias (they win over the platform's aliases for this workspace's calls)
         created_at (datetime.datetime): ISO 8601 / RFC 3339, UTC
         updated_at (datetime.datetime): ISO 8601 / RFC 3339, UTC
+        plan (None | str | Unset): a plan's name (GET /v1/plans); admin only
         default_max_output_tokens (int | None | Unset):
     """
 
@@ -42,6 +43,7 @@ class Workspace:
     model_aliases: WorkspaceModelAliases
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    plan: None | str | Unset = UNSET
     default_max_output_tokens: int | None | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,6 +62,12 @@ class Workspace:
         created_at = self.created_at.isoformat()
 
         updated_at = self.updated_at.isoformat()
+
+        plan: None | str | Unset
+        if isinstance(self.plan, Unset):
+            plan = UNSET
+        else:
+            plan = self.plan
 
         default_max_output_tokens: int | None | Unset
         if isinstance(self.default_max_output_tokens, Unset):
@@ -81,6 +89,8 @@ class Workspace:
                 "updated_at": updated_at,
             }
         )
+        if plan is not UNSET:
+            field_dict["plan"] = plan
         if default_max_output_tokens is not UNSET:
             field_dict["default_max_output_tokens"] = default_max_output_tokens
 
@@ -110,6 +120,15 @@ class Workspace:
 
         updated_at = datetime.datetime.fromisoformat(d.pop("updated_at"))
 
+        def _parse_plan(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        plan = _parse_plan(d.pop("plan", UNSET))
+
         def _parse_default_max_output_tokens(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -128,6 +147,7 @@ class Workspace:
             model_aliases=model_aliases,
             created_at=created_at,
             updated_at=updated_at,
+            plan=plan,
             default_max_output_tokens=default_max_output_tokens,
         )
 

@@ -22,6 +22,7 @@ class WorkspaceInput:
     """
     Attributes:
         id (str):
+        plan (None | str | Unset): a plan's name (GET /v1/plans); admin only
         display_name (str | Unset):
         sovereignty (Sovereignty | Unset):
         default_max_output_tokens (int | None | Unset):
@@ -32,6 +33,7 @@ class WorkspaceInput:
     """
 
     id: str
+    plan: None | str | Unset = UNSET
     display_name: str | Unset = UNSET
     sovereignty: Sovereignty | Unset = UNSET
     default_max_output_tokens: int | None | Unset = UNSET
@@ -41,6 +43,12 @@ class WorkspaceInput:
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
+
+        plan: None | str | Unset
+        if isinstance(self.plan, Unset):
+            plan = UNSET
+        else:
+            plan = self.plan
 
         display_name = self.display_name
 
@@ -73,6 +81,8 @@ class WorkspaceInput:
                 "id": id,
             }
         )
+        if plan is not UNSET:
+            field_dict["plan"] = plan
         if display_name is not UNSET:
             field_dict["display_name"] = display_name
         if sovereignty is not UNSET:
@@ -97,6 +107,15 @@ class WorkspaceInput:
 
         d = dict(src_dict)
         id = d.pop("id")
+
+        def _parse_plan(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        plan = _parse_plan(d.pop("plan", UNSET))
 
         display_name = d.pop("display_name", UNSET)
 
@@ -139,6 +158,7 @@ class WorkspaceInput:
 
         workspace_input = cls(
             id=id,
+            plan=plan,
             display_name=display_name,
             sovereignty=sovereignty,
             default_max_output_tokens=default_max_output_tokens,

@@ -21,6 +21,7 @@ T = TypeVar("T", bound="WorkspaceUpdate")
 class WorkspaceUpdate:
     """
     Attributes:
+        plan (None | str | Unset): a plan's name (GET /v1/plans); admin only
         display_name (str | Unset):
         sovereignty (Sovereignty | Unset):
         default_max_output_tokens (int | None | Unset):
@@ -30,6 +31,7 @@ class WorkspaceUpdate:
             or a platform alias (they win over the platform's aliases for this workspace's calls)
     """
 
+    plan: None | str | Unset = UNSET
     display_name: str | Unset = UNSET
     sovereignty: Sovereignty | Unset = UNSET
     default_max_output_tokens: int | None | Unset = UNSET
@@ -38,6 +40,12 @@ class WorkspaceUpdate:
     model_aliases: WorkspaceUpdateModelAliases | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
+        plan: None | str | Unset
+        if isinstance(self.plan, Unset):
+            plan = UNSET
+        else:
+            plan = self.plan
+
         display_name = self.display_name
 
         sovereignty: dict[str, Any] | Unset = UNSET
@@ -65,6 +73,8 @@ class WorkspaceUpdate:
         field_dict: dict[str, Any] = {}
 
         field_dict.update({})
+        if plan is not UNSET:
+            field_dict["plan"] = plan
         if display_name is not UNSET:
             field_dict["display_name"] = display_name
         if sovereignty is not UNSET:
@@ -88,6 +98,16 @@ class WorkspaceUpdate:
         from ..models.workspace_update_model_aliases import WorkspaceUpdateModelAliases  # noqa: PLC0415
 
         d = dict(src_dict)
+
+        def _parse_plan(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        plan = _parse_plan(d.pop("plan", UNSET))
+
         display_name = d.pop("display_name", UNSET)
 
         _sovereignty = d.pop("sovereignty", UNSET)
@@ -128,6 +148,7 @@ class WorkspaceUpdate:
             model_aliases = WorkspaceUpdateModelAliases.from_dict(_model_aliases)
 
         workspace_update = cls(
+            plan=plan,
             display_name=display_name,
             sovereignty=sovereignty,
             default_max_output_tokens=default_max_output_tokens,
