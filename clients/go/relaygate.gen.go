@@ -1372,6 +1372,9 @@ type PlanLimits struct {
 	// ControlPlaneRps control-plane API calls per second
 	ControlPlaneRps *float32 `json:"control_plane_rps,omitempty"`
 
+	// LogRetentionDays request logs and audit events kept this many days (null: kept); receipts in the Merkle log stay provable
+	LogRetentionDays *int `json:"log_retention_days,omitempty"`
+
 	// RequestsPerSecond gateway calls per second (hot path)
 	RequestsPerSecond *float32 `json:"requests_per_second,omitempty"`
 

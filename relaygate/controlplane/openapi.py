@@ -199,6 +199,11 @@ SCHEMAS = {
                 "type": ["integer", "null"],
                 "description": "worst-case tokens per minute (hot path)",
             },
+            "log_retention_days": {
+                "type": ["integer", "null"],
+                "description": "request logs and audit events kept this many days (null: kept); receipts in the "
+                "Merkle log stay provable",
+            },
             "webhook_subscriptions": {"type": ["integer", "null"], "description": "webhook subscriptions allowed"},
         }
     ),

@@ -2,14 +2,14 @@
 plan"; RelayOne: hot-path limits by workspace tier, raised by contract).
 
 A plan sets the control-plane API rate, the gateways' tier limits (requests per second, tokens
-per minute, fleet-wide with Redis) and the webhook quota. The platform admin
+per minute, fleet-wide with Redis), the log retention (retention.py) and the webhook quota. The platform admin
 sets a workspace's ``plan``; a limit the admin sets on the workspace itself (``limits``: an
 enterprise contract) wins over its plan's. A workspace without a plan keeps the control plane's
 defaults (``--rate-limit-rps``, no tier limits, logs kept, the webhook maximum). The plans are
 built in and may be redefined or extended in the control plane's ``--config`` file (``plans:``).
 
 :func:`effective` is the one place these are resolved: the API rate limiter, the bundles the
-gateways enforce, the webhook quota and ``GET /v1/workspaces/{id}/limits``
+gateways enforce, the webhook quota, the retention job and ``GET /v1/workspaces/{id}/limits``
 all read it, so what is reported is what is enforced.
 """
 
@@ -17,26 +17,33 @@ from __future__ import annotations
 
 from typing import Any
 
-# Log retention by plan (7/30/90 days) is not here yet: it joins with the retention job that
-# enforces it, so a plan never reports a limit nothing enforces.
-FIELDS = ("control_plane_rps", "requests_per_second", "tokens_per_minute", "webhook_subscriptions")
+FIELDS = (
+    "control_plane_rps",
+    "requests_per_second",
+    "tokens_per_minute",
+    "log_retention_days",
+    "webhook_subscriptions",
+)
 DEFAULT_PLANS: dict[str, dict[str, Any]] = {
     "free": {
         "control_plane_rps": 10,
         "requests_per_second": 5,
         "tokens_per_minute": 50_000,
+        "log_retention_days": 7,
         "webhook_subscriptions": 2,
     },
     "team": {
         "control_plane_rps": 60,
         "requests_per_second": 50,
         "tokens_per_minute": 1_000_000,
+        "log_retention_days": 30,
         "webhook_subscriptions": 10,
     },
     "enterprise": {
         "control_plane_rps": 300,
         "requests_per_second": 1000,
         "tokens_per_minute": 50_000_000,
+        "log_retention_days": 90,
         "webhook_subscriptions": 20,
     },
 }
@@ -80,6 +87,7 @@ def effective(ws_settings: dict | None, plans: dict[str, dict[str, Any]], cp_def
         "control_plane_rps": cp_default_rps,
         "requests_per_second": None,
         "tokens_per_minute": None,
+        "log_retention_days": None,
         "webhook_subscriptions": MAX_WEBHOOKS,
     }
     values, sources = {}, {}

@@ -14,7 +14,7 @@ import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relaygate.controlplane import changefeed, keyring, metrics, policystore, seed
+from relaygate.controlplane import changefeed, keyring, metrics, policystore, retention, seed
 from relaygate.controlplane.apispec import load_spec
 from relaygate.controlplane.audit import Ingestor
 from relaygate.controlplane.auth import Authenticator
@@ -189,6 +189,7 @@ async def run_background(s: Services) -> None:
         asyncio.create_task(scan_forever(s.settings.lease_ttl / 3, [s.evidence.resume, s.deployments.resume]))
     )
     s.tasks.append(asyncio.create_task(s.webhooks.run()))  # on the replica holding the webhooks lease
+    s.tasks.append(asyncio.create_task(retention.run(s, s.settings.retention_interval)))
 
 
 async def stop(s: Services) -> None:

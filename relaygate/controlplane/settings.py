@@ -104,6 +104,7 @@ class Settings:
     # a failed delivery is retried after webhook_retry_base seconds, doubling each time.
     webhook_allow_private: bool = False
     webhook_retry_base: float = 5.0
+    retention_interval: float = 3600.0  # seconds between log-retention runs (retention.py)
     # Named plans (plans.py): the built-in free/team/enterprise, redefined or extended by the
     # --config file's ``plans:`` mapping.
     plans: dict = field(default_factory=lambda: plans_mod.parse(None))
@@ -213,6 +214,7 @@ def load(argv=None) -> Settings:
     p.add_argument(
         "--webhook-retry-base", type=float, help="seconds before a failed webhook delivery's first retry (default 5)"
     )
+    p.add_argument("--retention-interval", type=float, help="seconds between log-retention runs (default 3600)")
     p.add_argument("--replica-id", help="this replica's name among several (default: host-pid-random)")
     p.add_argument(
         "--redis-url",
@@ -258,6 +260,7 @@ def load(argv=None) -> Settings:
         "replica_id",
         "webhook_allow_private",
         "webhook_retry_base",
+        "retention_interval",
         "redis_url",
         "lease_ttl",
     ]
@@ -327,6 +330,8 @@ def load(argv=None) -> Settings:
         raise SettingsError(f"listen must be host:port, got {s.listen!r}")
     if not s.replica_id:
         s.replica_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    if s.retention_interval <= 0:
+        raise SettingsError("retention_interval must be positive")
     if s.webhook_retry_base <= 0:
         raise SettingsError("webhook_retry_base must be positive")
     if s.lease_ttl <= 0:

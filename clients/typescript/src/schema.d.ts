@@ -1190,6 +1190,8 @@ export interface components {
             requests_per_second?: number | null;
             /** @description worst-case tokens per minute (hot path) */
             tokens_per_minute?: number | null;
+            /** @description request logs and audit events kept this many days (null: kept); receipts in the Merkle log stay provable */
+            log_retention_days?: number | null;
             /** @description webhook subscriptions allowed */
             webhook_subscriptions?: number | null;
         };

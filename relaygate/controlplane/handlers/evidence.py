@@ -53,7 +53,9 @@ async def sign_checkpoint(ctx: Ctx):
 
 async def _event(c, ctx: Ctx, event_id: str):
     q = sa.select(schema.audit_events.c.seq, schema.audit_events.c.workspace_id).where(
-        schema.audit_events.c.id == event_id, schema.audit_events.c.kind == "gateway.call"
+        schema.audit_events.c.id == event_id,
+        # a receipt pruned by retention keeps its leaf: its inclusion proof is still served
+        schema.audit_events.c.kind.in_(["gateway.call", "gateway.call.pruned"]),
     )
     if ctx.workspace is not None:
         q = q.where(schema.audit_events.c.workspace_id == ctx.workspace)

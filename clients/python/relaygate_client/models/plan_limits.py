@@ -17,12 +17,15 @@ class PlanLimits:
         control_plane_rps (float | None | Unset): control-plane API calls per second
         requests_per_second (float | None | Unset): gateway calls per second (hot path)
         tokens_per_minute (int | None | Unset): worst-case tokens per minute (hot path)
+        log_retention_days (int | None | Unset): request logs and audit events kept this many days (null: kept);
+            receipts in the Merkle log stay provable
         webhook_subscriptions (int | None | Unset): webhook subscriptions allowed
     """
 
     control_plane_rps: float | None | Unset = UNSET
     requests_per_second: float | None | Unset = UNSET
     tokens_per_minute: int | None | Unset = UNSET
+    log_retention_days: int | None | Unset = UNSET
     webhook_subscriptions: int | None | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,6 +47,12 @@ class PlanLimits:
         else:
             tokens_per_minute = self.tokens_per_minute
 
+        log_retention_days: int | None | Unset
+        if isinstance(self.log_retention_days, Unset):
+            log_retention_days = UNSET
+        else:
+            log_retention_days = self.log_retention_days
+
         webhook_subscriptions: int | None | Unset
         if isinstance(self.webhook_subscriptions, Unset):
             webhook_subscriptions = UNSET
@@ -59,6 +68,8 @@ class PlanLimits:
             field_dict["requests_per_second"] = requests_per_second
         if tokens_per_minute is not UNSET:
             field_dict["tokens_per_minute"] = tokens_per_minute
+        if log_retention_days is not UNSET:
+            field_dict["log_retention_days"] = log_retention_days
         if webhook_subscriptions is not UNSET:
             field_dict["webhook_subscriptions"] = webhook_subscriptions
 
@@ -95,6 +106,15 @@ class PlanLimits:
 
         tokens_per_minute = _parse_tokens_per_minute(d.pop("tokens_per_minute", UNSET))
 
+        def _parse_log_retention_days(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        log_retention_days = _parse_log_retention_days(d.pop("log_retention_days", UNSET))
+
         def _parse_webhook_subscriptions(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -108,6 +128,7 @@ class PlanLimits:
             control_plane_rps=control_plane_rps,
             requests_per_second=requests_per_second,
             tokens_per_minute=tokens_per_minute,
+            log_retention_days=log_retention_days,
             webhook_subscriptions=webhook_subscriptions,
         )
 
