@@ -4,7 +4,8 @@ A workspace's ``log_retention_days`` comes from its plan (plans.py: free 7, team
 90; none: kept). :func:`prune` runs every ``retention_interval`` seconds on each replica (it is
 idempotent, and each statement is one transaction, so replicas running it together do no harm):
 
-- a control-plane event past retention is deleted (with its policy index rows);
+- a control-plane event past retention is deleted (with its policy index rows), and so are the
+  workspace's ``/api/relay`` records (their metadata) and webhook delivery log entries past it;
 - a gateway call's receipt past retention is *pruned*, not deleted, when it is a leaf of the
   Merkle log: its row stays as ``gateway.call.pruned`` with only its id, workspace and time, so its
   leaf (and every checkpoint over it) is untouched and the inclusion proof of that receipt id is
@@ -77,6 +78,16 @@ async def prune(engine, plan_defs: dict, default_rps: float, now_ms: int) -> dic
                     )
                 )
             ).rowcount
+            RC, RA, WD = schema.relay_calls, schema.relay_attempts, schema.webhook_deliveries
+            old_relays = sa.select(RC.c.id).where(RC.c.workspace_id == wid, RC.c.created_ms < cutoff)
+            await c.execute(RA.delete().where(RA.c.relay_id.in_(old_relays)))
+            relays = (await c.execute(RC.delete().where(RC.c.id.in_(old_relays.scalar_subquery())))).rowcount
+            logs = (
+                await c.execute(
+                    WD.delete().where(WD.c.workspace_id == wid, WD.c.created_ms < cutoff, WD.c.status != "pending")
+                )
+            ).rowcount
+            deleted += relays + logs
         if deleted or pruned:
             out[wid] = {"events_deleted": deleted, "receipts_pruned": pruned}
             log.info("retention (%s days) in %s: %d events deleted, %d receipts pruned", days, wid, deleted, pruned)

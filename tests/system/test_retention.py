@@ -66,6 +66,24 @@ class Patient:
         return patient
 
 
+def _relay_records(url: str, ws: str) -> int:
+    """The workspace's /api/relay records (their metadata), read from the database itself."""
+    import sqlalchemy as sa
+
+    from relaygate.controlplane import schema
+
+    async def go():
+        engine = db.create_engine(url)
+        try:
+            async with engine.connect() as c:
+                q = sa.select(sa.func.count()).where(schema.relay_calls.c.workspace_id == ws)
+                return (await c.execute(q)).scalar()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
 def _prune(url: str, now_ms: int) -> dict:
     async def go():
         engine = db.create_engine(url)
@@ -90,6 +108,17 @@ def test_retention_by_plan_prunes_logs_and_keeps_receipts_provable(full):
     )
     assert pol.status == 201, pol.text
     rids = {ws: _call(gw, cp, ws) for ws in ("acme", "euro", "swiss")}
+    relayed = acme.post(
+        "/api/relay",
+        {
+            "to": "gpt-4o-mini",
+            "payload": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+            "metadata": {"session": "retention-probe-session"},
+        },
+    )
+    assert relayed.status == 200, relayed.text
+    eventually(lambda: "retention-probe-session" in acme.get("/api/logs").text, 30, "the relayed call in the logs")
+    assert _relay_records(url, "acme") >= 1
     # every receipt in the log, and the acme receipt's signed envelope and proof kept by its holder
     kept = eventually(
         lambda: (e := acme.get(f"/v1/audit/events/{rids['acme']}").json()).get("inclusion_proof") and e,
@@ -113,6 +142,8 @@ def test_retention_by_plan_prunes_logs_and_keeps_receipts_provable(full):
         e["id"] for e in acme.get("/v1/audit/events", params={"kind": "gateway.call"}).json()["events"]
     }
     assert rids["acme"] not in acme.get("/api/logs").text
+    assert "retention-probe-session" not in acme.get("/api/logs").text
+    assert _relay_records(url, "acme") == 0 and _relay_records(url, "swiss") == 0  # its metadata is gone too
     assert pol.json()["id"] not in acme.get("/v1/audit/events", params={"kind": "policy.*", "limit": 200}).text
     assert euro.get(f"/v1/audit/events/{rids['euro']}").json()["kind"] == "gateway.call"
     assert swiss.get(f"/v1/audit/events/{rids['swiss']}").json()["receipt"] is not None
