@@ -1168,7 +1168,7 @@ CONFLICTS = {
     "createBudget": "budget.exists: the budget id exists in this workspace",
     "rotateKey": "key.inactive: the key is already revoked or rotated",
     "createPolicy": "policy.exists: a policy of that name exists in this workspace (update it with PUT)",
-    "downloadEvidenceBundle": "evidence.failed: the bundle could not be assembled; evidence.gone: its file is no longer on disk",
+    "downloadEvidenceBundle": "evidence.failed: the bundle could not be assembled; evidence.gone: the bundle is no longer stored",
     "verifyEvidenceBundle": "evidence.not_ready: the bundle is still being assembled",
     "createDeployment": "deployment.in_progress: a deployment of this policy is still running",
     "rollbackDeployment": "deployment.finished: the deployment already failed or was rolled back",

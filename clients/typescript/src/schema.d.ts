@@ -4083,7 +4083,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             405: components["responses"]["E405"];
-            /** @description conflict: evidence.failed: the bundle could not be assembled; evidence.gone: its file is no longer on disk */
+            /** @description conflict: evidence.failed: the bundle could not be assembled; evidence.gone: the bundle is no longer stored */
             409: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
