@@ -194,26 +194,25 @@ class Deployments:
                 policies=(f"{pid}@{version}",),
             )
             row = (await c.execute(sa.select(D).where(D.c.id == did))).mappings().first()
+            lease = await self.s.leases.hold_new(c, KIND, did)
         self._moved(did, "running")
-        await self._take(did)
+        self._start(did, lease, resuming=False)
         return dict(row)
 
-    async def _take(self, did: str, resuming: bool = False) -> bool:
-        """Claim the deployment's lease and run it here; False when another replica holds it."""
+    async def _take(self, did: str, resuming: bool = False) -> None:
+        """Claim an unfinished deployment nobody holds (its replica died, or a finished one being
+        rolled back) and run it here."""
         if did in self._tasks:
-            return True
-        lease = await self.s.leases.claim(KIND, did)
+            return
+        still_open = sa.exists().where(D.c.id == did, D.c.status.in_(["running", "rolling_back"]))
+        lease = await self.s.leases.claim(KIND, did, still_open)
         if lease is None:
-            return False
-        # A scan lists unfinished deployments before it claims: one may have finished (and its
-        # lease been released) in between. Under the lease the status is final.
-        async with self.engine.connect() as c:
-            status = (await c.execute(sa.select(D.c.status).where(D.c.id == did))).scalar()
-        if status not in ("running", "rolling_back"):
-            await lease.release()
-            return False
+            return
         if resuming:
             log.info("resuming deployment %s (replica %s, lease epoch %d)", did, self.s.leases.owner, lease.epoch)
+        self._start(did, lease, resuming)
+
+    def _start(self, did: str, lease: Lease, resuming: bool) -> None:
         task = asyncio.create_task(self._own(did, lease, resuming))
         self._tasks[did], self._leases[did] = task, lease
         lease.keep(task.cancel)
@@ -223,7 +222,6 @@ class Deployments:
             self._leases.pop(did, None)
 
         task.add_done_callback(done)
-        return True
 
     async def _own(self, did: str, lease: Lease, resumed: bool) -> None:
         try:

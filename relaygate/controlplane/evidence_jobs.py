@@ -86,35 +86,27 @@ class EvidenceJobs:
                     headers={"Retry-After": "2"},
                 )
             await c.execute(B.insert().values(**row))
-        await self._take(row["id"])
+            lease = await self.leases.hold_new(c, KIND, row["id"])
+        self._start(row["id"], lease)
         return row
 
-    async def _take(self, job_id: str, resuming: bool = False) -> bool:
-        """Claim the job's lease and run it here; False when another replica holds it."""
+    async def _take(self, job_id: str) -> None:
+        """Claim an unfinished job nobody holds (its replica died or stopped) and run it here."""
         if job_id in self._tasks:
-            return True
-        lease = await self.leases.claim(KIND, job_id)
-        if lease is None:
-            return False
-        # A scan lists unfinished jobs before it claims: the job may have finished (and its lease
-        # been released) in between. Under the lease the status is final: run only what is open.
-        async with self.engine.connect() as c:
-            status = (
-                await c.execute(
-                    sa.select(schema.evidence_bundles.c.status).where(schema.evidence_bundles.c.id == job_id)
-                )
-            ).scalar()
-        if status not in ("pending", "running"):
-            await lease.release()
-            return False
-        if resuming:
+            return
+        B = schema.evidence_bundles
+        still_open = sa.exists().where(B.c.id == job_id, B.c.status.in_(["pending", "running"]))
+        lease = await self.leases.claim(KIND, job_id, still_open)
+        if lease is not None:
             log.info("resuming evidence bundle %s (replica %s, lease epoch %d)", job_id, self.leases.owner, lease.epoch)
+            self._start(job_id, lease)
+
+    def _start(self, job_id: str, lease: Lease) -> None:
         task = asyncio.create_task(self._own(job_id, lease))
         self._tasks[job_id], self._lease[job_id] = task, lease
         metrics.EVIDENCE_JOBS_ACTIVE.set(len(self._tasks))
         lease.keep(task.cancel)
         task.add_done_callback(lambda _t: self._done(job_id))
-        return True
 
     async def _own(self, job_id: str, lease: Lease) -> None:
         try:
@@ -150,7 +142,7 @@ class EvidenceJobs:
                 ).all()
             ]
         for job_id in await self.leases.claimable(KIND, [j for j in ids if j not in self._tasks]):
-            await self._take(job_id, resuming=True)
+            await self._take(job_id)
 
     async def _progress(self, job_id: str, progress: float, stage: str, blob: bytes | None = None, **extra) -> None:
         """Fenced on the job's lease: a replica that lost it writes nothing more."""

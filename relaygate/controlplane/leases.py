@@ -101,17 +101,30 @@ class Leases:
     def _until(self) -> sa.ColumnElement[int]:
         return db_now_ms(self.engine) + int(self.ttl * 1000)
 
-    async def claim(self, kind: str, key: str) -> Lease | None:
-        """Take the work if nobody holds it or its holder's lease lapsed; None if held elsewhere."""
+    async def hold_new(self, c: AsyncConnection, kind: str, key: str) -> Lease:
+        """Within ``c``'s transaction, the one that creates the work: its lease, held here from the
+        start (epoch 1). Work is born owned by the replica that created it, so another replica's
+        scan cannot claim it between the work's commit and its creator's claim."""
+        await c.execute(L.insert().values(kind=kind, id=key, owner=self.owner, epoch=1, expires_ms=self._until()))
+        return Lease(self, kind, key, 1)
+
+    async def claim(self, kind: str, key: str, still_open: sa.ColumnElement[bool] = sa.true()) -> Lease | None:
+        """Take the work if nobody holds it or its holder's lease lapsed, and ``still_open`` (an SQL
+        condition on the work's own row, for work that ends) holds; None otherwise.
+
+        ``still_open`` is part of the claiming statement: a scan lists unfinished work before it
+        claims, and the work may finish (and its lease be released) in between. The finishing write
+        commits while its lease is still held, so the claim either waits on that lease row or sees
+        the finished status: finished work is never claimed again (nor its epoch raised)."""
         async with self.engine.begin() as c:
             await c.execute(insert_ignore(self.engine, L).values(kind=kind, id=key, owner=None, epoch=0, expires_ms=0))
         try:
-            return await self._claim(kind, key)
+            return await self._claim(kind, key, still_open)
         except DBAPIError:  # its row is locked by a holder's stage write that did not end in time
             log.info("%s %s: its lease row is busy; not claimed this time", kind, key)
             return None
 
-    async def _claim(self, kind: str, key: str) -> Lease | None:
+    async def _claim(self, kind: str, key: str, still_open: sa.ColumnElement[bool]) -> Lease | None:
         async with self.engine.begin() as c:
             if is_postgres(self.engine):  # a holder frozen mid-transaction must not stall the claimer
                 await c.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
@@ -122,6 +135,7 @@ class Leases:
                         L.c.kind == kind,
                         L.c.id == key,
                         sa.or_(L.c.owner.is_(None), L.c.expires_ms < db_now_ms(self.engine)),
+                        still_open,
                     )
                     .values(owner=self.owner, epoch=L.c.epoch + 1, expires_ms=self._until())
                 )

@@ -12,7 +12,8 @@ import sys
 import openai
 import pytest
 
-from tests.conftest import Gateway, start_full_stack
+from tests.conftest import ControlPlane, Gateway, start_full_stack
+from tests.cpclient import eventually
 
 ALLOW_ALL = """name: model-gate
 rego: |
@@ -87,6 +88,18 @@ def test_push_stage_diff_then_activate(full, tmp_path):
 
     for model in ("gpt-4o", "gpt-4o-mini", "gpt-4o"):
         assert _call(gw, model) == "ok"
+    # The sidecar ships receipts to the control plane in the background; the diff replays what the
+    # control plane holds, so it runs once these three calls are there (as an author would wait).
+    acme = ControlPlane(gw.stack, gw.tokens).client("acme")
+
+    def shipped() -> list[str]:
+        return [e["model"] for e in acme.get("/v1/audit/events", params={"kind": "gateway.call"}).json()["events"]]
+
+    eventually(
+        lambda: sorted(shipped()) == ["gpt-4o", "gpt-4o", "gpt-4o-mini"],
+        20,
+        "the three calls' receipts at the control plane",
+    )
 
     staged = _relaygate(gw, "push", str(tmp_path / "strict.yaml"), "--policy", pid, "--staged")
     assert staged.returncode == 0, staged.stderr

@@ -47,3 +47,33 @@ def test_one_holder_at_a_time_epochs_fence_and_a_lapsed_lease_moves(tmp_path):
         await engine.dispose()
 
     asyncio.run(run())
+
+
+def test_work_is_born_held_by_its_creator_and_finished_work_is_never_claimed_again(tmp_path):
+    """The race the three-replica run found: a job committed by replica A was listed by B's scan
+    before A claimed it, or a job that had just finished (lease released) was claimed again by a
+    scan that listed it while it ran (epoch 2). Both are closed in the statements themselves."""
+
+    async def run() -> None:
+        engine = create_engine(f"sqlite:///{tmp_path / 'cp.db'}")
+        await migrate(engine)
+        a, b = Leases(engine, "replica-a", ttl=30), Leases(engine, "replica-b", ttl=30)
+        B = schema.evidence_bundles
+        row = dict(status="pending", progress=0.0, params={}, created_by="admin:admin", created_ms=1)
+        async with engine.begin() as c:  # the job and its lease commit together
+            await c.execute(B.insert().values(id="evb_1", **row))
+            held = await a.hold_new(c, "evidence", "evb_1")
+        still_open = sa.exists().where(B.c.id == "evb_1", B.c.status.in_(["pending", "running"]))
+        assert held.epoch == 1
+        assert await b.claimable("evidence", ["evb_1"]) == []  # B's scan sees it held...
+        assert await b.claim("evidence", "evb_1", still_open) is None  # ...and cannot take it
+        async with held.fenced() as c:  # A finishes it, then releases its lease
+            await c.execute(B.update().where(B.c.id == "evb_1").values(status="done"))
+        await held.release()
+        assert await b.claim("evidence", "evb_1", still_open) is None  # finished: nothing to claim
+        async with engine.connect() as c:
+            lease = (await c.execute(sa.select(schema.work_leases))).mappings().one()
+        assert (lease["owner"], lease["epoch"]) == (None, 1)  # claimed once, ever
+        await engine.dispose()
+
+    asyncio.run(run())
