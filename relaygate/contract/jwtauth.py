@@ -33,6 +33,7 @@ from typing import Any
 import jwt
 
 from relaygate.contract import scope as scopes
+from relaygate.contract.keys import PREFIX, SESSION_PREFIX
 
 log = logging.getLogger("relaygate.jwtauth")
 
@@ -255,7 +256,8 @@ class NeedKeys:
 
 
 def looks_like_jwt(token: str) -> bool:
-    return token.count(".") == 2 and not token.startswith(("ro_live_", "ro_session_"))
+    """Three dot-separated parts, and not one of our API keys or session tokens."""
+    return token.count(".") == 2 and not token.startswith((PREFIX, SESSION_PREFIX))
 
 
 def _public_numbers(k: jwt.PyJWK) -> Any:

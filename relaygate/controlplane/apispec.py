@@ -141,20 +141,23 @@ class Operation:
     body_validator: Draft202012Validator | None = None
     deprecated: dict | None = None  # x-relaygate-deprecated: since, sunset, successor (openapi.py Deprecated)
 
+    _dates: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """The Deprecation and Sunset values are the same on every call: formatted once, here."""
+        if self.deprecated:
+            since = datetime.strptime(self.deprecated["since"], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            sunset = datetime.strptime(self.deprecated["sunset"], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            self._dates = {"Deprecation": f"@{int(since.timestamp())}", "Sunset": format_datetime(sunset, usegmt=True)}
+
     def deprecation_headers(self, path_params: Mapping[str, str]) -> dict[str, str]:
         """RFC 9745 Deprecation, RFC 8594 Sunset and the successor Link, for a deprecated operation."""
         if not self.deprecated:
             return {}
-        since = datetime.strptime(self.deprecated["since"], "%Y-%m-%d").replace(tzinfo=timezone.utc)
-        sunset = datetime.strptime(self.deprecated["sunset"], "%Y-%m-%d").replace(tzinfo=timezone.utc)
         path = self.deprecated["successor"].partition(" ")[2]
         for name, value in path_params.items():
             path = path.replace("{" + name + "}", quote(value, safe=""))
-        return {
-            "Deprecation": f"@{int(since.timestamp())}",
-            "Sunset": format_datetime(sunset, usegmt=True),
-            "Link": f'<{path}>; rel="successor-version"',
-        }
+        return {**self._dates, "Link": f'<{path}>; rel="successor-version"'}
 
 
 def _type_of(schema: dict) -> str:

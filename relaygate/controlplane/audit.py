@@ -16,6 +16,7 @@ import time
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from relaygate.controlplane import metrics
 from relaygate.controlplane import schema
@@ -191,16 +192,18 @@ class Ingestor:
         # One writer at a time: the Merkle log appends in the order receipts are accepted (on the
         # log's writer replica; another replica queues them for the writer).
         async with self._lock:
-            if self.log is None:
-                async with self.engine.begin() as c:
-                    accepted, duplicates, issued = await self._store(c, rows)
-            else:
+            for attempt in range(3):
                 try:
-                    async with self.log.transaction() as c:
-                        accepted, duplicates, issued = await self._store(c, rows)
-                except Fenced:  # this replica stopped being the writer meanwhile: queue them instead
-                    async with self.log.transaction() as c:
-                        accepted, duplicates, issued = await self._store(c, rows)
+                    accepted, duplicates, issued = await self._store_batch(rows)
+                    break
+                except IntegrityError:
+                    # Another replica stored some of these receipts in the same instant (a sidecar's
+                    # retry reached it while this one was still answering): the lock above is this
+                    # replica's only. The batch rolled back whole; read the ids again, and the
+                    # receipts the other replica stored are duplicates now.
+                    if attempt == 2:
+                        raise
+                    log.info("instance %s: receipts stored meanwhile by another replica; storing the rest", instance)
         stored = now_ms()
         for ms in issued:  # signing to stored, for the receipts this batch added (clock skew: 0)
             metrics.INGEST_LAG.observe(max(stored - ms, 0) / 1000)
@@ -215,13 +218,26 @@ class Ingestor:
             metrics.INGESTED.labels(result).inc(n)
         return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "deferred": deferred}
 
+    async def _store_batch(self, rows: list) -> tuple[int, int, list[int]]:
+        """:meth:`_store` in one transaction: the log's (appended on the writer, queued elsewhere)."""
+        if self.log is None:
+            async with self.engine.begin() as c:
+                return await self._store(c, rows)
+        try:
+            async with self.log.transaction() as c:
+                return await self._store(c, rows)
+        except Fenced:  # this replica stopped being the writer meanwhile: queue them instead
+            async with self.log.transaction() as c:
+                return await self._store(c, rows)
+
     async def _store(self, c, rows: list) -> tuple[int, int, list[int]]:
         """Insert the receipts not stored yet, their policy citations and Merkle leaves, a statement
-        per table for the whole batch (a statement per receipt cost ~2 ms of control-plane CPU each
-        and could not keep up with one busy sidecar). Receipt ids are checked first under the
-        ingestor's lock, so the inserts meet no conflict; ``seq`` comes back in batch order.
+                per table for the whole batch (a statement per receipt cost ~2 ms of control-plane CPU each
+                and could not keep up with one busy sidecar). Receipt ids are checked first under the
+                ingestor's lock, so the inserts meet no conflict from this replica (another replica's insert of
+        the same ids is an IntegrityError, retried by the caller); ``seq`` comes back in batch order.
 
-        Returns (accepted, duplicates, the issued_at of each accepted receipt that has one, in ms)."""
+                Returns (accepted, duplicates, the issued_at of each accepted receipt that has one, in ms)."""
         events = schema.audit_events
         ids = [row["id"] for row, _, _ in rows]
         known: set[str] = set()

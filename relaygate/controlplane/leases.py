@@ -87,6 +87,7 @@ class Lease:
             yield c
 
     async def release(self) -> None:
+        self.leases.held.discard(self)
         if self._renewer is not None:
             self._renewer.cancel()
         if not self.lost:
@@ -97,6 +98,7 @@ class Lease:
 class Leases:
     def __init__(self, engine: AsyncEngine, owner: str, ttl: float) -> None:
         self.engine, self.owner, self.ttl = engine, owner, ttl
+        self.held: set[Lease] = set()  # released by release_all() on a clean stop
 
     def _until(self) -> sa.ColumnElement[int]:
         return db_now_ms(self.engine) + int(self.ttl * 1000)
@@ -106,7 +108,11 @@ class Leases:
         start (epoch 1). Work is born owned by the replica that created it, so another replica's
         scan cannot claim it between the work's commit and its creator's claim."""
         await c.execute(L.insert().values(kind=kind, id=key, owner=self.owner, epoch=1, expires_ms=self._until()))
-        return Lease(self, kind, key, 1)
+        return self._holding(Lease(self, kind, key, 1))
+
+    def _holding(self, lease: Lease) -> Lease:
+        self.held.add(lease)
+        return lease
 
     async def claim(self, kind: str, key: str, still_open: sa.ColumnElement[bool] = sa.true()) -> Lease | None:
         """Take the work if nobody holds it or its holder's lease lapsed, and ``still_open`` (an SQL
@@ -143,7 +149,7 @@ class Leases:
             if not n:
                 return None
             epoch = (await c.execute(sa.select(L.c.epoch).where(L.c.kind == kind, L.c.id == key))).scalar_one()
-        return Lease(self, kind, key, epoch)
+        return self._holding(Lease(self, kind, key, epoch))
 
     def _mine(self, lease: Lease) -> list[sa.ColumnElement[bool]]:
         return [L.c.kind == lease.kind, L.c.id == lease.key, L.c.owner == self.owner, L.c.epoch == lease.epoch]
@@ -159,6 +165,35 @@ class Leases:
     async def release(self, lease: Lease) -> None:
         async with self.engine.begin() as c:
             await c.execute(L.update().where(*self._mine(lease)).values(owner=None, expires_ms=0))
+
+    async def release_all(self) -> None:
+        """A clean stop: every lease still held here goes, so another replica takes the work at once."""
+        for lease in list(self.held):
+            await lease.release()
+
+    async def run_as_one(self, kind: str, key: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` (a loop that does not return) on one replica at a time: take the lease
+        ``kind``/``key`` when it is free (tried every ttl/3), run ``work`` while it is held, cancel
+        it when the lease is lost, and go back to waiting. A replica that dies or freezes loses the
+        lease after ``ttl``, and another replica's ``run_as_one`` starts the work there."""
+        while True:
+            lease = await self.claim(kind, key)
+            if lease is None:
+                await asyncio.sleep(self.ttl / 3)
+                continue
+            task = asyncio.create_task(work())
+            lease.keep(task.cancel)
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not lease.lost:  # this replica is stopping, not losing the lease
+                    raise
+            except Exception:
+                log.exception("%s %s stopped; trying again", kind, key)
+                await asyncio.sleep(self.ttl / 3)
+            finally:
+                task.cancel()
+                await lease.release()
 
     async def start_alone(self) -> None:
         """On SQLite, where one control plane uses the database: leases of other owners are a

@@ -1,8 +1,9 @@
 """Log retention by plan: request logs and audit events older than a workspace's retention go.
 
 A workspace's ``log_retention_days`` comes from its plan (plans.py: free 7, team 30, enterprise
-90; none: kept). :func:`prune` runs every ``retention_interval`` seconds on each replica (it is
-idempotent, and each statement is one transaction, so replicas running it together do no harm):
+90; none: kept). :func:`prune` runs every ``retention_interval`` seconds on the replica holding
+the retention lease (it is also idempotent, each statement one transaction, so an old holder
+finishing a run as another starts does no harm):
 
 - a control-plane event past retention is deleted (with its policy index rows), and so are the
   workspace's ``/api/relay`` records (their metadata) and webhook delivery log entries past it;
@@ -95,14 +96,19 @@ async def prune(engine, plan_defs: dict, default_rps: float, now_ms: int) -> dic
 
 
 async def run(services, interval: float) -> None:
-    """Prune every ``interval`` seconds, the first time shortly after start."""
-    await asyncio.sleep(min(interval, 30.0))
-    while True:
-        try:
-            s = services.settings
-            await prune(services.engine, s.plans, s.rate_limit_rps, wall_ms())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("retention run failed; next in %ss", interval)
-        await asyncio.sleep(interval)
+    """Prune every ``interval`` seconds, the first time shortly after start, on the one replica
+    holding the retention lease (leases.py run_as_one): replicas do not each scan every workspace."""
+
+    async def every_interval() -> None:
+        await asyncio.sleep(min(interval, 30.0))
+        while True:
+            try:
+                s = services.settings
+                await prune(services.engine, s.plans, s.rate_limit_rps, wall_ms())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("retention run failed; next in %ss", interval)
+            await asyncio.sleep(interval)
+
+    await services.leases.run_as_one("retention", "pruner", every_interval)

@@ -196,9 +196,11 @@ async def stop(s: Services) -> None:
     for t in s.tasks:
         t.cancel()
     # The work held here ends and its leases are released: another replica resumes it at once.
-    for part in ("deployments", "evidence", "webhooks"):
+    for part in ("deployments", "evidence"):
         if hasattr(s, part):
             await getattr(s, part).stop()
+    if getattr(s, "leases", None) is not None:  # the webhooks and retention leases, and any left
+        await s.leases.release_all()
     if s.feed is not None:
         await s.feed.stop()
     if getattr(s, "transparency", None) is not None:

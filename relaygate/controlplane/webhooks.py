@@ -176,7 +176,6 @@ class Webhooks:
         self.allow_private, self.retry_base = s.webhook_allow_private, s.webhook_retry_base
         self._wake = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
-        self._lease = None
 
     @property
     def engine(self):
@@ -461,30 +460,10 @@ class Webhooks:
 
     # -- one replica runs it ----------------------------------------------------------------
     async def run(self) -> None:
-        """Take the webhooks lease when free (every lease_ttl/3), then dispatch and deliver while it
-        is held; stop both when it is lost."""
-        leases = self.services.leases
-        while True:
-            lease = await leases.claim("webhooks", "dispatcher")
-            if lease is None:
-                await asyncio.sleep(leases.ttl / 3)
-                continue
-            self._lease = lease
-            tasks = [asyncio.create_task(self.dispatch_forever()), asyncio.create_task(self.deliver_forever())]
-            lease.keep(lambda: [t.cancel() for t in tasks])
-            try:
-                await asyncio.gather(*tasks)
-            except asyncio.CancelledError:
-                if not lease.lost:
-                    raise
-            except Exception:
-                log.exception("webhooks stopped; retrying")
-            finally:
-                for t in tasks:
-                    t.cancel()
-                await lease.release()
-                self._lease = None
+        """Dispatch and deliver on the one replica holding the webhooks lease (another takes over
+        when it is lost or its holder dies)."""
 
-    async def stop(self) -> None:
-        if self._lease is not None:
-            await self._lease.release()
+        async def both() -> None:
+            await asyncio.gather(self.dispatch_forever(), self.deliver_forever())
+
+        await self.services.leases.run_as_one("webhooks", "dispatcher", both)

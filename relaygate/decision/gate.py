@@ -29,7 +29,8 @@ from relaygate.contract.config import ApiKey
 from relaygate.contract.envoy import receipt_id_for
 import orjson
 
-from relaygate.contract.jwtauth import NeedKeys
+from relaygate.contract.jwtauth import NeedKeys, looks_like_jwt
+from relaygate.contract.keys import PREFIX, SESSION_PREFIX
 from relaygate.decision.admission import Admission, Refused, Verdict
 from relaygate.decision.wire import (
     DIALECT,
@@ -99,7 +100,7 @@ CONFLICTING = "\0conflicting"  # bearer_token: the request carried two different
 
 def _ours(token: str) -> bool:
     """A credential of the gateway's kind: an API key, a session token or a JWT."""
-    return token.startswith(("ro_live_", "ro_session_")) or token.count(".") == 2
+    return token.startswith((PREFIX, SESSION_PREFIX)) or looks_like_jwt(token)
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:

@@ -443,3 +443,35 @@ class TestThreeReplicas:
         assert latest["key_id"] == new_key
         key = load_public_key(api.get("/v1/audit/keys").json()["current_public_key"].encode())
         assert verify_checkpoint(latest["checkpoint"], key).size == latest["size"]
+
+    def test_one_batch_sent_to_every_replica_at_once_is_stored_once_and_answered_200_by_each(self, cluster, postgres):
+        """A sidecar whose request timed out resends the batch to another replica while the first
+        is still storing it, so two replicas ingest the same receipts at the same instant. Each
+        replica's ingestion lock is its own: the one that lost the race on the unique receipt id
+        answered 500. Now every reply is 200, the receipts are accepted once in all (duplicates
+        at the others), and each has one leaf."""
+        url, fleet = postgres.url, cluster.cps[0].fleet_token
+        signer = _register(cluster.cps[0].cp_url, fleet, "lw-twice")
+        n, per, rounds = len(cluster.cps), 20, 15
+        for rnd in range(rounds):
+            ids = [f"lw-twice-{rnd}-{k}" for k in range(per)]
+            body = {"instance_id": "lw-twice", "receipts": [_receipt(r, signer, sidecar="lw-twice") for r in ids]}
+            together = threading.Barrier(n)
+
+            def send(i: int, body=body, together=together):
+                together.wait()
+                return CP(cluster.cps[i].cp_url, fleet).post("/v1/fleet/receipts", body)
+
+            with concurrent.futures.ThreadPoolExecutor(n) as pool:
+                replies = list(pool.map(send, range(n)))
+            assert all(r.status == 200 for r in replies), [(r.status, r.text[:300]) for r in replies]
+            outs = [r.json() for r in replies]
+            assert sum(o["accepted"] for o in outs) == per, outs
+            assert sum(o["duplicates"] for o in outs) == per * (n - 1), outs
+        _wait(lambda: _pg_rows(url, "SELECT count(*) AS n FROM merkle_queue")[0]["n"] == 0, 15, "the queue drained")
+        [(events, leaves)] = _pg_rows(
+            url,
+            "SELECT count(DISTINCT e.id), count(l.idx) FROM audit_events e "
+            "LEFT JOIN merkle_leaves l ON l.event_seq = e.seq WHERE e.id LIKE 'lw-twice-%'",
+        )
+        assert events == leaves == per * rounds

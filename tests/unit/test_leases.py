@@ -77,3 +77,60 @@ def test_work_is_born_held_by_its_creator_and_finished_work_is_never_claimed_aga
         await engine.dispose()
 
     asyncio.run(run())
+
+
+def test_run_as_one_runs_periodic_work_on_one_replica_and_moves_it_when_the_holder_goes(tmp_path):
+    """Retention and the webhook dispatcher run this way: with two replicas each asking, one runs
+    the work; when that one stops cleanly (its leases released) the other starts it, and when the
+    holder's lease is taken (it froze past the TTL and another claimed it) its work is cancelled."""
+
+    async def until(cond, what: str, timeout: float = 10.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not cond():
+            assert asyncio.get_running_loop().time() < deadline, what
+            await asyncio.sleep(0.02)
+
+    async def run() -> None:
+        engine = create_engine(f"sqlite:///{tmp_path / 'cp.db'}")
+        await migrate(engine)
+        a, b = Leases(engine, "replica-a", ttl=1.5), Leases(engine, "replica-b", ttl=1.5)
+        ticks: list[str] = []
+
+        def work(who: str):
+            async def loop() -> None:
+                while True:
+                    ticks.append(who)
+                    await asyncio.sleep(0.02)
+
+            return loop
+
+        ta = asyncio.create_task(a.run_as_one("retention", "pruner", work("a")))
+        await until(lambda: ticks, "a runs the work")
+        tb = asyncio.create_task(b.run_as_one("retention", "pruner", work("b")))
+        await asyncio.sleep(1.2)  # b tries at once and every ttl/3 (0.5 s), refused: a renews
+        assert set(ticks) == {"a"}, ticks
+
+        ta.cancel()  # a clean stop: a's task ends and the stop releases what a held
+        await asyncio.gather(ta, return_exceptions=True)
+        await a.release_all()
+        assert not a.held
+        ticks.clear()
+        await until(lambda: "b" in ticks, "b takes the work over")
+        assert set(ticks) == {"b"}, ticks
+
+        # b's lease taken from under it (as when b froze past the TTL and another replica claimed it)
+        async with engine.begin() as c:
+            await c.execute(
+                schema.work_leases.update()
+                .where(schema.work_leases.c.kind == "retention")
+                .values(owner="replica-c", epoch=schema.work_leases.c.epoch + 1, expires_ms=2**62)
+            )
+        await until(lambda: not b.held, "b's renewal finds the lease lost and stops")
+        ticks.clear()
+        await asyncio.sleep(0.2)
+        assert ticks == [], ticks  # its work was cancelled, and it cannot claim the lease back
+        tb.cancel()
+        await asyncio.gather(tb, return_exceptions=True)
+        await engine.dispose()
+
+    asyncio.run(run())
