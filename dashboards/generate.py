@@ -952,6 +952,26 @@ def evidence() -> dash_m.Dashboard:
         ),
         Panel(
             "stat",
+            "Log writers",
+            "Control-plane replicas that are the Merkle log's writer (sum of relaygate_cp_log_writer): 1 is right; "
+            "0 means receipts queue unlogged and no tree head is signed (alert RelaygateNoLogWriter).",
+            [Q(f"sum(relaygate_cp_log_writer{{{CP}}})")],
+            w=6,
+            h=4,
+            thresholds=[(None, "red"), (1, "green"), (2, "red")],
+        ),
+        Panel(
+            "stat",
+            "Receipts waiting for the log writer",
+            "Receipts stored by replicas that are not the writer, not yet leaves of the Merkle log "
+            "(relaygate_cp_merkle_queue); it drains within a second while a writer runs.",
+            [Q(f"max(relaygate_cp_merkle_queue{{{CP}}})")],
+            w=6,
+            h=4,
+            thresholds=[(None, "green"), (1000, "orange"), (100000, "red")],
+        ),
+        Panel(
+            "stat",
             "Evidence jobs failed in range",
             'Evidence bundle jobs that failed in the dashboard\'s range (relaygate_cp_evidence_jobs_total{result="failed"}).',
             [Q(f'sum(increase(relaygate_cp_evidence_jobs_total{{{CP}, result="failed"}}[$__range]))')],

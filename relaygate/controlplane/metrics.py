@@ -40,6 +40,12 @@ CHECKPOINT_TS = Gauge(
     "relaygate_cp_checkpoint_timestamp_seconds", "When the newest signed tree head was made (0: none yet)"
 )
 CHECKPOINT_SIZE = Gauge("relaygate_cp_checkpoint_tree_size", "Leaves the newest signed tree head covers (0: none yet)")
+LOG_WRITER = Gauge(
+    "relaygate_cp_log_writer", "1 while this replica is the Merkle log's writer (one replica at a time), else 0"
+)
+MERKLE_QUEUE = Gauge(
+    "relaygate_cp_merkle_queue", "Receipts stored and waiting for the log writer to make them leaves (shared; capped)"
+)
 
 DEPLOYMENT_STATUSES = ("running", "rolling_back", "succeeded", "rolled_back", "failed")
 DEPLOYMENTS = Gauge(

@@ -48,6 +48,7 @@ from relaygate.evidence.receipts import leaf_bytes
 
 log = logging.getLogger("relaygate.controlplane.log")
 ORIGIN = "relaygate.audit/v1"
+QUEUE_COUNT_CAP = 1_000_000  # relaygate_cp_merkle_queue counts up to this (a count is a scan)
 WRITER_LOCK = 0x6D65726B6C65  # "merkle": the advisory-lock key of the log writer
 CHANNEL = "relaygate_merkle"
 CATCH_UP_CHUNK = 50_000
@@ -75,6 +76,7 @@ class TransparencyLog:
         self._checkpoint_forced = False  # a replica asked for a new tree head even at this size
         self._appending = False
         self._staged: tuple[T.TileWriter, dict] | None = None
+        metrics.LOG_WRITER.set_function(lambda: 1.0 if self.writer is not None else 0.0)
 
     @property
     def is_writer(self) -> bool:
@@ -86,12 +88,8 @@ class TransparencyLog:
             await self._try_elect()
         else:
             await self._take_over()
-        size = await self.size()
-        log.info("audit log: %d leaves (%s)", size, "writer" if self.is_writer else "not the writer")
-        metrics.TREE_SIZE.set(size)
-        head = await self.latest()
-        metrics.CHECKPOINT_TS.set(head["created_ms"] / 1000 if head else 0)
-        metrics.CHECKPOINT_SIZE.set(head["size"] if head else 0)
+        await self.read_gauges()
+        log.info("audit log: %d leaves (%s)", await self.size(), "writer" if self.is_writer else "not the writer")
 
     async def close(self) -> None:
         await self._drop_session()
@@ -380,6 +378,24 @@ class TransparencyLog:
         metrics.TREE_SIZE.set(size)  # on every replica, as of its last read
         return size
 
+    async def read_gauges(self) -> None:
+        """Tree size, newest tree head and queue depth as the database has them: a replica that is
+        not the writer would otherwise export what it saw at start, and (say) its checkpoint age
+        would grow although the writer signs tree heads on time."""
+        async with self.engine.connect() as c:
+            await self.size(c)
+            head = await self.latest(c)
+            queued = (
+                await c.execute(
+                    sa.select(sa.func.count()).select_from(
+                        sa.select(schema.merkle_queue.c.event_seq).limit(QUEUE_COUNT_CAP).subquery()
+                    )
+                )
+            ).scalar()
+        metrics.CHECKPOINT_TS.set(head["created_ms"] / 1000 if head else 0)
+        metrics.CHECKPOINT_SIZE.set(head["size"] if head else 0)
+        metrics.MERKLE_QUEUE.set(queued or 0)
+
     async def writer_state(self) -> dict:
         async with self.engine.connect() as c:
             row = (
@@ -539,9 +555,12 @@ class TransparencyLog:
         """Campaign for the writer's role, renew its lease, log queued events, and sign a
         checkpoint every ``interval`` seconds when the tree grew (or when another replica asks)."""
         loop = asyncio.get_running_loop()
-        next_checkpoint = loop.time() + interval
+        next_checkpoint = next_read = loop.time() + interval
         while True:
             try:
+                if loop.time() >= next_read:  # the log's gauges, on every replica, from the shared state
+                    next_read = loop.time() + interval
+                    await self.read_gauges()
                 if self.postgres and self.writer is None:
                     await self._try_elect()
                 elif self.postgres:

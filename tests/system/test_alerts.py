@@ -159,6 +159,7 @@ LOOSENED = {
             "relaygate_cp_checkpoint_timestamp_seconds",
         ),
     ],
+    "RelaygateNoLogWriter": [("== 0", "< 2"), ("sum by (job)", "min by (job)")],
     "RelaygateEvidenceJobsFailing": [('{result="failed"}', "")],
     "RelaygateDeploymentRolledBack": [('{result="failed"}', '{result=~"failed|passed"}')],
     "RelaygateDeploymentFailed": [('{status="failed"}', '{status=~"failed|rolled_back"}')],

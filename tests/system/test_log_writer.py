@@ -475,3 +475,41 @@ class TestThreeReplicas:
             "LEFT JOIN merkle_leaves l ON l.event_seq = e.seq WHERE e.id LIKE 'lw-twice-%'",
         )
         assert events == leaves == per * rounds
+
+    def test_every_replica_reports_the_shared_log_and_exactly_one_reports_itself_its_writer(self, cluster, postgres):
+        """Operators alert on these gauges (RelaygateNoLogWriter, RelaygateCheckpointStale): exactly
+        one replica says it is the writer, and every replica reports the writer's tree heads and the
+        log's size. Before, a replica that was not the writer exported what it saw at start, so its
+        checkpoint age grew into a false RelaygateCheckpointStale although tree heads were signed."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url, fleet, n = postgres.url, cluster.cps[0].fleet_token, len(cluster.cps)
+        _wait(lambda: _writer(url)["replica_id"], 15, "a log writer")
+        w = _writer_index(cluster, url)
+
+        def gauges(i: int) -> dict[str, float]:
+            text = CP(cluster.cps[i].cp_url, cluster.cps[i].admin_token).get("/metrics").text
+            return {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+        assert [gauges(i)["relaygate_cp_log_writer"] for i in range(n)] == [float(i == w) for i in range(n)]
+        other = next(i for i in range(n) if i != w)
+        before = gauges(other)["relaygate_cp_checkpoint_timestamp_seconds"]
+        signer = _register(cluster.cps[other].cp_url, fleet, "lw-gauges")
+        ids = [f"lw-gauges-{k}" for k in range(5)]
+        body = {"instance_id": "lw-gauges", "receipts": [_receipt(r, signer, sidecar="lw-gauges") for r in ids]}
+        reply = CP(cluster.cps[other].cp_url, fleet).post("/v1/fleet/receipts", body)
+        assert reply.status == 200 and reply.json()["accepted"] == 5, reply.text
+        _wait(lambda: _pg_rows(url, "SELECT count(*) AS n FROM merkle_queue")[0]["n"] == 0, 15, "the queue drained")
+        [(size,)] = _pg_rows(url, "SELECT size FROM merkle_writer WHERE id = 1")
+
+        def reports_the_log(i: int) -> bool:
+            g = gauges(i)
+            return (
+                g["relaygate_cp_merkle_tree_size"] == size
+                and g["relaygate_cp_checkpoint_tree_size"] == size
+                and g["relaygate_cp_checkpoint_timestamp_seconds"] > before
+                and g["relaygate_cp_merkle_queue"] == 0
+            )
+
+        for i in range(n):  # tree heads every second (--checkpoint-interval 1), gauges read as often
+            _wait(lambda i=i: reports_the_log(i), 15, f"replica {i} reporting the log at size {size}")
