@@ -610,7 +610,7 @@ def fleet() -> dash_m.Dashboard:
             "Gateways live",
             "Registered gateway instances whose sidecar sent a heartbeat in the last 10 s, as the control plane "
             'sees them (relaygate_cp_fleet_instances{state="live"}).',
-            [Q(f'sum(relaygate_cp_fleet_instances{{{CP}, state="live"}})')],
+            [Q(f'max(relaygate_cp_fleet_instances{{{CP}, state="live"}})')],
             w=6,
             h=4,
         ),
@@ -619,7 +619,7 @@ def fleet() -> dash_m.Dashboard:
             "Gateways stale",
             "Registered gateway instances without a heartbeat for over 10 s (relaygate_cp_fleet_instances"
             '{state="stale"}): down, cut off from the control plane, or retired (instances are never deleted).',
-            [Q(f'sum(relaygate_cp_fleet_instances{{{CP}, state="stale"}})')],
+            [Q(f'max(relaygate_cp_fleet_instances{{{CP}, state="stale"}})')],
             w=6,
             h=4,
             thresholds=[(None, "green"), (1, "orange")],
@@ -638,7 +638,7 @@ def fleet() -> dash_m.Dashboard:
             "stat",
             "Deployments in progress",
             'Policy deployments rolling out or rolling back (relaygate_cp_deployments{status=~"running|rolling_back"}).',
-            [Q(f'sum(relaygate_cp_deployments{{{CP}, status=~"running|rolling_back"}})')],
+            [Q(f'max(relaygate_cp_deployments{{{CP}, status=~"running|rolling_back"}})')],
             w=6,
             h=4,
         ),
@@ -658,8 +658,8 @@ def fleet() -> dash_m.Dashboard:
             "timeseries",
             "Gateway instances by state",
             "Registered gateway instances, live or stale by the age of their last heartbeat "
-            "(relaygate_cp_fleet_instances).",
-            [Q(f"sum by (state) (relaygate_cp_fleet_instances{{{CP}}})", "{{state}}")],
+            "(relaygate_cp_fleet_instances; every control-plane replica reports the whole fleet, so the highest).",
+            [Q(f"max by (state) (relaygate_cp_fleet_instances{{{CP}}})", "{{state}}")],
             stacked=True,
         ),
         Row("Configuration (xDS)"),
@@ -758,8 +758,8 @@ def fleet() -> dash_m.Dashboard:
             "timeseries",
             "Deployments by status",
             "Policy deployments by status (relaygate_cp_deployments): running, rolling_back, and how the finished "
-            "ones ended (succeeded, rolled_back, failed).",
-            [Q(f"sum by (status) (relaygate_cp_deployments{{{CP}}})", "{{status}}")],
+            "ones ended (succeeded, rolled_back, failed). Every control-plane replica reports all of them: the highest.",
+            [Q(f"max by (status) (relaygate_cp_deployments{{{CP}}})", "{{status}}")],
             w=8,
         ),
         Panel(

@@ -113,7 +113,8 @@ class Deployments:
 
     # -- creating and resuming ------------------------------------------------------------
     async def load(self) -> None:
-        """Read every deployment's status once, at start (then :meth:`_moved` keeps them)."""
+        """Read every deployment's status: at start, then every lease_ttl/3 (services.py), as another
+        replica may own a deployment; :meth:`_moved` moves this replica's own transitions at once."""
         async with self.engine.connect() as c:
             rows = (await c.execute(sa.select(D.c.id, D.c.status))).all()
         self._status = dict(rows)

@@ -57,11 +57,14 @@ class Fleet:
         xds.on_nack = self._record_xds
 
     async def load(self) -> None:
-        """Read every instance's last heartbeat once, at start (then :meth:`seen` keeps them)."""
+        """Read every instance's last heartbeat: at start, then every lease_ttl/3 (services.py), as
+        heartbeats reach whichever replica a gateway talks to; :meth:`seen` adds this replica's own
+        at once. Instances no longer in the database leave the gauges."""
+        read_from = now_ms()
         async with self.engine.connect() as c:
             rows = (await c.execute(sa.select(schema.instances.c.id, schema.instances.c.last_seen_ms))).all()
-        for iid, ms in rows:
-            self.seen(iid, ms)
+        mine = {iid: ms for iid, ms in self._last_seen.items() if ms >= read_from}  # seen while reading
+        self._last_seen = {iid: max(ms, self._last_seen.get(iid, 0)) for iid, ms in rows} | mine
 
     def seen(self, instance_id: str, at_ms: int) -> None:
         """An instance registered or sent a heartbeat at ``at_ms``."""

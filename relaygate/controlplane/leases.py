@@ -226,7 +226,8 @@ class Leases:
 
 
 async def scan_forever(interval: float, scans: list[Callable[[], Awaitable[None]]]) -> None:
-    """Every ``interval`` seconds, look for unfinished work nobody holds and take it over."""
+    """Every ``interval`` seconds, run each of ``scans``: those that look for unfinished work nobody
+    holds and take it over, and those that reread what other replicas change (shared gauges)."""
     while True:
         await asyncio.sleep(interval)
         for scan in scans:

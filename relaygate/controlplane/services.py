@@ -186,7 +186,13 @@ async def run_background(s: Services) -> None:
     await s.evidence.resume()
     await s.deployments.resume()
     s.tasks.append(
-        asyncio.create_task(scan_forever(s.settings.lease_ttl / 3, [s.evidence.resume, s.deployments.resume]))
+        asyncio.create_task(
+            scan_forever(
+                s.settings.lease_ttl / 3,
+                # and the fleet and deployment gauges, reread so every replica exports the same
+                [s.evidence.resume, s.deployments.resume, s.fleet.load, s.deployments.load],
+            )
+        )
     )
     s.tasks.append(asyncio.create_task(s.webhooks.run()))  # on the replica holding the webhooks lease
     s.tasks.append(asyncio.create_task(retention.run(s, s.settings.retention_interval)))

@@ -427,3 +427,42 @@ def test_many_evidence_jobs_with_every_replica_alive_each_run_once(cluster):
         assert logs[i].count(f"evidence bundle {jid}: ") == 1
         assert not any(f"resuming evidence bundle {jid}" in log for log in logs)
         _verified_everywhere(cluster, jid)
+
+
+# -- the gauges operators read ------------------------------------------------------------------------
+
+
+def test_every_replica_exports_the_whole_fleet_and_every_deployment(cluster):
+    """Each gateway heartbeats to its own replica, and a deployment's stages are written by whichever
+    replica holds it; the gauges the dashboards read are the same on every replica. Before, a
+    replica counted live only the gateways that heartbeat to it (the others stale from its own
+    start on) and moved the deployment counts only on the transitions it made itself."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for i in range(3):
+        restart_if_down(cluster, i)
+
+    def gauges(i: int) -> dict:
+        text = admin(cluster, i).get("/metrics").text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text)
+            for s in fam.samples
+            if s.name in ("relaygate_cp_fleet_instances", "relaygate_cp_deployments")
+        }
+
+    def agree():
+        truth = {
+            r["status"]: r["n"] for r in sql(cluster, "SELECT status, count(*) AS n FROM deployments GROUP BY status")
+        }
+        want = {("relaygate_cp_fleet_instances", (("state", "live"),)): 3.0}
+        want[("relaygate_cp_fleet_instances", (("state", "stale"),))] = 0.0
+        for status in ("running", "rolling_back", "succeeded", "rolled_back", "failed"):
+            want[("relaygate_cp_deployments", (("status", status),))] = float(truth.get(status, 0))
+        seen = [gauges(i) for i in range(3)]
+        return (sum(truth.values()) > 0 and all(g == want for g in seen)) or (want, seen)
+
+    try:
+        eventually(lambda: agree() is True, 30, "the same fleet and deployment gauges on every replica")
+    except AssertionError:
+        raise AssertionError(f"(wanted, each replica's): {agree()}") from None
