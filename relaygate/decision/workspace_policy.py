@@ -182,6 +182,9 @@ def parse_document(text: str) -> PolicyDocument:
     )
 
 
+ADDED_MARKER = "# Added by relaygate: this policy's own data document."
+
+
 def module_source(policy_id: str, doc: PolicyDocument) -> str:
     """The Rego with its package line replaced in place and ``policy_data`` appended.
 
@@ -197,8 +200,13 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
             lines[i] = f"package {CUSTOM_PACKAGE}.{policy_id}"
             lines += [
                 "",
-                "# Added by relaygate: this policy's own data document.",
-                f'policy_data := object.get(data.relaygate.policy_data, "{policy_id}", {{}})',
+                ADDED_MARKER,
+                "# The sidecar's sandbox loads it at data.relaygate.policy_data; an OPA agent",
+                "# finds it in the bundle, at data.workspace_policies.",
+                "policy_data := array.concat(array.concat(",
+                f'\t[relaygate_doc | relaygate_doc := data.relaygate.policy_data["{policy_id}"]],',
+                f'\t[relaygate_doc | relaygate_doc := data.workspace_policies["{policy_id}"].data],',
+                "), [{}])[0]",
                 "",
             ]
             return "\n".join(lines)
@@ -382,7 +390,7 @@ def compile_policy(policy_id: str, doc: PolicyDocument) -> str:
 def _author_source(policy_id: str, doc: PolicyDocument) -> str:
     """The module as the author wrote it (package replaced, without relaygate's ``policy_data`` rule)."""
     full = module_source(policy_id, doc)
-    return full.split("\n# Added by relaygate: this policy's own data document.\n")[0] + "\n"
+    return full.split(f"\n{ADDED_MARKER}\n")[0] + "\n"
 
 
 async def check_rego_sandboxed(policy_id: str, doc: PolicyDocument, sandbox: PolicySandbox) -> str:

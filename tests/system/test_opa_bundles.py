@@ -27,8 +27,12 @@ description: gpt-4o is not approved for acme
 rego: |
   package no_gpt_4o
   import rego.v1
-  deny contains "gpt-4o is not approved for acme" if input.model == "gpt-4o"
+  deny contains sprintf("%s is not approved for acme", [input.model]) if input.model in policy_data.blocked
+data:
+  blocked: [gpt-4o]
 """
+# The policy reads its own data (policy_data): the sidecar's sandbox and an OPA agent must both find
+# it, or OPA would allow what the sidecar denies.
 
 
 @pytest.fixture(scope="module")
