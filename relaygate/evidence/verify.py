@@ -295,14 +295,24 @@ def verify_bundle(
     signed note the auditor already holds (the bundle's tree must extend it)."""
     report = Report(pinned=trusted_key is not None)
     try:
+        _verify(report, blob, trusted_key, after_checkpoint)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        # The bundle is the attacker's: a file of the wrong shape (an object where a list is due,
+        # a field missing) ends the checks as a failure saying what broke, never as a traceback.
+        report.fail("format", f"a bundle file has the wrong shape ({type(e).__name__}: {e}); checks stopped here")
+    return report
+
+
+def _verify(report: Report, blob: bytes, trusted_key: Ed25519PublicKey | None, after_checkpoint: str | None) -> None:
+    try:
         files = eb.read(blob)
     except eb.BundleFormatError as e:
         report.fail("format", str(e))
-        return report
+        return
     manifest = _json(files, eb.MANIFEST, report)
     if not isinstance(manifest, dict) or manifest.get("format") != eb.FORMAT:
         report.fail("manifest", f"{eb.MANIFEST} is missing or not a {eb.FORMAT} manifest", eb.MANIFEST)
-        return report
+        return
 
     # -- key custody first: it says which control-plane keys exist -------------------------
     # Only keys that chain back to the root enter the ring (see KeyRing): the pinned key when
@@ -623,4 +633,3 @@ def verify_bundle(
     report.stats.update(
         checkpoints=len(ordered), custody_events=len(custody), policy_versions=len(policy_index), files=len(listed)
     )
-    return report

@@ -5,8 +5,9 @@ signs the tree head and the manifest, a sidecar key it countersigns, one receipt
 inclusion proof and chain entry) and verifies pinned. Each attack then changes one thing the
 attacker controls in a bundle or a key file: a custody event carrying a public key of a type
 cryptography does not know (it raised UnsupportedAlgorithm, which is not a ValueError), a
-signature that is not a string, ``signatures`` that is not a list. Before relaygate/evidence was
-under mypy --strict these escaped verify_bundle as exceptions (a traceback instead of a report).
+signature that is not a string, ``signatures`` that is not a list, or a bundle file of valid JSON
+but the wrong shape. Before relaygate/evidence was under mypy --strict these escaped verify_bundle
+as exceptions (a traceback instead of a report).
 """
 
 from __future__ import annotations
@@ -210,3 +211,29 @@ def _tar(files: dict[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return gzip.compress(raw.getvalue())
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        (eb.CONSISTENCY, b"[1]"),
+        (eb.INCLUSION, b"5\n"),
+        (eb.RECEIPTS, b"[]\n"),
+        (eb.CHAINS, b"{}\n"),
+        (eb.CHECKPOINTS, b"[5]"),
+    ],
+)
+def test_a_bundle_file_of_the_wrong_shape_is_a_format_failure_not_a_crash(genuine, name, data):
+    """Valid JSON of the wrong shape in a file the attacker controls (the manifest digest fails too)."""
+    files = eb.read(genuine.blob())
+    files[name] = data
+    report = verify_bundle(_tar(files), genuine.root.public_key)
+    assert not report.ok
+    assert [m for m in _failures(report) if "has the wrong shape" in m], _failures(report)
+
+
+def test_a_receipt_whose_predicate_is_not_an_object_is_a_failure_not_a_crash(genuine):
+    env = dsse.sign(dsse.INTOTO, canonical({"_type": "x", "predicate": 5}), genuine.gw)
+    report = verify_bundle(genuine.blob(envelope=env), genuine.root.public_key)
+    assert not report.ok
+    assert [m for m in _failures(report) if m.startswith("[format] a bundle file has the wrong shape")]
