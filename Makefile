@@ -13,7 +13,7 @@ help:
 	@echo "make run          start provider simulator + control plane + relaygate-extproc + Envoy and run a tour"
 	@echo "make test         run the whole test suite (real Envoy, real SDKs), after make lint"
 	@echo "make test-fast    run the unit tier only (tests/unit: no servers, seconds)"
-	@echo "make lint         ruff check + ruff format --check on the tree, mypy --strict on relaygate/contract and relaygate/decision"
+	@echo "make lint         ruff check + ruff format --check on the tree, mypy --strict on relaygate/contract, relaygate/decision and relaygate/evidence"
 	@echo "make policy-test  run the Rego unit tests in policies/"
 	@echo "make bench        benchmark plain Envoy against the full relaygate path, then the peer table (../shared/peers) when installed"
 	@echo "make verifier     build dist/relaygate-verify.pyz, the single-file offline evidence verifier (pin the root: --trusted-key)"
@@ -63,7 +63,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests/unit
 
 # ruff (errors pyflakes would catch, and the formatting) on the whole tree; mypy --strict on the
-# contract and decision packages.
+# contract, decision and evidence packages.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

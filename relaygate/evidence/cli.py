@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 UNPINNED = """\
@@ -23,7 +24,7 @@ UNPINNED = """\
 !!! obtained out of band: GET /v1/audit/keys over a channel you trust, or from the operator)."""
 
 
-def main(argv=None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="relaygate", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("verify", help="verify an evidence bundle (tar.gz) offline")

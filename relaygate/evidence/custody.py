@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from relaygate.evidence import dsse
 from relaygate.evidence.receipts import canonical
@@ -62,9 +64,9 @@ def event(
     event_id: str,
     previous_key_id: str | None = None,
     public_key_pem: str | None = None,
-    **extra,
-) -> dict:
-    doc = {
+    **extra: Any,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "id": event_id,
         "type": type_,
         "owner": owner,
@@ -73,23 +75,29 @@ def event(
         "previous_key_id": previous_key_id,
         **extra,
     }
-    if key is not None or public_key_pem is not None:
-        doc["key_id"] = key.key_id if key is not None else key_id_for(load_public_key(public_key_pem.encode()))
+    if key is not None:
+        doc["key_id"] = key.key_id
         doc["public_key"] = public_key_pem or key.public_pem().decode()
+    elif public_key_pem is not None:
+        doc["key_id"] = key_id_for(load_public_key(public_key_pem.encode()))
+        doc["public_key"] = public_key_pem
     return doc
 
 
-def sign_event(doc: dict, *signers: Signer) -> dict:
+def sign_event(doc: dict[str, Any], *signers: Signer) -> dsse.Envelope:
     env = dsse.sign(PAYLOAD_TYPE, canonical(doc), signers[0])
     for s in signers[1:]:
         env = dsse.add_signature(env, s)
     return env
 
 
-def event_of(envelope: dict) -> dict:
+def event_of(envelope: dsse.Envelope) -> dict[str, Any]:
     if envelope.get("payloadType") != PAYLOAD_TYPE:
         raise CustodyError("not a custody event")
-    return orjson.loads(dsse.payload(envelope))
+    doc = orjson.loads(dsse.payload(envelope))
+    if not isinstance(doc, dict):
+        raise CustodyError("the custody event is not a JSON object")
+    return doc
 
 
 @dataclass
@@ -97,7 +105,7 @@ class KeyInfo:
     key_id: str
     owner: str
     purpose: str
-    public_key: object
+    public_key: Ed25519PublicKey
     valid_from_ms: int
     retired_ms: int | None = None
 
@@ -138,10 +146,10 @@ class KeyRing:
     def _cp_keys(self) -> list[KeyInfo]:
         return [k for k in self.keys.values() if k.owner == CONTROL_PLANE]
 
-    def _signed_by(self, env: dict, key: KeyInfo) -> bool:
+    def _signed_by(self, env: dsse.Envelope, key: KeyInfo) -> bool:
         return dsse.verify_envelope(env, key.public_key, PAYLOAD_TYPE)
 
-    def _countersigned(self, env: dict, at: int) -> bool:
+    def _countersigned(self, env: dsse.Envelope, at: int) -> bool:
         """Signed by a control-plane key of the ring that was not retired before ``at``."""
         return any(self._signed_by(env, k) for k in self._cp_keys() if k.retired_ms is None or k.retired_ms >= at)
 
@@ -152,7 +160,7 @@ class KeyRing:
             else "a control-plane key (the chain has no root yet)"
         )
 
-    def apply(self, env: dict) -> dict:
+    def apply(self, env: dsse.Envelope) -> dict[str, Any]:
         doc = event_of(env)
         what = f"custody event {doc.get('id')} ({doc.get('type')} {doc.get('key_id', '')})"
         at = to_ms(doc["at"])
@@ -209,9 +217,10 @@ class KeyRing:
         self.keys[doc["key_id"]] = KeyInfo(doc["key_id"], owner, purpose, new_pub, at)
         return doc
 
-    def check(self, key_id: str, at_ms: int, purpose: str | None = None) -> KeyInfo:
-        """The key, when it was valid at ``at_ms``; else CustodyError saying why not."""
-        k = self.keys.get(key_id)
+    def check(self, key_id: str | None, at_ms: int, purpose: str | None = None) -> KeyInfo:
+        """The key, when it was valid at ``at_ms``; else CustodyError saying why not (None: a
+        signature that names no key id)."""
+        k = self.keys.get(key_id) if key_id is not None else None
         if k is None or (purpose and k.purpose != purpose):
             raise CustodyError(
                 f"signed by unknown key {key_id} (not in the custody chain anchored at root {self.anchor})"

@@ -26,6 +26,8 @@ import gzip
 import hashlib
 import io
 import tarfile
+from collections.abc import Iterable
+from typing import Any
 
 from relaygate.evidence import dsse
 from relaygate.evidence.receipts import canonical
@@ -56,11 +58,11 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def jsonl(rows) -> bytes:
+def jsonl(rows: Iterable[Any]) -> bytes:
     return b"".join(canonical(r) + b"\n" for r in rows)
 
 
-def write(files: dict[str, bytes], manifest: dict, signer: Signer) -> bytes:
+def write(files: dict[str, bytes], manifest: dict[str, Any], signer: Signer) -> bytes:
     """Pack files with a manifest listing their digests, signed by ``signer``; return tar.gz bytes."""
     manifest = {
         **manifest,
@@ -93,7 +95,9 @@ def read(blob: bytes) -> dict[str, bytes]:
                 name = info.name
                 if not info.isfile() or name.startswith("/") or ".." in name.split("/"):
                     raise BundleFormatError(f"entry not allowed in a bundle: {name}")
-                files[name] = tar.extractfile(info).read()
+                f = tar.extractfile(info)
+                assert f is not None  # extractfile is None only for entries that are not files
+                files[name] = f.read()
     except tarfile.TarError as e:
         raise BundleFormatError(f"not a tar archive: {e}") from None
     return files

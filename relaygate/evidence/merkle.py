@@ -14,6 +14,7 @@ and proofs over large logs cost O(log n) subtree lookups.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 
 
 class ProofError(ValueError):
@@ -42,7 +43,7 @@ class _LeafHashes:
 
     __slots__ = ("_buf",)
 
-    def __init__(self, hashes=()) -> None:
+    def __init__(self, hashes: Iterable[bytes] = ()) -> None:
         self._buf = bytearray()
         for h in hashes:
             self.append(h)
@@ -63,7 +64,7 @@ class _LeafHashes:
             raise IndexError(i)
         return bytes(self._buf[i * 32 : (i + 1) * 32])
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         return (self[i] for i in range(len(self)))
 
 
@@ -72,7 +73,7 @@ class MerkleLog:
 
     MEMO_MIN = 64  # subtrees smaller than this are recomputed (cheap) rather than stored
 
-    def __init__(self, leaf_hashes=None) -> None:
+    def __init__(self, leaf_hashes: Iterable[bytes] | None = None) -> None:
         self.leaves = _LeafHashes(leaf_hashes or ())
         self._memo: dict[tuple[int, int], bytes] = {}
 

@@ -65,9 +65,9 @@ def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def statement(receipt: dict) -> dict:
+def statement(receipt: dict[str, Any]) -> dict[str, Any]:
     """The in-toto Statement for a receipt: subjects are the request and response body digests."""
-    subjects = []
+    subjects: list[dict[str, Any]] = []
     for name in ("request", "response"):
         d = (receipt.get(name) or {}).get("digest")
         if isinstance(d, str) and d.startswith("sha256:"):
@@ -82,32 +82,39 @@ def statement(receipt: dict) -> dict:
     return {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE, "predicate": receipt}
 
 
-def sign_receipt(receipt: dict, signer: Signer) -> tuple[dict, str]:
+def sign_receipt(receipt: dict[str, Any], signer: Signer) -> tuple[dsse.Envelope, str]:
     """Return (DSSE envelope, receipt hash)."""
     body = canonical(statement(receipt))
     return dsse.sign(dsse.INTOTO, body, signer), digest(body)
 
 
-def envelope_statement(envelope: dict) -> dict:
-    return orjson.loads(dsse.payload(envelope))
+def envelope_statement(envelope: dsse.Envelope) -> dict[str, Any]:
+    """The statement inside an envelope; ValueError when the payload is not a JSON object."""
+    st = orjson.loads(dsse.payload(envelope))
+    if not isinstance(st, dict):
+        raise ValueError("the envelope's payload is not a JSON object")
+    return st
 
 
-def envelope_receipt(envelope: dict) -> dict:
-    """The receipt inside a signed envelope."""
-    return envelope_statement(envelope)["predicate"]
+def envelope_receipt(envelope: dsse.Envelope) -> dict[str, Any]:
+    """The receipt inside a signed envelope; ValueError when its predicate is not a JSON object."""
+    r = envelope_statement(envelope)["predicate"]
+    if not isinstance(r, dict):
+        raise ValueError("the statement's predicate is not a JSON object")
+    return r
 
 
-def envelope_hash(envelope: dict) -> str:
+def envelope_hash(envelope: dsse.Envelope) -> str:
     """The receipt hash: what the next receipt's prev_hash must be."""
     return digest(dsse.payload(envelope))
 
 
-def leaf_bytes(envelope: dict) -> bytes:
+def leaf_bytes(envelope: dsse.Envelope) -> bytes:
     """The Merkle log leaf for a receipt: the canonical JSON of its whole envelope."""
     return canonical(envelope)
 
 
-def verify_receipt(envelope: dict, public_key: Ed25519PublicKey) -> bool:
+def verify_receipt(envelope: dsse.Envelope, public_key: Ed25519PublicKey) -> bool:
     """True when the envelope is signed by this key and its payload is a canonical receipt statement."""
     if not dsse.verify_envelope(envelope, public_key, dsse.INTOTO):
         return False
@@ -122,7 +129,7 @@ def verify_receipt(envelope: dict, public_key: Ed25519PublicKey) -> bool:
         return False
 
 
-def verify_chain(envelopes: list[dict], public_key: Ed25519PublicKey) -> None:
+def verify_chain(envelopes: list[dsse.Envelope], public_key: Ed25519PublicKey) -> None:
     """Check signatures and prev_hash links of consecutive receipts; raise on the first break."""
     prev = None
     for i, env in enumerate(envelopes):

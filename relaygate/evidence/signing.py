@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -87,7 +87,16 @@ def load_or_create_signer(path: Path) -> Signer:
 
 
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem)
+    """The Ed25519 public key in ``pem``; ValueError for anything else.
+
+    cryptography raises UnsupportedAlgorithm (not a ValueError) for a key of a type it does not
+    know (an unknown algorithm OID); that is "not an Ed25519 public key" too, so callers that
+    read keys from bundles or requests need to catch only ValueError.
+    """
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except UnsupportedAlgorithm as e:
+        raise ValueError(f"not an Ed25519 public key ({e})") from None
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("not an Ed25519 public key")
     return key

@@ -25,12 +25,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from relaygate.evidence import dsse
 from relaygate.evidence import evidence_bundle as eb
-from relaygate.evidence.checkpoint import KEY_NAME, CheckpointError, note_key_hash, parse, verify_checkpoint
+from relaygate.evidence.checkpoint import (
+    KEY_NAME,
+    Checkpoint,
+    CheckpointError,
+    note_key_hash,
+    parse,
+    verify_checkpoint,
+)
 from relaygate.evidence.custody import CONTROL_PLANE, CustodyError, KeyInfo, KeyRing, to_ms
 from relaygate.evidence.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
 from relaygate.evidence.receipts import (
@@ -52,14 +60,14 @@ class Finding:
     file: str | None = None
     receipt: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | bool]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
     trust: str = ""
     pinned: bool = False
 
@@ -77,7 +85,7 @@ class Report:
     def fail(self, check: str, message: str, file: str | None = None, receipt: str | None = None) -> None:
         self.add(check, False, message, file, receipt)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "pinned": self.pinned,
@@ -107,7 +115,8 @@ class Report:
         return "\n".join(lines)
 
 
-def _json(files: dict, name: str, report: Report, default=None):
+def _json(files: dict[str, bytes], name: str, report: Report, default: Any = None) -> Any:
+    """The parsed JSON of a bundle file (free-form: callers check its shape), else ``default``."""
     if name not in files:
         return default
     try:
@@ -117,8 +126,8 @@ def _json(files: dict, name: str, report: Report, default=None):
         return default
 
 
-def _jsonl(files: dict, name: str, report: Report) -> list:
-    out = []
+def _jsonl(files: dict[str, bytes], name: str, report: Report) -> list[Any]:
+    out: list[Any] = []
     for n, line in enumerate((files.get(name) or b"").splitlines(), start=1):
         if not line.strip():
             continue
@@ -129,7 +138,7 @@ def _jsonl(files: dict, name: str, report: Report) -> list:
     return out
 
 
-def _tree_head_key(note: str, cp_keys: dict) -> KeyInfo | None:
+def _tree_head_key(note: str, cp_keys: dict[str, KeyInfo]) -> KeyInfo | None:
     """The control-plane tree-head key of the ring whose signature on ``note`` verifies, if any."""
     for k in cp_keys.values():
         if k.purpose != "tree-head":
@@ -142,7 +151,7 @@ def _tree_head_key(note: str, cp_keys: dict) -> KeyInfo | None:
     return None
 
 
-def _outside(sigs: list, cp_keys: dict, root_words: str) -> str:
+def _outside(sigs: list[tuple[str, bytes, bytes]], cp_keys: dict[str, KeyInfo], root_words: str) -> str:
     """Why no tree-head key matched: the note is signed by a key outside the chain, or the signature is bad."""
     ours = {note_key_hash(KEY_NAME, k.public_key) for k in cp_keys.values()}
     if not any(khash in ours for _, khash, _ in sigs):
@@ -151,7 +160,14 @@ def _outside(sigs: list, cp_keys: dict, root_words: str) -> str:
 
 
 def _check_fresh(
-    report: Report, note: str, ordered: list, trees: dict, proofs: dict, cp_keys: dict, ring: KeyRing, root_words: str
+    report: Report,
+    note: str,
+    ordered: list[Checkpoint],
+    trees: dict[int, bytes],
+    proofs: dict[tuple[int, int], dict[str, Any]],
+    cp_keys: dict[str, KeyInfo],
+    ring: KeyRing,
+    root_words: str,
 ) -> None:
     """The bundle's tree must extend the checkpoint the auditor holds: not older, same log, consistent.
 
@@ -279,14 +295,24 @@ def verify_bundle(
     signed note the auditor already holds (the bundle's tree must extend it)."""
     report = Report(pinned=trusted_key is not None)
     try:
+        _verify(report, blob, trusted_key, after_checkpoint)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        # The bundle is the attacker's: a file of the wrong shape (an object where a list is due,
+        # a field missing) ends the checks as a failure saying what broke, never as a traceback.
+        report.fail("format", f"a bundle file has the wrong shape ({type(e).__name__}: {e}); checks stopped here")
+    return report
+
+
+def _verify(report: Report, blob: bytes, trusted_key: Ed25519PublicKey | None, after_checkpoint: str | None) -> None:
+    try:
         files = eb.read(blob)
     except eb.BundleFormatError as e:
         report.fail("format", str(e))
-        return report
+        return
     manifest = _json(files, eb.MANIFEST, report)
     if not isinstance(manifest, dict) or manifest.get("format") != eb.FORMAT:
         report.fail("manifest", f"{eb.MANIFEST} is missing or not a {eb.FORMAT} manifest", eb.MANIFEST)
-        return report
+        return
 
     # -- key custody first: it says which control-plane keys exist -------------------------
     # Only keys that chain back to the root enter the ring (see KeyRing): the pinned key when
@@ -313,6 +339,7 @@ def verify_bundle(
     if trusted_id:
         report.trust = f"control-plane key {trusted_id} (pinned)"
         if not custody:  # a bundle without custody (no receipts): the pinned key itself signs
+            assert trusted_key is not None  # trusted_id is its key id
             ring.keys[trusted_id] = KeyInfo(trusted_id, CONTROL_PLANE, "tree-head", trusted_key, 0)
         elif ring.root != trusted_id:
             report.fail(
@@ -490,10 +517,10 @@ def verify_bundle(
             report.fail("receipts", "statement is not a canonical relaygate in-toto statement", eb.RECEIPTS, rid)
             bad += 1
             continue
-        kids = dsse.keyids(env)
+        signed_by = dsse.keyids(env)
         key = None
         try:
-            key = ring.check(kids[0] if kids else "", to_ms(r["issued_at"]), "receipts")
+            key = ring.check(signed_by[0] if signed_by else "", to_ms(r["issued_at"]), "receipts")
         except CustodyError as e:
             report.fail("receipts", str(e), eb.RECEIPTS, rid)
             bad += 1
@@ -549,7 +576,7 @@ def verify_bundle(
         )
 
     # -- hash chains per sidecar -----------------------------------------------------------------
-    stubs: dict[str, list[dict]] = {}
+    stubs: dict[str, list[dict[str, Any]]] = {}
     for s in _jsonl(files, eb.CHAINS, report):
         stubs.setdefault(s["owner"], []).append(s)
     chain_ok = True
@@ -606,4 +633,3 @@ def verify_bundle(
     report.stats.update(
         checkpoints=len(ordered), custody_events=len(custody), policy_versions=len(policy_index), files=len(listed)
     )
-    return report
