@@ -144,6 +144,8 @@ class Ingestor:
                     r = envelope_receipt(env)
                     rid = r["id"]
                     key_id = dsse.keyids(env)[0]
+                    if key_id is None:  # a signature naming no key (or not as a string)
+                        raise ValueError("no key id")
                 except (KeyError, TypeError, IndexError, ValueError, AttributeError, dsse.EnvelopeError):
                     rejected.append({"id": None, "reason": "not a signed receipt envelope"})
                     continue

@@ -527,6 +527,16 @@ def test_receipt_ingestion_is_idempotent_verified_and_filterable(cp):
     result = post([tampered, _receipt("rcpt_wrong_instance", other), {"garbage": True}]).json()
     assert result["accepted"] == 0
     assert sorted(r["reason"].split(" ")[0] for r in result["rejected"]) == ["not", "signature", "signed"]
+    # A signature naming no key id, or one that is not a string, is refused outright: not deferred
+    # (which the sidecar would send again forever) and not a 500.
+    odd = [
+        {**envs[0], "signatures": [{**envs[0]["signatures"][0], "keyid": kid}]} for kid in (None, ["KEY"], {"k": 1}, 7)
+    ] + [{**envs[0], "signatures": [{"sig": envs[0]["signatures"][0]["sig"]}]}]
+    reply = post(odd)
+    assert reply.status == 200, reply.text
+    result = reply.json()
+    assert result["accepted"] == 0 and result["deferred"] == [], result
+    assert [r["reason"] for r in result["rejected"]] == ["not a signed receipt envelope"] * len(odd), result
 
     acme = cp.client("acme")
     assert len(acme.get("/v1/audit/events", params={"kind": "gateway.call", "user": "alice"}).json()["events"]) == 8
