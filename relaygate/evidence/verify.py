@@ -296,9 +296,10 @@ def verify_bundle(
     report = Report(pinned=trusted_key is not None)
     try:
         _verify(report, blob, trusted_key, after_checkpoint)
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, RecursionError) as e:
         # The bundle is the attacker's: a file of the wrong shape (an object where a list is due,
-        # a field missing) ends the checks as a failure saying what broke, never as a traceback.
+        # a field missing, JSON nested past Python's recursion limit) ends the checks as a failure
+        # saying what broke, never as a traceback.
         report.fail("format", f"a bundle file has the wrong shape ({type(e).__name__}: {e}); checks stopped here")
     return report
 

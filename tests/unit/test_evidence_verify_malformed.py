@@ -221,6 +221,8 @@ def _tar(files: dict[str, bytes]) -> bytes:
         (eb.RECEIPTS, b"[]\n"),
         (eb.CHAINS, b"{}\n"),
         (eb.CHECKPOINTS, b"[5]"),
+        (eb.CHECKPOINTS, b"[" * 200_000 + b"]" * 200_000),  # nested past the recursion limit
+        (eb.RECEIPTS, b"[" * 200_000 + b"]" * 200_000 + b"\n"),
     ],
 )
 def test_a_bundle_file_of_the_wrong_shape_is_a_format_failure_not_a_crash(genuine, name, data):
