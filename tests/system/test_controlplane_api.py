@@ -457,6 +457,21 @@ def _register(cp, instance: str) -> Signer:
     return signer
 
 
+def test_a_registration_whose_key_has_an_algorithm_nobody_knows_is_a_400(cp):
+    """The fleet token's holder registers a key whose SubjectPublicKeyInfo names an unknown
+    algorithm: cryptography raises UnsupportedAlgorithm (not a ValueError), which was a 500."""
+    from relaygate.evidence import custody
+    from tests.unit.test_evidence_verify_malformed import _unknown_key_pem
+
+    body, signer = _registration("sidecar-oddkey")
+    doc = custody.event("key.registered", "sidecar-oddkey", "receipts", signer, time.time(), event_id="cust_oddkey")
+    doc["public_key"] = _unknown_key_pem()
+    body["signing_key"]["public_key"] = doc["public_key"]
+    body["signing_key"]["proof"] = custody.sign_event(doc, signer)
+    reply = cp.fleet.post("/v1/fleet/instances", body, headers={"X-Relaygate-Instance": "sidecar-oddkey"})
+    _err(reply, 400, "invalid_request")
+
+
 def test_a_sidecar_registers_where_it_answers_ext_authz_and_only_an_address_envoy_can_dial(cp):
     """Envoy dials what the sidecar registered: only an absolute socket path (a relative one would
     resolve against Envoy's working directory, not the sidecar's) or host:port; no control bytes."""
