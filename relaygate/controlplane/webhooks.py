@@ -169,6 +169,126 @@ def wants(events: list[str], typ: str) -> bool:
     return any(kind_matches(typ, e) for e in events)
 
 
+class BudgetUse:
+    """Each budget's use in its current window, as of the audit-feed position the dispatcher reached.
+
+    Summed from the receipts once, the first time a budget's window is needed, then moved by every
+    ``gateway.call`` event the dispatcher passes (:meth:`passed`, called in feed order before the
+    event's crossings): a busy workspace costs one SUM per budget and window, not one per call
+    over the whole window's receipts. The sum stops at the event being dispatched (``seq``), so
+    the total is the same figure a SUM at that event would give over the events before it.
+    """
+
+    def __init__(self) -> None:
+        # workspace -> (budget id, unit, key id, window key, start ms, end ms) -> use
+        self._use: dict[str, dict[tuple[str, str, str | None, str, int, int], int]] = {}
+
+    def passed(self, row) -> None:
+        """The dispatcher reached ``row``: add a gateway call to the windows it falls in."""
+        mine = self._use.get(row["workspace_id"])
+        if not mine or row["kind"] != "gateway.call":
+            return
+        for k in mine:
+            _, unit, key_id, _, start, end = k
+            if start <= row["occurred_ms"] < end and (key_id is None or key_id == row["key_id"]):
+                mine[k] += _amount(row, unit)
+
+    async def _summed(self, c, row, k: tuple[str, str, str | None, str, int, int]) -> int:
+        E = schema.audit_events
+        _, unit, key_id, _, start, end = k
+        used_expr = (
+            sa.func.coalesce(sa.func.sum(E.c.cost_micros), 0)
+            if unit == "usd"
+            else sa.func.coalesce(sa.func.sum(E.c.input_tokens), 0)
+            + sa.func.coalesce(sa.func.sum(E.c.output_tokens), 0)
+        )
+        q = sa.select(used_expr).where(
+            E.c.workspace_id == row["workspace_id"],
+            E.c.kind == "gateway.call",
+            E.c.occurred_ms >= start,
+            E.c.occurred_ms < end,
+            E.c.seq <= row["seq"],
+        )
+        if key_id:
+            q = q.where(E.c.key_id == key_id)
+        return int((await c.execute(q)).scalar() or 0)
+
+    async def crossings(self, c, row) -> list[dict]:
+        """Thresholds this call's workspace budgets have reached in their current windows; each is
+        delivered once (its dedupe key names budget, window and threshold)."""
+        budgets = (
+            (
+                await c.execute(
+                    sa.select(schema.budgets).where(
+                        schema.budgets.c.workspace_id == row["workspace_id"], schema.budgets.c.deleted_ms.is_(None)
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
+        out = []
+        now = dt.datetime.now(dt.timezone.utc)
+        refused_for = set()  # budgets a refused call named: "budget <id> would be exceeded"
+        if row["code"] == "budget.exceeded" and row["receipt"]:
+            reasons = (envelope_receipt(row["receipt"]).get("decision") or {}).get("reasons") or []
+            refused_for = {m[1] for r in reasons if isinstance(r, str) and (m := REFUSED.fullmatch(r))}
+        known = self._use.get(row["workspace_id"], {})
+        current: dict[tuple[str, str, str | None, str, int, int], int] = {}
+        for b in budgets:
+            if b["key_id"] and b["key_id"] != row["key_id"]:
+                continue
+            key, end = window_bounds(b["window"], now)
+            start = dt.datetime.strptime(key, "%Y-%m-%d" if b["window"] == "day" else "%Y-%m").replace(
+                tzinfo=dt.timezone.utc
+            )
+            k = (
+                b["id"],
+                b["unit"],
+                b["key_id"] or None,
+                key,
+                int(start.timestamp() * 1000),
+                int(end.timestamp() * 1000),
+            )
+            used = current[k] = known[k] if k in known else await self._summed(c, row, k)
+            limit = int(b["limit_amount"])
+            # The gateway never lets use pass the limit (calls reserve their worst case first), so
+            # use rarely lands on 100 % exactly: a call refused for want of this budget once it is
+            # past the first threshold means it is spent for calls, every threshold reached
+            # (``exhausted`` says so; ``used`` stays the real figure).
+            exhausted = b["id"] in refused_for and used * 100 >= limit * THRESHOLDS[0]
+            for t in THRESHOLDS:
+                if limit > 0 and (used * 100 >= limit * t or exhausted):
+                    scale = 1_000_000 if b["unit"] == "usd" else 1
+                    out.append(
+                        {
+                            "dedupe": f"budget:{b['id']}:{key}:{t}",
+                            "data": {
+                                "budget": b["id"],
+                                "key_id": b["key_id"],
+                                "unit": b["unit"],
+                                "window": key,
+                                "threshold_percent": t,
+                                "used": used / scale,
+                                "exhausted": exhausted,
+                                "limit": limit / scale,
+                            },
+                        }
+                    )
+        # Windows of other keys' budgets stay (a later call of that key reads them); ended windows
+        # and deleted or changed budgets go.
+        shapes = {(b["id"], b["unit"], b["key_id"] or None) for b in budgets}
+        keep = {k: v for k, v in known.items() if k[:3] in shapes and k[5] > int(now.timestamp() * 1000)}
+        self._use[row["workspace_id"]] = {**keep, **current}
+        return out
+
+
+def _amount(row, unit: str) -> int:
+    if unit == "usd":
+        return int(row["cost_micros"] or 0)
+    return int(row["input_tokens"] or 0) + int(row["output_tokens"] or 0)
+
+
 class Webhooks:
     def __init__(self, services) -> None:
         self.services = services
@@ -176,6 +296,7 @@ class Webhooks:
         self.allow_private, self.retry_base = s.webhook_allow_private, s.webhook_retry_base
         self._wake = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
+        self.budget_use = BudgetUse()
 
     @property
     def engine(self):
@@ -253,7 +374,9 @@ class Webhooks:
 
     async def dispatch_forever(self) -> None:
         after = await self._cursor()
+        self.budget_use = BudgetUse()  # (again) from the receipts: another replica may have dispatched meanwhile
         async for row, pols in tail_events(self.engine, after, follow=True):
+            self.budget_use.passed(row)
             async with self.engine.begin() as c:
                 subs = await self.subscriptions(c, row["workspace_id"]) if row["workspace_id"] else []
                 if subs:
@@ -267,7 +390,7 @@ class Webhooks:
         if typ is not None:
             payloads.append((typ, row["id"], event_json(row, pols)))
         if row["kind"] == "gateway.call" and any(wants(s["events"], "budget.threshold") for s in subs):
-            for crossing in await self._budget_crossings(c, row):
+            for crossing in await self.budget_use.crossings(c, row):
                 payloads.append(("budget.threshold", crossing["dedupe"], crossing["data"]))
         now = now_ms()
         for typ, dedupe, data in payloads:
@@ -290,75 +413,6 @@ class Webhooks:
                         created_ms=now,
                     )
                 )
-
-    async def _budget_crossings(self, c, row) -> list[dict]:
-        """Thresholds this call's workspace budgets have reached in their current windows; each is
-        delivered once (its dedupe key names budget, window and threshold)."""
-        E = schema.audit_events
-        budgets = (
-            (
-                await c.execute(
-                    sa.select(schema.budgets).where(
-                        schema.budgets.c.workspace_id == row["workspace_id"], schema.budgets.c.deleted_ms.is_(None)
-                    )
-                )
-            )
-            .mappings()
-            .all()
-        )
-        out = []
-        now = dt.datetime.now(dt.timezone.utc)
-        refused_for = set()  # budgets a refused call named: "budget <id> would be exceeded"
-        if row["code"] == "budget.exceeded" and row["receipt"]:
-            reasons = (envelope_receipt(row["receipt"]).get("decision") or {}).get("reasons") or []
-            refused_for = {m[1] for r in reasons if isinstance(r, str) and (m := REFUSED.fullmatch(r))}
-        for b in budgets:
-            if b["key_id"] and b["key_id"] != row["key_id"]:
-                continue
-            key, end = window_bounds(b["window"], now)
-            start = dt.datetime.strptime(key, "%Y-%m-%d" if b["window"] == "day" else "%Y-%m").replace(
-                tzinfo=dt.timezone.utc
-            )
-            used_expr = (
-                sa.func.coalesce(sa.func.sum(E.c.cost_micros), 0)
-                if b["unit"] == "usd"
-                else sa.func.coalesce(sa.func.sum(E.c.input_tokens), 0)
-                + sa.func.coalesce(sa.func.sum(E.c.output_tokens), 0)
-            )
-            q = sa.select(used_expr).where(
-                E.c.workspace_id == row["workspace_id"],
-                E.c.kind == "gateway.call",
-                E.c.occurred_ms >= int(start.timestamp() * 1000),
-                E.c.occurred_ms < int(end.timestamp() * 1000),
-            )
-            if b["key_id"]:
-                q = q.where(E.c.key_id == b["key_id"])
-            used = int((await c.execute(q)).scalar() or 0)
-            limit = int(b["limit_amount"])
-            # The gateway never lets use pass the limit (calls reserve their worst case first), so
-            # use rarely lands on 100 % exactly: a call refused for want of this budget once it is
-            # past the first threshold means it is spent for calls, every threshold reached
-            # (``exhausted`` says so; ``used`` stays the real figure).
-            exhausted = b["id"] in refused_for and used * 100 >= limit * THRESHOLDS[0]
-            for t in THRESHOLDS:
-                if limit > 0 and (used * 100 >= limit * t or exhausted):
-                    scale = 1_000_000 if b["unit"] == "usd" else 1
-                    out.append(
-                        {
-                            "dedupe": f"budget:{b['id']}:{key}:{t}",
-                            "data": {
-                                "budget": b["id"],
-                                "key_id": b["key_id"],
-                                "unit": b["unit"],
-                                "window": key,
-                                "threshold_percent": t,
-                                "used": used / scale,
-                                "exhausted": exhausted,
-                                "limit": limit / scale,
-                            },
-                        }
-                    )
-        return out
 
     # -- delivering ---------------------------------------------------------------------------
     async def deliver_forever(self) -> None:
