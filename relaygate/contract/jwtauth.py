@@ -44,6 +44,9 @@ DEFAULT_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 DEFAULT_AUDIENCE = "relaygate"
 LEEWAY_SECONDS = 30
 MIN_REFETCH_SECONDS = 30.0  # an unknown kid refetches an issuer's JWKS at most this often
+# Keys fetched longer ago than this are fetched again before the next token is trusted: a key the
+# issuer removed (rotated out, compromised) stops verifying within this, though its kid is known.
+MAX_KEY_AGE_SECONDS = 300.0
 MAX_TOKEN_BYTES = 8192
 
 
@@ -65,6 +68,7 @@ class Issuer:
     default_role: str = "standard"
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     min_refetch: float = MIN_REFETCH_SECONDS
+    max_key_age: float = MAX_KEY_AGE_SECONDS
 
     def document(self) -> dict[str, Any]:
         """What travels in a bundle (public keys and names only: an issuer holds no secret)."""
@@ -75,6 +79,7 @@ class Issuer:
             "default_role": self.default_role,
             "algorithms": list(self.algorithms),
             "min_refetch_seconds": self.min_refetch,
+            "max_key_age_seconds": self.max_key_age,
         }
         if self.jwks_url:
             doc["jwks_url"] = self.jwks_url
@@ -119,6 +124,9 @@ def parse_issuer(d: Any, where: str) -> Issuer:
     refetch = d.get("min_refetch_seconds", MIN_REFETCH_SECONDS)
     if not isinstance(refetch, (int, float)) or isinstance(refetch, bool) or refetch < 0:
         raise IssuerConfigError(f"{where}: min_refetch_seconds must be a non-negative number")
+    max_age = d.get("max_key_age_seconds", max(MAX_KEY_AGE_SECONDS, float(refetch)))
+    if not isinstance(max_age, (int, float)) or isinstance(max_age, bool) or max_age < refetch:
+        raise IssuerConfigError(f"{where}: max_key_age_seconds must be a number no smaller than min_refetch_seconds")
     return Issuer(
         issuer=iss,
         audience=aud,
@@ -128,6 +136,7 @@ def parse_issuer(d: Any, where: str) -> Issuer:
         default_role=role,
         algorithms=tuple(str(a) for a in algs),
         min_refetch=float(refetch),
+        max_key_age=float(max_age),
     )
 
 
@@ -164,13 +173,20 @@ class KeySet:
     """An issuer's public keys, fetched from its JWKS URL (or given) and cached.
 
     :meth:`key` never does I/O. :meth:`refresh` fetches (blocking: call it off the event loop),
-    at most once per ``min_refetch`` seconds; concurrent callers wait for the one fetch.
+    at most once per ``min_refetch`` seconds; concurrent callers wait for the one fetch. Keys
+    fetched over ``max_age`` seconds ago are :meth:`stale`: :func:`verify` has them fetched again
+    before it trusts a token, so a key the issuer removed stops verifying (a failed fetch keeps
+    the keys it had, and is retried after ``max_age`` again).
     """
 
     def __init__(
-        self, url: str | None = None, document: Mapping[str, Any] | None = None, min_refetch: float = 30.0
+        self,
+        url: str | None = None,
+        document: Mapping[str, Any] | None = None,
+        min_refetch: float = 30.0,
+        max_age: float = MAX_KEY_AGE_SECONDS,
     ) -> None:
-        self.url, self.min_refetch = url, min_refetch
+        self.url, self.min_refetch, self.max_age = url, min_refetch, max(max_age, min_refetch)
         self._keys: dict[str, jwt.PyJWK] = _keys_of(document) if document is not None else {}
         self._lock = threading.Lock()
         self._last_fetch = -1e18  # monotonic time of the last fetch attempt
@@ -181,6 +197,10 @@ class KeySet:
         if kid is None:
             return self._keys.get("") or (next(iter(self._keys.values())) if len(self._keys) == 1 else None)
         return self._keys.get(kid)
+
+    def stale(self) -> bool:
+        """Fetched (or last tried) over ``max_age`` seconds ago, or never (never for a given document)."""
+        return self.url is not None and time.monotonic() - self._last_fetch >= self.max_age
 
     def refresh_due(self) -> bool:
         """Whether an unknown kid may refetch now (never for a given JWKS document)."""
@@ -212,7 +232,7 @@ class KeySet:
             return True
 
 
-_KEYSETS: dict[tuple[str, str, float, str], KeySet] = {}
+_KEYSETS: dict[tuple[str, str, float, float, str], KeySet] = {}
 _KEYSETS_LOCK = threading.Lock()
 
 
@@ -220,11 +240,11 @@ def keyset_for(issuer: Issuer) -> KeySet:
     """The process's one key set for an issuer's keys (kept across config reloads, so a new
     bundle does not refetch what is cached)."""
     inline = json.dumps(issuer.jwks, sort_keys=True) if issuer.jwks is not None else ""
-    ident = (issuer.issuer, issuer.jwks_url or "", issuer.min_refetch, inline)
+    ident = (issuer.issuer, issuer.jwks_url or "", issuer.min_refetch, issuer.max_key_age, inline)
     with _KEYSETS_LOCK:
         ks = _KEYSETS.get(ident)
         if ks is None:
-            ks = _KEYSETS[ident] = KeySet(issuer.jwks_url, issuer.jwks, issuer.min_refetch)
+            ks = _KEYSETS[ident] = KeySet(issuer.jwks_url, issuer.jwks, issuer.min_refetch, issuer.max_key_age)
         return ks
 
 
@@ -280,7 +300,8 @@ class VerifiedTokens:
         self.max_entries, self.clock = max_entries, clock
         self._entries: dict[bytes, tuple[JwtPrincipal, Issuer, KeySet, int]] = {}
 
-    def get(self, digest: bytes, issuers: Iterable[Issuer]) -> JwtPrincipal | None:
+    def get(self, digest: bytes, issuers: Iterable[Issuer]) -> tuple[JwtPrincipal, KeySet] | None:
+        """The principal a token verified to, and the key set it was checked against; None if not kept."""
         hit = self._entries.get(digest)
         if hit is None:
             return None
@@ -292,7 +313,7 @@ class VerifiedTokens:
         ):
             self._entries.pop(digest, None)
             return None
-        return principal
+        return principal, keys
 
     def put(self, digest: bytes, principal: JwtPrincipal, issuer: Issuer, keys: KeySet, version: int) -> None:
         if len(self._entries) >= self.max_entries:
@@ -318,7 +339,10 @@ def verify(
     if cache is not None:
         known = cache.get(digest, issuers)
         if known is not None:
-            return known
+            principal, held = known
+            if not (refetch and held.stale()):
+                return principal
+            return NeedKeys(held)  # keys too old to trust: fetched again, then this token re-checked
     try:
         header = jwt.get_unverified_header(token)
         unverified = jwt.decode(token, options={"verify_signature": False})
@@ -333,6 +357,8 @@ def verify(
     if kid is not None and not isinstance(kid, str):
         raise JwtRejected("malformed token (kid)")
     keys = keyset_for(issuer)
+    if refetch and keys.stale():  # never fetched, or fetched over max_key_age ago
+        return NeedKeys(keys)
     version = keys.version  # before the key is read: a fetch meanwhile makes the entry stale
     key = keys.key(kid)
     if key is None:

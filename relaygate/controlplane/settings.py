@@ -40,6 +40,7 @@ class JwtIssuer:
     default_role: str = "standard"
     algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
     min_refetch_seconds: float = jwtauth.MIN_REFETCH_SECONDS  # an unknown kid refetches the JWKS at most this often
+    max_key_age_seconds: float | None = None  # keys older than this are fetched again (default 300, >= min_refetch)
 
     def contract(self) -> jwtauth.Issuer:
         """The issuer as the control plane and the gateways verify with (relaygate/contract/jwtauth.py):
@@ -52,6 +53,8 @@ class JwtIssuer:
             "algorithms": list(self.algorithms),
             "min_refetch_seconds": self.min_refetch_seconds,
         }
+        if self.max_key_age_seconds is not None:
+            doc["max_key_age_seconds"] = self.max_key_age_seconds
         if self.jwks_url:
             doc["jwks_url"] = self.jwks_url
         else:

@@ -140,6 +140,65 @@ def test_unknown_kid_refetches_once_then_not_until_the_interval():
         server.httpd.shutdown()
 
 
+def test_a_key_the_issuer_removed_stops_verifying_within_max_key_age_though_its_kid_is_known():
+    """An attacker holds the private key of a signing key the issuer rotated out (it leaked). Its
+    kid stays known to the gateway, so an unknown-kid refetch never happens: before max_key_age,
+    tokens it signs (new ones, and one verified and cached while the key was current) kept
+    verifying forever. Now the key set is fetched again once it is max_key_age old, and both are
+    refused."""
+    leaked, jwk_leaked = _pair("leaked")
+    fresh, jwk_fresh = _pair("fresh")
+    server = _Jwks({"keys": [jwk_leaked]})
+    try:
+        issuer = jwtauth.parse_issuer(
+            {"issuer": "https://i.test", "jwks_url": server.url, "min_refetch_seconds": 3, "max_key_age_seconds": 3},
+            "t",
+        )
+
+        def verify(token: str):
+            got = jwtauth.verify(token, [issuer])
+            if isinstance(got, jwtauth.NeedKeys):  # as the gateway does: fetch off its loop, then again
+                got.keyset.refresh()
+                got = jwtauth.verify(token, [issuer], refetch=False)
+            return got
+
+        cached = _token(leaked, "leaked", sub="cached")
+        assert verify(cached).subject == "cached"
+        assert server.hits == 1
+        server.doc = {"keys": [jwk_fresh]}  # the issuer rotates the leaked key out
+        assert verify(cached).subject == "cached"  # within max_key_age: no fetch (a known kid)
+        assert server.hits == 1
+        deadline = time.monotonic() + 10
+        while server.hits == 1:  # once the keys are max_key_age old, the next token fetches them
+            assert time.monotonic() < deadline, "the key set was never fetched again"
+            try:
+                verify(_token(leaked, "leaked", sub="minted"))
+            except jwtauth.JwtRejected:
+                break
+            time.sleep(0.05)
+        assert server.hits == 2
+        for token in (cached, _token(leaked, "leaked", sub="minted-later")):
+            with pytest.raises(jwtauth.JwtRejected, match="unknown key"):
+                verify(token)
+        assert verify(_token(fresh, "fresh", sub="new")).subject == "new"  # the current key verifies
+        assert server.hits == 2  # and refusing the old one did not fetch again
+    finally:
+        server.httpd.shutdown()
+
+
+def test_max_key_age_below_min_refetch_is_refused_at_start():
+    with pytest.raises(jwtauth.IssuerConfigError, match="max_key_age_seconds"):
+        jwtauth.parse_issuer(
+            {
+                "issuer": "https://i.test",
+                "jwks_url": "https://i.test/jwks",
+                "min_refetch_seconds": 60,
+                "max_key_age_seconds": 10,
+            },
+            "t",
+        )
+
+
 def test_a_verified_token_is_answered_from_the_cache_only_while_it_would_still_verify():
     key, jwk = _pair("a")
     issuer = _issuer(jwk)
