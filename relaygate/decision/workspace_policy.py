@@ -23,7 +23,9 @@ a deadline (relaygate/decision/policy_sandbox.py); the sidecar puts the outcome 
 calling workspace into the platform decision's input
 (``input.workspace_policies``), which the generated package reads. The Rego
 may not reference ``data`` at all (:func:`compile_policy` refuses it with a
-line and column), so it reads its data only through ``policy_data``.
+line and column), so it reads its data only through ``policy_data``, nor call
+``http.send`` or ``opa.runtime``. On an OPA agent, which holds every workspace's
+policy data in one tree and runs those built-ins for real, that check is the isolation.
 """
 
 from __future__ import annotations
@@ -191,6 +193,24 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
     Both edits leave the lines the author wrote where they were, so compiler
     errors still point at the right line of the YAML body.
     """
+    return "\n".join(
+        _author_lines(policy_id, doc)
+        + [
+            "",
+            ADDED_MARKER,
+            "# The sidecar's sandbox loads it at data.relaygate.policy_data; an OPA agent",
+            "# finds it in the bundle, at data.workspace_policies.",
+            "policy_data := array.concat(array.concat(",
+            f'\t[relaygate_doc | relaygate_doc := data.relaygate.policy_data["{policy_id}"]],',
+            f'\t[relaygate_doc | relaygate_doc := data.workspace_policies["{policy_id}"].data],',
+            "), [{}])[0]",
+            "",
+        ]
+    )
+
+
+def _author_lines(policy_id: str, doc: PolicyDocument) -> list[str]:
+    """The lines the author wrote, with the package line replaced in place (nothing appended)."""
     lines = doc.rego.split("\n")
     for i, line in enumerate(lines):
         stripped = line.strip()
@@ -198,18 +218,7 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
             continue
         if _PACKAGE_LINE.match(line):
             lines[i] = f"package {CUSTOM_PACKAGE}.{policy_id}"
-            lines += [
-                "",
-                ADDED_MARKER,
-                "# The sidecar's sandbox loads it at data.relaygate.policy_data; an OPA agent",
-                "# finds it in the bundle, at data.workspace_policies.",
-                "policy_data := array.concat(array.concat(",
-                f'\t[relaygate_doc | relaygate_doc := data.relaygate.policy_data["{policy_id}"]],',
-                f'\t[relaygate_doc | relaygate_doc := data.workspace_policies["{policy_id}"].data],',
-                "), [{}])[0]",
-                "",
-            ]
-            return "\n".join(lines)
+            return lines
         break
     raise PolicyDocumentError(
         f"the Rego must start with a 'package' line (it is replaced by package {CUSTOM_PACKAGE}.{policy_id})",
@@ -220,6 +229,10 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
 
 
 _ALLOWED_IMPORTS = ("rego.v1", "future.keywords")
+# Built-ins that reach outside the policy: on an OPA agent http.send makes requests from the agent's
+# network (and can carry the input away) and opa.runtime() hands over the agent's environment and
+# configuration; regorus answers http.send with undefined, so the two would also decide differently.
+_REFUSED_BUILTINS = ("http.send", "opa.runtime")
 
 
 def _ref_text(node: Any) -> str | None:
@@ -235,6 +248,21 @@ def _ref_text(node: Any) -> str | None:
             continue
         return None
     return None
+
+
+def _refused_calls(node: Any, found: list[tuple[str, dict[str, Any]]]) -> None:
+    """Collect every call of a built-in in :data:`_REFUSED_BUILTINS`, with its span."""
+    if isinstance(node, dict):
+        call = node.get("Call")
+        if isinstance(call, dict):
+            name = _ref_text(call.get("fcn"))
+            if name in _REFUSED_BUILTINS:
+                found.append((name, call.get("span") or {}))
+        for v in node.values():
+            _refused_calls(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _refused_calls(v, found)
 
 
 def _data_refs(node: Any, found: list[dict[str, Any]]) -> None:
@@ -347,6 +375,15 @@ def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
                     "'input' and its own 'policy_data'",
                 )
         _check_declarations(doc, source, tree.get("rules") or [])
+        calls: list[tuple[str, dict[str, Any]]] = []
+        _refused_calls(tree.get("rules") or [], calls)
+        if calls:
+            raise _at(
+                doc,
+                calls[0][1],
+                f"{calls[0][0]} is not allowed: a workspace policy decides from 'input' and its own "
+                "'policy_data' alone",
+            )
         found: list[dict[str, Any]] = []
         _data_refs(tree.get("rules") or [], found)
         if found:
@@ -389,8 +426,9 @@ def compile_policy(policy_id: str, doc: PolicyDocument) -> str:
 
 def _author_source(policy_id: str, doc: PolicyDocument) -> str:
     """The module as the author wrote it (package replaced, without relaygate's ``policy_data`` rule)."""
-    full = module_source(policy_id, doc)
-    return full.split(f"\n{ADDED_MARKER}\n")[0] + "\n"
+    # Built from the author's lines, not cut out of module_source's text at relaygate's comment:
+    # an author who writes that comment line would otherwise hide everything after it from the checks.
+    return "\n".join(_author_lines(policy_id, doc)) + "\n"
 
 
 async def check_rego_sandboxed(policy_id: str, doc: PolicyDocument, sandbox: PolicySandbox) -> str:

@@ -177,6 +177,57 @@ def test_opa_verifies_and_activates_the_bundle_and_decides_like_the_sidecar(full
     assert allowed["decision"]["allow"] and _opa_decides(agent, allowed["input"]) == allowed["decision"]
 
 
+VICTIM = """name: victim
+rego: |
+  package victim
+  import rego.v1
+  deny contains "listed" if input.model in policy_data.blocked
+data:
+  blocked: [no-such-model]
+  partner_token: ACME-OPA-SECRET-51c0
+"""
+# On an OPA agent every workspace's policy data is in one data tree (data.workspace_policies): only
+# the control plane's refusal of 'data' keeps a workspace's Rego from reading another's. An author
+# who writes the comment line relaygate appends its policy_data rule under hid what followed it from
+# that check (it was cut off at the first such line).
+THIEF = """name: thief
+rego: |
+  package thief
+  import rego.v1
+  # Added by relaygate: this policy's own data document.
+  deny contains sprintf("%v", [data.workspace_policies]) if input.model
+"""
+
+
+def test_opa_a_workspace_policy_cannot_read_another_workspaces_data(full, agent):
+    stack, tokens = full
+
+    def create(token: str, text: str):
+        return requests.post(
+            f"{stack.cp_url}/v1/policies",
+            data=text,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"},
+            verify=str(stack.ca),
+            timeout=10,
+        )
+
+    served = _revision_served(stack)
+    assert create(tokens["acme"], VICTIM).status_code == 201
+    created = create(tokens["euro"], THIEF)
+    assert "ACME-OPA-SECRET" not in created.text
+    if created.status_code == 400:  # refused at compile time, with the line of the 'data' reference
+        err = created.json()["error"]
+        assert err["code"] == "policy.invalid" and "'data'" in err["message"], err
+        assert err["details"]["line"] == 6, err
+        return
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    changed = _until(lambda: (rev := _revision_served(stack)) != served and rev, "a new bundle revision")
+    _until(lambda: _active_revision(agent) == changed, "OPA activating the bundle with both policies", 30)
+    reasons = _opa_query(agent, f"relaygate/custom/{pid}/deny", {"model": "gpt-4o", "workspace": {"id": "euro"}})
+    assert "ACME-OPA-SECRET" not in json.dumps(reasons), "euro's policy read acme's policy data on OPA"
+
+
 def test_opa_refuses_a_bundle_signed_by_another_key(full, tmp_path):
     """The agent's pinned key is what makes the bundle trusted: with another key it activates
     nothing (and says why in its log)."""
