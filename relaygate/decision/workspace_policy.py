@@ -345,6 +345,72 @@ def _check_declarations(doc: PolicyDocument, source: str, rules: list[Any]) -> N
                 seen.add(name)
 
 
+def _head_path(refr: Any) -> tuple[tuple[str, ...], bool, dict[str, Any]]:
+    """A rule head's path as far as it is static (``a.b["c"]``), whether it goes on past that
+    (``a.b[x]``), and the span of its first name."""
+    parts: list[str] = []
+    dynamic = False
+    while isinstance(refr, dict):
+        if "Var" in refr:
+            parts.append(str(refr["Var"].get("value")))
+            return tuple(reversed(parts)), dynamic, refr["Var"].get("span") or {}
+        if "RefDot" in refr:
+            parts.append(str(refr["RefDot"]["field"][1]))
+            refr = refr["RefDot"]["refr"]
+        elif "RefBrack" in refr:
+            index = refr["RefBrack"].get("index") or {}
+            if isinstance(index.get("String"), dict) and not dynamic:
+                parts.append(str(index["String"].get("value")))
+            else:  # everything after a variable key is dynamic
+                parts, dynamic = [], True
+            refr = refr["RefBrack"]["refr"]
+        else:
+            break
+    return (), dynamic, {}
+
+
+def _check_rule_heads(doc: PolicyDocument, rules: list[Any]) -> None:
+    """Refuse rule definitions OPA refuses and regorus accepts ("conflicting rules"): a name
+    defined as more than one kind (set, value, function, or functions of different arity), a rule
+    nested under another fully static rule (``a.b := 1`` with ``a.b.c := 2``), and ``policy_data``,
+    relaygate's own rule. An OPA agent refuses a bundle holding such a module whole, so one
+    workspace's policy would stop every policy change from reaching every OPA agent."""
+    heads: list[tuple[tuple[str, ...], bool, str, dict[str, Any]]] = []
+    for rule in rules:
+        if not isinstance(rule, dict):
+            continue
+        if isinstance(rule.get("Default"), dict):
+            d = rule["Default"]
+            path, dynamic, span = _head_path(d.get("refr"))
+            kind = f"function of {len(d.get('args') or [])} argument(s)" if d.get("args") else "value"
+        elif isinstance(rule.get("Spec"), dict):
+            head = rule["Spec"].get("head") or {}
+            if not isinstance(head, dict) or len(head) != 1:
+                continue
+            ((form, h),) = head.items()
+            path, dynamic, span = _head_path(h.get("refr"))
+            kind = {"Set": "set", "Compr": "value"}.get(form) or f"function of {len(h.get('args') or [])} argument(s)"
+        else:
+            continue
+        if not path:
+            continue
+        if path[0] == "policy_data":
+            raise _at(doc, span, "'policy_data' is defined by relaygate (this policy's own data): do not define it")
+        heads.append((path, dynamic, kind, span))
+    for i, (path, dynamic, kind, span) in enumerate(heads):
+        for other, other_dynamic, other_kind, _ in heads[:i]:
+            name, other_name = ".".join(path), ".".join(other)
+            if path == other and kind != other_kind:
+                raise _at(doc, span, f"rule {name!r} is defined as a {other_kind} and as a {kind}: OPA refuses that")
+            short, short_dynamic, long = (
+                (other, other_dynamic, path) if len(other) < len(path) else (path, dynamic, other)
+            )
+            if len(short) < len(long) and long[: len(short)] == short and not short_dynamic:
+                raise _at(
+                    doc, span, f"rules {other_name!r} and {name!r} overlap (one is inside the other): OPA refuses that"
+                )
+
+
 def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
     """Refuse any reference to ``data`` and any import but rego.v1 / future.keywords.
 
@@ -375,6 +441,7 @@ def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
                     "'input' and its own 'policy_data'",
                 )
         _check_declarations(doc, source, tree.get("rules") or [])
+        _check_rule_heads(doc, tree.get("rules") or [])
         calls: list[tuple[str, dict[str, Any]]] = []
         _refused_calls(tree.get("rules") or [], calls)
         if calls:

@@ -199,21 +199,21 @@ rego: |
 """
 
 
+def _create(stack, token: str, text: str):
+    return requests.post(
+        f"{stack.cp_url}/v1/policies",
+        data=text,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"},
+        verify=str(stack.ca),
+        timeout=10,
+    )
+
+
 def test_opa_a_workspace_policy_cannot_read_another_workspaces_data(full, agent):
     stack, tokens = full
-
-    def create(token: str, text: str):
-        return requests.post(
-            f"{stack.cp_url}/v1/policies",
-            data=text,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"},
-            verify=str(stack.ca),
-            timeout=10,
-        )
-
     served = _revision_served(stack)
-    assert create(tokens["acme"], VICTIM).status_code == 201
-    created = create(tokens["euro"], THIEF)
+    assert _create(stack, tokens["acme"], VICTIM).status_code == 201
+    created = _create(stack, tokens["euro"], THIEF)
     assert "ACME-OPA-SECRET" not in created.text
     if created.status_code == 400:  # refused at compile time, with the line of the 'data' reference
         err = created.json()["error"]
@@ -226,6 +226,38 @@ def test_opa_a_workspace_policy_cannot_read_another_workspaces_data(full, agent)
     _until(lambda: _active_revision(agent) == changed, "OPA activating the bundle with both policies", 30)
     reasons = _opa_query(agent, f"relaygate/custom/{pid}/deny", {"model": "gpt-4o", "workspace": {"id": "euro"}})
     assert "ACME-OPA-SECRET" not in json.dumps(reasons), "euro's policy read acme's policy data on OPA"
+
+
+# Rego regorus compiles and OPA refuses ("conflicting rules"): an OPA agent refuses the whole bundle
+# holding it, so every later policy change of every workspace would stop reaching the agents.
+BREAKER = """name: breaker
+rego: |
+  package breaker
+  import rego.v1
+  policy_data contains "mine"
+  deny contains "never" if false
+"""
+LATER = """name: later
+rego: |
+  package later
+  import rego.v1
+  deny contains "gpt-3.5-turbo-instruct is retired" if input.model == "gpt-3.5-turbo-instruct"
+"""
+
+
+def test_opa_one_workspaces_policy_cannot_stop_policy_changes_reaching_opa_agents(full, agent):
+    stack, tokens = full
+    created = _create(stack, tokens["euro"], BREAKER)
+    if created.status_code == 400:  # refused at upload, with the line of its policy_data rule
+        err = created.json()["error"]
+        assert err["code"] == "policy.invalid" and "policy_data" in err["message"], err
+        assert err["details"]["line"] == 5, err
+    else:
+        assert created.status_code == 201, created.text
+    served = _revision_served(stack)
+    assert _create(stack, tokens["acme"], LATER).status_code == 201  # another workspace's change
+    changed = _until(lambda: (rev := _revision_served(stack)) != served and rev, "a new bundle revision")
+    _until(lambda: _active_revision(agent) == changed, "OPA activating acme's change", 30)
 
 
 def test_opa_refuses_a_bundle_signed_by_another_key(full, tmp_path):

@@ -44,3 +44,12 @@ def test_relaygates_comment_line_in_the_authors_rego_changes_nothing_else():
     source = wp.compile_policy("pol_t", doc)
     assert source.count(wp.ADDED_MARKER) == 2 and source.count("policy_data := ") == 1
     assert 'deny contains "big"' in source.split(wp.ADDED_MARKER)[1]
+
+
+@pytest.mark.parametrize("rule", ['policy_data contains "x"', "default policy_data := {}", "policy_data.x := 1"])
+def test_a_policy_may_not_define_policy_data_itself(rule):
+    """relaygate defines it; a second definition regorus would take and OPA refuse (or silently
+    override the policy's own data with another value on one engine only)."""
+    with pytest.raises(wp.PolicyDocumentError) as e:
+        wp.compile_policy("pol_t", _doc(rule, 'deny contains "n" if false'))
+    assert "'policy_data' is defined by relaygate" in e.value.message and e.value.line == 5, e.value
