@@ -372,10 +372,11 @@ def _head_path(refr: Any) -> tuple[tuple[str, ...], bool, dict[str, Any]]:
 def _check_rule_heads(doc: PolicyDocument, rules: list[Any]) -> None:
     """Refuse rule definitions OPA refuses and regorus accepts ("conflicting rules"): a name
     defined as more than one kind (set, value, function, or functions of different arity), a rule
-    nested under another fully static rule (``a.b := 1`` with ``a.b.c := 2``), and ``policy_data``,
-    relaygate's own rule. An OPA agent refuses a bundle holding such a module whole, so one
+    nested under another fully static rule (``a.b := 1`` with ``a.b.c := 2``), two defaults for one
+    rule, and ``policy_data``, relaygate's own rule. An OPA agent refuses a bundle holding such a module whole, so one
     workspace's policy would stop every policy change from reaching every OPA agent."""
     heads: list[tuple[tuple[str, ...], bool, str, dict[str, Any]]] = []
+    defaults: set[tuple[str, ...]] = set()
     for rule in rules:
         if not isinstance(rule, dict):
             continue
@@ -383,6 +384,9 @@ def _check_rule_heads(doc: PolicyDocument, rules: list[Any]) -> None:
             d = rule["Default"]
             path, dynamic, span = _head_path(d.get("refr"))
             kind = f"function of {len(d.get('args') or [])} argument(s)" if d.get("args") else "value"
+            if path in defaults:
+                raise _at(doc, span, f"rule {'.'.join(path)!r} has two default values: OPA refuses that")
+            defaults.add(path)
         elif isinstance(rule.get("Spec"), dict):
             head = rule["Spec"].get("head") or {}
             if not isinstance(head, dict) or len(head) != 1:

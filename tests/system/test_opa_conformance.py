@@ -82,6 +82,7 @@ RULE_HEADS = {
     "value-and-nested": (["a.b := 1", "a.b.c := 2"], False),
     "string-key-and-nested": (['a["b"] := 1', "a.b.c := 2"], False),
     "functions-of-two-arities": (["f(x) := 1", "f(x, y) := 2"], False),
+    "two-defaults": (["default p := 1", "default p := 2", "p := 3 if input.x"], False),
     "siblings": (["a.b := 1", "a.c := 2"], True),
     "object-and-sibling": (['a[x] := 1 if some x in ["b"]', "a.c := 2"], True),
     "sets-side-by-side": (["a.b contains 1", "a.c := 2"], True),
