@@ -265,6 +265,21 @@ def _refused_calls(node: Any, found: list[tuple[str, dict[str, Any]]]) -> None:
             _refused_calls(v, found)
 
 
+def _calls(node: Any, found: list[tuple[tuple[str, ...], int, dict[str, Any]]]) -> None:
+    """Every function call: its dotted name, its number of arguments, its span."""
+    if isinstance(node, dict):
+        call = node.get("Call")
+        if isinstance(call, dict):
+            name = _ref_text(call.get("fcn"))
+            if name:
+                found.append((tuple(name.split(".")), len(call.get("params") or []), call.get("span") or {}))
+        for v in node.values():
+            _calls(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _calls(v, found)
+
+
 def _data_refs(node: Any, found: list[dict[str, Any]]) -> None:
     """Collect the span of every ``data`` variable (data, data.x, data[x], walk(data), imports...)."""
     if isinstance(node, dict):
@@ -401,6 +416,19 @@ def _check_rule_heads(doc: PolicyDocument, rules: list[Any]) -> None:
         if path[0] == "policy_data":
             raise _at(doc, span, "'policy_data' is defined by relaygate (this policy's own data): do not define it")
         heads.append((path, dynamic, kind, span))
+    # A call whose name is, or is inside, one of this policy's rules: OPA calls the rule (a type
+    # error unless it is a function of that arity), regorus the built-in of that name.
+    calls: list[tuple[tuple[str, ...], int, dict[str, Any]]] = []
+    _calls(rules, calls)
+    for called, arity, span in calls:
+        mine = {kind for path, _, kind, _ in heads if called[: len(path)] == path}
+        if mine and mine != {f"function of {arity} argument(s)"}:
+            raise _at(
+                doc,
+                span,
+                f"{'.'.join(called)}(...) with {arity} argument(s) names this policy's own rule "
+                f"({', '.join(sorted(mine))}): OPA refuses that; rename the rule",
+            )
     for i, (path, dynamic, kind, span) in enumerate(heads):
         for other, other_dynamic, other_kind, _ in heads[:i]:
             name, other_name = ".".join(path), ".".join(other)
