@@ -290,3 +290,16 @@ def test_a_bundle_is_still_read_whole_within_the_limit(genuine):
     blob = genuine.blob()
     raw = tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob)))
     assert eb.read(blob) == {m.name: raw.extractfile(m).read() for m in raw.getmembers()}
+
+
+def test_cli_with_a_held_checkpoint_nested_too_deep_exits_2_with_a_message(genuine, tmp_path, capsys):
+    """--after-checkpoint FILE of JSON nested past Python's recursion limit: a message, not a
+    RecursionError traceback."""
+    bundle = tmp_path / "bundle.tar.gz"
+    bundle.write_bytes(genuine.blob())
+    held = tmp_path / "held.json"
+    held.write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    with pytest.raises(SystemExit) as exc:
+        verify_main(["verify", str(bundle), "--allow-unpinned", "--after-checkpoint", str(held)])
+    assert exc.value.code == 2
+    assert "relaygate verify: checkpoint file is JSON nested too deep" in capsys.readouterr().err
