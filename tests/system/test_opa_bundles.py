@@ -260,6 +260,55 @@ def test_opa_one_workspaces_policy_cannot_stop_policy_changes_reaching_opa_agent
     _until(lambda: _active_revision(agent) == changed, "OPA activating acme's change", 30)
 
 
+# A built-in that fails on the call's input: the sidecar's sandbox denies the call (policy.error);
+# OPA's default treats a failing built-in as undefined, so the same deny rule does not fire there.
+FAILING = """name: failing
+rego: |
+  package failing
+  import rego.v1
+  deny contains "numeric model names only" if to_number(input.model) > 0
+"""
+
+
+def test_opa_queried_with_strict_builtin_errors_fails_closed_like_the_sidecar(full, agent):
+    """docs/policy.md tells an OPA agent's caller to evaluate each workspace policy's deny with
+    strict-builtin-errors and to deny on an error, as the sidecar does: without it, OPA allows the
+    call the sidecar refuses."""
+    stack, tokens = full
+    served = _revision_served(stack)
+    created = _create(stack, tokens["acme"], FAILING)
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    changed = _until(lambda: (rev := _revision_served(stack)) != served and rev, "a new bundle revision")
+    _until(lambda: _active_revision(agent) == changed, "OPA activating the bundle with the policy", 30)
+    dry = _dry_run(stack, tokens, pid, "gpt-4o")
+    assert not dry["decision"]["allow"] and dry["decision"]["code"] == "policy.error", dry["decision"]
+
+    def deny(strict: bool):
+        req = urllib.request.Request(
+            f"{agent.url}/v1/data/relaygate/custom/{pid}/deny" + ("?strict-builtin-errors=true" if strict else ""),
+            data=json.dumps({"input": dry["input"]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    status, answer = deny(False)
+    assert status == 200 and answer["result"] == [], answer  # the divergence: no reason, allowed
+    status, answer = deny(True)
+    assert status == 500 and answer["errors"][0]["code"] == "eval_builtin_error", answer
+    gone = requests.delete(
+        f"{stack.cp_url}/v1/policies/{pid}",
+        headers={"Authorization": f"Bearer {tokens['acme']}"},
+        verify=str(stack.ca),
+        timeout=10,
+    )
+    assert gone.status_code == 204, gone.text  # acme's later calls are not all policy.error
+
+
 def test_opa_refuses_a_bundle_signed_by_another_key(full, tmp_path):
     """The agent's pinned key is what makes the bundle trusted: with another key it activates
     nothing (and says why in its log)."""
