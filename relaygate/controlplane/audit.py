@@ -79,30 +79,70 @@ def receipt_row(r: dict) -> dict:
     return storable(schema.audit_events, _receipt_columns(r))
 
 
+MAX_RECEIPT_ID = 100  # audit_events.id: a longer id would be cut, and two receipts could share one
+
+
+def _part(r: dict, name: str) -> dict:
+    v = r.get(name) or {}
+    if not isinstance(v, dict):
+        raise ValueError(f"'{name}' is not an object")
+    return v
+
+
+def _text(v, name: str) -> str | None:
+    if v is not None and not isinstance(v, str):
+        raise ValueError(f"'{name}' is not a string")
+    return v
+
+
+def _count(v, name: str, bits: int = 63) -> int | None:
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not -(2**bits) <= v < 2**bits):
+        raise ValueError(f"'{name}' is not an integer")
+    return v
+
+
+def receipt_id(r: dict) -> str:
+    """A receipt's id, refused (ValueError) unless a string of 1 to 100 characters."""
+    rid = r["id"]
+    if not isinstance(rid, str) or not 0 < len(rid) <= MAX_RECEIPT_ID:
+        raise ValueError(f"'id' is not a string of 1 to {MAX_RECEIPT_ID} characters")
+    return rid
+
+
 def _receipt_columns(r: dict) -> dict:
-    d, resp, usage, up = r.get("decision") or {}, r.get("response") or {}, r.get("usage") or {}, r.get("upstream") or {}
-    req, model = r.get("request") or {}, r.get("model") or {}
+    """The columns, or ValueError naming the field: a signed receipt of the wrong shape (its sidecar
+    is broken, or its key is in the wrong hands) is rejected alone; it used to fail its whole batch
+    with a 500 (a string where a number is due, an object where a string is), and the sidecar then
+    resent that batch forever, every later receipt of it stuck behind."""
+    d, resp, usage, up = _part(r, "decision"), _part(r, "response"), _part(r, "usage"), _part(r, "upstream")
+    req, model, cost = _part(r, "request"), _part(r, "model"), _part(r, "cost")
     latency = r.get("latency_us")
+    policies = d.get("policies") or []
+    if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+        raise ValueError("'decision.policies' is not a list of strings")
+    credential, key_id = _text(r.get("credential"), "credential"), _text(r.get("key_id"), "key_id")
     return {
-        "id": r["id"],
+        "id": receipt_id(r),
         "kind": "gateway.call",
-        "workspace_id": r.get("workspace"),
-        "occurred_ms": _ms(r.get("started_at")),
-        "actor": r.get("credential") or (f"key:{r['key_id']}" if r.get("key_id") else None),
-        "key_id": r.get("key_id"),
-        "user_id": req.get("user"),
-        "model": model.get("requested"),
-        "endpoint": req.get("endpoint"),
+        "workspace_id": _text(r.get("workspace"), "workspace"),
+        "occurred_ms": _ms(_text(r.get("started_at"), "started_at")),
+        "actor": credential or (f"key:{key_id}" if key_id else None),
+        "key_id": key_id,
+        "user_id": _text(req.get("user"), "request.user"),
+        "model": _text(model.get("requested"), "model.requested"),
+        "endpoint": _text(req.get("endpoint"), "request.endpoint"),
         "decision": "allow" if d.get("allow") else "deny",
-        "code": d.get("code"),
-        "status": resp.get("status") or d.get("status"),
+        "code": _text(d.get("code"), "decision.code"),
+        "status": _count(resp.get("status") or d.get("status"), "status", 31),
         "latency_ms": latency / 1000 if isinstance(latency, (int, float)) else None,
-        "input_tokens": usage.get("input_tokens"),
-        "output_tokens": usage.get("output_tokens"),
-        "cost_micros": (r.get("cost") or {}).get("usd_micros"),
-        "upstream": up.get("name"),
-        "provider": up.get("provider"),
-        "sidecar": r.get("sidecar"),
+        "input_tokens": _count(usage.get("input_tokens"), "usage.input_tokens"),
+        "output_tokens": _count(usage.get("output_tokens"), "usage.output_tokens"),
+        "cost_micros": _count(cost.get("usd_micros"), "cost.usd_micros"),
+        "upstream": _text(up.get("name"), "upstream.name"),
+        "provider": _text(up.get("provider"), "upstream.provider"),
+        "sidecar": _text(r.get("sidecar"), "sidecar"),
+        "chain_seq": _count(r.get("seq"), "seq"),
+        "prev_hash": _text(r.get("prev_hash"), "prev_hash"),
     }
 
 
@@ -142,12 +182,17 @@ class Ingestor:
             for env in envelopes:
                 try:
                     r = envelope_receipt(env)
-                    rid = r["id"]
+                    r["id"]  # noqa: B018 (a receipt without an id is no receipt)
                     key_id = dsse.keyids(env)[0]
                     if key_id is None:  # a signature naming no key (or not as a string)
                         raise ValueError("no key id")
                 except (KeyError, TypeError, IndexError, ValueError, AttributeError, dsse.EnvelopeError):
                     rejected.append({"id": None, "reason": "not a signed receipt envelope"})
+                    continue
+                try:
+                    rid = receipt_id(r)
+                except ValueError as e:
+                    rejected.append({"id": None, "reason": f"receipt fields unreadable: {e}"})
                     continue
                 key = await self._key(c, key_id)
                 if key is None:
@@ -160,8 +205,8 @@ class Ingestor:
                     rejected.append({"id": rid, "reason": f"signed by {key_id}, a key of {owner}, not of {instance}"})
                     continue
                 try:
-                    issued = _ms(r.get("issued_at"))
-                except ValueError:
+                    issued = _ms(_text(r.get("issued_at"), "issued_at"))
+                except (ValueError, OverflowError):
                     rejected.append({"id": rid, "reason": "issued_at is not a time"})
                     continue
                 if retired is not None and issued > retired:
@@ -179,14 +224,12 @@ class Ingestor:
         for env, r in good:
             try:
                 row = receipt_row(r)
-            except (KeyError, TypeError, ValueError) as e:
+            except (KeyError, TypeError, ValueError, OverflowError) as e:
                 rejected.append({"id": r.get("id"), "reason": f"receipt fields unreadable: {e}"})
                 continue
             row.update(
                 chain_owner=instance,
-                chain_seq=r.get("seq"),
                 receipt_hash=envelope_hash(env),
-                prev_hash=r.get("prev_hash"),
                 ingested_ms=now_ms(),
                 receipt=env,
             )

@@ -186,7 +186,10 @@ class Leases:
             try:
                 await task
             except asyncio.CancelledError:
-                if not lease.lost:  # this replica is stopping, not losing the lease
+                # This replica is stopping (run_as_one itself was cancelled), not only losing the
+                # lease: both can come at once, and the stop must not be swallowed as the loss.
+                me = asyncio.current_task()
+                if not lease.lost or (me is not None and me.cancelling()):
                     raise
             except Exception:
                 log.exception("%s %s stopped; trying again", kind, key)

@@ -23,7 +23,9 @@ a deadline (relaygate/decision/policy_sandbox.py); the sidecar puts the outcome 
 calling workspace into the platform decision's input
 (``input.workspace_policies``), which the generated package reads. The Rego
 may not reference ``data`` at all (:func:`compile_policy` refuses it with a
-line and column), so it reads its data only through ``policy_data``.
+line and column), so it reads its data only through ``policy_data``, nor call
+``http.send`` or ``opa.runtime``. On an OPA agent, which holds every workspace's
+policy data in one tree and runs those built-ins for real, that check is the isolation.
 """
 
 from __future__ import annotations
@@ -191,6 +193,24 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
     Both edits leave the lines the author wrote where they were, so compiler
     errors still point at the right line of the YAML body.
     """
+    return "\n".join(
+        _author_lines(policy_id, doc)
+        + [
+            "",
+            ADDED_MARKER,
+            "# The sidecar's sandbox loads it at data.relaygate.policy_data; an OPA agent",
+            "# finds it in the bundle, at data.workspace_policies.",
+            "policy_data := array.concat(array.concat(",
+            f'\t[relaygate_doc | relaygate_doc := data.relaygate.policy_data["{policy_id}"]],',
+            f'\t[relaygate_doc | relaygate_doc := data.workspace_policies["{policy_id}"].data],',
+            "), [{}])[0]",
+            "",
+        ]
+    )
+
+
+def _author_lines(policy_id: str, doc: PolicyDocument) -> list[str]:
+    """The lines the author wrote, with the package line replaced in place (nothing appended)."""
     lines = doc.rego.split("\n")
     for i, line in enumerate(lines):
         stripped = line.strip()
@@ -198,18 +218,7 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
             continue
         if _PACKAGE_LINE.match(line):
             lines[i] = f"package {CUSTOM_PACKAGE}.{policy_id}"
-            lines += [
-                "",
-                ADDED_MARKER,
-                "# The sidecar's sandbox loads it at data.relaygate.policy_data; an OPA agent",
-                "# finds it in the bundle, at data.workspace_policies.",
-                "policy_data := array.concat(array.concat(",
-                f'\t[relaygate_doc | relaygate_doc := data.relaygate.policy_data["{policy_id}"]],',
-                f'\t[relaygate_doc | relaygate_doc := data.workspace_policies["{policy_id}"].data],',
-                "), [{}])[0]",
-                "",
-            ]
-            return "\n".join(lines)
+            return lines
         break
     raise PolicyDocumentError(
         f"the Rego must start with a 'package' line (it is replaced by package {CUSTOM_PACKAGE}.{policy_id})",
@@ -220,6 +229,10 @@ def module_source(policy_id: str, doc: PolicyDocument) -> str:
 
 
 _ALLOWED_IMPORTS = ("rego.v1", "future.keywords")
+# Built-ins that reach outside the policy: on an OPA agent http.send makes requests from the agent's
+# network (and can carry the input away) and opa.runtime() hands over the agent's environment and
+# configuration; regorus answers http.send with undefined, so the two would also decide differently.
+_REFUSED_BUILTINS = ("http.send", "opa.runtime")
 
 
 def _ref_text(node: Any) -> str | None:
@@ -235,6 +248,36 @@ def _ref_text(node: Any) -> str | None:
             continue
         return None
     return None
+
+
+def _refused_calls(node: Any, found: list[tuple[str, dict[str, Any]]]) -> None:
+    """Collect every call of a built-in in :data:`_REFUSED_BUILTINS`, with its span."""
+    if isinstance(node, dict):
+        call = node.get("Call")
+        if isinstance(call, dict):
+            name = _ref_text(call.get("fcn"))
+            if name in _REFUSED_BUILTINS:
+                found.append((name, call.get("span") or {}))
+        for v in node.values():
+            _refused_calls(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _refused_calls(v, found)
+
+
+def _calls(node: Any, found: list[tuple[tuple[str, ...], int, dict[str, Any]]]) -> None:
+    """Every function call: its dotted name, its number of arguments, its span."""
+    if isinstance(node, dict):
+        call = node.get("Call")
+        if isinstance(call, dict):
+            name = _ref_text(call.get("fcn"))
+            if name:
+                found.append((tuple(name.split(".")), len(call.get("params") or []), call.get("span") or {}))
+        for v in node.values():
+            _calls(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _calls(v, found)
 
 
 def _data_refs(node: Any, found: list[dict[str, Any]]) -> None:
@@ -317,6 +360,89 @@ def _check_declarations(doc: PolicyDocument, source: str, rules: list[Any]) -> N
                 seen.add(name)
 
 
+def _head_path(refr: Any) -> tuple[tuple[str, ...], bool, dict[str, Any]]:
+    """A rule head's path as far as it is static (``a.b["c"]``), whether it goes on past that
+    (``a.b[x]``), and the span of its first name."""
+    parts: list[str] = []
+    dynamic = False
+    while isinstance(refr, dict):
+        if "Var" in refr:
+            parts.append(str(refr["Var"].get("value")))
+            return tuple(reversed(parts)), dynamic, refr["Var"].get("span") or {}
+        if "RefDot" in refr:
+            parts.append(str(refr["RefDot"]["field"][1]))
+            refr = refr["RefDot"]["refr"]
+        elif "RefBrack" in refr:
+            index = refr["RefBrack"].get("index") or {}
+            if isinstance(index.get("String"), dict) and not dynamic:
+                parts.append(str(index["String"].get("value")))
+            else:  # everything after a variable key is dynamic
+                parts, dynamic = [], True
+            refr = refr["RefBrack"]["refr"]
+        else:
+            break
+    return (), dynamic, {}
+
+
+def _check_rule_heads(doc: PolicyDocument, rules: list[Any]) -> None:
+    """Refuse rule definitions OPA refuses and regorus accepts ("conflicting rules"): a name
+    defined as more than one kind (set, value, function, or functions of different arity), a rule
+    nested under another fully static rule (``a.b := 1`` with ``a.b.c := 2``), two defaults for one
+    rule, and ``policy_data``, relaygate's own rule. An OPA agent refuses a bundle holding such a module whole, so one
+    workspace's policy would stop every policy change from reaching every OPA agent."""
+    heads: list[tuple[tuple[str, ...], bool, str, dict[str, Any]]] = []
+    defaults: set[tuple[str, ...]] = set()
+    for rule in rules:
+        if not isinstance(rule, dict):
+            continue
+        if isinstance(rule.get("Default"), dict):
+            d = rule["Default"]
+            path, dynamic, span = _head_path(d.get("refr"))
+            kind = f"function of {len(d.get('args') or [])} argument(s)" if d.get("args") else "value"
+            if path in defaults:
+                raise _at(doc, span, f"rule {'.'.join(path)!r} has two default values: OPA refuses that")
+            defaults.add(path)
+        elif isinstance(rule.get("Spec"), dict):
+            head = rule["Spec"].get("head") or {}
+            if not isinstance(head, dict) or len(head) != 1:
+                continue
+            ((form, h),) = head.items()
+            path, dynamic, span = _head_path(h.get("refr"))
+            kind = {"Set": "set", "Compr": "value"}.get(form) or f"function of {len(h.get('args') or [])} argument(s)"
+        else:
+            continue
+        if not path:
+            continue
+        if path[0] == "policy_data":
+            raise _at(doc, span, "'policy_data' is defined by relaygate (this policy's own data): do not define it")
+        heads.append((path, dynamic, kind, span))
+    # A call whose name is, or is inside, one of this policy's rules: OPA calls the rule (a type
+    # error unless it is a function of that arity), regorus the built-in of that name.
+    calls: list[tuple[tuple[str, ...], int, dict[str, Any]]] = []
+    _calls(rules, calls)
+    for called, arity, span in calls:
+        mine = {kind for path, _, kind, _ in heads if called[: len(path)] == path}
+        if mine and mine != {f"function of {arity} argument(s)"}:
+            raise _at(
+                doc,
+                span,
+                f"{'.'.join(called)}(...) with {arity} argument(s) names this policy's own rule "
+                f"({', '.join(sorted(mine))}): OPA refuses that; rename the rule",
+            )
+    for i, (path, dynamic, kind, span) in enumerate(heads):
+        for other, other_dynamic, other_kind, _ in heads[:i]:
+            name, other_name = ".".join(path), ".".join(other)
+            if path == other and kind != other_kind:
+                raise _at(doc, span, f"rule {name!r} is defined as a {other_kind} and as a {kind}: OPA refuses that")
+            short, short_dynamic, long = (
+                (other, other_dynamic, path) if len(other) < len(path) else (path, dynamic, other)
+            )
+            if len(short) < len(long) and long[: len(short)] == short and not short_dynamic:
+                raise _at(
+                    doc, span, f"rules {other_name!r} and {name!r} overlap (one is inside the other): OPA refuses that"
+                )
+
+
 def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
     """Refuse any reference to ``data`` and any import but rego.v1 / future.keywords.
 
@@ -347,6 +473,16 @@ def _check_references(policy_id: str, doc: PolicyDocument, source: str) -> None:
                     "'input' and its own 'policy_data'",
                 )
         _check_declarations(doc, source, tree.get("rules") or [])
+        _check_rule_heads(doc, tree.get("rules") or [])
+        calls: list[tuple[str, dict[str, Any]]] = []
+        _refused_calls(tree.get("rules") or [], calls)
+        if calls:
+            raise _at(
+                doc,
+                calls[0][1],
+                f"{calls[0][0]} is not allowed: a workspace policy decides from 'input' and its own "
+                "'policy_data' alone",
+            )
         found: list[dict[str, Any]] = []
         _data_refs(tree.get("rules") or [], found)
         if found:
@@ -389,8 +525,9 @@ def compile_policy(policy_id: str, doc: PolicyDocument) -> str:
 
 def _author_source(policy_id: str, doc: PolicyDocument) -> str:
     """The module as the author wrote it (package replaced, without relaygate's ``policy_data`` rule)."""
-    full = module_source(policy_id, doc)
-    return full.split(f"\n{ADDED_MARKER}\n")[0] + "\n"
+    # Built from the author's lines, not cut out of module_source's text at relaygate's comment:
+    # an author who writes that comment line would otherwise hide everything after it from the checks.
+    return "\n".join(_author_lines(policy_id, doc)) + "\n"
 
 
 async def check_rego_sandboxed(policy_id: str, doc: PolicyDocument, sandbox: PolicySandbox) -> str:

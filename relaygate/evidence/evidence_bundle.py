@@ -26,6 +26,7 @@ import gzip
 import hashlib
 import io
 import tarfile
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -80,24 +81,46 @@ def write(files: dict[str, bytes], manifest: dict[str, Any], signer: Signer) -> 
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
+class _Capped(io.RawIOBase):
+    """The decompressed bundle, read at most ``MAX_BYTES`` (plus tar framing) in all."""
+
+    def __init__(self, gz: gzip.GzipFile) -> None:
+        self.gz, self.left = gz, MAX_BYTES + 1024 * 1024
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self.left:
+            n = self.left + 1
+        data = self.gz.read(n)
+        self.left -= len(data)
+        if self.left < 0:
+            raise BundleFormatError("bundle expands past 2 GiB")
+        return data
+
+
 def read(blob: bytes) -> dict[str, bytes]:
-    """Every regular file of a bundle by path; refuses links, absolute or parent paths."""
-    try:
-        raw = gzip.decompress(blob)
-    except (OSError, EOFError) as e:
-        raise BundleFormatError(f"not a gzip file: {e}") from None
-    if len(raw) > MAX_BYTES:
-        raise BundleFormatError("bundle expands past 2 GiB")
+    """Every regular file of a bundle by path; refuses links, absolute or parent paths.
+
+    Decompressed as a stream and refused as soon as it passes ``MAX_BYTES``: a small gzip bomb
+    (gigabytes of zeros) never expands in memory whole."""
     files: dict[str, bytes] = {}
+    total = 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        with gzip.GzipFile(fileobj=io.BytesIO(blob)) as gz, tarfile.open(fileobj=_Capped(gz), mode="r|") as tar:
             for info in tar:
                 name = info.name
                 if not info.isfile() or name.startswith("/") or ".." in name.split("/"):
                     raise BundleFormatError(f"entry not allowed in a bundle: {name}")
+                total += info.size
+                if total > MAX_BYTES:
+                    raise BundleFormatError("bundle expands past 2 GiB")
                 f = tar.extractfile(info)
                 assert f is not None  # extractfile is None only for entries that are not files
                 files[name] = f.read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise BundleFormatError(f"not a gzip file: {e}") from None
     except tarfile.TarError as e:
         raise BundleFormatError(f"not a tar archive: {e}") from None
     return files

@@ -270,6 +270,8 @@ def held_checkpoint(text: str) -> str:
             doc = json.loads(text)
         except ValueError as e:
             raise ValueError(f"checkpoint file is not valid JSON: {e}") from None
+        except RecursionError:
+            raise ValueError("checkpoint file is JSON nested too deep to be a checkpoint") from None
         note = doc.get("checkpoint") if isinstance(doc, dict) else None
         if not isinstance(note, str):
             raise ValueError('checkpoint file has no "checkpoint" (the signed note)')

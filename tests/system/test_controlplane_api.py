@@ -574,6 +574,56 @@ def test_receipt_ingestion_is_idempotent_verified_and_filterable(cp):
     _err(acme.get("/v1/audit/events", params={"cursor": "!!!"}), 400)
 
 
+def test_a_signed_receipt_of_the_wrong_shape_is_rejected_alone_and_never_stalls_its_sidecar(cp):
+    """A receipt its sidecar signed but with a field of the wrong type or size (a broken sidecar, or
+    its key in the wrong hands): rejected with the field named, while the rest of its batch is
+    stored. These answered 500 for the whole batch (on SQLite and PostgreSQL alike: an object where
+    a string is due, a string where a number is, a list of non-strings as policies, an id longer
+    than the column), and a sidecar resends a failed batch forever: every later receipt of it was
+    stuck behind the one."""
+    signer = _register(cp, "sidecar-shapes")
+    decision = {"allow": True, "status": 200, "code": "ok", "reasons": [], "bundle": "r1", "policies": []}
+    bad = {  # the change, and what the rejection names
+        "id": ({"id": ["rcpt_list"]}, "'id' is not a string"),
+        "long-id": ({"id": "rcpt_" + "x" * 200}, "'id' is not a string of 1 to 100 characters"),
+        "started_at": ({"started_at": 1772359200}, "'started_at' is not a string"),
+        "issued_at": ({"issued_at": ["2026-03-01T10:00:01.000Z"]}, "issued_at is not a time"),
+        "workspace": ({"workspace": {"id": "acme"}}, "'workspace' is not a string"),
+        "key_id": ({"key_id": 7}, "'key_id' is not a string"),
+        "credential": ({"credential": ["jwt"]}, "'credential' is not a string"),
+        "request.user": ({"request": {"endpoint": "chat.completions", "user": {"u": 1}}}, "'request.user'"),
+        "model": ({"model": "gpt-4o-mini"}, "'model' is not an object"),
+        "decision": ({"decision": ["allow"]}, "'decision' is not an object"),
+        "decision.code": ({"decision": {**decision, "code": 403}}, "'decision.code'"),
+        "decision.policies": ({"decision": {**decision, "policies": [{"id": "p"}]}}, "'decision.policies'"),
+        "response.status": ({"response": {"status": "200"}}, "'status' is not an integer"),
+        "usage.input_tokens": ({"usage": {"input_tokens": "5", "output_tokens": 7}}, "'usage.input_tokens'"),
+        "usage.output_tokens": ({"usage": {"input_tokens": 5, "output_tokens": 1.5}}, "'usage.output_tokens'"),
+        "cost": ({"cost": 12}, "'cost' is not an object"),
+        "upstream.name": ({"upstream": {"name": ["openai-us"]}}, "'upstream.name'"),
+        "seq": ({"seq": "1"}, "'seq' is not an integer"),
+        "prev_hash": ({"prev_hash": {"h": 1}}, "'prev_hash' is not a string"),
+    }
+    batch = []
+    for i, (over, _) in enumerate(bad.values()):
+        over = dict(over)
+        batch.append(_receipt(over.pop("id", f"rcpt_shape_{i}"), signer, sidecar="sidecar-shapes", **over))
+        batch.append(_receipt(f"rcpt_shape_ok_{i}", signer, sidecar="sidecar-shapes"))
+    post = lambda b: cp.fleet.post("/v1/fleet/receipts", {"instance_id": "sidecar-shapes", "receipts": b})  # noqa
+    reply = post(batch)
+    assert reply.status == 200, reply.text
+    result = reply.json()
+    assert result["accepted"] == len(bad) and result["duplicates"] == 0 and result["deferred"] == [], result
+    reasons = [r["reason"] for r in result["rejected"]]
+    assert len(reasons) == len(bad), reasons
+    for field, (_, said) in bad.items():
+        assert any(said in why for why in reasons), (field, reasons)
+    assert post([_receipt("rcpt_shape_next", signer, sidecar="sidecar-shapes")]).json()["accepted"] == 1
+    stored = {e["id"] for e in cp.admin.get("/v1/audit/events", params={"limit": 500}).json()["events"]}
+    assert {f"rcpt_shape_ok_{i}" for i in range(len(bad))} | {"rcpt_shape_next"} <= stored
+    assert not any(e.startswith("rcpt_shape_") and "ok" not in e and "next" not in e for e in stored), stored
+
+
 def test_pagination_is_stable_while_events_arrive(cp):
     acme = cp.client("acme")
     for i in range(12):

@@ -177,6 +177,138 @@ def test_opa_verifies_and_activates_the_bundle_and_decides_like_the_sidecar(full
     assert allowed["decision"]["allow"] and _opa_decides(agent, allowed["input"]) == allowed["decision"]
 
 
+VICTIM = """name: victim
+rego: |
+  package victim
+  import rego.v1
+  deny contains "listed" if input.model in policy_data.blocked
+data:
+  blocked: [no-such-model]
+  partner_token: ACME-OPA-SECRET-51c0
+"""
+# On an OPA agent every workspace's policy data is in one data tree (data.workspace_policies): only
+# the control plane's refusal of 'data' keeps a workspace's Rego from reading another's. An author
+# who writes the comment line relaygate appends its policy_data rule under hid what followed it from
+# that check (it was cut off at the first such line).
+THIEF = """name: thief
+rego: |
+  package thief
+  import rego.v1
+  # Added by relaygate: this policy's own data document.
+  deny contains sprintf("%v", [data.workspace_policies]) if input.model
+"""
+
+
+def _create(stack, token: str, text: str):
+    return requests.post(
+        f"{stack.cp_url}/v1/policies",
+        data=text,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"},
+        verify=str(stack.ca),
+        timeout=10,
+    )
+
+
+def test_opa_a_workspace_policy_cannot_read_another_workspaces_data(full, agent):
+    stack, tokens = full
+    served = _revision_served(stack)
+    assert _create(stack, tokens["acme"], VICTIM).status_code == 201
+    created = _create(stack, tokens["euro"], THIEF)
+    assert "ACME-OPA-SECRET" not in created.text
+    if created.status_code == 400:  # refused at compile time, with the line of the 'data' reference
+        err = created.json()["error"]
+        assert err["code"] == "policy.invalid" and "'data'" in err["message"], err
+        assert err["details"]["line"] == 6, err
+        return
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    changed = _until(lambda: (rev := _revision_served(stack)) != served and rev, "a new bundle revision")
+    _until(lambda: _active_revision(agent) == changed, "OPA activating the bundle with both policies", 30)
+    reasons = _opa_query(agent, f"relaygate/custom/{pid}/deny", {"model": "gpt-4o", "workspace": {"id": "euro"}})
+    assert "ACME-OPA-SECRET" not in json.dumps(reasons), "euro's policy read acme's policy data on OPA"
+
+
+# Rego regorus compiles and OPA refuses ("conflicting rules"): an OPA agent refuses the whole bundle
+# holding it, so every later policy change of every workspace would stop reaching the agents.
+BREAKER = """name: breaker
+rego: |
+  package breaker
+  import rego.v1
+  policy_data contains "mine"
+  deny contains "never" if false
+"""
+LATER = """name: later
+rego: |
+  package later
+  import rego.v1
+  deny contains "gpt-3.5-turbo-instruct is retired" if input.model == "gpt-3.5-turbo-instruct"
+"""
+
+
+def test_opa_one_workspaces_policy_cannot_stop_policy_changes_reaching_opa_agents(full, agent):
+    stack, tokens = full
+    created = _create(stack, tokens["euro"], BREAKER)
+    if created.status_code == 400:  # refused at upload, with the line of its policy_data rule
+        err = created.json()["error"]
+        assert err["code"] == "policy.invalid" and "policy_data" in err["message"], err
+        assert err["details"]["line"] == 5, err
+    else:
+        assert created.status_code == 201, created.text
+    served = _revision_served(stack)
+    assert _create(stack, tokens["acme"], LATER).status_code == 201  # another workspace's change
+    changed = _until(lambda: (rev := _revision_served(stack)) != served and rev, "a new bundle revision")
+    _until(lambda: _active_revision(agent) == changed, "OPA activating acme's change", 30)
+
+
+# A built-in that fails on the call's input: the sidecar's sandbox denies the call (policy.error);
+# OPA's default treats a failing built-in as undefined, so the same deny rule does not fire there.
+FAILING = """name: failing
+rego: |
+  package failing
+  import rego.v1
+  deny contains "numeric model names only" if to_number(input.model) > 0
+"""
+
+
+def test_opa_queried_with_strict_builtin_errors_fails_closed_like_the_sidecar(full, agent):
+    """docs/policy.md tells an OPA agent's caller to evaluate each workspace policy's deny with
+    strict-builtin-errors and to deny on an error, as the sidecar does: without it, OPA allows the
+    call the sidecar refuses."""
+    stack, tokens = full
+    served = _revision_served(stack)
+    created = _create(stack, tokens["acme"], FAILING)
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    changed = _until(lambda: (rev := _revision_served(stack)) != served and rev, "a new bundle revision")
+    _until(lambda: _active_revision(agent) == changed, "OPA activating the bundle with the policy", 30)
+    dry = _dry_run(stack, tokens, pid, "gpt-4o")
+    assert not dry["decision"]["allow"] and dry["decision"]["code"] == "policy.error", dry["decision"]
+
+    def deny(strict: bool):
+        req = urllib.request.Request(
+            f"{agent.url}/v1/data/relaygate/custom/{pid}/deny" + ("?strict-builtin-errors=true" if strict else ""),
+            data=json.dumps({"input": dry["input"]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    status, answer = deny(False)
+    assert status == 200 and answer["result"] == [], answer  # the divergence: no reason, allowed
+    status, answer = deny(True)
+    assert status == 500 and answer["errors"][0]["code"] == "eval_builtin_error", answer
+    gone = requests.delete(
+        f"{stack.cp_url}/v1/policies/{pid}",
+        headers={"Authorization": f"Bearer {tokens['acme']}"},
+        verify=str(stack.ca),
+        timeout=10,
+    )
+    assert gone.status_code == 204, gone.text  # acme's later calls are not all policy.error
+
+
 def test_opa_refuses_a_bundle_signed_by_another_key(full, tmp_path):
     """The agent's pinned key is what makes the bundle trusted: with another key it activates
     nothing (and says why in its log)."""

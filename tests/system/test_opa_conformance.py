@@ -19,6 +19,7 @@ import asyncio
 import json
 import re
 import string
+import subprocess
 
 import aiohttp
 import pytest
@@ -28,6 +29,7 @@ from opa_client.errors import RegoParseError
 from opa_client.opa_async import AsyncOpaClient
 
 from devstack import opa
+from devstack.tools import opa_binary
 from devstack.processes import ROOT
 from relaygate.decision import workspace_policy as wp
 from relaygate.decision.policy_engine import PolicyError, RegorusEngine, build_engine, load_policy_sources
@@ -67,6 +69,51 @@ def test_every_workspace_policy_the_tests_create_passes_opa_check_strict(tmp_pat
         (tmp_path / name).write_text(text)
     checked = opa.check_strict(tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# Rule definitions that OPA refuses as "conflicting rules" (and regorus compiled), beside close
+# ones OPA accepts. An OPA agent refuses a bundle holding a module it cannot compile, whole: the
+# control plane must refuse exactly these at upload.
+RULE_HEADS = {
+    "own-policy_data-set": (['policy_data contains "x"'], False),
+    "set-and-function": (["deny(x) := x"], False),
+    "set-and-object": (["a contains 1", 'a[x] := 2 if x := "k"'], False),
+    "set-and-nested": (["a contains 1", "a.b := 2"], False),
+    "value-and-nested": (["a.b := 1", "a.b.c := 2"], False),
+    "string-key-and-nested": (['a["b"] := 1', "a.b.c := 2"], False),
+    "functions-of-two-arities": (["f(x) := 1", "f(x, y) := 2"], False),
+    "two-defaults": (["default p := 1", "default p := 2", "p := 3 if input.x"], False),
+    "value-named-like-a-built-in-called": (["count := 2", "x if count(input.a) == 2"], False),
+    "function-named-like-a-built-in-other-arity": (["upper(x, y) := x", 'x if upper("a") == "A"'], False),
+    "rule-inside-a-built-ins-name-called": (["time.now_ns := 1", "x if time.now_ns() > 1"], False),
+    "rule-over-a-built-in-namespace-called": (['strings := "s"', 'x if strings.reverse("ab") == "ba"'], False),
+    "value-named-like-a-built-in": (["count := 2", "x if count == 2"], True),
+    "own-function-named-like-a-built-in": (["count(x) := 2", "x if count(input.a) == 2"], True),
+    "own-function-called": (["f(x) := x", "y if f(1) == 1"], True),
+    "siblings": (["a.b := 1", "a.c := 2"], True),
+    "object-and-sibling": (['a[x] := 1 if some x in ["b"]', "a.c := 2"], True),
+    "sets-side-by-side": (["a.b contains 1", "a.c := 2"], True),
+    "default-and-value": (["default a := 1", "a := 2 if input.x"], True),
+    "default-function": (["default f(_) := 1", "f(x) := 2 if x"], True),
+    "value-twice": (["p := 1 if input.x", "p := 1 if input.y"], True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RULE_HEADS))
+def test_relaygate_refuses_exactly_the_rule_definitions_opa_refuses(case, tmp_path):
+    rules, opa_accepts = RULE_HEADS[case]
+    body = "\n".join("  " + r for r in ("package anything", "import rego.v1", *rules, 'deny contains "n" if false'))
+    doc = wp.parse_document(f"name: t\nrego: |\n{body}\n")
+    (tmp_path / "p.rego").write_text(wp.module_source("pol_t", doc))
+    checked = subprocess.run([opa_binary(), "check", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert (checked.returncode == 0) == opa_accepts, checked.stdout + checked.stderr
+    if opa_accepts:
+        wp.compile_policy("pol_t", doc)
+    else:
+        with pytest.raises(wp.PolicyDocumentError) as e:
+            wp.compile_policy("pol_t", doc)
+        assert e.value.line is not None, e.value
+        assert "OPA refuses" in e.value.message or "'policy_data' is defined by relaygate" in e.value.message
 
 
 @pytest.fixture(scope="module")

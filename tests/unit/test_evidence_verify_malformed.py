@@ -239,3 +239,67 @@ def test_a_receipt_whose_predicate_is_not_an_object_is_a_failure_not_a_crash(gen
     report = verify_bundle(genuine.blob(envelope=env), genuine.root.public_key)
     assert not report.ok
     assert [m for m in _failures(report) if m.startswith("[format] a bundle file has the wrong shape")]
+
+
+def _gzip_bomb(tmp_path, declared: int) -> bytes:
+    """A tar of one file declared ``declared`` bytes long, all zeros, as concatenated gzip members
+    (a few MB on disk): an auditor is handed it as an evidence bundle."""
+    header = tarfile.TarInfo(eb.RECEIPTS)
+    header.size = declared
+    zeros = gzip.compress(b"\0" * (1 << 20))
+    return (
+        gzip.compress(header.tobuf(format=tarfile.GNU_FORMAT)) + zeros * (declared >> 20) + gzip.compress(b"\0" * 1024)
+    )
+
+
+def test_a_gzip_bomb_is_refused_before_it_expands(genuine, tmp_path):
+    """A 3 GiB bomb verified with 1 GiB of address space: refused as past the 2 GiB limit (exit 1,
+    a report), where the whole bundle used to be decompressed in memory before the limit was
+    checked (MemoryError: a traceback; on a roomier machine, gigabytes taken for nothing)."""
+    import resource
+    import subprocess
+    import sys
+
+    bomb = tmp_path / "bomb.tar.gz"
+    bomb.write_bytes(_gzip_bomb(tmp_path, 3 << 30))
+    assert bomb.stat().st_size < 8 << 20
+    key = tmp_path / "root.pem"
+    key.write_bytes(
+        genuine.root.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    run = subprocess.run(
+        [sys.executable, "-m", "relaygate.evidence.cli", "verify", str(bomb), "--trusted-key", str(key)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+    )
+    assert "Traceback" not in run.stderr and "MemoryError" not in run.stderr, run.stderr[-2000:]
+    assert run.returncode == 1, (run.returncode, run.stdout, run.stderr[-2000:])
+    assert "FAIL [format] bundle expands past 2 GiB" in run.stdout, run.stdout
+
+
+def test_a_bundle_is_still_read_whole_within_the_limit(genuine):
+    """The streamed reader gives back every file of a genuine bundle as it was written."""
+    blob = genuine.blob()
+    raw = tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob)))
+    assert eb.read(blob) == {m.name: raw.extractfile(m).read() for m in raw.getmembers()}
+
+
+def test_cli_with_a_held_checkpoint_nested_too_deep_exits_2_with_a_message(genuine, tmp_path, capsys):
+    """--after-checkpoint FILE of JSON nested past Python's recursion limit: a message, not a
+    RecursionError traceback."""
+    bundle = tmp_path / "bundle.tar.gz"
+    bundle.write_bytes(genuine.blob())
+    held = tmp_path / "held.json"
+    held.write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    with pytest.raises(SystemExit) as exc:
+        verify_main(["verify", str(bundle), "--allow-unpinned", "--after-checkpoint", str(held)])
+    assert exc.value.code == 2
+    assert "relaygate verify: checkpoint file is JSON nested too deep" in capsys.readouterr().err

@@ -134,3 +134,41 @@ def test_run_as_one_runs_periodic_work_on_one_replica_and_moves_it_when_the_hold
         await engine.dispose()
 
     asyncio.run(run())
+
+
+def test_run_as_one_stops_when_told_to_even_as_its_lease_is_being_lost(tmp_path):
+    """A replica told to stop (its run_as_one task cancelled) at the moment its renewal finds the
+    lease taken: the CancelledError of the stop was taken for the lease's and swallowed, and the
+    stopping replica went on asking for the lease (and would run the work again) instead of ending."""
+
+    async def run() -> None:
+        engine = create_engine(f"sqlite:///{tmp_path / 'cp.db'}")
+        await migrate(engine)
+        a = Leases(engine, "replica-a", ttl=0.6)
+        running = asyncio.Event()
+        outer: list[asyncio.Task[None]] = []
+
+        async def work() -> None:
+            running.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:  # the lease was lost; the stop arrives in the same instant
+                outer[0].cancel()
+                raise
+
+        outer.append(asyncio.create_task(a.run_as_one("webhooks", "dispatcher", work)))
+        await asyncio.wait_for(running.wait(), 10)
+        async with engine.begin() as c:  # another replica took the lease
+            await c.execute(
+                schema.work_leases.update()
+                .where(schema.work_leases.c.kind == "webhooks")
+                .values(owner="replica-c", epoch=schema.work_leases.c.epoch + 1, expires_ms=2**62)
+            )
+        done, _ = await asyncio.wait(outer, timeout=3)
+        assert done, "run_as_one went on after it was cancelled"
+        assert outer[0].cancelled()
+        outer[0].cancel()
+        await asyncio.gather(*outer, return_exceptions=True)
+        await engine.dispose()
+
+    asyncio.run(run())
