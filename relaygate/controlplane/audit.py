@@ -79,6 +79,9 @@ def receipt_row(r: dict) -> dict:
     return storable(schema.audit_events, _receipt_columns(r))
 
 
+# Each retry of a batch another replica stored part of meanwhile finds that part committed, so n
+# replicas ingesting overlapping batches at once need at most n - 1 retries.
+STORE_ATTEMPTS = 8
 MAX_RECEIPT_ID = 100  # audit_events.id: a longer id would be cut, and two receipts could share one
 
 
@@ -237,7 +240,7 @@ class Ingestor:
         # One writer at a time: the Merkle log appends in the order receipts are accepted (on the
         # log's writer replica; another replica queues them for the writer).
         async with self._lock:
-            for attempt in range(3):
+            for attempt in range(STORE_ATTEMPTS):
                 try:
                     accepted, duplicates, issued = await self._store_batch(rows)
                     break
@@ -246,7 +249,7 @@ class Ingestor:
                     # retry reached it while this one was still answering): the lock above is this
                     # replica's only. The batch rolled back whole; read the ids again, and the
                     # receipts the other replica stored are duplicates now.
-                    if attempt == 2:
+                    if attempt == STORE_ATTEMPTS - 1:
                         raise
                     log.info("instance %s: receipts stored meanwhile by another replica; storing the rest", instance)
         stored = now_ms()
